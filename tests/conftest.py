@@ -1,0 +1,18 @@
+"""Shared test setup: one torch thread (faster on the 2-core CI box), offline hubs, fixture plugins."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+pytest_plugins = [
+    "tests.support.whisper_model",
+    "tests.support.speech",
+    "tests.support.tiny_sd",
+    "tests.support.animegan_weights",
+]
