@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     sd_height: int = Field(512, ge=64, le=2048, multiple_of=8, description="Image height in pixels.")
     sd_lora: str | None = Field(None, description="Optional LoRA: Hugging Face id or local .safetensors file/directory.")
     sd_lora_scale: float = Field(0.8, ge=0, le=2, description="Strength of the LoRA.")
-    sd_device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
 
     # --- style transfer (AnimeGANv2) ---
     checkpoints_dir: Path = Field(Path("checkpoints"), description="AnimeGANv2 weights and the style registry live here.")
@@ -54,7 +53,8 @@ class Settings(BaseSettings):
     anime_backend: str = Field("auto", description="auto | onnx | torch (auto picks the fastest available).")
     anime_download: bool = Field(True, description="Download missing AnimeGANv2 weights from their official URL on first use.")
 
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch default).")
+    torch_device: str = Field("auto", description="Where Stable Diffusion and AnimeGANv2 run: auto (CUDA when present) | cpu | cuda | cuda:N.")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch / ONNX Runtime (0 = library default).")
 
 
 @lru_cache(maxsize=1)

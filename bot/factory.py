@@ -1,0 +1,69 @@
+"""Composition root: builds engine objects from :class:`Settings`.
+
+The engine never reads settings itself; this is the one place that maps
+settings to engine configuration.
+"""
+
+from __future__ import annotations
+
+from bot.settings import Settings
+from engine.animegan import AnimeGAN
+from engine.asr import AsrConfig, SpeechRecognizer
+from engine.audio import AudioLimits
+from engine.diffusion import DiffusionConfig, TextToImage
+from engine.pipeline import AnimePipeline
+
+
+def audio_limits(settings: Settings) -> AudioLimits:
+    """Audio intake limits from settings."""
+    return AudioLimits(max_bytes=settings.audio_max_bytes, max_seconds=settings.audio_max_seconds)
+
+
+def speech_recognizer(settings: Settings) -> SpeechRecognizer:
+    """A faster-whisper recognizer configured from settings (model loads on first use)."""
+    config = AsrConfig(
+        model=settings.whisper_model,
+        device=settings.whisper_device,
+        compute_type=settings.whisper_compute_type,
+        beam_size=settings.whisper_beam_size,
+        vad=settings.whisper_vad,
+        cpu_threads=settings.whisper_cpu_threads,
+        download_root=settings.models_dir,
+        language=settings.whisper_language,
+        translate=settings.whisper_translate,
+    )
+    return SpeechRecognizer(config, audio_limits(settings))
+
+
+def text_to_image(settings: Settings) -> TextToImage:
+    """A diffusers text-to-image engine configured from settings (loads on first use)."""
+    config = DiffusionConfig(
+        model=settings.sd_model,
+        scheduler=settings.sd_scheduler,
+        steps=settings.sd_steps,
+        guidance=settings.sd_guidance,
+        width=settings.sd_width,
+        height=settings.sd_height,
+        lora=settings.sd_lora,
+        lora_scale=settings.sd_lora_scale,
+        device=settings.torch_device,
+        cache_dir=settings.models_dir,
+    )
+    return TextToImage(config)
+
+
+def animegan(settings: Settings) -> AnimeGAN:
+    """The AnimeGANv2 style engine configured from settings."""
+    return AnimeGAN(
+        settings.checkpoints_dir,
+        device=settings.torch_device,
+        backend=settings.anime_backend,
+        max_side=settings.anime_max_side,
+        download=settings.anime_download,
+        threads=settings.torch_threads,
+    )
+
+
+def anime_pipeline(settings: Settings) -> AnimePipeline:
+    """Text/photo -> anime image pipeline from settings."""
+    return AnimePipeline(text_to_image(settings), animegan(settings), default_style=settings.anime_style)

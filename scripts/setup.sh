@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up voice2anime on a fresh Debian/Ubuntu machine with Python 3.11+:
+# system packages, a virtualenv in .venv, PyTorch, then the project.
+#   bash scripts/setup.sh        # to run the bot
+#   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, test Whisper model)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-run}"
+
+apt_packages=()
+if [ "$mode" = dev ]; then
+  command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
+  command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+python3 -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+# torch first, pinned: later packages then accept it instead of pulling another build.
+"${pip[@]}" install "torch==${TORCH_VERSION:-2.13.0}"
+if [ "$mode" = dev ]; then
+  "${pip[@]}" install -e ".[dev]"
+else
+  "${pip[@]}" install -e .
+fi
+echo "voice2anime is set up in .venv ($mode)."
