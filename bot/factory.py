@@ -29,7 +29,7 @@ def speech_recognizer(settings: Settings) -> SpeechRecognizer:
         vad=settings.whisper_vad,
         cpu_threads=settings.whisper_cpu_threads,
         download_root=settings.models_dir,
-        language=settings.whisper_language,
+        language=settings.whisper_language or None,
         translate=settings.whisper_translate,
     )
     return SpeechRecognizer(config, audio_limits(settings))

@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     # --- image generation (diffusers) ---
     sd_model: str = Field("stablediffusionapi/anything-v5", description="Stable Diffusion 1.5-class model: Hugging Face id or local diffusers directory.")
     sd_scheduler: str = Field("dpmpp", description="dpmpp (DPM-Solver++ 2M Karras) | euler_a | lcm | turbo")
-    sd_steps: int = Field(25, ge=1, le=150, description="Denoising steps.")
-    sd_guidance: float = Field(7.0, ge=0, le=30, description="Classifier-free guidance scale.")
+    sd_steps: int | None = Field(None, ge=1, le=150, description="Denoising steps (empty = the scheduler's default: 25 dpmpp/euler_a, 4 lcm, 1 turbo).")
+    sd_guidance: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance (empty = scheduler default: 7.0 dpmpp/euler_a, 1.0 lcm, 0 turbo).")
     sd_width: int = Field(512, ge=64, le=2048, multiple_of=8, description="Image width in pixels.")
     sd_height: int = Field(512, ge=64, le=2048, multiple_of=8, description="Image height in pixels.")
     sd_lora: str | None = Field(None, description="Optional LoRA: Hugging Face id or local .safetensors file/directory.")

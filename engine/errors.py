@@ -90,6 +90,20 @@ class ImageError(UserError):
     template = "I couldn't read that image. Please send a JPEG, PNG or WebP photo."
 
 
+class QueueFullError(UserError):
+    """The server's queue is full; try again later."""
+
+    key = "queue.full"
+    template = "I'm very busy right now ({limit} pictures waiting). Please try again in a few minutes."
+
+
+class UserQueueFullError(UserError):
+    """This user already has as many jobs waiting as allowed."""
+
+    key = "queue.user_full"
+    template = "You already have {limit} pictures waiting. Please wait for them (or /cancel one) first."
+
+
 class Cancelled(Exception):
     """A job was cancelled cooperatively (not an error for the user)."""
 

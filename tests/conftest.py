@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.support.speech",
     "tests.support.tiny_sd",
     "tests.support.animegan_weights",
+    "tests.support.database",
 ]

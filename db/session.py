@@ -1,0 +1,90 @@
+"""Engine and session factory for the history database.
+
+SQLite (``sqlite+aiosqlite``) is the default; PostgreSQL (``postgresql+asyncpg``)
+is chosen by URL. Every new SQLite connection is configured for a bot that
+writes from several coroutines at once: WAL (readers never block the writer),
+a busy timeout (writers wait instead of failing with "database is locked"),
+foreign keys enforced and ``synchronous=NORMAL`` (durable with WAL, faster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+#: Used when no DATABASE_URL is configured (relative to the working directory).
+DEFAULT_URL = "sqlite+aiosqlite:///data/voice2anime.db"
+#: How long (ms) a SQLite connection waits for a lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def sqlite_pragmas(*, foreign_keys: bool) -> tuple[str, ...]:
+    """The PRAGMA statements run on every new SQLite connection (busy_timeout first, so the WAL switch can wait)."""
+    return (
+        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
+    )
+
+
+def _ensure_sqlite_directory(url: URL) -> None:
+    """SQLite creates the file but not its directory: create ``data/`` and friends."""
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``url`` with the SQLite pragmas installed on every connection.
+
+    ``foreign_keys=False`` is for migrations only: SQLite batch migrations
+    rebuild tables, and dropping a parent table with enforcement on would
+    cascade-delete its children. ``kwargs`` go to ``create_async_engine``
+    (``pool_pre_ping`` defaults to on, so a restarted PostgreSQL server does
+    not leave dead connections in the pool).
+    """
+    url = make_url(url)
+    engine = create_async_engine(url, **{"pool_pre_ping": True, **kwargs})
+    if url.get_backend_name() == "sqlite":
+        _ensure_sqlite_directory(url)
+        pragmas = sqlite_pragmas(foreign_keys=foreign_keys)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                for pragma in pragmas:
+                    cursor.execute(pragma)
+            finally:
+                cursor.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Database:
+    """An open database: the engine and a session factory (``expire_on_commit=False``)."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def create_database(url: str | URL = DEFAULT_URL, **engine_kwargs: Any) -> Database:
+    """Open the database at ``url`` (no I/O happens until the first query)."""
+    engine = make_engine(url, **engine_kwargs)
+    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))

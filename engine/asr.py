@@ -1,0 +1,222 @@
+"""Speech recognition with faster-whisper: voice note -> :class:`engine.api.Transcript`.
+
+One :class:`SpeechRecognizer` per process holds one Whisper model, loaded on
+first use (thread-safe) and reused for every call. ``transcribe`` blocks;
+``transcribe_async`` runs it in a worker thread so the event loop keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import ctranslate2
+from faster_whisper import WhisperModel, download_model
+from faster_whisper.transcribe import Segment as WhisperSegment
+
+from engine.api import Segment, Transcript, Word
+from engine.audio import AudioLimits, DecodedAudio, load_audio
+from engine.errors import ModelUnavailableError, NoSpeechError
+
+log = logging.getLogger(__name__)
+
+#: Whisper's own hallucination test: a segment is dropped when the model is
+#: fairly sure nothing was said AND it is unsure of the words it produced.
+NO_SPEECH_PROB_THRESHOLD = 0.6
+AVG_LOGPROB_THRESHOLD = -1.0
+#: Files a CTranslate2 Whisper model directory must contain (plus ``vocabulary.*``).
+_MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """How to run Whisper.
+
+    ``model`` is a size name (``tiny``, ``base``, ``small``, ``large-v3``, ...),
+    a Hugging Face id of a CTranslate2 conversion, or a local model directory.
+    ``compute_type="auto"`` means int8 on CPU and float16 on CUDA.
+    ``language`` forces a language (``None`` = detect); ``translate`` also
+    produces an English translation of non-English speech.
+    """
+
+    model: str = "small"
+    device: str = "auto"
+    compute_type: str = "auto"
+    beam_size: int = 5
+    vad: bool = True
+    cpu_threads: int = 0
+    download_root: Path | None = None
+    language: str | None = None
+    translate: bool = True
+
+
+class SpeechRecognizer:
+    """Transcribes voice notes with one lazily loaded, shared Whisper model."""
+
+    def __init__(self, config: AsrConfig, limits: AudioLimits) -> None:
+        self.config = config
+        self.limits = limits
+        self._model: WhisperModel | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> WhisperModel:
+        """The Whisper model, loaded on the first call (e.g. at startup, to fail fast) and reused after.
+
+        Raises :class:`ModelUnavailableError` when it cannot be loaded; a later call tries again.
+        """
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = _load_model(self.config)
+        return self._model
+
+    def transcribe(self, source: bytes | Path, *, language: str | None = None, translate: bool | None = None) -> Transcript:
+        """Decode, check and transcribe a voice note (blocking).
+
+        ``language`` / ``translate`` override the config for this call.
+        Raises the :class:`engine.errors.AudioError` family for bad audio,
+        :class:`NoSpeechError` when nothing was said, and
+        :class:`ModelUnavailableError` when the model cannot be loaded.
+        """
+        audio = load_audio(source, self.limits)
+        language = language or self.config.language
+        translate = self.config.translate if translate is None else translate
+        segments, detected, probability = self._recognise(audio, language)
+        text = "".join(s.text for s in segments).strip()
+        if not text:
+            log.info("no speech: %.1f s of audio produced no text", audio.duration)
+            raise NoSpeechError()
+        translation = None
+        if translate:
+            translation = text if detected == "en" else self._translate(audio, detected)
+        return Transcript(
+            text=text,
+            language=detected,
+            language_probability=probability,
+            duration=audio.duration,
+            segments=tuple(_segment(s) for s in segments),
+            translation=translation,
+        )
+
+    async def transcribe_async(
+        self, source: bytes | Path, *, language: str | None = None, translate: bool | None = None
+    ) -> Transcript:
+        """:meth:`transcribe` in a worker thread, for use from an event loop."""
+        return await asyncio.to_thread(self.transcribe, source, language=language, translate=translate)
+
+    def _recognise(self, audio: DecodedAudio, language: str | None) -> tuple[list[WhisperSegment], str, float]:
+        """Run Whisper; return the kept faster-whisper segments, the language and its probability."""
+        segments, info = self.load().transcribe(
+            audio.samples,
+            language=language,
+            beam_size=self.config.beam_size,
+            vad_filter=self.config.vad,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        if info.duration_after_vad == 0:
+            log.info("no speech: VAD found no voice in %.1f s of audio", audio.duration)
+            raise NoSpeechError()
+        kept = [s for s in segments if s.text.strip() and not _hallucinated(s)]
+        return kept, info.language, float(info.language_probability)
+
+    def _translate(self, audio: DecodedAudio, language: str) -> str | None:
+        """Whisper's English translation of speech in ``language`` (``None`` if it produced nothing)."""
+        segments, _ = self.load().transcribe(
+            audio.samples,
+            language=language,
+            task="translate",
+            beam_size=self.config.beam_size,
+            vad_filter=self.config.vad,
+            condition_on_previous_text=False,
+        )
+        return "".join(s.text for s in segments if not _hallucinated(s)).strip() or None
+
+
+def _hallucinated(segment: WhisperSegment) -> bool:
+    """True for a segment Whisper produced over silence/noise (see the thresholds above)."""
+    if segment.no_speech_prob > NO_SPEECH_PROB_THRESHOLD and segment.avg_logprob < AVG_LOGPROB_THRESHOLD:
+        log.info(
+            "dropped likely hallucination %r (no_speech_prob=%.2f, avg_logprob=%.2f)",
+            segment.text,
+            segment.no_speech_prob,
+            segment.avg_logprob,
+        )
+        return True
+    return False
+
+
+def _segment(segment: WhisperSegment) -> Segment:
+    """A faster-whisper segment as an :class:`engine.api.Segment`."""
+    words = tuple(
+        Word(text=w.word.strip(), start=float(w.start), end=float(w.end), probability=float(w.probability))
+        for w in segment.words or ()
+    )
+    return Segment(text=segment.text.strip(), start=float(segment.start), end=float(segment.end), words=words)
+
+
+def _device(setting: str) -> str:
+    """``auto`` -> ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
+    if setting == "auto":
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    return setting
+
+
+def _load_model(config: AsrConfig) -> WhisperModel:
+    """Load the configured Whisper model or explain to the operator how to provide it."""
+    device = _device(config.device)
+    compute_type = config.compute_type
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    path = _model_path(config)
+    _check_model_dir(path)
+    log.info("loading Whisper model %s on %s (%s)", path, device, compute_type)
+    try:
+        return WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=config.cpu_threads)
+    except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError for corrupt files and bad settings
+        raise ModelUnavailableError(
+            f"Whisper model directory {path} could not be loaded on {device} ({compute_type}): {exc}. Replace it "
+            f"with a complete CTranslate2 Whisper model directory (model.bin, config.json, tokenizer.json, "
+            f"vocabulary.*) or change WHISPER_DEVICE / WHISPER_COMPUTE_TYPE."
+        ) from exc
+
+
+def _model_path(config: AsrConfig) -> Path:
+    """The local directory of the configured model, downloading a hub model if needed."""
+    local = Path(config.model).expanduser()
+    if local.is_dir() or config.model.startswith((".", "/", "~")):
+        return local
+    try:
+        return Path(download_model(config.model, cache_dir=str(config.download_root) if config.download_root else None))
+    except ValueError as exc:  # not a known size name nor an "owner/name" hub id
+        raise ModelUnavailableError(
+            f"Unknown Whisper model '{config.model}': {exc}. Set WHISPER_MODEL to one of these names, "
+            f"a Hugging Face id of a CTranslate2 conversion, or a local model directory."
+        ) from exc
+    except Exception as exc:  # huggingface_hub: offline, DNS, HTTP, missing cache entry, ...
+        target = (config.download_root or Path("models")) / f"faster-whisper-{config.model.replace('/', '--')}"
+        raise ModelUnavailableError(
+            f"Whisper model '{config.model}' could not be downloaded (offline?). Put a CTranslate2 Whisper model "
+            f"directory (model.bin, config.json, tokenizer.json, vocabulary.*) at {target} and set "
+            f"WHISPER_MODEL={target}. Cause: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_model_dir(path: Path) -> None:
+    """Raise :class:`ModelUnavailableError` naming what a local model directory lacks."""
+    if not path.is_dir():
+        raise ModelUnavailableError(
+            f"Whisper model directory {path} does not exist. Put a CTranslate2 Whisper model directory "
+            f"(model.bin, config.json, tokenizer.json, vocabulary.*) there or set WHISPER_MODEL to a size name."
+        )
+    missing = [name for name in _MODEL_FILES if not (path / name).is_file()]
+    if not any(path.glob("vocabulary.*")):
+        missing.append("vocabulary.*")
+    if missing:
+        raise ModelUnavailableError(
+            f"Whisper model directory {path} is missing {', '.join(missing)}. It must be a CTranslate2 "
+            f"Whisper conversion (model.bin, config.json, tokenizer.json, vocabulary.*)."
+        )

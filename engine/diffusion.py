@@ -1,0 +1,560 @@
+"""Text to image with diffusers (Stable Diffusion 1.5-class models).
+
+One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedImage]``.
+
+* The model is a Hugging Face id, a local diffusers directory (``model_index.json``
+  plus ``unet/ vae/ text_encoder/ tokenizer/ scheduler/``) or a single
+  ``.safetensors``/``.ckpt`` checkpoint (``from_single_file``; that path also needs
+  the SD 1.5 component configs, fetched from the hub or its cache).
+* Weights are loaded once per process, lazily, under a lock, and shared by every
+  ``TextToImage`` with the same model/LoRA/device; each instance only owns its
+  scheduler. CUDA runs in fp16, CPU always in fp32.
+* Reproducible: every image has its own CPU ``torch.Generator`` seeded
+  ``seed + i``; the seed used is reported on the result, and asking again with
+  that seed, prompt and settings gives the same pixels.
+* Progress ``("diffusion", fraction)`` and cooperative cancel through
+  ``callback_on_step_end``; a cancelled run raises :class:`engine.errors.Cancelled`.
+* Load failures become :class:`engine.errors.ModelUnavailableError` with an
+  operator message saying which model failed and what to do about it.
+
+The safety checker is deliberately not loaded (``safety_checker=None``,
+``requires_safety_checker=False``): filtering what the bot produces is the
+operator's responsibility.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from engine.api import CancelCheck, ProgressCallback
+from engine.errors import Cancelled, ModelUnavailableError
+
+if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+#: Scheduler names accepted by :class:`DiffusionConfig`.
+SCHEDULERS = ("dpmpp", "euler_a", "lcm", "turbo")
+
+#: (steps, guidance) used when the config leaves them unset: what each sampler is made for.
+SCHEDULER_DEFAULTS: dict[str, tuple[int, float]] = {
+    "dpmpp": (25, 7.0),  # DPM-Solver++ 2M Karras: good images in 20-30 steps
+    "euler_a": (25, 7.0),
+    "lcm": (4, 1.0),  # LCM / LCM-LoRA: 2-8 steps, guidance 1 (= no CFG) to 2
+    "turbo": (1, 0.0),  # SD-Turbo (ADD): 1-4 steps, no classifier-free guidance
+}
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+_SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
+_ADAPTER = "voice2anime"
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """How to build and run the text-to-image pipeline.
+
+    ``steps``/``guidance`` of ``None`` mean "the scheduler's usual value"
+    (:data:`SCHEDULER_DEFAULTS`): 25 / 7.0 for ``dpmpp`` and ``euler_a``, 4 / 1.0
+    for ``lcm``, 1 / 0.0 for ``turbo``.
+
+    Schedulers:
+
+    * ``dpmpp`` — DPM-Solver++ 2M with Karras sigmas (default).
+    * ``euler_a`` — Euler ancestral.
+    * ``lcm`` — LCMScheduler, for LCM-distilled models or a model plus an LCM-LoRA
+      (``lora="latent-consistency/lcm-lora-sdv1-5"``); few steps, low guidance.
+    * ``turbo`` — Euler ancestral with ``trailing`` timesteps for SD-Turbo-style
+      (adversarially distilled) models; 1-4 steps, guidance 0.
+    """
+
+    model: str = "stablediffusionapi/anything-v5"
+    scheduler: str = "dpmpp"
+    steps: int | None = None
+    guidance: float | None = None
+    width: int = 512
+    height: int = 512
+    lora: str | None = None
+    lora_scale: float = 0.8
+    device: str = "auto"
+    cache_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        if not str(self.model).strip():
+            raise ValueError("model must name a Hugging Face id, a diffusers directory or a checkpoint file")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.steps is not None:
+            _check_steps(self.steps)
+        if self.guidance is not None:
+            _check_guidance(self.guidance)
+        _check_size(self.width, self.height)
+        if self.lora is not None and not str(self.lora).strip():
+            raise ValueError("lora must be None or a Hugging Face id / local path")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if not 0 <= self.lora_scale <= 4:
+            raise ValueError(f"lora_scale must be between 0 and 4, got {self.lora_scale}")
+
+    @property
+    def resolved_steps(self) -> int:
+        """Steps to use: the configured value or the scheduler default."""
+        return self.steps if self.steps is not None else SCHEDULER_DEFAULTS[self.scheduler][0]
+
+    @property
+    def resolved_guidance(self) -> float:
+        """Guidance to use: the configured value or the scheduler default."""
+        return self.guidance if self.guidance is not None else SCHEDULER_DEFAULTS[self.scheduler][1]
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One generated picture and everything needed to make it again.
+
+    ``seed`` is the seed of this image's own generator: running ``generate``
+    with the same prompt, negative prompt, model, scheduler, steps, guidance,
+    size and this seed reproduces the pixels. ``seconds`` is the wall time of
+    the ``generate`` call that produced it (shared by a batch).
+    """
+
+    image: Image = field(repr=False)
+    prompt: str
+    negative: str
+    seed: int
+    model: str
+    scheduler: str
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    seconds: float
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 150:
+        raise ValueError(f"steps must be an integer between 1 and 150, got {steps!r}")
+
+
+def _check_guidance(guidance: float) -> None:
+    if not 0 <= guidance <= 30:
+        raise ValueError(f"guidance must be between 0 and 30, got {guidance!r}")
+
+
+def _check_size(width: int, height: int) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 64 or value > 2048 or value % 8:
+            raise ValueError(f"{name} must be a multiple of 8 between 64 and 2048, got {value!r}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class _Loaded:
+    """A loaded pipeline shared by every TextToImage with the same load key."""
+
+    pipe: StableDiffusionPipeline
+    #: Serialises denoising on these weights (one job at a time per model copy).
+    run_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple, _Loaded] = {}
+
+
+def clear_cache() -> None:
+    """Forget every loaded pipeline (tests; switching models in a long-lived process).
+
+    ``TextToImage`` instances that already loaded keep their pipeline; drop them
+    too to free the memory.
+    """
+    with _LOAD_LOCK:
+        _LOADED.clear()
+
+
+def _load_key(config: DiffusionConfig) -> tuple:
+    from engine.device import resolve_device
+
+    return (
+        str(config.model),
+        None if config.lora is None else str(config.lora),
+        config.lora_scale if config.lora else None,
+        str(resolve_device(config.device)),
+        None if config.cache_dir is None else str(config.cache_dir),
+    )
+
+
+def _shared_pipeline(config: DiffusionConfig) -> _Loaded:
+    key = _load_key(config)
+    with _LOAD_LOCK:
+        loaded = _LOADED.get(key)
+        if loaded is None:
+            loaded = _Loaded(_load_pipeline(config))
+            _LOADED[key] = loaded
+        return loaded
+
+
+def _dtype_kwarg() -> str:
+    """diffusers >= 0.36 takes ``dtype=``; older releases only ``torch_dtype=`` (now deprecated)."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return "torch_dtype"
+    return "dtype"
+
+
+def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
+    from diffusers import StableDiffusionPipeline
+
+    from engine.device import dtype_for, resolve_device
+
+    device = resolve_device(config.device)
+    dtype = dtype_for(device)
+    model = str(config.model)
+    kwargs: dict[str, Any] = {
+        _dtype_kwarg(): dtype,
+        "safety_checker": None,
+        "feature_extractor": None,
+        "requires_safety_checker": False,
+    }
+    if config.cache_dir is not None:
+        kwargs["cache_dir"] = str(config.cache_dir)
+    started = time.perf_counter()
+    try:
+        if _is_single_file(model):
+            pipe = StableDiffusionPipeline.from_single_file(str(Path(model).expanduser()), **kwargs)
+        else:
+            local = Path(model).expanduser()
+            source = str(local) if local.is_dir() else model
+            pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
+    except _load_errors() as exc:
+        raise ModelUnavailableError(_model_message(model, exc)) from exc
+
+    pipe.to(device)
+    if config.lora:
+        _apply_lora(pipe, config)
+    # torch >= 2 uses scaled-dot-product attention, already memory-efficient: attention
+    # slicing would only slow it down. Decode a batch one image at a time (less VRAM, and
+    # each image decodes exactly as it would alone).
+    pipe.vae.enable_slicing()
+    pipe.set_progress_bar_config(disable=True)
+    log.info("loaded %s on %s (%s) in %.1f s", _display(model), device, dtype, time.perf_counter() - started)
+    return pipe
+
+
+def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
+    """Load the configured LoRA, fuse it at ``lora_scale`` and drop the adapter layers."""
+    lora = str(config.lora)
+    try:
+        path = Path(lora).expanduser()
+        if path.is_file():
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=_ADAPTER)
+        elif path.is_dir():
+            pipe.load_lora_weights(str(path), adapter_name=_ADAPTER)
+        elif _looks_like_path(lora) or not _HUB_ID.match(lora):
+            raise FileNotFoundError(f"no such file or directory: {lora}")
+        else:
+            # Resolve the repo to local files first: diffusers cannot guess the weight
+            # file of a hub LoRA in offline mode, even when it is cached.
+            from huggingface_hub import snapshot_download
+
+            local_dir = snapshot_download(
+                lora,
+                allow_patterns=["*.safetensors", "*.json"],
+                cache_dir=None if config.cache_dir is None else str(config.cache_dir),
+            )
+            pipe.load_lora_weights(local_dir, adapter_name=_ADAPTER)
+        # Fusing bakes the LoRA into the weights: no per-step cost afterwards.
+        pipe.fuse_lora(lora_scale=config.lora_scale, adapter_names=[_ADAPTER])
+        pipe.unload_lora_weights()
+    except (*_load_errors(), RuntimeError, KeyError) as exc:
+        raise ModelUnavailableError(_lora_message(lora, str(config.model), exc)) from exc
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, ValueError]
+    try:
+        from huggingface_hub.errors import EntryNotFoundError
+
+        errors.append(EntryNotFoundError)
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        pass
+    try:
+        from safetensors import SafetensorError
+
+        errors.append(SafetensorError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _is_single_file(model: str) -> bool:
+    return model.lower().endswith(SINGLE_FILE_SUFFIXES)
+
+
+def _looks_like_path(model: str) -> bool:
+    """True when ``model`` can only be a filesystem path (not a hub ``org/name`` id)."""
+    return (
+        model.startswith(("/", ".", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+        or (len(model) > 1 and model[1] == ":")
+        or _is_single_file(model)
+    )
+
+
+_SECRET = re.compile(r"(hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+\S+|(?i:token)=\S+|://[^/\s:@]+:[^/\s@]+@)")
+
+
+def _scrub(text: str) -> str:
+    """Remove anything that looks like a credential from an error text."""
+    return _SECRET.sub("<redacted>", text)
+
+
+def _cause(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return _scrub(f"{type(exc).__name__}: {text}")
+
+
+def _display(model: str) -> str:
+    return _scrub(model)
+
+
+def _download_hint(model: str, *, setting: str = "SD_MODEL") -> str:
+    """How to get ``model`` onto an offline machine (hub id when we know it, a placeholder otherwise)."""
+    if _looks_like_path(model) and not _HUB_ID.match(model):
+        local = _display(model)
+        return (
+            f"on a machine with internet access run `hf download <hub-id> --local-dir {local}` "
+            f"(older huggingface_hub: `huggingface-cli download`) and copy the directory to {local}"
+        )
+    name = re.sub(r"[^\w.-]+", "-", model.rstrip("/").split("/")[-1]) or "model"
+    return (
+        f"on a machine with internet access run `hf download {_display(model)} --local-dir models/{name}` "
+        f"(older huggingface_hub: `huggingface-cli download`), copy models/{name} here and set {setting}=models/{name}"
+    )
+
+
+def _model_message(model: str, exc: BaseException) -> str:
+    shown = _display(model)
+    local = Path(model).expanduser()
+    if _is_single_file(model):
+        if not local.is_file():
+            what = f"the checkpoint file {shown} does not exist"
+            todo = "check SD_MODEL points at an existing .safetensors/.ckpt file"
+        else:
+            what = (
+                f"the single-file checkpoint {shown} could not be turned into a pipeline "
+                "(it is damaged, not a Stable Diffusion 1.x/2.x checkpoint, or its component configs "
+                "are not in the Hugging Face cache and the hub is unreachable)"
+            )
+            todo = "use a diffusers-format directory instead, or run once with internet access so the configs are cached"
+    elif local.is_dir():
+        if not (local / "model_index.json").is_file():
+            what = f"the directory {shown} is not a diffusers model (no model_index.json)"
+        else:
+            what = f"the diffusers directory {shown} is incomplete or damaged (a component's config or weights are missing or unreadable)"
+        todo = f"download the whole model again: {_download_hint(model)}"
+    elif _looks_like_path(model):
+        what = f"the local model directory {shown} does not exist"
+        todo = f"check SD_MODEL, or {_download_hint(model)}"
+    else:
+        what = (
+            f"{shown} is neither an existing local directory (relative to {Path.cwd()}) nor a model the "
+            "Hugging Face hub could provide (offline / HF_HUB_OFFLINE set and not in the cache, "
+            "private or gated, or no such repository)"
+        )
+        todo = _download_hint(model)
+    return f"Stable Diffusion model {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
+
+
+def _lora_message(lora: str, model: str, exc: BaseException) -> str:
+    shown = _display(lora)
+    path = Path(lora).expanduser()
+    if path.exists():
+        what = f"{shown} exists but is not a LoRA that fits {_display(model)} (wrong format, damaged, or made for another base model)"
+        todo = "use a diffusers/kohya LoRA trained for this SD 1.5-class model, or unset SD_LORA"
+    elif _looks_like_path(lora) or not _HUB_ID.match(lora):
+        what = f"the LoRA file/directory {shown} does not exist"
+        todo = "check SD_LORA, or unset it"
+    else:
+        what = f"{shown} is not a local path and could not be fetched from the Hugging Face hub (offline or not cached?)"
+        todo = f"{_download_hint(lora, setting='SD_LORA')}; or unset SD_LORA"
+    return f"LoRA {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _make_scheduler(name: str, base_config: Any) -> Any:
+    from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, LCMScheduler
+
+    if name == "dpmpp":
+        return DPMSolverMultistepScheduler.from_config(
+            base_config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
+        )
+    if name == "euler_a":
+        return EulerAncestralDiscreteScheduler.from_config(base_config)
+    if name == "lcm":
+        return LCMScheduler.from_config(base_config)
+    if name == "turbo":
+        return EulerAncestralDiscreteScheduler.from_config(base_config, timestep_spacing="trailing")
+    raise ValueError(f"unknown scheduler {name!r}")  # pragma: no cover - DiffusionConfig validates
+
+
+class TextToImage:
+    """Stable Diffusion text-to-image for one :class:`DiffusionConfig`.
+
+    Nothing is loaded until the first :meth:`generate` (or :meth:`load`). The
+    weights are loaded once per process and shared between instances with the
+    same model, LoRA, device and cache dir; concurrent ``generate`` calls on
+    the same weights run one after another. Call from a worker thread, never
+    from the event loop.
+
+    The safety checker is not loaded: the operator is responsible for what the
+    deployment generates.
+    """
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._pipe: StableDiffusionPipeline | None = None
+        self._shared: _Loaded | None = None
+
+    def load(self) -> StableDiffusionPipeline:
+        """Load the weights now (e.g. when a worker starts); returns the pipeline.
+
+        Raises :class:`ModelUnavailableError` when the model or LoRA cannot be loaded.
+        """
+        with self._lock:
+            if self._pipe is None:
+                shared = _shared_pipeline(self.config)
+                from diffusers import StableDiffusionPipeline
+
+                components = dict(shared.pipe.components)
+                components["scheduler"] = _make_scheduler(self.config.scheduler, shared.pipe.scheduler.config)
+                # Same modules (no copy), own scheduler and own interrupt flag.
+                pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+                pipe.set_progress_bar_config(disable=True)
+                self._shared, self._pipe = shared, pipe
+            return self._pipe
+
+    @property
+    def pipeline(self) -> StableDiffusionPipeline:
+        """The diffusers pipeline (loaded on first access; the same object afterwards)."""
+        return self._pipe if self._pipe is not None else self.load()
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        negative: str = "",
+        seed: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> list[GeneratedImage]:
+        """Generate one image per prompt.
+
+        Image ``i`` uses seed ``seed + i``; ``seed=None`` picks a random one
+        (reported on each result). ``steps``/``guidance``/``width``/``height``
+        override the config for this call. ``progress("diffusion", f)`` is
+        called after every denoising step with ``f`` rising to 1.0.
+        ``cancelled()`` is polled after every step; when it returns True the
+        run stops and :class:`Cancelled` is raised.
+
+        With guidance <= 1 classifier-free guidance is off and ``negative`` has
+        no effect (LCM / turbo defaults).
+        """
+        prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompt_list or not all(isinstance(p, str) for p in prompt_list):
+            raise ValueError("prompts must be a string or a non-empty sequence of strings")
+        cfg = self.config
+        steps = cfg.resolved_steps if steps is None else steps
+        guidance = cfg.resolved_guidance if guidance is None else guidance
+        width = cfg.width if width is None else width
+        height = cfg.height if height is None else height
+        _check_steps(steps)
+        _check_guidance(guidance)
+        _check_size(width, height)
+        n = len(prompt_list)
+        if seed is None:
+            seed = secrets.randbelow(2**32)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed + n > _SEED_LIMIT:
+            raise ValueError(f"seed must be an integer in [0, 2**64 - {n}], got {seed!r}")
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+
+        import torch
+
+        pipe = self.pipeline
+        assert self._shared is not None
+        generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
+        state = {"cancelled": False}
+
+        def on_step_end(p: Any, i: int, t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            if progress is not None:
+                total = getattr(p, "_num_timesteps", None) or steps
+                progress("diffusion", min(1.0, (i + 1) / total))
+            if cancelled is not None and cancelled():
+                state["cancelled"] = True
+                p._interrupt = True  # the denoising loop skips the remaining steps
+                latents = callback_kwargs.get("latents")
+                if latents is not None:
+                    # The pipeline still VAE-decodes after an interrupt; hand it a 1x1 latent
+                    # so that costs nothing (the result is discarded anyway).
+                    callback_kwargs["latents"] = latents[..., :1, :1].contiguous()
+            return callback_kwargs
+
+        with self._shared.run_lock:
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            started = time.perf_counter()
+            out = pipe(
+                prompt=prompt_list,
+                negative_prompt=[negative] * n,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                width=width,
+                height=height,
+                generator=generators,
+                output_type="pil",
+                callback_on_step_end=on_step_end,
+            )
+            seconds = time.perf_counter() - started
+        if state["cancelled"]:
+            raise Cancelled()
+        return [
+            GeneratedImage(
+                image=image,
+                prompt=prompt,
+                negative=negative,
+                seed=seed + i,
+                model=cfg.model,
+                scheduler=cfg.scheduler,
+                steps=steps,
+                guidance=float(guidance),
+                width=width,
+                height=height,
+                seconds=seconds,
+            )
+            for i, (prompt, image) in enumerate(zip(prompt_list, out.images))
+        ]

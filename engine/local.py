@@ -1,0 +1,297 @@
+"""The embedded default engine: an in-process fair queue and one model thread.
+
+No extra servers. Speech runs on its own thread so a voice note is not stuck
+behind pictures; images run one at a time on the model thread. The queue is
+round-robin across users (each user: at most one running and
+``max_queued_per_user`` waiting), progress and queue positions are published
+to each job's :class:`JobHandle`, cancel is cooperative, and identical
+requests (same prompt, seed, style and model) are served from an LRU cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from PIL import Image
+
+from engine.api import (
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobHandle,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+    Transcript,
+)
+from engine.asr import SpeechRecognizer
+from engine.errors import Cancelled, QueueFullError, UserError, UserQueueFullError
+from engine.pipeline import AnimePipeline, AnimeResult
+
+log = logging.getLogger(__name__)
+
+#: Share of a text job's progress bar taken by diffusion (the rest is styling).
+DIFFUSION_SHARE = 0.9
+
+
+@dataclass
+class _Job:
+    spec: JobSpec
+    handle: JobHandle
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class FairQueue:
+    """Round-robin over users: one job of each user in turn, FIFO within a user.
+
+    Not thread-safe by itself; :class:`LocalEngine` guards it with its lock.
+    """
+
+    def __init__(self) -> None:
+        self._per_user: OrderedDict[str, deque[_Job]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(len(jobs) for jobs in self._per_user.values())
+
+    def waiting_for(self, user_key: str) -> int:
+        """How many jobs of ``user_key`` are waiting."""
+        return len(self._per_user.get(user_key, ()))
+
+    def push(self, job: _Job) -> None:
+        """Append ``job`` behind the user's other waiting jobs."""
+        self._per_user.setdefault(job.spec.user_key, deque()).append(job)
+
+    def pop(self) -> _Job | None:
+        """The next job in round-robin order, or None when empty."""
+        if not self._per_user:
+            return None
+        user_key, jobs = next(iter(self._per_user.items()))
+        job = jobs.popleft()
+        del self._per_user[user_key]
+        if jobs:
+            self._per_user[user_key] = jobs  # the user goes to the back of the round
+        return job
+
+    def remove(self, job_id: str) -> _Job | None:
+        """Take a waiting job out of the queue (for cancel)."""
+        for user_key, jobs in self._per_user.items():
+            for job in jobs:
+                if job.spec.job_id == job_id:
+                    jobs.remove(job)
+                    if not jobs:
+                        del self._per_user[user_key]
+                    return job
+        return None
+
+    def in_order(self) -> list[_Job]:
+        """All waiting jobs in the order they will run."""
+        queues = [list(jobs) for jobs in self._per_user.values()]
+        order: list[_Job] = []
+        for depth in range(max((len(q) for q in queues), default=0)):
+            order.extend(q[depth] for q in queues if depth < len(q))
+        return order
+
+
+class LocalEngine:
+    """In-process :class:`engine.api.Engine` over a speech recognizer and an anime pipeline."""
+
+    def __init__(
+        self,
+        recognizer: SpeechRecognizer,
+        pipeline: AnimePipeline,
+        *,
+        max_queued_per_user: int = 3,
+        max_queued_total: int = 100,
+        cache_size: int = 64,
+    ) -> None:
+        self.recognizer = recognizer
+        self.pipeline = pipeline
+        self.max_queued_per_user = max_queued_per_user
+        self.max_queued_total = max_queued_total
+        self._cache: OrderedDict[tuple[object, ...], JobResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._queue = FairQueue()
+        self._running: _Job | None = None
+        self._lock = threading.Condition()
+        self._closing = False
+        self._worker: threading.Thread | None = None
+        self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
+
+    async def start(self) -> None:
+        """Start the model thread (idempotent)."""
+        with self._lock:
+            if self._worker is None:
+                self._closing = False
+                self._worker = threading.Thread(target=self._work, name="voice2anime-model", daemon=True)
+                self._worker.start()
+
+    async def close(self) -> None:
+        """Cancel waiting and running jobs and stop the threads."""
+        with self._lock:
+            self._closing = True
+            waiting = self._queue.in_order()
+            for job in waiting:
+                self._queue.remove(job.spec.job_id)
+            if self._running:
+                self._running.cancel.set()
+            self._lock.notify_all()
+            worker, self._worker = self._worker, None
+        for job in waiting:
+            job.handle.publish(JobCancelled())
+        if worker:
+            await asyncio.to_thread(worker.join)
+        self._asr.shutdown(wait=False, cancel_futures=True)
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+        """Transcribe on the speech thread; the event loop stays free."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._asr, lambda: self.recognizer.transcribe(audio, language=language))
+
+    async def submit(self, spec: JobSpec) -> JobHandle:
+        """Queue ``spec``; cached results finish at once. Raises QueueFullError/UserQueueFullError."""
+        handle = JobHandle(spec.job_id, asyncio.get_running_loop())
+        cached = self._cached(spec)
+        if cached is not None:
+            handle.publish(JobFinished(cached))
+            return handle
+        with self._lock:
+            if self._queue.waiting_for(spec.user_key) >= self.max_queued_per_user:
+                raise UserQueueFullError(limit=self.max_queued_per_user)
+            if len(self._queue) >= self.max_queued_total:
+                raise QueueFullError(limit=self.max_queued_total)
+            self._queue.push(_Job(spec, handle))
+            self._publish_positions()
+            self._lock.notify_all()
+        return handle
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting job at once, or ask the running one to stop at its next step."""
+        with self._lock:
+            job = self._queue.remove(job_id)
+            if job is not None:
+                self._publish_positions()
+            elif self._running and self._running.spec.job_id == job_id:
+                self._running.cancel.set()
+                return True
+            else:
+                return False
+        job.handle.publish(JobCancelled())
+        return True
+
+    def queued_job_ids(self) -> list[str]:
+        """Ids of waiting jobs in the order they will run."""
+        with self._lock:
+            return [job.spec.job_id for job in self._queue.in_order()]
+
+    # --- model thread ---------------------------------------------------------
+
+    def _publish_positions(self) -> None:
+        for position, job in enumerate(self._queue.in_order(), start=1):
+            job.handle.publish(JobQueued(position))
+
+    def _next_job(self) -> _Job | None:
+        with self._lock:
+            while not self._closing:
+                job = self._queue.pop()
+                if job is not None:
+                    self._running = job
+                    self._publish_positions()
+                    return job
+                self._lock.wait()
+            return None
+
+    def _work(self) -> None:
+        while (job := self._next_job()) is not None:
+            job.handle.publish(JobStarted())
+            try:
+                event = JobFinished(self._run(job))
+            except Cancelled:
+                event = JobCancelled()
+            except UserError as error:
+                log.info("job %s rejected: %s", job.spec.job_id, error.key)
+                event = JobFailed(error.key, str(error))
+            except Exception as error:  # noqa: BLE001 - a failed job must never kill the worker
+                log.exception("job %s failed", job.spec.job_id)
+                event = JobFailed("error.generic", type(error).__name__)
+            with self._lock:
+                self._running = None
+            job.handle.publish(event)
+
+    def _run(self, job: _Job) -> JobResult:
+        spec = job.spec
+        share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
+
+        def progress(stage: str, fraction: float) -> None:
+            overall = fraction * share if stage == "diffusion" else share + fraction * (1 - share)
+            job.handle.publish(JobProgress(min(1.0, overall), stage))
+
+        def cancelled() -> bool:
+            return job.cancel.is_set()
+
+        if spec.kind == "text":
+            assert spec.prompt is not None
+            result = self.pipeline.from_prompt(
+                spec.prompt, style=spec.style, seed=spec.seed, progress=progress, cancelled=cancelled
+            )
+        else:
+            assert spec.source_png is not None
+            result = self.pipeline.from_photo(spec.source_png, style=spec.style, progress=progress, cancelled=cancelled)
+        if cancelled():
+            raise Cancelled
+        job_result = self._to_result(spec, result)
+        self._remember(spec, job_result)
+        return job_result
+
+    def _to_result(self, spec: JobSpec, result: AnimeResult) -> JobResult:
+        return JobResult(
+            job_id=spec.job_id,
+            anime_png=_png(result.anime_image),
+            base_png=_png(result.base_image),
+            style=result.style,
+            seed=result.seed,
+            model=result.model,
+            prompt=result.prompt,
+            timings=result.timings,
+        )
+
+    # --- result cache -------------------------------------------------------
+
+    def _cache_key(self, spec: JobSpec) -> tuple[object, ...] | None:
+        if spec.kind != "text" or spec.seed is None or spec.prompt is None:
+            return None  # photos are one-off; no seed means "surprise me"
+        model = self.pipeline.text_to_image.config.model
+        return (spec.prompt.positive, spec.prompt.negative, spec.seed, spec.style, model)
+
+    def _cached(self, spec: JobSpec) -> JobResult | None:
+        key = self._cache_key(spec)
+        with self._lock:
+            hit = self._cache.get(key) if key else None
+            if hit is None:
+                return None
+            self._cache.move_to_end(key)
+        log.info("job %s served from cache", spec.job_id)
+        return replace(hit, job_id=spec.job_id, timings=())
+
+    def _remember(self, spec: JobSpec, result: JobResult) -> None:
+        key = self._cache_key(spec)
+        if key is None:
+            return
+        with self._lock:
+            self._cache[key] = result
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)

@@ -1,0 +1,572 @@
+"""Description (Chinese, Cantonese or English) -> Stable Diffusion prompt.
+
+Three steps, all rule-based and deterministic:
+
+1. **Tokenise.** The text is cut into script runs. Chinese runs are segmented
+   by greedy longest match against :data:`engine.lexicon.ZH_INDEX`; runs of
+   unknown characters stay together and pass through unchanged. Space
+   separated words (English, or any other alphabet) are matched as phrases of
+   up to :data:`engine.lexicon.EN_MAX_WORDS` words. Punctuation is a break.
+2. **Assemble** the tokens into subject, attributes, action and scene
+   (:class:`engine.api.ParsedDescription`): colours attach to the next noun
+   ("蓝色头发" -> "blue hair"), numbers pluralise the next subject, transitive
+   actions take the next object ("吃拉面" -> "eating 拉面"), negated words go to
+   the negative prompt, and unknown words are kept (as a place after
+   "在"/"in", else as an attribute, or as the subject when no known subject
+   was said).
+3. **Render** one natural phrase ("a boy wearing glasses reading a book"),
+   then the scene tags, then anything unknown, bounded so that together with
+   :data:`STYLE_TAGS` it fits Stable Diffusion 1.5's 77-token CLIP window.
+
+Input is cut to :data:`MAX_INPUT_CHARS` before any work, so the cost is
+bounded whatever the caller passes in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from engine.api import ParsedDescription, Prompt
+from engine.errors import EmptyTextError
+from engine.lexicon import (
+    EN_INDEX,
+    EN_MAX_WORDS,
+    HAIR_COLOR_NAMES,
+    SCENE_KINDS,
+    ZH_INDEX,
+    ZH_MAX_LEN,
+    Entry,
+    Kind,
+)
+
+__all__ = [
+    "MAX_INPUT_CHARS",
+    "MAX_USER_CHARS",
+    "NEGATIVE_PROMPT",
+    "STYLE_TAGS",
+    "build_prompt",
+    "estimate_clip_tokens",
+    "parse_description",
+]
+
+#: Characters of a description (or translation) that are looked at at all.
+MAX_INPUT_CHARS = 2000
+#: Longest user-derived part of the positive prompt, in characters.
+MAX_USER_CHARS = 300
+#: Content tokens in one CLIP window (77 minus the start and end tokens).
+CLIP_CONTENT_TOKENS = 75
+#: Always appended to the positive prompt (tag style that works on SD 1.5 anime models).
+STYLE_TAGS = (
+    "anime style, masterpiece, best quality, highly detailed, clear face, soft lighting"
+)
+#: Base negative prompt; negated words from the description are appended.
+NEGATIVE_PROMPT = (
+    "lowres, bad anatomy, bad hands, extra fingers, missing fingers, blurry, worst quality, "
+    "low quality, jpeg artifacts, watermark, signature, text, cropped, deformed"
+)
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+#: A run of CJK ideographs, or one word of any other script (letters/digits, inner ' or -).
+_TOKEN_RE = re.compile(
+    rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+(?:['-][^\W_{_CJK}]+)*)"
+)
+_CJK_RE = re.compile(f"[{_CJK}]")
+_ESTIMATE_RE = re.compile(r"[A-Za-z0-9]+|\S")
+
+#: Kinds a pending colour / English modifier attaches to.
+_MODIFIABLE: frozenset[Kind] = frozenset(
+    {Kind.SUBJECT, Kind.HAIR, Kind.EYES, Kind.FEATURE, Kind.CLOTHING, Kind.OBJECT}
+    | SCENE_KINDS
+)
+#: Attribute roles: "pre" before the subject noun, "with ..." / "wearing ...",
+#: "unknown" (passed-through words) and "loose" (a known modifier left over).
+_Role = Literal["pre", "with", "wearing", "unknown", "loose"]
+
+
+def estimate_clip_tokens(text: str) -> int:
+    """Upper-leaning estimate of how many CLIP BPE tokens ``text`` needs.
+
+    The real tokenizer's vocabulary is not available offline, so this counts
+    one token per punctuation mark, one per started 5 letters of an ASCII word
+    (common words are one token; rare ones split) and one per UTF-8 byte of any
+    other character (the byte-level BPE worst case).
+    """
+    total = 0
+    for match in _ESTIMATE_RE.finditer(text):
+        piece = match.group()
+        if piece.isascii():
+            total += math.ceil(len(piece) / 5)
+        else:
+            total += len(piece.encode("utf-8", "surrogatepass"))
+    return total
+
+
+# --------------------------------------------------------------------------
+# Tokenising
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    """One lexicon match, one unknown run, or a break (punctuation)."""
+
+    kind: Kind | None  #: None = unknown word(s)
+    text: str  #: English for lexicon matches, the original text for unknown runs
+    entry: Entry | None = None
+    latin: bool = False  #: from a space-separated script (modifier merging applies)
+    is_break: bool = False
+
+
+_BREAK = _Token(kind=None, text="", is_break=True)
+
+
+def _clean(text: str) -> str:
+    """Bound, normalise (NFKC: full-width -> ASCII) and trim a description."""
+    text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS])[:MAX_INPUT_CHARS]
+    return text.replace("\u2019", "'").strip()
+
+
+def _segment_zh(run: str) -> Iterator[_Token]:
+    """Greedy longest-match segmentation; unknown characters stay together."""
+    start = unknown_from = 0
+    while start < len(run):
+        for size in range(min(ZH_MAX_LEN, len(run) - start), 0, -1):
+            entry = ZH_INDEX.get(run[start : start + size])
+            if entry is not None:
+                break
+        else:
+            start += 1
+            continue
+        if unknown_from < start:
+            yield _Token(None, run[unknown_from:start])
+        yield _Token(entry.kind, entry.english, entry)
+        start += size
+        unknown_from = start
+    if unknown_from < len(run):
+        yield _Token(None, run[unknown_from:])
+
+
+def _match_words(words: Sequence[str]) -> Iterator[_Token]:
+    """Longest phrase match over one run of words; unknown words stay together."""
+    start = unknown_from = 0
+    while start < len(words):
+        for size in range(min(EN_MAX_WORDS, len(words) - start), 0, -1):
+            entry = EN_INDEX.get(tuple(words[start : start + size]))
+            if entry is not None:
+                break
+        else:
+            start += 1
+            continue
+        if unknown_from < start:
+            yield _Token(None, " ".join(words[unknown_from:start]), latin=True)
+        yield _Token(entry.kind, entry.english, entry, latin=True)
+        start += size
+        unknown_from = start
+    if unknown_from < len(words):
+        yield _Token(None, " ".join(words[unknown_from:]), latin=True)
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split into lexicon tokens, unknown runs and breaks (see module doc)."""
+    tokens: list[_Token] = []
+    words: list[str] = []
+    position = 0
+    for match in _TOKEN_RE.finditer(text):
+        gap = text[position : match.start()]
+        position = match.end()
+        if words and (match.group("cjk") or (gap and not gap.isspace())):
+            tokens.extend(_match_words(words))
+            words = []
+        if gap and not gap.isspace() and tokens:
+            tokens.append(_BREAK)
+        if match.group("cjk"):
+            tokens.extend(_segment_zh(match.group()))
+        else:
+            words.append(match.group().lower())
+    tokens.extend(_match_words(words))
+    return tokens
+
+
+# --------------------------------------------------------------------------
+# Assembling
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """One subject: its noun (plural when counted), the number word, whether it takes "a"/"an"."""
+
+    noun: str
+    number: str = ""
+    singular: bool = True
+
+    @property
+    def text(self) -> str:
+        return f"{self.number} {self.noun}" if self.number else self.noun
+
+
+@dataclass
+class _Parts:
+    """The parse with enough detail to render it well."""
+
+    subjects: list[_Subject] = field(default_factory=list)
+    attributes: list[tuple[_Role, str]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    scene: list[str] = field(default_factory=list)
+    negated: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.subjects or self.attributes or self.actions or self.scene)
+
+    def role(self, *roles: _Role) -> list[str]:
+        return [text for role, text in self.attributes if role in roles]
+
+
+def _article(phrase: str) -> str:
+    first = phrase.split(" ", 1)[0]
+    vowel = first[:1] in "aeiou" and not first.startswith(("uni", "use", "one"))
+    return "an" if vowel else "a"
+
+
+def _split_article(phrase: str) -> tuple[str, str]:
+    for article in ("a ", "an ", "the "):
+        if phrase.startswith(article):
+            return article.strip(), phrase[len(article) :]
+    return "", phrase
+
+
+def _modify(kind: Kind, phrase: str, modifiers: list[str]) -> str:
+    """Attach pending modifiers: "long hair" + blue -> "long blue hair"; "a dress" + red -> "a red dress"."""
+    if not modifiers:
+        return phrase
+    if kind is Kind.HAIR:
+        modifiers = [HAIR_COLOR_NAMES.get(m, m) for m in modifiers]
+    modifier = " ".join(modifiers)
+    if kind in (Kind.HAIR, Kind.EYES):
+        head, _, last = phrase.rpartition(" ")
+        return " ".join(filter(None, (head, modifier, last)))
+    article, rest = _split_article(phrase)
+    modified = f"{modifier} {rest}"
+    if article in ("a", "an"):
+        return f"{_article(modified)} {modified}"
+    return f"{article} {modified}" if article else modified
+
+
+class _Assembler:
+    """Walks the tokens once, keeping a little state (pending modifiers, number, ...)."""
+
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.parts = _Parts()
+        self.modifiers: list[str] = []
+        self.number = ""
+        self.negate = False
+        self.locative = False
+        self.article = ""
+        self.awaiting_object = False
+
+    def run(self) -> _Parts:
+        for index, token in enumerate(self.tokens):
+            self._step(index, token)
+        self._flush_modifiers()
+        return self._finish()
+
+    def _step(self, index: int, token: _Token) -> None:
+        kind = token.kind
+        if token.is_break:
+            self._flush_modifiers()
+            self.number, self.negate = "", False
+            self._reset_context()
+        elif kind is Kind.STOP:
+            pass
+        elif kind is Kind.ARTICLE:
+            self.article = token.text
+        elif kind is Kind.LOCATIVE:
+            self.locative = True
+        elif kind is Kind.NEGATION:
+            self.negate = True
+        elif kind is Kind.NUMBER:
+            self.number = token.text
+        elif kind is Kind.COLOR or (
+            kind is None and token.latin and self._modifies_next(index)
+        ):
+            self.modifiers.append(token.text)
+        elif self.negate and kind is not None:
+            self.parts.negated.append(
+                _split_article(_modify(kind, token.text, self.modifiers))[1]
+            )
+            self.modifiers = []
+            self.negate = False
+            self._reset_context()
+        else:
+            self.negate = False
+            self._content(token)
+
+    def _modifies_next(self, index: int) -> bool:
+        """An unknown English word right before a noun or colour modifies it ("sparkly dress")."""
+        if index + 1 >= len(self.tokens):
+            return False
+        after = self.tokens[index + 1]
+        return after.latin and (after.kind is Kind.COLOR or after.kind in _MODIFIABLE)
+
+    def _content(self, token: _Token) -> None:
+        kind, text, parts = token.kind, token.text, self.parts
+        transitive = False
+        if kind not in _MODIFIABLE:
+            self._flush_modifiers()
+        if kind is Kind.SUBJECT:
+            assert token.entry is not None
+            plural = bool(self.number) or token.entry.is_plural
+            parts.attributes.extend(("pre", m) for m in self.modifiers)
+            parts.subjects.append(
+                _Subject(
+                    token.entry.plural if plural else text, self.number, not plural
+                )
+            )
+            self.number = ""
+        elif kind is Kind.ADJECTIVE:
+            parts.attributes.append(("pre", text))
+        elif kind in (Kind.HAIR, Kind.EYES):
+            phrase = _modify(kind, text, self.modifiers)
+            if phrase not in ("hair", "eyes"):  # a bare "hair" adds nothing
+                parts.attributes.append(("with", phrase))
+        elif kind is Kind.FEATURE:
+            parts.attributes.append(("with", _modify(kind, text, self.modifiers)))
+        elif kind is Kind.CLOTHING:
+            parts.attributes.append(("wearing", _modify(kind, text, self.modifiers)))
+        elif kind is Kind.OBJECT:
+            phrase = _modify(kind, text, self.modifiers)
+            if self.awaiting_object:
+                parts.actions[-1] = f"{parts.actions[-1]} {phrase}"
+            else:
+                parts.attributes.append(("with", phrase))
+        elif kind is Kind.ACTION:
+            assert token.entry is not None
+            parts.actions.append(text)
+            transitive = token.entry.transitive
+        elif (
+            kind in SCENE_KINDS
+            and self.awaiting_object
+            and parts.actions[-1].endswith(" at")
+        ):
+            parts.actions[-1] = (
+                f"{parts.actions[-1]} the {_modify(kind, text, self.modifiers)}"
+            )
+        elif kind in SCENE_KINDS:
+            parts.scene.append(_modify(kind, text, self.modifiers))
+        elif self.awaiting_object:
+            obj = f"{self.article} {text}" if self.article and token.latin else text
+            parts.actions[-1] = f"{parts.actions[-1]} {obj}"
+        elif self.locative:
+            parts.scene.append(text)
+        else:
+            parts.attributes.append(("unknown", text))
+        self.modifiers = []
+        self._reset_context()
+        self.awaiting_object = transitive
+
+    def _flush_modifiers(self) -> None:
+        """Modifiers that found no noun are kept as loose tags, not dropped."""
+        if self.modifiers:
+            self.parts.attributes.append(("loose", " ".join(self.modifiers)))
+            self.modifiers = []
+
+    def _reset_context(self) -> None:
+        self.locative = False
+        self.article = ""
+        self.awaiting_object = False
+
+    def _finish(self) -> _Parts:
+        parts = self.parts
+        parts.actions = [a.removesuffix(" at") for a in parts.actions]
+        if not parts.subjects:
+            unknown = parts.role("unknown")
+            if unknown:
+                parts.subjects.append(_Subject(unknown[0], singular=False))
+                parts.attributes.remove(("unknown", unknown[0]))
+        parts.subjects = list(dict.fromkeys(parts.subjects))
+        parts.attributes = list(dict.fromkeys(parts.attributes))
+        parts.actions = list(dict.fromkeys(parts.actions))
+        parts.scene = list(dict.fromkeys(parts.scene))
+        parts.negated = list(dict.fromkeys(parts.negated))
+        return parts
+
+
+def _parse_parts(text: str) -> _Parts:
+    return _Assembler(_tokenize(text)).run()
+
+
+def _noun_phrase(subject: _Subject, adjectives: list[str]) -> str:
+    words = " ".join([*adjectives, subject.noun])
+    determiner = subject.number or (_article(words) if subject.singular else "")
+    return f"{determiner} {words}" if determiner else words
+
+
+def _to_parsed(parts: _Parts) -> ParsedDescription:
+    attributes = tuple(
+        f"wearing {text}" if role == "wearing" else text
+        for role, text in parts.attributes
+    )
+    return ParsedDescription(
+        subject=" and ".join(
+            [s.text for s in parts.subjects[:1]]
+            + [_noun_phrase(s, []) for s in parts.subjects[1:]]
+        ),
+        attributes=attributes,
+        action=" and ".join(parts.actions),
+        scene=tuple(parts.scene),
+    )
+
+
+# --------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------
+
+
+def _phrases(parts: _Parts) -> list[str]:
+    """Prompt phrases, most important first: the subject phrase, scene tags, loose words."""
+    with_, wearing, actions = parts.role("with"), parts.role("wearing"), parts.actions
+    if parts.subjects:
+        first, *others = parts.subjects
+        head = " and ".join(
+            [
+                _noun_phrase(first, parts.role("pre")),
+                *(_noun_phrase(s, []) for s in others),
+            ]
+        )
+        if with_:
+            head += " with " + " and ".join(with_)
+        if wearing:
+            head += " wearing " + " and ".join(wearing)
+        if actions:
+            head += " " + " and ".join(actions)
+        phrases = [head]
+    else:
+        phrases = [
+            *parts.role("pre"),
+            *with_,
+            *(f"wearing {w}" for w in wearing),
+            *actions,
+        ] or ["scenery"]
+    return [*phrases, *parts.scene, *parts.role("unknown", "loose")]
+
+
+def _fit(text: str, budget: int, max_chars: int) -> str:
+    """The longest prefix of ``text`` (whole words, or characters of one long word) within both limits."""
+    kept = ""
+    for word in text.split(" "):
+        candidate = f"{kept} {word}" if kept else word
+        if estimate_clip_tokens(candidate) <= budget and len(candidate) <= max_chars:
+            kept = candidate
+            continue
+        if not kept:
+            for char in word:
+                if (
+                    estimate_clip_tokens(kept + char) > budget
+                    or len(kept) + 1 > max_chars
+                ):
+                    break
+                kept += char
+        break
+    return kept
+
+
+def _bounded_join(phrases: list[str], budget: int, max_chars: int) -> str:
+    """Join phrases with ", " while they fit; the first one is shortened rather than dropped."""
+    joined = ""
+    for phrase in phrases:
+        candidate = f"{joined}, {phrase}" if joined else phrase
+        if estimate_clip_tokens(candidate) <= budget and len(candidate) <= max_chars:
+            joined = candidate
+        elif not joined:
+            joined = _fit(phrase, budget, max_chars)
+    return joined
+
+
+#: Tokens left for the user part: the window minus the style tags and the joining comma.
+_USER_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(STYLE_TAGS) - 1
+_NEGATIVE_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(NEGATIVE_PROMPT) - 1
+
+
+def _render(parts: _Parts) -> tuple[str, str]:
+    user = _bounded_join(_phrases(parts), _USER_BUDGET, MAX_USER_CHARS)
+    positive = f"{user}, {STYLE_TAGS}" if user else STYLE_TAGS
+    negated = _bounded_join(parts.negated, _NEGATIVE_BUDGET, MAX_USER_CHARS)
+    negative = f"{NEGATIVE_PROMPT}, {negated}" if negated else NEGATIVE_PROMPT
+    return positive, negative
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def _detect_language(text: str) -> str:
+    return "zh" if _CJK_RE.search(text) else "en"
+
+
+def _has_words(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def parse_description(text: str, language: str) -> ParsedDescription:
+    """Split a description into subject, attributes, action and scene (English phrases).
+
+    ``language`` is the description's language code ("zh", "yue", "en", ...).
+    Parsing is driven by script, not by the label, so mixed Chinese/English
+    text parses the same whatever the label says; the argument is accepted so
+    callers state what they know.
+
+    Only the first :data:`MAX_INPUT_CHARS` characters are read. Raises
+    :class:`~engine.errors.EmptyTextError` when nothing usable is left (empty,
+    punctuation only, or only filler words such as "please draw").
+    """
+    cleaned = _clean(text)
+    parts = _parse_parts(cleaned) if _has_words(cleaned) else _Parts()
+    if parts.empty():
+        raise EmptyTextError()
+    return _to_parsed(parts)
+
+
+def build_prompt(
+    description: str, *, translation: str | None = None, language: str | None = None
+) -> Prompt:
+    """Build the Stable Diffusion prompt for a description.
+
+    ``translation`` is Whisper's English translation of the same speech; when
+    it gives a usable parse it is preferred over the lexicon reading of
+    ``description``, which stays in :attr:`Prompt.description` (trimmed and
+    cut to :data:`MAX_INPUT_CHARS`). ``language`` is the description's
+    language ("zh", "yue", "en", ...); without it, any CJK ideograph means
+    "zh", anything else "en".
+
+    The positive prompt is the user's part (bounded to fit the CLIP window
+    and :data:`MAX_USER_CHARS`) followed by :data:`STYLE_TAGS`; the negative
+    prompt is :data:`NEGATIVE_PROMPT` plus anything the user negated ("no
+    glasses"). Deterministic: the same input gives the same prompt.
+
+    Raises :class:`~engine.errors.EmptyTextError` when the description has no
+    usable words.
+    """
+    cleaned = _clean(description)
+    if not _has_words(cleaned):
+        raise EmptyTextError()
+    translated = _clean(translation) if translation is not None else ""
+    parts = _parse_parts(translated) if _has_words(translated) else _Parts()
+    if parts.empty():
+        parts = _parse_parts(cleaned)
+    if parts.empty():
+        raise EmptyTextError()
+    positive, negative = _render(parts)
+    return Prompt(
+        description=description.strip()[:MAX_INPUT_CHARS],
+        language=(language or "").strip().lower() or _detect_language(cleaned),
+        parsed=_to_parsed(parts),
+        positive=positive,
+        negative=negative,
+    )

@@ -1,0 +1,71 @@
+"""Neutral inbound events: what a platform adapter hands to the conversation.
+
+Adapters translate Telegram updates / Discord interactions into these and
+nothing else; the conversation never sees platform objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who said it, where: platform ids as strings, the platform's locale (e.g. "zh-CN")."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    user_name: str = ""
+    locale: str | None = None
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class VoiceMessage:
+    """A voice note or audio file (raw bytes as downloaded)."""
+
+    origin: Origin
+    audio: bytes
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """Plain text that is not a command (e.g. the corrected transcript after "Edit")."""
+
+    origin: Origin
+    text: str
+
+
+@dataclass(frozen=True)
+class PhotoMessage:
+    """A photo to restyle."""
+
+    origin: Origin
+    image: bytes
+
+
+@dataclass(frozen=True)
+class Command:
+    """A slash command without the slash, e.g. ``Command(o, "anime", "a girl with blue hair")``."""
+
+    origin: Origin
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A press on one of our buttons (decoded from :attr:`handlers.replies.Button.data`).
+
+    ``message_ref`` is the message the button sits on, so the flow can edit it.
+    """
+
+    origin: Origin
+    request_id: str
+    action: str
+    value: str = ""
+    message_ref: str = ""
+
+
+Event = VoiceMessage | TextMessage | PhotoMessage | Command | ButtonPress

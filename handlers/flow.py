@@ -1,0 +1,706 @@
+"""The conversation, written once for every platform.
+
+```mermaid
+stateDiagram-v2
+    [*] --> transcribing: voice note
+    [*] --> awaiting_confirmation: /anime text
+    [*] --> queued: photo, restyle, reroll, or confirm-before-generate off
+    transcribing --> awaiting_confirmation: card shown
+    transcribing --> failed: bad audio / nothing heard
+    awaiting_confirmation --> awaiting_confirmation: Edit (new text), Style
+    awaiting_confirmation --> transcribing: Retry in another language
+    awaiting_confirmation --> queued: Confirm
+    awaiting_confirmation --> cancelled: Cancel
+    awaiting_confirmation --> expired: pressed after CARD_TTL
+    queued --> running: worker picks it up (position updates while waiting)
+    running --> delivered: image sent (Restyle / Reroll / Original)
+    queued --> cancelled: Cancel or /cancel
+    running --> cancelled: Cancel or /cancel
+    queued --> failed
+    running --> failed
+    running --> queued: bot restarted, job resumed
+```
+
+Every move is a guarded transition in the database (``db.states``), so a
+duplicate button press or a redelivered event never applies twice. Engine
+events of each job are consumed by one watcher task that edits the status
+message (throttled) and stores the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from db.columns import utcnow
+from db.enums import ChatKind, ImageRole, RequestKind
+from db.records import RequestRecord
+from db.repository import Repository
+from db.states import RequestState
+from engine.api import (
+    Engine,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobHandle,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+    ParsedDescription,
+    Prompt,
+    Transcript,
+)
+from engine.errors import ImageError, QueueFullError, TextTooLongError, UserError, UserQueueFullError
+from engine.prompt import build_prompt
+from handlers import cards
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
+from handlers.i18n import pick_language, t
+from handlers.replies import Messenger, Reply
+
+log = logging.getLogger(__name__)
+
+S = RequestState
+
+
+class RateLimitedError(UserError):
+    """Too many new requests in the last minute."""
+
+    key = "rate_limited"
+    template = "You're sending requests too fast. Please wait a minute."
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    """Limits and timings of the conversation (from settings)."""
+
+    styles: tuple[str, ...]
+    default_style: str
+    card_ttl: timedelta = timedelta(minutes=10)
+    progress_interval: float = 2.0
+    max_text_chars: int = 500
+    requests_per_minute: int = 6
+    max_active_per_user: int = 3
+    max_active_total: int = 100
+    history_limit: int = 5
+    unsure_below: float = 0.5
+    audio_cache_size: int = 256
+
+
+@dataclass(frozen=True)
+class _Who:
+    """The requester as the database knows them, with their effective settings."""
+
+    origin: Origin
+    user_id: int
+    chat_id: int
+    lang: str
+    style: str
+    confirm: bool
+    language_setting: str | None
+
+
+class Conversation:
+    """Handles every neutral event; replies go out through the :class:`Messenger`."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        engine: Engine,
+        messenger: Messenger,
+        config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repository = repository
+        self.engine = engine
+        self.messenger = messenger
+        self.config = config
+        self._clock = clock
+        self._monotonic = monotonic
+        self._pending_edits: dict[tuple[str, str, str], str] = {}
+        self._audio: OrderedDict[str, bytes] = OrderedDict()
+        self._status: dict[str, str] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # --- entry points -------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        """Process one event. Never raises: users get a message, operators a log line."""
+        try:
+            who = await self._who(event.origin)
+            try:
+                await self._dispatch(event, who)
+            except UserError as error:
+                log.info("user %s: %s", who.user_id, error.key)
+                await self.messenger.send(event.origin, Reply(t(error.key, who.lang, **error.params), kind="error"))
+        except Exception:  # noqa: BLE001 - one bad event must not take the bot down
+            log.exception("failed to handle %s", type(event).__name__)
+            try:
+                await self.messenger.send(event.origin, Reply(t("error.generic", "en"), kind="error"))
+            except Exception:  # noqa: BLE001
+                log.exception("could not tell the user about the failure")
+
+    async def wait_idle(self) -> None:
+        """Wait until every running job watcher has finished (tests, shutdown)."""
+        while self._watchers:
+            await asyncio.gather(*list(self._watchers), return_exceptions=True)
+
+    async def recover(self) -> None:
+        """After a restart: resume queued/running jobs, fail what cannot be resumed, and say so."""
+        for record in await self.repository.requests_in_states([S.TRANSCRIBING, S.QUEUED, S.RUNNING]):
+            address = await self.repository.request_address(record.id)
+            if address is None:
+                continue
+            origin = Origin(
+                address.platform,
+                address.platform_chat_id,
+                address.platform_user_id,
+                is_group=address.chat_kind is ChatKind.GROUP,
+            )
+            who = await self._who(origin)
+            if record.state is S.RUNNING:
+                await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
+            spec = await self._spec_for(record)
+            if spec is None:
+                if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
+                    await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
+                continue
+            log.info("resuming request %s after restart", record.id)
+            ref = await self.messenger.send(origin, cards.progress(record.id, who.lang, "queued", position="…"))
+            await self._submit(who, record.id, spec, ref)
+
+    # --- dispatch -------------------------------------------------------------
+
+    async def _dispatch(self, event: Event, who: _Who) -> None:
+        match event:
+            case VoiceMessage():
+                await self._on_voice(event, who)
+            case TextMessage():
+                await self._on_text(event, who)
+            case PhotoMessage():
+                await self._on_photo(event, who)
+            case Command():
+                await self._on_command(event, who)
+            case ButtonPress():
+                await self._on_button(event, who)
+
+    async def _who(self, origin: Origin) -> _Who:
+        user_id = await self.repository.get_or_create_user(origin.platform, origin.user_id, origin.user_name or None)
+        kind = ChatKind.GROUP if origin.is_group else ChatKind.PRIVATE
+        chat_id = await self.repository.get_or_create_chat(origin.platform, origin.chat_id, kind)
+        prefs = await self.repository.effective_settings(user_id, chat_id)
+        style = prefs.default_style if prefs.default_style in self.config.styles else self.config.default_style
+        return _Who(
+            origin,
+            user_id,
+            chat_id,
+            pick_language(prefs.language, origin.locale),
+            style,
+            prefs.confirm_before_generate,
+            prefs.language,
+        )
+
+    async def _check_limits(self, who: _Who) -> None:
+        since = self._clock() - timedelta(minutes=1)
+        if await self.repository.count_requests_since(who.user_id, since) >= self.config.requests_per_minute:
+            raise RateLimitedError()
+        if await self.repository.count_active(who.user_id) >= self.config.max_active_per_user:
+            raise UserQueueFullError(limit=self.config.max_active_per_user)
+        if await self.repository.count_active() >= self.config.max_active_total:
+            raise QueueFullError(limit=self.config.max_active_total)
+
+    # --- voice, text, photo -----------------------------------------------------
+
+    async def _on_voice(self, event: VoiceMessage, who: _Who) -> None:
+        await self._check_limits(who)
+        request_id = await self.repository.create_request(
+            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style
+        )
+        ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
+        self._remember_audio(request_id, event.audio)
+        await self._transcribe(who, request_id, ref, event.audio, language=None)
+
+    async def _transcribe(self, who: _Who, request_id: str, ref: str, audio: bytes, language: str | None) -> None:
+        try:
+            transcript = await self.engine.transcribe(audio, language=language)
+            prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
+        except UserError as error:
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.TRANSCRIBING], error_key=error.key)
+            self._audio.pop(request_id, None)
+            await self.messenger.edit(who.origin, ref, Reply(t(error.key, who.lang, **error.params), kind="error"))
+            return
+        await self.repository.save_transcript(
+            request_id,
+            heard_text=transcript.text,
+            language=transcript.language,
+            language_probability=transcript.language_probability,
+            translation=transcript.translation,
+            words=transcript.words,
+        )
+        await self._offer(who, request_id, ref, prompt, transcript=transcript)
+
+    async def _on_text(self, event: TextMessage, who: _Who) -> None:
+        key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
+        request_id = self._pending_edits.pop(key, None)
+        if request_id is not None:
+            await self._apply_edit(who, request_id, event.text)
+        elif not who.origin.is_group:
+            await self.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
+
+    async def _on_anime(self, who: _Who, text: str) -> None:
+        text = text.strip()
+        if not text:
+            await self.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
+            return
+        self._check_text(text)
+        prompt = build_prompt(text)
+        await self._check_limits(who)
+        request_id = await self.repository.create_request(
+            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.TEXT, state=S.TRANSCRIBING, style=who.style
+        )
+        await self.repository.save_transcript(
+            request_id, heard_text=text, language=prompt.language, language_probability=1.0
+        )
+        ref = await self.messenger.send(who.origin, Reply("…", kind="progress"))
+        await self._offer(who, request_id, ref, prompt, transcript=None)
+
+    async def _offer(self, who: _Who, request_id: str, ref: str, prompt: Prompt, *, transcript: Transcript | None) -> None:
+        """Show the confirmation card, or go straight on when the user turned confirmation off."""
+        moved = await self.repository.transition(
+            request_id,
+            S.AWAITING_CONFIRMATION,
+            from_states=[S.TRANSCRIBING],
+            prompt_positive=prompt.positive,
+            prompt_negative=prompt.negative,
+            source_language=prompt.language,
+            card_expires_at=self._clock() + self.config.card_ttl,
+        )
+        if not moved:
+            return
+        if not who.confirm:
+            await self._confirm(who, request_id, ref)
+            return
+        await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
+
+    def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None, style: str | None = None) -> Reply:
+        style = style or who.style
+        if transcript is None:
+            return cards.confirmation_card(request_id, who.lang, text=prompt.description, prompt=prompt, style=style)
+        marked = cards.mark_unsure(transcript.words, self.config.unsure_below) if transcript.words else transcript.text
+        return cards.confirmation_card(
+            request_id,
+            who.lang,
+            text=marked,
+            prompt=prompt,
+            style=style,
+            heard_language=transcript.language,
+            confidence=transcript.language_probability,
+            has_unsure=any(w.probability < self.config.unsure_below for w in transcript.words),
+        )
+
+    async def _apply_edit(self, who: _Who, request_id: str, text: str) -> None:
+        text = text.strip()
+        self._check_text(text)
+        prompt = build_prompt(text)
+        record = await self.repository.get_request(request_id)
+        if record is None or record.state is not S.AWAITING_CONFIRMATION:
+            await self.messenger.send(who.origin, Reply(t("card.expired", who.lang)))
+            return
+        if not await self.repository.update_in_state(
+            request_id,
+            [S.AWAITING_CONFIRMATION],
+            prompt_positive=prompt.positive,
+            prompt_negative=prompt.negative,
+            source_language=prompt.language,
+            card_expires_at=self._clock() + self.config.card_ttl,
+        ):
+            return
+        await self.repository.record_edit(request_id, text)
+        ref = await self.messenger.send(
+            who.origin, cards.confirmation_card(request_id, who.lang, text=text, prompt=prompt, style=record.style or who.style)
+        )
+        self._status[request_id] = ref
+
+    async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
+        png = _to_png(event.image)
+        await self._check_limits(who)
+        request_id = await self.repository.create_request(
+            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style
+        )
+        await self.repository.add_image(request_id, ImageRole.BASE, png)
+        spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png)
+        ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+        await self._submit(who, request_id, spec, ref)
+
+    def _check_text(self, text: str) -> None:
+        if len(text) > self.config.max_text_chars:
+            raise TextTooLongError(length=len(text), limit=self.config.max_text_chars)
+
+    # --- commands ---------------------------------------------------------------
+
+    async def _on_command(self, event: Command, who: _Who) -> None:
+        send = self.messenger.send
+        match event.name.lower():
+            case "start":
+                await send(who.origin, Reply(t("start", who.lang, name=who.origin.user_name or "👋")))
+            case "help":
+                await send(who.origin, Reply(t("help", who.lang)))
+            case "anime":
+                await self._on_anime(who, event.args)
+            case "style":
+                await send(who.origin, cards.style_picker(cards.NO_REQUEST, cards.DEFAULT_STYLE, self.config.styles, who.lang, who.style))
+            case "history":
+                await self._show_history(who)
+            case "settings":
+                await send(who.origin, self._settings_card(who))
+            case "cancel":
+                await self._cancel_latest(who)
+            case _:
+                await send(who.origin, Reply(t("unknown_command", who.lang)))
+
+    def _settings_card(self, who: _Who) -> Reply:
+        return cards.settings_card(who.lang, language=who.language_setting, style=who.style, confirm=who.confirm)
+
+    async def _show_history(self, who: _Who) -> None:
+        records = await self.repository.history(who.user_id, self.config.history_limit)
+        entries = [(r.id, _label(r)) for r in records]
+        await self.messenger.send(who.origin, cards.history_list(who.lang, entries))
+
+    async def _cancel_latest(self, who: _Who) -> None:
+        open_states = [S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING]
+        mine = [r for r in await self.repository.requests_in_states(open_states) if r.user_id == who.user_id]
+        if not mine:
+            await self.messenger.send(who.origin, Reply(t("cancel.nothing", who.lang)))
+            return
+        await self._cancel(who, mine[-1])
+
+    async def _update_preferences(self, who: _Who, **changes: object) -> None:
+        if who.origin.is_group:
+            await self.repository.update_chat_settings(who.chat_id, **changes)  # type: ignore[arg-type]
+        else:
+            await self.repository.update_user_settings(who.user_id, **changes)  # type: ignore[arg-type]
+
+    # --- buttons ----------------------------------------------------------------
+
+    async def _on_button(self, press: ButtonPress, who: _Who) -> None:
+        if press.request_id == cards.NO_REQUEST:
+            await self._on_settings_button(press, who)
+            return
+        record = await self.repository.get_request(press.request_id)
+        if record is None:
+            await self.messenger.notify(who.origin, t("card.expired", who.lang))
+            return
+        if record.user_id != who.user_id:
+            await self.messenger.notify(who.origin, t("not_yours", who.lang))
+            return
+        if press.action in (cards.CONFIRM, cards.EDIT, cards.RETRY, cards.RETRY_AS, cards.STYLE, cards.STYLE_SET):
+            if not await self._card_is_open(who, record):
+                return
+        handlers = {
+            cards.CONFIRM: self._on_confirm,
+            cards.EDIT: self._on_edit,
+            cards.RETRY: self._on_retry,
+            cards.RETRY_AS: self._on_retry_as,
+            cards.STYLE: self._on_style,
+            cards.STYLE_SET: self._on_style_set,
+            cards.CANCEL: self._on_cancel,
+            cards.RESTYLE: self._on_restyle,
+            cards.RESTYLE_AS: self._on_restyle_as,
+            cards.REROLL: self._on_reroll,
+            cards.BASE: self._on_base,
+            cards.RESEND: self._on_resend,
+        }
+        handler = handlers.get(press.action)
+        if handler is None:
+            log.warning("unknown button action %r", press.action)
+            return
+        await handler(press, who, record)
+
+    async def _card_is_open(self, who: _Who, record: RequestRecord) -> bool:
+        """True while the card can be acted on; answers "expired"/"already done" otherwise."""
+        if record.state is S.AWAITING_CONFIRMATION and record.card_expires_at and record.card_expires_at < self._clock():
+            await self.repository.transition(record.id, S.EXPIRED, from_states=[S.AWAITING_CONFIRMATION])
+            self._audio.pop(record.id, None)
+            await self.messenger.notify(who.origin, t("card.expired", who.lang))
+            return False
+        if record.state is S.EXPIRED:
+            await self.messenger.notify(who.origin, t("card.expired", who.lang))
+            return False
+        if record.state is not S.AWAITING_CONFIRMATION:
+            await self.messenger.notify(who.origin, t("already_handled", who.lang))
+            return False
+        return True
+
+    async def _on_confirm(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        await self._confirm(who, record.id, self._status.get(record.id) or press.message_ref or None)
+
+    async def _confirm(self, who: _Who, request_id: str, ref: str | None) -> None:
+        record = await self.repository.get_request(request_id)
+        assert record is not None
+        await self._check_limits(who)
+        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION]):
+            await self.messenger.notify(who.origin, t("already_handled", who.lang))
+            return
+        self._audio.pop(request_id, None)
+        transcript = record.transcript
+        if transcript is not None:
+            await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
+        spec = await self._spec_for(record)
+        assert spec is not None
+        if ref is None:
+            ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+        await self._submit(who, request_id, spec, ref)
+
+    async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        self._pending_edits[(who.origin.platform, who.origin.chat_id, who.origin.user_id)] = record.id
+        transcript = record.transcript
+        current = (transcript.edited_text or transcript.heard_text) if transcript else ""
+        await self.messenger.send(
+            who.origin, Reply(t("edit.prompt", who.lang), kind="edit_prompt", prefill=current, request_id=record.id)
+        )
+
+    async def _on_retry(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        if record.id not in self._audio:
+            await self.messenger.notify(who.origin, t("card.expired", who.lang))
+            return
+        await self.messenger.send(who.origin, cards.language_picker(record.id, who.lang))
+
+    async def _on_retry_as(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        audio = self._audio.get(record.id)
+        if audio is None or press.value not in cards.RETRY_LANGUAGES:
+            await self.messenger.notify(who.origin, t("card.expired", who.lang))
+            return
+        if not await self.repository.transition(record.id, S.TRANSCRIBING, from_states=[S.AWAITING_CONFIRMATION]):
+            await self.messenger.notify(who.origin, t("already_handled", who.lang))
+            return
+        ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
+        self._status[record.id] = ref
+        await self._transcribe(who, record.id, ref, audio, language=press.value)
+
+    async def _on_style(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        picker = cards.style_picker(record.id, cards.STYLE_SET, self.config.styles, who.lang, record.style)
+        await self.messenger.send(who.origin, picker)
+
+    async def _on_style_set(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        if press.value not in self.config.styles:
+            return
+        if await self.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], style=press.value):
+            await self.messenger.notify(who.origin, t("style.set", who.lang, style=press.value))
+
+    async def _on_cancel(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        await self._cancel(who, record)
+
+    async def _cancel(self, who: _Who, record: RequestRecord) -> None:
+        if record.state is S.AWAITING_CONFIRMATION:
+            if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.AWAITING_CONFIRMATION]):
+                self._audio.pop(record.id, None)
+                await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
+                return
+        elif record.state in (S.QUEUED, S.RUNNING):
+            if await self.engine.cancel(record.id):
+                return  # the job's watcher records the cancel and tells the user
+            if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
+                await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
+                return
+        await self.messenger.notify(who.origin, t("already_handled", who.lang))
+
+    async def _on_restyle(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        picker = cards.style_picker(record.id, cards.RESTYLE_AS, self.config.styles, who.lang, record.style)
+        await self.messenger.send(who.origin, picker)
+
+    async def _on_restyle_as(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        base = record.image(ImageRole.BASE)
+        if press.value not in self.config.styles or base is None:
+            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            return
+        await self._derive(who, record, RequestKind.RESTYLE, style=press.value)
+
+    async def _on_reroll(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        if not record.prompt_positive:
+            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            return
+        await self._derive(who, record, RequestKind.REROLL, style=record.style or who.style)
+
+    async def _derive(self, who: _Who, parent: RequestRecord, kind: RequestKind, *, style: str) -> None:
+        """A restyle (same base image, new style) or reroll (same prompt, new seed) of ``parent``."""
+        await self._check_limits(who)
+        request_id = await self.repository.create_request(
+            user_id=who.user_id,
+            chat_id=who.chat_id,
+            kind=kind,
+            state=S.QUEUED,
+            parent_id=parent.id,
+            style=style,
+            prompt_positive=parent.prompt_positive,
+            prompt_negative=parent.prompt_negative,
+            source_language=parent.source_language,
+        )
+        record = await self.repository.get_request(request_id)
+        assert record is not None
+        spec = await self._spec_for(record)
+        if spec is None:
+            await self.repository.transition(request_id, S.FAILED, error_key="history.gone")
+            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            return
+        ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+        await self._submit(who, request_id, spec, ref)
+
+    async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        base = record.image(ImageRole.BASE)
+        if base is None or not base.path.exists():
+            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            return
+        await self.messenger.send(who.origin, Reply(t("base_image", who.lang), kind="image", image_png=base.path.read_bytes()))
+
+    async def _on_resend(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        anime = record.image(ImageRole.ANIME)
+        if anime is None or not anime.path.exists():
+            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            return
+        reply = cards.delivered(
+            record.id, who.lang, anime.path.read_bytes(), style=record.style or "", seed=record.seed, prompt=record.prompt_positive
+        )
+        await self.messenger.send(who.origin, reply)
+
+    async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
+        if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
+            await self._update_preferences(who, language=press.value)
+        elif press.action == cards.TOGGLE_CONFIRM:
+            await self._update_preferences(who, confirm_before_generate=not who.confirm)
+        elif press.action == cards.DEFAULT_STYLE and press.value in self.config.styles:
+            await self._update_preferences(who, default_style=press.value)
+        elif press.action == cards.DEFAULT_STYLE:
+            await self.messenger.send(who.origin, cards.style_picker(cards.NO_REQUEST, cards.DEFAULT_STYLE, self.config.styles, who.lang, who.style))
+            return
+        else:
+            return
+        who = await self._who(who.origin)
+        await self.messenger.notify(who.origin, t("settings.saved", who.lang))
+        await self.messenger.send(who.origin, self._settings_card(who))
+
+    # --- jobs ---------------------------------------------------------------------
+
+    async def _spec_for(self, record: RequestRecord) -> JobSpec | None:
+        """The engine job for a queued request, or None when what it needs is gone."""
+        style = record.style or self.config.default_style
+        user_key = str(record.user_id)
+        if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE):
+            owner = record
+            if record.kind is RequestKind.RESTYLE and record.parent_id:
+                owner = await self.repository.get_request(record.parent_id) or record
+            base = owner.image(ImageRole.BASE)
+            if base is None or not base.path.exists():
+                return None
+            return JobSpec(record.id, user_key, "photo" if record.kind is RequestKind.PHOTO else "restyle", style, source_png=base.path.read_bytes())
+        if not record.prompt_positive:
+            return None
+        transcript = record.transcript
+        description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.prompt_positive
+        prompt = Prompt(
+            description=description,
+            language=record.source_language or "en",
+            parsed=ParsedDescription(subject=""),
+            positive=record.prompt_positive,
+            negative=record.prompt_negative or "",
+        )
+        return JobSpec(record.id, user_key, "text", style, prompt=prompt, seed=record.seed)
+
+    async def _submit(self, who: _Who, request_id: str, spec: JobSpec, ref: str) -> None:
+        try:
+            handle = await self.engine.submit(spec)
+        except UserError as error:
+            await self.repository.transition(request_id, S.FAILED, error_key=error.key)
+            await self.messenger.edit(who.origin, ref, Reply(t(error.key, who.lang, **error.params), kind="error"))
+            return
+        task = asyncio.create_task(self._watch(who, request_id, handle, ref), name=f"watch-{request_id}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, who: _Who, request_id: str, handle: JobHandle, ref: str) -> None:
+        """Follow one job: queue position, progress (throttled), then the result."""
+        lang, origin = who.lang, who.origin
+        last_edit = float("-inf")
+        shown: Reply | None = None
+
+        async def show(reply: Reply, *, force: bool = False) -> None:
+            nonlocal last_edit, shown
+            now = self._monotonic()
+            if reply == shown or (not force and now - last_edit < self.config.progress_interval):
+                return
+            last_edit, shown = now, reply
+            await self.messenger.edit(origin, ref, reply)
+
+        try:
+            async for event in handle.events():
+                match event:
+                    case JobQueued(position=position):
+                        await show(cards.progress(request_id, lang, "queued", position=position), force=True)
+                    case JobStarted():
+                        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
+                        await show(cards.progress(request_id, lang, "generating", percent=0), force=True)
+                    case JobProgress(fraction=fraction, stage=stage):
+                        key = "styling" if stage == "style" else "generating"
+                        await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
+                    case JobFinished(result=result):
+                        await self._deliver(who, request_id, result, ref)
+                    case JobFailed(error_key=error_key):
+                        await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key)
+                        key = error_key if error_key != "error.generic" else "job.failed"
+                        await self.messenger.edit(origin, ref, Reply(t(key, lang), kind="error"))
+                    case JobCancelled():
+                        if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
+                            await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))
+        except Exception:  # noqa: BLE001 - the watcher must never die silently
+            log.exception("watching request %s failed", request_id)
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic")
+            await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
+
+    async def _deliver(self, who: _Who, request_id: str, result: JobResult, ref: str) -> None:
+        # Store first, then move: a duplicate delivery finds the request delivered and sends nothing.
+        await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
+        await self.repository.add_image(
+            request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
+        )
+        if not await self.repository.transition(
+            request_id, S.DELIVERED, from_states=[S.QUEUED, S.RUNNING], seed=result.seed, style=result.style
+        ):
+            return
+        await self.messenger.edit(who.origin, ref, Reply(t("delivered.photo", who.lang, style=result.style)))
+        prompt = result.prompt.positive if result.prompt else None
+        await self.messenger.send(
+            who.origin, cards.delivered(request_id, who.lang, result.anime_png, style=result.style, seed=result.seed, prompt=prompt)
+        )
+
+    def _remember_audio(self, request_id: str, audio: bytes) -> None:
+        self._audio[request_id] = audio
+        while len(self._audio) > self.config.audio_cache_size:
+            self._audio.popitem(last=False)
+
+
+def _to_png(data: bytes) -> bytes:
+    """Re-encode an uploaded photo as PNG (EXIF rotation applied); ImageError if unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = ImageOps.exif_transpose(image)
+            buffer = io.BytesIO()
+            image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(detail=str(error)) from error
+    return buffer.getvalue()
+
+
+def _label(record: RequestRecord) -> str:
+    transcript = record.transcript
+    text = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.kind.value
+    return f"{text[:40]} · {record.style or ''}"

@@ -1,0 +1,72 @@
+"""Neutral outbound replies and the messenger interface adapters implement.
+
+A :class:`Reply` is text plus optional button rows and an optional image;
+``kind`` tells the adapter how to render it (a progress reply may come with
+a "typing/uploading" chat action, an ``edit_prompt`` asks for a reply with
+ForceReply on Telegram or a Modal on Discord).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from handlers.events import Origin
+
+ReplyKind = Literal["text", "card", "progress", "image", "edit_prompt", "error"]
+
+#: Button payloads must fit Telegram's 64-byte callback_data.
+MAX_BUTTON_DATA = 64
+
+
+@dataclass(frozen=True)
+class Button:
+    """One button; state lives server-side, the payload only names request and action."""
+
+    label: str
+    action: str
+    request_id: str
+    value: str = ""
+
+    @property
+    def data(self) -> str:
+        """Compact payload ``action:request_id[:value]`` (at most 64 bytes)."""
+        data = f"{self.action}:{self.request_id}" + (f":{self.value}" if self.value else "")
+        if len(data.encode()) > MAX_BUTTON_DATA:
+            raise ValueError(f"button data over {MAX_BUTTON_DATA} bytes: {data!r}")
+        return data
+
+
+def parse_button_data(data: str) -> tuple[str, str, str] | None:
+    """Inverse of :attr:`Button.data`: (action, request_id, value), or None if it is not ours."""
+    parts = data.split(":", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Something to show in the chat."""
+
+    text: str
+    kind: ReplyKind = "text"
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    image_png: bytes | None = None
+    #: For ``edit_prompt``: the text to prefill (Discord Modal).
+    prefill: str = ""
+    #: For ``edit_prompt``/``card``: which request it belongs to.
+    request_id: str = ""
+
+
+class Messenger(Protocol):
+    """What the conversation needs from a platform adapter."""
+
+    async def send(self, origin: Origin, reply: Reply) -> str:
+        """Post ``reply`` in the origin's chat; returns a message reference for later edits."""
+
+    async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
+        """Replace a message posted earlier (text, buttons; adapters may re-post images)."""
+
+    async def notify(self, origin: Origin, text: str) -> None:
+        """A short, unobtrusive answer to a button press (toast/ephemeral), or a plain message."""

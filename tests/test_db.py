@@ -1,0 +1,454 @@
+"""History database: migrations, pragmas, race-safe writes, guarded transitions, files, queries.
+
+Every test runs on SQLite and, when a server is available, on PostgreSQL
+(fixtures in ``tests/support/database.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from PIL import Image as PILImage
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from db import (
+    KEEP,
+    ChatKind,
+    ChatOverrides,
+    Database,
+    ImageRole,
+    Preferences,
+    Repository,
+    RequestKind,
+    RequestState,
+    create_database,
+)
+from db.migrate import alembic_config, upgrade, upgrade_async
+from db.models import Base, Identity, User
+from db.states import TRANSITIONS
+from engine.api import Word
+
+S = RequestState
+
+
+class Clock:
+    """A controllable UTC clock for the repository."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 1.0) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (4, 3)) -> bytes:
+    """A tiny PNG of one colour."""
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'db' / 'history.db'}"
+    return str(request.getfixturevalue("postgres_database_url"))
+
+
+@pytest.fixture
+def url(empty_url: str) -> str:
+    """URL of a database migrated to the latest revision."""
+    upgrade(empty_url)
+    return empty_url
+
+
+@pytest.fixture
+async def database(url: str) -> AsyncIterator[Database]:
+    db = create_database(url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def repo(database: Database, data_dir: Path, clock: Clock) -> Repository:
+    return Repository(database, data_dir, clock=clock)
+
+
+@pytest.fixture
+def sqlite_only(url: str) -> Iterator[None]:
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite-specific")
+    yield
+
+
+async def make_request(
+    repo: Repository, *, user: str = "alice", state: RequestState = S.TRANSCRIBING
+) -> tuple[int, str]:
+    user_id = await repo.get_or_create_user("telegram", user, user.title())
+    chat_id = await repo.get_or_create_chat("telegram", f"chat-{user}", ChatKind.PRIVATE)
+    return user_id, await repo.create_request(user_id=user_id, chat_id=chat_id, kind=RequestKind.VOICE, state=state)
+
+
+async def deliver(repo: Repository, request_id: str, *, from_state: RequestState = S.TRANSCRIBING) -> None:
+    path = {S.TRANSCRIBING: [S.QUEUED, S.RUNNING, S.DELIVERED], S.QUEUED: [S.RUNNING, S.DELIVERED]}[from_state]
+    for state in path:
+        assert await repo.transition(request_id, state)
+
+
+async def table_names(url: str) -> set[str]:
+    db = create_database(url)
+    try:
+        async with db.engine.connect() as connection:
+            return await connection.run_sync(lambda c: set(c.dialect.get_table_names(c)))
+    finally:
+        await db.dispose()
+
+
+# --- migrations and connections ------------------------------------------------------------
+
+
+async def test_migrations_from_empty_match_the_models(url: str) -> None:
+    def diff(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    db = create_database(url)
+    try:
+        async with db.engine.connect() as connection:
+            assert await connection.run_sync(diff) == []
+            revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    finally:
+        await db.dispose()
+    assert revision == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def test_upgrade_async_from_the_event_loop_is_idempotent(
+    empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the migrations are found without relying on the working directory
+    await upgrade_async(empty_url)
+    await upgrade_async(empty_url)
+    tables = await table_names(empty_url)
+    assert {"users", "identities", "chats", "requests", "transcripts", "images", "user_settings"} <= tables
+
+
+def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
+    command.downgrade(alembic_config(url), "base")
+    assert asyncio.run(table_names(url)) == {"alembic_version"}
+    upgrade(url)
+    assert "requests" in asyncio.run(table_names(url))
+
+
+@pytest.mark.usefixtures("sqlite_only")
+async def test_sqlite_pragmas_are_set_on_every_connection(database: Database) -> None:
+    async def pragmas() -> tuple[object, ...]:
+        async with database.engine.connect() as connection:
+            values = []
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+                values.append((await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one())
+            await asyncio.sleep(0.05)  # keep this connection checked out so the other one is new
+            return tuple(values)
+
+    first, second = await asyncio.gather(pragmas(), pragmas())
+    assert first == second == ("wal", 1, 5000, 1)  # synchronous 1 = NORMAL
+
+
+async def test_timestamps_are_timezone_aware_utc(repo: Repository, clock: Clock) -> None:
+    clock.now = datetime(2025, 6, 1, 14, 30, tzinfo=timezone(timedelta(hours=8)))
+    _, request_id = await make_request(repo)
+    record = await repo.get_request(request_id)
+    assert record is not None
+    assert record.created_at == clock.now
+    assert record.created_at.tzinfo == UTC
+
+
+# --- users and chats -----------------------------------------------------------------------
+
+
+async def test_get_or_create_user_is_idempotent_under_concurrency(repo: Repository, database: Database) -> None:
+    ids = await asyncio.gather(*(repo.get_or_create_user("discord", "42", "Alice") for _ in range(12)))
+    assert len(set(ids)) == 1
+    assert await repo.get_or_create_user("discord", "42") == ids[0]
+    assert await repo.get_or_create_user("telegram", "42") != ids[0]
+    async with database.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(User))).scalar_one() == 2
+        assert (await session.execute(select(func.count()).select_from(Identity))).scalar_one() == 2
+
+
+async def test_get_or_create_user_stores_a_new_display_name(repo: Repository, database: Database) -> None:
+    user_id = await repo.get_or_create_user("telegram", "7", "Old")
+    assert await repo.get_or_create_user("telegram", "7", "New") == user_id
+    async with database.sessions() as session:
+        assert (await session.execute(select(Identity.display_name))).scalar_one() == "New"
+
+
+async def test_get_or_create_chat_is_idempotent_under_concurrency(repo: Repository) -> None:
+    ids = await asyncio.gather(*(repo.get_or_create_chat("telegram", "-100", ChatKind.GROUP) for _ in range(12)))
+    assert len(set(ids)) == 1
+    assert await repo.get_or_create_chat("discord", "-100", ChatKind.GROUP) != ids[0]
+
+
+# --- state machine -------------------------------------------------------------------------
+
+
+async def test_transition_applies_once(repo: Repository) -> None:
+    _, request_id = await make_request(repo)
+    assert await repo.transition(request_id, S.AWAITING_CONFIRMATION)
+    assert not await repo.transition(request_id, S.AWAITING_CONFIRMATION)  # duplicate event
+    assert await repo.transition(request_id, S.QUEUED)
+    assert not await repo.transition(request_id, S.EXPIRED)  # a late expiry timer does nothing
+    record = await repo.get_request(request_id)
+    assert record is not None and record.state is S.QUEUED
+
+
+async def test_concurrent_duplicate_transitions_apply_exactly_once(repo: Repository) -> None:
+    _, request_id = await make_request(repo, state=S.QUEUED)
+    results = await asyncio.gather(*(repo.transition(request_id, S.RUNNING) for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+
+
+async def test_transition_sets_timestamps_and_fields(repo: Repository, clock: Clock) -> None:
+    _, request_id = await make_request(repo, state=S.QUEUED)
+    started = clock.advance()
+    assert await repo.transition(request_id, S.RUNNING, seed=1234567890123, prompt_positive="1girl")
+    finished = clock.advance()
+    assert await repo.transition(request_id, S.FAILED, error_key="engine.out_of_memory")
+    record = await repo.get_request(request_id)
+    assert record is not None
+    assert (record.state, record.seed, record.prompt_positive, record.error_key) == (
+        S.FAILED,
+        1234567890123,
+        "1girl",
+        "engine.out_of_memory",
+    )
+    assert (record.started_at, record.finished_at, record.updated_at) == (started, finished, finished)
+
+
+async def test_illegal_transitions_raise(repo: Repository) -> None:
+    _, request_id = await make_request(repo, state=S.QUEUED)
+    with pytest.raises(ValueError):
+        await repo.transition(request_id, S.DELIVERED, from_states=[S.QUEUED])  # queued -> delivered is not a move
+    with pytest.raises(ValueError):
+        await repo.transition(request_id, S.RUNNING, user_id=2)  # not a transition field
+    with pytest.raises(ValueError):
+        await repo.create_request(user_id=1, chat_id=1, kind=RequestKind.TEXT, state=S.RUNNING)
+    with pytest.raises(ValueError):
+        await repo.create_request(user_id=1, chat_id=1, kind=RequestKind.REROLL)  # needs parent_id
+
+
+async def test_from_states_narrow_the_guard(repo: Repository) -> None:
+    _, request_id = await make_request(repo, state=S.QUEUED)
+    assert not await repo.transition(request_id, S.CANCELLED, from_states=[S.RUNNING])
+    assert await repo.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING])
+
+
+def test_terminal_states_have_no_way_out() -> None:
+    assert all(not TRANSITIONS[s] for s in (S.DELIVERED, S.FAILED, S.CANCELLED, S.EXPIRED))
+
+
+async def test_requests_in_states_for_restart_recovery(repo: Repository, clock: Clock) -> None:
+    _, running = await make_request(repo, state=S.QUEUED)
+    await repo.transition(running, S.RUNNING)
+    clock.advance()
+    _, queued = await make_request(repo, user="bob", state=S.QUEUED)
+    clock.advance()
+    _, done = await make_request(repo, state=S.QUEUED)
+    await deliver(repo, done, from_state=S.QUEUED)
+
+    pending = await repo.requests_in_states([S.RUNNING, S.QUEUED])
+    assert [r.id for r in pending] == [running, queued]  # oldest first
+
+    assert await repo.transition(running, S.QUEUED)  # re-queue after a restart
+    record = await repo.get_request(running)
+    assert record is not None and record.state is S.QUEUED and record.started_at is None
+
+
+# --- integrity -----------------------------------------------------------------------------
+
+
+async def test_foreign_keys_are_enforced(repo: Repository) -> None:
+    user_id, request_id = await make_request(repo)
+    with pytest.raises(IntegrityError):
+        await repo.create_request(user_id=user_id + 1000, chat_id=1, kind=RequestKind.TEXT)
+    with pytest.raises(IntegrityError):
+        await repo.save_transcript("0" * 32, heard_text="hi", language="en", language_probability=0.9)
+    with pytest.raises(IntegrityError):
+        await repo.add_image("0" * 32, ImageRole.ANIME, png((1, 2, 3)))
+    with pytest.raises(IntegrityError):
+        await repo.create_request(
+            user_id=user_id, chat_id=1, kind=RequestKind.RESTYLE, state=S.QUEUED, parent_id="f" * 32
+        )
+    assert await repo.create_request(
+        user_id=user_id, chat_id=1, kind=RequestKind.RESTYLE, state=S.QUEUED, parent_id=request_id
+    )
+
+
+# --- transcripts ---------------------------------------------------------------------------
+
+
+async def test_transcript_heard_edited_final(repo: Repository) -> None:
+    _, request_id = await make_request(repo)
+    assert not await repo.record_edit(request_id, "nothing to edit yet")
+    words = [Word("猫", 0.0, 0.4, 0.92), Word("女孩", 0.4, 0.9, 0.41)]
+    await repo.save_transcript(
+        request_id, heard_text="猫女孩", language="zh", language_probability=0.97, translation="cat girl", words=words
+    )
+    assert await repo.record_edit(request_id, "猫耳女孩")
+    assert await repo.set_final_text(request_id, "猫耳女孩")
+    record = await repo.get_request(request_id)
+    assert record is not None and record.transcript is not None
+    transcript = record.transcript
+    assert (transcript.heard_text, transcript.edited_text, transcript.final_text) == ("猫女孩", "猫耳女孩", "猫耳女孩")
+    assert [(w.text, w.probability) for w in transcript.words] == [("猫", 0.92), ("女孩", 0.41)]
+    assert (transcript.language, transcript.translation) == ("zh", "cat girl")
+
+    await repo.save_transcript(request_id, heard_text="猫耳朵女孩", language="zh", language_probability=0.99)
+    record = await repo.get_request(request_id)
+    assert record is not None and record.transcript is not None
+    assert (record.transcript.heard_text, record.transcript.edited_text, record.transcript.words) == (
+        "猫耳朵女孩",
+        None,
+        (),
+    )
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+async def test_images_are_stored_once_per_content(repo: Repository, data_dir: Path) -> None:
+    _, first = await make_request(repo)
+    _, second = await make_request(repo, user="bob")
+    red, blue = png((255, 0, 0)), png((0, 0, 255), size=(8, 5))
+
+    a = await repo.add_image(first, ImageRole.BASE, red, seed=7, model="anything-v5")
+    b = await repo.add_image(second, ImageRole.BASE, red)
+    c = await repo.add_image(first, ImageRole.ANIME, blue, style="hayao")
+
+    assert a.path == b.path != c.path
+    assert a.path == data_dir / "images" / a.sha256[:2] / a.sha256[2:4] / f"{a.sha256}.png"
+    assert a.path.read_bytes() == red and c.path.read_bytes() == blue
+    assert (c.width, c.height) == (8, 5)
+    stored = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    assert stored == sorted({a.path, c.path})  # no duplicates, no temporary files left behind
+
+    record = await repo.get_request(first)
+    assert record is not None
+    assert [(i.role, i.path, i.seed, i.model, i.style) for i in record.images] == [
+        (ImageRole.BASE, a.path, 7, "anything-v5", None),
+        (ImageRole.ANIME, c.path, None, None, "hayao"),
+    ]
+
+
+async def test_add_image_is_idempotent_per_role(repo: Repository) -> None:
+    _, request_id = await make_request(repo)
+    await repo.add_image(request_id, ImageRole.ANIME, png((1, 1, 1)), seed=1)
+    again = await repo.add_image(request_id, ImageRole.ANIME, png((2, 2, 2)), seed=2)  # redelivered job
+    record = await repo.get_request(request_id)
+    assert record is not None
+    assert [(i.sha256, i.seed) for i in record.images] == [(again.sha256, 2)]
+    assert record.image(ImageRole.ANIME) == again and record.image(ImageRole.BASE) is None
+
+
+async def test_add_image_rejects_non_png(repo: Repository) -> None:
+    _, request_id = await make_request(repo)
+    with pytest.raises(ValueError):
+        await repo.add_image(request_id, ImageRole.BASE, b"GIF89a not a png at all")
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+async def test_history_is_newest_first_delivered_only_and_limited(repo: Repository, clock: Clock) -> None:
+    delivered = []
+    for i in range(5):
+        clock.advance(60)
+        user_id, request_id = await make_request(repo)
+        if i == 2:
+            await repo.transition(request_id, S.FAILED)
+            continue
+        await deliver(repo, request_id)
+        await repo.add_image(request_id, ImageRole.ANIME, png((i, i, i)))
+        delivered.append(request_id)
+    _, other = await make_request(repo, user="bob")
+    await deliver(repo, other)
+
+    history = await repo.history(user_id, limit=3)
+    assert [r.id for r in history] == delivered[::-1][:3]
+    assert all(r.state is S.DELIVERED and r.image(ImageRole.ANIME) is not None for r in history)
+    assert len(await repo.history(user_id, limit=10)) == 4
+
+
+async def test_active_and_recent_counts(repo: Repository, clock: Clock) -> None:
+    start = clock.now
+    alice, _ = await make_request(repo, state=S.QUEUED)
+    _, running = await make_request(repo, state=S.QUEUED)
+    await repo.transition(running, S.RUNNING)
+    await make_request(repo, state=S.AWAITING_CONFIRMATION)
+    clock.advance(3600)
+    bob, _ = await make_request(repo, user="bob", state=S.QUEUED)
+    _, late = await make_request(repo, state=S.QUEUED)
+
+    assert await repo.count_active(alice) == 3
+    assert await repo.count_active(bob) == 1
+    assert await repo.count_active() == 4
+    assert await repo.transition(late, S.CANCELLED)
+    assert await repo.count_active() == 3
+
+    assert await repo.count_requests_since(alice, start) == 4
+    assert await repo.count_requests_since(alice, clock.now - timedelta(minutes=1)) == 1
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+async def test_settings_precedence_chat_over_user_over_default(repo: Repository) -> None:
+    user_id = await repo.get_or_create_user("telegram", "1")
+    group = await repo.get_or_create_chat("telegram", "-1", ChatKind.GROUP)
+    assert await repo.effective_settings(user_id, group) == Preferences(None, None, True)
+
+    assert await repo.update_user_settings(user_id, language="en", default_style="hayao") == Preferences(
+        "en", "hayao", True
+    )
+    assert await repo.update_chat_settings(group, language="zh", confirm_before_generate=False) == ChatOverrides(
+        "zh", None, False
+    )
+    assert await repo.effective_settings(user_id, group) == Preferences("zh", "hayao", False)
+    assert await repo.effective_settings(user_id) == Preferences("en", "hayao", True)
+
+    await repo.update_chat_settings(group, language=None)  # remove the override
+    await repo.update_user_settings(user_id, default_style=None, confirm_before_generate=KEEP)
+    assert await repo.effective_settings(user_id, group) == Preferences("en", None, False)
+    assert await repo.get_user_settings(user_id) == Preferences("en", None, True)
+
+
+async def test_settings_reject_unknown_language(repo: Repository) -> None:
+    user_id = await repo.get_or_create_user("telegram", "1")
+    with pytest.raises(ValueError):
+        await repo.update_user_settings(user_id, language="xx")

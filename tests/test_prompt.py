@@ -1,0 +1,315 @@
+"""Tests for engine.prompt: description (zh / yue / en) -> Stable Diffusion prompt."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.api import ParsedDescription, Prompt
+from engine.errors import EmptyTextError
+from engine.lexicon import EN_INDEX, ZH_INDEX, Kind, plural_of
+from engine.prompt import (
+    CLIP_CONTENT_TOKENS,
+    MAX_INPUT_CHARS,
+    MAX_USER_CHARS,
+    NEGATIVE_PROMPT,
+    STYLE_TAGS,
+    build_prompt,
+    estimate_clip_tokens,
+    parse_description,
+)
+
+
+def user_part(prompt: Prompt) -> str:
+    assert prompt.positive.endswith(STYLE_TAGS)
+    return prompt.positive[: -len(STYLE_TAGS)].removesuffix(", ")
+
+
+# --------------------------------------------------------------------------
+# Chinese / Cantonese
+# --------------------------------------------------------------------------
+
+
+def test_glasses_boy_reading() -> None:
+    prompt = build_prompt("戴眼镜的男孩看书")
+    assert prompt.parsed == ParsedDescription(
+        subject="boy", attributes=("wearing glasses",), action="reading a book"
+    )
+    assert prompt.positive.startswith(
+        "a boy wearing glasses reading a book, anime style"
+    )
+    assert prompt.language == "zh"
+    assert prompt.description == "戴眼镜的男孩看书"
+
+
+def test_blue_haired_girl_under_cherry_blossoms() -> None:
+    parsed = build_prompt("一个蓝色头发的女孩在樱花树下").parsed
+    assert parsed == ParsedDescription(
+        subject="girl", attributes=("blue hair",), scene=("cherry blossom trees",)
+    )
+
+
+def test_scenery_without_subject() -> None:
+    prompt = build_prompt("下雨的晚上城市街道")
+    assert prompt.parsed.subject == ""
+    assert set(prompt.parsed.scene) == {"rain", "night", "city street"}
+    assert user_part(prompt).startswith("scenery, ")
+
+
+def test_cantonese() -> None:
+    prompt = build_prompt("一個戴帽嘅女仔喺海邊")
+    assert prompt.parsed == ParsedDescription(
+        subject="girl", attributes=("wearing a hat",), scene=("beach",)
+    )
+    assert user_part(prompt) == "a girl wearing a hat, beach"
+
+
+def test_cantonese_reading_and_traditional_hair() -> None:
+    parsed = build_prompt("睇書嘅細路仔，藍色頭髮，喺公園").parsed
+    assert parsed.subject == "child"
+    assert parsed.action == "reading a book"
+    assert parsed.attributes == ("blue hair",)
+    assert parsed.scene == ("park",)
+
+
+def test_colour_number_and_golden_hair() -> None:
+    assert build_prompt("两只白猫在屋顶上睡觉").positive.startswith(
+        "two white cats sleeping, rooftop, "
+    )
+    parsed = build_prompt("穿红色裙子的金发少女拿着伞").parsed
+    assert parsed.subject == "girl"
+    assert parsed.attributes == ("wearing a red dress", "blonde hair")
+    assert parsed.action == "holding an umbrella"
+
+
+def test_negation_goes_to_negative_prompt() -> None:
+    prompt = build_prompt("不戴眼镜的女孩")
+    assert "glasses" not in prompt.positive
+    assert prompt.negative == f"{NEGATIVE_PROMPT}, glasses"
+    assert build_prompt("a girl without glasses").negative.endswith(", glasses")
+
+
+def test_unknown_cjk_passes_through_but_not_as_subject() -> None:
+    parsed = build_prompt("小明的猫在草地上").parsed
+    assert parsed.subject == "cat"
+    assert "小明" in parsed.attributes
+    assert "小明" in build_prompt("小明的猫在草地上").positive
+
+
+def test_unknown_cjk_is_subject_when_no_known_subject() -> None:
+    prompt = build_prompt("皮卡丘在海边吃拉面")
+    assert prompt.parsed == ParsedDescription(
+        subject="皮卡丘", action="eating ramen", scene=("beach",)
+    )
+    unknown_place = build_prompt("女孩在长椅上").parsed
+    assert unknown_place.scene == ("长椅",)
+
+
+# --------------------------------------------------------------------------
+# English
+# --------------------------------------------------------------------------
+
+
+def test_english_phrase_matching() -> None:
+    prompt = build_prompt("a girl with blue hair under cherry blossoms at night")
+    assert prompt.parsed == ParsedDescription(
+        subject="girl", attributes=("blue hair",), scene=("cherry blossoms", "night")
+    )
+    assert prompt.language == "en"
+    assert user_part(prompt) == "a girl with blue hair, cherry blossoms, night"
+
+
+def test_english_actions_objects_and_plurals() -> None:
+    parsed = build_prompt(
+        "Two girls and a dog eating ice cream on the beach at sunset!"
+    ).parsed
+    assert parsed == ParsedDescription(
+        subject="two girls and a dog",
+        action="eating ice cream",
+        scene=("beach", "sunset"),
+    )
+    assert build_prompt(
+        "an old man holding an umbrella in the rain"
+    ).positive.startswith("an old man holding an umbrella, rain, ")
+
+
+def test_unknown_english_words_pass_through() -> None:
+    prompt = build_prompt("a girl in a sparkly dress reading the newspaper, steampunk")
+    assert prompt.parsed.subject == "girl"
+    assert prompt.parsed.attributes == ("wearing a sparkly dress", "steampunk")
+    assert prompt.parsed.action == "reading the newspaper"
+    assert (
+        user_part(prompt)
+        == "a girl wearing a sparkly dress reading the newspaper, steampunk"
+    )
+    assert build_prompt("pikachu eating ramen").parsed.subject == "pikachu"
+
+
+def test_long_blue_hair_and_full_width_input() -> None:
+    assert build_prompt("ａ ｇｉｒｌ ｗｉｔｈ long blue hair").parsed.attributes == (
+        "long blue hair",
+    )
+
+
+# --------------------------------------------------------------------------
+# Mixed, translation, language, errors
+# --------------------------------------------------------------------------
+
+
+def test_mixed_chinese_and_english() -> None:
+    prompt = build_prompt("我想要一个可爱的猫耳女孩 wearing a hoodie 在咖啡厅喝咖啡")
+    assert prompt.parsed == ParsedDescription(
+        subject="girl",
+        attributes=("cute", "cat ears", "wearing a hoodie"),
+        action="drinking coffee",
+        scene=("cafe",),
+    )
+    assert (
+        user_part(prompt)
+        == "a cute girl with cat ears wearing a hoodie drinking coffee, cafe"
+    )
+    assert prompt.language == "zh"
+
+
+def test_translation_is_preferred() -> None:
+    prompt = build_prompt(
+        "一个女孩在海边",
+        translation="A girl with red hair on the beach at sunset.",
+        language="zh",
+    )
+    assert prompt.description == "一个女孩在海边"
+    assert prompt.language == "zh"
+    assert prompt.parsed == ParsedDescription(
+        subject="girl", attributes=("red hair",), scene=("beach", "sunset")
+    )
+
+
+def test_translation_without_content_falls_back_to_lexicon() -> None:
+    for translation in ("", "   ", "...", "Please draw."):
+        prompt = build_prompt("戴眼镜的男孩看书", translation=translation)
+        assert prompt.parsed.subject == "boy"
+
+
+def test_language_hint() -> None:
+    assert build_prompt("一個戴帽嘅女仔", language="YUE").language == "yue"
+    assert build_prompt("a cat", language=" ").language == "en"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "\n\t", "!!!", "。，？！", "🐱🎨", "please draw", "的了吧"]
+)
+def test_empty_input(text: str) -> None:
+    with pytest.raises(EmptyTextError):
+        build_prompt(text)
+    with pytest.raises(EmptyTextError):
+        parse_description(text, "zh")
+
+
+def test_empty_description_even_with_translation() -> None:
+    with pytest.raises(EmptyTextError):
+        build_prompt("  ", translation="a cat")
+
+
+def test_parse_description_matches_build_prompt() -> None:
+    assert (
+        parse_description("戴眼镜的男孩看书", "zh")
+        == build_prompt("戴眼镜的男孩看书").parsed
+    )
+
+
+def test_negative_prompt() -> None:
+    negative = build_prompt("a cat").negative
+    for tag in (
+        "lowres",
+        "bad anatomy",
+        "bad hands",
+        "extra fingers",
+        "blurry",
+        "watermark",
+        "text",
+    ):
+        assert tag in negative
+
+
+def test_lexicon_indexes_are_consistent() -> None:
+    assert ZH_INDEX["頭髮"] == ZH_INDEX["头发"]
+    assert ZH_INDEX["嘅"].kind is Kind.STOP and ZH_INDEX["喺"].kind is Kind.LOCATIVE
+    assert ZH_INDEX["睇書"].english == "reading a book"
+    assert EN_INDEX[("children",)].is_plural
+    assert plural_of("old woman") == "old women"
+
+
+# --------------------------------------------------------------------------
+# Bounds and fuzzing
+# --------------------------------------------------------------------------
+
+
+def test_long_input_is_bounded_and_fast() -> None:
+    text = "一个蓝色头发的女孩在樱花树下 a girl with pikachu-ish sparkly wings " * 2000
+    start = time.perf_counter()
+    prompt = build_prompt(text)
+    assert time.perf_counter() - start < 1.0
+    assert estimate_clip_tokens(prompt.positive) <= CLIP_CONTENT_TOKENS
+    assert len(user_part(prompt)) <= MAX_USER_CHARS
+    assert len(prompt.description) == MAX_INPUT_CHARS
+
+
+def test_one_huge_unknown_word_is_cut_not_dropped() -> None:
+    prompt = build_prompt("x" * 50_000)
+    assert user_part(prompt).startswith("xxxx")
+    assert estimate_clip_tokens(prompt.positive) <= CLIP_CONTENT_TOKENS
+
+
+_LEXICON_WORDS = sorted(ZH_INDEX) + sorted(" ".join(k) for k in EN_INDEX)
+_MIXED_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(_LEXICON_WORDS),
+        st.sampled_from([" ", ",", "。", "！", "…", "\n", "(", ")", ":", "'", "-"]),
+        st.text(
+            alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF),
+            max_size=4,
+        ),
+        st.text(max_size=6),
+    ),
+    max_size=40,
+).map("".join)
+_ANY_TEXT = st.one_of(st.text(), _MIXED_TEXT)
+
+
+def check_prompt(text: str, translation: str | None = None) -> None:
+    try:
+        prompt = build_prompt(text, translation=translation)
+    except EmptyTextError:
+        return
+    user = user_part(prompt)
+    assert len(user) <= MAX_USER_CHARS
+    assert estimate_clip_tokens(prompt.positive) <= CLIP_CONTENT_TOKENS
+    assert estimate_clip_tokens(prompt.negative) <= CLIP_CONTENT_TOKENS
+    assert prompt.negative.startswith(NEGATIVE_PROMPT)
+    assert not any(ch in user for ch in "()[]{}:\n")
+    assert prompt.language in ("zh", "en")
+    assert build_prompt(text, translation=translation) == prompt  # deterministic
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ANY_TEXT)
+def test_fuzz_build_prompt(text: str) -> None:
+    check_prompt(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_ANY_TEXT, st.one_of(st.none(), _ANY_TEXT))
+def test_fuzz_build_prompt_with_translation(text: str, translation: str | None) -> None:
+    check_prompt(text, translation)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_ANY_TEXT.filter(bool))
+def test_fuzz_100k_input_is_fast(chunk: str) -> None:
+    text = (chunk * (100_000 // len(chunk) + 1))[:100_000]
+    start = time.perf_counter()
+    check_prompt(text)
+    assert time.perf_counter() - start < 1.0
