@@ -14,7 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.animegan import AnimeGAN, open_image
+from engine.animegan import AnimeGAN
+from engine.imageio import open_image
 from engine.api import CancelCheck, ProgressCallback, Prompt
 from engine.diffusion import TextToImage
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from db.columns import utcnow
 from db.enums import ChatKind, ImageRole, RequestKind
@@ -60,7 +60,8 @@ from engine.api import (
     Prompt,
     Transcript,
 )
-from engine.errors import ImageError, QueueFullError, TextTooLongError, UserError, UserQueueFullError
+from engine.errors import QueueFullError, TextTooLongError, UserError, UserQueueFullError
+from engine.imageio import open_image
 from engine.prompt import build_prompt
 from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
@@ -333,7 +334,7 @@ class Conversation:
         self._status[request_id] = ref
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
-        png = _to_png(event.image)
+        png = _png(open_image(event.image))
         await self._check_limits(who)
         request_id = await self.repository.create_request(
             user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style
@@ -688,15 +689,9 @@ class Conversation:
             self._audio.popitem(last=False)
 
 
-def _to_png(data: bytes) -> bytes:
-    """Re-encode an uploaded photo as PNG (EXIF rotation applied); ImageError if unreadable."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image = ImageOps.exif_transpose(image)
-            buffer = io.BytesIO()
-            image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(detail=str(error)) from error
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
