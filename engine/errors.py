@@ -90,6 +90,13 @@ class ImageError(UserError):
     template = "I couldn't read that image. Please send a JPEG, PNG or WebP photo."
 
 
+class UnknownStyleError(UserError):
+    """The requested style is not in the registry."""
+
+    key = "style.unknown"
+    template = "I don't know the style “{style}”. Available styles: {styles}."
+
+
 class QueueFullError(UserError):
     """The server's queue is full; try again later."""
 

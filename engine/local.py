@@ -16,6 +16,7 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from PIL import Image
@@ -56,13 +57,20 @@ def _png(image: Image.Image) -> bytes:
 
 
 class FairQueue:
-    """Round-robin over users: one job of each user in turn, FIFO within a user.
+    """Round-robin over users: the waiting user served least recently goes next, FIFO within a user.
 
-    Not thread-safe by itself; :class:`LocalEngine` guards it with its lock.
+    "Served" counts from the moment a job is popped, so a user whose job is
+    running waits behind everyone who has not had a turn yet, even if their
+    queue emptied and refilled meanwhile. Not thread-safe by itself;
+    :class:`LocalEngine` guards it with its lock.
     """
 
     def __init__(self) -> None:
+        #: Waiting jobs per user; users in order of arrival (breaks ties between never-served users).
         self._per_user: OrderedDict[str, deque[_Job]] = OrderedDict()
+        #: Serial number of each user's last turn: waiting users and the user served last only.
+        self._served: dict[str, int] = {}
+        self._turns = 0
 
     def __len__(self) -> int:
         return sum(len(jobs) for jobs in self._per_user.values())
@@ -79,11 +87,14 @@ class FairQueue:
         """The next job in round-robin order, or None when empty."""
         if not self._per_user:
             return None
-        user_key, jobs = next(iter(self._per_user.items()))
+        user_key = self._next_user(self._per_user, self._served)
+        jobs = self._per_user[user_key]
         job = jobs.popleft()
-        del self._per_user[user_key]
-        if jobs:
-            self._per_user[user_key] = jobs  # the user goes to the back of the round
+        if not jobs:
+            del self._per_user[user_key]
+        self._turns += 1
+        self._served = {user: turn for user, turn in self._served.items() if user in self._per_user}
+        self._served[user_key] = self._turns
         return job
 
     def remove(self, job_id: str) -> _Job | None:
@@ -98,12 +109,22 @@ class FairQueue:
         return None
 
     def in_order(self) -> list[_Job]:
-        """All waiting jobs in the order they will run."""
-        queues = [list(jobs) for jobs in self._per_user.values()]
-        order: list[_Job] = []
-        for depth in range(max((len(q) for q in queues), default=0)):
-            order.extend(q[depth] for q in queues if depth < len(q))
+        """All waiting jobs in the order they will run (what :meth:`pop` would return, one by one)."""
+        waiting = OrderedDict((user, list(jobs)) for user, jobs in self._per_user.items())
+        served, turn, order = dict(self._served), self._turns, []
+        while waiting:
+            user_key = self._next_user(waiting, served)
+            order.append(waiting[user_key].pop(0))
+            if not waiting[user_key]:
+                del waiting[user_key]
+            turn += 1
+            served[user_key] = turn
         return order
+
+    @staticmethod
+    def _next_user(waiting: Mapping[str, object], served: Mapping[str, int]) -> str:
+        # min() keeps the first of equals: never-served users go in arrival order.
+        return min(waiting, key=lambda user: served.get(user, 0))
 
 
 class LocalEngine:
@@ -129,7 +150,7 @@ class LocalEngine:
         self._lock = threading.Condition()
         self._closing = False
         self._worker: threading.Thread | None = None
-        self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
+        self._asr: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         """Start the model thread (idempotent)."""
@@ -138,6 +159,8 @@ class LocalEngine:
                 self._closing = False
                 self._worker = threading.Thread(target=self._work, name="voice2anime-model", daemon=True)
                 self._worker.start()
+            if self._asr is None:
+                self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
 
     async def close(self) -> None:
         """Cancel waiting and running jobs and stop the threads."""
@@ -150,14 +173,18 @@ class LocalEngine:
                 self._running.cancel.set()
             self._lock.notify_all()
             worker, self._worker = self._worker, None
+            asr, self._asr = self._asr, None
         for job in waiting:
             job.handle.publish(JobCancelled())
         if worker:
             await asyncio.to_thread(worker.join)
-        self._asr.shutdown(wait=False, cancel_futures=True)
+        if asr:
+            asr.shutdown(wait=False, cancel_futures=True)
 
     async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe on the speech thread; the event loop stays free."""
+        """Transcribe on the speech thread (started by :meth:`start`); the event loop stays free."""
+        if self._asr is None:
+            raise RuntimeError("LocalEngine.start() was not called (or the engine is closed)")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._asr, lambda: self.recognizer.transcribe(audio, language=language))
 

@@ -8,6 +8,8 @@ looked up here too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 LANGUAGES = ("en", "zh")
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -149,7 +151,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "I couldn't read that image. Please send a JPEG, PNG or WebP photo.",
         "zh": "无法读取这张图片。请发送 JPEG、PNG 或 WebP 格式的照片。",
     },
-    "style.unknown": {"en": "Unknown style “{style}”. Available: {available}.", "zh": "没有“{style}”这种风格。可选：{available}。"},
+    "style.unknown": {"en": "Unknown style “{style}”. Available: {styles}.", "zh": "没有“{style}”这种风格。可选：{styles}。"},
     "queue.full": {
         "en": "I'm very busy right now ({limit} pictures waiting). Please try again in a few minutes.",
         "zh": "现在太忙了（{limit} 张图片在排队），请过几分钟再试。",
@@ -174,3 +176,15 @@ def t(key: str, lang: str, **params: object) -> str:
     """The message ``key`` in ``lang`` (falls back to English), formatted with ``params``."""
     texts = MESSAGES[key]
     return texts.get(lang, texts["en"]).format(**params)
+
+
+def error_text(key: str, lang: str, params: Mapping[str, object] | None = None) -> str:
+    """The message for an error ``key``; the generic one when the key is unknown or its ``params`` are missing.
+
+    Engine failures that cross a thread or process (``JobFailed``) carry only
+    their key, so a parameterised message must degrade, not crash.
+    """
+    try:
+        return t(key, lang, **(params or {}))
+    except (KeyError, IndexError, ValueError):
+        return t("error.generic", lang)

@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.support.tiny_sd",
     "tests.support.animegan_weights",
     "tests.support.database",
+    "tests.support.conversation",
 ]

@@ -9,10 +9,9 @@ from PIL import Image
 
 from engine.animegan import AnimeGAN
 from engine.diffusion import DiffusionConfig, TextToImage
-from engine.errors import Cancelled
+from engine.errors import Cancelled, UnknownStyleError
 from engine.pipeline import AnimePipeline
 from engine.prompt import build_prompt
-from engine.styles import UnknownStyleError
 
 
 class CountingTextToImage(TextToImage):

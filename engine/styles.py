@@ -1,0 +1,337 @@
+"""AnimeGANv2 styles: the registry (``styles.json``) and the checkpoint files it names.
+
+The registry maps a style name to a checkpoint file in the checkpoints
+directory, its sha256, where to download it, its licence and a description::
+
+    {"styles": {"face_paint_512_v2": {"file": "face_paint_512_v2.pt",
+                                      "sha256": null,
+                                      "url": "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/face_paint_512_v2.pt",
+                                      "licence": "non-commercial use only",
+                                      "description": "...",
+                                      "aliases": ["face_paint"]}}}
+
+``sha256`` pins the exact file. ``null`` means *trust on first use*: the first
+file seen (downloaded or placed by hand) is hashed, the hash is written to
+``<file>.sha256`` next to it (``sha256sum`` format) and every later load is
+checked against that pin. ``url`` may be ``null`` for operator-added styles
+(e.g. a converted Hayao checkpoint): the file must then be placed by hand.
+
+:class:`CheckpointStore` turns a :class:`Style` into a verified local file:
+check the pin, or download to a temporary file in the same directory, verify,
+and atomically rename it into place. Every failure is a
+:class:`~engine.errors.ModelUnavailableError` that says which file belongs
+where and where to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ModelUnavailableError, UnknownStyleError
+
+log = logging.getLogger(__name__)
+
+REGISTRY_FILE = "styles.json"
+#: Used when the checkpoints directory has no ``styles.json`` of its own.
+BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "checkpoints" / REGISTRY_FILE
+#: Official checkpoints are ~8.6 MB; anything far larger is not a generator.
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 60.0
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass(frozen=True)
+class Style:
+    """One registry entry (see the module docstring)."""
+
+    name: str
+    file: str
+    sha256: str | None
+    url: str | None
+    licence: str
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+def normalize_name(name: str) -> str:
+    """Case-, space- and dash-insensitive form of a style name (``Face-Paint`` -> ``face_paint``)."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+class StyleRegistry:
+    """The styles of one ``styles.json``, looked up by name or alias."""
+
+    def __init__(self, styles: Iterable[Style], *, source: str = "<memory>") -> None:
+        self.source = source
+        self._styles: dict[str, Style] = {}
+        self._lookup: dict[str, Style] = {}
+        for style in styles:
+            for key in (style.name, *style.aliases):
+                norm = normalize_name(key)
+                if norm in self._lookup:
+                    raise ModelUnavailableError(f"{source}: style name or alias {key!r} is used twice")
+                self._lookup[norm] = style
+            self._styles[style.name] = style
+
+    @classmethod
+    def load(cls, path: Path) -> StyleRegistry:
+        """Parse and validate a ``styles.json``."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelUnavailableError(
+                f"AnimeGANv2 style registry {path} is missing; copy checkpoints/{REGISTRY_FILE} from the repository there"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(f"AnimeGANv2 style registry {path} is unreadable: {exc}") from exc
+        entries = data.get("styles") if isinstance(data, dict) else None
+        if not isinstance(entries, dict) or not entries:
+            raise ModelUnavailableError(f'{path}: expected an object {{"styles": {{name: entry, ...}}}}')
+        return cls((_parse_entry(path, name, entry) for name, entry in entries.items()), source=str(path))
+
+    @classmethod
+    def for_directory(cls, checkpoints_dir: Path) -> StyleRegistry:
+        """The registry of ``checkpoints_dir``, else the one bundled with the repository."""
+        own = checkpoints_dir / REGISTRY_FILE
+        if own.is_file() or not BUNDLED_REGISTRY.is_file():
+            return cls.load(own)
+        log.info("no %s in %s; using the bundled registry %s", REGISTRY_FILE, checkpoints_dir, BUNDLED_REGISTRY)
+        return cls.load(BUNDLED_REGISTRY)
+
+    @property
+    def styles(self) -> list[Style]:
+        """All styles, in registry order."""
+        return list(self._styles.values())
+
+    def get(self, name: str) -> Style:
+        """The style called ``name`` (or one of its aliases); :class:`UnknownStyleError` otherwise."""
+        style = self._lookup.get(normalize_name(name))
+        if style is None:
+            raise UnknownStyleError(style=name, styles=", ".join(self._styles))
+        return style
+
+
+def _parse_entry(path: Path, name: object, entry: object) -> Style:
+    where = f"{path}: style {name!r}"
+    if not isinstance(name, str) or normalize_name(name) != name or not name:
+        raise ModelUnavailableError(f"{where}: names are lower-case with underscores (e.g. 'face_paint_512_v2')")
+    if not isinstance(entry, dict):
+        raise ModelUnavailableError(f"{where}: entry must be an object")
+    file = entry.get("file")
+    if not isinstance(file, str) or not _FILE_NAME.match(file) or file.endswith((".sha256", ".onnx")):
+        raise ModelUnavailableError(f"{where}: 'file' must be a plain file name inside the checkpoints directory")
+    sha = entry.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha.lower())):
+        raise ModelUnavailableError(f"{where}: 'sha256' must be 64 hex digits or null")
+    url = entry.get("url")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
+        raise ModelUnavailableError(f"{where}: 'url' must be an http(s) URL or null")
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise ModelUnavailableError(f"{where}: 'aliases' must be a list of names")
+    return Style(
+        name=name,
+        file=file,
+        sha256=sha.lower() if sha else None,
+        url=url,
+        licence=str(entry.get("licence", "unknown")),
+        description=str(entry.get("description", "")),
+        aliases=tuple(aliases),
+    )
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+#: Checks a candidate checkpoint file (e.g. that it is a loadable state_dict); raises to reject it.
+Validator = Callable[[Path], None]
+
+
+class CheckpointStore:
+    """Local, verified checkpoint files for registry styles, downloading them when allowed."""
+
+    def __init__(self, directory: Path, *, download: bool = True, timeout: float = DOWNLOAD_TIMEOUT) -> None:
+        self.directory = Path(directory)
+        self.download = download
+        self.timeout = timeout
+
+    def path(self, style: Style) -> Path:
+        """Where ``style``'s checkpoint lives."""
+        return self.directory / style.file
+
+    def pin_path(self, style: Style) -> Path:
+        """The trust-on-first-use hash file of ``style`` (used when the registry has no sha256)."""
+        return self.directory / f"{style.file}.sha256"
+
+    def expected_sha256(self, style: Style) -> str | None:
+        """The registry hash, else the pinned one, else ``None`` (nothing seen yet)."""
+        if style.sha256:
+            return style.sha256
+        try:
+            text = self.pin_path(style).read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            return None
+        if not text or not _SHA256.match(text[0].lower()):
+            raise ModelUnavailableError(
+                f"{self.pin_path(style)} is not a sha256 pin; delete it to re-pin {self.path(style)} on next use"
+            )
+        return text[0].lower()
+
+    def ensure(self, style: Style, validate: Validator | None = None) -> tuple[Path, str]:
+        """A verified local checkpoint for ``style`` and its sha256, downloading it if needed.
+
+        A present file whose hash does not match is moved aside to
+        ``<file>.rejected`` (kept for inspection, never loaded) and, when
+        downloading is allowed, fetched again. ``validate`` runs before a new
+        file is accepted (downloaded or pinned for the first time).
+        """
+        path = self.path(style)
+        expected = self.expected_sha256(style)
+        if path.is_file():
+            actual = sha256_file(path)
+            if expected is None:
+                if validate:
+                    validate(path)
+                self._pin(style, actual, how="found in place")
+                return path, actual
+            if actual == expected:
+                return path, actual
+            rejected = path.with_name(path.name + ".rejected")
+            os.replace(path, rejected)
+            problem = (
+                f"{path} has sha256 {actual}, expected {expected} "
+                f"({'registry' if style.sha256 else 'pinned on first use in ' + str(self.pin_path(style))}); "
+                f"the file was rejected and moved to {rejected}"
+            )
+            if not style.sha256:
+                problem += f" (if the new file is legitimate, delete {self.pin_path(style)} to pin it again)"
+            log.error("%s", problem)
+            if not (self.download and style.url):
+                raise ModelUnavailableError(f"{problem}. {self._how_to_get(style, expected)}")
+        return self._download(style, expected, validate), expected or self._pinned(style)
+
+    def _pinned(self, style: Style) -> str:
+        sha = self.expected_sha256(style)
+        assert sha is not None  # _download pins before returning
+        return sha
+
+    def _pin(self, style: Style, sha: str, *, how: str) -> None:
+        if style.sha256:
+            return
+        pin = self.pin_path(style)
+        try:
+            _atomic_write(pin, f"{sha}  {style.file}\n".encode())
+        except OSError as exc:
+            log.warning(
+                "AnimeGANv2 style %r: cannot write the sha256 pin %s (%s); %s is used unpinned",
+                style.name,
+                pin,
+                exc,
+                self.path(style),
+            )
+            return
+        log.warning(
+            "AnimeGANv2 style %r: %s has no sha256 in the registry; pinned %s (%s) in %s",
+            style.name,
+            self.path(style),
+            sha,
+            how,
+            pin,
+        )
+
+    def _how_to_get(self, style: Style, expected: str | None) -> str:
+        where = f"Put the file at {self.path(style)}"
+        source = f" (download it from {style.url})" if style.url else " (no download URL is registered for this style)"
+        check = f"; its sha256 must be {expected}" if expected else ""
+        return where + source + check + "."
+
+    def _download(self, style: Style, expected: str | None, validate: Validator | None) -> Path:
+        path = self.path(style)
+        if not style.url:
+            raise ModelUnavailableError(
+                f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing. {self._how_to_get(style, expected)}"
+            )
+        if not self.download:
+            raise ModelUnavailableError(
+                f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing and downloading is disabled "
+                f"(anime_download=False). {self._how_to_get(style, expected)}"
+            )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=f".{style.file}.", suffix=".part")
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"cannot write to the checkpoints directory {self.directory} ({exc}). {self._how_to_get(style, expected)}"
+            ) from exc
+        tmp = Path(tmp_name)
+        try:
+            log.info("downloading AnimeGANv2 style %r from %s to %s", style.name, style.url, path)
+            with os.fdopen(fd, "wb") as out:
+                actual = self._fetch(style.url, out)
+            if expected and actual != expected:
+                raise ModelUnavailableError(
+                    f"AnimeGANv2 style {style.name!r}: the file downloaded from {style.url} has sha256 {actual}, "
+                    f"expected {expected}; it was rejected (deleted). {self._how_to_get(style, expected)}"
+                )
+            if validate:
+                try:
+                    validate(tmp)
+                except ModelUnavailableError as exc:
+                    raise ModelUnavailableError(
+                        f"AnimeGANv2 style {style.name!r}: the file downloaded from {style.url} was rejected "
+                        f"(deleted): {exc}. {self._how_to_get(style, expected)}"
+                    ) from exc
+            os.replace(tmp, path)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ModelUnavailableError(
+                f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing and downloading it from "
+                f"{style.url} failed ({reason}). {self._how_to_get(style, expected)}"
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        if expected is None:
+            self._pin(style, actual, how=f"downloaded from {style.url}")
+        return path
+
+    def _fetch(self, url: str, out) -> str:
+        request = urllib.request.Request(url, headers={"User-Agent": "voice2anime"})
+        digest = hashlib.sha256()
+        size = 0
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            while chunk := response.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise ValueError(f"download larger than {MAX_DOWNLOAD_BYTES} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
