@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     anime_download: bool = Field(True, description="Download missing AnimeGANv2 weights from their official URL on first use.")
 
     torch_device: str = Field("auto", description="Where Stable Diffusion and AnimeGANv2 run: auto (CUDA when present) | cpu | cuda | cuda:N.")
-    torch_threads: int = Field(0, ge=0, description="CPU threads for torch / ONNX Runtime (0 = library default).")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for the ONNX Runtime AnimeGANv2 session (0 = library default).")
 
 
 @lru_cache(maxsize=1)

@@ -37,9 +37,8 @@ from PIL import Image
 from engine import animegan_model as gen
 from engine.api import CancelCheck, ProgressCallback
 from engine.device import dtype_for, resolve_device
-from engine.errors import Cancelled, ModelUnavailableError
+from engine.errors import Cancelled, ModelUnavailableError, UnknownStyleError
 from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
-from engine.errors import UnknownStyleError
 from engine.styles import CheckpointStore, Style, StyleRegistry
 
 __all__ = ["BACKENDS", "AnimeGAN", "Style", "UnknownStyleError", "onnx_session_options", "open_image"]
