@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +37,7 @@ from engine.api import CancelCheck, ProgressCallback
 from engine.device import dtype_for, resolve_device
 from engine.errors import Cancelled, ModelUnavailableError, UnknownStyleError
 from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
-from engine.styles import CheckpointStore, Style, StyleRegistry
+from engine.styles import CheckpointStore, Style, StyleRegistry, atomic_write
 
 __all__ = ["BACKENDS", "AnimeGAN", "Style", "UnknownStyleError", "onnx_session_options", "open_image"]
 
@@ -289,13 +287,7 @@ class AnimeGAN:
 
     def _write_onnx_cache(self, style: Style, cached: Path, data: bytes) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, cached)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            atomic_write(cached, data)
         except OSError as exc:
             log.warning("cannot cache the ONNX export at %s (%s); it will be rebuilt next start", cached, exc)
             return

@@ -238,7 +238,7 @@ class CheckpointStore:
             return
         pin = self.pin_path(style)
         try:
-            _atomic_write(pin, f"{sha}  {style.file}\n".encode())
+            atomic_write(pin, f"{sha}  {style.file}\n".encode())
         except OSError as exc:
             log.warning(
                 "AnimeGANv2 style %r: cannot write the sha256 pin %s (%s); %s is used unpinned",
@@ -326,7 +326,7 @@ class CheckpointStore:
         return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
