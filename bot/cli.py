@@ -1,4 +1,4 @@
-"""The ``voice2anime`` command line: transcribe, prompt, generate.
+"""The ``voice2anime`` command line: run, migrate, transcribe, prompt, generate.
 
 Exit codes: 0 ok, 2 the input was rejected (the reason is printed),
 3 a model or checkpoint is unavailable (what to put where is printed).
@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 the input was rejected (the reason is printed),
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import logging
@@ -102,6 +103,27 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the chat bot (every platform with a token) until Ctrl+C."""
+    from bot.app import NoAdapterError, run
+
+    try:
+        asyncio.run(run(settings))
+    except NoAdapterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Bring the database schema up to date."""
+    from db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voice2anime`` command."""
     parser = argparse.ArgumentParser(prog="voice2anime", description="Say it, get an anime picture.")
@@ -131,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-output", type=Path, help="also write the base (pre-style) image here")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("run", help="start the chat bot (Telegram/Discord, whichever has a token)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("migrate", help="create/upgrade the database schema (run also happens automatically at start)")
+    p.set_defaults(handler=cmd_migrate)
     return parser
 
 
@@ -142,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = Settings()
     try:
         return args.handler(args, settings)

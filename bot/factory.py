@@ -6,12 +6,17 @@ settings to engine configuration.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.settings import Settings
 from engine.animegan import AnimeGAN
 from engine.asr import AsrConfig, SpeechRecognizer
 from engine.audio import AudioLimits
 from engine.diffusion import DiffusionConfig, TextToImage
+from engine.local import LocalEngine
 from engine.pipeline import AnimePipeline
+from engine.styles import StyleRegistry
+from handlers.flow import ConversationConfig
 
 
 def audio_limits(settings: Settings) -> AudioLimits:
@@ -67,3 +72,29 @@ def animegan(settings: Settings) -> AnimeGAN:
 def anime_pipeline(settings: Settings) -> AnimePipeline:
     """Text/photo -> anime image pipeline from settings."""
     return AnimePipeline(text_to_image(settings), animegan(settings), default_style=settings.anime_style)
+
+
+def local_engine(settings: Settings) -> LocalEngine:
+    """The embedded engine: in-process queue and model thread (models load on first use)."""
+    return LocalEngine(
+        speech_recognizer(settings),
+        anime_pipeline(settings),
+        max_queued_per_user=settings.max_queued_per_user,
+        max_queued_total=settings.max_queued_total,
+    )
+
+
+def conversation_config(settings: Settings) -> ConversationConfig:
+    """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (no weights needed)."""
+    registry = StyleRegistry.for_directory(settings.checkpoints_dir)
+    return ConversationConfig(
+        styles=tuple(style.name for style in registry.styles),
+        default_style=registry.get(settings.anime_style).name,
+        card_ttl=timedelta(seconds=settings.card_ttl_seconds),
+        progress_interval=settings.progress_interval_seconds,
+        max_text_chars=settings.prompt_max_chars,
+        requests_per_minute=settings.requests_per_minute,
+        max_active_per_user=settings.max_queued_per_user,
+        max_active_total=settings.max_queued_total,
+        history_limit=settings.history_limit,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,25 @@ class Settings(BaseSettings):
     anime_max_side: int = Field(1024, ge=64, le=4096, description="Longest side fed to AnimeGANv2; larger images are scaled down.")
     anime_backend: str = Field("auto", description="auto | onnx | torch (auto picks the fastest available).")
     anime_download: bool = Field(True, description="Download missing AnimeGANv2 weights from their official URL on first use.")
+
+    # --- conversation and limits ---
+    card_ttl_seconds: float = Field(600, gt=0, description="How long a confirmation card can be answered.")
+    progress_interval_seconds: float = Field(2.0, ge=0, description="Least time between two progress edits of a message.")
+    requests_per_minute: int = Field(6, ge=1, description="New requests a user may make per minute.")
+    max_queued_per_user: int = Field(3, ge=1, description="Pictures a user may have waiting or running at once.")
+    max_queued_total: int = Field(100, ge=1, description="Pictures waiting or running for everyone at once.")
+    history_limit: int = Field(5, ge=1, le=20, description="Entries shown by /history.")
+
+    # --- storage ---
+    database_url: str = Field(
+        "sqlite+aiosqlite:///data/voice2anime.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db (default) or postgresql+asyncpg://user:pass@host/db.",
+    )
+    data_dir: Path = Field(Path("data"), description="Where delivered images are stored (by sha256).")
+
+    # --- platforms ---
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token from @BotFather; starts the Telegram adapter.")
+    discord_bot_token: SecretStr | None = Field(None, description="Discord bot token; starts the Discord adapter.")
 
     torch_device: str = Field("auto", description="Where Stable Diffusion and AnimeGANv2 run: auto (CUDA when present) | cpu | cuda | cuda:N.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for the ONNX Runtime AnimeGANv2 session (0 = library default).")

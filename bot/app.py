@@ -1,0 +1,94 @@
+"""The bot process: database, engine, conversation and every adapter that has a token, in one event loop.
+
+Start order: migrate the database, start the engine, resume jobs left over
+from the last run, then connect the adapters. Stop order is the reverse; jobs
+that are still queued or running stay so in the database and are resumed by
+the next start (nothing is silently lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from bot import factory
+from bot.adapter import Adapter, PlatformRouter
+from bot.settings import Settings
+from db import Repository, create_database
+from db.migrate import upgrade_async
+from engine.api import Engine
+from handlers.flow import Conversation
+
+log = logging.getLogger(__name__)
+
+
+class NoAdapterError(RuntimeError):
+    """``run`` was asked to start without any platform token."""
+
+
+def adapters_from(settings: Settings) -> list[Adapter]:
+    """An adapter for every platform whose token is set."""
+    adapters: list[Adapter] = []
+    if settings.telegram_bot_token:
+        from bot.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter.from_settings(settings))
+    if settings.discord_bot_token:
+        from bot.discord import DiscordAdapter
+
+        adapters.append(DiscordAdapter.from_settings(settings))
+    return adapters
+
+
+class BotApp:
+    """Everything a running bot holds; :meth:`start` and :meth:`stop` bring it up and down."""
+
+    def __init__(self, settings: Settings, adapters: Sequence[Adapter], engine: Engine) -> None:
+        self.settings = settings
+        self.adapters = list(adapters)
+        self.engine = engine
+        self.database = create_database(settings.database_url)
+        self.repository = Repository(self.database, settings.data_dir)
+        router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
+        self.conversation = Conversation(self.repository, engine, router, factory.conversation_config(settings))
+
+    async def start(self) -> None:
+        """Migrate, start the engine, resume unfinished jobs, connect the adapters."""
+        await upgrade_async(self.settings.database_url)
+        await self.engine.start()
+        await self.conversation.recover()
+        for adapter in self.adapters:
+            await adapter.start(self.conversation.handle)
+            log.info("%s adapter started", adapter.platform)
+
+    async def stop(self) -> None:
+        """Disconnect, stop following jobs (they stay queued/running for the next start), close the engine and DB."""
+        for adapter in reversed(self.adapters):
+            try:
+                await adapter.stop()
+            except Exception:  # noqa: BLE001 - keep shutting the rest down
+                log.exception("stopping the %s adapter failed", adapter.platform)
+        await self.conversation.shutdown()
+        await self.engine.close()
+        await self.database.dispose()
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until SIGINT/SIGTERM."""
+    adapters = adapters_from(settings)
+    if not adapters:
+        raise NoAdapterError("set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to start the bot")
+    app = BotApp(settings, adapters, factory.local_engine(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    log.info("voice2anime is running (%s); Ctrl+C to stop", ", ".join(a.platform for a in adapters))
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await app.stop()
