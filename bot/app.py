@@ -70,7 +70,7 @@ class BotApp:
                 await adapter.stop()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping the %s adapter failed", adapter.platform)
-        await self.conversation.shutdown()
+        await self.conversation.close()
         await self.engine.close()
         await self.database.dispose()
 

@@ -15,8 +15,8 @@ import io
 import logging
 import threading
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from PIL import Image
@@ -251,7 +251,7 @@ class LocalEngine:
             except UserError as error:
                 log.info("job %s rejected: %s", job.spec.job_id, error.key)
                 event = JobFailed(error.key, str(error))
-            except Exception as error:  # noqa: BLE001 - a failed job must never kill the worker
+            except Exception as error:
                 log.exception("job %s failed", job.spec.job_id)
                 event = JobFailed("error.generic", type(error).__name__)
             with self._lock:

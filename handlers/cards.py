@@ -6,7 +6,7 @@ tested) without touching the flow.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from engine.api import Prompt, Word
 from handlers.i18n import MESSAGES, t

@@ -34,9 +34,9 @@ import io
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from PIL import Image
 
@@ -65,7 +65,7 @@ from engine.imageio import open_image
 from engine.prompt import build_prompt
 from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
-from handlers.i18n import pick_language, t
+from handlers.i18n import error_text, pick_language, t
 from handlers.replies import Messenger, Reply
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,13 @@ class Conversation:
                 await self._dispatch(event, who)
             except UserError as error:
                 log.info("user %s: %s", who.user_id, error.key)
-                await self.messenger.send(event.origin, Reply(t(error.key, who.lang, **error.params), kind="error"))
-        except Exception:  # noqa: BLE001 - one bad event must not take the bot down
+                await self.messenger.send(event.origin, Reply(error_text(error.key, who.lang, error.params), kind="error"))
+        except Exception:
             log.exception("failed to handle %s", type(event).__name__)
             try:
-                await self.messenger.send(event.origin, Reply(t("error.generic", "en"), kind="error"))
-            except Exception:  # noqa: BLE001
+                lang = pick_language(None, event.origin.locale)
+                await self.messenger.send(event.origin, Reply(t("error.generic", lang), kind="error"))
+            except Exception:
                 log.exception("could not tell the user about the failure")
 
     async def wait_idle(self) -> None:
@@ -157,11 +158,23 @@ class Conversation:
         while self._watchers:
             await asyncio.gather(*list(self._watchers), return_exceptions=True)
 
+    async def close(self) -> None:
+        """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*list(self._watchers), return_exceptions=True)
+
     async def recover(self) -> None:
-        """After a restart: resume queued/running jobs, fail what cannot be resumed, and say so."""
+        """After a restart: resume queued/running jobs, fail what cannot be resumed, and say so.
+
+        A request caught transcribing cannot be resumed (the audio lived in
+        memory only); neither can a job whose inputs are gone.
+        """
         for record in await self.repository.requests_in_states([S.TRANSCRIBING, S.QUEUED, S.RUNNING]):
             address = await self.repository.request_address(record.id)
             if address is None:
+                log.error("request %s has no address to answer; failing it", record.id)
+                await self.repository.transition(record.id, S.FAILED, error_key="job.lost")
                 continue
             origin = Origin(
                 address.platform,
@@ -172,7 +185,7 @@ class Conversation:
             who = await self._who(origin)
             if record.state is S.RUNNING:
                 await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
-            spec = await self._spec_for(record)
+            spec = None if record.state is S.TRANSCRIBING else await self._spec_for(record)
             if spec is None:
                 if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
                     await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
@@ -200,7 +213,7 @@ class Conversation:
         user_id = await self.repository.get_or_create_user(origin.platform, origin.user_id, origin.user_name or None)
         kind = ChatKind.GROUP if origin.is_group else ChatKind.PRIVATE
         chat_id = await self.repository.get_or_create_chat(origin.platform, origin.chat_id, kind)
-        prefs = await self.repository.effective_settings(user_id, chat_id)
+        prefs = await self.repository.effective_settings(user_id, chat_id if origin.is_group else None)
         style = prefs.default_style if prefs.default_style in self.config.styles else self.config.default_style
         return _Who(
             origin,
@@ -212,10 +225,12 @@ class Conversation:
             prefs.language,
         )
 
-    async def _check_limits(self, who: _Who) -> None:
-        since = self._clock() - timedelta(minutes=1)
-        if await self.repository.count_requests_since(who.user_id, since) >= self.config.requests_per_minute:
-            raise RateLimitedError()
+    async def _check_limits(self, who: _Who, *, new_request: bool = True) -> None:
+        """Raise the UserError for the first limit hit; the rate limit only counts ``new_request``s."""
+        if new_request:
+            since = self._clock() - timedelta(minutes=1)
+            if await self.repository.count_requests_since(who.user_id, since) >= self.config.requests_per_minute:
+                raise RateLimitedError()
         if await self.repository.count_active(who.user_id) >= self.config.max_active_per_user:
             raise UserQueueFullError(limit=self.config.max_active_per_user)
         if await self.repository.count_active() >= self.config.max_active_total:
@@ -236,10 +251,13 @@ class Conversation:
         try:
             transcript = await self.engine.transcribe(audio, language=language)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
-        except UserError as error:
-            await self.repository.transition(request_id, S.FAILED, from_states=[S.TRANSCRIBING], error_key=error.key)
+        except Exception as error:
+            if not isinstance(error, UserError):
+                log.exception("transcribing request %s failed", request_id)
+            key, params = (error.key, error.params) if isinstance(error, UserError) else ("error.generic", {})
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.TRANSCRIBING], error_key=key)
             self._audio.pop(request_id, None)
-            await self.messenger.edit(who.origin, ref, Reply(t(error.key, who.lang, **error.params), kind="error"))
+            await self.messenger.edit(who.origin, ref, Reply(error_text(key, who.lang, params), kind="error"))
             return
         await self.repository.save_transcript(
             request_id,
@@ -253,9 +271,10 @@ class Conversation:
 
     async def _on_text(self, event: TextMessage, who: _Who) -> None:
         key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
-        request_id = self._pending_edits.pop(key, None)
+        request_id = self._pending_edits.get(key)
         if request_id is not None:
-            await self._apply_edit(who, request_id, event.text)
+            await self._apply_edit(who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
+            self._pending_edits.pop(key, None)
         elif not who.origin.is_group:
             await self.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
 
@@ -289,9 +308,14 @@ class Conversation:
         )
         if not moved:
             return
+        self._status[request_id] = ref
         if not who.confirm:
-            await self._confirm(who, request_id, ref)
-            return
+            try:
+                await self._confirm(who, request_id, ref)
+                return
+            except UserError:  # over a limit: show the card so it can be confirmed later
+                await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
+                raise
         await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
 
     def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None, style: str | None = None) -> Reply:
@@ -315,8 +339,10 @@ class Conversation:
         self._check_text(text)
         prompt = build_prompt(text)
         record = await self.repository.get_request(request_id)
-        if record is None or record.state is not S.AWAITING_CONFIRMATION:
+        if record is None:
             await self.messenger.send(who.origin, Reply(t("card.expired", who.lang)))
+            return
+        if not await self._card_is_open(who, record):
             return
         if not await self.repository.update_in_state(
             request_id,
@@ -334,7 +360,7 @@ class Conversation:
         self._status[request_id] = ref
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
-        png = _png(open_image(event.image))
+        png = await asyncio.to_thread(lambda: _png(open_image(event.image)))
         await self._check_limits(who)
         request_id = await self.repository.create_request(
             user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style
@@ -444,23 +470,28 @@ class Conversation:
         return True
 
     async def _on_confirm(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
-        await self._confirm(who, record.id, self._status.get(record.id) or press.message_ref or None)
+        await self._confirm(who, record.id, press.message_ref or self._status.get(record.id))
 
     async def _confirm(self, who: _Who, request_id: str, ref: str | None) -> None:
+        """Queue an open card's request (the guarded move makes a second press a no-op)."""
         record = await self.repository.get_request(request_id)
         assert record is not None
-        await self._check_limits(who)
+        await self._check_limits(who, new_request=False)  # the request was counted when it was made
         if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION]):
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
         self._audio.pop(request_id, None)
+        self._status.pop(request_id, None)
         transcript = record.transcript
         if transcript is not None:
             await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
         spec = await self._spec_for(record)
         assert spec is not None
+        waiting = cards.progress(request_id, who.lang, "queued", position="…")
         if ref is None:
-            ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+            ref = await self.messenger.send(who.origin, waiting)
+        else:
+            await self.messenger.edit(who.origin, ref, waiting)  # the card's buttons go away at once
         await self._submit(who, request_id, spec, ref)
 
     async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
@@ -486,7 +517,6 @@ class Conversation:
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
         ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
-        self._status[record.id] = ref
         await self._transcribe(who, record.id, ref, audio, language=press.value)
 
     async def _on_style(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
@@ -506,6 +536,7 @@ class Conversation:
         if record.state is S.AWAITING_CONFIRMATION:
             if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.AWAITING_CONFIRMATION]):
                 self._audio.pop(record.id, None)
+                self._status.pop(record.id, None)
                 await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
                 return
         elif record.state in (S.QUEUED, S.RUNNING):
@@ -543,6 +574,7 @@ class Conversation:
             state=S.QUEUED,
             parent_id=parent.id,
             style=style,
+            seed=parent.seed if kind is RequestKind.RESTYLE else None,
             prompt_positive=parent.prompt_positive,
             prompt_negative=parent.prompt_negative,
             source_language=parent.source_language,
@@ -569,10 +601,7 @@ class Conversation:
         if anime is None or not anime.path.exists():
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
-        reply = cards.delivered(
-            record.id, who.lang, anime.path.read_bytes(), style=record.style or "", seed=record.seed, prompt=record.prompt_positive
-        )
-        await self.messenger.send(who.origin, reply)
+        await self.messenger.send(who.origin, _delivered(record, who.lang, anime.path.read_bytes()))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
         if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
@@ -620,16 +649,20 @@ class Conversation:
     async def _submit(self, who: _Who, request_id: str, spec: JobSpec, ref: str) -> None:
         try:
             handle = await self.engine.submit(spec)
-        except UserError as error:
-            await self.repository.transition(request_id, S.FAILED, error_key=error.key)
-            await self.messenger.edit(who.origin, ref, Reply(t(error.key, who.lang, **error.params), kind="error"))
+        except Exception as error:
+            if not isinstance(error, UserError):
+                log.exception("submitting request %s failed", request_id)
+            key, params = (error.key, error.params) if isinstance(error, UserError) else ("error.generic", {})
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED], error_key=key)
+            await self.messenger.edit(who.origin, ref, Reply(error_text(key, who.lang, params), kind="error"))
             return
-        task = asyncio.create_task(self._watch(who, request_id, handle, ref), name=f"watch-{request_id}")
+        stage = "generating" if spec.kind == "text" else "styling"
+        task = asyncio.create_task(self._watch(who, request_id, handle, ref, stage), name=f"watch-{request_id}")
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
-    async def _watch(self, who: _Who, request_id: str, handle: JobHandle, ref: str) -> None:
-        """Follow one job: queue position, progress (throttled), then the result."""
+    async def _watch(self, who: _Who, request_id: str, handle: JobHandle, ref: str, stage: str) -> None:
+        """Follow one job: queue position, progress (throttled), then the result; ``stage`` names the first step."""
         lang, origin = who.lang, who.origin
         last_edit = float("-inf")
         shown: Reply | None = None
@@ -649,7 +682,7 @@ class Conversation:
                         await show(cards.progress(request_id, lang, "queued", position=position), force=True)
                     case JobStarted():
                         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
-                        await show(cards.progress(request_id, lang, "generating", percent=0), force=True)
+                        await show(cards.progress(request_id, lang, stage, percent=0), force=True)
                     case JobProgress(fraction=fraction, stage=stage):
                         key = "styling" if stage == "style" else "generating"
                         await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
@@ -658,30 +691,31 @@ class Conversation:
                     case JobFailed(error_key=error_key):
                         await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key)
                         key = error_key if error_key != "error.generic" else "job.failed"
-                        await self.messenger.edit(origin, ref, Reply(t(key, lang), kind="error"))
+                        await self.messenger.edit(origin, ref, Reply(error_text(key, lang), kind="error"))
                     case JobCancelled():
                         if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
                             await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))
-        except Exception:  # noqa: BLE001 - the watcher must never die silently
+        except Exception:
             log.exception("watching request %s failed", request_id)
             await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic")
             await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
 
     async def _deliver(self, who: _Who, request_id: str, result: JobResult, ref: str) -> None:
-        # Store first, then move: a duplicate delivery finds the request delivered and sends nothing.
+        """Store both images, move to delivered, then send the picture (once, however often this runs)."""
         await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
         await self.repository.add_image(
             request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
         )
-        if not await self.repository.transition(
-            request_id, S.DELIVERED, from_states=[S.QUEUED, S.RUNNING], seed=result.seed, style=result.style
-        ):
+        # Only running jobs can be delivered: a cached result may finish without ever "starting".
+        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
+        fields: dict[str, object] = {"style": result.style} | ({"seed": result.seed} if result.seed is not None else {})
+        if not await self.repository.transition(request_id, S.DELIVERED, from_states=[S.RUNNING], **fields):
             return
-        await self.messenger.edit(who.origin, ref, Reply(t("delivered.photo", who.lang, style=result.style)))
-        prompt = result.prompt.positive if result.prompt else None
-        await self.messenger.send(
-            who.origin, cards.delivered(request_id, who.lang, result.anime_png, style=result.style, seed=result.seed, prompt=prompt)
-        )
+        record = await self.repository.get_request(request_id)
+        assert record is not None
+        key = "generating" if result.prompt else "styling"
+        await self.messenger.edit(who.origin, ref, Reply(t(key, who.lang, percent=100), kind="progress"))
+        await self.messenger.send(who.origin, _delivered(record, who.lang, result.anime_png))
 
     def _remember_audio(self, request_id: str, audio: bytes) -> None:
         self._audio[request_id] = audio
@@ -693,6 +727,11 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _delivered(record: RequestRecord, lang: str, png: bytes) -> Reply:
+    """The picture card of a delivered request (also used to re-send it from /history)."""
+    return cards.delivered(record.id, lang, png, style=record.style or "", seed=record.seed, prompt=record.prompt_positive)
 
 
 def _label(record: RequestRecord) -> str:

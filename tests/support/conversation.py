@@ -18,7 +18,7 @@ Fixtures: ``flow_text_to_image``, ``anime_pipeline`` (session; tiny SD at
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,7 +178,7 @@ class CountingTextToImage(TextToImage):
 @pytest.fixture(scope="session")
 def flow_text_to_image(tiny_sd_dir: Path) -> CountingTextToImage:
     """Tiny Stable Diffusion at 64x64, 2 steps, on the CPU, counting its runs."""
-    config = DiffusionConfig(model=str(tiny_sd_dir), scheduler="euler_a", steps=2, guidance=1.0, width=64, height=64, device="cpu")
+    config = DiffusionConfig(model=str(tiny_sd_dir), scheduler="dpmpp", steps=2, guidance=1.0, width=64, height=64, device="cpu")
     text_to_image = CountingTextToImage(config)
     text_to_image.load()
     return text_to_image

@@ -1,0 +1,136 @@
+"""LocalEngine scheduling with a model-free pipeline: fairness, positions, caps, cancel, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from engine.api import JobCancelled, JobEvent, JobFailed, JobFinished, JobHandle, JobQueued, JobSpec, JobStarted
+from engine.errors import Cancelled, ImageError, QueueFullError, UserQueueFullError
+from engine.local import FairQueue, LocalEngine, _Job
+from engine.pipeline import AnimeResult
+
+PNG_SOURCE = b"\x89PNG fake source"
+
+
+class SlowPipeline:
+    """Stands in for AnimePipeline: each photo job's ``style`` is its label; ``gate`` holds every run."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def from_photo(self, photo: Any, *, style: str, progress: Any, cancelled: Any) -> AnimeResult:
+        self.order.append(style)
+        self.started.set()
+        while not self.gate.wait(0.01):
+            if cancelled():
+                raise Cancelled
+        if style == "bad-photo":
+            raise ImageError()
+        if style == "crash":
+            raise RuntimeError("model exploded")
+        progress("style", 1.0)
+        image = Image.new("RGB", (4, 4))
+        return AnimeResult(image, image, style, None, None, None, (("style", 0.0),))
+
+
+def spec(user: str, label: str) -> JobSpec:
+    return JobSpec(label, user, "photo", label, source_png=PNG_SOURCE)
+
+
+async def drain(handle: JobHandle) -> list[JobEvent]:
+    async with asyncio.timeout(30):
+        return [event async for event in handle.events()]
+
+
+@pytest.fixture
+async def engine_and_pipeline() -> Any:
+    pipeline = SlowPipeline()
+    engine = LocalEngine(None, pipeline, max_queued_per_user=2, max_queued_total=3)  # type: ignore[arg-type]
+    await engine.start()
+    yield engine, pipeline
+    pipeline.gate.set()
+    await engine.close()
+
+
+async def hold_first(engine: LocalEngine, pipeline: SlowPipeline, job: JobSpec) -> JobHandle:
+    """Submit ``job`` and wait until it runs (and blocks on the gate)."""
+    handle = await engine.submit(job)
+    assert await asyncio.to_thread(pipeline.started.wait, 10)
+    return handle
+
+
+async def test_round_robin_puts_a_new_user_before_the_busy_one(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    engine.max_queued_per_user, engine.max_queued_total = 5, 10
+    handles = [await hold_first(engine, pipeline, spec("A", "a1"))]
+    for user, label in [("A", "a2"), ("A", "a3"), ("B", "b1"), ("B", "b2"), ("C", "c1")]:
+        handles.append(await engine.submit(spec(user, label)))
+    assert engine.queued_job_ids() == ["b1", "c1", "a2", "b2", "a3"]
+    pipeline.gate.set()
+    streams = await asyncio.gather(*(drain(h) for h in handles))
+    assert pipeline.order == ["a1", "b1", "c1", "a2", "b2", "a3"]
+    assert all(isinstance(events[-1], JobFinished) for events in streams)
+    positions = {h.job_id: [e.position for e in events if isinstance(e, JobQueued)] for h, events in zip(handles, streams)}
+    assert set(positions["b1"]) == {1}, "a newcomer goes straight to the front"
+    assert max(positions["a3"]) == 5 and positions["a3"][-1] == 1, "the busy user moves back when others arrive"
+
+
+def test_fair_queue_order_matches_pops():
+    queue = FairQueue()
+    loop = asyncio.new_event_loop()
+    try:
+        for user, label in [("A", "a1"), ("A", "a2"), ("B", "b1"), ("A", "a3"), ("C", "c1"), ("B", "b2")]:
+            queue.push(_Job(spec(user, label), JobHandle(label, loop)))
+        assert queue.pop().spec.job_id == "a1"
+        predicted = [job.spec.job_id for job in queue.in_order()]
+        popped = []
+        while (job := queue.pop()) is not None:
+            popped.append(job.spec.job_id)
+        assert predicted == popped == ["b1", "c1", "a2", "b2", "a3"]
+    finally:
+        loop.close()
+
+
+async def test_queue_caps(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    await hold_first(engine, pipeline, spec("A", "a1"))  # running: does not count as waiting
+    await engine.submit(spec("A", "a2"))
+    await engine.submit(spec("A", "a3"))
+    with pytest.raises(UserQueueFullError) as user_full:
+        await engine.submit(spec("A", "a4"))
+    assert user_full.value.params == {"limit": 2}
+    await engine.submit(spec("B", "b1"))
+    with pytest.raises(QueueFullError) as full:
+        await engine.submit(spec("C", "c1"))
+    assert full.value.params == {"limit": 3}
+
+
+async def test_cancel_waiting_and_running_jobs(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    running = await hold_first(engine, pipeline, spec("A", "a1"))
+    first, second = await engine.submit(spec("B", "b1")), await engine.submit(spec("C", "c1"))
+    assert await engine.cancel("b1") and engine.queued_job_ids() == ["c1"]
+    assert await engine.cancel("a1")  # cooperative: the run notices and stops
+    assert not await engine.cancel("nope")
+    assert isinstance((await drain(first))[-1], JobCancelled)
+    assert isinstance((await drain(running))[-1], JobCancelled)
+    pipeline.gate.set()
+    events = await drain(second)
+    assert isinstance(events[-1], JobFinished) and JobQueued(1) in events and JobStarted() in events
+    assert not await engine.cancel("c1"), "finished jobs cannot be cancelled"
+
+
+async def test_failures_are_reported_and_the_worker_survives(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    pipeline.gate.set()
+    bad, crash, fine = [await engine.submit(spec(u, label)) for u, label in [("A", "bad-photo"), ("B", "crash"), ("C", "ok")]]
+    assert (await drain(bad))[-1] == JobFailed("image.unreadable", str(ImageError()))
+    assert (await drain(crash))[-1] == JobFailed("error.generic", "RuntimeError")
+    assert isinstance((await drain(fine))[-1], JobFinished)
