@@ -68,7 +68,7 @@ class BotApp:
         for adapter in reversed(self.adapters):
             try:
                 await adapter.stop()
-            except Exception:  # noqa: BLE001 - keep shutting the rest down
+            except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
         await self.conversation.close()
         await self.engine.close()

@@ -220,7 +220,7 @@ class Repository:
 
     async def _upsert_settings(
         self,
-        model: type[UserSettings] | type[ChatSettings],
+        model: type[UserSettings | ChatSettings],
         key: InstrumentedAttribute[int],
         key_value: int,
         defaults: Preferences | ChatOverrides,

@@ -7,8 +7,9 @@ passed between threads/processes without surprises.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Literal, Protocol
+from typing import Literal, Protocol
 
 #: Called with (stage, fraction 0..1); stages are "diffusion", "style", ...
 ProgressCallback = Callable[[str, float], None]

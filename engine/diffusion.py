@@ -29,15 +29,15 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine.api import CancelCheck, ProgressCallback
 from engine.errors import Cancelled, ModelUnavailableError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
-    import torch
     from diffusers import StableDiffusionPipeline
     from PIL.Image import Image
 

@@ -120,3 +120,10 @@ def crop(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """``image`` at ``size`` (width, height) with a high-quality filter; unchanged if already that size."""
     return image if image.size == size else image.resize(size, _RESAMPLE)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` encoded as PNG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

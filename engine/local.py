@@ -11,15 +11,12 @@ requests (same prompt, seed, style and model) are served from an LRU cache.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-
-from PIL import Image
 
 from engine.api import (
     JobCancelled,
@@ -35,6 +32,7 @@ from engine.api import (
 )
 from engine.asr import SpeechRecognizer
 from engine.errors import Cancelled, QueueFullError, UserError, UserQueueFullError
+from engine.imageio import png_bytes
 from engine.pipeline import AnimePipeline, AnimeResult
 
 log = logging.getLogger(__name__)
@@ -48,12 +46,6 @@ class _Job:
     spec: JobSpec
     handle: JobHandle
     cancel: threading.Event = field(default_factory=threading.Event)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class FairQueue:
@@ -286,8 +278,8 @@ class LocalEngine:
     def _to_result(self, spec: JobSpec, result: AnimeResult) -> JobResult:
         return JobResult(
             job_id=spec.job_id,
-            anime_png=_png(result.anime_image),
-            base_png=_png(result.base_image),
+            anime_png=png_bytes(result.anime_image),
+            base_png=png_bytes(result.base_image),
             style=result.style,
             seed=result.seed,
             model=result.model,

@@ -15,9 +15,9 @@ from pathlib import Path
 from PIL import Image
 
 from engine.animegan import AnimeGAN
-from engine.imageio import open_image
 from engine.api import CancelCheck, ProgressCallback, Prompt
 from engine.diffusion import TextToImage
+from engine.imageio import open_image
 
 
 @dataclass(frozen=True)

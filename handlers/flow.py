@@ -22,23 +22,20 @@ stateDiagram-v2
 ```
 
 Every move is a guarded transition in the database (``db.states``), so a
-duplicate button press or a redelivered event never applies twice. Engine
-events of each job are consumed by one watcher task that edits the status
-message (throttled) and stores the result.
+duplicate button press or a redelivered event never applies twice. Queued
+requests are handed to :class:`handlers.jobs.JobTracker`, which follows each
+job to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from PIL import Image
 
 from db.columns import utcnow
 from db.enums import ChatKind, ImageRole, RequestKind
@@ -47,25 +44,17 @@ from db.repository import Repository
 from db.states import RequestState
 from engine.api import (
     Engine,
-    JobCancelled,
-    JobFailed,
-    JobFinished,
-    JobHandle,
-    JobProgress,
-    JobQueued,
-    JobResult,
     JobSpec,
-    JobStarted,
-    ParsedDescription,
     Prompt,
     Transcript,
 )
 from engine.errors import QueueFullError, TextTooLongError, UserError, UserQueueFullError
-from engine.imageio import open_image
+from engine.imageio import open_image, png_bytes
 from engine.prompt import build_prompt
 from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, t
+from handlers.jobs import JobTracker, delivered_reply
 from handlers.replies import Messenger, Reply
 
 log = logging.getLogger(__name__)
@@ -128,11 +117,17 @@ class Conversation:
         self.messenger = messenger
         self.config = config
         self._clock = clock
-        self._monotonic = monotonic
         self._pending_edits: dict[tuple[str, str, str], str] = {}
         self._audio: OrderedDict[str, bytes] = OrderedDict()
         self._status: dict[str, str] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
+        self.jobs = JobTracker(
+            repository,
+            engine,
+            messenger,
+            default_style=config.default_style,
+            progress_interval=config.progress_interval,
+            monotonic=monotonic,
+        )
 
     # --- entry points -------------------------------------------------------
 
@@ -155,14 +150,11 @@ class Conversation:
 
     async def wait_idle(self) -> None:
         """Wait until every running job watcher has finished (tests, shutdown)."""
-        while self._watchers:
-            await asyncio.gather(*list(self._watchers), return_exceptions=True)
+        await self.jobs.wait_idle()
 
     async def close(self) -> None:
         """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
-        for task in list(self._watchers):
-            task.cancel()
-        await asyncio.gather(*list(self._watchers), return_exceptions=True)
+        await self.jobs.close()
 
     async def recover(self) -> None:
         """After a restart: resume queued/running jobs, fail what cannot be resumed, and say so.
@@ -185,14 +177,14 @@ class Conversation:
             who = await self._who(origin)
             if record.state is S.RUNNING:
                 await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
-            spec = None if record.state is S.TRANSCRIBING else await self._spec_for(record)
+            spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record)
             if spec is None:
                 if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
                     await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
                 continue
             log.info("resuming request %s after restart", record.id)
             ref = await self.messenger.send(origin, cards.progress(record.id, who.lang, "queued", position="…"))
-            await self._submit(who, record.id, spec, ref)
+            await self.jobs.submit(who.origin, who.lang, record.id, spec, ref)
 
     # --- dispatch -------------------------------------------------------------
 
@@ -360,7 +352,7 @@ class Conversation:
         self._status[request_id] = ref
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
-        png = await asyncio.to_thread(lambda: _png(open_image(event.image)))
+        png = await asyncio.to_thread(lambda: png_bytes(open_image(event.image)))
         await self._check_limits(who)
         request_id = await self.repository.create_request(
             user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style
@@ -368,7 +360,7 @@ class Conversation:
         await self.repository.add_image(request_id, ImageRole.BASE, png)
         spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png)
         ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
-        await self._submit(who, request_id, spec, ref)
+        await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     def _check_text(self, text: str) -> None:
         if len(text) > self.config.max_text_chars:
@@ -431,9 +423,9 @@ class Conversation:
         if record.user_id != who.user_id:
             await self.messenger.notify(who.origin, t("not_yours", who.lang))
             return
-        if press.action in (cards.CONFIRM, cards.EDIT, cards.RETRY, cards.RETRY_AS, cards.STYLE, cards.STYLE_SET):
-            if not await self._card_is_open(who, record):
-                return
+        card_actions = (cards.CONFIRM, cards.EDIT, cards.RETRY, cards.RETRY_AS, cards.STYLE, cards.STYLE_SET)
+        if press.action in card_actions and not await self._card_is_open(who, record):
+            return
         handlers = {
             cards.CONFIRM: self._on_confirm,
             cards.EDIT: self._on_edit,
@@ -485,14 +477,14 @@ class Conversation:
         transcript = record.transcript
         if transcript is not None:
             await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
-        spec = await self._spec_for(record)
+        spec = await self.jobs.spec_for(record)
         assert spec is not None
         waiting = cards.progress(request_id, who.lang, "queued", position="…")
         if ref is None:
             ref = await self.messenger.send(who.origin, waiting)
         else:
             await self.messenger.edit(who.origin, ref, waiting)  # the card's buttons go away at once
-        await self._submit(who, request_id, spec, ref)
+        await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         self._pending_edits[(who.origin.platform, who.origin.chat_id, who.origin.user_id)] = record.id
@@ -581,13 +573,13 @@ class Conversation:
         )
         record = await self.repository.get_request(request_id)
         assert record is not None
-        spec = await self._spec_for(record)
+        spec = await self.jobs.spec_for(record)
         if spec is None:
             await self.repository.transition(request_id, S.FAILED, error_key="history.gone")
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
         ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
-        await self._submit(who, request_id, spec, ref)
+        await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         base = record.image(ImageRole.BASE)
@@ -601,7 +593,7 @@ class Conversation:
         if anime is None or not anime.path.exists():
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
-        await self.messenger.send(who.origin, _delivered(record, who.lang, anime.path.read_bytes()))
+        await self.messenger.send(who.origin, delivered_reply(record, who.lang, anime.path.read_bytes()))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
         if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
@@ -619,119 +611,10 @@ class Conversation:
         await self.messenger.notify(who.origin, t("settings.saved", who.lang))
         await self.messenger.send(who.origin, self._settings_card(who))
 
-    # --- jobs ---------------------------------------------------------------------
-
-    async def _spec_for(self, record: RequestRecord) -> JobSpec | None:
-        """The engine job for a queued request, or None when what it needs is gone."""
-        style = record.style or self.config.default_style
-        user_key = str(record.user_id)
-        if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE):
-            owner = record
-            if record.kind is RequestKind.RESTYLE and record.parent_id:
-                owner = await self.repository.get_request(record.parent_id) or record
-            base = owner.image(ImageRole.BASE)
-            if base is None or not base.path.exists():
-                return None
-            return JobSpec(record.id, user_key, "photo" if record.kind is RequestKind.PHOTO else "restyle", style, source_png=base.path.read_bytes())
-        if not record.prompt_positive:
-            return None
-        transcript = record.transcript
-        description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.prompt_positive
-        prompt = Prompt(
-            description=description,
-            language=record.source_language or "en",
-            parsed=ParsedDescription(subject=""),
-            positive=record.prompt_positive,
-            negative=record.prompt_negative or "",
-        )
-        return JobSpec(record.id, user_key, "text", style, prompt=prompt, seed=record.seed)
-
-    async def _submit(self, who: _Who, request_id: str, spec: JobSpec, ref: str) -> None:
-        try:
-            handle = await self.engine.submit(spec)
-        except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("submitting request %s failed", request_id)
-            key, params = (error.key, error.params) if isinstance(error, UserError) else ("error.generic", {})
-            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED], error_key=key)
-            await self.messenger.edit(who.origin, ref, Reply(error_text(key, who.lang, params), kind="error"))
-            return
-        stage = "generating" if spec.kind == "text" else "styling"
-        task = asyncio.create_task(self._watch(who, request_id, handle, ref, stage), name=f"watch-{request_id}")
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
-
-    async def _watch(self, who: _Who, request_id: str, handle: JobHandle, ref: str, stage: str) -> None:
-        """Follow one job: queue position, progress (throttled), then the result; ``stage`` names the first step."""
-        lang, origin = who.lang, who.origin
-        last_edit = float("-inf")
-        shown: Reply | None = None
-
-        async def show(reply: Reply, *, force: bool = False) -> None:
-            nonlocal last_edit, shown
-            now = self._monotonic()
-            if reply == shown or (not force and now - last_edit < self.config.progress_interval):
-                return
-            last_edit, shown = now, reply
-            await self.messenger.edit(origin, ref, reply)
-
-        try:
-            async for event in handle.events():
-                match event:
-                    case JobQueued(position=position):
-                        await show(cards.progress(request_id, lang, "queued", position=position), force=True)
-                    case JobStarted():
-                        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
-                        await show(cards.progress(request_id, lang, stage, percent=0), force=True)
-                    case JobProgress(fraction=fraction, stage=stage):
-                        key = "styling" if stage == "style" else "generating"
-                        await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
-                    case JobFinished(result=result):
-                        await self._deliver(who, request_id, result, ref)
-                    case JobFailed(error_key=error_key):
-                        await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key)
-                        key = error_key if error_key != "error.generic" else "job.failed"
-                        await self.messenger.edit(origin, ref, Reply(error_text(key, lang), kind="error"))
-                    case JobCancelled():
-                        if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
-                            await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))
-        except Exception:
-            log.exception("watching request %s failed", request_id)
-            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic")
-            await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
-
-    async def _deliver(self, who: _Who, request_id: str, result: JobResult, ref: str) -> None:
-        """Store both images, move to delivered, then send the picture (once, however often this runs)."""
-        await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
-        await self.repository.add_image(
-            request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
-        )
-        # Only running jobs can be delivered: a cached result may finish without ever "starting".
-        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
-        fields: dict[str, object] = {"style": result.style} | ({"seed": result.seed} if result.seed is not None else {})
-        if not await self.repository.transition(request_id, S.DELIVERED, from_states=[S.RUNNING], **fields):
-            return
-        record = await self.repository.get_request(request_id)
-        assert record is not None
-        key = "generating" if result.prompt else "styling"
-        await self.messenger.edit(who.origin, ref, Reply(t(key, who.lang, percent=100), kind="progress"))
-        await self.messenger.send(who.origin, _delivered(record, who.lang, result.anime_png))
-
     def _remember_audio(self, request_id: str, audio: bytes) -> None:
         self._audio[request_id] = audio
         while len(self._audio) > self.config.audio_cache_size:
             self._audio.popitem(last=False)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _delivered(record: RequestRecord, lang: str, png: bytes) -> Reply:
-    """The picture card of a delivered request (also used to re-send it from /history)."""
-    return cards.delivered(record.id, lang, png, style=record.style or "", seed=record.seed, prompt=record.prompt_positive)
 
 
 def _label(record: RequestRecord) -> str:

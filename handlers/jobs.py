@@ -1,0 +1,181 @@
+"""Following image jobs for the conversation: submit, watch, deliver.
+
+One watcher task per job consumes its engine events: it edits the status
+message (queue position, throttled progress), stores the images and moves the
+request through the guarded DB transitions, so a redelivered or duplicate
+result is sent once at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from db.enums import ImageRole, RequestKind
+from db.records import RequestRecord
+from db.repository import Repository
+from db.states import RequestState
+from engine.api import (
+    Engine,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobHandle,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+    ParsedDescription,
+    Prompt,
+)
+from engine.errors import UserError
+from handlers import cards
+from handlers.events import Origin
+from handlers.i18n import error_text, t
+from handlers.replies import Messenger, Reply
+
+log = logging.getLogger(__name__)
+
+S = RequestState
+
+
+def delivered_reply(record: RequestRecord, lang: str, png: bytes) -> Reply:
+    """The picture card of a delivered request (also used to re-send it from /history)."""
+    return cards.delivered(record.id, lang, png, style=record.style or "", seed=record.seed, prompt=record.prompt_positive)
+
+
+class JobTracker:
+    """Submits requests to the engine and follows them until they are delivered, failed or cancelled."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        engine: Engine,
+        messenger: Messenger,
+        *,
+        default_style: str,
+        progress_interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repository = repository
+        self.engine = engine
+        self.messenger = messenger
+        self.default_style = default_style
+        self.progress_interval = progress_interval
+        self._monotonic = monotonic
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    async def wait_idle(self) -> None:
+        """Wait until every job being followed has ended."""
+        while self._watchers:
+            await asyncio.gather(*list(self._watchers), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop following jobs without touching their state (they are resumed after a restart)."""
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*list(self._watchers), return_exceptions=True)
+
+    async def spec_for(self, record: RequestRecord) -> JobSpec | None:
+        """The engine job for a queued request, or None when what it needs is gone."""
+        style = record.style or self.default_style
+        user_key = str(record.user_id)
+        if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE):
+            owner = record
+            if record.kind is RequestKind.RESTYLE and record.parent_id:
+                owner = await self.repository.get_request(record.parent_id) or record
+            base = owner.image(ImageRole.BASE)
+            if base is None or not base.path.exists():
+                return None
+            kind = "photo" if record.kind is RequestKind.PHOTO else "restyle"
+            return JobSpec(record.id, user_key, kind, style, source_png=base.path.read_bytes())
+        if not record.prompt_positive:
+            return None
+        transcript = record.transcript
+        description = (
+            (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.prompt_positive
+        )
+        prompt = Prompt(
+            description=description,
+            language=record.source_language or "en",
+            parsed=ParsedDescription(subject=""),
+            positive=record.prompt_positive,
+            negative=record.prompt_negative or "",
+        )
+        return JobSpec(record.id, user_key, "text", style, prompt=prompt, seed=record.seed)
+
+    async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str) -> None:
+        """Hand ``spec`` to the engine and follow it, reporting in message ``ref``."""
+        try:
+            handle = await self.engine.submit(spec)
+        except Exception as error:
+            if not isinstance(error, UserError):
+                log.exception("submitting request %s failed", request_id)
+            key, params = (error.key, error.params) if isinstance(error, UserError) else ("error.generic", {})
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED], error_key=key)
+            await self.messenger.edit(origin, ref, Reply(error_text(key, lang, params), kind="error"))
+            return
+        stage = "generating" if spec.kind == "text" else "styling"
+        task = asyncio.create_task(self._watch(origin, lang, request_id, handle, ref, stage), name=f"watch-{request_id}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, origin: Origin, lang: str, request_id: str, handle: JobHandle, ref: str, stage: str) -> None:
+        """Follow one job: queue position, progress (throttled), then the result; ``stage`` names the first step."""
+        last_edit = float("-inf")
+        shown: Reply | None = None
+
+        async def show(reply: Reply, *, force: bool = False) -> None:
+            nonlocal last_edit, shown
+            now = self._monotonic()
+            if reply == shown or (not force and now - last_edit < self.progress_interval):
+                return
+            last_edit, shown = now, reply
+            await self.messenger.edit(origin, ref, reply)
+
+        try:
+            async for event in handle.events():
+                match event:
+                    case JobQueued(position=position):
+                        await show(cards.progress(request_id, lang, "queued", position=position), force=True)
+                    case JobStarted():
+                        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
+                        await show(cards.progress(request_id, lang, stage, percent=0), force=True)
+                    case JobProgress(fraction=fraction, stage=step):
+                        key = "styling" if step == "style" else "generating"
+                        await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
+                    case JobFinished(result=result):
+                        await self._deliver(origin, lang, request_id, result, ref)
+                    case JobFailed(error_key=error_key):
+                        await self.repository.transition(
+                            request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key
+                        )
+                        key = error_key if error_key != "error.generic" else "job.failed"
+                        await self.messenger.edit(origin, ref, Reply(error_text(key, lang), kind="error"))
+                    case JobCancelled():
+                        if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
+                            await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))
+        except Exception:
+            log.exception("watching request %s failed", request_id)
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic")
+            await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
+
+    async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, ref: str) -> None:
+        """Store both images, move to delivered, then send the picture (once, however often this runs)."""
+        await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
+        await self.repository.add_image(
+            request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
+        )
+        # Only running jobs can be delivered: a cached result may finish without ever "starting".
+        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
+        fields: dict[str, object] = {"style": result.style} | ({"seed": result.seed} if result.seed is not None else {})
+        if not await self.repository.transition(request_id, S.DELIVERED, from_states=[S.RUNNING], **fields):
+            return
+        record = await self.repository.get_request(request_id)
+        assert record is not None
+        key = "generating" if result.prompt else "styling"
+        await self.messenger.edit(origin, ref, Reply(t(key, lang, percent=100), kind="progress"))
+        await self.messenger.send(origin, delivered_reply(record, lang, result.anime_png))
