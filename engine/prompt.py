@@ -226,6 +226,14 @@ class _Parts:
     def role(self, *roles: _Role) -> list[str]:
         return [text for role, text in self.attributes if role in roles]
 
+    def concepts(self) -> set[str]:
+        """The English words and phrases this parse understood (for cross-checking two readings).
+
+        Unknown non-Latin runs pass through untranslated, so they are left out.
+        """
+        found = {s.noun for s in self.subjects} | {text for _, text in self.attributes} | {*self.actions, *self.scene}
+        return {concept for concept in found if concept.isascii()}
+
 
 def _article(phrase: str) -> str:
     first = phrase.split(" ", 1)[0]
@@ -533,15 +541,39 @@ def parse_description(text: str, language: str) -> ParsedDescription:
     return _to_parsed(parts)
 
 
+#: Share of the lexicon's concepts a translation must repeat to be trusted over the lexicon.
+MIN_TRANSLATION_AGREEMENT = 0.5
+
+
+def _choose_reading(original: _Parts, translated: _Parts) -> _Parts:
+    """Whisper's translation when it is usable and agrees with the lexicon reading, else the lexicon reading.
+
+    Small Whisper models translate Mandarin poorly ("See you in the next
+    episode" for 下雨的晚上城市街道). When the lexicon understood the original,
+    the translation must repeat at least :data:`MIN_TRANSLATION_AGREEMENT` of
+    those concepts (it usually adds detail the lexicon misses); otherwise the
+    lexicon reading of what the user actually said wins.
+    """
+    if translated.empty():
+        return original
+    expected = original.concepts()
+    if not expected:
+        return translated
+    rendered = _render(translated)[0].lower()
+    agreeing = sum(1 for concept in expected if concept.lower() in rendered)
+    return translated if agreeing / len(expected) >= MIN_TRANSLATION_AGREEMENT else original
+
+
 def build_prompt(
     description: str, *, translation: str | None = None, language: str | None = None
 ) -> Prompt:
     """Build the Stable Diffusion prompt for a description.
 
     ``translation`` is Whisper's English translation of the same speech; when
-    it gives a usable parse it is preferred over the lexicon reading of
-    ``description``, which stays in :attr:`Prompt.description` (trimmed and
-    cut to :data:`MAX_INPUT_CHARS`). ``language`` is the description's
+    it gives a usable parse that agrees with the lexicon reading of
+    ``description`` it is preferred (see :func:`_choose_reading`). The
+    description stays in :attr:`Prompt.description` (trimmed and cut to
+    :data:`MAX_INPUT_CHARS`). ``language`` is the description's
     language ("zh", "yue", "en", ...); without it, any CJK ideograph means
     "zh", anything else "en".
 
@@ -557,9 +589,9 @@ def build_prompt(
     if not _has_words(cleaned):
         raise EmptyTextError()
     translated = _clean(translation) if translation is not None else ""
-    parts = _parse_parts(translated) if _has_words(translated) else _Parts()
-    if parts.empty():
-        parts = _parse_parts(cleaned)
+    parts = _choose_reading(
+        _parse_parts(cleaned), _parse_parts(translated) if _has_words(translated) else _Parts()
+    )
     if parts.empty():
         raise EmptyTextError()
     positive, negative = _render(parts)

@@ -20,6 +20,7 @@ from engine import asr
 from engine.api import Transcript
 from engine.asr import AsrConfig, SpeechRecognizer
 from engine.audio import AudioLimits
+from engine.prompt import build_prompt
 from engine.errors import (
     AudioTooLongError,
     EmptyAudioError,
@@ -77,6 +78,16 @@ def test_mandarin_forced_language_cer_and_translation(mandarin):
         assert transcript.language == "zh"
         assert transcript.translation and transcript.translation.isascii(), transcript.translation
     assert edits / length <= MANDARIN_CER_BOUND, [t.text for _, t in mandarin]
+
+
+def test_mandarin_voice_notes_become_usable_prompts(mandarin):
+    """Whisper base's translations of these clips are poor; the lexicon reading of what was heard carries the prompt."""
+    parsed = {text: build_prompt(t.text, translation=t.translation, language=t.language).parsed for text, t in mandarin}
+    assert parsed["戴眼镜的男孩在看书"].subject == "boy"
+    assert parsed["戴眼镜的男孩在看书"].action == "reading a book"
+    assert parsed["一个蓝色头发的女孩在樱花树下"].subject == "girl"
+    assert "blue hair" in parsed["一个蓝色头发的女孩在樱花树下"].attributes
+    assert {"rain", "night"} <= set(parsed["下雨的晚上城市街道"].scene)
 
 
 def test_mandarin_is_detected(recognizer, zh_voice_notes):

@@ -313,3 +313,16 @@ def test_fuzz_100k_input_is_fast(chunk: str) -> None:
     start = time.perf_counter()
     check_prompt(text)
     assert time.perf_counter() - start < 1.0
+
+
+def test_translation_that_contradicts_the_lexicon_is_ignored() -> None:
+    # What Whisper base really produced for these Mandarin voice notes (task="translate").
+    boy = build_prompt("戴眼镜的男孩看书", translation="The man in the eyes is still looking at the book.", language="zh")
+    assert (boy.parsed.subject, boy.parsed.attributes, boy.parsed.action) == ("boy", ("wearing glasses",), "reading a book")
+    night = build_prompt("下雨的晚上城市街道", translation="See you in the next episode.", language="zh")
+    assert set(night.parsed.scene) == {"rain", "night", "city street"}
+
+
+def test_translation_for_words_the_lexicon_does_not_know_is_used() -> None:
+    prompt = build_prompt("一只柯基在冲浪", translation="A corgi is surfing.", language="zh")
+    assert "corgi" in prompt.positive
