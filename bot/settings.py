@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -70,10 +71,45 @@ class Settings(BaseSettings):
 
     # --- platforms ---
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token from @BotFather; starts the Telegram adapter.")
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot",
+        description="Bot API URL; the token is appended (or replaces {token}). Point it at a local Bot API server to lift the download limit.",
+    )
+    telegram_file_base_url: str = Field("https://api.telegram.org/file/bot", description="Bot API file download URL (token appended, or replaces {token}).")
+    telegram_local_mode: bool = Field(False, description="The Bot API server runs with --local (files are read from its disk, no download limit).")
+    telegram_max_download_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest file the bot downloads (Telegram's cloud Bot API: 20 MB; raise it with a local Bot API server in --local mode).")
+    telegram_webhook_url: str | None = Field(None, description="Public HTTPS URL for Telegram to post updates to; empty = long polling.")
+    telegram_webhook_listen: str = Field("0.0.0.0", description="Address the webhook server listens on.")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535, description="Port the webhook server listens on.")
+    telegram_webhook_secret: SecretStr | None = Field(None, description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token with each webhook update.")
     discord_bot_token: SecretStr | None = Field(None, description="Discord bot token; starts the Discord adapter.")
+    discord_guild_allowlist: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(), description="Comma-separated Discord guild (server) ids the bot serves; empty = every guild. DMs are always served."
+    )
+    discord_sync_commands: bool = Field(True, description="Publish the slash commands to Discord at start (set false once they are synced).")
+
+    # --- scale-out (ENGINE=redis: taskiq over Redis Streams, `voice2anime worker` processes) ---
+    engine: Literal["local", "redis"] = Field("local", description="local = in-process model thread; redis = GPU workers fed through Redis Streams.")
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="Redis URL for ENGINE=redis and workers: redis://[:password@]host:port/db, rediss:// for TLS.",
+    )
+    redis_key_prefix: str = Field("voice2anime", min_length=1, description="Prefix of every Redis key (several deployments can share one Redis).")
+    redis_stream_maxlen: int = Field(10_000, ge=1_000, description="Approximate cap on entries in the job stream (trimmed on add); keep far above MAX_QUEUED_TOTAL.")
+    redis_job_ttl_seconds: int = Field(86_400, ge=60, description="How long job state, progress events and results stay in Redis.")
+    worker_name: str | None = Field(None, description="Consumer name of this worker in the Redis consumer group (empty = host-pid).")
+    worker_lease_seconds: float = Field(30.0, ge=0.5, le=3600, description="A worker renews its job lease while it runs; a job whose worker is silent this long is re-claimed by another worker.")
 
     torch_device: str = Field("auto", description="Where Stable Diffusion and AnimeGANv2 run: auto (CUDA when present) | cpu | cuda | cuda:N.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for the ONNX Runtime AnimeGANv2 session (0 = library default).")
+
+    @field_validator("discord_guild_allowlist", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """Accept ``"123, 456"`` from the environment as well as any iterable of ids."""
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
 
 
 @lru_cache(maxsize=1)

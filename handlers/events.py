@@ -47,11 +47,15 @@ class PhotoMessage:
 
 @dataclass(frozen=True)
 class Command:
-    """A slash command without the slash, e.g. ``Command(o, "anime", "a girl with blue hair")``."""
+    """A slash command without the slash, e.g. ``Command(o, "anime", "a girl with blue hair")``.
+
+    ``style`` is ``/anime``'s optional style (platforms with typed command options).
+    """
 
     origin: Origin
     name: str
     args: str = ""
+    style: str = ""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from db.columns import utcnow
@@ -48,7 +48,7 @@ from engine.api import (
     Prompt,
     Transcript,
 )
-from engine.errors import QueueFullError, TextTooLongError, UserError, UserQueueFullError
+from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, UserError, UserQueueFullError
 from engine.imageio import open_image, png_bytes
 from engine.prompt import build_prompt
 from handlers import cards
@@ -270,12 +270,16 @@ class Conversation:
         elif not who.origin.is_group:
             await self.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
 
-    async def _on_anime(self, who: _Who, text: str) -> None:
+    async def _on_anime(self, who: _Who, text: str, style: str) -> None:
         text = text.strip()
         if not text:
             await self.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
             return
         self._check_text(text)
+        if style:
+            if style not in self.config.styles:
+                raise UnknownStyleError(style=style, styles=", ".join(self.config.styles))
+            who = replace(who, style=style)
         prompt = build_prompt(text)
         await self._check_limits(who)
         request_id = await self.repository.create_request(
@@ -376,7 +380,7 @@ class Conversation:
             case "help":
                 await send(who.origin, Reply(t("help", who.lang)))
             case "anime":
-                await self._on_anime(who, event.args)
+                await self._on_anime(who, event.args, event.style)
             case "style":
                 await send(who.origin, cards.style_picker(cards.NO_REQUEST, cards.DEFAULT_STYLE, self.config.styles, who.lang, who.style))
             case "history":

@@ -16,5 +16,8 @@ pytest_plugins = [
     "tests.support.tiny_sd",
     "tests.support.animegan_weights",
     "tests.support.database",
+    "tests.support.redis_server",
     "tests.support.conversation",
+    "tests.support.discord_sim",
+    "tests.support.fake_telegram",
 ]

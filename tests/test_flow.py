@@ -20,6 +20,7 @@ from db import ImageRole, RequestKind, RequestState
 from db.migrate import upgrade
 from engine.local import LocalEngine
 from handlers import cards
+from handlers.events import Command
 from handlers.i18n import t
 from tests.support.conversation import Harness, button
 
@@ -210,6 +211,21 @@ async def test_anime_text_without_confirmation_goes_straight_to_the_queue(sqlite
     record = await h.request(request_id)
     assert record.kind is RequestKind.TEXT and record.state is S.DELIVERED
     assert record.transcript.final_text == TEXT and "blue hair" in picture.reply.text
+
+
+async def test_anime_command_style_option(sqlite_url, local_engine, make_harness):
+    h = await make_harness(sqlite_url, local_engine)
+    await h.send(Command(h.origin("cai"), "anime", "a cat on the beach", style="paprika"))
+    ref, card = h.messenger.last("card", "cai")
+    assert "Style: paprika" in card.text
+    await h.press("cai", button(card, cards.CONFIRM), ref)
+    await h.settle()
+    (picture,) = h.messenger.images("cai")
+    assert "paprika" in picture.reply.text
+    assert (await h.request(card.request_id)).style == "paprika"
+
+    await h.send(Command(h.origin("cai"), "anime", "a cat", style="no-such-style"))
+    assert "no-such-style" in h.messenger.calls[-1].shown and "paprika" in h.messenger.calls[-1].shown
 
 
 async def test_photo_is_restyled_directly_with_throttled_progress(sqlite_url, local_engine, make_harness, flow_text_to_image):

@@ -1,0 +1,253 @@
+"""The Discord adapter: discord.py events and interactions in, neutral events out.
+
+* Slash commands (:mod:`bot.discord_commands`) become :class:`Command` events.
+* Voice messages (flag ``IS_VOICE_MESSAGE``) and audio attachments become
+  :class:`VoiceMessage`, images :class:`PhotoMessage` — in DMs always, in
+  guild channels only when the bot is mentioned or replied to (with the
+  mention on). Text in those places becomes :class:`TextMessage`.
+* Buttons/selects (:mod:`bot.discord_views`) become :class:`ButtonPress`;
+  the edit modal's submission becomes :class:`TextMessage`.
+
+Every interaction is acknowledged before the conversation runs ("thinking"
+for commands and modal submissions, a deferred update for components), so
+slow work never misses Discord's 3-second deadline. The one exception is the
+Edit button: a modal can only be the *first* response, so that press is
+forwarded without deferring and the conversation's ``edit_prompt`` reply is
+answered with the modal (:meth:`DiscordMessenger.send`); if the conversation
+has not answered within :data:`MODAL_BUDGET` seconds the press is deferred
+after all and the prompt arrives as an ephemeral message with a button that
+opens the modal.
+
+Minimal intents: ``guilds`` (channels and the guild allow-list),
+``guild_messages`` and ``dm_messages`` (voice notes). ``message_content`` is
+not requested: Discord delivers content and attachments without it for DMs
+and for messages that mention the bot (a reply with the mention on counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+from pydantic import SecretStr
+
+from bot.adapter import EventHandler
+from bot.discord_commands import CommandTranslator, build_commands
+from bot.discord_messenger import DiscordMessenger, Responder, current
+from bot.discord_views import DYNAMIC_ITEMS, modal_text
+from bot.settings import Settings
+from handlers.cards import EDIT
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
+from handlers.replies import Messenger, parse_button_data
+
+log = logging.getLogger(__name__)
+
+#: Longest the Edit button waits for the conversation before deferring (Discord allows 3 s in all).
+MODAL_BUDGET = 2.0
+
+
+def intents() -> discord.Intents:
+    """guilds, guild_messages, dm_messages — nothing privileged."""
+    return discord.Intents(guilds=True, guild_messages=True, dm_messages=True)
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    """What the adapter needs from the settings."""
+
+    token: SecretStr
+    styles: tuple[str, ...]
+    guild_allowlist: frozenset[int] = frozenset()
+    sync_commands: bool = True
+
+
+class DiscordClient(discord.Client):
+    """discord.py client that hands everything to its :class:`DiscordAdapter`."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
+        self.adapter = adapter
+        self.tree = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        """Register the persistent components and the commands (and publish them when configured)."""
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.tree.set_translator(CommandTranslator())
+        for command in build_commands(self.adapter.config.styles, self.adapter.on_command):
+            self.tree.add_command(command)
+        if self.adapter.config.sync_commands:
+            await self.tree.sync()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        text = modal_text(interaction)
+        if text is not None:
+            await self.adapter.on_modal_text(interaction, text)
+
+    async def on_press(self, interaction: discord.Interaction, data: str) -> None:
+        """:class:`bot.discord_views.ComponentSink`: a button or select."""
+        await self.adapter.on_press(interaction, data)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if not self.adapter.allows(guild.id):
+            log.info("leaving guild %s: not in DISCORD_GUILD_ALLOWLIST", guild.id)
+            await guild.leave()
+
+
+class DiscordAdapter:
+    """:class:`bot.adapter.Adapter` for Discord."""
+
+    platform = "discord"
+
+    def __init__(self, config: DiscordConfig) -> None:
+        self.config = config
+        self.client = DiscordClient(self)
+        self._messenger = DiscordMessenger(self.client)
+        self._on_event: EventHandler | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiscordAdapter:
+        """The adapter for ``DISCORD_BOT_TOKEN``, with the styles of the AnimeGANv2 registry."""
+        from bot.factory import conversation_config
+
+        assert settings.discord_bot_token is not None
+        return cls(
+            DiscordConfig(
+                token=settings.discord_bot_token,
+                styles=conversation_config(settings).styles,
+                guild_allowlist=settings.discord_guild_allowlist,
+                sync_commands=settings.discord_sync_commands,
+            )
+        )
+
+    @property
+    def messenger(self) -> Messenger:
+        """Replies for Discord chats."""
+        return self._messenger
+
+    def bind(self, on_event: EventHandler) -> None:
+        """Deliver events to ``on_event`` (``start`` does this; tests that connect the client themselves too)."""
+        self._on_event = on_event
+
+    async def start(self, on_event: EventHandler) -> None:
+        """Log in (a bad token raises ``discord.LoginFailure``), connect in the background, return once ready."""
+        self.bind(on_event)
+        await self.client.login(self.config.token.get_secret_value())
+        self._task = asyncio.create_task(self.client.connect(), name="discord-gateway")
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        await asyncio.wait((self._task, ready), return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            ready.cancel()
+            self._task.result()  # e.g. PrivilegedIntentsRequired; the token is never logged
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self.client.close()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def allows(self, guild_id: int | None) -> bool:
+        """DMs always; guilds only when on the allow-list (an empty list allows every guild)."""
+        return guild_id is None or not self.config.guild_allowlist or guild_id in self.config.guild_allowlist
+
+    # --- inbound ----------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Voice/audio, image or text addressed to the bot -> one neutral event."""
+        if message.author.bot or not self.allows(message.guild.id if message.guild else None):
+            return
+        if message.guild is not None and not self._addressed(message):
+            return
+        locale = message.guild.preferred_locale.value if message.guild else None
+        origin = _origin(message.author, message.channel.id, locale, is_group=message.guild is not None)
+        event: Event | None = None
+        for attachment in message.attachments:
+            kind = (attachment.content_type or "").split("/")[0]
+            if message.flags.voice or kind == "audio":
+                event = VoiceMessage(origin, await attachment.read())
+                break
+            if kind == "image":
+                event = PhotoMessage(origin, await attachment.read())
+                break
+        if event is None and (text := self._without_mention(message.content)):
+            event = TextMessage(origin, text)
+        if event is not None:
+            await self._deliver(event)
+
+    async def on_command(self, interaction: discord.Interaction, name: str, text: str, style: str | None) -> None:
+        """A slash command; ``/anime``'s style option is applied to the request it creates."""
+        if not self.allows(interaction.guild_id):
+            return
+        responder = Responder(interaction, thinking=True, ephemeral=name == "history" and interaction.guild_id is not None)
+        origin = _interaction_origin(interaction)
+        await self._answer(responder, Command(origin, name, text, style=style or ""))
+
+    async def on_press(self, interaction: discord.Interaction, data: str) -> None:
+        """A component press -> :class:`ButtonPress` on the message it sits on."""
+        parsed = parse_button_data(data)
+        if parsed is None or not self.allows(interaction.guild_id):
+            return
+        action, request_id, value = parsed
+        responder = Responder(interaction, thinking=False)
+        ref = self._messenger.track_source(responder)
+        press = ButtonPress(_interaction_origin(interaction), request_id, action, value, ref)
+        await self._answer(responder, press, modal=action == EDIT)
+
+    async def on_modal_text(self, interaction: discord.Interaction, text: str) -> None:
+        """The edit modal's text -> :class:`TextMessage` (the conversation takes it as the correction)."""
+        if self.allows(interaction.guild_id):
+            await self._answer(Responder(interaction, thinking=True), TextMessage(_interaction_origin(interaction), text))
+
+    # --- internals --------------------------------------------------------------
+
+    async def _answer(self, responder: Responder, event: Event, *, modal: bool = False) -> None:
+        """Run the conversation for ``event`` with ``responder`` acknowledging it in time."""
+        token = current.set(responder)
+        fallback: asyncio.Task[None] | None = None
+        try:
+            if modal:
+                fallback = asyncio.create_task(responder.acknowledge_after(MODAL_BUDGET))
+            else:
+                await responder.acknowledge()
+            await self._deliver(event)
+        finally:
+            if fallback is not None:
+                fallback.cancel()
+            await responder.finish()
+            current.reset(token)
+
+    async def _deliver(self, event: Event) -> None:
+        if self._on_event is None:
+            raise RuntimeError("DiscordAdapter.start() (or bind()) was not called")
+        await self._on_event(event)
+
+    def _addressed(self, message: discord.Message) -> bool:
+        me = self.client.user
+        if me is None:
+            return False
+        if me in message.mentions:
+            return True
+        replied = message.reference.resolved if message.reference else None
+        return isinstance(replied, discord.Message) and replied.author.id == me.id
+
+    def _without_mention(self, content: str) -> str:
+        me = self.client.user
+        if me is not None:
+            content = content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "")
+        return content.strip()
+
+
+def _origin(user: discord.abc.User, channel_id: int, locale: str | None, *, is_group: bool) -> Origin:
+    return Origin("discord", str(channel_id), str(user.id), user.display_name, locale, is_group)
+
+
+def _interaction_origin(interaction: discord.Interaction[Any]) -> Origin:
+    """Who and where; the user's client language as locale; DMs are private chats."""
+    return _origin(interaction.user, interaction.channel_id or 0, interaction.locale.value, is_group=interaction.guild_id is not None)

@@ -1,0 +1,275 @@
+"""Neutral replies on Discord: interaction responses while a token is valid, channel messages otherwise.
+
+Every event the adapter forwards from an interaction runs with that
+interaction's :class:`Responder` in the context variable :data:`current`
+(tasks the conversation starts, such as job watchers, inherit it). The
+:class:`DiscordMessenger` then answers through the interaction — filling the
+"thinking…" placeholder first, follow-ups after — and edits messages through
+the interaction webhook. Interaction tokens live 15 minutes: once a message's
+interaction has expired, an edit is posted as a new channel message and the
+message reference is re-pointed to it, so later edits land there.
+
+Message references are ``"<channel id>:<message id>"``; a reference the
+messenger does not track (e.g. after a restart) is edited as a plain bot
+message in its channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections import OrderedDict
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.discord_media import Upload, fit_image
+from bot.discord_views import edit_again_button, edit_modal, view_for
+from handlers.events import Origin
+from handlers.i18n import pick_language, t
+from handlers.replies import Reply
+
+log = logging.getLogger(__name__)
+
+#: Discord's message content limit.
+MAX_CONTENT = 2000
+#: How many message references are remembered for edits through their interaction.
+MAX_TRACKED = 2048
+
+
+class Responder:
+    """One interaction: its acknowledgement (within 3 s), the "thinking" placeholder and follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction, *, thinking: bool, ephemeral: bool = False) -> None:
+        self.interaction = interaction
+        self.thinking = thinking
+        self.ephemeral = ephemeral
+        self._placeholder = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def channel_id(self) -> int | None:
+        """The channel the interaction happened in."""
+        return self.interaction.channel_id
+
+    @property
+    def can_show_modal(self) -> bool:
+        """True until the interaction has been answered (a modal must be the first response)."""
+        return not self.interaction.response.is_done() and not self.interaction.is_expired()
+
+    def expired(self) -> bool:
+        """True once the 15-minute interaction token can no longer be used."""
+        return self.interaction.is_expired()
+
+    async def acknowledge(self) -> None:
+        """Defer unless answered already: "thinking" for commands and modals, a silent update for components."""
+        async with self._lock:
+            if self.interaction.response.is_done():
+                return
+            await self.interaction.response.defer(thinking=self.thinking, ephemeral=self.ephemeral)
+            self._placeholder = self.thinking
+
+    async def acknowledge_after(self, seconds: float) -> None:
+        """Defer after ``seconds`` unless something answered first (the modal path)."""
+        await asyncio.sleep(seconds)
+        await self.acknowledge()
+
+    async def show_modal(self, modal: discord.ui.Modal) -> bool:
+        """Answer with ``modal``; False when the interaction was answered already."""
+        async with self._lock:
+            if not self.can_show_modal:
+                return False
+            await self.interaction.response.send_modal(modal)
+            return True
+
+    async def send(self, payload: _Payload, *, ephemeral: bool = False) -> tuple[discord.Message, bool]:
+        """Post ``payload``; returns the message and whether it is the interaction's original response."""
+        async with self._lock:
+            if not self.interaction.response.is_done():
+                await self.interaction.response.send_message(**payload.send_kwargs(), ephemeral=ephemeral)
+                return await self.interaction.original_response(), True
+            if self._placeholder and not ephemeral:
+                self._placeholder = False
+                return await self.interaction.edit_original_response(**payload.edit_kwargs()), True
+            message = await self.interaction.followup.send(**payload.send_kwargs(), ephemeral=ephemeral, wait=True)
+            return message, False
+
+    async def finish(self) -> None:
+        """After the event: make sure it was acknowledged and drop an unused "thinking" placeholder."""
+        await self.acknowledge()
+        async with self._lock:
+            if self._placeholder:
+                self._placeholder = False
+                await self.interaction.delete_original_response()
+
+
+#: The interaction being answered, set by the adapter around each forwarded event.
+current: ContextVar[Responder | None] = ContextVar("discord_responder", default=None)
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """A reply rendered for Discord."""
+
+    content: str
+    view: discord.ui.View | None
+    upload: Upload | None
+
+    def _file(self) -> discord.File | None:
+        return discord.File(io.BytesIO(self.upload.data), self.upload.filename) if self.upload else None
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``send``/``send_message``/``followup.send``."""
+        kwargs: dict[str, Any] = {"content": self.content}
+        if self.view is not None:
+            kwargs["view"] = self.view
+        if self.upload is not None:
+            kwargs["file"] = self._file()
+        return kwargs
+
+    def edit_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``edit``: replaces text and components (and the file, when there is one)."""
+        kwargs: dict[str, Any] = {"content": self.content, "view": self.view}
+        if self.upload is not None:
+            kwargs["attachments"] = [self._file()]
+        return kwargs
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a message reference points, and the interaction that may edit it."""
+
+    channel_id: int
+    message_id: int
+    responder: Responder | None = None
+    original: bool = False
+
+
+def message_ref(channel_id: int, message_id: int) -> str:
+    """The neutral reference of a Discord message."""
+    return f"{channel_id}:{message_id}"
+
+
+class DiscordMessenger:
+    """:class:`handlers.replies.Messenger` for Discord."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+        self._targets: OrderedDict[str, _Target] = OrderedDict()
+
+    # --- Messenger ------------------------------------------------------------
+
+    async def send(self, origin: Origin, reply: Reply) -> str:
+        """Answer the current interaction (or post in the origin's channel)."""
+        responder = self._responder(origin)
+        if reply.kind == "edit_prompt":
+            return await self._edit_prompt(origin, reply, responder)
+        if responder is None:
+            ref = await self._post(int(origin.chat_id), reply)
+        else:
+            payload = await self._render(reply, responder.interaction.filesize_limit)
+            message, original = await responder.send(payload)
+            ref = self._track(_Target(message.channel.id, message.id, responder, original))
+        return ref
+
+    async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
+        """Edit through the message's interaction while valid; after expiry post anew and re-point the ref."""
+        target = self._target(message_ref)
+        if target is None:
+            log.warning("edit of a message reference that is not ours: %r", message_ref)
+            return
+        responder = target.responder
+        if responder is not None and responder.expired():
+            self._targets[message_ref] = await self._post_target(target.channel_id, reply)
+            return
+        if responder is not None:
+            payload = await self._render(reply, responder.interaction.filesize_limit)
+            if target.original:
+                await responder.interaction.edit_original_response(**payload.edit_kwargs())
+            else:
+                await responder.interaction.followup.edit_message(target.message_id, **payload.edit_kwargs())
+            return
+        payload = await self._render(reply, self._channel_limit(target.channel_id))
+        try:
+            await self._messageable(target.channel_id).get_partial_message(target.message_id).edit(**payload.edit_kwargs())
+        except (discord.NotFound, discord.Forbidden):
+            self._targets[message_ref] = await self._post_target(target.channel_id, reply)
+
+    async def notify(self, origin: Origin, text: str) -> None:
+        """An ephemeral answer to the current interaction, or a plain message."""
+        responder = self._responder(origin)
+        if responder is None:
+            await self._post(int(origin.chat_id), Reply(text))
+            return
+        await responder.send(_Payload(text[:MAX_CONTENT], None, None), ephemeral=True)
+
+    # --- adapter side -----------------------------------------------------------
+
+    def track_source(self, responder: Responder) -> str:
+        """Remember that ``responder`` (a component interaction) may edit the message it came from."""
+        message = responder.interaction.message
+        if message is None:
+            return ""
+        return self._track(_Target(message.channel.id, message.id, responder, original=True))
+
+    # --- internals --------------------------------------------------------------
+
+    @staticmethod
+    def _responder(origin: Origin) -> Responder | None:
+        responder = current.get()
+        if responder is None or responder.expired() or str(responder.channel_id) != origin.chat_id:
+            return None
+        return responder
+
+    async def _edit_prompt(self, origin: Origin, reply: Reply, responder: Responder | None) -> str:
+        """Open the edit modal as the interaction's response; else offer a button that opens it."""
+        title = t("button.edit", pick_language(None, origin.locale))
+        if responder is not None and await responder.show_modal(edit_modal(title, reply.prefill, reply.request_id)):
+            return ""
+        payload = _Payload(reply.text[:MAX_CONTENT], edit_again_button(reply, title), None)
+        if responder is None:
+            message = await self._messageable(int(origin.chat_id)).send(**payload.send_kwargs())
+        else:
+            message, _ = await responder.send(payload, ephemeral=True)
+        return self._track(_Target(message.channel.id, message.id))
+
+    async def _post(self, channel_id: int, reply: Reply) -> str:
+        return self._track(await self._post_target(channel_id, reply))
+
+    async def _post_target(self, channel_id: int, reply: Reply) -> _Target:
+        payload = await self._render(reply, self._channel_limit(channel_id))
+        message = await self._messageable(channel_id).send(**payload.send_kwargs())
+        return _Target(channel_id, message.id)
+
+    @staticmethod
+    async def _render(reply: Reply, limit: int) -> _Payload:
+        upload = await asyncio.to_thread(fit_image, reply.image_png, limit) if reply.image_png else None
+        return _Payload(reply.text[:MAX_CONTENT], view_for(reply), upload)
+
+    def _channel_limit(self, channel_id: int) -> int:
+        channel = self._client.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        return guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+    def _messageable(self, channel_id: int) -> Any:
+        return self._client.get_channel(channel_id) or self._client.get_partial_messageable(channel_id)
+
+    def _track(self, target: _Target) -> str:
+        ref = message_ref(target.channel_id, target.message_id)
+        self._targets[ref] = target
+        self._targets.move_to_end(ref)
+        while len(self._targets) > MAX_TRACKED:
+            self._targets.popitem(last=False)
+        return ref
+
+    def _target(self, ref: str) -> _Target | None:
+        target = self._targets.get(ref)
+        if target is not None:
+            return target
+        channel, _, message = ref.partition(":")
+        if not (channel.isdigit() and message.isdigit()):
+            return None
+        return _Target(int(channel), int(message))

@@ -1,0 +1,144 @@
+"""Discord components for neutral replies: persistent buttons, a picker select, the edit modal.
+
+Buttons and selects are :class:`discord.ui.DynamicItem` s whose ``custom_id``
+carries the neutral :attr:`handlers.replies.Button.data` payload (action and
+request id), so a press is understood from the id alone: they keep working
+after a restart once :data:`DYNAMIC_ITEMS` are registered with
+``Client.add_dynamic_items``. The edit modal is stateless too: its submission
+is recognised by its ``custom_id`` (:func:`modal_text`), not by an object
+kept in memory. What a press means is decided by the conversation; the
+client only needs :class:`ComponentSink`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import discord
+
+from handlers.cards import EDIT
+from handlers.replies import Button, Reply
+
+BUTTON_PREFIX = "v2a:"
+SELECT_PREFIX = "v2a-s:"
+MODAL_PREFIX = "v2a-edit:"
+MODAL_INPUT = "text"
+#: Discord allows 25 rows of options in a select and 5 buttons per row.
+MAX_OPTIONS = 25
+#: Modal inputs may hold at most 4000 characters.
+MAX_INPUT = 4000
+
+
+class ComponentSink(Protocol):
+    """The client side that turns component interactions into neutral events."""
+
+    async def on_press(self, interaction: discord.Interaction, data: str) -> None:
+        """A button press or select choice, as ``action:request_id[:value]``."""
+
+
+def _sink(interaction: discord.Interaction) -> ComponentSink:
+    return interaction.client  # type: ignore[return-value]
+
+
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(BUTTON_PREFIX) + r"(?P<data>\S+)"):
+    """A button whose custom id is ``v2a:<Button.data>``."""
+
+    def __init__(self, data: str, label: str = "") -> None:
+        super().__init__(discord.ui.Button(label=label or "…", custom_id=BUTTON_PREFIX + data, style=discord.ButtonStyle.secondary))
+        self.data = data
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> ReplyButton:
+        return cls(match["data"], item.label or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _sink(interaction).on_press(interaction, self.data)
+
+
+class ReplySelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=re.escape(SELECT_PREFIX) + r"(?P<data>\S+)"):
+    """A select whose custom id is ``v2a-s:<action>:<request_id>``; the chosen option is the value."""
+
+    def __init__(self, data: str, options: list[discord.SelectOption], placeholder: str | None = None) -> None:
+        super().__init__(discord.ui.Select(custom_id=SELECT_PREFIX + data, options=options, placeholder=placeholder))
+        self.data = data
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Select[Any], match: re.Match[str], /
+    ) -> ReplySelect:
+        return cls(match["data"], list(item.options), item.placeholder)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _sink(interaction).on_press(interaction, f"{self.data}:{self.item.values[0]}")
+
+
+#: Register at start (``setup_hook``) so old messages' components still dispatch.
+DYNAMIC_ITEMS = (ReplyButton, ReplySelect)
+
+
+def is_picker(reply: Reply) -> bool:
+    """True when every button picks a value for the same action and request: shown as a select."""
+    buttons = [b for row in reply.buttons for b in row]
+    return (
+        1 < len(buttons) <= MAX_OPTIONS
+        and all(b.value for b in buttons)
+        and len({(b.action, b.request_id) for b in buttons}) == 1
+    )
+
+
+def view_for(reply: Reply) -> discord.ui.View | None:
+    """The components for ``reply``: a select for pickers, else its rows of buttons (None without any)."""
+    if not reply.buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    if is_picker(reply):
+        buttons = [b for row in reply.buttons for b in row]
+        first = buttons[0]
+        options = [discord.SelectOption(label=b.label[:100], value=b.value) for b in buttons]
+        view.add_item(ReplySelect(f"{first.action}:{first.request_id}", options))
+        return view
+    for index, row in enumerate(reply.buttons[:5]):
+        for button in row[:5]:
+            item = ReplyButton(button.data, button.label[:80])
+            item.item.row = index
+            view.add_item(item)
+    return view
+
+
+def edit_modal(title: str, prefill: str, request_id: str) -> discord.ui.Modal:
+    """The transcript editor: one long text input prefilled with the current text."""
+    modal = discord.ui.Modal(title=title[:45] or "…", custom_id=(MODAL_PREFIX + request_id)[:100], timeout=None)
+    modal.add_item(
+        discord.ui.TextInput(
+            label=title[:45] or "…",
+            style=discord.TextStyle.long,
+            default=prefill[:MAX_INPUT] or None,
+            max_length=MAX_INPUT,
+            custom_id=MODAL_INPUT,
+        )
+    )
+    return modal
+
+
+def modal_text(interaction: discord.Interaction) -> str | None:
+    """The text of an edit-modal submission, or None when ``interaction`` is something else."""
+    data: dict[str, Any] = interaction.data or {}  # type: ignore[assignment]
+    if interaction.type is not discord.InteractionType.modal_submit or not str(data.get("custom_id", "")).startswith(MODAL_PREFIX):
+        return None
+    stack = list(data.get("components", []))
+    while stack:
+        component = stack.pop()
+        if component.get("custom_id") == MODAL_INPUT:
+            return str(component.get("value", ""))
+        stack += component.get("components", []) + ([component["component"]] if "component" in component else [])
+    return None
+
+
+def edit_again_button(reply: Reply, label: str) -> discord.ui.View:
+    """Fallback when the modal can no longer be the response: a button whose press opens it."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(ReplyButton(Button(label, EDIT, reply.request_id).data, label))
+    return view

@@ -1,0 +1,276 @@
+"""Discord adapter end-to-end: simcord's Discord <-> real adapter <-> real Conversation, SQLite and tiny models."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import replace
+from typing import Any
+
+import discord
+import pytest
+import simcord
+import simcord.interactions
+from PIL import Image
+
+from bot.discord import DiscordAdapter
+from bot.discord_commands import ZH
+from bot.settings import Settings
+from engine.api import JobHandle, JobSpec
+from handlers.cards import CONFIRM, EDIT, STYLE, STYLE_SET
+from handlers.events import Origin
+from handlers.replies import Reply
+from tests.support.discord_sim import DiscordWorld, custom_id, send_voice_message
+
+pytestmark = pytest.mark.simcord(settle_timeout=240)
+
+
+def scene(env: simcord.Env) -> tuple[simcord.ChannelHandle, simcord.MemberActor, simcord.MemberActor]:
+    """A guild with an #art channel and two members, alice and bob."""
+    guild = env.create_guild()
+    channel = guild.create_text_channel("art")
+    return channel, guild.add_member(env.create_user("alice")), guild.add_member(env.create_user("bob"))
+
+
+def webhook_edits(env: simcord.Env) -> list[simcord.HttpLogEntry]:
+    """Every edit the bot made through an interaction token."""
+    return [r for r in env.http_requests if r.method == "PATCH" and r.path.startswith("/webhooks/")]
+
+
+def callback_types(env: simcord.Env) -> list[int]:
+    """The type of every interaction response the bot made (5 = deferred "thinking", 6 = deferred update, 9 = modal)."""
+    return [r.json["type"] for r in env.http_requests if r.method == "POST" and r.path.startswith("/interactions/")]
+
+
+async def attachment_bytes(message: discord.Message) -> bytes:
+    (attachment,) = message.attachments
+    return await attachment.read()
+
+
+async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+
+    shown = await alice.slash(channel, "anime", text="a girl with blue hair")
+
+    assert shown.acknowledged and callback_types(simcord_env) == [5]
+    card = shown.response
+    assert card is not None and "a girl with blue hair" in card.content
+    assert {c["label"] for c in card.components[0]["components"]} >= {"✅ Draw it", "✏️ Edit"}
+
+    edits_before = len(webhook_edits(simcord_env))
+    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+
+    assert pressed.acknowledged and callback_types(simcord_env) == [5, 6]
+    progress = channel.history()[-2]
+    assert progress.id == card.id and "100%" in progress.content  # the card became the progress message
+    assert len(webhook_edits(simcord_env)) - edits_before >= 3  # queued, started, steps ..., done
+    (picture,) = pressed.followups
+    assert picture.attachments[0].filename == "anime.png"
+    image = Image.open(io.BytesIO(await attachment_bytes(picture.message)))
+    assert image.size == (64, 64)
+    assert custom_id(picture, "rr")  # follow-up actions (reroll) are buttons on the picture
+
+
+async def test_voice_message_edit_modal_new_card_image(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, english_voice_notes: dict[str, Any]
+) -> None:
+    alice = simcord_env.create_user("alice")
+    voice = english_voice_notes["ogg"].path.read_bytes()
+
+    await send_voice_message(simcord_env, alice, voice)
+
+    card = alice.dm_channel.last_message
+    assert card is not None and "I heard" in card.content and "blue hair" in card.content.lower()
+    shown = await alice.click(card, custom_id=custom_id(card, EDIT))
+    assert shown.modal is not None, "Edit must answer with the modal itself"
+    (text_input,) = [c for row in shown.modal["components"] for c in row.get("components", [row.get("component", {})])]
+    assert "blue hair" in text_input["value"].lower()  # prefilled with the transcript
+
+    submitted = await alice.submit_modal(shown, {"text": "a boy with glasses reading a book"})
+
+    assert submitted.acknowledged
+    new_card = submitted.response
+    assert new_card is not None and "a boy with glasses reading a book" in new_card.content
+    pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, CONFIRM))
+    (picture,) = pressed.followups
+    assert picture.attachments and picture.attachments[0].filename.endswith(".png")
+
+
+async def test_other_users_are_refused_ephemerally(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, bob = scene(simcord_env)
+    card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
+    assert card is not None
+
+    confirm = await bob.click(card.message, custom_id=custom_id(card, CONFIRM))
+    edit = await bob.click(card.message, custom_id=custom_id(card, EDIT))
+
+    (refusal,) = confirm.followups
+    assert refusal.ephemeral and "Only the person who asked" in refusal.content
+    assert edit.modal is None and edit.ephemeral and "Only the person who asked" in edit.response.content
+    assert channel.history()[-1].content == card.content  # the card is untouched
+    request_id = custom_id(card, CONFIRM).split(":")[2]
+    assert (await discord_world.conversation.repository.get_request(request_id)).state.value == "awaiting_confirmation"
+
+
+async def test_buttons_survive_a_restart(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+    card = (await alice.slash(channel, "anime", text="a red fox in the snow")).response
+    assert card is not None
+
+    await discord_world.restart(simcord_env)
+    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+
+    assert pressed.acknowledged
+    (picture,) = pressed.followups
+    assert picture.attachments
+
+
+async def test_style_picker_is_a_select_and_the_anime_style_option_applies(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+
+    shown = await alice.slash(channel, "anime", text="a dragon over a castle", style="paprika")
+
+    card = shown.response
+    request_id = custom_id(card, CONFIRM).split(":")[2]
+    assert (await discord_world.conversation.repository.get_request(request_id)).style == "paprika"
+    picked = await alice.click(card.message, custom_id=custom_id(card, STYLE))
+    (picker,) = picked.followups
+    (select,) = [c for c in _flat(picker.components) if c["type"] == discord.ComponentType.select.value]
+    assert [o["value"] for o in select["options"]] == ["face_paint_512_v2", "paprika"]
+    await alice.select(picker.message, ["face_paint_512_v2"], custom_id=custom_id(picker, STYLE_SET))
+    assert (await discord_world.conversation.repository.get_request(request_id)).style == "face_paint_512_v2"
+
+
+def _flat(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for row in components for c in row.get("components", [])]
+
+
+class SlowEngine:
+    """The real engine behind a queue that takes 10 s (virtual) to accept a job."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def submit(self, spec: JobSpec) -> JobHandle:
+        await asyncio.sleep(10)
+        return await self._engine.submit(spec)
+
+
+async def test_a_slow_engine_never_misses_the_three_second_deadline(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+    discord_world.conversation.engine = SlowEngine(discord_world.engine)
+    card = (await alice.slash(channel, "anime", text="a lighthouse in a storm")).response
+    assert card is not None
+
+    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+    assert pressed.acknowledged  # deferred at once; the engine is still "submitting"
+    await simcord_env.advance_time(10)  # simcord rejects any first response after 3 s
+
+    (picture,) = pressed.followups
+    assert picture.attachments
+    assert not simcord_env.errors
+
+
+async def test_a_picture_over_the_reported_limit_is_re_encoded(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """simcord always reports 25 MiB (and does not enforce it): the interactions it creates here report 3000 bytes."""
+    channel, alice, _ = scene(simcord_env)
+    card = (await alice.slash(channel, "anime", text="a neon city at night")).response
+    assert card is not None
+    limit = 3000
+    original = simcord.interactions.base_payload
+
+    def small_limit(*args: Any, **kwargs: Any) -> Any:
+        record, payload = original(*args, **kwargs)
+        return record, payload | {"attachment_size_limit": limit}
+
+    monkeypatch.setattr(simcord.interactions, "base_payload", small_limit)
+
+    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+
+    (picture,) = pressed.followups
+    attachment = picture.attachments[0]
+    data = await attachment.read()
+    assert attachment.filename == "anime.jpg" and len(data) <= limit
+    assert Image.open(io.BytesIO(data)).format == "JPEG"
+
+
+async def test_after_the_token_expires_an_edit_is_posted_as_a_new_message(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    """The progress edit a job watcher makes after 15 minutes goes to a new channel message."""
+    channel, alice, _ = scene(simcord_env)
+    shown = await alice.slash(channel, "anime", text="a koi pond")
+    card = shown.response
+    assert card is not None
+    ref = f"{channel.id}:{card.id}"
+    messenger = discord_world.stack.adapter.messenger
+    origin = Origin("discord", str(channel.id), str(alice.id), "alice", "en-US", True)
+
+    await simcord_env.advance_time(16 * 60)
+    await messenger.edit(origin, ref, Reply("🖌 Drawing… 50%", kind="progress"))
+    await messenger.edit(origin, ref, Reply("🖌 Drawing… 100%", kind="progress"))
+
+    history = channel.history()
+    assert history[-1].id != card.id and history[-1].content == "🖌 Drawing… 100%"  # re-pointed: edited, not re-posted
+    assert [m.content for m in history].count("🖌 Drawing… 50%") == 0
+    assert channel.history()[-2].content == card.content  # the old message is left as it was
+
+
+async def test_voice_in_a_guild_needs_a_mention_and_photos_become_photo_events(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+    photo = io.BytesIO()
+    Image.new("RGB", (48, 48), "orange").save(photo, "PNG")
+
+    await alice.send(channel, "look", attachments=[("cat.png", photo.getvalue())])
+    assert channel.last_message.author.id == alice.id  # not addressed to the bot: ignored
+
+    await alice.send(channel, f"{simcord_env.bot.user.mention} restyle this", attachments=[("cat.png", photo.getvalue())])
+
+    picture = channel.last_message
+    assert picture.author.id == simcord_env.bot.user.id and picture.attachments
+
+
+async def test_guilds_off_the_allow_list_are_ignored(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+    adapter = discord_world.stack.adapter
+    adapter.config = replace(adapter.config, guild_allowlist=frozenset({1}))
+
+    ignored = await alice.slash(channel, "anime", text="a castle")
+    await alice.send(channel, f"{simcord_env.bot.user.mention} hello", attachments=[("a.ogg", b"OggS")])
+
+    assert not ignored.acknowledged and channel.last_message.author.id == alice.id
+
+
+async def test_commands_are_synced_with_zh_localisations(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+    assert set(alice.available_commands(channel)) == {"anime", "style", "history", "settings", "help"}
+    commands = {c["name"]: c for c in simcord_env.backend.visible_commands(user_id=alice.id, channel_id=channel.id)}
+    assert set(commands) == {"anime", "style", "history", "settings", "help"}
+    anime = commands["anime"]
+    assert anime["name_localizations"] == {"zh-CN": ZH["anime"][0], "zh-TW": ZH["anime"][1]}
+    assert anime["description_localizations"]["zh-CN"] == "根据描述画一张动漫图"
+    style = next(o for o in anime["options"] if o["name"] == "style")
+    assert [c["value"] for c in style["choices"]] == ["face_paint_512_v2", "paprika"]
+
+
+def test_from_settings_and_minimal_intents(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "secret-token")
+    monkeypatch.setenv("DISCORD_GUILD_ALLOWLIST", "111, 222")
+    adapter = DiscordAdapter.from_settings(Settings())
+    assert adapter.config.guild_allowlist == {111, 222}
+    assert adapter.allows(None) and adapter.allows(111) and not adapter.allows(333)
+    intents = adapter.client.intents
+    assert intents.guilds and intents.guild_messages and intents.dm_messages
+    assert not (intents.message_content or intents.members or intents.presences)
+    assert "secret-token" not in repr(adapter.config)
