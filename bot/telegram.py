@@ -1,0 +1,241 @@
+"""The Telegram adapter: a python-telegram-bot ``Application`` wired to the neutral conversation.
+
+Updates arrive by long polling, or by webhook when ``TELEGRAM_WEBHOOK_URL`` is
+set. Translation lives in :mod:`bot.telegram_inbound` (update -> event) and
+:mod:`bot.telegram_render` (reply -> message); this module only runs the
+client: it downloads voice notes and photos (refusing files over
+``TELEGRAM_MAX_DOWNLOAD_BYTES`` before downloading them), drops updates
+delivered twice, answers every callback query, and publishes the command
+menu in English and Chinese.
+
+The token is kept out of logs by :func:`bot.redact.install_token_redaction`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from bot.adapter import EventHandler
+from bot.redact import install_token_redaction
+from bot.settings import Settings
+from bot.telegram_inbound import COMMANDS, PLATFORM, Attachment, from_callback, from_message
+from bot.telegram_render import TelegramMessenger
+from handlers.events import Event, Origin, PhotoMessage, VoiceMessage
+from handlers.i18n import error_text, pick_language, t
+from handlers.replies import Reply
+
+log = logging.getLogger(__name__)
+
+#: Update types the bot asks Telegram for.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+#: Updates handled at once (a voice note is transcribed while others are answered).
+CONCURRENT_UPDATES = 16
+#: Retries of a request that got "429 Too Many Requests" (after waiting ``retry_after``).
+RATE_LIMIT_RETRIES = 3
+#: A callback query still unanswered after this many seconds is answered empty (stops the client's spinner).
+ANSWER_WITHIN = 5.0
+#: How many recent update / callback query ids are remembered to drop redeliveries.
+SEEN_IDS = 2048
+#: One byte count per "MB" as the conversation's messages count them.
+_MB = 1024 * 1024
+
+#: The command menu, per language (Telegram shows the one matching the user's app language; English is the default).
+COMMAND_MENU: dict[str, dict[str, str]] = {
+    "en": {
+        "start": "What this bot does",
+        "help": "How to use it",
+        "anime": "Draw a description: /anime <text>",
+        "style": "Pick your default style",
+        "history": "Your last pictures",
+        "settings": "Language, style, confirm before drawing",
+        "cancel": "Stop what is running",
+    },
+    "zh": {
+        "start": "这个机器人能做什么",
+        "help": "使用帮助",
+        "anime": "按文字作画：/anime <描述>",
+        "style": "选择默认风格",
+        "history": "最近的作品",
+        "settings": "语言、风格、作画前确认",
+        "cancel": "停止正在进行的任务",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where Telegram posts updates (``url``) and where our server listens for them."""
+
+    url: str
+    listen: str = "0.0.0.0"
+    port: int = 8443
+    secret: str | None = None
+
+
+class TelegramAdapter:
+    """Telegram <-> the conversation (see the module docstring)."""
+
+    platform = PLATFORM
+
+    def __init__(self, application: Application, *, max_download_bytes: int, webhook: Webhook | None = None) -> None:
+        self.application = application
+        self.max_download_bytes = max_download_bytes
+        self.webhook = webhook
+        self._messenger = TelegramMessenger(application.bot)
+        self._on_event: EventHandler | None = None
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+        application.add_handler(CallbackQueryHandler(self._on_callback))
+        application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message))
+        application.add_error_handler(self._on_error)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelegramAdapter:
+        """The adapter for ``TELEGRAM_*`` settings (redacts the token from logs before anything is built)."""
+        if settings.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        token = settings.telegram_bot_token.get_secret_value()
+        install_token_redaction(token)
+        application = (
+            Application.builder()
+            .token(token)
+            .base_url(settings.telegram_api_base_url)
+            .base_file_url(settings.telegram_file_base_url)
+            .local_mode(settings.telegram_local_mode)
+            .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+            .concurrent_updates(CONCURRENT_UPDATES)
+            .build()
+        )
+        webhook = None
+        if settings.telegram_webhook_url:
+            secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
+            webhook = Webhook(
+                settings.telegram_webhook_url, settings.telegram_webhook_listen, settings.telegram_webhook_port, secret
+            )
+        return cls(application, max_download_bytes=settings.telegram_max_download_bytes, webhook=webhook)
+
+    @property
+    def messenger(self) -> TelegramMessenger:
+        """Renders the conversation's replies in Telegram chats."""
+        return self._messenger
+
+    async def start(self, on_event: EventHandler) -> None:
+        """Log in (getMe), publish the command menu, then poll or listen for the webhook."""
+        self._on_event = on_event
+        await self.application.initialize()
+        await self._publish_commands()
+        await self.application.start()
+        updater = self.application.updater
+        assert updater is not None
+        if self.webhook is None:
+            await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        else:
+            await updater.start_webhook(
+                listen=self.webhook.listen,
+                port=self.webhook.port,
+                url_path=urlsplit(self.webhook.url).path.lstrip("/"),
+                webhook_url=self.webhook.url,
+                secret_token=self.webhook.secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        log.info("Telegram bot @%s is %s", self.application.bot.username, "polling" if self.webhook is None else "on its webhook")
+
+    async def stop(self) -> None:
+        """Stop fetching updates, finish the ones being handled, close the connections."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    # --- updates ----------------------------------------------------------------
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.message is None or not self._first_time(("update", update.update_id)):
+            return
+        inbound = from_message(update.message, self.application.bot.bot)
+        event = await self._download(inbound) if isinstance(inbound, Attachment) else inbound
+        if event is not None:
+            await self._deliver(event)
+
+    async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or not self._first_time(("update", update.update_id)) or not self._first_time(("query", query.id)):
+            return
+        async with self._messenger.answering(query.id, within=ANSWER_WITHIN):
+            press = from_callback(query)
+            if press is not None:
+                await self._deliver(press)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("handling a Telegram update failed", exc_info=context.error)
+
+    async def _deliver(self, event: Event) -> None:
+        assert self._on_event is not None, "start() was not called"
+        await self._on_event(event)
+
+    def _first_time(self, key: Hashable) -> bool:
+        """False for an update or callback query seen before (Telegram may deliver one twice)."""
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+    # --- files ------------------------------------------------------------------
+
+    async def _download(self, attachment: Attachment) -> Event | None:
+        """Fetch the file (size checked first, from the update and again from getFile); None when the user was told why not."""
+        origin = attachment.origin
+        if attachment.file_size is not None and attachment.file_size > self.max_download_bytes:
+            await self._too_big(origin, attachment.file_size)
+            return None
+        try:
+            file = await self.application.bot.get_file(attachment.file_id)
+            if file.file_size is not None and file.file_size > self.max_download_bytes:
+                await self._too_big(origin, file.file_size)
+                return None
+            data = bytes(await file.download_as_bytearray())
+        except BadRequest as error:
+            if "too big" in error.message.lower():
+                await self._too_big(origin, attachment.file_size or self.max_download_bytes + 1)
+                return None
+            log.warning("could not download a %s: %s", attachment.kind, error.message)
+            await self._tell(origin, t("error.generic", self._language(origin)))
+            return None
+        except TelegramError as error:
+            log.warning("could not download a %s: %s", attachment.kind, error)
+            await self._tell(origin, t("error.generic", self._language(origin)))
+            return None
+        return VoiceMessage(origin, data) if attachment.kind == "voice" else PhotoMessage(origin, data)
+
+    async def _too_big(self, origin: Origin, size: int) -> None:
+        params = {"size_mb": size / _MB, "limit_mb": self.max_download_bytes / _MB}
+        await self._tell(origin, error_text("audio.too_large", self._language(origin), params))
+
+    async def _tell(self, origin: Origin, text: str) -> None:
+        await self._messenger.send(origin, Reply(text, kind="error"))
+
+    @staticmethod
+    def _language(origin: Origin) -> str:
+        """The user's language from their Telegram app (a /settings choice is only known to the conversation)."""
+        return pick_language(None, origin.locale)
+
+    async def _publish_commands(self) -> None:
+        """The "/" menu in English (default) and Chinese; a failure only costs the menu."""
+        bot = self.application.bot
+        try:
+            for lang, descriptions in COMMAND_MENU.items():
+                commands = [BotCommand(name, descriptions[name]) for name in COMMANDS]
+                await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+        except TelegramError as error:
+            log.warning("could not publish the command menu: %s", error)

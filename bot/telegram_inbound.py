@@ -1,0 +1,151 @@
+"""Telegram updates -> neutral events: pure translation, no I/O.
+
+Voice notes, audio files and audio documents become an :class:`Attachment`
+of kind ``voice``; photos (largest size) and image documents one of kind
+``photo`` -- the adapter downloads them and makes the ``VoiceMessage`` /
+``PhotoMessage``. Text becomes a :class:`Command` or a ``TextMessage``;
+callback queries become a ``ButtonPress``.
+
+In groups the bot only listens when spoken to: commands (``/anime`` or
+``/anime@ourbot``), replies to its own messages, and messages mentioning it
+(the mention is stripped from the text).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from telegram import CallbackQuery, Chat, Message, MessageEntity, User
+
+from handlers.events import ButtonPress, Command, Event, Origin, TextMessage
+from handlers.replies import parse_button_data
+
+PLATFORM = "telegram"
+
+#: The commands of the conversation, in menu order.
+COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
+
+_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,32}))?(?:\s+(.*))?", re.DOTALL)
+_GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to download before it becomes a ``VoiceMessage`` (``voice``) or ``PhotoMessage`` (``photo``)."""
+
+    origin: Origin
+    kind: Literal["voice", "photo"]
+    file_id: str
+    #: Size as announced in the update (None when Telegram did not say).
+    file_size: int | None
+
+
+def message_ref(chat_id: int, message_id: int) -> str:
+    """The neutral message reference ``"chat_id:message_id"``."""
+    return f"{chat_id}:{message_id}"
+
+
+def parse_message_ref(ref: str) -> tuple[int, int]:
+    """Inverse of :func:`message_ref` (chat ids may be negative)."""
+    chat_id, message_id = ref.rsplit(":", 1)
+    return int(chat_id), int(message_id)
+
+
+def origin_of(chat: Chat, user: User) -> Origin:
+    """Who wrote, where: the user's Telegram ``language_code`` is the locale."""
+    return Origin(
+        PLATFORM,
+        str(chat.id),
+        str(user.id),
+        user.first_name,
+        user.language_code,
+        chat.type in _GROUP_TYPES,
+    )
+
+
+def from_message(message: Message, me: User) -> Event | Attachment | None:
+    """The event a new message stands for, or None when it is not for us (or not something we handle)."""
+    user = message.from_user
+    if user is None or user.is_bot:
+        return None
+    origin = origin_of(message.chat, user)
+    if message.text is not None:
+        command = _command(message.text, me, origin)
+        if command is not None:
+            return command
+    if origin.is_group and not (_replies_to(message, me) or _our_mentions(message, me)):
+        return None
+    attachment = _attachment(message, origin)
+    if attachment is not None or message.text is None:
+        return attachment
+    text = _strip_mentions(message, me) if origin.is_group else message.text.strip()
+    if origin.is_group:
+        command = _command(text, me, origin)
+        if command is not None:
+            return command
+    return TextMessage(origin, text) if text else None
+
+
+def from_callback(query: CallbackQuery) -> ButtonPress | None:
+    """The press on one of our buttons, or None when the data is not ours or the message is unknown."""
+    parsed = parse_button_data(query.data or "")
+    if parsed is None or query.message is None:
+        return None
+    action, request_id, value = parsed
+    chat = query.message.chat
+    return ButtonPress(
+        origin_of(chat, query.from_user), request_id, action, value, message_ref(chat.id, query.message.message_id)
+    )
+
+
+def _command(text: str, me: User, origin: Origin) -> Command | None:
+    """``/name[@bot] args``, when meant for us: in groups only our commands, plain or addressed to us."""
+    match = _COMMAND.fullmatch(text.strip())
+    if match is None:
+        return None
+    name, target, args = match.group(1).lower(), match.group(2), (match.group(3) or "").strip()
+    if target is not None and target.lower() != (me.username or "").lower():
+        return None
+    if origin.is_group and target is None and name not in COMMANDS:
+        return None
+    return Command(origin, name, args)
+
+
+def _replies_to(message: Message, me: User) -> bool:
+    replied = message.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.id == me.id
+
+
+def _our_mentions(message: Message, me: User) -> list[str]:
+    """The substrings of the text/caption that mention us (``@ourbot`` or a text mention of our account)."""
+    types: list[str | None] = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    found = message.parse_entities(types) | message.parse_caption_entities(types)
+    username = f"@{me.username}".lower()
+    return [
+        text
+        for entity, text in found.items()
+        if (entity.type == MessageEntity.MENTION and text.lower() == username)
+        or (entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id)
+    ]
+
+
+def _strip_mentions(message: Message, me: User) -> str:
+    text = message.text or ""
+    for mention in _our_mentions(message, me):
+        text = text.replace(mention, " ", 1)
+    return " ".join(text.split())
+
+
+def _attachment(message: Message, origin: Origin) -> Attachment | None:
+    """The voice/audio or photo file the message carries, if any."""
+    document = message.document
+    mime = (document.mime_type or "") if document else ""
+    voice = message.voice or message.audio or (document if mime.startswith("audio/") else None)
+    if voice is not None:
+        return Attachment(origin, "voice", voice.file_id, voice.file_size)
+    photo = message.photo[-1] if message.photo else (document if mime.startswith("image/") else None)
+    if photo is not None:
+        return Attachment(origin, "photo", photo.file_id, photo.file_size)
+    return None

@@ -1,0 +1,426 @@
+"""A fake Telegram Bot API server for end-to-end adapter tests (pytest plugin module).
+
+Runs on 127.0.0.1 with aiohttp and behaves like Telegram where the adapter
+can tell: ``{"ok": true, "result": ...}`` envelopes, ``{"ok": false,
+"error_code", "description"[, "parameters": {"retry_after"}]}`` errors,
+``getUpdates`` long polling with ``offset`` confirmation, ``getFile`` +
+downloads at ``/file/bot<token>/<path>``, messages with ids per chat, "message
+is not modified" on identical edits, one answer per callback query, the
+20 MB download limit. Every API call is recorded (:attr:`FakeTelegram.calls`).
+
+Tests script it: :meth:`~FakeTelegram.push` updates built with
+:meth:`~FakeTelegram.message` / :meth:`~FakeTelegram.press`,
+:meth:`~FakeTelegram.add_file` for downloadable files,
+:meth:`~FakeTelegram.fail_next` to inject errors (e.g. a 429), and
+:meth:`~FakeTelegram.wait_for` to wait for the bot's reaction.
+
+Fixture: ``fake_telegram`` (a started server, closed afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+TOKEN = "123456789:AAHfake-Token_for_the_test_suite_0123"
+BOT = {
+    "id": 123456789,
+    "is_bot": True,
+    "first_name": "Voice2Anime",
+    "username": "voice2anime_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same "
+    "as a current content and reply markup of the message"
+)
+_MENTION = re.compile(r"@[A-Za-z0-9_]{3,32}")
+_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
+
+
+class ApiError(Exception):
+    """An error response of the fake API."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+@dataclass
+class ApiCall:
+    """One request to the Bot API: form fields as sent (strings), uploaded files, status code returned."""
+
+    method: str
+    params: dict[str, str]
+    files: dict[str, bytes]
+    at: float
+    status: int = 200
+
+    def json(self, name: str) -> Any:
+        """A JSON-encoded field (``reply_markup``), or None when absent."""
+        return json.loads(self.params[name]) if name in self.params else None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def callback_data(self) -> list[str]:
+        """Every ``callback_data`` of the inline keyboard sent with this call."""
+        markup = self.json("reply_markup") or {}
+        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row if "callback_data" in b]
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _entities(text: str) -> list[dict[str, Any]]:
+    """The entities Telegram computes: a leading bot command and @mentions (UTF-16 offsets)."""
+    entities = []
+    command = _COMMAND.match(text)
+    if command:
+        entities.append({"type": "bot_command", "offset": 0, "length": _utf16_len(command.group(0))})
+    for match in _MENTION.finditer(text):
+        if command and match.start() < command.end():
+            continue
+        entities.append({"type": "mention", "offset": _utf16_len(text[: match.start()]), "length": _utf16_len(match.group(0))})
+    return entities
+
+
+@dataclass
+class FakeTelegram:
+    """The server; see the module docstring."""
+
+    token: str = TOKEN
+    calls: list[ApiCall] = field(default_factory=list)
+    #: Messages the bot sent, by (chat id, message id), as returned to it (edits applied).
+    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    #: Reject every sendPhoto with PHOTO_INVALID_DIMENSIONS (to test the document fallback).
+    reject_photos: bool = False
+
+    def __post_init__(self) -> None:
+        self._updates: list[dict[str, Any]] = []
+        self._offset = 0
+        self._new_update = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._chats: dict[int, dict[str, Any]] = {}
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._files: dict[str, tuple[str, bytes, int]] = {}
+        self._failures: dict[str, list[ApiError]] = {}
+        self._answered: set[str] = set()
+        self._update_ids = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        self._closing.set()
+        async with self._new_update:
+            self._new_update.notify_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        """What to give as the bot's ``base_url`` (the token is appended)."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def file_url(self) -> str:
+        """What to give as the bot's ``base_file_url``."""
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    # --- scripting ----------------------------------------------------------------
+
+    def add_file(self, data: bytes, *, kind: str = "voice", ext: str = "oga") -> dict[str, Any]:
+        """Make ``data`` downloadable; returns the file object (``file_id``, ``file_unique_id``, ``file_size``)."""
+        n = next(self._ids)
+        file_id = f"{kind}-file-{n}"
+        self._files[file_id] = (f"{kind}/file_{n}.{ext}", data, len(data))
+        return {"file_id": file_id, "file_unique_id": f"u{n}", "file_size": len(data)}
+
+    def fail_next(self, method: str, code: int, description: str, *, retry_after: int | None = None) -> None:
+        """Answer the next call of ``method`` with an error (queued; one error per call)."""
+        self._failures.setdefault(method, []).append(ApiError(code, description, retry_after))
+
+    async def push(self, *updates: dict[str, Any]) -> None:
+        """Queue updates for getUpdates (the same dict twice = the same update delivered twice)."""
+        async with self._new_update:
+            self._updates.extend(updates)
+            self._new_update.notify_all()
+
+    def message(
+        self,
+        chat: dict[str, Any],
+        sender: dict[str, Any],
+        *,
+        text: str | None = None,
+        caption: str | None = None,
+        reply_to: dict[str, Any] | None = None,
+        **content: Any,
+    ) -> dict[str, Any]:
+        """A new-message update (``voice=``, ``audio=``, ``photo=``, ``document=`` ...), with Telegram's entities."""
+        self._chats[chat["id"]] = chat
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat["id"]),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": sender,
+            **content,
+        }
+        if text is not None:
+            message["text"] = text
+            if entities := _entities(text):
+                message["entities"] = entities
+        if caption is not None:
+            message["caption"] = caption
+            if entities := _entities(caption):
+                message["caption_entities"] = entities
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def press(self, sender: dict[str, Any], on: dict[str, Any], data: str, *, query_id: str | None = None) -> dict[str, Any]:
+        """A callback-query update: ``sender`` pressed the button with ``data`` on the bot's message ``on``."""
+        query = {
+            "id": query_id or f"cq{next(self._ids)}",
+            "from": sender,
+            "message": on,
+            "chat_instance": f"ci{on['chat']['id']}",
+            "data": data,
+        }
+        return {"update_id": next(self._update_ids), "callback_query": query}
+
+    # --- inspection -----------------------------------------------------------------
+
+    def called(self, method: str, **params: str) -> list[ApiCall]:
+        """Successful calls of ``method`` whose fields include ``params``."""
+        return [c for c in self.calls if c.method == method and c.ok and all(c.params.get(k) == v for k, v in params.items())]
+
+    async def wait_for(self, check: Callable[[], Any], timeout: float = 90.0) -> Any:
+        """Poll ``check`` until it returns something truthy (returned)."""
+        async with asyncio.timeout(timeout):
+            while not (result := check()):
+                await asyncio.sleep(0.02)
+        return result
+
+    def sent(self, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages in ``chat_id``, oldest first, as they are now."""
+        return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id]
+
+    # --- HTTP -----------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params, files = await self._read_params(request)
+        call = ApiCall(method, params, files, time.monotonic())
+        self.calls.append(call)
+        try:
+            if request.match_info["token"] != self.token:
+                raise ApiError(401, "Unauthorized")
+            if failures := self._failures.get(method):
+                raise failures.pop(0)
+            handler = getattr(self, f"_m_{method}", None)
+            if handler is None:
+                raise ApiError(404, "Not Found")
+            result = await handler(params, files)
+        except ApiError as error:
+            call.status = error.code
+            return web.json_response(error.payload(), status=error.code)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        for path, data, _ in self._files.values():
+            if path == request.match_info["path"]:
+                self.calls.append(ApiCall("download", {"path": path}, {}, time.monotonic()))
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> tuple[dict[str, str], dict[str, bytes]]:
+        params: dict[str, str] = dict(request.query)
+        files: dict[str, bytes] = {}
+        if request.content_type == "application/json":
+            body = await request.json()
+            params |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+        elif request.can_read_body:
+            for name, value in (await request.post()).items():
+                if isinstance(value, web.FileField):
+                    files[name] = value.file.read()
+                else:
+                    params[name] = str(value)
+        for name, value in list(params.items()):  # "attach://<part>" references an uploaded part
+            if value.startswith("attach://") and value[9:] in files:
+                files[name] = files[value[9:]]
+        return params, files
+
+    # --- methods --------------------------------------------------------------------
+
+    async def _m_getMe(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        return BOT
+
+    async def _m_deleteWebhook(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_setWebhook(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_setMyCommands(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_sendChatAction(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        self._chat(params)
+        return True
+
+    async def _m_getUpdates(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        offset = int(params.get("offset", 0))
+        timeout = float(params.get("timeout", 0))
+        limit = int(params.get("limit", 100))
+        async with self._new_update:
+            if offset:
+                self._offset = max(self._offset, offset)
+                self._updates = [u for u in self._updates if u["update_id"] >= self._offset]
+            if not self._updates and timeout and not self._closing.is_set():
+                try:
+                    await asyncio.wait_for(self._new_update.wait(), timeout)
+                except TimeoutError:
+                    pass
+            return self._updates[:limit]
+
+    async def _m_getFile(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        file_id = params.get("file_id", "")
+        if file_id not in self._files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, _, size = self._files[file_id]
+        if size > DOWNLOAD_LIMIT:
+            raise ApiError(400, "Bad Request: file is too big")
+        return {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": size, "file_path": path}
+
+    async def _m_sendMessage(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        text = params.get("text", "")
+        if not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            raise ApiError(400, "Bad Request: message is too long")
+        return self._new_message(params, text=text)
+
+    async def _m_sendPhoto(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        photo = files.get("photo")
+        if photo is None:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        if self.reject_photos:
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        n = next(self._ids)
+        sizes = [{"file_id": f"photo-{n}", "file_unique_id": f"p{n}", "width": 64, "height": 64, "file_size": len(photo)}]
+        return self._new_message(params, photo=sizes, caption=params.get("caption"))
+
+    async def _m_sendDocument(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        if "document" not in files:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        n = next(self._ids)
+        document = {"file_id": f"doc-{n}", "file_unique_id": f"d{n}", "file_size": len(files["document"])}
+        return self._new_message(params, document=document, caption=params.get("caption"))
+
+    async def _m_editMessageText(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        message = self.messages.get(key)
+        if message is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if "text" not in message:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        markup = json.loads(params["reply_markup"]) if "reply_markup" in params else None
+        if message["text"] == params.get("text") and message.get("reply_markup") == markup:
+            raise ApiError(400, NOT_MODIFIED)
+        message["text"] = params.get("text", "")
+        message["edit_date"] = int(time.time())
+        if markup is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = markup
+        return message
+
+    async def _m_answerCallbackQuery(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        query_id = params.get("callback_query_id", "")
+        if query_id in self._answered:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        self._answered.add(query_id)
+        return True
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _chat(self, params: dict[str, str]) -> dict[str, Any]:
+        chat = self._chats.get(int(params.get("chat_id", 0)))
+        if chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        return chat
+
+    def _next_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+    def _new_message(self, params: dict[str, str], **content: Any) -> dict[str, Any]:
+        chat = self._chat(params)
+        message = {"message_id": self._next_message_id(chat["id"]), "date": int(time.time()), "chat": chat, "from": BOT}
+        message |= {k: v for k, v in content.items() if v is not None}
+        markup = json.loads(params.get("reply_markup", "{}"))
+        if "inline_keyboard" in markup:  # like Telegram, a message only carries an inline keyboard
+            message["reply_markup"] = markup
+        self.messages[(chat["id"], message["message_id"])] = message
+        return message
+
+
+def user(user_id: int = 111, first_name: str = "Alice", language_code: str | None = "en") -> dict[str, Any]:
+    """A Telegram user object."""
+    return {"id": user_id, "is_bot": False, "first_name": first_name} | (
+        {"language_code": language_code} if language_code else {}
+    )
+
+
+def private_chat(of: dict[str, Any]) -> dict[str, Any]:
+    """The private chat with ``of``."""
+    return {"id": of["id"], "type": "private", "first_name": of["first_name"]}
+
+
+def group_chat(chat_id: int = -1001234567890, title: str = "Anime fans") -> dict[str, Any]:
+    """A supergroup."""
+    return {"id": chat_id, "type": "supergroup", "title": title}
+
+
+@pytest.fixture
+async def fake_telegram() -> AsyncIterator[FakeTelegram]:
+    """A running fake Bot API server on 127.0.0.1 (closed after the test)."""
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.close()

@@ -1,0 +1,487 @@
+"""The Telegram adapter end to end over real HTTP, plus unit tests of its translation and rendering.
+
+The real python-telegram-bot client talks to the fake Bot API server of
+``tests/support/fake_telegram.py``; behind the adapter run the real
+``Conversation``, ``Repository`` (SQLite) and ``LocalEngine`` on the tiny
+models (fixtures in ``tests/support/conversation.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+from telegram import ForceReply, InlineKeyboardMarkup, Message, User
+from telegram.error import BadRequest
+
+from bot.redact import REDACTED, TokenRedactingFilter
+from bot.settings import Settings
+from bot.telegram import COMMAND_MENU, TelegramAdapter
+from bot.telegram_inbound import Attachment, from_message
+from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
+from db import Repository, create_database
+from engine.local import LocalEngine
+from handlers import cards
+from handlers.events import Command, Event, Origin, TextMessage
+from handlers.flow import Conversation
+from handlers.i18n import t
+from handlers.replies import MAX_BUTTON_DATA, Button, Reply
+from tests.support.conversation import config
+from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TEXT = "a girl with blue hair under cherry blossoms at night"
+MENTION = f"@{BOT['username']}"
+
+
+# --- harness --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningBot:
+    """A started adapter + conversation against the fake server; ``events`` = what reached the conversation."""
+
+    server: FakeTelegram
+    adapter: TelegramAdapter
+    conversation: Conversation
+    events: list[Event] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def telegram_bot(
+    server: FakeTelegram, engine: LocalEngine, url: str, data_dir: Path, **settings: Any
+) -> AsyncIterator[RunningBot]:
+    """Build the adapter from settings (as ``voice2anime run`` does), start it, stop everything afterwards."""
+    database = create_database(url)
+    adapter = TelegramAdapter.from_settings(
+        Settings(
+            telegram_bot_token=TOKEN, telegram_api_base_url=server.api_url, telegram_file_base_url=server.file_url, **settings
+        )
+    )
+    conversation = Conversation(Repository(database, data_dir), engine, adapter.messenger, config())
+    bot = RunningBot(server, adapter, conversation)
+
+    async def on_event(event: Event) -> None:
+        bot.events.append(event)
+        await conversation.handle(event)
+
+    await adapter.start(on_event)
+    try:
+        yield bot
+    finally:
+        await adapter.stop()
+        await conversation.wait_idle()
+        await database.dispose()
+
+
+@pytest.fixture
+async def bot(
+    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    """The Telegram bot, polling the fake server."""
+    async with telegram_bot(fake_telegram, local_engine, sqlite_url, tmp_path / "data") as running:
+        yield running
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    """The callback_data of a message's inline keyboard."""
+    keyboard = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return [b["callback_data"] for row in keyboard for b in row]
+
+
+def with_button(server: FakeTelegram, chat_id: int, action: str, after: int = 0) -> Any:
+    """A ``check`` for :meth:`FakeTelegram.wait_for`: the newest bot message (id > ``after``) with an ``action`` button."""
+
+    def check() -> dict[str, Any] | None:
+        for message in reversed(server.sent(chat_id)):
+            if message["message_id"] > after and any(d.startswith(f"{action}:") for d in buttons(message)):
+                return message
+        return None
+
+    return check
+
+
+def data_of(message: dict[str, Any], action: str) -> str:
+    return next(d for d in buttons(message) if d.startswith(f"{action}:"))
+
+
+async def anime_card(server: FakeTelegram, chat: dict[str, Any], sender: dict[str, Any], text: str = TEXT) -> dict[str, Any]:
+    """Send ``/anime text`` and wait for the confirmation card."""
+    await server.push(server.message(chat, sender, text=f"/anime {text}"))
+    return await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+
+
+def assert_callback_data_fits(server: FakeTelegram) -> None:
+    sent = [d for c in server.calls for d in c.callback_data()]
+    assert sent, "no inline keyboard was sent"
+    assert all(len(d.encode()) <= MAX_BUTTON_DATA for d in sent)
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    voice = server.add_file(english_voice_notes["ogg"].path.read_bytes()) | {"duration": 7, "mime_type": "audio/ogg"}
+    await server.push(server.message(chat, alice, voice=voice))
+
+    card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+    assert "blue hair" in card["text"].lower() and t("card.question", "en") in card["text"]
+    assert len(server.called("getFile", file_id=voice["file_id"])) == 1 and server.called("download")
+    assert server.called("sendChatAction", action="typing")
+    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.CANCEL}
+
+    server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
+    press = server.press(alice, card, data_of(card, cards.CONFIRM))
+    await server.push(press)
+    photo = await server.wait_for(lambda: server.called("sendPhoto"))
+    await bot.conversation.wait_idle()
+
+    assert photo[0].files["photo"].startswith(PNG)
+    assert photo[0].params["caption"].startswith("Style: ")
+    assert {d.split(":")[0] for d in photo[0].callback_data()} == {cards.RESTYLE, cards.REROLL, cards.BASE}
+    assert server.called("sendChatAction", action="upload_photo")
+    assert len(server.called("answerCallbackQuery", callback_query_id=press["callback_query"]["id"])) == 1
+
+    # the 429 was honoured: the same edit was retried after retry_after seconds
+    edits = [c for c in server.calls if c.method == "editMessageText"]
+    limited = next(c for c in edits if c.status == 429)
+    retried = next(c for c in edits if c.ok and c.at > limited.at)
+    assert retried.params == limited.params and retried.at - limited.at >= 1.0
+    # the card became the status message: queued, drawing with percentages, its buttons gone at the end
+    status = server.messages[(chat["id"], card["message_id"])]
+    shown = [c.params["text"] for c in edits if c.ok and c.params["message_id"] == str(card["message_id"])]
+    assert any("%" in text for text in shown) and status["text"] == t("generating", "en", percent=100)
+    assert "reply_markup" not in status
+    assert_callback_data_fits(server)
+
+
+async def test_edit_with_force_reply(bot: RunningBot) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    card = await anime_card(server, chat, alice)
+
+    await server.push(server.press(alice, card, data_of(card, cards.EDIT)))
+    prompt = await server.wait_for(lambda: server.called("sendMessage", text=f"{t('edit.prompt', 'en')}\n\n{TEXT}"))
+    markup = prompt[0].json("reply_markup")
+    assert markup["force_reply"] is True and markup["input_field_placeholder"] == TEXT[:64]
+
+    asked = next(m for m in server.sent(chat["id"]) if m["text"] == prompt[0].params["text"])
+    corrected = "a boy with glasses reading a book"
+    await server.push(server.message(chat, alice, text=corrected, reply_to=asked))
+    new_card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=asked["message_id"]))
+    assert corrected in new_card["text"]
+    assert TextMessage(bot.events[-1].origin, corrected) == bot.events[-1]
+    assert_callback_data_fits(server)
+
+
+async def test_group_chat_only_listens_when_addressed(bot: RunningBot, english_voice_notes) -> None:
+    server = bot.server
+    alice, group = user(language_code="zh-hans"), group_chat()
+    voice = server.add_file(english_voice_notes["ogg"].path.read_bytes()) | {"duration": 7, "mime_type": "audio/ogg"}
+    await server.push(
+        server.message(group, alice, text="hello everyone, nice weather"),
+        server.message(group, alice, voice=voice),
+        server.message(group, alice, text="/anime@some_other_bot a cat"),
+        server.message(group, alice, text="/weather"),
+    )
+    await server.push(server.message(group, alice, text=f"{MENTION} hello there"))
+    await server.wait_for(lambda: bot.events)
+    assert bot.events == [TextMessage(bot.events[0].origin, "hello there")]
+    origin = bot.events[0].origin
+    assert (origin.chat_id, origin.user_id, origin.user_name, origin.locale, origin.is_group) == (
+        str(group["id"]),
+        "111",
+        "Alice",
+        "zh-hans",
+        True,
+    )
+    assert not server.called("getFile") and not server.called("sendMessage")
+
+    await server.push(server.message(group, alice, voice=voice, caption=MENTION))
+    card = await server.wait_for(with_button(server, group["id"], cards.CONFIRM))
+    assert card["text"].startswith("我听到的是")  # the user's Telegram language
+    await server.push(server.message(group, alice, text=f"/anime@{BOT['username']} {TEXT}"))
+    await server.wait_for(with_button(server, group["id"], cards.CONFIRM, after=card["message_id"]))
+    assert [e.name for e in bot.events if isinstance(e, Command)] == ["anime"]
+    assert_callback_data_fits(server)
+
+
+async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: RunningBot) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    huge = {
+        "file_id": "never-fetched",
+        "file_unique_id": "x",
+        "file_size": 25 * 1024 * 1024,
+        "duration": 60,
+        "mime_type": "audio/ogg",
+    }
+    await server.push(server.message(chat, alice, voice=huge))
+    told = await server.wait_for(lambda: server.called("sendMessage"))
+    assert told[0].params["text"] == t("audio.too_large", "en", size_mb=25.0, limit_mb=20.0)
+    assert not server.called("getFile") and not bot.events
+
+
+async def test_corrupt_voice_gets_a_friendly_error(bot: RunningBot, bad_audio_files: dict[str, Path]) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    voice = server.add_file(bad_audio_files["garbage"].read_bytes()) | {"duration": 3, "mime_type": "audio/ogg"}
+    await server.push(server.message(chat, alice, voice=voice))
+    audio_errors = {t(key, "en") for key in ("audio.unreadable", "audio.unsupported", "audio.empty")}
+    await server.wait_for(lambda: any(m["text"] in audio_errors for m in server.sent(chat["id"])))
+
+
+async def test_duplicate_updates_and_presses_are_handled_once(bot: RunningBot) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    command = server.message(chat, alice, text=f"/anime {TEXT}")
+    await server.push(command, command)  # the same update delivered twice
+    card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+
+    press = server.press(alice, card, data_of(card, cards.CONFIRM))
+    again = server.press(alice, card, data_of(card, cards.CONFIRM))  # a second tap: new query, same button
+    await server.push(press, press, again)
+    await server.wait_for(lambda: server.called("sendPhoto"))
+    await bot.conversation.wait_idle()
+
+    assert len([e for e in bot.events if isinstance(e, Command)]) == 1
+    assert len(server.called("sendPhoto")) == 1
+    answers = [c for c in server.calls if c.method == "answerCallbackQuery"]
+    assert all(c.ok for c in answers) and len(answers) == 2
+    assert any(c.params.get("text") == t("already_handled", "en") for c in answers)
+
+
+async def test_photo_largest_size_restyled_and_sent_as_file_when_telegram_rejects_it(bot: RunningBot) -> None:
+    server = bot.server
+    alice = user()
+    chat = private_chat(alice)
+    small, large = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (16, 12), "red").save(small, format="JPEG")
+    Image.new("RGB", (48, 40), (200, 120, 90)).save(large, format="JPEG")
+    sizes = [
+        server.add_file(small.getvalue(), kind="photo", ext="jpg") | {"width": 16, "height": 12},
+        server.add_file(large.getvalue(), kind="photo", ext="jpg") | {"width": 48, "height": 40},
+    ]
+    server.reject_photos = True
+    await server.push(server.message(chat, alice, photo=sizes))
+    document = await server.wait_for(lambda: server.called("sendDocument"))
+    await bot.conversation.wait_idle()
+    assert [c.params["file_id"] for c in server.called("getFile")] == [sizes[1]["file_id"]]
+    assert [c.status for c in server.calls if c.method == "sendPhoto"] == [400]
+    assert document[0].files["document"].startswith(PNG)
+    assert document[0].callback_data()
+
+
+async def test_token_never_logged_and_menus_published(
+    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = fake_telegram
+    async with telegram_bot(server, local_engine, sqlite_url, tmp_path / "data"):
+        logging.getLogger("httpx").setLevel(logging.DEBUG)  # even request lines, which carry the URL
+        li = user(222, "Li", "zh-CN")
+        await server.push(server.message(private_chat(li), li, text="/start"))
+        await server.wait_for(lambda: server.called("sendMessage", text=t("start", "zh", name="Li")))
+        await server.push(server.message(private_chat(li), li, text="/nonsense"))
+        await server.wait_for(lambda: server.called("sendMessage", text=t("unknown_command", "zh")))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    secret = TOKEN.split(":")[1]
+    assert secret not in caplog.text and all(secret not in r.getMessage() for r in caplog.records)
+    assert REDACTED in caplog.text and "getUpdates" in caplog.text
+    menus = {c.params.get("language_code"): c.json("commands") for c in server.called("setMyCommands")}
+    assert set(menus) == {None, "zh"}
+    assert [c["command"] for c in menus["zh"]] == list(COMMAND_MENU["zh"])
+    assert menus[None][0]["description"] == COMMAND_MENU["en"]["start"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> None:
+    server, port = fake_telegram, _free_port()
+    hook = f"http://127.0.0.1:{port}/telegram-hook"
+    settings = {
+        "telegram_webhook_url": hook,
+        "telegram_webhook_listen": "127.0.0.1",
+        "telegram_webhook_port": port,
+        "telegram_webhook_secret": "s3cret-value",
+    }
+    async with telegram_bot(server, local_engine, sqlite_url, tmp_path / "data", **settings):
+        registered = server.called("setWebhook")
+        assert registered and registered[0].params["url"] == hook and registered[0].params["secret_token"] == "s3cret-value"
+        assert not server.called("getUpdates")
+        alice = user()
+        update = server.message(private_chat(alice), alice, text="/help")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as response:
+                assert response.status == 403
+            async with http.post(hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}) as response:
+                assert response.status == 200
+        await server.wait_for(lambda: server.called("sendMessage", text=t("help", "en")))
+        assert len(server.called("sendMessage")) == 1
+
+
+# --- translation and rendering, no network ------------------------------------------------------------
+
+
+ORIGIN = Origin("telegram", "-100", "7", "Alice", "en", True)
+
+
+class StubBot:
+    """Records Bot API calls; ``fail`` maps a method to the exception it raises."""
+
+    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.fail = fail or {}
+
+    def __getattr__(self, method: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((method, args, kwargs))
+            if method in self.fail:
+                raise self.fail[method]
+            return SimpleNamespace(chat_id=-100, message_id=len(self.calls))
+
+        return call
+
+    def methods(self) -> list[str]:
+        return [name for name, _, _ in self.calls]
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_replies_render_to_keyboards_and_force_reply() -> None:
+    card = Reply("Draw?", kind="card", buttons=((Button("✅", "ok", "r1"), Button("✏️", "ed", "r1")), (Button("x", "x", "r1"),)))
+    markup = reply_markup(card)
+    assert isinstance(markup, InlineKeyboardMarkup)
+    assert [[b.callback_data for b in row] for row in markup.inline_keyboard] == [["ok:r1", "ed:r1"], ["x:r1"]]
+    assert reply_markup(Reply("plain")) is None
+
+    long_text = "word " * 40
+    prompt = Reply("Send the corrected text.", kind="edit_prompt", prefill=long_text, request_id="r1")
+    force = reply_markup(prompt)
+    assert isinstance(force, ForceReply) and force.input_field_placeholder == long_text[:64]
+    assert message_text(prompt) == f"Send the corrected text.\n\n{long_text}"
+    assert len(message_text(Reply("x" * 5000))) == 4096
+
+
+def test_photo_limits() -> None:
+    assert fits_as_photo(png(512, 512))
+    assert not fits_as_photo(png(8000, 2100))  # width + height over 10000
+    assert not fits_as_photo(png(2100, 100))  # aspect ratio over 20
+
+
+async def test_messenger_sends_edits_and_falls_back() -> None:
+    stub = StubBot(fail={"edit_message_text": BadRequest("Message is not modified: specified new message content ...")})
+    messenger = TelegramMessenger(stub)  # type: ignore[arg-type]
+    assert await messenger.send(ORIGIN, Reply("…", kind="progress")) == "-100:2"
+    assert stub.methods() == ["send_chat_action", "send_message"]
+    await messenger.edit(ORIGIN, "-100:2", Reply("same", kind="card"))  # "not modified" is fine
+    assert stub.methods()[-1] == "edit_message_text"
+
+    stub.fail["edit_message_text"] = BadRequest("Message to edit not found")
+    await messenger.edit(ORIGIN, "-100:2", Reply("card", kind="card"))  # a card must still reach the user
+    assert stub.methods()[-1] == "send_message"
+    await messenger.edit(ORIGIN, "-100:2", Reply("50%", kind="progress"))  # a progress tick may be skipped
+    assert stub.methods()[-1] == "edit_message_text"
+
+    wide = Reply("caption", kind="image", image_png=png(2100, 100), request_id="r9")
+    await messenger.send(ORIGIN, wide)
+    name, args, kwargs = stub.calls[-1]
+    assert name == "send_document" and args == (-100, wide.image_png) and kwargs["filename"] == "anime-r9.png"
+
+
+async def test_notify_answers_the_press_being_handled_else_posts() -> None:
+    stub = StubBot()
+    messenger = TelegramMessenger(stub)  # type: ignore[arg-type]
+    async with messenger.answering("q1", within=30):
+        await messenger.notify(ORIGIN, "Saved.")
+        await messenger.notify(ORIGIN, "And more.")  # a query is answered once; the rest is posted
+    async with messenger.answering("q2", within=30):
+        pass  # always answered, even without a toast
+    await messenger.notify(ORIGIN, "Later.")
+    assert stub.calls == [
+        ("answer_callback_query", ("q1",), {"text": "Saved."}),
+        ("send_message", (-100, "And more."), {}),
+        ("answer_callback_query", ("q2",), {"text": None}),
+        ("send_message", (-100, "Later."), {}),
+    ]
+
+
+async def test_a_slow_press_is_answered_in_time() -> None:
+    stub = StubBot()
+    messenger = TelegramMessenger(stub)  # type: ignore[arg-type]
+    async with messenger.answering("q1", within=0.01):
+        await asyncio.sleep(0.2)  # e.g. re-transcribing takes a while
+        await messenger.notify(ORIGIN, "Saved.")  # too late for a toast: posted instead
+    assert stub.calls == [("answer_callback_query", ("q1",), {"text": None}), ("send_message", (-100, "Saved."), {})]
+
+
+def _message(server: FakeTelegram, chat: dict[str, Any], **fields: Any) -> Message:
+    return Message.de_json(server.message(chat, user(), **fields)["message"], None)
+
+
+def test_inbound_translation() -> None:
+    server, me = FakeTelegram(), User.de_json(BOT, None)
+    group, private = group_chat(), private_chat(user())
+    assert from_message(_message(server, private, text="/Anime  a cat "), me) == Command(
+        Origin("telegram", "111", "111", "Alice", "en", False), "anime", "a cat"
+    )
+    assert from_message(_message(server, group, text=f"/cancel@{BOT['username']}"), me).name == "cancel"
+    assert from_message(_message(server, group, text=f"{MENTION} /anime a dog"), me).args == "a dog"
+    assert from_message(_message(server, group, text="/unknown"), me) is None
+    audio_doc = {"file_id": "d1", "file_unique_id": "u", "mime_type": "audio/mpeg", "file_size": 10}
+    assert from_message(_message(server, group, document=audio_doc), me) is None  # not addressed to us
+    attachment = from_message(_message(server, private, document=audio_doc), me)
+    assert isinstance(attachment, Attachment) and (attachment.kind, attachment.file_id, attachment.file_size) == (
+        "voice",
+        "d1",
+        10,
+    )
+    image_doc = audio_doc | {"mime_type": "image/png"}
+    assert from_message(_message(server, group, document=image_doc, caption=MENTION), me).kind == "photo"
+
+
+def test_redacting_filter_scrubs_messages_arguments_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TokenRedactingFilter({TOKEN}))
+    logger = logging.getLogger("tests.redact")
+    logger.addHandler(handler)
+    try:
+        logger.warning("GET https://api.telegram.org/bot%s/getMe", TOKEN)
+        logger.warning("another bot: bot987654321:%s", "A" * 35)
+        try:
+            raise RuntimeError(f"failed: https://api.telegram.org/file/bot{TOKEN}/voice/1.oga")
+        except RuntimeError:
+            logger.exception("download failed")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert TOKEN.split(":")[1] not in output and "A" * 35 not in output
+    assert output.count(REDACTED) == 3
