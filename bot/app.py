@@ -80,7 +80,7 @@ async def run(settings: Settings) -> None:
     adapters = adapters_from(settings)
     if not adapters:
         raise NoAdapterError("set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to start the bot")
-    app = BotApp(settings, adapters, factory.local_engine(settings))
+    app = BotApp(settings, adapters, factory.engine(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

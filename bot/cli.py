@@ -1,4 +1,4 @@
-"""The ``voice2anime`` command line: run, migrate, transcribe, prompt, generate.
+"""The ``voice2anime`` command line: run, worker, migrate, transcribe, prompt, generate.
 
 Exit codes: 0 ok, 2 the input was rejected (the reason is printed),
 3 a model or checkpoint is unavailable (what to put where is printed).
@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from bot import factory
 from bot.settings import Settings
@@ -116,6 +119,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run image jobs from Redis (ENGINE=redis bots) until SIGINT/SIGTERM; models load once, first."""
+    from engine.worker import serve
+
+    if args.pipeline:
+        module, _, name = args.pipeline.partition(":")
+        build = getattr(importlib.import_module(module), name)
+    else:
+        build = factory.loaded_pipeline
+    pipeline = build(settings)
+    asyncio.run(serve(pipeline, factory.redis_config(settings), name=settings.worker_name))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Bring the database schema up to date."""
     from db.migrate import upgrade
@@ -158,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="start the chat bot (Telegram/Discord, whichever has a token)")
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("worker", help="run image jobs for ENGINE=redis bots (one process per GPU)")
+    p.add_argument("--pipeline", metavar="MODULE:CALLABLE", help="build the pipeline with CALLABLE(settings) instead (tests, benchmarks)")
+    p.set_defaults(handler=cmd_worker)
+
     p = sub.add_parser("migrate", help="create/upgrade the database schema (run also happens automatically at start)")
     p.set_defaults(handler=cmd_migrate)
     return parser
@@ -172,7 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args, settings)
     except UserError as error:

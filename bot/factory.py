@@ -10,9 +10,11 @@ from datetime import timedelta
 
 from bot.settings import Settings
 from engine.animegan import AnimeGAN
+from engine.api import Engine
 from engine.asr import AsrConfig, SpeechRecognizer
 from engine.audio import AudioLimits
 from engine.diffusion import DiffusionConfig, TextToImage
+from engine.distributed import DistributedEngine, RedisConfig
 from engine.local import LocalEngine
 from engine.pipeline import AnimePipeline
 from engine.styles import StyleRegistry
@@ -82,6 +84,40 @@ def local_engine(settings: Settings) -> LocalEngine:
         max_queued_per_user=settings.max_queued_per_user,
         max_queued_total=settings.max_queued_total,
     )
+
+
+def loaded_pipeline(settings: Settings) -> AnimePipeline:
+    """The pipeline with Stable Diffusion and the default style already loaded (a worker's start-up)."""
+    pipeline = anime_pipeline(settings)
+    pipeline.text_to_image.load()
+    pipeline.animegan.load(pipeline.default_style)
+    return pipeline
+
+
+def redis_config(settings: Settings) -> RedisConfig:
+    """Where the distributed job queue lives (bot and workers)."""
+    return RedisConfig(
+        url=settings.redis_url.get_secret_value(),
+        prefix=settings.redis_key_prefix,
+        stream_maxlen=settings.redis_stream_maxlen,
+        job_ttl=settings.redis_job_ttl_seconds,
+        lease=settings.worker_lease_seconds,
+    )
+
+
+def distributed_engine(settings: Settings) -> DistributedEngine:
+    """Speech in this process, images on ``voice2anime worker`` processes through Redis."""
+    return DistributedEngine(
+        speech_recognizer(settings),
+        redis_config(settings),
+        max_queued_per_user=settings.max_queued_per_user,
+        max_queued_total=settings.max_queued_total,
+    )
+
+
+def engine(settings: Settings) -> Engine:
+    """The engine ``ENGINE`` selects: ``local`` (in-process) or ``redis`` (workers)."""
+    return distributed_engine(settings) if settings.engine == "redis" else local_engine(settings)
 
 
 def conversation_config(settings: Settings) -> ConversationConfig:

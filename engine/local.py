@@ -32,14 +32,10 @@ from engine.api import (
 )
 from engine.asr import SpeechRecognizer
 from engine.errors import Cancelled, QueueFullError, UserError, UserQueueFullError
-from engine.imageio import png_bytes
-from engine.pipeline import AnimePipeline, AnimeResult
+from engine.pipeline import AnimePipeline
+from engine.runner import run_job
 
 log = logging.getLogger(__name__)
-
-#: Share of a text job's progress bar taken by diffusion (the rest is styling).
-DIFFUSION_SHARE = 0.9
-
 
 @dataclass
 class _Job:
@@ -251,41 +247,12 @@ class LocalEngine:
             job.handle.publish(event)
 
     def _run(self, job: _Job) -> JobResult:
-        spec = job.spec
-        share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
-
         def progress(stage: str, fraction: float) -> None:
-            overall = fraction * share if stage == "diffusion" else share + fraction * (1 - share)
-            job.handle.publish(JobProgress(min(1.0, overall), stage))
+            job.handle.publish(JobProgress(fraction, stage))
 
-        def cancelled() -> bool:
-            return job.cancel.is_set()
-
-        if spec.kind == "text":
-            assert spec.prompt is not None
-            result = self.pipeline.from_prompt(
-                spec.prompt, style=spec.style, seed=spec.seed, progress=progress, cancelled=cancelled
-            )
-        else:
-            assert spec.source_png is not None
-            result = self.pipeline.from_photo(spec.source_png, style=spec.style, progress=progress, cancelled=cancelled)
-        if cancelled():
-            raise Cancelled
-        job_result = self._to_result(spec, result)
-        self._remember(spec, job_result)
-        return job_result
-
-    def _to_result(self, spec: JobSpec, result: AnimeResult) -> JobResult:
-        return JobResult(
-            job_id=spec.job_id,
-            anime_png=png_bytes(result.anime_image),
-            base_png=png_bytes(result.base_image),
-            style=result.style,
-            seed=result.seed,
-            model=result.model,
-            prompt=result.prompt,
-            timings=result.timings,
-        )
+        result = run_job(self.pipeline, job.spec, progress, job.cancel.is_set)
+        self._remember(job.spec, result)
+        return result
 
     # --- result cache -------------------------------------------------------
 

@@ -2,7 +2,7 @@
 # Set up voice2anime on a fresh Debian/Ubuntu machine with Python 3.11+:
 # system packages, a virtualenv in .venv, PyTorch, then the project.
 #   bash scripts/setup.sh        # to run the bot
-#   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, PostgreSQL, test Whisper model)
+#   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, PostgreSQL, Redis, test Whisper model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
@@ -12,6 +12,7 @@ if [ "$mode" = dev ]; then
   command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
   command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+  command -v redis-server >/dev/null || apt_packages+=(redis-server)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,0 +1,387 @@
+"""Scale-out engine: image jobs run on GPU workers fed through Redis Streams (taskiq + taskiq-redis).
+
+The bot process keeps speech recognition (a voice note's card should not wait
+behind minutes of diffusion, and the audio never needs to leave the bot) and
+sends image jobs to ``voice2anime worker`` processes (:mod:`engine.worker`),
+one per GPU, on any number of machines.
+
+Redis layout (every key starts with ``RedisConfig.prefix``)::
+
+    {p}:jobs                    taskiq stream (consumer group {p}:workers), one entry per
+                                job: just its id; trimmed to ~stream_maxlen on add
+    {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
+                                spec (msgpack JobSpec), user_waiting, enqueued; TTL job_ttl
+    {p}:job:{id}:events         stream of msgpack job events (started, progress, the
+                                terminal event with the whole result); TTL job_ttl
+    {p}:job:{id}:lease          the running worker's token, renewed while it runs
+    {p}:job:{id}:cancel         cooperative cancel flag for a running job; TTL job_ttl
+    {p}:waiting, {p}:user:{u}:waiting
+                                sorted sets of waiting job ids (queue positions and caps)
+
+Delivery is at least once: a worker that dies leaves its stream entry
+un-acknowledged and its lease lapses; another worker's XAUTOCLAIM re-claims the
+entry and, finding no live lease, runs the job again. The job hash is the
+"done" marker: a terminal job is never run or reported again, and a worker
+only publishes a result while it holds the lease. The bot side follows each
+job's event stream from the start, so a bot restart (which re-submits its
+unfinished requests) picks up results that arrived while it was down.
+
+The Lua scripts touch ``user_waiting`` keys they read from the job hash: this
+needs a standalone Redis (or Sentinel), not Redis Cluster — as does the
+stream broker itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from taskiq import AckableMessage
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import RedisStreamBroker
+
+from engine.api import TERMINAL_EVENTS, JobCancelled, JobHandle, JobQueued, JobSpec, Transcript
+from engine.asr import SpeechRecognizer
+from engine.errors import QueueFullError, UserQueueFullError
+from engine.wire import pack_event, pack_spec, unpack_event
+
+log = logging.getLogger(__name__)
+
+#: The one taskiq task: run the job whose id is its only argument.
+TASK_NAME = "voice2anime.run_job"
+#: Approximate cap on events kept per job (progress is coalesced; the terminal event is always last).
+EVENTS_MAXLEN = 256
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Where the job queue lives and how long things are kept (shared by bot and workers)."""
+
+    url: str
+    prefix: str = "voice2anime"
+    stream_maxlen: int = 10_000
+    job_ttl: int = 86_400
+    #: Seconds: a running job's lease; a job whose worker stopped renewing it is re-claimed after this.
+    lease: float = 30.0
+    #: Seconds between polls: event reads (bot), lease renewal / cancel checks (worker).
+    poll: float = 0.2
+
+    @property
+    def lease_ms(self) -> int:
+        """:attr:`lease` in milliseconds."""
+        return max(1, int(self.lease * 1000))
+
+
+class Keys:
+    """Redis key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.stream = f"{prefix}:jobs"
+        self.group = f"{prefix}:workers"
+        self.waiting = f"{prefix}:waiting"
+        self.seq = f"{prefix}:seq"
+
+    def job(self, job_id: str) -> str:
+        """The job's state hash."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """The job's event stream."""
+        return f"{self.job(job_id)}:events"
+
+    def lease(self, job_id: str) -> str:
+        """The running worker's lease on the job."""
+        return f"{self.job(job_id)}:lease"
+
+    def cancel(self, job_id: str) -> str:
+        """The job's cancel flag."""
+        return f"{self.job(job_id)}:cancel"
+
+    def user_waiting(self, user_key: str) -> str:
+        """Waiting jobs of one user."""
+        return f"{self.prefix}:user:{user_key}:waiting"
+
+
+class ReclaimingStreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, re-claiming abandoned entries on every round of :meth:`listen`.
+
+    taskiq-redis 1.2.4 runs XAUTOCLAIM only right after XREADGROUP returned new
+    entries, so an idle worker never takes over a dead worker's job, and guards
+    it with a lock that a killed worker can leave behind (taskiq-redis#131).
+    XAUTOCLAIM is atomic and its min-idle-time already lets one claimer win, so
+    this loop needs no lock: read up to ``xread_count`` new entries (waiting
+    ``xread_block`` ms), then re-claim up to ``unacknowledged_batch_size``
+    entries idle for ``idle_timeout`` ms, walking the pending list with a cursor.
+    """
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Yield new and re-claimed entries forever; acknowledging is up to the task."""
+        cursor = "0-0"
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                fetched = await redis.xreadgroup(
+                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, count=self.count, block=self.block
+                )
+                for _, entries in fetched or []:
+                    for entry in entries:
+                        yield self._message(*entry)
+                cursor, claimed, *_ = await redis.xautoclaim(
+                    self.queue_name,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    min_idle_time=self.idle_timeout,
+                    start_id=cursor,
+                    count=self.unacknowledged_batch_size,
+                )
+                for entry_id, fields in claimed:
+                    if fields:  # trimmed entries come back empty on Redis 6.2
+                        log.info("re-claimed stream entry %s", entry_id)
+                        yield self._message(entry_id, fields)
+
+    def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
+        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=entry_id, queue_name=self.queue_name))  # type: ignore[arg-type]
+
+
+def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> RedisStreamBroker:
+    """The taskiq Redis Streams broker for ``config``.
+
+    Workers read one entry at a time (``xread_count=1``) and re-claim at most
+    one abandoned entry per round (``unacknowledged_batch_size=1``) after
+    ``lease`` seconds of idleness, so a worker never hoards jobs it cannot
+    start. The consumer group starts at id 0: entries added before the first
+    worker ever connected are not skipped.
+    """
+    keys = Keys(config.prefix)
+    return ReclaimingStreamBroker(
+        config.url,
+        queue_name=keys.stream,
+        consumer_group_name=keys.group,
+        consumer_name=consumer_name,
+        consumer_id="0",
+        xread_block=max(100, min(2000, config.lease_ms // 2)),
+        xread_count=1,
+        maxlen=config.stream_maxlen,
+        approximate=True,
+        idle_timeout=config.lease_ms,
+        unacknowledged_batch_size=1,
+    )
+
+
+# KEYS: job, waiting, user_waiting, seq. ARGV: spec, user_key, ttl, max_per_user, max_total, job_id.
+# Returns {state, enqueued} of an existing job, {"new", "0"}, or {"user_full"} / {"full"}.
+_SUBMIT = """
+local job = redis.call('HMGET', KEYS[1], 'state', 'enqueued')
+if job[1] then return {job[1], job[2] or '0'} end
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {'user_full'} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return {'full'} end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'user', ARGV[2], 'user_waiting', KEYS[3], 'enqueued', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], seq, ARGV[6])
+redis.call('ZADD', KEYS[3], seq, ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return {'new', '0'}
+"""
+
+# KEYS: job, waiting, cancel, events. ARGV: job_id, ttl, cancelled event, events maxlen.
+# A waiting job is cancelled at once; a running one gets its flag; returns 0 when the job is unknown or over.
+_CANCEL = """
+local job = redis.call('HMGET', KEYS[1], 'state', 'user_waiting')
+if job[1] == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled')
+  redis.call('HDEL', KEYS[1], 'spec')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', job[2], ARGV[1])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
+  return 1
+elseif job[1] == 'running' then
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass
+class _Follow:
+    handle: JobHandle
+    last_id: bytes = b"0"
+    position: int | None = None
+    #: A worker picked the job up (no more queue positions).
+    started: bool = False
+
+
+class DistributedEngine:
+    """:class:`engine.api.Engine` whose image jobs run on ``voice2anime worker`` processes.
+
+    Speech is recognised in this process (on its own thread, like
+    :class:`engine.local.LocalEngine`). Queue order is first come, first
+    served across users; the per-user and total caps still hold. No result
+    cache: identical requests run again (results stay in Redis only for the
+    bot to collect them).
+    """
+
+    def __init__(
+        self,
+        recognizer: SpeechRecognizer,
+        config: RedisConfig,
+        *,
+        max_queued_per_user: int = 3,
+        max_queued_total: int = 100,
+    ) -> None:
+        self.recognizer = recognizer
+        self.config = config
+        self.max_queued_per_user = max_queued_per_user
+        self.max_queued_total = max_queued_total
+        self.keys = Keys(config.prefix)
+        self._redis: Redis | None = None
+        self._broker: RedisStreamBroker | None = None
+        self._asr: ThreadPoolExecutor | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._followed: dict[str, _Follow] = {}
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect to Redis, declare the consumer group and start reading job events (idempotent)."""
+        if self._reader is not None:
+            return
+        self._redis = Redis.from_url(self.config.url)
+        self._broker = make_broker(self.config)
+        await self._broker.startup()
+        self._submit_script = self._redis.register_script(_SUBMIT)
+        self._cancel_script = self._redis.register_script(_CANCEL)
+        self._kicker: AsyncKicker[[str], None] = AsyncKicker(TASK_NAME, self._broker, labels={})
+        self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
+        self._wake = asyncio.Event()
+        self._reader = asyncio.create_task(self._read_events(), name="voice2anime-job-events")
+
+    async def close(self) -> None:
+        """Stop following jobs and disconnect. Jobs keep running on the workers; a restarted bot re-follows them."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        self._followed.clear()
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._asr is not None:
+            self._asr.shutdown(wait=False, cancel_futures=True)
+            self._asr = None
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+        """Transcribe on this process's speech thread; the event loop stays free."""
+        if self._asr is None:
+            raise RuntimeError("DistributedEngine.start() was not called (or the engine is closed)")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._asr, lambda: self.recognizer.transcribe(audio, language=language))
+
+    async def submit(self, spec: JobSpec) -> JobHandle:
+        """Queue ``spec`` for the workers, or follow it when a job with this id already exists.
+
+        Submitting an id again (the bot's restart recovery does) never runs the
+        job twice: the handle replays the job's events from the beginning,
+        including a result that arrived while nobody was listening.
+        Raises QueueFullError/UserQueueFullError.
+        """
+        redis = self._connected()
+        keys, job_id = self.keys, spec.job_id
+        reply = await self._submit_script(
+            keys=[keys.job(job_id), keys.waiting, keys.user_waiting(spec.user_key), keys.seq],
+            args=[pack_spec(spec), spec.user_key, self.config.job_ttl, self.max_queued_per_user, self.max_queued_total, job_id],
+        )
+        state = reply[0].decode()
+        if state == "user_full":
+            raise UserQueueFullError(limit=self.max_queued_per_user)
+        if state == "full":
+            raise QueueFullError(limit=self.max_queued_total)
+        if state in ("new", "queued") and reply[1] == b"0":
+            # Not (yet) in the stream: new, or the bot died between the two steps. A duplicate entry is harmless.
+            await self._kicker.with_task_id(job_id).kiq(job_id)
+            await redis.hset(keys.job(job_id), "enqueued", "1")
+        handle = JobHandle(job_id, asyncio.get_running_loop())
+        self._followed[job_id] = _Follow(handle)
+        await self._publish_positions()
+        self._wake.set()
+        return handle
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting job at once, or flag a running one (its worker stops at the next step)."""
+        keys = self.keys
+        cancelled = await self._cancel_script(
+            keys=[keys.job(job_id), keys.waiting, keys.cancel(job_id), keys.events(job_id)],
+            args=[job_id, self.config.job_ttl, pack_event(JobCancelled()), EVENTS_MAXLEN],
+        )
+        return bool(cancelled)
+
+    async def queued_job_ids(self) -> list[str]:
+        """Ids of all waiting jobs (every bot's), first to run first."""
+        return [job_id.decode() for job_id in await self._connected().zrange(self.keys.waiting, 0, -1)]
+
+    # --- event reader ---------------------------------------------------------------
+
+    def _connected(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("DistributedEngine.start() was not called (or the engine is closed)")
+        return self._redis
+
+    async def _read_events(self) -> None:
+        """One loop for all followed jobs: XREAD their event streams, publish, then refresh queue positions."""
+        redis = self._connected()
+        block_ms = max(1, int(self.config.poll * 1000))
+        while True:
+            if not self._followed:
+                await self._wake.wait()
+            self._wake.clear()
+            streams = {self.keys.events(job_id): follow.last_id for job_id, follow in self._followed.items()}
+            if not streams:
+                continue
+            try:
+                by_stream = {key.encode(): job_id for key, job_id in zip(streams, self._followed)}
+                for stream, entries in await redis.xread(streams, block=block_ms) or []:  # type: ignore[arg-type]
+                    self._dispatch(by_stream[stream], entries)
+                await self._publish_positions()
+            except RedisError as error:
+                log.warning("reading job events from Redis failed (%s); retrying", error)
+                await asyncio.sleep(5 * self.config.poll)
+            except Exception:  # the reader serves every job: it must not die (logged with its traceback)
+                log.exception("handling job events failed")
+                await asyncio.sleep(5 * self.config.poll)
+
+    def _dispatch(self, job_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        follow = self._followed.get(job_id)
+        for entry_id, fields in entries:
+            if follow is None or self._followed.get(job_id) is not follow:
+                return
+            follow.last_id = entry_id  # before decoding: a bad entry is skipped, not retried forever
+            event = unpack_event(fields[b"e"])
+            follow.started = True
+            follow.handle.publish(event)
+            if isinstance(event, TERMINAL_EVENTS):
+                del self._followed[job_id]
+
+    async def _publish_positions(self) -> None:
+        """Tell every followed waiting job its place in the queue when it changed."""
+        follows = list(self._followed.items())
+        if not follows:
+            return
+        async with self._connected().pipeline(transaction=False) as pipe:
+            for job_id, _ in follows:
+                pipe.zrank(self.keys.waiting, job_id)
+            ranks = await pipe.execute()
+        for (job_id, follow), rank in zip(follows, ranks):
+            position = None if rank is None else rank + 1
+            current = self._followed.get(job_id) is follow and not follow.started
+            if current and position is not None and position != follow.position:
+                follow.handle.publish(JobQueued(position))
+            follow.position = position

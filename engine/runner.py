@@ -1,0 +1,50 @@
+"""Running one image job on a pipeline: the part shared by the local engine and the distributed worker."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from engine.api import CancelCheck, JobResult, JobSpec, ProgressCallback, Prompt
+from engine.errors import Cancelled
+from engine.imageio import png_bytes
+from engine.pipeline import AnimeResult
+
+#: Share of a text job's progress bar taken by diffusion (the rest is styling).
+DIFFUSION_SHARE = 0.9
+
+
+class ImagePipeline(Protocol):
+    """What running a job needs from :class:`engine.pipeline.AnimePipeline` (fakes for tests and benchmarks fit too)."""
+
+    def from_prompt(
+        self, prompt: Prompt, *, style: str | None, seed: int | None, progress: ProgressCallback, cancelled: CancelCheck
+    ) -> AnimeResult: ...
+
+    def from_photo(self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck) -> AnimeResult: ...
+
+
+def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobResult:
+    """Run ``spec`` (blocking, on the model thread), reporting overall 0..1 progress per stage. Raises Cancelled."""
+    share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
+
+    def overall(stage: str, fraction: float) -> None:
+        progress(stage, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
+
+    if spec.kind == "text":
+        assert spec.prompt is not None
+        result = pipeline.from_prompt(spec.prompt, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled)
+    else:
+        assert spec.source_png is not None
+        result = pipeline.from_photo(spec.source_png, style=spec.style, progress=overall, cancelled=cancelled)
+    if cancelled():
+        raise Cancelled
+    return JobResult(
+        job_id=spec.job_id,
+        anime_png=png_bytes(result.anime_image),
+        base_png=png_bytes(result.base_image),
+        style=result.style,
+        seed=result.seed,
+        model=result.model,
+        prompt=result.prompt,
+        timings=result.timings,
+    )

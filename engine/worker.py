@@ -1,0 +1,261 @@
+"""``voice2anime worker``: one process per GPU running image jobs from Redis Streams.
+
+The process loads its models once, then runs a taskiq :class:`Receiver` over
+the :func:`engine.distributed.make_broker` stream broker with one job at a
+time and manual acknowledgement. For each delivery it claims the job's lease
+(a Lua script that also checks the "done" marker and the cancel flag), runs
+the pipeline on its model thread while the event loop renews the lease every
+``poll`` seconds, reads the cancel flag and publishes the latest progress,
+then stores the terminal event and acknowledges the entry — only while it
+still holds the lease, so a re-claimed duplicate never reports twice.
+
+Signals: the first SIGINT/SIGTERM lets the running job finish and stops; a
+second one stops the job at its next step (another worker re-runs it after
+the lease lapses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from taskiq import AcknowledgeType, Context, TaskiqDepends
+from taskiq.receiver import Receiver
+
+from engine.api import (
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobResult,
+    JobSpec,
+    JobStarted,
+)
+from engine.distributed import EVENTS_MAXLEN, TASK_NAME, Keys, RedisConfig, make_broker
+from engine.errors import Cancelled, UserError
+from engine.runner import ImagePipeline, run_job
+from engine.wire import pack_event, unpack_spec
+
+log = logging.getLogger(__name__)
+
+
+def default_name() -> str:
+    """A consumer name unique to this process: ``host-pid``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# KEYS: job, lease, cancel, waiting, events. ARGV: token, lease_ms, job_id, started event, cancelled event, maxlen, ttl.
+# {'run', spec} when this worker now owns the job; {'busy'} while another live worker does; {'done'} / {'gone'} otherwise.
+_CLAIM = """
+local job = redis.call('HMGET', KEYS[1], 'state', 'user_waiting', 'spec')
+if not job[1] then return {'gone'} end
+if job[1] ~= 'queued' and job[1] ~= 'running' then return {'done'} end
+if redis.call('EXISTS', KEYS[3]) == 1 and not redis.call('GET', KEYS[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled')
+  redis.call('HDEL', KEYS[1], 'spec')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+  return {'done'}
+end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy'} end
+redis.call('HSET', KEYS[1], 'state', 'running')
+redis.call('ZREM', KEYS[4], ARGV[3])
+if job[2] then redis.call('ZREM', job[2], ARGV[3]) end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[7])
+return {'run', job[3]}
+"""
+
+# KEYS: lease, cancel. ARGV: token, lease_ms. Returns {owned, cancel requested}.
+# A lease that lapsed (e.g. during a Redis restart) and nobody took is taken back.
+_RENEW = """
+local owned = 0
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  owned = 1
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  owned = 1
+end
+return {owned, redis.call('EXISTS', KEYS[2])}
+"""
+
+# KEYS: job, lease, events. ARGV: token, terminal state, terminal event, maxlen, ttl.
+# 1 = stored; 2 = nothing to store (the job is already over or expired); 0 = another worker owns it.
+_FINISH = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 2 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+redis.call('HDEL', KEYS[1], 'spec')
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+_TERMINAL_STATE = {JobFinished: "finished", JobFailed: "failed", JobCancelled: "cancelled"}
+
+
+class Worker:
+    """Runs jobs from the Redis stream on one pipeline, one at a time."""
+
+    def __init__(self, pipeline: ImagePipeline, config: RedisConfig, *, name: str | None = None) -> None:
+        self.pipeline = pipeline
+        self.config = config
+        self.name = name or default_name()
+        self.keys = Keys(config.prefix)
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-model")
+        self._redis = Redis.from_url(config.url)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._renew = self._redis.register_script(_RENEW)
+        self._finish = self._redis.register_script(_FINISH)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take jobs until ``stop`` is set (the running job finishes first); survives Redis restarts."""
+        broker = make_broker(self.config, consumer_name=self.name)
+        broker.is_worker_process = True
+
+        async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:  # noqa: B008 - taskiq's injection idiom
+            await self.run_job(job_id, context)
+
+        broker.register_task(run_job, task_name=TASK_NAME)  # taskiq renames the function: no bound methods
+        log.info("worker %s ready on stream %s", self.name, self.keys.stream)
+        try:
+            while not stop.is_set():
+                receiver = Receiver(broker, max_async_tasks=1, max_prefetch=0, ack_type=AcknowledgeType.MANUAL)
+                try:
+                    await receiver.listen(stop)
+                except Exception as error:  # noqa: BLE001 - Redis went away (taskiq wraps it in a task group error)
+                    log.warning("receiving jobs failed (%r); reconnecting", error)
+                    await asyncio.sleep(1.0)
+        finally:
+            await broker.shutdown()
+            await self._redis.aclose()
+            self._model_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def run_job(self, job_id: str, context: Context) -> None:
+        """The taskiq task: claim, run, report and acknowledge one job (idempotent per job id)."""
+        keys, config, token = self.keys, self.config, f"{self.name}:{uuid.uuid4().hex}"
+        reply = await self._claim(
+            keys=[keys.job(job_id), keys.lease(job_id), keys.cancel(job_id), keys.waiting, keys.events(job_id)],
+            args=[token, config.lease_ms, job_id, pack_event(JobStarted()), pack_event(JobCancelled()), EVENTS_MAXLEN, config.job_ttl],
+        )
+        outcome = reply[0].decode()
+        if outcome == "busy":
+            log.info("job %s is running on another worker; leaving it to that worker", job_id)
+            return  # not acknowledged: re-claimed again later should that worker die
+        if outcome != "run":
+            log.info("job %s is %s; acknowledging the duplicate delivery", job_id, outcome)
+            await context.ack()
+            return
+        log.info("job %s started", job_id)
+        event = await self._execute(unpack_spec(reply[1]), token)
+        if event is None:
+            log.warning("job %s: lost the lease to another worker; dropping this run", job_id)
+            return
+        stored = await self._store(job_id, token, event)
+        if stored:
+            await context.ack()
+        log.info("job %s %s", job_id, _TERMINAL_STATE[type(event)] if stored == 1 else "was already over")
+
+    async def _store(self, job_id: str, token: str, event: JobEvent) -> int:
+        """Store the terminal event (see ``_FINISH``), retrying through a Redis restart of up to a minute."""
+        keys, config, attempts = self.keys, self.config, 0
+        while True:
+            try:
+                return int(
+                    await self._finish(
+                        keys=[keys.job(job_id), keys.lease(job_id), keys.events(job_id)],
+                        args=[token, _TERMINAL_STATE[type(event)], pack_event(event), EVENTS_MAXLEN, config.job_ttl],
+                    )
+                )
+            except RedisError as error:
+                attempts += 1
+                if attempts >= 60:
+                    raise
+                log.warning("job %s: storing the result failed (%s); retrying", job_id, error)
+                await asyncio.sleep(1.0)
+
+    async def _execute(self, spec: JobSpec, token: str) -> JobEvent | None:
+        """Run ``spec`` on the model thread; the terminal event, or None when the lease was lost."""
+        stop = threading.Event()
+        latest: list[JobProgress] = []
+
+        def progress(stage: str, fraction: float) -> None:
+            latest.append(JobProgress(fraction, stage))
+
+        loop = asyncio.get_running_loop()
+        run = loop.run_in_executor(self._model_thread, run_job, self.pipeline, spec, progress, stop.is_set)
+        owned, published = True, 0
+        try:
+            while not run.done():
+                await asyncio.wait({run}, timeout=self.config.poll)
+                owned, published = await self._heartbeat(spec.job_id, token, stop, latest, published)
+            return await self._outcome(spec, run) if owned else None
+        finally:
+            stop.set()  # a worker cancelled mid-job stops its run at the next step
+
+    async def _heartbeat(
+        self, job_id: str, token: str, stop: threading.Event, latest: list[JobProgress], published: int
+    ) -> tuple[bool, int]:
+        """Renew the lease, honour a cancel request, publish new progress; returns (owned, events published)."""
+        keys = self.keys
+        try:
+            owned, cancel = await self._renew(keys=[keys.lease(job_id), keys.cancel(job_id)], args=[token, self.config.lease_ms])
+            if cancel or not owned:
+                stop.set()
+            if len(latest) > published and owned:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.xadd(keys.events(job_id), {"e": pack_event(latest[-1])}, maxlen=EVENTS_MAXLEN, approximate=True)
+                    pipe.expire(keys.events(job_id), self.config.job_ttl)
+                    await pipe.execute()
+                published = len(latest)
+            return bool(owned), published
+        except RedisError as error:
+            log.warning("job %s: Redis unavailable (%s); the job keeps running", job_id, error)
+            return True, published
+
+    @staticmethod
+    async def _outcome(spec: JobSpec, run: asyncio.Future[JobResult]) -> JobEvent:
+        try:
+            return JobFinished(await run)
+        except Cancelled:
+            return JobCancelled()
+        except UserError as error:
+            log.info("job %s rejected: %s", spec.job_id, error.key)
+            return JobFailed(error.key, str(error))
+        except Exception as error:  # a failed job must never kill the worker (logged with its traceback)
+            log.exception("job %s failed", spec.job_id)
+            return JobFailed("error.generic", type(error).__name__)
+
+
+async def serve(pipeline: ImagePipeline, config: RedisConfig, *, name: str | None = None) -> None:
+    """Run a :class:`Worker` until SIGINT/SIGTERM (see the module docstring for the two-signal shutdown)."""
+    worker = Worker(pipeline, config, name=name)
+    stop = asyncio.Event()
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set() and task is not None:
+            task.cancel()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await worker.run(stop)
+    except asyncio.CancelledError:
+        log.warning("worker %s stopped mid-job; another worker takes the job over", worker.name)

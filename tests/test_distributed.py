@@ -1,0 +1,332 @@
+"""The distributed engine against a real redis-server and real ``voice2anime worker`` processes.
+
+Most scenarios use model-free workers (:mod:`tests.support.workers`) so they
+are about delivery, not drawing: many jobs from many users, a worker killed
+mid-job, cancel, a Redis crash. One worker process runs the real pipeline on
+the tiny test models, and a conversation runs over it on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio
+import yaml
+from PIL import Image
+
+from db import RequestState
+from db.migrate import upgrade_async
+from engine.api import (
+    TERMINAL_EVENTS,
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobHandle,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+    ParsedDescription,
+    Prompt,
+)
+from engine.distributed import DistributedEngine, Keys, RedisConfig
+from engine.errors import UserQueueFullError
+from engine.wire import pack_event, pack_spec, unpack_event, unpack_spec
+from handlers import cards
+from tests.support.conversation import button
+from tests.support.redis_server import RedisServer
+from tests.support.workers import WorkerProcess, start_workers, worker_env
+
+PREFIX = "v2a-test"
+LEASE = 1.5
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prompt(label: str) -> Prompt:
+    return Prompt(label, "en", ParsedDescription("girl", ("blue hair",), "reading", ("night",)), f"anime, {label}", "lowres")
+
+
+def text_job(job_id: str, user: str = "u1") -> JobSpec:
+    """A text job whose description is its id (the fake pipeline logs runs by it)."""
+    return JobSpec(job_id, user, "text", "face_paint_512_v2", prompt=prompt(job_id), seed=7)
+
+
+async def drain(handle: JobHandle, timeout: float = 90.0) -> list[JobEvent]:
+    async with asyncio.timeout(timeout):
+        return [event async for event in handle.events()]
+
+
+def runs(log: Path) -> list[tuple[str, str, int]]:
+    """(what, label, pid) of every fake-pipeline run note."""
+    if not log.exists():
+        return []
+    return [(what, label, int(pid)) for what, label, pid in (line.split() for line in log.read_text().splitlines())]
+
+
+def terminal(events: list[JobEvent]) -> list[JobEvent]:
+    return [event for event in events if isinstance(event, TERMINAL_EVENTS)]
+
+
+@pytest.fixture
+async def engine(redis_server: RedisServer) -> AsyncIterator[DistributedEngine]:
+    """A started bot-side engine (no speech recognizer) on the test's Redis."""
+    engine = DistributedEngine(None, RedisConfig(redis_server.url, prefix=PREFIX, lease=LEASE), max_queued_per_user=5)  # type: ignore[arg-type]
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+@pytest.fixture
+def fake_workers(redis_server: RedisServer, tmp_path: Path) -> Iterator[object]:
+    """``start(count, step_seconds, steps=4)`` -> workers whose runs are noted in ``tmp_path/runs.log``; killed afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(count: int, step_seconds: float, steps: int = 4) -> list[WorkerProcess]:
+        env = worker_env(
+            redis_server.url,
+            PREFIX,
+            lease=LEASE,
+            VOICE2ANIME_FAKE_STEPS=str(steps),
+            VOICE2ANIME_FAKE_STEP_SECONDS=str(step_seconds),
+            VOICE2ANIME_FAKE_LOG=str(tmp_path / "runs.log"),
+        )
+        workers = start_workers(count, env, tmp_path)
+        started.extend(workers)
+        return workers
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+# --- wire format ----------------------------------------------------------------------------
+
+
+def test_specs_results_and_events_round_trip_through_msgpack() -> None:
+    photo = JobSpec("p1", "u1", "photo", "paprika", source_png=b"\x89PNG\x00\xff")
+    for spec in (text_job("t1"), photo):
+        assert unpack_spec(pack_spec(spec)) == spec
+    result = JobResult("t1", b"\x89anime", b"\x89base", "paprika", 7, "tiny-sd", prompt("t1"), (("diffusion", 1.5), ("style", 0.25)))
+    events = [JobQueued(2), JobStarted(), JobProgress(0.5, "diffusion"), JobFinished(result), JobFailed("style.unknown", "x"), JobCancelled()]
+    assert [unpack_event(pack_event(event)) for event in events] == events
+    assert b"\x80\x04" not in pack_event(JobFinished(result))  # no pickle protocol header
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+async def test_twenty_jobs_from_four_users_on_two_workers_are_each_delivered_once(engine, fake_workers, redis_server, tmp_path):
+    workers = fake_workers(2, step_seconds=0.03)
+    users = ["ann", "bob", "cho", "dev"]
+    handles = [await engine.submit(text_job(f"{user}-{n}", user)) for n in range(5) for user in users]
+    streams = await asyncio.gather(*(drain(handle) for handle in handles))
+
+    for handle, events in zip(handles, streams):
+        assert terminal(events) == events[-1:], f"{handle.job_id}: {events}"
+        assert isinstance(events[-1], JobFinished) and events[-1].result.job_id == handle.job_id
+        assert Image.open(io.BytesIO(events[-1].result.anime_png)).size == (8, 8)
+    noted = runs(tmp_path / "runs.log")
+    done = Counter(label for what, label, _ in noted if what == "done")
+    assert done == Counter(handle.job_id for handle in handles), "every job ran to the end exactly once"
+    assert {pid for _, _, pid in noted} == {worker.pid for worker in workers}, "both workers took jobs"
+    assert await engine.queued_job_ids() == []
+
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        keys = Keys(PREFIX)
+        assert 0 < await client.ttl(keys.job("ann-0")) <= engine.config.job_ttl
+        assert 0 < await client.ttl(keys.events("ann-0")) <= engine.config.job_ttl
+        assert await client.xpending(keys.stream, keys.group) == {"pending": 0, "min": None, "max": None, "consumers": []}
+    finally:
+        await client.aclose()
+
+
+async def test_a_job_submitted_again_is_followed_not_run_again(engine, fake_workers, tmp_path):
+    fake_workers(1, step_seconds=0.02)
+    first = await drain(await engine.submit(text_job("again")))
+    replay = await drain(await engine.submit(text_job("again")))  # what a restarted bot's recovery does
+    assert isinstance(first[-1], JobFinished) and replay[-1] == first[-1]
+    assert [what for what, label, _ in runs(tmp_path / "runs.log")] == ["start", "done"]
+
+
+async def test_a_worker_killed_mid_job_is_replaced_and_the_job_delivered_once(engine, fake_workers, tmp_path):
+    workers = fake_workers(2, step_seconds=0.25, steps=8)
+    handle = await engine.submit(text_job("crash"))
+    events: list[JobEvent] = []
+    async with asyncio.timeout(60):
+        async for event in handle.events():
+            events.append(event)
+            if isinstance(event, JobStarted):
+                break
+    await asyncio.sleep(0.5)  # really mid-job
+    (victim_pid,) = [pid for what, _, pid in runs(tmp_path / "runs.log") if what == "start"]
+    victim = next(worker for worker in workers if worker.pid == victim_pid)
+    victim.kill()
+
+    events += await drain(handle)
+    assert terminal(events) == events[-1:] and isinstance(events[-1], JobFinished)
+    noted = runs(tmp_path / "runs.log")
+    starts = [pid for what, _, pid in noted if what == "start"]
+    assert starts[0] == victim_pid and len(starts) == 2 and starts[1] != victim_pid, noted
+    assert [pid for what, _, pid in noted if what == "done"] == [starts[1]]
+
+
+async def test_cancel_while_queued_and_while_running(engine, fake_workers, tmp_path):
+    fake_workers(1, step_seconds=0.1, steps=100)
+    running = await engine.submit(text_job("long"))
+    async with asyncio.timeout(30):
+        async for event in running.events():
+            if isinstance(event, JobStarted):
+                break
+    waiting = await engine.submit(text_job("waiting"))
+    assert await engine.queued_job_ids() == ["waiting"]
+
+    assert await engine.cancel("waiting")
+    assert await drain(waiting, timeout=10) == [JobQueued(1), JobCancelled()]
+    assert await engine.cancel("long")
+    rest = await drain(running, timeout=10)
+    assert isinstance(rest[-1], JobCancelled) and terminal(rest) == rest[-1:]
+    assert not await engine.cancel("long") and not await engine.cancel("no-such-job")
+
+    after = await drain(await engine.submit(text_job("after")))
+    assert isinstance(after[-1], JobFinished), "the worker goes on after a cancel"
+    assert [(what, label) for what, label, _ in runs(tmp_path / "runs.log")] == [
+        ("start", "long"), ("cancelled", "long"), ("start", "after"), ("done", "after"),
+    ], "the cancelled waiting job never ran"
+
+
+async def test_per_user_cap(engine, redis_server):
+    for n in range(5):
+        await engine.submit(text_job(f"cap-{n}", "greedy"))  # no workers: they all wait
+    with pytest.raises(UserQueueFullError):
+        await engine.submit(text_job("cap-5", "greedy"))
+    await engine.submit(text_job("other-0", "other"))
+
+
+async def test_a_redis_crash_mid_queue_loses_no_accepted_job(engine, fake_workers, redis_server, tmp_path):
+    fake_workers(2, step_seconds=0.1, steps=5)
+    handles = [await engine.submit(text_job(f"r{n}-{user}", user)) for n in range(4) for user in ("ann", "bob")]
+    drains = [asyncio.create_task(drain(handle, timeout=120)) for handle in handles]
+    async with asyncio.timeout(30):
+        while not runs(tmp_path / "runs.log"):
+            await asyncio.sleep(0.02)
+    redis_server.kill()  # SIGKILL: what is not in the append-only file is gone
+    await asyncio.sleep(1.0)
+    redis_server.start()
+
+    streams = await asyncio.gather(*drains)
+    for handle, events in zip(handles, streams):
+        assert terminal(events) == events[-1:] and isinstance(events[-1], JobFinished), f"{handle.job_id}: {events}"
+    done = {label for what, label, _ in runs(tmp_path / "runs.log") if what == "done"}
+    assert done == {handle.job_id for handle in handles}
+
+
+# --- the real pipeline in a worker process ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_worker_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis-real"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def real_worker(real_worker_redis: RedisServer, tiny_sd_dir: Path, animegan_checkpoints_dir: Path, tmp_path_factory) -> Iterator[WorkerProcess]:
+    """One worker process running the real pipeline on the tiny test models (64x64, 2 steps, CPU)."""
+    log_dir = tmp_path_factory.mktemp("real-worker")
+    env = worker_env(
+        real_worker_redis.url,
+        PREFIX,
+        lease=5.0,
+        SD_MODEL=str(tiny_sd_dir),
+        SD_SCHEDULER="dpmpp",
+        SD_STEPS="2",
+        SD_GUIDANCE="1.0",
+        SD_WIDTH="64",
+        SD_HEIGHT="64",
+        TORCH_DEVICE="cpu",
+        CHECKPOINTS_DIR=str(animegan_checkpoints_dir),
+        ANIME_BACKEND="torch",
+        ANIME_DOWNLOAD="false",
+        ANIME_STYLE="face_paint_512_v2",
+        MODELS_DIR=str(log_dir / "models"),
+    )
+    (worker,) = start_workers(1, env, log_dir, pipeline=None)
+    yield worker
+    assert worker.stop() == 0, worker.log()[-3000:]
+
+
+@pytest.fixture
+async def real_engine(real_worker: WorkerProcess, real_worker_redis: RedisServer) -> AsyncIterator[DistributedEngine]:
+    engine = DistributedEngine(None, RedisConfig(real_worker_redis.url, prefix=PREFIX, lease=5.0))  # type: ignore[arg-type]
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+async def test_real_tiny_models_run_in_a_worker_process(real_engine):
+    text = await drain(await real_engine.submit(JobSpec("real-text", "u1", "text", "paprika", prompt=prompt("cat"), seed=3)))
+    result = text[-1].result
+    assert (result.seed, result.style, result.prompt) == (3, "paprika", prompt("cat"))
+    assert png_size(result.anime_png) == png_size(result.base_png) == (64, 64)
+    assert {e.stage for e in text if isinstance(e, JobProgress)} <= {"diffusion", "style"}
+
+    photo = await drain(await real_engine.submit(JobSpec("real-photo", "u1", "photo", "face_paint_512_v2", source_png=result.base_png)))
+    assert isinstance(photo[-1], JobFinished) and png_size(photo[-1].result.anime_png) == (64, 64)
+
+    bad = await drain(await real_engine.submit(JobSpec("real-bad", "u1", "photo", "no-such-style", source_png=result.base_png)))
+    assert bad[-1] == JobFailed("style.unknown", bad[-1].detail)
+
+
+async def test_conversation_on_postgresql_over_the_distributed_engine(postgres_database_url, real_engine, make_harness):
+    await upgrade_async(postgres_database_url)
+    h = await make_harness(postgres_database_url, real_engine)
+    await h.command("zoe", "settings")
+    await h.press("zoe", button(h.messenger.calls[-1].reply, cards.TOGGLE_CONFIRM))
+    mark = h.messenger.mark()
+    await h.command("zoe", "anime", "a girl with blue hair under cherry blossoms")
+    request_id = next(c.reply.request_id for c in h.messenger.since(mark, "zoe") if c.reply and c.reply.request_id)
+    await h.settle()
+
+    (picture,) = h.messenger.images("zoe")
+    assert png_size(picture.reply.image_png) == (64, 64)
+    assert (await h.request(request_id)).state is RequestState.DELIVERED
+
+
+# --- deployment files -----------------------------------------------------------------------
+
+
+def test_compose_file_wires_bot_worker_redis_and_postgres() -> None:
+    """Docker is not available here: check compose.yaml's wiring by reading it."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert set(services) >= {"bot", "worker", "redis", "postgres"}
+    bot, worker, redis_service = services["bot"], services["worker"], services["redis"]
+    assert bot["environment"]["ENGINE"] == "redis" and bot["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert bot["environment"]["REDIS_URL"] == worker["environment"]["REDIS_URL"]
+    assert "${REDIS_PASSWORD" in bot["environment"]["REDIS_URL"] and "--requirepass" in " ".join(redis_service["command"])
+    assert "--appendonly" in redis_service["command"]
+    assert worker["command"][-1] == "worker"
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    for service in (bot, worker):
+        assert set(service["depends_on"]) >= {"redis"}
+    assert set(bot["depends_on"]) >= {"postgres"}
+    assert {"redis-data", "postgres-data"} <= set(compose["volumes"])
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "nvidia/cuda:" in dockerfile and "python:3.11-slim" in dockerfile
+    for stage in dockerfile.split("\nFROM ")[2:]:  # bot and gpu: torch first, then the project wheel
+        assert stage.index('"torch==') < stage.index("/wheels/*.whl")
