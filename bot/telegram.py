@@ -28,9 +28,9 @@ from bot.redact import install_token_redaction
 from bot.settings import Settings
 from bot.telegram_inbound import COMMANDS, PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
-from handlers.events import Event, Origin, PhotoMessage, VoiceMessage
-from handlers.i18n import error_text, pick_language, t
-from handlers.replies import Reply
+from engine.errors import AudioTooLargeError, UserError
+from handlers.events import Event, Origin, PhotoMessage, Rejected, VoiceMessage
+from handlers.i18n import LANGUAGES, t
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +46,6 @@ ANSWER_WITHIN = 5.0
 SEEN_IDS = 2048
 #: One byte count per "MB" as the conversation's messages count them.
 _MB = 1024 * 1024
-
-#: The command menu, per language (Telegram shows the one matching the user's app language; English is the default).
-COMMAND_MENU: dict[str, dict[str, str]] = {
-    "en": {
-        "start": "What this bot does",
-        "help": "How to use it",
-        "anime": "Draw a description: /anime <text>",
-        "style": "Pick your default style",
-        "history": "Your last pictures",
-        "settings": "Language, style, confirm before drawing",
-        "cancel": "Stop what is running",
-    },
-    "zh": {
-        "start": "这个机器人能做什么",
-        "help": "使用帮助",
-        "anime": "按文字作画：/anime <描述>",
-        "style": "选择默认风格",
-        "history": "最近的作品",
-        "settings": "语言、风格、作画前确认",
-        "cancel": "停止正在进行的任务",
-    },
-}
-
 
 @dataclass(frozen=True)
 class Webhook:
@@ -193,49 +170,35 @@ class TelegramAdapter:
 
     # --- files ------------------------------------------------------------------
 
-    async def _download(self, attachment: Attachment) -> Event | None:
-        """Fetch the file (size checked first, from the update and again from getFile); None when the user was told why not."""
+    async def _download(self, attachment: Attachment) -> Event:
+        """Fetch the file (size checked first, from the update and again from getFile), or say why not."""
         origin = attachment.origin
         if attachment.file_size is not None and attachment.file_size > self.max_download_bytes:
-            await self._too_big(origin, attachment.file_size)
-            return None
+            return self._too_big(origin, attachment.file_size)
         try:
             file = await self.application.bot.get_file(attachment.file_id)
             if file.file_size is not None and file.file_size > self.max_download_bytes:
-                await self._too_big(origin, file.file_size)
-                return None
+                return self._too_big(origin, file.file_size)
             data = bytes(await file.download_as_bytearray())
         except BadRequest as error:
             if "too big" in error.message.lower():
-                await self._too_big(origin, attachment.file_size or self.max_download_bytes + 1)
-                return None
+                return self._too_big(origin, attachment.file_size or self.max_download_bytes + 1)
             log.warning("could not download a %s: %s", attachment.kind, error.message)
-            await self._tell(origin, t("error.generic", self._language(origin)))
-            return None
+            return Rejected(origin, UserError(detail=error.message))
         except TelegramError as error:
             log.warning("could not download a %s: %s", attachment.kind, error)
-            await self._tell(origin, t("error.generic", self._language(origin)))
-            return None
+            return Rejected(origin, UserError(detail=str(error)))
         return VoiceMessage(origin, data) if attachment.kind == "voice" else PhotoMessage(origin, data)
 
-    async def _too_big(self, origin: Origin, size: int) -> None:
-        params = {"size_mb": size / _MB, "limit_mb": self.max_download_bytes / _MB}
-        await self._tell(origin, error_text("audio.too_large", self._language(origin), params))
-
-    async def _tell(self, origin: Origin, text: str) -> None:
-        await self._messenger.send(origin, Reply(text, kind="error"))
-
-    @staticmethod
-    def _language(origin: Origin) -> str:
-        """The user's language from their Telegram app (a /settings choice is only known to the conversation)."""
-        return pick_language(None, origin.locale)
+    def _too_big(self, origin: Origin, size: int) -> Rejected:
+        return Rejected(origin, AudioTooLargeError(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB))
 
     async def _publish_commands(self) -> None:
         """The "/" menu in English (default) and Chinese; a failure only costs the menu."""
         bot = self.application.bot
         try:
-            for lang, descriptions in COMMAND_MENU.items():
-                commands = [BotCommand(name, descriptions[name]) for name in COMMANDS]
+            for lang in LANGUAGES:
+                commands = [BotCommand(name, t(f"command.{name}", lang)) for name in COMMANDS]
                 await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
         except TelegramError as error:
             log.warning("could not publish the command menu: %s", error)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import UserError
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -72,4 +74,15 @@ class ButtonPress:
     message_ref: str = ""
 
 
-Event = VoiceMessage | TextMessage | PhotoMessage | Command | ButtonPress
+@dataclass(frozen=True)
+class Rejected:
+    """Something the adapter could not take (e.g. a file over the platform's download limit).
+
+    The conversation explains ``error`` to the user in their language.
+    """
+
+    origin: Origin
+    error: UserError
+
+
+Event = VoiceMessage | TextMessage | PhotoMessage | Command | ButtonPress | Rejected

@@ -52,7 +52,7 @@ from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, U
 from engine.imageio import open_image, png_bytes
 from engine.prompt import build_prompt
 from handlers import cards
-from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, t
 from handlers.jobs import JobTracker, delivered_reply
 from handlers.replies import Messenger, Reply
@@ -200,6 +200,8 @@ class Conversation:
                 await self._on_command(event, who)
             case ButtonPress():
                 await self._on_button(event, who)
+            case Rejected(error=error):
+                raise error
 
     async def _who(self, origin: Origin) -> _Who:
         user_id = await self.repository.get_or_create_user(origin.platform, origin.user_id, origin.user_name or None)

@@ -38,6 +38,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "• /settings — 语言、默认风格、作画前确认\n"
         "• /cancel — 停止正在进行的任务",
     },
+    "command.start": {"en": "What this bot does", "zh": "这个机器人能做什么"},
+    "command.help": {"en": "How to use it", "zh": "使用帮助"},
+    "command.anime": {"en": "Draw a description: /anime <text>", "zh": "按文字作画：/anime <描述>"},
+    "command.style": {"en": "Pick your default style", "zh": "选择默认风格"},
+    "command.history": {"en": "Your last pictures", "zh": "最近的作品"},
+    "command.settings": {"en": "Language, style, confirm before drawing", "zh": "语言、风格、作画前确认"},
+    "command.cancel": {"en": "Stop what is running", "zh": "停止正在进行的任务"},
     "anime.usage": {
         "en": "Tell me what to draw, e.g. /anime a girl with blue hair under cherry blossoms",
         "zh": "请告诉我要画什么，例如：/anime 樱花树下蓝色头发的女孩",

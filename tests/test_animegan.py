@@ -18,8 +18,7 @@ from PIL import Image
 
 from engine import animegan_model as gen
 from engine.animegan import AnimeGAN, open_image
-from engine.errors import UnknownStyleError
-from engine.errors import Cancelled, ImageError, ModelUnavailableError, UserError
+from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
 from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
 from tests.support.animegan_weights import (
     official_layout,

@@ -20,7 +20,6 @@ from engine import asr
 from engine.api import Transcript
 from engine.asr import AsrConfig, SpeechRecognizer
 from engine.audio import AudioLimits
-from engine.prompt import build_prompt
 from engine.errors import (
     AudioTooLongError,
     EmptyAudioError,
@@ -28,6 +27,7 @@ from engine.errors import (
     NoSpeechError,
     UnsupportedAudioError,
 )
+from engine.prompt import build_prompt
 from tests.support.speech import char_errors, wer
 
 ENGLISH_WER_BOUND = 0.25

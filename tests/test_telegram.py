@@ -27,13 +27,13 @@ from telegram.error import BadRequest
 
 from bot.redact import REDACTED, TokenRedactingFilter
 from bot.settings import Settings
-from bot.telegram import COMMAND_MENU, TelegramAdapter
+from bot.telegram import TelegramAdapter
 from bot.telegram_inbound import Attachment, from_message
 from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
 from db import Repository, create_database
 from engine.local import LocalEngine
 from handlers import cards
-from handlers.events import Command, Event, Origin, TextMessage
+from handlers.events import Command, Event, Origin, Rejected, TextMessage
 from handlers.flow import Conversation
 from handlers.i18n import t
 from handlers.replies import MAX_BUTTON_DATA, Button, Reply
@@ -235,7 +235,17 @@ async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: 
     await server.push(server.message(chat, alice, voice=huge))
     told = await server.wait_for(lambda: server.called("sendMessage"))
     assert told[0].params["text"] == t("audio.too_large", "en", size_mb=25.0, limit_mb=20.0)
-    assert not server.called("getFile") and not bot.events
+    assert not server.called("getFile") and [type(e) for e in bot.events] == [Rejected]
+
+    # The refusal comes from the conversation, so it follows the user's /settings language, not the app's.
+    await server.push(server.message(chat, alice, text="/settings"))
+    card = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE))
+    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh")))
+    await server.push(server.message(chat, alice, voice=huge | {"file_id": "also-never-fetched"}))
+    zh = t("audio.too_large", "zh", size_mb=25.0, limit_mb=20.0)
+    await server.wait_for(lambda: server.called("sendMessage", text=zh))
+    assert not server.called("getFile")
 
 
 async def test_corrupt_voice_gets_a_friendly_error(bot: RunningBot, bad_audio_files: dict[str, Path]) -> None:
@@ -309,8 +319,9 @@ async def test_token_never_logged_and_menus_published(
     assert REDACTED in caplog.text and "getUpdates" in caplog.text
     menus = {c.params.get("language_code"): c.json("commands") for c in server.called("setMyCommands")}
     assert set(menus) == {None, "zh"}
-    assert [c["command"] for c in menus["zh"]] == list(COMMAND_MENU["zh"])
-    assert menus[None][0]["description"] == COMMAND_MENU["en"]["start"]
+    assert [c["command"] for c in menus["zh"]] == ["start", "help", "anime", "style", "history", "settings", "cancel"]
+    assert menus["zh"][0]["description"] == t("command.start", "zh")
+    assert menus[None][0]["description"] == t("command.start", "en")
 
 
 def _free_port() -> int:
