@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: fairly sure nothing was said AND it is unsure of the words it produced.
 NO_SPEECH_PROB_THRESHOLD = 0.6
 AVG_LOGPROB_THRESHOLD = -1.0
+#: Decoder language for a requested one the model has no token for. Whisper models before
+#: large-v3 have no Cantonese token and write Cantonese speech as Chinese text; forcing the
+#: missing token instead makes them loop ("Bl Bl Bl ...") for half a minute.
+_STAND_INS = {"yue": "zh"}
 #: Files a CTranslate2 Whisper model directory must contain (plus ``vocabulary.*``).
 _MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 
@@ -82,7 +86,8 @@ class SpeechRecognizer:
         :class:`ModelUnavailableError` when the model cannot be loaded.
         """
         audio = load_audio(source, self.limits)
-        language = language or self.config.language
+        requested = language or self.config.language
+        language = self._decoder_language(requested)
         translate = self.config.translate if translate is None else translate
         segments, detected, probability = self._recognise(audio, language)
         text = "".join(s.text for s in segments).strip()
@@ -94,7 +99,7 @@ class SpeechRecognizer:
             translation = text if detected == "en" else self._translate(audio, detected)
         return Transcript(
             text=text,
-            language=detected,
+            language=requested if requested and language == detected else detected,
             language_probability=probability,
             duration=audio.duration,
             segments=tuple(_segment(s) for s in segments),
@@ -106,6 +111,21 @@ class SpeechRecognizer:
     ) -> Transcript:
         """:meth:`transcribe` in a worker thread, for use from an event loop."""
         return await asyncio.to_thread(self.transcribe, source, language=language, translate=translate)
+
+    def supports(self, language: str) -> bool:
+        """True when the model has a language token for ``language`` (e.g. ``yue`` only from large-v3 on)."""
+        return self.load().hf_tokenizer.token_to_id(f"<|{language}|>") is not None
+
+    def _decoder_language(self, language: str | None) -> str | None:
+        """The language to force on the decoder for a requested one (a stand-in when the model lacks it)."""
+        if language is None or self.supports(language):
+            return language
+        stand_in = _STAND_INS.get(language)
+        if stand_in is None or not self.supports(stand_in):
+            log.info("model has no %r token; detecting the language instead", language)
+            return None
+        log.info("model has no %r token; decoding as %r", language, stand_in)
+        return stand_in
 
     def _recognise(self, audio: DecodedAudio, language: str | None) -> tuple[list[WhisperSegment], str, float]:
         """Run Whisper; return the kept faster-whisper segments, the language and its probability."""

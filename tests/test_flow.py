@@ -182,14 +182,40 @@ async def test_mandarin_voice_with_chinese_interface(sqlite_url, local_engine, m
     assert [b.label for b in card.buttons[0]] == ["✅ 开始画", "✏️ 修改"]
     record = await h.request(card.request_id)
     assert record.transcript.language == "zh" and record.source_language == "zh"
-    # Whisper base's English translation of this clip varies from run to run (sampling fallback): check the shape only.
-    assert "anime style" in record.prompt_positive
+    # Whisper base's translation of this clip is wrong and varies; the lexicon reading of what was heard carries the prompt.
+    assert record.prompt_positive.startswith("a girl with blue hair") and "cherry blossom" in record.prompt_positive
     assert any("\u4e00" <= ch <= "\u9fff" for ch in record.transcript.heard_text)
     await h.press("li", button(card, cards.CONFIRM), ref)
     await h.settle()
     (picture,) = h.messenger.images("li")
     assert picture.reply.text.startswith("风格：face_paint_512_v2 · 种子")
     assert (await h.request(card.request_id)).state is S.DELIVERED
+
+
+async def test_retry_in_another_language_and_style_on_the_card(sqlite_url, local_engine, make_harness, zh_voice_notes):
+    h = await make_harness(sqlite_url, local_engine)
+    clip = next(c for c in zh_voice_notes if c.path.stem == "glasses_boy")
+    await h.voice("mei", clip.path.read_bytes())
+    ref, card = h.messenger.last("card")
+    assert "(Mandarin" in card.text
+
+    await h.press("mei", button(card, cards.RETRY), ref)
+    picker = h.messenger.calls[-1].reply
+    assert [b.value for row in picker.buttons for b in row] == list(cards.RETRY_LANGUAGES)
+    await h.press("mei", next(b for row in picker.buttons for b in row if b.value == "yue"))
+    _, again = h.messenger.last("card")
+    assert again.request_id == card.request_id and "(Cantonese" in again.text
+    record = await h.request(card.request_id)
+    assert record.state is S.AWAITING_CONFIRMATION and record.transcript.language == "yue"
+
+    await h.press("mei", button(again, cards.STYLE))
+    styles = h.messenger.calls[-1].reply
+    await h.press("mei", next(b for row in styles.buttons for b in row if b.value == "paprika"))
+    assert h.messenger.calls[-1].shown == t("style.set", "en", style="paprika")
+    await h.press("mei", button(again, cards.CONFIRM))
+    await h.settle()
+    (picture,) = h.messenger.images("mei")
+    assert picture.reply.text.startswith("Style: paprika")
 
 
 # --- other ways in ------------------------------------------------------------------------------
