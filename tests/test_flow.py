@@ -20,9 +20,9 @@ from db import ImageRole, RequestKind, RequestState
 from db.migrate import upgrade
 from engine.local import LocalEngine
 from handlers import cards
-from handlers.events import Command
+from handlers.events import ButtonPress, Command
 from handlers.i18n import t
-from tests.support.conversation import Harness, button
+from tests.support.conversation import Harness, button, origin
 
 S = RequestState
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -237,6 +237,17 @@ async def test_anime_text_without_confirmation_goes_straight_to_the_queue(sqlite
     record = await h.request(request_id)
     assert record.kind is RequestKind.TEXT and record.state is S.DELIVERED
     assert record.transcript.final_text == TEXT and "blue hair" in picture.reply.text
+
+
+async def test_settings_in_a_group_are_the_group_s(sqlite_url, local_engine, make_harness):
+    h = await make_harness(sqlite_url, local_engine)
+    bob_in_group, alice_in_group = origin("bob", chat="g1", group=True), origin("alice", chat="g1", group=True)
+    await h.send(Command(bob_in_group, "settings"))
+    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.SET_LANGUAGE, "zh"))
+    await h.send(Command(alice_in_group, "help"))
+    assert h.messenger.calls[-1].shown == t("help", "zh"), "the group's language applies to every member"
+    await h.command("alice", "help")
+    assert h.messenger.calls[-1].shown == t("help", "en"), "alice's own chat keeps her language"
 
 
 async def test_anime_command_style_option(sqlite_url, local_engine, make_harness):
