@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.api import (
     JobCancelled,
+    JobEvent,
     JobFailed,
     JobFinished,
     JobHandle,
@@ -232,6 +233,7 @@ class LocalEngine:
     def _work(self) -> None:
         while (job := self._next_job()) is not None:
             job.handle.publish(JobStarted())
+            event: JobEvent
             try:
                 event = JobFinished(self._run(job))
             except Cancelled:
@@ -264,8 +266,10 @@ class LocalEngine:
 
     def _cached(self, spec: JobSpec) -> JobResult | None:
         key = self._cache_key(spec)
+        if key is None:
+            return None
         with self._lock:
-            hit = self._cache.get(key) if key else None
+            hit = self._cache.get(key)
             if hit is None:
                 return None
             self._cache.move_to_end(key)
