@@ -26,10 +26,10 @@ from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, Cont
 from bot.adapter import EventHandler
 from bot.redact import install_token_redaction
 from bot.settings import Settings
-from bot.telegram_inbound import COMMANDS, PLATFORM, Attachment, from_callback, from_message
+from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
 from engine.errors import AudioTooLargeError, UserError
-from handlers.events import Event, Origin, PhotoMessage, Rejected, VoiceMessage
+from handlers.events import COMMANDS, Event, Origin, PhotoMessage, Rejected, VoiceMessage
 from handlers.i18n import LANGUAGES, t
 
 log = logging.getLogger(__name__)

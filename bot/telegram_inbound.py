@@ -19,14 +19,12 @@ from typing import Literal
 
 from telegram import CallbackQuery, Chat, Message, MessageEntity, User
 
-from handlers.events import ButtonPress, Command, Event, Origin, TextMessage
+from handlers.events import COMMANDS, ButtonPress, Command, Event, Origin, TextMessage
 from handlers.replies import parse_button_data
 
 PLATFORM = "telegram"
 
 #: The commands of the conversation, in menu order.
-COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
-
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,32}))?(?:\s+(.*))?", re.DOTALL)
 _GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from engine.errors import UserError
 
+#: The commands every adapter offers (descriptions: ``handlers.i18n`` keys ``command.<name>``).
+COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -33,10 +36,15 @@ class VoiceMessage:
 
 @dataclass(frozen=True)
 class TextMessage:
-    """Plain text that is not a command (e.g. the corrected transcript after "Edit")."""
+    """Plain text that is not a command (e.g. the corrected transcript after "Edit").
+
+    ``request_id`` is set when the platform knows which card the text answers
+    (a Discord edit form); otherwise the user's pending "Edit" decides.
+    """
 
     origin: Origin
     text: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
