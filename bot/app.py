@@ -55,13 +55,19 @@ class BotApp:
         self.conversation = Conversation(self.repository, engine, router, factory.conversation_config(settings))
 
     async def start(self) -> None:
-        """Migrate, start the engine, resume unfinished jobs, connect the adapters."""
+        """Migrate, start the engine, connect the adapters, then resume what the last run left unfinished.
+
+        The leftovers are read before any adapter delivers events (so a new
+        request is never resumed as well), and resumed after the adapters are
+        connected (so the users can be told).
+        """
         await upgrade_async(self.settings.database_url)
         await self.engine.start()
-        await self.conversation.recover()
+        leftovers = await self.conversation.unfinished()
         for adapter in self.adapters:
             await adapter.start(self.conversation.handle)
             log.info("%s adapter started", adapter.platform)
+        await self.conversation.recover(leftovers)
 
     async def stop(self) -> None:
         """Disconnect, stop following jobs (they stay queued/running for the next start), close the engine and DB."""
@@ -85,9 +91,9 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    log.info("voice2anime is running (%s); Ctrl+C to stop", ", ".join(a.platform for a in adapters))
     try:
+        await app.start()
+        log.info("voice2anime is running (%s); Ctrl+C to stop", ", ".join(a.platform for a in adapters))
         await stop.wait()
     finally:
         log.info("shutting down")

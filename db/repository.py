@@ -393,11 +393,13 @@ class Repository:
         )
         return await self._records(statement)
 
-    async def requests_in_states(self, states: Iterable[RequestState]) -> list[RequestRecord]:
-        """All requests currently in ``states``, oldest first (restart recovery: re-queue, expire, ...)."""
+    async def requests_in_states(self, states: Iterable[RequestState], *, user_id: int | None = None) -> list[RequestRecord]:
+        """Requests currently in ``states`` (of one user, or everyone's), oldest first (restart recovery, /cancel)."""
         values = sorted(RequestState(s).value for s in states)
-        statement = select(Request).where(Request.state.in_(values)).order_by(Request.created_at, Request.id)
-        return await self._records(statement)
+        statement = select(Request).where(Request.state.in_(values))
+        if user_id is not None:
+            statement = statement.where(Request.user_id == user_id)
+        return await self._records(statement.order_by(Request.created_at, Request.id))
 
     async def _records(self, statement: Select[Any]) -> list[RequestRecord]:
         async with self._db.sessions() as session:

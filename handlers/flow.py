@@ -2,10 +2,10 @@
 
 ```mermaid
 stateDiagram-v2
-    [*] --> transcribing: voice note
-    [*] --> awaiting_confirmation: /anime text
-    [*] --> queued: photo, restyle, reroll, or confirm-before-generate off
-    transcribing --> awaiting_confirmation: card shown
+    [*] --> transcribing: voice note, /anime text
+    [*] --> queued: photo, restyle, reroll
+    transcribing --> awaiting_confirmation: card shown (typed text: at once)
+    awaiting_confirmation --> queued: at once when confirm-before-generate is off
     transcribing --> failed: bad audio / nothing heard
     awaiting_confirmation --> awaiting_confirmation: Edit (new text), Style
     awaiting_confirmation --> transcribing: Retry in another language
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -83,7 +84,8 @@ class ConversationConfig:
     max_active_total: int = 100
     history_limit: int = 5
     unsure_below: float = 0.5
-    audio_cache_size: int = 256
+    #: Voice notes kept in memory for "Heard wrong language" while their card is open (oldest dropped first).
+    audio_cache_bytes: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,6 @@ class Conversation:
         self._clock = clock
         self._pending_edits: dict[tuple[str, str, str], str] = {}
         self._audio: OrderedDict[str, bytes] = OrderedDict()
-        self._status: dict[str, str] = {}
         self.jobs = JobTracker(
             repository,
             engine,
@@ -156,35 +157,45 @@ class Conversation:
         """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
         await self.jobs.close()
 
-    async def recover(self) -> None:
+    async def unfinished(self) -> list[RequestRecord]:
+        """Requests a previous run left transcribing, queued or running (take this before events flow)."""
+        return await self.repository.requests_in_states([S.TRANSCRIBING, S.QUEUED, S.RUNNING])
+
+    async def recover(self, records: list[RequestRecord] | None = None) -> None:
         """After a restart: resume queued/running jobs, fail what cannot be resumed, and say so.
 
-        A request caught transcribing cannot be resumed (the audio lived in
-        memory only); neither can a job whose inputs are gone.
+        ``records`` defaults to :meth:`unfinished`; the bot process snapshots
+        them before its adapters start so a request made meanwhile is not
+        submitted twice. A request caught transcribing cannot be resumed (the
+        audio lived in memory only); neither can a job whose inputs are gone.
+        One request that cannot be resumed or answered never stops the others.
         """
-        for record in await self.repository.requests_in_states([S.TRANSCRIBING, S.QUEUED, S.RUNNING]):
-            address = await self.repository.request_address(record.id)
-            if address is None:
-                log.error("request %s has no address to answer; failing it", record.id)
-                await self.repository.transition(record.id, S.FAILED, error_key="job.lost")
-                continue
-            origin = Origin(
-                address.platform,
-                address.platform_chat_id,
-                address.platform_user_id,
-                is_group=address.chat_kind is ChatKind.GROUP,
-            )
-            who = await self._who(origin)
-            if record.state is S.RUNNING:
-                await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
-            spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record)
-            if spec is None:
-                if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
-                    await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
-                continue
-            log.info("resuming request %s after restart", record.id)
-            ref = await self.messenger.send(origin, cards.progress(record.id, who.lang, "queued", position="…"))
-            await self.jobs.submit(who.origin, who.lang, record.id, spec, ref)
+        for record in await self.unfinished() if records is None else records:
+            try:
+                await self._recover_one(record)
+            except Exception:
+                log.exception("could not recover request %s", record.id)
+
+    async def _recover_one(self, record: RequestRecord) -> None:
+        address = await self.repository.request_address(record.id)
+        if address is None:
+            log.error("request %s has no address to answer; failing it", record.id)
+            await self.repository.transition(record.id, S.FAILED, error_key="job.lost")
+            return
+        origin = Origin(
+            address.platform, address.platform_chat_id, address.platform_user_id, is_group=address.chat_kind is ChatKind.GROUP
+        )
+        who = await self._who(origin)
+        if record.state is S.RUNNING:
+            await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
+        spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record)
+        if spec is None:
+            if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
+                await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
+            return
+        log.info("resuming request %s after restart", record.id)
+        ref = await self.messenger.send(origin, cards.progress(record.id, who.lang, "queued", position="…"))
+        await self.jobs.submit(who.origin, who.lang, record.id, spec, ref)
 
     # --- dispatch -------------------------------------------------------------
 
@@ -265,10 +276,11 @@ class Conversation:
 
     async def _on_text(self, event: TextMessage, who: _Who) -> None:
         key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
-        request_id = self._pending_edits.get(key)
+        request_id = event.request_id or self._pending_edits.get(key)
         if request_id is not None:
             await self._apply_edit(who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
-            self._pending_edits.pop(key, None)
+            if self._pending_edits.get(key) == request_id:
+                del self._pending_edits[key]
         elif not who.origin.is_group:
             await self.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
 
@@ -306,7 +318,6 @@ class Conversation:
         )
         if not moved:
             return
-        self._status[request_id] = ref
         if not who.confirm:
             try:
                 await self._confirm(who, request_id, ref)
@@ -316,8 +327,8 @@ class Conversation:
                 raise
         await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
 
-    def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None, style: str | None = None) -> Reply:
-        style = style or who.style
+    def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None) -> Reply:
+        style = who.style
         if transcript is None:
             return cards.confirmation_card(request_id, who.lang, text=prompt.description, prompt=prompt, style=style)
         marked = cards.mark_unsure(transcript.words, self.config.unsure_below) if transcript.words else transcript.text
@@ -340,6 +351,9 @@ class Conversation:
         if record is None:
             await self.messenger.send(who.origin, Reply(t("card.expired", who.lang)))
             return
+        if record.user_id != who.user_id:
+            await self.messenger.notify(who.origin, t("not_yours", who.lang))
+            return
         if not await self._card_is_open(who, record):
             return
         if not await self.repository.update_in_state(
@@ -352,10 +366,9 @@ class Conversation:
         ):
             return
         await self.repository.record_edit(request_id, text)
-        ref = await self.messenger.send(
+        await self.messenger.send(
             who.origin, cards.confirmation_card(request_id, who.lang, text=text, prompt=prompt, style=record.style or who.style)
         )
-        self._status[request_id] = ref
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
         png = await asyncio.to_thread(lambda: png_bytes(open_image(event.image)))
@@ -404,7 +417,7 @@ class Conversation:
 
     async def _cancel_latest(self, who: _Who) -> None:
         open_states = [S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING]
-        mine = [r for r in await self.repository.requests_in_states(open_states) if r.user_id == who.user_id]
+        mine = await self.repository.requests_in_states(open_states, user_id=who.user_id)
         if not mine:
             await self.messenger.send(who.origin, Reply(t("cancel.nothing", who.lang)))
             return
@@ -468,28 +481,33 @@ class Conversation:
         return True
 
     async def _on_confirm(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
-        await self._confirm(who, record.id, press.message_ref or self._status.get(record.id))
+        await self._confirm(who, record.id, press.message_ref or None)
 
     async def _confirm(self, who: _Who, request_id: str, ref: str | None) -> None:
         """Queue an open card's request (the guarded move makes a second press a no-op)."""
         record = await self.repository.get_request(request_id)
         assert record is not None
         await self._check_limits(who, new_request=False)  # the request was counted when it was made
-        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION]):
+        # The seed is fixed now, so a job resumed after a restart draws the same picture.
+        seed = record.seed if record.seed is not None else new_seed()
+        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION], seed=seed):
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
+        record = replace(record, seed=seed)
         self._audio.pop(request_id, None)
-        self._status.pop(request_id, None)
         transcript = record.transcript
         if transcript is not None:
             await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
         spec = await self.jobs.spec_for(record)
         assert spec is not None
         waiting = cards.progress(request_id, who.lang, "queued", position="…")
-        if ref is None:
-            ref = await self.messenger.send(who.origin, waiting)
-        else:
+        try:
+            if ref is None:
+                raise LookupError("no card to turn into the status message")
             await self.messenger.edit(who.origin, ref, waiting)  # the card's buttons go away at once
+        except Exception:
+            log.info("request %s: status goes to a new message", request_id, exc_info=ref is not None)
+            ref = await self.messenger.send(who.origin, waiting)
         await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
@@ -515,7 +533,7 @@ class Conversation:
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
         ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
-        await self._transcribe(who, record.id, ref, audio, language=press.value)
+        await self._transcribe(replace(who, style=record.style or who.style), record.id, ref, audio, language=press.value)
 
     async def _on_style(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         picker = cards.style_picker(record.id, cards.STYLE_SET, self.config.styles, who.lang, record.style)
@@ -534,7 +552,6 @@ class Conversation:
         if record.state is S.AWAITING_CONFIRMATION:
             if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.AWAITING_CONFIRMATION]):
                 self._audio.pop(record.id, None)
-                self._status.pop(record.id, None)
                 await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
                 return
         elif record.state in (S.QUEUED, S.RUNNING):
@@ -572,7 +589,7 @@ class Conversation:
             state=S.QUEUED,
             parent_id=parent.id,
             style=style,
-            seed=parent.seed if kind is RequestKind.RESTYLE else None,
+            seed=parent.seed if kind is RequestKind.RESTYLE else new_seed(),
             prompt_positive=parent.prompt_positive,
             prompt_negative=parent.prompt_negative,
             source_language=parent.source_language,
@@ -592,14 +609,15 @@ class Conversation:
         if base is None or not base.path.exists():
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
-        await self.messenger.send(who.origin, Reply(t("base_image", who.lang), kind="image", image_png=base.path.read_bytes()))
+        png = await asyncio.to_thread(base.path.read_bytes)
+        await self.messenger.send(who.origin, Reply(t("base_image", who.lang), kind="image", image_png=png))
 
     async def _on_resend(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         anime = record.image(ImageRole.ANIME)
         if anime is None or not anime.path.exists():
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
-        await self.messenger.send(who.origin, delivered_reply(record, who.lang, anime.path.read_bytes()))
+        await self.messenger.send(who.origin, delivered_reply(record, who.lang, await asyncio.to_thread(anime.path.read_bytes)))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
         if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
@@ -619,8 +637,13 @@ class Conversation:
 
     def _remember_audio(self, request_id: str, audio: bytes) -> None:
         self._audio[request_id] = audio
-        while len(self._audio) > self.config.audio_cache_size:
+        while sum(map(len, self._audio.values())) > self.config.audio_cache_bytes:
             self._audio.popitem(last=False)
+
+
+def new_seed() -> int:
+    """A random Stable Diffusion seed (32 bits: fits every database and is easy to read out)."""
+    return secrets.randbelow(2**32)
 
 
 def _label(record: RequestRecord) -> str:

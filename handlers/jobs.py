@@ -91,7 +91,7 @@ class JobTracker:
             if base is None or not base.path.exists():
                 return None
             kind = "photo" if record.kind is RequestKind.PHOTO else "restyle"
-            return JobSpec(record.id, user_key, kind, style, source_png=base.path.read_bytes())
+            return JobSpec(record.id, user_key, kind, style, source_png=await asyncio.to_thread(base.path.read_bytes))
         if not record.prompt_positive:
             return None
         transcript = record.transcript
@@ -134,7 +134,7 @@ class JobTracker:
             if reply == shown or (not force and now - last_edit < self.progress_interval):
                 return
             last_edit, shown = now, reply
-            await self.messenger.edit(origin, ref, reply)
+            await self._edit_status(origin, ref, reply, request_id)
 
         try:
             async for event in handle.events():
@@ -160,8 +160,11 @@ class JobTracker:
                             await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))
         except Exception:
             log.exception("watching request %s failed", request_id)
-            await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic")
-            await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
+            await self.engine.cancel(request_id)  # nobody would receive its result
+            if await self.repository.transition(
+                request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic"
+            ):
+                await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
 
     async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, ref: str) -> None:
         """Store both images, move to delivered, then send the picture (once, however often this runs)."""
@@ -177,5 +180,12 @@ class JobTracker:
         record = await self.repository.get_request(request_id)
         assert record is not None
         key = "generating" if result.prompt else "styling"
-        await self.messenger.edit(origin, ref, Reply(t(key, lang, percent=100), kind="progress"))
+        await self._edit_status(origin, ref, Reply(t(key, lang, percent=100), kind="progress"), request_id)
         await self.messenger.send(origin, delivered_reply(record, lang, result.anime_png))
+
+    async def _edit_status(self, origin: Origin, ref: str, reply: Reply, request_id: str) -> None:
+        """Best effort: a status edit that fails (network, message deleted) must not fail the picture."""
+        try:
+            await self.messenger.edit(origin, ref, reply)
+        except Exception:
+            log.warning("status update of request %s failed", request_id, exc_info=True)

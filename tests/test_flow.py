@@ -416,6 +416,8 @@ async def test_restart_resumes_jobs_and_reports_lost_requests(
     flow_text_to_image.release()
     await local_engine.close()
     assert (await h1.request(running)).state is S.RUNNING and (await h1.request(queued)).state is S.QUEUED
+    seeds = {r: (await h1.request(r)).seed for r in (running, queued)}
+    assert None not in seeds.values(), "the seed is fixed when the request is queued"
 
     engine = LocalEngine(recognizer, anime_pipeline)
     await engine.start()
@@ -427,9 +429,39 @@ async def test_restart_resumes_jobs_and_reports_lost_requests(
         await engine.close()
     assert sorted(c.reply.request_id for c in h2.messenger.images("jane")) == sorted([running, queued])
     assert (await h2.request(running)).state is S.DELIVERED and (await h2.request(queued)).state is S.DELIVERED
+    assert {r: (await h2.request(r)).seed for r in (running, queued)} == seeds, "resumed with the same seeds"
     lost = await h2.request(transcribing)
     assert (lost.state, lost.error_key) == (S.FAILED, "job.lost")
     assert [c.reply.text for c in h2.messenger.calls if c.reply and c.reply.kind == "error"] == [t("job.lost", "en")]
+
+
+async def test_recovery_goes_on_past_a_user_it_cannot_reach(sqlite_url, local_engine, make_harness):
+    h = await make_harness(sqlite_url, local_engine)
+    for user in ("kim", "lou"):
+        await turn_confirmation_off(h, user)
+    await h.conversation.close()  # as if the process had died with both requests queued
+    ids = {}
+    for user in ("kim", "lou"):
+        who = await h.conversation._who(h.origin(user))
+        ids[user] = await h.repository.create_request(
+            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.TEXT, state=S.QUEUED,
+            style="paprika", seed=1, prompt_positive="a cat, anime style", prompt_negative="lowres",
+        )
+    h.messenger.unreachable = {"kim"}
+    await h.conversation.recover()
+    await h.settle()
+    assert [c.reply.request_id for c in h.messenger.images()] == [ids["lou"]]
+    assert (await h.request(ids["kim"])).state is S.QUEUED, "left for the next start"
+
+
+async def test_a_failing_progress_update_does_not_fail_the_picture(sqlite_url, local_engine, make_harness):
+    h = await make_harness(sqlite_url, local_engine)
+    await turn_confirmation_off(h, "max")
+    h.messenger.failing_progress = True
+    request_id = await anime_without_card(h, "max")
+    await h.settle()
+    assert (await h.request(request_id)).state is S.DELIVERED
+    assert [c.reply.request_id for c in h.messenger.images("max")] == [request_id]
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -66,8 +66,14 @@ class RecordingMessenger:
 
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, Reply] = field(default_factory=dict)
+    #: Users whose chat cannot be reached (blocked the bot, network down): send/edit raise.
+    unreachable: set[str] = field(default_factory=set)
+    #: Progress edits raise (a deleted status message, a timeout).
+    failing_progress: bool = False
 
     async def send(self, origin: Origin, reply: Reply) -> str:
+        if origin.user_id in self.unreachable:
+            raise ConnectionError(f"{origin.user_id} cannot be reached")
         ref = f"m{len(self.messages) + 1}"
         self.messages[ref] = reply
         self.calls.append(Call("send", origin, ref, reply))
@@ -75,6 +81,8 @@ class RecordingMessenger:
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
         assert message_ref in self.messages, f"edit of unknown message {message_ref!r}"
+        if origin.user_id in self.unreachable or (self.failing_progress and reply.kind == "progress"):
+            raise ConnectionError("edit failed")
         self.messages[message_ref] = reply
         self.calls.append(Call("edit", origin, message_ref, reply))
 
