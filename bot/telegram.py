@@ -69,8 +69,9 @@ class TelegramAdapter:
         self._messenger = TelegramMessenger(application.bot)
         self._on_event: EventHandler | None = None
         self._seen: OrderedDict[Hashable, None] = OrderedDict()
-        application.add_handler(CallbackQueryHandler(self._on_callback))
-        application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message))
+        # Not blocking: a long transcription must not hold up button presses or /cancel behind it.
+        application.add_handler(CallbackQueryHandler(self._on_callback, block=False))
+        application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message, block=False))
         application.add_error_handler(self._on_error)
 
     @classmethod
