@@ -3,16 +3,23 @@
 * Slash commands (:mod:`bot.discord_commands`) become :class:`Command` events.
 * Voice messages (flag ``IS_VOICE_MESSAGE``) and audio attachments become
   :class:`VoiceMessage`, images :class:`PhotoMessage` — in DMs always, in
-  guild channels only when the bot is mentioned or replied to (with the
-  mention on). Text in those places becomes :class:`TextMessage`.
+  guild channels only when the message mentions the bot (a reply to the bot
+  counts only with the mention on: without it Discord sends neither content
+  nor attachments to a bot lacking the message_content intent). Text in those
+  places becomes :class:`TextMessage`. An attachment over its size limit
+  (``audio_max_bytes``, ``image_max_bytes``) is not downloaded: it becomes
+  :class:`Rejected`, which the conversation explains.
 * Buttons/selects (:mod:`bot.discord_views`) become :class:`ButtonPress`;
-  the edit modal's submission becomes :class:`TextMessage`.
+  the edit modal's submission becomes :class:`TextMessage` with the request
+  id its form was opened for.
 
 Every interaction is acknowledged before the conversation runs ("thinking"
 for commands and modal submissions, a deferred update for components), so
-slow work never misses Discord's 3-second deadline. The one exception is the
-Edit button: a modal can only be the *first* response, so that press is
-forwarded without deferring and the conversation's ``edit_prompt`` reply is
+slow work never misses Discord's 3-second deadline; interactions the bot
+does not serve (a guild off the allow-list, a component or form it cannot
+read) are acknowledged too, so the user never sees "interaction failed".
+The one exception is the Edit button: a modal can only be the *first*
+response, so that press is forwarded without deferring and the conversation's ``edit_prompt`` reply is
 answered with the modal (:meth:`DiscordMessenger.send`); if the conversation
 has not answered within :data:`MODAL_BUDGET` seconds the press is deferred
 after all and the prompt arrives as an ephemeral message with a button that
@@ -38,16 +45,22 @@ from pydantic import SecretStr
 from bot.adapter import EventHandler
 from bot.discord_commands import CommandTranslator, build_commands
 from bot.discord_messenger import DiscordMessenger, Responder, current
-from bot.discord_views import DYNAMIC_ITEMS, modal_text
+from bot.discord_views import DYNAMIC_ITEMS, is_ours, modal_submission
 from bot.settings import Settings
+from engine.errors import AudioTooLargeError, ImageTooLargeError
 from handlers.cards import EDIT
-from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
+from handlers.i18n import pick_language, t
 from handlers.replies import Messenger, parse_button_data
 
 log = logging.getLogger(__name__)
 
 #: Longest the Edit button waits for the conversation before deferring (Discord allows 3 s in all).
 MODAL_BUDGET = 2.0
+#: Bytes per "MB" in the size messages.
+_MB = 1024 * 1024
+#: Largest photo downloaded for restyling (not a setting: Discord's own upload limits are in this range).
+IMAGE_MAX_BYTES = 20 * _MB
 
 
 def intents() -> discord.Intents:
@@ -63,6 +76,12 @@ class DiscordConfig:
     styles: tuple[str, ...]
     guild_allowlist: frozenset[int] = frozenset()
     sync_commands: bool = True
+    #: ``/anime text`` length limit (the conversation's ``PROMPT_MAX_CHARS``).
+    max_text_chars: int = 500
+    #: Largest audio attachment downloaded (``AUDIO_MAX_BYTES``).
+    audio_max_bytes: int = 20 * _MB
+    #: Largest image attachment downloaded.
+    image_max_bytes: int = IMAGE_MAX_BYTES
 
 
 class DiscordClient(discord.Client):
@@ -77,7 +96,8 @@ class DiscordClient(discord.Client):
         """Register the persistent components and the commands (and publish them when configured)."""
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.tree.set_translator(CommandTranslator())
-        for command in build_commands(self.adapter.config.styles, self.adapter.on_command):
+        config = self.adapter.config
+        for command in build_commands(config.styles, self.adapter.on_command, max_text_chars=config.max_text_chars):
             self.tree.add_command(command)
         if self.adapter.config.sync_commands:
             await self.tree.sync()
@@ -86,9 +106,17 @@ class DiscordClient(discord.Client):
         await self.adapter.on_message(message)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        text = modal_text(interaction)
-        if text is not None:
-            await self.adapter.on_modal_text(interaction, text)
+        """Edit-form submissions; anything no other handler will answer is acknowledged here."""
+        if interaction.type is discord.InteractionType.modal_submit:
+            submission = modal_submission(interaction)
+            if submission is None or submission.text is None:
+                await _acknowledge(interaction)
+            else:
+                await self.adapter.on_modal_text(interaction, submission.request_id, submission.text)
+        elif interaction.type is discord.InteractionType.component:
+            custom_id = str((interaction.data or {}).get("custom_id", ""))
+            if not is_ours(custom_id):  # no DynamicItem callback will run for it
+                await _acknowledge(interaction)
 
     async def on_press(self, interaction: discord.Interaction, data: str) -> None:
         """:class:`bot.discord_views.ComponentSink`: a button or select."""
@@ -124,6 +152,8 @@ class DiscordAdapter:
                 styles=conversation_config(settings).styles,
                 guild_allowlist=settings.discord_guild_allowlist,
                 sync_commands=settings.discord_sync_commands,
+                max_text_chars=settings.prompt_max_chars,
+                audio_max_bytes=settings.audio_max_bytes,
             )
         )
 
@@ -171,10 +201,10 @@ class DiscordAdapter:
         for attachment in message.attachments:
             kind = (attachment.content_type or "").split("/")[0]
             if message.flags.voice or kind == "audio":
-                event = VoiceMessage(origin, await attachment.read())
+                event = await self._download(origin, attachment, audio=True)
                 break
             if kind == "image":
-                event = PhotoMessage(origin, await attachment.read())
+                event = await self._download(origin, attachment, audio=False)
                 break
         if event is None and (text := self._without_mention(message.content)):
             event = TextMessage(origin, text)
@@ -184,6 +214,7 @@ class DiscordAdapter:
     async def on_command(self, interaction: discord.Interaction, name: str, text: str, style: str | None) -> None:
         """A slash command; ``/anime``'s style option is applied to the request it creates."""
         if not self.allows(interaction.guild_id):
+            await _refuse(interaction)
             return
         responder = Responder(interaction, thinking=True, ephemeral=name == "history" and interaction.guild_id is not None)
         origin = _interaction_origin(interaction)
@@ -191,8 +222,12 @@ class DiscordAdapter:
 
     async def on_press(self, interaction: discord.Interaction, data: str) -> None:
         """A component press -> :class:`ButtonPress` on the message it sits on."""
+        if not self.allows(interaction.guild_id):
+            await _refuse(interaction)
+            return
         parsed = parse_button_data(data)
-        if parsed is None or not self.allows(interaction.guild_id):
+        if parsed is None:
+            await _acknowledge(interaction)
             return
         action, request_id, value = parsed
         responder = Responder(interaction, thinking=False)
@@ -200,10 +235,13 @@ class DiscordAdapter:
         press = ButtonPress(_interaction_origin(interaction), request_id, action, value, ref)
         await self._answer(responder, press, modal=action == EDIT)
 
-    async def on_modal_text(self, interaction: discord.Interaction, text: str) -> None:
-        """The edit modal's text -> :class:`TextMessage` (the conversation takes it as the correction)."""
-        if self.allows(interaction.guild_id):
-            await self._answer(Responder(interaction, thinking=True), TextMessage(_interaction_origin(interaction), text))
+    async def on_modal_text(self, interaction: discord.Interaction, request_id: str, text: str) -> None:
+        """The edit modal's text -> :class:`TextMessage` for the request the form was opened for."""
+        if not self.allows(interaction.guild_id):
+            await _refuse(interaction)
+            return
+        event = TextMessage(_interaction_origin(interaction), text, request_id=request_id)
+        await self._answer(Responder(interaction, thinking=True), event)
 
     # --- internals --------------------------------------------------------------
 
@@ -223,6 +261,15 @@ class DiscordAdapter:
             await responder.finish()
             current.reset(token)
 
+    async def _download(self, origin: Origin, attachment: discord.Attachment, *, audio: bool) -> Event:
+        """The attachment's bytes as a voice/photo event, or :class:`Rejected` when it is over its limit (not downloaded)."""
+        limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
+        if attachment.size > limit:
+            error = (AudioTooLargeError if audio else ImageTooLargeError)(size_mb=attachment.size / _MB, limit_mb=limit / _MB)
+            return Rejected(origin, error)
+        data = await attachment.read()
+        return VoiceMessage(origin, data) if audio else PhotoMessage(origin, data)
+
     async def _deliver(self, event: Event) -> None:
         if self._on_event is None:
             raise RuntimeError("DiscordAdapter.start() (or bind()) was not called")
@@ -230,12 +277,7 @@ class DiscordAdapter:
 
     def _addressed(self, message: discord.Message) -> bool:
         me = self.client.user
-        if me is None:
-            return False
-        if me in message.mentions:
-            return True
-        replied = message.reference.resolved if message.reference else None
-        return isinstance(replied, discord.Message) and replied.author.id == me.id
+        return me is not None and me in message.mentions
 
     def _without_mention(self, content: str) -> str:
         me = self.client.user
@@ -244,10 +286,31 @@ class DiscordAdapter:
         return content.strip()
 
 
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    """Answer an interaction nothing else will answer (a silent deferral), so the client shows no failure."""
+    if not interaction.response.is_done():
+        try:
+            await interaction.response.defer()
+        except discord.HTTPException as error:
+            log.warning("could not acknowledge an interaction: %s", error)
+
+
+async def _refuse(interaction: discord.Interaction) -> None:
+    """Tell the user, privately, that this server is not served (a guild off the allow-list)."""
+    if not interaction.response.is_done():
+        text = t("guild.not_allowed", pick_language(None, interaction.locale.value))
+        try:
+            await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as error:
+            log.warning("could not answer an interaction from a guild off the allow-list: %s", error)
+
+
 def _origin(user: discord.abc.User, channel_id: int, locale: str | None, *, is_group: bool) -> Origin:
     return Origin("discord", str(channel_id), str(user.id), user.display_name, locale, is_group)
 
 
 def _interaction_origin(interaction: discord.Interaction[Any]) -> Origin:
     """Who and where; the user's client language as locale; DMs are private chats."""
-    return _origin(interaction.user, interaction.channel_id or 0, interaction.locale.value, is_group=interaction.guild_id is not None)
+    return _origin(
+        interaction.user, interaction.channel_id or 0, interaction.locale.value, is_group=interaction.guild_id is not None
+    )

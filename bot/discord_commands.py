@@ -1,9 +1,11 @@
-"""The slash commands and their Chinese localisations (zh-CN, zh-TW).
+"""The slash commands: :data:`handlers.events.COMMANDS`, described in English and Chinese.
 
-Names and descriptions are written as :class:`app_commands.locale_str` in
-English; :class:`CommandTranslator` supplies the Chinese versions Discord
-shows to users whose client language is Chinese. Each command only hands its
-name and text to a :data:`CommandRunner`; the conversation does the rest.
+Command names are the same everywhere (``/anime``, ``/cancel``, ... — the
+ones the help text names). Descriptions come from ``handlers.i18n``
+(``command.<name>``, and ``command.anime.<option>`` for ``/anime``'s
+options): the English text is the default and :class:`CommandTranslator`
+supplies the Chinese one for zh-CN and zh-TW clients. Each command only hands
+its name and text to a :data:`CommandRunner`; the conversation does the rest.
 """
 
 from __future__ import annotations
@@ -14,67 +16,60 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
+from handlers.events import COMMANDS
+from handlers.i18n import t
+
 #: ``runner(interaction, command name, text argument, style option)``.
 CommandRunner = Callable[[discord.Interaction, str, str, str | None], Awaitable[None]]
 
-#: English string -> (simplified, traditional). Command and option names must be lower case, no spaces.
-ZH: dict[str, tuple[str, str]] = {
-    "anime": ("动漫", "動漫"),
-    "Draw an anime picture from a description": ("根据描述画一张动漫图", "根據描述畫一張動漫圖"),
-    "text": ("描述", "描述"),
-    "What to draw, e.g. a girl with blue hair under cherry blossoms": ("要画什么，例如：樱花下的蓝发女孩", "要畫什麼，例如：櫻花下的藍髮女孩"),
-    "style": ("风格", "風格"),
-    "Anime style for this picture": ("这张图的动漫风格", "這張圖的動漫風格"),
-    "Choose your default anime style": ("选择默认的动漫风格", "選擇預設的動漫風格"),
-    "history": ("历史", "歷史"),
-    "Your last pictures": ("你最近的图片", "你最近的圖片"),
-    "settings": ("设置", "設定"),
-    "Language, default style and confirmation": ("语言、默认风格与确认", "語言、預設風格與確認"),
-    "help": ("帮助", "幫助"),
-    "How to use the bot": ("如何使用本机器人", "如何使用本機器人"),
-}
+#: Discord's limit on a string option's length.
+MAX_OPTION_LENGTH = 6000
+#: Discord locales that get the ``zh`` texts.
+CHINESE = (discord.Locale.chinese, discord.Locale.taiwan_chinese)
+
+
+def described(key: str) -> locale_str:
+    """The English text of i18n ``key``, remembering the key for :class:`CommandTranslator`."""
+    return locale_str(t(key, "en"), key=key)
 
 
 class CommandTranslator(app_commands.Translator):
-    """Chinese names and descriptions for the commands (English is the source text)."""
+    """Chinese descriptions for zh-CN and zh-TW clients (English is the source text)."""
 
     async def translate(
         self, string: locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
     ) -> str | None:
-        pair = ZH.get(string.message)
-        if pair is None:
+        key = string.extras.get("key")
+        if key is None or locale not in CHINESE:
             return None
-        if locale is discord.Locale.chinese:
-            return pair[0]
-        if locale is discord.Locale.taiwan_chinese:
-            return pair[1]
-        return None
+        return t(key, "zh")
 
 
-def build_commands(styles: Sequence[str], run: CommandRunner) -> list[app_commands.Command[None, ..., None]]:
-    """``/anime text style``, ``/style``, ``/history``, ``/settings``, ``/help``; styles become choices."""
-    choices = [app_commands.Choice(name=style, value=style) for style in styles[:25]]
+def build_commands(
+    styles: Sequence[str], run: CommandRunner, *, max_text_chars: int
+) -> list[app_commands.Command[None, ..., None]]:
+    """One command per name in ``COMMANDS``; ``/anime`` takes ``text`` (up to ``max_text_chars``) and ``style``."""
+    return [anime_command(styles, run, max_text_chars) if name == "anime" else simple_command(name, run) for name in COMMANDS]
 
-    @app_commands.command(name=locale_str("anime"), description=locale_str("Draw an anime picture from a description"))
-    @app_commands.rename(text=locale_str("text"), style=locale_str("style"))
-    @app_commands.describe(
-        text=locale_str("What to draw, e.g. a girl with blue hair under cherry blossoms"),
-        style=locale_str("Anime style for this picture"),
-    )
-    @app_commands.choices(style=choices)
-    async def anime(interaction: discord.Interaction, text: app_commands.Range[str, 1, 1000], style: str | None = None) -> None:
+
+def simple_command(name: str, run: CommandRunner) -> app_commands.Command[None, ..., None]:
+    """A command without options."""
+
+    async def callback(interaction: discord.Interaction) -> None:
+        await run(interaction, name, "", None)
+
+    return app_commands.Command(name=name, description=described(f"command.{name}"), callback=callback)
+
+
+def anime_command(styles: Sequence[str], run: CommandRunner, max_text_chars: int) -> app_commands.Command[None, ..., None]:
+    """``/anime text [style]``; the styles become the style option's choices (Discord allows 25)."""
+
+    async def anime(interaction: discord.Interaction, text: str, style: str | None = None) -> None:
         await run(interaction, "anime", text, style)
 
-    def simple(name: str, description: str) -> app_commands.Command[None, ..., None]:
-        async def callback(interaction: discord.Interaction) -> None:
-            await run(interaction, name, "", None)
-
-        return app_commands.Command(name=locale_str(name), description=locale_str(description), callback=callback)
-
-    return [
-        anime,
-        simple("style", "Choose your default anime style"),
-        simple("history", "Your last pictures"),
-        simple("settings", "Language, default style and confirmation"),
-        simple("help", "How to use the bot"),
-    ]
+    # The length limit is a setting, so the annotation is made here rather than written in the signature.
+    anime.__annotations__["text"] = app_commands.Range[str, 1, min(max_text_chars, MAX_OPTION_LENGTH)]
+    command = app_commands.Command(name="anime", description=described("command.anime"), callback=anime)
+    command = app_commands.describe(text=described("command.anime.text"), style=described("command.anime.style"))(command)
+    choices = [app_commands.Choice(name=style, value=style) for style in styles[:25]]
+    return app_commands.choices(style=choices)(command)

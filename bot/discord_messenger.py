@@ -225,8 +225,11 @@ class DiscordMessenger:
         return responder
 
     async def _edit_prompt(self, origin: Origin, reply: Reply, responder: Responder | None) -> str:
-        """Open the edit modal as the interaction's response; else offer a button that opens it."""
-        title = t("button.edit", pick_language(None, origin.locale))
+        """Open the edit modal as the interaction's response; else offer a button that opens it.
+
+        The title is the reply's (in the user's chosen language); without one, "Edit" in the client's language.
+        """
+        title = reply.title or t("button.edit", pick_language(None, origin.locale))
         if responder is not None and await responder.show_modal(edit_modal(title, reply.prefill, reply.request_id)):
             return ""
         payload = _Payload(reply.text[:MAX_CONTENT], edit_again_button(reply, title), None)

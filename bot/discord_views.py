@@ -4,15 +4,22 @@ Buttons and selects are :class:`discord.ui.DynamicItem` s whose ``custom_id``
 carries the neutral :attr:`handlers.replies.Button.data` payload (action and
 request id), so a press is understood from the id alone: they keep working
 after a restart once :data:`DYNAMIC_ITEMS` are registered with
-``Client.add_dynamic_items``. The edit modal is stateless too: its submission
-is recognised by its ``custom_id`` (:func:`modal_text`), not by an object
-kept in memory. What a press means is decided by the conversation; the
-client only needs :class:`ComponentSink`.
+``Client.add_dynamic_items``.
+
+The edit modal's ``custom_id`` carries the request id too, and its submission
+is read from the interaction payload (:func:`modal_submission`), so it lands
+on the right card after a restart or when several forms are open. discord.py
+still keeps each :class:`discord.ui.Modal` it shows in memory until it is
+submitted; a form closed without submitting is dropped after
+:data:`MODAL_TIMEOUT` (a later submission is still understood from its id).
+What a press means is decided by the conversation; the client only needs
+:class:`ComponentSink`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import discord
@@ -28,6 +35,11 @@ MODAL_INPUT = "text"
 MAX_OPTIONS = 25
 #: Modal inputs may hold at most 4000 characters.
 MAX_INPUT = 4000
+#: Seconds discord.py keeps an unsubmitted edit modal in memory.
+MODAL_TIMEOUT = 900.0
+
+_BUTTON_ID = re.escape(BUTTON_PREFIX) + r"(?P<data>\S+)"
+_SELECT_ID = re.escape(SELECT_PREFIX) + r"(?P<data>\S+)"
 
 
 class ComponentSink(Protocol):
@@ -41,11 +53,13 @@ def _sink(interaction: discord.Interaction) -> ComponentSink:
     return interaction.client  # type: ignore[return-value]
 
 
-class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(BUTTON_PREFIX) + r"(?P<data>\S+)"):
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_BUTTON_ID):
     """A button whose custom id is ``v2a:<Button.data>``."""
 
     def __init__(self, data: str, label: str = "") -> None:
-        super().__init__(discord.ui.Button(label=label or "…", custom_id=BUTTON_PREFIX + data, style=discord.ButtonStyle.secondary))
+        super().__init__(
+            discord.ui.Button(label=label or "…", custom_id=BUTTON_PREFIX + data, style=discord.ButtonStyle.secondary)
+        )
         self.data = data
 
     @classmethod
@@ -58,7 +72,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.es
         await _sink(interaction).on_press(interaction, self.data)
 
 
-class ReplySelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=re.escape(SELECT_PREFIX) + r"(?P<data>\S+)"):
+class ReplySelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=_SELECT_ID):
     """A select whose custom id is ``v2a-s:<action>:<request_id>``; the chosen option is the value."""
 
     def __init__(self, data: str, options: list[discord.SelectOption], placeholder: str | None = None) -> None:
@@ -77,6 +91,11 @@ class ReplySelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=re.es
 
 #: Register at start (``setup_hook``) so old messages' components still dispatch.
 DYNAMIC_ITEMS = (ReplyButton, ReplySelect)
+
+
+def is_ours(custom_id: str) -> bool:
+    """True for the custom id of a component :data:`DYNAMIC_ITEMS` dispatch (anything else gets no callback)."""
+    return any(re.fullmatch(pattern, custom_id) for pattern in (_BUTTON_ID, _SELECT_ID))
 
 
 def is_picker(reply: Reply) -> bool:
@@ -109,8 +128,8 @@ def view_for(reply: Reply) -> discord.ui.View | None:
 
 
 def edit_modal(title: str, prefill: str, request_id: str) -> discord.ui.Modal:
-    """The transcript editor: one long text input prefilled with the current text."""
-    modal = discord.ui.Modal(title=title[:45] or "…", custom_id=(MODAL_PREFIX + request_id)[:100], timeout=None)
+    """The transcript editor: one long text input prefilled with the current text; the custom id names the request."""
+    modal = discord.ui.Modal(title=title[:45] or "…", custom_id=(MODAL_PREFIX + request_id)[:100], timeout=MODAL_TIMEOUT)
     modal.add_item(
         discord.ui.TextInput(
             label=title[:45] or "…",
@@ -123,18 +142,28 @@ def edit_modal(title: str, prefill: str, request_id: str) -> discord.ui.Modal:
     return modal
 
 
-def modal_text(interaction: discord.Interaction) -> str | None:
-    """The text of an edit-modal submission, or None when ``interaction`` is something else."""
+@dataclass(frozen=True)
+class ModalSubmission:
+    """An edit-modal submission: the request its form was opened for, and the text (None when missing)."""
+
+    request_id: str
+    text: str | None
+
+
+def modal_submission(interaction: discord.Interaction) -> ModalSubmission | None:
+    """The request id and text of an edit-modal submission, or None when ``interaction`` is something else."""
     data: dict[str, Any] = interaction.data or {}  # type: ignore[assignment]
-    if interaction.type is not discord.InteractionType.modal_submit or not str(data.get("custom_id", "")).startswith(MODAL_PREFIX):
+    custom_id = str(data.get("custom_id", ""))
+    if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(MODAL_PREFIX):
         return None
+    request_id = custom_id[len(MODAL_PREFIX) :]
     stack = list(data.get("components", []))
     while stack:
         component = stack.pop()
         if component.get("custom_id") == MODAL_INPUT:
-            return str(component.get("value", ""))
+            return ModalSubmission(request_id, str(component.get("value", "")))
         stack += component.get("components", []) + ([component["component"]] if "component" in component else [])
-    return None
+    return ModalSubmission(request_id, None)
 
 
 def edit_again_button(reply: Reply, label: str) -> discord.ui.View:

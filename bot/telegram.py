@@ -28,8 +28,8 @@ from bot.redact import install_token_redaction
 from bot.settings import Settings
 from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
-from engine.errors import AudioTooLargeError, UserError
-from handlers.events import COMMANDS, Event, Origin, PhotoMessage, Rejected, VoiceMessage
+from engine.errors import AudioTooLargeError, ImageTooLargeError, UserError
+from handlers.events import COMMANDS, Event, PhotoMessage, Rejected, VoiceMessage
 from handlers.i18n import LANGUAGES, t
 
 log = logging.getLogger(__name__)
@@ -175,15 +175,15 @@ class TelegramAdapter:
         """Fetch the file (size checked first, from the update and again from getFile), or say why not."""
         origin = attachment.origin
         if attachment.file_size is not None and attachment.file_size > self.max_download_bytes:
-            return self._too_big(origin, attachment.file_size)
+            return self._too_big(attachment, attachment.file_size)
         try:
             file = await self.application.bot.get_file(attachment.file_id)
             if file.file_size is not None and file.file_size > self.max_download_bytes:
-                return self._too_big(origin, file.file_size)
+                return self._too_big(attachment, file.file_size)
             data = bytes(await file.download_as_bytearray())
         except BadRequest as error:
             if "too big" in error.message.lower():
-                return self._too_big(origin, attachment.file_size or self.max_download_bytes + 1)
+                return self._too_big(attachment, attachment.file_size or self.max_download_bytes + 1)
             log.warning("could not download a %s: %s", attachment.kind, error.message)
             return Rejected(origin, UserError(detail=error.message))
         except TelegramError as error:
@@ -191,8 +191,9 @@ class TelegramAdapter:
             return Rejected(origin, UserError(detail=str(error)))
         return VoiceMessage(origin, data) if attachment.kind == "voice" else PhotoMessage(origin, data)
 
-    def _too_big(self, origin: Origin, size: int) -> Rejected:
-        return Rejected(origin, AudioTooLargeError(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB))
+    def _too_big(self, attachment: Attachment, size: int) -> Rejected:
+        error = AudioTooLargeError if attachment.kind == "voice" else ImageTooLargeError
+        return Rejected(attachment.origin, error(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB))
 
     async def _publish_commands(self) -> None:
         """The "/" menu in English (default) and Chinese; a failure only costs the menu."""

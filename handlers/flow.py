@@ -515,7 +515,9 @@ class Conversation:
         transcript = record.transcript
         current = (transcript.edited_text or transcript.heard_text) if transcript else ""
         await self.messenger.send(
-            who.origin, Reply(t("edit.prompt", who.lang), kind="edit_prompt", prefill=current, request_id=record.id)
+            who.origin, Reply(
+                t("edit.prompt", who.lang), kind="edit_prompt", prefill=current, request_id=record.id, title=t("edit.title", who.lang)
+            )
         )
 
     async def _on_retry(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:

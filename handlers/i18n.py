@@ -45,6 +45,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "command.history": {"en": "Your last pictures", "zh": "最近的作品"},
     "command.settings": {"en": "Language, style, confirm before drawing", "zh": "语言、风格、作画前确认"},
     "command.cancel": {"en": "Stop what is running", "zh": "停止正在进行的任务"},
+    "command.anime.text": {
+        "en": "What to draw, e.g. a girl with blue hair under cherry blossoms",
+        "zh": "要画什么，例如：樱花树下蓝色头发的女孩",
+    },
+    "command.anime.style": {"en": "Anime style for this picture", "zh": "这张图的动漫风格"},
+    "guild.not_allowed": {"en": "This bot is not enabled in this server.", "zh": "这个服务器没有启用本机器人。"},
     "anime.usage": {
         "en": "Tell me what to draw, e.g. /anime a girl with blue hair under cherry blossoms",
         "zh": "请告诉我要画什么，例如：/anime 樱花树下蓝色头发的女孩",
@@ -84,6 +90,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Send me the corrected description (reply to this message).",
         "zh": "请发送修改后的描述（回复这条消息）。",
     },
+    "edit.title": {"en": "Correct the description", "zh": "修改描述"},
     "retry.choose": {"en": "Which language did you speak?", "zh": "你说的是哪种语言？"},
     "style.choose": {"en": "Pick a style:", "zh": "选择一种风格："},
     "style.set": {"en": "Style set to {style}.", "zh": "风格已设为 {style}。"},
@@ -157,6 +164,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "image.unreadable": {
         "en": "I couldn't read that image. Please send a JPEG, PNG or WebP photo.",
         "zh": "无法读取这张图片。请发送 JPEG、PNG 或 WebP 格式的照片。",
+    },
+    "image.too_large": {
+        "en": "That picture is too big ({size_mb:.1f} MB). The limit is {limit_mb:.1f} MB.",
+        "zh": "图片太大（{size_mb:.1f} MB），上限是 {limit_mb:.1f} MB。",
     },
     "style.unknown": {"en": "Unknown style “{style}”. Available: {styles}.", "zh": "没有“{style}”这种风格。可选：{styles}。"},
     "queue.full": {

@@ -57,6 +57,8 @@ class Reply:
     prefill: str = ""
     #: For ``edit_prompt``/``card``: which request it belongs to.
     request_id: str = ""
+    #: For ``edit_prompt``: a short title in the user's language (the Discord Modal's title); empty = adapter default.
+    title: str = ""
 
 
 class Messenger(Protocol):

@@ -14,12 +14,14 @@ import simcord.interactions
 from PIL import Image
 
 from bot.discord import DiscordAdapter
-from bot.discord_commands import ZH
+from bot.discord_messenger import DiscordMessenger
 from bot.settings import Settings
 from engine.api import JobHandle, JobSpec
 from handlers.cards import CONFIRM, EDIT, STYLE, STYLE_SET
-from handlers.events import Origin
+from handlers.events import COMMANDS, Origin
+from handlers.i18n import t
 from handlers.replies import Reply
+from tests.support.conversation import config
 from tests.support.discord_sim import DiscordWorld, custom_id, send_voice_message
 
 pytestmark = pytest.mark.simcord(settle_timeout=240)
@@ -94,6 +96,54 @@ async def test_voice_message_edit_modal_new_card_image(
     pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, CONFIRM))
     (picture,) = pressed.followups
     assert picture.attachments and picture.attachments[0].filename.endswith(".png")
+
+
+def request_of(message: Any) -> str:
+    """The request id a card's buttons name."""
+    return custom_id(message, CONFIRM).split(":")[2]
+
+
+async def test_the_edit_form_names_its_card_across_a_restart_and_with_two_forms_open(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+    first = (await alice.slash(channel, "anime", text="a cat in a hat")).response
+    second = (await alice.slash(channel, "anime", text="a dog on a skateboard")).response
+    assert first is not None and second is not None
+    first_form = await alice.click(first.message, custom_id=custom_id(first, EDIT))
+    second_form = await alice.click(second.message, custom_id=custom_id(second, EDIT))  # the newer pending edit
+    assert first_form.modal is not None and second_form.modal is not None
+
+    await discord_world.restart(simcord_env)  # the conversation's memory of pending edits is gone
+    submitted = await alice.submit_modal(first_form, {"text": "a cat wearing a crown"})
+
+    assert submitted.acknowledged
+    new_card = submitted.response
+    assert new_card is not None and "a cat wearing a crown" in new_card.content
+    assert request_of(new_card) == request_of(first)
+    repository = discord_world.conversation.repository
+    assert (await repository.get_request(request_of(first))).transcript.edited_text == "a cat wearing a crown"
+    assert (await repository.get_request(request_of(second))).transcript.edited_text is None
+
+
+async def test_the_edit_form_title_comes_from_the_reply(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversation titles the form in the user's chosen language; without a title the client's language decides."""
+    channel, alice, _ = scene(simcord_env)
+    card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
+    assert card is not None
+    titled = await alice.click(card.message, custom_id=custom_id(card, EDIT))
+    assert titled.modal is not None and titled.modal["title"] == t("edit.title", "en")
+
+    send = DiscordMessenger.send
+
+    async def untitled(self: DiscordMessenger, origin: Origin, reply: Reply) -> str:
+        return await send(self, origin, replace(reply, title="") if reply.kind == "edit_prompt" else reply)
+
+    monkeypatch.setattr(DiscordMessenger, "send", untitled)
+    shown = await alice.click(card.message, custom_id=custom_id(card, EDIT))
+    assert shown.modal is not None and shown.modal["title"] == t("button.edit", "en")
 
 
 async def test_other_users_are_refused_ephemerally(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
@@ -241,27 +291,127 @@ async def test_voice_in_a_guild_needs_a_mention_and_photos_become_photo_events(
     assert picture.author.id == simcord_env.bot.user.id and picture.attachments
 
 
-async def test_guilds_off_the_allow_list_are_ignored(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+async def test_guilds_off_the_allow_list_are_answered_privately_and_otherwise_ignored(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
     channel, alice, _ = scene(simcord_env)
     adapter = discord_world.stack.adapter
     adapter.config = replace(adapter.config, guild_allowlist=frozenset({1}))
 
-    ignored = await alice.slash(channel, "anime", text="a castle")
+    refused = await alice.slash(channel, "anime", text="a castle")
     await alice.send(channel, f"{simcord_env.bot.user.mention} hello", attachments=[("a.ogg", b"OggS")])
 
-    assert not ignored.acknowledged and channel.last_message.author.id == alice.id
+    assert refused.acknowledged and refused.ephemeral  # no "interaction failed" for the user
+    assert refused.response is not None and refused.response.content == t("guild.not_allowed", "en")
+    assert channel.last_message.author.id == alice.id
+    assert not simcord_env.errors
 
 
-async def test_commands_are_synced_with_zh_localisations(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+async def test_components_the_bot_cannot_read_are_still_acknowledged(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    """A button from an older bot version, or ours with a payload that does not parse: deferred, not "interaction failed"."""
     channel, alice, _ = scene(simcord_env)
-    assert set(alice.available_commands(channel)) == {"anime", "style", "history", "settings", "help"}
+    buttons = [
+        {"type": 2, "style": 2, "label": label, "custom_id": cid} for label, cid in (("old", "legacy:7"), ("bad", "v2a:x"))
+    ]
+    stored = simcord_env.backend.create_message(
+        channel.id, simcord_env.bot.user.id, "old buttons", components=[{"type": 1, "components": buttons}]
+    )
+    await simcord_env.settle()
+    message = channel.history()[-1]
+    assert message.id == stored.id
+
+    old = await alice.click(message, custom_id="legacy:7")
+    bad = await alice.click(message, custom_id="v2a:x")
+
+    assert old.acknowledged and bad.acknowledged
+    assert callback_types(simcord_env)[-2:] == [6, 6]
+    assert not simcord_env.errors
+
+
+async def test_oversized_audio_is_refused_without_downloading_it(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, downloads: list[str]
+) -> None:
+    alice = simcord_env.create_user("alice")
+    adapter = discord_world.stack.adapter
+    adapter.config = replace(adapter.config, audio_max_bytes=1024 * 1024)
+
+    await send_voice_message(simcord_env, alice, b"OggS" + bytes(2 * 1024 * 1024))
+
+    answer = alice.dm_channel.last_message
+    assert answer.author.id == simcord_env.bot.user.id
+    assert answer.content == t("audio.too_large", "en", size_mb=2.0, limit_mb=1.0)
+    assert downloads == []
+
+
+async def test_oversized_photos_are_refused_without_downloading_them(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, downloads: list[str]
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+    adapter = discord_world.stack.adapter
+    adapter.config = replace(adapter.config, image_max_bytes=1000)
+    photo = io.BytesIO()
+    Image.effect_noise((64, 64), 100).convert("RGB").save(photo, "PNG")
+    assert len(photo.getvalue()) > 1000
+
+    await alice.send(channel, f"{simcord_env.bot.user.mention} restyle this", attachments=[("cat.png", photo.getvalue())])
+
+    answer = channel.last_message
+    size_mb = len(photo.getvalue()) / 1024 / 1024
+    assert answer.author.id == simcord_env.bot.user.id
+    assert answer.content == t("image.too_large", "en", size_mb=size_mb, limit_mb=1000 / 1024 / 1024)
+    assert downloads == []
+    await alice.send(channel, f"{simcord_env.bot.user.mention} this one is small", attachments=[("dot.png", tiny_png())])
+    assert downloads == ["dot.png"] and channel.last_message.attachments  # under the limit: fetched and restyled
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The file names of the attachments the bot fetches."""
+    fetched: list[str] = []
+    read = discord.Attachment.read
+
+    async def spy(self: discord.Attachment, **kwargs: Any) -> bytes:
+        fetched.append(self.filename)
+        return await read(self, **kwargs)
+
+    monkeypatch.setattr(discord.Attachment, "read", spy)
+    return fetched
+
+
+def tiny_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "orange").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_the_conversations_commands_are_synced_with_zh_descriptions(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    channel, alice, _ = scene(simcord_env)
+    assert set(alice.available_commands(channel)) == set(COMMANDS)
     commands = {c["name"]: c for c in simcord_env.backend.visible_commands(user_id=alice.id, channel_id=channel.id)}
-    assert set(commands) == {"anime", "style", "history", "settings", "help"}
-    anime = commands["anime"]
-    assert anime["name_localizations"] == {"zh-CN": ZH["anime"][0], "zh-TW": ZH["anime"][1]}
-    assert anime["description_localizations"]["zh-CN"] == "根据描述画一张动漫图"
-    style = next(o for o in anime["options"] if o["name"] == "style")
-    assert [c["value"] for c in style["choices"]] == ["face_paint_512_v2", "paprika"]
+    assert set(commands) == set(COMMANDS)
+    for name, command in commands.items():
+        zh = t(f"command.{name}", "zh")
+        assert command["description"] == t(f"command.{name}", "en")
+        assert command["description_localizations"] == {"zh-CN": zh, "zh-TW": zh}
+        assert not command.get("name_localizations")  # /anime, /cancel ... as the help text names them
+    options = {o["name"]: o for o in commands["anime"]["options"]}
+    assert options["text"]["max_length"] == config().max_text_chars
+    assert options["text"]["description_localizations"]["zh-CN"] == t("command.anime.text", "zh")
+    assert [c["value"] for c in options["style"]["choices"]] == ["face_paint_512_v2", "paprika"]
+
+
+async def test_start_and_cancel(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+
+    started = await alice.slash(channel, "start")
+    cancelled = await alice.slash(channel, "cancel")
+
+    assert started.response is not None and started.response.content == t("start", "en", name="alice")
+    assert cancelled.response is not None and cancelled.response.content == t("cancel.nothing", "en")
 
 
 def test_from_settings_and_minimal_intents(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,8 +55,11 @@ class DiscordWorld:
 
     def build(self) -> Stack:
         """A fresh adapter and conversation over the shared database and engine."""
-        adapter = DiscordAdapter(DiscordConfig(token=SecretStr("simcord-token"), styles=STYLES))
-        conversation = Conversation(Repository(self.database, self.data_dir), self.engine, adapter.messenger, config())
+        conversation_config = config()
+        adapter = DiscordAdapter(
+            DiscordConfig(token=SecretStr("simcord-token"), styles=STYLES, max_text_chars=conversation_config.max_text_chars)
+        )
+        conversation = Conversation(Repository(self.database, self.data_dir), self.engine, adapter.messenger, conversation_config)
         adapter.bind(conversation.handle)
         return Stack(adapter, conversation)
 
