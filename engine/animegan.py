@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -239,17 +240,29 @@ class AnimeGAN:
             return loaded
 
     def _load(self, style: Style) -> _Loaded:
-        path, sha = self.store.ensure(style, validate=_validate_checkpoint)
+        # The checkpoint is read and built at most once: by the validation of a new file (which
+        # then is the file in place: same bytes), else when a backend first needs the network.
+        built: list[gen.Generator] = []
+
+        def validate(path: Path) -> None:
+            built.append(_read_model(path))
+
+        def model() -> gen.Generator:
+            if not built:
+                built.append(_read_model(path))
+            return built[-1]
+
+        path, sha = self.store.ensure(style, validate=validate)
         runner: _Runner | None = None
         if self.backend == "onnx":
             try:
-                runner = self._onnx_runner(style, path, sha)
+                runner = self._onnx_runner(style, sha, model)
             except Exception as exc:
                 if self._explicit_onnx:
                     raise ModelUnavailableError(f"AnimeGANv2 style {style.name!r}: ONNX backend failed: {exc}") from exc
                 log.warning("AnimeGANv2 style %r: ONNX backend failed (%s); using torch", style.name, exc)
         if runner is None:
-            runner = _TorchRunner(_read_model(path), self.device)
+            runner = _TorchRunner(model(), self.device)
         log.info("AnimeGANv2 style %r loaded from %s (%s, %s)", style.name, path, runner.backend, self.device)
         return _Loaded(style, path, sha, runner)
 
@@ -261,7 +274,8 @@ class AnimeGAN:
         """Where the ONNX export of a checkpoint with ``sha256`` is cached."""
         return self.checkpoints_dir / f"{Path(style.file).stem}.{sha256[:12]}.onnx"
 
-    def _onnx_runner(self, style: Style, path: Path, sha: str) -> _OnnxRunner:
+    def _onnx_runner(self, style: Style, sha: str, model: Callable[[], gen.Generator]) -> _OnnxRunner:
+        """A session from the cached export of checkpoint ``sha``, else from exporting ``model()`` (built only then)."""
         import onnxruntime as ort
 
         options = onnx_session_options(self.threads)
@@ -280,7 +294,7 @@ class AnimeGAN:
             except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt
                 log.warning("ONNX cache %s is unusable (%s); re-exporting", cached, exc)
 
-        data = gen.export_onnx(_read_model(path), {_META_SHA: sha, _META_GRAPH: gen.GRAPH_VERSION})
+        data = gen.export_onnx(model(), {_META_SHA: sha, _META_GRAPH: gen.GRAPH_VERSION})
         session = ort.InferenceSession(data, options, providers=providers)
         self._write_onnx_cache(style, cached, data)
         return _OnnxRunner(session)
@@ -298,12 +312,8 @@ class AnimeGAN:
                 log.info("removed stale ONNX export %s", other)
 
 
-def _validate_checkpoint(path: Path) -> None:
-    """Reject a candidate checkpoint that is not a strict AnimeGANv2 state_dict."""
-    gen.build_generator(gen.read_state_dict(path), source=str(path))
-
-
 def _read_model(path: Path) -> gen.Generator:
+    """The generator of checkpoint ``path`` (CPU, fp32, eval); ModelUnavailableError if it is not a strict AnimeGANv2 state_dict."""
     return gen.build_generator(gen.read_state_dict(path), source=str(path))
 
 

@@ -188,16 +188,21 @@ def build_generator(state_dict: Mapping[str, torch.Tensor], *, source: str = "ch
 
 
 def export_onnx(model: Generator, metadata: Mapping[str, str] | None = None) -> bytes:
-    """Serialize ``model`` (fp32, CPU) as ONNX bytes with dynamic batch/height/width axes.
+    """Serialize ``model`` as ONNX bytes with dynamic batch/height/width axes.
 
-    ``metadata`` is stored in the model's ``metadata_props`` so a cached file
-    can be matched to the checkpoint it came from.
+    ``model`` is exported as given (traced in eval mode) when it is on the CPU
+    in fp32, as :func:`build_generator` returns it; otherwise a CPU fp32 copy
+    is exported and ``model`` is left alone. ``metadata`` is stored in the model's
+    ``metadata_props`` so a cached file can be matched to the checkpoint it
+    came from.
     """
     import onnx  # local: only the ONNX backend needs it
 
-    cpu = Generator()
-    cpu.load_state_dict(model.state_dict())
-    cpu = cpu.eval().float()
+    cpu = model
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (*model.parameters(), *model.buffers())):
+        cpu = Generator()
+        cpu.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()})
+        cpu.eval()
     buffer = io.BytesIO()
     example = torch.zeros(1, 3, 64, 64)
     axes = {0: "batch", 2: "height", 3: "width"}

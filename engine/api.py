@@ -7,9 +7,10 @@ passed between threads/processes without surprises.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
 
 #: Called with (stage, fraction 0..1); stages are "diffusion", "style", ...
 ProgressCallback = Callable[[str, float], None]
@@ -150,12 +151,29 @@ class JobFinished:
     result: JobResult
 
 
+#: Values a :class:`JobFailed` parameter may hold as is (anything else is kept as its ``str``).
+_PLAIN = (str, int, float, bool, type(None))
+
+
 @dataclass(frozen=True)
 class JobFailed:
-    """Terminal: the job failed; ``error_key`` is a user-facing message key."""
+    """Terminal: the job failed.
+
+    ``error_key`` is a user-facing message key and ``params`` fill its
+    placeholders (``UserError.params``), e.g. ``{"style": "x", "styles": "..."}``
+    for ``style.unknown``. ``params`` is a read-only mapping of plain values
+    (str/int/float/bool/None; anything else is turned into its ``str``) so the
+    event can cross a process boundary as msgpack; it does not take part in
+    hashing.
+    """
 
     error_key: str
     detail: str = ""
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    def __post_init__(self) -> None:
+        plain = {str(k): v if isinstance(v, _PLAIN) else str(v) for k, v in self.params.items()}
+        object.__setattr__(self, "params", MappingProxyType(plain))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Redis layout (every key starts with ``RedisConfig.prefix``)::
     {p}:jobs                    taskiq stream (consumer group {p}:workers), one entry per
                                 job: just its id; trimmed to ~stream_maxlen on add
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
-                                spec (msgpack JobSpec), user_waiting, enqueued; TTL job_ttl
+                                spec (msgpack JobSpec), user_waiting, enqueued; TTL job_ttl,
+                                renewed when a worker claims it and while it runs
     {p}:job:{id}:events         stream of msgpack job events (started, progress, the
                                 terminal event with the whole result); TTL job_ttl
     {p}:job:{id}:lease          the running worker's token, renewed while it runs
@@ -34,10 +35,12 @@ stream broker itself.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -148,6 +151,45 @@ class ReclaimingStreamBroker(RedisStreamBroker):
         return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=entry_id, queue_name=self.queue_name))  # type: ignore[arg-type]
 
 
+#: What :class:`ReclaimingStreamBroker` uses of taskiq-redis's ``RedisStreamBroker`` beyond its public API.
+_BROKER_ATTRIBUTES = (
+    "connection_pool",
+    "queue_name",
+    "consumer_group_name",
+    "consumer_name",
+    "count",
+    "block",
+    "idle_timeout",
+    "unacknowledged_batch_size",
+)
+
+
+def check_broker_compatible(broker: RedisStreamBroker) -> None:
+    """Fail with a clear error when the installed taskiq-redis lacks the internals :class:`ReclaimingStreamBroker` uses.
+
+    Called once when a worker starts: otherwise a renamed attribute would only
+    show up inside ``listen`` as an endless "receiving jobs failed; reconnecting".
+    """
+    missing = [name for name in _BROKER_ATTRIBUTES if not hasattr(broker, name)]
+    ack = getattr(broker, "_ack_generator", None)
+    if not callable(ack):
+        missing.append("_ack_generator()")
+    else:
+        try:
+            inspect.signature(ack).bind(id=b"0-0", queue_name="q")
+        except (TypeError, ValueError):
+            missing.append("_ack_generator(id, queue_name)")
+    if missing:
+        try:
+            installed = version("taskiq-redis")
+        except PackageNotFoundError:
+            installed = "unknown"
+        raise RuntimeError(
+            f"taskiq-redis {installed} is not compatible with voice2anime's stream broker: RedisStreamBroker has no "
+            f"{', '.join(missing)}. Install the version pinned in pyproject.toml (taskiq-redis>=1.2.4,<1.3)."
+        )
+
+
 def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> RedisStreamBroker:
     """The taskiq Redis Streams broker for ``config``.
 
@@ -173,19 +215,27 @@ def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> Red
     )
 
 
-# KEYS: job, waiting, user_waiting, seq. ARGV: spec, user_key, ttl, max_per_user, max_total, job_id.
+# KEYS: job, waiting, user_waiting, seq. ARGV: spec, ttl, max_per_user, max_total, job_id, job key prefix.
 # Returns {state, enqueued} of an existing job, {"new", "0"}, or {"user_full"} / {"full"}.
+# At a cap, ids whose job is no longer waiting (its hash expired) are dropped from the set before counting again.
 _SUBMIT = """
+local function full(set, cap)
+  if redis.call('ZCARD', set) < cap then return false end
+  for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    if redis.call('HGET', ARGV[6] .. id, 'state') ~= 'queued' then redis.call('ZREM', set, id) end
+  end
+  return redis.call('ZCARD', set) >= cap
+end
 local job = redis.call('HMGET', KEYS[1], 'state', 'enqueued')
 if job[1] then return {job[1], job[2] or '0'} end
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {'user_full'} end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return {'full'} end
+if full(KEYS[3], tonumber(ARGV[3])) then return {'user_full'} end
+if full(KEYS[2], tonumber(ARGV[4])) then return {'full'} end
 local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'user', ARGV[2], 'user_waiting', KEYS[3], 'enqueued', '0')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], seq, ARGV[6])
-redis.call('ZADD', KEYS[3], seq, ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'user_waiting', KEYS[3], 'enqueued', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[5])
+redis.call('ZADD', KEYS[3], seq, ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return {'new', '0'}
 """
 
@@ -259,7 +309,6 @@ class DistributedEngine:
         self._cancel_script = self._redis.register_script(_CANCEL)
         self._kicker: AsyncKicker[[str], None] = AsyncKicker(TASK_NAME, self._broker, labels={})
         self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
-        self._wake = asyncio.Event()
         self._reader = asyncio.create_task(self._read_events(), name="voice2anime-job-events")
 
     async def close(self) -> None:
@@ -298,7 +347,7 @@ class DistributedEngine:
         keys, job_id = self.keys, spec.job_id
         reply = await self._submit_script(
             keys=[keys.job(job_id), keys.waiting, keys.user_waiting(spec.user_key), keys.seq],
-            args=[pack_spec(spec), spec.user_key, self.config.job_ttl, self.max_queued_per_user, self.max_queued_total, job_id],
+            args=[pack_spec(spec), self.config.job_ttl, self.max_queued_per_user, self.max_queued_total, job_id, keys.job("")],
         )
         state = reply[0].decode()
         if state == "user_full":
@@ -317,6 +366,7 @@ class DistributedEngine:
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a waiting job at once, or flag a running one (its worker stops at the next step)."""
+        self._connected()
         keys = self.keys
         cancelled = await self._cancel_script(
             keys=[keys.job(job_id), keys.waiting, keys.cancel(job_id), keys.events(job_id)],

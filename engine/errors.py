@@ -90,6 +90,13 @@ class ImageError(UserError):
     template = "I couldn't read that image. Please send a JPEG, PNG or WebP photo."
 
 
+class ImageTooLargeError(ImageError):
+    """The photo is bigger than the byte limit of the platform adapter."""
+
+    key = "image.too_large"
+    template = "That picture is too big ({size_mb:.1f} MB). The limit is {limit_mb:.1f} MB."
+
+
 class UnknownStyleError(UserError):
     """The requested style is not in the registry."""
 

@@ -5,7 +5,9 @@ behind pictures; images run one at a time on the model thread. The queue is
 round-robin across users (each user: at most one running and
 ``max_queued_per_user`` waiting), progress and queue positions are published
 to each job's :class:`JobHandle`, cancel is cooperative, and identical
-requests (same prompt, seed, style and model) are served from an LRU cache.
+requests (same prompt, seed, style and model) are served from an LRU cache:
+one engine runs one pipeline whose model is fixed for its lifetime, so the
+cache key is the prompt, seed and style.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from dataclasses import dataclass, field, replace
 
 from engine.api import (
     JobCancelled,
-    JobEvent,
-    JobFailed,
     JobFinished,
     JobHandle,
     JobProgress,
@@ -32,11 +32,11 @@ from engine.api import (
     Transcript,
 )
 from engine.asr import SpeechRecognizer
-from engine.errors import Cancelled, QueueFullError, UserError, UserQueueFullError
-from engine.pipeline import AnimePipeline
-from engine.runner import run_job
+from engine.errors import QueueFullError, UserQueueFullError
+from engine.runner import ImagePipeline, run_job_event
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class _Job:
@@ -122,7 +122,7 @@ class LocalEngine:
     def __init__(
         self,
         recognizer: SpeechRecognizer,
-        pipeline: AnimePipeline,
+        pipeline: ImagePipeline,
         *,
         max_queued_per_user: int = 3,
         max_queued_total: int = 100,
@@ -233,36 +233,25 @@ class LocalEngine:
     def _work(self) -> None:
         while (job := self._next_job()) is not None:
             job.handle.publish(JobStarted())
-            event: JobEvent
-            try:
-                event = JobFinished(self._run(job))
-            except Cancelled:
-                event = JobCancelled()
-            except UserError as error:
-                log.info("job %s rejected: %s", job.spec.job_id, error.key)
-                event = JobFailed(error.key, str(error))
-            except Exception as error:
-                log.exception("job %s failed", job.spec.job_id)
-                event = JobFailed("error.generic", type(error).__name__)
+
+            def progress(stage: str, fraction: float, handle: JobHandle = job.handle) -> None:
+                handle.publish(JobProgress(fraction, stage))
+
+            event = run_job_event(self.pipeline, job.spec, progress, job.cancel.is_set)
+            if isinstance(event, JobFinished):
+                self._remember(job.spec, event.result)
             with self._lock:
                 self._running = None
             job.handle.publish(event)
 
-    def _run(self, job: _Job) -> JobResult:
-        def progress(stage: str, fraction: float) -> None:
-            job.handle.publish(JobProgress(fraction, stage))
-
-        result = run_job(self.pipeline, job.spec, progress, job.cancel.is_set)
-        self._remember(job.spec, result)
-        return result
-
     # --- result cache -------------------------------------------------------
 
-    def _cache_key(self, spec: JobSpec) -> tuple[object, ...] | None:
+    @staticmethod
+    def _cache_key(spec: JobSpec) -> tuple[object, ...] | None:
         if spec.kind != "text" or spec.seed is None or spec.prompt is None:
             return None  # photos are one-off; no seed means "surprise me"
-        model = self.pipeline.text_to_image.config.model
-        return (spec.prompt.positive, spec.prompt.negative, spec.seed, spec.style, model)
+        # The model is implied: this engine's pipeline (and so its model) never changes.
+        return (spec.prompt.positive, spec.prompt.negative, spec.seed, spec.style)
 
     def _cached(self, spec: JobSpec) -> JobResult | None:
         key = self._cache_key(spec)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
-from engine.api import CancelCheck, JobResult, JobSpec, ProgressCallback, Prompt
-from engine.errors import Cancelled
+from engine.api import (
+    CancelCheck,
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobResult,
+    JobSpec,
+    ProgressCallback,
+    Prompt,
+)
+from engine.errors import Cancelled, UserError
 from engine.imageio import png_bytes
 from engine.pipeline import AnimeResult
+
+log = logging.getLogger(__name__)
 
 #: Share of a text job's progress bar taken by diffusion (the rest is styling).
 DIFFUSION_SHARE = 0.9
@@ -24,7 +37,11 @@ class ImagePipeline(Protocol):
 
 
 def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobResult:
-    """Run ``spec`` (blocking, on the model thread), reporting overall 0..1 progress per stage. Raises Cancelled."""
+    """Run ``spec`` (blocking, on the model thread), reporting overall 0..1 progress per stage. Raises Cancelled.
+
+    For ``photo``/``restyle`` jobs the base image is the source itself: ``spec.source_png`` is returned
+    as ``base_png`` as it came (the conversation stores photos already decoded, upright, as PNG).
+    """
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
 
     def overall(stage: str, fraction: float) -> None:
@@ -33,18 +50,40 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, 
     if spec.kind == "text":
         assert spec.prompt is not None
         result = pipeline.from_prompt(spec.prompt, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled)
+        base_png = None
     else:
         assert spec.source_png is not None
         result = pipeline.from_photo(spec.source_png, style=spec.style, progress=overall, cancelled=cancelled)
+        base_png = spec.source_png
     if cancelled():
         raise Cancelled
     return JobResult(
         job_id=spec.job_id,
         anime_png=png_bytes(result.anime_image),
-        base_png=png_bytes(result.base_image),
+        base_png=base_png if base_png is not None else png_bytes(result.base_image),
         style=result.style,
         seed=result.seed,
         model=result.model,
         prompt=result.prompt,
         timings=result.timings,
     )
+
+
+def run_job_event(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobEvent:
+    """Run ``spec`` like :func:`run_job` and turn its outcome into the job's terminal event; never raises.
+
+    ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
+    :class:`UserError`'s key, English text and params; any other exception is
+    logged with its traceback and becomes ``JobFailed("error.generic", <exception type>)``
+    (a failed job must never take the model thread or the worker down).
+    """
+    try:
+        return JobFinished(run_job(pipeline, spec, progress, cancelled))
+    except Cancelled:
+        return JobCancelled()
+    except UserError as error:
+        log.info("job %s rejected: %s", spec.job_id, error.key)
+        return JobFailed(error.key, str(error), error.params)
+    except Exception as error:
+        log.exception("job %s failed", spec.job_id)
+        return JobFailed("error.generic", type(error).__name__)

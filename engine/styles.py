@@ -226,12 +226,7 @@ class CheckpointStore:
             log.error("%s", problem)
             if not (self.download and style.url):
                 raise ModelUnavailableError(f"{problem}. {self._how_to_get(style, expected)}")
-        return self._download(style, expected, validate), expected or self._pinned(style)
-
-    def _pinned(self, style: Style) -> str:
-        sha = self.expected_sha256(style)
-        assert sha is not None  # _download pins before returning
-        return sha
+        return self._download(style, expected, validate)
 
     def _pin(self, style: Style, sha: str, *, how: str) -> None:
         if style.sha256:
@@ -263,7 +258,8 @@ class CheckpointStore:
         check = f"; its sha256 must be {expected}" if expected else ""
         return where + source + check + "."
 
-    def _download(self, style: Style, expected: str | None, validate: Validator | None) -> Path:
+    def _download(self, style: Style, expected: str | None, validate: Validator | None) -> tuple[Path, str]:
+        """Fetch, verify, validate and move the checkpoint into place (pinning it when unpinned); (path, its sha256)."""
         path = self.path(style)
         if not style.url:
             raise ModelUnavailableError(
@@ -286,6 +282,8 @@ class CheckpointStore:
             log.info("downloading AnimeGANv2 style %r from %s to %s", style.name, style.url, path)
             with os.fdopen(fd, "wb") as out:
                 actual = self._fetch(style.url, out)
+                out.flush()
+                os.fsync(out.fileno())  # durable before the rename makes it the checkpoint
             if expected and actual != expected:
                 raise ModelUnavailableError(
                     f"AnimeGANv2 style {style.name!r}: the file downloaded from {style.url} has sha256 {actual}, "
@@ -300,6 +298,7 @@ class CheckpointStore:
                         f"(deleted): {exc}. {self._how_to_get(style, expected)}"
                     ) from exc
             os.replace(tmp, path)
+            _fsync_directory(path.parent)
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise ModelUnavailableError(
@@ -310,7 +309,7 @@ class CheckpointStore:
             tmp.unlink(missing_ok=True)
         if expected is None:
             self._pin(style, actual, how=f"downloaded from {style.url}")
-        return path
+        return path, actual
 
     def _fetch(self, url: str, out) -> str:
         request = urllib.request.Request(url, headers={"User-Agent": "voice2anime"})
@@ -327,11 +326,32 @@ class CheckpointStore:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    """Write ``data`` to ``path`` durably: a temporary file in the same directory, fsync, rename, fsync the directory.
+
+    After a crash ``path`` holds either its old content or all of ``data``, never an empty or partial file
+    (which, for a sha256 pin, would make the style unusable until deleted by hand).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; best effort (not every OS or file system can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -143,8 +143,8 @@ def event_to_wire(event: JobEvent) -> Wire:
             return {"type": "progress", "fraction": fraction, "stage": stage}
         case JobFinished(result=result):
             return {"type": "finished", "result": result_to_wire(result)}
-        case JobFailed(error_key=error_key, detail=detail):
-            return {"type": "failed", "error_key": error_key, "detail": detail}
+        case JobFailed(error_key=error_key, detail=detail, params=params):
+            return {"type": "failed", "error_key": error_key, "detail": detail, "params": dict(params)}
         case JobCancelled():
             return {"type": "cancelled"}
     raise TypeError(f"not a job event: {event!r}")
@@ -162,7 +162,8 @@ def event_from_wire(value: Wire) -> JobEvent:
         case "finished":
             return JobFinished(result_from_wire(value["result"]))
         case "failed":
-            return JobFailed(value["error_key"], value["detail"])
+            # "params" is absent in events stored by workers older than the field
+            return JobFailed(value["error_key"], value["detail"], value.get("params") or {})
         case "cancelled":
             return JobCancelled()
     raise ValueError(f"unknown job event type {value['type']!r}")

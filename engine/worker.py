@@ -36,13 +36,11 @@ from engine.api import (
     JobFailed,
     JobFinished,
     JobProgress,
-    JobResult,
     JobSpec,
     JobStarted,
 )
-from engine.distributed import EVENTS_MAXLEN, TASK_NAME, Keys, RedisConfig, make_broker
-from engine.errors import Cancelled, UserError
-from engine.runner import ImagePipeline, run_job
+from engine.distributed import EVENTS_MAXLEN, TASK_NAME, Keys, RedisConfig, check_broker_compatible, make_broker
+from engine.runner import ImagePipeline, run_job_event
 from engine.wire import pack_event, unpack_spec
 
 log = logging.getLogger(__name__)
@@ -53,21 +51,32 @@ def default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-# KEYS: job, lease, cancel, waiting, events. ARGV: token, lease_ms, job_id, started event, cancelled event, maxlen, ttl.
-# {'run', spec} when this worker now owns the job; {'busy'} while another live worker does; {'done'} / {'gone'} otherwise.
+# KEYS: job, lease, cancel, waiting, events. ARGV: token, lease_ms, job_id, started event, cancelled event, maxlen, ttl,
+# lost event. {'run', spec} when this worker now owns the job; {'busy'} while another live worker does; {'done'} when
+# it is over; {'gone'} when its hash expired before it ran: it leaves the waiting set (its user's set is pruned by
+# _SUBMIT) and ends as failed with "job.lost", so whoever follows it stops waiting.
 _CLAIM = """
 local job = redis.call('HMGET', KEYS[1], 'state', 'user_waiting', 'spec')
-if not job[1] then return {'gone'} end
+if not job[1] then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('HSET', KEYS[1], 'state', 'failed')
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[8])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+  return {'gone'}
+end
 if job[1] ~= 'queued' and job[1] ~= 'running' then return {'done'} end
 if redis.call('EXISTS', KEYS[3]) == 1 and not redis.call('GET', KEYS[2]) then
   redis.call('HSET', KEYS[1], 'state', 'cancelled')
   redis.call('HDEL', KEYS[1], 'spec')
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
   redis.call('EXPIRE', KEYS[5], ARGV[7])
   return {'done'}
 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy'} end
 redis.call('HSET', KEYS[1], 'state', 'running')
+redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZREM', KEYS[4], ARGV[3])
 if job[2] then redis.call('ZREM', job[2], ARGV[3]) end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[4])
@@ -75,8 +84,9 @@ redis.call('EXPIRE', KEYS[5], ARGV[7])
 return {'run', job[3]}
 """
 
-# KEYS: lease, cancel. ARGV: token, lease_ms. Returns {owned, cancel requested}.
-# A lease that lapsed (e.g. during a Redis restart) and nobody took is taken back.
+# KEYS: lease, cancel, job, events. ARGV: token, lease_ms, ttl. Returns {owned, cancel requested}.
+# A lease that lapsed (e.g. during a Redis restart) and nobody took is taken back. While the lease is held the job
+# hash and its events live on (a job running longer than the TTL must not expire mid-way).
 _RENEW = """
 local owned = 0
 local holder = redis.call('GET', KEYS[1])
@@ -87,15 +97,21 @@ elseif not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   owned = 1
 end
+if owned == 1 then
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
 return {owned, redis.call('EXISTS', KEYS[2])}
 """
 
 # KEYS: job, lease, events. ARGV: token, terminal state, terminal event, maxlen, ttl.
-# 1 = stored; 2 = nothing to store (the job is already over or expired); 0 = another worker owns it.
+# 1 = stored; 2 = nothing to store (the job is already over); 0 = another worker owns it.
+# A job whose hash vanished while it ran (Redis lost it) is stored all the same: its result is the best news.
 _FINISH = """
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 2 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state and state ~= 'running' then return 2 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 redis.call('HDEL', KEYS[1], 'spec')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
@@ -106,6 +122,16 @@ return 1
 """
 
 _TERMINAL_STATE = {JobFinished: "finished", JobFailed: "failed", JobCancelled: "cancelled"}
+
+
+class _NewestProgress:
+    """The latest progress of the running job: written by the model thread, read by the event loop (only it is published)."""
+
+    def __init__(self) -> None:
+        self.event: JobProgress | None = None
+
+    def set(self, stage: str, fraction: float) -> None:
+        self.event = JobProgress(fraction, stage)  # one reference assignment: atomic under the GIL
 
 
 class Worker:
@@ -125,6 +151,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set (the running job finishes first); survives Redis restarts."""
         broker = make_broker(self.config, consumer_name=self.name)
+        check_broker_compatible(broker)  # a clear error now, not a reconnect loop later
         broker.is_worker_process = True
 
         async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:  # noqa: B008 - taskiq's injection idiom
@@ -150,12 +177,25 @@ class Worker:
         keys, config, token = self.keys, self.config, f"{self.name}:{uuid.uuid4().hex}"
         reply = await self._claim(
             keys=[keys.job(job_id), keys.lease(job_id), keys.cancel(job_id), keys.waiting, keys.events(job_id)],
-            args=[token, config.lease_ms, job_id, pack_event(JobStarted()), pack_event(JobCancelled()), EVENTS_MAXLEN, config.job_ttl],
+            args=[
+                token,
+                config.lease_ms,
+                job_id,
+                pack_event(JobStarted()),
+                pack_event(JobCancelled()),
+                EVENTS_MAXLEN,
+                config.job_ttl,
+                pack_event(JobFailed("job.lost", "the job expired in Redis before a worker took it")),
+            ],
         )
         outcome = reply[0].decode()
         if outcome == "busy":
             log.info("job %s is running on another worker; leaving it to that worker", job_id)
             return  # not acknowledged: re-claimed again later should that worker die
+        if outcome == "gone":
+            log.warning("job %s expired in Redis before it ran; reported as lost", job_id)
+            await context.ack()
+            return
         if outcome != "run":
             log.info("job %s is %s; acknowledging the duplicate delivery", job_id, outcome)
             await context.ack()
@@ -191,54 +231,40 @@ class Worker:
     async def _execute(self, spec: JobSpec, token: str) -> JobEvent | None:
         """Run ``spec`` on the model thread; the terminal event, or None when the lease was lost."""
         stop = threading.Event()
-        latest: list[JobProgress] = []
-
-        def progress(stage: str, fraction: float) -> None:
-            latest.append(JobProgress(fraction, stage))
-
+        newest = _NewestProgress()
         loop = asyncio.get_running_loop()
-        run = loop.run_in_executor(self._model_thread, run_job, self.pipeline, spec, progress, stop.is_set)
-        owned, published = True, 0
+        run = loop.run_in_executor(self._model_thread, run_job_event, self.pipeline, spec, newest.set, stop.is_set)
+        owned, published = True, None
         try:
             while not run.done():
                 await asyncio.wait({run}, timeout=self.config.poll)
-                owned, published = await self._heartbeat(spec.job_id, token, stop, latest, published)
-            return await self._outcome(spec, run) if owned else None
+                owned, published = await self._heartbeat(spec.job_id, token, stop, newest.event, published)
+            return await run if owned else None
         finally:
             stop.set()  # a worker cancelled mid-job stops its run at the next step
 
     async def _heartbeat(
-        self, job_id: str, token: str, stop: threading.Event, latest: list[JobProgress], published: int
-    ) -> tuple[bool, int]:
-        """Renew the lease, honour a cancel request, publish new progress; returns (owned, events published)."""
-        keys = self.keys
+        self, job_id: str, token: str, stop: threading.Event, newest: JobProgress | None, published: JobProgress | None
+    ) -> tuple[bool, JobProgress | None]:
+        """Renew the lease, honour a cancel request, publish ``newest`` unless it was; returns (owned, last published)."""
+        keys, config = self.keys, self.config
         try:
-            owned, cancel = await self._renew(keys=[keys.lease(job_id), keys.cancel(job_id)], args=[token, self.config.lease_ms])
+            owned, cancel = await self._renew(
+                keys=[keys.lease(job_id), keys.cancel(job_id), keys.job(job_id), keys.events(job_id)],
+                args=[token, config.lease_ms, config.job_ttl],
+            )
             if cancel or not owned:
                 stop.set()
-            if len(latest) > published and owned:
+            if newest is not None and newest is not published and owned:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(keys.events(job_id), {"e": pack_event(latest[-1])}, maxlen=EVENTS_MAXLEN, approximate=True)
-                    pipe.expire(keys.events(job_id), self.config.job_ttl)
+                    pipe.xadd(keys.events(job_id), {"e": pack_event(newest)}, maxlen=EVENTS_MAXLEN, approximate=True)
+                    pipe.expire(keys.events(job_id), config.job_ttl)
                     await pipe.execute()
-                published = len(latest)
+                published = newest
             return bool(owned), published
         except RedisError as error:
             log.warning("job %s: Redis unavailable (%s); the job keeps running", job_id, error)
             return True, published
-
-    @staticmethod
-    async def _outcome(spec: JobSpec, run: asyncio.Future[JobResult]) -> JobEvent:
-        try:
-            return JobFinished(await run)
-        except Cancelled:
-            return JobCancelled()
-        except UserError as error:
-            log.info("job %s rejected: %s", spec.job_id, error.key)
-            return JobFailed(error.key, str(error))
-        except Exception as error:  # a failed job must never kill the worker (logged with its traceback)
-            log.exception("job %s failed", spec.job_id)
-            return JobFailed("error.generic", type(error).__name__)
 
 
 async def serve(pipeline: ImagePipeline, config: RedisConfig, *, name: str | None = None) -> None:

@@ -149,12 +149,12 @@ class JobTracker:
                         await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
                     case JobFinished(result=result):
                         await self._deliver(origin, lang, request_id, result, ref)
-                    case JobFailed(error_key=error_key):
+                    case JobFailed(error_key=error_key, params=params):
                         await self.repository.transition(
                             request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key
                         )
                         key = error_key if error_key != "error.generic" else "job.failed"
-                        await self.messenger.edit(origin, ref, Reply(error_text(key, lang), kind="error"))
+                        await self._edit_status(origin, ref, Reply(error_text(key, lang, params), kind="error"), request_id)
                     case JobCancelled():
                         if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
                             await self.messenger.edit(origin, ref, Reply(t("cancelled", lang)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import shutil
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import torch
 from PIL import Image
 
 from engine import animegan_model as gen
+from engine import styles
 from engine.animegan import AnimeGAN, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
 from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
@@ -267,6 +270,36 @@ def test_download_without_known_hash_is_pinned(tmp_path: Path, http_server) -> N
     assert (ckpts / "paprika.pt.sha256").read_text().split()[0] == sha
 
 
+def test_download_works_when_the_pin_cannot_be_written(tmp_path: Path, http_server, monkeypatch) -> None:
+    base, files = http_server
+    _, sha = _served_checkpoint(tmp_path, files)
+    write_registry(tmp_path, {"paprika": {"file": "paprika.pt", "sha256": None, "url": f"{base}/weights/paprika.pt"}})
+
+    def read_only(path: Path, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(styles, "atomic_write", read_only)
+    engine = AnimeGAN(tmp_path, device="cpu", backend="torch")
+    assert engine.store.ensure(engine.style("paprika")) == (tmp_path / "paprika.pt", sha)  # used unpinned
+    assert not (tmp_path / "paprika.pt.sha256").exists()
+
+
+def test_atomic_write_syncs_the_file_and_its_directory(tmp_path: Path, monkeypatch) -> None:
+    synced: list[tuple[bool, bytes]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        synced.append((is_dir, b"" if is_dir else os.pread(fd, 100, 0)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    styles.atomic_write(tmp_path / "x.pt.sha256", b"abc  x.pt\n")
+    assert synced == [(False, b"abc  x.pt\n"), (True, b"")], "the data is on disk before the rename, the rename after it"
+    assert (tmp_path / "x.pt.sha256").read_bytes() == b"abc  x.pt\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt.sha256"]
+
+
 def test_downloaded_file_with_wrong_sha256_is_deleted(tmp_path: Path, http_server) -> None:
     base, files = http_server
     _served_checkpoint(tmp_path, files)
@@ -445,6 +478,19 @@ def test_models_are_loaded_once_per_style(animegan_checkpoints_dir: Path, monkey
     assert len(reads) == 1
     engine.stylize(noise_image(8, 8), "paprika")
     assert len(reads) == 2
+
+
+def test_a_new_checkpoint_is_read_once_for_validation_and_onnx_export(tmp_path: Path, monkeypatch) -> None:
+    write_checkpoint(tmp_path / "mine.pt", seed=5)
+    write_registry(tmp_path, {"mine": {"file": "mine.pt", "sha256": None}})  # unpinned: validated before pinning
+    reads: list[Path] = []
+    exported: list[gen.Generator] = []
+    original_read, original_export = gen.read_state_dict, gen.export_onnx
+    monkeypatch.setattr(gen, "read_state_dict", lambda p: (reads.append(p), original_read(p))[1])
+    monkeypatch.setattr(gen, "export_onnx", lambda model, meta: (exported.append(model), original_export(model, meta))[1])
+    engine = AnimeGAN(tmp_path, device="cpu", backend="onnx", threads=1, download=False)
+    assert engine.backend_of("mine") == "onnx"
+    assert reads == [tmp_path / "mine.pt"] and len(exported) == 1
 
 
 def test_styles_give_different_pictures(torch_engine: AnimeGAN) -> None:

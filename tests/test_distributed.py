@@ -36,7 +36,7 @@ from engine.api import (
     ParsedDescription,
     Prompt,
 )
-from engine.distributed import DistributedEngine, Keys, RedisConfig
+from engine.distributed import DistributedEngine, Keys, RedisConfig, check_broker_compatible, make_broker
 from engine.errors import UserQueueFullError
 from engine.wire import pack_event, pack_spec, unpack_event, unpack_spec
 from handlers import cards
@@ -114,7 +114,8 @@ def test_specs_results_and_events_round_trip_through_msgpack() -> None:
     for spec in (text_job("t1"), photo):
         assert unpack_spec(pack_spec(spec)) == spec
     result = JobResult("t1", b"\x89anime", b"\x89base", "paprika", 7, "tiny-sd", prompt("t1"), (("diffusion", 1.5), ("style", 0.25)))
-    events = [JobQueued(2), JobStarted(), JobProgress(0.5, "diffusion"), JobFinished(result), JobFailed("style.unknown", "x"), JobCancelled()]
+    failed = JobFailed("style.unknown", "x", {"style": "hayao", "styles": "paprika"})
+    events = [JobQueued(2), JobStarted(), JobProgress(0.5, "diffusion"), JobFinished(result), failed, JobCancelled()]
     assert [unpack_event(pack_event(event)) for event in events] == events
     assert b"\x80\x04" not in pack_event(JobFinished(result))  # no pickle protocol header
 
@@ -228,6 +229,71 @@ async def test_a_redis_crash_mid_queue_loses_no_accepted_job(engine, fake_worker
     assert done == {handle.job_id for handle in handles}
 
 
+async def test_a_job_whose_state_expired_is_reported_lost_and_frees_its_place(engine, fake_workers, redis_server, tmp_path):
+    keys = Keys(PREFIX)
+    lost = [await engine.submit(text_job(f"lost-{n}", "ann")) for n in range(5)]  # no workers yet: ann's queue is full
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await client.delete(*(keys.job(f"lost-{n}") for n in range(5)))  # what job_ttl does to a job left waiting too long
+        fresh = await engine.submit(text_job("fresh", "ann"))  # expired jobs no longer count against ann's cap
+        fake_workers(1, step_seconds=0.01)
+        for handle in lost:
+            events = await drain(handle, timeout=30)
+            assert terminal(events) == events[-1:] and isinstance(events[-1], JobFailed), events
+            assert events[-1].error_key == "job.lost"
+        assert isinstance((await drain(fresh))[-1], JobFinished)
+        assert await engine.queued_job_ids() == []
+        assert [label for what, label, _ in runs(tmp_path / "runs.log")] == ["fresh", "fresh"], "lost jobs never ran"
+        assert await client.xpending(keys.stream, keys.group) == {"pending": 0, "min": None, "max": None, "consumers": []}
+        again = await drain(await engine.submit(text_job("lost-0", "ann")), timeout=30)  # a restarted bot's recovery
+        assert [e.error_key for e in again if isinstance(e, JobFailed)] == ["job.lost"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_running_job_outlives_its_ttl(engine, fake_workers, redis_server):
+    fake_workers(1, step_seconds=0.25, steps=12)
+    keys = Keys(PREFIX)
+    handle = await engine.submit(text_job("long"))
+    async with asyncio.timeout(60):
+        async for event in handle.events():
+            if isinstance(event, JobStarted):
+                break
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        assert await client.ttl(keys.job("long")) > engine.config.job_ttl - 60, "claiming a job renews its TTL"
+        await client.expire(keys.job("long"), 1)  # as if the job had waited almost job_ttl
+        await client.expire(keys.events("long"), 1)
+        await asyncio.sleep(1.5)
+        assert await client.hget(keys.job("long"), "state") == b"running", "the lease renewal keeps the job alive"
+        assert await client.ttl(keys.job("long")) > engine.config.job_ttl - 60
+        assert await client.ttl(keys.events("long")) > engine.config.job_ttl - 60
+    finally:
+        await client.aclose()
+    rest = await drain(handle)
+    assert isinstance(rest[-1], JobFinished) and terminal(rest) == rest[-1:]
+
+
+async def test_cancel_before_start_says_so() -> None:
+    engine = DistributedEngine(None, RedisConfig("redis://127.0.0.1:1/0"))  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match=r"start\(\) was not called"):
+        await engine.cancel("x")
+
+
+def test_an_incompatible_taskiq_redis_is_refused_at_worker_start() -> None:
+    check_broker_compatible(make_broker(RedisConfig("redis://127.0.0.1:1/0")))  # the pinned version fits
+
+    renamed = make_broker(RedisConfig("redis://127.0.0.1:1/0"))
+    del renamed.idle_timeout
+    with pytest.raises(RuntimeError, match=r"taskiq-redis .* no idle_timeout\. Install .*<1\.3"):
+        check_broker_compatible(renamed)
+
+    changed = make_broker(RedisConfig("redis://127.0.0.1:1/0"))
+    changed._ack_generator = lambda message_id: None  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError, match=r"_ack_generator\(id, queue_name\)"):
+        check_broker_compatible(changed)
+
+
 # --- the real pipeline in a worker process ---------------------------------------------------
 
 
@@ -288,7 +354,8 @@ async def test_real_tiny_models_run_in_a_worker_process(real_engine):
     assert isinstance(photo[-1], JobFinished) and png_size(photo[-1].result.anime_png) == (64, 64)
 
     bad = await drain(await real_engine.submit(JobSpec("real-bad", "u1", "photo", "no-such-style", source_png=result.base_png)))
-    assert bad[-1] == JobFailed("style.unknown", bad[-1].detail)
+    assert bad[-1] == JobFailed("style.unknown", bad[-1].detail, bad[-1].params)
+    assert bad[-1].params["style"] == "no-such-style" and "paprika" in bad[-1].params["styles"]
 
 
 async def test_conversation_on_postgresql_over_the_distributed_engine(postgres_database_url, real_engine, make_harness):

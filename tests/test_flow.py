@@ -22,7 +22,7 @@ from engine.local import LocalEngine
 from handlers import cards
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
-from tests.support.conversation import Harness, button, origin
+from tests.support.conversation import STYLES, Harness, button, origin
 
 S = RequestState
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -452,6 +452,16 @@ async def test_recovery_goes_on_past_a_user_it_cannot_reach(sqlite_url, local_en
     await h.settle()
     assert [c.reply.request_id for c in h.messenger.images()] == [ids["lou"]]
     assert (await h.request(ids["kim"])).state is S.QUEUED, "left for the next start"
+
+
+async def test_a_job_error_is_explained_with_its_details(sqlite_url, local_engine, make_harness):
+    """The bot offers a style the image engine does not have (registries out of step): the user learns which exist."""
+    h = await make_harness(sqlite_url, local_engine, styles=(*STYLES, "hayao"))
+    await turn_confirmation_off(h, "ned")
+    await h.send(Command(h.origin("ned"), "anime", "a cat", style="hayao"))
+    await h.settle()
+    _, shown = h.messenger.last("error", "ned")
+    assert "hayao" in shown.text and "paprika" in shown.text
 
 
 async def test_a_failing_progress_update_does_not_fail_the_picture(sqlite_url, local_engine, make_harness):

@@ -9,8 +9,19 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from engine.api import JobCancelled, JobEvent, JobFailed, JobFinished, JobHandle, JobQueued, JobSpec, JobStarted
-from engine.errors import Cancelled, ImageError, QueueFullError, UserQueueFullError
+from engine.api import (
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobHandle,
+    JobQueued,
+    JobSpec,
+    JobStarted,
+    ParsedDescription,
+    Prompt,
+)
+from engine.errors import Cancelled, ImageError, QueueFullError, UnknownStyleError, UserQueueFullError
 from engine.local import FairQueue, LocalEngine, _Job
 from engine.pipeline import AnimeResult
 
@@ -35,6 +46,8 @@ class SlowPipeline:
             raise ImageError()
         if style == "crash":
             raise RuntimeError("model exploded")
+        if style == "no-such-style":
+            raise UnknownStyleError(style=style, styles="paprika, hayao")
         progress("style", 1.0)
         image = Image.new("RGB", (4, 4))
         return AnimeResult(image, image, style, None, None, None, (("style", 0.0),))
@@ -134,3 +147,66 @@ async def test_failures_are_reported_and_the_worker_survives(engine_and_pipeline
     assert (await drain(bad))[-1] == JobFailed("image.unreadable", str(ImageError()))
     assert (await drain(crash))[-1] == JobFailed("error.generic", "RuntimeError")
     assert isinstance((await drain(fine))[-1], JobFinished)
+
+
+async def test_a_user_error_keeps_its_params(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    pipeline.gate.set()
+    failed = (await drain(await engine.submit(spec("A", "no-such-style"))))[-1]
+    assert isinstance(failed, JobFailed) and failed.error_key == "style.unknown"
+    assert failed.params == {"style": "no-such-style", "styles": "paprika, hayao"}
+
+
+async def test_a_photo_job_returns_its_source_as_the_base_image(engine_and_pipeline):
+    engine, pipeline = engine_and_pipeline
+    pipeline.gate.set()
+    finished = (await drain(await engine.submit(spec("A", "ok"))))[-1]
+    assert isinstance(finished, JobFinished) and finished.result.base_png == PNG_SOURCE
+
+
+class CountingTextPipeline:
+    """Draws a text job at once, counting runs; the picture's colour comes from the seed."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int | None, str | None]] = []
+
+    def from_prompt(self, prompt: Prompt, *, style: str | None, seed: int | None, progress: Any, cancelled: Any) -> AnimeResult:
+        self.runs.append((prompt.positive, seed, style))
+        image = Image.new("RGB", (4, 4), (seed or 0, 0, 0))
+        return AnimeResult(image, image, style or "default", prompt, seed, "tiny-sd", (("diffusion", 0.1), ("style", 0.1)))
+
+    def from_photo(self, photo: Any, *, style: str | None, progress: Any, cancelled: Any) -> AnimeResult:
+        raise AssertionError("text jobs only")
+
+
+def text_spec(job_id: str, *, seed: int | None = 7, style: str = "paprika", user: str = "A") -> JobSpec:
+    prompt = Prompt("a cat", "en", ParsedDescription("cat"), "anime, a cat", "lowres")
+    return JobSpec(job_id, user, "text", style, prompt=prompt, seed=seed)
+
+
+async def test_identical_text_jobs_are_served_from_the_cache():
+    pipeline = CountingTextPipeline()
+    engine = LocalEngine(None, pipeline)  # type: ignore[arg-type]
+    await engine.start()
+    try:
+        first = await drain(await engine.submit(text_spec("j1")))
+        assert isinstance(first[-1], JobFinished) and len(pipeline.runs) == 1
+
+        again = await drain(await engine.submit(text_spec("j2", user="B")))  # same prompt, seed, style: no run
+        assert len(pipeline.runs) == 1 and len(again) == 1 and isinstance(again[-1], JobFinished)
+        cached, original = again[-1].result, first[-1].result
+        assert cached.job_id == "j2" and cached.timings == ()
+        assert (cached.anime_png, cached.base_png, cached.seed, cached.style, cached.model) == (
+            original.anime_png, original.base_png, 7, "paprika", "tiny-sd",
+        )
+
+        for job_id, other in [("j3", text_spec("j3", seed=8)), ("j4", text_spec("j4", style="hayao"))]:
+            missed = await drain(await engine.submit(other))
+            assert isinstance(missed[-1], JobFinished) and missed[-1].result.job_id == job_id
+        assert pipeline.runs == [("anime, a cat", 7, "paprika"), ("anime, a cat", 8, "paprika"), ("anime, a cat", 7, "hayao")]
+
+        await drain(await engine.submit(text_spec("j5", seed=None)))  # no seed: "surprise me", never cached
+        await drain(await engine.submit(text_spec("j6", seed=None)))
+        assert len(pipeline.runs) == 5
+    finally:
+        await engine.close()
