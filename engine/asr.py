@@ -2,7 +2,9 @@
 
 One :class:`SpeechRecognizer` per process holds one Whisper model, loaded on
 first use (thread-safe) and reused for every call. ``transcribe`` blocks;
-``transcribe_async`` runs it in a worker thread so the event loop keeps going.
+``transcribe_async`` runs it on the recognizer's one speech thread so the
+event loop keeps going (engines use that; a voice note never waits behind
+pictures, which run on their own thread or machines).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import ctranslate2
@@ -65,6 +69,8 @@ class SpeechRecognizer:
         self.limits = limits
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
+        #: One speech thread: calls queue here instead of fighting over the model's CPU threads.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
 
     def load(self) -> WhisperModel:
         """The Whisper model, loaded on the first call (e.g. at startup, to fail fast) and reused after.
@@ -109,8 +115,11 @@ class SpeechRecognizer:
     async def transcribe_async(
         self, source: bytes | Path, *, language: str | None = None, translate: bool | None = None
     ) -> Transcript:
-        """:meth:`transcribe` in a worker thread, for use from an event loop."""
-        return await asyncio.to_thread(self.transcribe, source, language=language, translate=translate)
+        """:meth:`transcribe` on the recognizer's own thread, for use from an event loop (which stays free)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, partial(self.transcribe, source, language=language, translate=translate)
+        )
 
     def supports(self, language: str) -> bool:
         """True when the model has a language token for ``language`` (e.g. ``yue`` only from large-v3 on)."""

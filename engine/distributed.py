@@ -38,7 +38,6 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -293,7 +292,6 @@ class DistributedEngine:
         self.keys = Keys(config.prefix)
         self._redis: Redis | None = None
         self._broker: RedisStreamBroker | None = None
-        self._asr: ThreadPoolExecutor | None = None
         self._reader: asyncio.Task[None] | None = None
         self._followed: dict[str, _Follow] = {}
         self._wake = asyncio.Event()
@@ -308,7 +306,6 @@ class DistributedEngine:
         self._submit_script = self._redis.register_script(_SUBMIT)
         self._cancel_script = self._redis.register_script(_CANCEL)
         self._kicker: AsyncKicker[[str], None] = AsyncKicker(TASK_NAME, self._broker, labels={})
-        self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
         self._reader = asyncio.create_task(self._read_events(), name="voice2anime-job-events")
 
     async def close(self) -> None:
@@ -324,16 +321,10 @@ class DistributedEngine:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
-        if self._asr is not None:
-            self._asr.shutdown(wait=False, cancel_futures=True)
-            self._asr = None
 
     async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe on this process's speech thread; the event loop stays free."""
-        if self._asr is None:
-            raise RuntimeError("DistributedEngine.start() was not called (or the engine is closed)")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._asr, lambda: self.recognizer.transcribe(audio, language=language))
+        """Transcribe on the recognizer's speech thread; the event loop stays free."""
+        return await self.recognizer.transcribe_async(audio, language=language)
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue ``spec`` for the workers, or follow it when a job with this id already exists.

@@ -17,7 +17,6 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from engine.api import (
@@ -139,7 +138,6 @@ class LocalEngine:
         self._lock = threading.Condition()
         self._closing = False
         self._worker: threading.Thread | None = None
-        self._asr: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         """Start the model thread (idempotent)."""
@@ -148,8 +146,6 @@ class LocalEngine:
                 self._closing = False
                 self._worker = threading.Thread(target=self._work, name="voice2anime-model", daemon=True)
                 self._worker.start()
-            if self._asr is None:
-                self._asr = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice2anime-asr")
 
     async def close(self) -> None:
         """Cancel waiting and running jobs and stop the threads."""
@@ -162,20 +158,14 @@ class LocalEngine:
                 self._running.cancel.set()
             self._lock.notify_all()
             worker, self._worker = self._worker, None
-            asr, self._asr = self._asr, None
         for job in waiting:
             job.handle.publish(JobCancelled())
         if worker:
             await asyncio.to_thread(worker.join)
-        if asr:
-            asr.shutdown(wait=False, cancel_futures=True)
 
     async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe on the speech thread (started by :meth:`start`); the event loop stays free."""
-        if self._asr is None:
-            raise RuntimeError("LocalEngine.start() was not called (or the engine is closed)")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._asr, lambda: self.recognizer.transcribe(audio, language=language))
+        """Transcribe on the recognizer's speech thread; the event loop stays free."""
+        return await self.recognizer.transcribe_async(audio, language=language)
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue ``spec``; cached results finish at once. Raises QueueFullError/UserQueueFullError."""
