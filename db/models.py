@@ -3,9 +3,9 @@
 Ids: users, identities, chats and images use integer keys (internal only).
 Requests use a random uuid4 hex string: the id travels inside chat buttons
 (Discord ``custom_id``, Telegram ``callback_data``, both client-visible), so it
-must not be guessable or reveal how many requests exist; it is known before
-the row is written (a worker or a retried handler can carry it) and fits
-comfortably in Telegram's 64-byte callback data.
+must not be guessable or reveal how many requests exist; it doubles as the
+engine's job id (so a re-delivered job is recognised) and fits comfortably in
+Telegram's 64-byte callback data.
 
 Enumerated columns are strings guarded by CHECK constraints; their Python
 vocabularies live in ``db.states`` and ``db.enums``.
