@@ -541,27 +541,19 @@ def parse_description(text: str, language: str) -> ParsedDescription:
     return _to_parsed(parts)
 
 
-#: Share of the lexicon's concepts a translation must repeat to be trusted over the lexicon.
-MIN_TRANSLATION_AGREEMENT = 0.5
-
-
 def _choose_reading(original: _Parts, translated: _Parts) -> _Parts:
-    """Whisper's translation when it is usable and agrees with the lexicon reading, else the lexicon reading.
+    """Whisper's translation when it is usable and keeps everything the lexicon understood, else the lexicon reading.
 
-    Small Whisper models translate Mandarin poorly ("See you in the next
-    episode" for 下雨的晚上城市街道). When the lexicon understood the original,
-    the translation must repeat at least :data:`MIN_TRANSLATION_AGREEMENT` of
-    those concepts (it usually adds detail the lexicon misses); otherwise the
-    lexicon reading of what the user actually said wins.
+    Small Whisper models translate Mandarin poorly and not even the same way
+    twice ("See you in the next episode" for 下雨的晚上城市街道, "blue
+    hair-like still" for a blue-haired girl). A translation is used only when
+    its parse contains every concept the lexicon found in what the user said
+    (it usually adds what the lexicon does not know); otherwise the lexicon
+    reading of the user's own words wins.
     """
     if translated.empty():
         return original
-    expected = original.concepts()
-    if not expected:
-        return translated
-    rendered = _render(translated)[0].lower()
-    agreeing = sum(1 for concept in expected if concept.lower() in rendered)
-    return translated if agreeing / len(expected) >= MIN_TRANSLATION_AGREEMENT else original
+    return translated if original.concepts() <= translated.concepts() else original
 
 
 def build_prompt(
@@ -570,7 +562,7 @@ def build_prompt(
     """Build the Stable Diffusion prompt for a description.
 
     ``translation`` is Whisper's English translation of the same speech; when
-    it gives a usable parse that agrees with the lexicon reading of
+    it gives a usable parse that keeps everything the lexicon understood of
     ``description`` it is preferred (see :func:`_choose_reading`). The
     description stays in :attr:`Prompt.description` (trimmed and cut to
     :data:`MAX_INPUT_CHARS`). ``language`` is the description's

@@ -321,6 +321,10 @@ def test_translation_that_contradicts_the_lexicon_is_ignored() -> None:
     assert (boy.parsed.subject, boy.parsed.attributes, boy.parsed.action) == ("boy", ("wearing glasses",), "reading a book")
     night = build_prompt("下雨的晚上城市街道", translation="See you in the next episode.", language="zh")
     assert set(night.parsed.scene) == {"rain", "night", "city street"}
+    # A half-right translation loses what the lexicon understood: the lexicon reading wins.
+    girl = build_prompt("一个蓝色头发的女孩在樱花树下", translation="A blue hair-like still girl.", language="zh")
+    assert (girl.parsed.subject, girl.parsed.attributes) == ("girl", ("blue hair",))
+    assert girl.parsed.scene == ("cherry blossom trees",)
 
 
 def test_translation_for_words_the_lexicon_does_not_know_is_used() -> None:
