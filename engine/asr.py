@@ -153,7 +153,14 @@ class SpeechRecognizer:
         return kept, info.language, float(info.language_probability)
 
     def _translate(self, audio: DecodedAudio, language: str) -> str | None:
-        """Whisper's English translation of speech in ``language`` (``None`` if it produced nothing)."""
+        """Whisper's English translation of speech in ``language``; ``None`` if it produced no English.
+
+        Decoded at temperature 0 only: the fallback's sampling made the same
+        voice note translate differently from run to run (and sometimes not
+        at all — Whisper may answer a translate task in the source language).
+        The translation is only a hint for the prompt, so a stable answer or
+        none beats a lucky one.
+        """
         segments, _ = self.load().transcribe(
             audio.samples,
             language=language,
@@ -161,8 +168,19 @@ class SpeechRecognizer:
             beam_size=self.config.beam_size,
             vad_filter=self.config.vad,
             condition_on_previous_text=False,
+            temperature=0.0,
         )
-        return "".join(s.text for s in segments if not _hallucinated(s)).strip() or None
+        text = "".join(s.text for s in segments if not _hallucinated(s)).strip()
+        if not _mostly_latin(text):
+            log.info("translation discarded: not English (%r)", text[:80])
+            return None
+        return text
+
+
+def _mostly_latin(text: str) -> bool:
+    """True when at least 80 % of the letters in ``text`` are ASCII (an English sentence, not CJK)."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum(c.isascii() for c in letters) >= 0.8 * len(letters)
 
 
 def _hallucinated(segment: WhisperSegment) -> bool:

@@ -200,3 +200,12 @@ def test_corrupt_model_bin(tmp_path, whisper_model_dir):
     with pytest.raises(ModelUnavailableError, match=f"{tmp_path} could not be loaded") as err:
         SpeechRecognizer(AsrConfig(model=str(tmp_path), device="cpu", cpu_threads=1), AudioLimits(1000, 1)).load()
     assert isinstance(err.value.__cause__, Exception)
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [("A girl with blue hair.", True), ("一个蓝色头发的女孩在英华树下", False), ("", False), ("Café au lait, s'il vous plaît", True)],
+)
+def test_only_english_counts_as_a_translation(text, english):
+    """Whisper sometimes answers task="translate" in the source language; that is not a translation."""
+    assert asr._mostly_latin(text) is english
