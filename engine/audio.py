@@ -36,6 +36,14 @@ SAMPLE_RATE = 16_000
 DURATION_SLACK_SECONDS = 0.5
 _MB = 1024 * 1024
 
+#: Keyword arguments for :func:`av.open`, per PyAV major version. PyAV <= 18 decodes
+#: container and stream metadata eagerly and strictly as UTF-8 (one tag with a stray
+#: byte would fail the whole file) unless ``metadata_errors`` says otherwise; PyAV 19
+#: removed that argument (passing it is a ``TypeError``) and always decodes with
+#: "surrogateescape". pyproject.toml caps av below 20 until the next major is checked.
+_AV_MAJOR = int(av.__version__.split(".")[0])
+_OPEN_KWARGS: dict[str, str] = {"metadata_errors": "ignore"} if _AV_MAJOR < 19 else {}
+
 
 @dataclass(frozen=True)
 class AudioLimits:
@@ -76,7 +84,7 @@ def load_audio(source: bytes | Path, limits: AudioLimits) -> DecodedAudio:
     # (HLS playlists, ...) from the name, and those open further files/URLs.
     # A protocol whitelist naming no real protocol ("none") forbids any nested open.
     try:
-        container = av.open(io.BytesIO(data), metadata_errors="ignore", options={"protocol_whitelist": "none"})
+        container = av.open(io.BytesIO(data), options={"protocol_whitelist": "none"}, **_OPEN_KWARGS)
     except av.error.EOFError as exc:
         log.info("audio rejected: file ends before its header does (%s)", exc)
         raise AudioError(detail=str(exc)) from exc

@@ -38,6 +38,13 @@ def test_bytes_and_path_give_the_same_samples(english_voice_notes):
     np.testing.assert_array_equal(from_path.samples, from_bytes.samples)
 
 
+def test_tag_that_is_not_utf8_does_not_reject_the_voice_note(mistagged_ogg, english_voice_notes):
+    """PyAV <= 18 decodes tags strictly unless told not to; PyAV 19 has no such option (and no such failure)."""
+    assert b"Caf\xe9" in mistagged_ogg.path.read_bytes()
+    audio = load_audio(mistagged_ogg.path, LIMITS)
+    np.testing.assert_array_equal(audio.samples, load_audio(english_voice_notes["ogg"].path, LIMITS).samples)
+
+
 def test_formats_agree_on_duration(english_voice_notes):
     durations = [load_audio(c.path, LIMITS).duration for c in english_voice_notes.values()]
     assert max(durations) - min(durations) < 0.1

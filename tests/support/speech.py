@@ -9,6 +9,7 @@ MP3/M4A/WAV. Mandarin speech comes from committed recordings in
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -120,6 +121,15 @@ def english_voice_notes_in(directory: Path) -> dict[str, SpokenClip]:
 def english_voice_notes(speech_dir: Path) -> dict[str, SpokenClip]:
     """The English sentence as ogg (Telegram Opus), mp3, m4a and wav voice notes (~7 s)."""
     return english_voice_notes_in(speech_dir)
+
+
+@pytest.fixture(scope="session")
+def mistagged_ogg(speech_dir: Path, english_voice_notes: dict[str, SpokenClip]) -> SpokenClip:
+    """The English Opus voice note with a title tag that is Latin-1, not UTF-8 (as some recorder apps write it)."""
+    path = speech_dir / "mistagged.ogg"
+    title = os.fsdecode(b"title=Caf\xe9 \xff\xfe")  # subprocess passes these bytes through unchanged
+    _ffmpeg("-i", str(english_voice_notes["ogg"].path), "-c", "copy", "-metadata", title, str(path))
+    return SpokenClip(path, ENGLISH_TEXT)
 
 
 @pytest.fixture(scope="session")
