@@ -12,6 +12,7 @@ from engine.diffusion import DiffusionConfig, TextToImage
 from engine.errors import Cancelled, UnknownStyleError
 from engine.pipeline import AnimePipeline
 from engine.prompt import build_prompt
+from tests.support.images import assert_images_differ
 
 
 class CountingTextToImage(TextToImage):
@@ -48,7 +49,7 @@ def test_restyle_reuses_the_base_image(pipeline: AnimePipeline) -> None:
     assert CountingTextToImage.calls == 1
     assert restyled.base_image is first.base_image
     assert (restyled.style, restyled.seed, restyled.prompt) == ("paprika", 5, first.prompt)
-    assert restyled.anime_image.tobytes() != first.anime_image.tobytes()
+    assert_images_differ(restyled.anime_image, first.anime_image)
     assert [name for name, _ in restyled.timings] == ["style"]
 
 
