@@ -34,7 +34,7 @@ from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Segment, Transcript, Word
 from handlers import cards
-from handlers.events import ButtonPress, Origin, VoiceMessage
+from handlers.events import ButtonPress, Origin, VoiceMessage, fetched
 from handlers.flow import Conversation, ConversationConfig
 from handlers.replies import Reply
 
@@ -123,7 +123,7 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, li
         origin = Origin("bench", f"chat{n}", f"user{n}", f"User {n}", "en")
         for _ in range(rounds):
             messenger.delivered[origin.user_id].clear()
-            await timed("voice", VoiceMessage(origin, b"ogg"))
+            await timed("voice", VoiceMessage(origin, fetched(b"ogg")))
             ref, card = messenger.card[origin.user_id]
             await timed("confirm", ButtonPress(origin, card.request_id, cards.CONFIRM, "", ref))
             started = time.perf_counter()

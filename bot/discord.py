@@ -201,10 +201,10 @@ class DiscordAdapter:
         for attachment in message.attachments:
             kind = (attachment.content_type or "").split("/")[0]
             if message.flags.voice or kind == "audio":
-                event = await self._download(origin, attachment, audio=True)
+                event = self._attachment_event(origin, attachment, audio=True)
                 break
             if kind == "image":
-                event = await self._download(origin, attachment, audio=False)
+                event = self._attachment_event(origin, attachment, audio=False)
                 break
         if event is None and (text := self._without_mention(message.content)):
             event = TextMessage(origin, text)
@@ -261,14 +261,13 @@ class DiscordAdapter:
             await responder.finish()
             current.reset(token)
 
-    async def _download(self, origin: Origin, attachment: discord.Attachment, *, audio: bool) -> Event:
-        """The attachment's bytes as a voice/photo event, or :class:`Rejected` when it is over its limit (not downloaded)."""
+    def _attachment_event(self, origin: Origin, attachment: discord.Attachment, *, audio: bool) -> Event:
+        """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit."""
         limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
         if attachment.size > limit:
             error = (AudioTooLargeError if audio else ImageTooLargeError)(size_mb=attachment.size / _MB, limit_mb=limit / _MB)
             return Rejected(origin, error)
-        data = await attachment.read()
-        return VoiceMessage(origin, data) if audio else PhotoMessage(origin, data)
+        return VoiceMessage(origin, attachment.read) if audio else PhotoMessage(origin, attachment.read)
 
     async def _deliver(self, event: Event) -> None:
         if self._on_event is None:

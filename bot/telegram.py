@@ -140,7 +140,7 @@ class TelegramAdapter:
         if update.message is None or not self._first_time(("update", update.update_id)):
             return
         inbound = from_message(update.message, self.application.bot.bot)
-        event = await self._download(inbound) if isinstance(inbound, Attachment) else inbound
+        event = self._attachment_event(inbound) if isinstance(inbound, Attachment) else inbound
         if event is not None:
             await self._deliver(event)
 
@@ -171,29 +171,35 @@ class TelegramAdapter:
 
     # --- files ------------------------------------------------------------------
 
-    async def _download(self, attachment: Attachment) -> Event:
-        """Fetch the file (size checked first, from the update and again from getFile), or say why not."""
-        origin = attachment.origin
+    def _attachment_event(self, attachment: Attachment) -> Event:
+        """A voice/photo event whose download waits until the conversation admits it, or why not (size from the update)."""
         if attachment.file_size is not None and attachment.file_size > self.max_download_bytes:
-            return self._too_big(attachment, attachment.file_size)
+            return Rejected(attachment.origin, self._too_big(attachment, attachment.file_size))
+
+        async def fetch() -> bytes:
+            return await self._download(attachment)
+
+        return VoiceMessage(attachment.origin, fetch) if attachment.kind == "voice" else PhotoMessage(attachment.origin, fetch)
+
+    async def _download(self, attachment: Attachment) -> bytes:
+        """The file's bytes (size checked again from getFile); raises the ``UserError`` to show otherwise."""
         try:
             file = await self.application.bot.get_file(attachment.file_id)
             if file.file_size is not None and file.file_size > self.max_download_bytes:
-                return self._too_big(attachment, file.file_size)
-            data = bytes(await file.download_as_bytearray())
+                raise self._too_big(attachment, file.file_size)
+            return bytes(await file.download_as_bytearray())
         except BadRequest as error:
             if "too big" in error.message.lower():
-                return self._too_big(attachment, attachment.file_size or self.max_download_bytes + 1)
+                raise self._too_big(attachment, attachment.file_size or self.max_download_bytes + 1) from None
             log.warning("could not download a %s: %s", attachment.kind, error.message)
-            return Rejected(origin, UserError(detail=error.message))
+            raise UserError(detail=error.message) from None
         except TelegramError as error:
             log.warning("could not download a %s: %s", attachment.kind, error)
-            return Rejected(origin, UserError(detail=str(error)))
-        return VoiceMessage(origin, data) if attachment.kind == "voice" else PhotoMessage(origin, data)
+            raise UserError(detail=str(error)) from None
 
-    def _too_big(self, attachment: Attachment, size: int) -> Rejected:
+    def _too_big(self, attachment: Attachment, size: int) -> UserError:
         error = AudioTooLargeError if attachment.kind == "voice" else ImageTooLargeError
-        return Rejected(attachment.origin, error(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB))
+        return error(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB)
 
     async def _publish_commands(self) -> None:
         """The "/" menu in English (default) and Chinese; a failure only costs the menu."""

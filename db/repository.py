@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from db.columns import utcnow
 from db.enums import DERIVED_KINDS, ChatKind, ImageRole, RequestKind
 from db.files import ImageStore
+from db.limits import Cap, CapReached, Caps
 from db.models import Chat, ChatSettings, Identity, Image, Request, Transcript, User, UserSettings
 from db.preferences import (
     DEFAULT_PREFERENCES,
@@ -51,6 +52,10 @@ TRANSITION_FIELDS = frozenset(
         "finished_at",
     }
 )
+
+
+#: PostgreSQL advisory lock key serialising admissions (cap checks + the write they guard): "v2a\0".
+ADMISSION_LOCK_KEY = 0x76326100
 
 
 class SpokenWord(Protocol):
@@ -267,11 +272,16 @@ class Repository:
         prompt_negative: str | None = None,
         source_language: str | None = None,
         card_expires_at: datetime | None = None,
+        caps: Caps | None = None,
     ) -> str:
         """Record a new request and return its id.
 
         ``state`` must be an initial state (transcribing, awaiting_confirmation
         or queued). Restyle and reroll requests must name their ``parent_id``.
+        With ``caps`` the request is only created while the user made fewer
+        than ``requests_per_minute`` requests in the last minute and the active
+        caps leave room, checked atomically with the insert (raises
+        :class:`~db.limits.CapReached` otherwise).
         """
         kind, state = RequestKind(kind), RequestState(state)
         if state not in INITIAL_STATES:
@@ -295,9 +305,42 @@ class Repository:
             updated_at=now,
         )
         async with self._db.sessions() as session:
+            if caps is not None:
+                await self._admit(await session.connection(), user_id, caps, new_request=True)
             session.add(request)
             await session.commit()
         return request.id
+
+    async def _admit(self, connection: AsyncConnection, user_id: int, caps: Caps, *, new_request: bool) -> None:
+        """Take the admission lock in ``connection``'s transaction, then raise ``CapReached`` for the first cap hit.
+
+        PostgreSQL: a transaction-scoped advisory lock. SQLite: a write first
+        (pysqlite only opens a transaction before a write), which takes the
+        database's write lock, so the counts below and the caller's write see
+        no concurrent admission in between.
+        """
+        if self._db.dialect == "postgresql":
+            await connection.execute(select(func.pg_advisory_xact_lock(ADMISSION_LOCK_KEY)))
+        else:
+            await connection.execute(update(User).where(User.id == user_id).values(created_at=User.created_at))
+        active = Request.state.in_(sorted(s.value for s in ACTIVE_STATES))
+        since = self._clock() - timedelta(minutes=1)
+        count = select(func.count()).select_from(Request)
+        row = (
+            await connection.execute(
+                select(
+                    count.where(Request.user_id == user_id, Request.created_at >= since).scalar_subquery(),
+                    count.where(Request.user_id == user_id, active).scalar_subquery(),
+                    count.where(active).scalar_subquery(),
+                )
+            )
+        ).one()
+        checks = [(Cap.ACTIVE_PER_USER, row[1]), (Cap.ACTIVE_TOTAL, row[2])]
+        if new_request:
+            checks.insert(0, (Cap.PER_MINUTE, row[0]))
+        for cap, used in checks:
+            if used >= caps.limit(cap):
+                raise CapReached(cap, caps.limit(cap))
 
     async def transition(
         self,
@@ -305,6 +348,7 @@ class Repository:
         to_state: RequestState,
         *,
         from_states: Iterable[RequestState] | None = None,
+        caps: Caps | None = None,
         **fields: Any,
     ) -> bool:
         """Move a request to ``to_state`` if it is in an allowed source state; True if it moved.
@@ -317,6 +361,11 @@ class Repository:
         :data:`TRANSITION_FIELDS`). ``updated_at`` is always set; moving to
         ``running`` sets ``started_at``, back to ``queued`` clears it, and a
         terminal state sets ``finished_at`` (unless given in ``fields``).
+
+        With ``caps`` (a move into an active state, e.g. confirm) the move is
+        only made while the user's and everyone's active caps leave room,
+        checked atomically with it; a request in an allowed state that would
+        go over a cap raises :class:`~db.limits.CapReached` and stays put.
 
         Raises ``ValueError`` for a move the state table does not allow or an
         unknown field: those are programming errors, not races.
@@ -341,6 +390,12 @@ class Repository:
             .values(**values)
         )
         async with self._db.engine.begin() as connection:
+            if caps is not None:
+                current = select(Request.user_id, Request.state).where(Request.id == request_id)
+                found = (await connection.execute(current)).one_or_none()
+                if found is None or RequestState(found.state) not in sources:
+                    return False
+                await self._admit(connection, found.user_id, caps, new_request=False)
             result = await connection.execute(statement)
         return result.rowcount == 1
 

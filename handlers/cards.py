@@ -129,3 +129,9 @@ def history_list(lang: str, entries: Sequence[tuple[str, str]]) -> Reply:
     buttons = [Button(t("button.resend", lang, index=i), RESEND, request_id) for i, (request_id, _) in enumerate(entries, 1)]
     rows = tuple(tuple(buttons[i : i + 5]) for i in range(0, len(buttons), 5))
     return Reply("\n".join(lines), buttons=rows)
+
+
+def delivery_failed(request_id: str, lang: str) -> Reply:
+    """The picture is drawn but every upload failed: say so, with a button to try again."""
+    retry = Button(t("button.send_again", lang), RESEND, request_id)
+    return Reply(t("delivery.failed", lang), kind="error", buttons=((retry,),), request_id=request_id)

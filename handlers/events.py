@@ -6,9 +6,13 @@ nothing else; the conversation never sees platform objects.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.errors import UserError
+
+#: Downloads an upload's bytes; raises a ``UserError`` when the platform refuses (e.g. over its size limit).
+Fetch = Callable[[], Awaitable[bytes]]
 
 #: The commands every adapter offers (descriptions: ``handlers.i18n`` keys ``command.<name>``).
 COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
@@ -26,12 +30,21 @@ class Origin:
     is_group: bool = False
 
 
+def fetched(data: bytes) -> Fetch:
+    """A :data:`Fetch` for bytes already in hand (uploads read by the adapter, tests)."""
+
+    async def fetch() -> bytes:
+        return data
+
+    return fetch
+
+
 @dataclass(frozen=True)
 class VoiceMessage:
-    """A voice note or audio file (raw bytes as downloaded)."""
+    """A voice note or audio file; the conversation calls ``fetch`` only once the request is admitted (rate limits)."""
 
     origin: Origin
-    audio: bytes
+    fetch: Fetch
 
 
 @dataclass(frozen=True)
@@ -49,10 +62,10 @@ class TextMessage:
 
 @dataclass(frozen=True)
 class PhotoMessage:
-    """A photo to restyle."""
+    """A photo to restyle; ``fetch`` downloads it once the request is admitted (nothing is decoded before)."""
 
     origin: Origin
-    image: bytes
+    fetch: Fetch
 
 
 @dataclass(frozen=True)

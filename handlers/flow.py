@@ -34,15 +34,16 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from db.columns import utcnow
 from db.enums import ChatKind, ImageRole, RequestKind
+from db.limits import Cap, CapReached, Caps
 from db.records import RequestRecord
 from db.repository import Repository
-from db.states import RequestState
+from db.states import TERMINAL_STATES, RequestState
 from engine.api import (
     Engine,
     JobSpec,
@@ -56,18 +57,12 @@ from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, t
 from handlers.jobs import JobTracker, delivered_reply
+from handlers.keyed_lock import KeyedLock
 from handlers.replies import Messenger, Reply
 
 log = logging.getLogger(__name__)
 
 S = RequestState
-
-
-class RateLimitedError(UserError):
-    """Too many new requests in the last minute."""
-
-    key = "rate_limited"
-    template = "You're sending requests too fast. Please wait a minute."
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,13 @@ class ConversationConfig:
     unsure_below: float = 0.5
     #: Voice notes kept in memory for "Heard wrong language" while their card is open (oldest dropped first).
     audio_cache_bytes: int = 256 * 1024 * 1024
+    #: Waits (seconds) before each new try of a picture upload that failed.
+    delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
+
+    @property
+    def caps(self) -> Caps:
+        """The request caps the database enforces."""
+        return Caps(self.requests_per_minute, self.max_active_per_user, self.max_active_total)
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,15 @@ class Conversation:
         self._clock = clock
         self._pending_edits: dict[tuple[str, str, str], str] = {}
         self._audio: OrderedDict[str, bytes] = OrderedDict()
+        #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
+        self._request_locks = KeyedLock()
         self.jobs = JobTracker(
             repository,
             engine,
             messenger,
             default_style=config.default_style,
             progress_interval=config.progress_interval,
+            retry_delays=config.delivery_retry_delays,
             monotonic=monotonic,
         )
 
@@ -186,6 +191,11 @@ class Conversation:
             address.platform, address.platform_chat_id, address.platform_user_id, is_group=address.chat_kind is ChatKind.GROUP
         )
         who = await self._who(origin)
+        anime = record.image(ImageRole.ANIME)
+        if record.state is S.RUNNING and anime is not None and anime.path.exists():
+            log.info("resending the picture of request %s after restart", record.id)
+            await self.jobs.send_picture(origin, who.lang, record, await asyncio.to_thread(anime.path.read_bytes))
+            return
         if record.state is S.RUNNING:
             await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
         spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record)
@@ -194,8 +204,8 @@ class Conversation:
                 await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
             return
         log.info("resuming request %s after restart", record.id)
-        ref = await self.messenger.send(origin, cards.progress(record.id, who.lang, "queued", position="…"))
-        await self.jobs.submit(who.origin, who.lang, record.id, spec, ref)
+        status = await self._status_message(who, None, cards.progress(record.id, who.lang, "queued", position="…"))
+        await self.jobs.submit(who.origin, who.lang, record.id, spec, status)
 
     # --- dispatch -------------------------------------------------------------
 
@@ -230,55 +240,70 @@ class Conversation:
             prefs.language,
         )
 
-    async def _check_limits(self, who: _Who, *, new_request: bool = True) -> None:
-        """Raise the UserError for the first limit hit; the rate limit only counts ``new_request``s."""
-        if new_request:
-            since = self._clock() - timedelta(minutes=1)
-            if await self.repository.count_requests_since(who.user_id, since) >= self.config.requests_per_minute:
-                raise RateLimitedError()
-        if await self.repository.count_active(who.user_id) >= self.config.max_active_per_user:
-            raise UserQueueFullError(limit=self.config.max_active_per_user)
-        if await self.repository.count_active() >= self.config.max_active_total:
-            raise QueueFullError(limit=self.config.max_active_total)
+    async def _create(self, who: _Who, **fields: object) -> str:
+        """A new request of ``who``, created only while their caps leave room (checked atomically)."""
+        try:
+            return await self.repository.create_request(
+                user_id=who.user_id, chat_id=who.chat_id, caps=self.config.caps, **fields  # type: ignore[arg-type]
+            )
+        except CapReached as hit:
+            raise cap_error(hit) from None
+
+    async def _fail(self, who: _Who, request_id: str, ref: str | None, error: Exception, *, from_states: list[S]) -> None:
+        """A request that cannot go on: mark it failed and tell the user why (editing ``ref`` when there is one)."""
+        if isinstance(error, UserError):
+            key, params = error.key, error.params
+            log.info("request %s: %s", request_id, key)
+        else:
+            key, params = "error.generic", {}
+            log.error("request %s failed", request_id, exc_info=error)
+        self._audio.pop(request_id, None)
+        await self.repository.transition(request_id, S.FAILED, from_states=from_states, error_key=key)
+        reply = Reply(error_text(key, who.lang, params), kind="error")
+        try:
+            if ref is None:
+                raise LookupError("no status message")
+            await self.messenger.edit(who.origin, ref, reply)
+        except Exception:
+            await self.messenger.send(who.origin, reply)
 
     # --- voice, text, photo -----------------------------------------------------
 
     async def _on_voice(self, event: VoiceMessage, who: _Who) -> None:
-        await self._check_limits(who)
-        request_id = await self.repository.create_request(
-            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style
-        )
-        ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
-        self._remember_audio(request_id, event.audio)
-        await self._transcribe(who, request_id, ref, event.audio, language=None)
+        request_id = await self._create(who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style)
+        ref: str | None = None
+        try:
+            ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
+            audio = await event.fetch()  # downloaded only now: the request was admitted
+        except Exception as error:
+            await self._fail(who, request_id, ref, error, from_states=[S.TRANSCRIBING])
+            return
+        self._remember_audio(request_id, audio)
+        await self._transcribe(who, request_id, ref, audio, language=None)
 
     async def _transcribe(self, who: _Who, request_id: str, ref: str, audio: bytes, language: str | None) -> None:
         try:
             transcript = await self.engine.transcribe(audio, language=language)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
+            await self.repository.save_transcript(
+                request_id,
+                heard_text=transcript.text,
+                language=transcript.language,
+                language_probability=transcript.language_probability,
+                translation=transcript.translation,
+                words=transcript.words,
+            )
         except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("transcribing request %s failed", request_id)
-            key, params = (error.key, error.params) if isinstance(error, UserError) else ("error.generic", {})
-            await self.repository.transition(request_id, S.FAILED, from_states=[S.TRANSCRIBING], error_key=key)
-            self._audio.pop(request_id, None)
-            await self.messenger.edit(who.origin, ref, Reply(error_text(key, who.lang, params), kind="error"))
+            await self._fail(who, request_id, ref, error, from_states=[S.TRANSCRIBING])
             return
-        await self.repository.save_transcript(
-            request_id,
-            heard_text=transcript.text,
-            language=transcript.language,
-            language_probability=transcript.language_probability,
-            translation=transcript.translation,
-            words=transcript.words,
-        )
         await self._offer(who, request_id, ref, prompt, transcript=transcript)
 
     async def _on_text(self, event: TextMessage, who: _Who) -> None:
         key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
         request_id = event.request_id or self._pending_edits.get(key)
         if request_id is not None:
-            await self._apply_edit(who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
+            async with self._request_locks(request_id):
+                await self._apply_edit(who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
             if self._pending_edits.get(key) == request_id:
                 del self._pending_edits[key]
         elif not who.origin.is_group:
@@ -295,10 +320,7 @@ class Conversation:
                 raise UnknownStyleError(style=style, styles=", ".join(self.config.styles))
             who = replace(who, style=style)
         prompt = build_prompt(text)
-        await self._check_limits(who)
-        request_id = await self.repository.create_request(
-            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.TEXT, state=S.TRANSCRIBING, style=who.style
-        )
+        request_id = await self._create(who, kind=RequestKind.TEXT, state=S.TRANSCRIBING, style=who.style)
         await self.repository.save_transcript(
             request_id, heard_text=text, language=prompt.language, language_probability=1.0
         )
@@ -371,14 +393,18 @@ class Conversation:
         )
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
-        png = await asyncio.to_thread(lambda: png_bytes(open_image(event.image)))
-        await self._check_limits(who)
-        request_id = await self.repository.create_request(
-            user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style
-        )
-        await self.repository.add_image(request_id, ImageRole.BASE, png)
+        # Admitted (rate limit, caps) before anything is downloaded or decoded.
+        request_id = await self._create(who, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style)
+        ref: str | None = None
+        try:
+            ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+            data = await event.fetch()
+            png = await asyncio.to_thread(lambda: png_bytes(open_image(data)))
+            await self.repository.add_image(request_id, ImageRole.BASE, png)
+        except Exception as error:
+            await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
+            return
         spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png)
-        ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     def _check_text(self, text: str) -> None:
@@ -435,35 +461,29 @@ class Conversation:
         if press.request_id == cards.NO_REQUEST:
             await self._on_settings_button(press, who)
             return
-        record = await self.repository.get_request(press.request_id)
-        if record is None:
-            await self.messenger.notify(who.origin, t("card.expired", who.lang))
-            return
-        if record.user_id != who.user_id:
-            await self.messenger.notify(who.origin, t("not_yours", who.lang))
-            return
-        card_actions = (cards.CONFIRM, cards.EDIT, cards.RETRY, cards.RETRY_AS, cards.STYLE, cards.STYLE_SET)
-        if press.action in card_actions and not await self._card_is_open(who, record):
-            return
-        handlers = {
-            cards.CONFIRM: self._on_confirm,
-            cards.EDIT: self._on_edit,
-            cards.RETRY: self._on_retry,
-            cards.RETRY_AS: self._on_retry_as,
-            cards.STYLE: self._on_style,
-            cards.STYLE_SET: self._on_style_set,
-            cards.CANCEL: self._on_cancel,
-            cards.RESTYLE: self._on_restyle,
-            cards.RESTYLE_AS: self._on_restyle_as,
-            cards.REROLL: self._on_reroll,
-            cards.BASE: self._on_base,
-            cards.RESEND: self._on_resend,
-        }
-        handler = handlers.get(press.action)
-        if handler is None:
+        rule = BUTTONS.get(press.action)
+        if rule is None:
             log.warning("unknown button action %r", press.action)
             return
-        await handler(press, who, record)
+        async with self._request_locks(press.request_id):
+            record = await self.repository.get_request(press.request_id)
+            if record is None:
+                await self.messenger.notify(who.origin, t("card.expired", who.lang))
+                return
+            if record.user_id != who.user_id:
+                await self.messenger.notify(who.origin, t("not_yours", who.lang))
+                return
+            if await self._allows(rule, who, record):
+                await rule.handler(self, press, who, record)
+
+    async def _allows(self, rule: ButtonRule, who: _Who, record: RequestRecord) -> bool:
+        """True if the button's action applies in the request's state; tells the user why not otherwise."""
+        if rule.states == CARD_STATES:
+            return await self._card_is_open(who, record)
+        if record.state in rule.states:
+            return True
+        await self.messenger.notify(who.origin, t("already_handled" if record.state in TERMINAL_STATES else "not_ready", who.lang))
+        return False
 
     async def _card_is_open(self, who: _Who, record: RequestRecord) -> bool:
         """True while the card can be acted on; answers "expired"/"already done" otherwise."""
@@ -484,31 +504,53 @@ class Conversation:
         await self._confirm(who, record.id, press.message_ref or None)
 
     async def _confirm(self, who: _Who, request_id: str, ref: str | None) -> None:
-        """Queue an open card's request (the guarded move makes a second press a no-op)."""
+        """Queue an open card's request (the guarded move makes a second press a no-op).
+
+        Once queued, the request either really runs or fails with a message:
+        the job is submitted even when no status message can be posted.
+        """
         record = await self.repository.get_request(request_id)
         assert record is not None
-        await self._check_limits(who, new_request=False)  # the request was counted when it was made
         # The seed is fixed now, so a job resumed after a restart draws the same picture.
         seed = record.seed if record.seed is not None else new_seed()
-        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION], seed=seed):
+        try:
+            moved = await self.repository.transition(
+                request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION], seed=seed, caps=self.config.caps
+            )
+        except CapReached as hit:
+            raise cap_error(hit) from None
+        if not moved:
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
-        record = replace(record, seed=seed)
         self._audio.pop(request_id, None)
-        transcript = record.transcript
-        if transcript is not None:
-            await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
-        spec = await self.jobs.spec_for(record)
-        assert spec is not None
-        waiting = cards.progress(request_id, who.lang, "queued", position="…")
         try:
-            if ref is None:
-                raise LookupError("no card to turn into the status message")
-            await self.messenger.edit(who.origin, ref, waiting)  # the card's buttons go away at once
+            record = await self.repository.get_request(request_id)  # what is stored now is what gets drawn
+            assert record is not None
+            transcript = record.transcript
+            if transcript is not None:
+                await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
+            spec = await self.jobs.spec_for(record)
+            if spec is None:
+                raise PictureGoneError()
+        except Exception as error:
+            await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
+            return
+        status = await self._status_message(who, ref, cards.progress(request_id, who.lang, "queued", position="…"))
+        await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
+
+    async def _status_message(self, who: _Who, ref: str | None, reply: Reply) -> str | None:
+        """Turn message ``ref`` (the card) into the status, else post a new one; None when the chat cannot be reached."""
+        if ref is not None:
+            try:
+                await self.messenger.edit(who.origin, ref, reply)  # the card's buttons go away at once
+                return ref
+            except Exception:
+                log.info("status of request %s goes to a new message", reply.request_id, exc_info=True)
+        try:
+            return await self.messenger.send(who.origin, reply)
         except Exception:
-            log.info("request %s: status goes to a new message", request_id, exc_info=ref is not None)
-            ref = await self.messenger.send(who.origin, waiting)
-        await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
+            log.warning("no status message for request %s; it runs anyway", reply.request_id, exc_info=True)
+            return None
 
     async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         self._pending_edits[(who.origin.platform, who.origin.chat_id, who.origin.user_id)] = record.id
@@ -583,10 +625,8 @@ class Conversation:
 
     async def _derive(self, who: _Who, parent: RequestRecord, kind: RequestKind, *, style: str) -> None:
         """A restyle (same base image, new style) or reroll (same prompt, new seed) of ``parent``."""
-        await self._check_limits(who)
-        request_id = await self.repository.create_request(
-            user_id=who.user_id,
-            chat_id=who.chat_id,
+        request_id = await self._create(
+            who,
             kind=kind,
             state=S.QUEUED,
             parent_id=parent.id,
@@ -596,15 +636,17 @@ class Conversation:
             prompt_negative=parent.prompt_negative,
             source_language=parent.source_language,
         )
-        record = await self.repository.get_request(request_id)
-        assert record is not None
-        spec = await self.jobs.spec_for(record)
-        if spec is None:
-            await self.repository.transition(request_id, S.FAILED, error_key="history.gone")
-            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+        try:
+            record = await self.repository.get_request(request_id)
+            assert record is not None
+            spec = await self.jobs.spec_for(record)
+            if spec is None:
+                raise PictureGoneError()
+        except Exception as error:
+            await self._fail(who, request_id, None, error, from_states=[S.QUEUED])
             return
-        ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
-        await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
+        status = await self._status_message(who, None, cards.progress(request_id, who.lang, "queued", position="…"))
+        await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
     async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         base = record.image(ImageRole.BASE)
@@ -617,9 +659,13 @@ class Conversation:
     async def _on_resend(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         anime = record.image(ImageRole.ANIME)
         if anime is None or not anime.path.exists():
-            await self.messenger.notify(who.origin, t("history.gone", who.lang))
+            await self.messenger.notify(who.origin, t("not_ready" if record.state is S.RUNNING else "history.gone", who.lang))
             return
-        await self.messenger.send(who.origin, delivered_reply(record, who.lang, await asyncio.to_thread(anime.path.read_bytes)))
+        png = await asyncio.to_thread(anime.path.read_bytes)
+        if record.state is S.RUNNING:  # drawn, but every upload failed so far
+            await self.jobs.send_picture(who.origin, who.lang, record, png)
+            return
+        await self.messenger.send(who.origin, delivered_reply(record, who.lang, png))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
         if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
@@ -643,6 +689,31 @@ class Conversation:
             self._audio.popitem(last=False)
 
 
+class RateLimitedError(UserError):
+    """Too many new requests in the last minute."""
+
+    key = "rate_limited"
+    template = "You're sending requests too fast. Please wait a minute."
+
+
+class PictureGoneError(UserError):
+    """What a request needs (its base image, its prompt) is no longer stored."""
+
+    key = "history.gone"
+    template = "That picture is no longer available."
+
+
+def cap_error(hit: CapReached) -> UserError:
+    """What to tell the user about a cap the database refused."""
+    match hit.cap:
+        case Cap.PER_MINUTE:
+            return RateLimitedError()
+        case Cap.ACTIVE_PER_USER:
+            return UserQueueFullError(limit=hit.limit)
+        case _:
+            return QueueFullError(limit=hit.limit)
+
+
 def new_seed() -> int:
     """A random Stable Diffusion seed (32 bits: fits every database and is easy to read out)."""
     return secrets.randbelow(2**32)
@@ -652,3 +723,36 @@ def _label(record: RequestRecord) -> str:
     transcript = record.transcript
     text = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.kind.value
     return f"{text[:40]} · {record.style or ''}"
+
+
+Handler = Callable[[Conversation, ButtonPress, _Who, RequestRecord], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ButtonRule:
+    """What a button does and in which states of its request it may."""
+
+    handler: Handler
+    states: frozenset[RequestState]
+
+
+#: An open confirmation card (expiry is checked too).
+CARD_STATES = frozenset({S.AWAITING_CONFIRMATION})
+#: A picture that was delivered.
+DONE_STATES = frozenset({S.DELIVERED})
+
+#: Which button works in which state of its request: the one table the conversation consults.
+BUTTONS: dict[str, ButtonRule] = {
+    cards.CONFIRM: ButtonRule(Conversation._on_confirm, CARD_STATES),
+    cards.EDIT: ButtonRule(Conversation._on_edit, CARD_STATES),
+    cards.RETRY: ButtonRule(Conversation._on_retry, CARD_STATES),
+    cards.RETRY_AS: ButtonRule(Conversation._on_retry_as, CARD_STATES),
+    cards.STYLE: ButtonRule(Conversation._on_style, CARD_STATES),
+    cards.STYLE_SET: ButtonRule(Conversation._on_style_set, CARD_STATES),
+    cards.CANCEL: ButtonRule(Conversation._on_cancel, frozenset({S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING})),
+    cards.RESTYLE: ButtonRule(Conversation._on_restyle, DONE_STATES),
+    cards.RESTYLE_AS: ButtonRule(Conversation._on_restyle_as, DONE_STATES),
+    cards.REROLL: ButtonRule(Conversation._on_reroll, DONE_STATES),
+    cards.BASE: ButtonRule(Conversation._on_base, DONE_STATES),
+    cards.RESEND: ButtonRule(Conversation._on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
+}

@@ -107,8 +107,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cancelled": {"en": "Cancelled.", "zh": "已取消。"},
     "cancel.nothing": {"en": "Nothing to cancel.", "zh": "没有可以取消的任务。"},
     "already_handled": {"en": "Already done.", "zh": "已经处理过了。"},
+    "not_ready": {"en": "That picture isn't finished yet.", "zh": "这张图还没画好。"},
     "not_yours": {"en": "Only the person who asked can use these buttons.", "zh": "只有发起请求的人才能使用这些按钮。"},
     "job.failed": {"en": "Sorry, that picture failed. Please try again.", "zh": "抱歉，作画失败了，请再试一次。"},
+    "delivery.failed": {
+        "en": "Your picture is ready, but I couldn't send it. Press “Send again” — I'll also retry when I restart.",
+        "zh": "图已经画好了，但发送失败。请点「重新发送」——我重启后也会再试。",
+    },
+    "button.send_again": {"en": "📤 Send again", "zh": "📤 重新发送"},
     "job.lost": {
         "en": "Sorry, I restarted and lost your picture request. Please send it again.",
         "zh": "抱歉，我刚刚重启，丢失了你的作画请求，请重新发送。",

@@ -451,7 +451,14 @@ async def test_recovery_goes_on_past_a_user_it_cannot_reach(sqlite_url, local_en
     await h.conversation.recover()
     await h.settle()
     assert [c.reply.request_id for c in h.messenger.images()] == [ids["lou"]]
-    assert (await h.request(ids["kim"])).state is S.QUEUED, "left for the next start"
+    kim = await h.request(ids["kim"])
+    assert kim.state is S.RUNNING and kim.image(ImageRole.ANIME) is not None, "drawn and kept: resent at the next start"
+
+    h.messenger.unreachable = set()
+    await h.conversation.recover()
+    await h.settle()
+    assert [c.reply.request_id for c in h.messenger.images()] == [ids["lou"], ids["kim"]]
+    assert (await h.request(ids["kim"])).state is S.DELIVERED
 
 
 async def test_a_job_error_is_explained_with_its_details(sqlite_url, local_engine, make_harness):
@@ -497,7 +504,9 @@ async def test_bad_text_and_photo(sqlite_url, local_engine, make_harness):
     assert h.messenger.calls[-1].reply.text == t("anime.usage", "en")
     await h.photo("leo", b"definitely not a picture")
     assert h.messenger.calls[-1].reply.text == t("image.unreadable", "en")
-    assert await h.repository.requests_in_states(list(S)) == []
+    # A photo is admitted (and counted) before it is downloaded and decoded: kept as failed.
+    (photo,) = await h.repository.requests_in_states(list(S))
+    assert photo.state is S.FAILED and photo.error_key == "image.unreadable"
 
     # A too-long edit keeps the edit pending: the next message is the edit.
     await h.command("leo", "anime", TEXT)

@@ -34,7 +34,7 @@ from engine.asr import SpeechRecognizer
 from engine.diffusion import DiffusionConfig, GeneratedImage, TextToImage
 from engine.local import LocalEngine
 from engine.pipeline import AnimePipeline
-from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage, fetched
 from handlers.flow import Conversation, ConversationConfig
 from handlers.replies import Button, Reply
 
@@ -70,10 +70,18 @@ class RecordingMessenger:
     unreachable: set[str] = field(default_factory=set)
     #: Progress edits raise (a deleted status message, a timeout).
     failing_progress: bool = False
+    #: Reply kind -> how many more sends/edits of that kind raise (an upload rejected, a flaky network).
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def _maybe_fail(self, reply: Reply) -> None:
+        if self.failures.get(reply.kind, 0) > 0:
+            self.failures[reply.kind] -= 1
+            raise ConnectionError(f"sending a {reply.kind} failed")
 
     async def send(self, origin: Origin, reply: Reply) -> str:
         if origin.user_id in self.unreachable:
             raise ConnectionError(f"{origin.user_id} cannot be reached")
+        self._maybe_fail(reply)
         ref = f"m{len(self.messages) + 1}"
         self.messages[ref] = reply
         self.calls.append(Call("send", origin, ref, reply))
@@ -83,6 +91,7 @@ class RecordingMessenger:
         assert message_ref in self.messages, f"edit of unknown message {message_ref!r}"
         if origin.user_id in self.unreachable or (self.failing_progress and reply.kind == "progress"):
             raise ConnectionError("edit failed")
+        self._maybe_fail(reply)
         self.messages[message_ref] = reply
         self.calls.append(Call("edit", origin, message_ref, reply))
 
@@ -251,13 +260,13 @@ class Harness:
         await self.conversation.handle(event)
 
     async def voice(self, user: str, audio: bytes) -> None:
-        await self.send(VoiceMessage(self.origin(user), audio))
+        await self.send(VoiceMessage(self.origin(user), fetched(audio)))
 
     async def text(self, user: str, text: str) -> None:
         await self.send(TextMessage(self.origin(user), text))
 
     async def photo(self, user: str, image: bytes) -> None:
-        await self.send(PhotoMessage(self.origin(user), image))
+        await self.send(PhotoMessage(self.origin(user), fetched(image)))
 
     async def command(self, user: str, name: str, args: str = "") -> None:
         await self.send(Command(self.origin(user), name, args))
@@ -278,8 +287,9 @@ class Harness:
 
 
 def config(**overrides: Any) -> ConversationConfig:
-    """The test conversation config: both test styles, progress edits unthrottled unless overridden."""
-    return replace(ConversationConfig(styles=STYLES, default_style=STYLES[0], progress_interval=0.0), **overrides)
+    """The test conversation config: both test styles, progress edits unthrottled and upload retries at once unless overridden."""
+    base = ConversationConfig(styles=STYLES, default_style=STYLES[0], progress_interval=0.0, delivery_retry_delays=(0.0, 0.0))
+    return replace(base, **overrides)
 
 
 @pytest.fixture

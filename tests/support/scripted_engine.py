@@ -1,0 +1,64 @@
+"""An engine the test drives by hand: jobs wait until the test finishes, fails or cancels them.
+
+For conversation tests about what the conversation itself must guarantee
+(caps, serialisation, delivery) — the real engines are tested elsewhere and
+in the main flow tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from engine.api import JobCancelled, JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Transcript
+
+
+def png(colour: tuple[int, int, int] = (90, 160, 220), size: tuple[int, int] = (16, 16)) -> bytes:
+    """A small PNG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class ScriptedEngine:
+    """Records every submitted :class:`JobSpec`; :meth:`finish` / :meth:`cancel` end them."""
+
+    transcript: Transcript | None = None
+    specs: list[JobSpec] = field(default_factory=list)
+    handles: dict[str, JobHandle] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def close(self) -> None:
+        """Nothing to stop."""
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+        assert self.transcript is not None, "set ScriptedEngine.transcript first"
+        return self.transcript
+
+    async def submit(self, spec: JobSpec) -> JobHandle:
+        handle = JobHandle(spec.job_id, asyncio.get_running_loop())
+        self.specs.append(spec)
+        self.handles[spec.job_id] = handle
+        handle.publish(JobQueued(len(self.handles)))
+        return handle
+
+    async def cancel(self, job_id: str) -> bool:
+        handle = self.handles.pop(job_id, None)
+        if handle is None:
+            return False
+        handle.publish(JobCancelled())
+        return True
+
+    def finish(self, job_id: str) -> None:
+        """Let job ``job_id`` start and produce a picture."""
+        spec = next(s for s in self.specs if s.job_id == job_id)
+        handle = self.handles.pop(job_id)
+        handle.publish(JobStarted())
+        result = JobResult(job_id, png((200, 80, 120)), png(), spec.style, spec.seed, "scripted", spec.prompt, ())
+        handle.publish(JobFinished(result))
