@@ -126,9 +126,22 @@ _BREAK = _Token(kind=None, text="", is_break=True)
 
 
 def _clean(text: str) -> str:
-    """Bound, normalise (NFKC: full-width -> ASCII) and trim a description."""
-    text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS])[:MAX_INPUT_CHARS]
+    """Bound (at a word boundary), normalise (NFKC: full-width -> ASCII) and trim a description."""
+    text = _cut(unicodedata.normalize("NFKC", _cut(text, MAX_INPUT_CHARS)), MAX_INPUT_CHARS)
     return text.replace("\u2019", "'").strip()
+
+
+_WORD_TAIL = re.compile(r"[^\W_" + _CJK + r"]+$")
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters without splitting a word (CJK text may be cut anywhere)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if _WORD_TAIL.match(text[limit]):
+        head = _WORD_TAIL.sub("", head) or head  # one word longer than the limit is cut, not dropped
+    return head
 
 
 def _segment_zh(run: str) -> Iterator[_Token]:
@@ -588,7 +601,7 @@ def build_prompt(
         raise EmptyTextError()
     positive, negative = _render(parts)
     return Prompt(
-        description=description.strip()[:MAX_INPUT_CHARS],
+        description=_cut(description.strip(), MAX_INPUT_CHARS).strip(),
         language=(language or "").strip().lower() or _detect_language(cleaned),
         parsed=_to_parsed(parts),
         positive=positive,
