@@ -12,10 +12,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from bot import factory
 from bot.adapter import Adapter, PlatformRouter
 from bot.settings import Settings
+from bot.startup_errors import BadInputError, database_location, reaching, url_location
 from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import Engine
@@ -24,7 +26,7 @@ from handlers.flow import Conversation
 log = logging.getLogger(__name__)
 
 
-class NoAdapterError(RuntimeError):
+class NoAdapterError(BadInputError):
     """``run`` was asked to start without any platform token."""
 
 
@@ -49,7 +51,8 @@ class BotApp:
         self.settings = settings
         self.adapters = list(adapters)
         self.engine = engine
-        self.database = create_database(settings.database_url)
+        with self._database_step():
+            self.database = create_database(settings.database_url)
         self.repository = Repository(self.database, settings.data_dir)
         router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
         self.conversation = Conversation(self.repository, engine, router, factory.conversation_config(settings))
@@ -60,14 +63,37 @@ class BotApp:
         The leftovers are read before any adapter delivers events (so a new
         request is never resumed as well), and resumed after the adapters are
         connected (so the users can be told).
+
+        A database, Redis or platform that cannot be reached raises
+        :class:`~bot.startup_errors.DependencyError` naming it (no password).
         """
-        await upgrade_async(self.settings.database_url)
-        await self.engine.start()
-        leftovers = await self.conversation.unfinished()
+        with self._database_step():
+            await upgrade_async(self.settings.database_url)
+        with self._engine_step():
+            await self.engine.start()
+        with self._database_step():
+            leftovers = await self.conversation.unfinished()
         for adapter in self.adapters:
-            await adapter.start(self.conversation.handle)
+            with self._adapter_step(adapter.platform):
+                await adapter.start(self.conversation.handle)
             log.info("%s adapter started", adapter.platform)
         await self.conversation.recover(leftovers)
+
+    def _database_step(self) -> AbstractContextManager[None]:
+        url = self.settings.database_url
+        sqlite = url.startswith("sqlite")
+        return reaching(f"the database {database_location(url)}", "DATABASE_URL", verb="open" if sqlite else "reach")
+
+    def _engine_step(self) -> AbstractContextManager[None]:
+        if self.settings.engine != "redis":
+            return nullcontext()
+        return reaching(f"Redis at {url_location(self.settings.redis_url.get_secret_value())}", "REDIS_URL")
+
+    def _adapter_step(self, platform: str) -> AbstractContextManager[None]:
+        if platform == "telegram":
+            where = url_location(self.settings.telegram_api_base_url)
+            return reaching(f"the Telegram Bot API at {where}", "TELEGRAM_API_BASE_URL")
+        return reaching(platform.capitalize(), None)
 
     async def stop(self) -> None:
         """Disconnect, stop following jobs (they stay queued/running for the next start), close the engine and DB."""

@@ -1,7 +1,10 @@
 """The ``voice2anime`` command line: run, worker, migrate, transcribe, prompt, generate.
 
-Exit codes: 0 ok, 2 the input was rejected (the reason is printed),
-3 a model or checkpoint is unavailable (what to put where is printed).
+Exit codes: 0 ok, 2 the input or a setting was rejected (the reason is
+printed), 3 a model, checkpoint, device or service is unavailable (what to put
+where, or what could not be reached, is printed). Either way the reason is one
+line on stderr (:mod:`bot.startup_errors`); arguments are checked before any
+model loads.
 """
 
 from __future__ import annotations
@@ -10,22 +13,29 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
+import io
 import json
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from pydantic import ValidationError
 
-from bot import factory
 from bot.settings import Settings
+from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.api import Prompt, Transcript
-from engine.errors import ModelUnavailableError, UserError
+from engine.errors import UserError
 from engine.prompt import build_prompt
 
 log = logging.getLogger("voice2anime")
+
+#: Seeds ``--seed`` accepts: the range the bot draws from (``handlers.flow.new_seed``) and stores.
+SEED_MAX = 2**32 - 1
 
 
 def _print_json(payload: Any) -> None:
@@ -50,9 +60,79 @@ def _print_prompt(prompt: Prompt) -> None:
     print(f"negative:   {prompt.negative}")
 
 
+def input_file(value: str, what: str) -> Path:
+    """``value`` as the path of a readable regular file, else :class:`BadInputError` saying why."""
+    path = Path(value)
+    try:
+        if not path.exists():
+            raise BadInputError(f"{what} {value}: no such file")
+        if path.is_dir():
+            raise BadInputError(f"{what} {value}: is a directory, not a file")
+        if not path.is_file():
+            raise BadInputError(f"{what} {value}: not a regular file")
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise BadInputError(f"{what} {value}: cannot be read ({exc.strerror or exc})") from exc
+    return path
+
+
+def check_seed(seed: int | None) -> None:
+    """``--seed`` must fit the 32-bit range every seed of the bot uses."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise BadInputError(f"--seed must be between 0 and {SEED_MAX} (2**32 - 1), got {seed}")
+
+
+def check_output(path: Path, option: str) -> None:
+    """Fail before anything is generated when ``path`` cannot be written as an image.
+
+    Checks: not a directory, an extension Pillow can write RGB images as,
+    a parent that is (or can be made) a writable directory, and an existing
+    file that may be replaced. The parent directory is created here.
+    """
+    if path.is_dir():
+        raise BadInputError(f"{option} {path}: is a directory; give a file name such as {path / 'anime.png'}")
+    Image.init()
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    try:
+        if image_format is None or image_format not in Image.SAVE:
+            raise ValueError(image_format)
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=image_format)
+    except Exception:  # noqa: BLE001 - any failure means "not an image format we can write"
+        suffix = repr(path.suffix) if path.suffix else "none"
+        raise BadInputError(
+            f"{option} {path}: unknown image extension ({suffix}); use .png, .jpg or .webp"
+        ) from None
+    parent = path.parent
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInputError(f"{option} {path}: {ancestor} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise BadInputError(f"{option} {path}: cannot write in {parent} ({exc.strerror or exc})") from exc
+    if path.exists() and not os.access(path, os.W_OK):
+        raise BadInputError(f"{option} {path}: the existing file is read-only")
+
+
+def save_image(image: Image.Image, path: Path, option: str) -> None:
+    """Write ``image`` to ``path``; a failure (disk full, ...) is one line, not a traceback."""
+    try:
+        image.save(path)
+    except OSError as exc:
+        raise BadInputError(f"{option} {path}: cannot be written ({exc.strerror or exc})") from exc
+
+
 def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     """Transcribe an audio file and print the transcript."""
-    transcript = factory.speech_recognizer(settings).transcribe(Path(args.file), language=args.language)
+    audio = input_file(args.file, "audio file")
+    from bot import factory  # torch & co. load only once the arguments are known to be good
+
+    transcript = factory.speech_recognizer(settings).transcribe(audio, language=args.language)
     if args.json:
         _print_json(_transcript_json(transcript))
     else:
@@ -75,21 +155,29 @@ def cmd_prompt(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Voice, text or photo -> anime PNG (and optionally the base image)."""
+    # Every argument is checked before torch is even imported: a typo costs a second, not a model load.
+    voice = input_file(args.voice, "--voice") if args.voice else None
+    photo = input_file(args.photo, "--photo") if args.photo else None
+    check_seed(args.seed)
+    check_output(args.output, "-o")
+    if args.base_output:
+        check_output(args.base_output, "--base-output")
+    from bot import factory
+
     pipeline = factory.anime_pipeline(settings)
     transcript = None
-    if args.photo:
-        result = pipeline.from_photo(Path(args.photo), style=args.style)
+    if photo is not None:
+        result = pipeline.from_photo(photo, style=args.style)
     else:
-        if args.voice:
-            transcript = factory.speech_recognizer(settings).transcribe(Path(args.voice), language=args.language)
+        if voice is not None:
+            transcript = factory.speech_recognizer(settings).transcribe(voice, language=args.language)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
         else:
             prompt = build_prompt(args.text)
         result = pipeline.from_prompt(prompt, style=args.style, seed=args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    result.anime_image.save(args.output)
+    save_image(result.anime_image, args.output, "-o")
     if args.base_output:
-        result.base_image.save(args.base_output)
+        save_image(result.base_image, args.base_output, "--base-output")
     summary = {
         "output": str(args.output),
         "base_output": str(args.base_output) if args.base_output else None,
@@ -109,18 +197,15 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the chat bot (every platform with a token) until Ctrl+C."""
-    from bot.app import NoAdapterError, run
+    from bot.app import run
 
-    try:
-        asyncio.run(run(settings))
-    except NoAdapterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    asyncio.run(run(settings))  # no token, unreachable database/Redis/platform: bot.startup_errors
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run image jobs from Redis (ENGINE=redis bots) until SIGINT/SIGTERM; models load once, first."""
+    from bot import factory  # torch & co. load only when a command needs them
     from engine.worker import serve
 
     if args.pipeline:
@@ -129,7 +214,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     else:
         build = factory.loaded_pipeline
     pipeline = build(settings)
-    asyncio.run(serve(pipeline, factory.redis_config(settings), name=settings.worker_name))
+    with reaching(f"Redis at {url_location(settings.redis_url.get_secret_value())}", "REDIS_URL"):
+        asyncio.run(serve(pipeline, factory.redis_config(settings), name=settings.worker_name))
     return 0
 
 
@@ -137,7 +223,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Bring the database schema up to date."""
     from db.migrate import upgrade
 
-    upgrade(settings.database_url)
+    url = settings.database_url
+    with reaching(f"the database {database_location(url)}", "DATABASE_URL", verb="open" if url.startswith("sqlite") else "reach"):
+        upgrade(url)
     print("database schema is up to date")
     return 0
 
@@ -172,7 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
 
-    p = sub.add_parser("run", help="start the chat bot (Telegram/Discord, whichever has a token)")
+    p = sub.add_parser(
+        "run",
+        help="start the chat bot (Telegram/Discord, whichever has a token)",
+        description="Start the chat bot until Ctrl+C/SIGTERM. TELEGRAM_BOT_TOKEN starts the Telegram adapter, "
+        "DISCORD_BOT_TOKEN the Discord adapter; with both set, both run in one process; with neither, run refuses "
+        "to start. Requests are kept in DATABASE_URL (migrated at start); with ENGINE=redis, pictures are drawn by "
+        "`voice2anime worker` processes reached through REDIS_URL.",
+        epilog="Exit codes: 2 a setting is wrong (no token, malformed DATABASE_URL, invalid value); "
+        "3 the database, Redis or a chat platform cannot be reached, or a model/device is missing.",
+    )
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("worker", help="run image jobs for ENGINE=redis bots (one process per GPU)")
@@ -196,18 +293,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        print(f"error: {settings_message(error)}", file=sys.stderr)
         return 2
     try:
         return args.handler(args, settings)
-    except UserError as error:
-        log.info("rejected input: %s (%s)", error.key, error.detail or "")
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ModelUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
+    except Exception as error:
+        verdict = classify(error)
+        if verdict is None:
+            raise  # a bug: the traceback is the useful output
+        if isinstance(error, UserError):
+            log.debug("rejected input: %s (%s)", error.key, error.detail or "")
+        code, message = verdict
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -94,10 +94,22 @@ def loaded_pipeline(settings: Settings) -> AnimePipeline:
     return pipeline
 
 
+#: Seconds allowed to open a Redis connection (without it redis-py waits for the OS: minutes for a silent host).
+REDIS_CONNECT_TIMEOUT_SECONDS = 10
+
+
+def with_connect_timeout(url: str, seconds: float = REDIS_CONNECT_TIMEOUT_SECONDS) -> str:
+    """``url`` with ``socket_connect_timeout`` in its query, unless the operator set one there."""
+    base, hash_, fragment = url.partition("#")
+    if "socket_connect_timeout=" in base:
+        return url
+    return f"{base}{'&' if '?' in base else '?'}socket_connect_timeout={seconds:g}{hash_}{fragment}"
+
+
 def redis_config(settings: Settings) -> RedisConfig:
-    """Where the distributed job queue lives (bot and workers)."""
+    """Where the distributed job queue lives (bot and workers); connecting gives up after 10 s."""
     return RedisConfig(
-        url=settings.redis_url.get_secret_value(),
+        url=with_connect_timeout(settings.redis_url.get_secret_value()),
         prefix=settings.redis_key_prefix,
         stream_maxlen=settings.redis_stream_maxlen,
         job_ttl=settings.redis_job_ttl_seconds,

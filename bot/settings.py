@@ -6,12 +6,17 @@ settings themselves; the CLI and the bot pass explicit values into them.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+#: What TORCH_DEVICE accepts (as :class:`engine.diffusion.DiffusionConfig` does).
+_TORCH_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 class Settings(BaseSettings):
@@ -21,7 +26,7 @@ class Settings(BaseSettings):
 
     # --- speech recognition (faster-whisper) ---
     whisper_model: str = Field("small", description="Whisper size name (tiny, base, small, medium, large-v3, ...) or a local CTranslate2 model directory.")
-    whisper_device: str = Field("auto", description="auto | cpu | cuda")
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto | cpu | cuda")
     whisper_compute_type: str = Field("auto", description="auto (int8 on CPU, float16 on CUDA) or any CTranslate2 compute type.")
     whisper_beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding (1 = greedy, fastest).")
     whisper_vad: bool = Field(True, description="Skip silence with the Silero VAD filter.")
@@ -39,7 +44,7 @@ class Settings(BaseSettings):
 
     # --- image generation (diffusers) ---
     sd_model: str = Field("stablediffusionapi/anything-v5", description="Stable Diffusion 1.5-class model: Hugging Face id or local diffusers directory.")
-    sd_scheduler: str = Field("dpmpp", description="dpmpp (DPM-Solver++ 2M Karras) | euler_a | lcm | turbo")
+    sd_scheduler: Literal["dpmpp", "euler_a", "lcm", "turbo"] = Field("dpmpp", description="dpmpp (DPM-Solver++ 2M Karras) | euler_a | lcm | turbo")
     sd_steps: int | None = Field(None, ge=1, le=150, description="Denoising steps (empty = the scheduler's default: 25 dpmpp/euler_a, 4 lcm, 1 turbo).")
     sd_guidance: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance (empty = scheduler default: 7.0 dpmpp/euler_a, 1.0 lcm, 0 turbo).")
     sd_width: int = Field(512, ge=64, le=2048, multiple_of=8, description="Image width in pixels.")
@@ -51,7 +56,7 @@ class Settings(BaseSettings):
     checkpoints_dir: Path = Field(Path("checkpoints"), description="AnimeGANv2 weights and the style registry live here.")
     anime_style: str = Field("face_paint_512_v2", description="Default AnimeGANv2 style.")
     anime_max_side: int = Field(1024, ge=64, le=4096, description="Longest side fed to AnimeGANv2; larger images are scaled down.")
-    anime_backend: str = Field("auto", description="auto | onnx | torch (auto picks the fastest available).")
+    anime_backend: Literal["auto", "onnx", "torch"] = Field("auto", description="auto | onnx | torch (auto picks the fastest available).")
     anime_download: bool = Field(True, description="Download missing AnimeGANv2 weights from their official URL on first use.")
 
     # --- conversation and limits ---
@@ -102,6 +107,23 @@ class Settings(BaseSettings):
 
     torch_device: str = Field("auto", description="Where Stable Diffusion and AnimeGANv2 run: auto (CUDA when present) | cpu | cuda | cuda:N.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for the ONNX Runtime AnimeGANv2 session (0 = library default).")
+
+    @field_validator("torch_device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether that device exists is checked when it is used)."""
+        if not _TORCH_DEVICE.fullmatch(value):
+            raise ValueError(f"should be auto, cpu, cuda, cuda:N (N = GPU index) or mps (got {value[:40]!r})")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        """A URL the history database can run on (the message never repeats the URL: it may hold a password)."""
+        from db.session import check_url  # sqlalchemy: imported only when settings are read
+
+        check_url(value)
+        return value
 
     @field_validator("discord_guild_allowlist", mode="before")
     @classmethod

@@ -21,6 +21,35 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 DEFAULT_URL = "sqlite+aiosqlite:///data/voice2anime.db"
 #: How long (ms) a SQLite connection waits for a lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: How long (s) opening a PostgreSQL connection may take (asyncpg's own default is 60 s):
+#: a server that does not answer fails the start-up quickly instead of hanging.
+CONNECT_TIMEOUT_SECONDS = 10.0
+#: The (backend, driver) pairs the history database runs on.
+SUPPORTED_DRIVERS = {("sqlite", "aiosqlite"), ("postgresql", "asyncpg")}
+_URL_SHAPES = (
+    "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://host[:port]/database (with user:password before the host)"
+)
+
+
+def check_url(url: str | URL) -> URL:
+    """``url`` parsed, or ``ValueError`` saying what shape is expected.
+
+    The message never contains the URL (it may hold a password); at most its
+    scheme. Catches what would otherwise fail later and obscurely: text that is
+    not a URL, a non-numeric port, a sync or unknown driver, an SQLite URL
+    without a file.
+    """
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a non-numeric port only fails when read
+    except Exception:  # noqa: BLE001 - ArgumentError, ValueError: both mean "not a URL"
+        raise ValueError(f"not a database URL; expected {_URL_SHAPES}") from None
+    pair = (parsed.get_backend_name(), parsed.get_driver_name())
+    if pair not in SUPPORTED_DRIVERS:
+        raise ValueError(f"unsupported database scheme {parsed.drivername!r}; expected {_URL_SHAPES}")
+    if pair[0] == "sqlite" and not parsed.database:
+        raise ValueError(f"the SQLite URL names no file; expected {_URL_SHAPES}")
+    return parsed
 
 
 def sqlite_pragmas(*, foreign_keys: bool) -> tuple[str, ...]:
@@ -47,9 +76,12 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -> 
     rebuild tables, and dropping a parent table with enforcement on would
     cascade-delete its children. ``kwargs`` go to ``create_async_engine``
     (``pool_pre_ping`` defaults to on, so a restarted PostgreSQL server does
-    not leave dead connections in the pool).
+    not leave dead connections in the pool; PostgreSQL connections time out
+    after :data:`CONNECT_TIMEOUT_SECONDS` unless ``connect_args`` says otherwise).
     """
     url = make_url(url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
+        kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     engine = create_async_engine(url, **{"pool_pre_ping": True, **kwargs})
     if url.get_backend_name() == "sqlite":
         _ensure_sqlite_directory(url)

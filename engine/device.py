@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import torch
 
+from engine.errors import DeviceUnavailableError
+
 
 def resolve_device(setting: str = "auto") -> torch.device:
-    """Map a device setting (``auto``, ``cpu``, ``cuda``, ``cuda:1``) to a torch device.
+    """Map a device setting (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``) to a torch device.
 
-    ``auto`` picks CUDA when a GPU is visible, else CPU.
+    ``auto`` picks CUDA when a GPU is visible, else CPU. An explicit device
+    that this machine does not have raises :class:`DeviceUnavailableError`
+    (a one-line reason for the operator) instead of failing later, deep
+    inside a model load; a malformed setting raises ``ValueError``.
     """
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    try:
+        device = torch.device(setting)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {setting!r}") from exc
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            raise DeviceUnavailableError(
+                f"TORCH_DEVICE={setting}, but this torch build ({torch.__version__}) has no CUDA support; "
+                "install a CUDA build of torch or set TORCH_DEVICE=cpu (or auto)"
+            )
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceUnavailableError(
+                f"TORCH_DEVICE={setting}, but torch sees no CUDA GPU (driver missing, or hidden by CUDA_VISIBLE_DEVICES); "
+                "set TORCH_DEVICE=cpu (or auto)"
+            )
+        if device.index is not None and device.index >= count:
+            raise DeviceUnavailableError(
+                f"TORCH_DEVICE={setting}, but torch sees only {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailableError(
+            f"TORCH_DEVICE={setting}, but the Apple MPS backend is not available; set TORCH_DEVICE=cpu (or auto)"
+        )
+    return device
 
 
 def dtype_for(device: torch.device) -> torch.dtype:

@@ -128,3 +128,7 @@ class ModelUnavailableError(RuntimeError):
     The message says exactly what file/model is missing and where to put it;
     it is meant for the operator and never contains secrets.
     """
+
+
+class DeviceUnavailableError(ModelUnavailableError):
+    """The configured torch device (``TORCH_DEVICE``) does not exist on this machine, e.g. ``cuda`` without a GPU."""

@@ -29,8 +29,37 @@ def test_settings_read_from_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert Settings().audio_max_seconds == 30
 
 
-@pytest.mark.parametrize(("name", "value"), [("SD_WIDTH", "513"), ("WHISPER_BEAM_SIZE", "0"), ("AUDIO_MAX_BYTES", "-1")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SD_WIDTH", "513"),
+        ("WHISPER_BEAM_SIZE", "0"),
+        ("AUDIO_MAX_BYTES", "-1"),
+        ("SD_SCHEDULER", "fast"),
+        ("ANIME_BACKEND", "tensorrt"),
+        ("TORCH_DEVICE", "gpu"),
+        ("TORCH_DEVICE", "cuda:"),
+        ("WHISPER_DEVICE", "gpu"),
+        ("DATABASE_URL", "postgresql://bot:pw@db/voice2anime"),
+        ("DATABASE_URL", "postgresql+asyncpg://bot:pw@db:port/voice2anime"),
+    ],
+)
 def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TORCH_DEVICE", "cuda:1"),
+        ("TORCH_DEVICE", "mps"),
+        ("DATABASE_URL", "postgresql+asyncpg://bot:pw@db:5432/voice2anime"),
+        ("DATABASE_URL", "postgresql+asyncpg:///voice2anime"),
+        ("DATABASE_URL", "sqlite+aiosqlite:///:memory:"),
+    ],
+)
+def test_valid_device_and_database_settings_are_accepted(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    assert getattr(Settings(), name.lower()) == value
