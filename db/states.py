@@ -1,34 +1,10 @@
 """The life cycle of a request: states and the transitions allowed between them.
 
-```mermaid
-stateDiagram-v2
-    [*] --> transcribing: voice note
-    [*] --> awaiting_confirmation: typed text
-    [*] --> queued: photo / restyle / reroll / no confirmation wanted
-    transcribing --> awaiting_confirmation
-    transcribing --> queued
-    transcribing --> failed
-    transcribing --> cancelled
-    awaiting_confirmation --> queued: confirm
-    awaiting_confirmation --> transcribing: re-transcribe
-    awaiting_confirmation --> cancelled
-    awaiting_confirmation --> expired
-    queued --> running
-    queued --> cancelled
-    queued --> failed
-    running --> delivered
-    running --> failed
-    running --> cancelled
-    running --> queued: re-queued on restart / shutdown
-    delivered --> [*]
-    failed --> [*]
-    cancelled --> [*]
-    expired --> [*]
-```
-
-The database applies every transition as a guarded ``UPDATE ... WHERE state IN
-(allowed sources)``, so the table below is the single source of truth for which
-moves exist; asking for a move that is not in it is a programming error.
+:data:`TRANSITIONS` is the single source of truth for which moves exist; the
+state diagram (with the event behind each move) lives beside the conversation
+in ``handlers/flow.py`` and a test checks that the two agree. The database
+applies every transition as a guarded ``UPDATE ... WHERE state IN (allowed
+sources)``; asking for a move that is not in the table is a programming error.
 """
 
 from __future__ import annotations
@@ -54,8 +30,8 @@ _S = RequestState
 
 #: from-state -> states it may move to.
 TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
-    _S.TRANSCRIBING: frozenset({_S.AWAITING_CONFIRMATION, _S.QUEUED, _S.FAILED, _S.CANCELLED}),
-    _S.AWAITING_CONFIRMATION: frozenset({_S.QUEUED, _S.TRANSCRIBING, _S.CANCELLED, _S.EXPIRED}),
+    _S.TRANSCRIBING: frozenset({_S.AWAITING_CONFIRMATION, _S.FAILED}),
+    _S.AWAITING_CONFIRMATION: frozenset({_S.QUEUED, _S.TRANSCRIBING, _S.CANCELLED, _S.EXPIRED, _S.FAILED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED}),
     _S.RUNNING: frozenset({_S.DELIVERED, _S.FAILED, _S.CANCELLED, _S.QUEUED}),
     _S.DELIVERED: frozenset(),

@@ -2,29 +2,36 @@
 
 ```mermaid
 stateDiagram-v2
-    [*] --> transcribing: voice note, /anime text
-    [*] --> queued: photo, restyle, reroll
-    transcribing --> awaiting_confirmation: card shown (typed text: at once)
-    awaiting_confirmation --> queued: at once when confirm-before-generate is off
-    transcribing --> failed: bad audio / nothing heard
-    awaiting_confirmation --> awaiting_confirmation: Edit (new text), Style
-    awaiting_confirmation --> transcribing: Retry in another language
-    awaiting_confirmation --> queued: Confirm
-    awaiting_confirmation --> cancelled: Cancel
+    [*] --> transcribing: voice note
+    [*] --> awaiting_confirmation: /anime text
+    [*] --> queued: photo, Restyle, Reroll
+    transcribing --> awaiting_confirmation: card shown
+    transcribing --> failed: bad audio, nothing heard
+    awaiting_confirmation --> queued: Draw it (at once when confirmation is off)
+    awaiting_confirmation --> transcribing: Heard wrong language
+    awaiting_confirmation --> cancelled: Cancel, /cancel
     awaiting_confirmation --> expired: pressed after CARD_TTL
-    queued --> running: worker picks it up (position updates while waiting)
-    running --> delivered: image sent (Restyle / Reroll / Original)
-    queued --> cancelled: Cancel or /cancel
-    running --> cancelled: Cancel or /cancel
-    queued --> failed
-    running --> failed
-    running --> queued: bot restarted, job resumed
+    awaiting_confirmation --> failed: the card cannot be stored or shown
+    queued --> running: a worker picks it up
+    queued --> cancelled: Cancel, /cancel
+    queued --> failed: inputs gone, engine refused
+    running --> delivered: the platform accepted the picture
+    running --> failed: the job failed
+    running --> cancelled: Cancel, /cancel
+    running --> queued: resumed after a restart
+    delivered --> [*]
+    failed --> [*]
+    cancelled --> [*]
+    expired --> [*]
 ```
 
-Every move is a guarded transition in the database (``db.states``), so a
-duplicate button press or a redelivered event never applies twice. Queued
-requests are handed to :class:`handlers.jobs.JobTracker`, which follows each
-job to its end.
+Edit and Style keep a card in ``awaiting_confirmation``; a picture whose
+upload failed stays ``running`` (kept, resent on request or after a restart).
+The moves are :data:`db.states.TRANSITIONS` (a test checks this diagram
+against it); every move is a guarded transition in the database, so a
+duplicate button press or a redelivered event never applies twice. Which
+button works in which state is the table :data:`BUTTONS`. Queued requests are
+handed to :class:`handlers.jobs.JobTracker`, which follows each job to its end.
 """
 
 from __future__ import annotations
@@ -204,7 +211,7 @@ class Conversation:
                 await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
             return
         log.info("resuming request %s after restart", record.id)
-        status = await self._status_message(who, None, cards.progress(record.id, who.lang, "queued", position="…"))
+        status = await self._put(who, None, cards.progress(record.id, who.lang, "queued", position="…"))
         await self.jobs.submit(who.origin, who.lang, record.id, spec, status)
 
     # --- dispatch -------------------------------------------------------------
@@ -320,15 +327,25 @@ class Conversation:
                 raise UnknownStyleError(style=style, styles=", ".join(self.config.styles))
             who = replace(who, style=style)
         prompt = build_prompt(text)
-        request_id = await self._create(who, kind=RequestKind.TEXT, state=S.TRANSCRIBING, style=who.style)
-        await self.repository.save_transcript(
-            request_id, heard_text=text, language=prompt.language, language_probability=1.0
+        request_id = await self._create(
+            who,
+            kind=RequestKind.TEXT,
+            state=S.AWAITING_CONFIRMATION,
+            style=who.style,
+            prompt_positive=prompt.positive,
+            prompt_negative=prompt.negative,
+            source_language=prompt.language,
+            card_expires_at=self._clock() + self.config.card_ttl,
         )
-        ref = await self.messenger.send(who.origin, Reply("…", kind="progress"))
-        await self._offer(who, request_id, ref, prompt, transcript=None)
+        try:
+            await self.repository.save_transcript(request_id, heard_text=text, language=prompt.language, language_probability=1.0)
+        except Exception as error:
+            await self._fail(who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
+            return
+        await self._present(who, request_id, None, self._card(who, request_id, prompt, None))
 
-    async def _offer(self, who: _Who, request_id: str, ref: str, prompt: Prompt, *, transcript: Transcript | None) -> None:
-        """Show the confirmation card, or go straight on when the user turned confirmation off."""
+    async def _offer(self, who: _Who, request_id: str, ref: str, prompt: Prompt, *, transcript: Transcript) -> None:
+        """A voice note was understood: its card is open from now on."""
         moved = await self.repository.transition(
             request_id,
             S.AWAITING_CONFIRMATION,
@@ -338,16 +355,23 @@ class Conversation:
             source_language=prompt.language,
             card_expires_at=self._clock() + self.config.card_ttl,
         )
-        if not moved:
-            return
+        if moved:
+            await self._present(who, request_id, ref, self._card(who, request_id, prompt, transcript))
+
+    async def _present(self, who: _Who, request_id: str, ref: str | None, card: Reply) -> None:
+        """Show the confirmation card (in message ``ref`` when given), or go straight on when confirmation is off."""
         if not who.confirm:
             try:
                 await self._confirm(who, request_id, ref)
                 return
-            except UserError:  # over a limit: show the card so it can be confirmed later
-                await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
+            except UserError:  # over a cap: show the card so it can be confirmed later
+                await self._show_card(who, request_id, ref, card)
                 raise
-        await self.messenger.edit(who.origin, ref, self._card(who, request_id, prompt, transcript))
+        await self._show_card(who, request_id, ref, card)
+
+    async def _show_card(self, who: _Who, request_id: str, ref: str | None, card: Reply) -> None:
+        if await self._put(who, ref, card) is None:
+            await self.repository.transition(request_id, S.FAILED, from_states=[S.AWAITING_CONFIRMATION], error_key="error.generic")
 
     def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None) -> Reply:
         style = who.style
@@ -535,21 +559,21 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
             return
-        status = await self._status_message(who, ref, cards.progress(request_id, who.lang, "queued", position="…"))
+        status = await self._put(who, ref, cards.progress(request_id, who.lang, "queued", position="…"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
-    async def _status_message(self, who: _Who, ref: str | None, reply: Reply) -> str | None:
-        """Turn message ``ref`` (the card) into the status, else post a new one; None when the chat cannot be reached."""
+    async def _put(self, who: _Who, ref: str | None, reply: Reply) -> str | None:
+        """Replace message ``ref`` with ``reply``, else post it; None when the chat cannot be reached (logged)."""
         if ref is not None:
             try:
-                await self.messenger.edit(who.origin, ref, reply)  # the card's buttons go away at once
+                await self.messenger.edit(who.origin, ref, reply)
                 return ref
             except Exception:
-                log.info("status of request %s goes to a new message", reply.request_id, exc_info=True)
+                log.info("request %s: the reply goes to a new message", reply.request_id, exc_info=True)
         try:
             return await self.messenger.send(who.origin, reply)
         except Exception:
-            log.warning("no status message for request %s; it runs anyway", reply.request_id, exc_info=True)
+            log.warning("request %s: could not reach the chat", reply.request_id, exc_info=True)
             return None
 
     async def _on_edit(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
@@ -645,7 +669,7 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, None, error, from_states=[S.QUEUED])
             return
-        status = await self._status_message(who, None, cards.progress(request_id, who.lang, "queued", position="…"))
+        status = await self._put(who, None, cards.progress(request_id, who.lang, "queued", position="…"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
     async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:

@@ -117,7 +117,7 @@ async def make_request(
 
 
 async def deliver(repo: Repository, request_id: str, *, from_state: RequestState = S.TRANSCRIBING) -> None:
-    path = {S.TRANSCRIBING: [S.QUEUED, S.RUNNING, S.DELIVERED], S.QUEUED: [S.RUNNING, S.DELIVERED]}[from_state]
+    path = {S.TRANSCRIBING: [S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING, S.DELIVERED], S.QUEUED: [S.RUNNING, S.DELIVERED]}[from_state]
     for state in path:
         assert await repo.transition(request_id, state)
 
