@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 from pydantic import ValidationError
 
+from bot.redact import redacting
 from bot.settings import Settings
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.api import Prompt, Transcript
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@redacting  # no token, password or webhook secret reaches stdout/stderr/logs, whatever the path
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voice2anime`` console script."""
     args = build_parser().parse_args(argv)

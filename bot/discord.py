@@ -47,6 +47,7 @@ from bot.discord_commands import CommandTranslator, build_commands
 from bot.discord_messenger import DiscordMessenger, Responder, current
 from bot.discord_views import DYNAMIC_ITEMS, is_ours, modal_submission
 from bot.settings import Settings
+from bot.startup_errors import BadInputError
 from engine.errors import AudioTooLargeError, ImageTooLargeError
 from handlers.cards import EDIT
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
@@ -167,9 +168,16 @@ class DiscordAdapter:
         self._on_event = on_event
 
     async def start(self, on_event: EventHandler) -> None:
-        """Log in (a bad token raises ``discord.LoginFailure``), connect in the background, return once ready."""
+        """Log in, connect in the background, return once ready.
+
+        A rejected token (``discord.LoginFailure``) is a :class:`bot.startup_errors.BadInputError`:
+        one line without the token, exit code 2.
+        """
         self.bind(on_event)
-        await self.client.login(self.config.token.get_secret_value())
+        try:
+            await self.client.login(self.config.token.get_secret_value())
+        except discord.LoginFailure:
+            raise BadInputError("Discord rejected DISCORD_BOT_TOKEN (401 Unauthorized) — check the token") from None
         self._task = asyncio.create_task(self.client.connect(), name="discord-gateway")
         ready = asyncio.create_task(self.client.wait_until_ready())
         await asyncio.wait((self._task, ready), return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,8 @@ delivered twice, answers every callback query, and publishes the command
 menu in English and Chinese.
 
 The token is kept out of logs by :func:`bot.redact.install_token_redaction`.
+A token the Bot API rejects (401) or a Bot API that is not found (404) stops
+the start with one line for the operator (:mod:`bot.startup_errors`), never the token.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.adapter import EventHandler
 from bot.redact import install_token_redaction
 from bot.settings import Settings
+from bot.startup_errors import BadInputError, DependencyError
 from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
 from engine.errors import AudioTooLargeError, ImageTooLargeError, UserError
@@ -47,6 +50,16 @@ SEEN_IDS = 2048
 #: One byte count per "MB" as the conversation's messages count them.
 _MB = 1024 * 1024
 
+def _without_credentials(url: str) -> str:
+    """``url`` without user, password, query or fragment (what an error message may show of it)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(unparsable URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
 @dataclass(frozen=True)
 class Webhook:
     """Where Telegram posts updates (``url``) and where our server listens for them."""
@@ -62,8 +75,16 @@ class TelegramAdapter:
 
     platform = PLATFORM
 
-    def __init__(self, application: Application, *, max_download_bytes: int, webhook: Webhook | None = None) -> None:
+    def __init__(
+        self,
+        application: Application,
+        *,
+        max_download_bytes: int,
+        webhook: Webhook | None = None,
+        api_base_url: str = "TELEGRAM_API_BASE_URL",
+    ) -> None:
         self.application = application
+        self.api_base_url = api_base_url
         self.max_download_bytes = max_download_bytes
         self.webhook = webhook
         self._messenger = TelegramMessenger(application.bot)
@@ -97,7 +118,12 @@ class TelegramAdapter:
             webhook = Webhook(
                 settings.telegram_webhook_url, settings.telegram_webhook_listen, settings.telegram_webhook_port, secret
             )
-        return cls(application, max_download_bytes=settings.telegram_max_download_bytes, webhook=webhook)
+        return cls(
+            application,
+            max_download_bytes=settings.telegram_max_download_bytes,
+            webhook=webhook,
+            api_base_url=settings.telegram_api_base_url,
+        )
 
     @property
     def messenger(self) -> TelegramMessenger:
@@ -107,7 +133,7 @@ class TelegramAdapter:
     async def start(self, on_event: EventHandler) -> None:
         """Log in (getMe), publish the command menu, then poll or listen for the webhook."""
         self._on_event = on_event
-        await self.application.initialize()
+        await self._log_in()
         await self._publish_commands()
         await self.application.start()
         updater = self.application.updater
@@ -124,6 +150,25 @@ class TelegramAdapter:
                 allowed_updates=ALLOWED_UPDATES,
             )
         log.info("Telegram bot @%s is %s", self.application.bot.username, "polling" if self.webhook is None else "on its webhook")
+
+    async def _log_in(self) -> None:
+        """``initialize`` (getMe); a refusal becomes one operator-readable line without the token.
+
+        python-telegram-bot raises ``InvalidToken`` for both 401 (a well-formed token Telegram
+        does not know: a bad setting, exit 2) and 404 (nothing at that URL: a wrong base URL, or
+        a malformed token; the Bot API is not where the setting says, exit 3); the cause's
+        message says which. Unreachable is the caller's (:func:`bot.startup_errors.reaching`).
+        """
+        try:
+            await self.application.initialize()
+        except InvalidToken as error:
+            cause = str(error.__cause__ or error)
+            if "not found" in cause.lower() or "404" in cause:
+                raise DependencyError(
+                    f"Telegram Bot API not found at {_without_credentials(self.api_base_url)} (TELEGRAM_API_BASE_URL):"
+                    " 404 Not Found — check the URL (a malformed TELEGRAM_BOT_TOKEN gets this answer too)"
+                ) from None
+            raise BadInputError("Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized) — check the token") from None
 
     async def stop(self) -> None:
         """Stop fetching updates, finish the ones being handled, close the connections."""

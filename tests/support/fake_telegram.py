@@ -2,7 +2,9 @@
 
 Runs on 127.0.0.1 with aiohttp and behaves like Telegram where the adapter
 can tell: ``{"ok": true, "result": ...}`` envelopes, ``{"ok": false,
-"error_code", "description"[, "parameters": {"retry_after"}]}`` errors,
+"error_code", "description"[, "parameters": {"retry_after"}]}`` errors
+(401 for a token it does not know, 404 for any path that is not
+``/bot<token>/<method>``, as with a wrong base URL),
 ``getUpdates`` long polling with ``offset`` confirmation, ``getFile`` +
 downloads at ``/file/bot<token>/<path>``, messages with ids per chat, "message
 is not modified" on identical edits, one answer per callback query, the
@@ -137,6 +139,7 @@ class FakeTelegram:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        app.router.add_route("*", "/{path:.*}", self._not_found)  # e.g. a wrong TELEGRAM_API_BASE_URL
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -266,6 +269,11 @@ class FakeTelegram:
             if path == request.match_info["path"]:
                 self.calls.append(ApiCall("download", {"path": path}, {}, time.monotonic()))
                 return web.Response(body=data, content_type="application/octet-stream")
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        """What the Bot API answers for a path that is not ``/bot<token>/<method>``."""
+        self.calls.append(ApiCall(request.path, {}, {}, time.monotonic(), status=404))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
 
     @staticmethod
