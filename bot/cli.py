@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.api import Prompt, Transcript
 from engine.errors import UserError
+from engine.imageio import open_image
 from engine.prompt import build_prompt
 
 log = logging.getLogger("voice2anime")
@@ -163,12 +164,15 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     check_output(args.output, "-o")
     if args.base_output:
         check_output(args.base_output, "--base-output")
+    picture = None
+    if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
+        picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
     from bot import factory
 
     pipeline = factory.anime_pipeline(settings)
     transcript = None
-    if photo is not None:
-        result = pipeline.from_photo(photo, style=args.style)
+    if picture is not None:
+        result = pipeline.from_photo(picture, style=args.style)
     else:
         if voice is not None:
             transcript = factory.speech_recognizer(settings).transcribe(voice, language=args.language)

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     audio_max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted audio file in bytes.")
     audio_max_seconds: float = Field(60.0, gt=0, description="Longest accepted voice note in seconds.")
 
+    # --- photos ---
+    photo_max_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="Largest photo accepted, in pixels (width x height), read from the file header before anything is decoded "
+        "(decompression bombs); at most Pillow's Image.MAX_IMAGE_PIXELS (about 89 million).",
+    )
+
     # --- prompt ---
     prompt_max_chars: int = Field(500, gt=0, description="Longest accepted typed/heard description in characters.")
 

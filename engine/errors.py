@@ -132,3 +132,10 @@ class ModelUnavailableError(RuntimeError):
 
 class DeviceUnavailableError(ModelUnavailableError):
     """The configured torch device (``TORCH_DEVICE``) does not exist on this machine, e.g. ``cuda`` without a GPU."""
+
+
+class ImageTooManyPixelsError(ImageError):
+    """The photo has more pixels than allowed (``PHOTO_MAX_PIXELS``), read from its header before decoding."""
+
+    key = "image.too_many_pixels"
+    template = "That picture is too large ({width}×{height} px). Send one up to {limit_mp:g} megapixels."

@@ -175,6 +175,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "That picture is too big ({size_mb:.1f} MB). The limit is {limit_mb:.1f} MB.",
         "zh": "图片太大（{size_mb:.1f} MB），上限是 {limit_mb:.1f} MB。",
     },
+    "image.too_many_pixels": {
+        "en": "That picture is too large ({width}×{height} px). Send one up to {limit_mp:g} megapixels.",
+        "zh": "图片尺寸太大（{width}×{height} 像素），请发送不超过 {limit_mp:g} 百万像素的图片。",
+    },
     "style.unknown": {"en": "Unknown style “{style}”. Available: {styles}.", "zh": "没有“{style}”这种风格。可选：{styles}。"},
     "queue.full": {
         "en": "I'm very busy right now ({limit} pictures waiting). Please try again in a few minutes.",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,43 @@ def test_generate_from_photo_keeps_size_and_skips_diffusion(
     assert payload["seed"] is None and payload["prompt"] is None
     assert list(payload["timings"]) == ["style"]
     assert Image.open(tmp_path / "p.png").size == (90, 50)
+
+
+def test_generate_refuses_a_decompression_bomb_at_once(tmp_path: Path) -> None:
+    """A 9000x9000 single-colour PNG (a few KB) used to cost ~50 s and 2 GB; its header is enough to refuse it."""
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (9000, 9000), 1).save(bomb, optimize=True)
+    assert bomb.stat().st_size < 50_000
+    env = {k: v for k, v in os.environ.items() if k not in ("PHOTO_MAX_PIXELS", "ANIME_MAX_SIDE")} | {"OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "generate", "--photo", str(bomb), "-o", str(tmp_path / "out.png")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["error: That picture is too large (9000×9000 px). Send one up to 40 megapixels."]
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_generate_photo_pixel_limit_is_a_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PHOTO_MAX_PIXELS", "1000000")
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (1200, 1000)).save(photo)
+    assert main(["generate", "--photo", str(photo), "-o", str(tmp_path / "out.png")]) == 2
+    assert capsys.readouterr().err == "error: That picture is too large (1200×1000 px). Send one up to 1 megapixels.\n"
+
+
+def test_generate_from_a_big_photo_restyles_it_at_anime_max_side(
+    engine_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANIME_MAX_SIDE", "64")
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (900, 500), (200, 120, 40)).save(photo)
+    assert main(["generate", "--photo", str(photo), "-o", str(tmp_path / "p.png"), "--base-output", str(tmp_path / "b.png")]) == 0
+    assert Image.open(tmp_path / "p.png").size == Image.open(tmp_path / "b.png").size == (64, 36)
 
 
 def test_generate_rejects_unknown_style(engine_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
