@@ -10,6 +10,13 @@ directory, its sha256, where to download it, its licence and a description::
                                       "description": "...",
                                       "aliases": ["face_paint"]}}}
 
+``names`` and ``blurbs`` (optional) map a UI language (``en``, ``zh``, ...) to
+the style's display name and one-line description for users; ids stay
+internal (callback data, the database, ``--style``). :meth:`Style.display_name`
+and :meth:`Style.blurb` fall back to English, then to the id (names) or the
+operator ``description`` (blurbs), so an operator-added style without them
+shows its id.
+
 ``sha256`` pins the exact file. ``null`` means *trust on first use*: the first
 file seen (downloaded or placed by hand) is hashed, the hash is written to
 ``<file>.sha256`` next to it (``sha256sum`` format) and every later load is
@@ -52,6 +59,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+#: Language the display texts fall back to.
+FALLBACK_LANGUAGE = "en"
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]+)*$")
+
+
 @dataclass(frozen=True)
 class Style:
     """One registry entry (see the module docstring)."""
@@ -63,6 +75,37 @@ class Style:
     licence: str
     description: str
     aliases: tuple[str, ...] = ()
+    #: (language, display name) pairs, e.g. ``(("en", "Hayao"), ("zh", "宫崎骏 Hayao"))``.
+    names: tuple[tuple[str, str], ...] = ()
+    #: (language, one-line description for users) pairs.
+    blurbs: tuple[tuple[str, str], ...] = ()
+
+    def display_name(self, lang: str | None = None) -> str:
+        """The name users see in ``lang`` (``zh``, ``zh-CN``, ``en``, ...); else English; else the id."""
+        return _localized(self.names, lang) or self.name
+
+    def blurb(self, lang: str | None = None) -> str:
+        """One line telling users what the style does, in ``lang``; else English; else the operator description."""
+        return _localized(self.blurbs, lang) or self.description
+
+
+def language_key(lang: str) -> str:
+    """Canonical form of a language tag: lower case, ``-`` separated (``zh_CN`` -> ``zh-cn``)."""
+    return lang.strip().lower().replace("_", "-")
+
+
+def _localized(texts: tuple[tuple[str, str], ...], lang: str | None) -> str | None:
+    """The text for ``lang``, its base language (``zh-tw`` -> ``zh``), or English; ``None`` if none applies."""
+    table = dict(texts)
+    wanted: list[str] = []
+    if lang:
+        key = language_key(lang)
+        wanted += [key, key.split("-", 1)[0]]
+    wanted.append(FALLBACK_LANGUAGE)
+    for key in wanted:
+        if key in table:
+            return table[key]
+    return None
 
 
 def normalize_name(name: str) -> str:
@@ -149,7 +192,28 @@ def _parse_entry(path: Path, name: object, entry: object) -> Style:
         licence=str(entry.get("licence", "unknown")),
         description=str(entry.get("description", "")),
         aliases=tuple(aliases),
+        names=_parse_texts(where, "names", entry.get("names")),
+        blurbs=_parse_texts(where, "blurbs", entry.get("blurbs")),
     )
+
+
+def _parse_texts(where: str, field: str, value: object) -> tuple[tuple[str, str], ...]:
+    """``{"en": "...", "zh": "..."}`` -> sorted (language, text) pairs; one line each, no empty texts."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ModelUnavailableError(f'{where}: {field!r} must be an object {{"en": "...", "zh": "..."}}')
+    pairs: dict[str, str] = {}
+    for lang, text in value.items():
+        key = language_key(lang) if isinstance(lang, str) else ""
+        if not _LANGUAGE.match(key):
+            raise ModelUnavailableError(f"{where}: {field!r} keys are language codes such as 'en' or 'zh', got {lang!r}")
+        if not isinstance(text, str) or not text.strip() or "\n" in text or "\r" in text:
+            raise ModelUnavailableError(f"{where}: {field}[{lang!r}] must be one non-empty line of text")
+        if key in pairs:
+            raise ModelUnavailableError(f"{where}: {field!r} has language {lang!r} twice")
+        pairs[key] = text.strip()
+    return tuple(sorted(pairs.items()))
 
 
 def sha256_file(path: Path) -> str:

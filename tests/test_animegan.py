@@ -135,6 +135,79 @@ def test_bundled_registry_lists_the_official_styles() -> None:
         assert style.sha256 is None or len(style.sha256) == 64
 
 
+BUNDLED_NAMES = {
+    "face_paint_512_v2": ("Portrait (face paint v2)", "人像（face paint v2）"),
+    "face_paint_512_v1": ("Portrait (face paint v1)", "人像（face paint v1）"),
+    "celeba_distill": ("Webtoon (celeba distill)", "条漫（celeba distill）"),
+    "paprika": ("Paprika", "红辣椒 Paprika"),
+}
+
+
+def test_bundled_styles_have_display_names_and_blurbs_in_english_and_chinese() -> None:
+    registry = StyleRegistry.load(BUNDLED_REGISTRY)
+    for style in registry.styles:
+        en, zh = BUNDLED_NAMES[style.name]
+        assert (style.display_name("en"), style.display_name("zh")) == (en, zh)
+        assert dict(style.names).keys() == dict(style.blurbs).keys() == {"en", "zh"}
+        for lang in ("en", "zh"):
+            blurb = style.blurb(lang)
+            assert blurb and "\n" not in blurb and blurb != style.description
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in style.blurb("zh")), "the Chinese blurb is Chinese"
+    for lang in ("en", "zh"):
+        shown = [s.display_name(lang) for s in registry.styles]
+        assert len(set(shown)) == len(shown), f"two styles look the same in {lang}"
+
+
+def test_display_texts_follow_the_language_tag(tmp_path: Path) -> None:
+    write_registry(
+        tmp_path,
+        {"hayao": {"file": "h.pt", "names": {"en": "Hayao", "zh": "宫崎骏 Hayao"}, "blurbs": {"en": "Soft.", "zh": "柔和。"}}},
+    )
+    style = StyleRegistry.load(tmp_path / "styles.json").get("hayao")
+    for tag in ("zh", "zh-CN", "zh_TW", "ZH-Hant"):
+        assert style.display_name(tag) == "宫崎骏 Hayao" and style.blurb(tag) == "柔和。"
+    for tag in ("en", "en-GB", "fr", "", None):
+        assert style.display_name(tag) == "Hayao" and style.blurb(tag) == "Soft."
+
+
+def test_display_texts_fall_back_to_english_then_the_id(tmp_path: Path) -> None:
+    write_registry(
+        tmp_path,
+        {
+            "english_only": {"file": "e.pt", "names": {"en": "English only"}, "blurbs": {"en": "One line."}},
+            "chinese_only": {"file": "c.pt", "names": {"zh": "只有中文"}},
+            "bare": {"file": "b.pt", "description": "operator's note"},
+        },
+    )
+    registry = StyleRegistry.load(tmp_path / "styles.json")
+    english = registry.get("english_only")
+    assert english.display_name("zh") == "English only" and english.blurb("zh") == "One line."
+    chinese = registry.get("chinese_only")
+    assert chinese.display_name("zh") == "只有中文"
+    assert chinese.display_name("en") == "chinese_only"  # no English: the id, never another language
+    bare = registry.get("bare")
+    assert bare.display_name("en") == bare.display_name("zh") == "bare"
+    assert bare.blurb("zh") == "operator's note"
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        {"names": "Hayao"},
+        {"names": {"en": ""}},
+        {"names": {"en": "two\nlines"}},
+        {"blurbs": {"en": 3}},
+        {"blurbs": {"english!": "x"}},
+        {"names": {"zh": "甲", "ZH": "乙"}},
+    ],
+    ids=["not-object", "empty", "multiline", "not-text", "bad-language", "duplicate-language"],
+)
+def test_invalid_display_texts_are_rejected(tmp_path: Path, texts: dict) -> None:
+    write_registry(tmp_path, {"x": {"file": "x.pt", **texts}})
+    with pytest.raises(ModelUnavailableError, match="styles.json"):
+        StyleRegistry.load(tmp_path / "styles.json")
+
+
 def test_directory_without_registry_uses_the_bundled_one(tmp_path: Path) -> None:
     engine = AnimeGAN(tmp_path, device="cpu", backend="torch", download=False)
     assert "paprika" in [s.name for s in engine.styles]
