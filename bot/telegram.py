@@ -1,7 +1,11 @@
 """The Telegram adapter: a python-telegram-bot ``Application`` wired to the neutral conversation.
 
 Updates arrive by long polling, or by webhook when ``TELEGRAM_WEBHOOK_URL`` is
-set. Translation lives in :mod:`bot.telegram_inbound` (update -> event) and
+set. The webhook always checks a secret: ``TELEGRAM_WEBHOOK_SECRET``, or a
+random one made at start; it is registered with ``setWebhook`` so Telegram
+sends it in ``X-Telegram-Bot-Api-Secret-Token``, and a request without it
+(or with another one) is answered 403 and logged (without the secret) —
+nobody who merely knows the URL can post updates as any user. Translation lives in :mod:`bot.telegram_inbound` (update -> event) and
 :mod:`bot.telegram_render` (reply -> message); this module only runs the
 client: it downloads voice notes and photos (refusing files over
 ``TELEGRAM_MAX_DOWNLOAD_BYTES`` before downloading them), drops updates
@@ -15,18 +19,25 @@ the start with one line for the operator (:mod:`bot.startup_errors`), never the 
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
+import re
+import secrets
 from collections import OrderedDict
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+import tornado.httpserver
+import tornado.web
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.adapter import EventHandler
-from bot.redact import install_token_redaction
+from bot.redact import add_secret, install_token_redaction
 from bot.settings import Settings
 from bot.startup_errors import BadInputError, DependencyError
 from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
@@ -60,14 +71,47 @@ def _without_credentials(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
+#: The header Telegram sends the webhook secret in.
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: What setWebhook accepts as ``secret_token``: 1-256 characters A-Z, a-z, 0-9, _ and -.
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def new_webhook_secret() -> str:
+    """A random webhook secret: 256 bits, URL-safe base64 (only characters :data:`SECRET_PATTERN` allows)."""
+    return secrets.token_urlsafe(32)
+
+
 @dataclass(frozen=True)
 class Webhook:
-    """Where Telegram posts updates (``url``) and where our server listens for them."""
+    """Where Telegram posts updates (``url``), where our server listens for them, and the secret it must send."""
 
     url: str
     listen: str = "0.0.0.0"
     port: int = 8443
-    secret: str | None = None
+    secret: str = field(default_factory=new_webhook_secret, repr=False)
+
+    @property
+    def path(self) -> str:
+        """The URL's path, which the server answers (with or without a trailing slash)."""
+        return urlsplit(self.url).path.rstrip("/")
+
+
+#: ``receive(secret header or None, body, remote address) -> HTTP status``.
+Receiver = Callable[[str | None, bytes, str | None], Awaitable[int]]
+
+
+class _WebhookHandler(tornado.web.RequestHandler):
+    """POSTs to the webhook path; what to answer is the receiver's."""
+
+    SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+
+    def initialize(self, receive: Receiver) -> None:
+        self._receive = receive
+
+    async def post(self) -> None:
+        request = self.request
+        self.set_status(await self._receive(request.headers.get(SECRET_HEADER), request.body, request.remote_ip))
 
 
 class TelegramAdapter:
@@ -90,6 +134,7 @@ class TelegramAdapter:
         self._messenger = TelegramMessenger(application.bot)
         self._on_event: EventHandler | None = None
         self._seen: OrderedDict[Hashable, None] = OrderedDict()
+        self._webhook_server: tornado.httpserver.HTTPServer | None = None
         # Not blocking: a long transcription must not hold up button presses or /cancel behind it.
         application.add_handler(CallbackQueryHandler(self._on_callback, block=False))
         application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message, block=False))
@@ -114,10 +159,18 @@ class TelegramAdapter:
         )
         webhook = None
         if settings.telegram_webhook_url:
-            secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
+            secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else ""
+            if secret and not SECRET_PATTERN.fullmatch(secret):
+                raise BadInputError(
+                    "TELEGRAM_WEBHOOK_SECRET: Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - (or leave it unset)"
+                )
             webhook = Webhook(
-                settings.telegram_webhook_url, settings.telegram_webhook_listen, settings.telegram_webhook_port, secret
+                settings.telegram_webhook_url,
+                settings.telegram_webhook_listen,
+                settings.telegram_webhook_port,
+                secret or new_webhook_secret(),
             )
+            add_secret(webhook.secret)
         return cls(
             application,
             max_download_bytes=settings.telegram_max_download_bytes,
@@ -141,14 +194,7 @@ class TelegramAdapter:
         if self.webhook is None:
             await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         else:
-            await updater.start_webhook(
-                listen=self.webhook.listen,
-                port=self.webhook.port,
-                url_path=urlsplit(self.webhook.url).path.lstrip("/"),
-                webhook_url=self.webhook.url,
-                secret_token=self.webhook.secret,
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            await self._start_webhook(self.webhook)
         log.info("Telegram bot @%s is %s", self.application.bot.username, "polling" if self.webhook is None else "on its webhook")
 
     async def _log_in(self) -> None:
@@ -170,8 +216,44 @@ class TelegramAdapter:
                 ) from None
             raise BadInputError("Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized) — check the token") from None
 
+    async def _start_webhook(self, webhook: Webhook) -> None:
+        """Listen on the webhook address, then register the URL and the secret with setWebhook.
+
+        Our own small server rather than ``Updater.start_webhook``: python-telegram-bot's refuses a
+        request without the secret too, but only says so at DEBUG level (with the token presented).
+        """
+        app = tornado.web.Application(
+            [(rf"{re.escape(webhook.path)}/?", _WebhookHandler, {"receive": self._receive})],
+            log_function=lambda handler: None,  # _receive logs what matters, never a secret
+        )
+        self._webhook_server = tornado.httpserver.HTTPServer(app)
+        self._webhook_server.listen(webhook.port, address=webhook.listen)
+        await self.application.bot.set_webhook(webhook.url, allowed_updates=ALLOWED_UPDATES, secret_token=webhook.secret)
+
+    async def _receive(self, secret: str | None, body: bytes, remote: str | None) -> int:
+        """One webhook request: 403 without the right secret, 400 when it is not an update, else queued (200)."""
+        assert self.webhook is not None
+        if secret is None or not hmac.compare_digest(secret.encode(), self.webhook.secret.encode()):
+            log.warning(
+                "refused a webhook request from %s: %s %s header (403)", remote, "wrong" if secret else "no", SECRET_HEADER
+            )
+            return 403
+        try:
+            update = Update.de_json(json.loads(body), self.application.bot)
+        except Exception as error:  # whatever a malformed body makes the parser raise
+            log.warning("ignored a webhook request from %s that is not an update (%s)", remote, type(error).__name__)
+            return 400
+        if update is None:
+            return 400
+        await self.application.update_queue.put(update)
+        return 200
+
     async def stop(self) -> None:
         """Stop fetching updates, finish the ones being handled, close the connections."""
+        if self._webhook_server is not None:
+            self._webhook_server.stop()
+            await self._webhook_server.close_all_connections()
+            self._webhook_server = None
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()

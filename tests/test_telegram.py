@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -352,6 +353,36 @@ async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: LocalEngi
                 assert response.status == 200
         await server.wait_for(lambda: server.called("sendMessage", text=t("help", "en")))
         assert len(server.called("sendMessage")) == 1
+
+
+async def test_webhook_without_a_configured_secret_makes_one_and_refuses_forged_updates(
+    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server, port = fake_telegram, _free_port()
+    hook = f"http://127.0.0.1:{port}/telegram-hook"
+    settings = {"telegram_webhook_url": hook, "telegram_webhook_listen": "127.0.0.1", "telegram_webhook_port": port}
+    async with telegram_bot(server, local_engine, sqlite_url, tmp_path / "data", **settings) as bot:
+        (registered,) = server.called("setWebhook")
+        secret = registered.params.get("secret_token", "")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret), f"setWebhook got no usable secret_token: {registered.params}"
+        alice = user()
+        forged = server.message(private_chat(alice), alice, text="/help")
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}, {"X-Telegram-Bot-Api-Secret-Token": ""}):
+                async with http.post(hook, json=forged, headers=headers) as response:
+                    assert response.status == 403, headers
+            await asyncio.sleep(0.5)
+            assert bot.events == [] and not server.called("sendMessage")  # nothing reached the conversation
+
+            genuine = server.message(private_chat(alice), alice, text="/help")
+            async with http.post(hook, json=genuine, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as response:
+                assert response.status == 200
+        await server.wait_for(lambda: server.called("sendMessage", text=t("help", "en")))
+        assert len(bot.events) == 1
+    refusals = [r.getMessage() for r in caplog.records if "refused a webhook request" in r.getMessage()]
+    assert len(refusals) == 3 and all(r.levelno == logging.WARNING for r in caplog.records if "refused a webhook" in r.getMessage())
+    assert "guess" not in caplog.text and secret not in caplog.text
 
 
 # --- translation and rendering, no network ------------------------------------------------------------
