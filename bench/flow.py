@@ -65,7 +65,8 @@ class InstantEngine:
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         handle = JobHandle(spec.job_id, asyncio.get_running_loop())
-        result = JobResult(spec.job_id, self.png, self.png, spec.style, spec.seed or 1, "bench", spec.prompt, ())
+        base = self.png if spec.kind == "text" else None
+        result = JobResult(spec.job_id, self.png, spec.style, base_png=base, seed=spec.seed or 1, model="bench")
         for event in (JobQueued(1), JobStarted(), JobFinished(result)):
             handle.publish(event)
         return handle

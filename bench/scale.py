@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.api import JobFinished, JobHandle, JobSpec, JobStarted, ParsedDescription, Prompt
+from engine.api import JobFinished, JobHandle, JobSpec, JobStarted
 from engine.distributed import DistributedEngine, RedisConfig
 from engine.local import LocalEngine
 from tests.support.redis_server import RedisServer
@@ -35,8 +35,7 @@ USERS = 8
 
 
 def _spec(n: int) -> JobSpec:
-    prompt = Prompt(f"job-{n}", "en", ParsedDescription("cat"), "anime, cat", "lowres")
-    return JobSpec(f"job-{n}", f"user-{n % USERS}", "text", "face_paint_512_v2", prompt=prompt)
+    return JobSpec(f"job-{n}", f"user-{n % USERS}", "text", "face_paint_512_v2", positive="anime, cat", negative="lowres")
 
 
 async def _follow(handle: JobHandle, submitted: float) -> tuple[float, float]:

@@ -578,3 +578,49 @@ class Repository:
             style=style,
             created_at=created_at,
         )
+
+    async def link_image(self, from_request_id: str, to_request_id: str, role: ImageRole) -> ImageRecord | None:
+        """Record ``from_request_id``'s image with ``role`` for ``to_request_id`` too; None when it has none.
+
+        The new row points at the same stored file (same path and sha256, no
+        bytes read or written), with the same seed, model and style: e.g. a
+        restyle's base image is its parent's. Idempotent per (request, role)
+        like :meth:`add_image`.
+        """
+        role = ImageRole(role)
+        source = select(Image).where(Image.request_id == from_request_id, Image.role == role.value)
+        async with self._db.engine.begin() as connection:
+            found = (await connection.execute(source)).one_or_none()
+            if found is None:
+                return None
+            created_at = self._clock()
+            row = {
+                "path": found.path,
+                "sha256": found.sha256,
+                "width": found.width,
+                "height": found.height,
+                "seed": found.seed,
+                "model": found.model,
+                "style": found.style,
+                "created_at": created_at,
+            }
+            statement = (
+                self._insert(Image)
+                .values(request_id=to_request_id, role=role.value, **row)
+                .on_conflict_do_update(index_elements=[Image.request_id, Image.role], set_=row)
+                .returning(Image.id)
+            )
+            image_id = (await connection.execute(statement)).scalar_one()
+        return ImageRecord(
+            id=image_id,
+            request_id=to_request_id,
+            role=role,
+            path=self._images.path_of(found.path),
+            sha256=found.sha256,
+            width=found.width,
+            height=found.height,
+            seed=found.seed,
+            model=found.model,
+            style=found.style,
+            created_at=created_at,
+        )

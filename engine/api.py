@@ -1,7 +1,8 @@
 """Plain, immutable data types shared by the engine and the conversation.
 
-Everything here is a frozen dataclass so results can be cached, logged and
-passed between threads/processes without surprises.
+The records are frozen dataclasses so results can be cached, logged and
+passed between threads/processes without surprises; :class:`JobHandle` (an
+event stream) and the :class:`Engine` protocol are the only behaviour here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Annotated, Literal, Protocol
+
+from pydantic import PlainSerializer
 
 #: Called with (stage, fraction 0..1); stages are "diffusion", "style", ...
 ProgressCallback = Callable[[str, float], None]
@@ -81,47 +84,66 @@ class Prompt:
 
 
 # --- image jobs -------------------------------------------------------------
+#
+# JobSpec, JobResult and the JobEvent types are the job contract between the
+# conversation and an engine (in distributed mode it crosses Redis): the wire
+# format (engine.wire) is generated from these declarations, so every field is
+# a plain value (str, int, float, bool, None, bytes, tuples and mappings of them).
 
 JobKind = Literal["text", "photo", "restyle"]
+
+#: A value a :class:`JobFailed` parameter may hold.
+PlainValue = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One image job for an engine.
+    """One image job for an engine: only what a worker needs to run it.
 
-    ``text`` jobs draw ``prompt`` with ``seed`` (random when ``None``) and
-    restyle the result; ``photo`` and ``restyle`` jobs restyle ``source_png``
-    (a photo, or the base image of an earlier result) without diffusion.
-    ``user_key`` identifies the requester for fair scheduling.
+    ``text`` jobs draw ``positive`` (steering away from ``negative``) with
+    ``seed`` (random when ``None``) and restyle the drawing; ``photo`` and
+    ``restyle`` jobs restyle ``source_png`` (a photo, or the base image of an
+    earlier picture) without diffusion. ``user_key`` identifies the requester
+    for fair scheduling. Generation settings (model, steps, size) belong to the
+    engine, not to the job.
     """
 
     job_id: str
     user_key: str
     kind: JobKind
     style: str
-    prompt: Prompt | None = None
+    positive: str = ""
+    negative: str = ""
     seed: int | None = None
     source_png: bytes | None = None
 
     def __post_init__(self) -> None:
-        if self.kind == "text" and self.prompt is None:
-            raise ValueError("a text job needs a prompt")
-        if self.kind != "text" and self.source_png is None:
+        if self.kind == "text":
+            if not self.positive:
+                raise ValueError("a text job needs a positive prompt")
+            if self.source_png is not None:
+                raise ValueError("a text job draws its picture: it takes no source_png")
+        elif self.source_png is None:
             raise ValueError(f"a {self.kind} job needs source_png")
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """A finished job: PNG bytes of both images plus what produced them."""
+    """What a job made: the anime PNG and how it was made.
+
+    ``base_png`` is the picture before styling when the job drew it (text
+    jobs); ``None`` for photo/restyle jobs, whose base is the source the
+    conversation sent (and already stored). ``seed`` and ``model`` are those of
+    the diffusion run (``None`` without one); ``timings`` are seconds per stage.
+    """
 
     job_id: str
     anime_png: bytes
-    base_png: bytes
     style: str
-    seed: int | None
-    model: str | None
-    prompt: Prompt | None
-    timings: tuple[tuple[str, float], ...]
+    base_png: bytes | None = None
+    seed: int | None = None
+    model: str | None = None
+    timings: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,11 +151,14 @@ class JobQueued:
     """The job waits; ``position`` 1 means it runs next."""
 
     position: int
+    type: Literal["queued"] = field(default="queued", init=False, repr=False)
 
 
 @dataclass(frozen=True)
 class JobStarted:
     """A worker picked the job up."""
+
+    type: Literal["started"] = field(default="started", init=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,7 @@ class JobProgress:
 
     fraction: float
     stage: str
+    type: Literal["progress"] = field(default="progress", init=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -149,10 +175,11 @@ class JobFinished:
     """Terminal: the job produced ``result``."""
 
     result: JobResult
+    type: Literal["finished"] = field(default="finished", init=False, repr=False)
 
 
-#: Values a :class:`JobFailed` parameter may hold as is (anything else is kept as its ``str``).
-_PLAIN = (str, int, float, bool, type(None))
+def _as_dict(params: Mapping[str, PlainValue]) -> dict[str, PlainValue]:
+    return dict(params)
 
 
 @dataclass(frozen=True)
@@ -163,22 +190,30 @@ class JobFailed:
     placeholders (``UserError.params``), e.g. ``{"style": "x", "styles": "..."}``
     for ``style.unknown``. ``params`` is a read-only mapping of plain values
     (str/int/float/bool/None; anything else is turned into its ``str``) so the
-    event can cross a process boundary as msgpack; it does not take part in
-    hashing.
+    event can cross a process boundary; it does not take part in hashing.
     """
 
     error_key: str
     detail: str = ""
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    params: Annotated[Mapping[str, PlainValue], PlainSerializer(_as_dict)] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    type: Literal["failed"] = field(default="failed", init=False, repr=False)
 
     def __post_init__(self) -> None:
         plain = {str(k): v if isinstance(v, _PLAIN) else str(v) for k, v in self.params.items()}
         object.__setattr__(self, "params", MappingProxyType(plain))
 
 
+#: Values a :class:`JobFailed` parameter may hold as is (anything else is kept as its ``str``).
+_PLAIN = (str, int, float, bool, type(None))
+
+
 @dataclass(frozen=True)
 class JobCancelled:
     """Terminal: the job was cancelled before it finished."""
+
+    type: Literal["cancelled"] = field(default="cancelled", init=False, repr=False)
 
 
 JobEvent = JobQueued | JobStarted | JobProgress | JobFinished | JobFailed | JobCancelled

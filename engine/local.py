@@ -238,10 +238,10 @@ class LocalEngine:
 
     @staticmethod
     def _cache_key(spec: JobSpec) -> tuple[object, ...] | None:
-        if spec.kind != "text" or spec.seed is None or spec.prompt is None:
+        if spec.kind != "text" or spec.seed is None:
             return None  # photos are one-off; no seed means "surprise me"
         # The model is implied: this engine's pipeline (and so its model) never changes.
-        return (spec.prompt.positive, spec.prompt.negative, spec.seed, spec.style)
+        return (spec.positive, spec.negative, spec.seed, spec.style)
 
     def _cached(self, spec: JobSpec) -> JobResult | None:
         key = self._cache_key(spec)

@@ -1,9 +1,9 @@
-"""Prompt -> base image -> anime image; photo -> anime image; restyle.
+"""Prompt text -> base image -> anime image; photo -> anime image; restyle.
 
 One object ties the diffusion and style engines together and reports, for
-every result, both images and what produced them (prompt, seed, model, style,
-seconds per stage) so a result can be reproduced or restyled later without
-running diffusion again.
+every result, both images and what produced them (seed, model, style, seconds
+per stage; the prompt is the caller's) so a result can be reproduced or
+restyled later without running diffusion again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from engine.animegan import AnimeGAN
-from engine.api import CancelCheck, ProgressCallback, Prompt
+from engine.api import CancelCheck, ProgressCallback
 from engine.diffusion import TextToImage
 from engine.imageio import open_image
 
@@ -24,14 +24,13 @@ from engine.imageio import open_image
 class AnimeResult:
     """A finished picture: the styled image, the image it was made from, and how.
 
-    ``prompt``/``seed``/``model`` are ``None`` for photos (no diffusion ran).
+    ``seed``/``model`` are ``None`` for photos (no diffusion ran).
     ``timings`` maps stage name ("diffusion", "style") to seconds.
     """
 
     anime_image: Image.Image
     base_image: Image.Image
     style: str
-    prompt: Prompt | None
     seed: int | None
     model: str | None
     timings: tuple[tuple[str, float], ...]
@@ -52,25 +51,25 @@ class AnimePipeline:
 
     def from_prompt(
         self,
-        prompt: Prompt,
+        positive: str,
+        negative: str = "",
         *,
         style: str | None = None,
         seed: int | None = None,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
     ) -> AnimeResult:
-        """Generate a base image for ``prompt`` with Stable Diffusion, then restyle it."""
+        """Draw ``positive`` (steering away from ``negative``) with Stable Diffusion, then restyle the drawing."""
         style = style or self.default_style
         self.animegan.style(style)  # fail on an unknown style before minutes of diffusion
         started = time.perf_counter()
         (generated,) = self.text_to_image.generate(
-            prompt.positive, negative=prompt.negative, seed=seed, progress=progress, cancelled=cancelled
+            positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled
         )
         diffusion_seconds = time.perf_counter() - started
         result = self._stylize(generated.image, style, progress, cancelled)
         return replace(
             result,
-            prompt=prompt,
             seed=generated.seed,
             model=generated.model,
             timings=(("diffusion", diffusion_seconds), *result.timings),
@@ -97,7 +96,7 @@ class AnimePipeline:
     ) -> AnimeResult:
         """Apply another style to ``previous.base_image``; diffusion does not run again."""
         result = self._stylize(previous.base_image, style, progress, cancelled)
-        return replace(result, prompt=previous.prompt, seed=previous.seed, model=previous.model)
+        return replace(result, seed=previous.seed, model=previous.model)
 
     def _stylize(
         self,
@@ -112,7 +111,6 @@ class AnimePipeline:
             anime_image=anime,
             base_image=base,
             style=self.animegan.style(style).name,
-            prompt=None,
             seed=None,
             model=None,
             timings=(("style", time.perf_counter() - started),),

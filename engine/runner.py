@@ -14,7 +14,6 @@ from engine.api import (
     JobResult,
     JobSpec,
     ProgressCallback,
-    Prompt,
 )
 from engine.errors import Cancelled, UserError
 from engine.imageio import png_bytes
@@ -30,41 +29,49 @@ class ImagePipeline(Protocol):
     """What running a job needs from :class:`engine.pipeline.AnimePipeline` (fakes for tests and benchmarks fit too)."""
 
     def from_prompt(
-        self, prompt: Prompt, *, style: str | None, seed: int | None, progress: ProgressCallback, cancelled: CancelCheck
+        self,
+        positive: str,
+        negative: str,
+        *,
+        style: str | None,
+        seed: int | None,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
     ) -> AnimeResult: ...
 
-    def from_photo(self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck) -> AnimeResult: ...
+    def from_photo(
+        self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck
+    ) -> AnimeResult: ...
 
 
 def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobResult:
     """Run ``spec`` (blocking, on the model thread), reporting overall 0..1 progress per stage. Raises Cancelled.
 
-    For ``photo``/``restyle`` jobs the base image is the source itself: ``spec.source_png`` is returned
-    as ``base_png`` as it came (the conversation stores photos already decoded, upright, as PNG).
+    The result carries only what the job made: a text job's drawing as ``base_png``; a ``photo``/``restyle``
+    job's base is its source, which the conversation already has, so ``base_png`` is ``None``.
     """
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
 
     def overall(stage: str, fraction: float) -> None:
         progress(stage, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
 
-    if spec.kind == "text":
-        assert spec.prompt is not None
-        result = pipeline.from_prompt(spec.prompt, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled)
-        base_png = None
+    drawn = spec.kind == "text"
+    if drawn:
+        result = pipeline.from_prompt(
+            spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled
+        )
     else:
-        assert spec.source_png is not None
+        assert spec.source_png is not None  # JobSpec guarantees it
         result = pipeline.from_photo(spec.source_png, style=spec.style, progress=overall, cancelled=cancelled)
-        base_png = spec.source_png
     if cancelled():
         raise Cancelled
     return JobResult(
         job_id=spec.job_id,
         anime_png=png_bytes(result.anime_image),
-        base_png=base_png if base_png is not None else png_bytes(result.base_image),
         style=result.style,
+        base_png=png_bytes(result.base_image) if drawn else None,
         seed=result.seed,
         model=result.model,
-        prompt=result.prompt,
         timings=result.timings,
     )
 

@@ -1,189 +1,70 @@
-"""Wire format of jobs between the bot and the workers: msgpack, never pickle.
+"""Wire format of jobs between the bot and the workers: msgpack maps, never pickle.
 
-Only plain values cross the wire (str, int, float, bytes, lists, maps), so a
-worker or bot of another version can read them and a compromised Redis cannot
-make a process run code. Each dataclass has a ``*_to_wire`` / ``*_from_wire``
-pair; :func:`pack_spec`, :func:`pack_event` and friends wrap them in msgpack.
+The format is generated from the declarations in :mod:`engine.api` by pydantic
+``TypeAdapter``s: a :class:`~engine.api.JobSpec` is a map of its fields, an
+event is a map of its fields tagged with its ``type`` (``queued``, ``started``,
+``progress``, ``finished`` with the whole result, ``failed``, ``cancelled``).
+Only plain values cross the wire (str, int, float, bool, nil, bytes, arrays,
+maps), so a worker or bot of another version can read them and a compromised
+Redis cannot make a process run code.
+
+Reading validates against the same declarations: a message that is not
+msgpack, not a map, lacks a field, holds a value of the wrong type or names an
+unknown event type raises :class:`WireError` saying what is wrong. Fields the
+declarations do not know are ignored (a newer peer may send more).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import msgpack
+from pydantic import Field, TypeAdapter, ValidationError
 
-from engine.api import (
-    JobCancelled,
-    JobEvent,
-    JobFailed,
-    JobFinished,
-    JobProgress,
-    JobQueued,
-    JobResult,
-    JobSpec,
-    JobStarted,
-    ParsedDescription,
-    Prompt,
-)
+from engine.api import JobEvent, JobSpec
 
-Wire = dict[str, Any]
+T = TypeVar("T")
+
+_SPEC: TypeAdapter[JobSpec] = TypeAdapter(JobSpec)
+_EVENT: TypeAdapter[JobEvent] = TypeAdapter(Annotated[JobEvent, Field(discriminator="type")])
 
 
-def _pack(value: Wire) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+class WireError(ValueError):
+    """Bytes that are not a valid job spec or job event."""
 
 
-def _unpack(data: bytes) -> Wire:
-    value = msgpack.unpackb(data, raw=False)
+def _pack(adapter: TypeAdapter[T], value: T) -> bytes:
+    return msgpack.packb(adapter.dump_python(value, warnings="error"), use_bin_type=True)
+
+
+def _unpack(adapter: TypeAdapter[T], data: bytes, what: str) -> T:
+    try:
+        value: Any = msgpack.unpackb(data, raw=False)
+    except Exception as error:  # msgpack raises ExtraData, FormatError, StackError, ValueError, TypeError...
+        raise WireError(f"not a msgpack {what}: {str(error) or type(error).__name__}") from error
     if not isinstance(value, dict):
-        raise TypeError("not a voice2anime wire message")
-    return value
-
-
-def prompt_to_wire(prompt: Prompt) -> Wire:
-    """A :class:`Prompt` as plain values."""
-    parsed = prompt.parsed
-    return {
-        "description": prompt.description,
-        "language": prompt.language,
-        "parsed": {
-            "subject": parsed.subject,
-            "attributes": list(parsed.attributes),
-            "action": parsed.action,
-            "scene": list(parsed.scene),
-        },
-        "positive": prompt.positive,
-        "negative": prompt.negative,
-    }
-
-
-def prompt_from_wire(value: Wire) -> Prompt:
-    """Inverse of :func:`prompt_to_wire`."""
-    parsed = value["parsed"]
-    return Prompt(
-        description=value["description"],
-        language=value["language"],
-        parsed=ParsedDescription(
-            subject=parsed["subject"],
-            attributes=tuple(parsed["attributes"]),
-            action=parsed["action"],
-            scene=tuple(parsed["scene"]),
-        ),
-        positive=value["positive"],
-        negative=value["negative"],
-    )
-
-
-def _optional_prompt(value: Wire | None) -> Prompt | None:
-    return prompt_from_wire(value) if value is not None else None
-
-
-def spec_to_wire(spec: JobSpec) -> Wire:
-    """A :class:`JobSpec` as plain values."""
-    return {
-        "job_id": spec.job_id,
-        "user_key": spec.user_key,
-        "kind": spec.kind,
-        "style": spec.style,
-        "prompt": prompt_to_wire(spec.prompt) if spec.prompt else None,
-        "seed": spec.seed,
-        "source_png": spec.source_png,
-    }
-
-
-def spec_from_wire(value: Wire) -> JobSpec:
-    """Inverse of :func:`spec_to_wire` (validated by ``JobSpec`` itself)."""
-    return JobSpec(
-        job_id=value["job_id"],
-        user_key=value["user_key"],
-        kind=value["kind"],
-        style=value["style"],
-        prompt=_optional_prompt(value["prompt"]),
-        seed=value["seed"],
-        source_png=value["source_png"],
-    )
-
-
-def result_to_wire(result: JobResult) -> Wire:
-    """A :class:`JobResult` as plain values (the PNGs stay bytes)."""
-    return {
-        "job_id": result.job_id,
-        "anime_png": result.anime_png,
-        "base_png": result.base_png,
-        "style": result.style,
-        "seed": result.seed,
-        "model": result.model,
-        "prompt": prompt_to_wire(result.prompt) if result.prompt else None,
-        "timings": [[stage, seconds] for stage, seconds in result.timings],
-    }
-
-
-def result_from_wire(value: Wire) -> JobResult:
-    """Inverse of :func:`result_to_wire`."""
-    return JobResult(
-        job_id=value["job_id"],
-        anime_png=value["anime_png"],
-        base_png=value["base_png"],
-        style=value["style"],
-        seed=value["seed"],
-        model=value["model"],
-        prompt=_optional_prompt(value["prompt"]),
-        timings=tuple((stage, float(seconds)) for stage, seconds in value["timings"]),
-    )
-
-
-def event_to_wire(event: JobEvent) -> Wire:
-    """A job event as plain values, tagged with its ``type``."""
-    match event:
-        case JobQueued(position=position):
-            return {"type": "queued", "position": position}
-        case JobStarted():
-            return {"type": "started"}
-        case JobProgress(fraction=fraction, stage=stage):
-            return {"type": "progress", "fraction": fraction, "stage": stage}
-        case JobFinished(result=result):
-            return {"type": "finished", "result": result_to_wire(result)}
-        case JobFailed(error_key=error_key, detail=detail, params=params):
-            return {"type": "failed", "error_key": error_key, "detail": detail, "params": dict(params)}
-        case JobCancelled():
-            return {"type": "cancelled"}
-    raise TypeError(f"not a job event: {event!r}")
-
-
-def event_from_wire(value: Wire) -> JobEvent:
-    """Inverse of :func:`event_to_wire`."""
-    match value["type"]:
-        case "queued":
-            return JobQueued(value["position"])
-        case "started":
-            return JobStarted()
-        case "progress":
-            return JobProgress(value["fraction"], value["stage"])
-        case "finished":
-            return JobFinished(result_from_wire(value["result"]))
-        case "failed":
-            # "params" is absent in events stored by workers older than the field
-            return JobFailed(value["error_key"], value["detail"], value.get("params") or {})
-        case "cancelled":
-            return JobCancelled()
-    raise ValueError(f"unknown job event type {value['type']!r}")
+        raise WireError(f"a {what} must be a msgpack map, not {type(value).__name__}")
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as error:
+        raise WireError(f"malformed {what}: {error}") from error
 
 
 def pack_spec(spec: JobSpec) -> bytes:
     """msgpack bytes of ``spec``."""
-    return _pack(spec_to_wire(spec))
+    return _pack(_SPEC, spec)
 
 
 def unpack_spec(data: bytes) -> JobSpec:
-    """Inverse of :func:`pack_spec`."""
-    return spec_from_wire(_unpack(data))
+    """Inverse of :func:`pack_spec`; raises :class:`WireError`."""
+    return _unpack(_SPEC, data, "job spec")
 
 
 def pack_event(event: JobEvent) -> bytes:
     """msgpack bytes of ``event`` (a finished event carries the whole result)."""
-    return _pack(event_to_wire(event))
+    return _pack(_EVENT, event)
 
 
 def unpack_event(data: bytes) -> JobEvent:
-    """Inverse of :func:`pack_event`."""
-    return event_from_wire(_unpack(data))
+    """Inverse of :func:`pack_event`; raises :class:`WireError`."""
+    return _unpack(_EVENT, data, "job event")

@@ -41,7 +41,7 @@ from engine.api import (
 )
 from engine.distributed import EVENTS_MAXLEN, TASK_NAME, Keys, RedisConfig, check_broker_compatible, make_broker
 from engine.runner import ImagePipeline, run_job_event
-from engine.wire import pack_event, unpack_spec
+from engine.wire import WireError, pack_event, unpack_spec
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,13 @@ class Worker:
             await context.ack()
             return
         log.info("job %s started", job_id)
-        event = await self._execute(unpack_spec(reply[1]), token)
+        try:
+            spec = unpack_spec(reply[1])
+        except WireError as error:  # e.g. queued by a bot of an incompatible version: fail it, do not re-claim it forever
+            log.error("job %s has an unreadable spec; reported as failed: %s", job_id, error)
+            event: JobEvent | None = JobFailed("error.generic", "unreadable job spec")
+        else:
+            event = await self._execute(spec, token)
         if event is None:
             log.warning("job %s: lost the lease to another worker; dropping this run", job_id)
             return

@@ -23,13 +23,12 @@ from engine.api import (
     JobFailed,
     JobFinished,
     JobHandle,
+    JobKind,
     JobProgress,
     JobQueued,
     JobResult,
     JobSpec,
     JobStarted,
-    ParsedDescription,
-    Prompt,
 )
 from engine.errors import UserError
 from handlers import cards
@@ -83,32 +82,33 @@ class JobTracker:
         await asyncio.gather(*list(self._watchers), return_exceptions=True)
 
     async def spec_for(self, record: RequestRecord) -> JobSpec | None:
-        """The engine job for a queued request, or None when what it needs is gone."""
+        """The engine job for a queued request, or None when what it needs is gone.
+
+        Photo and restyle jobs send their request's base image: a photo's is
+        stored when it arrives; a restyle takes its parent's (the same file,
+        recorded for the restyle too, so its "Original" and "Restyle" work).
+        """
         style = record.style or self.default_style
         user_key = str(record.user_id)
         if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE):
-            owner = record
-            if record.kind is RequestKind.RESTYLE and record.parent_id:
-                owner = await self.repository.get_request(record.parent_id) or record
-            base = owner.image(ImageRole.BASE)
+            base = record.image(ImageRole.BASE)
+            if base is None and record.kind is RequestKind.RESTYLE and record.parent_id:
+                base = await self.repository.link_image(record.parent_id, record.id, ImageRole.BASE)
             if base is None or not base.path.exists():
                 return None
-            kind = "photo" if record.kind is RequestKind.PHOTO else "restyle"
+            kind: JobKind = "photo" if record.kind is RequestKind.PHOTO else "restyle"
             return JobSpec(record.id, user_key, kind, style, source_png=await asyncio.to_thread(base.path.read_bytes))
         if not record.prompt_positive:
             return None
-        transcript = record.transcript
-        description = (
-            (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.prompt_positive
-        )
-        prompt = Prompt(
-            description=description,
-            language=record.source_language or "en",
-            parsed=ParsedDescription(subject=""),
+        return JobSpec(
+            record.id,
+            user_key,
+            "text",
+            style,
             positive=record.prompt_positive,
             negative=record.prompt_negative or "",
+            seed=record.seed,
         )
-        return JobSpec(record.id, user_key, "text", style, prompt=prompt, seed=record.seed)
 
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:
         """Hand ``spec`` to the engine and follow it, reporting in message ``ref`` (None: post one at the first update)."""
@@ -172,8 +172,13 @@ class JobTracker:
                 await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
 
     async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, ref: str | None) -> None:
-        """Store both images, then send the picture; the request is delivered once the platform took the upload."""
-        await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
+        """Store what the job made, then send the picture; the request is delivered once the platform took the upload.
+
+        A drawn base image (text jobs) is stored here; a photo's or restyle's
+        base was stored before the job ran (see :meth:`spec_for`).
+        """
+        if result.base_png is not None:
+            await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
         await self.repository.add_image(
             request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
         )
@@ -184,7 +189,7 @@ class JobTracker:
             return  # cancelled, or a duplicate result of a request that is already delivered
         record = await self.repository.get_request(request_id)
         assert record is not None
-        key = "generating" if result.prompt else "styling"
+        key = "generating" if result.base_png is not None else "styling"
         await self._edit_status(origin, ref, Reply(t(key, lang, percent=100), kind="progress"), request_id)
         await self.send_picture(origin, lang, record, result.anime_png)
 

@@ -30,15 +30,11 @@ from engine.api import (
     JobHandle,
     JobProgress,
     JobQueued,
-    JobResult,
     JobSpec,
     JobStarted,
-    ParsedDescription,
-    Prompt,
 )
 from engine.distributed import DistributedEngine, Keys, RedisConfig, check_broker_compatible, make_broker
 from engine.errors import UserQueueFullError
-from engine.wire import pack_event, pack_spec, unpack_event, unpack_spec
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
@@ -49,13 +45,9 @@ LEASE = 1.5
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def prompt(label: str) -> Prompt:
-    return Prompt(label, "en", ParsedDescription("girl", ("blue hair",), "reading", ("night",)), f"anime, {label}", "lowres")
-
-
 def text_job(job_id: str, user: str = "u1") -> JobSpec:
-    """A text job whose description is its id (the fake pipeline logs runs by it)."""
-    return JobSpec(job_id, user, "text", "face_paint_512_v2", prompt=prompt(job_id), seed=7)
+    """A text job whose prompt is its id (the fake pipeline logs runs by it)."""
+    return JobSpec(job_id, user, "text", "face_paint_512_v2", positive=job_id, negative="lowres", seed=7)
 
 
 async def drain(handle: JobHandle, timeout: float = 90.0) -> list[JobEvent]:
@@ -104,20 +96,6 @@ def fake_workers(redis_server: RedisServer, tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in started:
         worker.kill()
-
-
-# --- wire format ----------------------------------------------------------------------------
-
-
-def test_specs_results_and_events_round_trip_through_msgpack() -> None:
-    photo = JobSpec("p1", "u1", "photo", "paprika", source_png=b"\x89PNG\x00\xff")
-    for spec in (text_job("t1"), photo):
-        assert unpack_spec(pack_spec(spec)) == spec
-    result = JobResult("t1", b"\x89anime", b"\x89base", "paprika", 7, "tiny-sd", prompt("t1"), (("diffusion", 1.5), ("style", 0.25)))
-    failed = JobFailed("style.unknown", "x", {"style": "hayao", "styles": "paprika"})
-    events = [JobQueued(2), JobStarted(), JobProgress(0.5, "diffusion"), JobFinished(result), failed, JobCancelled()]
-    assert [unpack_event(pack_event(event)) for event in events] == events
-    assert b"\x80\x04" not in pack_event(JobFinished(result))  # no pickle protocol header
 
 
 # --- delivery -------------------------------------------------------------------------------
@@ -251,6 +229,23 @@ async def test_a_job_whose_state_expired_is_reported_lost_and_frees_its_place(en
         await client.aclose()
 
 
+async def test_a_job_whose_spec_cannot_be_read_fails_once_and_the_worker_goes_on(engine, fake_workers, redis_server, tmp_path):
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        garbled = await engine.submit(text_job("garbled"))  # no workers yet
+        await client.hset(Keys(PREFIX).job("garbled"), "spec", b"\x81\xa4kind\xa4exec")  # e.g. from an incompatible bot
+        fake_workers(1, step_seconds=0.01)
+        events = await drain(garbled, timeout=30)
+        assert terminal(events) == events[-1:] and events[-1] == JobFailed("error.generic", "unreadable job spec")
+        assert isinstance((await drain(await engine.submit(text_job("next"))))[-1], JobFinished)
+        assert [label for _, label, _ in runs(tmp_path / "runs.log")] == ["next", "next"], "the garbled job never ran"
+        assert await client.xpending(Keys(PREFIX).stream, Keys(PREFIX).group) == {
+            "pending": 0, "min": None, "max": None, "consumers": [],
+        }, "acknowledged, not re-claimed forever"
+    finally:
+        await client.aclose()
+
+
 async def test_a_running_job_outlives_its_ttl(engine, fake_workers, redis_server):
     fake_workers(1, step_seconds=0.25, steps=12)
     keys = Keys(PREFIX)
@@ -344,14 +339,17 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 async def test_real_tiny_models_run_in_a_worker_process(real_engine):
-    text = await drain(await real_engine.submit(JobSpec("real-text", "u1", "text", "paprika", prompt=prompt("cat"), seed=3)))
+    cat = JobSpec("real-text", "u1", "text", "paprika", positive="anime, a cat", negative="lowres", seed=3)
+    text = await drain(await real_engine.submit(cat))
     result = text[-1].result
-    assert (result.seed, result.style, result.prompt) == (3, "paprika", prompt("cat"))
-    assert png_size(result.anime_png) == png_size(result.base_png) == (64, 64)
+    assert (result.seed, result.style) == (3, "paprika")
+    assert result.base_png is not None and png_size(result.anime_png) == png_size(result.base_png) == (64, 64)
     assert {e.stage for e in text if isinstance(e, JobProgress)} <= {"diffusion", "style"}
 
-    photo = await drain(await real_engine.submit(JobSpec("real-photo", "u1", "photo", "face_paint_512_v2", source_png=result.base_png)))
+    photo_job = JobSpec("real-photo", "u1", "photo", "face_paint_512_v2", source_png=result.base_png)
+    photo = await drain(await real_engine.submit(photo_job))
     assert isinstance(photo[-1], JobFinished) and png_size(photo[-1].result.anime_png) == (64, 64)
+    assert photo[-1].result.base_png is None, "the source is not sent back"
 
     bad = await drain(await real_engine.submit(JobSpec("real-bad", "u1", "photo", "no-such-style", source_png=result.base_png)))
     assert bad[-1] == JobFailed("style.unknown", bad[-1].detail, bad[-1].params)

@@ -18,8 +18,6 @@ from engine.api import (
     JobQueued,
     JobSpec,
     JobStarted,
-    ParsedDescription,
-    Prompt,
 )
 from engine.errors import Cancelled, ImageError, QueueFullError, UnknownStyleError, UserQueueFullError
 from engine.local import FairQueue, LocalEngine, _Job
@@ -50,7 +48,7 @@ class SlowPipeline:
             raise UnknownStyleError(style=style, styles="paprika, hayao")
         progress("style", 1.0)
         image = Image.new("RGB", (4, 4))
-        return AnimeResult(image, image, style, None, None, None, (("style", 0.0),))
+        return AnimeResult(image, image, style, None, None, (("style", 0.0),))
 
 
 def spec(user: str, label: str) -> JobSpec:
@@ -157,11 +155,11 @@ async def test_a_user_error_keeps_its_params(engine_and_pipeline):
     assert failed.params == {"style": "no-such-style", "styles": "paprika, hayao"}
 
 
-async def test_a_photo_job_returns_its_source_as_the_base_image(engine_and_pipeline):
+async def test_a_photo_job_does_not_send_its_source_back(engine_and_pipeline):
     engine, pipeline = engine_and_pipeline
     pipeline.gate.set()
     finished = (await drain(await engine.submit(spec("A", "ok"))))[-1]
-    assert isinstance(finished, JobFinished) and finished.result.base_png == PNG_SOURCE
+    assert isinstance(finished, JobFinished) and finished.result.base_png is None and finished.result.anime_png
 
 
 class CountingTextPipeline:
@@ -170,18 +168,19 @@ class CountingTextPipeline:
     def __init__(self) -> None:
         self.runs: list[tuple[str, int | None, str | None]] = []
 
-    def from_prompt(self, prompt: Prompt, *, style: str | None, seed: int | None, progress: Any, cancelled: Any) -> AnimeResult:
-        self.runs.append((prompt.positive, seed, style))
+    def from_prompt(
+        self, positive: str, negative: str, *, style: str | None, seed: int | None, progress: Any, cancelled: Any
+    ) -> AnimeResult:
+        self.runs.append((positive, seed, style))
         image = Image.new("RGB", (4, 4), (seed or 0, 0, 0))
-        return AnimeResult(image, image, style or "default", prompt, seed, "tiny-sd", (("diffusion", 0.1), ("style", 0.1)))
+        return AnimeResult(image, image, style or "default", seed, "tiny-sd", (("diffusion", 0.1), ("style", 0.1)))
 
     def from_photo(self, photo: Any, *, style: str | None, progress: Any, cancelled: Any) -> AnimeResult:
         raise AssertionError("text jobs only")
 
 
 def text_spec(job_id: str, *, seed: int | None = 7, style: str = "paprika", user: str = "A") -> JobSpec:
-    prompt = Prompt("a cat", "en", ParsedDescription("cat"), "anime, a cat", "lowres")
-    return JobSpec(job_id, user, "text", style, prompt=prompt, seed=seed)
+    return JobSpec(job_id, user, "text", style, positive="anime, a cat", negative="lowres", seed=seed)
 
 
 async def test_identical_text_jobs_are_served_from_the_cache():
@@ -196,6 +195,7 @@ async def test_identical_text_jobs_are_served_from_the_cache():
         assert len(pipeline.runs) == 1 and len(again) == 1 and isinstance(again[-1], JobFinished)
         cached, original = again[-1].result, first[-1].result
         assert cached.job_id == "j2" and cached.timings == ()
+        assert cached.base_png is not None
         assert (cached.anime_png, cached.base_png, cached.seed, cached.style, cached.model) == (
             original.anime_png, original.base_png, 7, "paprika", "tiny-sd",
         )

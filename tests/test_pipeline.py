@@ -35,27 +35,27 @@ def pipeline(tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> AnimePipeline
 
 def test_text_to_anime_reports_both_images_and_metadata(pipeline: AnimePipeline) -> None:
     stages: list[str] = []
-    result = pipeline.from_prompt(build_prompt("戴眼镜的男孩看书"), seed=3, progress=lambda stage, _: stages.append(stage))
-    assert result.seed == 3 and result.style == "face_paint_512_v2"
-    assert result.model is not None and result.prompt is not None and result.prompt.parsed.subject == "boy"
+    prompt = build_prompt("戴眼镜的男孩看书")
+    result = pipeline.from_prompt(prompt.positive, prompt.negative, seed=3, progress=lambda stage, _: stages.append(stage))
+    assert result.seed == 3 and result.style == "face_paint_512_v2" and result.model is not None
     assert result.base_image.size == result.anime_image.size == (64, 64)
     assert [name for name, _ in result.timings] == ["diffusion", "style"]
     assert stages[0] == "diffusion" and "style" in stages
 
 
 def test_restyle_reuses_the_base_image(pipeline: AnimePipeline) -> None:
-    first = pipeline.from_prompt(build_prompt("a girl with blue hair"), seed=5)
+    first = pipeline.from_prompt(build_prompt("a girl with blue hair").positive, seed=5)
     restyled = pipeline.restyle(first, "paprika")
     assert CountingTextToImage.calls == 1
     assert restyled.base_image is first.base_image
-    assert (restyled.style, restyled.seed, restyled.prompt) == ("paprika", 5, first.prompt)
+    assert (restyled.style, restyled.seed, restyled.model) == ("paprika", 5, first.model)
     assert_images_differ(restyled.anime_image, first.anime_image)
     assert [name for name, _ in restyled.timings] == ["style"]
 
 
 def test_unknown_style_fails_before_diffusion(pipeline: AnimePipeline) -> None:
     with pytest.raises(UnknownStyleError):
-        pipeline.from_prompt(build_prompt("a cat"), style="hayao-typo")
+        pipeline.from_prompt(build_prompt("a cat").positive, style="hayao-typo")
     assert CountingTextToImage.calls == 0
 
 
@@ -67,9 +67,9 @@ def test_photo_keeps_orientation_and_size(pipeline: AnimePipeline, tmp_path: Pat
     photo.save(path, exif=exif)
     result = pipeline.from_photo(path, style="face_paint")
     assert result.anime_image.size == (70, 40)
-    assert result.seed is None and result.prompt is None and CountingTextToImage.calls == 0
+    assert result.seed is None and result.model is None and CountingTextToImage.calls == 0
 
 
 def test_cancel_during_diffusion(pipeline: AnimePipeline) -> None:
     with pytest.raises(Cancelled):
-        pipeline.from_prompt(build_prompt("a dog"), seed=1, cancelled=lambda: True)
+        pipeline.from_prompt(build_prompt("a dog").positive, seed=1, cancelled=lambda: True)

@@ -1,13 +1,73 @@
-"""The msgpack wire format of job events: failures keep their message parameters."""
+"""The msgpack wire format of job specs and events: round trips, plain values only, garbage rejected."""
 
 from __future__ import annotations
+
+import pickle
 
 import msgpack
 import pytest
 
-from engine.api import JobFailed
+from engine.api import (
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+)
 from engine.errors import UnknownStyleError
-from engine.wire import pack_event, unpack_event
+from engine.wire import WireError, pack_event, pack_spec, unpack_event, unpack_spec
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\xff"
+TEXT = JobSpec("t1", "u1", "text", "paprika", positive="anime, a cat", negative="lowres", seed=7)
+PHOTO = JobSpec("p1", "u1", "photo", "paprika", source_png=PNG)
+RESTYLE = JobSpec("r1", "u2", "restyle", "hayao", source_png=PNG)
+DRAWN = JobResult(
+    "t1", b"\x89anime", "paprika", base_png=b"\x89base", seed=7, model="tiny-sd", timings=(("diffusion", 1.5), ("style", 0.25))
+)
+STYLED = JobResult("p1", b"\x89anime", "paprika", timings=(("style", 0.25),))
+EVENTS: list[JobEvent] = [
+    JobQueued(2),
+    JobStarted(),
+    JobProgress(0.5, "diffusion"),
+    JobFinished(DRAWN),
+    JobFinished(STYLED),
+    JobFailed("style.unknown", "x", {"style": "hayao", "styles": "paprika"}),
+    JobCancelled(),
+]
+
+
+def plain(data: bytes) -> object:
+    """What a peer of any language reads from ``data``."""
+    return msgpack.unpackb(data, raw=False)
+
+
+@pytest.mark.parametrize("spec", [TEXT, PHOTO, RESTYLE, JobSpec("t2", "u1", "text", "paprika", positive="anime")])
+def test_specs_round_trip(spec: JobSpec) -> None:
+    assert unpack_spec(pack_spec(spec)) == spec
+
+
+def test_events_round_trip() -> None:
+    assert [unpack_event(pack_event(event)) for event in EVENTS] == EVENTS
+
+
+def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
+    assert plain(pack_spec(TEXT)) == {
+        "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
+        "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None,
+    }
+    assert plain(pack_spec(PHOTO))["source_png"] == PNG
+    assert plain(pack_event(JobFinished(STYLED))) == {
+        "type": "finished",
+        "result": {"job_id": "p1", "anime_png": b"\x89anime", "style": "paprika", "base_png": None, "seed": None,
+                   "model": None, "timings": [["style", 0.25]]},
+    }
+    assert plain(pack_event(JobQueued(3))) == {"type": "queued", "position": 3}
+    for event in EVENTS:
+        assert b"\x80\x04" not in pack_event(event) and b"\x80\x05" not in pack_event(event)  # no pickle protocol header
 
 
 def test_a_failure_crosses_the_wire_with_its_params() -> None:
@@ -22,9 +82,62 @@ def test_an_event_from_a_worker_without_params_still_reads() -> None:
     assert unpack_event(old) == JobFailed("image.unreadable", "x")
 
 
+def test_fields_the_declarations_do_not_know_are_ignored() -> None:
+    """E.g. a result stored by an older worker, which still sent the prompt back."""
+    older = {"type": "finished", "result": {"job_id": "t1", "anime_png": b"a", "base_png": b"b", "style": "paprika",
+                                            "seed": 7, "model": "m", "prompt": {"positive": "x"}, "timings": []}}
+    assert unpack_event(msgpack.packb(older)) == JobFinished(JobResult("t1", b"a", "paprika", base_png=b"b", seed=7, model="m"))
+
+
 def test_failure_params_are_frozen_plain_values() -> None:
     event = JobFailed("audio.too_long", params={"seconds": 75.0, "limit": 60, "where": object})
     assert event.params["where"] == str(object) and unpack_event(pack_event(event)) == event
     with pytest.raises(TypeError):
         event.params["limit"] = 1  # type: ignore[index]
     assert hash(event) == hash(JobFailed("audio.too_long", params={"seconds": 1.0}))  # params do not take part in hashing
+    back = unpack_event(pack_event(JobFailed("k", params={"flag": True, "n": 1, "x": 0.5, "none": None})))
+    assert isinstance(back, JobFailed) and [type(v) for v in back.params.values()] == [bool, int, float, type(None)]
+
+
+def test_a_spec_states_what_its_kind_needs() -> None:
+    with pytest.raises(ValueError, match="positive prompt"):
+        JobSpec("t", "u", "text", "paprika")
+    with pytest.raises(ValueError, match="no source_png"):
+        JobSpec("t", "u", "text", "paprika", positive="anime", source_png=PNG)
+    with pytest.raises(ValueError, match="a restyle job needs source_png"):
+        JobSpec("r", "u", "restyle", "paprika")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xc1", "not a msgpack job event"),
+        (msgpack.packb({"type": "queued", "position": 1}) + b"\x00", "not a msgpack job event"),
+        (msgpack.packb([1, 2]), "must be a msgpack map, not list"),
+        (pickle.dumps(JobQueued(1)), "not a msgpack job event"),
+        (msgpack.packb({"position": 1}), "Unable to extract tag using discriminator 'type'"),
+        (msgpack.packb({"type": "exploded"}), "does not match any of the expected tags"),
+        (msgpack.packb({"type": "queued"}), "queued.position"),
+        (msgpack.packb({"type": "queued", "position": "first"}), "valid integer"),
+        (msgpack.packb({"type": "progress", "fraction": msgpack.ExtType(1, b"x"), "stage": "style"}), "valid number"),
+        (msgpack.packb({"type": "finished", "result": {"job_id": "x"}}), "finished.result.anime_png"),
+        (msgpack.packb({"type": "failed", "error_key": "k", "params": {"a": [1]}}), "failed.params.a"),
+    ],
+)
+def test_a_malformed_event_raises_a_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        unpack_event(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"job_id": "x", "user_key": "u", "kind": "photo", "style": "s"}, "a photo job needs source_png"),
+        ({"job_id": "x", "user_key": "u", "kind": "exec", "style": "s", "positive": "a"}, "'text', 'photo' or 'restyle'"),
+        ({"job_id": "x", "user_key": "u", "kind": "text", "style": "s", "positive": "a", "seed": [1]}, "seed"),
+        ({"job_id": "x", "kind": "text", "style": "s", "positive": "a"}, "user_key"),
+    ],
+)
+def test_a_malformed_spec_raises_a_clear_error(value: dict[str, object], message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        unpack_spec(msgpack.packb(value, use_bin_type=True))

@@ -60,5 +60,6 @@ class ScriptedEngine:
         spec = next(s for s in self.specs if s.job_id == job_id)
         handle = self.handles.pop(job_id)
         handle.publish(JobStarted())
-        result = JobResult(job_id, png((200, 80, 120)), png(), spec.style, spec.seed, "scripted", spec.prompt, ())
+        drawn = png() if spec.kind == "text" else None  # photo/restyle jobs return no base: the conversation has it
+        result = JobResult(job_id, png((200, 80, 120)), spec.style, base_png=drawn, seed=spec.seed, model="scripted")
         handle.publish(JobFinished(result))

@@ -4,7 +4,7 @@
   takes ``VOICE2ANIME_FAKE_STEPS`` steps of ``VOICE2ANIME_FAKE_STEP_SECONDS``
   each (progress and cancel checked at every step) and returns 8x8 images.
   With ``VOICE2ANIME_FAKE_LOG`` set, every run appends ``start|done|cancelled
-  <label> <pid>`` to that file (the label is a text job's description or a
+  <label> <pid>`` to that file (the label is a text job's positive prompt or a
   photo job's style), so tests can count runs across processes.
 * :func:`build_fake_pipeline` — the ``--pipeline`` callable for it.
 * :class:`WorkerProcess` — ``python -m bot worker`` in a subprocess with its
@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from engine.api import CancelCheck, ProgressCallback, Prompt
+from engine.api import CancelCheck, ProgressCallback
 from engine.errors import Cancelled
 from engine.pipeline import AnimeResult
 
@@ -54,12 +54,19 @@ class FakePipeline:
             progress(stage, (step + 1) / self.steps)
         self._note("done", label)
         image = Image.new("RGB", (8, 8), (10, 20, 30))
-        return AnimeResult(image, image, style, None, None, None, ((stage, self.steps * self.step_seconds),))
+        return AnimeResult(image, image, style, None, None, ((stage, self.steps * self.step_seconds),))
 
     def from_prompt(
-        self, prompt: Prompt, *, style: str | None, seed: int | None, progress: ProgressCallback, cancelled: CancelCheck
+        self,
+        positive: str,
+        negative: str,
+        *,
+        style: str | None,
+        seed: int | None,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
     ) -> AnimeResult:
-        return self._run(prompt.description, "diffusion", style or "fake", progress, cancelled)
+        return self._run(positive, "diffusion", style or "fake", progress, cancelled)
 
     def from_photo(self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck) -> AnimeResult:
         return self._run(style or "photo", "style", style or "fake", progress, cancelled)
