@@ -145,4 +145,6 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         max_active_per_user=settings.max_queued_per_user,
         max_active_total=settings.max_queued_total,
         history_limit=settings.history_limit,
+        photo_max_pixels=settings.photo_max_pixels,
+        photo_max_side=settings.anime_max_side,
     )

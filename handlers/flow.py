@@ -88,6 +88,10 @@ class ConversationConfig:
     unsure_below: float = 0.5
     #: Voice notes kept in memory for "Heard wrong language" while their card is open (oldest dropped first).
     audio_cache_bytes: int = 256 * 1024 * 1024
+    #: Largest photo accepted, in pixels (read from its header before decoding).
+    photo_max_pixels: int = 40_000_000
+    #: Photos are decoded scaled down to this longest side (what the anime style is applied at).
+    photo_max_side: int = 1024
     #: Waits (seconds) before each new try of a picture upload that failed.
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
 
@@ -423,7 +427,8 @@ class Conversation:
         try:
             ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
             data = await event.fetch()
-            png = await asyncio.to_thread(lambda: png_bytes(open_image(data)))
+            limits = {"max_pixels": self.config.photo_max_pixels, "max_side": self.config.photo_max_side}
+            png = await asyncio.to_thread(lambda: png_bytes(open_image(data, **limits)))
             await self.repository.add_image(request_id, ImageRole.BASE, png)
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
