@@ -6,7 +6,7 @@ present and verified (downloading it on first use when allowed), loads the
 generator strictly (:mod:`engine.animegan_model`) and runs it on any image
 (:mod:`engine.imageio`).
 
-Backends:
+Backends for ``torch-state-dict`` styles (the ``.pt`` files):
 
 * ``torch`` — eager PyTorch; channels_last memory format; fp16 on CUDA, fp32
   on CPU (half precision is ~190x slower on AVX2 CPUs, never used there).
@@ -14,6 +14,14 @@ Backends:
   (dynamic height/width) and cached as ``<file stem>.<sha256[:12]>.onnx`` next
   to the checkpoint, so a changed checkpoint is re-exported.
 * ``auto`` — ``onnx`` on CPU when onnxruntime is importable, else ``torch``.
+
+``onnx-nhwc`` styles (the AnimeGANv2 authors' TensorFlow generators exported
+to ONNX, e.g. Hayao and Shinkai) always run on ONNX Runtime, whatever the
+backend setting: CPU with ``threads`` intra-op threads, CUDA when the device is
+CUDA and onnxruntime has the CUDA provider. Their pre/post-processing is their
+own (:class:`_NhwcOnnxRunner`): RGB in ``[-1, 1]``, ``1 x H x W x 3``, sides
+mirror-padded to multiples of 32 and the result cropped back, so no pixel is
+resampled (the authors' reference resizes to multiples of 32 instead).
 
 Models and sessions are loaded once per style and kept for the process.
 """
@@ -38,13 +46,15 @@ from engine.api import CancelCheck, ProgressCallback
 from engine.device import dtype_for, resolve_device
 from engine.errors import Cancelled, ModelUnavailableError, UnknownStyleError
 from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
-from engine.styles import CheckpointStore, Style, StyleRegistry, atomic_write
+from engine.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry, atomic_write
 
 __all__ = ["BACKENDS", "AnimeGAN", "Style", "UnknownStyleError", "onnx_session_options", "open_image"]
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
+#: Sides of ``onnx-nhwc`` inputs are multiples of this (the authors' reference code uses 32).
+NHWC_SIZE_MULTIPLE = 32
 #: Progress stage name reported to :data:`engine.api.ProgressCallback`.
 STAGE = "style"
 _META_SHA = "voice2anime.checkpoint_sha256"
@@ -74,15 +84,30 @@ def onnx_session_options(threads: int = 0):
     return options
 
 
+def onnx_providers(device: torch.device) -> list[str]:
+    """ONNX Runtime execution providers for ``device``: CUDA first when asked for and available, always CPU."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return providers
+
+
 class _Runner(Protocol):
     backend: str
+    #: The runner takes sides that are multiples of ``multiple`` and at least ``minimum``.
+    multiple: int
+    minimum: int
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """``H x W x 3`` uint8 RGB (sides multiples of 4, >= 8) -> same-shape uint8 anime RGB."""
+        """``H x W x 3`` uint8 RGB (sides as above) -> same-shape uint8 anime RGB."""
 
 
 class _TorchRunner:
     backend = "torch"
+    multiple = gen.SIZE_MULTIPLE
+    minimum = gen.MIN_SIDE
 
     def __init__(self, model: gen.Generator, device: torch.device) -> None:
         self.device = device
@@ -100,7 +125,11 @@ class _TorchRunner:
 
 
 class _OnnxRunner:
+    """Our own NCHW export of a torch-state-dict checkpoint."""
+
     backend = "onnx"
+    multiple = gen.SIZE_MULTIPLE
+    minimum = gen.MIN_SIDE
 
     def __init__(self, session) -> None:
         self.session = session
@@ -112,6 +141,70 @@ class _OnnxRunner:
         (y,) = self.session.run(None, {self.input_name: x})
         y = (y[0].transpose(1, 2, 0) + 1.0) * 127.5
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+class _NhwcOnnxRunner:
+    """An ``onnx-nhwc`` style: the AnimeGANv2 authors' TF generator exported with tf2onnx.
+
+    Input ``1 x H x W x 3`` float32 RGB in ``[-1, 1]`` (``pixel / 127.5 - 1``,
+    as the authors' ``test_by_onnx.py``), sides multiples of 32; output the
+    same shape in ``[-1, 1]``, mapped back with ``(y + 1) * 127.5``.
+    """
+
+    backend = "onnx"
+    multiple = NHWC_SIZE_MULTIPLE
+    minimum = NHWC_SIZE_MULTIPLE
+
+    def __init__(self, session, source: str) -> None:
+        self.session = session
+        self.source = source
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        height, width = pixels.shape[:2]
+        x = pixels.astype(np.float32)[None]  # 1 x H x W x 3: already NHWC, RGB
+        x /= np.float32(127.5)
+        x -= np.float32(1.0)
+        (y,) = self.session.run([self.output_name], {self.input_name: x})
+        if y.shape != (1, height, width, 3):
+            raise ModelUnavailableError(
+                f"{self.source} returned an output of shape {tuple(y.shape)} for an input of shape {x.shape}; "
+                f"an {ONNX_NHWC} style must return 1 x H x W x 3"
+            )
+        y = (y[0] + np.float32(1.0)) * np.float32(127.5)
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def read_nhwc_session(path: Path, *, threads: int = 0, providers: list[str] | None = None):
+    """An ONNX Runtime session for an ``onnx-nhwc`` style file, after checking its signature.
+
+    Raises :class:`ModelUnavailableError` when the file is not a loadable ONNX
+    model or does not look like ``1 x H x W x 3`` float in, ``1 x H x W x 3`` out
+    with dynamic height and width (e.g. an NCHW export, or a fixed input size).
+    """
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), onnx_session_options(threads), providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for any unreadable model
+        raise ModelUnavailableError(f"{path} is not a loadable ONNX model ({_first_line(exc)})") from exc
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    problem = None
+    if len(inputs) != 1 or len(outputs) < 1:
+        problem = f"{len(inputs)} inputs and {len(outputs)} outputs (expected 1 input, 1 output)"
+    elif inputs[0].type != "tensor(float)":
+        problem = f"input {inputs[0].name!r} is {inputs[0].type}, not float32"
+    elif len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
+        problem = f"input {inputs[0].name!r} has shape {inputs[0].shape}, not N x H x W x 3 (NHWC)"
+    elif isinstance(inputs[0].shape[1], int) and isinstance(inputs[0].shape[2], int):
+        size = f"{inputs[0].shape[1]}x{inputs[0].shape[2]}"
+        problem = f"input {inputs[0].name!r} has a fixed size {size}; height and width must be dynamic"
+    elif len(outputs[0].shape or ()) != 4:
+        problem = f"output {outputs[0].name!r} has shape {outputs[0].shape}, not N x H x W x 3"
+    if problem:
+        raise ModelUnavailableError(f"{path} is not an AnimeGANv2 {ONNX_NHWC} model: {problem}")
+    return session
 
 
 @dataclass(frozen=True)
@@ -218,7 +311,7 @@ class AnimeGAN:
         work = resize(picture, fit_within(original, self.max_side))
         pixels = np.array(work, dtype=np.uint8)  # writable copy (torch.from_numpy wants one)
         height, width = pixels.shape[:2]
-        padded = pad_for_network(pixels, gen.SIZE_MULTIPLE, gen.MIN_SIDE)
+        padded = pad_for_network(pixels, loaded.runner.multiple, loaded.runner.minimum)
         out = crop(loaded.runner(np.ascontiguousarray(padded)), height, width)
         _check(cancelled)
         result = resize(Image.fromarray(np.ascontiguousarray(out), "RGB"), original)
@@ -240,6 +333,8 @@ class AnimeGAN:
             return loaded
 
     def _load(self, style: Style) -> _Loaded:
+        if style.format == ONNX_NHWC:
+            return self._load_nhwc(style)
         # The checkpoint is read and built at most once: by the validation of a new file (which
         # then is the file in place: same bytes), else when a backend first needs the network.
         built: list[gen.Generator] = []
@@ -266,6 +361,28 @@ class AnimeGAN:
         log.info("AnimeGANv2 style %r loaded from %s (%s, %s)", style.name, path, runner.backend, self.device)
         return _Loaded(style, path, sha, runner)
 
+    def _load_nhwc(self, style: Style) -> _Loaded:
+        """An ``onnx-nhwc`` style: verified file -> ONNX Runtime session (built once, also when validating)."""
+        if not onnxruntime_available():
+            raise ModelUnavailableError(
+                f"AnimeGANv2 style {style.name!r} is an ONNX model and needs the onnxruntime package (pip install onnxruntime)"
+            )
+        providers = onnx_providers(self.device)
+        sessions: list = []
+
+        def validate(path: Path) -> None:
+            sessions.append(read_nhwc_session(path, threads=self.threads, providers=providers))
+
+        path, sha = self.store.ensure(style, validate=validate)
+        if not sessions:
+            try:
+                sessions.append(read_nhwc_session(path, threads=self.threads, providers=providers))
+            except ModelUnavailableError as exc:
+                raise ModelUnavailableError(f"AnimeGANv2 style {style.name!r}: {exc}") from exc
+        runner = _NhwcOnnxRunner(sessions[-1], str(path))
+        log.info("AnimeGANv2 style %r loaded from %s (onnx-nhwc, %s)", style.name, path, ", ".join(sessions[-1].get_providers()))
+        return _Loaded(style, path, sha, runner)
+
     @property
     def _explicit_onnx(self) -> bool:
         return self._requested_backend == "onnx"
@@ -279,9 +396,7 @@ class AnimeGAN:
         import onnxruntime as ort
 
         options = onnx_session_options(self.threads)
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = onnx_providers(self.device)
 
         cached = self.onnx_path(style, sha)
         if cached.is_file():
@@ -291,7 +406,7 @@ class AnimeGAN:
                 if meta.get(_META_SHA) == sha and meta.get(_META_GRAPH) == gen.GRAPH_VERSION:
                     return _OnnxRunner(session)
                 log.info("ONNX cache %s is from another checkpoint/graph version; re-exporting", cached)
-            except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt
+            except Exception as exc:  # a broken cache is rebuilt
                 log.warning("ONNX cache %s is unusable (%s); re-exporting", cached, exc)
 
         data = gen.export_onnx(model(), {_META_SHA: sha, _META_GRAPH: gen.GRAPH_VERSION})
@@ -313,8 +428,16 @@ class AnimeGAN:
 
 
 def _read_model(path: Path) -> gen.Generator:
-    """The generator of checkpoint ``path`` (CPU, fp32, eval); ModelUnavailableError if it is not a strict AnimeGANv2 state_dict."""
+    """The generator of checkpoint ``path`` (CPU, fp32, eval).
+
+    Raises ModelUnavailableError if it is not a strict AnimeGANv2 state_dict.
+    """
     return gen.build_generator(gen.read_state_dict(path), source=str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _check(cancelled: CancelCheck | None) -> None:

@@ -17,6 +17,16 @@ and :meth:`Style.blurb` fall back to English, then to the id (names) or the
 operator ``description`` (blurbs), so an operator-added style without them
 shows its id.
 
+``format`` says what the file is (default ``torch-state-dict``):
+
+* ``torch-state-dict`` — a ``torch.save``d generator ``state_dict`` in the
+  animegan2-pytorch layout (the ``.pt`` files); runs on torch or on ONNX
+  Runtime through a cached export (:mod:`engine.animegan`).
+* ``onnx-nhwc`` — an ONNX model with the I/O of the AnimeGANv2 authors'
+  TensorFlow exports: one float32 input ``1 x H x W x 3`` (RGB, ``[-1, 1]``,
+  dynamic sides, multiples of 32), one output of the same shape in
+  ``[-1, 1]``; runs on ONNX Runtime only. The file name ends in ``.onnx``.
+
 ``sha256`` pins the exact file. ``null`` means *trust on first use*: the first
 file seen (downloaded or placed by hand) is hashed, the hash is written to
 ``<file>.sha256`` next to it (``sha256sum`` format) and every later load is
@@ -59,6 +69,13 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+#: Checkpoint formats (the registry's ``format`` field); the first is the default.
+TORCH_STATE_DICT = "torch-state-dict"
+ONNX_NHWC = "onnx-nhwc"
+FORMATS = (TORCH_STATE_DICT, ONNX_NHWC)
+#: Names the engine uses for its own ONNX exports of torch checkpoints (``<stem>.<sha256[:12]>.onnx``).
+_EXPORT_NAME = re.compile(r"\.[0-9a-f]{12}\.onnx$")
+
 #: Language the display texts fall back to.
 FALLBACK_LANGUAGE = "en"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]+)*$")
@@ -79,6 +96,8 @@ class Style:
     names: tuple[tuple[str, str], ...] = ()
     #: (language, one-line description for users) pairs.
     blurbs: tuple[tuple[str, str], ...] = ()
+    #: One of :data:`FORMATS`.
+    format: str = TORCH_STATE_DICT
 
     def display_name(self, lang: str | None = None) -> str:
         """The name users see in ``lang`` (``zh``, ``zh-CN``, ``en``, ...); else English; else the id."""
@@ -172,9 +191,19 @@ def _parse_entry(path: Path, name: object, entry: object) -> Style:
         raise ModelUnavailableError(f"{where}: names are lower-case with underscores (e.g. 'face_paint_512_v2')")
     if not isinstance(entry, dict):
         raise ModelUnavailableError(f"{where}: entry must be an object")
+    file_format = entry.get("format", TORCH_STATE_DICT)
+    if file_format not in FORMATS:
+        raise ModelUnavailableError(f"{where}: 'format' must be one of {', '.join(FORMATS)}, got {file_format!r}")
     file = entry.get("file")
-    if not isinstance(file, str) or not _FILE_NAME.match(file) or file.endswith((".sha256", ".onnx")):
+    if not isinstance(file, str) or not _FILE_NAME.match(file) or file.endswith((".sha256", ".rejected", ".part")):
         raise ModelUnavailableError(f"{where}: 'file' must be a plain file name inside the checkpoints directory")
+    if file_format == ONNX_NHWC and (not file.endswith(".onnx") or _EXPORT_NAME.search(file)):
+        raise ModelUnavailableError(
+            f"{where}: an {ONNX_NHWC} 'file' ends in .onnx and is not named like the engine's own exports "
+            f"(<name>.<12 hex digits>.onnx), e.g. 'AnimeGANv2_Hayao.onnx'"
+        )
+    if file_format == TORCH_STATE_DICT and file.endswith(".onnx"):
+        raise ModelUnavailableError(f'{where}: a .onnx \'file\' needs "format": "{ONNX_NHWC}"')
     sha = entry.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha.lower())):
         raise ModelUnavailableError(f"{where}: 'sha256' must be 64 hex digits or null")
@@ -194,6 +223,7 @@ def _parse_entry(path: Path, name: object, entry: object) -> Style:
         aliases=tuple(aliases),
         names=_parse_texts(where, "names", entry.get("names")),
         blurbs=_parse_texts(where, "blurbs", entry.get("blurbs")),
+        format=file_format,
     )
 
 

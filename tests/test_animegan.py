@@ -20,7 +20,7 @@ from PIL import Image
 
 from engine import animegan_model as gen
 from engine import styles
-from engine.animegan import AnimeGAN, open_image
+from engine.animegan import NHWC_SIZE_MULTIPLE, AnimeGAN, onnx_providers, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
 from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
 from tests.support.animegan_weights import (
@@ -30,6 +30,7 @@ from tests.support.animegan_weights import (
     write_registry,
 )
 from tests.support.images import assert_images_close, assert_images_differ
+from tests.support.onnx_style import BLOCK, add_nhwc_style, expected_pixels, nhwc_style_model
 
 HUB_URL = "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/{}.pt"
 
@@ -126,13 +127,22 @@ def test_non_state_dict_pickle_is_rejected(tmp_path: Path) -> None:
 def test_bundled_registry_lists_the_official_styles() -> None:
     registry = StyleRegistry.load(BUNDLED_REGISTRY)
     names = [s.name for s in registry.styles]
-    assert names == ["face_paint_512_v2", "face_paint_512_v1", "celeba_distill", "paprika"]
+    assert names == ["face_paint_512_v2", "face_paint_512_v1", "celeba_distill", "paprika", "hayao", "shinkai"]
     assert registry.get("face_paint").name == "face_paint_512_v2"
+    assert registry.get("宫崎骏").name == "hayao" and registry.get("新海诚").name == "shinkai"
     for style in registry.styles:
-        assert style.url == HUB_URL.format(style.name)
-        assert style.file == f"{style.name}.pt"
         assert "non-commercial" in style.licence
-        assert style.sha256 is None or len(style.sha256) == 64
+        if style.name in ("hayao", "shinkai"):  # the authors' TF generators as ONNX, pinned mirror revisions
+            assert style.format == styles.ONNX_NHWC
+            assert style.file == f"AnimeGANv2_{style.name.capitalize()}.onnx"
+            assert style.url and style.url.startswith(f"https://huggingface.co/vumichien/AnimeGANv2_{style.name.capitalize()}/resolve/")
+            assert style.url.endswith("/" + style.file)
+            assert style.sha256 is not None and len(style.sha256) == 64  # published (Git LFS oid)
+        else:
+            assert style.format == styles.TORCH_STATE_DICT
+            assert style.url == HUB_URL.format(style.name)
+            assert style.file == f"{style.name}.pt"
+            assert style.sha256 is None or len(style.sha256) == 64
 
 
 BUNDLED_NAMES = {
@@ -140,6 +150,8 @@ BUNDLED_NAMES = {
     "face_paint_512_v1": ("Portrait (face paint v1)", "人像（face paint v1）"),
     "celeba_distill": ("Webtoon (celeba distill)", "条漫（celeba distill）"),
     "paprika": ("Paprika", "红辣椒 Paprika"),
+    "hayao": ("Hayao", "宫崎骏 Hayao"),
+    "shinkai": ("Shinkai", "新海诚 Shinkai"),
 }
 
 
@@ -204,7 +216,7 @@ def test_display_texts_fall_back_to_english_then_the_id(tmp_path: Path) -> None:
 )
 def test_invalid_display_texts_are_rejected(tmp_path: Path, texts: dict) -> None:
     write_registry(tmp_path, {"x": {"file": "x.pt", **texts}})
-    with pytest.raises(ModelUnavailableError, match="styles.json"):
+    with pytest.raises(ModelUnavailableError, match=r"styles\.json"):
         StyleRegistry.load(tmp_path / "styles.json")
 
 
@@ -229,12 +241,20 @@ def test_style_names_are_forgiving(torch_engine: AnimeGAN) -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    [{"file": "../escape.pt"}, {"file": "x.pt", "sha256": "abc"}, {"file": "x.pt", "url": "file:///etc/passwd"}],
-    ids=["path", "sha", "url"],
+    [
+        {"file": "../escape.pt"},
+        {"file": "x.pt", "sha256": "abc"},
+        {"file": "x.pt", "url": "file:///etc/passwd"},
+        {"file": "x.pt", "format": "tensorflow"},
+        {"file": "x.onnx"},
+        {"file": "x.pt", "format": "onnx-nhwc"},
+        {"file": "x.0123456789ab.onnx", "format": "onnx-nhwc"},
+    ],
+    ids=["path", "sha", "url", "format", "onnx-without-format", "nhwc-not-onnx", "nhwc-like-an-export"],
 )
 def test_invalid_registry_entries_are_rejected(tmp_path: Path, entry: dict) -> None:
     write_registry(tmp_path, {"x": entry})
-    with pytest.raises(ModelUnavailableError, match="styles.json"):
+    with pytest.raises(ModelUnavailableError, match=r"styles\.json"):
         StyleRegistry.load(tmp_path / "styles.json")
 
 
@@ -630,3 +650,181 @@ def test_corrupt_onnx_cache_is_rebuilt(ckpt_dir: Path) -> None:
     engine = AnimeGAN(ckpt_dir, device="cpu", backend="onnx", threads=1, download=False)
     assert engine.backend_of("paprika") == "onnx"
     assert cached.stat().st_size > 1_000_000
+
+
+# ----- onnx-nhwc styles: the AnimeGANv2 authors' TensorFlow exports -------------------------
+
+
+@pytest.fixture(scope="module")
+def nhwc_engine(animegan_onnx_checkpoints_dir: Path) -> AnimeGAN:
+    # backend "torch": onnx-nhwc styles run on ONNX Runtime whatever the setting
+    return AnimeGAN(animegan_onnx_checkpoints_dir, device="cpu", backend="torch", max_side=256, download=False, threads=1)
+
+
+def _nhwc_dir(tmp_path: Path, **entry) -> Path:
+    """A checkpoints directory with only the stand-in ``hayao`` (registry entry overridable)."""
+    ckpts = tmp_path / "ckpts"
+    ckpts.mkdir()
+    add_nhwc_style(ckpts, "hayao", **entry)
+    return ckpts
+
+
+def all_levels_image() -> Image.Image:
+    """256 x 256: every 8-bit level in every channel (R by column, G by row, B both ways)."""
+    cols, rows = np.meshgrid(np.arange(256), np.arange(256))
+    return Image.fromarray(np.stack([cols, rows, (cols + rows) % 256], axis=-1).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("image", ["levels", "noise", "odd"], ids=str)
+def test_nhwc_style_maps_every_pixel_exactly(nhwc_engine: AnimeGAN, image: str) -> None:
+    """[0, 255] <-> [-1, 1], RGB order, NHWC layout, padding and cropping: the stand-in's closed form, pixel for pixel."""
+    picture = {"levels": all_levels_image(), "noise": noise_image(200, 120, seed=3), "odd": noise_image(37, 101, seed=4)}[image]
+    out = nhwc_engine.stylize(picture, "hayao")
+    assert out.size == picture.size and out.mode == "RGB"
+    # exact: the stand-in has no rounding ties (see tests/support/onnx_style.py)
+    assert np.array_equal(np.asarray(out), expected_pixels(np.asarray(picture)))
+    assert nhwc_engine.backend_of("hayao") == "onnx"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 33), (64, 64), (100, 37), (1000, 333)])
+def test_nhwc_style_is_fed_multiples_of_32_and_cropped_back(nhwc_engine: AnimeGAN, monkeypatch, size: tuple[int, int]) -> None:
+    runner = nhwc_engine._get("hayao").runner
+    seen: list[tuple[int, ...]] = []
+    real_run = runner.session.run
+
+    class Spy:
+        def run(self, names, feeds):
+            (x,) = feeds.values()
+            seen.append(x.shape)
+            assert x.dtype == np.float32 and x.min() >= -1.0 and x.max() <= 1.0
+            return real_run(names, feeds)
+
+    monkeypatch.setattr(runner, "session", Spy())
+    out = nhwc_engine.stylize(noise_image(*size), "hayao")
+    assert out.size == size
+    ((batch, height, width, channels),) = seen
+    assert batch == 1 and channels == 3
+    assert height % BLOCK == 0 and width % BLOCK == 0 and min(height, width) >= BLOCK
+    assert max(height, width) <= 256  # ANIME_MAX_SIDE still bounds what the network sees
+    assert NHWC_SIZE_MULTIPLE == BLOCK
+
+
+def test_nhwc_style_runs_on_onnx_runtime_whatever_the_backend(animegan_onnx_checkpoints_dir: Path) -> None:
+    for backend in ("torch", "onnx", "auto"):
+        engine = AnimeGAN(animegan_onnx_checkpoints_dir, device="cpu", backend=backend, threads=1, download=False)
+        assert engine.backend_of("hayao") == "onnx"
+    assert AnimeGAN(animegan_onnx_checkpoints_dir, device="cpu", backend="torch", download=False).backend_of("paprika") == "torch"
+
+
+def test_nhwc_session_uses_the_thread_setting_and_the_cpu(nhwc_engine: AnimeGAN) -> None:
+    session = nhwc_engine._get("hayao").runner.session
+    assert session.get_session_options().intra_op_num_threads == 1  # TORCH_THREADS
+    assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_onnx_providers_prefer_cuda_on_a_cuda_device(monkeypatch) -> None:
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_providers(torch.device("cuda", 0)) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_providers(torch.device("cpu")) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert onnx_providers(torch.device("cuda", 0)) == ["CPUExecutionProvider"]  # onnxruntime without CUDA
+
+
+def test_nhwc_style_needs_onnxruntime(tmp_path: Path, monkeypatch) -> None:
+    from engine import animegan
+
+    ckpts = _nhwc_dir(tmp_path)
+    monkeypatch.setattr(animegan, "onnxruntime_available", lambda: False)
+    engine = AnimeGAN(ckpts, device="cpu", backend="torch", download=False)
+    with pytest.raises(ModelUnavailableError, match="onnxruntime"):
+        engine.stylize(noise_image(8, 8), "hayao")
+
+
+def test_nhwc_style_downloads_on_first_use(tmp_path: Path, http_server) -> None:
+    base, files = http_server
+    files["/AnimeGANv2_Hayao.onnx"] = data = nhwc_style_model()
+    ckpts = _nhwc_dir(tmp_path, url=f"{base}/AnimeGANv2_Hayao.onnx")
+    (ckpts / "AnimeGANv2_Hayao.onnx").unlink()
+    engine = AnimeGAN(ckpts, device="cpu", threads=1)
+    assert not engine.is_available("hayao")
+    image = noise_image(40, 24)
+    assert np.array_equal(np.asarray(engine.stylize(image, "hayao")), expected_pixels(np.asarray(image)))
+    assert (ckpts / "AnimeGANv2_Hayao.onnx").read_bytes() == data
+    assert sorted(p.name for p in ckpts.iterdir()) == ["AnimeGANv2_Hayao.onnx", "styles.json"]  # no temp files, no export
+
+
+def test_nhwc_style_without_published_hash_is_pinned_on_first_use_then_enforced(tmp_path: Path, http_server) -> None:
+    base, files = http_server
+    files["/h.onnx"] = nhwc_style_model()
+    ckpts = _nhwc_dir(tmp_path, sha256=None, url=f"{base}/h.onnx")
+    (ckpts / "AnimeGANv2_Hayao.onnx").unlink()
+    AnimeGAN(ckpts, device="cpu", threads=1).load("hayao")
+    pin = (ckpts / "AnimeGANv2_Hayao.onnx.sha256").read_text().split()
+    assert pin == [sha256_file(ckpts / "AnimeGANv2_Hayao.onnx"), "AnimeGANv2_Hayao.onnx"]
+
+    (ckpts / "AnimeGANv2_Hayao.onnx").write_bytes(nhwc_style_model(input_name="swapped"))  # replaced behind our back
+    files["/h.onnx"] = nhwc_style_model(input_name="also_swapped")  # ... and upstream
+    with pytest.raises(ModelUnavailableError, match="rejected") as info:
+        AnimeGAN(ckpts, device="cpu", threads=1).load("hayao")
+    assert pin[0] in str(info.value)
+    assert (ckpts / "AnimeGANv2_Hayao.onnx.rejected").exists()
+    assert not (ckpts / "AnimeGANv2_Hayao.onnx").exists()
+
+
+def test_nhwc_file_with_wrong_registry_hash_is_rejected(tmp_path: Path) -> None:
+    ckpts = _nhwc_dir(tmp_path, sha256="2" * 64, url="https://example.invalid/AnimeGANv2_Hayao.onnx")
+    with pytest.raises(ModelUnavailableError) as info:
+        AnimeGAN(ckpts, device="cpu", download=False).load("hayao")
+    text = str(info.value)
+    assert "2" * 64 in text and str(ckpts / "AnimeGANv2_Hayao.onnx") in text
+    assert "https://example.invalid/AnimeGANv2_Hayao.onnx" in text
+    assert (ckpts / "AnimeGANv2_Hayao.onnx.rejected").exists()
+
+
+def test_downloaded_non_onnx_is_deleted_and_not_pinned(tmp_path: Path, http_server) -> None:
+    base, files = http_server
+    files["/h.onnx"] = b"<!doctype html><title>Hugging Face</title>"
+    ckpts = _nhwc_dir(tmp_path, sha256=None, url=f"{base}/h.onnx")
+    (ckpts / "AnimeGANv2_Hayao.onnx").unlink()
+    with pytest.raises(ModelUnavailableError, match=r"rejected.*not a loadable ONNX model"):
+        AnimeGAN(ckpts, device="cpu").load("hayao")
+    assert sorted(p.name for p in ckpts.iterdir()) == ["styles.json"]
+
+
+@pytest.mark.parametrize("kind", ["nchw", "fixed-size"])
+def test_onnx_file_with_another_signature_is_refused_and_not_pinned(tmp_path: Path, kind: str) -> None:
+    ckpts = _nhwc_dir(tmp_path, sha256=None)
+    path = ckpts / "AnimeGANv2_Hayao.onnx"
+    if kind == "nchw":  # an NCHW export (like the engine's own, from a .pt) registered as onnx-nhwc
+        path.write_bytes(gen.export_onnx(gen.build_generator(random_state_dict(0))))
+        message = "not N x H x W x 3"
+    else:
+        path.write_bytes(nhwc_style_model(static_size=64))
+        message = "fixed size"
+    with pytest.raises(ModelUnavailableError, match=message):
+        AnimeGAN(ckpts, device="cpu", download=False).load("hayao")
+    assert not (ckpts / "AnimeGANv2_Hayao.onnx.sha256").exists()
+
+
+def test_missing_nhwc_file_says_where_to_put_it(tmp_path: Path) -> None:
+    url = "https://huggingface.co/example/AnimeGANv2_Hayao/resolve/0123/AnimeGANv2_Hayao.onnx"
+    ckpts = _nhwc_dir(tmp_path, url=url)
+    (ckpts / "AnimeGANv2_Hayao.onnx").unlink()
+    with pytest.raises(ModelUnavailableError, match="downloading is disabled") as info:
+        AnimeGAN(ckpts, device="cpu", download=False).stylize(noise_image(8, 8), "hayao")
+    text = str(info.value)
+    assert f"Put the file at {ckpts / 'AnimeGANv2_Hayao.onnx'}" in text and url in text
+
+
+def test_torch_onnx_exports_leave_nhwc_style_files_alone(tmp_path: Path, animegan_onnx_checkpoints_dir: Path) -> None:
+    ckpts = tmp_path / "ckpts"
+    shutil.copytree(animegan_onnx_checkpoints_dir, ckpts, ignore=shutil.ignore_patterns("*.*.onnx"))
+    engine = AnimeGAN(ckpts, device="cpu", backend="onnx", threads=1, download=False)
+    engine.load("paprika")
+    engine.load("face_paint")
+    assert engine.backend_of("paprika") == "onnx" and engine.backend_of("hayao") == "onnx"
+    original = animegan_onnx_checkpoints_dir / "AnimeGANv2_Hayao.onnx"
+    assert (ckpts / "AnimeGANv2_Hayao.onnx").read_bytes() == original.read_bytes()
+

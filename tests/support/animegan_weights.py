@@ -14,6 +14,10 @@ Fixtures:
   two styles whose registry sha256 is correct: ``face_paint_512_v2`` (alias
   ``face_paint``, seed 0) and ``paprika`` (seed 1). No URLs: nothing is fetched.
   Treat it as read-only (copy it to change files); ONNX caches may appear in it.
+* ``animegan_onnx_checkpoints_dir`` (session) — the same two styles plus
+  ``hayao``: an ``onnx-nhwc`` style whose file is the stand-in model of
+  :mod:`tests.support.onnx_style` (the I/O signature of the AnimeGANv2
+  authors' ONNX exports), sha256 pinned, no URL. Read-only too.
 
 Plain functions: :func:`official_layout`, :func:`random_state_dict`,
 :func:`write_checkpoint`, :func:`write_registry`, :func:`make_checkpoints_dir`.
@@ -122,3 +126,13 @@ def make_checkpoints_dir(directory: Path) -> Path:
 def animegan_checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoints directory with two random-weight styles and a matching registry."""
     return make_checkpoints_dir(tmp_path_factory.mktemp("animegan_checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def animegan_onnx_checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`animegan_checkpoints_dir`'s styles plus ``hayao`` in the ``onnx-nhwc`` format (a stand-in model)."""
+    from tests.support.onnx_style import add_nhwc_style
+
+    directory = make_checkpoints_dir(tmp_path_factory.mktemp("animegan_onnx_checkpoints"))
+    add_nhwc_style(directory, "hayao")
+    return directory
