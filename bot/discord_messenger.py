@@ -12,6 +12,12 @@ message reference is re-pointed to it, so later edits land there.
 Message references are ``"<channel id>:<message id>"``; a reference the
 messenger does not track (e.g. after a restart) is edited as a plain bot
 message in its channel.
+
+A reply's text is plain text (see :class:`handlers.replies.Reply`), and much
+of it is the user's (a description, a transcript, a prompt):
+:func:`literal_content` escapes all of it so Discord shows it literally — no
+masked link ``[Free Nitro](…)``, no bold or spoilers, no ``@everyone`` — and
+every message goes out with ``AllowedMentions.none()``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -38,6 +45,28 @@ log = logging.getLogger(__name__)
 MAX_CONTENT = 2000
 #: How many message references are remembered for edits through their interaction.
 MAX_TRACKED = 2048
+#: Nobody is ever pinged by the bot's messages (user text can say "@everyone").
+NO_MENTIONS = discord.AllowedMentions.none()
+
+#: A ``[`` or ``]`` not already escaped (preceded by an even number of backslashes).
+_UNESCAPED_BRACKET = re.compile(r"(?<!\\)((?:\\\\)*)([\[\]])")
+
+
+def literal_content(text: str, limit: int = MAX_CONTENT) -> str:
+    """Plain ``text`` as Discord message content that shows it literally, cut to ``limit`` characters.
+
+    ``escape_markdown`` (not leaving URLs alone: a URL can end in markup) escapes emphasis, code,
+    spoilers, quotes, headings and lists; it escapes only the first ``[`` of what it takes for a
+    masked link, so every remaining bracket is escaped too (``[a](x) [b](y)`` would otherwise leave
+    ``[b](y)`` live). ``escape_mentions`` breaks ``@everyone``, ``@here`` and user/role mentions.
+    """
+    escaped = discord.utils.escape_markdown(text, ignore_links=False)
+    escaped = discord.utils.escape_mentions(_UNESCAPED_BRACKET.sub(r"\1\\\2", escaped))
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[:limit]
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    return cut[:-1] if trailing % 2 else cut  # never end on half an escape
 
 
 class Responder:
@@ -123,7 +152,7 @@ class _Payload:
 
     def send_kwargs(self) -> dict[str, Any]:
         """Arguments for ``send``/``send_message``/``followup.send``."""
-        kwargs: dict[str, Any] = {"content": self.content}
+        kwargs: dict[str, Any] = {"content": self.content, "allowed_mentions": NO_MENTIONS}
         if self.view is not None:
             kwargs["view"] = self.view
         if self.upload is not None:
@@ -132,7 +161,7 @@ class _Payload:
 
     def edit_kwargs(self) -> dict[str, Any]:
         """Arguments for ``edit``: replaces text and components (and the file, when there is one)."""
-        kwargs: dict[str, Any] = {"content": self.content, "view": self.view}
+        kwargs: dict[str, Any] = {"content": self.content, "view": self.view, "allowed_mentions": NO_MENTIONS}
         if self.upload is not None:
             kwargs["attachments"] = [self._file()]
         return kwargs
@@ -204,7 +233,7 @@ class DiscordMessenger:
         if responder is None:
             await self._post(int(origin.chat_id), Reply(text))
             return
-        await responder.send(_Payload(text[:MAX_CONTENT], None, None), ephemeral=True)
+        await responder.send(_Payload(literal_content(text), None, None), ephemeral=True)
 
     # --- adapter side -----------------------------------------------------------
 
@@ -232,7 +261,7 @@ class DiscordMessenger:
         title = reply.title or t("button.edit", pick_language(None, origin.locale))
         if responder is not None and await responder.show_modal(edit_modal(title, reply.prefill, reply.request_id)):
             return ""
-        payload = _Payload(reply.text[:MAX_CONTENT], edit_again_button(reply, title), None)
+        payload = _Payload(literal_content(reply.text), edit_again_button(reply, title), None)
         if responder is None:
             message = await self._messageable(int(origin.chat_id)).send(**payload.send_kwargs())
         else:
@@ -250,7 +279,7 @@ class DiscordMessenger:
     @staticmethod
     async def _render(reply: Reply, limit: int) -> _Payload:
         upload = await asyncio.to_thread(fit_image, reply.image_png, limit) if reply.image_png else None
-        return _Payload(reply.text[:MAX_CONTENT], view_for(reply), upload)
+        return _Payload(literal_content(reply.text), view_for(reply), upload)
 
     def _channel_limit(self, channel_id: int) -> int:
         channel = self._client.get_channel(channel_id)

@@ -12,6 +12,10 @@
 
 Message references are ``"chat_id:message_id"``. Rate limits (429 + ``retry_after``) are handled
 by the bot's ``AIORateLimiter``.
+
+Texts and captions go out without ``parse_mode`` (and the bot has no ``Defaults``): Telegram parses
+no markup in them, so user text needs no escaping — ``[Free Nitro](https://…)`` shows as typed; only
+what Telegram detects on its own (a visible URL, an @username) becomes an entity.
 """
 
 from __future__ import annotations

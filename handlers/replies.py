@@ -4,6 +4,14 @@ A :class:`Reply` is text plus optional button rows and an optional image;
 ``kind`` tells the adapter how to render it (a progress reply may come with
 a "typing/uploading" chat action, an ``edit_prompt`` asks for a reply with
 ForceReply on Telegram or a Modal on Discord).
+
+Texts (:attr:`Reply.text`, button labels, notifications) are plain text,
+never markup: our own wording uses none, and user text (descriptions,
+transcripts, prompts) is mixed in verbatim. Each adapter shows them
+literally in its platform's terms — Discord escapes its markdown and
+mentions, Telegram sends without ``parse_mode``. Should a reply ever need
+formatting, it has to carry it apart from the text (spans), not as markup
+inside it.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ def parse_button_data(data: str) -> tuple[str, str, str] | None:
 
 @dataclass(frozen=True)
 class Reply:
-    """Something to show in the chat."""
+    """Something to show in the chat; ``text`` is plain text (see the module docstring)."""
 
     text: str
     kind: ReplyKind = "text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -424,3 +425,25 @@ def test_from_settings_and_minimal_intents(monkeypatch: pytest.MonkeyPatch) -> N
     assert intents.guilds and intents.guild_messages and intents.dm_messages
     assert not (intents.message_content or intents.members or intents.presences)
     assert "secret-token" not in repr(adapter.config)
+
+
+async def test_user_text_is_shown_literally_never_as_a_link_or_a_ping(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, _ = scene(simcord_env)
+    hostile = "[Free Nitro](https://evil.example) [Nitro 2](https://evil.example/2) @everyone @here **bold** ||spoiler|| a cat"
+
+    card = (await alice.slash(channel, "anime", text=hostile)).response
+
+    assert card is not None
+    content = card.content
+    # Discord shows an escaped character as itself: the card reads like the description, but nothing in it is markup.
+    assert unescaped(content).count(hostile) == 1
+    assert not re.search(r"(?<!\\)(?:\\\\)*\[[^\]]*\]\(", content), f"a live masked link in {content!r}"
+    assert "@everyone" not in content and "@here" not in content
+    assert "**bold**" not in content and "||spoiler||" not in content
+    sends = [r for r in simcord_env.http_requests if r.method in ("POST", "PATCH") and isinstance(r.json, dict) and "content" in r.json]
+    assert sends and all(r.json.get("allowed_mentions") == {"parse": []} for r in sends)  # and nobody is pinged anyway
+
+
+def unescaped(content: str) -> str:
+    """Message content as Discord shows it: backslash escapes and the zero-width spaces that break mentions removed."""
+    return re.sub(r"\\(.)", r"\1", content).replace("\u200b", "")

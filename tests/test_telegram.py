@@ -385,6 +385,20 @@ async def test_webhook_without_a_configured_secret_makes_one_and_refuses_forged_
     assert "guess" not in caplog.text and secret not in caplog.text
 
 
+#: A description that is also markup: a masked link, a mass mention, HTML and Markdown emphasis.
+HOSTILE = "[Free Nitro](https://evil.example) @everyone <b>bold</b> *stars* a cat"
+
+
+async def test_user_text_is_shown_as_typed_never_as_a_hidden_link(bot: RunningBot) -> None:
+    server, alice = bot.server, user()
+    card = await anime_card(server, private_chat(alice), alice, text=HOSTILE)
+
+    assert HOSTILE in card["text"]  # shown exactly as typed ...
+    assert not [e for e in card.get("entities", []) if e["type"] == "text_link"]  # ... with no clickable text hiding a URL
+    sent = [c for c in server.calls if c.method in ("sendMessage", "editMessageText", "sendPhoto", "sendDocument")]
+    assert sent and all("parse_mode" not in c.params for c in sent)  # plain text: Telegram parses no markup
+
+
 # --- translation and rendering, no network ------------------------------------------------------------
 
 

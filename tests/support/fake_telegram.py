@@ -8,7 +8,10 @@ can tell: ``{"ok": true, "result": ...}`` envelopes, ``{"ok": false,
 ``getUpdates`` long polling with ``offset`` confirmation, ``getFile`` +
 downloads at ``/file/bot<token>/<path>``, messages with ids per chat, "message
 is not modified" on identical edits, one answer per callback query, the
-20 MB download limit. Every API call is recorded (:attr:`FakeTelegram.calls`).
+20 MB download limit, and text as Telegram shows it: plain unless the call
+sets ``parse_mode``, with which Markdown ``[label](url)`` / HTML ``<a href>``
+become ``text_link`` entities (clickable text hiding its URL). Every API
+call is recorded (:attr:`FakeTelegram.calls`).
 
 Tests script it: :meth:`~FakeTelegram.push` updates built with
 :meth:`~FakeTelegram.message` / :meth:`~FakeTelegram.press`,
@@ -50,6 +53,8 @@ NOT_MODIFIED = (
 )
 _MENTION = re.compile(r"@[A-Za-z0-9_]{3,32}")
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_HTML_LINK = re.compile(r"<a\s+href=\"([^\"]*)\"\s*>(.*?)</a>", re.S)
 
 
 class ApiError(Exception):
@@ -105,6 +110,22 @@ def _entities(text: str) -> list[dict[str, Any]]:
             continue
         entities.append({"type": "mention", "offset": _utf16_len(text[: match.start()]), "length": _utf16_len(match.group(0))})
     return entities
+
+
+def _parsed(text: str, parse_mode: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """``text`` as Telegram shows it and its ``text_link`` entities: without ``parse_mode`` exactly as sent."""
+    if not parse_mode:
+        return text, []
+    html = parse_mode.lower() == "html"
+    pattern, label_group, url_group = (_HTML_LINK, 2, 1) if html else (_MARKDOWN_LINK, 1, 2)
+    shown, entities, position = "", [], 0
+    for match in pattern.finditer(text):
+        shown += text[position : match.start()]
+        label = match.group(label_group)
+        entities.append({"type": "text_link", "offset": _utf16_len(shown), "length": _utf16_len(label), "url": match.group(url_group)})
+        shown += label
+        position = match.end()
+    return shown + text[position:], entities
 
 
 @dataclass
@@ -369,9 +390,14 @@ class FakeTelegram:
         if "text" not in message:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         markup = json.loads(params["reply_markup"]) if "reply_markup" in params else None
-        if message["text"] == params.get("text") and message.get("reply_markup") == markup:
+        text, entities = _parsed(params.get("text", ""), params.get("parse_mode"))
+        if message["text"] == text and message.get("entities", []) == entities and message.get("reply_markup") == markup:
             raise ApiError(400, NOT_MODIFIED)
-        message["text"] = params.get("text", "")
+        message["text"] = text
+        if entities:
+            message["entities"] = entities
+        else:
+            message.pop("entities", None)
         message["edit_date"] = int(time.time())
         if markup is None:
             message.pop("reply_markup", None)
@@ -401,6 +427,11 @@ class FakeTelegram:
         chat = self._chat(params)
         message = {"message_id": self._next_message_id(chat["id"]), "date": int(time.time()), "chat": chat, "from": BOT}
         message |= {k: v for k, v in content.items() if v is not None}
+        for name, entities_name in (("text", "entities"), ("caption", "caption_entities")):
+            if name in message:
+                message[name], entities = _parsed(message[name], params.get("parse_mode"))
+                if entities:
+                    message[entities_name] = entities
         markup = json.loads(params.get("reply_markup", "{}"))
         if "inline_keyboard" in markup:  # like Telegram, a message only carries an inline keyboard
             message["reply_markup"] = markup
