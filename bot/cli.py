@@ -1,4 +1,4 @@
-"""The ``voice2anime`` command line: run, worker, migrate, transcribe, prompt, generate.
+"""The ``voice2anime`` command line: run, worker, migrate, transcribe, prompt, generate, styles.
 
 Exit codes: 0 ok, 2 the input or a setting was rejected (the reason is
 printed), 3 a model, checkpoint, device or service is unavailable (what to put
@@ -30,12 +30,15 @@ from bot.redact import redacting
 from bot.settings import Settings
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.api import Prompt, Transcript
-from engine.errors import UserError
+from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
 from engine.imageio import open_image
 from engine.prompt import build_prompt
+from engine.styles import CheckpointStore, Style, StyleRegistry
 
 log = logging.getLogger("voice2anime")
 
+#: UI languages whose style names and descriptions ``voice2anime styles`` shows.
+STYLE_LANGUAGES = ("en", "zh")
 #: Seeds ``--seed`` accepts: the range the bot draws from (``handlers.flow.new_seed``) and stores.
 SEED_MAX = 2**32 - 1
 
@@ -164,6 +167,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     check_output(args.output, "-o")
     if args.base_output:
         check_output(args.base_output, "--base-output")
+    if args.style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
+        StyleRegistry.for_directory(settings.checkpoints_dir).get(args.style)
     picture = None
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
@@ -171,6 +176,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
     pipeline = factory.anime_pipeline(settings)
     transcript = None
+    prompt: Prompt | None = None
     if picture is not None:
         result = pipeline.from_photo(picture, style=args.style)
     else:
@@ -179,7 +185,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
         else:
             prompt = build_prompt(args.text)
-        result = pipeline.from_prompt(prompt, style=args.style, seed=args.seed)
+        result = pipeline.from_prompt(prompt.positive, prompt.negative, style=args.style, seed=args.seed)
     save_image(result.anime_image, args.output, "-o")
     if args.base_output:
         save_image(result.base_image, args.base_output, "--base-output")
@@ -189,7 +195,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         "style": result.style,
         "seed": result.seed,
         "model": result.model,
-        "prompt": _prompt_json(result.prompt) if result.prompt else None,
+        "prompt": _prompt_json(prompt) if prompt else None,
         "transcript": transcript.text if transcript else None,
         "timings": dict(result.timings),
     }
@@ -197,6 +203,59 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(summary)
     else:
         print(f"saved {args.output} (style {result.style}, seed {result.seed}, {result.seconds:.1f} s)")
+    return 0
+
+
+def _style_json(style: Style, store: CheckpointStore, default: str | None) -> dict[str, Any]:
+    path = store.path(style)
+    try:
+        sha256 = store.expected_sha256(style)
+    except ModelUnavailableError:  # an unreadable pin: loading the style says what to do; listing goes on
+        sha256 = None
+    return {
+        "id": style.name,
+        "default": style.name == default,
+        "names": {lang: style.display_name(lang) for lang in STYLE_LANGUAGES},
+        "blurbs": {lang: style.blurb(lang) for lang in STYLE_LANGUAGES},
+        "description": style.description,
+        "format": style.format,
+        "aliases": list(style.aliases),
+        "file": str(path),
+        "present": path.is_file(),
+        "sha256": sha256,
+        "url": style.url,
+        "licence": style.licence,
+    }
+
+
+def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
+    """List the AnimeGANv2 styles of the registry: display names, description, format, whether the weights are here."""
+    registry = StyleRegistry.for_directory(settings.checkpoints_dir)
+    store = CheckpointStore(settings.checkpoints_dir, download=settings.anime_download)
+    try:
+        default: str | None = registry.get(settings.anime_style).name
+    except UnknownStyleError:
+        default = None  # listing the styles is how an operator finds a valid ANIME_STYLE
+    styles = [_style_json(style, store, default) for style in registry.styles]
+    if args.json:
+        where = {"registry": registry.source, "checkpoints_dir": str(settings.checkpoints_dir)}
+        _print_json(where | {"default": default, "styles": styles})
+        return 0
+    print(f"styles from {registry.source}; weights in {settings.checkpoints_dir}")
+    if default is None:
+        print(f"ANIME_STYLE={settings.anime_style!r} is not one of them")
+    for style in styles:
+        names = " / ".join(dict.fromkeys(style["names"].values()))  # en / zh, once if they are the same
+        print(f"{style['id']}{' (default)' if style['default'] else ''}: {names}")
+        if style["present"]:
+            weights = f"present ({style['file']})"
+        elif style["url"] and settings.anime_download:
+            weights = f"missing, downloaded on first use from {style['url']}"
+        else:
+            weights = f"missing: put the file at {style['file']}" + (f" (from {style['url']})" if style["url"] else "")
+        print(f"    {style['format']}, weights {weights}")
+        if style["description"]:
+            print(f"    {style['description']}")
     return 0
 
 
@@ -257,13 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--voice", help="audio file to transcribe and draw")
     source.add_argument("--text", help="description to draw")
     source.add_argument("--photo", help="photo to restyle")
-    p.add_argument("--style", help="AnimeGANv2 style (default: ANIME_STYLE)")
+    p.add_argument("--style", help="AnimeGANv2 style id or alias (default: ANIME_STYLE; `voice2anime styles` lists them)")
     p.add_argument("--seed", type=int, help="seed for reproducible results")
     p.add_argument("--language", help="force the spoken language for --voice")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the anime PNG")
     p.add_argument("--base-output", type=Path, help="also write the base (pre-style) image here")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("styles", help="list the AnimeGANv2 styles: display names (en/zh), format, whether the weights are here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_styles)
 
     p = sub.add_parser(
         "run",
