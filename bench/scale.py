@@ -69,13 +69,9 @@ async def _run(engine: LocalEngine | DistributedEngine, jobs: int) -> dict[str, 
     }
 
 
-def _caps(jobs: int) -> dict[str, int]:
-    return {"max_queued_per_user": jobs, "max_queued_total": jobs + 1}
-
-
 async def _local(jobs: int, job_seconds: float) -> dict[str, float]:
     pipeline = FakePipeline(STEPS, job_seconds / STEPS, None)
-    return await _run(LocalEngine(None, pipeline, **_caps(jobs)), jobs)  # type: ignore[arg-type]
+    return await _run(LocalEngine(None, pipeline), jobs)  # type: ignore[arg-type]
 
 
 async def _distributed(server: RedisServer, workers: int, jobs: int, job_seconds: float, log_dir: Path) -> dict[str, float]:
@@ -85,7 +81,7 @@ async def _distributed(server: RedisServer, workers: int, jobs: int, job_seconds
     processes = await asyncio.to_thread(start_workers, workers, env, log_dir / prefix)
     await asyncio.sleep(2.0)  # let the new processes settle (2 shared cores)
     try:
-        return await _run(DistributedEngine(None, RedisConfig(server.url, prefix=prefix), **_caps(jobs)), jobs)  # type: ignore[arg-type]
+        return await _run(DistributedEngine(None, RedisConfig(server.url, prefix=prefix)), jobs)  # type: ignore[arg-type]
     finally:
         for process in processes:
             process.stop()

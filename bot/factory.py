@@ -78,12 +78,7 @@ def anime_pipeline(settings: Settings) -> AnimePipeline:
 
 def local_engine(settings: Settings) -> LocalEngine:
     """The embedded engine: in-process queue and model thread (models load on first use)."""
-    return LocalEngine(
-        speech_recognizer(settings),
-        anime_pipeline(settings),
-        max_queued_per_user=settings.max_queued_per_user,
-        max_queued_total=settings.max_queued_total,
-    )
+    return LocalEngine(speech_recognizer(settings), anime_pipeline(settings))
 
 
 def loaded_pipeline(settings: Settings) -> AnimePipeline:
@@ -119,12 +114,7 @@ def redis_config(settings: Settings) -> RedisConfig:
 
 def distributed_engine(settings: Settings) -> DistributedEngine:
     """Speech in this process, images on ``voice2anime worker`` processes through Redis."""
-    return DistributedEngine(
-        speech_recognizer(settings),
-        redis_config(settings),
-        max_queued_per_user=settings.max_queued_per_user,
-        max_queued_total=settings.max_queued_total,
-    )
+    return DistributedEngine(speech_recognizer(settings), redis_config(settings))
 
 
 def engine(settings: Settings) -> Engine:

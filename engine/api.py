@@ -258,7 +258,7 @@ class Engine(Protocol):
         """Transcribe a voice note (raises AudioError subclasses for bad input)."""
 
     async def submit(self, spec: JobSpec) -> JobHandle:
-        """Queue an image job (raises QueueFullError when over a cap)."""
+        """Queue an image job; its events arrive on the handle (caps are the conversation's, kept in the database)."""
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when it is unknown or already over."""

@@ -10,14 +10,14 @@ Redis layout (every key starts with ``RedisConfig.prefix``)::
     {p}:jobs                    taskiq stream (consumer group {p}:workers), one entry per
                                 job: just its id; trimmed to ~stream_maxlen on add
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
-                                spec (msgpack JobSpec), user_waiting, enqueued; TTL job_ttl,
+                                spec (msgpack JobSpec), enqueued; TTL job_ttl,
                                 renewed when a worker claims it and while it runs
     {p}:job:{id}:events         stream of msgpack job events (started, progress, the
                                 terminal event with the whole result); TTL job_ttl
     {p}:job:{id}:lease          the running worker's token, renewed while it runs
     {p}:job:{id}:cancel         cooperative cancel flag for a running job; TTL job_ttl
-    {p}:waiting, {p}:user:{u}:waiting
-                                sorted sets of waiting job ids (queue positions and caps)
+    {p}:waiting                 sorted set of waiting job ids, scored by {p}:seq (a counter):
+                                submission order, i.e. queue positions
 
 Delivery is at least once: a worker that dies leaves its stream entry
 un-acknowledged and its lease lapses; another worker's XAUTOCLAIM re-claims the
@@ -27,9 +27,10 @@ only publishes a result while it holds the lease. The bot side follows each
 job's event stream from the start, so a bot restart (which re-submits its
 unfinished requests) picks up results that arrived while it was down.
 
-The Lua scripts touch ``user_waiting`` keys they read from the job hash: this
-needs a standalone Redis (or Sentinel), not Redis Cluster — as does the
-stream broker itself.
+How many pictures a user (or everyone) may have waiting is not checked here:
+the conversation enforces those caps atomically in its database before it
+submits. The stream broker needs a standalone Redis (or Sentinel), not Redis
+Cluster.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ from taskiq import AckableMessage
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
-from engine.api import TERMINAL_EVENTS, JobCancelled, JobHandle, JobQueued, JobSpec, Transcript
+from engine.api import TERMINAL_EVENTS, JobCancelled, JobHandle, JobQueued, JobSpec
 from engine.asr import SpeechRecognizer
-from engine.errors import QueueFullError, UserQueueFullError
+from engine.speech import RecognizerSpeech
 from engine.wire import pack_event, pack_spec, unpack_event
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,6 @@ class Keys:
     def cancel(self, job_id: str) -> str:
         """The job's cancel flag."""
         return f"{self.job(job_id)}:cancel"
-
-    def user_waiting(self, user_key: str) -> str:
-        """Waiting jobs of one user."""
-        return f"{self.prefix}:user:{user_key}:waiting"
 
 
 class ReclaimingStreamBroker(RedisStreamBroker):
@@ -214,43 +211,30 @@ def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> Red
     )
 
 
-# KEYS: job, waiting, user_waiting, seq. ARGV: spec, ttl, max_per_user, max_total, job_id, job key prefix.
-# Returns {state, enqueued} of an existing job, {"new", "0"}, or {"user_full"} / {"full"}.
-# At a cap, ids whose job is no longer waiting (its hash expired) are dropped from the set before counting again.
+# KEYS: job, waiting, seq. ARGV: spec, ttl, job_id.
+# Returns {state, enqueued} of an existing job, else {"new", "0"}.
 _SUBMIT = """
-local function full(set, cap)
-  if redis.call('ZCARD', set) < cap then return false end
-  for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
-    if redis.call('HGET', ARGV[6] .. id, 'state') ~= 'queued' then redis.call('ZREM', set, id) end
-  end
-  return redis.call('ZCARD', set) >= cap
-end
 local job = redis.call('HMGET', KEYS[1], 'state', 'enqueued')
 if job[1] then return {job[1], job[2] or '0'} end
-if full(KEYS[3], tonumber(ARGV[3])) then return {'user_full'} end
-if full(KEYS[2], tonumber(ARGV[4])) then return {'full'} end
-local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'user_waiting', KEYS[3], 'enqueued', '0')
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'enqueued', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], seq, ARGV[5])
-redis.call('ZADD', KEYS[3], seq, ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[3])
 return {'new', '0'}
 """
 
 # KEYS: job, waiting, cancel, events. ARGV: job_id, ttl, cancelled event, events maxlen.
 # A waiting job is cancelled at once; a running one gets its flag; returns 0 when the job is unknown or over.
 _CANCEL = """
-local job = redis.call('HMGET', KEYS[1], 'state', 'user_waiting')
-if job[1] == 'queued' then
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' then
   redis.call('HSET', KEYS[1], 'state', 'cancelled')
   redis.call('HDEL', KEYS[1], 'spec')
   redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('ZREM', job[2], ARGV[1])
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
   redis.call('EXPIRE', KEYS[4], ARGV[2])
   return 1
-elseif job[1] == 'running' then
+elseif state == 'running' then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
   return 1
 end
@@ -267,28 +251,18 @@ class _Follow:
     started: bool = False
 
 
-class DistributedEngine:
+class DistributedEngine(RecognizerSpeech):
     """:class:`engine.api.Engine` whose image jobs run on ``voice2anime worker`` processes.
 
     Speech is recognised in this process (on its own thread, like
     :class:`engine.local.LocalEngine`). Queue order is first come, first
-    served across users; the per-user and total caps still hold. No result
-    cache: identical requests run again (results stay in Redis only for the
-    bot to collect them).
+    served across users. No result cache: identical requests run again
+    (results stay in Redis only for the bot to collect them).
     """
 
-    def __init__(
-        self,
-        recognizer: SpeechRecognizer,
-        config: RedisConfig,
-        *,
-        max_queued_per_user: int = 3,
-        max_queued_total: int = 100,
-    ) -> None:
+    def __init__(self, recognizer: SpeechRecognizer, config: RedisConfig) -> None:
         self.recognizer = recognizer
         self.config = config
-        self.max_queued_per_user = max_queued_per_user
-        self.max_queued_total = max_queued_total
         self.keys = Keys(config.prefix)
         self._redis: Redis | None = None
         self._broker: RedisStreamBroker | None = None
@@ -322,29 +296,20 @@ class DistributedEngine:
             await self._redis.aclose()
             self._redis = None
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe on the recognizer's speech thread; the event loop stays free."""
-        return await self.recognizer.transcribe_async(audio, language=language)
-
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue ``spec`` for the workers, or follow it when a job with this id already exists.
 
         Submitting an id again (the bot's restart recovery does) never runs the
         job twice: the handle replays the job's events from the beginning,
         including a result that arrived while nobody was listening.
-        Raises QueueFullError/UserQueueFullError.
         """
         redis = self._connected()
         keys, job_id = self.keys, spec.job_id
         reply = await self._submit_script(
-            keys=[keys.job(job_id), keys.waiting, keys.user_waiting(spec.user_key), keys.seq],
-            args=[pack_spec(spec), self.config.job_ttl, self.max_queued_per_user, self.max_queued_total, job_id, keys.job("")],
+            keys=[keys.job(job_id), keys.waiting, keys.seq],
+            args=[pack_spec(spec), self.config.job_ttl, job_id],
         )
         state = reply[0].decode()
-        if state == "user_full":
-            raise UserQueueFullError(limit=self.max_queued_per_user)
-        if state == "full":
-            raise QueueFullError(limit=self.max_queued_total)
         if state in ("new", "queued") and reply[1] == b"0":
             # Not (yet) in the stream: new, or the bot died between the two steps. A duplicate entry is harmless.
             await self._kicker.with_task_id(job_id).kiq(job_id)
@@ -364,10 +329,6 @@ class DistributedEngine:
             args=[job_id, self.config.job_ttl, pack_event(JobCancelled()), EVENTS_MAXLEN],
         )
         return bool(cancelled)
-
-    async def queued_job_ids(self) -> list[str]:
-        """Ids of all waiting jobs (every bot's), first to run first."""
-        return [job_id.decode() for job_id in await self._connected().zrange(self.keys.waiting, 0, -1)]
 
     # --- event reader ---------------------------------------------------------------
 

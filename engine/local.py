@@ -2,12 +2,12 @@
 
 No extra servers. Speech runs on its own thread so a voice note is not stuck
 behind pictures; images run one at a time on the model thread. The queue is
-round-robin across users (each user: at most one running and
-``max_queued_per_user`` waiting), progress and queue positions are published
-to each job's :class:`JobHandle`, cancel is cooperative, and identical
-requests (same prompt, seed, style and model) are served from an LRU cache:
-one engine runs one pipeline whose model is fixed for its lifetime, so the
-cache key is the prompt, seed and style.
+round-robin across users (how many each user may have waiting is the
+conversation's cap, kept in the database), progress and queue positions are
+published to each job's :class:`JobHandle`, cancel is cooperative, and
+identical requests (same prompt, seed, style and model) are served from an LRU
+cache: one engine runs one pipeline whose model is fixed for its lifetime, so
+the cache key is the prompt text, seed and style.
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ from engine.api import (
     JobResult,
     JobSpec,
     JobStarted,
-    Transcript,
 )
 from engine.asr import SpeechRecognizer
-from engine.errors import QueueFullError, UserQueueFullError
 from engine.runner import ImagePipeline, run_job_event
+from engine.speech import RecognizerSpeech
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +58,6 @@ class FairQueue:
         #: Serial number of each user's last turn: waiting users and the user served last only.
         self._served: dict[str, int] = {}
         self._turns = 0
-
-    def __len__(self) -> int:
-        return sum(len(jobs) for jobs in self._per_user.values())
-
-    def waiting_for(self, user_key: str) -> int:
-        """How many jobs of ``user_key`` are waiting."""
-        return len(self._per_user.get(user_key, ()))
 
     def push(self, job: _Job) -> None:
         """Append ``job`` behind the user's other waiting jobs."""
@@ -115,22 +107,12 @@ class FairQueue:
         return min(waiting, key=lambda user: served.get(user, 0))
 
 
-class LocalEngine:
+class LocalEngine(RecognizerSpeech):
     """In-process :class:`engine.api.Engine` over a speech recognizer and an anime pipeline."""
 
-    def __init__(
-        self,
-        recognizer: SpeechRecognizer,
-        pipeline: ImagePipeline,
-        *,
-        max_queued_per_user: int = 3,
-        max_queued_total: int = 100,
-        cache_size: int = 64,
-    ) -> None:
+    def __init__(self, recognizer: SpeechRecognizer, pipeline: ImagePipeline, *, cache_size: int = 64) -> None:
         self.recognizer = recognizer
         self.pipeline = pipeline
-        self.max_queued_per_user = max_queued_per_user
-        self.max_queued_total = max_queued_total
         self._cache: OrderedDict[tuple[object, ...], JobResult] = OrderedDict()
         self._cache_size = cache_size
         self._queue = FairQueue()
@@ -163,22 +145,14 @@ class LocalEngine:
         if worker:
             await asyncio.to_thread(worker.join)
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe on the recognizer's speech thread; the event loop stays free."""
-        return await self.recognizer.transcribe_async(audio, language=language)
-
     async def submit(self, spec: JobSpec) -> JobHandle:
-        """Queue ``spec``; cached results finish at once. Raises QueueFullError/UserQueueFullError."""
+        """Queue ``spec``; cached results finish at once."""
         handle = JobHandle(spec.job_id, asyncio.get_running_loop())
         cached = self._cached(spec)
         if cached is not None:
             handle.publish(JobFinished(cached))
             return handle
         with self._lock:
-            if self._queue.waiting_for(spec.user_key) >= self.max_queued_per_user:
-                raise UserQueueFullError(limit=self.max_queued_per_user)
-            if len(self._queue) >= self.max_queued_total:
-                raise QueueFullError(limit=self.max_queued_total)
             self._queue.push(_Job(spec, handle))
             self._publish_positions()
             self._lock.notify_all()
@@ -197,11 +171,6 @@ class LocalEngine:
                 return False
         job.handle.publish(JobCancelled())
         return True
-
-    def queued_job_ids(self) -> list[str]:
-        """Ids of waiting jobs in the order they will run."""
-        with self._lock:
-            return [job.spec.job_id for job in self._queue.in_order()]
 
     # --- model thread ---------------------------------------------------------
 

@@ -53,10 +53,10 @@ def default_name() -> str:
 
 # KEYS: job, lease, cancel, waiting, events. ARGV: token, lease_ms, job_id, started event, cancelled event, maxlen, ttl,
 # lost event. {'run', spec} when this worker now owns the job; {'busy'} while another live worker does; {'done'} when
-# it is over; {'gone'} when its hash expired before it ran: it leaves the waiting set (its user's set is pruned by
-# _SUBMIT) and ends as failed with "job.lost", so whoever follows it stops waiting.
+# it is over; {'gone'} when its hash expired before it ran: it leaves the waiting set and ends as failed with
+# "job.lost", so whoever follows it stops waiting.
 _CLAIM = """
-local job = redis.call('HMGET', KEYS[1], 'state', 'user_waiting', 'spec')
+local job = redis.call('HMGET', KEYS[1], 'state', 'spec')
 if not job[1] then
   redis.call('ZREM', KEYS[4], ARGV[3])
   redis.call('HSET', KEYS[1], 'state', 'failed')
@@ -78,10 +78,9 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'bu
 redis.call('HSET', KEYS[1], 'state', 'running')
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZREM', KEYS[4], ARGV[3])
-if job[2] then redis.call('ZREM', job[2], ARGV[3]) end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[4])
 redis.call('EXPIRE', KEYS[5], ARGV[7])
-return {'run', job[3]}
+return {'run', job[2]}
 """
 
 # KEYS: lease, cancel, job, events. ARGV: token, lease_ms, ttl. Returns {owned, cancel requested}.

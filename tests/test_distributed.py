@@ -34,7 +34,6 @@ from engine.api import (
     JobStarted,
 )
 from engine.distributed import DistributedEngine, Keys, RedisConfig, check_broker_compatible, make_broker
-from engine.errors import UserQueueFullError
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
@@ -69,7 +68,7 @@ def terminal(events: list[JobEvent]) -> list[JobEvent]:
 @pytest.fixture
 async def engine(redis_server: RedisServer) -> AsyncIterator[DistributedEngine]:
     """A started bot-side engine (no speech recognizer) on the test's Redis."""
-    engine = DistributedEngine(None, RedisConfig(redis_server.url, prefix=PREFIX, lease=LEASE), max_queued_per_user=5)  # type: ignore[arg-type]
+    engine = DistributedEngine(None, RedisConfig(redis_server.url, prefix=PREFIX, lease=LEASE))  # type: ignore[arg-type]
     await engine.start()
     yield engine
     await engine.close()
@@ -115,11 +114,11 @@ async def test_twenty_jobs_from_four_users_on_two_workers_are_each_delivered_onc
     done = Counter(label for what, label, _ in noted if what == "done")
     assert done == Counter(handle.job_id for handle in handles), "every job ran to the end exactly once"
     assert {pid for _, _, pid in noted} == {worker.pid for worker in workers}, "both workers took jobs"
-    assert await engine.queued_job_ids() == []
 
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         keys = Keys(PREFIX)
+        assert await client.zrange(keys.waiting, 0, -1) == []
         assert 0 < await client.ttl(keys.job("ann-0")) <= engine.config.job_ttl
         assert 0 < await client.ttl(keys.events("ann-0")) <= engine.config.job_ttl
         assert await client.xpending(keys.stream, keys.group) == {"pending": 0, "min": None, "max": None, "consumers": []}
@@ -165,7 +164,6 @@ async def test_cancel_while_queued_and_while_running(engine, fake_workers, tmp_p
             if isinstance(event, JobStarted):
                 break
     waiting = await engine.submit(text_job("waiting"))
-    assert await engine.queued_job_ids() == ["waiting"]
 
     assert await engine.cancel("waiting")
     assert await drain(waiting, timeout=10) == [JobQueued(1), JobCancelled()]
@@ -179,14 +177,6 @@ async def test_cancel_while_queued_and_while_running(engine, fake_workers, tmp_p
     assert [(what, label) for what, label, _ in runs(tmp_path / "runs.log")] == [
         ("start", "long"), ("cancelled", "long"), ("start", "after"), ("done", "after"),
     ], "the cancelled waiting job never ran"
-
-
-async def test_per_user_cap(engine, redis_server):
-    for n in range(5):
-        await engine.submit(text_job(f"cap-{n}", "greedy"))  # no workers: they all wait
-    with pytest.raises(UserQueueFullError):
-        await engine.submit(text_job("cap-5", "greedy"))
-    await engine.submit(text_job("other-0", "other"))
 
 
 async def test_a_redis_crash_mid_queue_loses_no_accepted_job(engine, fake_workers, redis_server, tmp_path):
@@ -209,18 +199,18 @@ async def test_a_redis_crash_mid_queue_loses_no_accepted_job(engine, fake_worker
 
 async def test_a_job_whose_state_expired_is_reported_lost_and_frees_its_place(engine, fake_workers, redis_server, tmp_path):
     keys = Keys(PREFIX)
-    lost = [await engine.submit(text_job(f"lost-{n}", "ann")) for n in range(5)]  # no workers yet: ann's queue is full
+    lost = [await engine.submit(text_job(f"lost-{n}", "ann")) for n in range(5)]  # no workers yet: they wait
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         await client.delete(*(keys.job(f"lost-{n}") for n in range(5)))  # what job_ttl does to a job left waiting too long
-        fresh = await engine.submit(text_job("fresh", "ann"))  # expired jobs no longer count against ann's cap
+        fresh = await engine.submit(text_job("fresh", "ann"))
         fake_workers(1, step_seconds=0.01)
         for handle in lost:
             events = await drain(handle, timeout=30)
             assert terminal(events) == events[-1:] and isinstance(events[-1], JobFailed), events
             assert events[-1].error_key == "job.lost"
         assert isinstance((await drain(fresh))[-1], JobFinished)
-        assert await engine.queued_job_ids() == []
+        assert await client.zrange(keys.waiting, 0, -1) == [], "lost jobs left the queue"
         assert [label for what, label, _ in runs(tmp_path / "runs.log")] == ["fresh", "fresh"], "lost jobs never ran"
         assert await client.xpending(keys.stream, keys.group) == {"pending": 0, "min": None, "max": None, "consumers": []}
         again = await drain(await engine.submit(text_job("lost-0", "ann")), timeout=30)  # a restarted bot's recovery
