@@ -48,7 +48,7 @@ from bot.discord_messenger import DiscordMessenger, Responder, current
 from bot.discord_views import DYNAMIC_ITEMS, is_ours, modal_submission
 from bot.settings import Settings
 from bot.startup_errors import BadInputError
-from engine.errors import AudioTooLargeError, ImageTooLargeError
+from engine.errors import MEGABYTE, AudioTooLargeError, ImageTooLargeError
 from handlers.cards import EDIT
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import pick_language, t
@@ -59,9 +59,8 @@ log = logging.getLogger(__name__)
 #: Longest the Edit button waits for the conversation before deferring (Discord allows 3 s in all).
 MODAL_BUDGET = 2.0
 #: Bytes per "MB" in the size messages.
-_MB = 1024 * 1024
 #: Largest photo downloaded for restyling (not a setting: Discord's own upload limits are in this range).
-IMAGE_MAX_BYTES = 20 * _MB
+IMAGE_MAX_BYTES = 20 * MEGABYTE
 
 
 def intents() -> discord.Intents:
@@ -80,7 +79,7 @@ class DiscordConfig:
     #: ``/anime text`` length limit (the conversation's ``PROMPT_MAX_CHARS``).
     max_text_chars: int = 500
     #: Largest audio attachment downloaded (``AUDIO_MAX_BYTES``).
-    audio_max_bytes: int = 20 * _MB
+    audio_max_bytes: int = 20 * MEGABYTE
     #: Largest image attachment downloaded.
     image_max_bytes: int = IMAGE_MAX_BYTES
 
@@ -273,7 +272,7 @@ class DiscordAdapter:
         """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit."""
         limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
         if attachment.size > limit:
-            error = (AudioTooLargeError if audio else ImageTooLargeError)(size_mb=attachment.size / _MB, limit_mb=limit / _MB)
+            error = (AudioTooLargeError if audio else ImageTooLargeError).of(attachment.size, limit)
             return Rejected(origin, error)
         return VoiceMessage(origin, attachment.read) if audio else PhotoMessage(origin, attachment.read)
 

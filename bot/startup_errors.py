@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from engine.errors import ModelUnavailableError, UserError
+from handlers.i18n import error_text
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -82,7 +83,7 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
     if code in (BAD_INPUT, UNAVAILABLE) and not isinstance(code, bool):
         return code, one_line(str(exc))  # another module's operator error that carries its exit code
     if isinstance(exc, UserError):
-        return BAD_INPUT, one_line(str(exc))
+        return BAD_INPUT, one_line(error_text(exc.key, "en", exc.params))
     if isinstance(exc, ModelUnavailableError):
         return UNAVAILABLE, one_line(str(exc))
     return None

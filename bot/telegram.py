@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 import tornado.httpserver
 import tornado.web
-
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
@@ -59,7 +58,6 @@ ANSWER_WITHIN = 5.0
 #: How many recent update / callback query ids are remembered to drop redeliveries.
 SEEN_IDS = 2048
 #: One byte count per "MB" as the conversation's messages count them.
-_MB = 1024 * 1024
 
 def _without_credentials(url: str) -> str:
     """``url`` without user, password, query or fragment (what an error message may show of it)."""
@@ -326,7 +324,7 @@ class TelegramAdapter:
 
     def _too_big(self, attachment: Attachment, size: int) -> UserError:
         error = AudioTooLargeError if attachment.kind == "voice" else ImageTooLargeError
-        return error(size_mb=size / _MB, limit_mb=self.max_download_bytes / _MB)
+        return error.of(size, self.max_download_bytes)
 
     async def _publish_commands(self) -> None:
         """The "/" menu in English (default) and Chinese; a failure only costs the menu."""

@@ -11,10 +11,10 @@ both end up with the same complete file.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from engine.files import atomic_write
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -54,21 +54,5 @@ class ImageStore:
         relative = PurePosixPath("images", digest[:2], digest[2:4], f"{digest}.png")
         target = self.path_of(relative)
         if not target.exists():
-            _write_atomically(target, data)
+            atomic_write(target, data)
         return StoredImage(sha256=digest, relative_path=relative, width=width, height=height)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` via a fsynced temporary file and an atomic rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

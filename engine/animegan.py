@@ -45,8 +45,9 @@ from engine import animegan_model as gen
 from engine.api import CancelCheck, ProgressCallback
 from engine.device import dtype_for, resolve_device
 from engine.errors import Cancelled, ModelUnavailableError, UnknownStyleError
+from engine.files import atomic_write
 from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
-from engine.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry, atomic_write
+from engine.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry
 
 __all__ = ["BACKENDS", "AnimeGAN", "Style", "UnknownStyleError", "onnx_session_options", "open_image"]
 

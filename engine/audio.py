@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 #: Codec padding / rounding tolerated above ``max_seconds`` (a "60 s" note may decode to 60.05 s).
 DURATION_SLACK_SECONDS = 0.5
-_MB = 1024 * 1024
 
 #: Keyword arguments for :func:`av.open`, per PyAV major version. PyAV <= 18 decodes
 #: container and stream metadata eagerly and strictly as UTF-8 (one tag with a stray
@@ -78,7 +77,7 @@ def load_audio(source: bytes | Path, limits: AudioLimits) -> DecodedAudio:
         raise EmptyAudioError()
     if size > limits.max_bytes:
         log.info("audio rejected: %d bytes > limit %d", size, limits.max_bytes)
-        raise AudioTooLargeError(size_mb=size / _MB, limit_mb=limits.max_bytes / _MB)
+        raise AudioTooLargeError.of(size, limits.max_bytes)
     data = source if isinstance(source, bytes) else source.read_bytes()
     # Always decode from memory, never by file name: FFmpeg picks some demuxers
     # (HLS playlists, ...) from the name, and those open further files/URLs.

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ModelUnavailableError, UnknownStyleError
+from engine.files import atomic_write, fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +393,7 @@ class CheckpointStore:
                         f"(deleted): {exc}. {self._how_to_get(style, expected)}"
                     ) from exc
             os.replace(tmp, path)
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise ModelUnavailableError(
@@ -417,35 +418,3 @@ class CheckpointStore:
                 digest.update(chunk)
                 out.write(chunk)
         return digest.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` durably: a temporary file in the same directory, fsync, rename, fsync the directory.
-
-    After a crash ``path`` holds either its old content or all of ``data``, never an empty or partial file
-    (which, for a sha256 pin, would make the style unusable until deleted by hand).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable; best effort (not every OS or file system can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

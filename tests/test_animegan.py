@@ -22,6 +22,7 @@ from engine import animegan_model as gen
 from engine import styles
 from engine.animegan import NHWC_SIZE_MULTIPLE, AnimeGAN, onnx_providers, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
+from engine.files import atomic_write
 from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
 from tests.support.animegan_weights import (
     official_layout,
@@ -231,7 +232,7 @@ def test_unknown_style_is_a_user_error_listing_the_styles(torch_engine: AnimeGAN
     err = info.value
     assert isinstance(err, UserError) and err.key == "style.unknown"
     assert err.params["style"] == "hayao"
-    assert "face_paint_512_v2" in str(err) and "paprika" in str(err)
+    assert "face_paint_512_v2" in err.params["styles"] and "paprika" in err.params["styles"]
 
 
 def test_style_names_are_forgiving(torch_engine: AnimeGAN) -> None:
@@ -388,7 +389,7 @@ def test_atomic_write_syncs_the_file_and_its_directory(tmp_path: Path, monkeypat
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    styles.atomic_write(tmp_path / "x.pt.sha256", b"abc  x.pt\n")
+    atomic_write(tmp_path / "x.pt.sha256", b"abc  x.pt\n")
     assert synced == [(False, b"abc  x.pt\n"), (True, b"")], "the data is on disk before the rename, the rename after it"
     assert (tmp_path / "x.pt.sha256").read_bytes() == b"abc  x.pt\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.pt.sha256"]

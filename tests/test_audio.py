@@ -17,6 +17,7 @@ from engine.errors import (
     EmptyAudioError,
     UnsupportedAudioError,
 )
+from handlers.i18n import error_text
 
 LIMITS = AudioLimits(max_bytes=2 * 1024 * 1024, max_seconds=30.0)
 
@@ -75,7 +76,7 @@ def test_unreadable_or_non_audio_files(bad_audio_files, kind, error, caplog):
     with caplog.at_level(logging.INFO, logger="engine.audio"), pytest.raises(error) as err:
         load_audio(bad_audio_files[kind], LIMITS)
     assert isinstance(err.value, AudioError)
-    assert "OGG/MP3/M4A/WAV" in str(err.value)
+    assert "OGG/MP3/M4A/WAV" in error_text(err.value.key, "en", err.value.params), "the user learns what to send"
     assert any(r.name == "engine.audio" and "rejected" in r.getMessage() for r in caplog.records)
 
 
@@ -92,7 +93,8 @@ def test_too_large_is_checked_before_decoding():
         load_audio(b"\0" * 3000, AudioLimits(max_bytes=2048, max_seconds=30))
     assert err.value.key == "audio.too_large"
     assert err.value.params["limit_mb"] == pytest.approx(2048 / 1024 / 1024)
-    assert "too big" in str(err.value) and "MB" in str(err.value)
+    shown = error_text(err.value.key, "en", err.value.params)
+    assert "too big" in shown and "MB" in shown
 
 
 def test_too_long_rejected_from_the_declared_duration(long_ogg):
@@ -101,7 +103,7 @@ def test_too_long_rejected_from_the_declared_duration(long_ogg):
         load_audio(long_ogg, LIMITS)
     assert time.perf_counter() - started < 0.5  # no 2-minute decode happened
     assert err.value.params == {"seconds": pytest.approx(120, abs=1), "limit": 30.0}
-    assert str(err.value) == "That voice note is 120 s long. Please keep it under 30 s."
+    assert error_text(err.value.key, "en", err.value.params) == "That voice note is 120 s long. Please keep it under 30 s."
 
 
 def test_declared_duration_is_not_trusted(understated_ogg):

@@ -39,15 +39,16 @@ def test_a_decompression_bomb_is_refused_from_its_header(no_decoding: None) -> N
     with pytest.raises(ImageTooManyPixelsError) as raised:
         open_image(data)
     error = raised.value
-    assert str(error) == "That picture is too large (9000×9000 px). Send one up to 40 megapixels."
+    assert error_text(error.key, "en", error.params) == "That picture is too large (9000×9000 px). Send one up to 40 megapixels."
     assert error.params == {"width": 9000, "height": 9000, "limit_mp": 40.0}
     assert error_text(error.key, "zh", error.params) == "图片尺寸太大（9000×9000 像素），请发送不超过 40 百万像素的图片。"
 
 
 def test_the_limit_is_a_parameter(no_decoding: None) -> None:
     photo = encoded(Image.new("RGB", (50, 40)), "PNG")
-    with pytest.raises(ImageTooManyPixelsError, match=r"\(50×40 px\)\. Send one up to 0\.001 megapixels"):
+    with pytest.raises(ImageTooManyPixelsError) as info:
         open_image(photo, max_pixels=1000)
+    assert "(50×40 px). Send one up to 0.001 megapixels" in error_text(info.value.key, "en", info.value.params)
 
 
 @pytest.mark.parametrize("side", [40, 100])  # 1600 px: Pillow only warns; 10,000 px: Pillow refuses to open it
