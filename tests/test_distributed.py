@@ -39,6 +39,8 @@ from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerProcess, start_workers, worker_env
 
+pytestmark = pytest.mark.slow  # real Redis servers and worker processes
+
 PREFIX = "v2a-test"
 LEASE = 1.5
 ROOT = Path(__file__).resolve().parents[1]

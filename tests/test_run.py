@@ -26,6 +26,8 @@ from handlers import cards
 from tests.support.database import _admin as postgres_admin
 from tests.support.fake_telegram import TOKEN, FakeTelegram, private_chat, user
 
+pytestmark = pytest.mark.slow  # real `voice2anime run` processes
+
 STOP_TIMEOUT = 60.0
 
 

@@ -25,6 +25,8 @@ from bot.settings import Settings
 from bot.startup_errors import BadInputError, DependencyError, classify, reaching, settings_message, url_location
 from tests.support.fake_telegram import TOKEN
 
+pytestmark = pytest.mark.slow  # one CLI process per case
+
 SECRET = "s3cretPassw0rd"
 #: A log line of the bot (logging.basicConfig format in bot/cli.py), INFO level only.
 INFO_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ")
