@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     )
     discord_sync_commands: bool = Field(True, description="Publish the slash commands to Discord at start (set false once they are synced).")
 
+    # --- web studio (a page in the browser; what `run` serves when no platform token is set) ---
+    web_enabled: bool | None = Field(
+        None, description="Serve the web studio: empty = only when no platform token is set; true = beside the bots too; false = never."
+    )
+    web_host: str = Field("127.0.0.1", min_length=1, description="Address the studio listens on; anything but loopback needs WEB_PASSWORD.")
+    web_port: int = Field(7860, ge=0, le=65535, description="Port the studio listens on (0 = any free port).")
+    web_password: SecretStr | None = Field(None, description="Password the studio asks for; required when WEB_HOST is not a loopback address.")
+    web_secret: SecretStr | None = Field(
+        None, description="Key that signs the studio's browser cookies; empty = a random one kept in DATA_DIR/web_secret."
+    )
+    web_photo_max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest photo the studio accepts (bytes).")
+
     # --- scale-out (ENGINE=redis: taskiq over Redis Streams, `voice2anime worker` processes) ---
     engine: Literal["local", "redis"] = Field("local", description="local = in-process model thread; redis = GPU workers fed through Redis Streams.")
     redis_url: SecretStr = Field(

@@ -1,0 +1,522 @@
+"""The web studio: a third adapter, a page in the browser over the same conversation as the chat bots.
+
+``voice2anime run`` serves it when no platform token is set (or with
+``WEB_ENABLED=true`` beside the bots) on ``http://WEB_HOST:WEB_PORT`` —
+127.0.0.1:7860 by default. One aiohttp application:
+
+* ``GET /`` the page (``bot/static/``: plain HTML, JS and CSS; no build step, nothing from a CDN);
+* ``GET /ws`` a WebSocket: the page sends neutral events as JSON (``command``, ``text``,
+  ``press``, ``locale``) and gets the replies (:mod:`bot.web_messenger`);
+* ``POST /upload/voice`` and ``/upload/photo`` a recording or a file (the raw bytes as the body),
+  at most ``AUDIO_MAX_BYTES`` / ``WEB_PHOTO_MAX_BYTES``; the conversation decides what it is;
+* ``GET /img/<id>`` a picture of this browser's messages, ``GET /api/gallery`` and
+  ``GET /gallery/<request id>`` its finished pictures from the history database.
+
+Safe by default: it listens on loopback only; any other ``WEB_HOST`` needs
+``WEB_PASSWORD`` (the start is refused otherwise: one line, exit 2). On
+loopback, requests must name a loopback host (a DNS-rebinding page cannot
+reach it). A browser is identified by a signed cookie (:mod:`bot.web_session`);
+every message, picture and button press is checked against it, so one browser
+never sees another's requests or images. The WebSocket and uploads must come
+from the page itself (``Origin`` = our host). A strict Content-Security-Policy
+allows only our own scripts, styles and images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.adapter import EventHandler
+from bot.redact import add_secret
+from bot.settings import Settings
+from bot.startup_errors import BadInputError
+from bot.web_i18n import page_strings
+from bot.web_messenger import WebMessenger, content_type_of
+from bot.web_session import COOKIE, COOKIE_MAX_AGE, LoginThrottle, Signer, is_loopback, load_secret
+from engine.errors import AudioTooLargeError, ImageTooLargeError
+from handlers import cards
+from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
+from handlers.i18n import pick_language, t
+from handlers.replies import Button, parse_button_data
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "web"
+STATIC_DIR = Path(__file__).with_name("static")
+#: Files the page is made of (nothing else under ``/static`` is served).
+STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}
+#: Largest WebSocket message a page may send (events are small JSON).
+MAX_WS_MESSAGE = 64 * 1024
+#: Events one browser may have in the conversation at once (a voice note is transcribed meanwhile).
+MAX_IN_FLIGHT = 8
+#: WebSocket messages per second a tab may send on average, and in a burst.
+WS_RATE, WS_BURST = 5.0, 20
+#: Finished pictures listed in the gallery.
+GALLERY_SIZE = 48
+#: How long :meth:`WebAdapter.stop` lets events being handled finish.
+STOP_GRACE_SECONDS = 10.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
+_COMMAND = re.compile(r"[a-z_]{1,32}")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """A finished picture of the browser's user (newest first in a listing)."""
+
+    request_id: str
+    #: ISO 8601 time it was asked for.
+    created: str
+    #: The style's display name by UI language.
+    style: Mapping[str, str]
+    description: str
+
+
+class Gallery(Protocol):
+    """Where the studio finds a browser's finished pictures (the history database, see :mod:`bot.web_gallery`)."""
+
+    async def pictures(self, user: str, limit: int) -> list[GalleryItem]:
+        """``user``'s delivered pictures, newest first."""
+
+    async def picture(self, user: str, request_id: str) -> bytes | None:
+        """The finished picture of ``request_id`` when it is ``user``'s, else None."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Where the studio listens and what it accepts."""
+
+    secret: bytes
+    host: str = "127.0.0.1"
+    port: int = 7860
+    password: str | None = None
+    audio_max_bytes: int = 20 * 1024 * 1024
+    audio_max_seconds: float = 60.0
+    photo_max_bytes: int = 20 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not is_loopback(self.host) and not self.password:
+            raise BadInputError(
+                f"WEB_HOST={self.host} would open the studio to the network without a password:"
+                " set WEB_PASSWORD too (or keep WEB_HOST=127.0.0.1)"
+            )
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can connect."""
+        return is_loopback(self.host)
+
+
+class _Bucket:
+    """A token bucket: ``rate`` messages a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class WebAdapter:
+    """The browser <-> the conversation (see the module docstring)."""
+
+    platform = PLATFORM
+
+    def __init__(self, config: WebConfig, *, gallery: Gallery | None = None) -> None:
+        self.config = config
+        self.gallery = gallery
+        self._messenger = WebMessenger()
+        self._signer = Signer(config.secret, config.password)
+        self._throttle = LoginThrottle()
+        self._cookie = f"{COOKIE}_{config.port}"
+        self._locales: dict[str, str] = {}
+        self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        self._on_event: EventHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.app = self._application()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebAdapter:
+        """The studio for ``WEB_*`` settings; refuses (exit 2) a non-loopback ``WEB_HOST`` without ``WEB_PASSWORD``."""
+        password = settings.web_password.get_secret_value() if settings.web_password else None
+        configured = settings.web_secret.get_secret_value() if settings.web_secret else None
+        add_secret(password)
+        add_secret(configured)
+        config = WebConfig(
+            secret=b"",
+            host=settings.web_host,
+            port=settings.web_port,
+            password=password,
+            audio_max_bytes=settings.audio_max_bytes,
+            audio_max_seconds=settings.audio_max_seconds,
+            photo_max_bytes=settings.web_photo_max_bytes,
+        )  # checked before the secret file is touched
+        return cls(replace(config, secret=load_secret(settings.data_dir, configured)))
+
+    @property
+    def messenger(self) -> WebMessenger:
+        """Renders the conversation's replies in the browsers."""
+        return self._messenger
+
+    @property
+    def url(self) -> str:
+        """Where to open the studio (a browser on this machine), once started."""
+        host = self.config.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port or self.config.port}/"
+
+    def attach(self, on_event: EventHandler) -> None:
+        """Deliver events to ``on_event`` (:meth:`start` does this; tests serving :attr:`app` themselves call it)."""
+        self._on_event = on_event
+
+    async def start(self, on_event: EventHandler) -> None:
+        """Listen on ``WEB_HOST:WEB_PORT`` (port 0: any free port, see :attr:`port`)."""
+        self.attach(on_event)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        server = site._server  # the port actually bound (WEB_PORT=0)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        log.info("web studio listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Close the tabs' sockets, let events being handled finish (a while), stop listening."""
+        for socket in self._messenger.sockets():
+            await socket.close(code=WSCloseCode.GOING_AWAY)
+        tasks = [task for tasks in self._in_flight.values() for task in tasks]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- the application ----------------------------------------------------------------
+
+    def _application(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_WS_MESSAGE)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/strings.json", self._strings)
+        app.router.add_get("/api/session", self._session)
+        app.router.add_post("/api/login", self._login)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_post("/upload/{kind}", self._upload)
+        app.router.add_get("/img/{image_id}", self._image)
+        app.router.add_get("/api/gallery", self._gallery)
+        app.router.add_get("/gallery/{request_id}", self._gallery_picture)
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Loopback studios answer only requests for a loopback host; every answer gets the security headers."""
+        if self.config.loopback and not is_loopback(_hostname(request.host)):
+            log.warning("refused a request for host %r (the studio listens on loopback only)", request.host[:80])
+            return web.Response(status=421, text="This studio only answers http://127.0.0.1 / http://localhost.\n")
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def _user(self, request: web.Request) -> str | None:
+        return self._signer.user_of(request.cookies.get(self._cookie))
+
+    def _set_cookie(self, request: web.Request, response: web.StreamResponse) -> str:
+        user, value = self._signer.new_cookie()
+        response.set_cookie(
+            self._cookie, value, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Strict", secure=request.secure
+        )
+        return user
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        response = web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
+        if self._user(request) is None and not self._signer.needs_password:
+            self._set_cookie(request, response)
+        return response
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound()
+        return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": f"{STATIC_FILES[name]}; charset=utf-8"})
+
+    async def _strings(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(page_strings(), dumps=_dumps)
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        """Whether this browser is in, and the limits the page checks before uploading."""
+        user = self._user(request)
+        response = web.json_response(
+            {
+                "signed_in": user is not None or not self._signer.needs_password,
+                "password": self._signer.needs_password,
+                "limits": {
+                    "audio_bytes": self.config.audio_max_bytes,
+                    "audio_seconds": self.config.audio_max_seconds,
+                    "photo_bytes": self.config.photo_max_bytes,
+                },
+            }
+        )
+        if user is None and not self._signer.needs_password:
+            self._set_cookie(request, response)
+        return response
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            raise web.HTTPForbidden(text="wrong origin")
+        address = request.remote or "?"
+        if not self._throttle.allowed(address):
+            return web.json_response({"ok": False, "reason": "throttled"}, status=429)
+        try:
+            given = (await request.json()).get("password", "")
+        except (ValueError, AttributeError):
+            raise web.HTTPBadRequest(text="expected JSON with a password") from None
+        if not isinstance(given, str) or not self._signer.password_matches(given):
+            self._throttle.failed(address)
+            log.warning("wrong studio password from %s", address)
+            return web.json_response({"ok": False, "reason": "wrong"}, status=403)
+        response = web.json_response({"ok": True})
+        self._set_cookie(request, response)
+        return response
+
+    # --- events in ----------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(text="no studio cookie: open the page first")
+        if not _same_origin(request):
+            log.warning("refused a WebSocket from origin %r", (request.headers.get("Origin") or "")[:80])
+            raise web.HTTPForbidden(text="wrong origin")
+        socket = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, heartbeat=30.0)
+        await socket.prepare(request)
+        self._messenger.connect(user, socket)
+        bucket = _Bucket(WS_RATE, WS_BURST)
+        try:
+            await socket.send_str(_dumps({"type": "hello", "feed": self._messenger.feed(user)}))
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    await socket.close(code=WSCloseCode.UNSUPPORTED_DATA)
+                    break
+                if not bucket.take():
+                    log.warning("closed a studio tab that sent too many messages")
+                    await socket.close(code=WSCloseCode.POLICY_VIOLATION)
+                    break
+                await self._on_message(user, socket, message.data)
+        finally:
+            self._messenger.disconnect(user, socket)
+        return socket
+
+    async def _on_message(self, user: str, socket: web.WebSocketResponse, raw: str) -> None:
+        """One message of a tab: a neutral event for the conversation, or a new locale. Malformed ones are ignored."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            log.info("ignored a studio message that is not a JSON object")
+            return
+        kind = data.get("type")
+        if kind == "locale":
+            locale = data.get("locale")
+            if isinstance(locale, str) and _LOCALE.fullmatch(locale):
+                self._locales[user] = locale
+            return
+        event = self._event(user, kind, data)
+        if event is None:
+            log.info("ignored a studio message of type %r", str(kind)[:20])
+            return
+        await self._deliver(event)
+
+    def _event(self, user: str, kind: object, data: dict[str, Any]) -> Event | None:
+        origin = self._origin(user)
+        if kind == "command":
+            name, args = data.get("name"), data.get("args", "")
+            if isinstance(name, str) and _COMMAND.fullmatch(name) and isinstance(args, str):
+                return Command(origin, name, args.strip())
+        elif kind == "text":
+            text, request_id = data.get("text"), data.get("request_id", "")
+            if isinstance(text, str) and isinstance(request_id, str) and len(request_id) <= 64:
+                return TextMessage(origin, text.strip(), request_id)
+        elif kind == "press":
+            payload, ref = data.get("data"), data.get("ref", "")
+            parsed = parse_button_data(payload) if isinstance(payload, str) else None
+            if parsed is not None:
+                action, request_id, value = parsed
+                # A message reference is passed on only when it is this browser's own message.
+                ref = ref if isinstance(ref, str) and self._messenger.owns(user, ref) else ""
+                return ButtonPress(origin, request_id, action, value, ref)
+        return None
+
+    def _origin(self, user: str) -> Origin:
+        return Origin(PLATFORM, user, user, "", self._locales.get(user))
+
+    async def _deliver(self, event: Event) -> None:
+        """Hand ``event`` to the conversation in the background (a transcription must not hold up the socket)."""
+        assert self._on_event is not None, "start() or attach() was not called"
+        user = event.origin.user_id
+        tasks = self._in_flight.setdefault(user, set())
+        if len(tasks) >= MAX_IN_FLIGHT:
+            lang = pick_language(None, event.origin.locale)
+            await self._messenger.notify(event.origin, t("rate_limited", lang))
+            return
+        task: asyncio.Task[None] = asyncio.ensure_future(self._on_event(event))
+        tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            tasks.discard(finished)
+            if not tasks:
+                self._in_flight.pop(user, None)
+
+        task.add_done_callback(done)
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """A recording, an audio file or a photo: its bytes, read up to the limit, become a voice or photo event."""
+        user = self._user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(text="no studio cookie: open the page first")
+        if not _same_origin(request):
+            raise web.HTTPForbidden(text="wrong origin")
+        kind = request.match_info["kind"]
+        if kind not in ("voice", "photo"):
+            raise web.HTTPNotFound()
+        locale = request.query.get("locale", "")
+        if _LOCALE.fullmatch(locale):
+            self._locales[user] = locale
+        origin = self._origin(user)
+        if len(self._in_flight.get(user, ())) >= MAX_IN_FLIGHT:
+            return web.json_response({"ok": False, "reason": "busy"}, status=429)
+        limit = self.config.audio_max_bytes if kind == "voice" else self.config.photo_max_bytes
+        too_big = AudioTooLargeError if kind == "voice" else ImageTooLargeError
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            await self._deliver(Rejected(origin, too_big.of(declared, limit)))
+            return web.json_response({"ok": False, "reason": "too_large"}, status=413)
+        data = await _read_at_most(request, limit)
+        if data is None:
+            await self._deliver(Rejected(origin, too_big.of(limit + 1, limit)))
+            return web.json_response({"ok": False, "reason": "too_large"}, status=413)
+        event = VoiceMessage(origin, fetched(data)) if kind == "voice" else PhotoMessage(origin, fetched(data))
+        await self._deliver(event)
+        return web.json_response({"ok": True}, status=202)
+
+    # --- pictures -------------------------------------------------------------------------
+
+    async def _image(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        stored = None if user is None else self._messenger.image(user, request.match_info["image_id"])
+        if stored is None:
+            raise web.HTTPNotFound()
+        return _picture_response(request, stored.data, stored.content_type, stored.filename)
+
+    async def _gallery(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        if user is None:
+            raise web.HTTPUnauthorized()
+        items = [] if self.gallery is None else await self.gallery.pictures(user, GALLERY_SIZE)
+        return web.json_response(
+            [
+                {
+                    "request_id": item.request_id,
+                    "image": f"/gallery/{item.request_id}",
+                    "download": f"/gallery/{item.request_id}?download=1",
+                    "created": item.created,
+                    "style": dict(item.style),
+                    "description": item.description,
+                    # Pressing it asks the conversation to show the picture again, with its buttons.
+                    "press": Button("", cards.RESEND, item.request_id).data,
+                }
+                for item in items
+            ],
+            dumps=_dumps,
+        )
+
+    async def _gallery_picture(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        request_id = request.match_info["request_id"]
+        data = None if user is None or self.gallery is None else await self.gallery.picture(user, request_id)
+        if data is None:
+            raise web.HTTPNotFound()
+        content_type, extension = content_type_of(data)
+        return _picture_response(request, data, content_type, f"anime-{request_id}.{extension}")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _hostname(host: str) -> str:
+    """The host name of a ``Host`` header (``127.0.0.1:7860`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``)."""
+    try:
+        return urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return ""
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether the request comes from our own page: its ``Origin`` names the host it was sent to."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    try:
+        return urlsplit(origin).netloc.lower() == request.host.lower()
+    except ValueError:
+        return False
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _picture_response(request: web.Request, data: bytes, content_type: str, filename: str) -> web.Response:
+    headers = {"Content-Type": content_type, "Cache-Control": "private, max-age=3600"}
+    if request.query.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return web.Response(body=data, headers=headers)

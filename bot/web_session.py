@@ -1,0 +1,150 @@
+"""Who is who in the web studio: signed cookies, the cookie secret, the password check.
+
+A browser is one user. Its cookie holds a random id and an HMAC-SHA256 of it;
+the key is derived from the studio's secret (``WEB_SECRET``, or a random one
+made once and kept in ``DATA_DIR/web_secret``) and from ``WEB_PASSWORD`` — so
+changing the password signs every browser out, and a cookie made without a
+password is worthless once one is set. Nothing else about the user lives in
+the cookie: everything they made stays on the server, found by that id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.files import fsync_directory
+
+log = logging.getLogger(__name__)
+
+#: The cookie's name.
+COOKIE = "v2a_studio"
+#: How long a browser keeps its identity (seconds): a year.
+COOKIE_MAX_AGE = 365 * 24 * 3600
+#: Failed password tries one address may make per :data:`LOGIN_WINDOW` seconds.
+LOGIN_TRIES = 10
+LOGIN_WINDOW = 60.0
+#: Name of the generated secret inside ``DATA_DIR``.
+SECRET_FILE = "web_secret"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_secret(data_dir: Path, configured: str | None = None) -> bytes:
+    """The cookie secret: ``configured`` (``WEB_SECRET``), else the one kept in ``data_dir`` (made on first use, mode 0600)."""
+    if configured:
+        return configured.encode()
+    path = data_dir / SECRET_FILE
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) >= 32:
+            return text.encode()
+        log.warning("%s is too short; making a new studio secret (browsers sign in again)", path)
+    except FileNotFoundError:
+        pass
+    text = secrets.token_urlsafe(32)
+    _write_private(path, text.encode("ascii"))
+    log.info("made a new studio secret in %s", path)
+    return text.encode()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by this user only (0600 from the start), replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_directory(path.parent)
+
+
+class Signer:
+    """Makes and checks the studio cookie (see the module docstring)."""
+
+    def __init__(self, secret: bytes, password: str | None = None) -> None:
+        self._key = hmac.new(secret, b"voice2anime-web-cookie\0" + (password or "").encode(), hashlib.sha256).digest()
+        self._password = password or None
+
+    @property
+    def needs_password(self) -> bool:
+        """Whether a browser must give ``WEB_PASSWORD`` before it gets a cookie."""
+        return self._password is not None
+
+    def new_cookie(self) -> tuple[str, str]:
+        """``(user id, cookie value)`` for a browser seen for the first time."""
+        user = secrets.token_urlsafe(16)
+        return user, f"{user}.{self._sign(user)}"
+
+    def user_of(self, cookie: str | None) -> str | None:
+        """The user id a cookie stands for, or None when it is missing, malformed or not signed by us."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        user, signature = cookie.split(".")
+        if not user or len(user) > 64 or not hmac.compare_digest(signature.encode(), self._sign(user).encode()):
+            return None
+        return user
+
+    def password_matches(self, given: str) -> bool:
+        """Constant-time comparison with ``WEB_PASSWORD`` (False when there is none)."""
+        if self._password is None:
+            return False
+        return hmac.compare_digest(
+            hashlib.sha256(given.encode()).digest(), hashlib.sha256(self._password.encode()).digest()
+        )
+
+    def _sign(self, user: str) -> str:
+        digest = hmac.new(self._key, user.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class LoginThrottle:
+    """At most :data:`LOGIN_TRIES` failed password tries per address per :data:`LOGIN_WINDOW` seconds."""
+
+    def __init__(
+        self, tries: int = LOGIN_TRIES, window: float = LOGIN_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._tries = tries
+        self._window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def allowed(self, address: str) -> bool:
+        """Whether ``address`` may try again now."""
+        failures = self._recent(address)
+        return len(failures) < self._tries
+
+    def failed(self, address: str) -> None:
+        """Count a wrong password from ``address``."""
+        self._recent(address).append(self._clock())
+        if len(self._failures) > 10_000:  # forget quiet addresses
+            for key in [k for k, v in self._failures.items() if not v][:5_000]:
+                del self._failures[key]
+
+    def _recent(self, address: str) -> deque[float]:
+        failures = self._failures.setdefault(address, deque())
+        while failures and failures[0] < self._clock() - self._window:
+            failures.popleft()
+        return failures
