@@ -2,7 +2,7 @@
 # Set up voice2anime on a fresh Debian/Ubuntu machine with Python 3.11+:
 # system packages, a virtualenv in .venv, PyTorch, then the project.
 #   bash scripts/setup.sh        # to run the bot
-#   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, PostgreSQL, Redis, test Whisper model)
+#   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, PostgreSQL, Redis, Chromium, test Whisper model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
@@ -13,6 +13,11 @@ if [ "$mode" = dev ]; then
   command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
+  # the studio's browser test (Playwright drives Debian's Chromium; it never downloads a browser),
+  # with fonts for its Chinese and emoji so its screenshots are legible
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+  fc-list :lang=zh 2>/dev/null | grep -q . || apt_packages+=(fonts-wqy-zenhei)
+  fc-list 2>/dev/null | grep -qi "color emoji" || apt_packages+=(fonts-noto-color-emoji)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,0 +1,217 @@
+"""The studio page in a real browser: Debian's Chromium driven by Playwright, with a fake microphone.
+
+Chromium plays an espeak-ng clip as its microphone (``--use-fake-device-for-media-stream
+--use-file-for-fake-audio-capture``; ``--use-fake-ui-for-media-stream`` grants the
+permission), so the page records it with MediaRecorder exactly as it would a voice:
+hold the button → the card shows the transcript → Edit in the card → Draw it →
+progress → the picture, downloadable; a photo upload → an anime picture; the
+gallery; the Chinese page on a phone-sized screen. Behind the page: the real
+studio, conversation and engine on the tiny models. Each state is saved as a
+screenshot in the test's tmp dir; the assertions are on the DOM.
+
+Playwright never downloads a browser here: it drives ``/usr/bin/chromium``
+(``scripts/setup.sh dev`` installs it); without it the test is skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from engine.local import LocalEngine
+from handlers.i18n import t
+from tests.support.conversation import CountingTextToImage
+from tests.support.speech import ENGLISH_TEXT
+from tests.support.web import Studio, studio_over
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright (the dev extra)")
+if not CHROMIUM.exists():
+    pytest.skip("Chromium is not installed (scripts/setup.sh dev installs Debian's chromium)", allow_module_level=True)
+
+TIMEOUT_MS = 120_000
+PHONE = {"width": 390, "height": 844}
+
+
+def chromium_args(wav: Path) -> list[str]:
+    """Headless, no sandbox (root in CI), a fake microphone playing ``wav``, nothing fetched from the network."""
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-gpu",
+    ]
+
+
+@pytest.fixture(scope="module")
+def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The English sentence as 16-bit mono WAV (what Chromium's fake audio capture plays)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is needed for the microphone clip")
+    path = tmp_path_factory.mktemp("microphone") / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), ENGLISH_TEXT], check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+async def served(local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Studio]:
+    """The studio listening on a free loopback port."""
+    async with studio_over(local_engine, sqlite_url, tmp_path / "data") as studio:
+        await studio.adapter.start(studio.conversation.handle)
+        yield studio
+
+
+@pytest.fixture
+async def chromium(microphone_wav: Path) -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=chromium_args(microphone_wav), timeout=60_000
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Page:
+    """A page with its console errors collected and numbered screenshots."""
+
+    def __init__(self, page: Any, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.set_default_timeout(TIMEOUT_MS)
+
+    async def shot(self, name: str) -> Path:
+        path = self.shots / f"{len(list(self.shots.glob('*.png'))) + 1:02d}-{name}.png"
+        await self.page.screenshot(path=str(path))
+        return path
+
+    async def texts(self, selector: str) -> list[str]:
+        return await self.page.locator(selector).all_inner_texts()
+
+
+async def open_page(browser: Any, studio: Studio, shots: Path, *, locale: str, viewport: dict[str, int] | None = None) -> Page:
+    context = await browser.new_context(locale=locale, viewport=viewport or {"width": 1000, "height": 900}, accept_downloads=True)
+    page = Page(await context.new_page(), shots)
+    await page.page.goto(studio.adapter.url)
+    await page.page.wait_for_selector("body[data-connected='true']")
+    return page
+
+
+async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
+    served: Studio, chromium: Any, flow_text_to_image: CountingTextToImage, microphone_wav: Path, tmp_path: Path
+) -> None:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    en = await open_page(chromium, served, shots, locale="en-US")
+    page = en.page
+    assert await page.locator("#mic-label").inner_text() == "🎙 Hold to talk"
+    assert await page.locator("#text").get_attribute("placeholder") == t("command.anime.text", "en")
+    await en.shot("empty-en")
+
+    # hold to talk: the fake microphone speaks while the button is held
+    await page.locator("#mic").hover()
+    await page.mouse.down()
+    await page.wait_for_selector("#mic.recording")
+    await page.wait_for_timeout(1_500)
+    await en.shot("recording")
+    with wave.open(str(microphone_wav)) as clip:  # hold as long as the clip (Chromium plays it in a loop)
+        seconds = clip.getnframes() / clip.getframerate()
+    await page.wait_for_timeout(seconds * 1000 - 1_000)
+    await page.mouse.up()
+
+    card = page.locator(".msg.kind-card").last
+    await card.wait_for()
+    heard = await card.locator(".text").inner_text()
+    assert "blue hair" in heard.lower() and "\n" in heard, heard
+    assert await card.locator("button[data-action='ok']").count() == 1
+    await en.shot("card")
+
+    # Edit in place: a text field inside the card, filled with what was heard
+    await card.locator("button[data-action='ed']").click()
+    field = card.locator("form.editor textarea")
+    await field.wait_for()
+    assert "blue hair" in (await field.input_value()).lower()
+    await en.shot("edit")
+    await field.fill("a girl with green hair reading a book")
+    await card.locator("form.editor button[type='submit']").click()
+    edited = page.locator(".msg.kind-card", has_text="green hair")
+    await edited.wait_for()
+    await en.shot("edited")
+
+    # Draw it: the card becomes the status (held at the first step for its screenshot), then the picture
+    flow_text_to_image.hold()
+    await edited.locator("button[data-action='ok']").click()
+    status = page.locator(".msg.kind-progress").last
+    await status.wait_for()
+    assert await status.locator("button[data-action='x']").count() == 1, "progress has a Cancel button"
+    await en.shot("progress")
+    await page.evaluate(
+        """() => { window.previews = 0; new MutationObserver(() => {
+              if (document.querySelector('.msg.kind-progress img')) window.previews += 1;
+           }).observe(document.getElementById('feed'), {childList: true, subtree: true}); }"""
+    )
+    flow_text_to_image.release()
+    finished = page.locator(".msg.kind-image").last
+    await finished.wait_for()
+    await page.wait_for_function("() => document.querySelector('.msg.kind-image img').naturalWidth > 0")
+    assert await page.evaluate("window.previews") > 0, "a preview of the picture forming was shown"
+    actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
+    assert set(actions) == {"rs", "rr", "b"}
+    await en.shot("picture")
+    async with page.expect_download() as download_info:
+        await finished.locator("a.download").click()
+    download = await download_info.value
+    assert download.suggested_filename.startswith("anime-") and download.suggested_filename.endswith(".png")
+    saved = tmp_path / "downloaded.png"
+    await download.save_as(str(saved))
+    assert saved.read_bytes().startswith(b"\x89PNG")
+
+    # a photo upload -> an anime picture
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (120, 90), (240, 170, 120)).save(photo)
+    await page.set_input_files("#photo-file", str(photo))
+    await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image').length >= 2")
+    await en.shot("photo")
+
+    # the gallery: both pictures, newest first
+    await page.locator("#tab-gallery").click()
+    await page.wait_for_function("() => document.querySelectorAll('#gallery-grid .tile').length === 2")
+    await en.shot("gallery")
+    await page.locator("#tab-studio").click()
+
+    # the language switch turns the page Chinese
+    await page.locator("#lang").click()
+    assert await page.locator("#mic-label").inner_text() == "🎙 按住说话"
+    assert en.errors == [], en.errors
+
+    # a new browser that prefers Chinese, on a phone: its own empty studio, in Chinese
+    zh = await open_page(chromium, served, shots, locale="zh-CN", viewport=PHONE)
+    assert await zh.page.locator("h1").inner_text() == "voice2anime 工作室"
+    assert await zh.page.locator(".msg").count() == 0, "another browser sees nothing of the first one's"
+    await zh.page.locator("#text").fill("樱花树下蓝色头发的女孩")
+    await zh.page.locator("#send").click()
+    zh_card = zh.page.locator(".msg.kind-card").last
+    await zh_card.wait_for()
+    assert t("card.understood", "zh") in await zh_card.inner_text()
+    assert await zh.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "nothing wider than a phone"
+    await zh.shot("zh-phone")
+    assert zh.errors == [], zh.errors
+    assert len(list(shots.glob("*.png"))) == 10
