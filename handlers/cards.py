@@ -89,7 +89,11 @@ def language_picker(request_id: str, lang: str) -> Reply:
 
 
 def progress(request_id: str, lang: str, key: str, **params: object) -> Reply:
-    """Queue position / drawing progress, with a Cancel button."""
+    """A picture's status: ``key`` names the stage ("queued" with its ``position`` — or none yet —,
+    "generating" with its ``percent``, "styling", "progress.sending"), with a Cancel button.
+    """
+    if key == "queued" and params.get("position") is None:
+        key = "queued.waiting"
     cancel = Button(t("button.cancel", lang), CANCEL, request_id)
     return Reply(t(key, lang, **params), kind="progress", buttons=((cancel,),), request_id=request_id)
 
@@ -135,3 +139,8 @@ def delivery_failed(request_id: str, lang: str) -> Reply:
     """The picture is drawn but every upload failed: say so, with a button to try again."""
     retry = Button(t("button.send_again", lang), RESEND, request_id)
     return Reply(t("delivery.failed", lang), kind="error", buttons=((retry,),), request_id=request_id)
+
+
+def progress_done(request_id: str, lang: str) -> Reply:
+    """The status message once the picture is delivered: one line, no buttons."""
+    return Reply(t("progress.done", lang), request_id=request_id)

@@ -215,7 +215,7 @@ class Conversation:
                 await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
             return
         log.info("resuming request %s after restart", record.id)
-        status = await self._put(who, None, cards.progress(record.id, who.lang, "queued", position="…"))
+        status = await self._put(who, None, cards.progress(record.id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, record.id, spec, status)
 
     # --- dispatch -------------------------------------------------------------
@@ -425,7 +425,7 @@ class Conversation:
         request_id = await self._create(who, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style)
         ref: str | None = None
         try:
-            ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued", position="…"))
+            ref = await self.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued"))
             data = await event.fetch()
             limits = {"max_pixels": self.config.photo_max_pixels, "max_side": self.config.photo_max_side}
             png = await asyncio.to_thread(lambda: png_bytes(open_image(data, **limits)))
@@ -564,7 +564,7 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
             return
-        status = await self._put(who, ref, cards.progress(request_id, who.lang, "queued", position="…"))
+        status = await self._put(who, ref, cards.progress(request_id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
     async def _put(self, who: _Who, ref: str | None, reply: Reply) -> str | None:
@@ -674,7 +674,7 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, None, error, from_states=[S.QUEUED])
             return
-        status = await self._put(who, None, cards.progress(request_id, who.lang, "queued", position="…"))
+        status = await self._put(who, None, cards.progress(request_id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
     async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:

@@ -1,9 +1,14 @@
 """Following image jobs for the conversation: submit, watch, deliver.
 
 One watcher task per job consumes its engine events: it edits the status
-message (queue position, throttled progress), stores the images and moves the
-request through the guarded DB transitions, so a redelivered or duplicate
-result is sent once at most.
+message, stores the images and moves the request through the guarded DB
+transitions, so a redelivered or duplicate result is sent once at most.
+
+The status message only moves forward: ⏳ queued (#n once the position is
+known) → 🖌 drawing n% (the highest percentage reached; text jobs) → 🎨 styling
+→ 📤 sending, then one final line without buttons once the picture is
+delivered (or the failure notice with "Send again"). Stage changes and queue
+positions are shown at once, percentages at most every ``progress_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from db.enums import ImageRole, RequestKind
 from db.records import RequestRecord
@@ -44,6 +50,73 @@ S = RequestState
 def delivered_reply(record: RequestRecord, lang: str, png: bytes) -> Reply:
     """The picture card of a delivered request (also used to re-send it from /history)."""
     return cards.delivered(record.id, lang, png, style=record.style or "", seed=record.seed, prompt=record.prompt_positive)
+
+
+#: The stages of a status message, in the order it goes through them (never back).
+STAGES = ("queued", "drawing", "styling", "sending")
+
+
+@dataclass
+class StatusView:
+    """What the status message of one job shows; every change only moves it forward.
+
+    ``percent`` is the highest overall percentage reached (shown while drawing).
+    """
+
+    request_id: str
+    lang: str
+    stage: str = "queued"
+    position: int | None = None
+    percent: int = 0
+
+    def advance(self, stage: str) -> bool:
+        """Move on to ``stage`` unless the message is already past it; True when the stage changed."""
+        if STAGES.index(stage) <= STAGES.index(self.stage):
+            return False
+        self.stage = stage
+        return True
+
+    def progress(self, fraction: float) -> None:
+        """Raise the percentage to ``fraction`` of the job (never lowers it)."""
+        self.percent = max(self.percent, min(100, int(fraction * 100)))
+
+    def reply(self) -> Reply:
+        """The status as a reply."""
+        request_id, lang = self.request_id, self.lang
+        if self.stage == "queued":
+            return cards.progress(request_id, lang, "queued", position=self.position)
+        if self.stage == "drawing":
+            return cards.progress(request_id, lang, "generating", percent=self.percent)
+        if self.stage == "styling":
+            return cards.progress(request_id, lang, "styling")
+        return cards.progress(request_id, lang, "progress.sending")
+
+
+class _StatusMessage:
+    """One job's status message: its :class:`StatusView` and the (throttled) edits that show it."""
+
+    def __init__(self, tracker: JobTracker, origin: Origin, request_id: str, lang: str, ref: str | None) -> None:
+        self.tracker = tracker
+        self.origin = origin
+        self.ref = ref
+        self.view = StatusView(request_id, lang)
+        self._last_edit = float("-inf")
+        self._shown: Reply | None = None
+
+    async def show(self, *, force: bool = False) -> None:
+        """Edit the message to the view unless nothing visible changed, or (``force`` aside) it was edited too recently."""
+        reply = self.view.reply()
+        if reply == self._shown:
+            return
+        now = self.tracker._monotonic()
+        if not force and now - self._last_edit < self.tracker.progress_interval:
+            return
+        self._last_edit, self._shown = now, reply
+        await self.put(reply)
+
+    async def put(self, reply: Reply) -> None:
+        """Show ``reply`` in the status message (posting one if there is none yet)."""
+        self.ref = await self.tracker._edit_status(self.origin, self.ref, reply, self.view.request_id)
 
 
 class JobTracker:
@@ -121,48 +194,45 @@ class JobTracker:
             await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED], error_key=key)
             await self._edit_status(origin, ref, Reply(error_text(key, lang, params), kind="error"), request_id)
             return
-        stage = "generating" if spec.kind == "text" else "styling"
-        task = asyncio.create_task(self._watch(origin, lang, request_id, handle, ref, stage), name=f"watch-{request_id}")
+        first = "drawing" if spec.kind == "text" else "styling"
+        task = asyncio.create_task(self._watch(origin, lang, request_id, handle, ref, first), name=f"watch-{request_id}")
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
     async def _watch(
-        self, origin: Origin, lang: str, request_id: str, handle: JobHandle, ref: str | None, stage: str
+        self, origin: Origin, lang: str, request_id: str, handle: JobHandle, ref: str | None, first: str
     ) -> None:
-        """Follow one job: queue position, progress (throttled), then the result; ``stage`` names the first step."""
-        last_edit = float("-inf")
-        shown: Reply | None = None
+        """Follow one job: queue position, stages and progress (see the module docstring), then the result.
 
-        async def show(reply: Reply, *, force: bool = False) -> None:
-            nonlocal last_edit, shown, ref
-            now = self._monotonic()
-            if reply == shown or (not force and now - last_edit < self.progress_interval):
-                return
-            last_edit, shown = now, reply
-            ref = await self._edit_status(origin, ref, reply, request_id)
-
+        ``first`` is the stage the job starts with: "drawing" for text jobs, "styling" for photos and restyles.
+        """
+        status = _StatusMessage(self, origin, request_id, lang, ref)
+        view = status.view
         try:
             async for event in handle.events():
                 match event:
                     case JobQueued(position=position):
-                        await show(cards.progress(request_id, lang, "queued", position=position), force=True)
+                        if view.stage == "queued" and position != view.position:
+                            view.position = position
+                            await status.show(force=True)
                     case JobStarted():
                         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
-                        await show(cards.progress(request_id, lang, stage, percent=0), force=True)
+                        await status.show(force=view.advance(first))
                     case JobProgress(fraction=fraction, stage=step):
-                        key = "styling" if step == "style" else "generating"
-                        await show(cards.progress(request_id, lang, key, percent=int(fraction * 100)))
+                        moved = view.advance("styling" if step == "style" else "drawing")
+                        view.progress(fraction)
+                        await status.show(force=moved)
                     case JobFinished(result=result):
-                        await self._deliver(origin, lang, request_id, result, ref)
+                        await self._deliver(origin, lang, request_id, result, status)
                     case JobFailed(error_key=error_key, params=params):
                         await self.repository.transition(
                             request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key
                         )
                         key = error_key if error_key != "error.generic" else "job.failed"
-                        await self._edit_status(origin, ref, Reply(error_text(key, lang, params), kind="error"), request_id)
+                        await status.put(Reply(error_text(key, lang, params), kind="error"))
                     case JobCancelled():
                         if await self.repository.transition(request_id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
-                            await self._edit_status(origin, ref, Reply(t("cancelled", lang)), request_id)
+                            await status.put(Reply(t("cancelled", lang)))
         except Exception:
             log.exception("watching request %s failed", request_id)
             await self.engine.cancel(request_id)  # nobody would receive its result
@@ -171,11 +241,12 @@ class JobTracker:
             ):
                 await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
 
-    async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, ref: str | None) -> None:
+    async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, status: _StatusMessage) -> None:
         """Store what the job made, then send the picture; the request is delivered once the platform took the upload.
 
         A drawn base image (text jobs) is stored here; a photo's or restyle's
-        base was stored before the job ran (see :meth:`spec_for`).
+        base was stored before the job ran (see :meth:`spec_for`). The status
+        message says "sending" meanwhile, then ends as one line without buttons.
         """
         if result.base_png is not None:
             await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
@@ -189,16 +260,20 @@ class JobTracker:
             return  # cancelled, or a duplicate result of a request that is already delivered
         record = await self.repository.get_request(request_id)
         assert record is not None
-        key = "generating" if result.base_png is not None else "styling"
-        await self._edit_status(origin, ref, Reply(t(key, lang, percent=100), kind="progress"), request_id)
-        await self.send_picture(origin, lang, record, result.anime_png)
+        status.view.advance("sending")
+        await status.show(force=True)
+        if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref):
+            await status.put(cards.progress_done(request_id, lang))
 
-    async def send_picture(self, origin: Origin, lang: str, record: RequestRecord, png: bytes) -> bool:
+    async def send_picture(
+        self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None
+    ) -> bool:
         """Upload a drawn picture, retrying with backoff; the request becomes delivered only once the platform took it.
 
         After the last failed try the user is told (with a "Send again"
-        button) and the request stays running with its images stored, so a
-        restart resends it. A second call for a picture being sent is a no-op.
+        button; in the ``status`` message when there is one) and the request
+        stays running with its images stored, so a restart resends it. A second
+        call for a picture being sent is a no-op.
         """
         if record.id in self._sending:
             return False
@@ -215,10 +290,7 @@ class JobTracker:
                     log.info("request %s was sent but had already left the running state", record.id)
                 return True
             log.error("request %s: the picture could not be sent after %d tries; kept for a resend", record.id, 1 + len(self.retry_delays))
-            try:
-                await self.messenger.send(origin, cards.delivery_failed(record.id, lang))
-            except Exception:
-                log.warning("could not tell the user of request %s that sending failed", record.id, exc_info=True)
+            await self._edit_status(origin, status, cards.delivery_failed(record.id, lang), record.id)
             return False
         finally:
             self._sending.discard(record.id)

@@ -65,8 +65,11 @@ async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcor
 
     assert pressed.acknowledged and callback_types(simcord_env) == [5, 6]
     progress = channel.history()[-2]
-    assert progress.id == card.id and "100%" in progress.content  # the card became the progress message
-    assert len(webhook_edits(simcord_env)) - edits_before >= 3  # queued, started, steps ..., done
+    assert progress.id == card.id  # the card became the status message ...
+    assert progress.content == t("progress.done", "en") and not progress.components  # ... and ended in one line
+    status_edits = webhook_edits(simcord_env)[edits_before:]
+    assert len(status_edits) >= 5  # queued, started, steps ..., styling, sending, done
+    assert [r.json["content"] for r in status_edits[:2]] == [t("queued.waiting", "en"), t("queued", "en", position=1)]
     (picture,) = pressed.followups
     assert picture.attachments[0].filename == "anime.png"
     image = Image.open(io.BytesIO(await attachment_bytes(picture.message)))

@@ -124,9 +124,11 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     await h.settle()
     assert flow_text_to_image.calls == runs + 1
     status = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == ref2]
-    assert status[:2] == [t("queued", "en", position="…"), t("queued", "en", position=1)]
+    assert status[:2] == [t("queued.waiting", "en"), t("queued", "en", position=1)]
     shown = percents(h, ref2)
-    assert shown[0] == 0 and shown[-1] == 100 and len(shown) >= 4 and shown == sorted(shown)
+    assert shown[0] == 0 and len(shown) >= 3 and shown == sorted(shown)
+    assert t("styling", "en") in status and t("progress.sending", "en") in status
+    assert h.messenger.messages[ref2].text == t("progress.done", "en"), "the status ends, it does not stay at a stage"
     assert h.messenger.messages[ref2].buttons == (), "no Cancel button left once delivered"
     (picture,) = h.messenger.images("alice")
     image = picture.reply
@@ -280,7 +282,7 @@ async def test_photo_is_restyled_directly_with_throttled_progress(sqlite_url, lo
     # Throttled: queue position and start are always shown, the steps in between are not (clock stands still).
     status_ref = h.messenger.calls[0].ref
     edits = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == status_ref]
-    assert edits == [t("queued", "en", position=1), t("styling", "en", percent=0), t("styling", "en", percent=100)]
+    assert edits == [t("queued", "en", position=1), t("styling", "en"), t("progress.sending", "en"), t("progress.done", "en")]
     # The original picture button sends the photo back.
     await h.press("carol", button(picture.reply, cards.BASE))
     assert h.messenger.calls[-1].reply.image_png == record.image(ImageRole.BASE).path.read_bytes()
@@ -595,3 +597,43 @@ def test_interface_language(setting, locale, expected):
     from handlers.i18n import pick_language
 
     assert pick_language(setting, locale) == expected
+
+
+# --- the status message: stages and its last line ---------------------------------------------
+
+
+async def test_progress_never_goes_back_even_when_the_engine_does(sqlite_url, make_harness):
+    """A job re-run from the start (a worker lost its lease), late events: percentages and stages only move on."""
+    from engine.api import JobProgress, JobQueued, JobStarted
+    from tests.support.scripted_engine import ScriptedEngine
+
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await turn_confirmation_off(h, "rue")
+    mark = h.messenger.mark()
+    await h.command("rue", "anime", TEXT)
+    first = next(c for c in h.messenger.since(mark, "rue") if c.reply and c.reply.request_id)
+    request_id, ref = first.reply.request_id, first.ref
+    handle = engine.handles[request_id]
+    for event in (
+        JobStarted(),
+        JobProgress(0.45, "diffusion"),
+        JobProgress(0.2, "diffusion"),  # the re-run starts over
+        JobQueued(3),  # late: the job already runs
+        JobProgress(0.9, "style"),
+        JobProgress(0.6, "diffusion"),
+    ):
+        handle.publish(event)
+    await asyncio.sleep(0.1)
+    engine.finish(request_id)
+    await h.settle()
+    updates = [c.reply for c in h.messenger.status_edits(ref)]
+    assert [r.text for r in updates] == [
+        t("queued.waiting", "en"),
+        t("queued", "en", position=1),
+        t("generating", "en", percent=0),
+        t("generating", "en", percent=45),
+        t("styling", "en"),
+        t("progress.sending", "en"),
+        t("progress.done", "en"),
+    ]

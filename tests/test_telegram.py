@@ -162,11 +162,13 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     limited = next(c for c in edits if c.status == 429)
     retried = next(c for c in edits if c.ok and c.at > limited.at)
     assert retried.params == limited.params and retried.at - limited.at >= 1.0
-    # the card became the status message: queued, drawing with percentages, its buttons gone at the end
+    # the card became the status message: queued, drawing with percentages, styling, sending, then one line
     status = server.messages[(chat["id"], card["message_id"])]
     shown = [c.params["text"] for c in edits if c.ok and c.params["message_id"] == str(card["message_id"])]
-    assert any("%" in text for text in shown) and status["text"] == t("generating", "en", percent=100)
-    assert "reply_markup" not in status
+    shown = shown[shown.index(t("queued.waiting", "en")) :]
+    assert shown[:3] == [t("queued.waiting", "en"), t("queued", "en", position=1), t("generating", "en", percent=0)]
+    assert shown[-3:] == [t("styling", "en"), t("progress.sending", "en"), t("progress.done", "en")]
+    assert status["text"] == t("progress.done", "en") and "reply_markup" not in status
     assert_callback_data_fits(server)
 
 

@@ -106,6 +106,10 @@ class RecordingMessenger:
         """Calls after ``mark`` (to ``user`` only, when given)."""
         return [c for c in self.calls[mark:] if user is None or c.origin.user_id == user]
 
+    def status_edits(self, ref: str) -> list[Call]:
+        """Every send/edit of message ``ref`` (its status updates), in order."""
+        return [c for c in self.calls if c.ref == ref and c.op in ("send", "edit")]
+
     def images(self, user: str | None = None) -> list[Call]:
         """Every picture sent (to ``user``)."""
         return [c for c in self.calls if c.op == "send" and c.reply and c.reply.kind == "image" and c.reply.image_png
