@@ -19,6 +19,8 @@ JPEG_QUALITIES = (90, 80, 70, 60)
 SCALE_STEP = 0.75
 #: Never scale below this many pixels on the longest side.
 MIN_SIDE = 32
+#: The first bytes of every JPEG file (SOI marker + the next marker's 0xFF).
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 class TooLargeError(ValueError):
@@ -34,9 +36,9 @@ class Upload:
 
 
 def fit_image(png: bytes, limit: int, stem: str = "anime") -> Upload:
-    """``png`` itself when it fits in ``limit`` bytes, else the best JPEG that does."""
+    """``png`` itself when it fits in ``limit`` bytes (a JPEG — e.g. a preview — named ``.jpg``), else the best JPEG that does."""
     if len(png) <= limit:
-        return Upload(png, f"{stem}.png")
+        return Upload(png, f"{stem}.jpg" if png.startswith(JPEG_MAGIC) else f"{stem}.png")
     with Image.open(io.BytesIO(png)) as source:
         image = source.convert("RGB")
     while True:

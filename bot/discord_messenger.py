@@ -13,6 +13,11 @@ Message references are ``"<channel id>:<message id>"``; a reference the
 messenger does not track (e.g. after a restart) is edited as a plain bot
 message in its channel.
 
+An edit with an image replaces the message's attachment (``attachments=[file]``:
+a status message's live preview, ``preview.jpg``); an edit without one leaves
+the attachment as it is, so a status message keeps its last preview (the
+sketch) under its final line.
+
 A reply's text is plain text (see :class:`handlers.replies.Reply`), and much
 of it is the user's (a description, a transcript, a prompt):
 :func:`literal_content` escapes all of it so Discord shows it literally — no
@@ -278,7 +283,9 @@ class DiscordMessenger:
 
     @staticmethod
     async def _render(reply: Reply, limit: int) -> _Payload:
-        upload = await asyncio.to_thread(fit_image, reply.image_png, limit) if reply.image_png else None
+        """Text, buttons and the picture; a status message's preview is ``preview.jpg`` (its edits replace the attachment)."""
+        stem = "preview" if reply.kind == "progress" else "anime"
+        upload = await asyncio.to_thread(fit_image, reply.image_png, limit, stem) if reply.image_png else None
         return _Payload(literal_content(reply.text), view_for(reply), upload)
 
     def _channel_limit(self, channel_id: int) -> int:

@@ -72,8 +72,10 @@ def animegan(settings: Settings) -> AnimeGAN:
 
 
 def anime_pipeline(settings: Settings) -> AnimePipeline:
-    """Text/photo -> anime image pipeline from settings."""
-    return AnimePipeline(text_to_image(settings), animegan(settings), default_style=settings.anime_style)
+    """Text/photo -> anime image pipeline from settings (``PREVIEWS``: whether drawing makes previews; a worker's own setting)."""
+    return AnimePipeline(
+        text_to_image(settings), animegan(settings), default_style=settings.anime_style, previews=settings.previews
+    )
 
 
 def local_engine(settings: Settings) -> LocalEngine:
@@ -130,6 +132,7 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         default_style=registry.get(settings.anime_style).name,
         card_ttl=timedelta(seconds=settings.card_ttl_seconds),
         progress_interval=settings.progress_interval_seconds,
+        previews=settings.previews,
         max_text_chars=settings.prompt_max_chars,
         requests_per_minute=settings.requests_per_minute,
         max_active_per_user=settings.max_queued_per_user,

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # --- conversation and limits ---
     card_ttl_seconds: float = Field(600, gt=0, description="How long a confirmation card can be answered.")
     progress_interval_seconds: float = Field(2.0, ge=0, description="Least time between two progress edits of a message.")
+    previews: bool = Field(
+        True,
+        description="Show a small preview of the picture while it is drawn, then the sketch before the anime style, "
+        "in its status message; false: text progress only, and Stable Diffusion skips the preview decoding.",
+    )
     requests_per_minute: int = Field(6, ge=1, description="New requests a user may make per minute.")
     max_queued_per_user: int = Field(3, ge=1, description="Pictures a user may have waiting or running at once.")
     max_queued_total: int = Field(100, ge=1, description="Pictures waiting or running for everyone at once.")

@@ -17,6 +17,8 @@ from pydantic import PlainSerializer
 
 #: Called with (stage, fraction 0..1); stages are "diffusion", "style", ...
 ProgressCallback = Callable[[str, float], None]
+#: Called with (stage, small JPEG of the picture so far): previews while "diffusion" runs, the sketch as "style" starts.
+PreviewCallback = Callable[[str, bytes], None]
 #: Returns True when the job should stop as soon as possible.
 CancelCheck = Callable[[], bool]
 
@@ -163,10 +165,17 @@ class JobStarted:
 
 @dataclass(frozen=True)
 class JobProgress:
-    """Overall progress of a running job, 0..1, and the current stage."""
+    """Overall progress of a running job, 0..1 (never falling), and the current stage ("diffusion", "style").
+
+    ``preview``, when set, is a small JPEG (at most ``engine.diffusion.SKETCH_SIDE``
+    pixels a side, a few KB) of the picture so far: the current latents while
+    "diffusion" runs, the drawing before the anime style (the sketch) as
+    "style" starts. Engines make previews only when asked to (``PREVIEWS``).
+    """
 
     fraction: float
     stage: str
+    preview: bytes | None = field(default=None, repr=False)
     type: Literal["progress"] = field(default="progress", init=False, repr=False)
 
 

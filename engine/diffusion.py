@@ -14,6 +14,9 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
   that seed, prompt and settings gives the same pixels.
 * Progress ``("diffusion", fraction)`` and cooperative cancel through
   ``callback_on_step_end``; a cancelled run raises :class:`engine.errors.Cancelled`.
+* Live previews (optional): every few steps the same callback turns the
+  current latents into a small JPEG with a fixed linear latent -> RGB map
+  (:func:`latent_preview`; no VAE, no extra weights).
 * Load failures become :class:`engine.errors.ModelUnavailableError` with an
   operator message saying which model failed and what to do about it.
 
@@ -34,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.api import CancelCheck, ProgressCallback
+from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, ModelUnavailableError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
+    import torch
     from diffusers import StableDiffusionPipeline
     from PIL.Image import Image
 
@@ -53,6 +57,27 @@ SCHEDULER_DEFAULTS: dict[str, tuple[int, float]] = {
     "lcm": (4, 1.0),  # LCM / LCM-LoRA: 2-8 steps, guidance 1 (= no CFG) to 2
     "turbo": (1, 0.0),  # SD-Turbo (ADD): 1-4 steps, no classifier-free guidance
 }
+
+#: Longest side of a preview of the latents (pixels). SD 1.5 latents are 1/8 of the image (64x64 for 512x512),
+#: so this is already twice the detail the linear decode has; as JPEG it is 2-4 KB.
+PREVIEW_SIDE = 128
+#: Longest side of the sketch (the drawing before the anime style) sent as the last preview.
+SKETCH_SIDE = 256
+#: JPEG quality of previews and the sketch.
+PREVIEW_QUALITY = 75
+#: About this many previews per run: one every ceil(steps / PREVIEWS_PER_RUN) steps, never after the last
+#: step (the sketch follows it). The conversation's edit throttle shows at most one per PROGRESS_INTERVAL_SECONDS.
+PREVIEWS_PER_RUN = 4
+#: SD 1.x latent channels -> RGB in [-1, 1], applied to the model-space latents (the VAE latents times 0.18215,
+#: which is what diffusers' denoising loop holds): the linear approximation of the VAE decoder fitted by
+#: ComfyUI (comfy/latent_formats.py, ``SD15.latent_rgb_factors``; its Latent2RGB previewer maps the result
+#: to pixels as ``(x + 1) / 2``, clamped). Rows are latent channels, columns R, G, B.
+SD15_LATENT_RGB = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
@@ -398,6 +423,70 @@ def _lora_message(lora: str, model: str, exc: BaseException) -> str:
     return f"LoRA {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
 
 
+# --------------------------------------------------------------------------- previews
+
+
+def _fitted(width: int, height: int, side: int) -> tuple[int, int]:
+    """``width`` x ``height`` scaled so the longest side is ``side``."""
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def preview_jpeg(image: Image, side: int) -> bytes:
+    """``image`` scaled to ``side`` pixels on its longest side (up or down) as a small RGB JPEG."""
+    import io
+
+    from PIL import Image as PILImage
+
+    size = _fitted(*image.size, side)
+    if size != image.size:
+        image = image.resize(size, PILImage.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=PREVIEW_QUALITY)
+    return buffer.getvalue()
+
+
+def latent_preview(latents: torch.Tensor, width: int, height: int) -> bytes:
+    """A JPEG preview of the first image of ``latents`` (model space, 4 channels) for a ``width`` x ``height`` picture.
+
+    Each latent pixel becomes one RGB pixel through :data:`SD15_LATENT_RGB`
+    (a 4x3 matrix product: no VAE, microseconds), then the thumbnail is
+    scaled to :data:`PREVIEW_SIDE` on its longest side (never past the picture's own size).
+    """
+    import torch
+    from PIL import Image as PILImage
+
+    sample = latents[0].detach()
+    factors = torch.tensor(SD15_LATENT_RGB, dtype=torch.float32, device=sample.device)
+    rgb = torch.einsum("chw,cr->hwr", sample.float(), factors)
+    pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    thumbnail = PILImage.fromarray(pixels, "RGB").resize(
+        _fitted(width, height, min(PREVIEW_SIDE, max(width, height))), PILImage.Resampling.BILINEAR
+    )
+    return preview_jpeg(thumbnail, max(thumbnail.size))
+
+
+def _denoised(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+    """What the picture is becoming: the scheduler's prediction of the clean latents when it keeps one.
+
+    DPM-Solver++ (``dpmpp``) stores its x0 prediction of the step just taken
+    (``model_outputs[-1]``); early steps of the noisy ``latents`` themselves
+    would show mostly noise. Other schedulers keep none: their current latents are used.
+    """
+    scheduler = pipe.scheduler
+    if getattr(scheduler.config, "algorithm_type", None) in ("dpmsolver++", "sde-dpmsolver++"):
+        outputs = getattr(scheduler, "model_outputs", None) or [None]
+        predicted = outputs[-1]
+        if predicted is not None and tuple(predicted.shape) == tuple(latents.shape):
+            return predicted
+    return latents
+
+
+def _preview_steps(total: int) -> int:
+    """Make a preview after every this many steps."""
+    return max(1, -(-total // PREVIEWS_PER_RUN))
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -471,6 +560,7 @@ class TextToImage:
         height: int | None = None,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
     ) -> list[GeneratedImage]:
         """Generate one image per prompt.
 
@@ -480,6 +570,12 @@ class TextToImage:
         called after every denoising step with ``f`` rising to 1.0.
         ``cancelled()`` is polled after every step; when it returns True the
         run stops and :class:`Cancelled` is raised.
+
+        With ``preview``, ``preview("diffusion", jpeg)`` follows the progress
+        call of every ``ceil(steps / PREVIEWS_PER_RUN)``-th step but the last:
+        a :func:`latent_preview` of the first image (what the scheduler predicts
+        it becomes, where it says). A preview that fails is logged and skipped;
+        it never fails the run.
 
         With guidance <= 1 classifier-free guidance is off and ``negative`` has
         no effect (LCM / turbo defaults).
@@ -511,9 +607,11 @@ class TextToImage:
         state = {"cancelled": False}
 
         def on_step_end(p: Any, i: int, t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            total = getattr(p, "_num_timesteps", None) or steps
             if progress is not None:
-                total = getattr(p, "_num_timesteps", None) or steps
                 progress("diffusion", min(1.0, (i + 1) / total))
+            if preview is not None and (i + 1) % _preview_steps(total) == 0 and i + 1 < total:
+                self._preview(p, callback_kwargs.get("latents"), width, height, preview)
             if cancelled is not None and cancelled():
                 state["cancelled"] = True
                 p._interrupt = True  # the denoising loop skips the remaining steps
@@ -558,3 +656,14 @@ class TextToImage:
             )
             for i, (prompt, image) in enumerate(zip(prompt_list, out.images))
         ]
+
+    def _preview(self, pipe: Any, latents: Any, width: int, height: int, preview: PreviewCallback) -> None:
+        """Hand ``preview`` a JPEG of the picture forming; a failure here is logged, never raised."""
+        if latents is None:
+            return
+        try:
+            image = latent_preview(_denoised(pipe, latents), width, height)
+        except Exception:  # a preview is a nicety: the drawing goes on without it
+            log.warning("could not make a preview of %s", _display(str(self.config.model)), exc_info=True)
+            return
+        preview("diffusion", image)

@@ -12,8 +12,9 @@ Redis layout (every key starts with ``RedisConfig.prefix``)::
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
                                 spec (msgpack JobSpec), enqueued; TTL job_ttl,
                                 renewed when a worker claims it and while it runs
-    {p}:job:{id}:events         stream of msgpack job events (started, progress, the
-                                terminal event with the whole result); TTL job_ttl
+    {p}:job:{id}:events         stream of msgpack job events (started, progress — a few
+                                carry a preview JPEG of 2-20 KB when the worker's PREVIEWS
+                                is on —, the terminal event with the whole result); TTL job_ttl
     {p}:job:{id}:lease          the running worker's token, renewed while it runs
     {p}:job:{id}:cancel         cooperative cancel flag for a running job; TTL job_ttl
     {p}:waiting                 sorted set of waiting job ids, scored by {p}:seq (a counter):

@@ -7,7 +7,8 @@ conversation's cap, kept in the database), progress and queue positions are
 published to each job's :class:`JobHandle`, cancel is cooperative, and
 identical requests (same prompt, seed, style and model) are served from an LRU
 cache: one engine runs one pipeline whose model is fixed for its lifetime, so
-the cache key is the prompt text, seed and style.
+the cache key is the prompt text, seed and style. Previews, when the pipeline
+makes them, reach the handle as progress events (a cached result has none).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from engine.api import (
     JobCancelled,
     JobFinished,
     JobHandle,
-    JobProgress,
     JobQueued,
     JobResult,
     JobSpec,
@@ -192,11 +192,8 @@ class LocalEngine(RecognizerSpeech):
     def _work(self) -> None:
         while (job := self._next_job()) is not None:
             job.handle.publish(JobStarted())
-
-            def progress(stage: str, fraction: float, handle: JobHandle = job.handle) -> None:
-                handle.publish(JobProgress(fraction, stage))
-
-            event = run_job_event(self.pipeline, job.spec, progress, job.cancel.is_set)
+            # Every progress report (previews included: a few small JPEGs per job) goes to the handle as is.
+            event = run_job_event(self.pipeline, job.spec, job.handle.publish, job.cancel.is_set)
             if isinstance(event, JobFinished):
                 self._remember(job.spec, event.result)
             with self._lock:

@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from engine.animegan import AnimeGAN
-from engine.api import CancelCheck, ProgressCallback
-from engine.diffusion import TextToImage
+from engine.api import CancelCheck, PreviewCallback, ProgressCallback
+from engine.diffusion import SKETCH_SIDE, TextToImage, preview_jpeg
 from engine.imageio import open_image
 
 
@@ -42,12 +42,18 @@ class AnimeResult:
 
 
 class AnimePipeline:
-    """Stable Diffusion + AnimeGANv2, with the default style from settings."""
+    """Stable Diffusion + AnimeGANv2, with the default style from settings.
 
-    def __init__(self, text_to_image: TextToImage, animegan: AnimeGAN, *, default_style: str) -> None:
+    With ``previews`` (the ``PREVIEWS`` setting) :meth:`from_prompt` hands its
+    ``preview`` callback a few small JPEGs of the picture forming and then the
+    sketch (the drawing before the anime style); without, it makes none.
+    """
+
+    def __init__(self, text_to_image: TextToImage, animegan: AnimeGAN, *, default_style: str, previews: bool = True) -> None:
         self.text_to_image = text_to_image
         self.animegan = animegan
         self.default_style = default_style
+        self.previews = previews
 
     def from_prompt(
         self,
@@ -58,15 +64,24 @@ class AnimePipeline:
         seed: int | None = None,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
     ) -> AnimeResult:
-        """Draw ``positive`` (steering away from ``negative``) with Stable Diffusion, then restyle the drawing."""
+        """Draw ``positive`` (steering away from ``negative``) with Stable Diffusion, then restyle the drawing.
+
+        ``preview`` (used when :attr:`previews` is on) gets ``("diffusion", jpeg)``
+        previews while drawing, then ``("style", jpeg)``: the sketch, at most
+        :data:`engine.diffusion.SKETCH_SIDE` pixels a side, before the style runs.
+        """
         style = style or self.default_style
         self.animegan.style(style)  # fail on an unknown style before minutes of diffusion
+        preview = preview if self.previews else None
         started = time.perf_counter()
         (generated,) = self.text_to_image.generate(
-            positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled
+            positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled, preview=preview
         )
         diffusion_seconds = time.perf_counter() - started
+        if preview is not None:
+            preview("style", preview_jpeg(generated.image, min(SKETCH_SIDE, max(generated.image.size))))
         result = self._stylize(generated.image, style, progress, cancelled)
         return replace(
             result,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from engine.api import (
     CancelCheck,
@@ -11,6 +12,7 @@ from engine.api import (
     JobEvent,
     JobFailed,
     JobFinished,
+    JobProgress,
     JobResult,
     JobSpec,
     ProgressCallback,
@@ -25,8 +27,18 @@ log = logging.getLogger(__name__)
 DIFFUSION_SHARE = 0.9
 
 
+#: Where a running job's progress goes (the engine publishes it): one event per report, previews included.
+ProgressReport = Callable[[JobProgress], None]
+
+
 class ImagePipeline(Protocol):
-    """What running a job needs from :class:`engine.pipeline.AnimePipeline` (fakes for tests and benchmarks fit too)."""
+    """What running a job needs from :class:`engine.pipeline.AnimePipeline` (fakes for tests and benchmarks fit too).
+
+    A pipeline that makes previews says so with a true ``previews`` attribute;
+    its ``from_prompt`` then also takes ``preview=`` (an
+    :data:`engine.api.PreviewCallback`). Pipelines without the attribute are
+    called without it.
+    """
 
     def from_prompt(
         self,
@@ -44,21 +56,33 @@ class ImagePipeline(Protocol):
     ) -> AnimeResult: ...
 
 
-def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobResult:
-    """Run ``spec`` (blocking, on the model thread), reporting overall 0..1 progress per stage. Raises Cancelled.
+def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck) -> JobResult:
+    """Run ``spec`` (blocking, on the model thread), reporting progress to ``report``. Raises Cancelled.
+
+    Every report is a :class:`JobProgress` with the overall fraction of the job
+    (diffusion takes :data:`DIFFUSION_SHARE` of a text job, styling the rest),
+    which never falls, and its stage; previews (when the pipeline makes them)
+    arrive as reports with the fraction reached so far and the preview's stage.
 
     The result carries only what the job made: a text job's drawing as ``base_png``; a ``photo``/``restyle``
     job's base is its source, which the conversation already has, so ``base_png`` is ``None``.
     """
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
+    reached = 0.0
 
     def overall(stage: str, fraction: float) -> None:
-        progress(stage, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
+        nonlocal reached
+        reached = max(reached, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
+        report(JobProgress(reached, stage))
+
+    def preview(stage: str, image: bytes) -> None:
+        report(JobProgress(reached, stage, preview=image))
 
     drawn = spec.kind == "text"
     if drawn:
+        extra: dict[str, Any] = {"preview": preview} if getattr(pipeline, "previews", False) else {}
         result = pipeline.from_prompt(
-            spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled
+            spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled, **extra
         )
     else:
         assert spec.source_png is not None  # JobSpec guarantees it
@@ -76,7 +100,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, 
     )
 
 
-def run_job_event(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck) -> JobEvent:
+def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck) -> JobEvent:
     """Run ``spec`` like :func:`run_job` and turn its outcome into the job's terminal event; never raises.
 
     ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
@@ -85,7 +109,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCall
     (a failed job must never take the model thread or the worker down).
     """
     try:
-        return JobFinished(run_job(pipeline, spec, progress, cancelled))
+        return JobFinished(run_job(pipeline, spec, report, cancelled))
     except Cancelled:
         return JobCancelled()
     except UserError as error:

@@ -5,7 +5,8 @@ the :func:`engine.distributed.make_broker` stream broker with one job at a
 time and manual acknowledgement. For each delivery it claims the job's lease
 (a Lua script that also checks the "done" marker and the cancel flag), runs
 the pipeline on its model thread while the event loop renews the lease every
-``poll`` seconds, reads the cancel flag and publishes the latest progress,
+``poll`` seconds, reads the cancel flag and publishes the latest progress
+(with the newest preview, a few KB of JPEG, when the pipeline makes them),
 then stores the terminal event and acknowledges the entry — only while it
 still holds the lease, so a re-claimed duplicate never reports twice.
 
@@ -24,6 +25,7 @@ import socket
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -124,13 +126,37 @@ _TERMINAL_STATE = {JobFinished: "finished", JobFailed: "failed", JobCancelled: "
 
 
 class _NewestProgress:
-    """The latest progress of the running job: written by the model thread, read by the event loop (only it is published)."""
+    """The running job's progress not yet published: put by the model thread, taken by the event loop.
+
+    Only the newest report is kept (the event loop publishes every ``poll``
+    seconds), but a preview is not lost to a later report without one: it
+    rides along on it (the newest preview is what the user should see).
+    """
 
     def __init__(self) -> None:
-        self.event: JobProgress | None = None
+        self._lock = threading.Lock()
+        self._event: JobProgress | None = None
 
-    def set(self, stage: str, fraction: float) -> None:
-        self.event = JobProgress(fraction, stage)  # one reference assignment: atomic under the GIL
+    def put(self, event: JobProgress) -> None:
+        with self._lock:
+            pending = self._event
+            if event.preview is None and pending is not None and pending.preview is not None:
+                event = replace(event, preview=pending.preview)
+            self._event = event
+
+    def restore(self, event: JobProgress) -> None:
+        """Give back a taken report that could not be published (unless a newer one came; its preview still counts)."""
+        with self._lock:
+            if self._event is None:
+                self._event = event
+            elif self._event.preview is None and event.preview is not None:
+                self._event = replace(self._event, preview=event.preview)
+
+    def take(self) -> JobProgress | None:
+        """The report to publish now (None: nothing new since the last take)."""
+        with self._lock:
+            event, self._event = self._event, None
+            return event
 
 
 class Worker:
@@ -238,21 +264,20 @@ class Worker:
         stop = threading.Event()
         newest = _NewestProgress()
         loop = asyncio.get_running_loop()
-        run = loop.run_in_executor(self._model_thread, run_job_event, self.pipeline, spec, newest.set, stop.is_set)
-        owned, published = True, None
+        run = loop.run_in_executor(self._model_thread, run_job_event, self.pipeline, spec, newest.put, stop.is_set)
+        owned = True
         try:
             while not run.done():
                 await asyncio.wait({run}, timeout=self.config.poll)
-                owned, published = await self._heartbeat(spec.job_id, token, stop, newest.event, published)
+                owned = await self._heartbeat(spec.job_id, token, stop, newest)
             return await run if owned else None
         finally:
             stop.set()  # a worker cancelled mid-job stops its run at the next step
 
-    async def _heartbeat(
-        self, job_id: str, token: str, stop: threading.Event, newest: JobProgress | None, published: JobProgress | None
-    ) -> tuple[bool, JobProgress | None]:
-        """Renew the lease, honour a cancel request, publish ``newest`` unless it was; returns (owned, last published)."""
+    async def _heartbeat(self, job_id: str, token: str, stop: threading.Event, newest: _NewestProgress) -> bool:
+        """Renew the lease, honour a cancel request, publish the newest progress (with its preview); returns owned."""
         keys, config = self.keys, self.config
+        event = None
         try:
             owned, cancel = await self._renew(
                 keys=[keys.lease(job_id), keys.cancel(job_id), keys.job(job_id), keys.events(job_id)],
@@ -260,16 +285,18 @@ class Worker:
             )
             if cancel or not owned:
                 stop.set()
-            if newest is not None and newest is not published and owned:
+            event = newest.take()
+            if event is not None and owned:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(keys.events(job_id), {"e": pack_event(newest)}, maxlen=EVENTS_MAXLEN, approximate=True)
+                    pipe.xadd(keys.events(job_id), {"e": pack_event(event)}, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.expire(keys.events(job_id), config.job_ttl)
                     await pipe.execute()
-                published = newest
-            return bool(owned), published
+            return bool(owned)
         except RedisError as error:
+            if event is not None:
+                newest.restore(event)
             log.warning("job %s: Redis unavailable (%s); the job keeps running", job_id, error)
-            return True, published
+            return True
 
 
 async def serve(pipeline: ImagePipeline, config: RedisConfig, *, name: str | None = None) -> None:

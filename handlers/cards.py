@@ -88,14 +88,15 @@ def language_picker(request_id: str, lang: str) -> Reply:
     return Reply(t("retry.choose", lang), buttons=(row,), request_id=request_id)
 
 
-def progress(request_id: str, lang: str, key: str, **params: object) -> Reply:
+def progress(request_id: str, lang: str, key: str, *, preview: bytes | None = None, **params: object) -> Reply:
     """A picture's status: ``key`` names the stage ("queued" with its ``position`` — or none yet —,
-    "generating" with its ``percent``, "styling", "progress.sending"), with a Cancel button.
+    "generating" with its ``percent``, "styling", "progress.sending"), with a Cancel button and,
+    when given, a new ``preview`` image of the picture so far (an edit without one keeps the shown picture).
     """
     if key == "queued" and params.get("position") is None:
         key = "queued.waiting"
     cancel = Button(t("button.cancel", lang), CANCEL, request_id)
-    return Reply(t(key, lang, **params), kind="progress", buttons=((cancel,),), request_id=request_id)
+    return Reply(t(key, lang, **params), kind="progress", buttons=((cancel,),), image_png=preview, request_id=request_id)
 
 
 def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int | None, prompt: str | None) -> Reply:
@@ -141,6 +142,6 @@ def delivery_failed(request_id: str, lang: str) -> Reply:
     return Reply(t("delivery.failed", lang), kind="error", buttons=((retry,),), request_id=request_id)
 
 
-def progress_done(request_id: str, lang: str) -> Reply:
-    """The status message once the picture is delivered: one line, no buttons."""
-    return Reply(t("progress.done", lang), request_id=request_id)
+def progress_done(request_id: str, lang: str, *, sketch: bool) -> Reply:
+    """The status message once the picture is delivered: one line, no buttons (``sketch``: it shows the drawing)."""
+    return Reply(t("progress.done_sketch" if sketch else "progress.done", lang), request_id=request_id)

@@ -80,6 +80,8 @@ class ConversationConfig:
     default_style: str
     card_ttl: timedelta = timedelta(minutes=10)
     progress_interval: float = 2.0
+    #: Show preview images of the picture being drawn in its status message (``PREVIEWS``).
+    previews: bool = True
     max_text_chars: int = 500
     requests_per_minute: int = 6
     max_active_per_user: int = 3
@@ -144,6 +146,7 @@ class Conversation:
             progress_interval=config.progress_interval,
             retry_delays=config.delivery_retry_delays,
             monotonic=monotonic,
+            previews=config.previews,
         )
 
     # --- entry points -------------------------------------------------------

@@ -104,6 +104,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "styling": {"en": "🎨 Applying the anime style…", "zh": "🎨 正在转换动漫风格…"},
     "progress.sending": {"en": "📤 Sending…", "zh": "📤 正在发送…"},
     "progress.done": {"en": "✅ Done — your picture is below.", "zh": "✅ 画好了，成品在下面。"},
+    "progress.done_sketch": {
+        "en": "✏️ The sketch, before the anime style. ✅ Done — your picture is below.",
+        "zh": "✏️ 这是转换动漫风格之前的草图。✅ 画好了，成品在下面。",
+    },
     "delivered": {"en": "Style: {style} · seed {seed}\n{prompt}", "zh": "风格：{style} · 种子 {seed}\n{prompt}"},
     "delivered.photo": {"en": "Style: {style}", "zh": "风格：{style}"},
     "base_image": {"en": "The original picture before styling.", "zh": "风格转换前的原图。"},

@@ -8,7 +8,10 @@ The status message only moves forward: ⏳ queued (#n once the position is
 known) → 🖌 drawing n% (the highest percentage reached; text jobs) → 🎨 styling
 → 📤 sending, then one final line without buttons once the picture is
 delivered (or the failure notice with "Send again"). Stage changes and queue
-positions are shown at once, percentages at most every ``progress_interval`` seconds.
+positions are shown at once, percentages and previews at most every
+``progress_interval`` seconds. With previews the message also shows the
+newest picture the engine sent: the picture forming while drawing, then the
+sketch (the drawing before the anime style), which stays above the picture.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from db.enums import ImageRole, RequestKind
 from db.records import RequestRecord
@@ -60,7 +63,9 @@ STAGES = ("queued", "drawing", "styling", "sending")
 class StatusView:
     """What the status message of one job shows; every change only moves it forward.
 
-    ``percent`` is the highest overall percentage reached (shown while drawing).
+    ``percent`` is the highest overall percentage reached (shown while
+    drawing), ``preview`` the newest picture of the job (``sketch``: it is the
+    drawing before styling) and ``shown`` the picture the message shows now.
     """
 
     request_id: str
@@ -68,6 +73,9 @@ class StatusView:
     stage: str = "queued"
     position: int | None = None
     percent: int = 0
+    preview: bytes | None = None
+    sketch: bool = False
+    shown: bytes | None = None
 
     def advance(self, stage: str) -> bool:
         """Move on to ``stage`` unless the message is already past it; True when the stage changed."""
@@ -81,15 +89,21 @@ class StatusView:
         self.percent = max(self.percent, min(100, int(fraction * 100)))
 
     def reply(self) -> Reply:
-        """The status as a reply."""
+        """The status as a reply; it carries the preview only when the message does not show it yet."""
         request_id, lang = self.request_id, self.lang
+        new = self.preview if self.preview is not self.shown else None
         if self.stage == "queued":
             return cards.progress(request_id, lang, "queued", position=self.position)
         if self.stage == "drawing":
-            return cards.progress(request_id, lang, "generating", percent=self.percent)
+            return cards.progress(request_id, lang, "generating", percent=self.percent, preview=new)
         if self.stage == "styling":
-            return cards.progress(request_id, lang, "styling")
-        return cards.progress(request_id, lang, "progress.sending")
+            return cards.progress(request_id, lang, "styling", preview=new)
+        return cards.progress(request_id, lang, "progress.sending", preview=new)
+
+    @property
+    def shows_sketch(self) -> bool:
+        """The message shows the drawing before the anime style."""
+        return self.shown is not None and self.shown is self.preview and self.sketch
 
 
 class _StatusMessage:
@@ -106,13 +120,15 @@ class _StatusMessage:
     async def show(self, *, force: bool = False) -> None:
         """Edit the message to the view unless nothing visible changed, or (``force`` aside) it was edited too recently."""
         reply = self.view.reply()
-        if reply == self._shown:
+        if reply.image_png is None and self._shown is not None and reply == replace(self._shown, image_png=None):
             return
         now = self.tracker._monotonic()
         if not force and now - self._last_edit < self.tracker.progress_interval:
             return
         self._last_edit, self._shown = now, reply
         await self.put(reply)
+        if reply.image_png is not None:
+            self.view.shown = reply.image_png
 
     async def put(self, reply: Reply) -> None:
         """Show ``reply`` in the status message (posting one if there is none yet)."""
@@ -120,7 +136,10 @@ class _StatusMessage:
 
 
 class JobTracker:
-    """Submits requests to the engine and follows them until they are delivered, failed or cancelled."""
+    """Submits requests to the engine and follows them until they are delivered, failed or cancelled.
+
+    With ``previews`` off, preview images the engine sends are not shown.
+    """
 
     def __init__(
         self,
@@ -132,6 +151,7 @@ class JobTracker:
         progress_interval: float,
         retry_delays: Sequence[float] = (2.0, 10.0, 30.0),
         monotonic: Callable[[], float] = time.monotonic,
+        previews: bool = True,
     ) -> None:
         self.repository = repository
         self.engine = engine
@@ -139,6 +159,7 @@ class JobTracker:
         self.default_style = default_style
         self.progress_interval = progress_interval
         self.retry_delays = tuple(retry_delays)
+        self.previews = previews
         self._monotonic = monotonic
         self._watchers: set[asyncio.Task[None]] = set()
         self._sending: set[str] = set()
@@ -218,9 +239,11 @@ class JobTracker:
                     case JobStarted():
                         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
                         await status.show(force=view.advance(first))
-                    case JobProgress(fraction=fraction, stage=step):
+                    case JobProgress(fraction=fraction, stage=step, preview=preview):
                         moved = view.advance("styling" if step == "style" else "drawing")
                         view.progress(fraction)
+                        if preview is not None and self.previews:
+                            view.preview, view.sketch = preview, step == "style"
                         await status.show(force=moved)
                     case JobFinished(result=result):
                         await self._deliver(origin, lang, request_id, result, status)
@@ -263,7 +286,7 @@ class JobTracker:
         status.view.advance("sending")
         await status.show(force=True)
         if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref):
-            await status.put(cards.progress_done(request_id, lang))
+            await status.put(cards.progress_done(request_id, lang, sketch=status.view.shows_sketch))
 
     async def send_picture(
         self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None

@@ -5,6 +5,12 @@ A :class:`Reply` is text plus optional button rows and an optional image;
 a "typing/uploading" chat action, an ``edit_prompt`` asks for a reply with
 ForceReply on Telegram or a Modal on Discord).
 
+Status messages change in place: a ``progress`` edit with an image shows it
+in the same message (a live preview of the picture being drawn; Telegram
+``editMessageMedia``, Discord a replaced attachment), and any edit without an
+image keeps the picture the message already shows (its text becomes the
+caption). A finished picture (``image``) is always a message of its own.
+
 Texts (:attr:`Reply.text`, button labels, notifications) are plain text,
 never markup: our own wording uses none, and user text (descriptions,
 transcripts, prompts) is mixed in verbatim. Each adapter shows them
@@ -60,6 +66,7 @@ class Reply:
     text: str
     kind: ReplyKind = "text"
     buttons: tuple[tuple[Button, ...], ...] = ()
+    #: A picture (PNG, or JPEG for previews): sent with the text as its caption.
     image_png: bytes | None = None
     #: For ``edit_prompt``: the text to prefill (Discord Modal).
     prefill: str = ""
@@ -76,7 +83,12 @@ class Messenger(Protocol):
         """Post ``reply`` in the origin's chat; returns a message reference for later edits."""
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
-        """Replace a message posted earlier (text, buttons; adapters may re-post images)."""
+        """Replace a message posted earlier: text and buttons, and the picture of a ``progress`` reply that has one.
+
+        Without an image the message keeps the picture it shows. ``message_ref``
+        stays valid for later edits even when the platform had to post the
+        message anew (Telegram cannot add a photo to a text message).
+        """
 
     async def notify(self, origin: Origin, text: str) -> None:
         """A short, unobtrusive answer to a button press (toast/ephemeral), or a plain message."""

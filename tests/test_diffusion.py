@@ -388,3 +388,131 @@ def test_unreachable_hub_lora_offline(tiny_sd_dir, tmp_path):
     with pytest.raises(ModelUnavailableError) as info:
         make(tiny_sd_dir, lora="voice2anime-tests/no-such-lora", cache_dir=tmp_path).load()
     assert "'voice2anime-tests/no-such-lora'" in str(info.value) and "SD_LORA=models/no-such-lora" in str(info.value)
+
+
+# --------------------------------------------------------------------------- live previews
+
+
+def _jpeg(data: bytes):
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_previews_every_few_steps_are_small_jpegs_and_change_nothing(tiny_sd_dir):
+    t2i = make(tiny_sd_dir)
+    events: list[tuple[str, object]] = []
+    with_previews = t2i.generate(
+        "a bird",
+        seed=5,
+        steps=8,
+        progress=lambda stage, f: events.append((stage, f)),
+        preview=lambda stage, image: events.append((f"preview:{stage}", image)),
+    )[0]
+    # one preview every ceil(8 / PREVIEWS_PER_RUN) = 2 steps, right after that step's progress, none after the last
+    assert [e if e[0] == "diffusion" else e[0] for e in events] == [
+        ("diffusion", 0.125), ("diffusion", 0.25), "preview:diffusion", ("diffusion", 0.375), ("diffusion", 0.5),
+        "preview:diffusion", ("diffusion", 0.625), ("diffusion", 0.75), "preview:diffusion", ("diffusion", 0.875),
+        ("diffusion", 1.0),
+    ]
+    previews = [image for stage, image in events if stage == "preview:diffusion"]
+    for data in previews:
+        image = _jpeg(data)
+        assert image.format == "JPEG" and image.mode == "RGB" and image.size == (SIZE, SIZE)  # never past the picture
+        assert len(data) < 4096
+    without = t2i.generate("a bird", seed=5, steps=8)[0]
+    assert_images_close(with_previews, without)  # previews only read the latents
+
+
+def test_previews_of_a_big_picture_are_thumbnails(tiny_sd_dir):
+    t2i = make(tiny_sd_dir, width=256, height=192)
+    previews: list[bytes] = []
+    t2i.generate("a bird", seed=5, steps=4, preview=lambda _stage, image: previews.append(image))
+    assert len(previews) == 3  # every step but the last
+    assert {_jpeg(p).size for p in previews} == {(diffusion.PREVIEW_SIDE, 96)}  # longest side 128, aspect kept
+    assert max(len(p) for p in previews) < 8192
+
+
+def test_latent_preview_is_the_linear_sd15_map():
+    # one latent channel at 1: that channel's row of the factors, mapped from [-1, 1] to 0..255
+    for channel in range(4):
+        latents = torch.zeros(1, 4, 8, 8)
+        latents[0, channel] = 1.0
+        pixel = _jpeg(diffusion.latent_preview(latents, 64, 64)).getpixel((32, 32))
+        expected = [min(255, max(0, (v + 1) * 127.5)) for v in diffusion.SD15_LATENT_RGB[channel]]
+        assert all(abs(a - b) <= 6 for a, b in zip(pixel, expected, strict=True)), (channel, pixel, expected)
+    grey = _jpeg(diffusion.latent_preview(torch.zeros(2, 4, 8, 12), 96, 64))
+    assert grey.size == (96, 64) and all(abs(v - 127) <= 2 for v in grey.getpixel((10, 10)))
+
+
+def test_previews_show_what_dpm_solver_predicts_else_the_latents():
+    from types import SimpleNamespace
+
+    latents, predicted = torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 8, 8)
+
+    def pipe(algorithm: str | None, outputs: list) -> SimpleNamespace:
+        return SimpleNamespace(scheduler=SimpleNamespace(config=SimpleNamespace(algorithm_type=algorithm), model_outputs=outputs))
+
+    assert diffusion._denoised(pipe("dpmsolver++", [None, predicted]), latents) is predicted
+    assert diffusion._denoised(pipe("dpmsolver++", [None, None]), latents) is latents  # before its first step
+    assert diffusion._denoised(pipe("dpmsolver", [None, predicted]), latents) is latents  # predicts noise, not x0
+    assert diffusion._denoised(pipe(None, []), latents) is latents  # Euler, LCM: no prediction kept
+
+
+def test_a_failing_preview_is_skipped_and_the_picture_still_comes(tiny_sd_dir, monkeypatch, caplog):
+    t2i = make(tiny_sd_dir)
+    monkeypatch.setattr(diffusion, "latent_preview", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    previews: list[bytes] = []
+    (image,) = t2i.generate("a bird", seed=5, steps=FAST, preview=lambda _s, p: previews.append(p))
+    assert previews == [] and image.image.size == (SIZE, SIZE)
+    assert "could not make a preview" in caplog.text
+
+
+@pytest.fixture
+def preview_pipeline(tiny_sd_dir, animegan_checkpoints_dir):
+    from engine.animegan import AnimeGAN
+    from engine.pipeline import AnimePipeline
+
+    def build(previews: bool) -> AnimePipeline:
+        animegan = AnimeGAN(animegan_checkpoints_dir, device="cpu", backend="torch", download=False)
+        return AnimePipeline(make(tiny_sd_dir, steps=FAST), animegan, default_style="face_paint_512_v2", previews=previews)
+
+    return build
+
+
+def test_a_text_job_reports_previews_then_the_sketch_with_monotonic_progress(preview_pipeline):
+    from engine.api import JobProgress, JobSpec
+    from engine.runner import DIFFUSION_SHARE, run_job
+
+    reports: list[JobProgress] = []
+    spec = JobSpec("j1", "u1", "text", "face_paint_512_v2", positive="anime, a bird", seed=5)
+    result = run_job(preview_pipeline(True), spec, reports.append, lambda: False)
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    with_previews = [r for r in reports if r.preview is not None]
+    assert [r.stage for r in with_previews] == ["diffusion"] * 3 + ["style"]
+    *drawing, sketch = with_previews
+    assert [r.fraction for r in drawing] == pytest.approx([f * DIFFUSION_SHARE for f in (0.25, 0.5, 0.75)])
+    assert sketch.fraction == DIFFUSION_SHARE and _jpeg(sketch.preview).size == (SIZE, SIZE)  # the drawing, at most 256 px
+    assert result.base_png is not None
+    assert max(len(r.preview) for r in with_previews) < 8192, "previews stay a few KB (they cross Redis)"
+    # the styled picture follows the sketch: every report after it is the style stage
+    after = reports[reports.index(sketch) + 1 :]
+    assert after and {r.stage for r in after} == {"style"} and all(r.preview is None for r in after)
+
+
+def test_previews_turned_off_make_none(preview_pipeline, monkeypatch):
+    from engine.api import JobProgress, JobSpec
+    from engine.runner import run_job
+
+    decoded: list[int] = []
+    real = diffusion.latent_preview
+    monkeypatch.setattr(diffusion, "latent_preview", lambda *a: decoded.append(1) or real(*a))
+    reports: list[JobProgress] = []
+    spec = JobSpec("j2", "u1", "text", "face_paint_512_v2", positive="anime, a bird", seed=5)
+    run_job(preview_pipeline(False), spec, reports.append, lambda: False)
+    assert reports and all(r.preview is None for r in reports) and decoded == []  # not even decoded

@@ -17,7 +17,9 @@ from PIL import Image
 from bot.discord import DiscordAdapter
 from bot.discord_messenger import DiscordMessenger
 from bot.settings import Settings
+from db import ImageRole
 from engine.api import JobHandle, JobSpec
+from engine.diffusion import preview_jpeg
 from handlers.cards import CONFIRM, EDIT, STYLE, STYLE_SET
 from handlers.events import COMMANDS, Origin
 from handlers.i18n import t
@@ -61,15 +63,24 @@ async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcor
     assert {c["label"] for c in card.components[0]["components"]} >= {"✅ Draw it", "✏️ Edit"}
 
     edits_before = len(webhook_edits(simcord_env))
+    request_id = request_of(card)
     pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
 
     assert pressed.acknowledged and callback_types(simcord_env) == [5, 6]
     progress = channel.history()[-2]
     assert progress.id == card.id  # the card became the status message ...
-    assert progress.content == t("progress.done", "en") and not progress.components  # ... and ended in one line
+    assert progress.content == t("progress.done_sketch", "en") and not progress.components  # ... and ended in one line
     status_edits = webhook_edits(simcord_env)[edits_before:]
     assert len(status_edits) >= 5  # queued, started, steps ..., styling, sending, done
     assert [r.json["content"] for r in status_edits[:2]] == [t("queued.waiting", "en"), t("queued", "en", position=1)]
+    # live previews: edits that replace the message's attachment, the picture forming, then the sketch
+    uploads = [r for r in status_edits if r.json.get("attachments")]
+    assert len(uploads) >= 2 and all(r.json["attachments"] == [{"id": 0, "filename": "preview.jpg"}] for r in uploads)
+    assert uploads[-1].json["content"] == t("styling", "en")
+    (sketch,) = progress.attachments  # edits without a picture kept it
+    record = await discord_world.conversation.repository.get_request(request_id)
+    assert sketch.filename == "preview.jpg"
+    assert await sketch.read() == preview_jpeg(Image.open(record.image(ImageRole.BASE).path), 64), "it shows the sketch"
     (picture,) = pressed.followups
     assert picture.attachments[0].filename == "anime.png"
     image = Image.open(io.BytesIO(await attachment_bytes(picture.message)))

@@ -128,7 +128,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     shown = percents(h, ref2)
     assert shown[0] == 0 and len(shown) >= 3 and shown == sorted(shown)
     assert t("styling", "en") in status and t("progress.sending", "en") in status
-    assert h.messenger.messages[ref2].text == t("progress.done", "en"), "the status ends, it does not stay at a stage"
+    assert h.messenger.messages[ref2].text == t("progress.done_sketch", "en"), "the status ends, it does not stay at a stage"
     assert h.messenger.messages[ref2].buttons == (), "no Cancel button left once delivered"
     (picture,) = h.messenger.images("alice")
     image = picture.reply
@@ -599,7 +599,84 @@ def test_interface_language(setting, locale, expected):
     assert pick_language(setting, locale) == expected
 
 
-# --- the status message: stages and its last line ---------------------------------------------
+# --- the status message: stages, previews, its last line ---------------------------------------------
+
+
+def _stage_of(reply, lang: str) -> str:
+    """Which stage (or end) a status reply shows, from its text."""
+    text = reply.text
+    for stage, prefix in (
+        ("queued", t("queued.waiting", lang)),
+        ("drawing", t("generating", lang, percent=0).rsplit(" ", 1)[0]),
+        ("styling", t("styling", lang)),
+        ("sending", t("progress.sending", lang)),
+        ("done", t("progress.done", lang)),
+        ("done", t("progress.done_sketch", lang)),
+    ):
+        if text.startswith(prefix):
+            return stage
+    raise AssertionError(f"not a status text: {text!r}")
+
+
+async def _status_of_new_request(h: Harness, user: str, text: str = TEXT) -> tuple[str, str]:
+    """``/anime text`` as ``user`` (confirmation off) until delivered: (request id, status message ref)."""
+    mark = h.messenger.mark()
+    await h.command(user, "anime", text)
+    await h.settle()
+    first = next(c for c in h.messenger.since(mark, user) if c.reply and c.reply.request_id)
+    return first.reply.request_id, first.ref
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_the_status_message_moves_forward_with_previews_and_ends_in_one_line(
+    sqlite_url, local_engine, make_harness, lang
+):
+    h = await make_harness(sqlite_url, local_engine)
+    h.locales["pia"] = "zh-CN" if lang == "zh" else "en-US"
+    await turn_confirmation_off(h, "pia")
+    request_id, ref = await _status_of_new_request(h, "pia")
+    updates = [c.reply for c in h.messenger.status_edits(ref)]
+    print(f"\nstatus message ({lang}):\n" + "\n".join(
+        f"  {r.text}" + (f"   [+ picture {len(r.image_png)} B]" if r.image_png else "") + (" [Cancel]" if r.buttons else "")
+        for r in updates
+    ))
+
+    # queued (the position is not known at first: no "#…") -> drawing -> styling -> sending -> one final line
+    assert updates[0].text == t("queued.waiting", lang) and "#" not in updates[0].text and "…" in updates[0].text
+    assert updates[1].text == t("queued", lang, position=1)
+    stages = [_stage_of(r, lang) for r in updates]
+    in_order = [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]]
+    assert in_order == ["queued", "drawing", "styling", "sending", "done"]
+    assert percents(h, ref) == sorted(percents(h, ref)) and percents(h, ref)[0] == 0
+    assert all(r.buttons for r in updates[:-1]) and updates[-1].buttons == (), "Cancel until the end, then no buttons"
+
+    # the picture forming while drawing, then the sketch while styling, each a small JPEG shown in the same message
+    drawing = [r.image_png for r, s in zip(updates, stages, strict=True) if s == "drawing" and r.image_png]
+    sketch = [r.image_png for r, s in zip(updates, stages, strict=True) if s == "styling" and r.image_png]
+    assert len(drawing) >= 1 and len(sketch) == 1
+    for image in (*drawing, *sketch):
+        assert image.startswith(b"\xff\xd8") and len(image) < 8192
+        assert Image.open(io.BytesIO(image)).size == (64, 64)
+    record = await h.request(request_id)
+    from engine.diffusion import preview_jpeg
+
+    assert sketch[0] == preview_jpeg(Image.open(record.image(ImageRole.BASE).path), 64), "the sketch is the drawing"
+    assert all(r.image_png is None for r in updates[stages.index("sending"):]), "the sketch is not uploaded again"
+
+    # the final picture is its own message; the status keeps the sketch with a last line saying so
+    final = h.messenger.messages[ref]
+    assert final.text == t("progress.done_sketch", lang) and final.image_png == sketch[0]
+    assert [c.reply.request_id for c in h.messenger.images("pia")] == [request_id]
+    assert record.state is S.DELIVERED
+
+
+async def test_with_previews_off_the_status_is_text_only(sqlite_url, local_engine, make_harness):
+    h = await make_harness(sqlite_url, local_engine, previews=False)
+    await turn_confirmation_off(h, "quin")
+    _, ref = await _status_of_new_request(h, "quin")
+    updates = [c.reply for c in h.messenger.status_edits(ref)]
+    assert updates and all(r.image_png is None for r in updates)
+    assert h.messenger.messages[ref].text == t("progress.done", "en") and h.messenger.messages[ref].image_png is None
 
 
 async def test_progress_never_goes_back_even_when_the_engine_does(sqlite_url, make_harness):
@@ -615,10 +692,11 @@ async def test_progress_never_goes_back_even_when_the_engine_does(sqlite_url, ma
     first = next(c for c in h.messenger.since(mark, "rue") if c.reply and c.reply.request_id)
     request_id, ref = first.reply.request_id, first.ref
     handle = engine.handles[request_id]
+    preview = b"\xff\xd8 a preview"
     for event in (
         JobStarted(),
         JobProgress(0.45, "diffusion"),
-        JobProgress(0.2, "diffusion"),  # the re-run starts over
+        JobProgress(0.2, "diffusion", preview=preview),  # the re-run starts over
         JobQueued(3),  # late: the job already runs
         JobProgress(0.9, "style"),
         JobProgress(0.6, "diffusion"),
@@ -633,7 +711,9 @@ async def test_progress_never_goes_back_even_when_the_engine_does(sqlite_url, ma
         t("queued", "en", position=1),
         t("generating", "en", percent=0),
         t("generating", "en", percent=45),
+        t("generating", "en", percent=45),  # the preview, at the percentage already reached
         t("styling", "en"),
         t("progress.sending", "en"),
-        t("progress.done", "en"),
+        t("progress.done", "en"),  # the last picture shown was a preview, not the sketch
     ]
+    assert [r.image_png for r in updates].count(preview) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import re
 import socket
@@ -113,6 +114,17 @@ def with_button(server: FakeTelegram, chat_id: int, action: str, after: int = 0)
     return check
 
 
+def delivered_photos(server: FakeTelegram) -> list[Any]:
+    """The sendPhoto calls of finished pictures (they carry follow-up buttons; a status photo carries Cancel)."""
+    return [c for c in server.called("sendPhoto") if any(d.startswith(f"{cards.RESTYLE}:") for d in c.callback_data())]
+
+
+def photo_message_id(server: FakeTelegram, chat_id: int) -> int:
+    """The message id of the finished picture in ``chat_id`` (the photo with follow-up buttons)."""
+    pictures = [m for m in server.sent(chat_id) if "photo" in m and f"{cards.RESTYLE}:" in str(m.get("reply_markup"))]
+    return pictures[0]["message_id"]
+
+
 def data_of(message: dict[str, Any], action: str) -> str:
     return next(d for d in buttons(message) if d.startswith(f"{action}:"))
 
@@ -148,11 +160,11 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
     press = server.press(alice, card, data_of(card, cards.CONFIRM))
     await server.push(press)
-    photo = await server.wait_for(lambda: server.called("sendPhoto"))
+    photo = await server.wait_for(lambda: delivered_photos(server))
     await bot.conversation.wait_idle()
 
     assert photo[0].files["photo"].startswith(PNG)
-    assert photo[0].params["caption"].startswith("Style: ")
+    assert "Style: " in photo[0].params["caption"]
     assert {d.split(":")[0] for d in photo[0].callback_data()} == {cards.RESTYLE, cards.REROLL, cards.BASE}
     assert server.called("sendChatAction", action="upload_photo")
     assert len(server.called("answerCallbackQuery", callback_query_id=press["callback_query"]["id"])) == 1
@@ -162,13 +174,24 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     limited = next(c for c in edits if c.status == 429)
     retried = next(c for c in edits if c.ok and c.at > limited.at)
     assert retried.params == limited.params and retried.at - limited.at >= 1.0
-    # the card became the status message: queued, drawing with percentages, styling, sending, then one line
-    status = server.messages[(chat["id"], card["message_id"])]
+    # the card became the status message: queued, drawing with percentages ...
     shown = [c.params["text"] for c in edits if c.ok and c.params["message_id"] == str(card["message_id"])]
     shown = shown[shown.index(t("queued.waiting", "en")) :]
     assert shown[:3] == [t("queued.waiting", "en"), t("queued", "en", position=1), t("generating", "en", percent=0)]
-    assert shown[-3:] == [t("styling", "en"), t("progress.sending", "en"), t("progress.done", "en")]
-    assert status["text"] == t("progress.done", "en") and "reply_markup" not in status
+    # ... until the first preview: a text message cannot gain a photo, so the status was posted anew as one
+    assert (chat["id"], card["message_id"]) in server.deleted
+    (posted,) = [c for c in server.called("sendPhoto") if [d.split(":")[0] for d in c.callback_data()] == [cards.CANCEL]]
+    assert posted.params["caption"].startswith("🖌 Drawing… ") and posted.files["photo"].startswith(b"\xff\xd8")
+    status = next(m for m in server.sent(chat["id"]) if m.get("caption") == t("progress.done_sketch", "en"))
+    assert status["message_id"] < photo_message_id(server, chat["id"]), "the status stays above the picture"
+    # later previews replace the photo in place (editMessageMedia): the sketch, then text-only updates edit the caption
+    media = server.called("editMessageMedia", message_id=str(status["message_id"]))
+    assert media and all(json.loads(c.params["media"])["type"] == "photo" for c in media)
+    assert json.loads(media[-1].params["media"])["caption"] == t("styling", "en")
+    assert server.pictures[(chat["id"], status["message_id"])] == media[-1].files["media"] != posted.files["photo"]
+    captions = [c.params["caption"] for c in server.called("editMessageCaption", message_id=str(status["message_id"]))]
+    assert captions[-2:] == [t("progress.sending", "en"), t("progress.done_sketch", "en")]
+    assert "reply_markup" not in status, "no Cancel button left once delivered"
     assert_callback_data_fits(server)
 
 
@@ -272,11 +295,11 @@ async def test_duplicate_updates_and_presses_are_handled_once(bot: RunningBot) -
     press = server.press(alice, card, data_of(card, cards.CONFIRM))
     again = server.press(alice, card, data_of(card, cards.CONFIRM))  # a second tap: new query, same button
     await server.push(press, press, again)
-    await server.wait_for(lambda: server.called("sendPhoto"))
+    await server.wait_for(lambda: delivered_photos(server))
     await bot.conversation.wait_idle()
 
     assert len([e for e in bot.events if isinstance(e, Command)]) == 1
-    assert len(server.called("sendPhoto")) == 1
+    assert len(delivered_photos(server)) == 1
     answers = [c for c in server.calls if c.method == "answerCallbackQuery"]
     assert all(c.ok for c in answers) and len(answers) == 2
     assert any(c.params.get("text") == t("already_handled", "en") for c in answers)
@@ -472,6 +495,52 @@ async def test_messenger_sends_edits_and_falls_back() -> None:
     await messenger.send(ORIGIN, wide)
     name, args, kwargs = stub.calls[-1]
     assert name == "send_document" and args == (-100, wide.image_png) and kwargs["filename"] == "anime-r9.png"
+
+
+def jpeg(colour: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+async def test_a_status_message_becomes_a_photo_at_its_first_preview_then_changes_in_place() -> None:
+    stub = StubBot()
+    messenger = TelegramMessenger(stub)  # type: ignore[arg-type]
+    cancel = ((Button("Cancel", "x", "r1"),),)
+    ref = await messenger.send(ORIGIN, Reply("⏳ In the queue…", kind="progress", buttons=cancel))
+    assert ref == "-100:2"
+
+    # the first preview: a text message cannot gain a photo -> posted anew as a photo, the text message deleted
+    await messenger.edit(ORIGIN, ref, Reply("🖌 Drawing… 40%", kind="progress", buttons=cancel, image_png=jpeg("red")))
+    assert stub.methods()[2:] == ["send_chat_action", "send_photo", "delete_message"]
+    _, args, kwargs = stub.calls[3]
+    assert args == (-100, jpeg("red")) and kwargs["caption"] == "🖌 Drawing… 40%" and kwargs["reply_markup"] is not None
+    assert stub.calls[4][1] == (-100, 2)
+
+    # later previews of the same reference replace the photo (editMessageMedia on the new message)
+    styling = Reply("🎨 Applying the anime style…", kind="progress", buttons=cancel, image_png=jpeg("blue"))
+    await messenger.edit(ORIGIN, ref, styling)
+    name, args, kwargs = stub.calls[-1]
+    assert name == "edit_message_media" and kwargs["message_id"] == 4 and kwargs["reply_markup"] is not None
+    assert args[0].caption == "🎨 Applying the anime style…" and args[0].type == "photo"
+
+    # text-only edits keep the picture: its caption changes, on the old reference and on the photo's own
+    await messenger.edit(ORIGIN, ref, Reply("✅ Done — your picture is below."))
+    name, _, kwargs = stub.calls[-1]
+    assert name == "edit_message_caption" and kwargs["message_id"] == 4 and kwargs["reply_markup"] is None
+    await messenger.edit(ORIGIN, "-100:4", Reply("Cancelled."))
+    assert stub.calls[-1][0] == "edit_message_caption" and stub.calls[-1][2]["caption"] == "Cancelled."
+
+    # a photo it does not know of (e.g. after a restart): tried as text, then as a caption
+    stub.fail["edit_message_text"] = BadRequest("Bad Request: there is no text in the message to edit")
+    await messenger.edit(ORIGIN, "-100:77", Reply("Cancelled."))
+    assert stub.methods()[-2:] == ["edit_message_text", "edit_message_caption"]
+    await messenger.edit(ORIGIN, "-100:77", Reply("Cancelled!"))
+    assert stub.methods()[-1] == "edit_message_caption", "remembered as a photo"
+
+    # a finished picture is never edited into a status message: it is its own message
+    await messenger.edit(ORIGIN, "-100:4", Reply("Style: x", kind="image", image_png=png(8, 8)))
+    assert stub.methods()[-1] == "send_photo"
 
 
 async def test_notify_answers_the_press_being_handled_else_posts() -> None:

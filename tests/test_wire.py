@@ -33,6 +33,7 @@ EVENTS: list[JobEvent] = [
     JobQueued(2),
     JobStarted(),
     JobProgress(0.5, "diffusion"),
+    JobProgress(0.5, "diffusion", preview=b"\xff\xd8\xff\xe0jpeg"),
     JobFinished(DRAWN),
     JobFinished(STYLED),
     JobFailed("style.unknown", "x", {"style": "hayao", "styles": "paprika"}),
@@ -141,3 +142,37 @@ def test_a_malformed_event_raises_a_clear_error(data: bytes, message: str) -> No
 def test_a_malformed_spec_raises_a_clear_error(value: dict[str, object], message: str) -> None:
     with pytest.raises(WireError, match=message):
         unpack_spec(msgpack.packb(value, use_bin_type=True))
+
+
+def test_a_progress_preview_crosses_the_wire_as_bytes_and_older_peers_still_read() -> None:
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+    event = JobProgress(0.45, "diffusion", preview=jpeg)
+    data = pack_event(event)
+    assert plain(data) == {"type": "progress", "fraction": 0.45, "stage": "diffusion", "preview": jpeg}
+    assert len(data) < len(jpeg) + 64, "the preview is sent as msgpack bin, not as a list of numbers or base64"
+    assert unpack_event(data) == event
+    assert plain(pack_event(JobProgress(0.5, "style")))["preview"] is None
+    # a worker from before previews sends no preview field; a bot from before them ignores it (unknown fields are)
+    older = msgpack.packb({"type": "progress", "fraction": 0.5, "stage": "diffusion"}, use_bin_type=True)
+    assert unpack_event(older) == JobProgress(0.5, "diffusion")
+    with pytest.raises(WireError, match=r"progress\.preview"):
+        unpack_event(msgpack.packb({"type": "progress", "fraction": 0.5, "stage": "x", "preview": [1, 2]}))
+
+
+def test_a_worker_publishing_only_the_newest_progress_never_drops_a_preview() -> None:
+    """Between two heartbeats the worker keeps one report: a preview rides along on a later report without one."""
+    from engine.worker import _NewestProgress
+
+    newest = _NewestProgress()
+    assert newest.take() is None
+    newest.put(JobProgress(0.3, "diffusion"))
+    newest.put(JobProgress(0.45, "diffusion", preview=b"p1"))
+    newest.put(JobProgress(0.6, "diffusion"))
+    assert newest.take() == JobProgress(0.6, "diffusion", preview=b"p1") and newest.take() is None
+    newest.put(JobProgress(0.9, "style", preview=b"sketch"))
+    newest.put(JobProgress(0.95, "style"))
+    taken = newest.take()
+    assert taken == JobProgress(0.95, "style", preview=b"sketch")
+    newest.put(JobProgress(0.97, "style"))
+    newest.restore(taken)  # publishing it failed: its preview is not lost, the newer fraction stays
+    assert newest.take() == JobProgress(0.97, "style", preview=b"sketch")

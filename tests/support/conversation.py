@@ -88,11 +88,13 @@ class RecordingMessenger:
         return ref
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
+        """Like the platforms: an edit without an image keeps the picture the message shows (``messages``)."""
         assert message_ref in self.messages, f"edit of unknown message {message_ref!r}"
         if origin.user_id in self.unreachable or (self.failing_progress and reply.kind == "progress"):
             raise ConnectionError("edit failed")
         self._maybe_fail(reply)
-        self.messages[message_ref] = reply
+        shown = self.messages[message_ref].image_png
+        self.messages[message_ref] = reply if reply.image_png is not None or shown is None else replace(reply, image_png=shown)
         self.calls.append(Call("edit", origin, message_ref, reply))
 
     async def notify(self, origin: Origin, text: str) -> None:

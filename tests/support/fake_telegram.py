@@ -7,7 +7,10 @@ can tell: ``{"ok": true, "result": ...}`` envelopes, ``{"ok": false,
 ``/bot<token>/<method>``, as with a wrong base URL),
 ``getUpdates`` long polling with ``offset`` confirmation, ``getFile`` +
 downloads at ``/file/bot<token>/<path>``, messages with ids per chat, "message
-is not modified" on identical edits, one answer per callback query, the
+is not modified" on identical edits, text edits only of text messages and
+caption/media edits (``editMessageCaption``, ``editMessageMedia`` with an
+uploaded photo) only of photo/document messages, ``deleteMessage``, one
+answer per callback query, the
 20 MB download limit, and text as Telegram shows it: plain unless the call
 sets ``parse_mode``, with which Markdown ``[label](url)`` / HTML ``<a href>``
 become ``text_link`` entities (clickable text hiding its URL). Every API
@@ -138,6 +141,10 @@ class FakeTelegram:
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     #: Reject every sendPhoto with PHOTO_INVALID_DIMENSIONS (to test the document fallback).
     reject_photos: bool = False
+    #: The picture each photo message shows now (sendPhoto, then editMessageMedia), by (chat id, message id).
+    pictures: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    #: Messages the bot deleted, as they were.
+    deleted: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -371,9 +378,9 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there is no photo in the request")
         if self.reject_photos:
             raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-        n = next(self._ids)
-        sizes = [{"file_id": f"photo-{n}", "file_unique_id": f"p{n}", "width": 64, "height": 64, "file_size": len(photo)}]
-        return self._new_message(params, photo=sizes, caption=params.get("caption"))
+        message = self._new_message(params, photo=self._photo_sizes(photo), caption=params.get("caption"))
+        self.pictures[(message["chat"]["id"], message["message_id"])] = photo
+        return message
 
     async def _m_sendDocument(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
         if "document" not in files:
@@ -405,6 +412,42 @@ class FakeTelegram:
             message["reply_markup"] = markup
         return message
 
+    async def _m_editMessageCaption(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        _, message = self._to_edit(params)
+        if "photo" not in message and "document" not in message:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        markup = json.loads(params["reply_markup"]) if "reply_markup" in params else None
+        caption, entities = _parsed(params.get("caption", ""), params.get("parse_mode"))
+        if message.get("caption", "") == caption and message.get("reply_markup") == markup:
+            raise ApiError(400, NOT_MODIFIED)
+        self._set_caption(message, caption, entities, markup)
+        return message
+
+    async def _m_editMessageMedia(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        key, message = self._to_edit(params)
+        media = json.loads(params.get("media", "{}"))
+        source = str(media.get("media", ""))
+        photo = files.get(source[len("attach://") :]) if source.startswith("attach://") else None
+        if media.get("type") != "photo" or photo is None:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        files["media"] = photo  # the call's record: the uploaded photo under the field that references it
+        if "photo" not in message and "document" not in message:
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        message.pop("document", None)
+        message["photo"] = self._photo_sizes(photo)
+        markup = json.loads(params["reply_markup"]) if "reply_markup" in params else None
+        self._set_caption(message, *_parsed(str(media.get("caption", "")), media.get("parse_mode")), markup)
+        self.pictures[key] = photo
+        return message
+
+    async def _m_deleteMessage(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        if key not in self.messages:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        self.deleted[key] = self.messages.pop(key)
+        self.pictures.pop(key, None)
+        return True
+
     async def _m_answerCallbackQuery(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
         query_id = params.get("callback_query_id", "")
         if query_id in self._answered:
@@ -413,6 +456,26 @@ class FakeTelegram:
         return True
 
     # --- helpers --------------------------------------------------------------------
+
+    def _to_edit(self, params: dict[str, str]) -> tuple[tuple[int, int], dict[str, Any]]:
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        message = self.messages.get(key)
+        if message is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        return key, message
+
+    def _photo_sizes(self, photo: bytes) -> list[dict[str, Any]]:
+        n = next(self._ids)
+        return [{"file_id": f"photo-{n}", "file_unique_id": f"p{n}", "width": 64, "height": 64, "file_size": len(photo)}]
+
+    @staticmethod
+    def _set_caption(message: dict[str, Any], caption: str, entities: list[dict[str, Any]], markup: Any) -> None:
+        for name, value in (("caption", caption), ("caption_entities", entities), ("reply_markup", markup)):
+            if value:
+                message[name] = value
+            else:
+                message.pop(name, None)
+        message["edit_date"] = int(time.time())
 
     def _chat(self, params: dict[str, str]) -> dict[str, Any]:
         chat = self._chats.get(int(params.get("chat_id", 0)))
