@@ -104,7 +104,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
     """Run ``spec`` like :func:`run_job` and turn its outcome into the job's terminal event; never raises.
 
     ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
-    :class:`UserError`'s key, English text and params; any other exception is
+    :class:`UserError`'s key, detail and params; any other exception is
     logged with its traceback and becomes ``JobFailed("error.generic", <exception type>)``
     (a failed job must never take the model thread or the worker down).
     """
@@ -114,7 +114,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
         return JobCancelled()
     except UserError as error:
         log.info("job %s rejected: %s", spec.job_id, error.key)
-        return JobFailed(error.key, str(error), error.params)
+        return JobFailed(error.key, error.detail or "", error.params)
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)

@@ -41,8 +41,8 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from db.columns import utcnow
@@ -78,6 +78,8 @@ class ConversationConfig:
 
     styles: tuple[str, ...]
     default_style: str
+    #: Style id -> {UI language: display name}; ids without names are shown as they are.
+    style_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     card_ttl: timedelta = timedelta(minutes=10)
     progress_interval: float = 2.0
     #: Show preview images of the picture being drawn in its status message (``PREVIEWS``).
@@ -138,11 +140,14 @@ class Conversation:
         self._audio: OrderedDict[str, bytes] = OrderedDict()
         #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
         self._request_locks = KeyedLock()
+        #: The message showing each open card (request id -> message ref), so an older one can be retired.
+        self._cards: OrderedDict[str, str] = OrderedDict()
         self.jobs = JobTracker(
             repository,
             engine,
             messenger,
             default_style=config.default_style,
+            style_names=config.style_names,
             progress_interval=config.progress_interval,
             retry_delays=config.delivery_retry_delays,
             monotonic=monotonic,
@@ -349,7 +354,7 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
             return
-        await self._present(who, request_id, None, self._card(who, request_id, prompt, None))
+        await self._present(who, request_id, None, await self._card_for(who, request_id))
 
     async def _offer(self, who: _Who, request_id: str, ref: str, prompt: Prompt, *, transcript: Transcript) -> None:
         """A voice note was understood: its card is open from now on."""
@@ -363,7 +368,7 @@ class Conversation:
             card_expires_at=self._clock() + self.config.card_ttl,
         )
         if moved:
-            await self._present(who, request_id, ref, self._card(who, request_id, prompt, transcript))
+            await self._present(who, request_id, ref, await self._card_for(who, request_id))
 
     async def _present(self, who: _Who, request_id: str, ref: str | None, card: Reply) -> None:
         """Show the confirmation card (in message ``ref`` when given), or go straight on when confirmation is off."""
@@ -377,23 +382,50 @@ class Conversation:
         await self._show_card(who, request_id, ref, card)
 
     async def _show_card(self, who: _Who, request_id: str, ref: str | None, card: Reply) -> None:
-        if await self._put(who, ref, card) is None:
+        """Show ``card`` (in message ``ref`` when given); an older message of the same card loses its buttons."""
+        shown = await self._put(who, ref, card)
+        if shown is None:
             await self.repository.transition(request_id, S.FAILED, from_states=[S.AWAITING_CONFIRMATION], error_key="error.generic")
+            return
+        if self._cards.get(request_id, shown) != shown:
+            await self._retire_card(who, request_id, "card.superseded")
+        self._cards[request_id] = shown
+        while len(self._cards) > OPEN_CARDS_REMEMBERED:
+            self._cards.popitem(last=False)
 
-    def _card(self, who: _Who, request_id: str, prompt: Prompt, transcript: Transcript | None) -> Reply:
-        style = who.style
-        if transcript is None:
-            return cards.confirmation_card(request_id, who.lang, text=prompt.description, prompt=prompt, style=style)
-        marked = cards.mark_unsure(transcript.words, self.config.unsure_below) if transcript.words else transcript.text
+    async def _retire_card(self, who: _Who, request_id: str, key: str) -> None:
+        """The card of ``request_id`` can no longer be acted on: replace it with a line saying why (best effort)."""
+        ref = self._cards.pop(request_id, None)
+        if ref is None:
+            return
+        try:
+            await self.messenger.edit(who.origin, ref, cards.retired_card(request_id, who.lang, key))
+        except Exception:
+            log.info("request %s: could not retire its card", request_id, exc_info=True)
+
+    async def _card_for(self, who: _Who, request_id: str, *, details: bool = False) -> Reply:
+        """The confirmation card of a request, rendered from what the database holds (so every update shows the same)."""
+        record = await self.repository.get_request(request_id)
+        assert record is not None and record.transcript is not None
+        transcript = record.transcript
+        heard = record.kind is RequestKind.VOICE and not transcript.edited_text
+        if heard:
+            prompt = build_prompt(transcript.heard_text, translation=transcript.translation, language=transcript.language)
+            said = cards.mark_unsure(transcript.words, self.config.unsure_below) if transcript.words else transcript.heard_text
+        else:
+            said = transcript.edited_text or transcript.heard_text
+            prompt = build_prompt(said)
         return cards.confirmation_card(
             request_id,
             who.lang,
-            text=marked,
-            prompt=prompt,
-            style=style,
-            heard_language=transcript.language,
+            said=said,
+            parsed=prompt.parsed,
+            prompt=record.prompt_positive or prompt.positive,
+            style=cards.style_name(record.style or who.style, who.lang, self.config.style_names),
+            heard_language=transcript.language if heard else None,
             confidence=transcript.language_probability,
-            has_unsure=any(w.probability < self.config.unsure_below for w in transcript.words),
+            has_unsure=heard and any(w.probability < self.config.unsure_below for w in transcript.words),
+            details=details,
         )
 
     async def _apply_edit(self, who: _Who, request_id: str, text: str) -> None:
@@ -419,9 +451,7 @@ class Conversation:
         ):
             return
         await self.repository.record_edit(request_id, text)
-        await self.messenger.send(
-            who.origin, cards.confirmation_card(request_id, who.lang, text=text, prompt=prompt, style=record.style or who.style)
-        )
+        await self._show_card(who, request_id, None, await self._card_for(who, request_id))
 
     async def _on_photo(self, event: PhotoMessage, who: _Who) -> None:
         # Admitted (rate limit, caps) before anything is downloaded or decoded.
@@ -455,7 +485,7 @@ class Conversation:
             case "anime":
                 await self._on_anime(who, event.args, event.style)
             case "style":
-                await send(who.origin, cards.style_picker(cards.NO_REQUEST, cards.DEFAULT_STYLE, self.config.styles, who.lang, who.style))
+                await send(who.origin, self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style))
             case "history":
                 await self._show_history(who)
             case "settings":
@@ -466,12 +496,27 @@ class Conversation:
                 await send(who.origin, Reply(t("unknown_command", who.lang)))
 
     def _settings_card(self, who: _Who) -> Reply:
-        return cards.settings_card(who.lang, language=who.language_setting, style=who.style, confirm=who.confirm)
+        style = cards.style_name(who.style, who.lang, self.config.style_names)
+        return cards.settings_card(who.lang, language=who.language_setting, style=style, confirm=who.confirm)
 
     async def _show_history(self, who: _Who) -> None:
         records = await self.repository.history(who.user_id, self.config.history_limit)
-        entries = [(r.id, _label(r)) for r in records]
+        entries = []
+        for record in records:
+            described = record
+            while described.transcript is None and described.parent_id:  # a restyle/reroll shows its origin's words
+                parent = await self.repository.get_request(described.parent_id)
+                if parent is None:
+                    break
+                described = parent
+            transcript = described.transcript
+            text = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else ""
+            style = cards.style_name(record.style or "", who.lang, self.config.style_names)
+            entries.append(cards.HistoryEntry(record.id, text, style, record.created_at))
         await self.messenger.send(who.origin, cards.history_list(who.lang, entries))
+
+    def _style_picker(self, who: _Who, request_id: str, action: str, current: str | None) -> Reply:
+        return cards.style_picker(request_id, action, self.config.styles, who.lang, self.config.style_names, current)
 
     async def _cancel_latest(self, who: _Who) -> None:
         open_states = [S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING]
@@ -522,6 +567,7 @@ class Conversation:
         if record.state is S.AWAITING_CONFIRMATION and record.card_expires_at and record.card_expires_at < self._clock():
             await self.repository.transition(record.id, S.EXPIRED, from_states=[S.AWAITING_CONFIRMATION])
             self._audio.pop(record.id, None)
+            await self._retire_card(who, record.id, "card.expired")
             await self.messenger.notify(who.origin, t("card.expired", who.lang))
             return False
         if record.state is S.EXPIRED:
@@ -567,7 +613,8 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
             return
-        status = await self._put(who, ref, cards.progress(request_id, who.lang, "queued"))
+        card = self._cards.pop(request_id, None)
+        status = await self._put(who, ref or card, cards.progress(request_id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
     async def _put(self, who: _Who, ref: str | None, reply: Reply) -> str | None:
@@ -612,14 +659,23 @@ class Conversation:
         await self._transcribe(replace(who, style=record.style or who.style), record.id, ref, audio, language=press.value)
 
     async def _on_style(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
-        picker = cards.style_picker(record.id, cards.STYLE_SET, self.config.styles, who.lang, record.style)
-        await self.messenger.send(who.origin, picker)
+        await self.messenger.send(who.origin, self._style_picker(who, record.id, cards.STYLE_SET, record.style))
 
     async def _on_style_set(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        """The card itself shows the new style at once; the picker says what was chosen."""
         if press.value not in self.config.styles:
             return
-        if await self.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], style=press.value):
-            await self.messenger.notify(who.origin, t("style.set", who.lang, style=press.value))
+        if not await self.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], style=press.value):
+            return
+        name = cards.style_name(press.value, who.lang, self.config.style_names)
+        if press.message_ref and press.message_ref != self._cards.get(record.id):
+            await self._put(who, press.message_ref, Reply(t("style.set", who.lang, style=name), request_id=record.id))
+        await self._show_card(who, record.id, self._cards.get(record.id), await self._card_for(who, record.id))
+        await self.messenger.notify(who.origin, t("style.set", who.lang, style=name))
+
+    async def _on_details(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        card = await self._card_for(who, record.id, details=press.value == "1")
+        await self._show_card(who, record.id, press.message_ref or self._cards.get(record.id), card)
 
     async def _on_cancel(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         await self._cancel(who, record)
@@ -628,7 +684,10 @@ class Conversation:
         if record.state is S.AWAITING_CONFIRMATION:
             if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.AWAITING_CONFIRMATION]):
                 self._audio.pop(record.id, None)
-                await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
+                if record.id in self._cards:
+                    await self._retire_card(who, record.id, "cancelled")
+                else:
+                    await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
                 return
         elif record.state in (S.QUEUED, S.RUNNING):
             if await self.engine.cancel(record.id):
@@ -639,8 +698,7 @@ class Conversation:
         await self.messenger.notify(who.origin, t("already_handled", who.lang))
 
     async def _on_restyle(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
-        picker = cards.style_picker(record.id, cards.RESTYLE_AS, self.config.styles, who.lang, record.style)
-        await self.messenger.send(who.origin, picker)
+        await self.messenger.send(who.origin, self._style_picker(who, record.id, cards.RESTYLE_AS, record.style))
 
     async def _on_restyle_as(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         base = record.image(ImageRole.BASE)
@@ -697,7 +755,7 @@ class Conversation:
         if record.state is S.RUNNING:  # drawn, but every upload failed so far
             await self.jobs.send_picture(who.origin, who.lang, record, png)
             return
-        await self.messenger.send(who.origin, delivered_reply(record, who.lang, png))
+        await self.messenger.send(who.origin, delivered_reply(record, who.lang, png, self.config.style_names))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
         if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
@@ -707,7 +765,7 @@ class Conversation:
         elif press.action == cards.DEFAULT_STYLE and press.value in self.config.styles:
             await self._update_preferences(who, default_style=press.value)
         elif press.action == cards.DEFAULT_STYLE:
-            await self.messenger.send(who.origin, cards.style_picker(cards.NO_REQUEST, cards.DEFAULT_STYLE, self.config.styles, who.lang, who.style))
+            await self.messenger.send(who.origin, self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style))
             return
         else:
             return
@@ -725,14 +783,12 @@ class RateLimitedError(UserError):
     """Too many new requests in the last minute."""
 
     key = "rate_limited"
-    template = "You're sending requests too fast. Please wait a minute."
 
 
 class PictureGoneError(UserError):
     """What a request needs (its base image, its prompt) is no longer stored."""
 
     key = "history.gone"
-    template = "That picture is no longer available."
 
 
 def cap_error(hit: CapReached) -> UserError:
@@ -746,15 +802,13 @@ def cap_error(hit: CapReached) -> UserError:
             return QueueFullError(limit=hit.limit)
 
 
+#: Open cards whose message is remembered (to retire or update it); older ones just keep their buttons.
+OPEN_CARDS_REMEMBERED = 10_000
+
+
 def new_seed() -> int:
     """A random Stable Diffusion seed (32 bits: fits every database and is easy to read out)."""
     return secrets.randbelow(2**32)
-
-
-def _label(record: RequestRecord) -> str:
-    transcript = record.transcript
-    text = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else record.kind.value
-    return f"{text[:40]} · {record.style or ''}"
 
 
 Handler = Callable[[Conversation, ButtonPress, _Who, RequestRecord], Awaitable[None]]
@@ -781,6 +835,7 @@ BUTTONS: dict[str, ButtonRule] = {
     cards.RETRY_AS: ButtonRule(Conversation._on_retry_as, CARD_STATES),
     cards.STYLE: ButtonRule(Conversation._on_style, CARD_STATES),
     cards.STYLE_SET: ButtonRule(Conversation._on_style_set, CARD_STATES),
+    cards.DETAILS: ButtonRule(Conversation._on_details, CARD_STATES),
     cards.CANCEL: ButtonRule(Conversation._on_cancel, frozenset({S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING})),
     cards.RESTYLE: ButtonRule(Conversation._on_restyle, DONE_STATES),
     cards.RESTYLE_AS: ButtonRule(Conversation._on_restyle_as, DONE_STATES),

@@ -50,9 +50,19 @@ log = logging.getLogger(__name__)
 S = RequestState
 
 
-def delivered_reply(record: RequestRecord, lang: str, png: bytes) -> Reply:
+def delivered_reply(record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames) -> Reply:
     """The picture card of a delivered request (also used to re-send it from /history)."""
-    return cards.delivered(record.id, lang, png, style=record.style or "", seed=record.seed, prompt=record.prompt_positive)
+    transcript = record.transcript
+    description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
+    return cards.delivered(
+        record.id,
+        lang,
+        png,
+        style=cards.style_name(record.style or "", lang, style_names),
+        seed=record.seed,
+        description=description,
+        drawn=bool(record.prompt_positive),
+    )
 
 
 #: The stages of a status message, in the order it goes through them (never back).
@@ -148,6 +158,7 @@ class JobTracker:
         messenger: Messenger,
         *,
         default_style: str,
+        style_names: cards.StyleNames,
         progress_interval: float,
         retry_delays: Sequence[float] = (2.0, 10.0, 30.0),
         monotonic: Callable[[], float] = time.monotonic,
@@ -157,6 +168,7 @@ class JobTracker:
         self.engine = engine
         self.messenger = messenger
         self.default_style = default_style
+        self.style_names = style_names
         self.progress_interval = progress_interval
         self.retry_delays = tuple(retry_delays)
         self.previews = previews
@@ -305,7 +317,7 @@ class JobTracker:
             for delay in (0.0, *self.retry_delays):
                 await asyncio.sleep(delay)
                 try:
-                    await self.messenger.send(origin, delivered_reply(record, lang, png))
+                    await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names))
                 except Exception:
                     log.warning("sending the picture of request %s failed", record.id, exc_info=True)
                     continue

@@ -61,6 +61,9 @@ async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcor
     card = shown.response
     assert card is not None and "a girl with blue hair" in card.content
     assert {c["label"] for c in card.components[0]["components"]} >= {"✅ Draw it", "✏️ Edit"}
+    assert "Who/what: girl" in card.content and "Style: Portrait (face paint v2)" in card.content
+    assert "anime style" not in card.content, "the prompt hides behind Details"
+    assert {c["label"] for c in card.components[1]["components"]} >= {"🔍 Details", "🎨 Style"}
 
     edits_before = len(webhook_edits(simcord_env))
     request_id = request_of(card)

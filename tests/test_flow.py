@@ -97,10 +97,14 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert (first.op, first.reply.text) == ("send", t("transcribing", "en"))
     ref, card = h.messenger.last("card")
     assert ref == first.ref, "the 'listening' message becomes the card"
-    assert "blue hair" in card.text.lower() and "English" in card.text
-    for label in ("Subject:", "Prompt:", "Style: face_paint_512_v2", "Shall I draw it?"):
+    heard_line = card.text.splitlines()[1]
+    assert "girl with blue hair" in heard_line.lower(), "English words keep their spaces"
+    assert "English" in card.text
+    for label in ("Who/what: girl", "Style: Portrait (face paint v2)", "Shall I draw it?"):
         assert label in card.text
-    assert {b.action for row in card.buttons for b in row} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.CANCEL}
+    assert "anime style" not in card.text and "face_paint_512_v2" not in card.text, "no prompt tags, no style ids"
+    actions = {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL}
+    assert {b.action for row in card.buttons for b in row} == actions
     request_id = card.request_id
     record = await h.request(request_id)
     assert record.state is S.AWAITING_CONFIRMATION and record.kind is RequestKind.VOICE
@@ -114,6 +118,15 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     ref2, card2 = h.messenger.last("card")
     assert ref2 != ref and card2.request_id == request_id
     assert "You asked for:" in card2.text and "green hair" in card2.text
+    old_card = h.messenger.messages[ref]
+    assert old_card.buttons == () and old_card.text == t("card.superseded", "en"), "the replaced card cannot be pressed"
+
+    # Details shows the English prompt on the same card; pressing again hides it.
+    await h.press("alice", button(card2, cards.DETAILS), ref2)
+    assert "Prompt for the model (English): a boy with green hair" in h.messenger.messages[ref2].text
+    await h.press("alice", button(h.messenger.messages[ref2], cards.DETAILS), ref2)
+    card2 = h.messenger.messages[ref2]
+    assert "Prompt for the model" not in card2.text
     record = await h.request(request_id)
     assert record.transcript.edited_text == "a boy with green hair riding a bicycle in the rain"
     assert "green hair" in record.prompt_positive
@@ -123,7 +136,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     await h.press("alice", button(card2, cards.CONFIRM), ref2)
     await h.settle()
     assert flow_text_to_image.calls == runs + 1
-    status = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == ref2]
+    status = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == ref2 and c.reply.kind == "progress"]
     assert status[:2] == [t("queued.waiting", "en"), t("queued", "en", position=1)]
     shown = percents(h, ref2)
     assert shown[0] == 0 and len(shown) >= 3 and shown == sorted(shown)
@@ -135,7 +148,8 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert image.image_png.startswith(PNG) and Image.open(io.BytesIO(image.image_png)).size == (64, 64)
     record = await h.request(request_id)
     assert record.state is S.DELIVERED and record.seed is not None
-    assert f"seed {record.seed}" in image.text and "face_paint_512_v2" in image.text
+    assert f"seed {record.seed}" in image.text and "Portrait (face paint v2)" in image.text
+    assert "“a boy with green hair riding a bicycle in the rain”" in image.text
     assert record.transcript.final_text == record.transcript.edited_text
     assert record.image(ImageRole.ANIME).path.read_bytes() == image.image_png
     assert record.image(ImageRole.BASE) is not None
@@ -143,7 +157,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     # /history lists it; re-send sends the same picture.
     await h.command("alice", "history")
     listing = h.messenger.calls[-1].reply
-    assert "#1 a boy with green hair" in listing.text
+    assert "#1 “a boy with green hair riding a bicycle…” · Portrait (face paint v2) · 2025-01-01" in listing.text
     await h.press("alice", button(listing, cards.RESEND))
     assert h.messenger.images("alice")[-1].reply.image_png == image.image_png
 
@@ -154,7 +168,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     await h.settle()
     assert flow_text_to_image.calls == runs + 1, "restyle must not run diffusion again"
     restyled = h.messenger.images("alice")[-1].reply
-    assert "paprika" in restyled.text and restyled.image_png != image.image_png
+    assert "Paprika" in restyled.text and restyled.image_png != image.image_png
     child = await h.request(restyled.request_id)
     assert (child.kind, child.parent_id, child.state, child.seed) == (RequestKind.RESTYLE, request_id, S.DELIVERED, record.seed)
     assert child.image(ImageRole.BASE).sha256 == record.image(ImageRole.BASE).sha256
@@ -181,6 +195,9 @@ async def test_mandarin_voice_with_chinese_interface(sqlite_url, local_engine, m
     assert h.messenger.calls[0].reply.text == t("transcribing", "zh")
     ref, card = h.messenger.last("card")
     assert "我听到的是（普通话" in card.text and "要开始画吗？" in card.text
+    # What we understood is shown in Chinese, with Chinese punctuation.
+    assert "• 主体：女孩" in card.text and "• 外观：蓝头发" in card.text and "• 场景：樱花树" in card.text and "• 风格：人像（face paint v2）" in card.text
+    assert "girl" not in card.text and ": " not in card.text
     assert [b.label for b in card.buttons[0]] == ["✅ 开始画", "✏️ 修改"]
     record = await h.request(card.request_id)
     assert record.transcript.language == "zh" and record.source_language == "zh"
@@ -190,7 +207,7 @@ async def test_mandarin_voice_with_chinese_interface(sqlite_url, local_engine, m
     await h.press("li", button(card, cards.CONFIRM), ref)
     await h.settle()
     (picture,) = h.messenger.images("li")
-    assert picture.reply.text.startswith("风格：face_paint_512_v2 · 种子")
+    assert "\n风格：人像（face paint v2） · 种子" in picture.reply.text
     assert (await h.request(card.request_id)).state is S.DELIVERED
 
 
@@ -212,12 +229,15 @@ async def test_retry_in_another_language_and_style_on_the_card(sqlite_url, local
 
     await h.press("mei", button(again, cards.STYLE))
     styles = h.messenger.calls[-1].reply
+    assert [b.label for row in styles.buttons for b in row] == ["✅ Portrait (face paint v2)", "Paprika"], "display names"
+    card_ref = h.messenger.last("card", "mei")[0]
     await h.press("mei", next(b for row in styles.buttons for b in row if b.value == "paprika"))
-    assert h.messenger.calls[-1].shown == t("style.set", "en", style="paprika")
+    assert h.messenger.calls[-1].shown == t("style.set", "en", style="Paprika")
+    assert "• Style: Paprika" in h.messenger.messages[card_ref].text, "the card itself shows the new style"
     await h.press("mei", button(again, cards.CONFIRM))
     await h.settle()
     (picture,) = h.messenger.images("mei")
-    assert picture.reply.text.startswith("Style: paprika")
+    assert "Style: Paprika · seed" in picture.reply.text
 
 
 # --- other ways in ------------------------------------------------------------------------------
@@ -256,11 +276,11 @@ async def test_anime_command_style_option(sqlite_url, local_engine, make_harness
     h = await make_harness(sqlite_url, local_engine)
     await h.send(Command(h.origin("cai"), "anime", "a cat on the beach", style="paprika"))
     ref, card = h.messenger.last("card", "cai")
-    assert "Style: paprika" in card.text
+    assert "Style: Paprika" in card.text
     await h.press("cai", button(card, cards.CONFIRM), ref)
     await h.settle()
     (picture,) = h.messenger.images("cai")
-    assert "paprika" in picture.reply.text
+    assert "Paprika" in picture.reply.text
     assert (await h.request(card.request_id)).style == "paprika"
 
     await h.send(Command(h.origin("cai"), "anime", "a cat", style="no-such-style"))
@@ -274,7 +294,7 @@ async def test_photo_is_restyled_directly_with_throttled_progress(sqlite_url, lo
     await h.settle()
     assert flow_text_to_image.calls == runs
     (picture,) = h.messenger.images("carol")
-    assert picture.reply.text == "Style: face_paint_512_v2"
+    assert picture.reply.text == "Style: Portrait (face paint v2)"
     assert Image.open(io.BytesIO(picture.reply.image_png)).size == (48, 40)
     assert {b.action for b in picture.reply.buttons[0]} == {cards.RESTYLE, cards.BASE}
     record = await h.request(picture.reply.request_id)
@@ -559,7 +579,7 @@ def test_every_message_exists_in_english_and_chinese():
     assert used - MESSAGES.keys() == set()
     for key, texts in MESSAGES.items():
         assert set(texts) == {"en", "zh"} and all(texts.values()), key
-        assert texts["zh"] != texts["en"] or "{" in texts["en"] or key == "settings.language", key
+        assert texts["zh"] != texts["en"] or "{" in texts["en"] or key in ("settings.language", "ui_language.en", "ui_language.zh"), key
 
 
 def test_every_user_error_has_a_translatable_message():
@@ -576,10 +596,9 @@ def test_every_user_error_has_a_translatable_message():
     errors = subclasses(engine.errors.UserError)
     assert {RateLimitedError, engine.styles.UnknownStyleError, engine.errors.NoSpeechError} <= errors
     for error in errors:
-        fields = {name for _, name, _, _ in string.Formatter().parse(error.template) if name}
-        params = dict.fromkeys(fields, 2.5)
-        instance = error(**params)  # the English template formats with these
         assert error.key in MESSAGES, error
+        fields = {name for _, name, _, _ in string.Formatter().parse(MESSAGES[error.key]["en"]) if name}
+        instance = error(**dict.fromkeys(fields, 2.5))  # the words live once, in i18n
         for lang in ("en", "zh"):
             text = t(error.key, lang, **instance.params)  # raises if the translation wants other parameters
             assert "{" not in text and text != t("error.generic", lang) or error.key == "error.generic", (error, lang)

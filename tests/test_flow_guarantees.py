@@ -185,11 +185,11 @@ async def test_edit_and_draw_pressed_together_draw_the_stored_prompt(sqlite_url,
         record = await h.request(request_id)
         drawn = [s for s in engine.specs if s.job_id == request_id]
         assert record.state is S.QUEUED and len(drawn) == 1
-        assert drawn[0].prompt is not None and drawn[0].prompt.positive == record.prompt_positive
+        assert drawn[0].positive == record.prompt_positive
         engine.finish(request_id)
         await h.settle()
         caption = h.messenger.images("kit")[-1].reply.text
-        assert record.prompt_positive in caption
+        assert record.transcript.final_text in caption
 
 
 async def test_reroll_on_an_unconfirmed_card_does_not_draw(sqlite_url, make_harness):

@@ -152,10 +152,12 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     await server.push(server.message(chat, alice, voice=voice))
 
     card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
-    assert "blue hair" in card["text"].lower() and t("card.question", "en") in card["text"]
+    assert "girl with blue hair" in card["text"].splitlines()[1].lower(), "the transcript line keeps its spaces"
+    assert "• Style: Portrait (face paint v2)" in card["text"] and t("card.question", "en") in card["text"]
+    assert "anime style" not in card["text"], "the prompt hides behind Details"
     assert len(server.called("getFile", file_id=voice["file_id"])) == 1 and server.called("download")
     assert server.called("sendChatAction", action="typing")
-    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.CANCEL}
+    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL}
 
     server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
     press = server.press(alice, card, data_of(card, cards.CONFIRM))

@@ -39,6 +39,10 @@ from handlers.flow import Conversation, ConversationConfig
 from handlers.replies import Button, Reply
 
 STYLES = ("face_paint_512_v2", "paprika")
+STYLE_NAMES = {
+    "face_paint_512_v2": {"en": "Portrait (face paint v2)", "zh": "人像（face paint v2）"},
+    "paprika": {"en": "Paprika", "zh": "红辣椒 Paprika"},
+}
 
 
 # --- messenger ------------------------------------------------------------------------------
@@ -294,7 +298,9 @@ class Harness:
 
 def config(**overrides: Any) -> ConversationConfig:
     """The test conversation config: both test styles, progress edits unthrottled and upload retries at once unless overridden."""
-    base = ConversationConfig(styles=STYLES, default_style=STYLES[0], progress_interval=0.0, delivery_retry_delays=(0.0, 0.0))
+    base = ConversationConfig(
+        styles=STYLES, style_names=STYLE_NAMES, default_style=STYLES[0], progress_interval=0.0, delivery_retry_delays=(0.0, 0.0)
+    )
     return replace(base, **overrides)
 
 
