@@ -1,5 +1,8 @@
 """The bot process: database, engine, conversation and every adapter that has a token, in one event loop.
 
+With no platform token (or ``WEB_ENABLED=true``) the web studio (:mod:`bot.web`)
+is one of the adapters: a page in the browser over the same conversation.
+
 Start order: migrate the database, start the engine, resume jobs left over
 from the last run, then connect the adapters. Stop order is the reverse; jobs
 that are still queued or running stay so in the database and are resumed by
@@ -11,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 from bot import factory
 from bot.adapter import Adapter, PlatformRouter
 from bot.settings import Settings
 from bot.startup_errors import BadInputError, database_location, reaching, url_location
+from bot.web import WebAdapter
+from bot.web_gallery import RepositoryGallery
 from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import Engine
@@ -27,12 +32,21 @@ log = logging.getLogger(__name__)
 
 
 class NoAdapterError(BadInputError):
-    """``run`` was asked to start without any platform token."""
+    """``run`` was asked to start with no platform token and the web studio turned off."""
+
+
+def web_wanted(settings: Settings) -> bool:
+    """``WEB_ENABLED``: true = always, false = never, unset = only when no platform token is set."""
+    if settings.web_enabled is not None:
+        return settings.web_enabled
+    return not (settings.telegram_bot_token or settings.discord_bot_token)
 
 
 def adapters_from(settings: Settings) -> list[Adapter]:
-    """An adapter for every platform whose token is set."""
+    """An adapter for every platform whose token is set, and the web studio when :func:`web_wanted`."""
     adapters: list[Adapter] = []
+    if web_wanted(settings):  # first: a non-loopback WEB_HOST without WEB_PASSWORD is refused before anything connects
+        adapters.append(WebAdapter.from_settings(settings))
     if settings.telegram_bot_token:
         from bot.telegram import TelegramAdapter
 
@@ -55,7 +69,11 @@ class BotApp:
             self.database = create_database(settings.database_url)
         self.repository = Repository(self.database, settings.data_dir)
         router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
-        self.conversation = Conversation(self.repository, engine, router, factory.conversation_config(settings))
+        config = factory.conversation_config(settings)
+        self.conversation = Conversation(self.repository, engine, router, config)
+        for adapter in self.adapters:
+            if isinstance(adapter, WebAdapter) and adapter.gallery is None:
+                adapter.gallery = RepositoryGallery(self.repository, config.style_names)
 
     async def start(self) -> None:
         """Migrate, start the engine, connect the adapters, then resume what the last run left unfinished.
@@ -90,6 +108,9 @@ class BotApp:
         return reaching(f"Redis at {url_location(self.settings.redis_url.get_secret_value())}", "REDIS_URL")
 
     def _adapter_step(self, platform: str) -> AbstractContextManager[None]:
+        if platform == "web":
+            where = f"{self.settings.web_host}:{self.settings.web_port}"
+            return reaching(where, "WEB_HOST, WEB_PORT", verb="listen on")
         if platform == "telegram":
             where = url_location(self.settings.telegram_api_base_url)
             return reaching(f"the Telegram Bot API at {where}", "TELEGRAM_API_BASE_URL")
@@ -107,11 +128,13 @@ class BotApp:
         await self.database.dispose()
 
 
-async def run(settings: Settings) -> None:
-    """Run the bot until SIGINT/SIGTERM."""
+async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None) -> None:
+    """Run the bot until SIGINT/SIGTERM; ``ready`` is called once every adapter has started (the CLI prints where)."""
     adapters = adapters_from(settings)
     if not adapters:
-        raise NoAdapterError("set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to start the bot")
+        raise NoAdapterError(
+            "WEB_ENABLED=false and no platform token: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN, or WEB_ENABLED"
+        )
     app = BotApp(settings, adapters, factory.engine(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -120,6 +143,8 @@ async def run(settings: Settings) -> None:
     try:
         await app.start()
         log.info("voice2anime is running (%s); Ctrl+C to stop", ", ".join(a.platform for a in adapters))
+        if ready is not None:
+            ready(app)
         await stop.wait()
     finally:
         log.info("shutting down")

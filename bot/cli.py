@@ -260,10 +260,16 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Start the chat bot (every platform with a token) until Ctrl+C."""
-    from bot.app import run
+    """Start the chat bot (every platform with a token; the web studio when none is set) until Ctrl+C."""
+    from bot.app import BotApp, run
+    from bot.web import WebAdapter
 
-    asyncio.run(run(settings))  # no token, unreachable database/Redis/platform: bot.startup_errors
+    def announce(app: BotApp) -> None:
+        for adapter in app.adapters:
+            if isinstance(adapter, WebAdapter):
+                print(f"voice2anime studio: open {adapter.url} in a browser (Ctrl+C to stop)", flush=True)
+
+    asyncio.run(run(settings, announce))  # unreachable database/Redis/platform, port taken: bot.startup_errors
     return 0
 
 
@@ -330,13 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="start the chat bot (Telegram/Discord, whichever has a token)",
-        description="Start the chat bot until Ctrl+C/SIGTERM. TELEGRAM_BOT_TOKEN starts the Telegram adapter, "
-        "DISCORD_BOT_TOKEN the Discord adapter; with both set, both run in one process; with neither, run refuses "
-        "to start. Requests are kept in DATABASE_URL (migrated at start); with ENGINE=redis, pictures are drawn by "
-        "`voice2anime worker` processes reached through REDIS_URL.",
-        epilog="Exit codes: 2 a setting is wrong (no token, malformed DATABASE_URL, invalid value); "
-        "3 the database, Redis or a chat platform cannot be reached, or a model/device is missing.",
+        help="start the bot: the web studio on http://127.0.0.1:7860 with no token, Telegram/Discord with theirs",
+        description="Start the bot until Ctrl+C/SIGTERM. With no platform token it serves the web studio (a page with "
+        "a microphone) on http://WEB_HOST:WEB_PORT, 127.0.0.1:7860 by default, and prints that address; WEB_ENABLED=true "
+        "serves it beside the bots too. TELEGRAM_BOT_TOKEN starts the Telegram adapter, DISCORD_BOT_TOKEN the Discord "
+        "adapter; all of them run in one process. Requests are kept in DATABASE_URL (migrated at start); with "
+        "ENGINE=redis, pictures are drawn by `voice2anime worker` processes reached through REDIS_URL.",
+        epilog="Exit codes: 2 a setting is wrong (WEB_HOST off loopback without WEB_PASSWORD, a token the platform "
+        "rejects, malformed DATABASE_URL, invalid value); 3 the database, Redis or a chat platform cannot be reached, "
+        "the studio's port is taken, or a model/device is missing.",
     )
     p.set_defaults(handler=cmd_run)
 

@@ -25,12 +25,23 @@ CancelCheck = Callable[[], bool]
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word with its timing and the recogniser's confidence."""
+    """One recognised word with its timing and the recogniser's confidence.
+
+    ``unsure`` is the engine's verdict that the word may be wrong (low
+    probability together with other signals: not a dictionary word, corrected,
+    a very short word, the wrong script); the card shows such words marked.
+    ``corrected_from`` is what the recogniser wrote when the engine replaced a
+    word it believes misheard (a homophone of a lexicon word: 红散 -> 红伞,
+    "fuck spirit" -> "fox spirit"); a corrected word is always unsure, and the
+    user can keep the original.
+    """
 
     text: str
     start: float
     end: float
     probability: float
+    unsure: bool = False
+    corrected_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,11 @@ class Transcript:
     """What Whisper heard in a voice note.
 
     ``translation`` is Whisper's English rendering of the speech
-    (``task="translate"``) when it was asked for, else ``None``.
+    (``task="translate"``) when it was asked for, else ``None``. ``script``
+    is the Chinese script the text is written in when it was converted for
+    the reader (``"zh-Hans"`` / ``"zh-Hant"``), ``None`` when left as heard.
+    ``text`` holds the corrected words; :attr:`heard_text` is what the
+    recogniser wrote (same script), for "keep what I said".
     """
 
     text: str
@@ -57,11 +72,32 @@ class Transcript:
     duration: float
     segments: tuple[Segment, ...]
     translation: str | None = None
+    script: str | None = None
 
     @property
     def words(self) -> tuple[Word, ...]:
         """All words of all segments, in order."""
         return tuple(w for s in self.segments for w in s.words)
+
+    @property
+    def corrected(self) -> bool:
+        """True when the engine corrected at least one word."""
+        return any(w.corrected_from is not None for w in self.words)
+
+    @property
+    def heard_text(self) -> str:
+        """The transcript with every corrected word put back as the recogniser wrote it."""
+        text, position = self.text, 0
+        for word in self.words:
+            found = text.find(word.text, position)
+            if found < 0:
+                continue
+            if word.corrected_from is not None:
+                text = text[:found] + word.corrected_from + text[found + len(word.text) :]
+                position = found + len(word.corrected_from)
+            else:
+                position = found + len(word.text)
+        return text
 
 
 @dataclass(frozen=True)
@@ -83,6 +119,8 @@ class Prompt:
     parsed: ParsedDescription
     positive: str
     negative: str
+    #: Chinese words of the description nothing could translate (shown on the card; never in ``positive``).
+    untranslated: tuple[str, ...] = ()
 
 
 # --- image jobs -------------------------------------------------------------
@@ -263,8 +301,11 @@ class Engine(Protocol):
     async def close(self) -> None:
         """Stop workers; running jobs are cancelled or handed back."""
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe a voice note (raises AudioError subclasses for bad input)."""
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
+        """Transcribe a voice note (raises AudioError subclasses for bad input).
+
+        ``script`` is the reader's Chinese script ("zh-Hans" / "zh-Hant"; ``None``: as heard).
+        """
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue an image job; its events arrive on the handle (caps are the conversation's, kept in the database)."""

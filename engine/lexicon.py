@@ -103,6 +103,8 @@ _SUBJECTS_ZH: Table = {
     "robot": ("机器人", "機器人", "机械人", "機械人"),
     "dragon": ("龙", "龍", "飞龙", "飛龍"),
     "dinosaur": ("恐龙", "恐龍"),
+    "handsome young man": ("靓仔", "靚仔"),
+    "pretty young woman": ("靓女", "靚女"),
     "princess": ("公主",),
     "prince": ("王子",),
     "knight": ("骑士", "騎士"),
@@ -194,8 +196,8 @@ def plural_of(noun: str) -> str:
 
 _ADJECTIVES_ZH: Table = {
     "cute": ("可爱", "可愛", "得意", "卡哇伊"),
-    "beautiful": ("漂亮", "美丽", "美麗", "好看", "靓", "靚", "靓女", "靚女"),
-    "handsome": ("帅", "帥", "帅气", "帥氣", "英俊", "靓仔", "靚仔"),
+    "beautiful": ("漂亮", "美丽", "美麗", "好看", "靓", "靚"),
+    "handsome": ("帅", "帥", "帅气", "帥氣", "英俊"),
     "young": ("年轻", "年輕"),
     "smiling": ("笑", "微笑", "笑着", "笑著", "笑咪咪"),
     "happy": ("开心", "開心", "快乐", "快樂", "高兴", "高興"),
@@ -459,7 +461,8 @@ _ACTIONS_ZH: Table = {
     "fighting": ("打架", "战斗", "戰鬥"),
     "jumping": ("跳",),
     "hugging": ("抱", "抱着", "抱著", "攬住", "揽住"),
-    "holding": ("拿", "拿着", "拿著", "揸住", "揸", "举着", "舉著"),
+    "holding": ("拿", "拿着", "拿著", "揸住", "揸", "举着", "舉著", "拎", "拎住", "拎着", "拎著", "攞", "攞住"),
+    "flying a kite": ("放风筝", "放風箏"),
     "holding an umbrella": ("撑伞", "撐傘", "打伞", "打傘", "擔遮", "担遮"),
     "riding": ("骑", "騎", "骑着", "騎著"),
     "riding a bicycle": ("骑自行车", "騎自行車", "踩单车", "踩單車", "骑单车", "騎單車"),
@@ -500,6 +503,7 @@ _ACTIONS_EN: Table = {
     "hugging": ("hugging", "hugs", "cuddling"),
     "holding": ("holding", "holds", "carrying", "carries"),
     "holding an umbrella": ("holding an umbrella",),
+    "flying a kite": ("flying a kite", "flying kites"),
     "riding": ("riding", "rides"),
     "riding a bicycle": ("riding a bicycle", "riding a bike", "cycling"),
     "looking at": ("looking at", "looks at", "watching", "watches", "gazing at"),
@@ -662,13 +666,16 @@ _TIME_EN: Table = {
 # --------------------------------------------------------------------------
 
 _NUMBERS_ZH: Mapping[str, str] = MappingProxyType(
-    {"两": "two", "兩": "two", "二": "two", "三": "three", "四": "four", "五": "five", "几": "several", "幾": "several", "一群": "a group of", "一班": "a group of"}
+    {"两": "two", "兩": "two", "二": "two", "三": "three", "四": "four", "五": "five", "几": "several", "幾": "several", "一群": "a group of", "一班": "a group of",
+     "啲": "some", "些": "some", "一啲": "some", "一些": "some"}
 )
 #: Measure words: "两个" / "三隻" are numbers; "一个" / "一隻" are filler.
 _CLASSIFIERS_ZH: tuple[str, ...] = ("个", "個", "只", "隻", "位", "名", "条", "條", "头", "頭", "张", "張", "幅", "对", "對")
 
 _NUMBERS_EN: Mapping[str, str] = MappingProxyType(
-    {"two": "two", "2": "two", "three": "three", "3": "three", "four": "four", "4": "four", "five": "five", "5": "five", "several": "several", "many": "many"}
+    {"two": "two", "2": "two", "three": "three", "3": "three", "four": "four", "4": "four", "five": "five", "5": "five", "six": "six",
+     "6": "six", "seven": "seven", "7": "seven", "eight": "eight", "8": "eight", "nine": "nine", "9": "nine", "ten": "ten",
+     "10": "ten", "several": "several", "many": "many"}
 )
 
 _NEGATIONS_ZH: tuple[str, ...] = ("没有", "沒有", "没", "沒", "冇", "不", "唔", "不要", "唔要", "唔好", "不戴", "唔戴", "不穿", "唔着")
@@ -690,6 +697,8 @@ _STOPS_ZH: tuple[str, ...] = (
     "画", "畫", "整", "生成", "图", "圖", "图片", "圖片", "照片", "画面", "畫面", "一张", "一張", "一幅",
     "那", "这", "這", "那个", "這個", "这个", "嗰", "嗰個", "呢", "呢個", "啊", "呀", "吧", "喔", "嗯", "哦", "啦", "喇", "嘢",
     "然后", "然後", "他", "她", "它", "佢", "们", "們", "一边", "一邊", "住",
+    # postpositions ("in front of the blackboard" is the blackboard) and Cantonese 喺度 ("at ..." / "being ...")
+    "中", "前", "前面", "后", "後", "后面", "後面", "内", "內", "外", "外面", "度", "喺度", "嗰度", "呢度",
 )
 
 _STOPS_EN: tuple[str, ...] = (
@@ -699,6 +708,9 @@ _STOPS_EN: tuple[str, ...] = (
     "very", "really", "so", "her", "his", "their", "its", "it", "there", "here", "also", "just", "can", "could", "you",
     "as", "for", "from", "this", "these", "those", "one", "she", "he", "they", "them", "we", "up", "down", "out",
     "together", "it's", "thank", "thanks", "of a", "kind", "lot", "in the style of", "style of", "art style",
+    # spoken filler
+    "um", "umm", "uh", "uhh", "er", "erm", "hmm", "ah", "oh", "well", "okay", "ok", "basically", "kinda", "sorta",
+    "kind of", "sort of", "you know", "i mean", "actually", "literally", "maybe", "probably", "something like",
 )
 
 

@@ -2,33 +2,43 @@
 
 Three steps, all rule-based and deterministic:
 
-1. **Tokenise.** The text is cut into script runs. Chinese runs are segmented
-   by greedy longest match against :data:`engine.lexicon.ZH_INDEX`; runs of
-   unknown characters stay together and pass through unchanged. Space
+1. **Tokenise.** The text is cut into script runs. Chinese runs are read by
+   :class:`engine.translate.ChineseReader` (jieba segmentation with the
+   lexicon's words, counts with any measure word, CC-CEDICT for words outside
+   the lexicon); a Chinese word nothing can translate is reported in
+   :attr:`engine.api.Prompt.untranslated` and never reaches the prompt. Space
    separated words (English, or any other alphabet) are matched as phrases of
-   up to :data:`engine.lexicon.EN_MAX_WORDS` words. Punctuation is a break.
+   up to :data:`engine.lexicon.EN_MAX_WORDS` words, after fixing obvious typos
+   of lexicon words ("gril" -> "girl"); filler words (um, basically, kinda)
+   are dropped. Punctuation is a break.
 2. **Assemble** the tokens into subject, attributes, action and scene
    (:class:`engine.api.ParsedDescription`): colours attach to the next noun
-   ("蓝色头发" -> "blue hair"), numbers pluralise the next subject, transitive
-   actions take the next object ("吃拉面" -> "eating 拉面"), negated words go to
-   the negative prompt, and unknown words are kept (as a place after
-   "在"/"in", else as an attribute, or as the subject when no known subject
-   was said).
+   ("蓝色头发" -> "blue hair") and stay with their own noun ("a white cat and a
+   black dog"), numbers pluralise the next noun (三匹马 -> "three horses"),
+   transitive actions take the next object ("吃竹子" -> "eating bamboo"),
+   negated words go to the negative prompt (also words outside the lexicon),
+   and words outside the lexicon are kept in English (as a place after
+   "在"/"in", the object of an action, the subject when no known subject was
+   said, else "with ...").
 3. **Render** one natural phrase ("a boy wearing glasses reading a book"),
    then the scene tags, then anything unknown, bounded so that together with
    :data:`STYLE_TAGS` it fits Stable Diffusion 1.5's 77-token CLIP window.
 
 Input is cut to :data:`MAX_INPUT_CHARS` before any work, so the cost is
-bounded whatever the caller passes in.
+bounded whatever the caller passes in. ``understanding="lexicon"`` keeps the
+reading from before issue 13 (greedy lexicon match, unknown Chinese passed
+through) for ``bench/prompt.py``'s before/after comparison.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from engine.api import ParsedDescription, Prompt
@@ -43,6 +53,9 @@ from engine.lexicon import (
     Entry,
     Kind,
 )
+from engine.translate import gerund, plural, reader
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -52,7 +65,13 @@ __all__ = [
     "build_prompt",
     "estimate_clip_tokens",
     "parse_description",
+    "set_machine_translator",
 ]
+
+#: How a description is understood: "full" (the default) or "lexicon" (before issue 13; benchmarks only).
+Understanding = Literal["full", "lexicon"]
+#: A whole-sentence zh->en translator (``engine.translate.MachineTranslator.translate``).
+MachineTranslate = Callable[[str], str]
 
 #: Characters of a description (or translation) that are looked at at all.
 MAX_INPUT_CHARS = 2000
@@ -116,10 +135,14 @@ class _Token:
     """One lexicon match, one unknown run, or a break (punctuation)."""
 
     kind: Kind | None  #: None = unknown word(s)
-    text: str  #: English for lexicon matches, the original text for unknown runs
+    text: str  #: English for lexicon matches and translated words, the original text for unknown runs
     entry: Entry | None = None
     latin: bool = False  #: from a space-separated script (modifier merging applies)
     is_break: bool = False
+    source: str = ""  #: the words as written (for conjunctions and untranslated reports)
+    noun: bool = False  #: a translated noun outside the lexicon
+    modifier: bool = False  #: a translated adjective outside the lexicon (modifies the next noun)
+    untranslated: bool = False  #: Chinese nothing could translate: reported, never rendered
 
 
 _BREAK = _Token(kind=None, text="", is_break=True)
@@ -184,7 +207,58 @@ def _match_words(words: Sequence[str]) -> Iterator[_Token]:
         yield _Token(None, " ".join(words[unknown_from:]), latin=True)
 
 
-def _tokenize(text: str) -> list[_Token]:
+_ADJECTIVE_TAGS = ("a", "b", "z")
+_CONJUNCTIONS = frozenset({"和", "与", "跟", "同", "及", "还有", "仲有", "and", "&"})
+
+
+def _read_zh(run: str) -> Iterator[_Token]:
+    """A Chinese run as tokens: lexicon words, translated words (CC-CEDICT) and untranslated pieces."""
+    for reading in reader().read(run):
+        if reading.entry is not None:
+            yield _Token(reading.entry.kind, reading.entry.english, reading.entry, source=reading.text)
+        elif reading.untranslated:
+            yield _Token(None, reading.text, source=reading.text, untranslated=True)
+        elif reading.verb or (reading.pos.startswith("v") and reading.english.endswith("ing")):
+            english = gerund(reading.english)
+            yield _Token(Kind.ACTION, english, Entry(english, Kind.ACTION, transitive=True), source=reading.text)
+        elif reading.pos.startswith(_ADJECTIVE_TAGS) and " " not in reading.english:
+            yield _Token(None, reading.english, source=reading.text, modifier=True)
+        else:
+            yield _Token(None, reading.english, source=reading.text, noun=True)
+
+
+@lru_cache(maxsize=1)
+def _typo_targets() -> dict[str, str]:
+    """Single-word English lexicon forms of content words (typo correction targets), by themselves."""
+    skip = {Kind.STOP, Kind.ARTICLE, Kind.NEGATION, Kind.LOCATIVE, Kind.NUMBER}
+    return {words[0]: words[0] for words, entry in EN_INDEX.items() if len(words) == 1 and entry.kind not in skip}
+
+
+def _close(a: str, b: str) -> bool:
+    """Damerau-Levenshtein distance 1 (one insertion, deletion, substitution or swap of neighbours)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def fix_typo(word: str) -> str:
+    """A lexicon word for an obvious typo of one ("gril" -> "girl", "forrest" -> "forest"), else ``word``.
+
+    Only words of four letters or more that are neither lexicon forms nor
+    English words (any word used in a CC-CEDICT gloss) are corrected, and only
+    when exactly one lexicon word is one edit away.
+    """
+    if len(word) < 4 or not word.isalpha() or (word,) in EN_INDEX or word in reader().cedict.vocabulary:
+        return word
+    matches = [target for target in _typo_targets() if _close(word, target)]
+    return matches[0] if len(matches) == 1 else word
+
+
+def _tokenize(text: str, full: bool = True) -> list[_Token]:
     """Split into lexicon tokens, unknown runs and breaks (see module doc)."""
     tokens: list[_Token] = []
     words: list[str] = []
@@ -198,9 +272,10 @@ def _tokenize(text: str) -> list[_Token]:
         if gap and not gap.isspace() and tokens:
             tokens.append(_BREAK)
         if match.group("cjk"):
-            tokens.extend(_segment_zh(match.group()))
+            tokens.extend(_read_zh(match.group()) if full else _segment_zh(match.group()))
         else:
-            words.append(match.group().lower())
+            word = match.group().lower()
+            words.append(fix_typo(word) if full else word)
     tokens.extend(_match_words(words))
     return tokens
 
@@ -217,6 +292,7 @@ class _Subject:
     noun: str
     number: str = ""
     singular: bool = True
+    adjectives: tuple[str, ...] = ()  #: modifiers said right before this noun ("white" in "a white cat and a black dog")
 
     @property
     def text(self) -> str:
@@ -239,6 +315,8 @@ class _Parts:
     def role(self, *roles: _Role) -> list[str]:
         return [text for role, text in self.attributes if role in roles]
 
+    untranslated: list[str] = field(default_factory=list)
+
     def concepts(self) -> set[str]:
         """The English words and phrases this parse understood (for cross-checking two readings).
 
@@ -246,6 +324,15 @@ class _Parts:
         """
         found = {s.noun for s in self.subjects} | {text for _, text in self.attributes} | {*self.actions, *self.scene}
         return {concept for concept in found if concept.isascii()}
+
+    def words(self) -> set[str]:
+        """Every English word of the parse (for checking a whole-sentence translation against it)."""
+        found = {s.noun for s in self.subjects} | {text for _, text in self.attributes} | {*self.actions, *self.scene}
+        return {plural_stem(word) for phrase in found for word in re.findall(r"[a-z]+", phrase.lower())} - _GLUE
+
+    def has_cjk(self) -> bool:
+        found = [s.noun for s in self.subjects] + [t for _, t in self.attributes] + self.actions + self.scene
+        return any(_CJK_RE.search(phrase) for phrase in found)
 
 
 def _article(phrase: str) -> str:
@@ -278,11 +365,27 @@ def _modify(kind: Kind, phrase: str, modifiers: list[str]) -> str:
     return f"{article} {modified}" if article else modified
 
 
+_GLUE = frozenset({"a", "an", "the", "with", "wearing", "and", "of", "at", "in", "on"})
+
+
+def plural_stem(word: str) -> str:
+    """A crude singular (cats -> cat, foxes -> fox) so two readings compare word for word."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 class _Assembler:
     """Walks the tokens once, keeping a little state (pending modifiers, number, ...)."""
 
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[_Token], full: bool = True) -> None:
         self.tokens = tokens
+        self.full = full
+        self.conjunction = False
         self.parts = _Parts()
         self.modifiers: list[str] = []
         self.number = ""
@@ -291,14 +394,32 @@ class _Assembler:
         self.article = ""
         self.awaiting_object = False
 
+    _previous: _Token | None = None
+
     def run(self) -> _Parts:
         for index, token in enumerate(self.tokens):
             self._step(index, token)
+            self._previous = token
         self._flush_modifiers()
         return self._finish()
 
     def _step(self, index: int, token: _Token) -> None:
         kind = token.kind
+        if token.untranslated:
+            self.parts.untranslated.append(token.source)
+            return
+        if self.full and token.source in _CONJUNCTIONS or (self.full and token.latin and token.text == "and"):
+            self.conjunction = True
+            return
+        if self.full and token.modifier:
+            self.modifiers.append(token.text)
+            return
+        if self.full and self.negate and kind is None and not token.is_break:
+            self.parts.negated.append(_split_article(_modify(Kind.OBJECT, token.text, self.modifiers))[1])
+            self.modifiers = []
+            self.negate = False
+            self._reset_context()
+            return
         if token.is_break:
             self._flush_modifiers()
             self.number, self.negate = "", False
@@ -327,13 +448,15 @@ class _Assembler:
         else:
             self.negate = False
             self._content(token)
+        if kind is not Kind.STOP:
+            self.conjunction = False
 
     def _modifies_next(self, index: int) -> bool:
         """An unknown English word right before a noun or colour modifies it ("sparkly dress")."""
         if index + 1 >= len(self.tokens):
             return False
         after = self.tokens[index + 1]
-        return after.latin and (after.kind is Kind.COLOR or after.kind in _MODIFIABLE)
+        return after.latin and (after.kind is Kind.COLOR or after.kind in _MODIFIABLE or (self.full and after.kind is Kind.ADJECTIVE))
 
     def _content(self, token: _Token) -> None:
         kind, text, parts = token.kind, token.text, self.parts
@@ -342,14 +465,23 @@ class _Assembler:
             self._flush_modifiers()
         if kind is Kind.SUBJECT:
             assert token.entry is not None
-            plural = bool(self.number) or token.entry.is_plural
-            parts.attributes.extend(("pre", m) for m in self.modifiers)
-            parts.subjects.append(
-                _Subject(
-                    token.entry.plural if plural else text, self.number, not plural
+            many = bool(self.number) or token.entry.is_plural
+            if self.full and self.awaiting_object and parts.actions:
+                noun = token.entry.plural if many else text
+                counted = f"{self.number} {noun}" if self.number else f"{_article(noun)} {noun}" if not many else noun
+                parts.actions[-1] = f"{parts.actions[-1]} {' '.join([*self.modifiers, counted])}" if not self.modifiers else (
+                    f"{parts.actions[-1]} {self.number or _article(self.modifiers[0])} {' '.join(self.modifiers)} {noun}"
                 )
-            )
+            elif self.full and parts.subjects:
+                parts.subjects.append(_Subject(token.entry.plural if many else text, self.number, not many, tuple(self.modifiers)))
+            else:
+                parts.attributes.extend(("pre", m) for m in self.modifiers)
+                parts.subjects.append(_Subject(token.entry.plural if many else text, self.number, not many))
             self.number = ""
+        elif self.full and token.noun:
+            self._noun(token)
+        elif self.full and kind is None and token.latin and self._unknown_english(token):
+            pass
         elif kind is Kind.ADJECTIVE:
             parts.attributes.append(("pre", text))
         elif kind in (Kind.HAIR, Kind.EYES):
@@ -382,6 +514,9 @@ class _Assembler:
             parts.scene.append(_modify(kind, text, self.modifiers))
         elif self.awaiting_object:
             obj = f"{self.article} {text}" if self.article and token.latin else text
+            if self.full and self.number:
+                obj = f"{self.number} {plural(text)}"
+                self.number = ""
             parts.actions[-1] = f"{parts.actions[-1]} {obj}"
         elif self.locative:
             parts.scene.append(text)
@@ -390,6 +525,48 @@ class _Assembler:
         self.modifiers = []
         self._reset_context()
         self.awaiting_object = transitive
+
+    def _noun(self, token: _Token) -> None:
+        """A translated noun outside the lexicon: an object, a place, the subject, another subject, or "with ..."."""
+        parts = self.parts
+        noun = plural(token.text) if self.number else token.text
+        phrase = " ".join([*self.modifiers, noun])
+        if self.awaiting_object and parts.actions:
+            determiner = self.number or ("" if not self.full else "")
+            parts.actions[-1] = " ".join(filter(None, (parts.actions[-1], determiner, phrase)))
+        elif self.locative:
+            parts.scene.append(phrase)
+        elif not parts.subjects or self.conjunction or self.number:
+            if not parts.subjects:
+                parts.attributes.extend(("pre", m) for m in self.modifiers)
+                parts.subjects.append(_Subject(noun, self.number, not self.number))
+            else:
+                parts.subjects.append(_Subject(noun, self.number, not self.number, tuple(self.modifiers)))
+        else:
+            parts.attributes.append(("with", phrase))
+        self.number = ""
+
+    def _unknown_english(self, token: _Token) -> bool:
+        """Unknown English words: verbs in -ing are actions, a counted word is a subject, a word after the subject
+        noun joins it ("fox spirit"). False when none applies (the word is kept as before)."""
+        parts, text = self.parts, token.text
+        words = text.split()
+        if words[-1].endswith("ing") and len(words[-1]) > 4 and not self.locative:
+            parts.actions.append(text)
+            return True
+        if self.number and not self.locative and not self.awaiting_object:
+            parts.subjects.append(_Subject(" ".join([*self.modifiers, text]), self.number, False))
+            self.number = ""
+            return True
+        if parts.subjects and self._follows_subject and not self.locative and not self.awaiting_object and not self.modifiers:
+            last = parts.subjects[-1]
+            parts.subjects[-1] = _Subject(f"{last.noun} {text}", last.number, last.singular, last.adjectives)
+            return True
+        return False
+
+    @property
+    def _follows_subject(self) -> bool:
+        return self._previous is not None and self._previous.kind is Kind.SUBJECT
 
     def _flush_modifiers(self) -> None:
         """Modifiers that found no noun are kept as loose tags, not dropped."""
@@ -415,15 +592,16 @@ class _Assembler:
         parts.actions = list(dict.fromkeys(parts.actions))
         parts.scene = list(dict.fromkeys(parts.scene))
         parts.negated = list(dict.fromkeys(parts.negated))
+        parts.untranslated = list(dict.fromkeys(parts.untranslated))
         return parts
 
 
-def _parse_parts(text: str) -> _Parts:
-    return _Assembler(_tokenize(text)).run()
+def _parse_parts(text: str, full: bool = True) -> _Parts:
+    return _Assembler(_tokenize(text, full), full).run()
 
 
 def _noun_phrase(subject: _Subject, adjectives: list[str]) -> str:
-    words = " ".join([*adjectives, subject.noun])
+    words = " ".join([*adjectives, *subject.adjectives, subject.noun])
     determiner = subject.number or (_article(words) if subject.singular else "")
     return f"{determiner} {words}" if determiner else words
 
@@ -435,7 +613,7 @@ def _to_parsed(parts: _Parts) -> ParsedDescription:
     )
     return ParsedDescription(
         subject=" and ".join(
-            [s.text for s in parts.subjects[:1]]
+            [" ".join([*parts.subjects[0].adjectives, parts.subjects[0].text]) for _ in parts.subjects[:1]]
             + [_noun_phrase(s, []) for s in parts.subjects[1:]]
         ),
         attributes=attributes,
@@ -514,11 +692,15 @@ _USER_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(STYLE_TAGS) - 1
 _NEGATIVE_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(NEGATIVE_PROMPT) - 1
 
 
-def _render(parts: _Parts) -> tuple[str, str]:
-    user = _bounded_join(_phrases(parts), _USER_BUDGET, MAX_USER_CHARS)
+def _render(parts: _Parts, full: bool = True) -> tuple[str, str]:
+    phrases = _phrases(parts)
+    if full:  # nothing CJK ever reaches the positive prompt: CLIP cannot read it
+        phrases = [p for p in (" ".join(_CJK_RE.sub(" ", phrase).split()) for phrase in phrases) if p]
+    user = _bounded_join(phrases, _USER_BUDGET, MAX_USER_CHARS)
     positive = f"{user}, {STYLE_TAGS}" if user else STYLE_TAGS
-    negated = _bounded_join(parts.negated, _NEGATIVE_BUDGET, MAX_USER_CHARS)
-    negative = f"{NEGATIVE_PROMPT}, {negated}" if negated else NEGATIVE_PROMPT
+    negated = [" ".join(_CJK_RE.sub(" ", n).split()) for n in parts.negated] if full else parts.negated
+    negated_text = _bounded_join([n for n in negated if n], _NEGATIVE_BUDGET, MAX_USER_CHARS)
+    negative = f"{NEGATIVE_PROMPT}, {negated_text}" if negated_text else NEGATIVE_PROMPT
     return positive, negative
 
 
@@ -535,7 +717,7 @@ def _has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-def parse_description(text: str, language: str) -> ParsedDescription:
+def parse_description(text: str, language: str, *, understanding: Understanding = "full") -> ParsedDescription:
     """Split a description into subject, attributes, action and scene (English phrases).
 
     ``language`` is the description's language code ("zh", "yue", "en", ...).
@@ -548,62 +730,106 @@ def parse_description(text: str, language: str) -> ParsedDescription:
     punctuation only, or only filler words such as "please draw").
     """
     cleaned = _clean(text)
-    parts = _parse_parts(cleaned) if _has_words(cleaned) else _Parts()
+    parts = _parse_parts(cleaned, understanding == "full") if _has_words(cleaned) else _Parts()
     if parts.empty():
         raise EmptyTextError()
     return _to_parsed(parts)
 
 
-def _choose_reading(original: _Parts, translated: _Parts) -> _Parts:
-    """Whisper's translation when it is usable and keeps everything the lexicon understood, else the lexicon reading.
+def _choose_reading(original: _Parts, translated: _Parts, full: bool = True) -> _Parts:
+    """A sentence translation's reading when it is usable and keeps everything the word reading understood.
 
     Small Whisper models translate Mandarin poorly and not even the same way
     twice ("See you in the next episode" for 下雨的晚上城市街道, "blue
-    hair-like still" for a blue-haired girl). A translation is used only when
-    its parse contains every concept the lexicon found in what the user said
-    (it usually adds what the lexicon does not know); otherwise the lexicon
-    reading of the user's own words wins.
+    hair-like still" for a blue-haired girl). A translation (Whisper's, or the
+    optional MT model's) is used only when its parse contains every concept
+    the word-by-word reading found in what the user said — every English word
+    of it, and everything negated — (it usually adds what the dictionaries
+    do not know); otherwise the reading of the user's own words wins.
     """
-    if translated.empty():
+    if translated.empty() or (full and translated.has_cjk()):
         return original
-    return translated if original.concepts() <= translated.concepts() else original
+    if not full:
+        return translated if original.concepts() <= translated.concepts() else original
+    keeps = original.words() <= translated.words() and set(original.negated) <= set(translated.negated)
+    return translated if keeps else original
+
+
+_MACHINE: MachineTranslate | None = None
+
+
+def set_machine_translator(translate: MachineTranslate | None) -> None:
+    """Use ``translate`` (e.g. ``MachineTranslator(...).translate``) for Chinese descriptions from now on (``None``: off).
+
+    Set once at startup by :mod:`bot.factory` when ``MT_MODEL`` is configured.
+    A failing model is logged and the dictionary reading used instead.
+    """
+    global _MACHINE
+    _MACHINE = translate
+
+
+def _machine_reading(cleaned: str, machine: MachineTranslate | None, strict: bool) -> _Parts:
+    if machine is None or not _CJK_RE.search(cleaned):
+        return _Parts()
+    try:
+        english = machine(cleaned)
+    except Exception:
+        if strict:
+            raise
+        log.warning("machine translation failed; using the dictionary reading", exc_info=True)
+        return _Parts()
+    english = _clean(english)
+    return _parse_parts(english) if _has_words(english) and english.isascii() else _Parts()
 
 
 def build_prompt(
-    description: str, *, translation: str | None = None, language: str | None = None
+    description: str,
+    *,
+    translation: str | None = None,
+    language: str | None = None,
+    understanding: Understanding = "full",
+    machine: MachineTranslate | None = None,
 ) -> Prompt:
     """Build the Stable Diffusion prompt for a description.
 
-    ``translation`` is Whisper's English translation of the same speech; when
-    it gives a usable parse that keeps everything the lexicon understood of
-    ``description`` it is preferred (see :func:`_choose_reading`). The
-    description stays in :attr:`Prompt.description` (trimmed and cut to
-    :data:`MAX_INPUT_CHARS`). ``language`` is the description's
-    language ("zh", "yue", "en", ...); without it, any CJK ideograph means
-    "zh", anything else "en".
+    ``translation`` is Whisper's English translation of the same speech and
+    ``machine`` a whole-sentence translator (default: the one set with
+    :func:`set_machine_translator`, if any); a translation that gives a usable
+    parse keeping everything the word reading understood of ``description``
+    is preferred (see :func:`_choose_reading`). The description stays in
+    :attr:`Prompt.description` (trimmed and cut to :data:`MAX_INPUT_CHARS`).
+    ``language`` is the description's language ("zh", "yue", "en", ...);
+    without it, any CJK ideograph means "zh", anything else "en".
 
     The positive prompt is the user's part (bounded to fit the CLIP window
-    and :data:`MAX_USER_CHARS`) followed by :data:`STYLE_TAGS`; the negative
-    prompt is :data:`NEGATIVE_PROMPT` plus anything the user negated ("no
-    glasses"). Deterministic: the same input gives the same prompt.
+    and :data:`MAX_USER_CHARS`) followed by :data:`STYLE_TAGS`, never with a
+    CJK character in it; the negative prompt is :data:`NEGATIVE_PROMPT` plus
+    anything the user negated ("no glasses", 不要帽子). Chinese words nothing
+    could translate are listed in :attr:`Prompt.untranslated` (for the card).
+    Deterministic: the same input gives the same prompt.
+    ``understanding="lexicon"`` is the reading before issue 13 (benchmarks).
 
     Raises :class:`~engine.errors.EmptyTextError` when the description has no
     usable words.
     """
+    full = understanding == "full"
     cleaned = _clean(description)
     if not _has_words(cleaned):
         raise EmptyTextError()
     translated = _clean(translation) if translation is not None else ""
-    parts = _choose_reading(
-        _parse_parts(cleaned), _parse_parts(translated) if _has_words(translated) else _Parts()
-    )
-    if parts.empty():
+    original = _parse_parts(cleaned, full)
+    parts = _choose_reading(original, _parse_parts(translated, full) if _has_words(translated) else _Parts(), full)
+    if full and parts is original and (machine is not None or _MACHINE is not None):
+        parts = _choose_reading(original, _machine_reading(cleaned, machine or _MACHINE, strict=machine is not None))
+    untranslated = tuple(original.untranslated) if parts is original else ()
+    if parts.empty() and not untranslated:
         raise EmptyTextError()
-    positive, negative = _render(parts)
+    positive, negative = _render(parts, full)
     return Prompt(
         description=_cut(description.strip(), MAX_INPUT_CHARS).strip(),
         language=(language or "").strip().lower() or _detect_language(cleaned),
         parsed=_to_parsed(parts),
         positive=positive,
         negative=negative,
+        untranslated=untranslated,
     )

@@ -92,20 +92,64 @@ def test_negation_goes_to_negative_prompt() -> None:
     assert build_prompt("a girl without glasses").negative.endswith(", glasses")
 
 
-def test_unknown_cjk_passes_through_but_not_as_subject() -> None:
-    parsed = build_prompt("小明的猫在草地上").parsed
-    assert parsed.subject == "cat"
-    assert "小明" in parsed.attributes
-    assert "小明" in build_prompt("小明的猫在草地上").positive
+def test_an_untranslatable_name_is_reported_never_drawn() -> None:
+    prompt = build_prompt("小明的猫在草地上")
+    assert prompt.parsed.subject == "cat" and prompt.parsed.scene == ("meadow",)
+    assert prompt.untranslated == ("小明",)
+    assert "小明" not in prompt.positive and not any("\u4e00" <= c <= "\u9fff" for c in prompt.positive)
 
 
-def test_unknown_cjk_is_subject_when_no_known_subject() -> None:
-    prompt = build_prompt("皮卡丘在海边吃拉面")
-    assert prompt.parsed == ParsedDescription(
-        subject="皮卡丘", action="eating ramen", scene=("beach",)
-    )
-    unknown_place = build_prompt("女孩在长椅上").parsed
-    assert unknown_place.scene == ("长椅",)
+def test_words_outside_the_lexicon_are_translated() -> None:
+    pikachu = build_prompt("皮卡丘在海边吃拉面")  # not in CC-CEDICT: reported for the user to rephrase
+    assert pikachu.parsed == ParsedDescription(subject="", action="eating ramen", scene=("beach",))
+    assert pikachu.untranslated == ("皮卡丘",) and pikachu.positive.startswith("eating ramen, beach, ")
+    assert build_prompt("女孩在长椅上").parsed.scene == ("bench",)
+    astronaut = build_prompt("宇航员在月球上骑马")
+    assert astronaut.positive.startswith("an astronaut riding a horse, moon, ")
+    assert astronaut.untranslated == ()
+
+
+def test_compounds_are_not_split_into_known_words() -> None:
+    assert build_prompt("一只猫头鹰在月光下").parsed.subject == "owl"
+    assert build_prompt("雪人站在雪地里").parsed.subject == "snowman"
+    assert build_prompt("熊猫在竹林里吃竹子").positive.startswith("a panda eating bamboo, bamboo forest, ")
+
+
+def test_counts_with_any_measure_word() -> None:
+    assert build_prompt("三匹马在草原上奔跑").positive.startswith("three horses running, meadow, ")
+    assert build_prompt("两只白猫在屋顶上").positive.startswith("two white cats, rooftop, ")
+    assert build_prompt("四个男孩在踢足球").parsed.subject == "four boys"
+
+
+def test_negation_outside_the_lexicon() -> None:
+    prompt = build_prompt("没有胡子的男人")
+    assert prompt.parsed.subject == "man"
+    assert prompt.negative.endswith(", beard") and "beard" not in prompt.positive
+    assert build_prompt("a dragon without scales").negative.endswith(", scales")
+
+
+def test_cantonese_words() -> None:
+    assert build_prompt("一個靚仔喺海邊踩單車").parsed.subject == "handsome young man"
+    assert build_prompt("佢啲貓喺度瞓覺").positive.startswith("some cats sleeping, ")
+    girl = build_prompt("我想要一個細路女拎住氣球")
+    assert (girl.parsed.subject, girl.parsed.action) == ("little girl", "holding a balloon")
+    no_glasses = build_prompt("冇戴眼鏡嘅女仔食緊雪糕")
+    assert no_glasses.negative.endswith(", glasses") and no_glasses.parsed.action == "eating ice cream"
+
+
+def test_modifiers_stay_with_their_own_noun() -> None:
+    assert build_prompt("a white cat and a black dog on a sofa").positive.startswith("a white cat and a black dog, sofa, ")
+    assert build_prompt("蓝眼睛的白猫和黑色的狗").positive.startswith("a white cat and a black dog with blue eyes, ")
+
+
+def test_english_filler_words_and_typos() -> None:
+    prompt = build_prompt("um a gril with like bleu hair basically kinda sitting in a forrest, you know")
+    assert prompt.positive.startswith("a girl with blue hair sitting, forest, anime style")
+    assert build_prompt("a fox spirit kinda floating over a lake").positive.startswith("a fox spirit floating, lake, ")
+
+
+def test_the_lexicon_reading_before_issue_13_is_kept_for_the_benchmark() -> None:
+    assert build_prompt("宇航员在月球上骑马", understanding="lexicon").positive.startswith("宇航员 riding 马")
 
 
 # --------------------------------------------------------------------------

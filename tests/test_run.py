@@ -133,7 +133,10 @@ async def test_run_answers_stops_gracefully_and_resumes_after_restart(
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [({}, "TELEGRAM_BOT_TOKEN"), ({"TELEGRAM_BOT_TOKEN": TOKEN, "SD_STEPS": "400"}, "SD_STEPS: Input should be less than or equal to 150")],
+    [
+        ({"WEB_ENABLED": "false"}, "TELEGRAM_BOT_TOKEN"),  # no token and no studio (without WEB_ENABLED: tests/test_web.py)
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "SD_STEPS": "400"}, "SD_STEPS: Input should be less than or equal to 150"),
+    ],
 )
 def test_run_refuses_to_start_with_a_clear_reason(tmp_path: Path, extra: dict[str, str], expected: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_BOT_TOKEN")} | extra

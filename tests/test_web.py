@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import re
+import signal
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
+from bot import factory
+from bot.app import NoAdapterError, adapters_from, run
+from bot.cli import main
+from bot.settings import Settings
 from bot.startup_errors import BadInputError
 from bot.web import WebConfig
 from bot.web_session import LOGIN_TRIES, Signer, load_secret
@@ -343,3 +351,67 @@ def test_the_secret_is_made_once_and_private(tmp_path: Path) -> None:
     assert load_secret(tmp_path) == first and len(first) >= 32
     assert stat.S_IMODE((tmp_path / "web_secret").stat().st_mode) == 0o600
     assert load_secret(tmp_path, "configured-secret") == b"configured-secret"
+
+
+# --- starting ---------------------------------------------------------------------------------------
+
+
+def test_which_adapters_run(tmp_path: Path) -> None:
+    base = {"data_dir": tmp_path, "web_secret": "s" * 40}
+    assert [a.platform for a in adapters_from(Settings(**base))] == ["web"]
+    with_token = Settings(**base, telegram_bot_token="123:abc", telegram_api_base_url="http://127.0.0.1:9/bot")
+    assert [a.platform for a in adapters_from(with_token)] == ["telegram"]
+    both = Settings(**base, telegram_bot_token="123:abc", web_enabled=True)
+    assert [a.platform for a in adapters_from(both)] == ["web", "telegram"]
+    with pytest.raises(NoAdapterError):
+        asyncio.run(run(Settings(**base, web_enabled=False)))
+
+
+def test_run_refuses_an_open_host_without_a_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WEB_HOST", "0.0.0.0")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: WEB_HOST=0.0.0.0") and "WEB_PASSWORD" in err
+    assert not (tmp_path / "data").exists(), "refused before anything was made"
+
+
+def test_cpu_gets_a_few_step_default_and_explicit_choices_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    config = factory.text_to_image(Settings()).config
+    fast = (config.scheduler, config.lora, config.lora_scale, config.resolved_steps, config.resolved_guidance)
+    assert fast == ("lcm", factory.CPU_LCM_LORA, 1.0, 4, 1.0)
+    assert factory.text_to_image(Settings(sd_steps=20)).config.scheduler == "dpmpp"
+    assert factory.text_to_image(Settings(sd_model="models/mine")).config.lora is None
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_scheduler="euler_a")).config.scheduler == "euler_a"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    gpu = factory.text_to_image(Settings()).config
+    assert (gpu.scheduler, gpu.lora, gpu.resolved_steps) == ("dpmpp", None, 25), "a GPU keeps the full-quality default"
+
+
+@pytest.mark.slow  # a real `voice2anime run` process
+async def test_run_without_a_token_serves_the_studio_and_prints_its_address(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_BOT_TOKEN")} | {
+        "WEB_PORT": "0",
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        "HF_HUB_OFFLINE": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+        match = re.search(r"open (http://127\.0\.0\.1:\d+/) in a browser", line)
+        assert match, line
+        async with aiohttp.ClientSession() as session, session.get(match.group(1)) as page:
+            assert page.status == 200 and "app.js" in await page.text()
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
