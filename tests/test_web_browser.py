@@ -4,8 +4,9 @@ Chromium plays an espeak-ng clip as its microphone (``--use-fake-device-for-medi
 --use-file-for-fake-audio-capture``; ``--use-fake-ui-for-media-stream`` grants the
 permission), so the page records it with MediaRecorder exactly as it would a voice:
 hold the button → the card shows the transcript → Edit in the card → Draw it →
-progress → the picture, downloadable; a photo upload → an anime picture; the
-gallery; the Chinese page on a phone-sized screen. Behind the page: the real
+progress → the picture, downloadable; a photo dropped on the page → an anime
+picture; the gallery; the Chinese page on a phone-sized screen, recording by
+click-to-start / click-to-send. Behind the page: the real
 studio, conversation and engine on the tiny models. Each state is saved as a
 screenshot in the test's tmp dir; the assertions are on the DOM.
 
@@ -15,6 +16,8 @@ Playwright never downloads a browser here: it drives ``/usr/bin/chromium``
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 import subprocess
 import wave
@@ -26,6 +29,7 @@ import pytest
 from PIL import Image
 
 from engine.local import LocalEngine
+from handlers import cards
 from handlers.i18n import t
 from tests.support.conversation import CountingTextToImage
 from tests.support.speech import ENGLISH_TEXT
@@ -141,11 +145,11 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await card.wait_for()
     heard = await card.locator(".text").inner_text()
     assert "blue hair" in heard.lower() and "\n" in heard, heard
-    assert await card.locator("button[data-action='ok']").count() == 1
+    assert await card.locator(f"button[data-action='{cards.CONFIRM}']").count() == 1
     await en.shot("card")
 
     # Edit in place: a text field inside the card, filled with what was heard
-    await card.locator("button[data-action='ed']").click()
+    await card.locator(f"button[data-action='{cards.EDIT}']").click()
     field = card.locator("form.editor textarea")
     await field.wait_for()
     assert "blue hair" in (await field.input_value()).lower()
@@ -158,10 +162,10 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
 
     # Draw it: the card becomes the status (held at the first step for its screenshot), then the picture
     flow_text_to_image.hold()
-    await edited.locator("button[data-action='ok']").click()
+    await edited.locator(f"button[data-action='{cards.CONFIRM}']").click()
     status = page.locator(".msg.kind-progress").last
     await status.wait_for()
-    assert await status.locator("button[data-action='x']").count() == 1, "progress has a Cancel button"
+    assert await status.locator(f"button[data-action='{cards.CANCEL}']").count() == 1, "progress has a Cancel button"
     await en.shot("progress")
     await page.evaluate(
         """() => { window.previews = 0; new MutationObserver(() => {
@@ -174,7 +178,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await page.wait_for_function("() => document.querySelector('.msg.kind-image img').naturalWidth > 0")
     assert await page.evaluate("window.previews") > 0, "a preview of the picture forming was shown"
     actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
-    assert set(actions) == {"rs", "rr", "b"}
+    assert set(actions) == {cards.RESTYLE, cards.REROLL, cards.BASE}
     await en.shot("picture")
     async with page.expect_download() as download_info:
         await finished.locator("a.download").click()
@@ -184,18 +188,33 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await download.save_as(str(saved))
     assert saved.read_bytes().startswith(b"\x89PNG")
 
-    # a photo upload -> an anime picture
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (120, 90), (240, 170, 120)).save(photo)
-    await page.set_input_files("#photo-file", str(photo))
+    # a photo dropped on the page -> an anime picture
+    photo = io.BytesIO()
+    Image.new("RGB", (120, 90), (240, 170, 120)).save(photo, format="PNG")
+    dropped = await page.evaluate_handle(
+        """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                     const files = new DataTransfer();
+                     files.items.add(new File([bytes], "holiday.png", {type: "image/png"}));
+                     return files; }""",
+        base64.b64encode(photo.getvalue()).decode(),
+    )
+    await page.dispatch_event("body", "dragenter", {"dataTransfer": dropped})
+    assert await page.locator("#drop").is_visible(), "dragging a file over the page shows where to drop it"
+    await page.dispatch_event("body", "drop", {"dataTransfer": dropped})
     await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image').length >= 2")
+    assert await page.locator("#drop").is_hidden()
     await en.shot("photo")
 
-    # the gallery: both pictures, newest first
+    # the gallery: both pictures, newest first; a tile shows its picture again in the studio, with its buttons
     await page.locator("#tab-gallery").click()
     await page.wait_for_function("() => document.querySelectorAll('#gallery-grid .tile').length === 2")
+    loaded = "() => [...document.querySelectorAll('#gallery-grid img')].every(i => i.complete && i.naturalWidth)"
+    await page.wait_for_function(loaded)  # the tiles' pictures come from the history database
     await en.shot("gallery")
-    await page.locator("#tab-studio").click()
+    await page.locator("#gallery-grid .tile button.open").last.click()
+    await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image').length >= 3")
+    assert await page.locator("#studio").is_visible()
+    assert await page.locator(".msg.kind-image").last.locator(f"button[data-action='{cards.REROLL}']").count() == 1
 
     # the language switch turns the page Chinese
     await page.locator("#lang").click()
@@ -206,9 +225,20 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     zh = await open_page(chromium, served, shots, locale="zh-CN", viewport=PHONE)
     assert await zh.page.locator("h1").inner_text() == "voice2anime 工作室"
     assert await zh.page.locator(".msg").count() == 0, "another browser sees nothing of the first one's"
+    # click once to start recording, again to send (the fake microphone speaks English; the card is in Chinese)
+    await zh.page.locator("#mic").click()
+    await zh.page.wait_for_selector("#mic.recording")
+    await zh.page.wait_for_timeout(3_000)
+    assert "录音中" in await zh.page.locator("#mic-label").inner_text(), "a click keeps recording after the button is let go"
+    await zh.page.locator("#mic").click()
+    heard_card = zh.page.locator(".msg.kind-card").last
+    await heard_card.wait_for()
+    assert t("card.understood", "zh") in await heard_card.inner_text()
+    retry = heard_card.locator(f"button[data-action='{cards.RETRY}']")
+    assert await retry.count() == 1, "a voice card offers 'Heard wrong language'"
     await zh.page.locator("#text").fill("樱花树下蓝色头发的女孩")
     await zh.page.locator("#send").click()
-    zh_card = zh.page.locator(".msg.kind-card").last
+    zh_card = zh.page.locator(".msg.kind-card", has_text="樱花树下蓝色头发的女孩")
     await zh_card.wait_for()
     assert t("card.understood", "zh") in await zh_card.inner_text()
     assert await zh.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "nothing wider than a phone"

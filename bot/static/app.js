@@ -28,9 +28,12 @@ function chooseLanguage() {
   const saved = localStorage.getItem("v2a-lang");
   if (saved === "zh" || saved === "en") return saved;
   const wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
-  return wanted.some((tag) => String(tag).toLowerCase().startsWith("zh")) && !String(wanted[0]).toLowerCase().startsWith("en")
-    ? "zh"
-    : "en";
+  for (const tag of wanted) {
+    const code = String(tag).toLowerCase();
+    if (code.startsWith("zh")) return "zh";
+    if (code.startsWith("en")) return "en";
+  }
+  return "en";
 }
 
 function tr(key, params) {
@@ -304,9 +307,8 @@ function submitText(submitted) {
 
 // ---------------------------------------------------------------- uploads
 
+// Over its limit an upload is refused at once (from Content-Length) and the conversation says why.
 async function upload(kind, blob) {
-  const limit = kind === "voice" ? state.limits.audio_bytes : state.limits.photo_bytes;
-  // Over the limit the server refuses at once (from Content-Length) and the conversation says why.
   try {
     const response = await fetch(`/upload/${kind}?locale=${encodeURIComponent(locale())}`, {
       method: "POST",
@@ -318,7 +320,6 @@ async function upload(kind, blob) {
   } catch (error) {
     toast(tr("upload.failed", { reason: error.message || error }), "error");
   }
-  return limit;
 }
 
 function uploadFile(file, forced) {
