@@ -137,7 +137,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     audio = input_file(args.file, "audio file")
     from bot import factory  # torch & co. load only once the arguments are known to be good
 
-    transcript = factory.speech_recognizer(settings).transcribe(audio, language=args.language)
+    transcript = factory.speech_recognizer(settings).transcribe(audio, language=args.language, script=args.script)
     if args.json:
         _print_json(_transcript_json(transcript))
     else:
@@ -309,7 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe a voice note / audio file")
     p.add_argument("file")
     p.add_argument("--language", help="force a language code (zh, en, yue, ...)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--script",
+        choices=("zh-Hans", "zh-Hant"),
+        help="write Chinese in Simplified (zh-Hans) or Traditional (zh-Hant) characters (default: as heard)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output (words carry unsure / corrected_from)")
     p.set_defaults(handler=cmd_transcribe)
 
     p = sub.add_parser("prompt", help="turn a description (zh/en) into a Stable Diffusion prompt")

@@ -5,11 +5,19 @@ first use (thread-safe) and reused for every call. ``transcribe`` blocks;
 ``transcribe_async`` runs it on the recognizer's one speech thread so the
 event loop keeps going (engines use that; a voice note never waits behind
 pictures, which run on their own thread or machines).
+
+After recognition a transcript is *reviewed* (``review=True``, the default):
+Chinese text is written in the reader's ``script`` ("zh-Hans" / "zh-Hant",
+OpenCC; Whisper base writes Mandarin mostly in Traditional), homophones of
+lexicon words are corrected and every word gets an honest ``unsure`` flag
+(:mod:`engine.correction`). ``review=False`` and ``script=None`` give the
+transcript exactly as Whisper wrote it (what ``bench/asr.py`` compares with).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +31,7 @@ from faster_whisper.transcribe import Segment as WhisperSegment
 
 from engine.api import Segment, Transcript, Word
 from engine.audio import AudioLimits, DecodedAudio, load_audio
+from engine.chinese import CJK_RE, Script, to_script
 from engine.errors import ModelUnavailableError, NoSpeechError
 
 log = logging.getLogger(__name__)
@@ -83,10 +92,20 @@ class SpeechRecognizer:
                     self._model = _load_model(self.config)
         return self._model
 
-    def transcribe(self, source: bytes | Path, *, language: str | None = None, translate: bool | None = None) -> Transcript:
+    def transcribe(
+        self,
+        source: bytes | Path,
+        *,
+        language: str | None = None,
+        translate: bool | None = None,
+        script: Script | None = None,
+        review: bool = True,
+    ) -> Transcript:
         """Decode, check and transcribe a voice note (blocking).
 
-        ``language`` / ``translate`` override the config for this call.
+        ``language`` / ``translate`` override the config for this call;
+        ``script`` is the reader's Chinese script and ``review`` turns the
+        correction and unsure marks on (see the module doc).
         Raises the :class:`engine.errors.AudioError` family for bad audio,
         :class:`NoSpeechError` when nothing was said, and
         :class:`ModelUnavailableError` when the model cannot be loaded.
@@ -103,7 +122,7 @@ class SpeechRecognizer:
         translation = None
         if translate:
             translation = text if detected == "en" else self._translate(audio, detected)
-        return Transcript(
+        heard = Transcript(
             text=text,
             language=requested if requested and language == detected else detected,
             language_probability=probability,
@@ -111,14 +130,20 @@ class SpeechRecognizer:
             segments=tuple(_segment(s) for s in segments),
             translation=translation,
         )
+        return finish(heard, script=script, review=review)
 
     async def transcribe_async(
-        self, source: bytes | Path, *, language: str | None = None, translate: bool | None = None
+        self,
+        source: bytes | Path,
+        *,
+        language: str | None = None,
+        translate: bool | None = None,
+        script: Script | None = None,
     ) -> Transcript:
         """:meth:`transcribe` on the recognizer's own thread, for use from an event loop (which stays free)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._thread, partial(self.transcribe, source, language=language, translate=translate)
+            self._thread, partial(self.transcribe, source, language=language, translate=translate, script=script)
         )
 
     def supports(self, language: str) -> bool:
@@ -203,6 +228,59 @@ def _segment(segment: WhisperSegment) -> Segment:
         for w in segment.words or ()
     )
     return Segment(text=segment.text.strip(), start=float(segment.start), end=float(segment.end), words=words)
+
+
+def finish(transcript: Transcript, *, script: Script | None, review: bool = True) -> Transcript:
+    """A transcript as Whisper wrote it, in the reader's ``script`` and (``review``) corrected with unsure marks."""
+    if script is None and not review:
+        return transcript
+    segments = tuple(_in_script(s, script, cantonese=transcript.language == "yue") for s in transcript.segments)
+    if review:
+        segments = _reviewed(segments, transcript.language, script)
+    text = "".join(_spaced(s.text) for s in segments).strip()
+    return dataclasses.replace(
+        transcript, text=text, segments=segments, script=script if script is not None and CJK_RE.search(text) else None
+    )
+
+
+def _spaced(text: str) -> str:
+    """A segment's text as it joins the transcript (Whisper's segments of spaced scripts start with a space)."""
+    return text if CJK_RE.match(text[:1] or " ") else " " + text
+
+
+def _join(words: tuple[Word, ...]) -> str:
+    """Words back into a phrase: Chinese characters unspaced, other words spaced."""
+    text = ""
+    for word in words:
+        if text and not (CJK_RE.match(text[-1]) or CJK_RE.match(word.text[:1] or " ")):
+            text += " "
+        text += word.text
+    return text
+
+
+def _in_script(segment: Segment, script: Script | None, *, cantonese: bool) -> Segment:
+    """``segment`` with its Chinese in ``script``: the whole phrase is converted (OpenCC needs the context: 头发 -> 頭髮)."""
+    if script is None or not CJK_RE.search(segment.text):
+        return segment
+    joined = "".join(w.text for w in segment.words)
+    converted = to_script(joined, script, cantonese=cantonese)
+    words, position = [], 0
+    for word in segment.words:
+        words.append(dataclasses.replace(word, text=converted[position : position + len(word.text)]))
+        position += len(word.text)
+    return Segment(to_script(segment.text, script, cantonese=cantonese), segment.start, segment.end, tuple(words))
+
+
+def _reviewed(segments: tuple[Segment, ...], language: str, script: Script | None) -> tuple[Segment, ...]:
+    """Segments with corrected homophones and unsure flags (:func:`engine.correction.review`)."""
+    from engine.correction import review
+
+    out = []
+    for segment in segments:
+        words = review(segment.words, language, script=script)
+        changed = any(w.corrected_from is not None for w in words)
+        out.append(Segment(_join(words) if changed else segment.text, segment.start, segment.end, words))
+    return tuple(out)
 
 
 def _device(setting: str) -> str:

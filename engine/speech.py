@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.api import Transcript
 from engine.asr import SpeechRecognizer
+from engine.chinese import SCRIPTS
 
 
 class RecognizerSpeech:
@@ -15,6 +16,10 @@ class RecognizerSpeech:
 
     recognizer: SpeechRecognizer
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Transcribe a voice note (raises AudioError subclasses for bad input)."""
-        return await self.recognizer.transcribe_async(audio, language=language)
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
+        """Transcribe a voice note (raises AudioError subclasses for bad input).
+
+        ``script`` is the reader's Chinese script ("zh-Hans" / "zh-Hant"; anything else: as heard).
+        """
+        chosen = script if script in SCRIPTS else None
+        return await self.recognizer.transcribe_async(audio, language=language, script=chosen)  # type: ignore[arg-type]
