@@ -32,6 +32,7 @@ from bot.startup_errors import BadInputError, classify, database_location, reach
 from engine.api import Prompt, Transcript
 from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
 from engine.imageio import open_image
+from engine.policy import ChatPolicy, Level, Verdict
 from engine.prompt import build_prompt
 from engine.styles import CheckpointStore, Style, StyleRegistry
 
@@ -149,13 +150,22 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prompt(args: argparse.Namespace, settings: Settings) -> int:
-    """Turn a description into a Stable Diffusion prompt and print it."""
+    """Turn a description into a Stable Diffusion prompt and print it, with the content policy's verdict at ``CONTENT_POLICY``."""
     prompt = build_prompt(args.text)
+    verdict = _policy(settings).checker.check_prompt(prompt, settings.content_policy)
     if args.json:
-        _print_json(_prompt_json(prompt))
+        _print_json(_prompt_json(prompt) | {"policy": verdict.as_json()})
     else:
         _print_prompt(prompt)
+        shown = "allowed" if verdict.allowed else "refused: " + "; ".join(verdict.reasons)
+        print(f"policy:     {verdict.level.value}, {shown}")
     return 0
+
+
+def _policy(settings: Settings) -> ChatPolicy:
+    from bot.factory import chat_policy
+
+    return chat_policy(settings)
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,6 +179,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         check_output(args.base_output, "--base-output")
     if args.style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
         StyleRegistry.for_directory(settings.checkpoints_dir).get(args.style)
+    policy = _policy(settings)
+    level = policy.level
+    if args.text is not None:  # a refused description costs no model load
+        _check_description(policy, build_prompt(args.text))
     picture = None
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
@@ -183,9 +197,12 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         if voice is not None:
             transcript = factory.speech_recognizer(settings).transcribe(voice, language=args.language)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
+            _check_description(policy, prompt)
         else:
             prompt = build_prompt(args.text)
-        result = pipeline.from_prompt(prompt.positive, prompt.negative, style=args.style, seed=args.seed)
+        negative = policy.checker.with_negative(prompt.negative, level)
+        result = pipeline.from_prompt(prompt.positive, negative, style=args.style, seed=args.seed)
+    image_verdict = _check_pictures(pipeline, result, level, drawn=photo is None)
     save_image(result.anime_image, args.output, "-o")
     if args.base_output:
         save_image(result.base_image, args.base_output, "--base-output")
@@ -198,12 +215,39 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         "prompt": _prompt_json(prompt) if prompt else None,
         "transcript": transcript.text if transcript else None,
         "timings": dict(result.timings),
+        "policy": policy.checker.check_prompt(prompt, level).as_json() if prompt else None,
+        "image_policy": image_verdict.as_json() if image_verdict else None,
     }
     if args.json:
         _print_json(summary)
     else:
         print(f"saved {args.output} (style {result.style}, seed {result.seed}, {result.seconds:.1f} s)")
     return 0
+
+
+def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
+    """Refuse (exit 2, the reasons on stderr) a description the content policy (``CONTENT_POLICY``) does not allow."""
+    from engine.policy import PromptRefusedError
+
+    verdict = policy.checker.check_prompt(prompt, policy.level)
+    if not verdict.allowed:
+        raise PromptRefusedError.of(verdict)
+
+
+def _check_pictures(pipeline: Any, result: Any, level: Level, *, drawn: bool) -> Verdict | None:
+    """The image check on what ``generate`` made (``strict``: a flagged picture is not written, exit 2); None without one."""
+    from engine.policy import ImageFlaggedError, PhotoFlaggedError, checks_images, combine
+
+    check = pipeline.image_check
+    if check is None or not checks_images(level):
+        return None
+    verdict = combine((check.check(image, level) for image in (result.base_image, result.anime_image)), level)
+    if not verdict.allowed:
+        error = ImageFlaggedError if drawn else PhotoFlaggedError
+        raise error("; ".join(verdict.reasons))
+    if verdict.spoiler:
+        log.warning("the image check flagged the picture (%s)", "; ".join(verdict.reasons))
+    return verdict
 
 
 def _style_json(style: Style, store: CheckpointStore, default: str | None) -> dict[str, Any]:

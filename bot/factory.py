@@ -18,6 +18,7 @@ from engine.diffusion import DiffusionConfig, TextToImage
 from engine.distributed import DistributedEngine, RedisConfig
 from engine.local import LocalEngine
 from engine.pipeline import AnimePipeline
+from engine.policy import ChatPolicy, ImageCheck
 from engine.styles import StyleRegistry
 from handlers.flow import ConversationConfig
 from handlers.i18n import LANGUAGES
@@ -106,8 +107,43 @@ def animegan(settings: Settings) -> AnimeGAN:
 def anime_pipeline(settings: Settings) -> AnimePipeline:
     """Text/photo -> anime image pipeline from settings (``PREVIEWS``: whether drawing makes previews; a worker's own setting)."""
     return AnimePipeline(
-        text_to_image(settings), animegan(settings), default_style=settings.anime_style, previews=settings.previews
+        text_to_image(settings),
+        animegan(settings),
+        default_style=settings.anime_style,
+        previews=settings.previews,
+        image_check=image_check(settings),
     )
+
+
+def image_check(settings: Settings) -> ImageCheck | None:
+    """The content policy's nudity detector (``POLICY_IMAGE_*``; loads on first use), or None with ``POLICY_IMAGE_CHECK=false``.
+
+    Raises :class:`~engine.errors.ModelUnavailableError` (exit 3) when there is
+    no detector: ``nudenet`` not installed and no ``POLICY_IMAGE_MODEL``.
+    """
+    from engine.policy import ImageCheck, resolve_model
+
+    if not settings.policy_image_check:
+        log.warning("POLICY_IMAGE_CHECK=false: pictures are sent without the content policy's image check")
+        return None
+    return ImageCheck(
+        resolve_model(settings.policy_image_model), threshold=settings.policy_image_threshold, threads=settings.torch_threads
+    )
+
+
+def chat_policy(settings: Settings) -> ChatPolicy:
+    """The content policy the conversation applies (``CONTENT_POLICY``, ``POLICY_*``); the term list is read here, once."""
+    from engine.policy import ChatPolicy, Level, prompt_checker
+
+    policy = ChatPolicy(
+        level=Level(settings.content_policy),
+        off_chats=settings.policy_off_chats,
+        spoilers=settings.policy_spoilers,
+        terms_file=settings.policy_terms_file,
+    )
+    prompt_checker(policy.terms_file)  # a bad POLICY_TERMS_FILE stops the start (exit 2), not the first request
+    return policy
+
 
 
 def local_engine(settings: Settings) -> LocalEngine:
@@ -116,10 +152,12 @@ def local_engine(settings: Settings) -> LocalEngine:
 
 
 def loaded_pipeline(settings: Settings) -> AnimePipeline:
-    """The pipeline with Stable Diffusion and the default style already loaded (a worker's start-up)."""
+    """The pipeline with Stable Diffusion, the default style and the image check already loaded (a worker's start-up)."""
     pipeline = anime_pipeline(settings)
     pipeline.text_to_image.load()
     pipeline.animegan.load(pipeline.default_style)
+    if pipeline.image_check is not None:
+        pipeline.image_check.load()
     return pipeline
 
 

@@ -80,6 +80,32 @@ class Settings(BaseSettings):
     max_queued_total: int = Field(100, ge=1, description="Pictures waiting or running for everyone at once.")
     history_limit: int = Field(5, ge=1, le=20, description="Entries shown by /history.")
 
+    # --- content policy (engine.policy) ---
+    content_policy: Literal["strict", "standard", "off"] = Field(
+        "strict",
+        description="strict (no sexual or suggestive content, gore, graphic violence or hate; pictures checked) | standard "
+        "(nothing explicit; flagged pictures behind a spoiler) | off (nothing checked; only in Discord age-restricted channels "
+        "and POLICY_OFF_CHATS, standard elsewhere). Chat admins can choose another level for their chat.",
+    )
+    policy_off_chats: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="Comma-separated Telegram chat ids where the policy may be off (e.g. -1001234567890)."
+    )
+    policy_terms_file: Path | None = Field(
+        None, description="The operator's own term file (the format of engine/policy_terms.txt), added to the shipped list."
+    )
+    policy_image_check: bool = Field(
+        True, description="Check pictures with the nudity detector (strict: flagged ones are not sent); false: send them unchecked."
+    )
+    policy_image_model: Path | None = Field(
+        None, description="An ONNX detector with NudeNet's signature (a .onnx file or a directory with model.onnx); empty = NudeNet's, from its wheel."
+    )
+    policy_image_threshold: float | None = Field(
+        None, gt=0, le=1, description="Least detector score that flags a picture, for every class; empty = the per-class defaults."
+    )
+    policy_spoilers: bool = Field(
+        True, description="At standard, send a flagged picture behind a spoiler (false: do not send it, as at strict)."
+    )
+
     # --- storage ---
     database_url: str = Field(
         "sqlite+aiosqlite:///data/voice2anime.db",
@@ -148,6 +174,14 @@ class Settings(BaseSettings):
         from db.session import check_url  # sqlalchemy: imported only when settings are read
 
         check_url(value)
+        return value
+
+    @field_validator("policy_off_chats", mode="before")
+    @classmethod
+    def _split_chats(cls, value: object) -> object:
+        """Accept ``"-100123, 456"`` from the environment as well as any iterable of ids."""
+        if isinstance(value, str):
+            return frozenset(part for part in value.replace(" ", "").split(",") if part)
         return value
 
     @field_validator("discord_guild_allowlist", mode="before")

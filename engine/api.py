@@ -131,6 +131,8 @@ class Prompt:
 # a plain value (str, int, float, bool, None, bytes, tuples and mappings of them).
 
 JobKind = Literal["text", "photo", "restyle"]
+#: The values of :class:`engine.policy.Level` (the wire carries plain strings).
+PolicyLevel = Literal["strict", "standard", "off"]
 
 #: A value a :class:`JobFailed` parameter may hold.
 PlainValue = str | int | float | bool | None
@@ -145,7 +147,9 @@ class JobSpec:
     ``restyle`` jobs restyle ``source_png`` (a photo, or the base image of an
     earlier picture) without diffusion. ``user_key`` identifies the requester
     for fair scheduling. Generation settings (model, steps, size) belong to the
-    engine, not to the job.
+    engine, not to the job. ``policy`` is the content policy level of the
+    requester's chat (:class:`engine.policy.Level`): it decides the image check
+    (a job without one, from an older bot, is checked as ``strict``).
     """
 
     job_id: str
@@ -156,6 +160,7 @@ class JobSpec:
     negative: str = ""
     seed: int | None = None
     source_png: bytes | None = None
+    policy: PolicyLevel = "strict"
 
     def __post_init__(self) -> None:
         if self.kind == "text":
@@ -175,6 +180,9 @@ class JobResult:
     jobs); ``None`` for photo/restyle jobs, whose base is the source the
     conversation sent (and already stored). ``seed`` and ``model`` are those of
     the diffusion run (``None`` without one); ``timings`` are seconds per stage.
+    ``flagged`` lists what the image check found ("BUTTOCKS_EXPOSED 0.71") in
+    a picture it let through at ``standard``: it is shown behind a spoiler
+    (``strict`` never returns a flagged picture).
     """
 
     job_id: str
@@ -184,6 +192,7 @@ class JobResult:
     seed: int | None = None
     model: str | None = None
     timings: tuple[tuple[str, float], ...] = ()
+    flagged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ class LocalEngine(RecognizerSpeech):
         if spec.kind != "text" or spec.seed is None:
             return None  # photos are one-off; no seed means "surprise me"
         # The model is implied: this engine's pipeline (and so its model) never changes.
-        return (spec.positive, spec.negative, spec.seed, spec.style)
+        return (spec.positive, spec.negative, spec.seed, spec.style, spec.policy)  # a picture passed at one level may not at another
 
     def _cached(self, spec: JobSpec) -> JobResult | None:
         key = self._cache_key(spec)

@@ -18,6 +18,7 @@ from engine.animegan import AnimeGAN
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.diffusion import SKETCH_SIDE, TextToImage, preview_jpeg
 from engine.imageio import open_image
+from engine.policy import ImageCheck
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,25 @@ class AnimePipeline:
     With ``previews`` (the ``PREVIEWS`` setting) :meth:`from_prompt` hands its
     ``preview`` callback a few small JPEGs of the picture forming and then the
     sketch (the drawing before the anime style); without, it makes none.
+    ``image_check`` (an :class:`engine.policy.ImageCheck`, ``POLICY_IMAGE_*``)
+    is the content policy's nudity detector: :func:`engine.runner.run_job`
+    checks this pipeline's pictures with it at each job's policy level.
     """
 
-    def __init__(self, text_to_image: TextToImage, animegan: AnimeGAN, *, default_style: str, previews: bool = True) -> None:
+    def __init__(
+        self,
+        text_to_image: TextToImage,
+        animegan: AnimeGAN,
+        *,
+        default_style: str,
+        previews: bool = True,
+        image_check: ImageCheck | None = None,
+    ) -> None:
         self.text_to_image = text_to_image
         self.animegan = animegan
         self.default_style = default_style
         self.previews = previews
+        self.image_check = image_check
 
     def from_prompt(
         self,

@@ -155,6 +155,46 @@ MESSAGES: dict[str, dict[str, str]] = {
     "settings.confirm_off": {"en": "off", "zh": "关"},
     "settings.toggle_confirm": {"en": "Confirm on/off", "zh": "切换作画前确认"},
     "settings.saved": {"en": "Saved.", "zh": "已保存。"},
+    # --- content policy (engine.policy) ---
+    "policy.refused": {
+        "en": "The content policy ({level}) does not allow this description: {reasons}.",
+        "zh": "内容尺度（{level}）不允许这个描述：{reasons}。",
+    },
+    "policy.refused_here": {"en": "🚫 I can't draw that in this chat: {reasons}.", "zh": "🚫 在这个聊天里不能画这个：{reasons}。"},
+    "policy.reason": {"en": "“{words}” ({category})", "zh": "“{words}”（{category}）"},
+    "policy.reason_separator": {"en": "; ", "zh": "；"},
+    "policy.misheard": {
+        "en": "If I misheard you, press ✏️ Edit and correct it.",
+        "zh": "如果是我听错了，请点「✏️ 修改」更正。",
+    },
+    "policy.edit_hint": {"en": "Press ✏️ Edit to change the description.", "zh": "请点「✏️ 修改」换一个描述。"},
+    "policy.category.sexual": {"en": "sexual content", "zh": "色情内容"},
+    "policy.category.suggestive": {"en": "suggestive content", "zh": "性暗示内容"},
+    "policy.category.gore": {"en": "gore", "zh": "血腥内容"},
+    "policy.category.violence": {"en": "graphic violence", "zh": "暴力内容"},
+    "policy.category.hate": {"en": "hate symbols or slurs", "zh": "仇恨内容"},
+    "policy.category.sexual_minors": {"en": "sexual content with children", "zh": "涉及儿童的色情内容"},
+    "policy.category.negated": {"en": "leaving clothes out", "zh": "去掉衣物"},
+    "policy.category.other": {"en": "not allowed here", "zh": "此处不允许"},
+    "policy.image_flagged": {
+        "en": "🚫 I drew it, but the picture did not pass this chat's content check, so I won't send it. Try another description.",
+        "zh": "🚫 图画好了，但没有通过本聊天的内容检查，所以不发送。请换一个描述试试。",
+    },
+    "policy.photo_flagged": {
+        "en": "🚫 That photo did not pass this chat's content check, so I won't restyle it.",
+        "zh": "🚫 这张照片没有通过本聊天的内容检查，所以不做风格转换。",
+    },
+    "policy.spoiler": {
+        "en": "⚠️ The content check flagged this picture: it is hidden behind a spoiler.",
+        "zh": "⚠️ 内容检查认为这张图可能不适宜，已加上遮挡。",
+    },
+    "policy.level.strict": {"en": "strict — for everyone; pictures are checked", "zh": "严格——适合所有人；图片会检查"},
+    "policy.level.standard": {
+        "en": "standard — nothing explicit; flagged pictures come behind a spoiler",
+        "zh": "标准——不画露骨内容；可疑图片加遮挡",
+    },
+    "policy.level.off": {"en": "off — age-restricted chat", "zh": "关闭——仅限成人频道"},
+    "settings.policy": {"en": "Content policy: {level}", "zh": "内容尺度：{level}"},
     # --- engine errors (engine.errors.UserError.key) ---
     "error.generic": {"en": "Something went wrong. Please try again.", "zh": "出了点问题，请再试一次。"},
     "audio.unreadable": {

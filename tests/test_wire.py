@@ -58,13 +58,13 @@ def test_events_round_trip() -> None:
 def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
     assert plain(pack_spec(TEXT)) == {
         "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
-        "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None,
+        "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None, "policy": "strict",
     }
     assert plain(pack_spec(PHOTO))["source_png"] == PNG
     assert plain(pack_event(JobFinished(STYLED))) == {
         "type": "finished",
         "result": {"job_id": "p1", "anime_png": b"\x89anime", "style": "paprika", "base_png": None, "seed": None,
-                   "model": None, "timings": [["style", 0.25]]},
+                   "model": None, "timings": [["style", 0.25]], "flagged": []},
     }
     assert plain(pack_event(JobQueued(3))) == {"type": "queued", "position": 3}
     for event in EVENTS:

@@ -1,0 +1,896 @@
+"""Content policy: what may be drawn, one verdict type for the conversation, the CLI and the workers.
+
+Three levels (:class:`Level`): ``strict`` (the default: no sexual or
+suggestive content, no gore or graphic violence, no hate symbols; every
+picture checked), ``standard`` (suggestive words and graphic violence pass,
+explicit sexual content, gore and hate do not; a picture the image check flags
+is sent as a spoiler, or not at all) and ``off`` (nothing is checked — except
+sexual content with children, which is refused at every level). ``off`` is
+only for chats that allow it (:func:`effective_level`): Discord channels
+marked age-restricted and Telegram chats the operator lists.
+
+**Descriptions** (:class:`PromptChecker`) are checked before anything is
+queued, against a term list shipped as data (``engine/policy_terms.txt``, its
+format is described at its top; operators add their own with
+``POLICY_TERMS_FILE``). The text is normalised first and read in several
+*views*, each mapped back to the characters the user wrote, so a hit can be
+shown as it was written: case, full/half width and accents (NFKC, NFKD),
+invisible characters, look-alike Cyrillic/Greek letters, Traditional ->
+Simplified (OpenCC, length-preserving), leetspeak (``p0rn``), separators
+between single letters or inside a word (``n.s.f.w``, ``n s f w``, ``nu-de``,
+``色 情``) and stretched letters (``nuuude``). One Aho-Corasick automaton
+(pyahocorasick) finds every term in every view; Latin terms count only as
+whole words (the Scunthorpe problem: "analysis", "therapist", "Essex" are
+fine), Chinese terms anywhere or, marked ``~``, only where a word starts.
+What the description asks to leave out is checked too ("a girl without
+clothes" puts "clothes" in the negative prompt, which draws her nude).
+
+**Pictures** (:class:`ImageCheck`) are checked by an ONNX nudity detector
+with NudeNet's signature (YOLOv8: ``images`` 1x3xSxS RGB in [0, 1] ->
+``output0`` 1x(4+classes)xN), by default the 320n model inside the
+``nudenet`` wheel, read straight from the installed package (nudenet itself,
+and its OpenCV, are never imported). The check runs where pictures are made
+(:mod:`engine.runner`), so the local engine and Redis workers behave alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from engine.errors import ModelUnavailableError, UserError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from engine.api import Prompt
+
+log = logging.getLogger(__name__)
+
+
+class Level(StrEnum):
+    """How much a chat allows (see the module docstring)."""
+
+    STRICT = "strict"
+    STANDARD = "standard"
+    OFF = "off"
+
+
+LEVELS: tuple[Level, ...] = (Level.STRICT, Level.STANDARD, Level.OFF)
+#: Where ``off`` is not allowed, a chat asking for it gets this.
+OFF_FALLBACK = Level.STANDARD
+
+
+def effective_level(default: Level | str, override: Level | str | None = None, *, off_allowed: bool = False) -> Level:
+    """The level that applies in a chat: its override (set by an admin), else the deployment's; ``off`` only where allowed."""
+    level = Level(override or default)
+    if level is Level.OFF and not off_allowed:
+        return OFF_FALLBACK
+    return level
+
+
+def off_allowed(platform: str, chat_id: str, *, age_restricted: bool, off_chats: Iterable[str]) -> bool:
+    """May ``off`` apply here? A Discord channel marked age-restricted, or a Telegram chat the operator listed."""
+    if platform == "discord":
+        return age_restricted
+    if platform == "telegram":
+        return chat_id in set(off_chats)
+    return False
+
+
+def checks_images(level: Level | str) -> bool:
+    """Pictures are checked at ``strict`` (flagged: not sent) and ``standard`` (flagged: a spoiler, or not sent)."""
+    return Level(level) is not Level.OFF
+
+
+@dataclass(frozen=True)
+class ChatPolicy:
+    """The deployment's policy as the conversation applies it (``CONTENT_POLICY`` and the ``POLICY_*`` settings).
+
+    ``spoilers``: at ``standard`` a picture the image check flags is sent
+    behind a spoiler (False: not sent, as at ``strict``).
+    """
+
+    level: Level = Level.STRICT
+    off_chats: frozenset[str] = frozenset()
+    spoilers: bool = True
+    terms_file: Path | None = None
+
+    @property
+    def checker(self) -> PromptChecker:
+        """The term matcher (built once per process and term file)."""
+        return prompt_checker(self.terms_file)
+
+    def level_for(self, platform: str, chat_id: str, *, age_restricted: bool = False, override: Level | str | None = None) -> Level:
+        """The level in one chat: the chat's ``override`` (set by its admins), else :attr:`level`; ``off`` only where allowed."""
+        allowed = off_allowed(platform, chat_id, age_restricted=age_restricted, off_chats=self.off_chats)
+        return effective_level(self.level, override, off_allowed=allowed)
+
+
+# --------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------
+
+#: Where a prompt hit was found: the user's words, the English prompt made of them, or what they asked to leave out.
+HitSource = Literal["text", "prompt", "negated"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A term of the list found in a description: its category, the list's term and the words as the user wrote them.
+
+    ``start``/``end`` index the checked text (``source`` says which); ``found``
+    is ``text[start:end]``.
+    """
+
+    category: str
+    term: str
+    found: str
+    start: int
+    end: int
+    source: HitSource = "text"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the image detector saw: a class label and its score (0..1)."""
+
+    label: str
+    score: float
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.score:.2f}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The policy's answer for one description or picture.
+
+    ``allowed`` False: refused, for the ``hits`` (prompt) or ``findings``
+    (image) that block at ``level``. ``spoiler``: allowed, but shown behind a
+    spoiler (``standard``, a flagged picture). :attr:`reasons` says why in
+    plain words (logs, the CLI); chat messages word it in the user's language
+    from ``hits``/``findings``.
+    """
+
+    allowed: bool
+    level: Level
+    hits: tuple[Hit, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    spoiler: bool = False
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """One line per reason: ``sexual: "n.s.f.w"`` or ``image: FEMALE_BREAST_EXPOSED 0.83``."""
+        lines = [f'{hit.category}: "{hit.found}"' for hit in self.hits]
+        lines += [f"image: {finding}" for finding in self.findings]
+        return tuple(dict.fromkeys(lines))
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The categories behind a refusal, in order, each once."""
+        return tuple(dict.fromkeys(hit.category for hit in self.hits))
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The words that triggered, as written, each once."""
+        return tuple(dict.fromkeys(hit.found for hit in self.hits))
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"level", "allowed", "reasons"}`` (the CLI's ``"policy"``), plus ``"spoiler"`` when set."""
+        payload: dict[str, Any] = {"level": self.level.value, "allowed": self.allowed, "reasons": list(self.reasons)}
+        if self.spoiler:
+            payload["spoiler"] = True
+        return payload
+
+
+ALLOWED = {level: Verdict(True, level) for level in LEVELS}
+
+
+# --------------------------------------------------------------------------
+# The term list
+# --------------------------------------------------------------------------
+
+#: The list shipped with the project.
+TERMS_FILE = Path(__file__).with_name("policy_terms.txt")
+#: Special sections of the term list.
+MINOR, ALLOW, NEGATED, NEGATIVE = "minor", "allow", "negated", "negative"
+#: A word for a child together with one of these refuses at every level, as this category.
+SEXUAL_CATEGORIES = frozenset({"sexual", "suggestive"})
+MINORS_CATEGORY = "sexual_minors"
+
+_HEADER = re.compile(r"^\[\s*([a-z_]+)\s*(?::\s*([a-z ,]*))?\]$")
+
+
+class TermListError(ValueError):
+    """A term file that cannot be read (the message names the file and line); the CLI exits with 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class TermList:
+    """The parsed list: terms per category, the levels each category refuses at, exceptions, negative prompt terms."""
+
+    #: category -> levels at which a hit refuses
+    categories: Mapping[str, frozenset[Level]] = field(default_factory=dict)
+    #: category -> terms as written (markers included: ``porn*``, ``~色图``)
+    terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    allow: tuple[str, ...] = ()
+    negated: tuple[str, ...] = ()
+    negated_levels: frozenset[Level] = frozenset()
+    negative: Mapping[Level, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """How many terms refuse something (children's words, exceptions and negative prompt terms aside)."""
+        return sum(len(terms) for category, terms in self.terms.items() if category != MINOR) + len(self.negated)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<terms>", base: TermList | None = None) -> TermList:
+        """Read a term file (see the format at the top of ``policy_terms.txt``), on top of ``base`` when given."""
+        categories = {k: set(v) for k, v in (base.categories if base else {}).items()}
+        terms: dict[str, list[str]] = {k: list(v) for k, v in (base.terms if base else {}).items()}
+        allow = list(base.allow if base else ())
+        negated = list(base.negated if base else ())
+        negated_levels = set(base.negated_levels if base else ())
+        negative = {k: list(v) for k, v in (base.negative if base else {}).items()}
+        section: str | None = None
+        levels: set[Level] = set()
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            header = _HEADER.match(line)
+            if header:
+                section = header.group(1)
+                try:
+                    levels = {Level(word) for word in (header.group(2) or "").replace(",", " ").split()}
+                except ValueError:
+                    raise TermListError(f"{source}:{number}: levels are strict, standard, off ({line!r})") from None
+                if section in (MINOR, ALLOW) and levels:
+                    raise TermListError(f"{source}:{number}: [{section}] takes no levels")
+                if section == NEGATED:
+                    negated_levels |= levels
+                elif section not in (MINOR, ALLOW, NEGATIVE):
+                    categories.setdefault(section, set()).update(levels)
+                    terms.setdefault(section, [])
+                continue
+            if section is None:
+                raise TermListError(f"{source}:{number}: a term before any [section] header")
+            if section == NEGATIVE:
+                for level in levels:
+                    negative.setdefault(level, []).append(line)
+                continue
+            bucket = allow if section == ALLOW else negated if section == NEGATED else terms.setdefault(section, [])
+            if line.startswith("-") and len(line) > 1:
+                removed = line[1:].strip()
+                for values in (bucket, *terms.values()):
+                    while removed in values:
+                        values.remove(removed)
+                continue
+            if line not in bucket:
+                bucket.append(line)
+        return cls(
+            categories={k: frozenset(v) for k, v in categories.items()},
+            terms={k: tuple(v) for k, v in terms.items()},
+            allow=tuple(allow),
+            negated=tuple(negated),
+            negated_levels=frozenset(negated_levels),
+            negative={k: tuple(v) for k, v in negative.items()},
+        )
+
+    @classmethod
+    def load(cls, extra: Path | None = None) -> TermList:
+        """The shipped list, plus the operator's file ``extra`` (``POLICY_TERMS_FILE``) when given."""
+        terms = cls.parse(TERMS_FILE.read_text(encoding="utf-8"), str(TERMS_FILE))
+        if extra is not None:
+            try:
+                text = Path(extra).read_text(encoding="utf-8")
+            except OSError as error:
+                raise TermListError(f"POLICY_TERMS_FILE {extra}: cannot be read ({error.strerror or error})") from error
+            terms = cls.parse(text, str(extra), base=terms)
+        return terms
+
+
+# --------------------------------------------------------------------------
+# Normalisation: views of a text, each mapped back to the original characters
+# --------------------------------------------------------------------------
+
+#: Letters that look like Latin ones (Cyrillic, Greek), written as the Latin letter.
+_CONFUSABLES = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+        "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+        # Greek
+        "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+        # Latin look-alikes
+        "ɡ": "g", "ı": "i",
+    }
+)
+#: Leetspeak digits and symbols, read as letters inside a word.
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_CHARS = "0134578@$!|+"
+_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_CJK = re.compile(f"[{_CJK_CLASS}]")
+_LATIN = re.compile(r"[a-z0-9]")
+#: A word of Latin letters and digits, with leetspeak symbols inside it.
+_LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*")
+#: A Latin letter or digit, or a Chinese character: what the separator rules look at.
+_UNIT = re.compile(f"[a-z0-9]+|[{_CJK_CLASS}]+")
+#: Separators removed inside a Latin word ("nu-de", "p.orn", "s_e_x") or between Chinese characters ("色.情"; not commas).
+_INNER_SEPARATORS = re.compile(
+    rf"(?<=[a-z0-9])[.\-_*·~/\\'`^:,;]{{1,3}}(?=[a-z0-9])|(?<=[{_CJK_CLASS}])[.\-_*·~/\\'`^|+]{{1,3}}(?=[{_CJK_CLASS}])"
+)
+_STRETCHED = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class _View:
+    """A normalised reading of a text; ``index[i]`` is the original position of character ``i``."""
+
+    text: str
+    index: tuple[int, ...]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The original characters behind ``text[start:end]``."""
+        return self.index[start], self.index[end - 1] + 1
+
+
+def _base_view(text: str) -> _View:
+    from engine.chinese import simplified
+
+    chars: list[str] = []
+    index: list[int] = []
+    for position, char in enumerate(text):
+        if char.isspace():
+            if chars and chars[-1] != " ":
+                chars.append(" ")
+                index.append(position)
+            continue
+        form = unicodedata.normalize("NFKC", char)
+        form = "".join(c for c in unicodedata.normalize("NFKD", form) if not unicodedata.combining(c))
+        for c in form:
+            if unicodedata.category(c) in ("Cf", "Cc"):
+                continue  # zero-width spaces and joiners, soft hyphens, controls
+            for folded in c.casefold().translate(_CONFUSABLES):
+                chars.append(" " if folded.isspace() else folded)
+                index.append(position)
+    joined = "".join(chars)
+    converted = simplified(joined)  # length-preserving (unchanged when OpenCC would change the length)
+    return _View(converted if len(converted) == len(joined) else joined, tuple(index))
+
+
+def _leet(view: _View) -> _View:
+    """Leetspeak inside words that have a letter ("p0rn", "s3x"); a symbol ending a word stays ("wow!")."""
+    chars = list(view.text)
+    for match in _LEET_WORD.finditer(view.text):
+        word = match.group().rstrip("@$!|+")
+        for offset, char in enumerate(word):
+            if char in _LEET_CHARS:
+                chars[match.start() + offset] = char.translate(_LEET)
+    return _View("".join(chars), view.index)
+
+
+def _collapse(view: _View) -> _View:
+    """Separators removed where they split a word: between single letters ("n s f w", "色 情") and inside a word ("nu-de").
+
+    Runs of at least three single Latin characters (two Chinese ones) with
+    separators between them are joined; "a red, big cat" is left alone.
+    """
+    text = view.text
+    drop = [False] * len(text)
+    units = list(_UNIT.finditer(text))
+    run: list[re.Match[str]] = []
+
+    def flush() -> None:
+        if run and len(run) >= (2 if _CJK.match(run[0].group()) else 3):
+            for left, right in zip(run, run[1:], strict=False):
+                for i in range(left.end(), right.start()):
+                    drop[i] = True
+        run.clear()
+
+    for unit in units:
+        single = len(unit.group()) == 1
+        gap = text[run[-1].end() : unit.start()] if run else ""
+        same_kind = bool(run) and bool(_CJK.match(run[-1].group())) == bool(_CJK.match(unit.group()))
+        if single and run and same_kind and 0 < len(gap) <= 3 and not any(c.isalnum() for c in gap):
+            run.append(unit)
+            continue
+        flush()
+        if single:
+            run.append(unit)
+    flush()
+    for match in _INNER_SEPARATORS.finditer(text):
+        for i in range(match.start(), match.end()):
+            drop[i] = True
+    kept = [i for i in range(len(text)) if not drop[i]]
+    return _View("".join(text[i] for i in kept), tuple(view.index[i] for i in kept))
+
+
+def _squeeze(view: _View, keep: int) -> _View:
+    """Letters repeated three times or more cut to ``keep`` ("nuuude" -> "nude", "boooobs" -> "boobs")."""
+    kept: list[int] = []
+    position = 0
+    for match in _STRETCHED.finditer(view.text):
+        kept.extend(range(position, match.start() + keep))
+        position = match.end()
+    kept.extend(range(position, len(view.text)))
+    if len(kept) == len(view.text):
+        return view
+    return _View("".join(view.text[i] for i in kept), tuple(view.index[i] for i in kept))
+
+
+def views(text: str) -> list[_View]:
+    """Every reading of ``text`` the matcher looks at (duplicates dropped)."""
+    base = _base_view(text)
+    collapsed = _collapse(base)
+    leet_collapsed = _leet(collapsed)
+    found: dict[str, _View] = {}
+    for view in (base, _leet(base), collapsed, leet_collapsed, _squeeze(leet_collapsed, 1), _squeeze(leet_collapsed, 2)):
+        found.setdefault(view.text, view)
+    return list(found.values())
+
+
+def normalise(term: str) -> str:
+    """A term as the matcher stores it (the base view of its text)."""
+    return _base_view(term).text.strip()
+
+
+# --------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    category: str
+    term: str
+    key: str
+    prefix: bool
+    word_start: bool
+
+
+_NEGATIONS = re.compile(r"(?:\b(?:no|not|without|never|non)[\s-]+|(?:不要|不能|没有|没|不|别|无|非)\s*)$", re.IGNORECASE)
+
+
+class PromptChecker:
+    """Finds the term list's terms in descriptions and prompts (thread-safe after construction)."""
+
+    def __init__(self, terms: TermList | None = None) -> None:
+        import ahocorasick
+
+        self.terms = terms or TermList.load()
+        self._automaton = ahocorasick.Automaton()
+        entries: dict[str, list[_Entry]] = {}
+
+        def add(category: str, term: str) -> None:
+            word_start = term.startswith("~")
+            prefix = term.endswith("*")
+            key = normalise(term.removeprefix("~").removesuffix("*"))
+            if not key:
+                return
+            variants = {key}
+            if " " in key and _LATIN.search(key):
+                variants.add(key.replace(" ", ""))  # "blow job" -> "blowjob"
+            for variant in variants:
+                entries.setdefault(variant, []).append(_Entry(category, term, variant, prefix, word_start))
+
+        for category, terms_of in self.terms.terms.items():
+            for term in terms_of:
+                add(category, term)
+        for term in self.terms.allow:
+            add(ALLOW, term)
+        for term in self.terms.negated:
+            add(NEGATED, term)
+        for key, values in entries.items():
+            self._automaton.add_word(key, tuple(values))
+        if entries:
+            self._automaton.make_automaton()
+        self._empty = not entries
+
+    # --- finding ---------------------------------------------------------
+
+    def scan(self, text: str, *, negated: bool = False) -> list[Hit]:
+        """Every term in ``text`` (all categories, every level), as written, each span once.
+
+        With ``negated`` only the ``[negated]`` terms are looked for (the
+        words a description asks to leave out); otherwise those are skipped.
+        A term inside an ``[allow]`` phrase ("murder of crows") is not a hit.
+        """
+        return self._scan(text, negated)[0]
+
+    def _scan(self, text: str, negated: bool = False) -> tuple[list[Hit], set[tuple[str, str]]]:
+        """:meth:`scan`, and the (category, term) pairs that were found only inside allowed phrases."""
+        if self._empty or not text:
+            return [], set()
+        hits: dict[tuple[str, str, int, int], Hit] = {}
+        allowed: list[tuple[int, int]] = []
+        for view in views(text):
+            for end, entries in self._automaton.iter(view.text):
+                for entry in entries:
+                    start = end + 1 - len(entry.key)
+                    stop = self._match_end(view.text, start, end + 1, entry)
+                    if stop is None or (entry.word_start and not self._starts_word(view.text, start)):
+                        continue
+                    begin, finish = view.original_span(start, stop)
+                    if entry.category == ALLOW:
+                        allowed.append((begin, finish))
+                        continue
+                    if (entry.category == NEGATED) != negated:
+                        continue
+                    hits.setdefault((entry.category, entry.term, begin, finish), Hit(entry.category, entry.term, text[begin:finish], begin, finish))
+        kept, excused = [], set()
+        spans = {(hit.start, hit.end) for hit in hits.values()}
+        for hit in hits.values():
+            if any(a <= hit.start and hit.end <= b for a, b in allowed):
+                excused.add((hit.category, hit.term))
+            elif not any(a <= hit.start and hit.end <= b and (a, b) != (hit.start, hit.end) for a, b in spans):
+                kept.append(hit)  # the longest term wins: "sex appeal" is suggestive, not "sex"
+        kept.sort(key=lambda hit: (hit.start, hit.end, hit.category))
+        return kept, excused - {(hit.category, hit.term) for hit in kept}
+
+    @staticmethod
+    def _match_end(text: str, start: int, end: int, entry: _Entry) -> int | None:
+        """Where a match of ``entry`` at ``text[start:end]`` ends, or None when it is not a whole word (Latin terms)."""
+        key = entry.key
+        if _LATIN.match(key[0]) and start > 0 and _LATIN.match(text[start - 1]):
+            return None
+        if not _LATIN.match(key[-1]) or entry.prefix:
+            if entry.prefix:
+                while end < len(text) and _LATIN.match(text[end]):
+                    end += 1
+            return end
+        for suffix in ("", "s", "es"):
+            stop = end + len(suffix)
+            if text[end:stop] == suffix and (stop >= len(text) or not _LATIN.match(text[stop])):
+                return stop
+        return None
+
+    @staticmethod
+    def _starts_word(text: str, start: int) -> bool:
+        """Chinese segmentation (jieba, with the lexicon's words) puts a word boundary at ``start``."""
+        if start == 0 or not _CJK.match(text[start]) or not _CJK.match(text[start - 1]):
+            return True
+        run_start = start
+        while run_start > 0 and _CJK.match(text[run_start - 1]):
+            run_start -= 1
+        run_end = start
+        while run_end < len(text) and _CJK.match(text[run_end]):
+            run_end += 1
+        from engine.translate import reader
+
+        position = run_start
+        for word, _ in reader().words(text[run_start:run_end]):
+            if position == start:
+                return True
+            position += len(word)
+            if position > start:
+                return False
+        return position == start
+
+    # --- verdicts --------------------------------------------------------
+
+    def check_text(self, text: str, level: Level | str, *, prompt: str = "", negated: str = "") -> Verdict:
+        """The verdict on a description ``text`` at ``level``.
+
+        ``prompt`` is the English prompt made of it (checked too: a Chinese
+        word outside the list may still become an English one on it) and
+        ``negated`` what it asked to leave out of the picture. A word the
+        description itself negates ("no gore", 不要血腥) does not count when the
+        prompt does not carry it.
+        """
+        level = Level(level)
+        found, excused = self._scan(text)
+        prompt_hits = [
+            Hit(h.category, h.term, h.found, h.start, h.end, "prompt")
+            for h in self.scan(prompt)
+            if (h.category, h.term) not in excused  # "murder of crows" becomes "murder, crows" on the prompt
+        ]
+        prompt_categories = {hit.category for hit in prompt_hits}
+        text_hits = [hit for hit in found if hit.category in prompt_categories or not _NEGATIONS.search(text[: hit.start])]
+        hits = text_hits + [hit for hit in prompt_hits if (hit.category, hit.term) not in {(h.category, h.term) for h in text_hits}]
+        blocking = [hit for hit in hits if level in self.terms.categories.get(hit.category, frozenset())]
+        if level in self.terms.negated_levels:
+            blocking += [
+                Hit(NEGATED, h.term, h.found, h.start, h.end, "negated") for h in self.scan(negated, negated=True)
+            ]
+        minors = [hit for hit in hits if hit.category == MINOR]
+        sexual = [hit for hit in hits if hit.category in SEXUAL_CATEGORIES]
+        if minors and sexual:
+            blocking += [Hit(MINORS_CATEGORY, h.term, h.found, h.start, h.end, h.source) for h in (*minors, *sexual)]
+        if not blocking:
+            return ALLOWED[level]
+        unique = {(h.category, h.found.casefold()): h for h in reversed(blocking)}
+        ordered = sorted(unique.values(), key=lambda h: (h.source != "text", h.start))
+        return Verdict(False, level, tuple(ordered))
+
+    def check_prompt(self, prompt: Prompt, level: Level | str) -> Verdict:
+        """The verdict on a built :class:`~engine.api.Prompt`: its description, its English prompt and what it negates."""
+        from engine.prompt import NEGATIVE_PROMPT
+
+        negative = prompt.negative
+        negated = negative[len(NEGATIVE_PROMPT) :].lstrip(", ") if negative.startswith(NEGATIVE_PROMPT) else negative
+        return self.check_text(prompt.description, level, prompt=prompt.positive, negated=negated)
+
+    def negative_terms(self, level: Level | str) -> str:
+        """What the policy adds to the negative prompt at ``level`` (comma-separated; empty at ``off``)."""
+        return ", ".join(self.terms.negative.get(Level(level), ()))
+
+    def with_negative(self, negative: str, level: Level | str) -> str:
+        """``negative`` with the policy's terms in front (so the CLIP window never cuts them)."""
+        terms = self.negative_terms(level)
+        if not terms:
+            return negative
+        return f"{terms}, {negative}" if negative else terms
+
+
+@lru_cache(maxsize=4)
+def prompt_checker(extra: Path | None = None) -> PromptChecker:
+    """The process-wide checker for the shipped list (+ the operator's file ``extra``), built once."""
+    return PromptChecker(TermList.load(extra))
+
+
+# --------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------
+
+#: NudeNet 3.4's classes, in the order of its detector's outputs (the model's metadata "names" says the same).
+NUDENET_LABELS = (
+    "FEMALE_GENITALIA_COVERED",
+    "FACE_FEMALE",
+    "BUTTOCKS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_BREAST_EXPOSED",
+    "ANUS_EXPOSED",
+    "FEET_EXPOSED",
+    "BELLY_COVERED",
+    "FEET_COVERED",
+    "ARMPITS_COVERED",
+    "ARMPITS_EXPOSED",
+    "FACE_MALE",
+    "BELLY_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED",
+    "FEMALE_BREAST_COVERED",
+    "BUTTOCKS_COVERED",
+)
+#: Least score that flags a picture, per class. Measured on harmless illustrations (README, "Content policy"):
+#: flat skin-coloured shapes score up to 0.51 as BUTTOCKS_EXPOSED (a peach emoji), the other classes stay under 0.05.
+DEFAULT_THRESHOLDS: Mapping[str, float] = {
+    "FEMALE_GENITALIA_EXPOSED": 0.4,
+    "MALE_GENITALIA_EXPOSED": 0.4,
+    "FEMALE_BREAST_EXPOSED": 0.4,
+    "ANUS_EXPOSED": 0.4,
+    "BUTTOCKS_EXPOSED": 0.6,
+}
+#: The detector's side when its metadata does not say (NudeNet's 320n).
+DEFAULT_SIDE = 320
+
+
+def nudenet_model() -> Path | None:
+    """The detector inside the installed ``nudenet`` wheel (``320n.onnx``), found without importing nudenet."""
+    try:
+        spec = importlib.util.find_spec("nudenet")
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    for folder in spec.submodule_search_locations or ():
+        path = Path(folder) / "320n.onnx"
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_model(path: Path | None) -> Path:
+    """The ONNX file to use: ``path`` (a file, or a directory with ``model.onnx`` / one ``*.onnx``), else NudeNet's.
+
+    Raises :class:`~engine.errors.ModelUnavailableError` saying what to install or where to put what.
+    """
+    if path is not None:
+        path = Path(path)
+        if path.is_file():
+            return path
+        if path.is_dir():
+            named = path / "model.onnx"
+            if named.is_file():
+                return named
+            found = sorted(path.glob("*.onnx"))
+            if len(found) == 1:
+                return found[0]
+        raise ModelUnavailableError(
+            f"POLICY_IMAGE_MODEL={path}: no ONNX detector there (a .onnx file, or a directory with model.onnx)"
+        )
+    found_model = nudenet_model()
+    if found_model is None:
+        raise ModelUnavailableError(
+            "the image check needs a nudity detector: pip install nudenet (its wheel ships the model), "
+            "set POLICY_IMAGE_MODEL to an ONNX detector, or POLICY_IMAGE_CHECK=false to send pictures unchecked"
+        )
+    return found_model
+
+
+class ImageCheck:
+    """An ONNX nudity detector with NudeNet's signature; loads on first use, thread-safe.
+
+    Labels come from the model's metadata ("names"), else NudeNet's; a
+    picture is flagged when a class of ``thresholds`` reaches its score (per
+    anchor the best class counts, as NudeNet reports it); ``threshold`` sets
+    one score for all of them. Pixels go in as RGB, the order the detector was
+    trained in (Ultralytics); NudeNet 3.4.2's own ``detect`` hands it BGR (its
+    ``cvtColor`` and ``swapRB`` both swap), which moves scores by up to 0.15.
+    """
+
+    def __init__(
+        self,
+        model: Path,
+        *,
+        thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
+        threshold: float | None = None,
+        threads: int = 0,
+    ) -> None:
+        self.model = Path(model)
+        self.thresholds = dict.fromkeys(thresholds, threshold) if threshold is not None else dict(thresholds)
+        self.threads = threads
+        self._session: Any = None
+        self._labels: tuple[str, ...] = NUDENET_LABELS
+        self._side = DEFAULT_SIDE
+        self._input = "images"
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Open the ONNX session (once)."""
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            try:
+                session = onnxruntime.InferenceSession(str(self.model), options, providers=["CPUExecutionProvider"])
+            except Exception as error:
+                raise ModelUnavailableError(f"the image check model {self.model} cannot be loaded: {error}") from error
+            meta = session.get_modelmeta().custom_metadata_map
+            names = _literal(meta.get("names"))
+            if isinstance(names, dict) and names:
+                self._labels = tuple(str(names[i]) for i in sorted(names))
+            size = _literal(meta.get("imgsz"))
+            if isinstance(size, list | tuple) and size and isinstance(size[0], int):
+                self._side = int(size[0])
+            self._input = session.get_inputs()[0].name
+            self._session = session
+            log.info("image check: %s (%d classes, %d px)", self.model.name, len(self._labels), self._side)
+
+    def scores(self, image: Image) -> dict[str, float]:
+        """The best score of each class the detector reports in ``image`` (NudeNet's preprocessing, without OpenCV)."""
+        import numpy as np
+        from PIL import Image as PILImage
+
+        self.load()
+        rgb = image.convert("RGB")
+        side = max(rgb.size)
+        square = PILImage.new("RGB", (side, side))  # padded right and bottom with black, like NudeNet
+        square.paste(rgb, (0, 0))
+        pixels = _resize_linear(np.asarray(square, dtype=np.float32), self._side)
+        blob = (pixels / 255.0).transpose(2, 0, 1)[None].astype(np.float32)
+        (output,) = self._session.run(None, {self._input: blob})[:1]
+        rows = np.asarray(output)[0].T  # anchors x (4 + classes)
+        classes = rows[:, 4:]
+        if classes.size == 0:
+            return {}
+        best = classes.argmax(axis=1)
+        score = classes.max(axis=1)
+        found: dict[str, float] = {}
+        for index in np.unique(best):
+            label = self._labels[index] if index < len(self._labels) else f"class_{index}"
+            found[label] = float(score[best == index].max())
+        return found
+
+    def findings(self, image: Image) -> tuple[Finding, ...]:
+        """The flagged classes at or above their threshold, best first (shirtless men, feet and bellies never flag)."""
+        hits = [
+            Finding(label, score)
+            for label, score in self.scores(image).items()
+            if label in self.thresholds and score >= self.thresholds[label]
+        ]
+        return tuple(sorted(hits, key=lambda f: -f.score))
+
+    def check(self, image: Image, level: Level | str) -> Verdict:
+        """The verdict on a picture: ``strict`` refuses a flagged one, ``standard`` allows it as a spoiler; ``off`` does not look."""
+        level = Level(level)
+        if not checks_images(level):
+            return ALLOWED[level]
+        findings = self.findings(image)
+        if not findings:
+            return ALLOWED[level]
+        if level is Level.STANDARD:
+            return Verdict(True, level, findings=findings, spoiler=True)
+        return Verdict(False, level, findings=findings)
+
+
+def _resize_linear(pixels: Any, side: int) -> Any:
+    """``pixels`` (H x W x 3) resized to ``side`` x ``side`` the way OpenCV's INTER_LINEAR does (no antialiasing).
+
+    NudeNet (``cv2.dnn.blobFromImage``) and the YOLOv8 training it comes from
+    resize like this; Pillow's bilinear filter averages over the whole
+    footprint when shrinking, which moves scores by up to 0.1.
+    """
+    import numpy as np
+
+    def axis(size: int) -> tuple[Any, Any, Any]:
+        position = np.clip((np.arange(side) + 0.5) * (size / side) - 0.5, 0, size - 1)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, size - 1)
+        return low, high, (position - low).astype(np.float32)
+
+    top, bottom, dy = axis(pixels.shape[0])
+    left, right, dx = axis(pixels.shape[1])
+    rows = pixels[top] * (1 - dy)[:, None, None] + pixels[bottom] * dy[:, None, None]
+    return rows[:, left] * (1 - dx)[None, :, None] + rows[:, right] * dx[None, :, None]
+
+
+def _literal(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def combine(verdicts: Iterable[Verdict], level: Level | str) -> Verdict:
+    """One verdict for several pictures of a job: refused if any is, a spoiler if any is."""
+    level = Level(level)
+    allowed, spoiler, findings = True, False, []
+    for verdict in verdicts:
+        allowed &= verdict.allowed
+        spoiler |= verdict.spoiler
+        findings.extend(f for f in verdict.findings if f not in findings)
+    if allowed and not spoiler:
+        return ALLOWED[level]
+    return Verdict(allowed, level, findings=tuple(findings), spoiler=spoiler and allowed)
+
+
+# --------------------------------------------------------------------------
+# Errors (user-facing words: handlers/i18n.py)
+# --------------------------------------------------------------------------
+
+
+class PromptRefusedError(UserError):
+    """A description the content policy refuses (``reasons``: :attr:`Verdict.reasons`, joined; ``level``)."""
+
+    key = "policy.refused"
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> PromptRefusedError:
+        """The error for a refused ``verdict``."""
+        return cls(", ".join(verdict.reasons), level=verdict.level.value, reasons="; ".join(verdict.reasons))
+
+
+class ImageFlaggedError(UserError):
+    """The image check flagged a drawn picture: it is not sent (the operator's log names the findings)."""
+
+    key = "policy.image_flagged"
+
+
+class PhotoFlaggedError(ImageFlaggedError):
+    """The image check flagged a photo a user sent (before styling)."""
+
+    key = "policy.photo_flagged"
