@@ -347,6 +347,9 @@ class ChineseReader:
                 yield Reading(word[start : start + size], piece, pos=pos)
                 start += size
             return
+        if pos[:1] in _FUNCTION_POS:  # 但, 而且, 吧…: grammar, not something to draw
+            yield Reading(word, Entry("", Kind.STOP), pos=pos)
+            return
         gloss = self.cedict.gloss(word, pos)
         if gloss is not None:
             yield Reading(word, english=gloss.english, verb=gloss.verb, pos=pos)
@@ -375,6 +378,10 @@ class ChineseReader:
             start = unknown_from = end
         if unknown_from < len(word):
             yield Reading(word[unknown_from:], pos=pos)
+
+
+#: jieba part-of-speech tags of function words: conjunction, particle, preposition, interjection, modal, onomatopoeia.
+_FUNCTION_POS = frozenset("cupeyo")
 
 
 def _count(word: str) -> Reading | None:
