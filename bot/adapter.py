@@ -50,3 +50,7 @@ class PlatformRouter:
     async def notify(self, origin: Origin, text: str) -> None:
         """Short answer through the origin's platform."""
         await self._for(origin).notify(origin, text)
+
+    async def is_admin(self, origin: Origin) -> bool:
+        """Whether the origin's user administers its chat, as the origin's platform says."""
+        return await self._for(origin).is_admin(origin)

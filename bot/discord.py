@@ -50,7 +50,17 @@ from bot.settings import Settings
 from bot.startup_errors import BadInputError
 from engine.errors import MEGABYTE, AudioTooLargeError, ImageTooLargeError
 from handlers.cards import EDIT
-from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
+from handlers.events import (
+    PRIVATE_COMMANDS,
+    ButtonPress,
+    Command,
+    Event,
+    Origin,
+    PhotoMessage,
+    Rejected,
+    TextMessage,
+    VoiceMessage,
+)
 from handlers.i18n import pick_language, t
 from handlers.replies import Messenger, parse_button_data
 
@@ -223,7 +233,9 @@ class DiscordAdapter:
         if not self.allows(interaction.guild_id):
             await _refuse(interaction)
             return
-        responder = Responder(interaction, thinking=True, ephemeral=name == "history" and interaction.guild_id is not None)
+        # The answers that are only the asker's (help, settings ...) are ephemeral in servers from the "thinking…" on.
+        private = name in PRIVATE_COMMANDS and interaction.guild_id is not None
+        responder = Responder(interaction, thinking=True, ephemeral=private)
         origin = _interaction_origin(interaction)
         await self._answer(responder, Command(origin, name, text, style=style or ""))
 

@@ -4,7 +4,8 @@ Command names are the same everywhere (``/anime``, ``/cancel``, ... — the
 ones the help text names). Descriptions come from ``handlers.i18n``
 (``command.<name>``, and ``command.anime.<option>`` for ``/anime``'s
 options): the English text is the default and :class:`CommandTranslator`
-supplies the Chinese one for zh-CN and zh-TW clients. Each command only hands
+supplies the Chinese one: Simplified for zh-CN clients, Traditional (the
+zh-Hant UI texts) for zh-TW ones. Each command only hands
 its name and text to a :data:`CommandRunner`; the conversation does the rest.
 """
 
@@ -24,8 +25,8 @@ CommandRunner = Callable[[discord.Interaction, str, str, str | None], Awaitable[
 
 #: Discord's limit on a string option's length.
 MAX_OPTION_LENGTH = 6000
-#: Discord locales that get the ``zh`` texts.
-CHINESE = (discord.Locale.chinese, discord.Locale.taiwan_chinese)
+#: Discord locales with descriptions of their own -> the UI language they are written in.
+TRANSLATED = {discord.Locale.chinese: "zh", discord.Locale.taiwan_chinese: "zh-Hant"}
 
 
 def described(key: str) -> locale_str:
@@ -34,15 +35,16 @@ def described(key: str) -> locale_str:
 
 
 class CommandTranslator(app_commands.Translator):
-    """Chinese descriptions for zh-CN and zh-TW clients (English is the source text)."""
+    """Chinese descriptions for zh-CN (Simplified) and zh-TW (Traditional) clients (English is the source text)."""
 
     async def translate(
         self, string: locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
     ) -> str | None:
         key = string.extras.get("key")
-        if key is None or locale not in CHINESE:
+        lang = TRANSLATED.get(locale)
+        if key is None or lang is None:
             return None
-        return t(key, "zh")
+        return t(key, lang)
 
 
 def build_commands(

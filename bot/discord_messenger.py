@@ -18,6 +18,15 @@ a status message's live preview, ``preview.jpg``); an edit without one leaves
 the attachment as it is, so a status message keeps its last preview (the
 sketch) under its final line.
 
+A ``private`` reply in a server is ephemeral while an interaction is being
+answered (only the person who caused it sees it); without one it is posted in
+the channel. :meth:`DiscordMessenger.is_admin` reads the member's permissions
+in the channel — Manage Server or Manage Channels (Administrator implies
+both) — from the interaction being answered, which Discord resolves for it,
+else from the member as the guild has them. Pictures are uploaded under
+:attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``; a status message's
+preview stays ``preview.jpg``).
+
 A reply's text is plain text (see :class:`handlers.replies.Reply`), and much
 of it is the user's (a description, a transcript, a prompt):
 :func:`literal_content` escapes all of it so Discord shows it literally — no
@@ -125,7 +134,7 @@ class Responder:
             if not self.interaction.response.is_done():
                 await self.interaction.response.send_message(**payload.send_kwargs(), ephemeral=ephemeral)
                 return await self.interaction.original_response(), True
-            if self._placeholder and not ephemeral:
+            if self._placeholder and ephemeral == self.ephemeral:
                 self._placeholder = False
                 return await self.interaction.edit_original_response(**payload.edit_kwargs()), True
             message = await self.interaction.followup.send(**payload.send_kwargs(), ephemeral=ephemeral, wait=True)
@@ -182,6 +191,11 @@ class _Target:
     original: bool = False
 
 
+def _administers(permissions: discord.Permissions) -> bool:
+    """Who may change a server channel's settings of the bot: Manage Server or Manage Channels (or Administrator)."""
+    return permissions.administrator or permissions.manage_guild or permissions.manage_channels
+
+
 def message_ref(channel_id: int, message_id: int) -> str:
     """The neutral reference of a Discord message."""
     return f"{channel_id}:{message_id}"
@@ -205,7 +219,7 @@ class DiscordMessenger:
             ref = await self._post(int(origin.chat_id), reply)
         else:
             payload = await self._render(reply, responder.interaction.filesize_limit)
-            message, original = await responder.send(payload)
+            message, original = await responder.send(payload, ephemeral=reply.private and origin.is_group)
             ref = self._track(_Target(message.channel.id, message.id, responder, original))
         return ref
 
@@ -239,6 +253,24 @@ class DiscordMessenger:
             await self._post(int(origin.chat_id), Reply(text))
             return
         await responder.send(_Payload(literal_content(text), None, None), ephemeral=True)
+
+    async def is_admin(self, origin: Origin) -> bool:
+        """Manage Server or Manage Channels in the origin's channel; a DM is its user's."""
+        if not origin.is_group:
+            return True
+        responder = self._responder(origin)
+        if responder is not None and str(responder.interaction.user.id) == origin.user_id:
+            return _administers(responder.interaction.permissions)
+        channel = self._client.get_channel(int(origin.chat_id))
+        if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            return False
+        guild = channel.guild
+        try:
+            member = guild.get_member(int(origin.user_id)) or await guild.fetch_member(int(origin.user_id))
+        except discord.HTTPException as error:
+            log.warning("could not look up member %s of guild %s: %s", origin.user_id, guild.id, error)
+            return False
+        return _administers(channel.permissions_for(member))
 
     # --- adapter side -----------------------------------------------------------
 
@@ -284,7 +316,7 @@ class DiscordMessenger:
     @staticmethod
     async def _render(reply: Reply, limit: int) -> _Payload:
         """Text, buttons and the picture; a status message's preview is ``preview.jpg`` (its edits replace the attachment)."""
-        stem = "preview" if reply.kind == "progress" else "anime"
+        stem = "preview" if reply.kind == "progress" else reply.file_name or "voice2anime"
         upload = await asyncio.to_thread(fit_image, reply.image_png, limit, stem) if reply.image_png else None
         return _Payload(literal_content(reply.text), view_for(reply), upload)
 

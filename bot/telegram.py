@@ -10,7 +10,9 @@ nobody who merely knows the URL can post updates as any user. Translation lives 
 client: it downloads voice notes and photos (refusing files over
 ``TELEGRAM_MAX_DOWNLOAD_BYTES`` before downloading them), drops updates
 delivered twice, answers every callback query, and publishes the command
-menu in English and Chinese.
+menu in English and Chinese. Whatever a message or a press causes is handled
+with it as the message being answered, so private replies in a group land in
+its reply thread (:mod:`bot.telegram_render`).
 
 The token is kept out of logs by :func:`bot.redact.install_token_redaction`.
 A token the Bot API rejects (401) or a Bot API that is not found (404) stops
@@ -57,6 +59,8 @@ RATE_LIMIT_RETRIES = 3
 ANSWER_WITHIN = 5.0
 #: How many recent update / callback query ids are remembered to drop redeliveries.
 SEEN_IDS = 2048
+#: UI languages the "/" menu is published in: Telegram knows only two-letter codes (no "zh-Hant").
+MENU_LANGUAGES = tuple(lang for lang in LANGUAGES if len(lang) == 2)
 #: One byte count per "MB" as the conversation's messages count them.
 
 def _without_credentials(url: str) -> str:
@@ -267,13 +271,15 @@ class TelegramAdapter:
         inbound = from_message(update.message, self.application.bot.bot)
         event = self._attachment_event(inbound) if isinstance(inbound, Attachment) else inbound
         if event is not None:
-            await self._deliver(event)
+            with self._messenger.replying_to(update.message.chat_id, update.message.message_id):
+                await self._deliver(event)
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         if query is None or not self._first_time(("update", update.update_id)) or not self._first_time(("query", query.id)):
             return
-        async with self._messenger.answering(query.id, within=ANSWER_WITHIN):
+        on = (query.message.chat.id, query.message.message_id) if query.message is not None else None
+        async with self._messenger.answering(query.id, within=ANSWER_WITHIN, message=on):
             press = from_callback(query)
             if press is not None:
                 await self._deliver(press)
@@ -327,10 +333,15 @@ class TelegramAdapter:
         return error.of(size, self.max_download_bytes)
 
     async def _publish_commands(self) -> None:
-        """The "/" menu in English (default) and Chinese; a failure only costs the menu."""
+        """The "/" menu in English (default) and Chinese; a failure only costs the menu.
+
+        setMyCommands takes only two-letter ISO 639-1 language codes, so there is no menu for zh-Hant:
+        "zh" (Simplified) is what every Chinese client gets; the bot's answers still follow the
+        user's locale or /settings, Traditional included.
+        """
         bot = self.application.bot
         try:
-            for lang in LANGUAGES:
+            for lang in MENU_LANGUAGES:
                 commands = [BotCommand(name, t(f"command.{name}", lang)) for name in COMMANDS]
                 await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
         except TelegramError as error:

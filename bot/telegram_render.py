@@ -12,7 +12,15 @@
 * ``edit_prompt`` -> a ``ForceReply`` (the prefill as placeholder); the user's answer comes back
   as an ordinary text message;
 * :meth:`TelegramMessenger.notify` answers the callback query being handled (a toast), else posts
-  a message.
+  a message;
+* a ``private`` reply in a group is posted in the reply thread of the message being answered (the
+  user's command, or the bot message whose button was pressed): Telegram has no per-user messages
+  in a group, a bot cannot open a private chat with someone who never started it, and a settings
+  card moved to a DM could no longer change the group's settings. What a button press answers
+  privately goes through ``notify`` (the toast only the presser sees);
+* :meth:`TelegramMessenger.is_admin` asks ``getChatMember`` (creator or administrator), trusting
+  the answer for :data:`ADMIN_TTL` seconds;
+* pictures sent as files are named from :attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``).
 
 Message references are ``"chat_id:message_id"``. Rate limits (429 + ``retry_after``) are handled
 by the bot's ``AIORateLimiter``. Which of our messages are photos, and which were re-posted where,
@@ -30,13 +38,14 @@ import asyncio
 import contextvars
 import io
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from PIL import Image
-from telegram import Bot, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
-from telegram.constants import ChatAction, FileSizeLimit, MessageLimit, ReplyLimit
+from telegram import Bot, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
+from telegram.constants import ChatAction, ChatMemberStatus, FileSizeLimit, MessageLimit, ReplyLimit
 from telegram.error import BadRequest, TelegramError
 
 from bot.telegram_inbound import message_ref, parse_message_ref
@@ -55,6 +64,14 @@ _NOT_MODIFIED = "message is not modified"
 _NO_TEXT = "there is no text in the message to edit"
 #: Photo messages and re-posted messages remembered (the newest ones).
 REMEMBERED = 4096
+#: Seconds a getChatMember answer is trusted (a demoted admin loses the right within this time).
+ADMIN_TTL = 60.0
+#: (chat, user) admin answers remembered.
+ADMINS_REMEMBERED = 4096
+#: The first bytes of a JPEG (a preview); pictures are PNG.
+JPEG_MAGIC = b"\xff\xd8"
+#: Who may change a group's settings.
+ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -115,14 +132,20 @@ class _PendingAnswer:
 
 
 _pressed: contextvars.ContextVar[_PendingAnswer | None] = contextvars.ContextVar("telegram_pressed", default=None)
+#: The message being answered, as (chat id, message id): where a private reply goes in a group.
+_answering: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("telegram_answering", default=None)
 
 
 class TelegramMessenger:
     """The :class:`handlers.replies.Messenger` for Telegram chats."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.bot = bot
+        self._monotonic = monotonic
         self._tasks: set[asyncio.Task[bool]] = set()
+        #: (chat id, user id) -> (trusted until, is admin).
+        self._admins: OrderedDict[tuple[int, int], tuple[float, bool]] = OrderedDict()
+        self._asking: dict[tuple[int, int], asyncio.Future[bool]] = {}
         #: Our messages that show a picture (their text is a caption), newest last.
         self._pictures: OrderedDict[str, None] = OrderedDict()
         #: Status messages posted anew as a photo: old reference -> the photo's.
@@ -131,12 +154,15 @@ class TelegramMessenger:
     async def send(self, origin: Origin, reply: Reply) -> str:
         """Post ``reply``; returns ``"chat_id:message_id"``."""
         chat_id = int(origin.chat_id)
+        thread = _thread(origin) if reply.private else None
         if reply.image_png is not None:
-            message = await self._send_image(chat_id, reply, reply.image_png)
+            message = await self._send_image(chat_id, reply, reply.image_png, thread)
             return self._remember_picture(message_ref(message.chat_id, message.message_id))
         if reply.kind == "progress":
             await self._chat_action(chat_id, ChatAction.TYPING)
-        message = await self.bot.send_message(chat_id, message_text(reply), reply_markup=reply_markup(reply))
+        message = await self.bot.send_message(
+            chat_id, message_text(reply), reply_markup=reply_markup(reply), reply_parameters=thread
+        )
         return message_ref(message.chat_id, message.message_id)
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
@@ -195,7 +221,7 @@ class TelegramMessenger:
             return
         # A text message cannot gain a photo: post the status as one, then drop the text message.
         try:
-            message = await self._send_image(chat_id, reply, image)
+            message = await self._send_image(chat_id, reply, image, None)
         except TelegramError as error:
             log.warning("could not post the preview of message %s: %s", current, error)
             return
@@ -226,23 +252,69 @@ class TelegramMessenger:
         return ref
 
     async def notify(self, origin: Origin, text: str) -> None:
-        """Answer the button press being handled with a toast, else post ``text``."""
+        """Answer the button press being handled with a toast, else post ``text`` (in a group: in the reply thread)."""
         pending = _pressed.get()
         if pending is not None and await pending.answer(text):
             return
-        await self.bot.send_message(int(origin.chat_id), text)
+        thread = _thread(origin)
+        if thread is None:
+            await self.bot.send_message(int(origin.chat_id), text)
+        else:
+            await self.bot.send_message(int(origin.chat_id), text, reply_parameters=thread)
+
+    async def is_admin(self, origin: Origin) -> bool:
+        """True for the creator and administrators of a group (getChatMember, trusted for :data:`ADMIN_TTL` s).
+
+        A private chat is its user's. When Telegram cannot be asked the answer is no (not remembered).
+        """
+        if not origin.is_group:
+            return True
+        key = (int(origin.chat_id), int(origin.user_id))
+        known = self._admins.get(key)
+        if known is not None and known[0] > self._monotonic():
+            return known[1]
+        asking = self._asking.get(key)
+        if asking is None:  # presses handled at the same time share one question
+            asking = self._asking[key] = asyncio.ensure_future(self._ask_admin(key))
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
+
+    async def _ask_admin(self, key: tuple[int, int]) -> bool:
+        try:
+            member = await self.bot.get_chat_member(*key)
+        except TelegramError as error:
+            log.warning("could not ask whether user %s administers chat %s: %s", key[1], key[0], error)
+            return False
+        admin = member.status in ADMIN_STATUSES
+        self._admins[key] = (self._monotonic() + ADMIN_TTL, admin)
+        self._admins.move_to_end(key)
+        while len(self._admins) > ADMINS_REMEMBERED:
+            self._admins.popitem(last=False)
+        return admin
+
+    @contextmanager
+    def replying_to(self, chat_id: int, message_id: int) -> Iterator[None]:
+        """While handling message ``message_id``: private replies in its group go to its reply thread."""
+        token = _answering.set((chat_id, message_id))
+        try:
+            yield
+        finally:
+            _answering.reset(token)
 
     @asynccontextmanager
-    async def answering(self, query_id: str, *, within: float) -> AsyncIterator[None]:
+    async def answering(self, query_id: str, *, within: float, message: tuple[int, int] | None = None) -> AsyncIterator[None]:
         """Handle a callback query: :meth:`notify` inside answers it; it is answered (empty) on exit, or after
-        ``within`` seconds if handling takes longer (Telegram shows a spinner until then)."""
+        ``within`` seconds if handling takes longer (Telegram shows a spinner until then). ``message``
+        (chat id, message id) is the one the button sits on: private replies go to its thread."""
         pending = _PendingAnswer(self.bot, query_id)
         token = _pressed.set(pending)
+        thread = _answering.set(message)
         timer = asyncio.get_running_loop().call_later(within, self._answer_soon, pending)
         try:
             yield
         finally:
             timer.cancel()
+            _answering.reset(thread)
             _pressed.reset(token)
             await pending.answer()
 
@@ -251,17 +323,22 @@ class TelegramMessenger:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_image(self, chat_id: int, reply: Reply, image: bytes) -> Message:
+    async def _send_image(self, chat_id: int, reply: Reply, image: bytes, thread: ReplyParameters | None) -> Message:
         markup = keyboard(reply)
+        extension = "jpg" if image.startswith(JPEG_MAGIC) else "png"
+        name = f"{reply.file_name or 'voice2anime'}.{extension}"
         if fits_as_photo(image):
             await self._chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
             try:
-                return await self.bot.send_photo(chat_id, image, caption=caption(reply), reply_markup=markup)
+                return await self.bot.send_photo(
+                    chat_id, image, caption=caption(reply), reply_markup=markup, filename=name, reply_parameters=thread
+                )
             except BadRequest as error:
                 log.warning("Telegram rejected the photo (%s); sending it as a file", error.message)
         await self._chat_action(chat_id, ChatAction.UPLOAD_DOCUMENT)
-        name = f"anime-{reply.request_id}.png" if reply.request_id else "anime.png"
-        return await self.bot.send_document(chat_id, image, filename=name, caption=caption(reply), reply_markup=markup)
+        return await self.bot.send_document(
+            chat_id, image, filename=name, caption=caption(reply), reply_markup=markup, reply_parameters=thread
+        )
 
     async def _chat_action(self, chat_id: int, action: str) -> None:
         """Show "typing…"/"sending a photo…" (best effort: a failure here must not lose the reply)."""
@@ -269,3 +346,11 @@ class TelegramMessenger:
             await self.bot.send_chat_action(chat_id, action)
         except TelegramError as error:
             log.debug("chat action %s failed: %s", action, error)
+
+
+def _thread(origin: Origin) -> ReplyParameters | None:
+    """In a group: a reply to the message being answered (sent anyway if it was deleted); elsewhere none."""
+    answering = _answering.get()
+    if not origin.is_group or answering is None or answering[0] != int(origin.chat_id):
+        return None
+    return ReplyParameters(answering[1], allow_sending_without_reply=True)

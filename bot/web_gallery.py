@@ -14,6 +14,8 @@ from db import Repository
 from db.enums import ImageRole
 from db.records import RequestRecord
 from db.states import RequestState
+from handlers.cards import style_name
+from handlers.i18n import LANGUAGES
 
 
 class RepositoryGallery:
@@ -35,7 +37,7 @@ class RepositoryGallery:
             if anime is None or not anime.path.exists():
                 continue
             style = record.style or ""
-            names = {lang: name for lang, name in self._style_names.get(style, {}).items() if name} or {"en": style}
+            names = {lang: style_name(style, lang, self._style_names) for lang in LANGUAGES}
             items.append(GalleryItem(record.id, record.created_at.isoformat(), names, _cut(await self._words(record), 80)))
         return items
 

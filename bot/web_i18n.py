@@ -9,7 +9,7 @@ descriptions, the /anime example), they are taken from there.
 from __future__ import annotations
 
 from handlers.events import COMMANDS
-from handlers.i18n import LANGUAGES, MESSAGES, t
+from handlers.i18n import DERIVED, LANGUAGES, MESSAGES, in_script, t
 
 #: key -> {language: text}; ``{name}`` placeholders are filled by the page.
 PAGE: dict[str, dict[str, str]] = {
@@ -62,7 +62,7 @@ def page_strings() -> dict[str, dict[str, str]]:
     """Every language's page words: :data:`PAGE`, the example description and the commands' descriptions."""
     strings: dict[str, dict[str, str]] = {}
     for lang in LANGUAGES:
-        words = {key: texts.get(lang) or texts["en"] for key, texts in PAGE.items()}
+        words = {key: _page_word(texts, lang) for key, texts in PAGE.items()}
         words["placeholder"] = t("command.anime.text", lang)
         for name in COMMANDS:
             key = f"command.{name}"
@@ -70,3 +70,11 @@ def page_strings() -> dict[str, dict[str, str]]:
                 words[key] = t(key, lang)
         strings[lang] = words
     return strings
+
+
+def _page_word(texts: dict[str, str], lang: str) -> str:
+    """A page word in ``lang``: its own, else made from its source language's (zh-Hant from zh), else English."""
+    if lang in texts:
+        return texts[lang]
+    source = texts.get(DERIVED.get(lang, ""))
+    return in_script(source, lang) if source else texts["en"]

@@ -111,6 +111,10 @@ class WebMessenger:
         """A toast in every tab of the origin's browser."""
         await self._broadcast(origin.user_id, {"type": "notify", "text": text})
 
+    async def is_admin(self, origin: Origin) -> bool:
+        """Always: each browser is a private chat of its own (``private`` replies need nothing special here either)."""
+        return True
+
     # --- what the adapter asks ------------------------------------------------------------
 
     def owns(self, user: str, message_ref: str) -> bool:
@@ -170,7 +174,7 @@ class WebMessenger:
     def _store_image(self, user: str, reply: Reply) -> str:
         assert reply.image_png is not None
         content_type, extension = content_type_of(reply.image_png)
-        stem = f"anime-{reply.request_id}" if reply.request_id else "anime"
+        stem = reply.file_name or "voice2anime"
         image_id = secrets.token_urlsafe(12)
         self._images[image_id] = StoredImage(user, reply.image_png, content_type, f"{stem}.{extension}")
         self._image_bytes += len(reply.image_png)

@@ -1,8 +1,14 @@
-"""User preferences, group overrides, and how they combine.
+"""User preferences, group settings, and how they combine.
 
-Precedence for a request in a group: the group's override, else the user's own
-setting, else the default. ``language=None`` means "follow the platform
-locale"; ``default_style=None`` means "the server's configured style".
+Settings are of two kinds. *Personal* ones — the language the bot speaks to a
+user and their default style — are the user's, wherever they are: a user's own
+choice wins over a group's default for their own cards; the group's applies
+where they chose nothing. *Chat-wide* ones — "confirm before drawing" (and
+later settings like it) — belong to the chat, and only its admins change them
+(the conversation checks who may): in a group the group's value, else the
+default; a private chat is its user's, so there the user's own value counts.
+``language=None`` means "follow the platform locale"; ``default_style=None``
+means "the server's configured style".
 """
 
 from __future__ import annotations
@@ -10,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-#: Interface languages a user or group can choose (None = platform locale).
-LANGUAGES: tuple[str, ...] = ("zh", "en")
+#: Interface languages a user or group can choose (None = platform locale); ``handlers.i18n.LANGUAGES``.
+LANGUAGES: tuple[str, ...] = ("zh", "en", "zh-Hant")
 
 
 class Keep(Enum):
@@ -34,7 +40,7 @@ class Preferences:
 
 @dataclass(frozen=True)
 class ChatOverrides:
-    """A group's settings; ``None`` = no override, use the member's own."""
+    """A group's settings; ``None`` = not set (members' own language and style, the default confirmation)."""
 
     language: str | None = None
     default_style: str | None = None
@@ -46,14 +52,20 @@ DEFAULT_PREFERENCES = Preferences()
 
 
 def effective_preferences(user: Preferences, chat: ChatOverrides | None) -> Preferences:
-    """Combine a user's preferences with a group's overrides (group wins where set)."""
+    """What applies to ``user`` in a chat with settings ``chat`` (``None``: a private chat).
+
+    Personal settings (language, default style): the user's own, else the group's default.
+    Chat-wide ones (confirm before drawing): the group's, else the default; in a private chat the user's.
+    """
     if chat is None:
         return user
     return Preferences(
-        language=chat.language if chat.language is not None else user.language,
-        default_style=chat.default_style if chat.default_style is not None else user.default_style,
+        language=user.language if user.language is not None else chat.language,
+        default_style=user.default_style if user.default_style is not None else chat.default_style,
         confirm_before_generate=(
-            chat.confirm_before_generate if chat.confirm_before_generate is not None else user.confirm_before_generate
+            chat.confirm_before_generate
+            if chat.confirm_before_generate is not None
+            else DEFAULT_PREFERENCES.confirm_before_generate
         ),
     )
 

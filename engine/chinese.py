@@ -9,6 +9,7 @@
   CC-CEDICT are all looked up in Simplified; the lexicon keeps its Traditional
   and Cantonese forms too).
 * :func:`syllables` gives toneless pinyin, for homophone matching.
+* :func:`taiwan_phrasing` turns Simplified UI text into Traditional with Taiwan wording (the zh-Hant UI).
 
 OpenCC's configuration files ship inside the ``opencc`` wheel (Apache-2.0).
 """
@@ -83,6 +84,18 @@ def to_script(text: str, script: Script | None, *, cantonese: bool = False) -> s
     else:
         converted = _converter("s2hk" if cantonese else "s2tw").convert(text)
     return converted if len(converted) == len(text) else text
+
+
+def taiwan_phrasing(text: str) -> str:
+    """Simplified ``text`` in Traditional characters with Taiwan forms *and* phrasing (OpenCC ``s2twp``).
+
+    Whole words are replaced (设置 -> 設定, 默认 -> 預設, 视频 -> 影片), so the length may change:
+    for texts written for people (the UI strings), not for transcripts whose word boundaries matter
+    (those go through :func:`to_script`).
+    """
+    if not CJK_RE.search(text):
+        return text
+    return str(_converter("s2twp").convert(text))
 
 
 def simplified(text: str) -> str:

@@ -12,18 +12,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
 from engine.lexicon import in_chinese
-from handlers.i18n import MESSAGES, t
+from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
+from handlers.i18n import MESSAGES, in_script, is_chinese, t
 from handlers.replies import Button, Reply
 
 #: Action names carried in button payloads (short: Telegram allows 64 bytes).
 CONFIRM, EDIT, RETRY, RETRY_AS, STYLE, STYLE_SET, CANCEL, DETAILS = "ok", "ed", "rl", "ra", "st", "ss", "x", "dt"
 RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
-SET_LANGUAGE, TOGGLE_CONFIRM, DEFAULT_STYLE = "lang", "conf", "ds"
+#: Personal settings: the user's language and default style (a value sets it, none opens the picker).
+SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
+#: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
+TOGGLE_CONFIRM = next(entry.action for entry in CHAT_SETTINGS if entry.field == "confirm_before_generate")
+CHAT_LANGUAGE = next(entry.action for entry in CHAT_SETTINGS if entry.field == "language")
 #: Request id placeholder for buttons that are not about one request.
 NO_REQUEST = "-"
 RETRY_LANGUAGES = ("zh", "en", "yue")
+#: Request ids in file names are cut to this many characters (enough to tell pictures apart).
+SHORT_ID = 8
 #: Characters written without spaces between words (CJK ideographs, kana, CJK punctuation, full-width forms).
 _CJK = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
@@ -49,9 +57,10 @@ class SpokenWord(Protocol):
 
 
 def style_name(style: str, lang: str, names: StyleNames) -> str:
-    """A style's display name in ``lang`` (English, then the id, when there is none)."""
+    """A style's display name in ``lang`` (Chinese for both Chinese UIs, in their script; else English, then the id)."""
     display = names.get(style, {})
-    return display.get(lang) or display.get("en") or style
+    name = display.get(lang) or (display.get("zh") if is_chinese(lang) else None) or display.get("en") or style
+    return in_script(name, lang)
 
 
 def _needs_space(left: str, right: str) -> bool:
@@ -72,7 +81,28 @@ def mark_unsure(words: Sequence[SpokenWord], threshold: float) -> str:
 
 
 def _in_language(phrase: str, lang: str) -> str:
-    return in_chinese(phrase) if lang == "zh" else phrase
+    """A parsed (English) phrase in the UI language: the lexicon's Chinese words, in the UI's script."""
+    return in_script(in_chinese(phrase), lang) if is_chinese(lang) else phrase
+
+
+def file_name(request_id: str, what: str = "") -> str:
+    """A picture's file name without extension: ``voice2anime-<short id>[-<what>]``."""
+    return f"voice2anime-{request_id[:SHORT_ID]}" + (f"-{what}" if what else "")
+
+
+def help_text(lang: str, *, group: bool) -> Reply:
+    """/help: the buttons by their real labels, and in groups how to call the bot there."""
+    text = t(
+        "help",
+        lang,
+        confirm=t("button.confirm", lang),
+        edit=t("button.edit", lang),
+        cancel=t("button.cancel", lang),
+        settings=t("help.settings_group" if group else "help.settings", lang),
+    )
+    if group:
+        text += "\n\n" + t("help.group", lang)
+    return Reply(text, private=True)
 
 
 def confirmation_card(
@@ -140,7 +170,7 @@ def style_picker(
         label = style_name(style, lang, names)
         buttons.append(Button(t("button.on", lang, label=label) if style == current else label, action, request_id, style))
     rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-    return Reply(t("style.choose", lang), buttons=rows, request_id=request_id)
+    return Reply(t("style.choose", lang), buttons=rows, request_id=request_id, private=request_id == NO_REQUEST)
 
 
 def language_picker(request_id: str, lang: str) -> Reply:
@@ -168,26 +198,81 @@ def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int |
     row = [Button(t("button.restyle", lang), RESTYLE, request_id), Button(t("button.base", lang), BASE, request_id)]
     if drawn:
         row.insert(1, Button(t("button.reroll", lang), REROLL, request_id))
-    return Reply(caption, kind="image", image_png=png, buttons=(tuple(row),), request_id=request_id)
+    return Reply(
+        caption, kind="image", image_png=png, buttons=(tuple(row),), request_id=request_id, file_name=file_name(request_id)
+    )
 
 
-def settings_card(lang: str, *, language: str | None, style: str, confirm: bool) -> Reply:
-    """The /settings view with its toggles; "automatic" says which language it follows now."""
-    shown = t(f"ui_language.{language}", lang) if language else t("settings.language_auto", lang, current=t(f"ui_language.{lang}", lang))
-    text = t(
-        "settings.title",
-        lang,
-        language=shown,
-        style=style,
-        confirm=t("settings.confirm_on" if confirm else "settings.confirm_off", lang),
-    )
-    other = "en" if lang == "zh" else "zh"
-    buttons = (
-        (Button(t("settings.language", lang), SET_LANGUAGE, NO_REQUEST, other),),
-        (Button(t("settings.toggle_confirm", lang), TOGGLE_CONFIRM, NO_REQUEST),),
-        (Button(t("button.style", lang), DEFAULT_STYLE, NO_REQUEST),),
-    )
-    return Reply(text, buttons=buttons)
+def original(request_id: str, lang: str, png: bytes) -> Reply:
+    """The picture as drawn, before the anime style (the Original button)."""
+    return Reply(t("base_image", lang), kind="image", image_png=png, file_name=file_name(request_id, "original"))
+
+
+def settings_card(
+    lang: str, *, user: Preferences, chat: ChatOverrides | None, style: str, app_language: str, name: str = ""
+) -> Reply:
+    """The /settings view: the user's own settings and, in a group (``chat`` given), the chat's.
+
+    ``user``/``chat`` are the stored settings (``None``: not set), ``style`` the default style's
+    display name, ``app_language`` the language the platform locale picks. In a private chat the
+    lines are the user's (the chat-wide ones that apply there too); in a group they come in two
+    parts, the user's ("just for you") and the chat's (only admins may change those).
+    """
+    if user.language is not None:
+        language = t(f"ui_language.{user.language}", lang)
+    elif chat is not None and chat.language is not None:
+        language = t("settings.language_follows_chat", lang, current=t(f"ui_language.{chat.language}", lang))
+    else:
+        language = t("settings.language_auto", lang, current=t(f"ui_language.{app_language}", lang))
+    personal = [("settings.language_label", language), ("settings.style_label", style)]
+    shared = [entry for entry in CHAT_SETTINGS if chat is not None or entry.in_private]
+    values = {entry.field: entry.current(chat, user) for entry in shared}
+    chat_lines = [(entry.label, _shown(entry.choice_of(values[entry.field]), lang)) for entry in shared]
+    chat_buttons = tuple(_setting_button(entry, values[entry.field], lang) for entry in shared)
+    if chat is None:
+        lines = [t("settings.heading", lang)]
+        lines += [t("settings.row", lang, label=t(label, lang), value=value) for label, value in personal + chat_lines]
+        mine = (
+            Button(t("settings.language", lang), SET_LANGUAGE, NO_REQUEST),
+            Button(t("button.style", lang), DEFAULT_STYLE, NO_REQUEST),
+        )
+    else:
+        lines = [t("settings.heading", lang), t("settings.yours", lang, name=name)]
+        lines += [t("card.field", lang, label=t(label, lang), value=value) for label, value in personal]
+        lines += ["", t("settings.chat", lang)]
+        lines += [t("card.field", lang, label=t(label, lang), value=value) for label, value in chat_lines]
+        mine = (
+            Button(t("settings.my_language", lang), SET_LANGUAGE, NO_REQUEST),
+            Button(t("settings.my_style", lang), DEFAULT_STYLE, NO_REQUEST),
+        )
+    buttons = (mine, chat_buttons) if chat_buttons else (mine,)
+    return Reply("\n".join(lines), buttons=buttons, private=True)
+
+
+def _shown(choice: Choice, lang: str) -> str:
+    return t(choice.shown or choice.label, lang)
+
+
+def _setting_button(entry: ChatSetting, value: object, lang: str) -> Button:
+    """A toggle carries the value it switches to (pressing a stale card twice never flips back); a picker opens."""
+    token = entry.other(value).token if entry.toggles else ""
+    return Button(t(entry.button, lang), entry.action, NO_REQUEST, token)
+
+
+def choice_picker(action: str, lang: str, question: str, choices: Sequence[Choice], current: object) -> Reply:
+    """A setting's choices (the current one ticked), two per row; picking one sets it."""
+    buttons = []
+    for choice in choices:
+        label = t(choice.label, lang)
+        shown = t("button.on", lang, label=label) if choice.value == current else label
+        buttons.append(Button(shown, action, NO_REQUEST, choice.token))
+    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    return Reply(t(question, lang), buttons=rows, private=True)
+
+
+def language_choice_picker(lang: str, current: str | None) -> Reply:
+    """The user's own language: automatic, English, Simplified or Traditional Chinese."""
+    return choice_picker(SET_LANGUAGE, lang, "settings.choose_language", LANGUAGE_CHOICES, current)
 
 
 @dataclass(frozen=True)
@@ -214,14 +299,14 @@ def shorten(text: str, limit: int) -> str:
 def history_list(lang: str, entries: Sequence[HistoryEntry]) -> Reply:
     """Last pictures: description, style and date, each with a re-send button."""
     if not entries:
-        return Reply(t("history.empty", lang))
+        return Reply(t("history.empty", lang), private=True)
     lines = [t("history.title", lang)]
     for i, entry in enumerate(entries, start=1):
         description = t("card.quote", lang, text=shorten(entry.description, 40)) if entry.description else t("history.photo", lang)
         lines.append(t("history.entry", lang, index=i, description=description, style=entry.style, date=entry.created.date().isoformat()))
     buttons = [Button(t("button.resend", lang, index=i), RESEND, entry.request_id) for i, entry in enumerate(entries, 1)]
     rows = tuple(tuple(buttons[i : i + 5]) for i in range(0, len(buttons), 5))
-    return Reply("\n".join(lines), buttons=rows)
+    return Reply("\n".join(lines), buttons=rows, private=True)
 
 
 def delivery_failed(request_id: str, lang: str) -> Reply:

@@ -16,6 +16,8 @@ Fetch = Callable[[], Awaitable[bytes]]
 
 #: The commands every adapter offers (descriptions: ``handlers.i18n`` keys ``command.<name>``).
 COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
+#: Commands whose answer is for the asker only (a ``private`` reply: Discord defers these ephemerally in servers).
+PRIVATE_COMMANDS = ("help", "style", "history", "settings")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, U
 from engine.imageio import open_image, png_bytes
 from engine.prompt import build_prompt
 from handlers import cards
+from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
+from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, t
 from handlers.jobs import JobTracker, delivered_reply
@@ -481,7 +483,7 @@ class Conversation:
             case "start":
                 await send(who.origin, Reply(t("start", who.lang, name=who.origin.user_name or "👋")))
             case "help":
-                await send(who.origin, Reply(t("help", who.lang)))
+                await send(who.origin, cards.help_text(who.lang, group=who.origin.is_group))
             case "anime":
                 await self._on_anime(who, event.args, event.style)
             case "style":
@@ -489,15 +491,24 @@ class Conversation:
             case "history":
                 await self._show_history(who)
             case "settings":
-                await send(who.origin, self._settings_card(who))
+                await send(who.origin, await self._settings_card(who))
             case "cancel":
                 await self._cancel_latest(who)
             case _:
                 await send(who.origin, Reply(t("unknown_command", who.lang)))
 
-    def _settings_card(self, who: _Who) -> Reply:
-        style = cards.style_name(who.style, who.lang, self.config.style_names)
-        return cards.settings_card(who.lang, language=who.language_setting, style=style, confirm=who.confirm)
+    async def _settings_card(self, who: _Who) -> Reply:
+        """/settings for ``who``: their own settings and, in a group, the group's (as stored: unset ones say so)."""
+        user = await self.repository.get_user_settings(who.user_id)
+        chat = await self.repository.get_chat_settings(who.chat_id) if who.origin.is_group else None
+        return cards.settings_card(
+            who.lang,
+            user=user,
+            chat=chat,
+            style=cards.style_name(who.style, who.lang, self.config.style_names),
+            app_language=pick_language(None, who.origin.locale),
+            name=who.origin.user_name or "👤",
+        )
 
     async def _show_history(self, who: _Who) -> None:
         records = await self.repository.history(who.user_id, self.config.history_limit)
@@ -525,12 +536,6 @@ class Conversation:
             await self.messenger.send(who.origin, Reply(t("cancel.nothing", who.lang)))
             return
         await self._cancel(who, mine[-1])
-
-    async def _update_preferences(self, who: _Who, **changes: object) -> None:
-        if who.origin.is_group:
-            await self.repository.update_chat_settings(who.chat_id, **changes)  # type: ignore[arg-type]
-        else:
-            await self.repository.update_user_settings(who.user_id, **changes)  # type: ignore[arg-type]
 
     # --- buttons ----------------------------------------------------------------
 
@@ -744,7 +749,7 @@ class Conversation:
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
         png = await asyncio.to_thread(base.path.read_bytes)
-        await self.messenger.send(who.origin, Reply(t("base_image", who.lang), kind="image", image_png=png))
+        await self.messenger.send(who.origin, cards.original(record.id, who.lang, png))
 
     async def _on_resend(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         anime = record.image(ImageRole.ANIME)
@@ -758,20 +763,66 @@ class Conversation:
         await self.messenger.send(who.origin, delivered_reply(record, who.lang, png, self.config.style_names))
 
     async def _on_settings_button(self, press: ButtonPress, who: _Who) -> None:
-        if press.action == cards.SET_LANGUAGE and press.value in ("zh", "en"):
-            await self._update_preferences(who, language=press.value)
-        elif press.action == cards.TOGGLE_CONFIRM:
-            await self._update_preferences(who, confirm_before_generate=not who.confirm)
+        """/settings and its pickers: personal settings for whoever presses, chat-wide ones for the chat's admins."""
+        entry = CHAT_SETTINGS_BY_ACTION.get(press.action)
+        if entry is not None:
+            await self._on_chat_setting(press, who, entry)
+        elif press.action == cards.SET_LANGUAGE:
+            choice = next((c for c in LANGUAGE_CHOICES if c.token == press.value), None)
+            if choice is None:
+                user = await self.repository.get_user_settings(who.user_id)
+                await self.messenger.send(who.origin, cards.language_choice_picker(who.lang, user.language))
+                return
+            await self.repository.update_user_settings(who.user_id, language=choice.value)  # type: ignore[arg-type]
+            await self._settings_saved(who, press)
         elif press.action == cards.DEFAULT_STYLE and press.value in self.config.styles:
-            await self._update_preferences(who, default_style=press.value)
+            await self.repository.update_user_settings(who.user_id, default_style=press.value)
+            await self._settings_saved(who, press)
         elif press.action == cards.DEFAULT_STYLE:
             await self.messenger.send(who.origin, self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style))
+
+    async def _on_chat_setting(self, press: ButtonPress, who: _Who, entry: ChatSetting) -> None:
+        """A chat-wide setting: in a group only its admins change it (others are told privately); a private chat is its user's."""
+        group = who.origin.is_group
+        if not group and not entry.in_private:
             return
+        if group and not await self._is_admin(who.origin):
+            mine = {"language": t("settings.my_language", who.lang), "style": t("settings.my_style", who.lang)}
+            await self.messenger.notify(who.origin, t("settings.admins_only", who.lang, **mine))
+            return
+        user = await self.repository.get_user_settings(who.user_id)
+        chat = await self.repository.get_chat_settings(who.chat_id) if group else None
+        current = entry.current(chat, user)
+        choice = entry.choice_for(press.value)
+        if choice is None and entry.toggles:
+            if press.value:
+                return
+            choice = entry.other(current)  # a toggle from before buttons carried the value they switch to
+        if choice is None:
+            picker = cards.choice_picker(entry.action, who.lang, entry.question, entry.choices, current)
+            await self.messenger.send(who.origin, picker)
+            return
+        if group:
+            await self.repository.update_chat_settings(who.chat_id, **{entry.field: choice.value})  # type: ignore[arg-type]
         else:
-            return
+            await self.repository.update_user_settings(who.user_id, **{entry.field: choice.value})  # type: ignore[arg-type]
+        await self._settings_saved(who, press)
+
+    async def _is_admin(self, origin: Origin) -> bool:
+        """May ``origin``'s user change their chat's settings? A private chat is theirs; in a group the platform says."""
+        if not origin.is_group:
+            return True
+        try:
+            return await self.messenger.is_admin(origin)
+        except Exception:
+            log.warning("could not tell whether %s user %s administers %s", origin.platform, origin.user_id, origin.chat_id, exc_info=True)
+            return False
+
+    async def _settings_saved(self, who: _Who, press: ButtonPress) -> None:
+        """Say so privately, and show the settings as they are now where the button was (the card, or the picker)."""
         who = await self._who(who.origin)
         await self.messenger.notify(who.origin, t("settings.saved", who.lang))
-        await self.messenger.send(who.origin, self._settings_card(who))
+        await self._put(who, press.message_ref or None, await self._settings_card(who))
 
     def _remember_audio(self, request_id: str, audio: bytes) -> None:
         self._audio[request_id] = audio

@@ -1,16 +1,30 @@
-"""Every user-facing string, in English and Chinese.
+"""Every user-facing string, in English, Chinese (Simplified) and Chinese (Traditional).
 
 ``t(key, lang, **params)`` formats one; :func:`pick_language` chooses the
 language from the user's setting, else the platform locale, else English.
 Engine errors carry a message key (``engine.errors.UserError.key``) that is
 looked up here too.
+
+The Traditional texts (``zh-Hant``) are made from the Simplified ones when
+first used, with OpenCC ``s2twp`` (Taiwan characters and wording: 设置 ->
+設定, 默认 -> 預設); a text that must not be converted (a language's own
+name) is written out in :data:`MESSAGES` under ``"zh-Hant"``. Converting at
+first use rather than committing a generated table means a new Chinese
+string is never missing its Traditional form; OpenCC's dictionaries load
+only in processes that show Traditional text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
-LANGUAGES = ("en", "zh")
+from engine.chinese import script_for, taiwan_phrasing
+
+#: The UI languages: English, Chinese in Simplified characters ("zh") and in Traditional ones ("zh-Hant").
+LANGUAGES = ("en", "zh", "zh-Hant")
+#: UI languages whose texts are made from another one's, where :data:`MESSAGES` has none of their own.
+DERIVED = {"zh-Hant": "zh"}
 
 MESSAGES: dict[str, dict[str, str]] = {
     # --- commands ---
@@ -22,21 +36,36 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "help": {
         "en": "How to use me:\n"
-        "• Voice note → I show what I heard → Confirm, Edit, or Cancel\n"
-        "• /anime <text> — draw a description\n"
+        "• Send a voice note or /anime <description> → I show what I understood → {confirm}, {edit} or {cancel}\n"
         "• Photo → restyled in anime style\n"
         "• /style — pick your default style\n"
         "• /history — your last pictures\n"
-        "• /settings — language, default style, confirm before drawing\n"
+        "• {settings}\n"
         "• /cancel — stop what is running",
         "zh": "使用方法：\n"
-        "• 发语音 → 我显示听到的内容 → 确认、修改或取消\n"
-        "• /anime <描述> — 按文字作画\n"
+        "• 发语音或输入 /anime <描述> → 我显示理解的画面 → {confirm}、{edit} 或 {cancel}\n"
         "• 发照片 → 转换成动漫风格\n"
         "• /style — 选择默认风格\n"
         "• /history — 最近的作品\n"
-        "• /settings — 语言、默认风格、作画前确认\n"
+        "• {settings}\n"
         "• /cancel — 停止正在进行的任务",
+    },
+    "help.settings": {
+        "en": "/settings — language, default style, confirm before drawing",
+        "zh": "/settings — 语言、默认风格、作画前确认",
+    },
+    "help.settings_group": {
+        "en": "/settings — your own language and style; for admins also this chat's language and confirm before drawing",
+        "zh": "/settings — 你自己的语言和风格；管理员还可以设置这里的语言和作画前确认",
+    },
+    "help.group": {
+        "en": "In groups and server channels I only answer when called: mention me (@ and my name) or reply to one of my "
+        "messages — with a voice note, a photo or text — or use /anime <description>. Other messages I leave alone.",
+        "zh": "在群组和服务器频道里，我只回应叫我的消息：提到我（@ 加上我的名字）或回复我的消息（语音、照片或文字都可以），"
+        "或者使用 /anime <描述>。其他消息我不会理会。",
+        # OpenCC writes 頻道里 here (里 as in a distance); 裡 is "inside".
+        "zh-Hant": "在群組和伺服器頻道裡，我只回應叫我的訊息：提到我（@ 加上我的名字）或回覆我的訊息（語音、照片或文字都可以），"
+        "或者使用 /anime <描述>。其他訊息我不會理會。",
     },
     "command.start": {"en": "What this bot does", "zh": "这个机器人能做什么"},
     "command.help": {"en": "How to use it", "zh": "使用帮助"},
@@ -143,14 +172,40 @@ MESSAGES: dict[str, dict[str, str]] = {
     "history.entry": {"en": "#{index} {description} · {style} · {date}", "zh": "#{index} {description} · {style} · {date}"},
     "history.photo": {"en": "📷 your photo", "zh": "📷 你的照片"},
     "history.gone": {"en": "That picture is no longer available.", "zh": "这张图片已经不存在了。"},
-    "settings.title": {
-        "en": "Settings\nLanguage: {language}\nDefault style: {style}\nConfirm before drawing: {confirm}",
-        "zh": "设置\n语言：{language}\n默认风格：{style}\n作画前确认：{confirm}",
+    "settings.heading": {"en": "Settings", "zh": "设置"},
+    "settings.row": {"en": "{label}: {value}", "zh": "{label}：{value}"},
+    "settings.yours": {"en": "Just for you, {name}:", "zh": "只对你（{name}）生效："},
+    "settings.chat": {
+        "en": "For everyone here (only admins can change these):",
+        "zh": "对这里的所有人生效（只有管理员可以修改）：",
     },
+    "settings.language_label": {"en": "Language", "zh": "语言"},
+    "settings.style_label": {"en": "Default style", "zh": "默认风格"},
+    "settings.chat_language_label": {"en": "Chat language", "zh": "聊天语言"},
+    "settings.confirm_label": {"en": "Confirm before drawing", "zh": "作画前确认"},
     "settings.language": {"en": "🌐 中文 / English", "zh": "🌐 中文 / English"},
     "settings.language_auto": {"en": "automatic (follows your app: {current})", "zh": "自动（跟随应用：{current}）"},
+    "settings.language_follows_chat": {
+        "en": "automatic (follows this chat: {current})",
+        "zh": "自动（跟随这里的设置：{current}）",
+    },
+    "settings.chat_language_auto": {"en": "automatic (each member's app)", "zh": "自动（跟随每个人的应用）"},
+    "settings.auto": {"en": "Automatic", "zh": "自动"},
+    "settings.choose_language": {"en": "Which language shall I use with you?", "zh": "我用哪种语言和你说话？"},
+    "settings.choose_chat_language": {
+        "en": "Which language shall I use here, with members who have not chosen their own?",
+        "zh": "这里默认用哪种语言（对没有自己选择语言的人）？",
+    },
+    "settings.my_language": {"en": "🌐 My language", "zh": "🌐 我的语言"},
+    "settings.my_style": {"en": "🎨 My style", "zh": "🎨 我的风格"},
+    "settings.chat_language_button": {"en": "🌐 Chat language", "zh": "🌐 聊天语言"},
+    "settings.admins_only": {
+        "en": "Only admins can change this chat's settings. Your own are under “{language}” and “{style}”.",
+        "zh": "只有管理员可以修改这里的设置。你自己的设置在「{language}」和「{style}」里。",
+    },
     "ui_language.en": {"en": "English", "zh": "English"},
-    "ui_language.zh": {"en": "中文", "zh": "中文"},
+    "ui_language.zh": {"en": "中文（简体）", "zh": "中文（简体）", "zh-Hant": "中文（简体）"},
+    "ui_language.zh-Hant": {"en": "中文（繁體）", "zh": "中文（繁體）", "zh-Hant": "中文（繁體）"},
     "settings.confirm_on": {"en": "on", "zh": "开"},
     "settings.confirm_off": {"en": "off", "zh": "关"},
     "settings.toggle_confirm": {"en": "Confirm on/off", "zh": "切换作画前确认"},
@@ -251,18 +306,50 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def pick_language(setting: str | None, locale: str | None) -> str:
-    """The user's chosen language, else the platform locale's (zh-*, yue -> zh), else English."""
+    """The chosen UI language, else the platform locale's, else English.
+
+    zh-TW, zh-HK, zh-MO, zh-Hant and Cantonese (yue) read Traditional ("zh-Hant");
+    zh, zh-CN, zh-SG and zh-Hans Simplified ("zh").
+    """
     if setting in LANGUAGES:
         return setting
-    if locale and locale.lower().split("-")[0].split("_")[0] in ("zh", "yue"):
-        return "zh"
-    return "en"
+    script = script_for(locale)
+    if script == "zh-Hant":
+        return "zh-Hant"
+    return "zh" if script == "zh-Hans" else "en"
+
+
+def is_chinese(lang: str) -> bool:
+    """True for both Chinese UIs (Simplified and Traditional)."""
+    return lang in ("zh", "zh-Hant")
+
+
+def in_script(text: str, lang: str) -> str:
+    """Simplified Chinese ``text`` (a lexicon word, a style name) as the ``lang`` UI writes it."""
+    return taiwan_phrasing(text) if lang == "zh-Hant" else text
+
+
+def template(key: str, lang: str) -> str:
+    """The unformatted message ``key`` in ``lang``: its own text, else made from its source language's, else English."""
+    texts = MESSAGES[key]
+    text = texts.get(lang)
+    if text is not None:
+        return text
+    if lang in DERIVED:
+        return _derived(key, lang)
+    return texts["en"]
+
+
+@cache
+def _derived(key: str, lang: str) -> str:
+    texts = MESSAGES[key]
+    source = texts.get(DERIVED[lang])
+    return in_script(source, lang) if source is not None else texts["en"]
 
 
 def t(key: str, lang: str, **params: object) -> str:
     """The message ``key`` in ``lang`` (falls back to English), formatted with ``params``."""
-    texts = MESSAGES[key]
-    return texts.get(lang, texts["en"]).format(**params)
+    return template(key, lang).format(**params)
 
 
 def error_text(key: str, lang: str, params: Mapping[str, object] | None = None) -> str:

@@ -18,6 +18,14 @@ literally in its platform's terms — Discord escapes its markdown and
 mentions, Telegram sends without ``parse_mode``. Should a reply ever need
 formatting, it has to carry it apart from the text (spans), not as markup
 inside it.
+
+A ``private`` reply is meant for the person who caused it (their /settings,
+/help, a picker they opened): Discord answers ephemerally, Telegram in the
+reply thread of their message (a bot cannot start a private chat with a user
+who never opened one, and a settings card in a DM could not change the group
+it belongs to); in private chats and the studio it is an ordinary reply.
+Answers to a button press through :meth:`Messenger.notify` are private on
+every platform (a toast, an ephemeral message).
 """
 
 from __future__ import annotations
@@ -74,6 +82,10 @@ class Reply:
     request_id: str = ""
     #: For ``edit_prompt``: a short title in the user's language (the Discord Modal's title); empty = adapter default.
     title: str = ""
+    #: Only for the person who caused it (see the module docstring).
+    private: bool = False
+    #: What to call ``image_png`` when it is uploaded as a file, without extension (e.g. ``voice2anime-1a2b3c4d``).
+    file_name: str = ""
 
 
 class Messenger(Protocol):
@@ -92,3 +104,10 @@ class Messenger(Protocol):
 
     async def notify(self, origin: Origin, text: str) -> None:
         """A short, unobtrusive answer to a button press (toast/ephemeral), or a plain message."""
+
+    async def is_admin(self, origin: Origin) -> bool:
+        """Whether the origin's user may change the chat's own settings (asked for group origins only).
+
+        Telegram: the chat's creator and administrators (getChatMember, cached briefly);
+        Discord: members with Manage Server or Manage Channels; a private chat is its user's.
+        """

@@ -126,9 +126,19 @@ async def test_settings_explain_automatic_language_in_both_languages(sqlite_url,
     ]
     h.locales["gus"] = "zh-CN"
     await h.command("gus", "settings")
-    assert h.messenger.calls[-1].reply.text.splitlines()[:3] == ["设置", "语言：自动（跟随应用：中文）", "默认风格：人像（face paint v2）"]
-    await h.press("gus", button(h.messenger.calls[-1].reply, cards.SET_LANGUAGE, "en"))
+    assert h.messenger.calls[-1].reply.text.splitlines()[:3] == [
+        "设置", "语言：自动（跟随应用：中文（简体））", "默认风格：人像（face paint v2）"
+    ]
+    await h.press("gus", button(h.messenger.calls[-1].reply, cards.SET_LANGUAGE))  # opens the picker
+    picker = h.messenger.calls[-1].reply
+    assert [b.label for row in picker.buttons for b in row] == ["✅ 自动", "English", "中文（简体）", "中文（繁體）"]
+    await h.press("gus", button(picker, cards.SET_LANGUAGE, "en"))
     assert "Language: English" in h.messenger.calls[-1].reply.text
+    h.locales["hui"] = "zh-TW"
+    await h.command("hui", "settings")
+    assert h.messenger.calls[-1].reply.text.splitlines()[:3] == [
+        "設定", "語言：自動（跟隨應用：中文（繁體））", "預設風格：人像（face paint v2）"
+    ]
 
 
 def test_shorten_cuts_between_words_and_anywhere_in_chinese():

@@ -428,24 +428,28 @@ async def test_active_and_recent_counts(repo: Repository, clock: Clock) -> None:
 # --- settings ------------------------------------------------------------------------------
 
 
-async def test_settings_precedence_chat_over_user_over_default(repo: Repository) -> None:
+async def test_settings_precedence_personal_over_chat_and_chat_wide_from_the_chat(repo: Repository) -> None:
     user_id = await repo.get_or_create_user("telegram", "1")
     group = await repo.get_or_create_chat("telegram", "-1", ChatKind.GROUP)
     assert await repo.effective_settings(user_id, group) == Preferences(None, None, True)
 
-    assert await repo.update_user_settings(user_id, language="en", default_style="hayao") == Preferences(
-        "en", "hayao", True
+    # the group's language and style apply to members who chose none; confirmation is the group's
+    assert await repo.update_chat_settings(group, language="zh", default_style="paprika", confirm_before_generate=False) == (
+        ChatOverrides("zh", "paprika", False)
     )
-    assert await repo.update_chat_settings(group, language="zh", confirm_before_generate=False) == ChatOverrides(
-        "zh", None, False
-    )
-    assert await repo.effective_settings(user_id, group) == Preferences("zh", "hayao", False)
-    assert await repo.effective_settings(user_id) == Preferences("en", "hayao", True)
+    assert await repo.effective_settings(user_id, group) == Preferences("zh", "paprika", False)
 
-    await repo.update_chat_settings(group, language=None)  # remove the override
-    await repo.update_user_settings(user_id, default_style=None, confirm_before_generate=KEEP)
-    assert await repo.effective_settings(user_id, group) == Preferences("en", None, False)
-    assert await repo.get_user_settings(user_id) == Preferences("en", None, True)
+    # a member's own language and style win over the group's, for them; confirmation stays the group's
+    assert await repo.update_user_settings(user_id, language="zh-Hant", default_style="hayao", confirm_before_generate=True) == (
+        Preferences("zh-Hant", "hayao", True)
+    )
+    assert await repo.effective_settings(user_id, group) == Preferences("zh-Hant", "hayao", False)
+    assert await repo.effective_settings(user_id) == Preferences("zh-Hant", "hayao", True), "a private chat is theirs"
+
+    await repo.update_chat_settings(group, confirm_before_generate=None)  # not set: the default
+    await repo.update_user_settings(user_id, language=None, confirm_before_generate=False)
+    assert await repo.effective_settings(user_id, group) == Preferences("zh", "hayao", True)
+    assert await repo.get_user_settings(user_id) == Preferences(None, "hayao", False)
 
 
 async def test_settings_reject_unknown_language(repo: Repository) -> None:

@@ -15,17 +15,19 @@ import simcord.interactions
 from PIL import Image
 
 from bot.discord import DiscordAdapter
-from bot.discord_messenger import DiscordMessenger
+from bot.discord_messenger import DiscordMessenger, literal_content
 from bot.settings import Settings
-from db import ImageRole
+from db import ChatKind, ImageRole
+from db.preferences import ChatOverrides
 from engine.api import JobHandle, JobSpec
 from engine.diffusion import preview_jpeg
-from handlers.cards import CONFIRM, EDIT, STYLE, STYLE_SET
+from handlers import cards
+from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
 from handlers.events import COMMANDS, Origin
 from handlers.i18n import t
 from handlers.replies import Reply
 from tests.support.conversation import config
-from tests.support.discord_sim import DiscordWorld, custom_id, send_voice_message
+from tests.support.discord_sim import DiscordWorld, components, custom_id, send_voice_message
 
 pytestmark = pytest.mark.simcord(settle_timeout=240)
 
@@ -85,7 +87,7 @@ async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcor
     assert sketch.filename == "preview.jpg"
     assert await sketch.read() == preview_jpeg(Image.open(record.image(ImageRole.BASE).path), 64), "it shows the sketch"
     (picture,) = pressed.followups
-    assert picture.attachments[0].filename == "anime.png"
+    assert picture.attachments[0].filename == f"voice2anime-{request_id[:8]}.png"
     image = Image.open(io.BytesIO(await attachment_bytes(picture.message)))
     assert image.size == (64, 64)
     assert custom_id(picture, "rr")  # follow-up actions (reroll) are buttons on the picture
@@ -253,6 +255,7 @@ async def test_a_picture_over_the_reported_limit_is_re_encoded(
     channel, alice, _ = scene(simcord_env)
     card = (await alice.slash(channel, "anime", text="a neon city at night")).response
     assert card is not None
+    request_id = request_of(card)
     limit = 3000
     original = simcord.interactions.base_payload
 
@@ -267,7 +270,7 @@ async def test_a_picture_over_the_reported_limit_is_re_encoded(
     (picture,) = pressed.followups
     attachment = picture.attachments[0]
     data = await attachment.read()
-    assert attachment.filename == "anime.jpg" and len(data) <= limit
+    assert attachment.filename == f"voice2anime-{request_id[:8]}.jpg" and len(data) <= limit
     assert Image.open(io.BytesIO(data)).format == "JPEG"
 
 
@@ -412,13 +415,15 @@ async def test_the_conversations_commands_are_synced_with_zh_descriptions(
     commands = {c["name"]: c for c in simcord_env.backend.visible_commands(user_id=alice.id, channel_id=channel.id)}
     assert set(commands) == set(COMMANDS)
     for name, command in commands.items():
-        zh = t(f"command.{name}", "zh")
+        zh, zh_hant = t(f"command.{name}", "zh"), t(f"command.{name}", "zh-Hant")
         assert command["description"] == t(f"command.{name}", "en")
-        assert command["description_localizations"] == {"zh-CN": zh, "zh-TW": zh}
+        assert command["description_localizations"] == {"zh-CN": zh, "zh-TW": zh_hant}
         assert not command.get("name_localizations")  # /anime, /cancel ... as the help text names them
     options = {o["name"]: o for o in commands["anime"]["options"]}
     assert options["text"]["max_length"] == config().max_text_chars
     assert options["text"]["description_localizations"]["zh-CN"] == t("command.anime.text", "zh")
+    assert options["text"]["description_localizations"]["zh-TW"] == "要畫什麼，例如：櫻花樹下藍色頭髮的女孩"
+    assert commands["settings"]["description_localizations"]["zh-TW"] == "語言、風格、作畫前確認"
     assert [c["value"] for c in options["style"]["choices"]] == ["face_paint_512_v2", "paprika"]
 
 
@@ -464,3 +469,104 @@ async def test_user_text_is_shown_literally_never_as_a_link_or_a_ping(simcord_en
 def unescaped(content: str) -> str:
     """Message content as Discord shows it: backslash escapes and the zero-width spaces that break mentions removed."""
     return re.sub(r"\\(.)", r"\1", content).replace("\u200b", "")
+
+
+# --- a server with a member and an admin ------------------------------------------------------
+
+#: The /settings card in a server channel, as its member alice and its admin bob see it (ephemeral to each).
+MEMBER_CARD = """Settings
+Just for you, alice:
+• Language: automatic (follows your app: English)
+• Default style: Portrait (face paint v2)
+
+For everyone here (only admins can change these):
+• Chat language: automatic (each member's app)
+• Confirm before drawing: on"""
+ADMIN_CARD_AFTER = MEMBER_CARD.replace("alice", "bob").replace("drawing: on", "drawing: off")
+
+
+def labels(message: Any) -> list[str]:
+    return [str(c.get("label")) for c in components(message) if c.get("type") == discord.ComponentType.button.value]
+
+
+async def chat_settings_of(world: DiscordWorld, channel: simcord.ChannelHandle) -> Any:
+    repository = world.conversation.repository
+    return await repository.get_chat_settings(await repository.get_or_create_chat("discord", str(channel.id), ChatKind.GROUP))
+
+
+async def test_in_a_server_members_change_only_their_own_settings_and_admins_the_channel_s(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    mods = guild.create_role("mods", permissions=discord.Permissions(manage_channels=True))
+    alice_user, bob_user = simcord_env.create_user("alice"), simcord_env.create_user("bob")
+    alice, bob = guild.add_member(alice_user), guild.add_member(bob_user, roles=[mods])
+
+    # alice, a member: her /settings is for her eyes only
+    shown = await alice.slash(channel, "settings")
+    card = shown.response
+    assert card is not None and card.ephemeral and card.content == MEMBER_CARD  # nothing in it needed escaping
+    print(f"\n--- Discord /settings, member ---\n{card.content}\n{labels(card)}")
+    assert labels(card) == ["🌐 My language", "🎨 My style", "🌐 Chat language", "Confirm on/off"]
+    public = len(channel.history())
+
+    # ... so are the refusals of the channel's settings
+    for action in (TOGGLE_CONFIRM, CHAT_LANGUAGE):
+        refused = await alice.click(card.message, custom_id=custom_id(card, action))
+        (refusal,) = refused.followups
+        assert refusal.ephemeral and unescaped(refusal.content) == t(
+            "settings.admins_only", "en", language="🌐 My language", style="🎨 My style"
+        )
+    assert await chat_settings_of(discord_world, channel) == ChatOverrides(), "nothing changed"
+
+    # her own language: a select (ephemeral), and the card again in Traditional Chinese
+    opened = await alice.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))
+    (picker,) = opened.followups
+    assert picker.ephemeral
+    (select,) = [c for c in components(picker) if c["type"] == discord.ComponentType.select.value]
+    assert [o["value"] for o in select["options"]] == ["auto", "en", "zh", "zh-Hant"]
+    picked = await alice.select(picker.message, ["zh-Hant"], custom_id=custom_id(picker, SET_LANGUAGE))
+    assert [f.content for f in picked.followups] == [t("settings.saved", "zh-Hant")] and picked.followups[0].ephemeral
+    assert "• 語言：中文（繁體）" in unescaped(simcord_env.backend.get_message(channel.id, picker.id).content)
+    assert len(channel.history()) == public, "nothing public was posted"
+
+    # bob (Manage Channels) turns confirmation off for the channel; his card changes in place
+    shown = await bob.slash(channel, "settings")
+    card = shown.response
+    assert card is not None and card.ephemeral
+    toggled = await bob.click(card.message, custom_id=custom_id(card, TOGGLE_CONFIRM))
+    assert [f.content for f in toggled.followups] == [t("settings.saved", "en")]
+    after = simcord_env.backend.get_message(channel.id, card.id).content
+    print(f"--- Discord /settings, admin, after turning confirmation off ---\n{after}")
+    assert after == ADMIN_CARD_AFTER
+    assert (await chat_settings_of(discord_world, channel)).confirm_before_generate is False
+    assert len(channel.history()) == public
+
+    # personal settings stay their owner's: bob still reads English, alice Traditional Chinese
+    assert (await bob.slash(channel, "help")).response.content == literal(cards.help_text("en", group=True).text)
+    assert (await alice.slash(channel, "help")).response.content == literal(cards.help_text("zh-Hant", group=True).text)
+
+
+def literal(text: str) -> str:
+    return literal_content(text)
+
+
+async def test_help_in_a_server_and_in_dms_in_english_simplified_and_traditional(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    for name, lang in (("ann", "en"), ("bo", "zh"), ("cy", "zh-Hant")):
+        user = simcord_env.create_user(name)
+        member = guild.add_member(user)
+        if lang != "en":  # simcord's clients are en-US: the language comes from /settings
+            card = (await user.slash("settings")).response
+            picker = (await user.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))).followups[0]
+            await user.select(picker.message, [lang], custom_id=custom_id(picker, SET_LANGUAGE))
+        in_dm = await user.slash("help")
+        in_server = await member.slash(channel, "help")
+        assert in_dm.response.content == literal(cards.help_text(lang, group=False).text), lang
+        assert in_server.response.content == literal(cards.help_text(lang, group=True).text), lang
+        assert in_server.response.ephemeral and not in_dm.response.ephemeral
+        print(f"\n--- Discord /help {lang}, server ---\n{unescaped(in_server.response.content)}")

@@ -261,15 +261,16 @@ async def test_anime_text_without_confirmation_goes_straight_to_the_queue(sqlite
     assert record.transcript.final_text == TEXT and "blue hair" in picture.reply.text
 
 
-async def test_settings_in_a_group_are_the_group_s(sqlite_url, local_engine, make_harness):
+async def test_a_group_s_language_applies_to_members_who_chose_none(sqlite_url, local_engine, make_harness):
     h = await make_harness(sqlite_url, local_engine)
+    h.messenger.admins.add("bob")
     bob_in_group, alice_in_group = origin("bob", chat="g1", group=True), origin("alice", chat="g1", group=True)
     await h.send(Command(bob_in_group, "settings"))
-    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.SET_LANGUAGE, "zh"))
+    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.CHAT_LANGUAGE, "zh"))
     await h.send(Command(alice_in_group, "help"))
-    assert h.messenger.calls[-1].shown == t("help", "zh"), "the group's language applies to every member"
+    assert h.messenger.calls[-1].shown == cards.help_text("zh", group=True).text, "the group's language applies to every member"
     await h.command("alice", "help")
-    assert h.messenger.calls[-1].shown == t("help", "en"), "alice's own chat keeps her language"
+    assert h.messenger.calls[-1].shown == cards.help_text("en", group=False).text, "alice's own chat keeps her language"
 
 
 async def test_anime_command_style_option(sqlite_url, local_engine, make_harness):
@@ -572,14 +573,23 @@ def _keys_used_in_handlers() -> set[str]:
 
 
 def test_every_message_exists_in_english_and_chinese():
-    from handlers.i18n import MESSAGES
+    from handlers.i18n import LANGUAGES, MESSAGES, template
 
     used = _keys_used_in_handlers() | {f"language.{code}" for code in cards.RETRY_LANGUAGES}
     assert {"transcribing", "queued", "generating", "styling", "job.lost", "card.heard"} <= used
     assert used - MESSAGES.keys() == set()
+    same = ("settings.language", "ui_language.en", "ui_language.zh", "ui_language.zh-Hant")
     for key, texts in MESSAGES.items():
-        assert set(texts) == {"en", "zh"} and all(texts.values()), key
-        assert texts["zh"] != texts["en"] or "{" in texts["en"] or key in ("settings.language", "ui_language.en", "ui_language.zh"), key
+        assert {"en", "zh"} <= set(texts) <= set(LANGUAGES) and all(texts.values()), key
+        assert texts["zh"] != texts["en"] or "{" in texts["en"] or key in same, key
+        # the Traditional text (made from the Simplified one) takes the same parameters
+        assert _fields(template(key, "zh-Hant")) == _fields(texts["zh"]), key
+
+
+def _fields(text: str) -> set[str]:
+    import string
+
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
 def test_every_user_error_has_a_translatable_message():
@@ -609,8 +619,8 @@ def test_every_user_error_has_a_translatable_message():
 
 @pytest.mark.parametrize(
     ("setting", "locale", "expected"),
-    [("zh", "en-US", "zh"), ("en", "zh-CN", "en"), (None, "zh-CN", "zh"), (None, "zh_TW", "zh"), (None, "yue", "zh"),
-     (None, "en-GB", "en"), (None, None, "en"), (None, "fr", "en")],
+    [("zh", "en-US", "zh"), ("en", "zh-CN", "en"), (None, "zh-CN", "zh"), (None, "zh_TW", "zh-Hant"), (None, "yue", "zh-Hant"),
+     (None, "zh-HK", "zh-Hant"), ("zh-Hant", "zh-CN", "zh-Hant"), (None, "en-GB", "en"), (None, None, "en"), (None, "fr", "en")],
 )
 def test_interface_language(setting, locale, expected):
     from handlers.i18n import pick_language

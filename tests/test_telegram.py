@@ -32,7 +32,8 @@ from bot.settings import Settings
 from bot.telegram import TelegramAdapter
 from bot.telegram_inbound import Attachment, from_message
 from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
-from db import Repository, create_database
+from db import ChatKind, Repository, create_database
+from db.preferences import ChatOverrides
 from engine.local import LocalEngine
 from handlers import cards
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
@@ -269,11 +270,130 @@ async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: 
     await server.push(server.message(chat, alice, text="/settings"))
     card = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE))
     await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    picker = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE, after=card["message_id"]))
+    await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh"))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh")))
     await server.push(server.message(chat, alice, voice=huge | {"file_id": "also-never-fetched"}))
     zh = t("audio.too_large", "zh", size_mb=25.0, limit_mb=20.0)
     await server.wait_for(lambda: server.called("sendMessage", text=zh))
     assert not server.called("getFile")
+
+
+#: The /settings card in a Telegram group, as its member Alice gets it (a reply to her /settings; Bob's reads the same).
+MEMBER_CARD = """Settings
+Just for you, Alice:
+• Language: automatic (follows your app: English)
+• Default style: Portrait (face paint v2)
+
+For everyone here (only admins can change these):
+• Chat language: automatic (each member's app)
+• Confirm before drawing: on"""
+
+
+def replying_to(server: FakeTelegram, chat_id: int, message_id: int) -> Any:
+    """A ``check``: the bot's message in the reply thread of ``message_id``."""
+    return lambda: next((m for m in server.sent(chat_id) if m.get("reply_to_message", {}).get("message_id") == message_id), None)
+
+
+def keyboard_labels(message: dict[str, Any]) -> list[list[str]]:
+    return [[b["text"] for b in row] for row in message.get("reply_markup", {}).get("inline_keyboard", [])]
+
+
+async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_group_s(bot: RunningBot) -> None:
+    server = bot.server
+    group = group_chat()
+    alice, bob = user(111, "Alice", "en"), user(222, "Bob", "en")
+    server.set_status(group, bob, "administrator")
+
+    # alice, a member: her /settings comes in the reply thread of her command
+    asked = server.message(group, alice, text="/settings")
+    await server.push(asked)
+    card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+    print(f"\n--- Telegram /settings, member ---\n{card['text']}\n{keyboard_labels(card)}")
+    assert card["text"] == MEMBER_CARD
+    assert keyboard_labels(card) == [["🌐 My language", "🎨 My style"], ["🌐 Chat language", "Confirm on/off"]]
+
+    # the group's settings are not hers: each press is refused in a toast only she sees; nothing changes
+    posted = len(server.called("sendMessage"))
+    refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
+    for action in (cards.TOGGLE_CONFIRM, cards.CHAT_LANGUAGE):
+        await server.push(server.press(alice, card, data_of(card, action)))
+    await server.wait_for(lambda: len(server.called("answerCallbackQuery", text=refusal)) == 2)
+    assert len(server.called("sendMessage")) == posted and not server.called("editMessageText")
+    assert len(server.called("getChatMember", chat_id=str(group["id"]), user_id="111")) == 1, "asked once, then remembered"
+    chat_id = await bot.conversation.repository.get_or_create_chat("telegram", str(group["id"]), ChatKind.GROUP)
+    assert await bot.conversation.repository.get_chat_settings(chat_id) == ChatOverrides()
+
+    # her own language: a picker under the card, which then shows her settings in Traditional Chinese
+    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    picker = await server.wait_for(replying_to(server, group["id"], card["message_id"]))
+    assert keyboard_labels(picker) == [["✅ Automatic", "English"], ["中文（简体）", "中文（繁體）"]]
+    await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
+    key = (group["id"], picker["message_id"])
+    mine = await server.wait_for(lambda: "只對你（Alice）生效：" in server.messages[key]["text"] and server.messages[key])
+    assert "• 語言：中文（繁體）" in mine["text"]
+
+    # bob, an administrator, turns confirmation off for the group: his card changes in place
+    asked = server.message(group, bob, text="/settings")
+    await server.push(asked)
+    bob_card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+    assert bob_card["text"] == MEMBER_CARD.replace("Alice", "Bob")
+    await server.push(server.press(bob, bob_card, data_of(bob_card, cards.TOGGLE_CONFIRM)))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "en")))
+    after = await server.wait_for(
+        lambda: "drawing: off" in server.messages[(group["id"], bob_card["message_id"])]["text"]
+        and server.messages[(group["id"], bob_card["message_id"])]
+    )
+    print(f"--- Telegram /settings, admin, after turning confirmation off ---\n{after['text']}")
+    assert after["text"] == MEMBER_CARD.replace("Alice", "Bob").replace("drawing: on", "drawing: off")
+    assert (await bot.conversation.repository.get_chat_settings(chat_id)).confirm_before_generate is False
+    assert server.called("getChatMember", chat_id=str(group["id"]), user_id="222")
+
+    # personal settings stay their owner's
+    for sender, lang in ((bob, "en"), (alice, "zh-Hant")):
+        asked = server.message(group, sender, text="/help")
+        await server.push(asked)
+        helped = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+        assert helped["text"] == cards.help_text(lang, group=True).text, lang
+
+
+async def test_help_in_a_group_and_in_private_in_english_simplified_and_traditional(bot: RunningBot) -> None:
+    server = bot.server
+    group = group_chat()
+    for user_id, (code, lang) in enumerate((("en", "en"), ("zh-hans", "zh"), ("zh-hant", "zh-Hant"), ("zh-TW", "zh-Hant")), 300):
+        sender = user(user_id, f"U{user_id}", code)
+        await server.push(server.message(private_chat(sender), sender, text="/help"))
+        private = await server.wait_for(lambda s=sender: server.sent(s["id"]))
+        assert private[0]["text"] == cards.help_text(lang, group=False).text, code
+        asked = server.message(group, sender, text=f"/help@{BOT['username']}")
+        await server.push(asked)
+        helped = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+        assert helped["text"] == cards.help_text(lang, group=True).text, code
+        print(f"\n--- Telegram /help {code}, group ---\n{helped['text']}")
+
+
+async def test_is_admin_asks_get_chat_member_and_remembers_briefly() -> None:
+    clock = SimpleNamespace(now=0.0)
+    statuses = {7: "member", 8: "administrator", 9: "creator"}
+
+    class Members(StubBot):
+        async def get_chat_member(self, chat_id: int, user_id: int) -> Any:
+            self.calls.append(("get_chat_member", (chat_id, user_id), {}))
+            if user_id == 10:
+                raise BadRequest("Bad Request: user not found")
+            return SimpleNamespace(status=statuses[user_id])
+
+    stub = Members()
+    messenger = TelegramMessenger(stub, monotonic=lambda: clock.now)  # type: ignore[arg-type]
+    who = {n: Origin("telegram", "-100", str(n), "", "en", True) for n in (7, 8, 9, 10)}
+    assert [await messenger.is_admin(who[n]) for n in (7, 8, 9, 10)] == [False, True, True, False]
+    assert await messenger.is_admin(Origin("telegram", "7", "7", "", "en", False)), "a private chat is its user's"
+    statuses[8] = "member"  # demoted
+    assert await messenger.is_admin(who[8]), "remembered for a while"
+    clock.now += 61
+    assert not await messenger.is_admin(who[8])
+    assert stub.methods().count("get_chat_member") == 5
 
 
 async def test_corrupt_voice_gets_a_friendly_error(bot: RunningBot, bad_audio_files: dict[str, Path]) -> None:
@@ -378,7 +498,7 @@ async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: LocalEngi
                 assert response.status == 403
             async with http.post(hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}) as response:
                 assert response.status == 200
-        await server.wait_for(lambda: server.called("sendMessage", text=t("help", "en")))
+        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False).text))
         assert len(server.called("sendMessage")) == 1
 
 
@@ -405,7 +525,7 @@ async def test_webhook_without_a_configured_secret_makes_one_and_refuses_forged_
             genuine = server.message(private_chat(alice), alice, text="/help")
             async with http.post(hook, json=genuine, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as response:
                 assert response.status == 200
-        await server.wait_for(lambda: server.called("sendMessage", text=t("help", "en")))
+        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False).text))
         assert len(bot.events) == 1
     refusals = [r.getMessage() for r in caplog.records if "refused a webhook request" in r.getMessage()]
     assert len(refusals) == 3 and all(r.levelno == logging.WARNING for r in caplog.records if "refused a webhook" in r.getMessage())
@@ -493,10 +613,10 @@ async def test_messenger_sends_edits_and_falls_back() -> None:
     await messenger.edit(ORIGIN, "-100:2", Reply("50%", kind="progress"))  # a progress tick may be skipped
     assert stub.methods()[-1] == "edit_message_text"
 
-    wide = Reply("caption", kind="image", image_png=png(2100, 100), request_id="r9")
+    wide = Reply("caption", kind="image", image_png=png(2100, 100), request_id="r9", file_name="voice2anime-r9")
     await messenger.send(ORIGIN, wide)
     name, args, kwargs = stub.calls[-1]
-    assert name == "send_document" and args == (-100, wide.image_png) and kwargs["filename"] == "anime-r9.png"
+    assert name == "send_document" and args == (-100, wide.image_png) and kwargs["filename"] == "voice2anime-r9.png"
 
 
 def jpeg(colour: str) -> bytes:

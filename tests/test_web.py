@@ -101,7 +101,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         image = await alice.client.get(finished["image"])
         assert image.status == 200 and image.headers["Content-Type"] == "image/png" and (await image.read()).startswith(PNG)
         download = await alice.client.get(finished["download"])
-        assert download.headers["Content-Disposition"] == f'attachment; filename="anime-{edited["request_id"]}.png"'
+        assert download.headers["Content-Disposition"] == f'attachment; filename="voice2anime-{edited["request_id"][:8]}.png"'
 
         # Restyle -> a style picker -> another style
         await alice.press(finished, cards.RESTYLE)
@@ -165,17 +165,26 @@ async def test_heard_wrong_language_style_details_cancel(studio: Studio, english
 async def test_commands_settings_and_language(studio: Studio) -> None:
     async with browsers(studio) as (alice,):
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == t("help", "en"))
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
         await alice.command("history")
         await alice.wait_message(lambda m: m["text"] == t("history.empty", "en"))
 
         await alice.send({"type": "locale", "locale": "zh-CN"})
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == t("help", "zh"))
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh", group=False).text)
 
         await alice.command("settings")
         settings = await alice.wait_message(alice.with_button(cards.SET_LANGUAGE))
-        await alice.press(settings, cards.SET_LANGUAGE, "en")
+        await alice.press(settings, cards.SET_LANGUAGE)  # opens the picker
+        picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh"))
+        await alice.press(picker, cards.SET_LANGUAGE, "zh-Hant")
+        await alice.wait_for(lambda: t("settings.saved", "zh-Hant") in alice.notes)
+        await alice.wait_for(lambda: alice.messages[picker["ref"]]["text"].startswith("設定\n語言：中文（繁體）"))
+        await alice.command("help")
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hant", group=False).text)
+        await alice.press(alice.messages[picker["ref"]], cards.SET_LANGUAGE)
+        picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh-Hant"))
+        await alice.press(picker, cards.SET_LANGUAGE, "en")
         await alice.wait_for(lambda: t("settings.saved", "en") in alice.notes)
         await alice.command("nonsense")
         await alice.wait_message(lambda m: m["text"] == t("unknown_command", "en"))
@@ -259,7 +268,7 @@ async def test_malformed_socket_messages_are_ignored_and_floods_closed(studio: S
                      '{"type": "locale", "locale": "<script>"}', '{"type": "teleport"}'):
             await alice.socket.send_str(junk)
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == t("help", "en"))
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
         assert not alice.socket.closed
 
         for _ in range(60):  # far over the rate a page sends
@@ -292,7 +301,8 @@ async def test_cookie_origin_and_host_are_checked(studio: Studio) -> None:
         assert (await client.get("/static/../web.py")).status == 404
         assert (await client.get("/static/index.html")).status == 404
         strings = await (await client.get("/strings.json")).json()
-        assert set(strings) == {"en", "zh"} and set(strings["en"]) == set(strings["zh"])
+        assert set(strings) == {"en", "zh", "zh-Hant"} and set(strings["en"]) == set(strings["zh"]) == set(strings["zh-Hant"])
+        assert strings["zh-Hant"]["mic.idle"] == "🎙 按住說話"
 
         # a page on another site cannot open a socket or upload with this browser's cookie
         for bad in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {}):

@@ -76,6 +76,10 @@ class RecordingMessenger:
     failing_progress: bool = False
     #: Reply kind -> how many more sends/edits of that kind raise (an upload rejected, a flaky network).
     failures: dict[str, int] = field(default_factory=dict)
+    #: Users who administer every group chat (``is_admin``); a private chat is always its user's.
+    admins: set[str] = field(default_factory=set)
+    #: Every ``is_admin`` question asked, as (chat id, user id).
+    admin_checks: list[tuple[str, str]] = field(default_factory=list)
 
     def _maybe_fail(self, reply: Reply) -> None:
         if self.failures.get(reply.kind, 0) > 0:
@@ -103,6 +107,10 @@ class RecordingMessenger:
 
     async def notify(self, origin: Origin, text: str) -> None:
         self.calls.append(Call("notify", origin, "", text=text))
+
+    async def is_admin(self, origin: Origin) -> bool:
+        self.admin_checks.append((origin.chat_id, origin.user_id))
+        return not origin.is_group or origin.user_id in self.admins
 
     def mark(self) -> int:
         """A position in :attr:`calls`, for :meth:`since`."""
@@ -262,9 +270,9 @@ class Harness:
         )
         self.locales: dict[str, str | None] = {}
 
-    def origin(self, user: str) -> Origin:
-        """``user``'s private-chat origin with their locale (``locales``, default en-US)."""
-        return origin(user, locale=self.locales.get(user, "en-US"))
+    def origin(self, user: str, *, group: str | None = None) -> Origin:
+        """``user``'s origin with their locale (``locales``, default en-US): their private chat, or group chat ``group``."""
+        return origin(user, locale=self.locales.get(user, "en-US"), chat=group, group=group is not None)
 
     async def send(self, event: Event) -> None:
         await self.conversation.handle(event)
@@ -278,12 +286,12 @@ class Harness:
     async def photo(self, user: str, image: bytes) -> None:
         await self.send(PhotoMessage(self.origin(user), fetched(image)))
 
-    async def command(self, user: str, name: str, args: str = "") -> None:
-        await self.send(Command(self.origin(user), name, args))
+    async def command(self, user: str, name: str, args: str = "", *, group: str | None = None) -> None:
+        await self.send(Command(self.origin(user, group=group), name, args))
 
-    async def press(self, user: str, b: Button, message_ref: str = "") -> None:
-        """Press ``b`` as ``user`` (``message_ref``: the message the button sits on)."""
-        await self.send(ButtonPress(self.origin(user), b.request_id, b.action, b.value, message_ref))
+    async def press(self, user: str, b: Button, message_ref: str = "", *, group: str | None = None) -> None:
+        """Press ``b`` as ``user`` (``message_ref``: the message the button sits on; ``group``: in that group chat)."""
+        await self.send(ButtonPress(self.origin(user, group=group), b.request_id, b.action, b.value, message_ref))
 
     async def request(self, request_id: str) -> RequestRecord:
         """The request as the database has it now."""

@@ -10,7 +10,10 @@ downloads at ``/file/bot<token>/<path>``, messages with ids per chat, "message
 is not modified" on identical edits, text edits only of text messages and
 caption/media edits (``editMessageCaption``, ``editMessageMedia`` with an
 uploaded photo) only of photo/document messages, ``deleteMessage``, one
-answer per callback query, the
+answer per callback query, replies (``reply_parameters``: the message carries
+``reply_to_message``), ``getChatMember`` (everyone is a ``member`` of a group
+unless :meth:`~FakeTelegram.set_status` says otherwise; the chat's creator
+and administrators as Telegram describes them), the
 20 MB download limit, and text as Telegram shows it: plain unless the call
 sets ``parse_mode``, with which Markdown ``[label](url)`` / HTML ``<a href>``
 become ``text_link`` entities (clickable text hiding its URL). Every API
@@ -145,6 +148,8 @@ class FakeTelegram:
     pictures: dict[tuple[int, int], bytes] = field(default_factory=dict)
     #: Messages the bot deleted, as they were.
     deleted: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    #: Chat member statuses by (chat id, user id): "creator", "administrator", "member" (the default), "left" ...
+    statuses: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -152,6 +157,9 @@ class FakeTelegram:
         self._new_update = asyncio.Condition()
         self._closing = asyncio.Event()
         self._chats: dict[int, dict[str, Any]] = {}
+        self._users: dict[int, dict[str, Any]] = {}
+        #: Messages users sent (made by :meth:`message`), by (chat id, message id): what a bot message can reply to.
+        self._received: dict[tuple[int, int], dict[str, Any]] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._files: dict[str, tuple[str, bytes, int]] = {}
         self._failures: dict[str, list[ApiError]] = {}
@@ -200,6 +208,12 @@ class FakeTelegram:
         self._files[file_id] = (f"{kind}/file_{n}.{ext}", data, len(data))
         return {"file_id": file_id, "file_unique_id": f"u{n}", "file_size": len(data)}
 
+    def set_status(self, chat: dict[str, Any], member: dict[str, Any], status: str) -> None:
+        """``member``'s status in ``chat`` as getChatMember reports it ("creator", "administrator", "member" ...)."""
+        self._chats[chat["id"]] = chat
+        self._users[member["id"]] = member
+        self.statuses[(chat["id"], member["id"])] = status
+
     def fail_next(self, method: str, code: int, description: str, *, retry_after: int | None = None) -> None:
         """Answer the next call of ``method`` with an error (queued; one error per call)."""
         self._failures.setdefault(method, []).append(ApiError(code, description, retry_after))
@@ -222,6 +236,7 @@ class FakeTelegram:
     ) -> dict[str, Any]:
         """A new-message update (``voice=``, ``audio=``, ``photo=``, ``document=`` ...), with Telegram's entities."""
         self._chats[chat["id"]] = chat
+        self._users[sender["id"]] = sender
         message: dict[str, Any] = {
             "message_id": self._next_message_id(chat["id"]),
             "date": int(time.time()),
@@ -239,10 +254,12 @@ class FakeTelegram:
                 message["caption_entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = reply_to
+        self._received[(chat["id"], message["message_id"])] = message
         return {"update_id": next(self._update_ids), "message": message}
 
     def press(self, sender: dict[str, Any], on: dict[str, Any], data: str, *, query_id: str | None = None) -> dict[str, Any]:
         """A callback-query update: ``sender`` pressed the button with ``data`` on the bot's message ``on``."""
+        self._users[sender["id"]] = sender
         query = {
             "id": query_id or f"cq{next(self._ids)}",
             "from": sender,
@@ -448,6 +465,25 @@ class FakeTelegram:
         self.pictures.pop(key, None)
         return True
 
+    async def _m_getChatMember(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        user_id = int(params.get("user_id", 0))
+        member = self._users.get(user_id)
+        if member is None:
+            raise ApiError(400, "Bad Request: user not found")
+        default = "creator" if chat["type"] == "private" and chat["id"] == user_id else "member"
+        status = self.statuses.get((chat["id"], user_id), default)
+        answer: dict[str, Any] = {"status": status, "user": member}
+        if status == "creator":
+            answer |= {"is_anonymous": False}
+        elif status == "administrator":
+            rights = (
+                "can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories", "can_delete_stories",
+            )
+            answer |= {"can_be_edited": False, "is_anonymous": False, "can_promote_members": False} | dict.fromkeys(rights, True)
+        return answer
+
     async def _m_answerCallbackQuery(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
         query_id = params.get("callback_query_id", "")
         if query_id in self._answered:
@@ -498,6 +534,14 @@ class FakeTelegram:
         markup = json.loads(params.get("reply_markup", "{}"))
         if "inline_keyboard" in markup:  # like Telegram, a message only carries an inline keyboard
             message["reply_markup"] = markup
+        reply = json.loads(params.get("reply_parameters", "null"))
+        if reply is not None:
+            key = (chat["id"], int(reply["message_id"]))
+            replied = self.messages.get(key) or self._received.get(key)
+            if replied is None and not reply.get("allow_sending_without_reply"):
+                raise ApiError(400, "Bad Request: message to be replied not found")
+            if replied is not None:
+                message["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
         self.messages[(chat["id"], message["message_id"])] = message
         return message
 

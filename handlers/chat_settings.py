@@ -1,0 +1,112 @@
+"""Chat-wide settings: what a chat's admins decide for everyone in it, one entry each.
+
+A chat-wide setting is a field of :class:`db.preferences.ChatOverrides` (a
+column of ``chat_settings``) plus one :class:`ChatSetting` in
+:data:`CHAT_SETTINGS`. From the entry the /settings card shows its line and
+its button, the button toggles it (two choices) or opens a picker (more), and
+the conversation lets only the chat's admins change it and answers everyone
+else privately. Adding one (e.g. a content-policy level) is one more entry
+here, its words in :mod:`handlers.i18n` and its column.
+
+Personal settings (a user's language and default style) are not here: anyone
+changes their own, for themselves (:mod:`handlers.flow`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.preferences import DEFAULT_PREFERENCES, ChatOverrides, Preferences
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value a setting can take."""
+
+    #: What a button carries for it (short, no ``:``).
+    token: str
+    #: What is stored (``None``: not set, the default applies).
+    value: object
+    #: i18n key of its name on buttons and pickers.
+    label: str
+    #: i18n key of how the /settings card shows it, when not the label.
+    shown: str = ""
+
+
+@dataclass(frozen=True)
+class ChatSetting:
+    """A setting of the whole chat (see the module docstring)."""
+
+    #: The :class:`~db.preferences.ChatOverrides` field (and ``chat_settings`` column).
+    field: str
+    #: Button action (short: it travels in 64-byte button payloads).
+    action: str
+    #: i18n key of its name on the card.
+    label: str
+    #: i18n key of its button.
+    button: str
+    choices: tuple[Choice, ...]
+    #: What applies while a group has not set it.
+    default: object = None
+    #: i18n key of the picker's question (settings with more than two choices).
+    question: str = ""
+    #: Shown (and changed) in private chats too, where it is the user's own value of the same name;
+    #: False when a personal setting covers it there.
+    in_private: bool = True
+
+    @property
+    def toggles(self) -> bool:
+        """Two choices: the button switches to the other; more: it opens a picker."""
+        return len(self.choices) == 2
+
+    def current(self, chat: ChatOverrides | None, user: Preferences) -> object:
+        """The value that applies: the group's, else the default; in a private chat (``chat`` None) the user's own."""
+        if chat is None:
+            return getattr(user, self.field, self.default)
+        value = getattr(chat, self.field)
+        return self.default if value is None else value
+
+    def choice_of(self, value: object) -> Choice:
+        """The choice for a stored ``value`` (the first one for a value no longer offered)."""
+        return next((c for c in self.choices if c.value == value), self.choices[0])
+
+    def choice_for(self, token: str) -> Choice | None:
+        """The choice a button's ``token`` names, or None."""
+        return next((c for c in self.choices if c.token == token), None)
+
+    def other(self, value: object) -> Choice:
+        """For a toggle: the choice that is not ``value``."""
+        return next(c for c in self.choices if c != self.choice_of(value))
+
+
+#: The UI languages to choose from; "automatic" follows the platform locale.
+LANGUAGE_CHOICES = (
+    Choice("auto", None, "settings.auto"),
+    Choice("en", "en", "ui_language.en"),
+    Choice("zh", "zh", "ui_language.zh"),
+    Choice("zh-Hant", "zh-Hant", "ui_language.zh-Hant"),
+)
+
+#: Every chat-wide setting, in the order the /settings card shows them.
+CHAT_SETTINGS: tuple[ChatSetting, ...] = (
+    ChatSetting(
+        "language",
+        "cl",
+        "settings.chat_language_label",
+        "settings.chat_language_button",
+        (Choice("auto", None, "settings.auto", shown="settings.chat_language_auto"), *LANGUAGE_CHOICES[1:]),
+        question="settings.choose_chat_language",
+        in_private=False,  # a private chat's language is its user's own
+    ),
+    ChatSetting(
+        "confirm_before_generate",
+        "conf",
+        "settings.confirm_label",
+        "settings.toggle_confirm",
+        (Choice("on", True, "settings.confirm_on"), Choice("off", False, "settings.confirm_off")),
+        default=DEFAULT_PREFERENCES.confirm_before_generate,
+    ),
+)
+
+#: Button action -> its setting.
+BY_ACTION = {setting.action: setting for setting in CHAT_SETTINGS}
