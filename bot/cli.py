@@ -104,7 +104,7 @@ def check_output(path: Path, option: str) -> None:
         if image_format is None or image_format not in Image.SAVE:
             raise ValueError(image_format)
         Image.new("RGB", (1, 1)).save(io.BytesIO(), format=image_format)
-    except Exception:  # noqa: BLE001 - any failure means "not an image format we can write"
+    except Exception:
         suffix = repr(path.suffix) if path.suffix else "none"
         raise BadInputError(
             f"{option} {path}: unknown image extension ({suffix}); use .png, .jpg or .webp"

@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 #: What TORCH_DEVICE accepts (as :class:`engine.diffusion.DiffusionConfig` does).
 _TORCH_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

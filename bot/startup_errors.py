@@ -118,7 +118,7 @@ def database_location(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - never show an unparsable URL: it may hold a password
+    except Exception:
         return "DATABASE_URL"
 
 

@@ -42,7 +42,7 @@ def check_url(url: str | URL) -> URL:
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a non-numeric port only fails when read
-    except Exception:  # noqa: BLE001 - ArgumentError, ValueError: both mean "not a URL"
+    except Exception:
         raise ValueError(f"not a database URL; expected {_URL_SHAPES}") from None
     pair = (parsed.get_backend_name(), parsed.get_driver_name())
     if pair not in SUPPORTED_DRIVERS:

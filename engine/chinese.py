@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Literal
 
 Script = Literal["zh-Hans", "zh-Hant"]
@@ -61,7 +61,7 @@ def script_for(tag: str | None, *, spoken: str | None = None) -> Script | None:
 _LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _converter(config: str):  # -> opencc.OpenCC (untyped library)
     import opencc
 

@@ -163,7 +163,7 @@ def _header_size(source: bytes | Path) -> tuple[int, int] | None:
                     return width, height
                 except (SyntaxError, IndexError, TypeError, ValueError, OSError, struct.error):
                     continue
-    except Exception:  # noqa: BLE001 - only used to word an error message
+    except Exception:
         return None
     return None
 

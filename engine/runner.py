@@ -19,8 +19,8 @@ from engine.api import (
 )
 from engine.errors import Cancelled, UserError
 from engine.imageio import open_image, png_bytes
-from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
 from engine.pipeline import AnimeResult
+from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
 
 log = logging.getLogger(__name__)
 

@@ -186,7 +186,7 @@ class Cedict:
         if not entries:
             return None
         senses: list[str] = []
-        for pinyin, entry_senses in sorted(entries, key=lambda e: e[0][:1].isupper()):  # common words before names
+        for _pinyin, entry_senses in sorted(entries, key=lambda e: e[0][:1].isupper()):  # common words before names
             for sense in entry_senses:
                 for part in sense.split(";"):
                     part = part.strip()
@@ -515,7 +515,7 @@ class MachineTranslator:
     def _fetch(self, archive: Path) -> None:
         log.info("downloading the translation model %s to %s", self.source, archive)
         try:
-            with urllib.request.urlopen(self.source, timeout=DOWNLOAD_TIMEOUT) as response:  # noqa: S310 - operator's URL
+            with urllib.request.urlopen(self.source, timeout=DOWNLOAD_TIMEOUT) as response:
                 data = response.read()
         except Exception as exc:  # DNS, refused, HTTP errors, timeouts: all mean "not from here"
             raise ModelUnavailableError(

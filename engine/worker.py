@@ -179,7 +179,7 @@ class Worker:
         check_broker_compatible(broker)  # a clear error now, not a reconnect loop later
         broker.is_worker_process = True
 
-        async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:  # noqa: B008 - taskiq's injection idiom
+        async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:
             await self.run_job(job_id, context)
 
         broker.register_task(run_job, task_name=TASK_NAME)  # taskiq renames the function: no bound methods
@@ -189,7 +189,7 @@ class Worker:
                 receiver = Receiver(broker, max_async_tasks=1, max_prefetch=0, ack_type=AcknowledgeType.MANUAL)
                 try:
                     await receiver.listen(stop)
-                except Exception as error:  # noqa: BLE001 - Redis went away (taskiq wraps it in a task group error)
+                except Exception as error:
                     log.warning("receiving jobs failed (%r); reconnecting", error)
                     await asyncio.sleep(1.0)
         finally:

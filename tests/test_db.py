@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from db import (
-    KEEP,
     ChatKind,
     ChatOverrides,
     Database,
@@ -355,7 +354,7 @@ async def test_images_are_stored_once_per_content(repo: Repository, data_dir: Pa
     assert a.path == data_dir / "images" / a.sha256[:2] / a.sha256[2:4] / f"{a.sha256}.png"
     assert a.path.read_bytes() == red and c.path.read_bytes() == blue
     assert (c.width, c.height) == (8, 5)
-    stored = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    stored = sorted(p for p in data_dir.rglob("*") if p.is_file())  # noqa: ASYNC240 (a test reading its tmp dir)
     assert stored == sorted({a.path, c.path})  # no duplicates, no temporary files left behind
 
     record = await repo.get_request(first)

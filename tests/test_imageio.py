@@ -27,7 +27,7 @@ def bomb(side: int = 9000) -> bytes:
 @pytest.fixture
 def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if any image file gets decoded."""
-    def load(self: ImageFile.ImageFile):  # noqa: ANN202
+    def load(self: ImageFile.ImageFile):
         raise AssertionError(f"decoded a {self.size} {self.format} image")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
@@ -69,7 +69,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatc
     decoded: list[tuple[int, int]] = []
     original = JpegImagePlugin.JpegImageFile.load
 
-    def load(self: JpegImagePlugin.JpegImageFile):  # noqa: ANN202
+    def load(self: JpegImagePlugin.JpegImageFile):
         decoded.append(self.size)
         return original(self)
 

@@ -127,7 +127,7 @@ class Browser:
             f"/upload/{kind}?locale=en-US", data=data, headers={"Origin": self.origin, "Content-Type": content_type}
         )
 
-    async def wait_for(self, check: Callable[[], Any], timeout: float = WAIT) -> Any:  # noqa: ASYNC109
+    async def wait_for(self, check: Callable[[], Any], timeout: float = WAIT) -> Any:
         """The first truthy ``check()``, re-checked whenever a message arrives."""
 
         async def poll() -> Any:
@@ -140,7 +140,7 @@ class Browser:
 
         return await asyncio.wait_for(poll(), timeout)
 
-    async def wait_message(self, check: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_message(self, check: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any]:
         """The newest message (as shown now) for which ``check`` holds, once there is one."""
         return await self.wait_for(lambda: next((m for m in reversed(self.messages.values()) if check(m)), None), timeout)
 
