@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# voice2anime images (see README "Scaling out"):
-#   docker build --target bot -t voice2anime:bot .   # chat bot + speech, CPU only (python:3.11-slim)
-#   docker build --target gpu -t voice2anime:gpu .   # `voice2anime worker` (default) or the all-in-one `run`, CUDA
-# In both, torch is installed first from PyTorch's own index so the project's
-# requirements accept it instead of pulling another build.
+# voice2anime images (see README "Install" and "Scaling out"):
+#   docker build --target bot -t voice2anime:bot .   # chat bot + speech, CPU only, no torch (python:3.11-slim, ENGINE=redis)
+#   docker build --target gpu -t voice2anime:gpu .   # the image engine on CUDA: `voice2anime worker` (default) or the all-in-one `run`
+# The bot image is the base install (`pip install voice2anime`: adapters, conversation, Whisper,
+# database, Redis client) and cannot draw; the gpu image adds the `engine` extra, with torch
+# installed first from PyTorch's own CUDA index so that the extra accepts it instead of pulling another build.
 
 ARG TORCH_VERSION=2.13.0
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -20,10 +21,10 @@ COPY handlers handlers
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- bot: adapters, conversation, Whisper on the CPU; images come from the workers ---------
+# The base install only: no torch, diffusers or onnx (ENGINE=local, worker and generate refuse with
+# "install voice2anime[engine]", exit 3).
 FROM python:3.11-slim AS bot
-ARG TORCH_VERSION
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
 COPY --from=wheel /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 RUN useradd --create-home --uid 10001 voice2anime
@@ -47,7 +48,8 @@ RUN apt-get update \
 ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_CUDA_INDEX}"
 COPY --from=wheel /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# the project with its image engine (diffusers, transformers, onnx, ...); torch above already satisfies the extra
+RUN wheel=$(echo /wheels/*.whl) && pip install --no-cache-dir "${wheel}[engine]" && rm -rf /wheels
 RUN useradd --create-home --uid 10001 voice2anime
 WORKDIR /app
 COPY --chown=voice2anime checkpoints/README.md checkpoints/styles.json checkpoints/

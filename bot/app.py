@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from bot import factory
 from bot.adapter import Adapter, PlatformRouter
 from bot.settings import Settings
-from bot.startup_errors import BadInputError, database_location, reaching, url_location
+from bot.startup_errors import BadInputError, database_location, reaching, require_engine, url_location
 from bot.web import WebAdapter
 from bot.web_gallery import RepositoryGallery
 from db import Repository, create_database
@@ -130,6 +130,8 @@ class BotApp:
 
 async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None) -> None:
     """Run the bot until SIGINT/SIGTERM; ``ready`` is called once every adapter has started (the CLI prints where)."""
+    if settings.engine == "local":  # first: without the engine extra nothing is built, written or connected (exit 3)
+        require_engine("ENGINE=local", factory.LOCAL_ENGINE_HINT)
     adapters = adapters_from(settings)
     if not adapters:
         raise NoAdapterError(

@@ -10,7 +10,6 @@ model loads.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import importlib
 import io
@@ -21,20 +20,22 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from bot.redact import redacting
-from bot.settings import Settings
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
-from engine.api import Prompt, Transcript
 from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
-from engine.imageio import open_image
-from engine.policy import ChatPolicy, Level, Verdict
-from engine.prompt import build_prompt
-from engine.styles import CheckpointStore, Style, StyleRegistry
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from bot.settings import Settings
+    from engine.api import Prompt, Transcript
+    from engine.policy import ChatPolicy, Level, Verdict
+    from engine.styles import CheckpointStore, Style
+
+# Heavier modules (settings, Pillow, numpy, sqlalchemy, the engine) are imported where they are used,
+# so `--help` and `prompt` start in well under a second and never load torch.
 
 log = logging.getLogger("voice2anime")
 
@@ -96,6 +97,8 @@ def check_output(path: Path, option: str) -> None:
     a parent that is (or can be made) a writable directory, and an existing
     file that may be replaced. The parent directory is created here.
     """
+    from PIL import Image
+
     if path.is_dir():
         raise BadInputError(f"{option} {path}: is a directory; give a file name such as {path / 'anime.png'}")
     Image.init()
@@ -151,6 +154,8 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_prompt(args: argparse.Namespace, settings: Settings) -> int:
     """Turn a description into a Stable Diffusion prompt and print it, with the content policy's verdict at ``CONTENT_POLICY``."""
+    from engine.prompt import build_prompt
+
     prompt = build_prompt(args.text)
     verdict = _policy(settings).checker.check_prompt(prompt, settings.content_policy)
     if args.json:
@@ -171,6 +176,10 @@ def _policy(settings: Settings) -> ChatPolicy:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Voice, text or photo -> anime PNG (and optionally the base image)."""
     # Every argument is checked before torch is even imported: a typo costs a second, not a model load.
+    from engine.imageio import open_image
+    from engine.prompt import build_prompt
+    from engine.styles import StyleRegistry
+
     voice = input_file(args.voice, "--voice") if args.voice else None
     photo = input_file(args.photo, "--photo") if args.photo else None
     check_seed(args.seed)
@@ -274,6 +283,8 @@ def _style_json(style: Style, store: CheckpointStore, default: str | None) -> di
 
 def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
     """List the AnimeGANv2 styles of the registry: display names, description, format, whether the weights are here."""
+    from engine.styles import CheckpointStore, StyleRegistry
+
     registry = StyleRegistry.for_directory(settings.checkpoints_dir)
     store = CheckpointStore(settings.checkpoints_dir, download=settings.anime_download)
     try:
@@ -305,6 +316,8 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the chat bot (every platform with a token; the web studio when none is set) until Ctrl+C."""
+    import asyncio
+
     from bot.app import BotApp, run
     from bot.web import WebAdapter
 
@@ -319,6 +332,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run image jobs from Redis (ENGINE=redis bots) until SIGINT/SIGTERM; models load once, first."""
+    import asyncio
+
     from bot import factory  # torch & co. load only when a command needs them
     from engine.worker import serve
 
@@ -410,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voice2anime`` console script."""
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,31 +8,40 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings
-from engine.animegan import AnimeGAN
-from engine.api import Engine
-from engine.asr import AsrConfig, SpeechRecognizer
-from engine.audio import AudioLimits
-from engine.diffusion import DiffusionConfig, TextToImage
-from engine.distributed import DistributedEngine, RedisConfig
-from engine.local import LocalEngine
-from engine.pipeline import AnimePipeline
-from engine.policy import ChatPolicy, ImageCheck
-from engine.styles import StyleRegistry
-from handlers.flow import ConversationConfig
-from handlers.i18n import LANGUAGES
+from bot.startup_errors import require_engine
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from engine.animegan import AnimeGAN
+    from engine.api import Engine
+    from engine.asr import SpeechRecognizer
+    from engine.audio import AudioLimits
+    from engine.diffusion import TextToImage
+    from engine.distributed import DistributedEngine, RedisConfig
+    from engine.local import LocalEngine
+    from engine.pipeline import AnimePipeline
+    from engine.policy import ChatPolicy, ImageCheck
+    from handlers.flow import ConversationConfig
+
+# Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
+# optional ``voice2anime[engine]`` extra, which a bot with ENGINE=redis, ``transcribe`` and ``prompt`` do without.
 
 log = logging.getLogger(__name__)
 
 
 def audio_limits(settings: Settings) -> AudioLimits:
     """Audio intake limits from settings."""
+    from engine.audio import AudioLimits
+
     return AudioLimits(max_bytes=settings.audio_max_bytes, max_seconds=settings.audio_max_seconds)
 
 
 def speech_recognizer(settings: Settings) -> SpeechRecognizer:
     """A faster-whisper recognizer configured from settings (model loads on first use)."""
+    from engine.asr import AsrConfig, SpeechRecognizer
+
     config = AsrConfig(
         model=settings.whisper_model,
         device=settings.whisper_device,
@@ -74,6 +83,8 @@ def few_steps_on_cpu(settings: Settings) -> bool:
 
 def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps_on_cpu`."""
+    from engine.diffusion import DiffusionConfig, TextToImage
+
     fast = few_steps_on_cpu(settings)
     config = DiffusionConfig(
         model=settings.sd_model,
@@ -94,6 +105,8 @@ def text_to_image(settings: Settings) -> TextToImage:
 
 def animegan(settings: Settings) -> AnimeGAN:
     """The AnimeGANv2 style engine configured from settings."""
+    from engine.animegan import AnimeGAN
+
     return AnimeGAN(
         settings.checkpoints_dir,
         device=settings.torch_device,
@@ -104,8 +117,15 @@ def animegan(settings: Settings) -> AnimeGAN:
     )
 
 
-def anime_pipeline(settings: Settings) -> AnimePipeline:
-    """Text/photo -> anime image pipeline from settings (``PREVIEWS``: whether drawing makes previews; a worker's own setting)."""
+def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", hint: str = "") -> AnimePipeline:
+    """Text/photo -> anime image pipeline from settings (``PREVIEWS``: whether drawing makes previews; a worker's own setting).
+
+    Without the ``voice2anime[engine]`` extra this raises :class:`bot.startup_errors.MissingExtraError`
+    (exit 3): "<needed_by> needs the image engine ... install voice2anime[engine]<hint>".
+    """
+    require_engine(needed_by, hint)
+    from engine.pipeline import AnimePipeline
+
     return AnimePipeline(
         text_to_image(settings),
         animegan(settings),
@@ -146,14 +166,21 @@ def chat_policy(settings: Settings) -> ChatPolicy:
 
 
 
+#: What a bot without the engine extra can do instead of ENGINE=local.
+LOCAL_ENGINE_HINT = ", or set ENGINE=redis and run voice2anime worker where it is installed"
+
+
 def local_engine(settings: Settings) -> LocalEngine:
-    """The embedded engine: in-process queue and model thread (models load on first use)."""
-    return LocalEngine(speech_recognizer(settings), anime_pipeline(settings))
+    """The embedded engine: in-process queue and model thread (models load on first use); needs the engine extra."""
+    from engine.local import LocalEngine
+
+    pipeline = anime_pipeline(settings, needed_by="ENGINE=local", hint=LOCAL_ENGINE_HINT)
+    return LocalEngine(speech_recognizer(settings), pipeline)
 
 
 def loaded_pipeline(settings: Settings) -> AnimePipeline:
     """The pipeline with Stable Diffusion, the default style and the image check already loaded (a worker's start-up)."""
-    pipeline = anime_pipeline(settings)
+    pipeline = anime_pipeline(settings, needed_by="voice2anime worker")
     pipeline.text_to_image.load()
     pipeline.animegan.load(pipeline.default_style)
     if pipeline.image_check is not None:
@@ -175,6 +202,8 @@ def with_connect_timeout(url: str, seconds: float = REDIS_CONNECT_TIMEOUT_SECOND
 
 def redis_config(settings: Settings) -> RedisConfig:
     """Where the distributed job queue lives (bot and workers); connecting gives up after 10 s."""
+    from engine.distributed import RedisConfig
+
     return RedisConfig(
         url=with_connect_timeout(settings.redis_url.get_secret_value()),
         prefix=settings.redis_key_prefix,
@@ -186,6 +215,8 @@ def redis_config(settings: Settings) -> RedisConfig:
 
 def distributed_engine(settings: Settings) -> DistributedEngine:
     """Speech in this process, images on ``voice2anime worker`` processes through Redis."""
+    from engine.distributed import DistributedEngine
+
     return DistributedEngine(speech_recognizer(settings), redis_config(settings))
 
 
@@ -196,6 +227,10 @@ def engine(settings: Settings) -> Engine:
 
 def conversation_config(settings: Settings) -> ConversationConfig:
     """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (no weights needed)."""
+    from engine.styles import StyleRegistry
+    from handlers.flow import ConversationConfig
+    from handlers.i18n import LANGUAGES
+
     registry = StyleRegistry.for_directory(settings.checkpoints_dir)
     return ConversationConfig(
         styles=tuple(style.name for style in registry.styles),

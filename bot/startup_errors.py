@@ -5,7 +5,9 @@ line or the environment), ``3`` = a dependency is missing or unreachable (a
 model, a GPU, the database, Redis, a chat platform). A traceback is a bug.
 
 * :class:`BadInputError` (2) and :class:`DependencyError` (3) are raised by the
-  checks the CLI and the bot run before doing any work.
+  checks the CLI and the bot run before doing any work;
+  :class:`MissingExtraError` (3), from :func:`require_engine`, names the
+  optional part of the install (``voice2anime[engine]``) that a command needs.
 * :func:`settings_message` turns a :class:`pydantic.ValidationError` of the
   settings into one line naming each variable and what it accepts (never the
   value of a URL, token or secret).
@@ -19,9 +21,10 @@ model, a GPU, the database, Redis, a chat platform). A traceback is a bug.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -67,6 +70,44 @@ class DependencyError(OperatorError):
     """Something the command needs is missing or unreachable (exit 3)."""
 
     exit_code = UNAVAILABLE
+
+
+#: The image engine (Stable Diffusion, AnimeGANv2) is the ``engine`` extra of the install (``gpu`` is its alias):
+#: ``pip install 'voice2anime[engine]'``. These are its modules, by import name.
+ENGINE_EXTRA = "engine"
+ENGINE_MODULES = ("torch", "diffusers", "transformers", "accelerate", "peft", "onnx", "onnxruntime", "safetensors")
+
+
+class MissingExtraError(DependencyError):
+    """An optional part of the install that a command needs is missing (exit 3); the message names the extra."""
+
+    def __init__(self, extra: str, missing: Sequence[str], needed_by: str, hint: str = "") -> None:
+        self.extra = extra
+        self.missing = tuple(missing)
+        super().__init__(
+            f"{needed_by} needs the image engine, which is not installed (no {', '.join(self.missing)}): "
+            f"install voice2anime[{extra}] (pip install 'voice2anime[{extra}]'){hint}"
+        )
+
+
+def missing_modules(modules: Sequence[str] = ENGINE_MODULES) -> list[str]:
+    """Which of ``modules`` cannot be imported here (found without importing them: no torch load)."""
+    missing = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or half-removed package counts as missing
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def require_engine(needed_by: str, hint: str = "") -> None:
+    """Raise :class:`MissingExtraError` unless the ``engine`` extra (torch, diffusers, ...) is installed."""
+    missing = missing_modules()
+    if missing:
+        raise MissingExtraError(ENGINE_EXTRA, missing, needed_by, hint)
 
 
 def one_line(text: str, limit: int = _MAX_LINE) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:  # the async engine (and the ORM it loads) only once a database is opened, not when DATABASE_URL is checked
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 #: Used when no DATABASE_URL is configured (relative to the working directory).
 DEFAULT_URL = "sqlite+aiosqlite:///data/voice2anime.db"
@@ -79,6 +81,8 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -> 
     not leave dead connections in the pool; PostgreSQL connections time out
     after :data:`CONNECT_TIMEOUT_SECONDS` unless ``connect_args`` says otherwise).
     """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     url = make_url(url)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
         kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
@@ -118,5 +122,7 @@ class Database:
 
 def create_database(url: str | URL = DEFAULT_URL, **engine_kwargs: Any) -> Database:
     """Open the database at ``url`` (no I/O happens until the first query)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
     engine = make_engine(url, **engine_kwargs)
     return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))

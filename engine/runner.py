@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.api import (
     CancelCheck,
@@ -19,8 +19,10 @@ from engine.api import (
 )
 from engine.errors import Cancelled, UserError
 from engine.imageio import open_image, png_bytes
-from engine.pipeline import AnimeResult
 from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
+
+if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
+    from engine.pipeline import AnimeResult
 
 log = logging.getLogger(__name__)
 

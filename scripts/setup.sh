@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up voice2anime on a fresh Debian/Ubuntu machine with Python 3.11+:
-# system packages, a virtualenv in .venv, PyTorch, then the project.
+# system packages, a virtualenv in .venv, PyTorch, then the project with its image engine
+# (`voice2anime[engine]`: in-process drawing, `worker`, `generate`). A bot that only runs with
+# ENGINE=redis needs neither: `pip install -e .` is the bot, speech, database and Redis client, no torch.
 #   bash scripts/setup.sh        # to run the bot
 #   bash scripts/setup.sh dev    # + test dependencies (espeak-ng, ffmpeg, PostgreSQL, Redis, Chromium, test Whisper model)
 set -euo pipefail
@@ -28,11 +30,11 @@ fi
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
-# torch first, pinned: later packages then accept it instead of pulling another build.
+# torch first, pinned: the engine extra then accepts it instead of pulling another (CUDA) build.
 "${pip[@]}" install "torch==${TORCH_VERSION:-2.13.0}"
 if [ "$mode" = dev ]; then
-  "${pip[@]}" install -e ".[dev]"
+  "${pip[@]}" install -e ".[engine,dev]"
 else
-  "${pip[@]}" install -e .
+  "${pip[@]}" install -e ".[engine]"
 fi
 echo "voice2anime is set up in .venv ($mode)."

@@ -383,7 +383,12 @@ def test_compose_file_wires_bot_worker_redis_and_postgres() -> None:
         assert set(service["depends_on"]) >= {"redis"}
     assert set(bot["depends_on"]) >= {"postgres"}
     assert {"redis-data", "postgres-data"} <= set(compose["volumes"])
+    assert bot["build"]["target"] == "bot" and worker["build"]["target"] == "gpu"
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "nvidia/cuda:" in dockerfile and "python:3.11-slim" in dockerfile
-    for stage in dockerfile.split("\nFROM ")[2:]:  # bot and gpu: torch first, then the project wheel
-        assert stage.index('"torch==') < stage.index("/wheels/*.whl")
+    stages = {stage.split("\n", 1)[0].split(" AS ")[-1]: stage for stage in dockerfile.split("\nFROM ")[1:]}
+    assert set(stages) == {"wheel", "bot", "gpu"}
+    assert "torch" not in "".join(line for line in stages["bot"].splitlines() if not line.startswith("#")), "the bot image has no torch"
+    assert "RUN pip install --no-cache-dir /wheels/*.whl" in stages["bot"], "the bot image is the base install"
+    gpu = stages["gpu"]  # torch (CUDA build) first, then the project with the engine extra, which accepts it
+    assert gpu.index('"torch==${TORCH_VERSION}" --index-url "${TORCH_CUDA_INDEX}"') < gpu.index('"${wheel}[engine]"')

