@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
@@ -214,6 +214,7 @@ class DiscordAdapter:
             return
         locale = message.guild.preferred_locale.value if message.guild else None
         origin = _origin(message.author, message.channel.id, locale, is_group=message.guild is not None)
+        origin = replace(origin, age_restricted=age_restricted(message.channel))
         event: Event | None = None
         for attachment in message.attachments:
             kind = (attachment.content_type or "").split("/")[0]
@@ -329,6 +330,16 @@ def _origin(user: discord.abc.User, channel_id: int, locale: str | None, *, is_g
 
 def _interaction_origin(interaction: discord.Interaction[Any]) -> Origin:
     """Who and where; the user's client language as locale; DMs are private chats."""
-    return _origin(
+    origin = _origin(
         interaction.user, interaction.channel_id or 0, interaction.locale.value, is_group=interaction.guild_id is not None
     )
+    return replace(origin, age_restricted=age_restricted(interaction.channel))
+
+
+def age_restricted(channel: object) -> bool:
+    """Whether Discord marks ``channel`` age-restricted (NSFW; a thread follows its parent). Unknown or a DM: no."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    try:
+        return bool(is_nsfw()) if callable(is_nsfw) else False
+    except Exception:  # a partial channel without the data: treated as not age-restricted
+        return False

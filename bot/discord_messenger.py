@@ -317,6 +317,8 @@ class DiscordMessenger:
     async def _render(reply: Reply, limit: int) -> _Payload:
         """Text, buttons and the picture; a status message's preview is ``preview.jpg`` (its edits replace the attachment)."""
         stem = "preview" if reply.kind == "progress" else reply.file_name or "voice2anime"
+        if reply.spoiler:
+            stem = f"SPOILER_{stem}"  # Discord blurs an attachment named so until it is clicked
         upload = await asyncio.to_thread(fit_image, reply.image_png, limit, stem) if reply.image_png else None
         return _Payload(literal_content(reply.text), view_for(reply), upload)
 

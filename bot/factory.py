@@ -246,4 +246,5 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         history_limit=settings.history_limit,
         photo_max_pixels=settings.photo_max_pixels,
         photo_max_side=settings.anime_max_side,
+        policy=chat_policy(settings),
     )

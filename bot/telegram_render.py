@@ -110,6 +110,22 @@ def fits_as_photo(image: bytes) -> bool:
     return width + height <= PHOTO_MAX_SIDES and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
 
 
+def spoiler_photo(image: bytes) -> bytes:
+    """``image`` as a JPEG Telegram takes as a photo (a picture for a spoiler must be a photo: files have none)."""
+    with Image.open(io.BytesIO(image)) as picture:
+        picture = picture.convert("RGB")
+    picture.thumbnail((2560, 2560))
+    width, height = picture.size
+    short = max(width, height) // PHOTO_MAX_RATIO + 1
+    if min(width, height) < short:  # too narrow for a photo: on a black band
+        framed = Image.new("RGB", (max(width, short), max(height, short)))
+        framed.paste(picture, ((framed.width - width) // 2, (framed.height - height) // 2))
+        picture = framed
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 class _PendingAnswer:
     """The callback query being handled; it can be answered once."""
 
@@ -327,13 +343,23 @@ class TelegramMessenger:
         markup = keyboard(reply)
         extension = "jpg" if image.startswith(JPEG_MAGIC) else "png"
         name = f"{reply.file_name or 'voice2anime'}.{extension}"
+        if reply.spoiler and not fits_as_photo(image):  # a file cannot be hidden behind a spoiler; a smaller photo can
+            image, name = await asyncio.to_thread(spoiler_photo, image), f"{reply.file_name or 'voice2anime'}.jpg"
         if fits_as_photo(image):
             await self._chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
             try:
                 return await self.bot.send_photo(
-                    chat_id, image, caption=caption(reply), reply_markup=markup, filename=name, reply_parameters=thread
+                    chat_id,
+                    image,
+                    caption=caption(reply),
+                    reply_markup=markup,
+                    filename=name,
+                    reply_parameters=thread,
+                    has_spoiler=reply.spoiler,
                 )
             except BadRequest as error:
+                if reply.spoiler:
+                    raise  # never as an uncovered file
                 log.warning("Telegram rejected the photo (%s); sending it as a file", error.message)
         await self._chat_action(chat_id, ChatAction.UPLOAD_DOCUMENT)
         return await self.bot.send_document(

@@ -87,6 +87,8 @@ class GalleryItem:
     #: The style's display name by UI language.
     style: Mapping[str, str]
     description: str
+    #: The content policy flagged it: the tile is blurred until clicked.
+    spoiler: bool = False
 
 
 class Gallery(Protocol):
@@ -462,6 +464,7 @@ class WebAdapter:
                     "created": item.created,
                     "style": dict(item.style),
                     "description": item.description,
+                    "spoiler": item.spoiler,
                     # Pressing it asks the conversation to show the picture again, with its buttons.
                     "press": Button("", cards.RESEND, item.request_id).data,
                 }

@@ -16,6 +16,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.cards import style_name
 from handlers.i18n import LANGUAGES
+from handlers.jobs import POLICY_SPOILER
 
 
 class RepositoryGallery:
@@ -38,7 +39,8 @@ class RepositoryGallery:
                 continue
             style = record.style or ""
             names = {lang: style_name(style, lang, self._style_names) for lang in LANGUAGES}
-            items.append(GalleryItem(record.id, record.created_at.isoformat(), names, _cut(await self._words(record), 80)))
+            words = _cut(await self._words(record), 80)
+            items.append(GalleryItem(record.id, record.created_at.isoformat(), names, words, record.error_key == POLICY_SPOILER))
         return items
 
     async def picture(self, user: str, request_id: str) -> bytes | None:

@@ -169,6 +169,7 @@ class WebMessenger:
             "prefill": reply.prefill,
             "request_id": reply.request_id,
             "title": reply.title,
+            "spoiler": reply.spoiler,
         }
 
     def _store_image(self, user: str, reply: Reply) -> str:

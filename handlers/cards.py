@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
 from engine.lexicon import in_chinese
+from engine.policy import Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
 from handlers.i18n import MESSAGES, in_script, is_chinese, t
 from handlers.replies import Button, Reply
@@ -117,10 +118,13 @@ def confirmation_card(
     confidence: float = 1.0,
     has_unsure: bool = False,
     details: bool = False,
+    refusal: Sequence[str] = (),
 ) -> Reply:
     """What was heard (or typed), what we understood in the user's language, the style by name, and the actions.
 
     The English prompt shows only with ``details`` (the Details toggle).
+    A ``refusal`` (:func:`policy_refusal`) replaces the question and the Draw
+    button: the content policy does not allow it as it is; Edit fixes it.
     """
     header = (
         t("card.heard", lang, language=language_name(heard_language, lang), confidence=confidence)
@@ -144,16 +148,55 @@ def confirmation_card(
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))
     if details:
         lines += ["", t("card.field", lang, label=t("card.prompt", lang), value=prompt)]
-    lines += ["", t("card.question", lang)]
+    lines += ["", *refusal] if refusal else ["", t("card.question", lang)]
     toggle = Button(t("button.hide_details" if details else "button.details", lang), DETAILS, request_id, "0" if details else "1")
     second_row = [Button(t("button.style", lang), STYLE, request_id), toggle, Button(t("button.cancel", lang), CANCEL, request_id)]
     if heard_language:
         second_row.insert(0, Button(t("button.retry_language", lang), RETRY, request_id))
-    buttons = (
-        (Button(t("button.confirm", lang), CONFIRM, request_id), Button(t("button.edit", lang), EDIT, request_id)),
-        tuple(second_row),
-    )
+    first_row = [Button(t("button.confirm", lang), CONFIRM, request_id), Button(t("button.edit", lang), EDIT, request_id)]
+    buttons = (tuple(first_row[1:] if refusal else first_row), tuple(second_row))
     return Reply("\n".join(lines), kind="card", buttons=buttons, request_id=request_id)
+
+
+#: How a refusal names each category of the term list (an operator's own category is "not allowed here").
+POLICY_CATEGORIES = {
+    "sexual": "policy.category.sexual",
+    "suggestive": "policy.category.suggestive",
+    "gore": "policy.category.gore",
+    "violence": "policy.category.violence",
+    "hate": "policy.category.hate",
+    "sexual_minors": "policy.category.sexual_minors",
+    "negated": "policy.category.negated",
+}
+
+
+def policy_reasons(lang: str, verdict: Verdict) -> str:
+    """Why the content policy refuses, in ``lang``: the words as written, each with its category (“nude” (sexual content))."""
+    by_category: dict[str, list[str]] = {}
+    for hit in verdict.hits:
+        words = by_category.setdefault(hit.category, [])
+        if hit.found not in words:
+            words.append(hit.found)
+    reasons = []
+    for category, words in by_category.items():
+        name = t(POLICY_CATEGORIES.get(category, "policy.category.other"), lang)
+        reasons.append(t("policy.reason", lang, words=t("card.list_separator", lang).join(words), category=name))
+    return t("policy.reason_separator", lang).join(reasons)
+
+
+def policy_refusal(lang: str, verdict: Verdict, *, heard: bool) -> list[str]:
+    """The lines a card shows instead of its question when the policy refuses it (``heard``: a voice note's words)."""
+    return [t("policy.refused_here", lang, reasons=policy_reasons(lang, verdict)), t("policy.misheard" if heard else "policy.edit_hint", lang)]
+
+
+def refused(request_id: str, lang: str, verdict: Verdict) -> Reply:
+    """A description the policy refuses outright (typed with /anime, a reroll): why, in ``lang``."""
+    return Reply(t("policy.refused_here", lang, reasons=policy_reasons(lang, verdict)), kind="error", request_id=request_id)
+
+
+def as_spoiler(reply: Reply, lang: str) -> Reply:
+    """``reply``'s picture behind a spoiler, its caption saying why (a picture the image check flagged at ``standard``)."""
+    return replace(reply, spoiler=True, text=t("policy.spoiler", lang) + ("\n" + reply.text if reply.text else ""))
 
 
 def retired_card(request_id: str, lang: str, key: str) -> Reply:

@@ -22,7 +22,11 @@ PRIVATE_COMMANDS = ("help", "style", "history", "settings")
 
 @dataclass(frozen=True)
 class Origin:
-    """Who said it, where: platform ids as strings, the platform's locale (e.g. "zh-CN")."""
+    """Who said it, where: platform ids as strings, the platform's locale (e.g. "zh-CN").
+
+    ``age_restricted``: the platform marks the channel for adults (Discord's
+    age-restricted channels); there the content policy may be ``off``.
+    """
 
     platform: str
     chat_id: str
@@ -30,6 +34,7 @@ class Origin:
     user_name: str = ""
     locale: str | None = None
     is_group: bool = False
+    age_restricted: bool = False
 
 
 def fetched(data: bytes) -> Fetch:

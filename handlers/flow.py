@@ -11,12 +11,12 @@ stateDiagram-v2
     awaiting_confirmation --> transcribing: Heard wrong language
     awaiting_confirmation --> cancelled: Cancel, /cancel
     awaiting_confirmation --> expired: pressed after CARD_TTL
-    awaiting_confirmation --> failed: the card cannot be stored or shown
+    awaiting_confirmation --> failed: the card cannot be stored or shown, /anime text the content policy refuses
     queued --> running: a worker picks it up
     queued --> cancelled: Cancel, /cancel
-    queued --> failed: inputs gone, engine refused
+    queued --> failed: inputs gone, engine refused, a reroll the policy refuses, a flagged photo
     running --> delivered: the platform accepted the picture
-    running --> failed: the job failed
+    running --> failed: the job failed, the image check flagged the picture
     running --> cancelled: Cancel, /cancel
     running --> queued: resumed after a restart
     delivered --> [*]
@@ -27,6 +27,12 @@ stateDiagram-v2
 
 Edit and Style keep a card in ``awaiting_confirmation``; a picture whose
 upload failed stays ``running`` (kept, resent on request or after a restart).
+The content policy (:mod:`engine.policy`) is asked before anything is queued:
+typed ``/anime`` text it refuses fails at once with ``error_key``
+``policy.refused``; a voice note's card (or an edited card) it refuses stays
+open without Draw, saying why (a misheard word can be fixed with Edit) and
+carrying ``policy.refused`` until an edit passes. Pictures are checked where
+they are made (:mod:`engine.runner`).
 The moves are :data:`db.states.TRANSITIONS` (a test checks this diagram
 against it); every move is a guarded transition in the database, so a
 duplicate button press or a redelivered event never applies twice. Which
@@ -59,13 +65,14 @@ from engine.api import (
 )
 from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, UserError, UserQueueFullError
 from engine.imageio import open_image, png_bytes
+from engine.policy import ChatPolicy, Level, Verdict
 from engine.prompt import build_prompt
 from handlers import cards
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
 from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, t
-from handlers.jobs import JobTracker, delivered_reply
+from handlers.jobs import POLICY_SPOILER, JobTracker, delivered_reply
 from handlers.keyed_lock import KeyedLock
 from handlers.replies import Messenger, Reply
 
@@ -100,6 +107,8 @@ class ConversationConfig:
     photo_max_side: int = 1024
     #: Waits (seconds) before each new try of a picture upload that failed.
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
+    #: The content policy (``CONTENT_POLICY``, ``POLICY_*``): levels, where ``off`` may apply, the term list.
+    policy: ChatPolicy = ChatPolicy()
 
     @property
     def caps(self) -> Caps:
@@ -118,6 +127,8 @@ class _Who:
     style: str
     confirm: bool
     language_setting: str | None
+    #: The content policy level of this chat.
+    policy: Level = Level.STRICT
 
 
 class Conversation:
@@ -154,6 +165,7 @@ class Conversation:
             retry_delays=config.delivery_retry_delays,
             monotonic=monotonic,
             previews=config.previews,
+            policy=config.policy,
         )
 
     # --- entry points -------------------------------------------------------
@@ -219,7 +231,7 @@ class Conversation:
             return
         if record.state is S.RUNNING:
             await self.repository.transition(record.id, S.QUEUED, from_states=[S.RUNNING])
-        spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record)
+        spec = None if record.state is S.TRANSCRIBING else await self.jobs.spec_for(record, who.policy)
         if spec is None:
             if await self.repository.transition(record.id, S.FAILED, error_key="job.lost"):
                 await self.messenger.send(origin, Reply(t("job.lost", who.lang), kind="error"))
@@ -259,6 +271,7 @@ class Conversation:
             style,
             prefs.confirm_before_generate,
             prefs.language,
+            policy=self.config.policy.level_for(origin.platform, origin.chat_id, age_restricted=origin.age_restricted),
         )
 
     async def _create(self, who: _Who, **fields: object) -> str:
@@ -341,6 +354,7 @@ class Conversation:
                 raise UnknownStyleError(style=style, styles=", ".join(self.config.styles))
             who = replace(who, style=style)
         prompt = build_prompt(text)
+        verdict = self.config.policy.checker.check_prompt(prompt, who.policy)
         request_id = await self._create(
             who,
             kind=RequestKind.TEXT,
@@ -356,7 +370,32 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
             return
+        if not verdict.allowed:  # typed words are what the user meant: refused at once, and kept as refused
+            await self._refuse(who, request_id, None, verdict, from_states=[S.AWAITING_CONFIRMATION])
+            return
         await self._present(who, request_id, None, await self._card_for(who, request_id))
+
+    async def _refuse(self, who: _Who, request_id: str, ref: str | None, verdict: Verdict, *, from_states: list[S]) -> None:
+        """The content policy refuses ``request_id`` outright: it fails as ``policy.refused`` and the user is told why."""
+        log.info("request %s refused by the %s content policy: %s", request_id, verdict.level, "; ".join(verdict.reasons))
+        await self.repository.transition(request_id, S.FAILED, from_states=from_states, error_key=POLICY_REFUSED)
+        await self._put(who, ref, cards.refused(request_id, who.lang, verdict))
+
+    def _check(self, who: _Who, prompt: Prompt) -> Verdict:
+        """The content policy's verdict on ``prompt`` in ``who``'s chat."""
+        return self.config.policy.checker.check_prompt(prompt, who.policy)
+
+    def _check_stored(self, who: _Who, record: RequestRecord) -> Verdict:
+        """The verdict on a stored request: its words as the card reads them, else (a reroll of a reroll) its prompt."""
+        transcript = record.transcript
+        if transcript is None:
+            checker = self.config.policy.checker
+            return checker.check_text("", who.policy, prompt=record.prompt_positive or "", negated=record.prompt_negative or "")
+        if record.kind is RequestKind.VOICE and not transcript.edited_text:
+            prompt = build_prompt(transcript.heard_text, translation=transcript.translation, language=transcript.language)
+        else:
+            prompt = build_prompt(transcript.edited_text or transcript.heard_text)
+        return self._check(who, prompt)
 
     async def _offer(self, who: _Who, request_id: str, ref: str, prompt: Prompt, *, transcript: Transcript) -> None:
         """A voice note was understood: its card is open from now on."""
@@ -368,6 +407,7 @@ class Conversation:
             prompt_negative=prompt.negative,
             source_language=prompt.language,
             card_expires_at=self._clock() + self.config.card_ttl,
+            error_key=None if self._check(who, prompt).allowed else POLICY_REFUSED,  # the card says why; Edit can fix it
         )
         if moved:
             await self._present(who, request_id, ref, await self._card_for(who, request_id))
@@ -417,6 +457,7 @@ class Conversation:
         else:
             said = transcript.edited_text or transcript.heard_text
             prompt = build_prompt(said)
+        verdict = self._check(who, prompt)
         return cards.confirmation_card(
             request_id,
             who.lang,
@@ -428,6 +469,7 @@ class Conversation:
             confidence=transcript.language_probability,
             has_unsure=heard and any(w.probability < self.config.unsure_below for w in transcript.words),
             details=details,
+            refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
         )
 
     async def _apply_edit(self, who: _Who, request_id: str, text: str) -> None:
@@ -450,6 +492,7 @@ class Conversation:
             prompt_negative=prompt.negative,
             source_language=prompt.language,
             card_expires_at=self._clock() + self.config.card_ttl,
+            error_key=None if self._check(who, prompt).allowed else POLICY_REFUSED,
         ):
             return
         await self.repository.record_edit(request_id, text)
@@ -468,7 +511,7 @@ class Conversation:
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.QUEUED])
             return
-        spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png)
+        spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
         await self.jobs.submit(who.origin, who.lang, request_id, spec, ref)
 
     def _check_text(self, text: str) -> None:
@@ -594,6 +637,11 @@ class Conversation:
         """
         record = await self.repository.get_request(request_id)
         assert record is not None
+        verdict = self._check_stored(who, record)
+        if not verdict.allowed:  # the policy (or the chat's level) says no now: the card says why, Edit can fix it
+            await self.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], error_key=POLICY_REFUSED)
+            await self._show_card(who, request_id, ref or self._cards.get(request_id), await self._card_for(who, request_id))
+            return
         # The seed is fixed now, so a job resumed after a restart draws the same picture.
         seed = record.seed if record.seed is not None else new_seed()
         try:
@@ -612,7 +660,7 @@ class Conversation:
             transcript = record.transcript
             if transcript is not None:
                 await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
-            spec = await self.jobs.spec_for(record)
+            spec = await self.jobs.spec_for(record, who.policy)
             if spec is None:
                 raise PictureGoneError()
         except Exception as error:
@@ -731,10 +779,15 @@ class Conversation:
             prompt_negative=parent.prompt_negative,
             source_language=parent.source_language,
         )
+        if kind is RequestKind.REROLL:  # the same words again: the chat's level may have changed since
+            verdict = self._check_stored(who, parent)
+            if not verdict.allowed:
+                await self._refuse(who, request_id, None, verdict, from_states=[S.QUEUED])
+                return
         try:
             record = await self.repository.get_request(request_id)
             assert record is not None
-            spec = await self.jobs.spec_for(record)
+            spec = await self.jobs.spec_for(record, who.policy)
             if spec is None:
                 raise PictureGoneError()
         except Exception as error:
@@ -749,7 +802,8 @@ class Conversation:
             await self.messenger.notify(who.origin, t("history.gone", who.lang))
             return
         png = await asyncio.to_thread(base.path.read_bytes)
-        await self.messenger.send(who.origin, cards.original(record.id, who.lang, png))
+        original = cards.original(record.id, who.lang, png)
+        await self.messenger.send(who.origin, cards.as_spoiler(original, who.lang) if record.error_key == POLICY_SPOILER else original)
 
     async def _on_resend(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         anime = record.image(ImageRole.ANIME)
@@ -852,6 +906,9 @@ def cap_error(hit: CapReached) -> UserError:
         case _:
             return QueueFullError(limit=hit.limit)
 
+
+#: ``error_key`` of a request the content policy refused (failed at once, or a card showing the refusal).
+POLICY_REFUSED = "policy.refused"
 
 #: Open cards whose message is remembered (to retire or update it); older ones just keep their buttons.
 OPEN_CARDS_REMEMBERED = 10_000

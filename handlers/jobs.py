@@ -40,6 +40,7 @@ from engine.api import (
     JobStarted,
 )
 from engine.errors import UserError
+from engine.policy import ChatPolicy, ImageFlaggedError, Level
 from handlers import cards
 from handlers.events import Origin
 from handlers.i18n import error_text, t
@@ -50,10 +51,16 @@ log = logging.getLogger(__name__)
 S = RequestState
 
 
+#: ``error_key`` of a delivered request whose picture the image check flagged at ``standard``: it is shown as a spoiler.
+POLICY_SPOILER = "policy.spoiler"
+
+
 def delivered_reply(record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames) -> Reply:
-    """The picture card of a delivered request (also used to re-send it from /history)."""
+    """The picture card of a delivered request (also used to re-send it from /history); behind a spoiler when flagged."""
     transcript = record.transcript
     description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
+    if record.error_key == POLICY_SPOILER:
+        return cards.as_spoiler(delivered_reply(replace(record, error_key=None), lang, png, style_names), lang)
     return cards.delivered(
         record.id,
         lang,
@@ -149,6 +156,9 @@ class JobTracker:
     """Submits requests to the engine and follows them until they are delivered, failed or cancelled.
 
     With ``previews`` off, preview images the engine sends are not shown.
+    ``policy`` (the deployment's content policy) adds its negative prompt terms
+    to every text job and decides what happens to a picture the image check
+    flagged at ``standard``: a spoiler, or (``spoilers`` off) not sent.
     """
 
     def __init__(
@@ -163,7 +173,9 @@ class JobTracker:
         retry_delays: Sequence[float] = (2.0, 10.0, 30.0),
         monotonic: Callable[[], float] = time.monotonic,
         previews: bool = True,
+        policy: ChatPolicy | None = None,
     ) -> None:
+        self.policy = policy or ChatPolicy()
         self.repository = repository
         self.engine = engine
         self.messenger = messenger
@@ -187,12 +199,14 @@ class JobTracker:
             task.cancel()
         await asyncio.gather(*list(self._watchers), return_exceptions=True)
 
-    async def spec_for(self, record: RequestRecord) -> JobSpec | None:
+    async def spec_for(self, record: RequestRecord, policy: Level = Level.STRICT) -> JobSpec | None:
         """The engine job for a queued request, or None when what it needs is gone.
 
         Photo and restyle jobs send their request's base image: a photo's is
         stored when it arrives; a restyle takes its parent's (the same file,
         recorded for the restyle too, so its "Original" and "Restyle" work).
+        ``policy`` is the level of the requester's chat: the job carries it
+        (the image check) and a text job's negative prompt the policy's terms.
         """
         style = record.style or self.default_style
         user_key = str(record.user_id)
@@ -203,7 +217,8 @@ class JobTracker:
             if base is None or not base.path.exists():
                 return None
             kind: JobKind = "photo" if record.kind is RequestKind.PHOTO else "restyle"
-            return JobSpec(record.id, user_key, kind, style, source_png=await asyncio.to_thread(base.path.read_bytes))
+            source = await asyncio.to_thread(base.path.read_bytes)
+            return JobSpec(record.id, user_key, kind, style, source_png=source, policy=policy.value)
         if not record.prompt_positive:
             return None
         return JobSpec(
@@ -212,8 +227,9 @@ class JobTracker:
             "text",
             style,
             positive=record.prompt_positive,
-            negative=record.prompt_negative or "",
+            negative=self.policy.checker.with_negative(record.prompt_negative or "", policy),
             seed=record.seed,
+            policy=policy.value,
         )
 
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:
@@ -283,6 +299,13 @@ class JobTracker:
         base was stored before the job ran (see :meth:`spec_for`). The status
         message says "sending" meanwhile, then ends as one line without buttons.
         """
+        if result.flagged and not self.policy.spoilers:
+            log.warning("request %s: the image check flagged the picture (%s); not sent", request_id, ", ".join(result.flagged))
+            if await self.repository.transition(
+                request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=ImageFlaggedError.key
+            ):
+                await status.put(Reply(t(ImageFlaggedError.key, lang), kind="error"))
+            return
         if result.base_png is not None:
             await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
         await self.repository.add_image(
@@ -291,6 +314,8 @@ class JobTracker:
         # Only running jobs can be delivered: a cached result may finish without ever "starting".
         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
         fields: dict[str, object] = {"style": result.style} | ({"seed": result.seed} if result.seed is not None else {})
+        if result.flagged:  # kept, so a resend shows it behind the spoiler too
+            fields["error_key"] = POLICY_SPOILER
         if not await self.repository.update_in_state(request_id, [S.RUNNING], **fields):
             return  # cancelled, or a duplicate result of a request that is already delivered
         record = await self.repository.get_request(request_id)

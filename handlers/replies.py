@@ -86,6 +86,9 @@ class Reply:
     private: bool = False
     #: What to call ``image_png`` when it is uploaded as a file, without extension (e.g. ``voice2anime-1a2b3c4d``).
     file_name: str = ""
+    #: Show ``image_png`` behind a spoiler (the content policy flagged it): Telegram ``has_spoiler``,
+    #: Discord a ``SPOILER_`` file name, the studio a blurred picture revealed by a click.
+    spoiler: bool = False
 
 
 class Messenger(Protocol):

@@ -196,6 +196,11 @@ function render(message) {
       if (nearBottom()) scrollDown();
     });
     figure.append(picture);
+    if (message.spoiler) {
+      // The content policy flagged it: blurred until clicked, like a spoiler on Telegram or Discord.
+      figure.classList.add("spoiler");
+      figure.addEventListener("click", () => figure.classList.remove("spoiler"), { once: true });
+    }
     item.append(figure);
   }
   if (message.text) {
@@ -506,6 +511,7 @@ async function loadGallery() {
     picture.alt = item.description || "";
     picture.loading = "lazy";
     open.append(picture);
+    if (item.spoiler) open.classList.add("spoiler"); // flagged by the content policy: blurred in the grid too
     open.addEventListener("click", () => {
       if (send({ type: "press", data: item.press, ref: "" })) show("studio");
     });
