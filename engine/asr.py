@@ -238,8 +238,14 @@ def finish(transcript: Transcript, *, script: Script | None, review: bool = True
     if review:
         segments = _reviewed(segments, transcript.language, script)
     text = "".join(_spaced(s.text) for s in segments).strip()
+    # English speech is its own translation: it follows the reviewed text.
+    translation = text if transcript.translation == transcript.text else transcript.translation
     return dataclasses.replace(
-        transcript, text=text, segments=segments, script=script if script is not None and CJK_RE.search(text) else None
+        transcript,
+        text=text,
+        segments=segments,
+        translation=translation,
+        script=script if script is not None and CJK_RE.search(text) else None,
     )
 
 
