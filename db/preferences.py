@@ -36,6 +36,8 @@ class Preferences:
     language: str | None = None
     default_style: str | None = None
     confirm_before_generate: bool = True
+    #: The chat's content policy level (effective settings in a group only; None: the deployment's).
+    content_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class ChatOverrides:
     language: str | None = None
     default_style: str | None = None
     confirm_before_generate: bool | None = None
+    #: ``strict`` / ``standard`` / ``off`` (``engine.policy.Level``), chosen by the chat's admins.
+    content_policy: str | None = None
 
 
 #: What a user who never changed anything gets.
@@ -67,6 +71,7 @@ def effective_preferences(user: Preferences, chat: ChatOverrides | None) -> Pref
             if chat.confirm_before_generate is not None
             else DEFAULT_PREFERENCES.confirm_before_generate
         ),
+        content_policy=chat.content_policy,
     )
 
 
@@ -74,3 +79,13 @@ def check_language(language: str | Keep | None) -> None:
     """Raise ``ValueError`` unless ``language`` is a supported code, ``None`` or ``KEEP``."""
     if language is not None and language is not KEEP and language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES} or None")
+
+
+#: Content policy levels a chat's admins can choose (``engine.policy.Level``; None = the deployment's).
+POLICY_LEVELS: tuple[str, ...] = ("strict", "standard", "off")
+
+
+def check_policy(level: str | Keep | None) -> None:
+    """Raise ``ValueError`` unless ``level`` is a content policy level, ``None`` or ``KEEP``."""
+    if level is not None and level is not KEEP and level not in POLICY_LEVELS:
+        raise ValueError(f"unsupported content policy {level!r}; expected one of {POLICY_LEVELS} or None")

@@ -32,6 +32,7 @@ from db.preferences import (
     Keep,
     Preferences,
     check_language,
+    check_policy,
     effective_preferences,
 )
 from db.records import ImageRecord, RequestAddress, RequestRecord
@@ -205,7 +206,7 @@ class Repository:
             row = await session.get(ChatSettings, chat_id)
         if row is None:
             return ChatOverrides()
-        return ChatOverrides(row.language, row.default_style, row.confirm_before_generate)
+        return ChatOverrides(row.language, row.default_style, row.confirm_before_generate, row.content_policy)
 
     async def update_chat_settings(
         self,
@@ -214,11 +215,16 @@ class Repository:
         language: str | Keep | None = KEEP,
         default_style: str | Keep | None = KEEP,
         confirm_before_generate: bool | Keep | None = KEEP,
+        content_policy: str | Keep | None = KEEP,
     ) -> ChatOverrides:
         """Change some of a group's overrides (``KEEP`` = unchanged, ``None`` = no override)."""
         check_language(language)
+        check_policy(content_policy)
         changes = _changes(
-            language=language, default_style=default_style, confirm_before_generate=confirm_before_generate
+            language=language,
+            default_style=default_style,
+            confirm_before_generate=confirm_before_generate,
+            content_policy=content_policy,
         )
         await self._upsert_settings(ChatSettings, ChatSettings.chat_id, chat_id, ChatOverrides(), changes)
         return await self.get_chat_settings(chat_id)
