@@ -15,7 +15,7 @@ from typing import Protocol
 from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
 from engine.lexicon import in_chinese
-from engine.policy import Verdict
+from engine.policy import Level, Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
 from handlers.i18n import MESSAGES, in_script, is_chinese, t
 from handlers.replies import Button, Reply
@@ -28,6 +28,7 @@ SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
 #: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
 TOGGLE_CONFIRM = next(entry.action for entry in CHAT_SETTINGS if entry.field == "confirm_before_generate")
 CHAT_LANGUAGE = next(entry.action for entry in CHAT_SETTINGS if entry.field == "language")
+CHAT_POLICY = next(entry.action for entry in CHAT_SETTINGS if entry.field == "content_policy")
 #: Request id placeholder for buttons that are not about one request.
 NO_REQUEST = "-"
 RETRY_LANGUAGES = ("zh", "en", "yue")
@@ -170,6 +171,10 @@ POLICY_CATEGORIES = {
 }
 
 
+#: How /settings names each content policy level.
+POLICY_LEVELS = {Level.STRICT: "policy.level.strict", Level.STANDARD: "policy.level.standard", Level.OFF: "policy.level.off"}
+
+
 def policy_reasons(lang: str, verdict: Verdict) -> str:
     """Why the content policy refuses, in ``lang``: the words as written, each with its category (“nude” (sexual content))."""
     by_category: dict[str, list[str]] = {}
@@ -252,7 +257,14 @@ def original(request_id: str, lang: str, png: bytes) -> Reply:
 
 
 def settings_card(
-    lang: str, *, user: Preferences, chat: ChatOverrides | None, style: str, app_language: str, name: str = ""
+    lang: str,
+    *,
+    user: Preferences,
+    chat: ChatOverrides | None,
+    style: str,
+    app_language: str,
+    name: str = "",
+    policy: Level | None = None,
 ) -> Reply:
     """The /settings view: the user's own settings and, in a group (``chat`` given), the chat's.
 
@@ -288,6 +300,9 @@ def settings_card(
             Button(t("settings.my_language", lang), SET_LANGUAGE, NO_REQUEST),
             Button(t("settings.my_style", lang), DEFAULT_STYLE, NO_REQUEST),
         )
+    if policy is not None:  # the level that applies here (a chat's "off" where it may not be is "standard")
+        row = "settings.row" if chat is None else "card.field"
+        lines.append(t(row, lang, label=t("settings.policy_here", lang), value=t(POLICY_LEVELS[policy], lang)))
     buttons = (mine, chat_buttons) if chat_buttons else (mine,)
     return Reply("\n".join(lines), buttons=buttons, private=True)
 

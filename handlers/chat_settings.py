@@ -106,6 +106,20 @@ CHAT_SETTINGS: tuple[ChatSetting, ...] = (
         (Choice("on", True, "settings.confirm_on"), Choice("off", False, "settings.confirm_off")),
         default=DEFAULT_PREFERENCES.confirm_before_generate,
     ),
+    ChatSetting(
+        "content_policy",
+        "pol",
+        "settings.policy_label",
+        "settings.policy_button",
+        (
+            Choice("default", None, "policy.choice.default"),
+            Choice("strict", "strict", "policy.choice.strict"),
+            Choice("standard", "standard", "policy.choice.standard"),
+            Choice("off", "off", "policy.choice.off"),
+        ),
+        question="settings.choose_policy",
+        in_private=False,  # a private chat follows CONTENT_POLICY (/settings shows the level there too)
+    ),
 )
 
 #: Button action -> its setting.

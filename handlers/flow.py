@@ -65,7 +65,7 @@ from engine.api import (
 )
 from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, UserError, UserQueueFullError
 from engine.imageio import open_image, png_bytes
-from engine.policy import ChatPolicy, Level, Verdict
+from engine.policy import ChatPolicy, Level, Verdict, off_allowed
 from engine.prompt import build_prompt
 from handlers import cards
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
@@ -271,7 +271,9 @@ class Conversation:
             style,
             prefs.confirm_before_generate,
             prefs.language,
-            policy=self.config.policy.level_for(origin.platform, origin.chat_id, age_restricted=origin.age_restricted),
+            policy=self.config.policy.level_for(
+                origin.platform, origin.chat_id, age_restricted=origin.age_restricted, override=prefs.content_policy
+            ),
         )
 
     async def _create(self, who: _Who, **fields: object) -> str:
@@ -551,6 +553,7 @@ class Conversation:
             style=cards.style_name(who.style, who.lang, self.config.style_names),
             app_language=pick_language(None, who.origin.locale),
             name=who.origin.user_name or "👤",
+            policy=who.policy,
         )
 
     async def _show_history(self, who: _Who) -> None:
@@ -856,11 +859,19 @@ class Conversation:
             picker = cards.choice_picker(entry.action, who.lang, entry.question, entry.choices, current)
             await self.messenger.send(who.origin, picker)
             return
+        if entry.field == "content_policy" and choice.value == Level.OFF and not self._off_allowed(who.origin):
+            await self.messenger.notify(who.origin, t("policy.off_not_allowed", who.lang))
+            return
         if group:
             await self.repository.update_chat_settings(who.chat_id, **{entry.field: choice.value})  # type: ignore[arg-type]
         else:
             await self.repository.update_user_settings(who.user_id, **{entry.field: choice.value})  # type: ignore[arg-type]
         await self._settings_saved(who, press)
+
+    def _off_allowed(self, origin: Origin) -> bool:
+        """May this chat's content policy be ``off`` (a Discord age-restricted channel, a chat in ``POLICY_OFF_CHATS``)?"""
+        policy = self.config.policy
+        return off_allowed(origin.platform, origin.chat_id, age_restricted=origin.age_restricted, off_chats=policy.off_chats)
 
     async def _is_admin(self, origin: Origin) -> bool:
         """May ``origin``'s user change their chat's settings? A private chat is theirs; in a group the platform says."""

@@ -249,7 +249,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "标准——不画露骨内容；可疑图片加遮挡",
     },
     "policy.level.off": {"en": "off — age-restricted chat", "zh": "关闭——仅限成人频道"},
-    "settings.policy": {"en": "Content policy: {level}", "zh": "内容尺度：{level}"},
+    "settings.policy_here": {"en": "Content policy here", "zh": "这里的内容尺度"},
+    "settings.policy_label": {"en": "Content policy", "zh": "内容尺度"},
+    "settings.policy_button": {"en": "🛡 Content policy", "zh": "🛡 内容尺度"},
+    "settings.choose_policy": {"en": "Content policy for this chat:", "zh": "这个聊天的内容尺度："},
+    "policy.choice.default": {"en": "as the bot is set", "zh": "跟随机器人设置"},
+    "policy.choice.strict": {"en": "strict", "zh": "严格"},
+    "policy.choice.standard": {"en": "standard", "zh": "标准"},
+    "policy.choice.off": {"en": "off", "zh": "关闭"},
+    "policy.off_not_allowed": {
+        "en": "“Off” is only possible in age-restricted Discord channels and in chats the bot's operator allows.",
+        "zh": "“关闭”只能用于 Discord 的年龄限制频道和机器人运营者允许的聊天。",
+    },
     # --- engine errors (engine.errors.UserError.key) ---
     "error.generic": {"en": "Something went wrong. Please try again.", "zh": "出了点问题，请再试一次。"},
     "audio.unreadable": {

@@ -123,6 +123,7 @@ async def test_settings_explain_automatic_language_in_both_languages(sqlite_url,
         "Language: automatic (follows your app: English)",
         "Default style: Portrait (face paint v2)",
         "Confirm before drawing: on",
+        "Content policy here: strict — for everyone; pictures are checked",
     ]
     h.locales["gus"] = "zh-CN"
     await h.command("gus", "settings")

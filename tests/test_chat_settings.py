@@ -108,6 +108,7 @@ async def test_personal_style_is_its_owner_s_and_chat_settings_are_not_offered_i
         "Language: automatic (follows your app: English)",
         "Default style: Paprika",
         "Confirm before drawing: on",
+        "Content policy here: strict — for everyone; pictures are checked",
     ]
     assert [b.action for row in private.buttons for b in row] == [cards.SET_LANGUAGE, cards.DEFAULT_STYLE, cards.TOGGLE_CONFIRM]
     assert not h.messenger.admin_checks, "nobody is asked about a private chat"

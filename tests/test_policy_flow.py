@@ -12,7 +12,7 @@ from db import RequestState
 from engine.api import JobFailed, JobFinished, JobResult, JobStarted, Segment, Transcript, Word
 from engine.policy import ChatPolicy, Level
 from handlers import cards
-from handlers.events import Command, Origin, TextMessage
+from handlers.events import ButtonPress, Command, Origin, TextMessage
 from handlers.replies import Button
 from tests.support.conversation import button
 from tests.support.scripted_engine import ScriptedEngine, png
@@ -199,3 +199,75 @@ async def test_a_flagged_photo_is_explained(sqlite_url, make_harness):
     (record,) = await h.repository.requests_in_states([S.FAILED])
     assert record.error_key == "policy.photo_flagged"
     assert h.messenger.calls[-1].reply.text == "🚫 That photo did not pass this chat's content check, so I won't restyle it."
+
+
+# --- a chat's level, chosen by its admins (the chat-wide settings of handlers.chat_settings) -----------------
+
+GROUP = "g1"
+
+
+async def choose_level(h, user: str, token: str, *, group: str = GROUP) -> None:
+    """/settings in the group, then the content policy button's picker, then ``token``'s choice."""
+    await h.command(user, "settings", group=group)
+    card = h.messenger.calls[-1].reply
+    await h.press(user, button(card, cards.CHAT_POLICY), group=group)
+    picker = h.messenger.calls[-1].reply
+    if picker.buttons and any(b.action == cards.CHAT_POLICY for row in picker.buttons for b in row):
+        await h.press(user, button(picker, cards.CHAT_POLICY, token), group=group)
+
+
+async def chat_level(h, group: str = GROUP, platform: str = "telegram") -> str | None:
+    from db import ChatKind
+
+    chat_id = await h.repository.get_or_create_chat(platform, group, ChatKind.GROUP)
+    return (await h.repository.get_chat_settings(chat_id)).content_policy
+
+
+async def test_an_admin_sets_the_chats_level_and_settings_shows_it(sqlite_url, make_harness):
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    h.messenger.admins.add("bob")
+    await h.command("bob", "settings", group=GROUP)
+    assert "Content policy here: strict — for everyone; pictures are checked" in h.messenger.calls[-1].reply.text
+    await choose_level(h, "bob", "standard")
+    assert await chat_level(h) == "standard"
+    await h.command("bob", "settings", group=GROUP)
+    assert "Content policy here: standard — nothing explicit; flagged pictures come behind a spoiler" in h.messenger.calls[-1].reply.text
+    await h.command("amy", "anime", "a sexy nurse", group=GROUP)  # anyone in the group, at the group's level
+    assert h.messenger.calls[-1].reply.kind == "card"
+    await h.command("amy", "anime", "a sexy nurse")  # her private chat keeps the deployment's
+    assert h.messenger.calls[-1].reply.kind == "error"
+
+
+async def test_only_admins_change_the_level(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    h.messenger.admins.add("bob")
+    mark = h.messenger.mark()
+    await h.command("amy", "settings", group=GROUP)
+    card = h.messenger.calls[-1].reply
+    await h.press("amy", button(card, cards.CHAT_POLICY), group=GROUP)
+    await h.press("amy", Button("forged", cards.CHAT_POLICY, cards.NO_REQUEST, "off"), group=GROUP)
+    refusals = [c for c in h.messenger.since(mark) if c.op == "notify"]
+    assert len(refusals) == 2 and all("admin" in c.text for c in refusals)
+    assert await chat_level(h) is None
+
+
+async def test_off_is_refused_where_the_chat_may_not_be_off(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    h.messenger.admins.add("bob")
+    await choose_level(h, "bob", "off")
+    assert h.messenger.calls[-1].op == "notify" and "age-restricted" in h.messenger.calls[-1].text
+    assert await chat_level(h) is None
+
+
+async def test_off_in_an_age_restricted_discord_channel(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    h.messenger.admins.add("bob")
+    adult = Origin("discord", "300", "bob", "Bob", "en-US", is_group=True, age_restricted=True)
+    await h.send(Command(adult, "settings"))
+    card = h.messenger.calls[-1].reply
+    await h.send(ButtonPress(adult, cards.NO_REQUEST, cards.CHAT_POLICY, "off"))
+    assert await chat_level(h, "300", "discord") == "off"
+    await h.send(Command(adult, "anime", "a nude model"))
+    assert h.messenger.calls[-1].reply.kind == "card"
+    assert "Content policy" in card.text
