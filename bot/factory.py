@@ -81,26 +81,65 @@ def few_steps_on_cpu(settings: Settings) -> bool:
     return resolve_device("auto").type == "cpu"
 
 
+#: ``SD_FEW_STEPS`` presets: (the distillation LoRA for SD 1.5 models, the sampler it is made for). Steps and guidance
+#: are that sampler's defaults (lcm: 4 steps, guidance 1 = off; hyper: 8 steps, guidance 0) unless SD_STEPS/SD_GUIDANCE say.
+FEW_STEP_PRESETS: dict[str, tuple[str, str]] = {
+    "lcm": (CPU_LCM_LORA, "lcm"),
+    # One file of ByteDance/Hyper-SD (which also holds SDXL/SD3/FLUX LoRAs): only this 257 MB file is fetched.
+    "hyper": ("ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors", "hyper"),
+}
+
+
+def few_steps(settings: Settings) -> str | None:
+    """The few-step preset drawing uses: ``SD_FEW_STEPS`` when set (``off``: none), else ``lcm`` when :func:`few_steps_on_cpu`."""
+    if settings.sd_few_steps is not None:
+        return None if settings.sd_few_steps == "off" else settings.sd_few_steps
+    return "lcm" if few_steps_on_cpu(settings) else None
+
+
 def text_to_image(settings: Settings) -> TextToImage:
-    """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps_on_cpu`."""
+    """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`."""
     from engine.diffusion import DiffusionConfig, TextToImage
 
-    fast = few_steps_on_cpu(settings)
+    preset = few_steps(settings)
+    lora, scheduler = FEW_STEP_PRESETS[preset] if preset else (settings.sd_lora, settings.sd_scheduler)
     config = DiffusionConfig(
         model=settings.sd_model,
-        scheduler="lcm" if fast else settings.sd_scheduler,
+        scheduler=scheduler,
         steps=settings.sd_steps,
         guidance=settings.sd_guidance,
         width=settings.sd_width,
         height=settings.sd_height,
-        lora=CPU_LCM_LORA if fast else settings.sd_lora,
-        lora_scale=1.0 if fast else settings.sd_lora_scale,
+        lora=(settings.sd_lora or lora) if preset else lora,
+        lora_scale=settings.sd_lora_scale if not preset or "sd_lora_scale" in settings.model_fields_set else 1.0,
         device=settings.torch_device,
         cache_dir=settings.models_dir,
+        compile=settings.torch_compile,
+        vae_tiling_above=settings.sd_vae_tiling_above,
     )
-    if fast:
+    if preset and settings.sd_few_steps is None:
         log.info("no GPU: drawing in %d steps with %s (set SD_SCHEDULER to choose)", config.resolved_steps, CPU_LCM_LORA)
+    elif preset:
+        log.info("SD_FEW_STEPS=%s: drawing in %d steps with %s", preset, config.resolved_steps, config.lora)
     return TextToImage(config)
+
+
+def batch_max(settings: Settings, *, resolve: bool = True) -> int:
+    """``BATCH_MAX``, or when unset 4 on a CUDA GPU and 1 otherwise (``TORCH_DEVICE``).
+
+    Looking for a GPU needs torch; ``resolve=False`` answers 0 then ("auto": a
+    worker decides when it first batches), so a bot process that only queues
+    jobs never imports torch for it.
+    """
+    if settings.batch_max is not None:
+        return settings.batch_max
+    if settings.torch_device in ("cpu", "mps"):
+        return 1
+    if not resolve:
+        return 0
+    from engine.device import auto_batch_max
+
+    return auto_batch_max(settings.torch_device)
 
 
 def animegan(settings: Settings) -> AnimeGAN:
@@ -165,7 +204,6 @@ def chat_policy(settings: Settings) -> ChatPolicy:
     return policy
 
 
-
 #: What a bot without the engine extra can do instead of ENGINE=local.
 LOCAL_ENGINE_HINT = ", or set ENGINE=redis and run voice2anime worker where it is installed"
 
@@ -175,7 +213,7 @@ def local_engine(settings: Settings) -> LocalEngine:
     from engine.local import LocalEngine
 
     pipeline = anime_pipeline(settings, needed_by="ENGINE=local", hint=LOCAL_ENGINE_HINT)
-    return LocalEngine(speech_recognizer(settings), pipeline)
+    return LocalEngine(speech_recognizer(settings), pipeline, batch_max=batch_max(settings))
 
 
 def loaded_pipeline(settings: Settings) -> AnimePipeline:
@@ -210,6 +248,7 @@ def redis_config(settings: Settings) -> RedisConfig:
         stream_maxlen=settings.redis_stream_maxlen,
         job_ttl=settings.redis_job_ttl_seconds,
         lease=settings.worker_lease_seconds,
+        batch_max=batch_max(settings, resolve=False),
     )
 
 

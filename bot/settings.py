@@ -58,6 +58,24 @@ class Settings(BaseSettings):
     sd_height: int = Field(512, ge=64, le=2048, multiple_of=8, description="Image height in pixels.")
     sd_lora: str | None = Field(None, description="Optional LoRA: Hugging Face id or local .safetensors file/directory.")
     sd_lora_scale: float = Field(0.8, ge=0, le=2, description="Strength of the LoRA.")
+    sd_few_steps: Literal["off", "lcm", "hyper"] | None = Field(
+        None,
+        description="Draw in few steps with a distillation LoRA: lcm (LCM-LoRA, 4 steps, no guidance) | hyper "
+        "(Hyper-SD 1.5 8-step LoRA, DDIM trailing, no guidance) | off; empty = lcm without a GPU when no SD_* model or "
+        "sampler setting is given, else off. SD_LORA, when set, replaces the preset's LoRA (e.g. a local copy).",
+    )
+    sd_vae_tiling_above: int = Field(
+        1024, ge=0, le=4096, description="Decode pictures whose longest side is above this in tiles (less memory); 0 = never."
+    )
+    torch_compile: bool = Field(
+        False, description="torch.compile the UNet (faster steps on CUDA; the first picture at each batch size compiles for a while)."
+    )
+    batch_max: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Most waiting text jobs drawn in one diffusion call by the model thread or a worker; empty = 4 on a CUDA GPU, 1 otherwise.",
+    )
 
     # --- style transfer (AnimeGANv2) ---
     checkpoints_dir: Path = Field(Path("checkpoints"), description="AnimeGANv2 weights and the style registry live here.")

@@ -47,3 +47,17 @@ def resolve_device(setting: str = "auto") -> torch.device:
 def dtype_for(device: torch.device) -> torch.dtype:
     """fp16 on CUDA; always fp32 on CPU (half precision is ~190x slower on AVX2 CPUs)."""
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+#: ``BATCH_MAX`` when unset, on a CUDA GPU: four SD 1.5 512x512 pictures with guidance (a UNet batch of 8)
+#: fit an 8 GB card in fp16 and use it far better than one; a batch that does not fit is drawn one by one.
+GPU_BATCH_MAX = 4
+
+
+def auto_batch_max(setting: str = "auto") -> int:
+    """How many text jobs to draw in one diffusion call when ``BATCH_MAX`` is unset: :data:`GPU_BATCH_MAX` on CUDA, else 1.
+
+    A CPU (or MPS) is busy with one picture already: a batch there only makes
+    everyone in it wait for the slowest.
+    """
+    return GPU_BATCH_MAX if resolve_device(setting).type == "cuda" else 1

@@ -11,9 +11,17 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
   scheduler. CUDA runs in fp16, CPU always in fp32.
 * Reproducible: every image has its own CPU ``torch.Generator`` seeded
   ``seed + i``; the seed used is reported on the result, and asking again with
-  that seed, prompt and settings gives the same pixels.
+  that seed, prompt and settings gives the same picture (up to floating-point
+  rounding: a batch of 4 and a batch of 1 may round a few values the other way).
+* Batches (:meth:`TextToImage.generate_each`): several requests, each with its
+  own prompt, negative prompt, seed, progress, preview and cancel, drawn in one
+  diffusers call. A request cancelled mid-run is masked (its rows keep being
+  computed, its result is dropped, it is not decoded); one whose callback fails
+  fails alone; a batch that fails as a whole is drawn again one request at a time.
 * Progress ``("diffusion", fraction)`` and cooperative cancel through
   ``callback_on_step_end``; a cancelled run raises :class:`engine.errors.Cancelled`.
+* CUDA fast paths: fp16, scaled-dot-product attention, channels_last, optional
+  ``torch.compile`` of the UNet; the VAE decodes in tiles above a size.
 * Live previews (optional): every few steps the same callback turns the
   current latents into a small JPEG with a fixed linear latent -> RGB map
   (:func:`latent_preview`; no VAE, no extra weights).
@@ -35,7 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, ModelUnavailableError
@@ -48,7 +56,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be chea
 log = logging.getLogger(__name__)
 
 #: Scheduler names accepted by :class:`DiffusionConfig`.
-SCHEDULERS = ("dpmpp", "euler_a", "lcm", "turbo")
+SCHEDULERS = ("dpmpp", "euler_a", "lcm", "turbo", "hyper")
 
 #: (steps, guidance) used when the config leaves them unset: what each sampler is made for.
 SCHEDULER_DEFAULTS: dict[str, tuple[int, float]] = {
@@ -56,6 +64,7 @@ SCHEDULER_DEFAULTS: dict[str, tuple[int, float]] = {
     "euler_a": (25, 7.0),
     "lcm": (4, 1.0),  # LCM / LCM-LoRA: 2-8 steps, guidance 1 (= no CFG) to 2
     "turbo": (1, 0.0),  # SD-Turbo (ADD): 1-4 steps, no classifier-free guidance
+    "hyper": (8, 0.0),  # Hyper-SD 1.5 N-step LoRA: DDIM with trailing timesteps, steps = the LoRA's N, no guidance
 }
 
 #: Longest side of a preview of the latents (pixels). SD 1.5 latents are 1/8 of the image (64x64 for 512x512),
@@ -82,6 +91,8 @@ SD15_LATENT_RGB = (
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
+#: One weights file in a hub repository (``org/repo/file.safetensors``), e.g. one of the Hyper-SD LoRAs.
+_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_])/([\w.-]+\.safetensors)$")
 _ADAPTER = "voice2anime"
 
 
@@ -101,6 +112,8 @@ class DiffusionConfig:
       (``lora="latent-consistency/lcm-lora-sdv1-5"``); few steps, low guidance.
     * ``turbo`` — Euler ancestral with ``trailing`` timesteps for SD-Turbo-style
       (adversarially distilled) models; 1-4 steps, guidance 0.
+    * ``hyper`` — DDIM with ``trailing`` timesteps, for a Hyper-SD 1.5 N-step LoRA
+      (``lora="ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors"``); steps = N, guidance 0.
     """
 
     model: str = "stablediffusionapi/anything-v5"
@@ -113,6 +126,10 @@ class DiffusionConfig:
     lora_scale: float = 0.8
     device: str = "auto"
     cache_dir: str | Path | None = None
+    #: ``torch.compile`` the UNet (``reduce-overhead`` on CUDA): faster steps after a slow first run per batch size.
+    compile: bool = False
+    #: Decode in tiles (less memory, seams blended) when the picture's longest side is above this; 0 = never.
+    vae_tiling_above: int = 1024
 
     def __post_init__(self) -> None:
         if not str(self.model).strip():
@@ -130,6 +147,8 @@ class DiffusionConfig:
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if not 0 <= self.lora_scale <= 4:
             raise ValueError(f"lora_scale must be between 0 and 4, got {self.lora_scale}")
+        if not isinstance(self.vae_tiling_above, int) or self.vae_tiling_above < 0:
+            raise ValueError(f"vae_tiling_above must be 0 (never) or a side in pixels, got {self.vae_tiling_above!r}")
 
     @property
     def resolved_steps(self) -> int:
@@ -216,6 +235,7 @@ def _load_key(config: DiffusionConfig) -> tuple:
         config.lora_scale if config.lora else None,
         str(resolve_device(config.device)),
         None if config.cache_dir is None else str(config.cache_dir),
+        config.compile,
     )
 
 
@@ -268,13 +288,46 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     pipe.to(device)
     if config.lora:
         _apply_lora(pipe, config)
-    # torch >= 2 uses scaled-dot-product attention, already memory-efficient: attention
-    # slicing would only slow it down. Decode a batch one image at a time (less VRAM, and
+    # Attention slicing would only slow SDPA down. Decode a batch one image at a time (less VRAM, and
     # each image decodes exactly as it would alone).
     pipe.vae.enable_slicing()
     pipe.set_progress_bar_config(disable=True)
-    log.info("loaded %s on %s (%s) in %.1f s", _display(model), device, dtype, time.perf_counter() - started)
+    paths = _fast_paths(pipe, device, compile=config.compile)
+    log.info(
+        "loaded %s on %s (%s; %s) in %.1f s", _display(model), device, dtype, ", ".join(paths), time.perf_counter() - started
+    )
     return pipe
+
+
+def _fast_paths(pipe: StableDiffusionPipeline, device: torch.device, *, compile: bool) -> list[str]:
+    """Scaled-dot-product attention everywhere; on CUDA channels_last; optionally ``torch.compile`` (UNet). Returns what is on.
+
+    SDPA (flash / memory-efficient kernels) is diffusers' default on torch 2; it
+    is set explicitly in case a LoRA or an older config left another processor.
+    ``torch.compile`` compiles once per input shape (batch size, CFG on/off,
+    size): the first picture at each batch size takes tens of seconds longer.
+    """
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for module in (pipe.unet, pipe.vae):
+        if any(not isinstance(p, AttnProcessor2_0) for p in module.attn_processors.values()):
+            module.set_attn_processor(AttnProcessor2_0())
+    paths = ["sdpa"]
+    if device.type == "cuda":
+        paths.insert(0, "fp16")
+        # Convolutions in NHWC use the tensor cores without layout transposes.
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+        paths.append("channels_last")
+    if compile:
+        # One compiled graph per shape (no dynamic shapes): batch sizes are few and each gets its own fast graph.
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in torch 2.6
+        setattr(config, name, max(getattr(config, name), 32))
+        pipe.unet.compile(mode="reduce-overhead" if device.type == "cuda" else "default", dynamic=False)
+        paths.append("torch.compile")
+    return paths
 
 
 def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
@@ -286,6 +339,16 @@ def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
             pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=_ADAPTER)
         elif path.is_dir():
             pipe.load_lora_weights(str(path), adapter_name=_ADAPTER)
+        elif hub_file := _HUB_FILE.match(lora):
+            # One file of a repository that holds many (Hyper-SD: SD 1.5 and SDXL LoRAs of every step count).
+            from huggingface_hub import hf_hub_download
+
+            local = Path(
+                hf_hub_download(
+                    hub_file[1], hub_file[2], cache_dir=None if config.cache_dir is None else str(config.cache_dir)
+                )
+            )
+            pipe.load_lora_weights(str(local.parent), weight_name=local.name, adapter_name=_ADAPTER)
         elif _looks_like_path(lora) or not _HUB_ID.match(lora):
             raise FileNotFoundError(f"no such file or directory: {lora}")
         else:
@@ -414,6 +477,12 @@ def _lora_message(lora: str, model: str, exc: BaseException) -> str:
     if path.exists():
         what = f"{shown} exists but is not a LoRA that fits {_display(model)} (wrong format, damaged, or made for another base model)"
         todo = "use a diffusers/kohya LoRA trained for this SD 1.5-class model, or unset SD_LORA"
+    elif hub_file := _HUB_FILE.match(lora):
+        what = f"{shown} is not a local file and could not be fetched from the Hugging Face hub (offline or not cached?)"
+        todo = (
+            f"on a machine with internet access run `hf download {_display(hub_file[1])} {hub_file[2]} --local-dir models/lora`, "
+            f"copy models/lora/{hub_file[2]} here and set SD_LORA=models/lora/{hub_file[2]}; or unset SD_LORA"
+        )
     elif _looks_like_path(lora) or not _HUB_ID.match(lora):
         what = f"the LoRA file/directory {shown} does not exist"
         todo = "check SD_LORA, or unset it"
@@ -446,8 +515,8 @@ def preview_jpeg(image: Image, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def latent_preview(latents: torch.Tensor, width: int, height: int) -> bytes:
-    """A JPEG preview of the first image of ``latents`` (model space, 4 channels) for a ``width`` x ``height`` picture.
+def latent_preview(latents: torch.Tensor, width: int, height: int, index: int = 0) -> bytes:
+    """A JPEG preview of image ``index`` of ``latents`` (model space, 4 channels) for a ``width`` x ``height`` picture.
 
     Each latent pixel becomes one RGB pixel through :data:`SD15_LATENT_RGB`
     (a 4x3 matrix product: no VAE, microseconds), then the thumbnail is
@@ -456,7 +525,7 @@ def latent_preview(latents: torch.Tensor, width: int, height: int) -> bytes:
     import torch
     from PIL import Image as PILImage
 
-    sample = latents[0].detach()
+    sample = latents[index].detach()
     factors = torch.tensor(SD15_LATENT_RGB, dtype=torch.float32, device=sample.device)
     rgb = torch.einsum("chw,cr->hwr", sample.float(), factors)
     pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -503,6 +572,10 @@ def _make_scheduler(name: str, base_config: Any) -> Any:
         return LCMScheduler.from_config(base_config)
     if name == "turbo":
         return EulerAncestralDiscreteScheduler.from_config(base_config, timestep_spacing="trailing")
+    if name == "hyper":
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(base_config, timestep_spacing="trailing")
     raise ValueError(f"unknown scheduler {name!r}")  # pragma: no cover - DiffusionConfig validates
 
 
@@ -579,10 +652,71 @@ class TextToImage:
 
         With guidance <= 1 classifier-free guidance is off and ``negative`` has
         no effect (LCM / turbo defaults).
+
+        Several prompts with their own negative prompts, seeds and callbacks:
+        :meth:`generate_each`.
         """
         prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompt_list or not all(isinstance(p, str) for p in prompt_list):
             raise ValueError("prompts must be a string or a non-empty sequence of strings")
+        n = len(prompt_list)
+        if seed is None:
+            seed = secrets.randbelow(2**32)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed + n > _SEED_LIMIT:
+            raise ValueError(f"seed must be an integer in [0, 2**64 - {n}], got {seed!r}")
+        # One run: the callbacks ride on the first picture; every picture stops when the run is cancelled.
+        requests = [
+            DrawRequest(
+                prompt,
+                negative,
+                seed + i,
+                progress=progress if i == 0 else None,
+                cancelled=cancelled,
+                preview=preview if i == 0 else None,
+            )
+            for i, prompt in enumerate(prompt_list)
+        ]
+        outcomes = self.generate_each(requests, steps=steps, guidance=guidance, width=width, height=height)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise next((f for f in failures if not isinstance(f, Cancelled)), failures[0])
+        return outcomes  # type: ignore[return-value]  # no failures: all images
+
+    def generate_each(
+        self,
+        requests: Sequence[DrawRequest],
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> list[GeneratedImage | Exception]:
+        """Draw every request in one diffusers call; returns, in order, each one's picture or what stopped it.
+
+        Each request has its own prompt, negative prompt and seed (``None``: a
+        random one, reported on its result): its picture is the one
+        :meth:`generate` draws for that prompt, negative prompt and seed alone,
+        up to floating-point rounding. Steps, guidance and size are shared.
+
+        Each request's ``progress`` gets ``("diffusion", f)`` after every step,
+        its ``preview`` a JPEG of its own picture forming (as in :meth:`generate`),
+        and its ``cancelled`` is polled after every step. A request cancelled
+        before the run does not take part; one cancelled during it ends as
+        :class:`Cancelled` at once (no more callbacks) while the others go on:
+        its rows are still computed (dropping them would upset multistep
+        schedulers' history) but it is not decoded. When every request is
+        over the run stops. A request whose callback raises ends with that
+        exception; the others go on. When the diffusers call itself fails with
+        several requests, each is drawn again on its own, so a failure that
+        belongs to one request (e.g. out of memory at this batch size) stays
+        with the requests it happens to alone.
+
+        Raises ``ValueError`` for bad arguments and
+        :class:`ModelUnavailableError` when the model cannot be loaded.
+        """
+        requests = list(requests)
+        if not requests or not all(isinstance(r, DrawRequest) and isinstance(r.prompt, str) for r in requests):
+            raise ValueError("requests must be a non-empty sequence of DrawRequest")
         cfg = self.config
         steps = cfg.resolved_steps if steps is None else steps
         guidance = cfg.resolved_guidance if guidance is None else guidance
@@ -591,79 +725,186 @@ class TextToImage:
         _check_steps(steps)
         _check_guidance(guidance)
         _check_size(width, height)
-        n = len(prompt_list)
-        if seed is None:
-            seed = secrets.randbelow(2**32)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed + n > _SEED_LIMIT:
-            raise ValueError(f"seed must be an integer in [0, 2**64 - {n}], got {seed!r}")
-        if cancelled is not None and cancelled():
-            raise Cancelled()
+        members = []
+        for row, request in enumerate(requests):
+            seed = secrets.randbelow(2**32) if request.seed is None else request.seed
+            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < _SEED_LIMIT:
+                raise ValueError(f"seed must be an integer in [0, 2**64 - 1], got {seed!r}")
+            members.append(_Member(row, request, seed))
 
-        import torch
-
-        pipe = self.pipeline
-        assert self._shared is not None
-        generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
-        state = {"cancelled": False}
-
-        def on_step_end(p: Any, i: int, t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-            total = getattr(p, "_num_timesteps", None) or steps
-            if progress is not None:
-                progress("diffusion", min(1.0, (i + 1) / total))
-            if preview is not None and (i + 1) % _preview_steps(total) == 0 and i + 1 < total:
-                self._preview(p, callback_kwargs.get("latents"), width, height, preview)
-            if cancelled is not None and cancelled():
-                state["cancelled"] = True
-                p._interrupt = True  # the denoising loop skips the remaining steps
-                latents = callback_kwargs.get("latents")
-                if latents is not None:
-                    # The pipeline still VAE-decodes after an interrupt; hand it a 1x1 latent
-                    # so that costs nothing (the result is discarded anyway).
-                    callback_kwargs["latents"] = latents[..., :1, :1].contiguous()
-            return callback_kwargs
-
-        with self._shared.run_lock:
-            if cancelled is not None and cancelled():
-                raise Cancelled()
-            started = time.perf_counter()
-            out = pipe(
-                prompt=prompt_list,
-                negative_prompt=[negative] * n,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                width=width,
-                height=height,
-                generator=generators,
-                output_type="pil",
-                callback_on_step_end=on_step_end,
-            )
-            seconds = time.perf_counter() - started
-        if state["cancelled"]:
-            raise Cancelled()
+        if _poll_cancelled(members):
+            pipe = self.pipeline  # loads (once); raises ModelUnavailableError
+            assert self._shared is not None
+            with self._shared.run_lock:
+                live = _poll_cancelled(members)
+                if live:
+                    self._draw_live(pipe, live, steps, guidance, width, height)
         return [
-            GeneratedImage(
-                image=image,
-                prompt=prompt,
-                negative=negative,
-                seed=seed + i,
+            member.outcome
+            if member.outcome is not None
+            else GeneratedImage(
+                image=cast("Image", member.image),  # drawn: every member without an outcome has its picture
+                prompt=member.request.prompt,
+                negative=member.request.negative,
+                seed=member.seed,
                 model=cfg.model,
                 scheduler=cfg.scheduler,
                 steps=steps,
                 guidance=float(guidance),
                 width=width,
                 height=height,
-                seconds=seconds,
+                seconds=member.seconds,
             )
-            for i, (prompt, image) in enumerate(zip(prompt_list, out.images))
+            for member in members
         ]
 
-    def _preview(self, pipe: Any, latents: Any, width: int, height: int, preview: PreviewCallback) -> None:
-        """Hand ``preview`` a JPEG of the picture forming; a failure here is logged, never raised."""
+    def _draw_live(self, pipe: Any, live: list[_Member], steps: int, guidance: float, width: int, height: int) -> None:
+        """Run ``live`` as one batch (holding the run lock); when the call fails with several, each alone."""
+        try:
+            self._run(pipe, live, steps, guidance, width, height)
+        except Exception as error:  # attributed below
+            if len(live) == 1:
+                live[0].outcome = error
+                return
+            log.warning(
+                "a batch of %d pictures failed (%s: %s); drawing each on its own", len(live), type(error).__name__, error
+            )
+            _free_cuda_cache()
+            for member in live:
+                if not isinstance(member.outcome, Cancelled):
+                    member.outcome = None  # a callback that failed inside the failed batch gets another chance
+                if _poll_cancelled([member]):
+                    try:
+                        self._run(pipe, [member], steps, guidance, width, height)
+                    except Exception as alone:  # this request's own failure
+                        member.outcome = alone
+
+    def _run(self, pipe: Any, live: list[_Member], steps: int, guidance: float, width: int, height: int) -> None:
+        """One diffusers call for ``live`` (row ``i`` is ``live[i]``); sets each member's image or outcome."""
+        import torch
+
+        generators = [torch.Generator("cpu").manual_seed(member.seed) for member in live]
+
+        def on_step_end(p: Any, i: int, t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            total = getattr(p, "_num_timesteps", None) or steps
+            fraction = min(1.0, (i + 1) / total)
+            previewing = (i + 1) % _preview_steps(total) == 0 and i + 1 < total
+            latents = callback_kwargs.get("latents")
+            for row, member in enumerate(live):
+                if member.outcome is not None:
+                    continue
+                request = member.request
+                try:
+                    if request.progress is not None:
+                        request.progress("diffusion", fraction)
+                    if request.preview is not None and previewing:
+                        self._preview(p, latents, row, width, height, request.preview)
+                    if request.cancelled is not None and request.cancelled():
+                        member.outcome = Cancelled()
+                except Exception as error:  # this request's callback: it alone fails
+                    log.warning("a callback of picture %d of %d failed: %r", row + 1, len(live), error)
+                    member.outcome = error
+            if all(member.outcome is not None for member in live):
+                p._interrupt = True  # the denoising loop skips the remaining steps
+            return callback_kwargs
+
+        vae = pipe.vae
+        if self.config.vae_tiling_above and max(width, height) > self.config.vae_tiling_above:
+            vae.enable_tiling()
+        else:
+            vae.disable_tiling()
+        started = time.perf_counter()
+        out = pipe(
+            prompt=[member.request.prompt for member in live],
+            negative_prompt=[member.request.negative for member in live],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            width=width,
+            height=height,
+            generator=generators,
+            output_type="latent",  # decoded below, only the pictures still wanted
+            callback_on_step_end=on_step_end,
+        )
+        latents = out.images
+        for row, member in enumerate(live):
+            if member.outcome is None:
+                try:
+                    if member.request.cancelled is not None and member.request.cancelled():
+                        member.outcome = Cancelled()
+                        continue
+                except Exception as error:
+                    member.outcome = error
+                    continue
+                member.image = _decode(pipe, latents[row : row + 1])
+        seconds = time.perf_counter() - started
+        for member in live:
+            member.seconds = seconds
+
+    def _preview(self, pipe: Any, latents: Any, row: int, width: int, height: int, preview: PreviewCallback) -> None:
+        """Hand ``preview`` a JPEG of picture ``row`` forming; making it may fail (logged, skipped), ``preview`` may raise."""
         if latents is None:
             return
         try:
-            image = latent_preview(_denoised(pipe, latents), width, height)
+            image = latent_preview(_denoised(pipe, latents), width, height, row)
         except Exception:  # a preview is a nicety: the drawing goes on without it
             log.warning("could not make a preview of %s", _display(str(self.config.model)), exc_info=True)
             return
         preview("diffusion", image)
+
+
+@dataclass(frozen=True)
+class DrawRequest:
+    """One picture of :meth:`TextToImage.generate_each`: what to draw and where its progress, previews and cancel go.
+
+    ``seed`` ``None`` means a random one (reported on the result).
+    """
+
+    prompt: str
+    negative: str = ""
+    seed: int | None = None
+    progress: ProgressCallback | None = field(default=None, compare=False)
+    cancelled: CancelCheck | None = field(default=None, compare=False)
+    preview: PreviewCallback | None = field(default=None, compare=False)
+
+
+class _Member:
+    """A request's state during :meth:`TextToImage.generate_each`: its picture, or what ended it."""
+
+    def __init__(self, row: int, request: DrawRequest, seed: int) -> None:
+        self.row = row
+        self.request = request
+        self.seed = seed
+        self.outcome: Exception | None = None
+        self.image: Image | None = None
+        self.seconds = 0.0
+
+
+def _poll_cancelled(members: list[_Member]) -> list[_Member]:
+    """Mark the members that are cancelled (or whose check fails) as over; the ones still live."""
+    for member in members:
+        check = member.request.cancelled
+        if member.outcome is None and check is not None:
+            try:
+                if check():
+                    member.outcome = Cancelled()
+            except Exception as error:  # this request's callback: it alone fails
+                member.outcome = error
+    return [member for member in members if member.outcome is None]
+
+
+def _decode(pipe: Any, latents: torch.Tensor) -> Image:
+    """The picture of one row of model-space latents: what diffusers' pipeline does after its loop, for one image."""
+    import torch
+
+    vae = pipe.vae
+    with torch.no_grad():
+        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
+
+
+def _free_cuda_cache() -> None:
+    """Give memory a failed (e.g. out-of-memory) batch held back to CUDA before the pictures are drawn alone."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -10,7 +10,8 @@ Redis layout (every key starts with ``RedisConfig.prefix``)::
     {p}:jobs                    taskiq stream (consumer group {p}:workers), one entry per
                                 job: just its id; trimmed to ~stream_maxlen on add
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
-                                spec (msgpack JobSpec), enqueued; TTL job_ttl,
+                                spec (msgpack JobSpec), kind (text|photo|restyle: what a
+                                batching worker peeks at), enqueued; TTL job_ttl,
                                 renewed when a worker claims it and while it runs
     {p}:job:{id}:events         stream of msgpack job events (started, progress — a few
                                 carry a preview JPEG of 2-20 KB when the worker's PREVIEWS
@@ -19,6 +20,12 @@ Redis layout (every key starts with ``RedisConfig.prefix``)::
     {p}:job:{id}:cancel         cooperative cancel flag for a running job; TTL job_ttl
     {p}:waiting                 sorted set of waiting job ids, scored by {p}:seq (a counter):
                                 submission order, i.e. queue positions
+
+A worker with ``batch_max`` > 1 that takes a text job also takes the text jobs
+right behind it in the stream (up to ``batch_max`` in all, stopping at the first
+waiting job of another kind, which stays for the next free worker) and draws
+them in one diffusion call; each is claimed, leased, reported and acknowledged
+on its own, exactly as if it had run alone.
 
 Delivery is at least once: a worker that dies leaves its stream entry
 un-acknowledged and its lease lapses; another worker's XAUTOCLAIM re-claims the
@@ -74,6 +81,8 @@ class RedisConfig:
     lease: float = 30.0
     #: Seconds between polls: event reads (bot), lease renewal / cancel checks (worker).
     poll: float = 0.2
+    #: Worker: most text jobs drawn in one diffusion call (``BATCH_MAX``; 1 = one job at a time, 0 = auto: 4 on CUDA, else 1).
+    batch_max: int = 1
 
     @property
     def lease_ms(self) -> int:
@@ -144,6 +153,32 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                         log.info("re-claimed stream entry %s", entry_id)
                         yield self._message(entry_id, fields)
 
+    async def peek_new(self, count: int) -> list[bytes]:
+        """The task messages of the next ``count`` entries no consumer of the group has read yet (nothing is taken)."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            groups = await redis.xinfo_groups(self.queue_name)
+            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == self.consumer_group_name), None)
+            if last is None:
+                return []
+            entries = await redis.xrange(self.queue_name, min=f"({_text(last)}", max="+", count=count)
+        return [fields[b"data"] for _, fields in entries if b"data" in fields]
+
+    async def read_new(self, count: int) -> list[AckableMessage]:
+        """Take up to ``count`` new entries for this consumer now, without waiting (a batching worker topping up)."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            fetched = await redis.xreadgroup(self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, count=count)
+        return [self._message(*entry) for _, entries in fetched or [] for entry in entries]
+
+    def job_id(self, data: bytes) -> str | None:
+        """The job id a task message carries (its only argument), or None when it is not one of ours."""
+        try:
+            message = self.formatter.loads(message=data)
+        except Exception:  # not a taskiq message
+            return None
+        if message.task_name != TASK_NAME or len(message.args) != 1 or not isinstance(message.args[0], str):
+            return None
+        return message.args[0]
+
     def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
         return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=entry_id, queue_name=self.queue_name))  # type: ignore[arg-type]
 
@@ -159,6 +194,10 @@ _BROKER_ATTRIBUTES = (
     "idle_timeout",
     "unacknowledged_batch_size",
 )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def check_broker_compatible(broker: RedisStreamBroker) -> None:
@@ -212,13 +251,13 @@ def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> Red
     )
 
 
-# KEYS: job, waiting, seq. ARGV: spec, ttl, job_id.
+# KEYS: job, waiting, seq. ARGV: spec, ttl, job_id, kind.
 # Returns {state, enqueued} of an existing job, else {"new", "0"}.
 _SUBMIT = """
 local job = redis.call('HMGET', KEYS[1], 'state', 'enqueued')
 if job[1] then return {job[1], job[2] or '0'} end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'enqueued', '0')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'kind', ARGV[4], 'enqueued', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], seq, ARGV[3])
 return {'new', '0'}
@@ -308,7 +347,7 @@ class DistributedEngine(RecognizerSpeech):
         keys, job_id = self.keys, spec.job_id
         reply = await self._submit_script(
             keys=[keys.job(job_id), keys.waiting, keys.seq],
-            args=[pack_spec(spec), self.config.job_ttl, job_id],
+            args=[pack_spec(spec), self.config.job_ttl, job_id, spec.kind],
         )
         state = reply[0].decode()
         if state in ("new", "queued") and reply[1] == b"0":

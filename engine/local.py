@@ -1,7 +1,10 @@
 """The embedded default engine: an in-process fair queue and one model thread.
 
 No extra servers. Speech runs on its own thread so a voice note is not stuck
-behind pictures; images run one at a time on the model thread. The queue is
+behind pictures; images run on the model thread, one job at a time or, with
+``batch_max`` > 1, up to that many text jobs drawn in one diffusion call (the
+job the fair queue picks next, then the next compatible ones in fair order;
+each keeps its own progress, previews, cancel and outcome). The queue is
 round-robin across users (how many each user may have waiting is the
 conversation's cap, kept in the database), progress and queue positions are
 published to each job's :class:`JobHandle`, cancel is cooperative, and
@@ -17,11 +20,13 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from engine.api import (
     JobCancelled,
+    JobEvent,
     JobFinished,
     JobHandle,
     JobQueued,
@@ -30,7 +35,7 @@ from engine.api import (
     JobStarted,
 )
 from engine.asr import SpeechRecognizer
-from engine.runner import ImagePipeline, run_job_event
+from engine.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
 from engine.speech import RecognizerSpeech
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,36 @@ class FairQueue:
         """The next job in round-robin order, or None when empty."""
         if not self._per_user:
             return None
-        user_key = self._next_user(self._per_user, self._served)
+        return self._take_from(self._next_user(self._per_user, self._served))
+
+    def pop_batch(self, limit: int, compatible: Callable[[_Job], bool]) -> list[_Job]:
+        """The next job (as :meth:`pop`) and, when it is ``compatible``, up to ``limit - 1`` more compatible jobs in fair order.
+
+        Jobs that are not compatible keep their places, and so do the jobs a
+        user queued after one of them (a user's jobs never overtake each
+        other). Every job taken counts as that user's turn, as if popped one
+        by one.
+        """
+        first = self.pop()
+        if first is None:
+            return []
+        taken = [first]
+        if limit > 1 and compatible(first):
+            held: set[str] = set()
+            for job in self.in_order():
+                if len(taken) >= limit:
+                    break
+                user_key = job.spec.user_key
+                if user_key in held:
+                    continue
+                if not compatible(job):
+                    held.add(user_key)
+                    continue
+                assert self._per_user[user_key][0] is job  # in_order keeps each user's FIFO
+                taken.append(self._take_from(user_key))
+        return taken
+
+    def _take_from(self, user_key: str) -> _Job:
         jobs = self._per_user[user_key]
         job = jobs.popleft()
         if not jobs:
@@ -108,15 +142,25 @@ class FairQueue:
 
 
 class LocalEngine(RecognizerSpeech):
-    """In-process :class:`engine.api.Engine` over a speech recognizer and an anime pipeline."""
+    """In-process :class:`engine.api.Engine` over a speech recognizer and an anime pipeline.
 
-    def __init__(self, recognizer: SpeechRecognizer, pipeline: ImagePipeline, *, cache_size: int = 64) -> None:
+    ``batch_max`` (``BATCH_MAX``): how many waiting text jobs the model thread
+    may draw in one diffusion call (1: one job at a time).
+    """
+
+    def __init__(
+        self, recognizer: SpeechRecognizer, pipeline: ImagePipeline, *, cache_size: int = 64, batch_max: int = 1
+    ) -> None:
+        if batch_max < 1:
+            raise ValueError(f"batch_max must be at least 1, got {batch_max}")
         self.recognizer = recognizer
         self.pipeline = pipeline
+        self.batch_max = batch_max
         self._cache: OrderedDict[tuple[object, ...], JobResult] = OrderedDict()
         self._cache_size = cache_size
         self._queue = FairQueue()
-        self._running: _Job | None = None
+        #: Jobs on the model thread now (several when a batch runs), by id.
+        self._running: dict[str, _Job] = {}
         self._lock = threading.Condition()
         self._closing = False
         self._worker: threading.Thread | None = None
@@ -136,8 +180,8 @@ class LocalEngine(RecognizerSpeech):
             waiting = self._queue.in_order()
             for job in waiting:
                 self._queue.remove(job.spec.job_id)
-            if self._running:
-                self._running.cancel.set()
+            for running in self._running.values():
+                running.cancel.set()
             self._lock.notify_all()
             worker, self._worker = self._worker, None
         for job in waiting:
@@ -164,8 +208,8 @@ class LocalEngine(RecognizerSpeech):
             job = self._queue.remove(job_id)
             if job is not None:
                 self._publish_positions()
-            elif self._running and self._running.spec.job_id == job_id:
-                self._running.cancel.set()
+            elif job_id in self._running:
+                self._running[job_id].cancel.set()  # a batched job stops alone: the others go on
                 return True
             else:
                 return False
@@ -178,27 +222,38 @@ class LocalEngine(RecognizerSpeech):
         for position, job in enumerate(self._queue.in_order(), start=1):
             job.handle.publish(JobQueued(position))
 
-    def _next_job(self) -> _Job | None:
+    def _next_jobs(self) -> list[_Job]:
         with self._lock:
             while not self._closing:
-                job = self._queue.pop()
-                if job is not None:
-                    self._running = job
+                jobs = self._queue.pop_batch(self.batch_max, lambda job: can_batch(self.pipeline, job.spec))
+                if jobs:
+                    self._running.update((job.spec.job_id, job) for job in jobs)
                     self._publish_positions()
-                    return job
+                    return jobs
                 self._lock.wait()
-            return None
+            return []
 
     def _work(self) -> None:
-        while (job := self._next_job()) is not None:
-            job.handle.publish(JobStarted())
+        while jobs := self._next_jobs():
+            for job in jobs:
+                job.handle.publish(JobStarted())
             # Every progress report (previews included: a few small JPEGs per job) goes to the handle as is.
-            event = run_job_event(self.pipeline, job.spec, job.handle.publish, job.cancel.is_set)
-            if isinstance(event, JobFinished):
-                self._remember(job.spec, event.result)
-            with self._lock:
-                self._running = None
-            job.handle.publish(event)
+            if len(jobs) == 1:
+                (job,) = jobs
+                self._done(job, run_job_event(self.pipeline, job.spec, job.handle.publish, job.cancel.is_set))
+            else:
+                run_batch(
+                    self.pipeline,
+                    [BatchJob(job.spec, job.handle.publish, job.cancel.is_set, partial(self._done, job)) for job in jobs],
+                )
+
+    def _done(self, job: _Job, event: JobEvent) -> None:
+        """``job`` is over (a batched job may end before the rest of its batch)."""
+        if isinstance(event, JobFinished):
+            self._remember(job.spec, event.result)
+        with self._lock:
+            self._running.pop(job.spec.job_id, None)
+        job.handle.publish(event)
 
     # --- result cache -------------------------------------------------------
 

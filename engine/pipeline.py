@@ -9,14 +9,15 @@ restyled later without running diffusion again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
 
 from engine.animegan import AnimeGAN
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
-from engine.diffusion import SKETCH_SIDE, TextToImage, preview_jpeg
+from engine.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.imageio import open_image
 from engine.policy import ImageCheck
 
@@ -40,6 +41,19 @@ class AnimeResult:
     def seconds(self) -> float:
         """Total seconds over all stages."""
         return sum(seconds for _, seconds in self.timings)
+
+
+@dataclass(frozen=True)
+class PromptJob:
+    """One text job of :meth:`AnimePipeline.draw_batch`: what :meth:`AnimePipeline.from_prompt` takes, as a record."""
+
+    positive: str
+    negative: str = ""
+    style: str | None = None
+    seed: int | None = None
+    progress: ProgressCallback | None = field(default=None, compare=False)
+    cancelled: CancelCheck | None = field(default=None, compare=False)
+    preview: PreviewCallback | None = field(default=None, compare=False)
 
 
 class AnimePipeline:
@@ -88,11 +102,65 @@ class AnimePipeline:
         style = style or self.default_style
         self.animegan.style(style)  # fail on an unknown style before minutes of diffusion
         preview = preview if self.previews else None
-        started = time.perf_counter()
         (generated,) = self.text_to_image.generate(
             positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled, preview=preview
         )
-        diffusion_seconds = time.perf_counter() - started
+        return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
+
+    def draw_batch(self, jobs: Sequence[PromptJob]) -> list[GeneratedImage | Exception]:
+        """Draw several text jobs' pictures in one diffusion call (the first half of :meth:`from_prompt` for each).
+
+        Returns, in order, each job's drawing — to be finished with
+        :meth:`from_drawing` — or what stopped it: an unknown style (checked
+        before anything is drawn, like :meth:`from_prompt`), :class:`engine.errors.Cancelled`,
+        a failure of its own (see :meth:`engine.diffusion.TextToImage.generate_each`),
+        or the model failing to load (every job).
+        """
+        outcomes: list[GeneratedImage | Exception | None] = [None] * len(jobs)
+        drawn: list[int] = []
+        requests: list[DrawRequest] = []
+        for index, job in enumerate(jobs):
+            try:
+                self.animegan.style(job.style or self.default_style)
+            except Exception as error:  # this job's own failure
+                outcomes[index] = error
+                continue
+            drawn.append(index)
+            requests.append(
+                DrawRequest(
+                    job.positive,
+                    job.negative,
+                    job.seed,
+                    progress=job.progress,
+                    cancelled=job.cancelled,
+                    preview=job.preview if self.previews else None,
+                )
+            )
+        if requests:
+            try:
+                results: list[GeneratedImage | Exception] = list(self.text_to_image.generate_each(requests))
+            except Exception as error:  # e.g. the model cannot be loaded: every drawn job fails with it
+                results = [error] * len(requests)
+            for index, result in zip(drawn, results, strict=True):
+                outcomes[index] = result
+        return outcomes  # type: ignore[return-value]  # every slot is filled
+
+    def from_drawing(
+        self,
+        generated: GeneratedImage,
+        *,
+        style: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
+    ) -> AnimeResult:
+        """Finish a text job whose picture is drawn: the sketch preview, then the style (the second half of :meth:`from_prompt`).
+
+        Batched jobs (:meth:`draw_batch`) end here as well: whatever a text
+        job's drawing must go through belongs here, not in :meth:`from_prompt`.
+        """
+        style = style or self.default_style
+        preview = preview if self.previews else None
         if preview is not None:
             preview("style", preview_jpeg(generated.image, min(SKETCH_SIDE, max(generated.image.size))))
         result = self._stylize(generated.image, style, progress, cancelled)
@@ -100,7 +168,7 @@ class AnimePipeline:
             result,
             seed=generated.seed,
             model=generated.model,
-            timings=(("diffusion", diffusion_seconds), *result.timings),
+            timings=(("diffusion", generated.seconds), *result.timings),
         )
 
     def from_photo(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.api import (
@@ -170,3 +171,172 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)
+
+
+# --- batches: several text jobs drawn in one diffusion call ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One job of :func:`run_batch`: its spec, where its progress goes, its cancel check, and where its outcome goes."""
+
+    spec: JobSpec
+    report: ProgressReport
+    cancelled: CancelCheck
+    #: Called once with the job's terminal event, as soon as it is known.
+    finish: Callable[[JobEvent], None]
+
+
+def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
+    """Whether ``spec`` may share one diffusion call with other jobs on ``pipeline``.
+
+    Text jobs on a pipeline that draws batches (``draw_batch``, as
+    :class:`engine.pipeline.AnimePipeline` does). Model, size, scheduler and
+    steps are the engine's settings, not the job's, so any two text jobs of one
+    engine are compatible; photo and restyle jobs draw nothing.
+    """
+    return spec.kind == "text" and callable(getattr(pipeline, "draw_batch", None))
+
+
+def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
+    """Run ``jobs`` (blocking, on the model thread): text jobs drawn in one diffusion call, then each on its own; never raises.
+
+    Each job gets the progress reports, previews and terminal event that
+    :func:`run_job_event` would give it alone (same fractions, never falling;
+    previews of its own picture). Its ``finish`` is called exactly once, as
+    soon as its outcome is known: a job cancelled while the batch draws ends at
+    once (its picture is dropped, the others go on), a finished drawing goes
+    through the rest of the job (sketch preview, style, checks) as if drawn
+    alone, and a job that fails fails alone. Jobs that :func:`can_batch` refuses
+    run one after another afterwards.
+    """
+    batch = [job for job in jobs if can_batch(pipeline, job.spec)]
+    rest = [job for job in jobs if not can_batch(pipeline, job.spec)]
+    if len(batch) < 2:
+        batch, rest = [], list(jobs)
+    if batch:
+        _run_drawn_together(pipeline, batch)
+    for job in rest:
+        _finish(job, run_job_event(pipeline, job.spec, job.report, job.cancelled))
+
+
+class _BatchMember:
+    """A job's progress (the overall fraction, as :func:`run_job` reports it) and whether it has ended, while its batch draws."""
+
+    def __init__(self, job: BatchJob, shown: Callable[[bytes], bool] | None) -> None:
+        self.job = job
+        self.shown = shown
+        self.reached = 0.0
+        self.finished = False
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.reached = max(self.reached, min(1.0, fraction * DIFFUSION_SHARE))
+        self.job.report(JobProgress(self.reached, stage))
+
+    def preview(self, stage: str, image: bytes) -> None:
+        if self.shown is not None and not self.shown(image):
+            log.info("job %s: a preview was flagged by the image check; not shown", self.job.spec.job_id)
+            return
+        self.job.report(JobProgress(self.reached, stage, preview=image))
+
+    def cancelled(self) -> bool:
+        if self.finished:
+            return True
+        if self.job.cancelled():
+            self.finished = True
+            _finish(self.job, JobCancelled())  # at once: the others keep drawing
+            return True
+        return False
+
+
+def _run_drawn_together(pipeline: ImagePipeline, batch: list[BatchJob]) -> None:
+    from engine.pipeline import PromptJob  # the engine extra; only pipelines with draw_batch get here
+
+    members = [_BatchMember(job, _preview_vetting(pipeline, job.spec)) for job in batch]
+    previews = getattr(pipeline, "previews", False)
+    requests = [
+        PromptJob(
+            m.job.spec.positive,
+            m.job.spec.negative,
+            m.job.spec.style,
+            m.job.spec.seed,
+            progress=m.progress,
+            cancelled=m.cancelled,
+            preview=m.preview if previews else None,
+        )
+        for m in members
+    ]
+    log.info("drawing %d jobs in one batch: %s", len(batch), ", ".join(job.spec.job_id for job in batch))
+    try:
+        outcomes: list[Any] = list(pipeline.draw_batch(requests))  # type: ignore[attr-defined]
+    except Exception as error:  # draw_batch reports per job; this is a bug, and it fails every job
+        log.exception("drawing a batch failed")
+        outcomes = [error] * len(members)
+    # Jobs that drew nothing end first; then each drawing is finished (sketch, style) in the batch's order.
+    ordered = sorted(zip(members, outcomes), key=lambda pair: not isinstance(pair[1], BaseException))
+    for member, outcome in ordered:
+        if not member.finished:
+            member.finished = True
+            job = member.job
+            _finish(job, run_job_event(_Drawn(pipeline, outcome), job.spec, job.report, job.cancelled))
+
+
+def _preview_vetting(pipeline: ImagePipeline, spec: JobSpec) -> Callable[[bytes], bool] | None:
+    """Which of a batched job's previews may be shown: what :func:`run_job` lets through for a job drawn alone.
+
+    With an image check on the pipeline and a ``policy`` that checks pictures,
+    a preview is shown only when the check passes it without a spoiler; else
+    every preview is (None).
+    """
+    check = image_check_of(pipeline) if checks_images(spec.policy) else None
+    if check is None:
+        return None
+    level = Level(spec.policy)
+
+    def shown(image: bytes) -> bool:
+        verdict = check.check(open_image(image), level)
+        return verdict.allowed and not verdict.spoiler
+
+    return shown
+
+
+def _finish(job: BatchJob, event: JobEvent) -> None:
+    try:
+        job.finish(event)
+    except Exception:  # one job's delivery failing must not stop the others'
+        log.exception("job %s: reporting its outcome failed", job.spec.job_id)
+
+
+class _Drawn:
+    """One batched job's view of the pipeline: its drawing is done (or what stopped it), :func:`run_job` does the rest.
+
+    ``from_prompt`` raises the job's failure (so :func:`run_job_event` turns
+    it into the event it would be for a job drawn alone), or reports the
+    drawing complete and finishes it with ``AnimePipeline.from_drawing``.
+    """
+
+    def __init__(self, pipeline: ImagePipeline, outcome: Any) -> None:
+        self.pipeline = pipeline
+        self.outcome = outcome
+        self.previews = getattr(pipeline, "previews", False)
+
+    def from_prompt(
+        self,
+        positive: str,
+        negative: str,
+        *,
+        style: str | None,
+        seed: int | None,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+        preview: Any = None,
+    ) -> AnimeResult:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        progress("diffusion", 1.0)
+        return self.pipeline.from_drawing(  # type: ignore[attr-defined]
+            self.outcome, style=style, progress=progress, cancelled=cancelled, preview=preview
+        )
+
+    def from_photo(self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck) -> AnimeResult:
+        raise TypeError("a batch draws text jobs only")  # pragma: no cover - run_batch never sends others here

@@ -10,6 +10,13 @@ the pipeline on its model thread while the event loop renews the lease every
 then stores the terminal event and acknowledges the entry — only while it
 still holds the lease, so a re-claimed duplicate never reports twice.
 
+With ``batch_max`` > 1 (``BATCH_MAX``) a text job brings the text jobs right
+behind it in the stream along (:meth:`ReclaimingStreamBroker.peek_new` /
+``read_new``): each is claimed as above, and they are drawn in one diffusion
+call (:func:`engine.runner.run_batch`). Every job of the batch keeps its own
+lease, cancel flag, progress, terminal event and acknowledgement; a job
+cancelled or failing ends alone, at once, while the others go on.
+
 Signals: the first SIGINT/SIGTERM lets the running job finish and stops; a
 second one stops the job at its next step (another worker re-runs it after
 the lease lapses).
@@ -24,8 +31,10 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -41,8 +50,16 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.distributed import EVENTS_MAXLEN, TASK_NAME, Keys, RedisConfig, check_broker_compatible, make_broker
-from engine.runner import ImagePipeline, run_job_event
+from engine.distributed import (
+    EVENTS_MAXLEN,
+    TASK_NAME,
+    Keys,
+    ReclaimingStreamBroker,
+    RedisConfig,
+    check_broker_compatible,
+    make_broker,
+)
+from engine.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
 from engine.wire import WireError, pack_event, unpack_spec
 
 log = logging.getLogger(__name__)
@@ -159,8 +176,23 @@ class _NewestProgress:
             return event
 
 
+@dataclass
+class _Claimed:
+    """A job this worker holds the lease of: its spec, lease token and how to acknowledge its stream entry."""
+
+    spec: JobSpec
+    token: str
+    ack: Callable[[], Awaitable[None]]
+    stop: threading.Event = field(default_factory=threading.Event)
+    newest: _NewestProgress = field(default_factory=_NewestProgress)
+    #: Its terminal event is stored (or dropped because the lease was lost).
+    over: bool = False
+    #: Another worker took the job over.
+    lost: bool = False
+
+
 class Worker:
-    """Runs jobs from the Redis stream on one pipeline, one at a time."""
+    """Runs jobs from the Redis stream on one pipeline: one at a time, or text jobs in batches of up to ``config.batch_max``."""
 
     def __init__(self, pipeline: ImagePipeline, config: RedisConfig, *, name: str | None = None) -> None:
         self.pipeline = pipeline
@@ -172,12 +204,17 @@ class Worker:
         self._claim = self._redis.register_script(_CLAIM)
         self._renew = self._redis.register_script(_RENEW)
         self._finish = self._redis.register_script(_FINISH)
+        self._broker: ReclaimingStreamBroker | None = None
+        self._batch_max: int | None = None
+        self._stopping: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set (the running job finishes first); survives Redis restarts."""
         broker = make_broker(self.config, consumer_name=self.name)
         check_broker_compatible(broker)  # a clear error now, not a reconnect loop later
         broker.is_worker_process = True
+        self._broker = broker  # type: ignore[assignment]  # make_broker makes a ReclaimingStreamBroker
+        self._stopping = stop
 
         async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:
             await self.run_job(job_id, context)
@@ -198,7 +235,35 @@ class Worker:
             self._model_thread.shutdown(wait=False, cancel_futures=True)
 
     async def run_job(self, job_id: str, context: Context) -> None:
-        """The taskiq task: claim, run, report and acknowledge one job (idempotent per job id)."""
+        """The taskiq task: claim, run, report and acknowledge one job (idempotent per job id), batched with the text jobs behind it."""
+        claimed = await self._claim_job(job_id, context.ack)
+        if claimed is None:
+            return
+        jobs = [claimed]
+        stopping = self._stopping is not None and self._stopping.is_set()  # finishing up: take nothing more
+        if not stopping and can_batch(self.pipeline, claimed.spec) and (limit := self.batch_max()) > 1:
+            jobs += await self._take_more(limit - 1)
+        together = [job for job in jobs if can_batch(self.pipeline, job.spec)] if len(jobs) > 1 else []
+        if len(together) > 1:
+            await self._execute_batch(together)
+        for job in jobs:
+            if not any(job is other for other in together):  # alone (a job of another kind read in a race)
+                await self._conclude(job, await self._execute(job.spec, job.token))
+
+    def batch_max(self) -> int:
+        """Most text jobs per diffusion call: ``config.batch_max``, or when that is 0 (auto) 4 on a CUDA GPU and 1 otherwise."""
+        if self._batch_max is None:
+            if self.config.batch_max:
+                self._batch_max = self.config.batch_max
+            else:
+                from engine.device import auto_batch_max  # torch: only a worker whose pipeline draws batches asks
+
+                self._batch_max = auto_batch_max()
+            log.info("worker %s draws up to %d text jobs at once", self.name, self._batch_max)
+        return self._batch_max
+
+    async def _claim_job(self, job_id: str, ack: Callable[[], Awaitable[None]]) -> _Claimed | None:
+        """Claim ``job_id``'s lease; the claimed job to run, or None when there is nothing to run (dealt with here)."""
         keys, config, token = self.keys, self.config, f"{self.name}:{uuid.uuid4().hex}"
         reply = await self._claim(
             keys=[keys.job(job_id), keys.lease(job_id), keys.cancel(job_id), keys.waiting, keys.events(job_id)],
@@ -216,30 +281,105 @@ class Worker:
         outcome = reply[0].decode()
         if outcome == "busy":
             log.info("job %s is running on another worker; leaving it to that worker", job_id)
-            return  # not acknowledged: re-claimed again later should that worker die
+            return None  # not acknowledged: re-claimed again later should that worker die
         if outcome == "gone":
             log.warning("job %s expired in Redis before it ran; reported as lost", job_id)
-            await context.ack()
-            return
+            await ack()
+            return None
         if outcome != "run":
             log.info("job %s is %s; acknowledging the duplicate delivery", job_id, outcome)
-            await context.ack()
-            return
+            await ack()
+            return None
         log.info("job %s started", job_id)
         try:
             spec = unpack_spec(reply[1])
         except WireError as error:  # e.g. queued by a bot of an incompatible version: fail it, do not re-claim it forever
             log.error("job %s has an unreadable spec; reported as failed: %s", job_id, error)
-            event: JobEvent | None = JobFailed("error.generic", "unreadable job spec")
-        else:
-            event = await self._execute(spec, token)
-        if event is None:
-            log.warning("job %s: lost the lease to another worker; dropping this run", job_id)
+            await self._report(job_id, token, ack, JobFailed("error.generic", "unreadable job spec"))
+            return None
+        return _Claimed(spec, token, ack)
+
+    async def _conclude(self, job: _Claimed, event: JobEvent | None) -> None:
+        """Store ``job``'s terminal event and acknowledge its entry (``None``: the lease was lost, nothing to store)."""
+        job.over = True
+        if event is None or job.lost:
+            log.warning("job %s: lost the lease to another worker; dropping this run", job.spec.job_id)
             return
+        await self._report(job.spec.job_id, job.token, job.ack, event)
+
+    async def _report(self, job_id: str, token: str, ack: Callable[[], Awaitable[None]], event: JobEvent) -> None:
         stored = await self._store(job_id, token, event)
         if stored:
-            await context.ack()
+            await ack()
         log.info("job %s %s", job_id, _TERMINAL_STATE[type(event)] if stored == 1 else "was already over")
+
+    async def _take_more(self, count: int) -> list[_Claimed]:
+        """Claim up to ``count`` more jobs from the stream to draw with the one in hand: the text jobs right behind it.
+
+        Peeks first and takes only the entries up to the first waiting job of
+        another kind (a photo or restyle job stays for the next free worker);
+        entries whose job is already over are taken too (acknowledged at once).
+        A job of another kind read anyway (another worker read in between) runs
+        alone after the batch.
+        """
+        broker = self._broker
+        if broker is None:
+            return []
+        try:
+            job_ids = [broker.job_id(data) for data in await broker.peek_new(count)]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.hmget(self.keys.job(job_id or "?"), "state", "kind")
+                states = await pipe.execute()
+            take = 0
+            for job_id, (state, kind) in zip(job_ids, states, strict=True):
+                if job_id is None or (state == b"queued" and kind != b"text"):
+                    break
+                take += 1
+            messages = await broker.read_new(take) if take else []
+        except RedisError as error:
+            log.warning("could not look for jobs to batch (%s); running the job in hand alone", error)
+            return []
+        claimed = []
+        for message in messages:
+            job_id = broker.job_id(message.data)  # type: ignore[arg-type]
+            if job_id is None:
+                log.warning("stream entry without a job id; acknowledging it")
+                await message.ack()  # type: ignore[misc]
+                continue
+            job = await self._claim_job(job_id, message.ack)  # type: ignore[arg-type]
+            if job is not None:
+                claimed.append(job)
+        return claimed
+
+    async def _execute_batch(self, jobs: list[_Claimed]) -> None:
+        """Draw ``jobs`` in one diffusion call on the model thread; each job's outcome is stored as soon as it is known."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Queue[tuple[_Claimed, JobEvent]] = asyncio.Queue()
+
+        def finish(job: _Claimed, event: JobEvent) -> None:  # on the model thread
+            loop.call_soon_threadsafe(ended.put_nowait, (job, event))
+
+        batch = [BatchJob(job.spec, job.newest.put, job.stop.is_set, partial(finish, job)) for job in jobs]
+        run = loop.run_in_executor(self._model_thread, run_batch, self.pipeline, batch)
+        try:
+            while True:
+                if not run.done():
+                    await asyncio.wait({run}, timeout=self.config.poll)
+                while not ended.empty():
+                    job, event = ended.get_nowait()
+                    if not job.lost:  # its last progress goes out before its outcome, as for a job run alone
+                        job.lost = not await self._heartbeat(job.spec.job_id, job.token, job.stop, job.newest)
+                    await self._conclude(job, event)
+                if run.done() and ended.empty():
+                    break
+                for job in jobs:
+                    if not job.over and not job.lost:
+                        job.lost = not await self._heartbeat(job.spec.job_id, job.token, job.stop, job.newest)
+            await run  # run_batch never raises; this surfaces a bug in it
+        finally:
+            for job in jobs:
+                job.stop.set()  # a worker cancelled mid-batch stops the run at the next step
 
     async def _store(self, job_id: str, token: str, event: JobEvent) -> int:
         """Store the terminal event (see ``_FINISH``), retrying through a Redis restart of up to a minute."""

@@ -174,7 +174,7 @@ def test_cancel_mid_run_raises_and_pipeline_stays_usable(tiny_sd_dir, monkeypatc
             cancelled=lambda: len(events) >= 2,
         )
     assert len(events) == 2  # no further steps ran after the cancel request
-    assert decoded and decoded[-1][-2:] == (1, 1)  # the discarded result is not decoded at full size
+    assert decoded == []  # the discarded result is not decoded at all
     after = t2i.generate("a ship", seed=9, steps=8)[0]
     assert_images_close(reference, after)
 
@@ -189,7 +189,7 @@ def test_cancel_before_start_runs_nothing(tiny_sd_dir):
 
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_each_scheduler_constructs_and_runs(tiny_sd_dir, name):
-    from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, LCMScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, LCMScheduler
 
     t2i = make(tiny_sd_dir, scheduler=name)
     sched = t2i.pipeline.scheduler
@@ -200,18 +200,20 @@ def test_each_scheduler_constructs_and_runs(tiny_sd_dir, name):
         assert isinstance(sched, EulerAncestralDiscreteScheduler)
     elif name == "lcm":
         assert isinstance(sched, LCMScheduler)
+    elif name == "hyper":
+        assert isinstance(sched, DDIMScheduler) and sched.config.timestep_spacing == "trailing"
     else:
         assert isinstance(sched, EulerAncestralDiscreteScheduler)
         assert sched.config.timestep_spacing == "trailing"
     # The few-step samplers run at their own defaults; the others with few steps to keep this fast.
-    steps = None if name in ("lcm", "turbo") else FAST
+    steps = None if name in ("lcm", "turbo", "hyper") else FAST
     events: list[float] = []
     a = t2i.generate("a girl", seed=11, steps=steps, progress=lambda _s, f: events.append(f))[0]
     b = t2i.generate("a girl", seed=11, steps=steps)[0]
-    expected_steps = {"lcm": 4, "turbo": 1}.get(name, FAST)
+    expected_steps = {"lcm": 4, "turbo": 1, "hyper": 8}.get(name, FAST)
     assert a.steps == expected_steps and len(events) == expected_steps and events[-1] == 1.0
     assert a.scheduler == name and a.image.size == (SIZE, SIZE)
-    if name == "turbo":
+    if name in ("turbo", "hyper"):
         assert a.guidance == 0.0
     assert_images_close(a, b)  # ancestral samplers are seeded too
 
@@ -384,6 +386,15 @@ def test_not_a_lora(tiny_sd_dir):
     assert "not a LoRA" in str(info.value)
 
 
+def test_unreachable_hub_lora_file_offline(tiny_sd_dir, tmp_path):
+    lora = "ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors"  # one file of a repository (SD_FEW_STEPS=hyper)
+    with pytest.raises(ModelUnavailableError) as info:
+        make(tiny_sd_dir, lora=lora, cache_dir=tmp_path).load()
+    msg = str(info.value)
+    assert repr(lora) in msg and "hf download ByteDance/Hyper-SD Hyper-SD15-8steps-lora.safetensors" in msg
+    assert "SD_LORA=models/lora/Hyper-SD15-8steps-lora.safetensors" in msg
+
+
 def test_unreachable_hub_lora_offline(tiny_sd_dir, tmp_path):
     with pytest.raises(ModelUnavailableError) as info:
         make(tiny_sd_dir, lora="voice2anime-tests/no-such-lora", cache_dir=tmp_path).load()
@@ -516,3 +527,41 @@ def test_previews_turned_off_make_none(preview_pipeline, monkeypatch):
     spec = JobSpec("j2", "u1", "text", "face_paint_512_v2", positive="anime, a bird", seed=5)
     run_job(preview_pipeline(False), spec, reports.append, lambda: False)
     assert reports and all(r.preview is None for r in reports) and decoded == []  # not even decoded
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def test_fast_paths_sdpa_everywhere_channels_last_on_cuda_compile_on_request(tiny_sd_dir, caplog):
+    import logging
+
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    caplog.set_level(logging.INFO, logger="engine.diffusion")
+    pipe = make(tiny_sd_dir).pipeline
+    for module in (pipe.unet, pipe.vae):
+        assert all(isinstance(p, AttnProcessor2_0) for p in module.attn_processors.values())
+    assert pipe.unet._compiled_call_impl is None and "(torch.float32; sdpa)" in caplog.text
+    compiled = make(tiny_sd_dir, compile=True).pipeline  # compiled lazily: nothing runs here
+    assert compiled.unet._compiled_call_impl is not None and compiled.unet is not pipe.unet, "its own load"
+    assert "sdpa, torch.compile" in caplog.text
+    # What CUDA gets besides fp16 (tried on the CPU copy: the memory format is the same operation there).
+    assert diffusion._fast_paths(pipe, torch.device("cuda"), compile=False) == ["fp16", "sdpa", "channels_last"]
+    conv = pipe.unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def test_large_pictures_decode_in_tiles(tiny_sd_dir, monkeypatch):
+    t2i = make(tiny_sd_dir, vae_tiling_above=SIZE)
+    vae = t2i.pipeline.vae
+    tiled: list[tuple[int, ...]] = []
+    real = vae.tiled_decode
+    monkeypatch.setattr(vae, "tiled_decode", lambda z, *a, **kw: tiled.append(tuple(z.shape)) or real(z, *a, **kw))
+    assert t2i.generate("a tree", seed=0, steps=2)[0].image.size == (SIZE, SIZE)
+    assert tiled == [], "not above the threshold: decoded whole"
+    assert t2i.generate("a tree", seed=0, steps=2, width=2 * SIZE, height=SIZE + 32)[0].image.size == (2 * SIZE, SIZE + 32)
+    assert tiled == [(1, 4, 12, 16)]
+    make(tiny_sd_dir).generate("a tree", seed=0, steps=2, width=2 * SIZE, height=SIZE)
+    assert len(tiled) == 1, "the default threshold is 1024"
+    with pytest.raises(ValueError, match="vae_tiling_above"):
+        DiffusionConfig(vae_tiling_above=-1)
