@@ -163,8 +163,7 @@ def test_a_users_photo_is_checked_before_styling(check: ImageCheck) -> None:
 def test_the_level_travels_with_the_job() -> None:
     assert unpack_spec(pack_spec(text_job("standard"))).policy == "standard"
     assert JobSpec("j", "u", "text", "s", positive="p").policy == "strict"  # an older bot's job is checked as strict
-    cancelled, _ = (run_job_event(ColourPipeline(None), text_job(), lambda r: None, lambda: True), None)
-    assert isinstance(cancelled, JobCancelled)
+    assert isinstance(run_job_event(ColourPipeline(None), text_job(), lambda r: None, lambda: True), JobCancelled)
 
 
 # --- the real detector, when installed ---------------------------------------------------------------
@@ -193,3 +192,21 @@ def test_nudenet_passes_a_harmless_drawing() -> None:
     assert check.check(anime_girl(), Level.STRICT).allowed
     assert check._labels == NUDENET_LABELS and check._side == 320
     assert check.check(Image.new("RGB", (320, 320), (255, 224, 196)), Level.STRICT).allowed  # a skin-coloured field
+
+
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+
+
+@pytest.mark.skipif(nudenet_model() is None or not EMOJI_FONT.is_file(), reason="needs the nudenet wheel and Noto Color Emoji")
+@pytest.mark.parametrize("glyph", ["👧", "🧜\u200d♀️", "🛀", "🤱", "💃", "👙", "🍑"])
+def test_nudenet_passes_harmless_illustrations(glyph: str) -> None:
+    """Real drawn illustrations (Noto Color Emoji at 512 px): girl, mermaid, bath, breastfeeding, dancer, bikini, peach.
+
+    The peach reads as exposed buttocks (about 0.5): why that class needs 0.6 (see the README's "Content policy").
+    """
+    from PIL import ImageFont
+
+    tile = Image.new("RGB", (136, 128), "white")
+    ImageDraw.Draw(tile).text((0, 0), glyph, font=ImageFont.truetype(str(EMOJI_FONT), 109), embedded_color=True)
+    check = ImageCheck(resolve_model(None))
+    assert check.check(tile.resize((512, 482), Image.Resampling.LANCZOS), Level.STRICT).allowed
