@@ -2,43 +2,58 @@
 
 Run by hand from the repository root::
 
-    python -m bench.flow [--users 20] [--rounds 10]
+    python -m bench.flow [--users 20] [--rounds 10] [--before REV]
 
 Each simulated user sends a voice note, presses Confirm on the card and waits
 for the picture (an instant, model-free engine answers), ``rounds`` times,
-all users concurrently. Prints events/s and p50/p99 latency of
-``Conversation.handle`` per event type, SQLite next to PostgreSQL.
+all users concurrently. Prints events/s (voice notes and Confirm presses
+handled per second), p50/p99 latency of ``Conversation.handle`` per event type
+and of the delivery (Confirm handled -> picture sent), and how many SQL
+statements and transactions each took, SQLite next to PostgreSQL.
+
+``--before REV`` measures the code of commit ``REV`` the same way (this bench
+run against that commit's ``db``, ``handlers`` and ``engine``, in a copy of the
+tree extracted with ``git archive``) and prints it beside the working tree
+(or beside commit ``--after REV``), one backend after the other: before, after.
+Every measurement runs in a fresh process on a fresh database. The one-time loading of the prompt dictionaries
+happens before the clock starts.
+
 PostgreSQL comes from ``VOICE2ANIME_BENCH_POSTGRES_URL`` (``postgresql+asyncpg://``,
-a database the bench may fill) or a throwaway Debian cluster; skipped when neither exists.
+a server on which the bench may create databases) or a throwaway Debian
+cluster; skipped when neither exists. The load average is printed with the
+figures: on a shared machine they move with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import io
+import json
 import os
 import shutil
 import statistics
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterator
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-from db import Repository, create_database
-from db.migrate import upgrade_async
-from engine.api import JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Segment, Transcript, Word
-from handlers import cards
-from handlers.events import ButtonPress, Origin, VoiceMessage, fetched
-from handlers.flow import Conversation, ConversationConfig
-from handlers.replies import Reply
-
 SENTENCE = "a girl with blue hair under a cherry blossom tree at night"
+KINDS = ("voice", "confirm", "delivery")
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Which event the current task works for (the SQL counter files statements under it).
+_EVENT: contextvars.ContextVar[str] = contextvars.ContextVar("bench_event", default="other")
 
 
 def _png() -> bytes:
@@ -59,12 +74,24 @@ class InstantEngine:
     async def close(self) -> None:
         """Nothing to stop."""
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+    async def transcribe(self, audio: bytes, *, language: str | None = None, **_: Any) -> Any:
+        from engine.api import Segment, Transcript, Word
+
         words = tuple(Word(f" {w}", i, i + 1, 0.9) for i, w in enumerate(SENTENCE.split()))
         return Transcript(SENTENCE, "en", 0.99, 3.0, (Segment(SENTENCE, 0, 3, words),), SENTENCE)
 
-    async def submit(self, spec: JobSpec) -> JobHandle:
-        handle = JobHandle(spec.job_id, asyncio.get_running_loop())
+    async def submit(self, spec: Any) -> Any:
+        from engine.api import JobFinished, JobHandle, JobQueued, JobResult, JobStarted
+
+        class DeliveryHandle(JobHandle):
+            """Files the job watcher's statements under "delivery" (it runs in a task of its own)."""
+
+            async def events(self) -> AsyncIterator[Any]:
+                _EVENT.set("delivery")
+                async for event in super().events():
+                    yield event
+
+        handle = DeliveryHandle(spec.job_id, asyncio.get_running_loop())
         base = self.png if spec.kind == "text" else None
         result = JobResult(spec.job_id, self.png, spec.style, base_png=base, seed=spec.seed or 1, model="bench")
         for event in (JobQueued(1), JobStarted(), JobFinished(result)):
@@ -76,35 +103,90 @@ class InstantEngine:
 
 
 class Cards:
-    """A messenger that remembers the newest card (and count of images) per user."""
+    """A messenger that remembers the newest card (and count of images and errors) per user."""
 
     def __init__(self) -> None:
-        self.card: dict[str, tuple[str, Reply]] = {}
+        self.card: dict[str, tuple[str, Any]] = {}
         self.images: dict[str, int] = defaultdict(int)
+        self.errors: list[str] = []
         self.delivered: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._refs = 0
 
-    async def send(self, origin: Origin, reply: Reply) -> str:
+    async def send(self, origin: Any, reply: Any) -> str:
         self._refs += 1
         self._remember(origin, f"m{self._refs}", reply)
         return f"m{self._refs}"
 
-    async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
+    async def edit(self, origin: Any, message_ref: str, reply: Any) -> None:
         self._remember(origin, message_ref, reply)
 
-    async def notify(self, origin: Origin, text: str) -> None:
+    async def notify(self, origin: Any, text: str) -> None:
         """Toasts are not needed here."""
 
-    def _remember(self, origin: Origin, ref: str, reply: Reply) -> None:
+    async def is_admin(self, origin: Any) -> bool:
+        """Nobody changes chat settings here."""
+        return False
+
+    def _remember(self, origin: Any, ref: str, reply: Any) -> None:
         if reply.kind == "card":
             self.card[origin.user_id] = (ref, reply)
         elif reply.kind == "image":
             self.images[origin.user_id] += 1
             self.delivered[origin.user_id].set()
+        elif reply.kind == "error":
+            self.errors.append(reply.text)
 
 
-async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, list[float]]:
-    """Latencies (seconds) per event type for ``users`` x ``rounds`` voice -> confirm -> picture cycles."""
+def _count_statements(tally: dict[str, Counter[str]]) -> None:
+    """Count every SQL statement and transaction under the event it served, whichever way it reached the driver.
+
+    Statements SQLAlchemy executes fire its cursor events; ``db.compiled`` runs most statements on the driver
+    itself, past those events. So: on ``pysqlite`` the ``sqlite3`` trace callback sees every statement (a
+    ``BEGIN`` is a transaction); on ``asyncpg`` its query logger sees what does not go through SQLAlchemy's
+    prepared statements, and every ``BEGIN`` (a transaction); on ``aiosqlite`` (whose ``BEGIN`` is implicit)
+    SQLAlchemy's commit and rollback events mark the transactions.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
+
+    def seen(sql: str) -> None:
+        head = sql.lstrip().upper()
+        if head.startswith("BEGIN"):
+            tally[_EVENT.get()]["transactions"] += 1
+        elif not head.startswith(control):
+            tally[_EVENT.get()]["statements"] += 1
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if conn.dialect.driver != "pysqlite" and not sql.lstrip().upper().startswith(control):
+            tally[_EVENT.get()]["statements"] += 1
+
+    def ended(conn: Any) -> None:
+        if conn.dialect.driver == "aiosqlite":
+            tally[_EVENT.get()]["transactions"] += 1
+
+    def connected(dbapi_connection: Any, record: Any) -> None:
+        driver = record.driver_connection
+        if callable(getattr(dbapi_connection, "set_trace_callback", None)):  # pysqlite
+            dbapi_connection.set_trace_callback(seen)
+        elif hasattr(driver, "add_query_logger"):  # asyncpg
+            driver.add_query_logger(lambda query: seen(query.query))
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", ended)
+    event.listen(Engine, "rollback", ended)
+    event.listen(Engine, "connect", connected)
+
+
+async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
+    """Latencies (seconds) per event type and statement counts for ``users`` x ``rounds`` voice -> confirm -> picture cycles."""
+    from db import Repository, create_database
+    from db.migrate import upgrade_async
+    from handlers import cards
+    from handlers.events import ButtonPress, Origin, VoiceMessage, fetched
+    from handlers.flow import Conversation, ConversationConfig
+
     await upgrade_async(url)
     database = create_database(url, pool_size=10) if url.startswith("postgresql") else create_database(url)
     messenger = Cards()
@@ -114,30 +196,133 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, li
     )
     conversation = Conversation(Repository(database, data_dir), InstantEngine(), messenger, config)
     latencies: dict[str, list[float]] = defaultdict(list)
+    tally: dict[str, Counter[str]] = defaultdict(Counter)
+    _count_statements(tally)
+    failed = 0
 
     async def timed(kind: str, event: object) -> None:
+        _EVENT.set(kind)
         started = time.perf_counter()
         await conversation.handle(event)  # type: ignore[arg-type]
         latencies[kind].append(time.perf_counter() - started)
 
     async def user(n: int) -> None:
+        nonlocal failed
         origin = Origin("bench", f"chat{n}", f"user{n}", f"User {n}", "en")
         for _ in range(rounds):
             messenger.delivered[origin.user_id].clear()
+            messenger.card.pop(origin.user_id, None)
             await timed("voice", VoiceMessage(origin, fetched(b"ogg")))
+            if origin.user_id not in messenger.card:
+                failed += 1
+                continue
             ref, card = messenger.card[origin.user_id]
             await timed("confirm", ButtonPress(origin, card.request_id, cards.CONFIRM, "", ref))
             started = time.perf_counter()
-            await asyncio.wait_for(messenger.delivered[origin.user_id].wait(), 30)
+            try:
+                await asyncio.wait_for(messenger.delivered[origin.user_id].wait(), 30)
+            except TimeoutError:
+                failed += 1
+                continue
             latencies["delivery"].append(time.perf_counter() - started)
 
+    started = time.perf_counter()
+    cpu = time.process_time()
     try:
         await asyncio.gather(*(user(n) for n in range(users)))
         await conversation.wait_idle()
-        assert sum(messenger.images.values()) == users * rounds, "every picture must arrive"
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await database.dispose()
-    return latencies
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "latencies": latencies,
+        "counts": {kind: dict(tally[kind]) for kind in KINDS},
+        "pictures": sum(messenger.images.values()),
+        "expected": users * rounds,
+        "failed": failed,
+        "errors": Counter(messenger.errors).most_common(3),
+    }
+
+
+def _summary(result: dict[str, Any]) -> dict[str, str]:
+    latencies, seconds = result["latencies"], result["seconds"]
+    handled = sum(len(latencies.get(k, ())) for k in ("voice", "confirm"))
+    rows = {
+        "events/s": f"{handled / seconds:,.0f}",
+        "pictures/s": f"{len(latencies.get('delivery', ())) / seconds:,.1f}",
+        "pictures delivered": f"{result['pictures']}/{result['expected']}",
+        "CPU ms per picture": f"{result['cpu_seconds'] * 1000 / max(1, result['pictures']):.1f}",
+    }
+    for kind in KINDS:
+        values = sorted(latencies.get(kind, ()))
+        if values:
+            p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+            rows[f"{kind} p50/p99 ms"] = f"{statistics.median(values) * 1000:.1f} / {p99 * 1000:.1f}"
+        else:
+            rows[f"{kind} p50/p99 ms"] = "-"
+    for kind in KINDS:
+        count, counted = len(latencies.get(kind, ())), result["counts"].get(kind, {})
+        if count:
+            statements, transactions = counted.get("statements", 0) / count, counted.get("transactions", 0) / count
+            rows[f"{kind} SQL / transactions"] = f"{statements:.1f} / {transactions:.1f}"
+        else:
+            rows[f"{kind} SQL / transactions"] = "-"
+    return rows
+
+
+# --- running the measurements -------------------------------------------------------------------
+
+
+def _tree_at(repository: Path, revision: str, into: Path) -> Path:
+    """The files of commit ``revision`` under ``into``, with this bench in place of that commit's."""
+    archive = subprocess.run(["git", "-C", str(repository), "archive", revision], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    shutil.copyfile(Path(__file__), into / "bench" / "flow.py")
+    return into
+
+
+def _measure(tree: Path, url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
+    """One measurement in a fresh process importing the project from ``tree``."""
+    command = [sys.executable, "-m", "bench.flow", "--measure", url, "--data-dir", str(data_dir),
+               "--users", str(users), "--rounds", str(rounds)]
+    environment = os.environ | {"PYTHONPATH": str(tree)}
+    load = os.getloadavg()[0]
+    done = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the measurement in {tree} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = (load + os.getloadavg()[0]) / 2
+    return result
+
+
+def _measure_here(url: str, data_dir: str, users: int, rounds: int) -> None:
+    """``--measure``: warm up, run, print the result as one JSON line."""
+    import logging
+
+    logging.basicConfig(level=logging.CRITICAL)  # a failed event is counted, not printed
+    from engine.prompt import build_prompt
+
+    build_prompt(SENTENCE)  # the dictionaries load once per process: not part of any event
+    result = asyncio.run(run(url, Path(data_dir), users, rounds))
+    print(json.dumps(result))
+
+
+async def _create_database(server_url: str) -> str:
+    """A fresh database on the PostgreSQL server (``postgresql+asyncpg://.../postgres``)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"voice2anime_bench_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(server.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -169,34 +354,50 @@ def throwaway_postgres() -> Iterator[str | None]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _summary(latencies: dict[str, list[float]], seconds: float) -> dict[str, str]:
-    handled = sum(len(latencies[k]) for k in ("voice", "confirm"))
-    rows = {"events/s": f"{handled / seconds:,.0f}", "pictures/s": f"{len(latencies['delivery']) / seconds:,.1f}"}
-    for kind in ("voice", "confirm", "delivery"):
-        values = sorted(latencies[kind])
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-        rows[f"{kind} p50/p99 ms"] = f"{statistics.median(values) * 1000:.1f} / {p99 * 1000:.1f}"
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent users")
     parser.add_argument("--rounds", type=int, default=10, help="voice -> confirm -> picture cycles per user")
+    parser.add_argument("--before", metavar="REV", help="also measure commit REV (e.g. the one before a change), side by side")
+    parser.add_argument("--after", metavar="REV", help="measure commit REV instead of the working tree")
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the git repository of --before/--after (default: this one)")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="which databases (comma-separated)")
+    parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results: dict[str, dict[str, str]] = {}
+    if args.measure:
+        _measure_here(args.measure, args.data_dir, args.users, args.rounds)
+        return
+
+    wanted = args.backends.split(",")
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp, throwaway_postgres() as postgres:
-        backends = {"sqlite": f"sqlite+aiosqlite:///{tmp}/bench.db"} | ({"postgresql": postgres} if postgres else {})
-        for name, url in backends.items():
-            started = time.perf_counter()
-            latencies = asyncio.run(run(url, Path(tmp) / name, args.users, args.rounds))
-            results[name] = _summary(latencies, time.perf_counter() - started)
+        after = _tree_at(args.repo, args.after, Path(tmp) / "after") if args.after else ROOT
+        trees = {f" {args.after[:7]}" if args.after else "": after}
+        if args.before:
+            trees = {f" {args.before[:7]}": _tree_at(args.repo, args.before, Path(tmp) / "before")}
+            trees[f" {args.after[:7]}" if args.after else " now"] = after
+        for backend in wanted:
+            if backend == "postgresql" and not postgres:
+                continue
+            for label, tree in trees.items():
+                name = f"{backend}{label}"
+                if backend == "sqlite":
+                    url = f"sqlite+aiosqlite:///{tmp}/{name.replace(' ', '-')}.db"
+                else:
+                    url = asyncio.run(_create_database(postgres))  # type: ignore[arg-type]
+                results[name] = _measure(tree, url, Path(tmp) / name.replace(" ", "-"), args.users, args.rounds)
     print(f"{args.users} users x {args.rounds} rounds (voice note -> Confirm -> picture), instant engine")
     names = list(results)
-    print(f"{'':22}" + "".join(f"{n:>18}" for n in names))
-    for row in results[names[0]]:
-        print(f"{row:22}" + "".join(f"{results[n][row]:>18}" for n in names))
-    if "postgresql" not in results:
+    table = {name: _summary(result) | {"load average": f"{result['load']:.1f}"} for name, result in results.items()}
+    width = max(len(text) for column in [names, *(t.values() for t in table.values())] for text in column) + 3
+    print(f"{'':26}" + "".join(f"{n:>{width}}" for n in names))
+    for row in table[names[0]]:
+        print(f"{row:26}" + "".join(f"{table[n][row]:>{width}}" for n in names))
+    for name, result in results.items():
+        if result["errors"]:
+            print(f"{name}: errors shown to users: {result['errors']}")
+    if "postgresql" in wanted and not postgres:
         print("(PostgreSQL skipped: set VOICE2ANIME_BENCH_POSTGRES_URL or install Debian's postgresql)")
 
 

@@ -1,30 +1,33 @@
 """Every read and write the bot makes to the history database, one method per use.
 
-Each method runs in its own short transaction and returns plain values or
-immutable records (``db.records``, ``db.preferences``), never live ORM objects.
-Writes that can race (two handlers, a redelivered job, two bot processes) are
-single guarded statements: ``INSERT ... ON CONFLICT`` for get-or-create and
-upserts, ``UPDATE ... WHERE state IN (...)`` for state transitions.
+Each method is one unit of work (``Database.run``, see ``db.units``): one short
+transaction — on SQLite one hop to the database's connection thread, on
+PostgreSQL one pooled connection — running statements built once
+(``db.statements``). Methods return plain values or immutable records
+(``db.records``, ``db.preferences``), never live ORM objects. Writes that can
+race (two handlers, a redelivered job, two bot processes) are guarded single
+statements: ``INSERT ... ON CONFLICT`` for get-or-create and upserts,
+``UPDATE ... WHERE state IN (...)`` for state transitions; caps are checked
+under an admission lock in the same transaction as the write they guard.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy import Row
 
+from db import statements as sql
 from db.columns import utcnow
 from db.enums import DERIVED_KINDS, ChatKind, ImageRole, RequestKind
-from db.files import ImageStore
+from db.files import ImageStore, StoredImage
 from db.limits import Cap, CapReached, Caps
-from db.models import Chat, ChatSettings, Identity, Image, Request, Transcript, User, UserSettings
+from db.models import new_request_id
 from db.preferences import (
     DEFAULT_PREFERENCES,
     KEEP,
@@ -37,7 +40,11 @@ from db.preferences import (
 )
 from db.records import ImageRecord, RequestAddress, RequestRecord
 from db.session import Database
+from db.statements import ADMISSION_LOCK_KEY
 from db.states import ACTIVE_STATES, INITIAL_STATES, TERMINAL_STATES, RequestState, allowed_sources
+from db.units import Executes
+
+__all__ = ["ADMISSION_LOCK_KEY", "TRANSITION_FIELDS", "Identified", "Repository"]
 
 #: Columns a transition may set besides ``state`` (and the automatic timestamps).
 TRANSITION_FIELDS = frozenset(
@@ -54,9 +61,7 @@ TRANSITION_FIELDS = frozenset(
     }
 )
 
-
-#: PostgreSQL advisory lock key serialising admissions (cap checks + the write they guard): "v2a\0".
-ADMISSION_LOCK_KEY = 0x76326100
+Work = Callable[[Executes], Any]
 
 
 class SpokenWord(Protocol):
@@ -69,23 +74,51 @@ class SpokenWord(Protocol):
     def probability(self) -> float: ...
 
 
-def _dialect_insert(dialect: str) -> Callable[..., Any]:
-    """The ``insert()`` that supports ``ON CONFLICT`` for this backend."""
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise ValueError(f"unsupported database {dialect!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+@dataclass(frozen=True)
+class Identified:
+    """Who sent an event, as the database knows them: user and chat ids and the settings that apply."""
 
-
-def _with_details(statement: Select[Any]) -> Select[Any]:
-    """Load a request's transcript and images along with it."""
-    return statement.options(selectinload(Request.transcript), selectinload(Request.images))
+    user_id: int
+    chat_id: int
+    preferences: Preferences
 
 
 def _changes(**values: Any) -> dict[str, Any]:
     """The keyword arguments that are not ``KEEP``."""
     return {name: value for name, value in values.items() if value is not KEEP}
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = fields.keys() - TRANSITION_FIELDS
+    if unknown:
+        raise ValueError(f"transition cannot set {sorted(unknown)}")
+
+
+class _Prefixed:
+    """The prefixed columns of a joined row read as a table's own (``t_heard_text`` as ``heard_text``)."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Row[Any], prefix: str) -> None:
+        self._row = row
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
+class _Loaded:
+    """A ``requests`` row with its transcript and images, shaped as ``RequestRecord.from_row`` reads an ORM row."""
+
+    __slots__ = ("_row", "images", "transcript")
+
+    def __init__(self, row: Row[Any], images: list[Any]) -> None:
+        self._row = row
+        self.transcript = _Prefixed(row, "t_") if row.t_request_id is not None else None
+        self.images = images
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
 
 
 class Repository:
@@ -97,11 +130,48 @@ class Repository:
 
     def __init__(self, database: Database, data_dir: Path, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = database
-        self._insert = _dialect_insert(database.dialect)
+        self._upserts = sql.upserts(database.dialect)
         self._images = ImageStore(data_dir)
         self._clock = clock
 
+    async def _run(self, work: Work, *, write: bool = True, single: bool = False, exclusive: bool = False) -> Any:
+        return await self._db.run(work, write=write, single=single, exclusive=exclusive)
+
     # --- users and chats -------------------------------------------------------------------
+
+    async def identify(
+        self,
+        platform: str,
+        platform_user_id: str,
+        display_name: str | None,
+        platform_chat_id: str,
+        kind: ChatKind,
+    ) -> Identified:
+        """User id, chat id and effective settings behind an event, creating user and chat on first contact.
+
+        One statement when both are known and the display name is unchanged
+        (identity, chat and both settings rows joined); otherwise one writing
+        transaction that creates what is missing (race-safe, as
+        :meth:`get_or_create_user` and :meth:`get_or_create_chat`) and stores a
+        new ``display_name``. A group's settings apply as :meth:`effective_settings`
+        says; a private chat has none.
+        """
+        kind = ChatKind(kind)
+        keys = {"b_platform": platform, "b_user": platform_user_id, "b_chat": platform_chat_id}
+
+        def create(connection: Executes) -> Row[Any]:
+            self._user_in(connection, platform, platform_user_id, display_name)
+            self._chat_in(connection, platform, platform_chat_id, kind)
+            return connection.execute(sql.IDENTIFY, keys).one()
+
+        row = await self._run(lambda connection: connection.execute(sql.IDENTIFY, keys).one_or_none(), write=False)
+        if row is None or row.chat_id is None or (display_name is not None and display_name != row.display_name):
+            row = await self._run(create)
+        user = DEFAULT_PREFERENCES
+        if row.u_confirm is not None:  # NOT NULL in the table: None means the user has no settings row
+            user = Preferences(row.u_language, row.u_style, row.u_confirm)
+        chat = ChatOverrides(row.c_language, row.c_style, row.c_confirm, row.c_policy) if kind is ChatKind.GROUP else None
+        return Identified(row.user_id, row.chat_id, effective_preferences(user, chat))
 
     async def get_or_create_user(self, platform: str, platform_user_id: str, display_name: str | None = None) -> int:
         """The user id behind a platform account, creating the user on first contact.
@@ -110,79 +180,62 @@ class Repository:
         created and every caller gets its id. A changed ``display_name`` is
         stored.
         """
-        async with self._db.sessions() as session:
-            found = await self._identity(session, platform, platform_user_id)
-            if found is not None:
-                user_id, known_name = found
-                if display_name is not None and display_name != known_name:
-                    await session.execute(
-                        update(Identity)
-                        .where(Identity.platform == platform, Identity.platform_user_id == platform_user_id)
-                        .values(display_name=display_name)
-                    )
-                    await session.commit()
-                return user_id
+        keys = {"b_platform": platform, "b_user": platform_user_id}
+        found = await self._run(lambda connection: connection.execute(sql.IDENTITY, keys).one_or_none(), write=False)
+        if found is not None and (display_name is None or display_name == found.display_name):
+            return int(found.user_id)
+        return await self._run(lambda connection: self._user_in(connection, platform, platform_user_id, display_name))
 
-            now = self._clock()
-            new_user_id = (await session.execute(insert(User).values(created_at=now).returning(User.id))).scalar_one()
-            claimed = await session.execute(
-                self._insert(Identity)
-                .values(
-                    user_id=new_user_id,
-                    platform=platform,
-                    platform_user_id=platform_user_id,
-                    display_name=display_name,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=[Identity.platform, Identity.platform_user_id])
-                .returning(Identity.id)
-            )
-            if claimed.scalar_one_or_none() is not None:
-                await session.commit()
-                return new_user_id
-            # Another caller registered this account first: drop our user row, use theirs.
-            await session.rollback()
-            winner = await self._identity(session, platform, platform_user_id)
-            if winner is None:
-                raise RuntimeError(f"identity {platform}:{platform_user_id} vanished after a conflicting insert")
-            return winner[0]
-
-    @staticmethod
-    async def _identity(session: AsyncSession, platform: str, platform_user_id: str) -> tuple[int, str | None] | None:
-        row = (
-            await session.execute(
-                select(Identity.user_id, Identity.display_name).where(
-                    Identity.platform == platform, Identity.platform_user_id == platform_user_id
-                )
-            )
-        ).one_or_none()
-        return None if row is None else (row.user_id, row.display_name)
+    def _user_in(self, connection: Executes, platform: str, platform_user_id: str, display_name: str | None) -> int:
+        """Get-or-create of a user inside a writing unit."""
+        keys = {"b_platform": platform, "b_user": platform_user_id}
+        found = connection.execute(sql.IDENTITY, keys).one_or_none()
+        if found is not None:
+            if display_name is not None and display_name != found.display_name:
+                connection.execute(sql.RENAME, keys | {"b_name": display_name})
+            return int(found.user_id)
+        now = self._clock()
+        new_user_id = connection.execute(sql.NEW_USER, {"created_at": now}).scalar_one()
+        identity = {
+            "user_id": new_user_id,
+            "platform": platform,
+            "platform_user_id": platform_user_id,
+            "display_name": display_name,
+            "created_at": now,
+        }
+        if connection.execute(self._upserts.claim_identity, identity).scalar_one_or_none() is not None:
+            return int(new_user_id)
+        # Another process registered this account first (PostgreSQL; SQLite's write lock rules that out): use theirs.
+        connection.execute(sql.DROP_USER, {"b_id": new_user_id})
+        winner = connection.execute(sql.IDENTITY, keys).one_or_none()
+        if winner is None:
+            raise RuntimeError(f"identity {platform}:{platform_user_id} vanished after a conflicting insert")
+        return int(winner.user_id)
 
     async def get_or_create_chat(self, platform: str, platform_chat_id: str, kind: ChatKind) -> int:
         """The chat id for a platform chat, creating it on first contact (race-safe)."""
         kind = ChatKind(kind)
-        lookup = select(Chat.id).where(Chat.platform == platform, Chat.platform_chat_id == platform_chat_id)
-        async with self._db.sessions() as session:
-            chat_id = (await session.execute(lookup)).scalar_one_or_none()
-            if chat_id is not None:
-                return chat_id
-            await session.execute(
-                self._insert(Chat)
-                .values(platform=platform, platform_chat_id=platform_chat_id, kind=kind.value, created_at=self._clock())
-                .on_conflict_do_nothing(index_elements=[Chat.platform, Chat.platform_chat_id])
-            )
-            await session.commit()
-            return (await session.execute(lookup)).scalar_one()
+        keys = {"b_platform": platform, "b_chat": platform_chat_id}
+        chat_id = await self._run(lambda connection: connection.execute(sql.CHAT, keys).scalar_one_or_none(), write=False)
+        if chat_id is not None:
+            return int(chat_id)
+        return await self._run(lambda connection: self._chat_in(connection, platform, platform_chat_id, kind))
+
+    def _chat_in(self, connection: Executes, platform: str, platform_chat_id: str, kind: ChatKind) -> int:
+        """Get-or-create of a chat inside a writing unit."""
+        keys = {"b_platform": platform, "b_chat": platform_chat_id}
+        chat_id = connection.execute(sql.CHAT, keys).scalar_one_or_none()
+        if chat_id is None:
+            chat = {"platform": platform, "platform_chat_id": platform_chat_id, "kind": kind.value, "created_at": self._clock()}
+            connection.execute(self._upserts.new_chat, chat)
+            chat_id = connection.execute(sql.CHAT, keys).scalar_one()
+        return int(chat_id)
 
     # --- settings --------------------------------------------------------------------------
 
     async def get_user_settings(self, user_id: int) -> Preferences:
         """A user's preferences (defaults if never changed)."""
-        async with self._db.sessions() as session:
-            row = await session.get(UserSettings, user_id)
-        if row is None:
-            return DEFAULT_PREFERENCES
-        return Preferences(row.language, row.default_style, row.confirm_before_generate)
+        return await self._run(lambda connection: _user_settings(connection, user_id), write=False)
 
     async def update_user_settings(
         self,
@@ -197,16 +250,17 @@ class Repository:
         changes = _changes(
             language=language, default_style=default_style, confirm_before_generate=confirm_before_generate
         )
-        await self._upsert_settings(UserSettings, UserSettings.user_id, user_id, DEFAULT_PREFERENCES, changes)
-        return await self.get_user_settings(user_id)
+        upsert = self._upsert_settings(sql.US, "user_id", user_id, DEFAULT_PREFERENCES, changes)
+
+        def unit(connection: Executes) -> Preferences:
+            connection.execute(upsert)
+            return _user_settings(connection, user_id)
+
+        return await self._run(unit)
 
     async def get_chat_settings(self, chat_id: int) -> ChatOverrides:
         """A group's overrides (all ``None`` if never changed)."""
-        async with self._db.sessions() as session:
-            row = await session.get(ChatSettings, chat_id)
-        if row is None:
-            return ChatOverrides()
-        return ChatOverrides(row.language, row.default_style, row.confirm_before_generate, row.content_policy)
+        return await self._run(lambda connection: _chat_settings(connection, chat_id), write=False)
 
     async def update_chat_settings(
         self,
@@ -226,41 +280,38 @@ class Repository:
             confirm_before_generate=confirm_before_generate,
             content_policy=content_policy,
         )
-        await self._upsert_settings(ChatSettings, ChatSettings.chat_id, chat_id, ChatOverrides(), changes)
-        return await self.get_chat_settings(chat_id)
+        upsert = self._upsert_settings(sql.CS, "chat_id", chat_id, ChatOverrides(), changes)
 
-    async def _upsert_settings(
-        self,
-        model: type[UserSettings | ChatSettings],
-        key: InstrumentedAttribute[int],
-        key_value: int,
-        defaults: Preferences | ChatOverrides,
-        changes: dict[str, Any],
-    ) -> None:
+        def unit(connection: Executes) -> ChatOverrides:
+            connection.execute(upsert)
+            return _chat_settings(connection, chat_id)
+
+        return await self._run(unit)
+
+    def _upsert_settings(
+        self, table: Any, key: str, key_value: int, defaults: Preferences | ChatOverrides, changes: dict[str, Any]
+    ) -> Any:
+        """The insert-or-update of a settings row (rare: built when needed)."""
         now = self._clock()
-        row = {
-            key.key: key_value,
-            "language": defaults.language,
-            "default_style": defaults.default_style,
-            "confirm_before_generate": defaults.confirm_before_generate,
-            "updated_at": now,
-        } | changes
-        statement = self._insert(model).values(**row)
+        settings = {name: getattr(defaults, name) for name in table.c.keys() if name not in (key, "updated_at")}
+        row = {key: key_value, **settings, "updated_at": now} | changes
+        statement = self._upserts.insert(table).values(**row)
         if changes:
-            statement = statement.on_conflict_do_update(index_elements=[key], set_=changes | {"updated_at": now})
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=[key])
-        async with self._db.engine.begin() as connection:
-            await connection.execute(statement)
+            return statement.on_conflict_do_update(index_elements=[table.c[key]], set_=changes | {"updated_at": now})
+        return statement.on_conflict_do_nothing(index_elements=[table.c[key]])
 
     async def effective_settings(self, user_id: int, chat_id: int | None = None) -> Preferences:
-        """The preferences that apply to ``user_id`` in ``chat_id``: group override > user > default.
+        """The preferences that apply to ``user_id`` in ``chat_id`` (``db.preferences.effective_preferences``).
 
         Pass ``chat_id`` only for group chats; private chats have no overrides.
         """
-        user = await self.get_user_settings(user_id)
-        chat = await self.get_chat_settings(chat_id) if chat_id is not None else None
-        return effective_preferences(user, chat)
+
+        def unit(connection: Executes) -> Preferences:
+            user = _user_settings(connection, user_id)
+            chat = _chat_settings(connection, chat_id) if chat_id is not None else None
+            return effective_preferences(user, chat)
+
+        return await self._run(unit, write=False)
 
     # --- requests --------------------------------------------------------------------------
 
@@ -295,55 +346,55 @@ class Repository:
         if (kind in DERIVED_KINDS) != (parent_id is not None):
             raise ValueError(f"parent_id is required for, and only for, {sorted(k.value for k in DERIVED_KINDS)}")
         now = self._clock()
-        request = Request(
-            user_id=user_id,
-            chat_id=chat_id,
-            kind=kind.value,
-            parent_id=parent_id,
-            state=state.value,
-            style=style,
-            seed=seed,
-            prompt_positive=prompt_positive,
-            prompt_negative=prompt_negative,
-            source_language=source_language,
-            card_expires_at=card_expires_at,
-            created_at=now,
-            updated_at=now,
-        )
-        async with self._db.sessions() as session:
-            if caps is not None:
-                await self._admit(await session.connection(), user_id, caps, new_request=True)
-            session.add(request)
-            await session.commit()
-        return request.id
+        request = {
+            "id": new_request_id(),
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "kind": kind.value,
+            "parent_id": parent_id,
+            "state": state.value,
+            "style": style,
+            "seed": seed,
+            "prompt_positive": prompt_positive,
+            "prompt_negative": prompt_negative,
+            "source_language": source_language,
+            "card_expires_at": card_expires_at,
+            "created_at": now,
+            "updated_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "error_key": None,
+        }
 
-    async def _admit(self, connection: AsyncConnection, user_id: int, caps: Caps, *, new_request: bool) -> None:
+        def unit(connection: Executes) -> str:
+            if caps is not None:
+                self._admit(connection, user_id, caps, new_request=True)
+            connection.execute(sql.NEW_REQUEST, request)
+            return str(request["id"])
+
+        return await self._run(unit, exclusive=caps is not None)
+
+    def _admit(
+        self, connection: Executes, user_id: int, caps: Caps, *, new_request: bool, moving_in: bool = False
+    ) -> None:
         """Take the admission lock in ``connection``'s transaction, then raise ``CapReached`` for the first cap hit.
 
-        PostgreSQL: a transaction-scoped advisory lock. SQLite: a write first
-        (pysqlite only opens a transaction before a write), which takes the
-        database's write lock, so the counts below and the caller's write see
-        no concurrent admission in between.
+        The unit is exclusive (``Database.run(exclusive=True)``): on
+        PostgreSQL it took a transaction-scoped advisory lock with its
+        ``BEGIN`` (the counts run after it, so they see every admission
+        committed before); on SQLite it began with ``BEGIN IMMEDIATE`` and
+        holds the database's write lock. Either way the counts and the write
+        they guard see no concurrent admission in between. ``moving_in``: the
+        transaction already moved the request into an active state (it counts
+        itself; raising undoes the move).
         """
-        if self._db.dialect == "postgresql":
-            await connection.execute(select(func.pg_advisory_xact_lock(ADMISSION_LOCK_KEY)))
-        else:
-            await connection.execute(update(User).where(User.id == user_id).values(created_at=User.created_at))
-        active = Request.state.in_(sorted(s.value for s in ACTIVE_STATES))
-        since = self._clock() - timedelta(minutes=1)
-        count = select(func.count()).select_from(Request)
-        row = (
-            await connection.execute(
-                select(
-                    count.where(Request.user_id == user_id, Request.created_at >= since).scalar_subquery(),
-                    count.where(Request.user_id == user_id, active).scalar_subquery(),
-                    count.where(active).scalar_subquery(),
-                )
-            )
-        ).one()
-        checks = [(Cap.ACTIVE_PER_USER, row[1]), (Cap.ACTIVE_TOTAL, row[2])]
+        since = self._clock() - sql.PER_MINUTE
+        recent, mine, everyone = connection.execute(sql.CAP_COUNTS, {"b_user": user_id, "b_since": since}).one()
+        if moving_in:
+            mine, everyone = mine - 1, everyone - 1
+        checks = [(Cap.ACTIVE_PER_USER, mine), (Cap.ACTIVE_TOTAL, everyone)]
         if new_request:
-            checks.insert(0, (Cap.PER_MINUTE, row[0]))
+            checks.insert(0, (Cap.PER_MINUTE, recent))
         for cap, used in checks:
             if used >= caps.limit(cap):
                 raise CapReached(cap, caps.limit(cap))
@@ -376,11 +427,21 @@ class Repository:
         Raises ``ValueError`` for a move the state table does not allow or an
         unknown field: those are programming errors, not races.
         """
+        move = self._move(request_id, to_state, from_states, caps, fields)
+        return await self._run(move, single=caps is None, exclusive=caps is not None)
+
+    def _move(
+        self,
+        request_id: str,
+        to_state: RequestState,
+        from_states: Iterable[RequestState] | None,
+        caps: Caps | None,
+        fields: dict[str, Any],
+    ) -> Callable[[Executes], bool]:
+        """:meth:`transition` as a function of a connection in a writing unit (checked and prepared at once)."""
         to_state = RequestState(to_state)
         sources = allowed_sources(to_state, from_states)
-        unknown = fields.keys() - TRANSITION_FIELDS
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        _check_fields(fields)
         now = self._clock()
         values: dict[str, Any] = {"state": to_state.value, "updated_at": now}
         if to_state is RequestState.RUNNING:
@@ -390,20 +451,42 @@ class Repository:
         elif to_state in TERMINAL_STATES:
             values["finished_at"] = now
         values |= fields
-        statement = (
-            update(Request)
-            .where(Request.id == request_id, Request.state.in_(sorted(s.value for s in sources)))
-            .values(**values)
-        )
-        async with self._db.engine.begin() as connection:
-            if caps is not None:
-                current = select(Request.user_id, Request.state).where(Request.id == request_id)
-                found = (await connection.execute(current)).one_or_none()
-                if found is None or RequestState(found.state) not in sources:
-                    return False
-                await self._admit(connection, found.user_id, caps, new_request=False)
-            result = await connection.execute(statement)
-        return result.rowcount == 1
+        values["b_id"] = request_id
+        states = tuple(sorted(s.value for s in sources))
+
+        def move(connection: Executes) -> bool:
+            if caps is None:
+                return connection.execute(sql.update_request(states), values).rowcount == 1
+            # Moved first, then counted with the move in (it is undone if that goes over a cap).
+            moved = connection.execute(sql.update_request_returning_user(states), values).one_or_none()
+            if moved is None:
+                return False
+            self._admit(connection, moved.user_id, caps, new_request=False, moving_in=to_state in ACTIVE_STATES)
+            return True
+
+        return move
+
+    async def queue(self, request_id: str, *, seed: int, caps: Caps | None = None) -> RequestRecord | None:
+        """Draw it: an open card's request moves to ``queued``, in one transaction with what goes with it.
+
+        The guarded move awaiting_confirmation -> queued as :meth:`transition`
+        makes it (``caps`` checked atomically; :class:`~db.limits.CapReached`
+        leaves it put), with ``seed`` (fixed now, so a job resumed after a
+        restart draws the same picture); its transcript's final text becomes
+        the user's edit, else what was heard. Returns the request as stored
+        now (what gets drawn), or None when it was not awaiting confirmation
+        (a second press).
+        """
+        move = self._move(request_id, RequestState.QUEUED, [RequestState.AWAITING_CONFIRMATION], caps, {"seed": seed})
+        final = {"updated_at": self._clock(), "b_id": request_id}
+
+        def unit(connection: Executes) -> RequestRecord | None:
+            if not move(connection):
+                return None
+            connection.execute(sql.FINAL_TEXT, final)
+            return self._request_in(connection, request_id)
+
+        return await self._run(unit, exclusive=caps is not None)
 
     async def update_in_state(self, request_id: str, in_states: Iterable[RequestState], **fields: Any) -> bool:
         """Set ``fields`` (see :data:`TRANSITION_FIELDS`) only while the request is in ``in_states``.
@@ -411,79 +494,73 @@ class Repository:
         The same guarded single ``UPDATE`` as :meth:`transition`, without a move:
         e.g. a new style or an edited prompt on a card that is still open.
         """
-        unknown = fields.keys() - TRANSITION_FIELDS
-        if unknown or not fields:
-            raise ValueError(f"cannot set {sorted(unknown) or 'nothing'}")
-        statement = (
-            update(Request)
-            .where(Request.id == request_id, Request.state.in_(sorted(RequestState(s).value for s in in_states)))
-            .values(updated_at=self._clock(), **fields)
-        )
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount == 1
+        statement, values = self._set_in_state(request_id, in_states, fields)
+        return await self._run(lambda connection: connection.execute(statement, values).rowcount == 1, single=True)
+
+    def _set_in_state(
+        self, request_id: str, in_states: Iterable[RequestState], fields: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The statement and parameters of :meth:`update_in_state`."""
+        if not fields:
+            raise ValueError("cannot set nothing")
+        _check_fields(fields)
+        statement = sql.update_request(tuple(sorted(RequestState(s).value for s in in_states)))
+        return statement, {"updated_at": self._clock(), **fields, "b_id": request_id}
 
     async def request_address(self, request_id: str) -> RequestAddress | None:
         """Where a request came from in platform terms (to message its user after a restart)."""
-        statement = (
-            select(Chat.platform, Chat.platform_chat_id, Chat.kind, Identity.platform_user_id)
-            .join(Request, Request.chat_id == Chat.id)
-            .join(Identity, (Identity.user_id == Request.user_id) & (Identity.platform == Chat.platform))
-            .where(Request.id == request_id)
-        )
-        async with self._db.sessions() as session:
-            row = (await session.execute(statement)).first()
+        keys = {"b_id": request_id}
+        row = await self._run(lambda connection: connection.execute(sql.REQUEST_ADDRESS, keys).first(), write=False)
         if row is None:
             return None
         return RequestAddress(row.platform, row.platform_chat_id, row.platform_user_id, ChatKind(row.kind))
 
     async def get_request(self, request_id: str) -> RequestRecord | None:
         """A request with its transcript and images, or None if there is no such request."""
-        async with self._db.sessions() as session:
-            statement = _with_details(select(Request).where(Request.id == request_id))
-            row = (await session.execute(statement)).scalar_one_or_none()
-        return None if row is None else RequestRecord.from_row(row, self._images)
+        return await self._run(lambda connection: self._request_in(connection, request_id), write=False)
+
+    def _request_in(self, connection: Executes, request_id: str) -> RequestRecord | None:
+        rows = connection.execute(sql.REQUEST_BY_ID, {"b_id": request_id}).all()
+        if not rows:
+            return None
+        images = [_Prefixed(row, "i_") for row in rows if row.i_id is not None]
+        return RequestRecord.from_row(_Loaded(rows[0], images), self._images)  # type: ignore[arg-type]
+
+    def _load(self, connection: Executes, statement: Any, parameters: dict[str, Any]) -> list[RequestRecord]:
+        """The requests ``statement`` selects (``sql.REQUESTS...``) with their transcripts and images: two statements."""
+        rows = connection.execute(statement, parameters).all()
+        if not rows:
+            return []
+        images: dict[str, list[Row[Any]]] = {row.id: [] for row in rows}
+        for image in connection.execute(sql.images_of(list(images))):
+            images[image.request_id].append(image)
+        return [RequestRecord.from_row(_Loaded(row, images[row.id]), self._images) for row in rows]  # type: ignore[arg-type]
 
     async def history(self, user_id: int, limit: int = 10) -> list[RequestRecord]:
         """A user's delivered requests with their images, newest first, at most ``limit``."""
-        statement = (
-            select(Request)
-            .where(Request.user_id == user_id, Request.state == RequestState.DELIVERED.value)
-            .order_by(Request.created_at.desc(), Request.id.desc())
-            .limit(limit)
-        )
-        return await self._records(statement)
+        keys = {"b_user": user_id, "b_limit": limit}
+        return await self._run(lambda connection: self._load(connection, sql.HISTORY, keys), write=False)
 
     async def requests_in_states(self, states: Iterable[RequestState], *, user_id: int | None = None) -> list[RequestRecord]:
         """Requests currently in ``states`` (of one user, or everyone's), oldest first (restart recovery, /cancel)."""
-        values = sorted(RequestState(s).value for s in states)
-        statement = select(Request).where(Request.state.in_(values))
+        statement = sql.REQUESTS.where(sql.R.c.state.in_(sorted(RequestState(s).value for s in states)))
         if user_id is not None:
-            statement = statement.where(Request.user_id == user_id)
-        return await self._records(statement.order_by(Request.created_at, Request.id))
-
-    async def _records(self, statement: Select[Any]) -> list[RequestRecord]:
-        async with self._db.sessions() as session:
-            rows = (await session.execute(_with_details(statement))).scalars().all()
-        return [RequestRecord.from_row(row, self._images) for row in rows]
+            statement = statement.where(sql.R.c.user_id == user_id)
+        statement = statement.order_by(sql.R.c.created_at, sql.R.c.id)
+        return await self._run(lambda connection: self._load(connection, statement, {}), write=False)
 
     async def count_active(self, user_id: int | None = None) -> int:
         """Requests queued or running: of ``user_id``, or of everyone when None (for limits)."""
-        statement = (
-            select(func.count()).select_from(Request).where(Request.state.in_(sorted(s.value for s in ACTIVE_STATES)))
-        )
-        if user_id is not None:
-            statement = statement.where(Request.user_id == user_id)
-        async with self._db.sessions() as session:
-            return (await session.execute(statement)).scalar_one()
+        if user_id is None:
+            return await self._scalar(sql.COUNT_ACTIVE, {})
+        return await self._scalar(sql.COUNT_ACTIVE_OF, {"b_user": user_id})
 
     async def count_requests_since(self, user_id: int, since: datetime) -> int:
         """How many requests ``user_id`` created at or after ``since`` (rate limiting)."""
-        statement = (
-            select(func.count()).select_from(Request).where(Request.user_id == user_id, Request.created_at >= since)
-        )
-        async with self._db.sessions() as session:
-            return (await session.execute(statement)).scalar_one()
+        return await self._scalar(sql.COUNT_SINCE, {"b_user": user_id, "b_since": since})
+
+    async def _scalar(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        return await self._run(lambda connection: connection.execute(statement, parameters).scalar_one(), write=False)
 
     # --- transcripts -----------------------------------------------------------------------
 
@@ -499,7 +576,8 @@ class Repository:
     ) -> None:
         """Store what was heard for a request, replacing an earlier transcript (re-transcribe) and its edits."""
         now = self._clock()
-        heard = {
+        transcript = {
+            "request_id": request_id,
             "heard_text": heard_text,
             "language": language,
             "language_probability": language_probability,
@@ -507,15 +585,10 @@ class Repository:
             "words": [{"text": w.text, "probability": w.probability} for w in words],
             "edited_text": None,
             "final_text": None,
+            "created_at": now,
             "updated_at": now,
         }
-        statement = (
-            self._insert(Transcript)
-            .values(request_id=request_id, created_at=now, **heard)
-            .on_conflict_do_update(index_elements=[Transcript.request_id], set_=heard)
-        )
-        async with self._db.engine.begin() as connection:
-            await connection.execute(statement)
+        await self._run(lambda connection: connection.execute(self._upserts.transcript, transcript), single=True)
 
     async def record_edit(self, request_id: str, edited_text: str) -> bool:
         """Store the user's correction of the transcript; False if the request has no transcript."""
@@ -526,12 +599,8 @@ class Repository:
         return await self._update_transcript(request_id, final_text=final_text)
 
     async def _update_transcript(self, request_id: str, **values: str) -> bool:
-        statement = (
-            update(Transcript).where(Transcript.request_id == request_id).values(updated_at=self._clock(), **values)
-        )
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount == 1
+        changes = {"updated_at": self._clock(), **values, "b_id": request_id}
+        return await self._run(lambda connection: connection.execute(sql.UPDATE_TRANSCRIPT, changes).rowcount == 1, single=True)
 
     # --- images ----------------------------------------------------------------------------
 
@@ -550,10 +619,18 @@ class Repository:
         Idempotent per (request, role): a redelivered job replaces the row.
         Raises ``ValueError`` if ``png`` is not a PNG.
         """
-        role = ImageRole(role)
         stored = await asyncio.to_thread(self._images.put_png, png)
+        return await self._run(self._image_row(request_id, role, stored, seed=seed, model=model, style=style), single=True)
+
+    def _image_row(
+        self, request_id: str, role: ImageRole, stored: StoredImage, *, seed: int | None, model: str | None, style: str | None
+    ) -> Callable[[Executes], ImageRecord]:
+        """The function of a writing unit that records the stored file ``stored`` as ``request_id``'s image with ``role``."""
+        role = ImageRole(role)
         created_at = self._clock()
         row = {
+            "request_id": request_id,
+            "role": role.value,
             "path": str(stored.relative_path),
             "sha256": stored.sha256,
             "width": stored.width,
@@ -563,27 +640,24 @@ class Repository:
             "style": style,
             "created_at": created_at,
         }
-        statement = (
-            self._insert(Image)
-            .values(request_id=request_id, role=role.value, **row)
-            .on_conflict_do_update(index_elements=[Image.request_id, Image.role], set_=row)
-            .returning(Image.id)
-        )
-        async with self._db.engine.begin() as connection:
-            image_id = (await connection.execute(statement)).scalar_one()
-        return ImageRecord(
-            id=image_id,
-            request_id=request_id,
-            role=role,
-            path=self._images.path_of(stored.relative_path),
-            sha256=stored.sha256,
-            width=stored.width,
-            height=stored.height,
-            seed=seed,
-            model=model,
-            style=style,
-            created_at=created_at,
-        )
+
+        def unit(connection: Executes) -> ImageRecord:
+            image_id = connection.execute(self._upserts.image, row).scalar_one()
+            return ImageRecord(
+                id=image_id,
+                request_id=request_id,
+                role=role,
+                path=self._images.path_of(stored.relative_path),
+                sha256=stored.sha256,
+                width=stored.width,
+                height=stored.height,
+                seed=seed,
+                model=model,
+                style=style,
+                created_at=created_at,
+            )
+
+        return unit
 
     async def link_image(self, from_request_id: str, to_request_id: str, role: ImageRole) -> ImageRecord | None:
         """Record ``from_request_id``'s image with ``role`` for ``to_request_id`` too; None when it has none.
@@ -594,39 +668,76 @@ class Repository:
         like :meth:`add_image`.
         """
         role = ImageRole(role)
-        source = select(Image).where(Image.request_id == from_request_id, Image.role == role.value)
-        async with self._db.engine.begin() as connection:
-            found = (await connection.execute(source)).one_or_none()
+        created_at = self._clock()
+
+        def unit(connection: Executes) -> ImageRecord | None:
+            found = connection.execute(sql.IMAGE_OF, {"b_id": from_request_id, "b_role": role.value}).one_or_none()
             if found is None:
                 return None
-            created_at = self._clock()
-            row = {
-                "path": found.path,
-                "sha256": found.sha256,
-                "width": found.width,
-                "height": found.height,
-                "seed": found.seed,
-                "model": found.model,
-                "style": found.style,
-                "created_at": created_at,
-            }
-            statement = (
-                self._insert(Image)
-                .values(request_id=to_request_id, role=role.value, **row)
-                .on_conflict_do_update(index_elements=[Image.request_id, Image.role], set_=row)
-                .returning(Image.id)
+            copied = {name: getattr(found, name) for name in ("path", "sha256", "width", "height", "seed", "model", "style")}
+            row = copied | {"request_id": to_request_id, "role": role.value, "created_at": created_at}
+            image_id = connection.execute(self._upserts.image, row).scalar_one()
+            return ImageRecord(
+                id=image_id,
+                request_id=to_request_id,
+                role=role,
+                path=self._images.path_of(found.path),
+                sha256=found.sha256,
+                width=found.width,
+                height=found.height,
+                seed=found.seed,
+                model=found.model,
+                style=found.style,
+                created_at=created_at,
             )
-            image_id = (await connection.execute(statement)).scalar_one()
-        return ImageRecord(
-            id=image_id,
-            request_id=to_request_id,
-            role=role,
-            path=self._images.path_of(found.path),
-            sha256=found.sha256,
-            width=found.width,
-            height=found.height,
-            seed=found.seed,
-            model=found.model,
-            style=found.style,
-            created_at=created_at,
-        )
+
+        return await self._run(unit)
+
+    # --- a job's result ----------------------------------------------------------------------
+
+    async def store_result(
+        self,
+        request_id: str,
+        images: Sequence[tuple[ImageRole, bytes]],
+        *,
+        seed: int | None,
+        model: str | None,
+        style: str,
+        error_key: str | None = None,
+    ) -> RequestRecord | None:
+        """What a finished job made, in one transaction; the request as stored, or None when it is not running.
+
+        The files are written first (by content, as :meth:`add_image`), then
+        in one transaction: the image rows (``style`` on the anime image
+        only), the move queued -> running (a cached result may finish without
+        ever "starting"), and ``style``, ``seed`` and ``error_key`` (when
+        given) set on the request while it is running. None: cancelled
+        meanwhile, or a duplicate result of a request already delivered (the
+        image rows are stored all the same).
+        """
+        stored = await asyncio.to_thread(lambda: [self._images.put_png(png) for _, png in images])
+        rows = [
+            self._image_row(request_id, role, file, seed=seed, model=model, style=style if role == ImageRole.ANIME else None)
+            for (role, _), file in zip(images, stored, strict=True)
+        ]
+        finish = {"style": style, "b_now": self._clock(), "b_id": request_id}
+        finish |= ({"seed": seed} if seed is not None else {}) | ({"error_key": error_key} if error_key is not None else {})
+
+        def unit(connection: Executes) -> RequestRecord | None:
+            for image in rows:
+                image(connection)
+            if connection.execute(sql.FINISH_JOB, finish).rowcount != 1:
+                return None
+            return self._request_in(connection, request_id)
+
+        return await self._run(unit)
+
+
+def _user_settings(connection: Executes, user_id: int) -> Preferences:
+    row = connection.execute(sql.USER_SETTINGS, {"b_id": user_id}).one_or_none()
+    return DEFAULT_PREFERENCES if row is None else Preferences(*row)
+
+
+def _chat_settings(connection: Executes, chat_id: int) -> ChatOverrides:
+    row = connection.execute(sql.CHAT_SETTINGS, {"b_id": chat_id}).one_or_none()
+    return ChatOverrides() if row is None else ChatOverrides(*row)

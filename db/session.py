@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 if TYPE_CHECKING:  # the async engine (and the ORM it loads) only once a database is opened, not when DATABASE_URL is checked
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from db.units import Units, Work
+
+T = TypeVar("T")
 
 #: Used when no DATABASE_URL is configured (relative to the working directory).
 DEFAULT_URL = "sqlite+aiosqlite:///data/voice2anime.db"
@@ -109,14 +113,21 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    #: Where :meth:`run` runs units of work (``db.units``): SQLite's connection on the event loop, or the engine's pool.
+    units: Units
 
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
+    async def run(self, work: Work[T], *, write: bool = True, single: bool = False, exclusive: bool = False) -> T:
+        """``work(statements)`` in one transaction: see ``db.units.Units.run``."""
+        return await self.units.run(work, write=write, single=single, exclusive=exclusive)
+
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the connections of SQLite's units)."""
+        await self.units.close()
         await self.engine.dispose()
 
 
@@ -124,5 +135,15 @@ def create_database(url: str | URL = DEFAULT_URL, **engine_kwargs: Any) -> Datab
     """Open the database at ``url`` (no I/O happens until the first query)."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
+    from db.units import EngineUnits, SQLiteUnits
+
+    if make_url(url).get_backend_name() == "postgresql":
+        # No ping per checkout (a round trip each time): a unit found on a dead connection runs again (db.units).
+        engine_kwargs.setdefault("pool_pre_ping", False)
     engine = make_engine(url, **engine_kwargs)
-    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+    units: Units
+    if engine.dialect.name == "sqlite":
+        units = SQLiteUnits(engine.url, sqlite_pragmas(foreign_keys=engine_kwargs.get("foreign_keys", True)))
+    else:
+        units = EngineUnits(engine)
+    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), units=units)

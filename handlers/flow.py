@@ -258,15 +258,14 @@ class Conversation:
                 raise error
 
     async def _who(self, origin: Origin) -> _Who:
-        user_id = await self.repository.get_or_create_user(origin.platform, origin.user_id, origin.user_name or None)
         kind = ChatKind.GROUP if origin.is_group else ChatKind.PRIVATE
-        chat_id = await self.repository.get_or_create_chat(origin.platform, origin.chat_id, kind)
-        prefs = await self.repository.effective_settings(user_id, chat_id if origin.is_group else None)
+        known = await self.repository.identify(origin.platform, origin.user_id, origin.user_name or None, origin.chat_id, kind)
+        prefs = known.preferences
         style = prefs.default_style if prefs.default_style in self.config.styles else self.config.default_style
         return _Who(
             origin,
-            user_id,
-            chat_id,
+            known.user_id,
+            known.chat_id,
             pick_language(prefs.language, origin.locale),
             style,
             prefs.confirm_before_generate,
@@ -648,21 +647,15 @@ class Conversation:
         # The seed is fixed now, so a job resumed after a restart draws the same picture.
         seed = record.seed if record.seed is not None else new_seed()
         try:
-            moved = await self.repository.transition(
-                request_id, S.QUEUED, from_states=[S.AWAITING_CONFIRMATION], seed=seed, caps=self.config.caps
-            )
+            # One transaction: the move (caps checked), the seed and the final text; what is stored now gets drawn.
+            record = await self.repository.queue(request_id, seed=seed, caps=self.config.caps)
         except CapReached as hit:
             raise cap_error(hit) from None
-        if not moved:
+        if record is None:
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
         self._audio.pop(request_id, None)
         try:
-            record = await self.repository.get_request(request_id)  # what is stored now is what gets drawn
-            assert record is not None
-            transcript = record.transcript
-            if transcript is not None:
-                await self.repository.set_final_text(request_id, transcript.edited_text or transcript.heard_text)
             spec = await self.jobs.spec_for(record, who.policy)
             if spec is None:
                 raise PictureGoneError()

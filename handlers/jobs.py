@@ -306,20 +306,19 @@ class JobTracker:
             ):
                 await status.put(Reply(t(ImageFlaggedError.key, lang), kind="error"))
             return
-        if result.base_png is not None:
-            await self.repository.add_image(request_id, ImageRole.BASE, result.base_png, seed=result.seed, model=result.model)
-        await self.repository.add_image(
-            request_id, ImageRole.ANIME, result.anime_png, seed=result.seed, model=result.model, style=result.style
+        images = [(ImageRole.BASE, result.base_png)] if result.base_png is not None else []
+        # One transaction: the images, queued -> running (a cached result may finish without ever "starting"), style, seed,
+        # and a flagged picture's spoiler mark (kept, so a resend shows it behind the spoiler too).
+        record = await self.repository.store_result(
+            request_id,
+            [*images, (ImageRole.ANIME, result.anime_png)],
+            seed=result.seed,
+            model=result.model,
+            style=result.style,
+            error_key=POLICY_SPOILER if result.flagged else None,
         )
-        # Only running jobs can be delivered: a cached result may finish without ever "starting".
-        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
-        fields: dict[str, object] = {"style": result.style} | ({"seed": result.seed} if result.seed is not None else {})
-        if result.flagged:  # kept, so a resend shows it behind the spoiler too
-            fields["error_key"] = POLICY_SPOILER
-        if not await self.repository.update_in_state(request_id, [S.RUNNING], **fields):
+        if record is None:
             return  # cancelled, or a duplicate result of a request that is already delivered
-        record = await self.repository.get_request(request_id)
-        assert record is not None
         status.view.advance("sending")
         await status.show(force=True)
         if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref):

@@ -34,6 +34,7 @@ from db import (
     RequestState,
     create_database,
 )
+from db.limits import CapReached, Caps
 from db.migrate import alembic_config, upgrade, upgrade_async
 from db.models import Base, Identity, User
 from db.states import TRANSITIONS
@@ -455,3 +456,135 @@ async def test_settings_reject_unknown_language(repo: Repository) -> None:
     user_id = await repo.get_or_create_user("telegram", "1")
     with pytest.raises(ValueError):
         await repo.update_user_settings(user_id, language="xx")
+
+
+# --- units of work: one transaction per call, run where the database is cheapest to reach ----------
+
+
+async def test_identify_is_get_or_create_and_effective_settings_in_one(repo: Repository, database: Database) -> None:
+    first = await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)
+    assert first.user_id == await repo.get_or_create_user("telegram", "7")
+    assert first.chat_id == await repo.get_or_create_chat("telegram", "-5", ChatKind.GROUP)
+    assert first.preferences == Preferences()
+
+    await repo.update_chat_settings(first.chat_id, language="zh", confirm_before_generate=False)
+    await repo.update_user_settings(first.user_id, default_style="paprika")
+    again = await repo.identify("telegram", "7", "Amy B.", "-5", ChatKind.GROUP)
+    assert (again.user_id, again.chat_id) == (first.user_id, first.chat_id)
+    assert again.preferences == await repo.effective_settings(first.user_id, first.chat_id) == Preferences("zh", "paprika", False)
+    private = await repo.identify("telegram", "7", None, "7", ChatKind.PRIVATE)
+    assert private.user_id == first.user_id and private.preferences == await repo.effective_settings(first.user_id)
+    async with database.sessions() as session:
+        assert (await session.execute(select(Identity.display_name))).scalar_one() == "Amy B."
+
+    many = await asyncio.gather(*(repo.identify("discord", "9", "Bo", "c9", ChatKind.PRIVATE) for _ in range(12)))
+    assert len({(known.user_id, known.chat_id) for known in many}) == 1
+
+
+async def test_queue_is_the_move_the_seed_and_the_final_text_at_once(repo: Repository) -> None:
+    _, request_id = await make_request(repo, state=S.AWAITING_CONFIRMATION)
+    await repo.save_transcript(request_id, heard_text="a cat", language="en", language_probability=0.9)
+    await repo.record_edit(request_id, "a black cat")
+    caps = Caps(requests_per_minute=100, active_per_user=1, active_total=100)
+
+    record = await repo.queue(request_id, seed=7, caps=caps)
+    assert record is not None and record.state is S.QUEUED and record.seed == 7
+    assert record.transcript is not None and record.transcript.final_text == "a black cat"
+    assert await repo.queue(request_id, seed=8, caps=caps) is None, "a second press moves nothing"
+
+    _, other = await make_request(repo, state=S.AWAITING_CONFIRMATION)  # the same user: their active cap is 1
+    with pytest.raises(CapReached):
+        await repo.queue(other, seed=9, caps=caps)
+    stays = await repo.get_request(other)
+    assert stays is not None and stays.state is S.AWAITING_CONFIRMATION and stays.seed is None, "refused: nothing changed"
+
+
+async def test_store_result_is_one_transaction_and_none_once_the_request_left_running(repo: Repository) -> None:
+    _, request_id = await make_request(repo, state=S.QUEUED)
+    images = [(ImageRole.BASE, png((1, 1, 1))), (ImageRole.ANIME, png((2, 2, 2)))]
+    record = await repo.store_result(request_id, images, seed=5, model="m", style="paprika", error_key="policy.spoiler")
+    assert record is not None and record.state is S.RUNNING and record.started_at is not None
+    assert (record.seed, record.style, record.error_key) == (5, "paprika", "policy.spoiler")
+    base, anime = record.image(ImageRole.BASE), record.image(ImageRole.ANIME)
+    assert base is not None and base.style is None and anime is not None and anime.style == "paprika" and anime.path.exists()
+
+    assert await repo.transition(request_id, S.CANCELLED)
+    assert await repo.store_result(request_id, images, seed=6, model="m", style="hayao") is None
+    cancelled = await repo.get_request(request_id)
+    assert cancelled is not None and cancelled.state is S.CANCELLED and cancelled.seed == 5
+
+
+async def test_compiled_statements_return_what_sqlalchemy_returns(repo: Repository, database: Database, clock: Clock) -> None:
+    from db import statements as sql
+
+    user_id, request_id = await make_request(repo)
+    words = [Word(" a", 0.0, 0.4, 0.9), Word(" cat", 0.4, 0.9, 0.3)]
+    await repo.save_transcript(request_id, heard_text="a cat", language="en", language_probability=0.9, words=words)
+    await repo.add_image(request_id, ImageRole.ANIME, png((1, 2, 3)), seed=2**40, style="paprika")
+    await repo.update_user_settings(user_id, language="zh", confirm_before_generate=False)
+    checks: list[tuple[Any, dict[str, Any]]] = [
+        (sql.REQUEST_BY_ID, {"b_id": request_id}),
+        (sql.IDENTIFY, {"b_platform": "telegram", "b_user": "alice", "b_chat": "chat-alice"}),
+        (sql.CAP_COUNTS, {"b_user": user_id, "b_since": clock.now - timedelta(minutes=1)}),
+        (sql.USER_SETTINGS, {"b_id": user_id}),
+    ]
+    for statement, parameters in checks:
+        async with database.engine.connect() as connection:
+            expected = [tuple(row) for row in (await connection.execute(statement, parameters)).all()]
+        found = await database.run(lambda s: [tuple(row) for row in s.execute(statement, parameters).all()], write=False)  # noqa: B023
+        assert found == expected and expected
+
+
+@pytest.mark.usefixtures("sqlite_only")
+async def test_sqlite_units_wait_for_another_connection_s_lock_without_blocking_the_loop(repo: Repository, database: Database) -> None:
+    _, request_id = await make_request(repo)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
+    try:
+        async with database.engine.connect() as other:  # another connection (another process, a migration) writes
+            await other.exec_driver_sql("BEGIN IMMEDIATE")
+            await other.exec_driver_sql("UPDATE users SET created_at = created_at")
+            moving = asyncio.create_task(repo.transition(request_id, S.FAILED))
+            reading = asyncio.create_task(repo.get_request(request_id))
+            await asyncio.sleep(0.3)
+            assert not moving.done(), "the write waits for the lock (in the thread, with busy_timeout)"
+            assert ticks >= 10, "while the event loop goes on"
+            await other.exec_driver_sql("COMMIT")
+        assert await moving
+        read = await reading
+        assert read is not None
+    finally:
+        ticking.cancel()
+    found = await repo.get_request(request_id)
+    assert found is not None and found.state is S.FAILED
+    assert await repo.transition(request_id, S.FAILED) is False, "and units run on the loop again"
+
+
+async def test_postgresql_units_survive_a_server_that_dropped_every_connection(url: str, repo: Repository) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL-specific")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    _, request_id = await make_request(repo)
+    await asyncio.gather(*(repo.get_request(request_id) for _ in range(5)))  # several pooled connections
+    address = make_url(url)
+    admin = await asyncpg.connect(address.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False))
+    try:  # as a restart would: every connection of the database ends
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            address.database,
+        )
+    finally:
+        await admin.close()
+    record = await repo.get_request(request_id)
+    assert record is not None and record.state is S.TRANSCRIBING
+    assert await repo.transition(request_id, S.FAILED)
+    assert len(await asyncio.gather(*(repo.get_request(request_id) for _ in range(5)))) == 5

@@ -1,0 +1,212 @@
+"""The repository's SQL, built once per dialect and executed with parameters.
+
+Building a SQLAlchemy statement costs more than running it on SQLite (every
+value is coerced into a bound parameter, ORM-entity DML goes through the ORM's
+bulk-persistence plugin, and the cache key is computed again), so the
+statements the conversation runs for every event are built once here, against
+the Core tables, with named parameters (``b_*`` in WHERE clauses; ``INSERT``
+and ``UPDATE`` take their columns from the parameters given, so one statement
+serves every combination of fields). Each is registered with
+:func:`db.compiled.prebuilt`: compiled once per set of parameter names, then
+run on the driver itself. Values sit in the SQL where they are fixed (the
+states a guarded ``UPDATE`` moves from), never in expanding ``IN`` lists,
+which would have to be rendered again on every call.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from db.compiled import prebuilt
+from db.models import Chat, ChatSettings, Identity, Image, Request, Transcript, User, UserSettings
+from db.states import ACTIVE_STATES
+
+R = cast(Table, Request.__table__)
+T = cast(Table, Transcript.__table__)
+I = cast(Table, Image.__table__)  # noqa: E741 - the images table
+ID = cast(Table, Identity.__table__)
+C = cast(Table, Chat.__table__)
+U = cast(Table, User.__table__)
+US = cast(Table, UserSettings.__table__)
+CS = cast(Table, ChatSettings.__table__)
+
+#: PostgreSQL advisory lock key serialising admissions (cap checks + the write they guard): "v2a\0".
+ADMISSION_LOCK_KEY = 0x76326100
+#: The window of the requests-per-minute cap.
+PER_MINUTE = timedelta(minutes=1)
+
+
+def state_in(states: tuple[str, ...]) -> ColumnElement[bool]:
+    """``requests.state`` is one of ``states``, with the values in the statement (not an expanding ``IN``)."""
+    if len(states) == 1:
+        return R.c.state == states[0]
+    return or_(*(R.c.state == state for state in states))
+
+
+_ACTIVE = state_in(tuple(sorted(s.value for s in ACTIVE_STATES)))
+
+#: A request's columns and, prefixed ``t_``, its transcript's (NULL when it has none).
+REQUEST_COLUMNS = (*R.c, *(c.label(f"t_{c.name}") for c in T.c))
+#: ``requests`` with their transcripts joined; add WHERE and ORDER BY.
+REQUESTS = select(*REQUEST_COLUMNS).select_from(R.outerjoin(T, T.c.request_id == R.c.id))
+#: One request with its transcript and, prefixed ``i_``, its images: a row per image (one with NULLs without any).
+REQUEST_BY_ID = (
+    select(*REQUEST_COLUMNS, *(c.label(f"i_{c.name}") for c in I.c))
+    .select_from(R.outerjoin(T, T.c.request_id == R.c.id).outerjoin(I, I.c.request_id == R.c.id))
+    .where(R.c.id == bindparam("b_id"))
+    .order_by(I.c.id)
+)
+HISTORY = (
+    REQUESTS.where(R.c.user_id == bindparam("b_user"), R.c.state == "delivered")
+    .order_by(R.c.created_at.desc(), R.c.id.desc())
+    .limit(bindparam("b_limit"))
+)
+IMAGE_OF = select(I).where(I.c.request_id == bindparam("b_id"), I.c.role == bindparam("b_role"))
+
+#: Identity, chat and both settings rows behind an event in one row (chat and settings NULL when missing).
+IDENTIFY = (
+    select(
+        ID.c.user_id,
+        ID.c.display_name,
+        C.c.id.label("chat_id"),
+        US.c.language.label("u_language"),
+        US.c.default_style.label("u_style"),
+        US.c.confirm_before_generate.label("u_confirm"),
+        CS.c.language.label("c_language"),
+        CS.c.default_style.label("c_style"),
+        CS.c.confirm_before_generate.label("c_confirm"),
+        CS.c.content_policy.label("c_policy"),
+    )
+    .select_from(
+        ID.outerjoin(C, (C.c.platform == ID.c.platform) & (C.c.platform_chat_id == bindparam("b_chat")))
+        .outerjoin(US, US.c.user_id == ID.c.user_id)
+        .outerjoin(CS, CS.c.chat_id == C.c.id)
+    )
+    .where(ID.c.platform == bindparam("b_platform"), ID.c.platform_user_id == bindparam("b_user"))
+)
+IDENTITY = select(ID.c.user_id, ID.c.display_name).where(
+    ID.c.platform == bindparam("b_platform"), ID.c.platform_user_id == bindparam("b_user")
+)
+RENAME = (
+    update(ID)
+    .where(ID.c.platform == bindparam("b_platform"), ID.c.platform_user_id == bindparam("b_user"))
+    .values(display_name=bindparam("b_name"))
+)
+NEW_USER = insert(U).returning(U.c.id)
+DROP_USER = delete(U).where(U.c.id == bindparam("b_id"))
+CHAT = select(C.c.id).where(C.c.platform == bindparam("b_platform"), C.c.platform_chat_id == bindparam("b_chat"))
+
+USER_SETTINGS = select(US.c.language, US.c.default_style, US.c.confirm_before_generate).where(US.c.user_id == bindparam("b_id"))
+CHAT_SETTINGS = select(CS.c.language, CS.c.default_style, CS.c.confirm_before_generate, CS.c.content_policy).where(
+    CS.c.chat_id == bindparam("b_id")
+)
+
+NEW_REQUEST = insert(R)
+REQUEST_ADDRESS = (
+    select(C.c.platform, C.c.platform_chat_id, C.c.kind, ID.c.platform_user_id)
+    .select_from(C.join(R, R.c.chat_id == C.c.id).join(ID, (ID.c.user_id == R.c.user_id) & (ID.c.platform == C.c.platform)))
+    .where(R.c.id == bindparam("b_id"))
+)
+
+_COUNT = select(func.count()).select_from(R)
+#: The user's requests of the last minute, the user's active requests, everyone's active requests.
+CAP_COUNTS = select(
+    _COUNT.where(R.c.user_id == bindparam("b_user"), R.c.created_at >= bindparam("b_since")).scalar_subquery(),
+    _COUNT.where(R.c.user_id == bindparam("b_user"), _ACTIVE).scalar_subquery(),
+    _COUNT.where(_ACTIVE).scalar_subquery(),
+)
+#: Taken with ``BEGIN`` by exclusive PostgreSQL units (``db.units``): one round trip for both.
+BEGIN_EXCLUSIVE = f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})"
+COUNT_ACTIVE = _COUNT.where(_ACTIVE)
+COUNT_ACTIVE_OF = COUNT_ACTIVE.where(R.c.user_id == bindparam("b_user"))
+COUNT_SINCE = _COUNT.where(R.c.user_id == bindparam("b_user"), R.c.created_at >= bindparam("b_since"))
+
+#: A job's result is in: queued or running -> running (``started_at`` kept if it ran), with the columns given.
+FINISH_JOB = (
+    update(R)
+    .where(R.c.id == bindparam("b_id"), state_in(("queued", "running")))
+    .values(
+        state="running",
+        started_at=case((R.c.state == "queued", bindparam("b_now")), else_=R.c.started_at),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+#: Set the columns given as parameters on a request's transcript.
+UPDATE_TRANSCRIPT = update(T).where(T.c.request_id == bindparam("b_id"))
+#: The text a picture is drawn from: the user's edit, else what was heard.
+FINAL_TEXT = (
+    update(T)
+    .where(T.c.request_id == bindparam("b_id"))
+    .values(final_text=func.coalesce(func.nullif(T.c.edited_text, ""), T.c.heard_text))
+)
+
+
+def images_of(request_ids: list[str]) -> Any:
+    """The images of ``request_ids`` (a statement built per call: lists, /history, restart recovery)."""
+    return select(I).where(I.c.request_id.in_(request_ids)).order_by(I.c.id)
+
+
+@cache
+def update_request(states: tuple[str, ...]) -> Any:
+    """Set the columns given as parameters on request ``b_id`` while it is in one of ``states`` (sorted values).
+
+    One statement per set of states (a handful exist), so none is re-rendered per call as an expanding IN would be.
+    """
+    return prebuilt(update(R).where(R.c.id == bindparam("b_id"), state_in(states)))
+
+
+@cache
+def update_request_returning_user(states: tuple[str, ...]) -> Any:
+    """:func:`update_request` returning the request's ``user_id`` (no row: it was not in ``states``)."""
+    return prebuilt(update_request(states).returning(R.c.user_id))
+
+
+_HEARD = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text", "updated_at")
+_IMAGE = ("path", "sha256", "width", "height", "seed", "model", "style", "created_at")
+
+
+class Upserts:
+    """The ``INSERT ... ON CONFLICT`` statements of one dialect (see :func:`upserts`)."""
+
+    def __init__(self, dialect: str) -> None:
+        dialect_insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+        if dialect_insert is None:
+            raise ValueError(f"unsupported database {dialect!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+        self.insert = dialect_insert
+        claim = dialect_insert(ID)
+        self.claim_identity = prebuilt(
+            claim.on_conflict_do_nothing(index_elements=[ID.c.platform, ID.c.platform_user_id]).returning(ID.c.id)
+        )
+        self.new_chat = prebuilt(dialect_insert(C).on_conflict_do_nothing(index_elements=[C.c.platform, C.c.platform_chat_id]))
+        heard = dialect_insert(T)
+        #: A transcript, replacing an earlier one (and its edits) of the same request.
+        self.transcript = prebuilt(
+            heard.on_conflict_do_update(index_elements=[T.c.request_id], set_={name: heard.excluded[name] for name in _HEARD})
+        )
+        image = dialect_insert(I)
+        #: An image row, replacing the request's earlier one of the same role.
+        self.image = prebuilt(
+            image.on_conflict_do_update(
+                index_elements=[I.c.request_id, I.c.role], set_={name: image.excluded[name] for name in _IMAGE}
+            ).returning(I.c.id)
+        )
+
+
+@cache
+def upserts(dialect: str) -> Upserts:
+    """The upserts for ``dialect`` (``sqlite`` or ``postgresql``), built once."""
+    return Upserts(dialect)
+
+
+for _statement in (
+    REQUEST_BY_ID, HISTORY, IMAGE_OF, IDENTIFY, IDENTITY, RENAME, NEW_USER, DROP_USER, CHAT,
+    USER_SETTINGS, CHAT_SETTINGS, NEW_REQUEST, REQUEST_ADDRESS, CAP_COUNTS, COUNT_ACTIVE,
+    COUNT_ACTIVE_OF, COUNT_SINCE, UPDATE_TRANSCRIPT, FINAL_TEXT, FINISH_JOB,
+):  # fmt: skip
+    prebuilt(_statement)
