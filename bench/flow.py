@@ -284,6 +284,12 @@ def _tree_at(repository: Path, revision: str, into: Path) -> Path:
     return into
 
 
+def _short(repository: Path, revision: str) -> str:
+    """The abbreviated commit id of ``revision``."""
+    done = subprocess.run(["git", "-C", str(repository), "rev-parse", "--short", revision], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def _measure(tree: Path, url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
     """One measurement in a fresh process importing the project from ``tree``."""
     command = [sys.executable, "-m", "bench.flow", "--measure", url, "--data-dir", str(data_dir),
@@ -373,10 +379,11 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp, throwaway_postgres() as postgres:
         after = _tree_at(args.repo, args.after, Path(tmp) / "after") if args.after else ROOT
-        trees = {f" {args.after[:7]}" if args.after else "": after}
+        after_label = f" {_short(args.repo, args.after)}" if args.after else " now"
+        trees = {after_label if args.after else "": after}
         if args.before:
-            trees = {f" {args.before[:7]}": _tree_at(args.repo, args.before, Path(tmp) / "before")}
-            trees[f" {args.after[:7]}" if args.after else " now"] = after
+            trees = {f" {_short(args.repo, args.before)}": _tree_at(args.repo, args.before, Path(tmp) / "before")}
+            trees[after_label] = after
         for backend in wanted:
             if backend == "postgresql" and not postgres:
                 continue
