@@ -481,7 +481,9 @@ Just for you, alice:
 
 For everyone here (only admins can change these):
 • Chat language: automatic (each member's app)
-• Confirm before drawing: on"""
+• Confirm before drawing: on
+• Content policy: as the bot is set
+• Content policy here: strict — for everyone; pictures are checked"""
 ADMIN_CARD_AFTER = MEMBER_CARD.replace("alice", "bob").replace("drawing: on", "drawing: off")
 
 
@@ -508,7 +510,7 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     card = shown.response
     assert card is not None and card.ephemeral and card.content == MEMBER_CARD  # nothing in it needed escaping
     print(f"\n--- Discord /settings, member ---\n{card.content}\n{labels(card)}")
-    assert labels(card) == ["🌐 My language", "🎨 My style", "🌐 Chat language", "Confirm on/off"]
+    assert labels(card) == ["🌐 My language", "🎨 My style", "🌐 Chat language", "Confirm on/off", "🛡 Content policy"]
     public = len(channel.history())
 
     # ... so are the refusals of the channel's settings

@@ -287,7 +287,9 @@ Just for you, Alice:
 
 For everyone here (only admins can change these):
 • Chat language: automatic (each member's app)
-• Confirm before drawing: on"""
+• Confirm before drawing: on
+• Content policy: as the bot is set
+• Content policy here: strict — for everyone; pictures are checked"""
 
 
 def replying_to(server: FakeTelegram, chat_id: int, message_id: int) -> Any:
@@ -311,7 +313,7 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
     card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
     print(f"\n--- Telegram /settings, member ---\n{card['text']}\n{keyboard_labels(card)}")
     assert card["text"] == MEMBER_CARD
-    assert keyboard_labels(card) == [["🌐 My language", "🎨 My style"], ["🌐 Chat language", "Confirm on/off"]]
+    assert keyboard_labels(card) == [["🌐 My language", "🎨 My style"], ["🌐 Chat language", "Confirm on/off", "🛡 Content policy"]]
 
     # the group's settings are not hers: each press is refused in a toast only she sees; nothing changes
     posted = len(server.called("sendMessage"))
