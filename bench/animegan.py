@@ -4,20 +4,29 @@ Run by hand from the repository root::
 
     python -m bench.animegan                 # 256 and 512 px, 1 and 2 threads
     python -m bench.animegan --sizes 256 512 1024 --threads 1 2 4 --repeats 7
+    python -m bench.animegan --backends eager onnx onnx-arena
 
-Timing: one subprocess per (size, threads) builds all three backends and runs
-them *interleaved* (eager, channels_last, onnx, eager, ...), so load from other
-processes on a shared machine hits every backend alike; the median of
+Backends: ``eager`` (torch, NCHW: the reference), ``channels_last`` (what the
+engine's torch backend runs), ``onnx`` (the engine's session options,
+``engine.animegan.onnx_session_options``), ``onnx-spin`` (the same with pool
+threads spinning: the engine's options before issue 16, i.e. the "before"
+beside ``onnx``'s "after") and, only when asked for, ``onnx-arena`` (the
+engine's options with the CPU memory arena on: faster, but see "kept RSS").
+
+Timing: one subprocess per (size, threads) builds all backends and runs them
+*interleaved* (eager, channels_last, onnx-spin, onnx, eager, ...), so load from
+other processes on a shared machine hits every backend alike; the median of
 ``--repeats`` rounds after two warm-up rounds is reported, with the ratio to
-eager at the same size and thread count.
+eager at the same size and thread count and the 1-minute load average when the
+rounds ended (on a busy machine compare ratios, not seconds).
 
 Memory: one more subprocess per (backend, size, threads) loads only that
 backend and runs it twice; "model RSS" is the resident size after loading
-(for onnx: after the export and session creation, torch model freed) and
-"peak RSS" the process peak (``ru_maxrss``), so "peak - model" is roughly the
-working memory of a forward pass. Weights are random (timing does not depend
-on their values). The ONNX session uses the engine's own options
-(``engine.animegan.onnx_session_options``).
+(for onnx: after the export and session creation, torch model freed), "peak
+RSS" the process peak (``ru_maxrss``), so "peak - model" is roughly the
+working memory of a forward pass, and "kept RSS" the resident size after the
+passes (what the process holds on to between images). Weights are random
+(timing does not depend on their values).
 """
 
 from __future__ import annotations
@@ -33,7 +42,10 @@ import sys
 import time
 from pathlib import Path
 
-BACKENDS = ("eager", "channels_last", "onnx")
+#: Run by default, in this order (the timing rounds interleave them in this order too).
+BACKENDS = ("eager", "channels_last", "onnx-spin", "onnx")
+#: Run only when named with --backends.
+EXTRA_BACKENDS = ("onnx-arena",)
 
 
 def _rss_mb() -> float:
@@ -50,12 +62,17 @@ def _build(backend: str, size: int, threads: int):
 
     model = build_generator(random_state_dict(0))
     x = torch.rand(1, 3, size, size) * 2 - 1
-    if backend == "onnx":
+    if backend.startswith("onnx"):
         import onnxruntime as ort
 
-        from engine.animegan import onnx_session_options
+        from engine.animegan import ORT_ALLOW_SPINNING, onnx_session_options
 
-        session = ort.InferenceSession(export_onnx(model), onnx_session_options(threads), providers=["CPUExecutionProvider"])
+        options = onnx_session_options(threads)
+        if backend == "onnx-spin":
+            options.add_session_config_entry(ORT_ALLOW_SPINNING, "1")
+        elif backend == "onnx-arena":
+            options.enable_cpu_mem_arena = True
+        session = ort.InferenceSession(export_onnx(model), options, providers=["CPUExecutionProvider"])
         del model
         gc.collect()
         feed = {session.get_inputs()[0].name: x.numpy()}
@@ -84,11 +101,11 @@ def time_backends(backends: list[str], size: int, threads: int, repeats: int) ->
             step()
             if round_ >= 2:
                 times[backend].append(time.perf_counter() - started)
-    return {b: statistics.median(t) for b, t in times.items()}
+    return {"load": os.getloadavg()[0], **{b: statistics.median(t) for b, t in times.items()}}
 
 
 def memory_of(backend: str, size: int, threads: int) -> dict[str, float]:
-    """Resident memory after loading ``backend`` and the peak over two forward passes."""
+    """Resident memory after loading ``backend``, the peak over two forward passes, and what is resident after them."""
     import torch
 
     torch.set_num_threads(threads)
@@ -96,7 +113,12 @@ def memory_of(backend: str, size: int, threads: int) -> dict[str, float]:
     model_rss = _rss_mb()
     step()
     step()
-    return {"model_rss_mb": model_rss, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    gc.collect()
+    return {
+        "model_rss_mb": model_rss,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "kept_rss_mb": _rss_mb(),
+    }
 
 
 def _child(root: Path, threads: int, *args: str) -> dict:
@@ -116,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS + EXTRA_BACKENDS)
     parser.add_argument("--child-time", nargs=2, type=int, metavar=("SIZE", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--child-memory", nargs=3, metavar=("BACKEND", "SIZE", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -131,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     root = Path(__file__).resolve().parent.parent
+    load_before = os.getloadavg()[0]
     rows = []
     for threads in args.threads:
         for size in args.sizes:
@@ -147,7 +170,16 @@ def main(argv: list[str] | None = None) -> None:
             )
             for backend in args.backends:
                 memory = _child(root, threads, "--child-memory", backend, str(size), str(threads))
-                rows.append({"backend": backend, "size": size, "threads": threads, "seconds": seconds[backend], **memory})
+                rows.append(
+                    {
+                        "backend": backend,
+                        "size": size,
+                        "threads": threads,
+                        "seconds": seconds[backend],
+                        "load": seconds["load"],
+                        **memory,
+                    }
+                )
             print(".", end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
 
@@ -156,9 +188,13 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}, median of {args.repeats} interleaved rounds, random weights"
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+        f"median of {args.repeats} interleaved rounds, random weights"
     )
-    header = f"{'size':>5} {'thr':>3} {'backend':<14} {'seconds':>8} {'vs eager':>9} {'model RSS':>10} {'peak RSS':>9}"
+    header = (
+        f"{'size':>5} {'thr':>3} {'backend':<14} {'seconds':>8} {'vs eager':>9} {'load':>5} "
+        f"{'model RSS':>10} {'peak RSS':>9} {'kept RSS':>9}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -167,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(
             f"{row['size']:>5} {row['threads']:>3} {row['backend']:<14} {row['seconds']:>8.3f} "
-            f"{row['seconds'] / base['seconds']:>8.2f}x {row['model_rss_mb']:>8.0f}MB {row['peak_rss_mb']:>7.0f}MB"
+            f"{row['seconds'] / base['seconds']:>8.2f}x {row['load']:>5.1f} "
+            f"{row['model_rss_mb']:>8.0f}MB {row['peak_rss_mb']:>7.0f}MB {row['kept_rss_mb']:>7.0f}MB"
         )
 
 

@@ -12,7 +12,8 @@ Backends for ``torch-state-dict`` styles (the ``.pt`` files):
   on CPU (half precision is ~190x slower on AVX2 CPUs, never used there).
 * ``onnx`` — ONNX Runtime; the graph is exported once from the loaded weights
   (dynamic height/width) and cached as ``<file stem>.<sha256[:12]>.onnx`` next
-  to the checkpoint, so a changed checkpoint is re-exported.
+  to the checkpoint, so a changed checkpoint is re-exported. Session options:
+  :func:`onnx_session_options` (why each is set is measured there).
 * ``auto`` — ``onnx`` on CPU when onnxruntime is importable, else ``torch``.
 
 ``onnx-nhwc`` styles (the AnimeGANv2 authors' TensorFlow generators exported
@@ -67,12 +68,31 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def onnx_session_options(threads: int = 0):
-    """ONNX Runtime options used for the generator: all graph optimisations, ``threads`` intra-op threads.
+#: ONNX Runtime session config key: whether idle intra-op pool threads busy-wait for work.
+ORT_ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
-    The CPU memory arena is off: it keeps the largest activation set of any
-    image ever seen allocated for the life of the process (~200 MB more peak
-    RSS at 512 px) for no measurable speed gain on this network.
+
+def onnx_session_options(threads: int = 0):
+    """ONNX Runtime options used for the generator (both formats): all graph optimisations, ``threads`` intra-op threads.
+
+    Measured with ``python -m bench.animegan`` on a shared 2-core machine (issue 16):
+
+    * Pool threads do not spin (``onnx`` vs ``onnx-spin`` in the bench): a
+      spinning thread burns a core that the machine's other work, or the other
+      pool thread, needs. At 2 threads under load (load average 5-10) this took
+      256 px from 0.71x to 0.56x of eager torch and 512 px from 0.85x to 0.68x;
+      on a quiet machine it makes no difference, and with 1 thread there is no
+      pool at all.
+    * The CPU memory arena stays off. With it a pass is 5-15% faster at 1
+      thread and up to ~35% at 2 threads (no page faults on fresh activation
+      buffers; bench backend ``onnx-arena``), but the largest activation set of
+      any image ever seen then stays allocated for the life of the process, per
+      style: +0.7 GB kept after one 512 px image, +3.5 GB after 1024 px (the
+      default ``max_side``); still +0.4 / +2 GB with the memory pattern off.
+      Shrinking the arena after each run gives the memory back and the speed too.
+    * Fixed-shape sessions per size (free-dimension overrides), denormals as
+      zero and a dynamic block base were no faster than this dynamic-shape
+      session, so there is one session per style.
     """
     import onnxruntime as ort
 
@@ -82,6 +102,7 @@ def onnx_session_options(threads: int = 0):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False
+    options.add_session_config_entry(ORT_ALLOW_SPINNING, "0")
     return options
 
 

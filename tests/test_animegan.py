@@ -20,7 +20,7 @@ from PIL import Image
 
 from engine import animegan_model as gen
 from engine import styles
-from engine.animegan import NHWC_SIZE_MULTIPLE, AnimeGAN, onnx_providers, open_image
+from engine.animegan import NHWC_SIZE_MULTIPLE, ORT_ALLOW_SPINNING, AnimeGAN, onnx_providers, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
 from engine.files import atomic_write
 from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
@@ -613,6 +613,23 @@ def test_onnx_and_torch_agree(torch_engine: AnimeGAN, onnx_engine: AnimeGAN, siz
     b = onnx_engine.stylize(image, "face_paint")
     assert onnx_engine.backend_of("face_paint") == "onnx"
     assert_images_close(a, b)  # two backends: the same picture, not the same bits
+
+
+def test_onnx_with_two_threads_still_matches_torch(torch_engine: AnimeGAN, animegan_checkpoints_dir: Path) -> None:
+    # the bench's other thread count: a pool of two (not spinning) splits the work, the picture stays the same
+    engine = AnimeGAN(animegan_checkpoints_dir, device="cpu", backend="onnx", max_side=256, download=False, threads=2)
+    image = noise_image(96, 60, seed=11)
+    assert_images_close(torch_engine.stylize(image, "face_paint"), engine.stylize(image, "face_paint"))
+    assert engine._get("face_paint").runner.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_onnx_sessions_of_both_formats_use_the_tuned_options(onnx_engine: AnimeGAN, nhwc_engine: AnimeGAN) -> None:
+    """Both formats share onnx_session_options: thread setting, idle pool threads sleep, no arena (see its docstring)."""
+    for engine, style in ((onnx_engine, "face_paint"), (nhwc_engine, "hayao")):
+        options = engine._get(style).runner.session.get_session_options()
+        assert options.intra_op_num_threads == 1  # TORCH_THREADS
+        assert options.get_session_config_entry(ORT_ALLOW_SPINNING) == "0"
+        assert not options.enable_cpu_mem_arena
 
 
 def test_onnx_export_is_cached_and_reused(ckpt_dir: Path, monkeypatch) -> None:
