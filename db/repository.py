@@ -642,22 +642,25 @@ class Repository:
         }
 
         def unit(connection: Executes) -> ImageRecord:
-            image_id = connection.execute(self._upserts.image, row).scalar_one()
-            return ImageRecord(
-                id=image_id,
-                request_id=request_id,
-                role=role,
-                path=self._images.path_of(stored.relative_path),
-                sha256=stored.sha256,
-                width=stored.width,
-                height=stored.height,
-                seed=seed,
-                model=model,
-                style=style,
-                created_at=created_at,
-            )
+            return self._image_record(connection.execute(self._upserts.image, row).scalar_one(), row)
 
         return unit
+
+    def _image_record(self, image_id: int, row: dict[str, Any]) -> ImageRecord:
+        """The record of an image row just written (``row``: its column values, ``request_id`` and ``role`` included)."""
+        return ImageRecord(
+            id=image_id,
+            request_id=row["request_id"],
+            role=ImageRole(row["role"]),
+            path=self._images.path_of(row["path"]),
+            sha256=row["sha256"],
+            width=row["width"],
+            height=row["height"],
+            seed=row["seed"],
+            model=row["model"],
+            style=row["style"],
+            created_at=row["created_at"],
+        )
 
     async def link_image(self, from_request_id: str, to_request_id: str, role: ImageRole) -> ImageRecord | None:
         """Record ``from_request_id``'s image with ``role`` for ``to_request_id`` too; None when it has none.
@@ -676,20 +679,7 @@ class Repository:
                 return None
             copied = {name: getattr(found, name) for name in ("path", "sha256", "width", "height", "seed", "model", "style")}
             row = copied | {"request_id": to_request_id, "role": role.value, "created_at": created_at}
-            image_id = connection.execute(self._upserts.image, row).scalar_one()
-            return ImageRecord(
-                id=image_id,
-                request_id=to_request_id,
-                role=role,
-                path=self._images.path_of(found.path),
-                sha256=found.sha256,
-                width=found.width,
-                height=found.height,
-                seed=found.seed,
-                model=found.model,
-                style=found.style,
-                created_at=created_at,
-            )
+            return self._image_record(connection.execute(self._upserts.image, row).scalar_one(), row)
 
         return await self._run(unit)
 
