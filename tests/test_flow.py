@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from db import ImageRole, RequestKind, RequestState
-from db.migrate import upgrade
 from engine.local import LocalEngine
 from handlers import cards
 from handlers.events import ButtonPress, Command
@@ -27,17 +26,6 @@ from tests.support.conversation import STYLES, Harness, button, origin
 S = RequestState
 PNG = b"\x89PNG\r\n\x1a\n"
 TEXT = "a girl with blue hair under cherry blossoms at night"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database on each backend (PostgreSQL skips when no server is available)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'flow.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_database_url"))
-    upgrade(url)
-    return url
 
 
 def photo_bytes(size: tuple[int, int] = (48, 40)) -> bytes:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from db import ImageRole, RequestState
-from db.migrate import upgrade
 from handlers import cards
 from handlers.events import ButtonPress, Command, PhotoMessage, TextMessage
 from handlers.i18n import t
@@ -23,17 +20,6 @@ from tests.support.conversation import Harness, button
 from tests.support.scripted_engine import ScriptedEngine, png
 
 S = RequestState
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database on each backend (PostgreSQL skips when no server is available)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'flow.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_database_url"))
-    upgrade(url)
-    return url
 
 
 async def card_for(h: Harness, user: str, text: str = "a cat on a roof") -> str:

@@ -12,7 +12,8 @@
 Fixtures: ``flow_text_to_image``, ``anime_pipeline`` (session; tiny SD at
 64x64/2 steps + AnimeGANv2 test checkpoints), ``local_engine`` (a started
 ``LocalEngine`` over them and the session Whisper ``recognizer``), and
-``sqlite_url`` (a migrated SQLite database in the test's tmp dir).
+``sqlite_url`` (a migrated SQLite database in the test's tmp dir) and ``any_db_url`` (the same on
+SQLite and on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -234,6 +235,17 @@ async def local_engine(recognizer: SpeechRecognizer, anime_pipeline: AnimePipeli
     yield engine
     anime_pipeline.text_to_image.release()  # type: ignore[attr-defined]
     await engine.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database on each backend (PostgreSQL skips when no server is available)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'flow.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_database_url"))
+    upgrade(url)
+    return url
 
 
 @pytest.fixture
