@@ -118,6 +118,7 @@ class BotApp:
 
     async def stop(self) -> None:
         """Disconnect, stop following jobs (they stay queued/running for the next start), close the engine and DB."""
+        await self.conversation.finish_handovers()
         for adapter in reversed(self.adapters):
             try:
                 await adapter.stop()

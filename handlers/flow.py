@@ -191,6 +191,10 @@ class Conversation:
         """Wait until every running job watcher has finished (tests, shutdown)."""
         await self.jobs.wait_idle()
 
+    async def finish_handovers(self) -> None:
+        """Shutdown, before the adapters disconnect: let pictures being uploaded be taken and marked delivered."""
+        await self.jobs.finish_handovers()
+
     async def close(self) -> None:
         """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
         await self.jobs.close()

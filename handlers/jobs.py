@@ -53,6 +53,8 @@ S = RequestState
 
 #: ``error_key`` of a delivered request whose picture the image check flagged at ``standard``: it is shown as a spoiler.
 POLICY_SPOILER = "policy.spoiler"
+#: How long shutdown waits for a picture already being uploaded to be taken (seconds).
+HANDOVER_GRACE = 30.0
 
 
 def delivered_reply(record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames) -> Reply:
@@ -187,17 +189,29 @@ class JobTracker:
         self._monotonic = monotonic
         self._watchers: set[asyncio.Task[None]] = set()
         self._sending: set[str] = set()
+        self._handing_over: set[asyncio.Task[bool]] = set()
 
     async def wait_idle(self) -> None:
         """Wait until every job being followed has ended."""
         while self._watchers:
             await asyncio.gather(*list(self._watchers), return_exceptions=True)
 
+    async def finish_handovers(self, timeout: float = HANDOVER_GRACE) -> None:
+        """Wait (at most ``timeout`` s) for pictures being handed to the platform to be taken and recorded.
+
+        Shutdown calls this before the adapters disconnect, so a picture the
+        platform already received is marked delivered, not sent again after
+        the restart.
+        """
+        if self._handing_over:
+            await asyncio.wait(list(self._handing_over), timeout=timeout)
+
     async def close(self) -> None:
         """Stop following jobs without touching their state (they are resumed after a restart)."""
         for task in list(self._watchers):
             task.cancel()
         await asyncio.gather(*list(self._watchers), return_exceptions=True)
+        await self.finish_handovers()
 
     async def spec_for(self, record: RequestRecord, policy: Level = Level.STRICT) -> JobSpec | None:
         """The engine job for a queued request, or None when what it needs is gone.
@@ -340,19 +354,29 @@ class JobTracker:
         try:
             for delay in (0.0, *self.retry_delays):
                 await asyncio.sleep(delay)
-                try:
-                    await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names))
-                except Exception:
-                    log.warning("sending the picture of request %s failed", record.id, exc_info=True)
-                    continue
-                if not await self.repository.transition(record.id, S.DELIVERED, from_states=[S.RUNNING]):
-                    log.info("request %s was sent but had already left the running state", record.id)
-                return True
+                # One attempt runs to its end even when shutdown cancels this task: a picture the platform
+                # took is recorded as delivered (close() waits for it), never resent after the restart.
+                handover = asyncio.ensure_future(self._hand_over(origin, lang, record, png))
+                self._handing_over.add(handover)
+                handover.add_done_callback(self._handing_over.discard)
+                if await asyncio.shield(handover):
+                    return True
             log.error("request %s: the picture could not be sent after %d tries; kept for a resend", record.id, 1 + len(self.retry_delays))
             await self._edit_status(origin, status, cards.delivery_failed(record.id, lang), record.id)
             return False
         finally:
             self._sending.discard(record.id)
+
+    async def _hand_over(self, origin: Origin, lang: str, record: RequestRecord, png: bytes) -> bool:
+        """One upload of a picture; once the platform took it, the request becomes delivered. False if it failed."""
+        try:
+            await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names))
+        except Exception:
+            log.warning("sending the picture of request %s failed", record.id, exc_info=True)
+            return False
+        if not await self.repository.transition(record.id, S.DELIVERED, from_states=[S.RUNNING]):
+            log.info("request %s was sent but had already left the running state", record.id)
+        return True
 
     async def _edit_status(self, origin: Origin, ref: str | None, reply: Reply, request_id: str) -> str | None:
         """Best effort: a status edit that fails (network, message deleted) must not fail the picture.

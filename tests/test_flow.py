@@ -446,6 +446,33 @@ async def test_restart_resumes_jobs_and_reports_lost_requests(
     assert [c.reply.text for c in h2.messenger.calls if c.reply and c.reply.kind == "error"] == [t("job.lost", "en")]
 
 
+async def test_shutdown_during_an_upload_records_the_picture_as_delivered(sqlite_url, local_engine, make_harness):
+    """The platform already has the picture when the bot is stopped: it is marked delivered, not sent again after the restart."""
+    h = await make_harness(sqlite_url, local_engine)
+    await turn_confirmation_off(h, "max")
+    uploading, taken = asyncio.Event(), asyncio.Event()
+    send = h.messenger.send
+
+    async def slow_upload(origin, reply):
+        if reply.kind == "image":
+            uploading.set()
+            await taken.wait()  # the platform is still answering when shutdown begins
+        return await send(origin, reply)
+
+    h.messenger.send = slow_upload
+    request_id = await anime_without_card(h, "max", "a lighthouse at dusk")
+    await asyncio.wait_for(uploading.wait(), 120)
+    closing = asyncio.create_task(h.conversation.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done(), "shutdown waits for the upload in flight"
+    taken.set()
+    await asyncio.wait_for(closing, 30)
+    assert (await h.request(request_id)).state is S.DELIVERED
+    await h.conversation.recover()
+    await h.settle()
+    assert [c.reply.request_id for c in h.messenger.images("max")] == [request_id], "not sent a second time"
+
+
 async def test_recovery_goes_on_past_a_user_it_cannot_reach(sqlite_url, local_engine, make_harness):
     h = await make_harness(sqlite_url, local_engine)
     for user in ("kim", "lou"):

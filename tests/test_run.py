@@ -121,8 +121,9 @@ async def test_run_answers_stops_gracefully_and_resumes_after_restart(
 
     async with bot_process(env | {"SD_STEPS": "2", "SD_WIDTH": "64", "SD_HEIGHT": "64"}, tmp_path, "second") as second:
         await started(server, second, 2)
-        photo = await server.wait_for(lambda: server.called("sendPhoto"), timeout=120)
-        assert photo[0].params["chat_id"] == str(chat["id"])
+        # The first sendPhoto may be a preview (the text status cannot gain a photo); the picture carries Restyle.
+        pictures = await server.wait_for(lambda: [c for c in server.called("sendPhoto") if any(d.startswith(f"{cards.RESTYLE}:") for d in c.callback_data())], timeout=120)
+        assert pictures[0].params["chat_id"] == str(chat["id"])
         assert await stop(second) == 0
     assert states(tmp_path / "bot.db") == ["delivered"]
 
