@@ -480,7 +480,7 @@ class WebAdapter:
         if data is None:
             raise web.HTTPNotFound()
         content_type, extension = content_type_of(data)
-        return _picture_response(request, data, content_type, f"anime-{request_id}.{extension}")
+        return _picture_response(request, data, content_type, f"{cards.file_name(request_id)}.{extension}")
 
 
 def _dumps(value: object) -> str:

@@ -123,6 +123,8 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert gallery[0]["style"]["zh"]
         stored = await alice.client.get(gallery[-1]["image"])
         assert (await stored.read()).startswith(PNG)
+        saved = await alice.client.get(gallery[-1]["download"])
+        assert saved.headers["Content-Disposition"] == f'attachment; filename="voice2anime-{edited["request_id"][:8]}.png"'
         # pressing a gallery tile shows the picture again with its buttons
         await alice.send({"type": "press", "data": gallery[-1]["press"], "ref": ""})
         again = await picture(alice, 5)

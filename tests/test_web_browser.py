@@ -183,7 +183,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     async with page.expect_download() as download_info:
         await finished.locator("a.download").click()
     download = await download_info.value
-    assert download.suggested_filename.startswith("anime-") and download.suggested_filename.endswith(".png")
+    assert download.suggested_filename.startswith("voice2anime-") and download.suggested_filename.endswith(".png")
     saved = tmp_path / "downloaded.png"
     await download.save_as(str(saved))
     assert saved.read_bytes().startswith(b"\x89PNG")
