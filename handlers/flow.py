@@ -71,7 +71,7 @@ from handlers import cards
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
 from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
-from handlers.i18n import error_text, pick_language, t
+from handlers.i18n import error_text, pick_language, reader_script, t
 from handlers.jobs import POLICY_SPOILER, JobTracker, delivered_reply
 from handlers.keyed_lock import KeyedLock
 from handlers.replies import Messenger, Reply
@@ -321,8 +321,10 @@ class Conversation:
         await self._transcribe(who, request_id, ref, audio, language=None)
 
     async def _transcribe(self, who: _Who, request_id: str, ref: str, audio: bytes, language: str | None) -> None:
+        """Transcribe ``audio`` (in ``language`` when the user said which) in the script ``who`` reads, and offer the card."""
+        script = reader_script(who.language_setting, who.origin.locale, spoken=language)
         try:
-            transcript = await self.engine.transcribe(audio, language=language)
+            transcript = await self.engine.transcribe(audio, language=language, script=script)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
             await self.repository.save_transcript(
                 request_id,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from engine.chinese import script_for, taiwan_phrasing
+from engine.chinese import Script, script_for, taiwan_phrasing
 
 #: The UI languages: English, Chinese in Simplified characters ("zh") and in Traditional ones ("zh-Hant").
 LANGUAGES = ("en", "zh", "zh-Hant")
@@ -328,6 +328,17 @@ def pick_language(setting: str | None, locale: str | None) -> str:
     if script == "zh-Hant":
         return "zh-Hant"
     return "zh" if script == "zh-Hans" else "en"
+
+
+def reader_script(setting: str | None, locale: str | None, *, spoken: str | None = None) -> Script | None:
+    """The Chinese script a user reads transcripts in: their chosen language's, else their platform locale's.
+
+    A chosen Chinese UI ("zh", "zh-Hant") decides; any other choice (or none)
+    leaves it to the locale, where ``spoken`` (the language asked for) decides
+    only for a bare "zh" (Cantonese: Traditional). ``None``: not a Chinese
+    reader, the transcript stays as heard.
+    """
+    return script_for(setting) or script_for(locale, spoken=spoken)
 
 
 def is_chinese(lang: str) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from engine.api import JobCancelled, JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Transcript
+from engine.asr import finish
+from engine.chinese import SCRIPTS
 
 
 def png(colour: tuple[int, int, int] = (90, 160, 220), size: tuple[int, int] = (16, 16)) -> bytes:
@@ -25,9 +27,18 @@ def png(colour: tuple[int, int, int] = (90, 160, 220), size: tuple[int, int] = (
 
 @dataclass
 class ScriptedEngine:
-    """Records every submitted :class:`JobSpec`; :meth:`finish` / :meth:`cancel` end them."""
+    """Records every submitted :class:`JobSpec`; :meth:`finish` / :meth:`cancel` end them.
+
+    :meth:`transcribe` answers :attr:`transcript` the way the speech engine
+    finishes Whisper's output (:func:`engine.asr.finish`): in the reader's
+    script, and reviewed (homophones corrected, unsure flags set) when
+    :attr:`review` is on; without it the words keep the flags they were given.
+    """
 
     transcript: Transcript | None = None
+    review: bool = False
+    #: The ``script`` of every :meth:`transcribe` call, in order.
+    scripts: list[str | None] = field(default_factory=list)
     specs: list[JobSpec] = field(default_factory=list)
     handles: dict[str, JobHandle] = field(default_factory=dict)
 
@@ -37,9 +48,10 @@ class ScriptedEngine:
     async def close(self) -> None:
         """Nothing to stop."""
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
         assert self.transcript is not None, "set ScriptedEngine.transcript first"
-        return self.transcript
+        self.scripts.append(script)
+        return finish(self.transcript, script=next((s for s in SCRIPTS if s == script), None), review=self.review)
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         handle = JobHandle(spec.job_id, asyncio.get_running_loop())
