@@ -14,10 +14,14 @@ from db.states import RequestState
 
 @dataclass(frozen=True)
 class WordRecord:
-    """A recognised word and the recogniser's confidence in it."""
+    """A recognised word, the recogniser's confidence in it and the engine's verdict (``engine.api.Word``).
+
+    Rows written before the verdict was stored have no ``unsure`` key: such words read as sure.
+    """
 
     text: str
     probability: float
+    unsure: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class TranscriptRecord:
             language=row.language,
             language_probability=row.language_probability,
             translation=row.translation,
-            words=tuple(WordRecord(w["text"], w["probability"]) for w in row.words),
+            words=tuple(WordRecord(w["text"], w["probability"], w.get("unsure", False)) for w in row.words),
             edited_text=row.edited_text,
             final_text=row.final_text,
         )

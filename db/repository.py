@@ -65,13 +65,16 @@ Work = Callable[[Executes], Any]
 
 
 class SpokenWord(Protocol):
-    """Anything with a word's text and confidence (``engine.api.Word`` fits)."""
+    """Anything with a word's text, confidence and the engine's verdict on it (``engine.api.Word`` fits)."""
 
     @property
     def text(self) -> str: ...
 
     @property
     def probability(self) -> float: ...
+
+    @property
+    def unsure(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -582,7 +585,7 @@ class Repository:
             "language": language,
             "language_probability": language_probability,
             "translation": translation,
-            "words": [{"text": w.text, "probability": w.probability} for w in words],
+            "words": [{"text": w.text, "probability": w.probability, "unsure": w.unsure} for w in words],
             "edited_text": None,
             "final_text": None,
             "created_at": now,

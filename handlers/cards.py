@@ -49,13 +49,13 @@ StyleNames = Mapping[str, Mapping[str, str]]
 
 
 class SpokenWord(Protocol):
-    """A recognised word (``engine.api.Word``, ``db.records.WordRecord``)."""
+    """A recognised word (``engine.api.Word``, ``db.records.WordRecord``) and the engine's verdict on it."""
 
     @property
     def text(self) -> str: ...
 
     @property
-    def probability(self) -> float: ...
+    def unsure(self) -> bool: ...
 
 
 def style_name(style: str, lang: str, names: StyleNames) -> str:
@@ -70,14 +70,14 @@ def _needs_space(left: str, right: str) -> bool:
     return bool(left) and bool(right) and not (_CJK.match(left[-1]) or _CJK.match(right[0]))
 
 
-def mark_unsure(words: Sequence[SpokenWord], threshold: float) -> str:
-    """The transcript with words below ``threshold`` confidence in [brackets], spaced as the language is written."""
+def mark_unsure(words: Sequence[SpokenWord]) -> str:
+    """The transcript with the words the engine is unsure of in [brackets], spaced as the language is written."""
     text = ""
     for word in words:
         token = word.text.strip()
         if not token:
             continue
-        shown = f"[{token}]" if word.probability < threshold else token
+        shown = f"[{token}]" if word.unsure else token
         text += (" " if _needs_space(text, token) else "") + shown
     return text
 

@@ -98,7 +98,6 @@ class ConversationConfig:
     max_active_per_user: int = 3
     max_active_total: int = 100
     history_limit: int = 5
-    unsure_below: float = 0.5
     #: Voice notes kept in memory for "Heard wrong language" while their card is open (oldest dropped first).
     audio_cache_bytes: int = 256 * 1024 * 1024
     #: Largest photo accepted, in pixels (read from its header before decoding).
@@ -460,7 +459,7 @@ class Conversation:
         heard = record.kind is RequestKind.VOICE and not transcript.edited_text
         if heard:
             prompt = build_prompt(transcript.heard_text, translation=transcript.translation, language=transcript.language)
-            said = cards.mark_unsure(transcript.words, self.config.unsure_below) if transcript.words else transcript.heard_text
+            said = cards.mark_unsure(transcript.words) if transcript.words else transcript.heard_text
         else:
             said = transcript.edited_text or transcript.heard_text
             prompt = build_prompt(said)
@@ -474,7 +473,7 @@ class Conversation:
             style=cards.style_name(record.style or who.style, who.lang, self.config.style_names),
             heard_language=transcript.language if heard else None,
             confidence=transcript.language_probability,
-            has_unsure=heard and any(w.probability < self.config.unsure_below for w in transcript.words),
+            has_unsure=heard and any(w.unsure for w in transcript.words),
             details=details,
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
         )

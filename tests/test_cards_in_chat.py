@@ -19,8 +19,8 @@ S = RequestState
 
 
 def heard(text_words: list[tuple[str, float]], language: str) -> Transcript:
-    """A transcript as faster-whisper gives it (English words carry their leading space)."""
-    words = tuple(Word(w, 0.0, 0.0, p) for w, p in text_words)
+    """A transcript as the speech engine gives it (English words carry their leading space; below 0.5 the engine is unsure)."""
+    words = tuple(Word(w, 0.0, 0.0, p, unsure=p < 0.5) for w, p in text_words)
     text = "".join(w for w, _ in text_words).strip()
     return Transcript(text, language, 0.97, 3.0, (Segment(text, 0.0, 3.0, words),))
 

@@ -74,3 +74,13 @@ async def test_cantonese_asked_for_by_a_bare_zh_reader_is_written_in_traditional
     _, card = h.messenger.last("card")
     assert engine.scripts == ["zh-Hans", "zh-Hant"]
     assert "長頭髮" in card.text and "紅傘" in card.text
+
+
+async def test_unsure_marks_are_the_engines_verdict(sqlite_url, make_harness):
+    """Whisper was fairly sure (0.7) of 膜 after 白; a lone character that is no word there: the engine marks it, so does the card."""
+    white_film = heard([("一只", 0.9), ("白", 0.9), ("膜", 0.7), ("在", 0.9), ("屋顶", 0.9), ("上", 0.9)], "zh")
+    h = await make_harness(sqlite_url, ScriptedEngine(transcript=white_film, review=True))
+    h.locales["li"] = "zh-CN"
+    await h.voice("li", b"ogg")
+    _, card = h.messenger.last("card")
+    assert card.text.splitlines()[1:3] == ["“一只白[膜]在屋顶上”", "[方括号] 里是我不太确定的词。"]

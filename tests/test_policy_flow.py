@@ -21,7 +21,7 @@ S = RequestState
 
 
 def heard(words: list[tuple[str, float]], language: str = "en") -> Transcript:
-    parts = tuple(Word(w, 0.0, 0.0, p) for w, p in words)
+    parts = tuple(Word(w, 0.0, 0.0, p, unsure=p < 0.5) for w, p in words)
     text = "".join(w for w, _ in words).strip()
     return Transcript(text, language, 0.97, 3.0, (Segment(text, 0.0, 3.0, parts),))
 
