@@ -124,7 +124,7 @@ class DiscordClient(discord.Client):
             else:
                 await self.adapter.on_modal_text(interaction, submission.request_id, submission.text)
         elif interaction.type is discord.InteractionType.component:
-            custom_id = str((interaction.data or {}).get("custom_id", ""))
+            custom_id = str(interaction.data.get("custom_id", "")) if interaction.data else ""
             if not is_ours(custom_id):  # no DynamicItem callback will run for it
                 await _acknowledge(interaction)
 

@@ -19,6 +19,7 @@ What a press means is decided by the conversation; the client only needs
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,7 +51,7 @@ class ComponentSink(Protocol):
 
 
 def _sink(interaction: discord.Interaction) -> ComponentSink:
-    return interaction.client  # type: ignore[return-value]
+    return interaction.client  # type: ignore[return-value]  # the client is bot.discord's, a ComponentSink
 
 
 class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_BUTTON_ID):
@@ -64,8 +65,10 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_BUTT
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ReplyButton:
+        if not isinstance(item, discord.ui.Button):  # discord.py logs and skips a press whose item fails here
+            raise TypeError(f"{match.string!r} is not a button")
         return cls(match["data"], item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -81,8 +84,10 @@ class ReplySelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=_SELE
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Select[Any], match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ReplySelect:
+        if not isinstance(item, discord.ui.Select):  # discord.py logs and skips a choice whose item fails here
+            raise TypeError(f"{match.string!r} is not a select")
         return cls(match["data"], list(item.options), item.placeholder)
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -152,7 +157,7 @@ class ModalSubmission:
 
 def modal_submission(interaction: discord.Interaction) -> ModalSubmission | None:
     """The request id and text of an edit-modal submission, or None when ``interaction`` is something else."""
-    data: dict[str, Any] = interaction.data or {}  # type: ignore[assignment]
+    data: Mapping[str, Any] = interaction.data or {}
     custom_id = str(data.get("custom_id", ""))
     if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(MODAL_PREFIX):
         return None

@@ -112,8 +112,8 @@ def fits_as_photo(image: bytes) -> bool:
 
 def spoiler_photo(image: bytes) -> bytes:
     """``image`` as a JPEG Telegram takes as a photo (a picture for a spoiler must be a photo: files have none)."""
-    with Image.open(io.BytesIO(image)) as picture:
-        picture = picture.convert("RGB")
+    with Image.open(io.BytesIO(image)) as source:
+        picture = source.convert("RGB")
     picture.thumbnail((2560, 2560))
     width, height = picture.size
     short = max(width, height) // PHOTO_MAX_RATIO + 1
