@@ -134,7 +134,8 @@ class _TorchRunner:
     def __init__(self, model: gen.Generator, device: torch.device) -> None:
         self.device = device
         self.dtype = dtype_for(device)
-        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
+        # Module.to's overloads omit memory_format, which it takes at run time (documented as to(memory_format=...)).
+        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -211,7 +211,7 @@ def export_onnx(model: Generator, metadata: Mapping[str, str] | None = None) -> 
         torch.onnx.export(
             cpu,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # annotated as a path; the TorchScript exporter (dynamo=False) writes a BytesIO
             dynamo=False,  # the torch.export path needs onnxscript, which the project does not depend on
             input_names=["image"],
             output_names=["anime"],

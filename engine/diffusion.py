@@ -365,7 +365,7 @@ def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
         # Fusing bakes the LoRA into the weights: no per-step cost afterwards.
         pipe.fuse_lora(lora_scale=config.lora_scale, adapter_names=[_ADAPTER])
         pipe.unload_lora_weights()
-    except (*_load_errors(), RuntimeError, KeyError) as exc:
+    except _load_errors() + (RuntimeError, KeyError) as exc:
         raise ModelUnavailableError(_lora_message(lora, str(config.model), exc)) from exc
 
 
