@@ -186,7 +186,7 @@ def _install_record_factory() -> None:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         return scrub_record(current(*args, **kwargs))
 
-    factory.redacting = True  # type: ignore[attr-defined]
+    factory.redacting = True  # type: ignore[attr-defined]  # a marker on the function, read back with getattr above
     logging.setLogRecordFactory(factory)
 
 

@@ -106,7 +106,7 @@ Receiver = Callable[[str | None, bytes, str | None], Awaitable[int]]
 class _WebhookHandler(tornado.web.RequestHandler):
     """POSTs to the webhook path; what to answer is the receiver's."""
 
-    SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+    SUPPORTED_METHODS = ("POST",)
 
     def initialize(self, receive: Receiver) -> None:
         self._receive = receive

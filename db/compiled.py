@@ -93,7 +93,7 @@ class Plan:
     def rows(self, data: Any) -> list[Any]:
         """The driver's rows as SQLAlchemy would return them (processed values, attribute access)."""
         assert self.row is not None and self.processors is not None
-        make, processors, rows = self.row._make, self.processors, []  # type: ignore[attr-defined]
+        make, processors, rows = self.row._make, self.processors, []  # type: ignore[attr-defined]  # row: a namedtuple class
         for found in data:
             values = list(found)
             for i, processor in processors:
@@ -131,6 +131,7 @@ def plan(statement: Any, names: frozenset[str], dialect: Any) -> Plan | None:
     types: tuple[Any, ...] = ()
     if compiled._result_columns:
         columns = compiled._result_columns
+        # The fields are known only at run time, which mypy's namedtuple support does not model.
         row = namedtuple("Row", [column[0] for column in columns], rename=True)  # type: ignore[misc, no-redef]
         types = tuple(column[3] for column in columns)
     return Plan(compiled.string, tuple(slots), row, types, dialect)
@@ -196,7 +197,7 @@ class SQLiteStatements:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self._cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self._cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # None only once closed
         self._plans = Plans()
 
     def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:

@@ -268,7 +268,7 @@ def _run_drawn_together(pipeline: ImagePipeline, batch: list[BatchJob]) -> None:
     ]
     log.info("drawing %d jobs in one batch: %s", len(batch), ", ".join(job.spec.job_id for job in batch))
     try:
-        outcomes: list[Any] = list(pipeline.draw_batch(requests))  # type: ignore[attr-defined]
+        outcomes: list[Any] = list(pipeline.draw_batch(requests))  # type: ignore[attr-defined]  # can_batch() checked
     except Exception as error:  # draw_batch reports per job; this is a bug, and it fails every job
         log.exception("drawing a batch failed")
         outcomes = [error] * len(members)
@@ -334,7 +334,7 @@ class _Drawn:
         if isinstance(self.outcome, BaseException):
             raise self.outcome
         progress("diffusion", 1.0)
-        return self.pipeline.from_drawing(  # type: ignore[attr-defined]
+        return self.pipeline.from_drawing(  # type: ignore[attr-defined]  # a batching pipeline (AnimePipeline) has it
             self.outcome, style=style, progress=progress, cancelled=cancelled, preview=preview
         )
 

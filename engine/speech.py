@@ -22,4 +22,4 @@ class RecognizerSpeech:
         ``script`` is the reader's Chinese script ("zh-Hans" / "zh-Hant"; anything else: as heard).
         """
         chosen = script if script in SCRIPTS else None
-        return await self.recognizer.transcribe_async(audio, language=language, script=chosen)  # type: ignore[arg-type]
+        return await self.recognizer.transcribe_async(audio, language=language, script=chosen)

@@ -342,12 +342,12 @@ class Worker:
             return []
         claimed = []
         for message in messages:
-            job_id = broker.job_id(message.data)  # type: ignore[arg-type]
+            job_id = broker.job_id(message.data)
             if job_id is None:
                 log.warning("stream entry without a job id; acknowledging it")
-                await message.ack()  # type: ignore[misc]
+                await message.ack()  # type: ignore[misc]  # the stream broker's ack is a coroutine function
                 continue
-            job = await self._claim_job(job_id, message.ack)  # type: ignore[arg-type]
+            job = await self._claim_job(job_id, message.ack)  # type: ignore[arg-type]  # an async ack, as above
             if job is not None:
                 claimed.append(job)
         return claimed
