@@ -4,8 +4,9 @@ Run by hand from the repository root::
 
     python -m bench.flow [--users 20] [--rounds 10] [--before REV [--after REV]] [--backends sqlite,postgresql]
 
-Each simulated user sends a voice note, presses Confirm on the card and waits
-for the picture (an instant, model-free engine answers), ``rounds`` times,
+Each simulated user sends a voice note (each note of a run with different
+words, so no remembered reading serves another request), presses Confirm on
+the card and waits for the picture (an instant, model-free engine answers), ``rounds`` times,
 all users concurrently. Prints events/s (voice notes and Confirm presses
 handled per second), p50/p99 latency of ``Conversation.handle`` per event type
 and of the delivery (Confirm handled -> picture sent), and how many SQL
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import contextvars
 import io
+import itertools
 import json
 import os
 import shutil
@@ -52,6 +54,16 @@ from typing import Any
 from PIL import Image
 
 SENTENCE = "a girl with blue hair under a cherry blossom tree at night"
+_HAIR = ("blue", "silver", "red", "black", "pink", "green", "white", "golden", "purple", "brown")
+_PLACES = ("under a cherry blossom tree", "on a beach", "in a forest", "on a rooftop", "in a library",
+           "by a lake", "in a city street", "on a mountain", "in a garden", "on a train")
+_TIMES = ("at night", "at sunset", "in the rain", "in the morning")
+
+
+def sentence(n: int) -> str:
+    """The ``n``-th voice note's words: every note of a run says something different (no cache answers for another)."""
+    hair, place, time_of_day = _HAIR[n % 10], _PLACES[n // 10 % 10], _TIMES[n // 100 % 4]
+    return f"a girl with {hair} hair {place} {time_of_day}"
 KINDS = ("voice", "confirm", "delivery")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,10 +90,12 @@ class InstantEngine:
         """Nothing to stop."""
 
     async def transcribe(self, audio: bytes, *, language: str | None = None, **_: Any) -> Any:
+        """The "voice note" is its own words (UTF-8)."""
         from engine.api import Segment, Transcript, Word
 
-        words = tuple(Word(f" {w}", i, i + 1, 0.9) for i, w in enumerate(SENTENCE.split()))
-        return Transcript(SENTENCE, "en", 0.99, 3.0, (Segment(SENTENCE, 0, 3, words),), SENTENCE)
+        said = audio.decode()
+        words = tuple(Word(f" {w}", i, i + 1, 0.9) for i, w in enumerate(said.split()))
+        return Transcript(said, "en", 0.99, 3.0, (Segment(said, 0, 3, words),), said)
 
     async def submit(self, spec: Any) -> Any:
         from engine.api import JobFinished, JobHandle, JobQueued, JobResult, JobStarted
@@ -202,6 +216,7 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     _count_statements(tally)
     failed = 0
+    notes = itertools.count()  # each voice note of the run says something else (see sentence())
 
     async def timed(kind: str, event: object) -> None:
         _EVENT.set(kind)
@@ -215,7 +230,7 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
         for _ in range(rounds):
             messenger.delivered[origin.user_id].clear()
             messenger.card.pop(origin.user_id, None)
-            await timed("voice", VoiceMessage(origin, fetched(b"ogg")))
+            await timed("voice", VoiceMessage(origin, fetched(sentence(next(notes)).encode())))
             if origin.user_id not in messenger.card:
                 failed += 1
                 continue

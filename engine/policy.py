@@ -348,6 +348,15 @@ class _View:
         return self.index[start], self.index[end - 1] + 1
 
 
+@lru_cache(maxsize=8192)
+def _fold(char: str) -> str:
+    """One character as the matcher reads it: compatibility forms, accents, case and confusables folded; controls gone."""
+    form = unicodedata.normalize("NFKC", char)
+    form = "".join(c for c in unicodedata.normalize("NFKD", form) if not unicodedata.combining(c))
+    kept = "".join(c for c in form if unicodedata.category(c) not in ("Cf", "Cc"))  # zero-width joiners, soft hyphens
+    return "".join(" " if folded.isspace() else folded for folded in kept.casefold().translate(_CONFUSABLES))
+
+
 def _base_view(text: str) -> _View:
     from engine.chinese import simplified
 
@@ -359,14 +368,9 @@ def _base_view(text: str) -> _View:
                 chars.append(" ")
                 index.append(position)
             continue
-        form = unicodedata.normalize("NFKC", char)
-        form = "".join(c for c in unicodedata.normalize("NFKD", form) if not unicodedata.combining(c))
-        for c in form:
-            if unicodedata.category(c) in ("Cf", "Cc"):
-                continue  # zero-width spaces and joiners, soft hyphens, controls
-            for folded in c.casefold().translate(_CONFUSABLES):
-                chars.append(" " if folded.isspace() else folded)
-                index.append(position)
+        for folded in _fold(char):
+            chars.append(folded)
+            index.append(position)
     joined = "".join(chars)
     converted = simplified(joined)  # length-preserving (unchanged when OpenCC would change the length)
     return _View(converted if len(converted) == len(joined) else joined, tuple(index))
@@ -465,6 +469,10 @@ class _Entry:
 _NEGATIONS = re.compile(r"(?:\b(?:no|not|without|never|non)[\s-]+|(?:不要|不能|没有|没|不|别|无|非)\s*)$", re.IGNORECASE)
 
 
+#: How many recent verdicts a checker remembers (the same description is checked two or three times).
+VERDICT_MEMORY = 1024
+
+
 class PromptChecker:
     """Finds the term list's terms in descriptions and prompts (thread-safe after construction)."""
 
@@ -472,6 +480,9 @@ class PromptChecker:
         import ahocorasick
 
         self.terms = terms or TermList.load()
+        # A description is checked when its card is offered, again on Draw and before the job is queued:
+        # verdicts are immutable, so the same question is answered once (bounded; per checker, i.e. per term list).
+        self._verdicts = lru_cache(maxsize=VERDICT_MEMORY)(self._judge)
         self._automaton = ahocorasick.Automaton()
         entries: dict[str, list[_Entry]] = {}
 
@@ -591,7 +602,9 @@ class PromptChecker:
         description itself negates ("no gore", 不要血腥) does not count when the
         prompt does not carry it.
         """
-        level = Level(level)
+        return self._verdicts(text, Level(level), prompt, negated)
+
+    def _judge(self, text: str, level: Level, prompt: str, negated: str) -> Verdict:
         found, excused = self._scan(text)
         prompt_hits = [
             Hit(h.category, h.term, h.found, h.start, h.end, "prompt")

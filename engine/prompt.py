@@ -756,6 +756,8 @@ def _choose_reading(original: _Parts, translated: _Parts, full: bool = True) -> 
 
 
 _MACHINE: MachineTranslate | None = None
+#: How many recent prompts :func:`build_prompt` remembers without a machine translator (the same text is read 2-3 times).
+PROMPT_MEMORY = 1024
 
 
 def set_machine_translator(translate: MachineTranslate | None) -> None:
@@ -812,6 +814,19 @@ def build_prompt(
     Raises :class:`~engine.errors.EmptyTextError` when the description has no
     usable words.
     """
+    if machine is None and _MACHINE is None:  # pure: a card, its Draw and its job share one reading
+        return _remembered_prompt(description, translation, language, understanding)
+    return _build(description, translation, language, understanding, machine)
+
+
+@lru_cache(maxsize=PROMPT_MEMORY)
+def _remembered_prompt(description: str, translation: str | None, language: str | None, understanding: Understanding) -> Prompt:
+    return _build(description, translation, language, understanding, None)
+
+
+def _build(
+    description: str, translation: str | None, language: str | None, understanding: Understanding, machine: MachineTranslate | None
+) -> Prompt:
     full = understanding == "full"
     cleaned = _clean(description)
     if not _has_words(cleaned):
