@@ -117,9 +117,10 @@ class Gloss:
 
 
 def _clean_sense(sense: str) -> str:
-    text = _QUALIFIER.sub("", sense)
+    """A gloss as prompt words: no qualifiers, no explanation after a colon, nothing prompt syntax reads (brackets)."""
+    text = _QUALIFIER.sub("", sense).split(":", 1)[0]  # "12th earthly branch: 9-11 p.m., ..." -> "12th earthly branch"
     text = _FILLER_WORDS.sub("", text)
-    text = re.sub(r"[\"“”]", "", text)
+    text = re.sub(r"[\"“”()\[\]{}]", "", text)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:")
     return text
 

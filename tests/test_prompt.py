@@ -300,6 +300,12 @@ def test_long_input_is_bounded() -> None:
     assert text.startswith(prompt.description + " "), "cut between words"
 
 
+def test_a_dictionary_explanation_never_reaches_the_prompt() -> None:
+    """CC-CEDICT explains some words after a colon (亥: "12th earthly branch: 9-11 p.m., ..."): prompt syntax, cut."""
+    user = user_part(build_prompt("亥"))
+    assert user == "a 12th earthly branch" and not any(ch in user for ch in "()[]{}:")
+
+
 def test_one_huge_unknown_word_is_cut_not_dropped() -> None:
     prompt = build_prompt("x" * 50_000)
     assert user_part(prompt).startswith("xxxx")
