@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from functools import cache, lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 Script = Literal["zh-Hans", "zh-Hant"]
 SCRIPTS: tuple[Script, ...] = ("zh-Hans", "zh-Hant")
@@ -121,4 +121,9 @@ def syllables(text: str) -> tuple[str, ...]:
     """Toneless pinyin of each character of ``text`` (``ü`` as ``v``; non-Chinese characters as themselves)."""
     from pypinyin import Style, lazy_pinyin
 
-    return tuple(lazy_pinyin(text, style=Style.NORMAL, v_to_u=False, errors=lambda chars: list(chars)))
+    return tuple(lazy_pinyin(text, style=Style.NORMAL, v_to_u=False, errors=_each_character))
+
+
+def _each_character(chars: str) -> Any:
+    """pypinyin's ``errors=``: one item per non-Chinese character (a list; its stubs only allow a str, hence Any)."""
+    return list(chars)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from engine.api import Word
-from engine.chinese import CJK_RE, simplified, syllables, to_script
+from engine.chinese import CJK_RE, Script, simplified, syllables, to_script
 from engine.lexicon import EN_INDEX, ZH_INDEX, Kind
 from engine.translate import reader
 
@@ -214,7 +214,7 @@ def _correct_en(word: Word) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def _unsure_zh(word: Word, script: str | None) -> bool:
+def _unsure_zh(word: Word, script: Script | None) -> bool:
     if word.corrected_from is not None or word.probability < LOW:
         return True
     if word.probability >= MIDDLING:
@@ -224,7 +224,7 @@ def _unsure_zh(word: Word, script: str | None) -> bool:
         return False
     lone = len(text) == 1 and text not in _FUNCTION_CHARS and text not in ZH_INDEX
     unknown = len(text) > 1 and not _is_word(text)
-    wrong_script = script is not None and to_script(word.text, script) != word.text  # type: ignore[arg-type]
+    wrong_script = script is not None and to_script(word.text, script) != word.text
     latin = not CJK_RE.search(word.text) and any(c.isalpha() for c in word.text)
     return lone or unknown or wrong_script or latin
 
@@ -239,7 +239,7 @@ def _unsure_en(word: Word) -> bool:
     return unknown or len(bare) <= 2 or bool(CJK_RE.search(word.text))
 
 
-def review(words: Sequence[Word], language: str, *, script: str | None = None, correct: bool = True) -> tuple[Word, ...]:
+def review(words: Sequence[Word], language: str, *, script: Script | None = None, correct: bool = True) -> tuple[Word, ...]:
     """``words`` with homophones corrected (``correct``) and every word's ``unsure`` set (see the module doc).
 
     Chinese words are compared in Simplified; a corrected Chinese word is
@@ -260,7 +260,7 @@ def review(words: Sequence[Word], language: str, *, script: str | None = None, c
     return tuple(reviewed)
 
 
-def _review_zh(words: Sequence[Word], script: str | None) -> list[Word]:
+def _review_zh(words: Sequence[Word], script: Script | None) -> list[Word]:
     texts = [w.text for w in words]
     chars = simplified("".join(texts))
     if len(chars) != sum(map(len, texts)):
@@ -270,7 +270,7 @@ def _review_zh(words: Sequence[Word], script: str | None) -> list[Word]:
     fixes = _correct_zh(chars, probs)
     if not fixes:
         return list(words)
-    result: list[Word] = []
+    result: list[tuple[int, Word]] = []
     done: set[int] = set()
     for (start, end), replacement in sorted(fixes.items()):
         first, last = owner[start], owner[end - 1]
@@ -279,8 +279,8 @@ def _review_zh(words: Sequence[Word], script: str | None) -> list[Word]:
         span_words = words[first : last + 1]
         joined = "".join(w.text for w in span_words)
         offset = start - sum(len(w.text) for w in words[:first])
-        target_script = script or ("zh-Hant" if to_script(joined, "zh-Hans") != joined else None)
-        new_span = joined[:offset] + to_script(replacement, target_script) + joined[offset + end - start :]  # type: ignore[arg-type]
+        target_script: Script | None = script or ("zh-Hant" if to_script(joined, "zh-Hans") != joined else None)
+        new_span = joined[:offset] + to_script(replacement, target_script) + joined[offset + end - start :]
         merged = Word(
             text=new_span,
             start=span_words[0].start,
@@ -289,8 +289,8 @@ def _review_zh(words: Sequence[Word], script: str | None) -> list[Word]:
             corrected_from=joined,
         )
         done.update(range(first, last + 1))
-        result.append((first, merged))  # type: ignore[arg-type]
-    by_index = dict(result)  # type: ignore[arg-type]
+        result.append((first, merged))
+    by_index = dict(result)
     out: list[Word] = []
     for i, word in enumerate(words):
         if i in by_index:

@@ -390,7 +390,7 @@ class DistributedEngine(RecognizerSpeech):
                 continue
             try:
                 by_stream = {key.encode(): job_id for key, job_id in zip(streams, self._followed)}
-                for stream, entries in await redis.xread(streams, block=block_ms) or []:  # type: ignore[arg-type]
+                for stream, entries in await redis.xread(streams, block=block_ms) or []:
                     self._dispatch(by_stream[stream], entries)
                 await self._publish_positions()
             except RedisError as error:

@@ -871,7 +871,8 @@ def _literal(value: str | None) -> Any:
 def combine(verdicts: Iterable[Verdict], level: Level | str) -> Verdict:
     """One verdict for several pictures of a job: refused if any is, a spoiler if any is."""
     level = Level(level)
-    allowed, spoiler, findings = True, False, []
+    allowed, spoiler = True, False
+    findings: list[Finding] = []
     for verdict in verdicts:
         allowed &= verdict.allowed
         spoiler |= verdict.spoiler
