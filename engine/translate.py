@@ -43,6 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 from engine.chinese import simplified
+from engine.derived import remembered
 from engine.errors import ModelUnavailableError
 from engine.files import atomic_write
 from engine.lexicon import ZH_INDEX, Entry, Kind
@@ -145,7 +146,7 @@ class Cedict:
         if self._entries is None:
             with self._lock:
                 if self._entries is None:
-                    self._entries = self._parse()
+                    self._entries = remembered("cedict", self.source, self._parse)
         return self._entries
 
     def _parse(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
@@ -235,13 +236,16 @@ class Cedict:
     def vocabulary(self) -> frozenset[str]:
         """Every lower-case English word used in a CC-CEDICT gloss (an offline list of real English words)."""
         if self._vocabulary is None:
-            words: set[str] = set()
-            for entries in self._load().values():
-                for _, senses in entries:
-                    for sense in senses:
-                        words.update(re.findall(r"\b[a-z][a-z'-]*[a-z]\b", sense))  # lower case: no names
-            self._vocabulary = frozenset(words)
+            self._vocabulary = remembered("cedict-english", self.source, self._english_words)
         return self._vocabulary
+
+    def _english_words(self) -> frozenset[str]:
+        words: set[str] = set()
+        for entries in self._load().values():
+            for _, senses in entries:
+                for sense in senses:
+                    words.update(re.findall(r"\b[a-z][a-z'-]*[a-z]\b", sense))  # lower case: no names
+        return frozenset(words)
 
 
 # --------------------------------------------------------------------------
@@ -311,12 +315,14 @@ class ChineseReader:
                     import jieba.posseg
 
                     jieba.setLogLevel(logging.WARNING)
-                    tokenizer = jieba.Tokenizer()
+                    # jieba's own pair (importing jieba.posseg already read the word tags, 1-2 s; a second
+                    # POSTokenizer would read them again); nothing else in the process segments Chinese.
+                    tokenizer = jieba.dt
                     tokenizer.initialize()
                     for form in _analysis_forms():
                         if len(form) > 1:
                             tokenizer.add_word(form, max(tokenizer.FREQ.get(form) or 0, 1000))
-                    self._posseg = jieba.posseg.POSTokenizer(tokenizer)
+                    self._posseg = jieba.posseg.dt
         return self._posseg
 
     def words(self, run: str) -> list[tuple[str, str]]:
