@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -10,18 +10,28 @@ from db.enums import ChatKind, ImageRole, RequestKind
 from db.files import ImageStore
 from db.models import Image, Request, Transcript
 from db.states import RequestState
+from engine.api import uncorrected
 
 
 @dataclass(frozen=True)
 class WordRecord:
     """A recognised word, the recogniser's confidence in it and the engine's verdict (``engine.api.Word``).
 
-    Rows written before the verdict was stored have no ``unsure`` key: such words read as sure.
+    ``corrected_from`` is what the recogniser wrote when the engine corrected
+    the word. Rows written before these were stored have neither key: such
+    words read as sure and uncorrected.
     """
 
     text: str
     probability: float
     unsure: bool = False
+    corrected_from: str | None = None
+
+    def as_said(self) -> WordRecord:
+        """The word as the recogniser wrote it; one the user kept is theirs, no longer unsure."""
+        if self.corrected_from is None:
+            return self
+        return replace(self, text=self.corrected_from, unsure=False, corrected_from=None)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,21 @@ class TranscriptRecord:
     edited_text: str | None
     final_text: str | None
 
+    @property
+    def corrections(self) -> tuple[tuple[str, str], ...]:
+        """What the engine corrected, in order: (what the recogniser wrote, what the engine made of it)."""
+        return tuple((w.corrected_from, w.text) for w in self.words if w.corrected_from is not None)
+
+    def as_said(self) -> TranscriptRecord:
+        """What was heard with every corrected word put back as the recogniser wrote it ("Keep what I said").
+
+        A translation that was the heard text itself (English speech, see
+        ``engine.asr.finish``) follows it; a user's edit is not touched.
+        """
+        text = uncorrected(self.heard_text, self.words)
+        translation = text if self.translation == self.heard_text else self.translation
+        return replace(self, heard_text=text, translation=translation, words=tuple(w.as_said() for w in self.words))
+
     @classmethod
     def from_row(cls, row: Transcript) -> TranscriptRecord:
         """Snapshot of a ``transcripts`` row."""
@@ -44,7 +69,9 @@ class TranscriptRecord:
             language=row.language,
             language_probability=row.language_probability,
             translation=row.translation,
-            words=tuple(WordRecord(w["text"], w["probability"], w.get("unsure", False)) for w in row.words),
+            words=tuple(
+                WordRecord(w["text"], w["probability"], w.get("unsure", False), w.get("corrected_from")) for w in row.words
+            ),
             edited_text=row.edited_text,
             final_text=row.final_text,
         )

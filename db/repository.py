@@ -76,6 +76,9 @@ class SpokenWord(Protocol):
     @property
     def unsure(self) -> bool: ...
 
+    @property
+    def corrected_from(self) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class Identified:
@@ -585,7 +588,10 @@ class Repository:
             "language": language,
             "language_probability": language_probability,
             "translation": translation,
-            "words": [{"text": w.text, "probability": w.probability, "unsure": w.unsure} for w in words],
+            "words": [
+                {"text": w.text, "probability": w.probability, "unsure": w.unsure, "corrected_from": w.corrected_from}
+                for w in words
+            ],
             "edited_text": None,
             "final_text": None,
             "created_at": now,

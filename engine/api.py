@@ -8,7 +8,7 @@ event stream) and the :class:`Engine` protocol are the only behaviour here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal, Protocol
@@ -87,17 +87,32 @@ class Transcript:
     @property
     def heard_text(self) -> str:
         """The transcript with every corrected word put back as the recogniser wrote it."""
-        text, position = self.text, 0
-        for word in self.words:
-            found = text.find(word.text, position)
-            if found < 0:
-                continue
-            if word.corrected_from is not None:
-                text = text[:found] + word.corrected_from + text[found + len(word.text) :]
-                position = found + len(word.corrected_from)
-            else:
-                position = found + len(word.text)
-        return text
+        return uncorrected(self.text, self.words)
+
+
+class Correctable(Protocol):
+    """A word that may have been corrected (:class:`Word`, ``db.records.WordRecord``)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def corrected_from(self) -> str | None: ...
+
+
+def uncorrected(text: str, words: Iterable[Correctable]) -> str:
+    """``text`` (made of ``words``, in order) with every corrected word put back as the recogniser wrote it."""
+    position = 0
+    for word in words:
+        found = text.find(word.text, position)
+        if found < 0:
+            continue
+        if word.corrected_from is not None:
+            text = text[:found] + word.corrected_from + text[found + len(word.text) :]
+            position = found + len(word.corrected_from)
+        else:
+            position = found + len(word.text)
+    return text
 
 
 @dataclass(frozen=True)

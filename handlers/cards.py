@@ -22,6 +22,8 @@ from handlers.replies import Button, Reply
 
 #: Action names carried in button payloads (short: Telegram allows 64 bytes).
 CONFIRM, EDIT, RETRY, RETRY_AS, STYLE, STYLE_SET, CANCEL, DETAILS = "ok", "ed", "rl", "ra", "st", "ss", "x", "dt"
+#: "Keep what I said": put back the words the engine corrected.
+KEEP_SAID = "kp"
 RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
 #: Personal settings: the user's language and default style (a value sets it, none opens the picker).
 SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
@@ -34,6 +36,8 @@ NO_REQUEST = "-"
 RETRY_LANGUAGES = ("zh", "en", "yue")
 #: Request ids in file names are cut to this many characters (enough to tell pictures apart).
 SHORT_ID = 8
+#: Punctuation a recognised word may carry (not shown when the card names a corrected word).
+_PUNCTUATION = " .,!?;:'\"，。！？；：、“”"
 #: Characters written without spaces between words (CJK ideographs, kana, CJK punctuation, full-width forms).
 _CJK = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
@@ -118,11 +122,14 @@ def confirmation_card(
     heard_language: str | None = None,
     confidence: float = 1.0,
     has_unsure: bool = False,
+    corrections: Sequence[tuple[str, str]] = (),
     details: bool = False,
     refusal: Sequence[str] = (),
 ) -> Reply:
     """What was heard (or typed), what we understood in the user's language, the style by name, and the actions.
 
+    ``corrections`` are the words the engine changed, as (heard, meant): the
+    card names them and offers "Keep what I said" to put them back.
     The English prompt shows only with ``details`` (the Details toggle).
     A ``refusal`` (:func:`policy_refusal`) replaces the question and the Draw
     button: the content policy does not allow it as it is; Edit fixes it.
@@ -132,11 +139,17 @@ def confirmation_card(
         if heard_language
         else t("card.typed", lang)
     )
+    separator = t("card.list_separator", lang)
     lines = [header, t("card.quote", lang, text=said)]
     if has_unsure:
         lines.append(t("card.unsure", lang))
+    keep = Button(t("button.keep_said", lang), KEEP_SAID, request_id) if corrections else None
+    if keep is not None:
+        changes = separator.join(
+            t("card.correction", lang, heard=heard.strip(_PUNCTUATION), meant=meant.strip(_PUNCTUATION)) for heard, meant in corrections
+        )
+        lines.append(t("card.corrected", lang, changes=changes, keep=keep.label))
     lines += ["", t("card.understood", lang)]
-    separator = t("card.list_separator", lang)
     for key, values in (
         ("card.subject", (parsed.subject,)),
         ("card.attributes", parsed.attributes),
@@ -155,6 +168,8 @@ def confirmation_card(
     if heard_language:
         second_row.insert(0, Button(t("button.retry_language", lang), RETRY, request_id))
     first_row = [Button(t("button.confirm", lang), CONFIRM, request_id), Button(t("button.edit", lang), EDIT, request_id)]
+    if keep is not None:
+        first_row.append(keep)
     buttons = (tuple(first_row[1:] if refusal else first_row), tuple(second_row))
     return Reply("\n".join(lines), kind="card", buttons=buttons, request_id=request_id)
 

@@ -25,8 +25,9 @@ stateDiagram-v2
     expired --> [*]
 ```
 
-Edit and Style keep a card in ``awaiting_confirmation``; a picture whose
-upload failed stays ``running`` (kept, resent on request or after a restart).
+Edit, Style and Keep what I said (the words the engine corrected put back)
+keep a card in ``awaiting_confirmation``; a picture whose upload failed stays
+``running`` (kept, resent on request or after a restart).
 The content policy (:mod:`engine.policy`) is asked before anything is queued:
 typed ``/anime`` text it refuses fails at once with ``error_key``
 ``policy.refused``; a voice note's card (or an edited card) it refuses stays
@@ -474,6 +475,7 @@ class Conversation:
             heard_language=transcript.language if heard else None,
             confidence=transcript.language_probability,
             has_unsure=heard and any(w.unsure for w in transcript.words),
+            corrections=transcript.corrections if heard else (),
             details=details,
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
         )
@@ -727,6 +729,33 @@ class Conversation:
         await self._show_card(who, record.id, self._cards.get(record.id), await self._card_for(who, record.id))
         await self.messenger.notify(who.origin, t("style.set", who.lang, style=name))
 
+    async def _on_keep_said(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        """Put back the words the engine corrected: the card shows (and will draw) what the recogniser heard."""
+        transcript = record.transcript
+        if transcript is None or transcript.edited_text or not transcript.corrections:
+            await self.messenger.notify(who.origin, t("already_handled", who.lang))
+            return
+        said = transcript.as_said()
+        prompt = build_prompt(said.heard_text, translation=said.translation, language=said.language)
+        if not await self.repository.update_in_state(
+            record.id,
+            [S.AWAITING_CONFIRMATION],
+            prompt_positive=prompt.positive,
+            prompt_negative=prompt.negative,
+            source_language=prompt.language,
+            error_key=None if self._check(who, prompt).allowed else POLICY_REFUSED,
+        ):
+            return
+        await self.repository.save_transcript(
+            record.id,
+            heard_text=said.heard_text,
+            language=said.language,
+            language_probability=said.language_probability,
+            translation=said.translation,
+            words=said.words,
+        )
+        await self._show_card(who, record.id, press.message_ref or self._cards.get(record.id), await self._card_for(who, record.id))
+
     async def _on_details(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         card = await self._card_for(who, record.id, details=press.value == "1")
         await self._show_card(who, record.id, press.message_ref or self._cards.get(record.id), card)
@@ -953,6 +982,7 @@ BUTTONS: dict[str, ButtonRule] = {
     cards.STYLE: ButtonRule(Conversation._on_style, CARD_STATES),
     cards.STYLE_SET: ButtonRule(Conversation._on_style_set, CARD_STATES),
     cards.DETAILS: ButtonRule(Conversation._on_details, CARD_STATES),
+    cards.KEEP_SAID: ButtonRule(Conversation._on_keep_said, CARD_STATES),
     cards.CANCEL: ButtonRule(Conversation._on_cancel, frozenset({S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING})),
     cards.RESTYLE: ButtonRule(Conversation._on_restyle, DONE_STATES),
     cards.RESTYLE_AS: ButtonRule(Conversation._on_restyle_as, DONE_STATES),

@@ -9,23 +9,24 @@ Whisper's (:func:`engine.asr.finish`: the reader's script, and with
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
-from engine.api import Segment, Transcript, Word
+from db import RequestState
+from db.models import Transcript as TranscriptRow
+from engine.asr import SpeechRecognizer
+from engine.prompt import build_prompt
+from engine.speech import RecognizerSpeech
 from handlers import cards
 from handlers.replies import Button
 from tests.support.conversation import Harness, button
-from tests.support.scripted_engine import ScriptedEngine
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
+from tests.support.speech import zh_clips
 
-
-def heard(text_words: list[tuple[str, float]], language: str) -> Transcript:
-    """A transcript as faster-whisper writes it (English words carry their leading space)."""
-    words = tuple(Word(w, 0.0, 0.0, p) for w, p in text_words)
-    text = "".join(w for w, _ in text_words).strip()
-    return Transcript(text, language, 0.97, 3.0, (Segment(text, 0.0, 3.0, words),))
+S = RequestState
 
 
 #: Whisper base writes Mandarin in Traditional characters, whoever listens.
-AS_WHISPER_WRITES = heard(
+AS_WHISPER_WRITES = whisper_wrote(
     [("一個", 0.9), ("長頭髮", 0.9), ("的", 0.9), ("女孩", 0.9), ("在", 0.9), ("雨中", 0.9), ("撐著", 0.9), ("紅傘", 0.9)], "zh"
 )
 SIMPLIFIED = "“一个长头发的女孩在雨中撑着红伞”"
@@ -78,9 +79,118 @@ async def test_cantonese_asked_for_by_a_bare_zh_reader_is_written_in_traditional
 
 async def test_unsure_marks_are_the_engines_verdict(sqlite_url, make_harness):
     """Whisper was fairly sure (0.7) of 膜 after 白; a lone character that is no word there: the engine marks it, so does the card."""
-    white_film = heard([("一只", 0.9), ("白", 0.9), ("膜", 0.7), ("在", 0.9), ("屋顶", 0.9), ("上", 0.9)], "zh")
+    white_film = whisper_wrote([("一只", 0.9), ("白", 0.9), ("膜", 0.7), ("在", 0.9), ("屋顶", 0.9), ("上", 0.9)], "zh")
     h = await make_harness(sqlite_url, ScriptedEngine(transcript=white_film, review=True))
     h.locales["li"] = "zh-CN"
     await h.voice("li", b"ogg")
     _, card = h.messenger.last("card")
     assert card.text.splitlines()[1:3] == ["“一只白[膜]在屋顶上”", "[方括号] 里是我不太确定的词。"]
+
+
+def labels(reply) -> list[list[str]]:
+    return [[b.label for b in row] for row in reply.buttons]
+
+
+async def test_a_corrected_word_is_shown_and_keep_what_i_said_puts_it_back(sqlite_url, make_harness):
+    engine = ScriptedEngine(transcript=RED_SAN, review=True)
+    h = await make_harness(sqlite_url, engine)
+    h.locales["li"] = "zh-CN"
+    await h.voice("li", b"ogg")
+    ref, card = h.messenger.last("card")
+    assert card.text.splitlines()[1:4] == [
+        "“一个长头发的女孩在雨中撑着红[伞]”",
+        "[方括号] 里是我不太确定的词。",
+        "我把“散”改成了“伞”。不是你说的？点“↩️ 保留原话”。",
+    ]
+    assert labels(card)[0] == ["✅ 开始画", "✏️ 修改", "↩️ 保留原话"]
+    assert "umbrella" in (await h.request(card.request_id)).prompt_positive
+
+    await h.press("li", button(card, cards.KEEP_SAID), ref)
+    kept_ref, kept = h.messenger.last("card")
+    assert kept_ref == ref  # updated in place
+    assert kept.text.splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
+    assert "改成了" not in kept.text and "[" not in kept.text.splitlines()[1]
+    assert labels(kept)[0] == ["✅ 开始画", "✏️ 修改"]
+    said = build_prompt("一个长头发的女孩在雨中撑着红散", language="zh")
+
+    await h.press("li", button(kept, cards.CONFIRM), ref)
+    (spec,) = engine.specs
+    assert spec.positive == said.positive and "umbrella" not in spec.positive
+    record = await h.request(card.request_id)
+    assert record.state is S.QUEUED and record.transcript.final_text == "一个长头发的女孩在雨中撑着红散"
+
+
+async def test_an_english_near_miss_kept_as_said_in_english(sqlite_url, make_harness):
+    """"fox spirit" misheard as "fuck spirit": corrected on the card; kept, it is what the content policy judges (and refuses)."""
+    misheard = whisper_wrote([("A", 0.9), ("fuck", 0.48), ("spirit", 0.94), ("in", 0.9), ("the", 0.9), ("forest.", 1.0)], "en")
+    engine = ScriptedEngine(transcript=misheard, review=True)
+    h = await make_harness(sqlite_url, engine)
+    await h.voice("amy", b"ogg")
+    ref, card = h.messenger.last("card")
+    assert card.text.splitlines()[1:4] == [
+        "“A [fox] spirit in the forest.”",
+        "Words in [brackets] are ones I'm unsure of.",
+        "I changed fuck → fox. Not what you said? Press ↩️ Keep what I said.",
+    ]
+    assert labels(card)[0] == ["✅ Draw it", "✏️ Edit", "↩️ Keep what I said"]
+    await h.press("amy", button(card, cards.KEEP_SAID), ref)
+    kept = h.messenger.messages[ref]
+    assert kept.text.splitlines()[1] == "“A fuck spirit in the forest.”"
+    assert "🚫 I can't draw that in this chat: “fuck” (sexual content)." in kept.text
+    assert labels(kept)[0] == ["✏️ Edit"]
+    assert (await h.request(card.request_id)).error_key == "policy.refused"
+
+
+async def test_keep_what_i_said_twice_changes_nothing_more(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine(transcript=RED_SAN, review=True))
+    h.locales["li"] = "zh-CN"
+    await h.voice("li", b"ogg")
+    ref, card = h.messenger.last("card")
+    keep = button(card, cards.KEEP_SAID)
+    await h.press("li", keep, ref)
+    mark = h.messenger.mark()
+    await h.press("li", keep, ref)  # a stale button (another device, a double tap)
+    assert [c.op for c in h.messenger.since(mark)] == ["notify"]
+    assert h.messenger.messages[ref].text.splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
+
+
+async def test_a_card_stored_before_the_flags_still_renders(any_db_url, make_harness):
+    """Words stored without ``unsure`` / ``corrected_from`` (rows from before) read as sure and uncorrected."""
+    h = await make_harness(any_db_url, ScriptedEngine(transcript=RED_SAN, review=True))
+    h.locales["li"] = "zh-CN"
+    await h.voice("li", b"ogg")
+    ref, card = h.messenger.last("card")
+    old_words = [{"text": w.text, "probability": w.probability} for w in (await h.request(card.request_id)).transcript.words]
+    async with h.database.engine.begin() as connection:
+        await connection.execute(update(TranscriptRow).values(words=old_words))
+    await h.press("li", button(card, cards.DETAILS, "1"), ref)
+    shown = h.messenger.messages[ref]
+    assert shown.text.splitlines()[1:3] == ["“一个长头发的女孩在雨中撑着红伞”", ""]
+    assert labels(shown)[0] == ["✅ 开始画", "✏️ 修改"]
+
+
+class HeardByWhisper(RecognizerSpeech, ScriptedEngine):
+    """Real speech recognition (Whisper base, the test model) in front of scripted pictures."""
+
+    def __init__(self, recognizer: SpeechRecognizer) -> None:
+        ScriptedEngine.__init__(self)
+        self.recognizer = recognizer
+
+
+async def test_a_real_voice_note_corrected_then_kept(sqlite_url, make_harness, recognizer):
+    """Whisper base hears 一个长头发的女孩在雨中撑着红伞 as 一個掌頭發的女孩在一中撐著紅散: the card shows it fixed, and undoes it."""
+    engine = HeardByWhisper(recognizer)
+    h = await make_harness(sqlite_url, engine)
+    h.locales["li"] = "zh-CN"
+    clip = next(c for c in zh_clips("dev") if c.path.stem == "long_hair_umbrella")
+    await h.voice("li", clip.path.read_bytes())
+    ref, card = h.messenger.last("card")
+    said, corrected = card.text.splitlines()[1], card.text.splitlines()[3]
+    assert "[雨中]" in said and "[伞]" in said and "長" not in said  # Simplified, the corrections marked
+    assert "“一中”改成了“雨中”" in corrected and "“散”改成了“伞”" in corrected
+    await h.press("li", button(card, cards.KEEP_SAID), ref)
+    kept = h.messenger.messages[ref]
+    assert "一中" in kept.text.splitlines()[1] and "散" in kept.text.splitlines()[1]
+    assert not any(b.action == cards.KEEP_SAID for row in kept.buttons for b in row)
+    record = await h.request(card.request_id)
+    assert "一中" in record.transcript.heard_text and not record.transcript.corrections

@@ -22,12 +22,13 @@ from db.preferences import ChatOverrides
 from engine.api import JobHandle, JobSpec
 from engine.diffusion import preview_jpeg
 from handlers import cards
-from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
+from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, KEEP_SAID, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
 from handlers.events import COMMANDS, Origin
 from handlers.i18n import t
 from handlers.replies import Reply
 from tests.support.conversation import config
 from tests.support.discord_sim import DiscordWorld, components, custom_id, send_voice_message
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine
 
 pytestmark = pytest.mark.simcord(settle_timeout=240)
 
@@ -116,6 +117,21 @@ async def test_voice_message_edit_modal_new_card_image(
     pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, CONFIRM))
     (picture,) = pressed.followups
     assert picture.attachments and picture.attachments[0].filename.endswith(".png")
+
+
+async def test_keep_what_i_said_round_trips(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    """A corrected word's card carries "Keep what I said"; clicking it edits the card in place, without the button."""
+    discord_world.conversation.engine = ScriptedEngine(transcript=RED_SAN, review=True)
+    alice = simcord_env.create_user("alice")
+    await send_voice_message(simcord_env, alice, b"OggS")
+    card = alice.dm_channel.last_message
+    assert card is not None and "I changed 散 → " in card.content
+    assert "↩️ Keep what I said" in {c.get("label") for c in components(card)}
+    pressed = await alice.click(card, custom_id=custom_id(card, KEEP_SAID))
+    assert pressed.acknowledged
+    kept = alice.dm_channel.last_message
+    assert kept.id == card.id and kept.content.splitlines()[1] == "“一個長頭髮的女孩在雨中撐著紅散”"  # as heard: not a Chinese UI
+    assert KEEP_SAID not in {str(c.get("custom_id", "")).split(":")[1] for c in components(kept) if c.get("custom_id")}
 
 
 def request_of(message: Any) -> str:

@@ -34,6 +34,7 @@ from bot.telegram_inbound import Attachment, from_message
 from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
 from db import ChatKind, Repository, create_database
 from db.preferences import ChatOverrides
+from engine.api import Engine
 from engine.local import LocalEngine
 from handlers import cards
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
@@ -42,6 +43,7 @@ from handlers.i18n import t
 from handlers.replies import MAX_BUTTON_DATA, Button, Reply
 from tests.support.conversation import config
 from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TEXT = "a girl with blue hair under cherry blossoms at night"
@@ -63,7 +65,7 @@ class RunningBot:
 
 @asynccontextmanager
 async def telegram_bot(
-    server: FakeTelegram, engine: LocalEngine, url: str, data_dir: Path, **settings: Any
+    server: FakeTelegram, engine: Engine, url: str, data_dir: Path, **settings: Any
 ) -> AsyncIterator[RunningBot]:
     """Build the adapter from settings (as ``voice2anime run`` does), start it, stop everything afterwards."""
     database = create_database(url)
@@ -158,7 +160,8 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     assert "anime style" not in card["text"], "the prompt hides behind Details"
     assert len(server.called("getFile", file_id=voice["file_id"])) == 1 and server.called("download")
     assert server.called("sendChatAction", action="typing")
-    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL}
+    kept = {cards.KEEP_SAID} if t("button.keep_said", "en") in card["text"] else set()  # a word the engine corrected
+    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL} | kept
 
     server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
     press = server.press(alice, card, data_of(card, cards.CONFIRM))
@@ -248,6 +251,26 @@ async def test_group_chat_only_listens_when_addressed(bot: RunningBot, english_v
     await server.wait_for(with_button(server, group["id"], cards.CONFIRM, after=card["message_id"]))
     assert [e.name for e in bot.events if isinstance(e, Command)] == ["anime"]
     assert_callback_data_fits(server)
+
+
+async def test_keep_what_i_said_round_trips(fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path) -> None:
+    """A corrected word's card carries "Keep what I said"; pressing it edits the card in place, without the button."""
+    server = fake_telegram
+    engine = ScriptedEngine(transcript=RED_SAN, review=True)
+    async with telegram_bot(server, engine, sqlite_url, tmp_path / "data"):
+        li = user(222, "Li", "zh-hans")
+        chat = private_chat(li)
+        voice = server.add_file(b"OggS") | {"duration": 3, "mime_type": "audio/ogg"}
+        await server.push(server.message(chat, li, voice=voice))
+        card = await server.wait_for(with_button(server, chat["id"], cards.KEEP_SAID))
+        assert card["text"].splitlines()[1] == "“一个长头发的女孩在雨中撑着红[伞]”"
+        assert keyboard_labels(card)[0] == ["✅ 开始画", "✏️ 修改", "↩️ 保留原话"]
+        await server.push(server.press(li, card, data_of(card, cards.KEEP_SAID)))
+        kept = await server.wait_for(
+            lambda: next((m for m in server.sent(chat["id"]) if m["message_id"] == card["message_id"] and "红散" in m["text"]), None)
+        )
+        assert kept["text"].splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
+        assert cards.KEEP_SAID not in {d.split(":")[0] for d in buttons(kept)}
 
 
 async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: RunningBot) -> None:

@@ -33,6 +33,7 @@ from bot.web_session import LOGIN_TRIES, Signer, load_secret
 from engine.local import LocalEngine
 from handlers import cards
 from handlers.i18n import error_text, t
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine
 from tests.support.web import SECRET, Browser, Studio, browsers, studio_over, webm_voice_note
 
 TEXT = "a girl with blue hair under cherry blossoms at night"
@@ -162,6 +163,19 @@ async def test_heard_wrong_language_style_details_cancel(studio: Studio, english
         await alice.press(detailed, cards.CANCEL)
         await alice.wait_for(lambda: alice.messages[detailed["ref"]]["text"] == t("cancelled", "en"))
         assert alice.messages[detailed["ref"]]["buttons"] == []
+
+
+async def test_keep_what_i_said_round_trips(sqlite_url: str, tmp_path: Path) -> None:
+    """A corrected word's card carries "Keep what I said"; pressing it changes the card in place, without the button."""
+    engine = ScriptedEngine(transcript=RED_SAN, review=True)
+    async with studio_over(engine, sqlite_url, tmp_path / "data") as studio, browsers(studio) as (alice,):
+        await alice.upload("voice", b"OggS", "audio/ogg")
+        card = await alice.wait_message(alice.with_button(cards.KEEP_SAID))
+        assert "I changed 散 → " in card["text"]
+        await alice.press(card, cards.KEEP_SAID)
+        kept = await alice.wait_for(lambda: "紅散" in alice.messages[card["ref"]]["text"] and alice.messages[card["ref"]])
+        assert kept["text"].splitlines()[1] == "“一個長頭髮的女孩在雨中撐著紅散”"
+        assert not alice.with_button(cards.KEEP_SAID)(kept) and alice.with_button(cards.CONFIRM)(kept)
 
 
 async def test_commands_settings_and_language(studio: Studio) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from engine.api import JobCancelled, JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Transcript
+from engine.api import JobCancelled, JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Segment, Transcript, Word
 from engine.asr import finish
 from engine.chinese import SCRIPTS
 
@@ -23,6 +23,24 @@ def png(colour: tuple[int, int, int] = (90, 160, 220), size: tuple[int, int] = (
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def whisper_wrote(text_words: list[tuple[str, float]], language: str) -> Transcript:
+    """A transcript as the speech engine gets it from faster-whisper, before its review: (word, probability) pairs.
+
+    Chinese words are written unspaced, others spaced; English speech is its own translation.
+    """
+    words = tuple(Word(w, 0.0, 0.0, p) for w, p in text_words)
+    text = ("" if language in ("zh", "yue") else " ").join(w for w, _ in text_words)
+    translation = text if language == "en" else None
+    return Transcript(text, language, 0.97, 3.0, (Segment(text, 0.0, 3.0, words),), translation)
+
+
+#: Our clip of 一个长头发的女孩在雨中撑着红伞 as Whisper base writes it: Traditional, and 伞 (umbrella) heard, unsurely, as 散.
+RED_SAN = whisper_wrote(
+    [("一個", 0.9), ("長頭髮", 0.9), ("的", 0.9), ("女孩", 0.9), ("在", 0.9), ("雨中", 0.9), ("撐著", 0.9), ("紅", 0.9), ("散", 0.45)],
+    "zh",
+)
 
 
 @dataclass
