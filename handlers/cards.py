@@ -14,6 +14,7 @@ from typing import Protocol
 
 from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
+from engine.chinese import simplified
 from engine.lexicon import in_chinese
 from engine.policy import Level, Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
@@ -91,6 +92,12 @@ def _in_language(phrase: str, lang: str) -> str:
     return in_script(in_chinese(phrase), lang) if is_chinese(lang) else phrase
 
 
+def as_written(word: str, text: str) -> str:
+    """``word`` (in Simplified, as a description's reading reports it) as ``text`` writes it: 王丽华 in 王麗華在海邊 is 王麗華."""
+    found = simplified(text).find(word)  # the same length: OpenCC's conversion here is character for character
+    return text[found : found + len(word)] if found >= 0 else word
+
+
 def file_name(request_id: str, what: str = "") -> str:
     """A picture's file name without extension: ``voice2anime-<short id>[-<what>]``."""
     return f"voice2anime-{request_id[:SHORT_ID]}" + (f"-{what}" if what else "")
@@ -123,6 +130,7 @@ def confirmation_card(
     confidence: float = 1.0,
     has_unsure: bool = False,
     corrections: Sequence[tuple[str, str]] = (),
+    untranslated: Sequence[str] = (),
     details: bool = False,
     refusal: Sequence[str] = (),
 ) -> Reply:
@@ -130,6 +138,8 @@ def confirmation_card(
 
     ``corrections`` are the words the engine changed, as (heard, meant): the
     card names them and offers "Keep what I said" to put them back.
+    ``untranslated`` are words nothing could translate (left out of the
+    prompt), as the user wrote or the recogniser heard them: named so the user can rephrase.
     The English prompt shows only with ``details`` (the Details toggle).
     A ``refusal`` (:func:`policy_refusal`) replaces the question and the Draw
     button: the content policy does not allow it as it is; Edit fixes it.
@@ -149,6 +159,9 @@ def confirmation_card(
             t("card.correction", lang, heard=heard.strip(_PUNCTUATION), meant=meant.strip(_PUNCTUATION)) for heard, meant in corrections
         )
         lines.append(t("card.corrected", lang, changes=changes, keep=keep.label))
+    if untranslated:
+        words = separator.join(t("card.quote", lang, text=word) for word in untranslated)
+        lines.append(t("card.untranslated", lang, words=words, edit=t("button.edit", lang)))
     lines += ["", t("card.understood", lang)]
     for key, values in (
         ("card.subject", (parsed.subject,)),

@@ -458,12 +458,13 @@ class Conversation:
         assert record is not None and record.transcript is not None
         transcript = record.transcript
         heard = record.kind is RequestKind.VOICE and not transcript.edited_text
+        text = transcript.heard_text if heard else transcript.edited_text or transcript.heard_text
         if heard:
-            prompt = build_prompt(transcript.heard_text, translation=transcript.translation, language=transcript.language)
-            said = cards.mark_unsure(transcript.words) if transcript.words else transcript.heard_text
+            prompt = build_prompt(text, translation=transcript.translation, language=transcript.language)
+            said = cards.mark_unsure(transcript.words) if transcript.words else text
         else:
-            said = transcript.edited_text or transcript.heard_text
-            prompt = build_prompt(said)
+            said = text
+            prompt = build_prompt(text)
         verdict = self._check(who, prompt)
         return cards.confirmation_card(
             request_id,
@@ -476,6 +477,7 @@ class Conversation:
             confidence=transcript.language_probability,
             has_unsure=heard and any(w.unsure for w in transcript.words),
             corrections=transcript.corrections if heard else (),
+            untranslated=[cards.as_written(word, text) for word in prompt.untranslated],
             details=details,
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
         )

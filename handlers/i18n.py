@@ -96,6 +96,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "card.unsure": {"en": "Words in [brackets] are ones I'm unsure of.", "zh": "[方括号] 里是我不太确定的词。"},
     "card.corrected": {"en": "I changed {changes}. Not what you said? Press {keep}.", "zh": "我把{changes}。不是你说的？点“{keep}”。"},
     "card.correction": {"en": "{heard} → {meant}", "zh": "“{heard}”改成了“{meant}”"},
+    "card.untranslated": {
+        "en": "I could not translate {words}, so that is left out of the picture. Press {edit} to put it another way.",
+        "zh": "{words}我没能翻译，不会画进去。可以点“{edit}”换个说法。",
+    },
     "card.quote": {"en": "“{text}”", "zh": "“{text}”"},
     "card.understood": {"en": "What I'll draw:", "zh": "我理解的画面："},
     "card.field": {"en": "• {label}: {value}", "zh": "• {label}：{value}"},

@@ -194,3 +194,44 @@ async def test_a_real_voice_note_corrected_then_kept(sqlite_url, make_harness, r
     assert not any(b.action == cards.KEEP_SAID for row in kept.buttons for b in row)
     record = await h.request(card.request_id)
     assert "一中" in record.transcript.heard_text and not record.transcript.corrections
+
+
+async def test_words_nothing_could_translate_are_named_on_a_typed_card(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    h.locales["li"] = "zh-CN"
+    await h.command("li", "anime", "皮卡丘在海边吃拉面")
+    ref, card = h.messenger.last("card")
+    assert card.text.splitlines()[2] == "“皮卡丘”我没能翻译，不会画进去。可以点“✏️ 修改”换个说法。"
+    assert "皮卡丘" not in (await h.request(card.request_id)).prompt_positive
+    await h.press("li", button(card, cards.DETAILS, "1"), ref)  # shown again from what the database holds
+    assert "“皮卡丘”我没能翻译" in h.messenger.messages[ref].text
+
+    await h.command("amy", "anime", "王麗華在海邊")  # named as written, in Traditional
+    _, card = h.messenger.last("card", "amy")
+    assert card.text.splitlines()[2] == (
+        "I could not translate “王麗華”, so that is left out of the picture. Press ✏️ Edit to put it another way."
+    )
+
+
+async def test_an_edit_nothing_could_translate_is_named_and_rephrasing_clears_it(sqlite_url, make_harness):
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    await h.command("amy", "anime", "a cat on the grass")
+    ref, card = h.messenger.last("card")
+    assert "could not translate" not in card.text
+    await h.press("amy", button(card, cards.EDIT), ref)
+    await h.text("amy", "小明的猫在草地上")
+    _, card = h.messenger.last("card")
+    assert "I could not translate “小明”" in card.text
+    await h.press("amy", button(card, cards.EDIT))
+    await h.text("amy", "一个男孩的猫在草地上")
+    _, card = h.messenger.last("card")
+    assert "could not translate" not in card.text
+
+
+async def test_a_voice_note_s_untranslatable_words_are_named_as_heard(sqlite_url, make_harness):
+    pikachu = whisper_wrote([("皮卡丘", 0.9), ("在", 0.9), ("海邊", 0.9), ("吃", 0.9), ("拉麵", 0.9)], "zh")
+    h = await make_harness(sqlite_url, ScriptedEngine(transcript=pikachu))
+    h.locales["mei"] = "zh-TW"
+    await h.voice("mei", b"ogg")
+    _, card = h.messenger.last("card")
+    assert card.text.splitlines()[1:3] == ["“皮卡丘在海邊吃拉麵”", "“皮卡丘”我沒能翻譯，不會畫進去。可以點“✏️ 修改”換個說法。"]
