@@ -138,6 +138,7 @@ async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None)
         raise NoAdapterError(
             "WEB_ENABLED=false and no platform token: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN, or WEB_ENABLED"
         )
+    await asyncio.to_thread(factory.use_machine_translator, settings)
     app = BotApp(settings, adapters, factory.engine(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -154,8 +154,10 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_prompt(args: argparse.Namespace, settings: Settings) -> int:
     """Turn a description into a Stable Diffusion prompt and print it, with the content policy's verdict at ``CONTENT_POLICY``."""
+    from bot.factory import use_machine_translator
     from engine.prompt import build_prompt
 
+    use_machine_translator(settings)
     prompt = build_prompt(args.text)
     verdict = _policy(settings).checker.check_prompt(prompt, settings.content_policy)
     if args.json:
@@ -190,6 +192,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         StyleRegistry.for_directory(settings.checkpoints_dir).get(args.style)
     policy = _policy(settings)
     level = policy.level
+    if photo is None:
+        from bot.factory import use_machine_translator
+
+        use_machine_translator(settings)
     if args.text is not None:  # a refused description costs no model load
         _check_description(policy, build_prompt(args.text))
     picture = None

@@ -56,6 +56,24 @@ def speech_recognizer(settings: Settings) -> SpeechRecognizer:
     return SpeechRecognizer(config, audio_limits(settings))
 
 
+def use_machine_translator(settings: Settings) -> None:
+    """Read Chinese descriptions with the ``MT_MODEL`` translation model too, when one is set.
+
+    The model is fetched (first use), verified and loaded now, before any
+    description is read: one that cannot be had stops the command with what to
+    do (:class:`~engine.errors.ModelUnavailableError`, exit 3) instead of
+    every request waiting for a download that fails.
+    """
+    if not settings.mt_model:
+        return
+    from engine.prompt import set_machine_translator
+    from engine.translate import MachineTranslator
+
+    translator = MachineTranslator(settings.mt_model, settings.models_dir)
+    translator.load()
+    set_machine_translator(translator.translate)
+
+
 #: The LCM-LoRA for Stable Diffusion 1.5 models: what the default model is drawn with when there is no GPU.
 CPU_LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
 #: Settings that mean "the operator chose the model or the sampler": any of them turns the CPU default off.

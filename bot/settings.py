@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     whisper_translate: bool = Field(True, description="Also ask Whisper for an English translation of non-English speech to build the prompt.")
     whisper_language: str | None = Field(None, description="Force a language code (e.g. zh, en); empty = auto-detect.")
     models_dir: Path = Field(Path("models"), description="Where hub models are cached/downloaded.")
+    mt_model: str | None = Field(
+        None,
+        description="Optional zh->en machine translation of Chinese descriptions: an Argos Translate package "
+        "(.argosmodel URL, downloaded into MODELS_DIR at start and sha256-pinned, or a local path; needs the `mt` extra); "
+        "empty = the CC-CEDICT dictionary only.",
+    )
 
     # --- audio intake ---
     audio_max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted audio file in bytes.")

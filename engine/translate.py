@@ -461,6 +461,10 @@ class MachineTranslator:
         name = self.source.rstrip("/").rsplit("/", 1)[-1] or "translate-zh_en.argosmodel"
         return self.models_dir / "translate" / name
 
+    def load(self) -> None:
+        """Fetch (on first use), verify and load the model now, e.g. at start: raises :class:`ModelUnavailableError` saying what to do."""
+        self._load()
+
     def translate(self, text: str) -> str:
         """``text`` in English (one line per sentence, joined with spaces)."""
         translator, sp = self._load()
@@ -502,7 +506,7 @@ class MachineTranslator:
         local = Path(self.source).expanduser()
         if local.is_dir():
             return local
-        archive = local if local.is_file() else self.archive
+        archive = self.archive if "://" in self.source else local
         if not archive.is_file():
             if "://" not in self.source or not self.download:
                 raise ModelUnavailableError(

@@ -62,6 +62,22 @@ def test_prompt_command_rejects_empty_text(capsys: pytest.CaptureFixture[str]) -
     assert "describe the picture" in capsys.readouterr().err
 
 
+def test_a_translation_model_that_cannot_be_had_stops_prompt_saying_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MT_MODEL is fetched before any description is read: offline, the command stops (exit 3) saying where to put it."""
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("MT_MODEL", "http://127.0.0.1:9/translate-zh_en-1_9.argosmodel")  # nothing listens on port 9
+    assert main(["prompt", "宇航员在月球上骑马"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot fetch the translation model from http://127.0.0.1:9/translate-zh_en-1_9.argosmodel")
+    assert f"at {tmp_path / 'translate' / 'translate-zh_en-1_9.argosmodel'} or set MT_MODEL to its path" in err
+
+    monkeypatch.setenv("MT_MODEL", str(tmp_path / "nowhere.argosmodel"))
+    assert main(["prompt", "宇航员在月球上骑马"]) == 3
+    assert f"at {tmp_path / 'nowhere.argosmodel'} or set MT_MODEL" in capsys.readouterr().err
+
+
 def test_transcribe_command(engine_env: None, english_voice_notes: dict[str, SpokenClip], capsys: pytest.CaptureFixture[str]) -> None:
     clip = english_voice_notes["ogg"]
     payload = run_json(capsys, "transcribe", str(clip.path))
