@@ -8,7 +8,8 @@ through the common confusions (zh/z ch/c sh/s, n/l, an/ang en/eng in/ing,
 is not a dictionary word (帶眼睛 -> 戴眼镜, 與航員 -> 宇航员), or the span is
 unsure and sits where a noun belongs (红散 -> 红伞 after a colour). An English
 word that is not a lexicon word and was heard unsurely is replaced by the
-lexicon word that sounds the same ("fuck spirit" -> "fox spirit"). Never
+lexicon word that sounds the same ("fuck spirit" -> "fox spirit") — unless it
+is a real English word the content list does not flag ("height" stays). Never
 silent: a corrected word keeps the original in ``Word.corrected_from`` and is
 marked unsure.
 
@@ -31,6 +32,7 @@ from functools import lru_cache
 from engine.api import Word
 from engine.chinese import CJK_RE, Script, simplified, syllables, to_script
 from engine.lexicon import EN_INDEX, ZH_INDEX, Kind
+from engine.policy import prompt_checker
 from engine.translate import reader
 
 #: Below this probability a word is unsure whatever else is known.
@@ -200,6 +202,8 @@ def _correct_en(word: Word) -> str | None:
     bare = re.sub(r"[^\w'-]", "", word.text).lower()
     if not bare or (bare,) in EN_INDEX or word.probability >= MIDDLING - 0.2:
         return None
+    if bare in reader().cedict.vocabulary and not prompt_checker().scan(bare):
+        return None  # a real word ("at the height" is not "hat"); only one the content list flags is worth a guess
     options = [w for w in _english_targets().get(sound_key(bare), ()) if w != bare]
     if len(options) != 1:
         return None

@@ -75,6 +75,10 @@ def _needs_space(left: str, right: str) -> bool:
     return bool(left) and bool(right) and not (_CJK.match(left[-1]) or _CJK.match(right[0]))
 
 
+#: Punctuation a recogniser attaches to a word ("height.", "“hello", "雨中，").
+_EDGE_PUNCTUATION = ".,!?;:\"'“”‘’()「」『』，。！？；：、…"
+
+
 def mark_unsure(words: Sequence[SpokenWord]) -> str:
     """The transcript with the words the engine is unsure of in [brackets], spaced as the language is written."""
     text = ""
@@ -82,7 +86,12 @@ def mark_unsure(words: Sequence[SpokenWord]) -> str:
         token = word.text.strip()
         if not token:
             continue
-        shown = f"[{token}]" if word.unsure else token
+        if word.unsure:  # the brackets hold the word, not the punctuation around it: "at the [height]."
+            core = token.strip(_EDGE_PUNCTUATION)
+            lead = token[: token.find(core)] if core else ""
+            shown = f"{lead}[{core}]{token[len(lead) + len(core):]}" if core else token
+        else:
+            shown = token
         text += (" " if _needs_space(text, token) else "") + shown
     return text
 

@@ -141,6 +141,16 @@ async def test_an_english_near_miss_kept_as_said_in_english(sqlite_url, make_har
     assert (await h.request(card.request_id)).error_key == "policy.refused"
 
 
+async def test_a_real_english_word_heard_unsurely_is_marked_not_replaced(sqlite_url, make_harness):
+    """Whisper's "at the height" (for "at night") sounds like the lexicon's "hat", but "height" is a word: unsure, kept."""
+    heard = whisper_wrote([("A", 0.9), ("girl", 0.9), ("at", 0.9), ("the", 0.6), ("height.", 0.41)], "en")
+    h = await make_harness(sqlite_url, ScriptedEngine(transcript=heard, review=True))
+    await h.voice("amy", b"ogg")
+    _, card = h.messenger.last("card")
+    assert card.text.splitlines()[1:3] == ["“A girl at the [height].”", "Words in [brackets] are ones I'm unsure of."]
+    assert "I changed" not in card.text and labels(card)[0] == ["✅ Draw it", "✏️ Edit"]
+
+
 async def test_keep_what_i_said_twice_changes_nothing_more(sqlite_url, make_harness):
     h = await make_harness(sqlite_url, ScriptedEngine(transcript=RED_SAN, review=True))
     h.locales["li"] = "zh-CN"
