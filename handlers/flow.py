@@ -283,7 +283,7 @@ class Conversation:
         """A new request of ``who``, created only while their caps leave room (checked atomically)."""
         try:
             return await self.repository.create_request(
-                user_id=who.user_id, chat_id=who.chat_id, caps=self.config.caps, **fields  # type: ignore[arg-type]
+                user_id=who.user_id, chat_id=who.chat_id, caps=self.config.caps, **fields  # type: ignore[arg-type]  # the callers pass create_request keywords
             )
         except CapReached as hit:
             raise cap_error(hit) from None
@@ -859,7 +859,7 @@ class Conversation:
                 user = await self.repository.get_user_settings(who.user_id)
                 await self.messenger.send(who.origin, cards.language_choice_picker(who.lang, user.language))
                 return
-            await self.repository.update_user_settings(who.user_id, language=choice.value)  # type: ignore[arg-type]
+            await self.repository.update_user_settings(who.user_id, language=choice.value)  # type: ignore[arg-type]  # a choice of the language list: a str
             await self._settings_saved(who, press)
         elif press.action == cards.DEFAULT_STYLE and press.value in self.config.styles:
             await self.repository.update_user_settings(who.user_id, default_style=press.value)
@@ -892,9 +892,9 @@ class Conversation:
             await self.messenger.notify(who.origin, t("policy.off_not_allowed", who.lang))
             return
         if group:
-            await self.repository.update_chat_settings(who.chat_id, **{entry.field: choice.value})  # type: ignore[arg-type]
+            await self.repository.update_chat_settings(who.chat_id, **{entry.field: choice.value})  # type: ignore[arg-type]  # the settings table pairs a field with a value of its type
         else:
-            await self.repository.update_user_settings(who.user_id, **{entry.field: choice.value})  # type: ignore[arg-type]
+            await self.repository.update_user_settings(who.user_id, **{entry.field: choice.value})  # type: ignore[arg-type]  # the settings table pairs a field with a value of its type
         await self._settings_saved(who, press)
 
     def _off_allowed(self, origin: Origin) -> bool:
