@@ -276,6 +276,8 @@ def _review_zh(words: Sequence[Word], script: Script | None) -> list[Word]:
         return list(words)
     result: list[tuple[int, Word]] = []
     done: set[int] = set()
+    # Without the reader's script, corrections are written like the rest of the transcript (紅散 -> 紅傘, not 紅伞).
+    written: Script | None = script or ("zh-Hant" if chars != "".join(texts) else None)
     for (start, end), replacement in sorted(fixes.items()):
         first, last = owner[start], owner[end - 1]
         if any(i in done for i in range(first, last + 1)):
@@ -283,8 +285,7 @@ def _review_zh(words: Sequence[Word], script: Script | None) -> list[Word]:
         span_words = words[first : last + 1]
         joined = "".join(w.text for w in span_words)
         offset = start - sum(len(w.text) for w in words[:first])
-        target_script: Script | None = script or ("zh-Hant" if to_script(joined, "zh-Hans") != joined else None)
-        new_span = joined[:offset] + to_script(replacement, target_script) + joined[offset + end - start :]
+        new_span = joined[:offset] + to_script(replacement, written) + joined[offset + end - start :]
         merged = Word(
             text=new_span,
             start=span_words[0].start,

@@ -58,3 +58,11 @@ def test_english_near_miss_is_corrected_and_marked():
 def test_sure_words_are_never_corrected():
     words = [Word("fuck", 0, 0, 0.97), Word("spirit", 0, 0, 0.94)]
     assert [w.corrected_from for w in review(words, "en")] == [None, None]
+
+
+def test_without_a_reader_script_a_correction_is_written_like_the_transcript():
+    """A one-character correction (散 -> 伞) in a Traditional transcript comes out Traditional (傘), for an English-UI reader."""
+    traditional = [Word("撐著", 0, 0, 0.9), Word("紅", 0, 0, 0.9), Word("散", 0, 0, 0.3)]
+    simplified = [Word("撑着", 0, 0, 0.9), Word("红", 0, 0, 0.9), Word("散", 0, 0, 0.3)]
+    assert [(w.text, w.corrected_from) for w in review(traditional, "zh")][-1] == ("傘", "散")
+    assert [(w.text, w.corrected_from) for w in review(simplified, "zh")][-1] == ("伞", "散")
