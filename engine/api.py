@@ -136,6 +136,8 @@ class Prompt:
     negative: str
     #: Chinese words of the description nothing could translate (shown on the card; never in ``positive``).
     untranslated: tuple[str, ...] = ()
+    #: (English, Chinese as written) for the words translated with the dictionary: the card shows them in Chinese.
+    glossary: tuple[tuple[str, str], ...] = ()
 
 
 # --- image jobs -------------------------------------------------------------

@@ -143,6 +143,7 @@ class _Token:
     noun: bool = False  #: a translated noun outside the lexicon
     modifier: bool = False  #: a translated adjective outside the lexicon (modifies the next noun)
     untranslated: bool = False  #: Chinese nothing could translate: reported, never rendered
+    translated: bool = False  #: Chinese translated with the dictionary (the card shows it as written, not in English)
 
 
 _BREAK = _Token(kind=None, text="", is_break=True)
@@ -220,11 +221,11 @@ def _read_zh(run: str) -> Iterator[_Token]:
             yield _Token(None, reading.text, source=reading.text, untranslated=True)
         elif reading.verb or (reading.pos.startswith("v") and reading.english.endswith("ing")):
             english = gerund(reading.english)
-            yield _Token(Kind.ACTION, english, Entry(english, Kind.ACTION, transitive=True), source=reading.text)
+            yield _Token(Kind.ACTION, english, Entry(english, Kind.ACTION, transitive=True), source=reading.text, translated=True)
         elif reading.pos.startswith(_ADJECTIVE_TAGS) and " " not in reading.english:
-            yield _Token(None, reading.english, source=reading.text, modifier=True)
+            yield _Token(None, reading.english, source=reading.text, modifier=True, translated=True)
         else:
-            yield _Token(None, reading.english, source=reading.text, noun=True)
+            yield _Token(None, reading.english, source=reading.text, noun=True, translated=True)
 
 
 @lru_cache(maxsize=1)
@@ -316,6 +317,7 @@ class _Parts:
         return [text for role, text in self.attributes if role in roles]
 
     untranslated: list[str] = field(default_factory=list)
+    glossary: dict[str, str] = field(default_factory=dict)  #: dictionary translations: English -> Chinese as written
 
     def concepts(self) -> set[str]:
         """The English words and phrases this parse understood (for cross-checking two readings).
@@ -408,6 +410,8 @@ class _Assembler:
         if token.untranslated:
             self.parts.untranslated.append(token.source)
             return
+        if token.translated:
+            self.parts.glossary.setdefault(token.text, token.source)
         if self.full and token.source in _CONJUNCTIONS or (self.full and token.latin and token.text == "and"):
             self.conjunction = True
             return
@@ -837,6 +841,7 @@ def _build(
     if full and parts is original and (machine is not None or _MACHINE is not None):
         parts = _choose_reading(original, _machine_reading(cleaned, machine or _MACHINE, strict=machine is not None))
     untranslated = tuple(original.untranslated) if parts is original else ()
+    glossary = tuple(original.glossary.items()) if parts is original else ()
     if parts.empty() and not untranslated:
         raise EmptyTextError()
     positive, negative = _render(parts, full)
@@ -847,4 +852,5 @@ def _build(
         positive=positive,
         negative=negative,
         untranslated=untranslated,
+        glossary=glossary,
     )

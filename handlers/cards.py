@@ -96,9 +96,14 @@ def mark_unsure(words: Sequence[SpokenWord]) -> str:
     return text
 
 
-def _in_language(phrase: str, lang: str) -> str:
-    """A parsed (English) phrase in the UI language: the lexicon's Chinese words, in the UI's script."""
-    return in_script(in_chinese(phrase), lang) if is_chinese(lang) else phrase
+def _in_language(phrase: str, lang: str, glossary: Sequence[tuple[str, str]] = ()) -> str:
+    """A parsed (English) phrase in the UI language: the lexicon's Chinese words, the user's own for dictionary
+    translations (``glossary``: English -> Chinese as written), in the UI's script."""
+    if not is_chinese(lang):
+        return phrase
+    for english, chinese in sorted(glossary, key=lambda pair: -len(pair[0])):
+        phrase = re.sub(rf"(?<![\w-]){re.escape(english)}(?![\w-])", chinese, phrase)
+    return in_script(in_chinese(phrase), lang)
 
 
 def as_written(word: str, text: str) -> str:
@@ -140,6 +145,7 @@ def confirmation_card(
     has_unsure: bool = False,
     corrections: Sequence[tuple[str, str]] = (),
     untranslated: Sequence[str] = (),
+    glossary: Sequence[tuple[str, str]] = (),
     details: bool = False,
     refusal: Sequence[str] = (),
 ) -> Reply:
@@ -149,6 +155,7 @@ def confirmation_card(
     card names them and offers "Keep what I said" to put them back.
     ``untranslated`` are words nothing could translate (left out of the
     prompt), as the user wrote or the recogniser heard them: named so the user can rephrase.
+    ``glossary`` (:attr:`~engine.api.Prompt.glossary`) shows dictionary-translated words in Chinese on a Chinese card.
     The English prompt shows only with ``details`` (the Details toggle).
     A ``refusal`` (:func:`policy_refusal`) replaces the question and the Draw
     button: the content policy does not allow it as it is; Edit fixes it.
@@ -178,7 +185,7 @@ def confirmation_card(
         ("card.action", (parsed.action,)),
         ("card.scene", parsed.scene),
     ):
-        shown = separator.join(_in_language(v, lang) for v in values if v)
+        shown = separator.join(_in_language(v, lang, glossary) for v in values if v)
         if shown:
             lines.append(t("card.field", lang, label=t(key, lang), value=shown))
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))

@@ -478,6 +478,7 @@ class Conversation:
             has_unsure=heard and any(w.unsure for w in transcript.words),
             corrections=transcript.corrections if heard else (),
             untranslated=[cards.as_written(word, text) for word in prompt.untranslated],
+            glossary=[(english, cards.as_written(chinese, text)) for english, chinese in prompt.glossary],
             details=details,
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
         )

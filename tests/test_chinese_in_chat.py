@@ -245,3 +245,17 @@ async def test_a_voice_note_s_untranslatable_words_are_named_as_heard(sqlite_url
     await h.voice("mei", b"ogg")
     _, card = h.messenger.last("card")
     assert card.text.splitlines()[1:3] == ["“皮卡丘在海邊吃拉麵”", "“皮卡丘”我沒能翻譯，不會畫進去。可以點“✏️ 修改”換個說法。"]
+
+
+async def test_dictionary_translated_words_are_shown_in_chinese_on_a_chinese_card(sqlite_url, make_harness):
+    """What we understood speaks the user's language: 宇航员/月球 (translated with CC-CEDICT) are not shown as astronaut/moon."""
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    h.locales["li"] = "zh-CN"
+    await h.command("li", "anime", "宇航员在月球上骑马")
+    _, card = h.messenger.last("card")
+    assert {"• 主体：宇航员", "• 动作：骑马", "• 场景：月球"} <= set(card.text.splitlines())
+    assert "astronaut" in (await h.request(card.request_id)).prompt_positive
+    h.locales["mei"] = "zh-TW"
+    await h.command("mei", "anime", "宇航員在月球上騎馬")
+    _, card = h.messenger.last("card", "mei")
+    assert {"• 主體：宇航員", "• 動作：騎馬", "• 場景：月球"} <= set(card.text.splitlines())
