@@ -26,6 +26,7 @@ from bot.web_gallery import RepositoryGallery
 from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import Engine
+from engine.asr import whisper_device
 from handlers.flow import Conversation
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None)
     """Run the bot until SIGINT/SIGTERM; ``ready`` is called once every adapter has started (the CLI prints where)."""
     if settings.engine == "local":  # first: without the engine extra nothing is built, written or connected (exit 3)
         require_engine("ENGINE=local", factory.LOCAL_ENGINE_HINT)
+    whisper_device(settings.whisper_device)  # WHISPER_DEVICE=cuda without a GPU: said now, not at the first voice note
     adapters = adapters_from(settings)
     if not adapters:
         raise NoAdapterError(

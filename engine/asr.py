@@ -289,16 +289,22 @@ def _reviewed(segments: tuple[Segment, ...], language: str, script: Script | Non
     return tuple(out)
 
 
-def _device(setting: str) -> str:
-    """``auto`` -> ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
-    if setting == "auto":
-        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    return setting
+def whisper_device(setting: str) -> str:
+    """``auto`` -> ``cuda`` when CTranslate2 sees a GPU, else ``cpu``; ``cuda`` without one is refused, saying so."""
+    if setting == "cpu":
+        return setting
+    gpus = ctranslate2.get_cuda_device_count()
+    if setting == "cuda" and gpus == 0:
+        raise ModelUnavailableError(
+            "WHISPER_DEVICE=cuda, but CTranslate2 finds no usable CUDA GPU here (no GPU, no driver, or a driver older "
+            "than its CUDA runtime). Set WHISPER_DEVICE=auto or cpu, or run on a machine with an NVIDIA GPU and driver."
+        )
+    return "cuda" if gpus > 0 else "cpu"
 
 
 def _load_model(config: AsrConfig) -> WhisperModel:
     """Load the configured Whisper model or explain to the operator how to provide it."""
-    device = _device(config.device)
+    device = whisper_device(config.device)
     compute_type = config.compute_type
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"

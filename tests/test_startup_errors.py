@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import ctranslate2
 import pytest
 import torch
 
@@ -164,6 +165,14 @@ def test_malformed_database_url_is_exit_2_without_the_password(tmp_path: Path, u
 def test_cuda_without_a_gpu_is_exit_3(tmp_path: Path, device: str) -> None:
     done = voice2anime(tmp_path, "generate", "--text", "a cat", "-o", "out.png", TORCH_DEVICE=device)
     the_error(done, 3, f"TORCH_DEVICE={device}", "TORCH_DEVICE=cpu")
+
+
+@pytest.mark.skipif(ctranslate2.get_cuda_device_count() > 0, reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("command", [["run"], ["transcribe", str(Path(__file__).parent / "fixtures" / "zh" / "blue_hair_girl.ogg")]])
+def test_whisper_on_cuda_without_a_gpu_is_exit_3_at_start(tmp_path: Path, command: list[str]) -> None:
+    """Said before anything starts, not as a broken first voice note (nor as "replace the model directory")."""
+    done = voice2anime(tmp_path, *command, WHISPER_DEVICE="cuda", TELEGRAM_BOT_TOKEN=TOKEN)
+    the_error(done, 3, "WHISPER_DEVICE=cuda", "no usable CUDA GPU", "WHISPER_DEVICE=auto or cpu", logs_allowed=True)
 
 
 @pytest.mark.parametrize("dependency", ["postgresql", "redis", "telegram"])
