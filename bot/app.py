@@ -27,6 +27,7 @@ from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import Engine
 from engine.asr import whisper_device
+from engine.prompt import warm_up
 from handlers.flow import Conversation
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class BotApp:
         router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
         config = factory.conversation_config(settings)
         self.conversation = Conversation(self.repository, engine, router, config)
+        self._warming: asyncio.Task[None] | None = None  # held: a task nobody references may be collected
         for adapter in self.adapters:
             if isinstance(adapter, WebAdapter) and adapter.gallery is None:
                 adapter.gallery = RepositoryGallery(self.repository, config.style_names)
@@ -97,6 +99,7 @@ class BotApp:
                 await adapter.start(self.conversation.handle)
             log.info("%s adapter started", adapter.platform)
         await self.conversation.recover(leftovers)
+        self._warming = asyncio.create_task(_warm_up(), name="voice2anime-warm-up")
 
     def _database_step(self) -> AbstractContextManager[None]:
         url = self.settings.database_url
@@ -128,6 +131,14 @@ class BotApp:
         await self.conversation.close()
         await self.engine.close()
         await self.database.dispose()
+
+
+async def _warm_up() -> None:
+    """:func:`engine.prompt.warm_up` in a thread; a failure only means the first description loads (and reports) it."""
+    try:
+        await asyncio.to_thread(warm_up)
+    except Exception:
+        log.warning("loading the dictionaries at start failed; the first description will try again", exc_info=True)
 
 
 async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None) -> None:

@@ -386,3 +386,14 @@ def test_a_description_over_the_input_cap_is_cut_between_words(capsys: pytest.Ca
     description = json.loads(capsys.readouterr().out)["description"]
     assert len(description) <= 2000
     assert set(description.split()) <= set(text.split()), "every word whole"
+
+
+def test_warm_up_loads_what_a_first_description_would_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot warms up in a thread at start, so the first Chinese message does not hold up everyone's events."""
+    import engine.prompt
+    from engine.translate import ChineseReader
+
+    fresh = ChineseReader()
+    monkeypatch.setattr(engine.prompt, "reader", lambda: fresh)
+    engine.prompt.warm_up()
+    assert fresh._posseg is not None and fresh.cedict._vocabulary is not None and fresh.cedict._entries is not None
