@@ -66,3 +66,9 @@ def test_without_a_reader_script_a_correction_is_written_like_the_transcript():
     simplified = [Word("撑着", 0, 0, 0.9), Word("红", 0, 0, 0.9), Word("散", 0, 0, 0.3)]
     assert [(w.text, w.corrected_from) for w in review(traditional, "zh")][-1] == ("傘", "散")
     assert [(w.text, w.corrected_from) for w in review(simplified, "zh")][-1] == ("伞", "散")
+
+
+def test_an_article_is_unsure_only_when_whisper_barely_heard_it():
+    """Whisper is often unsure of a sentence's first "A"; an article changes little in a picture, so 0.36 is not a mark."""
+    words = [Word("A", 0, 0, 0.36), Word(" girl", 0, 0, 0.36), Word(" at", 0, 0, 0.9), Word(" the", 0, 0, 0.2), Word(" lake.", 0, 0, 0.9)]
+    assert [w.unsure for w in review(words, "en")] == [False, True, False, True, False]
