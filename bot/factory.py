@@ -246,22 +246,28 @@ def loaded_pipeline(settings: Settings) -> AnimePipeline:
 
 #: Seconds allowed to open a Redis connection (without it redis-py waits for the OS: minutes for a silent host).
 REDIS_CONNECT_TIMEOUT_SECONDS = 10
+#: Seconds a Redis reply may take (without it a server that accepts but never answers hangs the bot for ever);
+#: well above the longest blocking read (the job queue's 2 s XREADGROUP, the bot's event reads of POLL seconds).
+REDIS_READ_TIMEOUT_SECONDS = 15
 
 
-def with_connect_timeout(url: str, seconds: float = REDIS_CONNECT_TIMEOUT_SECONDS) -> str:
-    """``url`` with ``socket_connect_timeout`` in its query, unless the operator set one there."""
+def with_timeouts(
+    url: str, connect: float = REDIS_CONNECT_TIMEOUT_SECONDS, read: float = REDIS_READ_TIMEOUT_SECONDS
+) -> str:
+    """``url`` with ``socket_connect_timeout`` and ``socket_timeout`` in its query, unless the operator set them there."""
     base, hash_, fragment = url.partition("#")
-    if "socket_connect_timeout=" in base:
-        return url
-    return f"{base}{'&' if '?' in base else '?'}socket_connect_timeout={seconds:g}{hash_}{fragment}"
+    for name, seconds in (("socket_connect_timeout", connect), ("socket_timeout", read)):
+        if f"{name}=" not in base:
+            base = f"{base}{'&' if '?' in base else '?'}{name}={seconds:g}"
+    return f"{base}{hash_}{fragment}"
 
 
 def redis_config(settings: Settings) -> RedisConfig:
-    """Where the distributed job queue lives (bot and workers); connecting gives up after 10 s."""
+    """Where the distributed job queue lives (bot and workers); connecting gives up after 10 s, a reply after 15 s."""
     from engine.distributed import RedisConfig
 
     return RedisConfig(
-        url=with_connect_timeout(settings.redis_url.get_secret_value()),
+        url=with_timeouts(settings.redis_url.get_secret_value()),
         prefix=settings.redis_key_prefix,
         stream_maxlen=settings.redis_stream_maxlen,
         job_ttl=settings.redis_job_ttl_seconds,

@@ -250,11 +250,25 @@ async def test_postgresql_connections_time_out(monkeypatch: pytest.MonkeyPatch) 
         await database.dispose()
 
 
-def test_redis_connections_time_out() -> None:
-    from bot.factory import REDIS_CONNECT_TIMEOUT_SECONDS, with_connect_timeout
+def test_redis_connections_and_replies_time_out() -> None:
+    from bot.factory import with_timeouts
 
-    assert with_connect_timeout("redis://h:6379/0") == f"redis://h:6379/0?socket_connect_timeout={REDIS_CONNECT_TIMEOUT_SECONDS}"
-    assert with_connect_timeout("rediss://h/0?ssl_cert_reqs=none") == (
-        f"rediss://h/0?ssl_cert_reqs=none&socket_connect_timeout={REDIS_CONNECT_TIMEOUT_SECONDS}"
+    assert with_timeouts("redis://h:6379/0") == "redis://h:6379/0?socket_connect_timeout=10&socket_timeout=15"
+    assert with_timeouts("rediss://h/0?ssl_cert_reqs=none") == (
+        "rediss://h/0?ssl_cert_reqs=none&socket_connect_timeout=10&socket_timeout=15"
     )
-    assert with_connect_timeout("redis://h/0?socket_connect_timeout=3") == "redis://h/0?socket_connect_timeout=3"
+    assert with_timeouts("redis://h/0?socket_connect_timeout=3&socket_timeout=60") == (
+        "redis://h/0?socket_connect_timeout=3&socket_timeout=60"
+    )
+
+
+def test_run_with_a_redis_that_never_answers_is_exit_3(tmp_path: Path) -> None:
+    """A server that accepts the connection and then says nothing (a wrong port, a hung proxy) does not hang the bot."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel's backlog; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        done = voice2anime(tmp_path, "run", TELEGRAM_BOT_TOKEN=TOKEN, ENGINE="redis", REDIS_URL=f"redis://:{SECRET}@127.0.0.1:{port}/0")
+    the_error(done, 3, "Redis", "REDIS_URL", f"127.0.0.1:{port}", logs_allowed=True)
+    assert SECRET not in done.stderr and time.monotonic() - started < FAIL_FAST_SECONDS
