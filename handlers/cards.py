@@ -37,8 +37,8 @@ NO_REQUEST = "-"
 RETRY_LANGUAGES = ("zh", "en", "yue")
 #: Request ids in file names are cut to this many characters (enough to tell pictures apart).
 SHORT_ID = 8
-#: Punctuation a recognised word may carry (not shown when the card names a corrected word).
-_PUNCTUATION = " .,!?;:'\"，。！？；：、“”"
+#: Punctuation a recognised word may carry: outside unsure brackets, and not shown when the card names a corrected word.
+_PUNCTUATION = " .,!?;:'\"‘’“”()「」『』，。！？；：、…"
 #: Characters written without spaces between words (CJK ideographs, kana, CJK punctuation, full-width forms).
 _CJK = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
@@ -75,10 +75,6 @@ def _needs_space(left: str, right: str) -> bool:
     return bool(left) and bool(right) and not (_CJK.match(left[-1]) or _CJK.match(right[0]))
 
 
-#: Punctuation a recogniser attaches to a word ("height.", "“hello", "雨中，").
-_EDGE_PUNCTUATION = ".,!?;:\"'“”‘’()「」『』，。！？；：、…"
-
-
 def mark_unsure(words: Sequence[SpokenWord]) -> str:
     """The transcript with the words the engine is unsure of in [brackets], spaced as the language is written."""
     text = ""
@@ -87,9 +83,9 @@ def mark_unsure(words: Sequence[SpokenWord]) -> str:
         if not token:
             continue
         if word.unsure:  # the brackets hold the word, not the punctuation around it: "at the [height]."
-            core = token.strip(_EDGE_PUNCTUATION)
-            lead = token[: token.find(core)] if core else ""
-            shown = f"{lead}[{core}]{token[len(lead) + len(core):]}" if core else token
+            core = token.strip(_PUNCTUATION)
+            lead = len(token) - len(token.lstrip(_PUNCTUATION))
+            shown = f"{token[:lead]}[{core}]{token[lead + len(core):]}" if core else token
         else:
             shown = token
         text += (" " if _needs_space(text, token) else "") + shown
