@@ -20,7 +20,9 @@ Every measurement runs in a fresh process on a fresh database. The one-time
 loading of the prompt dictionaries and one warm-up cycle of one more user
 (connections, compiled statements) happen before the clock starts. "CPU ms per
 picture" is the process's CPU time (all threads) over the pictures delivered:
-what the conversation costs whatever the machine's load.
+what the conversation costs whatever the machine's load. Each tree runs on the
+event loop its bot runs on (``bot.event_loop``: uvloop's where installed;
+asyncio's before that module existed), named in the table.
 
 PostgreSQL comes from ``VOICE2ANIME_BENCH_POSTGRES_URL`` (``postgresql+asyncpg://``,
 a server on which the bench may create databases) or a throwaway Debian
@@ -159,9 +161,10 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
 
     Statements SQLAlchemy executes fire its cursor events; ``db.compiled`` runs most statements on the driver
     itself, past those events. So: on ``pysqlite`` the ``sqlite3`` trace callback sees every statement (a
-    ``BEGIN`` is a transaction); on ``asyncpg`` its query logger sees what does not go through SQLAlchemy's
-    prepared statements, and every ``BEGIN`` (a transaction); on ``aiosqlite`` (whose ``BEGIN`` is implicit)
-    SQLAlchemy's commit and rollback events mark the transactions.
+    ``BEGIN`` is a transaction); on ``asyncpg`` its ``Connection.fetch`` and ``Connection.execute``, wrapped
+    here, see what does not go through SQLAlchemy's prepared statements, and every ``BEGIN`` (a transaction) —
+    asyncpg's own query logger would do the same at several times the cost, timing every query; on
+    ``aiosqlite`` (whose ``BEGIN`` is implicit) SQLAlchemy's commit and rollback events mark the transactions.
     """
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
@@ -183,12 +186,26 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
         if conn.dialect.driver == "aiosqlite":
             tally[_EVENT.get()]["transactions"] += 1
 
-    def connected(dbapi_connection: Any, record: Any) -> None:
-        driver = record.driver_connection
+    def connected(dbapi_connection: Any, _record: Any) -> None:
         if callable(getattr(dbapi_connection, "set_trace_callback", None)):  # pysqlite
             dbapi_connection.set_trace_callback(seen)
-        elif hasattr(driver, "add_query_logger"):  # asyncpg
-            driver.add_query_logger(lambda query: seen(query.query))
+
+    try:
+        import asyncpg
+    except ImportError:
+        pass
+    else:
+        fetch, execute = asyncpg.Connection.fetch, asyncpg.Connection.execute
+
+        def counted_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            seen(query)
+            return fetch(self, query, *args, **kwargs)
+
+        def counted_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            seen(query)
+            return execute(self, query, *args, **kwargs)
+
+        asyncpg.Connection.fetch, asyncpg.Connection.execute = counted_fetch, counted_execute  # type: ignore[method-assign]
 
     event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "commit", ended)
@@ -337,7 +354,16 @@ def _measure_here(url: str, data_dir: str, users: int, rounds: int) -> None:
     from engine.prompt import build_prompt
 
     build_prompt(SENTENCE)  # the dictionaries load once per process: not part of any event
-    result = asyncio.run(run(url, Path(data_dir), users, rounds))
+    if (ROOT / "bot" / "event_loop.py").exists():  # the event loop this tree's bot runs on
+        from bot.event_loop import name_of
+        from bot.event_loop import run as run_loop
+
+        async def measured() -> dict[str, Any]:
+            return await run(url, Path(data_dir), users, rounds) | {"loop": name_of(asyncio.get_running_loop())}
+
+        result = run_loop(measured())
+    else:  # a tree from before bot.event_loop (checked by file: an editable install would find this tree's module)
+        result = asyncio.run(run(url, Path(data_dir), users, rounds)) | {"loop": "asyncio"}
     print(json.dumps(result))
 
 
@@ -421,7 +447,10 @@ def main() -> None:
                 results[name] = _measure(tree, url, Path(tmp) / name.replace(" ", "-"), args.users, args.rounds)
     print(f"{args.users} users x {args.rounds} rounds (voice note -> Confirm -> picture), instant engine")
     names = list(results)
-    table = {name: _summary(result) | {"load average": f"{result['load']:.1f}"} for name, result in results.items()}
+    table = {
+        name: _summary(result) | {"event loop": result["loop"], "load average": f"{result['load']:.1f}"}
+        for name, result in results.items()
+    }
     width = max(len(text) for column in [names, *(t.values() for t in table.values())] for text in column) + 3
     print(f"{'':26}" + "".join(f"{n:>{width}}" for n in names))
     for row in table[names[0]]:

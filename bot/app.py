@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
-from bot import factory
+from bot import event_loop, factory
 from bot.adapter import Adapter, PlatformRouter
 from bot.settings import Settings
 from bot.startup_errors import BadInputError, database_location, reaching, require_engine, url_location
@@ -159,7 +159,8 @@ async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None)
         loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
-        log.info("voice2anime is running (%s); Ctrl+C to stop", ", ".join(a.platform for a in adapters))
+        platforms = ", ".join(a.platform for a in adapters)
+        log.info("voice2anime is running (%s) on %s's event loop; Ctrl+C to stop", platforms, event_loop.name_of(loop))
         if ready is not None:
             ready(app)
         await stop.wait()

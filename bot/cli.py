@@ -322,8 +322,7 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the chat bot (every platform with a token; the web studio when none is set) until Ctrl+C."""
-    import asyncio
-
+    from bot import event_loop
     from bot.app import BotApp, run
     from bot.web import WebAdapter
 
@@ -332,15 +331,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             if isinstance(adapter, WebAdapter):
                 print(f"voice2anime studio: open {adapter.url} in a browser (Ctrl+C to stop)", flush=True)
 
-    asyncio.run(run(settings, announce))  # unreachable database/Redis/platform, port taken: bot.startup_errors
+    event_loop.run(run(settings, announce))  # unreachable database/Redis/platform, port taken: bot.startup_errors
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run image jobs from Redis (ENGINE=redis bots) until SIGINT/SIGTERM; models load once, first."""
-    import asyncio
-
-    from bot import factory  # torch & co. load only when a command needs them
+    from bot import event_loop, factory  # torch & co. load only when a command needs them
     from engine.worker import serve
 
     if args.pipeline:
@@ -350,7 +347,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         build = factory.loaded_pipeline
     pipeline = build(settings)
     with reaching(f"Redis at {url_location(settings.redis_url.get_secret_value())}", "REDIS_URL"):
-        asyncio.run(serve(pipeline, factory.redis_config(settings), name=settings.worker_name))
+        event_loop.run(serve(pipeline, factory.redis_config(settings), name=settings.worker_name))
     return 0
 
 
