@@ -639,16 +639,18 @@ class Conversation:
         return True
 
     async def _on_confirm(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
-        await self._confirm(who, record.id, press.message_ref or None)
+        await self._confirm(who, record.id, press.message_ref or None, record)
 
-    async def _confirm(self, who: _Who, request_id: str, ref: str | None) -> None:
+    async def _confirm(self, who: _Who, request_id: str, ref: str | None, record: RequestRecord | None = None) -> None:
         """Queue an open card's request (the guarded move makes a second press a no-op).
 
+        ``record``: the request as just read under its lock (a button press), else it is read here.
         Once queued, the request either really runs or fails with a message:
         the job is submitted even when no status message can be posted.
         """
-        record = await self.repository.get_request(request_id)
-        assert record is not None
+        if record is None:
+            record = await self.repository.get_request(request_id)
+            assert record is not None
         verdict = self._check_stored(who, record)
         if not verdict.allowed:  # the policy (or the chat's level) says no now: the card says why, Edit can fix it
             await self.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], error_key=POLICY_REFUSED)
