@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from db import statements as sql
 from db.columns import utcnow
 from db.enums import DERIVED_KINDS, ChatKind, ImageRole, RequestKind
 from db.files import ImageStore, StoredImage
+from db.identities import Identified, RecentIdentities
 from db.limits import Cap, CapReached, Caps
 from db.models import new_request_id
 from db.preferences import (
@@ -80,15 +80,6 @@ class SpokenWord(Protocol):
     def corrected_from(self) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class Identified:
-    """Who sent an event, as the database knows them: user and chat ids and the settings that apply."""
-
-    user_id: int
-    chat_id: int
-    preferences: Preferences
-
-
 def _changes(**values: Any) -> dict[str, Any]:
     """The keyword arguments that are not ``KEEP``."""
     return {name: value for name, value in values.items() if value is not KEEP}
@@ -139,6 +130,7 @@ class Repository:
         self._upserts = sql.upserts(database.dialect)
         self._images = ImageStore(data_dir)
         self._clock = clock
+        self._recent = RecentIdentities()
 
     async def _run(self, work: Work, *, write: bool = True, single: bool = False, exclusive: bool = False) -> Any:
         return await self._db.run(work, write=write, single=single, exclusive=exclusive)
@@ -155,14 +147,21 @@ class Repository:
     ) -> Identified:
         """User id, chat id and effective settings behind an event, creating user and chat on first contact.
 
-        One statement when both are known and the display name is unchanged
-        (identity, chat and both settings rows joined); otherwise one writing
-        transaction that creates what is missing (race-safe, as
+        A sender identified in the last few seconds is answered from memory
+        (``db.identities``: settings changed through this repository are seen at
+        once). Otherwise one statement when both are known and the display
+        name is unchanged (identity, chat and both settings rows joined); else
+        one writing transaction that creates what is missing (race-safe, as
         :meth:`get_or_create_user` and :meth:`get_or_create_chat`) and stores a
         new ``display_name``. A group's settings apply as :meth:`effective_settings`
         says; a private chat has none.
         """
         kind = ChatKind(kind)
+        sender = (platform, platform_user_id, platform_chat_id, kind.value)
+        known = self._recent.recall(sender, display_name)
+        if known is not None:
+            return known
+        generation = self._recent.generation
         keys = {"b_platform": platform, "b_user": platform_user_id, "b_chat": platform_chat_id}
 
         def create(connection: Executes) -> Row[Any]:
@@ -177,7 +176,9 @@ class Repository:
         if row.u_confirm is not None:  # NOT NULL in the table: None means the user has no settings row
             user = Preferences(row.u_language, row.u_style, row.u_confirm)
         chat = ChatOverrides(row.c_language, row.c_style, row.c_confirm, row.c_policy) if kind is ChatKind.GROUP else None
-        return Identified(row.user_id, row.chat_id, effective_preferences(user, chat))
+        known = Identified(row.user_id, row.chat_id, effective_preferences(user, chat))
+        self._recent.remember(sender, row.display_name, known, generation)
+        return known
 
     async def get_or_create_user(self, platform: str, platform_user_id: str, display_name: str | None = None) -> int:
         """The user id behind a platform account, creating the user on first contact.
@@ -262,7 +263,10 @@ class Repository:
             connection.execute(upsert)
             return _user_settings(connection, user_id)
 
-        return await self._run(unit)
+        try:
+            return await self._run(unit)
+        finally:
+            self._recent.forget(user_id=user_id)  # after the write: a sender read meanwhile is not remembered
 
     async def get_chat_settings(self, chat_id: int) -> ChatOverrides:
         """A group's overrides (all ``None`` if never changed)."""
@@ -292,7 +296,10 @@ class Repository:
             connection.execute(upsert)
             return _chat_settings(connection, chat_id)
 
-        return await self._run(unit)
+        try:
+            return await self._run(unit)
+        finally:
+            self._recent.forget(chat_id=chat_id)  # after the write: a sender read meanwhile is not remembered
 
     def _upsert_settings(
         self, table: Any, key: str, key_value: int, defaults: Preferences | ChatOverrides, changes: dict[str, Any]

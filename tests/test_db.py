@@ -34,6 +34,7 @@ from db import (
     RequestState,
     create_database,
 )
+from db.identities import Identified, RecentIdentities
 from db.limits import CapReached, Caps
 from db.migrate import alembic_config, upgrade, upgrade_async
 from db.models import Base, Identity, User
@@ -479,6 +480,60 @@ async def test_identify_is_get_or_create_and_effective_settings_in_one(repo: Rep
 
     many = await asyncio.gather(*(repo.identify("discord", "9", "Bo", "c9", ChatKind.PRIVATE) for _ in range(12)))
     assert len({(known.user_id, known.chat_id) for known in many}) == 1
+
+
+async def test_identify_answers_a_repeat_from_memory_and_sees_its_own_settings_changes_at_once(
+    repo: Repository, database: Database
+) -> None:
+    units: Any = database.units
+    ran = 0
+    run = units.run
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal ran
+        ran += 1
+        return await run(*args, **kwargs)
+
+    units.run = counted
+    first = await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)
+    before = ran
+    assert await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP) == first
+    assert await repo.identify("telegram", "7", None, "-5", ChatKind.GROUP) == first, "no name given: the same sender"
+    assert ran == before, "a repeat within seconds is answered from memory"
+
+    await repo.update_user_settings(first.user_id, language="zh")
+    assert (await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)).preferences.language == "zh"
+    await repo.update_chat_settings(first.chat_id, confirm_before_generate=False)
+    assert (await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)).preferences.confirm_before_generate is False
+    renamed = ran
+    await repo.identify("telegram", "7", "Amy B.", "-5", ChatKind.GROUP)
+    assert ran > renamed, "a new display name goes to the database"
+    async with database.sessions() as session:
+        assert (await session.execute(select(Identity.display_name))).scalar_one() == "Amy B."
+
+
+def test_recent_identities_expire_drop_the_oldest_and_never_keep_a_read_older_than_a_change() -> None:
+    now = [100.0]
+    recent = RecentIdentities(seconds=10, at_most=2, monotonic=lambda: now[0])
+    amy, bo, cy = (("telegram", name, "c", "private") for name in ("amy", "bo", "cy"))
+    known = Identified(1, 1, Preferences())
+    recent.remember(amy, "Amy", known, recent.generation)
+    assert recent.recall(amy, "Amy") == known and recent.recall(amy, "Amy B.") is None
+    now[0] += 10
+    assert recent.recall(amy, "Amy") is None, "expired"
+
+    recent.remember(amy, "Amy", known, recent.generation)
+    recent.remember(bo, "Bo", Identified(2, 2, Preferences()), recent.generation)
+    recent.recall(amy, None)  # amy is now the more recently used
+    recent.remember(cy, "Cy", Identified(3, 3, Preferences()), recent.generation)
+    assert recent.recall(bo, None) is None and recent.recall(amy, None) == known, "at most 2: the least recent went"
+
+    read_began = recent.generation  # a read from the database starts ...
+    recent.forget(user_id=1)  # ... a settings change of that user lands meanwhile ...
+    recent.remember(amy, "Amy", known, read_began)  # ... so what the read saw is not kept
+    assert recent.recall(amy, None) is None
+    recent.forget(chat_id=3)
+    assert recent.recall(cy, None) is None, "a chat's change forgets everyone in it"
 
 
 async def test_queue_is_the_move_the_seed_and_the_final_text_at_once(repo: Repository) -> None:
