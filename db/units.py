@@ -23,16 +23,22 @@ costs one transaction whatever number of statements it needs.
   fsync) run in that thread too, every :data:`CHECKPOINT_EVERY` writes,
   instead of inside a commit on the loop. After each unit the caller yields
   to the loop once, so a chain of database calls does not starve other tasks.
-* **PostgreSQL** — :class:`EngineUnits`: a pooled ``asyncpg`` connection,
-  checked out, used and returned inside one greenlet (as ``run_sync`` does,
-  without the extra greenlets of ``AsyncEngine.connect``), with the
-  statements run on ``asyncpg`` itself (``db.compiled``). Reading units and
-  single statements run without ``BEGIN``/``COMMIT`` (at READ COMMITTED a
-  transaction gives statements no common snapshot anyway; one statement is
-  atomic by itself): every round trip counts. Connections are not pinged on
-  checkout: a unit whose connection turns out to be dead (a restarted server)
-  runs again once on a fresh one, unless it failed while committing (then it
-  is unknown whether the commit happened, and the error is raised).
+* **PostgreSQL** — :class:`EngineUnits`: a unit runs inside one greenlet
+  (as ``run_sync`` does, without the extra greenlets of
+  ``AsyncEngine.connect``) on a connection of the engine's pool, with the
+  statements run on ``asyncpg`` itself (``db.compiled``). The connections
+  stay checked out between units, up to the pool's size (a checkout and
+  checkin — the pool's bookkeeping, its reset and a new ``Connection`` —
+  cost more CPU than a round trip to the server); at most as many units run
+  at once as the pool allows (size + overflow), waiting here rather than
+  in the pool, so a unit never waits for a connection that sits idle.
+  Reading units and single statements run without ``BEGIN``/``COMMIT`` (at
+  READ COMMITTED a transaction gives statements no common snapshot anyway;
+  one statement is atomic by itself): every round trip counts. Connections
+  are not pinged: a unit whose connection turns out to be dead (a restarted
+  server) runs again on another one, at worst a new one, unless it failed
+  while committing (then it is unknown whether the commit happened, and the
+  error is raised).
 """
 
 from __future__ import annotations
@@ -235,53 +241,79 @@ def _dispose(connection: Connection) -> None:
 class EngineUnits:
     """Units on a pooled async engine (PostgreSQL with ``asyncpg``): one connection and at most one transaction each."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, keep: int, at_once: int) -> None:
+        """``keep`` connections stay checked out between units; ``at_once``: the pool's capacity (size + overflow)."""
         self._engine = engine
         self._plans = Plans()
+        self._keep = keep
+        self._at_once = at_once
+        self._slots: asyncio.Semaphore | None = None  # made on the loop, at the first unit
+        self._idle: list[Connection] = []  # checked out of the pool, between units (touched on the loop only)
 
     async def run(self, work: Work[T], *, write: bool = True, single: bool = False, exclusive: bool = False) -> T:
         begin = (BEGIN_EXCLUSIVE if exclusive else "BEGIN") if write and (exclusive or not single) else None
-        pool: Any = self._engine.pool
-        for _ in range(pool.size() if hasattr(pool, "size") else 1):
-            stage = ["work"]
-            try:
-                return await self._once(work, begin, stage)
-            except DBAPIError as error:
-                if not error.connection_invalidated or stage[0] == "commit":
-                    raise
-            # The connection was dead (a restarted server): it is discarded, nothing of the unit was committed.
-            # Every pooled connection may be: the next try gets another, at worst a new one.
-        return await self._once(work, begin, ["work"])
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._at_once)
+        async with self._slots:
+            for _ in range(self._at_once):
+                stage = ["work"]
+                try:
+                    return await self._once(work, begin, stage)
+                except DBAPIError as error:
+                    if not error.connection_invalidated or stage[0] == "commit":
+                        raise
+                # The connection was dead (a restarted server): it is discarded, nothing of the unit was committed.
+                # Every kept connection may be: the next try gets another, at worst a new one.
+            return await self._once(work, begin, ["work"])
 
     async def _once(self, work: Work[T], begin: str | None, stage: list[str]) -> T:
-        engine, plans = self._engine.sync_engine, self._plans
+        engine, plans, idle, keep = self._engine.sync_engine, self._plans, self._idle, self._keep
 
-        def unit() -> T:  # in one greenlet: checkout, statements, checkin (asyncpg awaited through it)
-            with engine.connect() as connection:
-                statements = AsyncpgStatements(connection, plans)
-                try:
-                    if begin is None:  # a read, or one statement: atomic by itself
-                        value = work(statements)
-                        if connection.in_transaction():  # SQLAlchemy ran a statement (and began)
-                            connection.commit()
-                        return value
-                    statements.run(begin)
-                    statements.in_transaction = True
-                    try:
-                        value = work(statements)
-                    except BaseException:
-                        if not statements.driver.is_closed() and statements.driver.is_in_transaction():
-                            statements.run("ROLLBACK")
-                        raise
-                    stage[0] = "commit"
-                    statements.run("COMMIT")
-                    return value
-                finally:
-                    driver = statements.driver
-                    if not connection.invalidated and not driver.is_closed() and driver.is_in_transaction():
-                        connection.invalidate()  # never hand a connection in a transaction back to the pool
+        def unit() -> T:  # in one greenlet: statements, and a checkout or checkin when needed (asyncpg awaited through it)
+            connection = idle.pop() if idle else engine.connect()
+            try:
+                return _in_unit(AsyncpgStatements(connection, plans), work, begin, stage)
+            finally:
+                if connection.invalidated or len(idle) >= keep:
+                    connection.close()  # back to the pool (which discards an invalidated one)
+                else:
+                    idle.append(connection)
 
         return await greenlet_spawn(unit)
 
     async def close(self) -> None:
-        """The engine is disposed by its owner."""
+        """Give the kept connections back to the pool (the engine is disposed by its owner)."""
+        idle, self._idle = self._idle, []
+
+        def give_back() -> None:
+            for connection in idle:
+                connection.close()
+
+        if idle:
+            await greenlet_spawn(give_back)
+
+
+def _in_unit(statements: AsyncpgStatements, work: Work[T], begin: str | None, stage: list[str]) -> T:
+    """``work`` on ``statements``' connection: in a transaction begun with ``begin``, or (None) statement by statement."""
+    connection = statements.connection
+    try:
+        if begin is None:  # a read, or one statement: atomic by itself
+            value = work(statements)
+            if connection.in_transaction():  # SQLAlchemy ran a statement (and began)
+                connection.commit()
+            return value
+        statements.run(begin)
+        statements.in_transaction = True
+        try:
+            value = work(statements)
+        except BaseException:
+            if not statements.driver.is_closed() and statements.driver.is_in_transaction():
+                statements.run("ROLLBACK")
+            raise
+        stage[0] = "commit"
+        statements.run("COMMIT")
+        return value
+    finally:
+        driver = statements.driver
+        if not connection.invalidated and not driver.is_closed() and driver.is_in_transaction():
+            connection.invalidate()  # never keep, or hand back, a connection in a transaction

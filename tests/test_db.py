@@ -622,6 +622,32 @@ async def test_sqlite_units_wait_for_another_connection_s_lock_without_blocking_
     assert await repo.transition(request_id, S.FAILED) is False, "and units run on the loop again"
 
 
+async def test_postgresql_units_keep_their_connections_and_never_wait_for_an_idle_one(url: str) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL-specific")
+    database = create_database(url, pool_size=2, max_overflow=1)
+    pool: Any = database.engine.pool
+
+    def backend(connection: Any) -> int:
+        return int(connection.execute(select(func.pg_backend_pid())).scalar_one())
+
+    def slow(connection: Any) -> int:
+        connection.execute(select(func.pg_sleep(0.05)))
+        return backend(connection)
+
+    try:
+        first = await database.run(backend, write=False)
+        assert await database.run(backend, write=False) == first, "the connection stays open between units"
+        assert pool.checkedout() == 1, "kept out of the pool: no checkout and checkin per unit"
+        # Four times more units than connections: they wait their turn, none for a connection kept idle.
+        backends = await asyncio.wait_for(asyncio.gather(*(database.run(slow, write=False) for _ in range(12))), 20)
+        assert len(set(backends)) <= 3 and pool.checkedout() == 2, "the pool's size stays checked out, the overflow went back"
+    finally:
+        await database.units.close()
+        assert pool.checkedout() == 0, "closing gives every kept connection back"
+        await database.dispose()
+
+
 async def test_postgresql_units_survive_a_server_that_dropped_every_connection(url: str, repo: Repository) -> None:
     if not url.startswith("postgresql"):
         pytest.skip("PostgreSQL-specific")
