@@ -222,7 +222,7 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
     from handlers.flow import Conversation, ConversationConfig
 
     await upgrade_async(url)
-    database = create_database(url, pool_size=10) if url.startswith("postgresql") else create_database(url)
+    database = create_database(url)
     messenger = Cards()
     config = ConversationConfig(
         styles=("face_paint_512_v2",), default_style="face_paint_512_v2", progress_interval=0.0,

@@ -30,8 +30,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 #: How long (s) opening a PostgreSQL connection may take (asyncpg's own default is 60 s):
 #: a server that does not answer fails the start-up quickly instead of hanging.
 CONNECT_TIMEOUT_SECONDS = 10.0
-#: PostgreSQL connections kept open between units of work (``db.units``), and how many more may open at busy times.
-PG_POOL_SIZE, PG_POOL_OVERFLOW = 5, 10
+#: Units of work use at most this many PostgreSQL connections, opened when needed and then kept open (``db.units``).
+PG_CONNECTIONS = 10
 #: The (backend, driver) pairs the history database runs on.
 SUPPORTED_DRIVERS = {("sqlite", "aiosqlite"), ("postgresql", "asyncpg")}
 _URL_SHAPES = (
@@ -142,13 +142,11 @@ def create_database(url: str | URL = DEFAULT_URL, **engine_kwargs: Any) -> Datab
     if make_url(url).get_backend_name() == "postgresql":
         # No ping per checkout (a round trip each time): a unit found on a dead connection runs again (db.units).
         engine_kwargs.setdefault("pool_pre_ping", False)
-        engine_kwargs.setdefault("pool_size", PG_POOL_SIZE)
-        engine_kwargs.setdefault("max_overflow", PG_POOL_OVERFLOW)
+        engine_kwargs.setdefault("pool_size", PG_CONNECTIONS)  # the units' (kept); the overflow is for the ORM sessions
     engine = make_engine(url, **engine_kwargs)
     units: Units
     if engine.dialect.name == "sqlite":
         units = SQLiteUnits(engine.url, sqlite_pragmas(foreign_keys=engine_kwargs.get("foreign_keys", True)))
     else:
-        size, overflow = engine_kwargs["pool_size"], engine_kwargs["max_overflow"]
-        units = EngineUnits(engine, keep=size, at_once=size + overflow)
+        units = EngineUnits(engine, connections=engine_kwargs["pool_size"])
     return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), units=units)

@@ -26,12 +26,15 @@ costs one transaction whatever number of statements it needs.
 * **PostgreSQL** — :class:`EngineUnits`: a unit runs inside one greenlet
   (as ``run_sync`` does, without the extra greenlets of
   ``AsyncEngine.connect``) on a connection of the engine's pool, with the
-  statements run on ``asyncpg`` itself (``db.compiled``). The connections
-  stay checked out between units, up to the pool's size (a checkout and
-  checkin — the pool's bookkeeping, its reset and a new ``Connection`` —
-  cost more CPU than a round trip to the server); at most as many units run
-  at once as the pool allows (size + overflow), waiting here rather than
-  in the pool, so a unit never waits for a connection that sits idle.
+  statements run on ``asyncpg`` itself (``db.compiled``). A connection,
+  once opened, stays checked out between units (a checkout and checkin —
+  the pool's bookkeeping, its reset and a new ``Connection`` — cost more CPU
+  than a round trip to the server, and a connection handed back beyond the
+  pool's size would be closed, and opened again at the next busy moment);
+  at most as many units run at once as they may have connections
+  (``db.session.PG_CONNECTIONS``, within the pool's size; the pool's
+  overflow is left to ORM sessions), waiting here rather than in the pool,
+  so a unit never waits for a connection that sits idle.
   Reading units and single statements run without ``BEGIN``/``COMMIT`` (at
   READ COMMITTED a transaction gives statements no common snapshot anyway;
   one statement is atomic by itself): every round trip counts. Connections
@@ -241,12 +244,11 @@ def _dispose(connection: Connection) -> None:
 class EngineUnits:
     """Units on a pooled async engine (PostgreSQL with ``asyncpg``): one connection and at most one transaction each."""
 
-    def __init__(self, engine: AsyncEngine, *, keep: int, at_once: int) -> None:
-        """``keep`` connections stay checked out between units; ``at_once``: the pool's capacity (size + overflow)."""
+    def __init__(self, engine: AsyncEngine, *, connections: int) -> None:
+        """At most ``connections`` units at once (at most the pool's size), each connection kept open."""
         self._engine = engine
         self._plans = Plans()
-        self._keep = keep
-        self._at_once = at_once
+        self._at_once = connections
         self._slots: asyncio.Semaphore | None = None  # made on the loop, at the first unit
         self._idle: list[Connection] = []  # checked out of the pool, between units (touched on the loop only)
 
@@ -267,15 +269,15 @@ class EngineUnits:
             return await self._once(work, begin, ["work"])
 
     async def _once(self, work: Work[T], begin: str | None, stage: list[str]) -> T:
-        engine, plans, idle, keep = self._engine.sync_engine, self._plans, self._idle, self._keep
+        engine, plans, idle = self._engine.sync_engine, self._plans, self._idle
 
         def unit() -> T:  # in one greenlet: statements, and a checkout or checkin when needed (asyncpg awaited through it)
             connection = idle.pop() if idle else engine.connect()
             try:
                 return _in_unit(AsyncpgStatements(connection, plans), work, begin, stage)
             finally:
-                if connection.invalidated or len(idle) >= keep:
-                    connection.close()  # back to the pool (which discards an invalidated one)
+                if connection.invalidated:
+                    connection.close()  # back to the pool, which discards it
                 else:
                     idle.append(connection)
 

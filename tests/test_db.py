@@ -625,7 +625,7 @@ async def test_sqlite_units_wait_for_another_connection_s_lock_without_blocking_
 async def test_postgresql_units_keep_their_connections_and_never_wait_for_an_idle_one(url: str) -> None:
     if not url.startswith("postgresql"):
         pytest.skip("PostgreSQL-specific")
-    database = create_database(url, pool_size=2, max_overflow=1)
+    database = create_database(url, pool_size=3)
     pool: Any = database.engine.pool
 
     def backend(connection: Any) -> int:
@@ -641,7 +641,7 @@ async def test_postgresql_units_keep_their_connections_and_never_wait_for_an_idl
         assert pool.checkedout() == 1, "kept out of the pool: no checkout and checkin per unit"
         # Four times more units than connections: they wait their turn, none for a connection kept idle.
         backends = await asyncio.wait_for(asyncio.gather(*(database.run(slow, write=False) for _ in range(12))), 20)
-        assert len(set(backends)) <= 3 and pool.checkedout() == 2, "the pool's size stays checked out, the overflow went back"
+        assert len(set(backends)) == 3 and pool.checkedout() == 3, "every connection opened stays open, none more"
     finally:
         await database.units.close()
         assert pool.checkedout() == 0, "closing gives every kept connection back"
