@@ -93,6 +93,17 @@ def onnx_session_options(threads: int = 0):
     * Fixed-shape sessions per size (free-dimension overrides), denormals as
       zero and a dynamic block base were no faster than this dynamic-shape
       session, so there is one session per style.
+    * Raising glibc's mmap/trim thresholds (``mallopt``) for a run with
+      ``malloc_trim(0)`` after it, and I/O binding the output to a reused
+      buffer, were no faster (256-1024 px, 1 and 2 threads): the memory pattern
+      already gets a run's activations as one block, faulted in afresh each run
+      (82k minor faults per 512 px pass with or without the thresholds), and
+      keeping that block is what the arena does. The thresholds only help with
+      the memory pattern off (491k -> 100k faults, back to this session's
+      speed) and raise the peak at 1024 px from 1.7 to 3.2-3.8 GB. Eager torch,
+      the reference, swings 3.3-5.3 s at 512 px / 1 thread with glibc's dynamic
+      mmap threshold (165k-700k faults per pass; this session 3.4-3.7 s), so
+      its ratio to eager moves with it.
     """
     import onnxruntime as ort
 
