@@ -134,11 +134,16 @@ class BotApp:
 
 
 async def _warm_up() -> None:
-    """:func:`engine.prompt.warm_up` in a thread; a failure only means the first description loads (and reports) it."""
+    """:func:`engine.prompt.warm_up` in a thread, then what start-up loaded is frozen out of the GC (``bot.event_loop``).
+
+    A failure to load only means the first description loads (and reports) it.
+    """
     try:
         await asyncio.to_thread(warm_up)
     except Exception:
         log.warning("loading the dictionaries at start failed; the first description will try again", exc_info=True)
+    frozen = event_loop.freeze_start_up_heap()
+    log.info("dictionaries loaded; %d objects of the start-up heap left out of garbage collection", frozen)
 
 
 async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None) -> None:
