@@ -62,7 +62,14 @@ from engine.asr import AsrConfig, SpeechRecognizer, finish  # noqa: E402
 from engine.audio import AudioLimits  # noqa: E402
 from engine.chinese import to_script  # noqa: E402
 from engine.lexicon import ZH_INDEX, Kind  # noqa: E402
-from tests.support.speech import ENGLISH_CLIPS, SpokenClip, _normalise_words, english_clips_in, zh_clips  # noqa: E402
+from tests.support.speech import (  # noqa: E402
+    ENGLISH_CLIPS,
+    SpokenClip,
+    _normalise_words,
+    edit_distance,
+    english_clips_in,
+    zh_clips,
+)
 
 LIMITS = AudioLimits(max_bytes=20 * 1024 * 1024, max_seconds=600)
 BEFORE_UNSURE = 0.5
@@ -148,15 +155,6 @@ def _folded(text: str) -> list[str]:
     return _chars(to_script(text, "zh-Hans"))
 
 
-def _distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
 def _align(ref: list[str], hyp: list[str]) -> list[bool]:
     """For each hypothesis token, whether the Levenshtein alignment matches it to an identical reference token."""
     n, m = len(ref), len(hyp)
@@ -195,10 +193,10 @@ class Row:
     def add(self, transcript: Transcript, reference: str, chinese: bool, unsure: Callable[[Word], bool]) -> None:
         tokens = _chars if chinese else _normalise_words
         self.clips += 1
-        self.edits += _distance(tokens(reference), tokens(transcript.text))
+        self.edits += edit_distance(tokens(reference), tokens(transcript.text))
         self.length += len(tokens(reference))
         if chinese:
-            self.folded_edits += _distance(_folded(reference), _folded(transcript.text))
+            self.folded_edits += edit_distance(_folded(reference), _folded(transcript.text))
             self.script_ok += to_script(transcript.text, "zh-Hans") == transcript.text
         # A word is right when every token of it aligns with an identical reference token.
         hyp, owner = [], []

@@ -356,16 +356,14 @@ def _measure_here(url: str, data_dir: str, users: int, rounds: int) -> None:
     build_prompt(SENTENCE)  # the dictionaries load once per process: not part of any event
     if (ROOT / "bot" / "event_loop.py").exists():  # the event loop this tree's bot runs on
         from bot import event_loop
-        from bot.event_loop import name_of
-        from bot.event_loop import run as run_loop
 
         if hasattr(event_loop, "freeze_start_up_heap"):  # as the bot does once it has loaded the dictionaries
             event_loop.freeze_start_up_heap()
 
         async def measured() -> dict[str, Any]:
-            return await run(url, Path(data_dir), users, rounds) | {"loop": name_of(asyncio.get_running_loop())}
+            return await run(url, Path(data_dir), users, rounds) | {"loop": event_loop.name_of(asyncio.get_running_loop())}
 
-        result = run_loop(measured())
+        result = event_loop.run(measured())
     else:  # a tree from before bot.event_loop (checked by file: an editable install would find this tree's module)
         result = asyncio.run(run(url, Path(data_dir), users, rounds)) | {"loop": "asyncio"}
     print(json.dumps(result))

@@ -7,9 +7,10 @@ a write, a poll and a read: ``python -m bench.flow`` measures its share.
 Without uvloop (Windows, or ``pip uninstall uvloop``) the same code runs on
 asyncio's loop. The bot and the image worker run on :func:`run`.
 
-The bot's dictionaries (jieba, CC-CEDICT, the content policy's terms) are
-millions of objects that live as long as the process; every full garbage
-collection walked all of them — 60-80 ms here in which no event was handled.
+What start-up loads (jieba, CC-CEDICT, the content policy's terms, the
+libraries) is about half a million containers that live as long as the
+process; every full garbage collection walked all of them — 60-80 ms here in
+which no event was handled.
 :func:`freeze_start_up_heap` leaves them out of collections from then on.
 """
 

@@ -84,7 +84,7 @@ def _normalise_chars(text: str) -> list[str]:
     return [c for c in text if c.isalnum()]
 
 
-def _edit_distance(ref: list[str], hyp: list[str]) -> int:
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
     """Levenshtein distance between two token lists."""
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
@@ -97,13 +97,13 @@ def _edit_distance(ref: list[str], hyp: list[str]) -> int:
 def wer(reference: str, hypothesis: str) -> float:
     """Word error rate, ignoring case and punctuation."""
     ref = _normalise_words(reference)
-    return _edit_distance(ref, _normalise_words(hypothesis)) / len(ref)
+    return edit_distance(ref, _normalise_words(hypothesis)) / len(ref)
 
 
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(character edits, reference length) ignoring punctuation and Traditional/Simplified script."""
     ref = _normalise_chars(reference)
-    return _edit_distance(ref, _normalise_chars(hypothesis)), len(ref)
+    return edit_distance(ref, _normalise_chars(hypothesis)), len(ref)
 
 
 def cer(reference: str, hypothesis: str) -> float:
