@@ -40,7 +40,7 @@ from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, Cont
 from bot.adapter import EventHandler
 from bot.redact import add_secret, install_token_redaction
 from bot.settings import Settings
-from bot.startup_errors import BadInputError, DependencyError
+from bot.startup_errors import BadInputError, DependencyError, reaching
 from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
 from engine.errors import AudioTooLargeError, ImageTooLargeError, UserError
@@ -229,7 +229,9 @@ class TelegramAdapter:
             log_function=lambda handler: None,  # _receive logs what matters, never a secret
         )
         self._webhook_server = tornado.httpserver.HTTPServer(app)
-        self._webhook_server.listen(webhook.port, address=webhook.listen)
+        where = f"{webhook.listen}:{webhook.port} for Telegram's webhook"
+        with reaching(where, "TELEGRAM_WEBHOOK_LISTEN, TELEGRAM_WEBHOOK_PORT", verb="listen on"):  # a port in use is ours to say
+            self._webhook_server.listen(webhook.port, address=webhook.listen)
         await self.application.bot.set_webhook(webhook.url, allowed_updates=ALLOWED_UPDATES, secret_token=webhook.secret)
 
     async def _receive(self, secret: str | None, body: bytes, remote: str | None) -> int:

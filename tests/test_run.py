@@ -216,6 +216,31 @@ async def test_run_with_a_wrong_api_url_says_so_in_one_line_without_the_token(fa
     assert done.returncode == 3 and "Traceback" not in done.stderr
 
 
+async def test_run_with_the_webhook_port_in_use_names_the_port_and_its_settings(fake_telegram: FakeTelegram, tmp_path: Path) -> None:
+    """Another program on TELEGRAM_WEBHOOK_PORT: the operator is told which port and which settings, not the Bot API."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = secret_env(
+            fake_telegram,
+            tmp_path,
+            TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+            TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
+            TELEGRAM_WEBHOOK_PORT=str(port),
+        )
+        done = await asyncio.to_thread(run_cli, env, tmp_path, "run")
+
+    (line,) = error_lines(done.stderr)
+    assert line.startswith(
+        f"error: cannot listen on 127.0.0.1:{port} for Telegram's webhook (TELEGRAM_WEBHOOK_LISTEN, TELEGRAM_WEBHOOK_PORT): "
+    ), line
+    assert "in use" in line
+    assert not fake_telegram.called("setWebhook")
+    assert_no_secret(done.stdout + done.stderr, TOKEN, REDIS_PASSWORD, WEBHOOK_SECRET)
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+
+
 async def test_run_in_webhook_mode_with_debug_logging_writes_no_secret(
     request: pytest.FixtureRequest, fake_telegram: FakeTelegram, tmp_path: Path
 ) -> None:
