@@ -21,7 +21,7 @@ produce; errors are wrapped in SQLAlchemy's exception classes
 * :class:`AsyncpgStatements` runs statements on the ``asyncpg`` connection,
   in the transaction the unit opened there; a statement that is not prebuilt
   is compiled for the call. One that only SQLAlchemy can run (an ``IN`` list
-  of parameters) goes through SQLAlchemy in reading units, and is refused in a
+  of parameters, a ``text()``) goes through SQLAlchemy in reading units, and is refused in a
   transaction (SQLAlchemy would open its own).
 
 Statements run here do not fire SQLAlchemy's cursor events
@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import await_only
 
 S = TypeVar("S")
@@ -103,7 +104,12 @@ class Plan:
 
 
 def plan(statement: Any, names: frozenset[str], dialect: Any) -> Plan | None:
-    """How to run ``statement`` with parameters ``names`` on the driver, or None when only SQLAlchemy can."""
+    """How to run ``statement`` with parameters ``names`` on the driver, or None when only SQLAlchemy can.
+
+    Only SQLAlchemy can run a ``text()`` statement: its result columns are known once it ran, not when compiled.
+    """
+    if isinstance(statement, TextClause):
+        return None
     compiled = statement.compile(dialect=dialect, column_keys=sorted(names))
     if (
         compiled.positiontup is None

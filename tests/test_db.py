@@ -582,6 +582,7 @@ async def test_compiled_statements_return_what_sqlalchemy_returns(repo: Reposito
         (sql.IDENTIFY, {"b_platform": "telegram", "b_user": "alice", "b_chat": "chat-alice"}),
         (sql.CAP_COUNTS, {"b_user": user_id, "b_since": clock.now - timedelta(minutes=1)}),
         (sql.USER_SETTINGS, {"b_id": user_id}),
+        (text("SELECT count(*) AS n, max(seed) AS seed FROM images WHERE request_id = :r"), {"r": request_id}),  # SQLAlchemy runs it
     ]
     for statement, parameters in checks:
         async with database.engine.connect() as connection:
