@@ -229,8 +229,9 @@ class TelegramAdapter:
             log_function=lambda handler: None,  # _receive logs what matters, never a secret
         )
         self._webhook_server = tornado.httpserver.HTTPServer(app)
+        # Said here: the start's own reaching() (bot.app) would blame the Bot API for a port that is taken.
         where = f"{webhook.listen}:{webhook.port} for Telegram's webhook"
-        with reaching(where, "TELEGRAM_WEBHOOK_LISTEN, TELEGRAM_WEBHOOK_PORT", verb="listen on"):  # a port in use is ours to say
+        with reaching(where, "TELEGRAM_WEBHOOK_LISTEN, TELEGRAM_WEBHOOK_PORT", verb="listen on"):
             self._webhook_server.listen(webhook.port, address=webhook.listen)
         await self.application.bot.set_webhook(webhook.url, allowed_updates=ALLOWED_UPDATES, secret_token=webhook.secret)
 
