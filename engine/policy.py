@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.errors import ModelUnavailableError, UserError
+from engine.policy_ages import child_ages
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -204,10 +205,14 @@ ALLOWED = {level: Verdict(True, level) for level in LEVELS}
 #: The list shipped with the project.
 TERMS_FILE = Path(__file__).with_name("policy_terms.txt")
 #: Special sections of the term list.
-MINOR, ALLOW, NEGATED, NEGATIVE = "minor", "allow", "negated", "negative"
-#: A word for a child together with one of these refuses at every level, as this category.
-SEXUAL_CATEGORIES = frozenset({"sexual", "suggestive"})
+MINOR, BODY, ALLOW, NEGATED, NEGATIVE = "minor", "body", "allow", "negated", "negative"
+#: Sections that refuse nothing by themselves (children's words, body words, exceptions).
+_UNLEVELLED = (MINOR, BODY, ALLOW)
+#: A word for a child (or an age under 18) together with one of these refuses at every level, as this category.
+SEXUAL_CATEGORIES = frozenset({"sexual", "suggestive", BODY})
 MINORS_CATEGORY = "sexual_minors"
+#: The term a child's age is reported as (the hit's ``found`` is the age as written).
+AGE_TERM = "age under 18"
 
 _HEADER = re.compile(r"^\[\s*([a-z_]+)\s*(?::\s*([a-z ,]*))?\]$")
 
@@ -234,7 +239,7 @@ class TermList:
     @property
     def size(self) -> int:
         """How many terms refuse something (children's words, exceptions and negative prompt terms aside)."""
-        return sum(len(terms) for category, terms in self.terms.items() if category != MINOR) + len(self.negated)
+        return sum(len(terms) for category, terms in self.terms.items() if category not in _UNLEVELLED) + len(self.negated)
 
     @classmethod
     def parse(cls, text: str, source: str = "<terms>", base: TermList | None = None) -> TermList:
@@ -258,11 +263,11 @@ class TermList:
                     levels = {Level(word) for word in (header.group(2) or "").replace(",", " ").split()}
                 except ValueError:
                     raise TermListError(f"{source}:{number}: levels are strict, standard, off ({line!r})") from None
-                if section in (MINOR, ALLOW) and levels:
+                if section in _UNLEVELLED and levels:
                     raise TermListError(f"{source}:{number}: [{section}] takes no levels")
                 if section == NEGATED:
                     negated_levels |= levels
-                elif section not in (MINOR, ALLOW, NEGATIVE):
+                elif section not in (*_UNLEVELLED, NEGATIVE):
                     categories.setdefault(section, set()).update(levels)
                     terms.setdefault(section, [])
                 continue
@@ -387,11 +392,17 @@ def _leet(view: _View) -> _View:
     return _View("".join(chars), view.index)
 
 
-def _collapse(view: _View) -> _View:
+#: English words of one letter: a spelled-out term may follow or precede one ("a n u d e girl").
+_ONE_LETTER_WORDS = frozenset("ai")
+
+
+def _collapse(view: _View, *, keep_one_letter_words: bool = False) -> _View:
     """Separators removed where they split a word: between single letters ("n s f w", "色 情") and inside a word ("nu-de").
 
     Runs of at least three single Latin characters (two Chinese ones) with
-    separators between them are joined; "a red, big cat" is left alone.
+    separators between them are joined; "a red, big cat" is left alone. With
+    ``keep_one_letter_words`` an "a" or "i" at either end of a run stays a
+    word of its own ("a s e x y girl" -> "a sexy girl").
     """
     text = view.text
     drop = [False] * len(text)
@@ -399,6 +410,10 @@ def _collapse(view: _View) -> _View:
     run: list[re.Match[str]] = []
 
     def flush() -> None:
+        if keep_one_letter_words and len(run) >= 4 and run[0].group() in _ONE_LETTER_WORDS:
+            run.pop(0)
+        if keep_one_letter_words and len(run) >= 4 and run[-1].group() in _ONE_LETTER_WORDS:
+            run.pop()
         if run and len(run) >= (2 if _CJK.match(run[0].group()) else 3):
             for left, right in zip(run, run[1:], strict=False):
                 for i in range(left.end(), right.start()):
@@ -441,8 +456,11 @@ def views(text: str) -> list[_View]:
     base = _base_view(text)
     collapsed = _collapse(base)
     leet_collapsed = _leet(collapsed)
+    worded = _collapse(base, keep_one_letter_words=True)
     found: dict[str, _View] = {}
-    for view in (base, _leet(base), collapsed, leet_collapsed, _squeeze(leet_collapsed, 1), _squeeze(leet_collapsed, 2)):
+    for view in (
+        base, _leet(base), collapsed, leet_collapsed, _squeeze(leet_collapsed, 1), _squeeze(leet_collapsed, 2), worded, _leet(worded)
+    ):
         found.setdefault(view.text, view)
     return list(found.values())
 
@@ -464,6 +482,7 @@ class _Entry:
     key: str
     prefix: bool
     word_start: bool
+    whole_word: bool
 
 
 _NEGATIONS = re.compile(r"(?:\b(?:no|not|without|never|non)[\s-]+|(?:不要|不能|没有|没|不|别|无|非)\s*)$", re.IGNORECASE)
@@ -488,15 +507,16 @@ class PromptChecker:
 
         def add(category: str, term: str) -> None:
             word_start = term.startswith("~")
+            whole_word = term.startswith("=")
             prefix = term.endswith("*")
-            key = normalise(term.removeprefix("~").removesuffix("*"))
+            key = normalise(term.lstrip("~=").removesuffix("*"))
             if not key:
                 return
             variants = {key}
             if " " in key and _LATIN.search(key):
                 variants.add(key.replace(" ", ""))  # "blow job" -> "blowjob"
             for variant in variants:
-                entries.setdefault(variant, []).append(_Entry(category, term, variant, prefix, word_start))
+                entries.setdefault(variant, []).append(_Entry(category, term, variant, prefix, word_start, whole_word))
 
         for category, terms_of in self.terms.terms.items():
             for term in terms_of:
@@ -533,7 +553,7 @@ class PromptChecker:
                 for entry in entries:
                     start = end + 1 - len(entry.key)
                     stop = self._match_end(view.text, start, end + 1, entry)
-                    if stop is None or (entry.word_start and not self._starts_word(view.text, start)):
+                    if stop is None or not self._on_boundaries(view.text, start, stop, entry):
                         continue
                     begin, finish = view.original_span(start, stop)
                     if entry.category == ALLOW:
@@ -542,6 +562,10 @@ class PromptChecker:
                     if (entry.category == NEGATED) != negated:
                         continue
                     hits.setdefault((entry.category, entry.term, begin, finish), Hit(entry.category, entry.term, text[begin:finish], begin, finish))
+            if not negated:
+                for start, stop in child_ages(view.text):
+                    begin, finish = view.original_span(start, stop)
+                    hits.setdefault((MINOR, AGE_TERM, begin, finish), Hit(MINOR, AGE_TERM, text[begin:finish], begin, finish))
         kept, excused = [], set()
         spans = {(hit.start, hit.end) for hit in hits.values()}
         for hit in hits.values():
@@ -569,27 +593,32 @@ class PromptChecker:
                 return stop
         return None
 
+    @classmethod
+    def _on_boundaries(cls, text: str, start: int, stop: int, entry: _Entry) -> bool:
+        """A ``~`` term starts a word, a ``=`` term starts and ends one (Chinese segmentation); other terms always pass."""
+        if entry.whole_word:
+            return cls._word_boundary(text, start) and cls._word_boundary(text, stop)
+        return not entry.word_start or cls._word_boundary(text, start)
+
     @staticmethod
-    def _starts_word(text: str, start: int) -> bool:
-        """Chinese segmentation (jieba, with the lexicon's words) puts a word boundary at ``start``."""
-        if start == 0 or not _CJK.match(text[start]) or not _CJK.match(text[start - 1]):
+    def _word_boundary(text: str, position: int) -> bool:
+        """Chinese segmentation (jieba, with the lexicon's words) puts a word boundary at ``position``."""
+        if position <= 0 or position >= len(text) or not _CJK.match(text[position]) or not _CJK.match(text[position - 1]):
             return True
-        run_start = start
+        run_start = position
         while run_start > 0 and _CJK.match(text[run_start - 1]):
             run_start -= 1
-        run_end = start
+        run_end = position
         while run_end < len(text) and _CJK.match(text[run_end]):
             run_end += 1
         from engine.translate import reader
 
-        position = run_start
+        boundary = run_start
         for word, _ in reader().words(text[run_start:run_end]):
-            if position == start:
-                return True
-            position += len(word)
-            if position > start:
-                return False
-        return position == start
+            boundary += len(word)
+            if boundary >= position:
+                return boundary == position
+        return False
 
     # --- verdicts --------------------------------------------------------
 
