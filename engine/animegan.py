@@ -45,7 +45,7 @@ from PIL import Image
 from engine import animegan_model as gen
 from engine.api import CancelCheck, ProgressCallback
 from engine.device import dtype_for, resolve_device
-from engine.errors import Cancelled, ModelUnavailableError, UnknownStyleError
+from engine.errors import Cancelled, ModelUnavailableError, StyleUnavailableError, UnknownStyleError
 from engine.files import atomic_write
 from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
 from engine.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry
@@ -202,7 +202,7 @@ class _NhwcOnnxRunner:
         x -= np.float32(1.0)
         (y,) = self.session.run([self.output_name], {self.input_name: x})
         if y.shape != (1, height, width, 3):
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"{self.source} returned an output of shape {tuple(y.shape)} for an input of shape {x.shape}; "
                 f"an {ONNX_NHWC} style must return 1 x H x W x 3"
             )
@@ -222,7 +222,7 @@ def read_nhwc_session(path: Path, *, threads: int = 0, providers: list[str] | No
     try:
         session = ort.InferenceSession(str(path), onnx_session_options(threads), providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for any unreadable model
-        raise ModelUnavailableError(f"{path} is not a loadable ONNX model ({_first_line(exc)})") from exc
+        raise StyleUnavailableError(f"{path} is not a loadable ONNX model ({_first_line(exc)})") from exc
     inputs, outputs = session.get_inputs(), session.get_outputs()
     problem = None
     if len(inputs) != 1 or len(outputs) < 1:
@@ -237,7 +237,7 @@ def read_nhwc_session(path: Path, *, threads: int = 0, providers: list[str] | No
     elif len(outputs[0].shape or ()) != 4:
         problem = f"output {outputs[0].name!r} has shape {outputs[0].shape}, not N x H x W x 3"
     if problem:
-        raise ModelUnavailableError(f"{path} is not an AnimeGANv2 {ONNX_NHWC} model: {problem}")
+        raise StyleUnavailableError(f"{path} is not an AnimeGANv2 {ONNX_NHWC} model: {problem}")
     return session
 
 
@@ -288,7 +288,7 @@ class AnimeGAN:
         if backend == "auto":
             backend = "onnx" if self.device.type == "cpu" and onnxruntime_available() else "torch"
         elif backend == "onnx" and not onnxruntime_available():
-            raise ModelUnavailableError("AnimeGANv2 backend 'onnx' needs the onnxruntime package (pip install onnxruntime)")
+            raise StyleUnavailableError("AnimeGANv2 backend 'onnx' needs the onnxruntime package (pip install onnxruntime)")
         self.backend = backend
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
@@ -388,7 +388,7 @@ class AnimeGAN:
                 runner = self._onnx_runner(style, sha, model)
             except Exception as exc:
                 if self._explicit_onnx:
-                    raise ModelUnavailableError(f"AnimeGANv2 style {style.name!r}: ONNX backend failed: {exc}") from exc
+                    raise StyleUnavailableError(f"AnimeGANv2 style {style.name!r}: ONNX backend failed: {exc}") from exc
                 log.warning("AnimeGANv2 style %r: ONNX backend failed (%s); using torch", style.name, exc)
         if runner is None:
             runner = _TorchRunner(model(), self.device)
@@ -398,7 +398,7 @@ class AnimeGAN:
     def _load_nhwc(self, style: Style) -> _Loaded:
         """An ``onnx-nhwc`` style: verified file -> ONNX Runtime session (built once, also when validating)."""
         if not onnxruntime_available():
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"AnimeGANv2 style {style.name!r} is an ONNX model and needs the onnxruntime package (pip install onnxruntime)"
             )
         providers = onnx_providers(self.device)
@@ -412,7 +412,7 @@ class AnimeGAN:
             try:
                 sessions.append(read_nhwc_session(path, threads=self.threads, providers=providers))
             except ModelUnavailableError as exc:
-                raise ModelUnavailableError(f"AnimeGANv2 style {style.name!r}: {exc}") from exc
+                raise StyleUnavailableError(f"AnimeGANv2 style {style.name!r}: {exc}") from exc
         runner = _NhwcOnnxRunner(sessions[-1], str(path))
         log.info("AnimeGANv2 style %r loaded from %s (onnx-nhwc, %s)", style.name, path, ", ".join(sessions[-1].get_providers()))
         return _Loaded(style, path, sha, runner)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import ModelUnavailableError
+from engine.errors import StyleUnavailableError
 
 #: Smallest input side: after two stride-2 convs the 1/4-scale feature map must
 #: be >= 2 pixels for the reflection padding of ``block_c``.
@@ -144,11 +144,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
-        raise ModelUnavailableError(
+        raise StyleUnavailableError(
             f"{path} is not a readable PyTorch state_dict ({type(exc).__name__}: {_first_line(exc)})"
         ) from exc
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise ModelUnavailableError(
+        raise StyleUnavailableError(
             f"{path} does not hold a plain state_dict (a mapping of parameter names to tensors); got {type(obj).__name__}"
         )
     return dict(obj)
@@ -181,7 +181,7 @@ def build_generator(state_dict: Mapping[str, torch.Tensor], *, source: str = "ch
             parts.append(f"size mismatch {_abbrev(wrong)}")
         if not parts:
             parts.append(_first_line(exc))
-        raise ModelUnavailableError(
+        raise StyleUnavailableError(
             f"{source} is not an AnimeGANv2 generator in the animegan2-pytorch layout: {'; '.join(parts)}"
         ) from exc
     return model.eval().requires_grad_(False)

@@ -32,7 +32,7 @@ from faster_whisper.transcribe import Segment as WhisperSegment
 from engine.api import Segment, Transcript, Word
 from engine.audio import AudioLimits, DecodedAudio, load_audio
 from engine.chinese import CJK_RE, Script, to_script
-from engine.errors import ModelUnavailableError, NoSpeechError
+from engine.errors import NoSpeechError, SpeechModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def whisper_device(setting: str) -> str:
         return setting
     gpus = ctranslate2.get_cuda_device_count()
     if setting == "cuda" and gpus == 0:
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             "WHISPER_DEVICE=cuda, but CTranslate2 finds no usable CUDA GPU here (no GPU, no driver, or a driver older "
             "than its CUDA runtime). Set WHISPER_DEVICE=auto or cpu, or run on a machine with an NVIDIA GPU and driver."
         )
@@ -314,7 +314,7 @@ def _load_model(config: AsrConfig) -> WhisperModel:
     try:
         return WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=config.cpu_threads)
     except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError for corrupt files and bad settings
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             f"Whisper model directory {path} could not be loaded on {device} ({compute_type}): {exc}. Replace it "
             f"with a complete CTranslate2 Whisper model directory (model.bin, config.json, tokenizer.json, "
             f"vocabulary.*) or change WHISPER_DEVICE / WHISPER_COMPUTE_TYPE."
@@ -329,13 +329,13 @@ def _model_path(config: AsrConfig) -> Path:
     try:
         return Path(download_model(config.model, cache_dir=str(config.download_root) if config.download_root else None))
     except ValueError as exc:  # not a known size name nor an "owner/name" hub id
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             f"Unknown Whisper model '{config.model}': {exc}. Set WHISPER_MODEL to one of these names, "
             f"a Hugging Face id of a CTranslate2 conversion, or a local model directory."
         ) from exc
     except Exception as exc:  # huggingface_hub: offline, DNS, HTTP, missing cache entry, ...
         target = (config.download_root or Path("models")) / f"faster-whisper-{config.model.replace('/', '--')}"
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             f"Whisper model '{config.model}' could not be downloaded (offline?). Put a CTranslate2 Whisper model "
             f"directory (model.bin, config.json, tokenizer.json, vocabulary.*) at {target} and set "
             f"WHISPER_MODEL={target}. Cause: {type(exc).__name__}: {exc}"
@@ -345,7 +345,7 @@ def _model_path(config: AsrConfig) -> Path:
 def _check_model_dir(path: Path) -> None:
     """Raise :class:`ModelUnavailableError` naming what a local model directory lacks."""
     if not path.is_dir():
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             f"Whisper model directory {path} does not exist. Put a CTranslate2 Whisper model directory "
             f"(model.bin, config.json, tokenizer.json, vocabulary.*) there or set WHISPER_MODEL to a size name."
         )
@@ -353,7 +353,7 @@ def _check_model_dir(path: Path) -> None:
     if not any(path.glob("vocabulary.*")):
         missing.append("vocabulary.*")
     if missing:
-        raise ModelUnavailableError(
+        raise SpeechModelUnavailableError(
             f"Whisper model directory {path} is missing {', '.join(missing)}. It must be a CTranslate2 "
             f"Whisper conversion (model.bin, config.json, tokenizer.json, vocabulary.*)."
         )

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
-from engine.errors import Cancelled, ModelUnavailableError
+from engine.errors import Cancelled, DrawingModelUnavailableError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
     import torch
@@ -283,7 +283,7 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
             source = str(local) if local.is_dir() else model
             pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
     except _load_errors() as exc:
-        raise ModelUnavailableError(_model_message(model, exc)) from exc
+        raise DrawingModelUnavailableError(_model_message(model, exc)) from exc
 
     pipe.to(device)
     if config.lora:
@@ -366,7 +366,7 @@ def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
         pipe.fuse_lora(lora_scale=config.lora_scale, adapter_names=[_ADAPTER])
         pipe.unload_lora_weights()
     except _load_errors() + (RuntimeError, KeyError) as exc:
-        raise ModelUnavailableError(_lora_message(lora, str(config.model), exc)) from exc
+        raise DrawingModelUnavailableError(_lora_message(lora, str(config.model), exc)) from exc
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:

@@ -124,9 +124,42 @@ class Cancelled(Exception):
 class ModelUnavailableError(RuntimeError):
     """A model or checkpoint cannot be loaded or fetched.
 
-    The message says exactly what file/model is missing and where to put it;
-    it is meant for the operator and never contains secrets.
+    The message says exactly what file/model is missing and where to put it
+    (the operator's fix); it never contains secrets. ``model`` says which part
+    of the bot it is (a key of the ``model.name.*`` messages), so a user can be
+    told that without the operator's details.
     """
+
+    model: str = "model"
+
+    @property
+    def fix(self) -> str:
+        """What the operator does about it (the message)."""
+        return str(self)
+
+
+class SpeechModelUnavailableError(ModelUnavailableError):
+    """The speech recognition model (Whisper) cannot be loaded or fetched."""
+
+    model = "speech"
+
+
+class DrawingModelUnavailableError(ModelUnavailableError):
+    """The drawing model (Stable Diffusion, its LoRAs) cannot be loaded or fetched."""
+
+    model = "drawing"
+
+
+class StyleUnavailableError(ModelUnavailableError):
+    """A style's weights (AnimeGANv2) cannot be loaded or fetched."""
+
+    model = "style"
+
+
+class ImageCheckUnavailableError(ModelUnavailableError):
+    """The content policy's picture classifier cannot be loaded or fetched."""
+
+    model = "image_check"
 
 
 class DeviceUnavailableError(ModelUnavailableError):

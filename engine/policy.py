@@ -48,7 +48,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine.errors import ModelUnavailableError, UserError
+from engine.errors import ImageCheckUnavailableError, UserError
 from engine.policy_ages import child_ages
 
 if TYPE_CHECKING:
@@ -753,12 +753,12 @@ def resolve_model(path: Path | None) -> Path:
             found = sorted(path.glob("*.onnx"))
             if len(found) == 1:
                 return found[0]
-        raise ModelUnavailableError(
+        raise ImageCheckUnavailableError(
             f"POLICY_IMAGE_MODEL={path}: no ONNX detector there (a .onnx file, or a directory with model.onnx)"
         )
     found_model = nudenet_model()
     if found_model is None:
-        raise ModelUnavailableError(
+        raise ImageCheckUnavailableError(
             "the image check needs a nudity detector: pip install nudenet (its wheel ships the model), "
             "set POLICY_IMAGE_MODEL to an ONNX detector, or POLICY_IMAGE_CHECK=false to send pictures unchecked"
         )
@@ -808,7 +808,7 @@ class ImageCheck:
             try:
                 session = onnxruntime.InferenceSession(str(self.model), options, providers=["CPUExecutionProvider"])
             except Exception as error:
-                raise ModelUnavailableError(f"the image check model {self.model} cannot be loaded: {error}") from error
+                raise ImageCheckUnavailableError(f"the image check model {self.model} cannot be loaded: {error}") from error
             meta = session.get_modelmeta().custom_metadata_map
             names = _literal(meta.get("names"))
             if isinstance(names, dict) and names:

@@ -18,8 +18,9 @@ from engine.api import (
     JobSpec,
     ProgressCallback,
 )
-from engine.errors import Cancelled, UserError
+from engine.errors import Cancelled, ModelUnavailableError, UserError
 from engine.imageio import open_image, png_bytes
+from engine.missing_models import MODEL_UNAVAILABLE, tell_operator
 from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
 
 if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
@@ -157,7 +158,9 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
     """Run ``spec`` like :func:`run_job` and turn its outcome into the job's terminal event; never raises.
 
     ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
-    :class:`UserError`'s key, detail and params; any other exception is
+    :class:`UserError`'s key, detail and params; a missing model is
+    ``JobFailed("model.unavailable", <the operator's fix>, {"model": <which>})``,
+    told to the operator once (:func:`engine.missing_models.tell_operator`); any other exception is
     logged with its traceback and becomes ``JobFailed("error.generic", <exception type>)``
     (a failed job must never take the model thread or the worker down).
     """
@@ -168,6 +171,9 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
     except UserError as error:
         log.info("job %s rejected: %s", spec.job_id, error.key)
         return JobFailed(error.key, error.detail or "", error.params)
+    except ModelUnavailableError as error:
+        tell_operator(error)
+        return JobFailed(MODEL_UNAVAILABLE, error.fix, {"model": error.model})
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ModelUnavailableError, UnknownStyleError
+from engine.errors import ModelUnavailableError, StyleUnavailableError, UnknownStyleError
 from engine.files import atomic_write, fsync_directory
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class StyleRegistry:
             for key in (style.name, *style.aliases):
                 norm = normalize_name(key)
                 if norm in self._lookup:
-                    raise ModelUnavailableError(f"{source}: style name or alias {key!r} is used twice")
+                    raise StyleUnavailableError(f"{source}: style name or alias {key!r} is used twice")
                 self._lookup[norm] = style
             self._styles[style.name] = style
 
@@ -154,14 +154,14 @@ class StyleRegistry:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"AnimeGANv2 style registry {path} is missing; copy checkpoints/{REGISTRY_FILE} from the repository there"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise ModelUnavailableError(f"AnimeGANv2 style registry {path} is unreadable: {exc}") from exc
+            raise StyleUnavailableError(f"AnimeGANv2 style registry {path} is unreadable: {exc}") from exc
         entries = data.get("styles") if isinstance(data, dict) else None
         if not isinstance(entries, dict) or not entries:
-            raise ModelUnavailableError(f'{path}: expected an object {{"styles": {{name: entry, ...}}}}')
+            raise StyleUnavailableError(f'{path}: expected an object {{"styles": {{name: entry, ...}}}}')
         return cls((_parse_entry(path, name, entry) for name, entry in entries.items()), source=str(path))
 
     @classmethod
@@ -189,31 +189,31 @@ class StyleRegistry:
 def _parse_entry(path: Path, name: object, entry: object) -> Style:
     where = f"{path}: style {name!r}"
     if not isinstance(name, str) or normalize_name(name) != name or not name:
-        raise ModelUnavailableError(f"{where}: names are lower-case with underscores (e.g. 'face_paint_512_v2')")
+        raise StyleUnavailableError(f"{where}: names are lower-case with underscores (e.g. 'face_paint_512_v2')")
     if not isinstance(entry, dict):
-        raise ModelUnavailableError(f"{where}: entry must be an object")
+        raise StyleUnavailableError(f"{where}: entry must be an object")
     file_format = entry.get("format", TORCH_STATE_DICT)
     if file_format not in FORMATS:
-        raise ModelUnavailableError(f"{where}: 'format' must be one of {', '.join(FORMATS)}, got {file_format!r}")
+        raise StyleUnavailableError(f"{where}: 'format' must be one of {', '.join(FORMATS)}, got {file_format!r}")
     file = entry.get("file")
     if not isinstance(file, str) or not _FILE_NAME.match(file) or file.endswith((".sha256", ".rejected", ".part")):
-        raise ModelUnavailableError(f"{where}: 'file' must be a plain file name inside the checkpoints directory")
+        raise StyleUnavailableError(f"{where}: 'file' must be a plain file name inside the checkpoints directory")
     if file_format == ONNX_NHWC and (not file.endswith(".onnx") or _EXPORT_NAME.search(file)):
-        raise ModelUnavailableError(
+        raise StyleUnavailableError(
             f"{where}: an {ONNX_NHWC} 'file' ends in .onnx and is not named like the engine's own exports "
             f"(<name>.<12 hex digits>.onnx), e.g. 'AnimeGANv2_Hayao.onnx'"
         )
     if file_format == TORCH_STATE_DICT and file.endswith(".onnx"):
-        raise ModelUnavailableError(f'{where}: a .onnx \'file\' needs "format": "{ONNX_NHWC}"')
+        raise StyleUnavailableError(f'{where}: a .onnx \'file\' needs "format": "{ONNX_NHWC}"')
     sha = entry.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha.lower())):
-        raise ModelUnavailableError(f"{where}: 'sha256' must be 64 hex digits or null")
+        raise StyleUnavailableError(f"{where}: 'sha256' must be 64 hex digits or null")
     url = entry.get("url")
     if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
-        raise ModelUnavailableError(f"{where}: 'url' must be an http(s) URL or null")
+        raise StyleUnavailableError(f"{where}: 'url' must be an http(s) URL or null")
     aliases = entry.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-        raise ModelUnavailableError(f"{where}: 'aliases' must be a list of names")
+        raise StyleUnavailableError(f"{where}: 'aliases' must be a list of names")
     return Style(
         name=name,
         file=file,
@@ -233,16 +233,16 @@ def _parse_texts(where: str, field: str, value: object) -> tuple[tuple[str, str]
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise ModelUnavailableError(f'{where}: {field!r} must be an object {{"en": "...", "zh": "..."}}')
+        raise StyleUnavailableError(f'{where}: {field!r} must be an object {{"en": "...", "zh": "..."}}')
     pairs: dict[str, str] = {}
     for lang, text in value.items():
         key = language_key(lang) if isinstance(lang, str) else ""
         if not _LANGUAGE.match(key):
-            raise ModelUnavailableError(f"{where}: {field!r} keys are language codes such as 'en' or 'zh', got {lang!r}")
+            raise StyleUnavailableError(f"{where}: {field!r} keys are language codes such as 'en' or 'zh', got {lang!r}")
         if not isinstance(text, str) or not text.strip() or "\n" in text or "\r" in text:
-            raise ModelUnavailableError(f"{where}: {field}[{lang!r}] must be one non-empty line of text")
+            raise StyleUnavailableError(f"{where}: {field}[{lang!r}] must be one non-empty line of text")
         if key in pairs:
-            raise ModelUnavailableError(f"{where}: {field!r} has language {lang!r} twice")
+            raise StyleUnavailableError(f"{where}: {field!r} has language {lang!r} twice")
         pairs[key] = text.strip()
     return tuple(sorted(pairs.items()))
 
@@ -285,7 +285,7 @@ class CheckpointStore:
         except FileNotFoundError:
             return None
         if not text or not _SHA256.match(text[0].lower()):
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"{self.pin_path(style)} is not a sha256 pin; delete it to re-pin {self.path(style)} on next use"
             )
         return text[0].lower()
@@ -320,7 +320,7 @@ class CheckpointStore:
                 problem += f" (if the new file is legitimate, delete {self.pin_path(style)} to pin it again)"
             log.error("%s", problem)
             if not (self.download and style.url):
-                raise ModelUnavailableError(f"{problem}. {self._how_to_get(style, expected)}")
+                raise StyleUnavailableError(f"{problem}. {self._how_to_get(style, expected)}")
         return self._download(style, expected, validate)
 
     def _pin(self, style: Style, sha: str, *, how: str) -> None:
@@ -357,11 +357,11 @@ class CheckpointStore:
         """Fetch, verify, validate and move the checkpoint into place (pinning it when unpinned); (path, its sha256)."""
         path = self.path(style)
         if not style.url:
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing. {self._how_to_get(style, expected)}"
             )
         if not self.download:
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing and downloading is disabled "
                 f"(anime_download=False). {self._how_to_get(style, expected)}"
             )
@@ -369,7 +369,7 @@ class CheckpointStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=f".{style.file}.", suffix=".part")
         except OSError as exc:
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"cannot write to the checkpoints directory {self.directory} ({exc}). {self._how_to_get(style, expected)}"
             ) from exc
         tmp = Path(tmp_name)
@@ -380,7 +380,7 @@ class CheckpointStore:
                 out.flush()
                 os.fsync(out.fileno())  # durable before the rename makes it the checkpoint
             if expected and actual != expected:
-                raise ModelUnavailableError(
+                raise StyleUnavailableError(
                     f"AnimeGANv2 style {style.name!r}: the file downloaded from {style.url} has sha256 {actual}, "
                     f"expected {expected}; it was rejected (deleted). {self._how_to_get(style, expected)}"
                 )
@@ -388,7 +388,7 @@ class CheckpointStore:
                 try:
                     validate(tmp)
                 except ModelUnavailableError as exc:
-                    raise ModelUnavailableError(
+                    raise StyleUnavailableError(
                         f"AnimeGANv2 style {style.name!r}: the file downloaded from {style.url} was rejected "
                         f"(deleted): {exc}. {self._how_to_get(style, expected)}"
                     ) from exc
@@ -396,7 +396,7 @@ class CheckpointStore:
             fsync_directory(path.parent)
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise ModelUnavailableError(
+            raise StyleUnavailableError(
                 f"AnimeGANv2 style {style.name!r}: checkpoint {path} is missing and downloading it from "
                 f"{style.url} failed ({reason}). {self._how_to_get(style, expected)}"
             ) from exc
