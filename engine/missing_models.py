@@ -15,11 +15,21 @@ from engine.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
-#: The message key a request that failed for a missing model carries (its ``params``: ``model``, the part).
+#: The start of the message key a request that failed for a missing model carries: ``model.unavailable.<part>``.
 MODEL_UNAVAILABLE = "model.unavailable"
 
 _told: set[tuple[str, str]] = set()
 _lock = threading.Lock()
+
+
+def unavailable_key(error: ModelUnavailableError) -> str:
+    """The user-facing message key for ``error``: ``model.unavailable.speech``, ``….drawing``, ``….style``, …."""
+    return f"{MODEL_UNAVAILABLE}.{error.model}"
+
+
+def is_unavailable(key: str | None) -> bool:
+    """Did a request fail (``error_key``) because a model is missing?"""
+    return key is not None and key.startswith(f"{MODEL_UNAVAILABLE}.")
 
 
 def tell_operator(error: ModelUnavailableError) -> None:

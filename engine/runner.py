@@ -20,7 +20,7 @@ from engine.api import (
 )
 from engine.errors import Cancelled, ModelUnavailableError, UserError
 from engine.imageio import open_image, png_bytes
-from engine.missing_models import MODEL_UNAVAILABLE, tell_operator
+from engine.missing_models import tell_operator, unavailable_key
 from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
 
 if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
@@ -159,7 +159,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
 
     ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
     :class:`UserError`'s key, detail and params; a missing model is
-    ``JobFailed("model.unavailable", <the operator's fix>, {"model": <which>})``,
+    ``JobFailed("model.unavailable.<which>", <the operator's fix>, {"model": <which>})``,
     told to the operator once (:func:`engine.missing_models.tell_operator`); any other exception is
     logged with its traceback and becomes ``JobFailed("error.generic", <exception type>)``
     (a failed job must never take the model thread or the worker down).
@@ -173,7 +173,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
         return JobFailed(error.key, error.detail or "", error.params)
     except ModelUnavailableError as error:
         tell_operator(error)
-        return JobFailed(MODEL_UNAVAILABLE, error.fix, {"model": error.model})
+        return JobFailed(unavailable_key(error), error.fix, {"model": error.model})
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)

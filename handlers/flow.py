@@ -64,8 +64,16 @@ from engine.api import (
     Prompt,
     Transcript,
 )
-from engine.errors import QueueFullError, TextTooLongError, UnknownStyleError, UserError, UserQueueFullError
+from engine.errors import (
+    ModelUnavailableError,
+    QueueFullError,
+    TextTooLongError,
+    UnknownStyleError,
+    UserError,
+    UserQueueFullError,
+)
 from engine.imageio import open_image, png_bytes
+from engine.missing_models import tell_operator, unavailable_key
 from engine.policy import ChatPolicy, Level, Verdict, off_allowed
 from engine.prompt import build_prompt
 from handlers import cards
@@ -293,6 +301,9 @@ class Conversation:
         if isinstance(error, UserError):
             key, params = error.key, error.params
             log.info("request %s: %s", request_id, key)
+        elif isinstance(error, ModelUnavailableError):
+            key, params = unavailable_key(error), {}
+            tell_operator(error)
         else:
             key, params = "error.generic", {}
             log.error("request %s failed", request_id, exc_info=error)

@@ -160,6 +160,27 @@ MESSAGES: dict[str, dict[str, str]] = {
     "not_ready": {"en": "That picture isn't finished yet.", "zh": "这张图还没画好。"},
     "not_yours": {"en": "Only the person who asked can use these buttons.", "zh": "只有发起请求的人才能使用这些按钮。"},
     "job.failed": {"en": "Sorry, that picture failed. Please try again.", "zh": "抱歉，作画失败了，请再试一次。"},
+    # --- a model the bot needs is missing (the operator's log says how to add it) ---
+    "model.unavailable.speech": {
+        "en": "The speech model isn't installed on this server yet; the operator has been told how to add it.",
+        "zh": "这台服务器还没有安装语音识别模型，已经告诉管理员怎么添加了。",
+    },
+    "model.unavailable.drawing": {
+        "en": "The drawing model isn't installed on this server yet; the operator has been told how to add it.",
+        "zh": "这台服务器还没有安装作画模型，已经告诉管理员怎么添加了。",
+    },
+    "model.unavailable.style": {
+        "en": "This style isn't installed on this server yet; the operator has been told how to add it. Try another style.",
+        "zh": "这台服务器还没有安装这个风格，已经告诉管理员怎么添加了。换一个风格试试。",
+    },
+    "model.unavailable.image_check": {
+        "en": "The picture check isn't installed on this server yet; the operator has been told how to add it.",
+        "zh": "这台服务器还没有安装图片检查模型，已经告诉管理员怎么添加了。",
+    },
+    "model.unavailable.model": {
+        "en": "A model this bot needs isn't installed on this server yet; the operator has been told how to add it.",
+        "zh": "这台服务器还缺少一个需要的模型，已经告诉管理员怎么添加了。",
+    },
     "delivery.failed": {
         "en": "Your picture is ready, but I couldn't send it. Press “Send again” — I'll also retry when I restart.",
         "zh": "图已经画好了，但发送失败。请点「重新发送」——我重启后也会再试。",
