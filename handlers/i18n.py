@@ -260,12 +260,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "policy.category.negated": {"en": "leaving clothes out", "zh": "去掉衣物"},
     "policy.category.other": {"en": "not allowed here", "zh": "此处不允许"},
     "policy.image_flagged": {
-        "en": "🚫 I drew it, but the picture did not pass this chat's content check, so I won't send it. Try another description.",
-        "zh": "🚫 图画好了，但没有通过本聊天的内容检查，所以不发送。请换一个描述试试。",
+        "en": "🚫 I can't use that picture here: the automatic picture check held it back. Drawing it again or another description may work.",
+        "zh": "🚫 这张图不能在这里使用：自动图片检查没有放行。可以重画一次，或换个描述试试。",
     },
     "policy.photo_flagged": {
-        "en": "🚫 That photo did not pass this chat's content check, so I won't restyle it.",
-        "zh": "🚫 这张照片没有通过本聊天的内容检查，所以不做风格转换。",
+        "en": "🚫 I can't use that picture here: the automatic picture check held it back. You can send another one.",
+        "zh": "🚫 这张图不能在这里使用：自动图片检查没有放行。可以换一张发给我。",
     },
     "policy.spoiler": {
         "en": "⚠️ The content check flagged this picture: it is hidden behind a spoiler.",

@@ -185,7 +185,7 @@ async def test_without_spoilers_a_flagged_picture_is_not_sent(sqlite_url, make_h
     assert h.messenger.images("amy") == []
     (record,) = await h.repository.requests_in_states([S.FAILED])
     assert record.error_key == "policy.image_flagged"
-    assert "did not pass this chat's content check" in h.messenger.calls[-1].reply.text
+    assert h.messenger.calls[-1].reply.text.startswith("🚫 I can't use that picture here")
 
 
 async def test_a_flagged_photo_is_explained(sqlite_url, make_harness):
@@ -198,7 +198,9 @@ async def test_a_flagged_photo_is_explained(sqlite_url, make_harness):
     await h.settle()
     (record,) = await h.repository.requests_in_states([S.FAILED])
     assert record.error_key == "policy.photo_flagged"
-    assert h.messenger.calls[-1].reply.text == "🚫 That photo did not pass this chat's content check, so I won't restyle it."
+    assert h.messenger.calls[-1].reply.text == (
+        "🚫 I can't use that picture here: the automatic picture check held it back. You can send another one."
+    )
 
 
 # --- a chat's level, chosen by its admins (the chat-wide settings of handlers.chat_settings) -----------------
