@@ -83,7 +83,7 @@ from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, R
 from handlers.i18n import error_text, pick_language, reader_script, t
 from handlers.jobs import POLICY_SPOILER, JobTracker, delivered_reply
 from handlers.keyed_lock import KeyedLock
-from handlers.replies import Messenger, Reply
+from handlers.replies import Messenger, OwnedMessages, Reply
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ class Conversation:
     ) -> None:
         self.repository = repository
         self.engine = engine
-        self.messenger = messenger
+        #: Every message goes out through this, which remembers whose each one is (see :meth:`_press_target`).
+        self.messenger = OwnedMessages(messenger)
         self.config = config
         self._clock = clock
         self._pending_edits: dict[tuple[str, str, str], str] = {}
@@ -166,7 +167,7 @@ class Conversation:
         self.jobs = JobTracker(
             repository,
             engine,
-            messenger,
+            self.messenger,
             default_style=config.default_style,
             style_names=config.style_names,
             progress_interval=config.progress_interval,
@@ -606,6 +607,7 @@ class Conversation:
     # --- buttons ----------------------------------------------------------------
 
     async def _on_button(self, press: ButtonPress, who: _Who) -> None:
+        press = replace(press, message_ref=self._press_target(press, who))
         if press.request_id == cards.NO_REQUEST:
             await self._on_settings_button(press, who)
             return
@@ -623,6 +625,28 @@ class Conversation:
                 return
             if await self._allows(rule, who, record):
                 await rule.handler(self, press, who, record)
+
+    def _press_target(self, press: ButtonPress, who: _Who) -> str:
+        """The message a press may change: the one it was made on, if that is the presser's and about the press's request.
+
+        A message belongs to the user it was sent for. A press on it by anyone
+        else (Bob choosing a language on Alice's settings picker) never edits
+        it: the presser is answered privately or in a message of their own.
+        Neither does a press whose payload names a request the message is not
+        about (Alice's request on Bob's settings card): it acts on its own
+        request's messages. A message that is not remembered (sent before a
+        restart, or long ago) is its chat's in a private chat; in a group it
+        may be changed by a request's buttons only — the handler has found the
+        request to be the presser's, and the platforms deliver only buttons
+        the message carries — never by settings buttons, whose owner is unknown.
+        """
+        ref = press.message_ref
+        if not ref:
+            return ""
+        owner = self.messenger.owner(who.origin.platform, ref)
+        if owner is None:
+            return ref if not who.origin.is_group or press.request_id != cards.NO_REQUEST else ""
+        return ref if owner.user_id == who.origin.user_id and press.request_id in owner.requests else ""
 
     async def _allows(self, rule: ButtonRule, who: _Who, record: RequestRecord) -> bool:
         """True if the button's action applies in the request's state; tells the user why not otherwise."""

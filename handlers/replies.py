@@ -26,10 +26,16 @@ who never opened one, and a settings card in a DM could not change the group
 it belongs to); in private chats and the studio it is an ordinary reply.
 Answers to a button press through :meth:`Messenger.notify` are private on
 every platform (a toast, an ephemeral message).
+
+Every message belongs to the user it was sent for (their card, status,
+picture, settings, a picker they opened): :class:`OwnedMessages` remembers
+whose each one is and which requests its buttons name, so a press on it by
+anyone else never edits it (see :mod:`handlers.flow`).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -114,3 +120,72 @@ class Messenger(Protocol):
         Telegram: the chat's creator and administrators (getChatMember, cached briefly);
         Discord: members with Manage Server or Manage Channels; a private chat is its user's.
         """
+
+
+#: Messages whose owner :class:`OwnedMessages` remembers (the newest ones).
+MESSAGES_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class MessageOwner:
+    """Whom one of our messages was sent for, and the requests its buttons (and its reply) name."""
+
+    #: The platform user id of the origin the message was first sent to.
+    user_id: str
+    #: Request ids of its buttons and of its reply; ``handlers.cards.NO_REQUEST`` for settings buttons.
+    requests: frozenset[str]
+
+
+def requests_of(reply: Reply) -> frozenset[str]:
+    """The requests a reply is about: its own and every one its buttons name."""
+    named = {b.request_id for row in reply.buttons for b in row}
+    return frozenset(named | ({reply.request_id} if reply.request_id else set()))
+
+
+class OwnedMessages:
+    """A :class:`Messenger` that remembers whom each message it posts was sent for.
+
+    A message belongs to the user of the origin it was first sent to; an edit
+    keeps its owner and records the requests its new content names (a card
+    that became a status still names its request, settings buttons name
+    ``NO_REQUEST``). Only the newest ``remembered`` messages are kept, in
+    memory: after a restart, or for a message never posted through it,
+    :meth:`owner` is None.
+    """
+
+    def __init__(self, messenger: Messenger, *, remembered: int = MESSAGES_REMEMBERED) -> None:
+        self.inner = messenger
+        self._remembered = remembered
+        self._owners: OrderedDict[tuple[str, str], MessageOwner] = OrderedDict()
+
+    async def send(self, origin: Origin, reply: Reply) -> str:
+        """Post ``reply`` for ``origin``'s user: the new message is theirs."""
+        ref = await self.inner.send(origin, reply)
+        if ref:  # a Discord form opened instead of a message has none
+            self._remember(origin.platform, ref, MessageOwner(origin.user_id, requests_of(reply)))
+        return ref
+
+    async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
+        """Replace message ``message_ref``; it stays its owner's and now names ``reply``'s requests."""
+        await self.inner.edit(origin, message_ref, reply)
+        known = self.owner(origin.platform, message_ref)
+        self._remember(origin.platform, message_ref, MessageOwner(known.user_id if known else origin.user_id, requests_of(reply)))
+
+    async def notify(self, origin: Origin, text: str) -> None:
+        """The platform's private answer to a press (nothing to remember)."""
+        await self.inner.notify(origin, text)
+
+    async def is_admin(self, origin: Origin) -> bool:
+        """Asked of the platform."""
+        return await self.inner.is_admin(origin)
+
+    def owner(self, platform: str, message_ref: str) -> MessageOwner | None:
+        """Whose message ``message_ref`` on ``platform`` is, when it is remembered."""
+        return self._owners.get((platform, message_ref))
+
+    def _remember(self, platform: str, ref: str, owner: MessageOwner) -> None:
+        key = (platform, ref)
+        self._owners[key] = owner
+        self._owners.move_to_end(key)
+        while len(self._owners) > self._remembered:
+            self._owners.popitem(last=False)

@@ -198,6 +198,36 @@ async def test_other_users_are_refused_ephemerally(simcord_env: simcord.Env, dis
     assert (await discord_world.conversation.repository.get_request(request_id)).state.value == "awaiting_confirmation"
 
 
+async def test_a_press_never_changes_someone_else_s_message(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    channel, alice, bob = scene(simcord_env)
+    backend = simcord_env.backend
+
+    # alice's settings are hers alone: ephemeral, bob cannot even see them to press them
+    settings = (await alice.slash(channel, "settings")).response
+    assert settings is not None and settings.ephemeral
+    with pytest.raises(simcord.SetupError, match="not visible"):
+        await bob.click(settings.message, custom_id=custom_id(settings, SET_LANGUAGE))
+
+    # her card and the style picker it opened are public: bob's choice is refused privately and neither changes
+    card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
+    assert card is not None
+    (picker,) = (await alice.click(card.message, custom_id=custom_id(card, STYLE))).followups
+    refused = await bob.select(picker.message, ["paprika"], custom_id=custom_id(picker, STYLE_SET))
+    (refusal,) = refused.followups
+    assert refusal.ephemeral and "Only the person who asked" in refusal.content
+    assert backend.get_message(channel.id, picker.id).content == picker.content
+    assert backend.get_message(channel.id, card.id).content == card.content
+    request_id = custom_id(card, CONFIRM).split(":")[2]
+    assert (await discord_world.conversation.repository.get_request(request_id)).style == "face_paint_512_v2"
+
+    # a press naming her request on bob's card cannot be made: Discord takes only the components a message carries
+    bob_card = (await bob.slash(channel, "anime", text="a red fox in the snow")).response
+    assert bob_card is not None
+    with pytest.raises(simcord.SetupError, match="No matching component"):
+        await alice.click(bob_card.message, custom_id=custom_id(card, CONFIRM))
+    assert backend.get_message(channel.id, bob_card.id).content == bob_card.content
+
+
 async def test_buttons_survive_a_restart(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
     channel, alice, _ = scene(simcord_env)
     card = (await alice.slash(channel, "anime", text="a red fox in the snow")).response

@@ -383,6 +383,50 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
         assert helped["text"] == cards.help_text(lang, group=True).text, lang
 
 
+def touched(server: FakeTelegram, message: dict[str, Any]) -> list[str]:
+    """The Bot API methods called on ``message``: edits and deletes."""
+    chat_id, message_id = str(message["chat"]["id"]), str(message["message_id"])
+    return [
+        c.method for c in server.calls
+        if (c.method.startswith("edit") or c.method == "deleteMessage")
+        and c.params.get("chat_id") == chat_id and c.params.get("message_id") == message_id
+    ]
+
+
+async def test_a_press_never_changes_someone_else_s_message(bot: RunningBot) -> None:
+    server = bot.server
+    group = group_chat()
+    alice, bob = user(111, "Alice", "en"), user(222, "Bob", "en")
+
+    # bob chooses a language on alice's picker: it is his choice, told in a toast, with a card of his own
+    asked = server.message(group, alice, text="/settings")
+    await server.push(asked)
+    card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    picker = await server.wait_for(replying_to(server, group["id"], card["message_id"]))
+    await server.push(server.press(bob, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
+    his_or_hers = replying_to(server, group["id"], picker["message_id"])
+    await server.wait_for(lambda: his_or_hers() or touched(server, picker))
+    assert touched(server, picker) == [] and server.messages[(group["id"], picker["message_id"])]["text"] == picker["text"]
+    assert "只對你（Bob）生效：" in his_or_hers()["text"]
+
+    # alice's request named in presses on bob's settings card: they act on her own card, never on his
+    asked = server.message(group, bob, text="/settings")
+    await server.push(asked)
+    bob_card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+    alice_card = await anime_card(server, group, alice)
+    request_id = data_of(alice_card, cards.CONFIRM).split(":")[1]
+    for data in (f"{cards.DETAILS}:{request_id}:1", f"{cards.STYLE_SET}:{request_id}:paprika", f"{cards.CONFIRM}:{request_id}"):
+        await server.push(server.press(alice, bob_card, data))
+    await server.wait_for(lambda: delivered_photos(server))
+    await bot.conversation.wait_idle()
+    assert touched(server, bob_card) == [], "bob's card was edited or deleted by alice's press"
+    assert server.messages[(group["id"], bob_card["message_id"])]["text"] == bob_card["text"]
+    assert touched(server, alice_card), "her presses showed in her own card"
+    assert (await bot.conversation.repository.get_request(request_id)).style == "paprika"
+
+
 async def test_help_in_a_group_and_in_private_in_english_simplified_and_traditional(bot: RunningBot) -> None:
     server = bot.server
     group = group_chat()
