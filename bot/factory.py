@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from engine.distributed import DistributedEngine, RedisConfig
     from engine.local import LocalEngine
     from engine.pipeline import AnimePipeline
-    from engine.policy import ChatPolicy, ImageCheck
+    from engine.policy import ChatPolicy
+    from engine.policy_image import ContentCheck
     from handlers.flow import ConversationConfig
 
 # Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
@@ -192,20 +193,32 @@ def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", 
     )
 
 
-def image_check(settings: Settings) -> ImageCheck | None:
-    """The content policy's nudity detector (``POLICY_IMAGE_*``; loads on first use), or None with ``POLICY_IMAGE_CHECK=false``.
+def image_check(settings: Settings) -> ContentCheck | None:
+    """The content policy's picture check, or None with ``POLICY_IMAGE_CHECK=false``; its models load on first use.
 
-    Raises :class:`~engine.errors.ModelUnavailableError` (exit 3) when there is
-    no detector: ``nudenet`` not installed and no ``POLICY_IMAGE_MODEL``.
+    Drawn pictures are rated by the WD tagger (``POLICY_ANIME_MODEL``: a hub
+    model downloaded into ``MODELS_DIR`` on first use, or a local directory); a
+    picture a user sends also goes through the nudity detector
+    (``POLICY_IMAGE_MODEL``, ``POLICY_IMAGE_THRESHOLD``). Raises
+    :class:`~engine.errors.ImageCheckUnavailableError` (exit 3) at once when
+    ``POLICY_ANIME_MODEL`` names neither a directory holding the tagger nor a
+    pinned hub model, or there is no detector (``nudenet`` not installed and no
+    ``POLICY_IMAGE_MODEL``).
     """
     from engine.policy import ImageCheck, resolve_model
+    from engine.policy_image import PHOTO_THRESHOLDS, AnimeRatingCheck, ContentCheck, tagger_source
 
     if not settings.policy_image_check:
         log.warning("POLICY_IMAGE_CHECK=false: pictures are sent without the content policy's image check")
         return None
-    return ImageCheck(
-        resolve_model(settings.policy_image_model), threshold=settings.policy_image_threshold, threads=settings.torch_threads
+    drawn = AnimeRatingCheck(tagger_source(settings.policy_anime_model, settings.models_dir), threads=settings.torch_threads)
+    photos = ImageCheck(
+        resolve_model(settings.policy_image_model),
+        thresholds=PHOTO_THRESHOLDS,
+        threshold=settings.policy_image_threshold,
+        threads=settings.torch_threads,
     )
+    return ContentCheck(drawn, photos)
 
 
 def chat_policy(settings: Settings) -> ChatPolicy:

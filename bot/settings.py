@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     policy_image_model: Path | None = Field(
         None, description="An ONNX detector with NudeNet's signature (a .onnx file or a directory with model.onnx); empty = NudeNet's, from its wheel."
     )
+    policy_anime_model: str = Field(
+        "SmilingWolf/wd-vit-tagger-v3",
+        description="The WD tagger v3 that rates drawn pictures: a pinned hub id (downloaded into MODELS_DIR on first use) "
+        "or a local directory with model.onnx and selected_tags.csv.",
+    )
     policy_image_threshold: float | None = Field(
         None, gt=0, le=1, description="Least detector score that flags a picture, for every class; empty = the per-class defaults."
     )

@@ -19,7 +19,7 @@ from engine.animegan import AnimeGAN
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.imageio import open_image
-from engine.policy import ImageCheck
+from engine.policy_image import PictureCheck
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class AnimePipeline:
     With ``previews`` (the ``PREVIEWS`` setting) :meth:`from_prompt` hands its
     ``preview`` callback a few small JPEGs of the picture forming and then the
     sketch (the drawing before the anime style); without, it makes none.
-    ``image_check`` (an :class:`engine.policy.ImageCheck`, ``POLICY_IMAGE_*``)
-    is the content policy's nudity detector: :func:`engine.runner.run_job`
+    ``image_check`` (an :class:`engine.policy_image.ContentCheck`, ``POLICY_IMAGE_*``,
+    ``POLICY_ANIME_MODEL``) is the content policy's picture check: :func:`engine.runner.run_job`
     checks this pipeline's pictures with it at each job's policy level.
     """
 
@@ -74,7 +74,7 @@ class AnimePipeline:
         *,
         default_style: str,
         previews: bool = True,
-        image_check: ImageCheck | None = None,
+        image_check: PictureCheck | None = None,
     ) -> None:
         self.text_to_image = text_to_image
         self.animegan = animegan

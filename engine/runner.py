@@ -21,7 +21,8 @@ from engine.api import (
 from engine.errors import Cancelled, ModelUnavailableError, UserError
 from engine.imageio import open_image, png_bytes
 from engine.missing_models import tell_operator, unavailable_key
-from engine.policy import ImageCheck, ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
+from engine.policy import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
+from engine.policy_image import PictureCheck, check_photo
 
 if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
     from engine.pipeline import AnimeResult
@@ -43,7 +44,7 @@ class ImagePipeline(Protocol):
     its ``from_prompt`` then also takes ``preview=`` (an
     :data:`engine.api.PreviewCallback`). Pipelines without the attribute are
     called without it. A pipeline with an ``image_check`` attribute (an
-    :class:`engine.policy.ImageCheck`) has its pictures checked (see :func:`run_job`).
+    :class:`engine.policy_image.ContentCheck`) has its pictures checked (see :func:`run_job`).
     """
 
     def from_prompt(
@@ -75,7 +76,9 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
 
     **Image check** (the pipeline's ``image_check``, at the job's ``policy``
     level unless it is ``off``): a photo or restyle source is checked before
-    styling, every preview before it is reported (a flagged one is dropped),
+    styling (a photo as a picture a user sent, :func:`engine.policy_image.check_photo`;
+    a restyle's, the bot's own drawing or a photo checked when it came, as drawn),
+    every preview before it is reported (a flagged one is dropped),
     and the drawing and the styled picture before the result is returned. At
     ``strict`` a flagged picture raises :class:`~engine.policy.ImageFlaggedError`
     (:class:`~engine.policy.PhotoFlaggedError` for a user's photo) and the
@@ -110,7 +113,8 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
     else:
         assert spec.source_png is not None  # JobSpec guarantees it
         if check is not None:
-            _refuse_flagged(spec, check.check(open_image(spec.source_png), level), PhotoFlaggedError, "the photo")
+            judge = check_photo(check) if spec.kind == "photo" else check.check
+            _refuse_flagged(spec, judge(open_image(spec.source_png), level), PhotoFlaggedError, "the photo")
         result = pipeline.from_photo(spec.source_png, style=spec.style, progress=overall, cancelled=cancelled)
         checked = [result.anime_image]
     if cancelled():
@@ -132,7 +136,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
     )
 
 
-def image_check_of(pipeline: object) -> ImageCheck | None:
+def image_check_of(pipeline: object) -> PictureCheck | None:
     """The pipeline's image check: its ``image_check``, or that of the pipeline it wraps (``.pipeline``), else None."""
     check = getattr(pipeline, "image_check", None)
     if check is None:

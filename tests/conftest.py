@@ -1,4 +1,4 @@
-"""Shared test setup: one torch thread (faster on the 2-core CI box), offline hubs, fixture plugins."""
+"""Shared test setup: one torch thread (faster on the 2-core CI box), offline hubs (the anime image check on a stand-in), fixture plugins."""
 
 import os
 
@@ -20,4 +20,5 @@ pytest_plugins = [
     "tests.support.conversation",
     "tests.support.discord_sim",
     "tests.support.fake_telegram",
+    "tests.support.onnx_tagger",
 ]
