@@ -10,6 +10,7 @@ attempted would be the "model missing" one (exit 3), not the expected one.
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -193,6 +194,30 @@ def test_run_with_an_unreachable_dependency_is_exit_3(tmp_path: Path, dependency
     done = voice2anime(tmp_path, "run", **env)
     the_error(done, 3, *expected, logs_allowed=True)
     assert time.monotonic() - started < FAIL_FAST_SECONDS
+
+
+# ----- a database that is there but cannot be used: exit 3, one line naming DATABASE_URL ---------------------
+
+
+def unreachable_telegram() -> dict[str, str]:
+    """A Telegram bot whose Bot API is nowhere: were the database accepted, ``run`` would fail on Telegram instead."""
+    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{closed_port()}/bot"}
+
+
+def migrated_sqlite(tmp_path: Path) -> Path:
+    """A migrated SQLite database file in ``tmp_path``."""
+    path = tmp_path / "bot.db"
+    done = voice2anime(tmp_path, "migrate", DATABASE_URL=f"sqlite+aiosqlite:///{path}")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "migrate"])
+def test_a_sqlite_file_of_garbage_is_one_line_and_exit_3(tmp_path: Path, command: str) -> None:
+    (tmp_path / "bot.db").write_bytes(random.Random(7).randbytes(16384))
+    done = voice2anime(tmp_path, command, **unreachable_telegram())
+    line = the_error(done, 3, "DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "file is not a database", logs_allowed=True)
+    assert "restore it from a backup" in line
 
 
 def test_run_help_says_which_token_starts_which_platform(capsys: pytest.CaptureFixture[str]) -> None:
