@@ -9,18 +9,24 @@ attempted would be the "model missing" one (exit 3), not the expected one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import ctranslate2
 import pytest
 import torch
+from sqlalchemy.engine import make_url
 
 from bot.cli import main
 from bot.settings import Settings
@@ -218,6 +224,70 @@ def test_a_sqlite_file_of_garbage_is_one_line_and_exit_3(tmp_path: Path, command
     done = voice2anime(tmp_path, command, **unreachable_telegram())
     line = the_error(done, 3, "DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "file is not a database", logs_allowed=True)
     assert "restore it from a backup" in line
+
+
+def read_only_by_url(tmp_path: Path) -> Iterator[str]:
+    """The database opened read-only by its URL (SQLite's ``mode=ro``): refused to root as well."""
+    yield f"sqlite+aiosqlite:///file:{migrated_sqlite(tmp_path)}?mode=ro&uri=true"
+
+
+def immutable_file(tmp_path: Path) -> Iterator[str]:
+    """The database file marked immutable (``chattr +i``): not even root may write it."""
+    path = migrated_sqlite(tmp_path)
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (needs root and a file system with attributes)")
+    try:
+        yield f"sqlite+aiosqlite:///{path}"
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def read_only_file_system(tmp_path: Path) -> Iterator[str]:
+    """The database on a tmpfs mounted read-only: nobody may write it, or create its ``-wal``/``-shm`` beside it."""
+    path, mount = migrated_sqlite(tmp_path), tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root, or CAP_SYS_ADMIN)")
+    try:
+        shutil.copy(path, mount / "bot.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield f"sqlite+aiosqlite:///{mount / 'bot.db'}"
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("command", ["run", "migrate"])
+@pytest.mark.parametrize("read_only", [read_only_by_url, immutable_file, read_only_file_system], ids=lambda f: f.__name__)
+def test_a_database_the_bot_cannot_write_is_one_line_and_exit_3(
+    tmp_path: Path, command: str, read_only: Callable[[Path], Iterator[str]]
+) -> None:
+    """Noticed at start (migrating an up-to-date schema only reads), not as "Something went wrong" on every message."""
+    with contextmanager(read_only)(tmp_path) as url:
+        done = voice2anime(tmp_path, command, DATABASE_URL=url, **unreachable_telegram())
+    line = the_error(done, 3, "DATABASE_URL", logs_allowed=True)
+    assert re.search(r"cannot (write to|open) the database sqlite\+aiosqlite:///", line), line
+    assert "the bot must be able to write it" in line
+
+
+def test_a_read_only_postgresql_database_is_one_line_and_exit_3_without_the_password(
+    tmp_path: Path, postgres_database_url: str
+) -> None:
+    """A read-only server or database (here: its transactions read-only by default); the password never shows."""
+    url = make_url(postgres_database_url).set(password=SECRET).render_as_string(hide_password=False)  # trust auth ignores it
+    assert voice2anime(tmp_path, "migrate", DATABASE_URL=url).returncode == 0
+    name = make_url(url).database
+
+    async def read_only() -> None:
+        connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            await connection.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        finally:
+            await connection.close()
+
+    asyncio.run(read_only())
+    done = voice2anime(tmp_path, "run", DATABASE_URL=url, **unreachable_telegram())
+    line = the_error(done, 3, "DATABASE_URL", "cannot write to the database", "read-only transaction", logs_allowed=True)
+    assert re.search(r"the database postgresql\+asyncpg://postgres:\S+@127\.0\.0\.1:\d+/voice2anime_test_\w+ \(DATABASE_URL\)", line), line
 
 
 def test_run_help_says_which_token_starts_which_platform(capsys: pytest.CaptureFixture[str]) -> None:
