@@ -64,6 +64,9 @@ class Transcript:
     the reader (``"zh-Hans"`` / ``"zh-Hant"``), ``None`` when left as heard.
     ``text`` holds the corrected words; :attr:`heard_text` is what the
     recogniser wrote (same script), for "keep what I said".
+    ``language_probability`` is how sure the recogniser was of the language
+    it detected, or, when the language was given, of its words (their mean
+    probability).
     """
 
     text: str

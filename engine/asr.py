@@ -119,6 +119,8 @@ class SpeechRecognizer:
         if not text:
             log.info("no speech: %.1f s of audio produced no text", audio.duration)
             raise NoSpeechError()
+        if language is not None:  # forced: Whisper reports 1.0 for it; the words say how sure it really is
+            probability = _word_confidence(segments, probability)
         translation = None
         if translate:
             translation = text if detected == "en" else self._translate(audio, detected)
@@ -287,6 +289,12 @@ def _reviewed(segments: tuple[Segment, ...], language: str, script: Script | Non
         changed = any(w.corrected_from is not None for w in words)
         out.append(Segment(_join(words) if changed else segment.text, segment.start, segment.end, words))
     return tuple(out)
+
+
+def _word_confidence(segments: list[WhisperSegment], default: float) -> float:
+    """How sure Whisper was of its words: their mean probability (``default`` when it gave no words)."""
+    probabilities = [word.probability for segment in segments for word in segment.words or ()]
+    return sum(probabilities) / len(probabilities) if probabilities else default
 
 
 def whisper_device(setting: str) -> str:

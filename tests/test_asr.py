@@ -101,6 +101,17 @@ def test_cantonese_on_a_model_without_a_cantonese_token(recognizer, zh_voice_not
     assert e / n <= MANDARIN_CER_BOUND * 2, transcript.text
 
 
+def test_a_forced_language_reports_how_sure_the_words_are_not_one(recognizer, zh_voice_notes):
+    """Whisper says 1.0 for a language it was given; the card would read "100 % sure" of any words."""
+    clip = zh_voice_notes[0]
+    forced = recognizer.transcribe(clip.path, language="zh", translate=False)
+    mean = sum(w.probability for w in forced.words) / len(forced.words)
+    assert forced.language_probability == pytest.approx(mean)
+    assert 0.0 < forced.language_probability < 0.99
+    wrong = recognizer.transcribe(clip.path, language="en", translate=False)
+    assert wrong.language_probability < forced.language_probability
+
+
 def test_mandarin_is_detected(recognizer, zh_voice_notes):
     transcript = recognizer.transcribe(zh_voice_notes[1].path, translate=False)
     assert transcript.language == "zh" and transcript.language_probability > 0.8
