@@ -26,6 +26,8 @@ CONFIRM, EDIT, RETRY, RETRY_AS, STYLE, STYLE_SET, CANCEL, DETAILS = "ok", "ed", 
 #: "Keep what I said": put back the words the engine corrected.
 KEEP_SAID = "kp"
 RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
+#: Run again a job whose finished picture could not be stored.
+TRY_AGAIN = "ag"
 #: Personal settings: the user's language and default style (a value sets it, none opens the picker).
 SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
 #: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
@@ -411,6 +413,13 @@ def delivery_failed(request_id: str, lang: str) -> Reply:
     """The picture is drawn but every upload failed: say so, with a button to try again."""
     retry = Button(t("button.send_again", lang), RESEND, request_id)
     return Reply(t("delivery.failed", lang), kind="error", buttons=((retry,),), request_id=request_id)
+
+
+def not_stored(request_id: str, lang: str) -> Reply:
+    """A finished picture that could not be stored (a server problem): it waits, with Try again and Cancel."""
+    again = Button(t("button.try_again", lang), TRY_AGAIN, request_id)
+    cancel = Button(t("button.cancel", lang), CANCEL, request_id)
+    return Reply(t("job.not_stored", lang), kind="error", buttons=((again, cancel),), request_id=request_id)
 
 
 def progress_done(request_id: str, lang: str, *, sketch: bool) -> Reply:

@@ -18,7 +18,7 @@ stateDiagram-v2
     running --> delivered: the platform accepted the picture
     running --> failed: the job failed, the image check flagged the picture
     running --> cancelled: Cancel, /cancel
-    running --> queued: resumed after a restart
+    running --> queued: resumed after a restart, the picture could not be stored
     delivered --> [*]
     failed --> [*]
     cancelled --> [*]
@@ -27,7 +27,9 @@ stateDiagram-v2
 
 Edit, Style and Keep what I said (the words the engine corrected put back)
 keep a card in ``awaiting_confirmation``; a picture whose upload failed stays
-``running`` (kept, resent on request or after a restart).
+``running`` (kept, resent on request or after a restart); a finished picture
+that could not be stored (a full disk) goes back to ``queued`` (run again on
+"Try again" or after a restart).
 The content policy (:mod:`engine.policy`) is asked before anything is queued:
 typed ``/anime`` text it refuses fails at once with ``error_key``
 ``policy.refused``; a voice note's card (or an edited card) it refuses stays
@@ -866,6 +868,21 @@ class Conversation:
         status = await self._put(who, None, cards.progress(request_id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
+    async def _on_try_again(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        """A finished picture that could not be stored: run the job again (the engine may answer from its cache)."""
+        if self.jobs.following(record.id):
+            await self.messenger.notify(who.origin, t("not_ready", who.lang))
+            return
+        try:
+            spec = await self.jobs.spec_for(record, who.policy)
+            if spec is None:
+                raise PictureGoneError()
+        except Exception as error:
+            await self._fail(who, record.id, press.message_ref or None, error, from_states=[S.QUEUED])
+            return
+        status = await self._put(who, press.message_ref or None, cards.progress(record.id, who.lang, "queued"))
+        await self.jobs.submit(who.origin, who.lang, record.id, spec, status)
+
     async def _on_base(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         base = record.image(ImageRole.BASE)
         if base is None or not base.path.exists():
@@ -1029,4 +1046,5 @@ BUTTONS: dict[str, ButtonRule] = {
     cards.REROLL: ButtonRule(Conversation._on_reroll, DONE_STATES),
     cards.BASE: ButtonRule(Conversation._on_base, DONE_STATES),
     cards.RESEND: ButtonRule(Conversation._on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
+    cards.TRY_AGAIN: ButtonRule(Conversation._on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
 }

@@ -186,6 +186,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "图已经画好了，但发送失败。请点「重新发送」——我重启后也会再试。",
     },
     "button.send_again": {"en": "📤 Send again", "zh": "📤 重新发送"},
+    "job.not_stored": {
+        "en": "Your picture was drawn, but I couldn't save it — a storage problem on my side. "
+        "Press “Try again” in a little while; I'll also try again when I restart.",
+        "zh": "图已经画好了，但我这边保存失败（存储出了问题）。请稍后点「再试一次」——我重启后也会再试。",
+    },
+    "button.try_again": {"en": "🔄 Try again", "zh": "🔄 再试一次"},
     "job.lost": {
         "en": "Sorry, I restarted and lost your picture request. Please send it again.",
         "zh": "抱歉，我刚刚重启，丢失了你的作画请求，请重新发送。",

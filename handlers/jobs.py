@@ -7,7 +7,9 @@ transitions, so a redelivered or duplicate result is sent once at most.
 The status message only moves forward: ⏳ queued (#n once the position is
 known) → 🖌 drawing n% (the highest percentage reached; text jobs) → 🎨 styling
 → 📤 sending, then one final line without buttons once the picture is
-delivered (or the failure notice with "Send again"). Stage changes and queue
+delivered (or the failure notice with "Send again"; a picture that could not
+be stored: the notice with "Try again", the request queued again, see
+:meth:`JobTracker._not_stored`). Stage changes and queue
 positions are shown at once, percentages and previews at most every
 ``progress_interval`` seconds. With previews the message also shows the
 newest picture the engine sent: the picture forming while drawing, then the
@@ -188,6 +190,8 @@ class JobTracker:
         self.previews = previews
         self._monotonic = monotonic
         self._watchers: set[asyncio.Task[None]] = set()
+        #: Requests whose job is being followed (submitted and not yet ended).
+        self._following: set[str] = set()
         self._sending: set[str] = set()
         self._handing_over: set[asyncio.Task[bool]] = set()
 
@@ -260,7 +264,13 @@ class JobTracker:
         first = "drawing" if spec.kind == "text" else "styling"
         task = asyncio.create_task(self._watch(origin, lang, request_id, handle, ref, first), name=f"watch-{request_id}")
         self._watchers.add(task)
+        self._following.add(request_id)
         task.add_done_callback(self._watchers.discard)
+        task.add_done_callback(lambda _: self._following.discard(request_id))
+
+    def following(self, request_id: str) -> bool:
+        """Whether the job of ``request_id`` is being followed (submitted, not yet ended)."""
+        return request_id in self._following
 
     async def _watch(
         self, origin: Origin, lang: str, request_id: str, handle: JobHandle, ref: str | None, first: str
@@ -304,7 +314,7 @@ class JobTracker:
             if await self.repository.transition(
                 request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic"
             ):
-                await self.messenger.send(origin, Reply(t("job.failed", lang), kind="error"))
+                await status.put(Reply(t("job.failed", lang), kind="error"))  # the status ends, without its Cancel
 
     async def _deliver(self, origin: Origin, lang: str, request_id: str, result: JobResult, status: _StatusMessage) -> None:
         """Store what the job made, then send the picture; the request is delivered once the platform took the upload.
@@ -321,22 +331,45 @@ class JobTracker:
                 await status.put(Reply(t(ImageFlaggedError.key, lang), kind="error"))
             return
         images = [(ImageRole.BASE, result.base_png)] if result.base_png is not None else []
-        # One transaction: the images, queued -> running (a cached result may finish without ever "starting"), style, seed,
-        # and a flagged picture's spoiler mark (kept, so a resend shows it behind the spoiler too).
-        record = await self.repository.store_result(
-            request_id,
-            [*images, (ImageRole.ANIME, result.anime_png)],
-            seed=result.seed,
-            model=result.model,
-            style=result.style,
-            error_key=POLICY_SPOILER if result.flagged else None,
-        )
+        try:
+            # One transaction: the images, queued -> running (a cached result may finish without ever "starting"), style,
+            # seed, and a flagged picture's spoiler mark (kept, so a resend shows it behind the spoiler too).
+            record = await self.repository.store_result(
+                request_id,
+                [*images, (ImageRole.ANIME, result.anime_png)],
+                seed=result.seed,
+                model=result.model,
+                style=result.style,
+                error_key=POLICY_SPOILER if result.flagged else None,
+            )
+        except OSError as error:  # the disk is full, the image directory cannot be written ...
+            await self._not_stored(lang, request_id, error, status)
+            return
         if record is None:
             return  # cancelled, or a duplicate result of a request that is already delivered
         status.view.advance("sending")
         await status.show(force=True)
         if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref):
             await status.put(cards.progress_done(request_id, lang, sketch=status.view.shows_sketch))
+
+    async def _not_stored(self, lang: str, request_id: str, error: OSError, status: _StatusMessage) -> None:
+        """The finished picture could not be written: the request waits, queued, for "Try again" or the next start.
+
+        The cause (a full disk, an image directory that cannot be written) is
+        the operator's to fix, so the request stays retryable: it goes back to
+        queued — a restart resumes it, the status says so with "Try again" and
+        Cancel — and the engine runs it again (or answers from its cache). The
+        operator gets one warning line naming the path, no traceback.
+        """
+        log.warning(
+            "request %s: the finished picture could not be stored (%s: %s); it waits, queued, for Try again or the next start",
+            request_id, type(error).__name__, error,
+        )
+        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.RUNNING]):
+            record = await self.repository.get_request(request_id)
+            if record is None or record.state is not S.QUEUED:  # cancelled meanwhile: nothing to try again
+                return
+        await status.put(cards.not_stored(request_id, lang))
 
     async def send_picture(
         self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None

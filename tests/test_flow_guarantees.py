@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from db import ImageRole, RequestState
 from handlers import cards
 from handlers.events import ButtonPress, Command, PhotoMessage, TextMessage
+from handlers.flow import Conversation
 from handlers.i18n import t
 from tests.support.conversation import Harness, button
 from tests.support.scripted_engine import ScriptedEngine, png
@@ -156,6 +160,80 @@ async def test_a_picture_that_cannot_be_uploaded_is_kept_and_sent_again_on_reque
     await h.press("joe", button(notice, cards.RESEND), ref)
     assert (await h.request(request_id)).state is S.DELIVERED
     assert [c.reply.request_id for c in h.messenger.images("joe")] == [request_id]
+
+
+def block_the_image_store(data_dir: Path) -> Path:
+    """Make the real image store unwritable, for root too: a file where its ``images`` directory goes."""
+    images = data_dir / "images"
+    images.parent.mkdir(parents=True, exist_ok=True)
+    images.write_text("a file where the image directory should be")
+    return images
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_picture_that_cannot_be_stored_says_so_and_is_drawn_again_on_try_again(
+    sqlite_url, make_harness, tmp_path, caplog
+):
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    request_id = await card_for(h, "kim")
+    await h.send(draw(h, "kim", request_id))
+    status_ref, _ = h.messenger.last("progress", "kim")
+    images = block_the_image_store(tmp_path / "data")
+
+    for attempt in (1, 2):  # the second "Try again" comes before the disk is fixed
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            engine.finish(request_id)
+            await h.settle()
+        record = await h.request(request_id)
+        assert record.state is S.QUEUED and record.image(ImageRole.ANIME) is None, "not failed: it waits to be tried again"
+        shown = h.messenger.messages[status_ref]
+        assert (shown.kind, shown.text) == ("error", t("job.not_stored", "en")), "the status says it ended, no live progress"
+        assert [b.action for row in shown.buttons for b in row] == [cards.TRY_AGAIN, cards.CANCEL]
+        (warning,) = warnings_of(caplog)
+        assert warning.exc_info is None and request_id in warning.getMessage() and str(images) in warning.getMessage()
+        assert not h.messenger.images("kim")
+        await h.press("kim", button(shown, cards.TRY_AGAIN), status_ref)
+        assert len(engine.specs) == attempt + 1 and h.messenger.messages[status_ref].kind == "progress"
+
+    images.unlink()  # the operator made room
+    engine.finish(request_id)
+    await h.settle()
+    assert (await h.request(request_id)).state is S.DELIVERED
+    assert [c.reply.request_id for c in h.messenger.images("kim")] == [request_id]
+    assert h.messenger.messages[status_ref].text == cards.progress_done(request_id, "en", sketch=False).text
+
+
+async def test_a_picture_that_could_not_be_stored_is_drawn_again_after_a_restart_or_cancelled(
+    sqlite_url, make_harness, tmp_path
+):
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    kept, dropped = await card_for(h, "lou"), await card_for(h, "lou", "a dog on a boat")
+    for request_id in (kept, dropped):
+        await h.send(draw(h, "lou", request_id))
+    images = block_the_image_store(tmp_path / "data")
+    for request_id in (kept, dropped):
+        engine.finish(request_id)
+    await h.settle()
+    assert [(await h.request(r)).state for r in (kept, dropped)] == [S.QUEUED, S.QUEUED]
+
+    ref, notice = next((c.ref, c.reply) for c in reversed(h.messenger.calls) if c.reply and c.reply.request_id == dropped)
+    await h.press("lou", button(notice, cards.CANCEL), ref)
+    assert (await h.request(dropped)).state is S.CANCELLED, "nothing runs it: it is cancelled at once"
+
+    images.unlink()
+    h.conversation = Conversation(h.repository, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
+    await h.conversation.recover()
+    assert [s.job_id for s in engine.specs].count(kept) == 2, "resumed at the start"
+    engine.finish(kept)
+    await h.settle()
+    assert (await h.request(kept)).state is S.DELIVERED
+    assert [c.reply.request_id for c in h.messenger.images("lou")] == [kept]
 
 
 async def test_edit_and_draw_pressed_together_draw_the_stored_prompt(sqlite_url, make_harness):
