@@ -5,6 +5,10 @@ printed), 3 a model, checkpoint, device or service is unavailable (what to put
 where, or what could not be reached, is printed). Either way the reason is one
 line on stderr (:mod:`bot.startup_errors`); arguments are checked before any
 model loads.
+
+stderr carries this project's lines only — log records and the error —
+unless ``-v`` asks for the libraries' own output too
+(:mod:`bot.cli_output`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import cli_output
 from bot.redact import redacting
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
@@ -365,7 +370,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voice2anime`` command."""
     parser = argparse.ArgumentParser(prog="voice2anime", description="Say it, get an anime picture.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, with the libraries' own warnings and progress bars"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("transcribe", help="transcribe a voice note / audio file")
@@ -428,16 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voice2anime`` console script."""
     args = build_parser().parse_args(argv)
+    cli_output.quiet_libraries(verbose=args.verbose)  # before any library that reads these switches is imported
     from pydantic import ValidationError
 
     from bot.settings import Settings
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    cli_output.setup_logging(verbose=args.verbose)
     try:
         settings = Settings()
     except ValidationError as error:

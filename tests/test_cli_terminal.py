@@ -1,0 +1,89 @@
+"""What a person at a terminal reads from ``voice2anime``: the real process, every line of stderr.
+
+* stderr carries the bot's own lines only: no library warnings, no "Couldn't
+  connect to the Hub", no progress bars — unless ``-v``.
+
+Each case runs ``python -m bot`` in an empty directory with the voice2anime
+settings of the test environment removed and the hub offline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+pytestmark = pytest.mark.slow  # one CLI process per case
+
+#: A line of the bot's own: a log record of one of its packages (bot/cli_output.py's format), or the error.
+OWN_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) (bot|engine|handlers|db|voice2anime)(\.[\w.]+)?: |error: )"
+)
+
+
+def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of an operator who set only ``settings``: models in ``tmp_path/models``, the hub offline."""
+    names = {name.upper() for name in Settings.model_fields}
+    base = {k: v for k, v in os.environ.items() if k not in names and not k.startswith(("HF_", "TRANSFORMERS_", "DIFFUSERS_"))}
+    return base | {
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",  # never the network, even on a machine that has it
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "MODELS_DIR": str(tmp_path / "models"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        "DATA_DIR": str(tmp_path / "data"),
+    } | settings
+
+
+def voice2anime(tmp_path: Path, *argv: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bot ARGV`` in ``tmp_path`` (stdout and stderr are pipes, not a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *argv], env=environment(tmp_path, **settings), cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def foreign_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not the bot's own."""
+    return [line for line in stderr.splitlines() if not OWN_LINE.match(line)]
+
+
+@pytest.fixture
+def tiny_models(tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> dict[str, str]:
+    """Settings for the tiny test models, drawing in 2 steps (the image check is off: its models are not the point here)."""
+    return {
+        "SD_MODEL": str(tiny_sd_dir),
+        "SD_WIDTH": "64",
+        "SD_HEIGHT": "64",
+        "SD_STEPS": "2",
+        "CHECKPOINTS_DIR": str(animegan_checkpoints_dir),
+        "ANIME_DOWNLOAD": "false",
+        "TORCH_THREADS": "1",
+        "POLICY_IMAGE_CHECK": "false",
+    }
+
+
+# ----- stderr: the bot's own lines only, unless -v ------------------------------------------------------------
+
+
+def test_generate_writes_only_its_own_lines(
+    tmp_path: Path, tiny_models: dict[str, str]
+) -> None:
+    done = voice2anime(tmp_path, "generate", "--text", "a cat on the beach", "--seed", "7", "-o", "cat.png", **tiny_models)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("saved cat.png (style face_paint_512_v2, seed 7, ")
+    # tiny models make the libraries chatty: torchvision notices, tqdm bars, the 77-token warning
+    assert foreign_lines(done.stderr) == [], done.stderr
+
+
+def test_verbose_shows_the_libraries_too(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    done = voice2anime(tmp_path, "-v", "generate", "--text", "a cat on the beach", "-o", "cat.png", **tiny_models)
+    assert done.returncode == 0, done.stderr
+    assert foreign_lines(done.stderr), done.stderr  # the libraries' warnings and progress bars
+
