@@ -3,8 +3,8 @@
 Exit codes: 0 ok, 2 the input or a setting was rejected (the reason is
 printed), 3 a model, checkpoint, device or service is unavailable (what to put
 where, or what could not be reached, is printed). Either way the reason is one
-line on stderr (:mod:`bot.startup_errors`); arguments are checked before any
-model loads.
+whole line on stderr (:mod:`bot.startup_errors`); arguments are checked before
+any model loads.
 
 stderr carries this project's lines only — log records and the error —
 unless ``-v`` asks for the libraries' own output too
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, UserError):
             log.debug("rejected input: %s (%s)", error.key, error.detail or "")
         code, message = verdict
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {cli_output.error_line(error, message)}", file=sys.stderr)
         return code
 
 

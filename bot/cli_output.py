@@ -6,6 +6,8 @@
   ``prompt`` still never import them), and :func:`setup_logging` lets through
   the records of this project's packages and only errors of everyone else's.
   ``-v`` keeps every library's own output and logs at DEBUG.
+* **Errors are whole.** :func:`error_line` is the one line ``error: …``
+  prints: the operator's full message, never cut short.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import os
 import sys
 import warnings
+
+from engine.errors import UserError
 
 #: Top-level packages whose log records are ours (every level shown); other loggers show errors only, unless -v.
 OWN_PACKAGES = frozenset({"voice2anime", "bot", "handlers", "engine", "db", "__main__"})
@@ -71,4 +75,16 @@ def setup_logging(*, verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def error_line(error: BaseException, message: str) -> str:
+    """What follows ``error:`` for ``error``, classified as ``message`` (:func:`bot.startup_errors.classify`).
+
+    A :class:`UserError` keeps its translated text; any other error is its
+    own message, whole, on one line: the classification caps a line's length,
+    which cut a long model error off before its "what to put where" ended.
+    """
+    if isinstance(error, UserError):
+        return message
+    return " ".join(str(error).split()) or message
 

@@ -413,9 +413,8 @@ def _scrub(text: str) -> str:
 
 
 def _cause(exc: BaseException) -> str:
+    """The library's reason, whole, on one line (the message ends with it: nothing after it is cut off)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > 300:
-        text = text[:297] + "..."
     return _scrub(f"{type(exc).__name__}: {text}")
 
 

@@ -1,5 +1,7 @@
 """What a person at a terminal reads from ``voice2anime``: the real process, every line of stderr.
 
+* a missing model's error is one whole line — what to put where, and why —
+  never cut off (offline, a missing model is the normal case);
 * stderr carries the bot's own lines only: no library warnings, no "Couldn't
   connect to the Hub", no progress bars — unless ``-v``.
 
@@ -67,6 +69,31 @@ def tiny_models(tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> dict[str, 
         "TORCH_THREADS": "1",
         "POLICY_IMAGE_CHECK": "false",
     }
+
+
+# ----- a missing model: one whole line --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [
+        (["generate", "--text", "a cat on the beach", "-o", "cat.png"], "and set SD_MODEL=models/anything-v5."),
+        (["transcribe", str(Path(__file__).parent / "fixtures" / "zh" / "blue_hair_girl.ogg")], "and set WHISPER_MODEL="),
+    ],
+    ids=["generate", "transcribe"],
+)
+def test_a_missing_model_is_one_whole_line_saying_what_to_put_where(tmp_path: Path, argv: list[str], fix: str) -> None:
+    """The default models, not downloaded, offline: the error names the fix and ends with the whole cause."""
+    done = voice2anime(tmp_path, *argv)
+    assert done.returncode == 3, done.stderr
+    assert foreign_lines(done.stderr) == [], done.stderr  # no "Couldn't connect to the Hub", no library warning
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and done.stderr.splitlines()[-1] == errors[0], done.stderr
+    line = errors[0]
+    assert fix in line and " Cause: " in line, line
+    assert not line.endswith(("…", "...")), f"cut off: {line}"
+    cause = line.split(" Cause: ", 1)[1]
+    assert cause.endswith((".", ")")), f"the cause stops mid-sentence: {cause}"
 
 
 # ----- stderr: the bot's own lines only, unless -v ------------------------------------------------------------
