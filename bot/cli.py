@@ -6,8 +6,8 @@ where, or what could not be reached, is printed). Either way the reason is one
 whole line on stderr (:mod:`bot.startup_errors`); arguments are checked before
 any model loads.
 
-stderr carries this project's lines only — log records and the error —
-unless ``-v`` asks for the libraries' own output too
+stderr carries this project's lines only — log records, the progress line on
+a terminal, the error — unless ``-v`` asks for the libraries' own output too
 (:mod:`bot.cli_output`).
 """
 
@@ -146,7 +146,9 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     audio = input_file(args.file, "audio file")
     from bot import factory  # torch & co. load only once the arguments are known to be good
 
+    cli_output.status.show(f"listening to {audio.name}")  # on a terminal only
     transcript = factory.speech_recognizer(settings).transcribe(audio, language=args.language, script=args.script)
+    cli_output.status.clear()
     if args.json:
         _print_json(_transcript_json(transcript))
     else:
@@ -209,20 +211,26 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from bot import factory
 
     pipeline = factory.anime_pipeline(settings)
+    progress = cli_output.Progress(steps=pipeline.text_to_image.config.resolved_steps)  # on a terminal only
     transcript = None
     prompt: Prompt | None = None
     if picture is not None:
-        result = pipeline.from_photo(picture, style=args.style)
+        result = pipeline.from_photo(picture, style=args.style, progress=progress)
     else:
         if voice is not None:
+            cli_output.status.show(f"listening to {voice.name}")
             transcript = factory.speech_recognizer(settings).transcribe(voice, language=args.language)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
             _check_description(policy, prompt)
         else:
             prompt = build_prompt(args.text)
         negative = policy.checker.with_negative(prompt.negative, level)
-        result = pipeline.from_prompt(prompt.positive, negative, style=args.style, seed=args.seed)
+        cli_output.status.show("loading the drawing model")
+        result = pipeline.from_prompt(prompt.positive, negative, style=args.style, seed=args.seed, progress=progress)
+    if pipeline.image_check is not None:
+        cli_output.status.show("checking the picture")
     image_verdict = _check_pictures(pipeline, result, level, drawn=photo is None)
+    cli_output.status.clear()
     save_image(result.anime_image, args.output, "-o")
     if args.base_output:
         save_image(result.base_image, args.base_output, "--base-output")
@@ -449,6 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args, settings)
     except Exception as error:
+        cli_output.status.clear()
         verdict = classify(error)
         if verdict is None:
             raise  # a bug: the traceback is the useful output
@@ -457,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = verdict
         print(f"error: {cli_output.error_line(error, message)}", file=sys.stderr)
         return code
+    finally:
+        cli_output.status.clear()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
   ``-v`` keeps every library's own output and logs at DEBUG.
 * **Errors are whole.** :func:`error_line` is the one line ``error: …``
   prints: the operator's full message, never cut short.
+* **Progress on a terminal only.** :data:`status` is one line on stderr,
+  rewritten in place ("drawing 2/4"), shown only when stderr is a TTY; log
+  records printed meanwhile clear it first and draw it again after.
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from engine.errors import UserError
 
@@ -59,6 +66,104 @@ class OwnRecords(logging.Filter):
         return record.levelno >= logging.ERROR or record.name.partition(".")[0] in OWN_PACKAGES
 
 
+class StatusLine:
+    """One line of progress on a terminal's stderr, rewritten in place (``\\r`` + text + erase to the end of the line).
+
+    Shown only when stderr is a TTY; elsewhere every call does nothing,
+    so a redirected stderr gets no progress at all. Thread-safe: log records
+    from other threads go through :meth:`paused`.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._lock = threading.RLock()
+
+    @property
+    def stream(self) -> TextIO:
+        """Where the line goes: the current ``sys.stderr``."""
+        return sys.stderr
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the line is shown: only on a terminal."""
+        try:
+            return self.stream.isatty()
+        except (AttributeError, ValueError, OSError):  # closed or not a real stream
+            return False
+
+    def show(self, text: str) -> None:
+        """Replace the line with ``text`` (on a terminal)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if text != self._text:
+                self._text = text
+                self._draw()
+
+    def clear(self) -> None:
+        """Erase the line, if one is shown; later output starts at the beginning of an empty line."""
+        with self._lock:
+            if not self._text:
+                return
+            self._text = ""
+            self._write("\r\x1b[K")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Erase the line for the duration of the block (something else writes to the stream), then draw it again."""
+        with self._lock:
+            shown = self._text
+            if shown:
+                self._write("\r\x1b[K")
+            try:
+                yield
+            finally:
+                if shown:
+                    self._draw()
+
+    def _draw(self) -> None:
+        self._write(f"\r{self._text}\x1b[K")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # the terminal went away: progress is not worth an error
+            pass
+
+
+#: The command's progress line on stderr (see :class:`StatusLine`).
+status = StatusLine()
+
+
+class Progress:
+    """A :data:`engine.api.ProgressCallback` that shows a picture's stages on :data:`status`: "drawing 2/4", then the style.
+
+    ``steps`` is the number of denoising steps drawing takes (the fraction the
+    engine reports is turned back into "step n of steps").
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.steps = max(1, steps)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage == "diffusion":
+            step = min(self.steps, max(1, round(fraction * self.steps)))
+            status.show(f"drawing {step}/{self.steps}")
+        elif stage == "style":
+            status.show("applying the anime style")
+        else:
+            status.show(stage)
+
+
+class StatusAwareHandler(logging.StreamHandler):
+    """A stderr handler that clears :data:`status` before a record and draws it again after."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with status.paused():
+            super().emit(record)
+
+
 def setup_logging(*, verbose: bool) -> None:
     """Log to stderr: INFO and up of our own packages and errors of the libraries; with ``verbose`` everything at DEBUG.
 
@@ -68,7 +173,7 @@ def setup_logging(*, verbose: bool) -> None:
     root = logging.getLogger()
     if root.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StatusAwareHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if not verbose:
         handler.addFilter(OwnRecords())

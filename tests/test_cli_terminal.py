@@ -3,7 +3,9 @@
 * a missing model's error is one whole line — what to put where, and why —
   never cut off (offline, a missing model is the normal case);
 * stderr carries the bot's own lines only: no library warnings, no "Couldn't
-  connect to the Hub", no progress bars — unless ``-v``.
+  connect to the Hub", no progress bars — unless ``-v``;
+* ``generate`` shows its progress in place on a terminal ("drawing 2/2"), and
+  nothing of it when stderr is not one.
 
 Each case runs ``python -m bot`` in an empty directory with the voice2anime
 settings of the test environment removed and the hub offline.
@@ -12,6 +14,7 @@ settings of the test environment removed and the hub offline.
 from __future__ import annotations
 
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -99,7 +102,7 @@ def test_a_missing_model_is_one_whole_line_saying_what_to_put_where(tmp_path: Pa
 # ----- stderr: the bot's own lines only, unless -v ------------------------------------------------------------
 
 
-def test_generate_writes_only_its_own_lines(
+def test_generate_writes_only_its_own_lines_and_no_progress_when_stderr_is_not_a_terminal(
     tmp_path: Path, tiny_models: dict[str, str]
 ) -> None:
     done = voice2anime(tmp_path, "generate", "--text", "a cat on the beach", "--seed", "7", "-o", "cat.png", **tiny_models)
@@ -107,10 +110,45 @@ def test_generate_writes_only_its_own_lines(
     assert done.stdout.startswith("saved cat.png (style face_paint_512_v2, seed 7, ")
     # tiny models make the libraries chatty: torchvision notices, tqdm bars, the 77-token warning
     assert foreign_lines(done.stderr) == [], done.stderr
+    assert "drawing" not in done.stderr and "\r" not in done.stderr and "\x1b" not in done.stderr  # no progress off a terminal
 
 
 def test_verbose_shows_the_libraries_too(tmp_path: Path, tiny_models: dict[str, str]) -> None:
     done = voice2anime(tmp_path, "-v", "generate", "--text", "a cat on the beach", "-o", "cat.png", **tiny_models)
     assert done.returncode == 0, done.stderr
     assert foreign_lines(done.stderr), done.stderr  # the libraries' warnings and progress bars
+
+
+# ----- progress on a terminal ------------------------------------------------------------------------------
+
+
+def test_generate_shows_its_steps_in_place_on_a_terminal(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    """stderr is a pseudo-terminal: the steps are rewritten in place on one line, which is erased at the end."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "generate", "--text", "a cat on the beach", "--seed", "7", "-o", "cat.png"],
+        env=environment(tmp_path, **tiny_models), cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    stdout = process.stdout.read().decode() if process.stdout else ""
+    assert process.wait(timeout=300) == 0, seen.decode(errors="replace")
+    terminal = seen.decode()
+    for step in ("\rloading the drawing model\x1b[K", "\rdrawing 1/2\x1b[K", "\rdrawing 2/2\x1b[K", "\rapplying the anime style\x1b[K"):
+        assert step in terminal, terminal
+    assert terminal.index("drawing 1/2") < terminal.index("drawing 2/2") < terminal.index("applying the anime style")
+    assert terminal.endswith("\r\x1b[K"), terminal  # the progress line is gone before the result is printed
+    assert "drawing" not in stdout and stdout.startswith("saved cat.png (style face_paint_512_v2, seed 7, ")
+    # log lines in between start on a fresh line and leave the progress line to be drawn again
+    records = [line for line in terminal.replace("\r\x1b[K", "\n").split("\r\n") if re.match(r"\d{4}-", line)]
+    assert records and all(OWN_LINE.match(line) for line in records), terminal
 
