@@ -249,7 +249,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"saved {args.output} (style {result.style}, seed {result.seed}, {result.seconds:.1f} s)")
+        seed = f", seed {result.seed}" if result.seed is not None else ""  # a photo is restyled, not drawn: no seed
+        print(f"saved {args.output} (style {result.style}{seed}, {result.seconds:.1f} s)")
     return 0
 
 

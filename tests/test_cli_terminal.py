@@ -5,7 +5,8 @@
 * stderr carries the bot's own lines only: no library warnings, no "Couldn't
   connect to the Hub", no progress bars — unless ``-v``;
 * ``generate`` shows its progress in place on a terminal ("drawing 2/2"), and
-  nothing of it when stderr is not one.
+  nothing of it when stderr is not one;
+* ``generate --photo`` says no "seed None": a photo is restyled, not drawn.
 
 Each case runs ``python -m bot`` in an empty directory with the voice2anime
 settings of the test environment removed and the hub offline.
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.settings import Settings
 
@@ -152,3 +154,13 @@ def test_generate_shows_its_steps_in_place_on_a_terminal(tmp_path: Path, tiny_mo
     records = [line for line in terminal.replace("\r\x1b[K", "\n").split("\r\n") if re.match(r"\d{4}-", line)]
     assert records and all(OWN_LINE.match(line) for line in records), terminal
 
+
+# ----- a photo has no seed --------------------------------------------------------------------------------
+
+
+def test_generate_from_a_photo_says_no_seed(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    Image.new("RGB", (90, 50), (200, 120, 40)).save(tmp_path / "photo.jpg")
+    done = voice2anime(tmp_path, "generate", "--photo", "photo.jpg", "-o", "photo-anime.png", **tiny_models)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"saved photo-anime\.png \(style face_paint_512_v2, \d+\.\d s\)\n", done.stdout), done.stdout
+    assert "seed" not in done.stdout and "None" not in done.stdout
