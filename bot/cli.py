@@ -4,7 +4,8 @@ Exit codes: 0 ok, 2 the input or a setting was rejected (the reason is
 printed), 3 a model, checkpoint, device or service is unavailable (what to put
 where, or what could not be reached, is printed). Either way the reason is one
 whole line on stderr (:mod:`bot.startup_errors`); arguments are checked before
-any model loads.
+any model loads. 141 (as for SIGPIPE): the reader of stdout went away
+(``voice2anime styles | head -1``); nothing more is written.
 
 stderr carries this project's lines only — log records, the progress line on
 a terminal, the error — unless ``-v`` asks for the libraries' own output too
@@ -455,20 +456,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {settings_message(error)}", file=sys.stderr)
         return 2
-    try:
-        return args.handler(args, settings)
-    except Exception as error:
-        cli_output.status.clear()
-        verdict = classify(error)
-        if verdict is None:
-            raise  # a bug: the traceback is the useful output
-        if isinstance(error, UserError):
-            log.debug("rejected input: %s (%s)", error.key, error.detail or "")
-        code, message = verdict
-        print(f"error: {cli_output.error_line(error, message)}", file=sys.stderr)
-        return code
-    finally:
-        cli_output.status.clear()
+    with cli_output.watching_stdout() as stdout:
+        try:
+            code = args.handler(args, settings)
+            sys.stdout.flush()  # a reader that went away shows here, not as a message at exit
+            return code
+        except Exception as error:
+            cli_output.status.clear()
+            if isinstance(error, BrokenPipeError) and stdout.reader_gone:
+                return cli_output.reader_went_away()
+            verdict = classify(error)
+            if verdict is None:
+                raise  # a bug: the traceback is the useful output
+            if isinstance(error, UserError):
+                log.debug("rejected input: %s (%s)", error.key, error.detail or "")
+            code, message = verdict
+            print(f"error: {cli_output.error_line(error, message)}", file=sys.stderr)
+            return code
+        finally:
+            cli_output.status.clear()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@
 * **Progress on a terminal only.** :data:`status` is one line on stderr,
   rewritten in place ("drawing 2/4"), shown only when stderr is a TTY; log
   records printed meanwhile clear it first and draw it again after.
+* **A reader that goes away** (``voice2anime styles | head -1``) ends the
+  command quietly: :class:`StdoutWatch` notes the closed pipe and
+  :func:`reader_went_away` makes the exit code :data:`READER_GONE`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from engine.errors import UserError
 
@@ -42,6 +45,8 @@ QUIET_ENVIRONMENT = {
 }
 #: The log line format (tests/test_startup_errors.py reads it back).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Exit code when the reader of stdout went away: what a shell reports for a process ended by SIGPIPE (128 + 13).
+READER_GONE = 141
 
 
 def quiet_libraries(*, verbose: bool) -> None:
@@ -193,3 +198,59 @@ def error_line(error: BaseException, message: str) -> str:
         return message
     return " ".join(str(error).split()) or message
 
+
+class StdoutWatch:
+    """Wraps ``sys.stdout`` for a command and notes when its reader went away (a broken pipe) before re-raising."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    @property
+    def wrapped(self) -> TextIO:
+        """The stream written to."""
+        return self._stream
+
+    def write(self, text: str) -> int:
+        with self._noting():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with self._noting():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @contextmanager
+    def _noting(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            self.reader_gone = True
+            raise
+
+
+@contextmanager
+def watching_stdout() -> Iterator[StdoutWatch]:
+    """``sys.stdout`` wrapped in a :class:`StdoutWatch` for the block (restored after, also for tests)."""
+    original = sys.stdout
+    watch = StdoutWatch(original)
+    sys.stdout = watch  # a TextIO in all but name: it passes every other call on (__getattr__)
+    try:
+        yield watch
+    finally:
+        if sys.stdout is watch:
+            sys.stdout = original
+
+
+def reader_went_away() -> int:
+    """End quietly after a broken stdout pipe: point stdout at /dev/null (so the exit's flush writes nowhere) and
+    return :data:`READER_GONE`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's captured stream): nothing to flush
+        pass
+    return READER_GONE

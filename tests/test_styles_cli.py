@@ -105,6 +105,31 @@ def test_styles_command_needs_no_torch(tmp_path: Path) -> None:
     assert "hayao: Hayao / 宫崎骏 Hayao" in done.stdout and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("argv", [["styles"], ["styles", "--json"]], ids=["plain", "json"])
+def test_styles_into_a_pipe_whose_reader_went_away_end_quietly(tmp_path: Path, argv: list[str]) -> None:
+    """``voice2anime styles | head -1`` when head has gone: no BrokenPipeError, no traceback; exit 141, as for SIGPIPE."""
+    env = {**os.environ, "CHECKPOINTS_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *argv], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the command writes anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert [line for line in stderr.splitlines() if " INFO engine.styles: " not in line] == [], stderr
+
+
+def test_styles_piped_into_head(tmp_path: Path) -> None:
+    """The shell's own pipe: the first line, and nothing on stderr but the registry's log line."""
+    env = {**os.environ, "CHECKPOINTS_DIR": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m bot styles | head -1"], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("styles from ") and done.stdout.endswith(f"; weights in {tmp_path}\n")
+    assert [line for line in done.stderr.splitlines() if " INFO engine.styles: " not in line] == [], done.stderr
+
+
 # ----- voice2anime generate --style hayao -------------------------------------------------------
 
 
