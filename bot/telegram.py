@@ -35,7 +35,15 @@ import tornado.httpserver
 import tornado.web
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, TelegramError
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.adapter import EventHandler
 from bot.redact import add_secret, install_token_redaction
@@ -49,8 +57,9 @@ from handlers.i18n import LANGUAGES, t
 
 log = logging.getLogger(__name__)
 
-#: Update types the bot asks Telegram for.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+#: Update types the bot asks Telegram for: member changes too (sent only where the bot is an administrator),
+#: so a demoted administrator loses the group's settings at once.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.CHAT_MEMBER]
 #: Updates handled at once (a voice note is transcribed while others are answered).
 CONCURRENT_UPDATES = 16
 #: Retries of a request that got "429 Too Many Requests" (after waiting ``retry_after``).
@@ -140,6 +149,7 @@ class TelegramAdapter:
         # Not blocking: a long transcription must not hold up button presses or /cancel behind it.
         application.add_handler(CallbackQueryHandler(self._on_callback, block=False))
         application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message, block=False))
+        application.add_handler(ChatMemberHandler(self._on_chat_member, ChatMemberHandler.CHAT_MEMBER))
         application.add_error_handler(self._on_error)
 
     @classmethod
@@ -286,6 +296,13 @@ class TelegramAdapter:
             press = from_callback(query)
             if press is not None:
                 await self._deliver(press)
+
+    async def _on_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Someone's status in a group changed: what the messenger remembers of its administrators follows."""
+        changed = update.chat_member
+        if changed is not None:
+            new = changed.new_chat_member
+            self._messenger.member_changed(changed.chat.id, new.user.id, new.status)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("handling a Telegram update failed", exc_info=context.error)

@@ -19,7 +19,9 @@
   card moved to a DM could no longer change the group's settings. What a button press answers
   privately goes through ``notify`` (the toast only the presser sees);
 * :meth:`TelegramMessenger.is_admin` asks ``getChatMember`` (creator or administrator), trusting
-  the answer for :data:`ADMIN_TTL` seconds;
+  the answer for :data:`ADMIN_TTL` seconds — or until a ``chat_member`` update says the member's
+  status changed (:meth:`TelegramMessenger.member_changed`; Telegram sends those only to a bot that
+  administers the group);
 * pictures sent as files are named from :attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``).
 
 Message references are ``"chat_id:message_id"``. Rate limits (429 + ``retry_after``) are handled
@@ -64,7 +66,8 @@ _NOT_MODIFIED = "message is not modified"
 _NO_TEXT = "there is no text in the message to edit"
 #: Photo messages and re-posted messages remembered (the newest ones).
 REMEMBERED = 4096
-#: Seconds a getChatMember answer is trusted (a demoted admin loses the right within this time).
+#: Seconds a getChatMember answer is trusted: a demoted admin loses the right within this time, at once
+#: where the bot administers the group (a chat_member update replaces the answer).
 ADMIN_TTL = 60.0
 #: (chat, user) admin answers remembered.
 ADMINS_REMEMBERED = 4096
@@ -301,7 +304,18 @@ class TelegramMessenger:
         except TelegramError as error:
             log.warning("could not ask whether user %s administers chat %s: %s", key[1], key[0], error)
             return False
-        admin = member.status in ADMIN_STATUSES
+        return self._remember_admin(key, member.status)
+
+    def member_changed(self, chat_id: int, user_id: int, status: str) -> None:
+        """A ``chat_member`` update: ``user_id``'s status in ``chat_id`` is now ``status`` (promoted, demoted, left ...).
+
+        It replaces what :meth:`is_admin` remembered, so a demoted administrator
+        loses the chat's settings at once, not after :data:`ADMIN_TTL`.
+        """
+        self._remember_admin((chat_id, user_id), status)
+
+    def _remember_admin(self, key: tuple[int, int], status: str) -> bool:
+        admin = status in ADMIN_STATUSES
         self._admins[key] = (self._monotonic() + ADMIN_TTL, admin)
         self._admins.move_to_end(key)
         while len(self._admins) > ADMINS_REMEMBERED:

@@ -427,6 +427,29 @@ async def test_a_press_never_changes_someone_else_s_message(bot: RunningBot) -> 
     assert (await bot.conversation.repository.get_request(request_id)).style == "paprika"
 
 
+async def test_a_demoted_administrator_loses_the_group_s_settings_at_once(bot: RunningBot) -> None:
+    """Where the bot administers the group, Telegram says who was demoted (chat_member): no 60 s of rights left."""
+    server = bot.server
+    group = group_chat()
+    owner, bob = user(100, "Olga", "en"), user(222, "Bob", "en")
+    server.set_status(group, bob, "administrator")
+    asked = server.message(group, bob, text="/settings")
+    await server.push(asked)
+    card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
+    await server.push(server.press(bob, card, data_of(card, cards.TOGGLE_CONFIRM)))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "en")))
+
+    await server.push(server.member_update(group, bob, "member", by=owner))
+    await server.push(server.press(bob, card, data_of(card, cards.TOGGLE_CONFIRM)))
+    refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=refusal) or len(server.called("answerCallbackQuery")) > 1)
+    assert server.called("answerCallbackQuery", text=refusal), "still an administrator after the demotion"
+    assert len(server.called("getChatMember")) == 1, "the update said so: nobody had to ask"
+    chat_id = await bot.conversation.repository.get_or_create_chat("telegram", str(group["id"]), ChatKind.GROUP)
+    assert (await bot.conversation.repository.get_chat_settings(chat_id)).confirm_before_generate is False, "his first change"
+    assert '"chat_member"' in server.called("getUpdates")[-1].params.get("allowed_updates", "")
+
+
 async def test_help_in_a_group_and_in_private_in_english_simplified_and_traditional(bot: RunningBot) -> None:
     server = bot.server
     group = group_chat()
@@ -463,6 +486,10 @@ async def test_is_admin_asks_get_chat_member_and_remembers_briefly() -> None:
     clock.now += 61
     assert not await messenger.is_admin(who[8])
     assert stub.methods().count("get_chat_member") == 5
+    messenger.member_changed(-100, 9, "member")  # a chat_member update: the creator left
+    assert not await messenger.is_admin(who[9]), "an update replaces what was remembered"
+    messenger.member_changed(-100, 7, "administrator")  # promoted
+    assert await messenger.is_admin(who[7]) and stub.methods().count("get_chat_member") == 5
 
 
 async def test_corrupt_voice_gets_a_friendly_error(bot: RunningBot, bad_audio_files: dict[str, Path]) -> None:

@@ -214,6 +214,26 @@ class FakeTelegram:
         self._users[member["id"]] = member
         self.statuses[(chat["id"], member["id"])] = status
 
+    def member_update(self, chat: dict[str, Any], member: dict[str, Any], status: str, *, by: dict[str, Any]) -> dict[str, Any]:
+        """A ``chat_member`` update: ``by`` changed ``member``'s status in ``chat`` to ``status`` (getChatMember says so too).
+
+        Telegram sends these only to a bot that administers the chat, and only when asked for them (allowed_updates).
+        """
+        old = self.statuses.get((chat["id"], member["id"]), "member")
+        self.set_status(chat, member, status)
+        rights = {  # what an administrator's entry carries (all off: only the status matters here)
+            "can_be_edited": False, "is_anonymous": False, "can_manage_chat": False, "can_delete_messages": False,
+            "can_manage_video_chats": False, "can_restrict_members": False, "can_promote_members": False,
+            "can_change_info": False, "can_invite_users": False, "can_post_stories": False, "can_edit_stories": False,
+            "can_delete_stories": False,
+        }
+
+        def entry(state: str) -> dict[str, Any]:
+            return {"user": member, "status": state, **(rights if state == "administrator" else {})}
+
+        changed = {"chat": chat, "from": by, "date": int(time.time()), "old_chat_member": entry(old), "new_chat_member": entry(status)}
+        return {"update_id": next(self._update_ids), "chat_member": changed}
+
     def fail_next(self, method: str, code: int, description: str, *, retry_after: int | None = None) -> None:
         """Answer the next call of ``method`` with an error (queued; one error per call)."""
         self._failures.setdefault(method, []).append(ApiError(code, description, retry_after))
