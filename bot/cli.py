@@ -267,11 +267,13 @@ def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
 def _check_pictures(pipeline: Any, result: Any, level: Level, *, drawn: bool) -> Verdict | None:
     """The image check on what ``generate`` made (``strict``: a flagged picture is not written, exit 2); None without one."""
     from engine.policy import ImageFlaggedError, PhotoFlaggedError, checks_images, combine
+    from engine.policy_image import check_photo
 
     check = pipeline.image_check
     if check is None or not checks_images(level):
         return None
-    verdict = combine((check.check(image, level) for image in (result.base_image, result.anime_image)), level)
+    base = check.check if drawn else check_photo(check)  # a photo is the user's picture; what the bot made is drawn
+    verdict = combine((base(result.base_image, level), check.check(result.anime_image, level)), level)
     if not verdict.allowed:
         error = ImageFlaggedError if drawn else PhotoFlaggedError
         raise error("; ".join(verdict.reasons))

@@ -32,8 +32,8 @@ pinned revision with each file's sha256 checked (:data:`PINNED_TAGGERS`), into
 exactly once, so the four ratings behave as shares of one verdict and
 questionable + explicit is the chance the picture is at least questionable.
 ``strict`` flags it from 0.35 (about where the tagger's tags balance
-precision and recall: SmilingWolf's model cards give 0.26-0.38; its demo
-tags from 0.35) and a picture the tagger is sure is *sensitive* (0.85:
+precision and recall: SmilingWolf's model cards put that point at 0.25-0.38
+across his v2 and v3 taggers; his demo lists tags from 0.35) and a picture the tagger is sure is *sensitive* (0.85:
 swimsuits, underwear, cleavage — what strict's term list refuses in words);
 ``standard`` flags it only when more likely than not (0.5) and sends it
 behind a spoiler, as it does every flagged picture.
@@ -114,7 +114,8 @@ class PinnedTagger:
         return self.model_sha256 if filename == MODEL_FILE else self.tags_sha256
 
 
-#: The taggers that download by hub id (Apache-2.0, SmilingWolf), at these revisions and hashes.
+#: The taggers that download by hub id (Apache-2.0, SmilingWolf), at these revisions and hashes (the hashes several
+#: independent projects pin for these revisions; a download that does not match them is not used).
 PINNED_TAGGERS: Mapping[str, PinnedTagger] = {
     tagger.repo_id: tagger
     for tagger in (
