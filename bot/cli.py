@@ -35,6 +35,7 @@ from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
 if TYPE_CHECKING:
     from PIL import Image
 
+    from bot.app import BotApp
     from bot.settings import Settings
     from engine.api import Prompt, Transcript
     from engine.policy import ChatPolicy, Level, Verdict
@@ -340,16 +341,35 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the chat bot (every platform with a token; the web studio when none is set) until Ctrl+C."""
     from bot import event_loop
-    from bot.app import BotApp, run
+    from bot.app import run
     from bot.web import WebAdapter
 
     def announce(app: BotApp) -> None:
+        _log_models(app, settings)
         for adapter in app.adapters:
             if isinstance(adapter, WebAdapter):
                 print(f"voice2anime studio: open {adapter.url} in a browser (Ctrl+C to stop)", flush=True)
 
     event_loop.run(run(settings, announce))  # unreachable database/Redis/platform, port taken: bot.startup_errors
     return 0
+
+
+def _log_models(app: BotApp, settings: Settings) -> None:
+    """Log which models the bot will use, which are here and which download on first use, with their sizes (no network)."""
+    from engine import models_report
+
+    try:
+        models = models_report.engine_models(app.engine)
+        if settings.mt_model:
+            from engine.translate import MachineTranslator
+
+            archive = MachineTranslator(settings.mt_model, settings.models_dir).archive
+            models.append(models_report.translation_model(settings.mt_model, archive))
+    except Exception:  # the report is for the operator's information: the bot runs on without it
+        log.warning("could not list the models", exc_info=True)
+        return
+    for line in models_report.report(models, drawn_elsewhere=settings.engine == "redis"):
+        log.info("%s", line)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,274 @@
+"""Which models an engine will use, which of them are here and which download on first use, and about how big they are.
+
+``voice2anime run`` logs this at start (:func:`report`), so an operator knows
+before the first request what the first picture will fetch. Nothing here
+touches the network or loads a model: local paths are looked at, and the
+Hugging Face cache is read with ``huggingface_hub.try_to_load_from_cache``
+(Whisper's with faster-whisper's ``download_model(local_files_only=True)``).
+
+The models are read off the engine's own objects — the recogniser's
+:class:`~engine.asr.AsrConfig`, the diffusion config, the style registry and
+store, the picture check's sources — so the report names exactly what the
+engine will load. Sizes come from :data:`APPROX_MB`, the one table of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+#: About how much each model weighs when downloaded (MB, from its Hugging Face repository or release file), by part and
+#: by the name its setting gives it. A model missing here is reported without a size.
+APPROX_MB: Mapping[str, Mapping[str, float]] = {
+    # WHISPER_MODEL size names: faster-whisper's CTranslate2 conversions (model.bin, float16).
+    "speech": {
+        "tiny": 75, "tiny.en": 75, "base": 145, "base.en": 145, "small": 484, "small.en": 484,
+        "medium": 1530, "medium.en": 1530, "large-v1": 3090, "large-v2": 3090, "large-v3": 3090, "large": 3090,
+        "distil-large-v3": 1510, "large-v3-turbo": 1620, "turbo": 1620,
+    },
+    # SD_MODEL: the files diffusers fetches (fp32 safetensors: UNet 3.44 GB, text encoder 492 MB, VAE 335 MB, configs).
+    "drawing": {"stablediffusionapi/anything-v5": 4300},
+    # SD_FEW_STEPS / SD_LORA.
+    "lora": {"latent-consistency/lcm-lora-sdv1-5": 135, "ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors": 257},
+    # Every AnimeGANv2 style of the bundled registry (.pt state dicts and the Hayao/Shinkai ONNX exports alike).
+    "style": {"AnimeGANv2": 8.6},
+    # POLICY_ANIME_MODEL (model.onnx; selected_tags.csv is a few hundred KB) and NudeNet's detector inside its wheel.
+    "picture check": {"SmilingWolf/wd-vit-tagger-v3": 379, "SmilingWolf/wd-swinv2-tagger-v3": 467, "NudeNet 320n": 12},
+}
+
+#: The weights file a diffusers-format LoRA repository holds (what ``load_lora_weights`` looks for first).
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+#: ``org/repo/file.safetensors``: one file of a hub repository (as ``SD_LORA`` may name it).
+_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_])/([\w.-]+\.safetensors)$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
+
+State = Literal["here", "download", "missing"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model the engine loads: which ``part`` it is for, its ``name``, whether it is here, and where.
+
+    ``where`` is the file or directory when it is here, the directory it
+    downloads into when it is not, or what to do when it is missing and
+    cannot be downloaded. ``megabytes`` is its approximate size (None:
+    unknown); ``count`` says how many files of the kind this line stands for
+    (the styles).
+    """
+
+    part: str
+    name: str
+    state: State
+    where: str
+    megabytes: float | None = None
+    count: int = 1
+
+
+def size_text(megabytes: float) -> str:
+    """``484 MB``, ``8.6 MB``, ``4.3 GB``."""
+    if megabytes >= 1000:
+        return f"{megabytes / 1000:.1f} GB"
+    return f"{megabytes:g} MB" if megabytes < 100 else f"{megabytes:.0f} MB"
+
+
+def _approx(part: str, name: str) -> float | None:
+    return APPROX_MB.get(part, {}).get(name)
+
+
+def _cached(repo_id: str, filename: str, cache_dir: Path | str | None, revision: str | None = None) -> str | None:
+    """The cached file's path when ``filename`` of ``repo_id`` is in the hub cache, else None (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=None if cache_dir is None else str(cache_dir), revision=revision)
+    return found if isinstance(found, str) else None
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _cache_name(cache_dir: Path | str | None) -> str:
+    return str(cache_dir) if cache_dir is not None else "the Hugging Face cache"
+
+
+# ----- each part --------------------------------------------------------------------------------
+
+
+def speech_model(config: Any) -> Model:
+    """Whisper (an :class:`~engine.asr.AsrConfig`): a local CTranslate2 directory or a size name / hub id in ``download_root``."""
+    name, root = str(config.model), config.download_root
+    local = Path(name).expanduser()
+    if local.is_dir() or name.startswith((".", "/", "~")):
+        if (local / "model.bin").is_file():
+            return Model("speech", f"Whisper {name}", "here", str(local))
+        return Model("speech", f"Whisper {name}", "missing", f"no CTranslate2 Whisper model (model.bin) in {local}")
+    from faster_whisper import download_model
+
+    size = _approx("speech", name)
+    try:
+        path = download_model(name, local_files_only=True, cache_dir=None if root is None else str(root))
+    except ValueError:
+        return Model("speech", f"Whisper {name}", "missing", "not a Whisper model name (WHISPER_MODEL)")
+    except Exception:  # not in the cache: faster-whisper downloads it on first use
+        return Model("speech", f"Whisper {name}", "download", _cache_name(root), size)
+    return Model("speech", f"Whisper {name}", "here", str(path), size)
+
+
+def drawing_models(config: Any) -> list[Model]:
+    """Stable Diffusion and its LoRA (a :class:`~engine.diffusion.DiffusionConfig`)."""
+    from engine.diffusion import SINGLE_FILE_SUFFIXES
+
+    name, cache = str(config.model), config.cache_dir
+    size = _approx("drawing", name)
+    local = Path(name).expanduser()
+    if name.lower().endswith(SINGLE_FILE_SUFFIXES) or local.is_dir() or _looks_like_path(name) or not _HUB_ID.match(name):
+        if local.is_file() or (local / "model_index.json").is_file():
+            model = Model("drawing", name, "here", str(local), size)
+        else:
+            model = Model("drawing", name, "missing", f"no Stable Diffusion model at {local} (SD_MODEL)")
+    elif found := _cached(name, "model_index.json", cache):
+        model = Model("drawing", name, "here", str(Path(found).parent), size)
+    else:
+        model = Model("drawing", name, "download", _cache_name(cache), size)
+    models = [model]
+    if config.lora:
+        models.append(lora_model(str(config.lora), cache))
+    return models
+
+
+def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
+    """A LoRA: a local file or directory, one file of a hub repository, or a diffusers-format hub repository."""
+    name, size = f"LoRA {lora}", _approx("lora", lora)
+    local = Path(lora).expanduser()
+    if local.exists():
+        return Model("drawing", name, "here", str(local), size)
+    hub_file = _HUB_FILE.match(lora)
+    if hub_file:
+        found = _cached(hub_file[1], hub_file[2], cache_dir)
+    elif _HUB_ID.match(lora) and not _looks_like_path(lora):
+        found = _cached(lora, LORA_WEIGHTS, cache_dir)
+    else:
+        return Model("drawing", name, "missing", f"no such file or directory: {local} (SD_LORA)")
+    if found:
+        return Model("drawing", name, "here", str(Path(found).parent), size)
+    return Model("drawing", name, "download", _cache_name(cache_dir), size)
+
+
+def style_models(animegan: Any) -> list[Model]:
+    """The AnimeGANv2 styles of the registry (an :class:`~engine.animegan.AnimeGAN`): here, downloadable or missing."""
+    store, size = animegan.store, _approx("style", "AnimeGANv2")
+    here: list[str] = []
+    download: list[str] = []
+    missing: list[str] = []
+    for style in animegan.registry.styles:
+        path = store.path(style)
+        (here if path.is_file() else download if style.url and store.download else missing).append(style.name)
+    directory = str(store.directory)
+    models = []
+    if here:
+        models.append(Model("style", ", ".join(here), "here", directory, size, len(here)))
+    if download:
+        models.append(Model("style", ", ".join(download), "download", directory, size, len(download)))
+    if missing:
+        fix = f"put their files in {directory} (`voice2anime styles` says which)"
+        models.append(Model("style", ", ".join(missing), "missing", fix, size, len(missing)))
+    return models
+
+
+def picture_check_models(check: Any) -> list[Model]:
+    """The content policy's picture check: the WD tagger for drawings, NudeNet (or another detector) for photos."""
+    if check is None:
+        return []
+    from engine.policy import nudenet_model
+    from engine.policy_image import MODEL_FILE
+
+    models = []
+    drawn = getattr(check, "drawn", None)
+    if drawn is not None:
+        source = drawn.source
+        if source.local is not None:
+            models.append(Model("picture check of drawings", str(source.local), "here", str(source.local)))
+        elif source.pinned is not None:
+            pinned = source.pinned
+            size = _approx("picture check", pinned.repo_id)
+            found = _cached(pinned.repo_id, MODEL_FILE, source.models_dir, pinned.revision)
+            where = str(Path(found).parent) if found else str(source.models_dir)
+            models.append(Model("picture check of drawings", pinned.repo_id, "here" if found else "download", where, size))
+    photos = getattr(check, "photos", None) if drawn is not None else check
+    if photos is not None:
+        path = Path(photos.model)
+        if path == nudenet_model():
+            size = _approx("picture check", "NudeNet 320n")
+            models.append(Model("picture check of photos", "NudeNet 320n", "here", "inside the nudenet package", size))
+        else:
+            models.append(Model("picture check of photos", str(path), "here" if path.is_file() else "missing", str(path)))
+    return models
+
+
+def translation_model(source: str, archive: Path) -> Model:
+    """The ``MT_MODEL`` translation package: a local path, or a URL whose download is kept at ``archive``."""
+    local = Path(source).expanduser()
+    if "://" not in source:
+        return Model("translation", source, "here" if local.exists() else "missing", str(local))
+    if archive.is_file() or archive.with_suffix("").is_dir():
+        return Model("translation", source, "here", str(archive))
+    return Model("translation", source, "download", str(archive.parent))
+
+
+def engine_models(engine: Any) -> list[Model]:
+    """What ``engine`` will load: its recogniser's Whisper, and — when it draws here — its pipeline's models."""
+    models = [speech_model(engine.recognizer.config)]
+    pipeline = getattr(engine, "pipeline", None)
+    if pipeline is not None:
+        models += drawing_models(pipeline.text_to_image.config)
+        models += style_models(pipeline.animegan)
+        models += picture_check_models(pipeline.image_check)
+    return models
+
+
+# ----- the report -------------------------------------------------------------------------------
+
+
+def _line(model: Model) -> str:
+    size = f"about {size_text(model.megabytes)}" if model.megabytes is not None else ""
+    each = f"{size} each" if size and model.count > 1 else size
+    if model.count > 1:
+        what = f"{model.part}: {model.count} AnimeGANv2 styles ({model.name})"
+    elif model.part == "style":
+        what = f"{model.part}: AnimeGANv2 {model.name}"
+    else:
+        what = f"{model.part}: {model.name}"
+    if model.state == "here":
+        return f"  {what}: here ({model.where}{', ' + each if each else ''})"
+    if model.state == "download":
+        return f"  {what}: downloaded on first use into {model.where}{' (' + each + ')' if each else ''}"
+    return f"  {what}: missing — {model.where}"
+
+
+def report(models: Sequence[Model], *, drawn_elsewhere: bool = False) -> list[str]:
+    """The lines ``voice2anime run`` logs: a summary, then one line per model (styles grouped); no network was used.
+
+    ``drawn_elsewhere``: pictures are drawn by workers (``ENGINE=redis``), whose models are on their machines.
+    """
+    counted = _downloads(models)
+    head = f"models: {_count(models, 'here')} here, {_count(models, 'download')} downloaded on first use"
+    if counted:
+        head += f" (about {size_text(counted)} in all)"
+    missing = _count(models, "missing")
+    if missing:
+        head += f", {missing} missing"
+    lines = [head + "; nothing is fetched now", *(_line(model) for model in models)]
+    if drawn_elsewhere:
+        lines.append("  pictures: drawn by `voice2anime worker` processes (ENGINE=redis), with the models on their machines")
+    return lines
+
+
+def _count(models: Iterable[Model], state: State) -> int:
+    return sum(model.count for model in models if model.state == state)
+
+
+def _downloads(models: Iterable[Model]) -> float:
+    return sum(model.megabytes * model.count for model in models if model.state == "download" and model.megabytes)
