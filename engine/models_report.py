@@ -9,12 +9,12 @@ Hugging Face cache is read with ``huggingface_hub.try_to_load_from_cache``
 The models are read off the engine's own objects — the recogniser's
 :class:`~engine.asr.AsrConfig`, the diffusion config, the style registry and
 store, the picture check's sources — so the report names exactly what the
-engine will load. Sizes come from :data:`APPROX_MB`, the one table of them.
+engine will load. Sizes come from :data:`APPROX_MB`, the one table of them
+(a pinned WD tagger's from its own record, with its revision and hashes).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +35,13 @@ APPROX_MB: Mapping[str, Mapping[str, float]] = {
     "lora": {"latent-consistency/lcm-lora-sdv1-5": 135, "ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors": 257},
     # Every AnimeGANv2 style of the bundled registry (.pt state dicts and the Hayao/Shinkai ONNX exports alike).
     "style": {"AnimeGANv2": 8.6},
-    # POLICY_ANIME_MODEL (model.onnx; selected_tags.csv is a few hundred KB) and NudeNet's detector inside its wheel.
-    "picture check": {"SmilingWolf/wd-vit-tagger-v3": 379, "SmilingWolf/wd-swinv2-tagger-v3": 467, "NudeNet 320n": 12},
+    # NudeNet's detector inside its wheel. (The WD taggers of POLICY_ANIME_MODEL carry their size in their pinned
+    # records, engine.policy_image.PINNED_TAGGERS, with their revision and hashes.)
+    "picture check": {"NudeNet 320n": 12},
 }
 
 #: The weights file a diffusers-format LoRA repository holds (what ``load_lora_weights`` looks for first).
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-#: ``org/repo/file.safetensors``: one file of a hub repository (as ``SD_LORA`` may name it).
-_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_])/([\w.-]+\.safetensors)$")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 State = Literal["here", "download", "missing"]
 
@@ -86,10 +84,6 @@ def _cached(repo_id: str, filename: str, cache_dir: Path | str | None, revision:
     return found if isinstance(found, str) else None
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
-
-
 def _cache_name(cache_dir: Path | str | None) -> str:
     return str(cache_dir) if cache_dir is not None else "the Hugging Face cache"
 
@@ -118,13 +112,13 @@ def speech_model(config: Any) -> Model:
 
 
 def drawing_models(config: Any) -> list[Model]:
-    """Stable Diffusion and its LoRA (a :class:`~engine.diffusion.DiffusionConfig`)."""
-    from engine.diffusion import SINGLE_FILE_SUFFIXES
+    """Stable Diffusion and its LoRA (a :class:`~engine.diffusion.DiffusionConfig`), told apart as the loader does."""
+    from engine.diffusion import _HUB_ID, _is_single_file, _looks_like_path
 
     name, cache = str(config.model), config.cache_dir
     size = _approx("drawing", name)
     local = Path(name).expanduser()
-    if name.lower().endswith(SINGLE_FILE_SUFFIXES) or local.is_dir() or _looks_like_path(name) or not _HUB_ID.match(name):
+    if _is_single_file(name) or local.is_dir() or _looks_like_path(name) or not _HUB_ID.match(name):
         if local.is_file() or (local / "model_index.json").is_file():
             model = Model("drawing", name, "here", str(local), size)
         else:
@@ -140,7 +134,12 @@ def drawing_models(config: Any) -> list[Model]:
 
 
 def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
-    """A LoRA: a local file or directory, one file of a hub repository, or a diffusers-format hub repository."""
+    """A LoRA: a local file or directory, one file of a hub repository, or a diffusers-format hub repository.
+
+    Told apart as :func:`engine.diffusion._apply_lora` does (its patterns are used).
+    """
+    from engine.diffusion import _HUB_FILE, _HUB_ID, _looks_like_path
+
     name, size = f"LoRA {lora}", _approx("lora", lora)
     local = Path(lora).expanduser()
     if local.exists():
@@ -193,7 +192,7 @@ def picture_check_models(check: Any) -> list[Model]:
             models.append(Model("picture check of drawings", str(source.local), "here", str(source.local)))
         elif source.pinned is not None:
             pinned = source.pinned
-            size = _approx("picture check", pinned.repo_id)
+            size = float(pinned.megabytes)
             found = _cached(pinned.repo_id, MODEL_FILE, source.models_dir, pinned.revision)
             where = str(Path(found).parent) if found else str(source.models_dir)
             models.append(Model("picture check of drawings", pinned.repo_id, "here" if found else "download", where, size))
@@ -201,8 +200,8 @@ def picture_check_models(check: Any) -> list[Model]:
     if photos is not None:
         path = Path(photos.model)
         if path == nudenet_model():
-            size = _approx("picture check", "NudeNet 320n")
-            models.append(Model("picture check of photos", "NudeNet 320n", "here", "inside the nudenet package", size))
+            nudenet = _approx("picture check", "NudeNet 320n")
+            models.append(Model("picture check of photos", "NudeNet 320n", "here", "inside the nudenet package", nudenet))
         else:
             models.append(Model("picture check of photos", str(path), "here" if path.is_file() else "missing", str(path)))
     return models
