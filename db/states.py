@@ -32,8 +32,8 @@ _S = RequestState
 TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
     _S.TRANSCRIBING: frozenset({_S.AWAITING_CONFIRMATION, _S.FAILED}),
     _S.AWAITING_CONFIRMATION: frozenset({_S.QUEUED, _S.TRANSCRIBING, _S.CANCELLED, _S.EXPIRED, _S.FAILED}),
-    _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED}),
-    _S.RUNNING: frozenset({_S.DELIVERED, _S.FAILED, _S.CANCELLED, _S.QUEUED}),
+    _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED, _S.AWAITING_CONFIRMATION}),
+    _S.RUNNING: frozenset({_S.DELIVERED, _S.FAILED, _S.CANCELLED, _S.QUEUED, _S.AWAITING_CONFIRMATION}),
     _S.DELIVERED: frozenset(),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),

@@ -18,7 +18,7 @@ from engine.chinese import simplified
 from engine.lexicon import in_chinese
 from engine.policy import Level, Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
-from handlers.i18n import MESSAGES, in_script, is_chinese, t
+from handlers.i18n import MESSAGES, error_text, in_script, is_chinese, t
 from handlers.replies import Button, Reply
 
 #: Action names carried in button payloads (short: Telegram allows 64 bytes).
@@ -28,6 +28,8 @@ KEEP_SAID = "kp"
 RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
 #: Run again a job whose finished picture could not be stored.
 TRY_AGAIN = "ag"
+#: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).
+RETRY_MISSING = "rm"
 #: Personal settings: the user's language and default style (a value sets it, none opens the picker).
 SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
 #: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
@@ -146,6 +148,8 @@ def confirmation_card(
     glossary: Sequence[tuple[str, str]] = (),
     details: bool = False,
     refusal: Sequence[str] = (),
+    missing: str = "",
+    fix: str = "",
 ) -> Reply:
     """What was heard (or typed), what we understood in the user's language, the style by name, and the actions.
 
@@ -157,6 +161,9 @@ def confirmation_card(
     The English prompt shows only with ``details`` (the Details toggle).
     A ``refusal`` (:func:`policy_refusal`) replaces the question and the Draw
     button: the content policy does not allow it as it is; Edit fixes it.
+    ``missing`` (a ``model.unavailable.*`` text) replaces the question when
+    drawing failed for a model the server lacks: Draw becomes Retry, and
+    ``fix`` says what the operator does (shown by the studio).
     """
     header = (
         t("card.heard", lang, language=language_name(heard_language, lang), confidence=confidence)
@@ -189,16 +196,24 @@ def confirmation_card(
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))
     if details:
         lines += ["", t("card.field", lang, label=t("card.prompt", lang), value=prompt)]
-    lines += ["", *refusal] if refusal else ["", t("card.question", lang)]
+    lines += ["", *refusal] if refusal else ["", missing or t("card.question", lang)]
     toggle = Button(t("button.hide_details" if details else "button.details", lang), DETAILS, request_id, "0" if details else "1")
     second_row = [Button(t("button.style", lang), STYLE, request_id), toggle, Button(t("button.cancel", lang), CANCEL, request_id)]
     if heard_language:
         second_row.insert(0, Button(t("button.retry_language", lang), RETRY, request_id))
-    first_row = [Button(t("button.confirm", lang), CONFIRM, request_id), Button(t("button.edit", lang), EDIT, request_id)]
+    draw = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id) if missing else Button(t("button.confirm", lang), CONFIRM, request_id)
+    first_row = [draw, Button(t("button.edit", lang), EDIT, request_id)]
     if keep is not None:
         first_row.append(keep)
     buttons = (tuple(first_row[1:] if refusal else first_row), tuple(second_row))
-    return Reply("\n".join(lines), kind="card", buttons=buttons, request_id=request_id)
+    return Reply("\n".join(lines), kind="card", buttons=buttons, request_id=request_id, fix=fix)
+
+
+def waiting_for_model(request_id: str, lang: str, key: str, *, fix: str = "") -> Reply:
+    """A voice note that could not be listened to yet: which model is missing, with Retry and Cancel (``fix``: the studio's)."""
+    retry = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id)
+    cancel = Button(t("button.cancel", lang), CANCEL, request_id)
+    return Reply(error_text(key, lang), kind="card", buttons=((retry, cancel),), request_id=request_id, fix=fix)
 
 
 #: How a refusal names each category of the term list (an operator's own category is "not allowed here").

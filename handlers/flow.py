@@ -5,7 +5,7 @@ stateDiagram-v2
     [*] --> transcribing: voice note
     [*] --> awaiting_confirmation: /anime text
     [*] --> queued: photo, Restyle, Reroll
-    transcribing --> awaiting_confirmation: card shown
+    transcribing --> awaiting_confirmation: card shown, the speech model is missing (Retry)
     transcribing --> failed: bad audio, nothing heard
     awaiting_confirmation --> queued: Draw it (at once when confirmation is off)
     awaiting_confirmation --> transcribing: Heard wrong language
@@ -15,10 +15,12 @@ stateDiagram-v2
     queued --> running: a worker picks it up
     queued --> cancelled: Cancel, /cancel
     queued --> failed: inputs gone, engine refused, a reroll the policy refuses, a flagged photo
+    queued --> awaiting_confirmation: a model the drawing needs is missing (the card again, with Retry)
     running --> delivered: the platform accepted the picture
     running --> failed: the job failed, the image check flagged the picture
     running --> cancelled: Cancel, /cancel
     running --> queued: resumed after a restart, the picture could not be stored
+    running --> awaiting_confirmation: a model the drawing needs is missing (the card again, with Retry)
     delivered --> [*]
     failed --> [*]
     cancelled --> [*]
@@ -29,7 +31,9 @@ Edit, Style and Keep what I said (the words the engine corrected put back)
 keep a card in ``awaiting_confirmation``; a picture whose upload failed stays
 ``running`` (kept, resent on request or after a restart); a finished picture
 that could not be stored (a full disk) goes back to ``queued`` (run again on
-"Try again" or after a restart).
+"Try again" or after a restart). A model that is not installed (Whisper, Stable
+Diffusion, a style's weights: the operator's to fix) keeps the request open:
+its card comes back, saying which part is missing, with Retry.
 The content policy (:mod:`engine.policy`) is asked before anything is queued:
 typed ``/anime`` text it refuses fails at once with ``error_key``
 ``policy.refused``; a voice note's card (or an edited card) it refuses stays
@@ -75,7 +79,7 @@ from engine.errors import (
     UserQueueFullError,
 )
 from engine.imageio import open_image, png_bytes
-from engine.missing_models import tell_operator, unavailable_key
+from engine.missing_models import is_unavailable, tell_operator, unavailable_key
 from engine.policy import ChatPolicy, Level, Verdict, off_allowed
 from engine.prompt import build_prompt
 from handlers import cards
@@ -177,6 +181,7 @@ class Conversation:
             monotonic=monotonic,
             previews=config.previews,
             policy=config.policy,
+            reopen=self._reopen_for_model,
         )
 
     # --- entry points -------------------------------------------------------
@@ -304,9 +309,6 @@ class Conversation:
         if isinstance(error, UserError):
             key, params = error.key, error.params
             log.info("request %s: %s", request_id, key)
-        elif isinstance(error, ModelUnavailableError):
-            key, params = unavailable_key(error), {}
-            tell_operator(error)
         else:
             key, params = "error.generic", {}
             log.error("request %s failed", request_id, exc_info=error)
@@ -348,10 +350,42 @@ class Conversation:
                 translation=transcript.translation,
                 words=transcript.words,
             )
+        except ModelUnavailableError as error:
+            await self._wait_for_model(who, request_id, ref, error)
+            return
         except Exception as error:
             await self._fail(who, request_id, ref, error, from_states=[S.TRANSCRIBING])
             return
         await self._offer(who, request_id, ref, prompt, transcript=transcript)
+
+    async def _wait_for_model(self, who: _Who, request_id: str, ref: str, error: ModelUnavailableError) -> None:
+        """The speech model is missing: the voice note waits, its card saying so with Retry, instead of failing."""
+        tell_operator(error)
+        key = unavailable_key(error)
+        if await self.repository.transition(
+            request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], error_key=key, card_expires_at=self._clock() + self.config.card_ttl
+        ):
+            await self._show_card(who, request_id, ref, cards.waiting_for_model(request_id, who.lang, key, fix=error.fix))
+
+    async def _reopen_for_model(self, origin: Origin, request_id: str, ref: str | None, key: str, fix: str) -> bool:
+        """A job failed for a missing model: its card comes back (in the status message) saying so, with Retry.
+
+        Only a request with a card (a voice note or typed text) can wait; a
+        photo, restyle or reroll fails as usual, saying which model is missing.
+        """
+        record = await self.repository.get_request(request_id)
+        if record is None or record.transcript is None:
+            return False
+        who = await self._who(origin)
+        if await self.repository.transition(
+            request_id,
+            S.AWAITING_CONFIRMATION,
+            from_states=[S.QUEUED, S.RUNNING],
+            error_key=key,
+            card_expires_at=self._clock() + self.config.card_ttl,
+        ):
+            await self._show_card(who, request_id, ref, await self._card_for(who, request_id, fix=fix))
+        return True
 
     async def _on_text(self, event: TextMessage, who: _Who) -> None:
         key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
@@ -466,10 +500,17 @@ class Conversation:
         except Exception:
             log.info("request %s: could not retire its card", request_id, exc_info=True)
 
-    async def _card_for(self, who: _Who, request_id: str, *, details: bool = False) -> Reply:
-        """The confirmation card of a request, rendered from what the database holds (so every update shows the same)."""
+    async def _card_for(self, who: _Who, request_id: str, *, details: bool = False, fix: str = "") -> Reply:
+        """The confirmation card of a request, rendered from what the database holds (so every update shows the same).
+
+        A request waiting for a missing model says so, with Retry (``fix``: the operator's, for the studio).
+        """
         record = await self.repository.get_request(request_id)
-        assert record is not None and record.transcript is not None
+        assert record is not None
+        missing = record.error_key if is_unavailable(record.error_key) else None
+        if record.transcript is None:
+            assert missing is not None, "only a voice note waiting for the speech model has a card without words"
+            return cards.waiting_for_model(request_id, who.lang, missing, fix=fix)
         transcript = record.transcript
         heard = record.kind is RequestKind.VOICE and not transcript.edited_text
         text = transcript.heard_text if heard else transcript.edited_text or transcript.heard_text
@@ -495,6 +536,8 @@ class Conversation:
             glossary=[(english, cards.as_written(chinese, text)) for english, chinese in prompt.glossary],
             details=details,
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
+            missing=error_text(missing, who.lang) if missing else "",
+            fix=fix,
         )
 
     async def _apply_edit(self, who: _Who, request_id: str, text: str) -> None:
@@ -868,6 +911,22 @@ class Conversation:
         status = await self._put(who, None, cards.progress(request_id, who.lang, "queued"))
         await self.jobs.submit(who.origin, who.lang, request_id, spec, status)
 
+    async def _on_retry_missing(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        """Retry a request that waited for a missing model: draw its card, or listen to its voice note again."""
+        if record.transcript is not None:
+            await self.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], error_key=None)
+            await self._confirm(who, record.id, press.message_ref or None, record)
+            return
+        audio = self._audio.get(record.id)
+        if audio is None:
+            await self.messenger.notify(who.origin, t("voice.gone", who.lang))
+            return
+        if not await self.repository.transition(record.id, S.TRANSCRIBING, from_states=[S.AWAITING_CONFIRMATION]):
+            await self.messenger.notify(who.origin, t("already_handled", who.lang))
+            return
+        ref = await self._put(who, press.message_ref or self._cards.get(record.id), Reply(t("transcribing", who.lang), kind="progress"))
+        await self._transcribe(replace(who, style=record.style or who.style), record.id, ref or "", audio, language=None)
+
     async def _on_try_again(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         """A finished picture that could not be stored: run the job again (the engine may answer from its cache)."""
         if self.jobs.following(record.id):
@@ -1047,4 +1106,5 @@ BUTTONS: dict[str, ButtonRule] = {
     cards.BASE: ButtonRule(Conversation._on_base, DONE_STATES),
     cards.RESEND: ButtonRule(Conversation._on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
     cards.TRY_AGAIN: ButtonRule(Conversation._on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
+    cards.RETRY_MISSING: ButtonRule(Conversation._on_retry_missing, CARD_STATES),  # waited for a missing model
 }

@@ -177,6 +177,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The picture check isn't installed on this server yet; the operator has been told how to add it.",
         "zh": "这台服务器还没有安装图片检查模型，已经告诉管理员怎么添加了。",
     },
+    "button.retry_missing": {"en": "🔁 Retry", "zh": "🔁 重试"},
+    "voice.gone": {
+        "en": "I no longer have that voice note (I restarted since). Please send it again.",
+        "zh": "那条语音已经不在了（我之后重启过）。请再发一次。",
+    },
     "model.unavailable.model": {
         "en": "A model this bot needs isn't installed on this server yet; the operator has been told how to add it.",
         "zh": "这台服务器还缺少一个需要的模型，已经告诉管理员怎么添加了。",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from db.enums import ImageRole, RequestKind
@@ -42,6 +42,7 @@ from engine.api import (
     JobStarted,
 )
 from engine.errors import UserError
+from engine.missing_models import is_unavailable
 from engine.policy import ChatPolicy, ImageFlaggedError, Level
 from handlers import cards
 from handlers.events import Origin
@@ -49,6 +50,10 @@ from handlers.i18n import error_text, t
 from handlers.replies import Messenger, Reply
 
 log = logging.getLogger(__name__)
+
+#: Puts a request whose job failed for a missing model back to its card: (origin, request id, the status message,
+#: the ``model.unavailable.*`` key, the operator's fix) -> whether it could (a photo or a restyle has no card).
+Reopen = Callable[[Origin, str, str | None, str, str], Awaitable[bool]]
 
 S = RequestState
 
@@ -160,6 +165,8 @@ class JobTracker:
     """Submits requests to the engine and follows them until they are delivered, failed or cancelled.
 
     With ``previews`` off, preview images the engine sends are not shown.
+    ``reopen`` is asked first when a job fails for a missing model: it puts
+    the request's card back (see :data:`Reopen`); a request without one fails.
     ``policy`` (the deployment's content policy) adds its negative prompt terms
     to every text job and decides what happens to a picture the image check
     flagged at ``standard``: a spoiler, or (``spoilers`` off) not sent.
@@ -178,8 +185,10 @@ class JobTracker:
         monotonic: Callable[[], float] = time.monotonic,
         previews: bool = True,
         policy: ChatPolicy | None = None,
+        reopen: Reopen | None = None,
     ) -> None:
         self.policy = policy or ChatPolicy()
+        self.reopen = reopen
         self.repository = repository
         self.engine = engine
         self.messenger = messenger
@@ -299,6 +308,10 @@ class JobTracker:
                         await status.show(force=moved)
                     case JobFinished(result=result):
                         await self._deliver(origin, lang, request_id, result, status)
+                    case JobFailed(error_key=error_key, detail=detail) if is_unavailable(error_key) and self.reopen is not None and (
+                        await self.reopen(origin, request_id, status.ref, error_key, detail)
+                    ):
+                        pass  # the card is back, saying which model is missing, with Retry
                     case JobFailed(error_key=error_key, params=params):
                         await self.repository.transition(
                             request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key

@@ -95,6 +95,9 @@ class Reply:
     #: Show ``image_png`` behind a spoiler (the content policy flagged it): Telegram ``has_spoiler``,
     #: Discord a ``SPOILER_`` file name, the studio a blurred picture revealed by a click.
     spoiler: bool = False
+    #: What the operator does about a missing model (``ModelUnavailableError.fix``): the studio, whose user is its
+    #: operator, shows it in a panel; the chat platforms leave it out (their operators read it in the log).
+    fix: str = ""
 
 
 class Messenger(Protocol):

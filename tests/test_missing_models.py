@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 
+from db import RequestState as S
 from engine.animegan import AnimeGAN
 from engine.api import JobEvent, JobFailed, JobHandle, JobSpec, Transcript
 from engine.asr import AsrConfig, SpeechRecognizer
@@ -73,36 +75,58 @@ async def test_missing_style_weights_with_downloads_off_fail_as_a_style(tmp_path
     assert "face_paint_512_v2" in failed.detail
 
 
-class NoWhisperHere(ScriptedEngine):
-    """The scripted job queue, with the real speech recognizer pointed at a Whisper model directory that does not exist."""
+class WhisperNotYetHere(ScriptedEngine):
+    """The scripted job queue, with the real speech recognizer pointed at a Whisper model directory (missing at first)."""
 
     def __init__(self, model_dir: Path) -> None:
         super().__init__()
-        self.recognizer = SpeechRecognizer(AsrConfig(model=str(model_dir)), AudioLimits(max_bytes=10_000_000, max_seconds=60))
+        self.recognizer = SpeechRecognizer(
+            AsrConfig(model=str(model_dir), device="cpu", compute_type="float32", beam_size=2, cpu_threads=1),
+            AudioLimits(max_bytes=10_000_000, max_seconds=60),
+        )
 
     async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
         return await self.recognizer.transcribe_async(audio, language=language)
 
 
-async def test_a_voice_note_without_the_speech_model_says_so(
-    sqlite_url, make_harness, tmp_path: Path, english_voice_notes, caplog: pytest.LogCaptureFixture
+def actions(reply) -> list[str]:
+    return [b.action for row in reply.buttons for b in row]
+
+
+async def test_a_voice_note_waits_for_the_speech_model_and_retry_listens_again(
+    sqlite_url, make_harness, tmp_path: Path, english_voice_notes, whisper_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Not "Something went wrong": the user reads which part is missing, the operator's log has the fix once, no traceback."""
-    h = await make_harness(sqlite_url, NoWhisperHere(tmp_path / "whisper-base"))
-    clip = next(iter(english_voice_notes.values()))
+    """Not "Something went wrong": the user reads which part is missing, the request waits with Retry, nothing is lost.
+
+    The operator's log has the fix once, no traceback; once the model is in place, Retry shows what was heard.
+    """
+    model_dir = tmp_path / "whisper-base"
+    engine = WhisperNotYetHere(model_dir)
+    h = await make_harness(sqlite_url, engine)
+    clip = english_voice_notes["ogg"]
     caplog.set_level(logging.INFO)
     for _ in range(2):
         await h.voice("amy", clip.path.read_bytes())
-        assert h.messenger.calls[-1].reply.text == (
-            "The speech model isn't installed on this server yet; the operator has been told how to add it."
-        )
+        ref, card = h.messenger.last("card")
+        assert card.text == "The speech model isn't installed on this server yet; the operator has been told how to add it."
+        assert [b.label for row in card.buttons for b in row] == ["🔁 Retry", "✖️ Cancel"]
+        assert str(model_dir) in card.fix  # the studio shows the operator's fix
+        assert (await h.request(card.request_id)).state is S.AWAITING_CONFIRMATION
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("the speech model is not available: "), warnings
-    assert str(tmp_path / "whisper-base") in warnings[0]
+    assert str(model_dir) in warnings[0]
     assert not any(r.exc_info for r in caplog.records)
 
+    shutil.copytree(whisper_model_dir, model_dir)  # the operator puts the model in place
+    await h.press("amy", button(card, cards.RETRY_MISSING), ref)
+    ref_after, heard = h.messenger.last("card")
+    assert ref_after == ref and heard.text.startswith("I heard (English, ")
+    assert cards.CONFIRM in actions(heard)
+    record = await h.request(card.request_id)
+    assert record.state is S.AWAITING_CONFIRMATION and record.error_key is None
 
-async def test_a_drawing_without_the_drawing_model_says_so(sqlite_url, make_harness) -> None:
+
+async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sqlite_url, make_harness) -> None:
     engine = ScriptedEngine()
     h = await make_harness(sqlite_url, engine)
     await h.command("amy", "anime", "a girl with blue hair")
@@ -113,6 +137,16 @@ async def test_a_drawing_without_the_drawing_model_says_so(sqlite_url, make_harn
         JobFailed("model.unavailable.drawing", "SD_MODEL=/models/sd: put a diffusers model there", {"model": "drawing"})
     )
     await h.settle()
-    assert h.messenger.calls[-1].reply.text == (
-        "The drawing model isn't installed on this server yet; the operator has been told how to add it."
-    )
+    ref, again = h.messenger.last("card")
+    lines = again.text.splitlines()
+    assert lines[1] == "“a girl with blue hair”"  # the card keeps its words
+    assert lines[-1] == "The drawing model isn't installed on this server yet; the operator has been told how to add it."
+    assert actions(again)[0] == cards.RETRY_MISSING and cards.CONFIRM not in actions(again)
+    assert again.fix == "SD_MODEL=/models/sd: put a diffusers model there"
+    record = await h.request(spec.job_id)
+    assert (record.state, record.error_key) == (S.AWAITING_CONFIRMATION, "model.unavailable.drawing")
+
+    await h.press("amy", button(again, cards.RETRY_MISSING), ref)  # the operator added it: Retry draws the same card
+    assert [s.job_id for s in engine.specs] == [spec.job_id, spec.job_id]
+    assert engine.specs[1].seed == spec.seed and engine.specs[1].positive == spec.positive
+    assert (await h.request(spec.job_id)).state is S.QUEUED
