@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from babel import Locale
+
 from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
 from engine.chinese import simplified
@@ -30,6 +32,8 @@ RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
 TRY_AGAIN = "ag"
 #: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).
 RETRY_MISSING = "rm"
+#: Draw's value on a doubtful card (ask once more first), and on the card that asked (draw).
+DRAW_ASK, DRAW_SURE = "ask", "sure"
 #: Personal settings: the user's language and default style (a value sets it, none opens the picker).
 SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
 #: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
@@ -47,10 +51,26 @@ _PUNCTUATION = " .,!?;:'\"‘’“”()「」『』，。！？；：、…"
 _CJK = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
+#: A transcript heard below this language (or, for a language the user chose, word) confidence is doubtful.
+DOUBTFUL_BELOW = 0.5
+#: Whisper's codes that are not the standard ones (Babel knows the standard ones).
+_WHISPER_CODES = {"jw": "jv", "iw": "he"}
+#: The Babel locale whose language names each UI language reads.
+_NAME_LOCALES = {"en": "en", "zh": "zh_Hans", "zh-Hant": "zh_Hant"}
+
+
 def language_name(code: str, lang: str) -> str:
-    """Human name of a language code in ``lang`` (the code itself when unknown)."""
+    """Human name of a language code in ``lang``: ours for the languages we speak, else Babel's (never the bare code)."""
     key = f"language.{code}"
-    return t(key, lang) if key in MESSAGES else code
+    if key in MESSAGES:
+        return t(key, lang)
+    name = Locale.parse(_NAME_LOCALES.get(lang, "en")).languages.get(_WHISPER_CODES.get(code, code))
+    return name or t("language.other", lang)
+
+
+def is_doubtful(language: str, confidence: float) -> bool:
+    """Was a voice note heard doubtfully: in a language we do not expect (not one of :data:`RETRY_LANGUAGES`), or unsurely?"""
+    return language not in RETRY_LANGUAGES or confidence < DOUBTFUL_BELOW
 
 
 #: Style id -> {UI language: display name} (from the style registry).
@@ -150,6 +170,7 @@ def confirmation_card(
     refusal: Sequence[str] = (),
     missing: str = "",
     fix: str = "",
+    asking: bool = False,
 ) -> Reply:
     """What was heard (or typed), what we understood in the user's language, the style by name, and the actions.
 
@@ -164,7 +185,10 @@ def confirmation_card(
     ``missing`` (a ``model.unavailable.*`` text) replaces the question when
     drawing failed for a model the server lacks: Draw becomes Retry, and
     ``fix`` says what the operator does (shown by the studio).
+    A doubtful hearing (:func:`is_doubtful`) puts "Heard wrong language" and
+    Edit first and makes Draw ask once more (``asking``: the card asks now).
     """
+    doubtful = heard_language is not None and is_doubtful(heard_language, confidence)
     header = (
         t("card.heard", lang, language=language_name(heard_language, lang), confidence=confidence)
         if heard_language
@@ -196,17 +220,36 @@ def confirmation_card(
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))
     if details:
         lines += ["", t("card.field", lang, label=t("card.prompt", lang), value=prompt)]
-    lines += ["", *refusal] if refusal else ["", missing or t("card.question", lang)]
+    retry = Button(t("button.retry_language", lang), RETRY, request_id)
+    edit = Button(t("button.edit", lang), EDIT, request_id)
+    lines += ["", *refusal] if refusal else ["", missing or _question(lang, doubtful, asking, confidence, retry, edit)]
     toggle = Button(t("button.hide_details" if details else "button.details", lang), DETAILS, request_id, "0" if details else "1")
     second_row = [Button(t("button.style", lang), STYLE, request_id), toggle, Button(t("button.cancel", lang), CANCEL, request_id)]
-    if heard_language:
-        second_row.insert(0, Button(t("button.retry_language", lang), RETRY, request_id))
-    draw = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id) if missing else Button(t("button.confirm", lang), CONFIRM, request_id)
-    first_row = [draw, Button(t("button.edit", lang), EDIT, request_id)]
+    if missing:
+        draw = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id)
+    elif asking:
+        draw = Button(t("button.draw_anyway", lang), CONFIRM, request_id, DRAW_SURE)
+    else:
+        draw = Button(t("button.confirm", lang), CONFIRM, request_id, DRAW_ASK if doubtful else "")
+    if doubtful and not asking and not missing:  # what was heard is doubtful: fixing it comes first, drawing second
+        first_row, second_row = [retry, edit], [draw, *second_row]
+    else:
+        first_row = [draw, edit]
+        if heard_language:
+            second_row.insert(0, retry)
     if keep is not None:
         first_row.append(keep)
-    buttons = (tuple(first_row[1:] if refusal else first_row), tuple(second_row))
+    buttons = (tuple(b for b in first_row if not (refusal and b is draw)), tuple(second_row))
     return Reply("\n".join(lines), kind="card", buttons=buttons, request_id=request_id, fix=fix)
+
+
+def _question(lang: str, doubtful: bool, asking: bool, confidence: float, retry: Button, edit: Button) -> str:
+    """The card's last line: "Shall I draw it?", or for a doubtful hearing what to check (then, asked again, whether to draw)."""
+    if asking:
+        return t("card.draw_anyway", lang, confidence=confidence)
+    if doubtful:
+        return t("card.doubtful", lang, retry=retry.label, edit=edit.label)
+    return t("card.question", lang)
 
 
 def waiting_for_model(request_id: str, lang: str, key: str, *, fix: str = "") -> Reply:

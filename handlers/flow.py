@@ -465,11 +465,15 @@ class Conversation:
             error_key=None if self._check(who, prompt).allowed else POLICY_REFUSED,  # the card says why; Edit can fix it
         )
         if moved:
-            await self._present(who, request_id, ref, await self._card_for(who, request_id))
+            doubtful = cards.is_doubtful(transcript.language, transcript.language_probability)
+            await self._present(who, request_id, ref, await self._card_for(who, request_id), doubtful=doubtful)
 
-    async def _present(self, who: _Who, request_id: str, ref: str | None, card: Reply) -> None:
-        """Show the confirmation card (in message ``ref`` when given), or go straight on when confirmation is off."""
-        if not who.confirm:
+    async def _present(self, who: _Who, request_id: str, ref: str | None, card: Reply, *, doubtful: bool = False) -> None:
+        """Show the confirmation card (in message ``ref`` when given), or go straight on when confirmation is off.
+
+        A ``doubtful`` hearing is shown even with confirmation off: drawing words nobody said helps no one.
+        """
+        if not who.confirm and not doubtful:
             try:
                 await self._confirm(who, request_id, ref)
                 return
@@ -500,7 +504,7 @@ class Conversation:
         except Exception:
             log.info("request %s: could not retire its card", request_id, exc_info=True)
 
-    async def _card_for(self, who: _Who, request_id: str, *, details: bool = False, fix: str = "") -> Reply:
+    async def _card_for(self, who: _Who, request_id: str, *, details: bool = False, fix: str = "", asking: bool = False) -> Reply:
         """The confirmation card of a request, rendered from what the database holds (so every update shows the same).
 
         A request waiting for a missing model says so, with Retry (``fix``: the operator's, for the studio).
@@ -538,6 +542,7 @@ class Conversation:
             refusal=() if verdict.allowed else cards.policy_refusal(who.lang, verdict, heard=heard),
             missing=error_text(missing, who.lang) if missing else "",
             fix=fix,
+            asking=asking,
         )
 
     async def _apply_edit(self, who: _Who, request_id: str, text: str) -> None:
@@ -719,6 +724,9 @@ class Conversation:
         return True
 
     async def _on_confirm(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        if press.value == cards.DRAW_ASK:  # a doubtful hearing: the card asks once more before drawing
+            await self._show_card(who, record.id, press.message_ref or self._cards.get(record.id), await self._card_for(who, record.id, asking=True))
+            return
         await self._confirm(who, record.id, press.message_ref or None, record)
 
     async def _confirm(self, who: _Who, request_id: str, ref: str | None, record: RequestRecord | None = None) -> None:

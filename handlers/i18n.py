@@ -114,6 +114,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "button.details": {"en": "🔍 Details", "zh": "🔍 详情"},
     "button.hide_details": {"en": "🔼 Hide details", "zh": "🔼 收起详情"},
     "card.question": {"en": "Shall I draw it?", "zh": "要开始画吗？"},
+    "card.doubtful": {
+        "en": "I'm not sure I heard you right — please check the words. Wrong language? Press {retry}. Wrong words? Press {edit}.",
+        "zh": "我不太确定听对了，请看看上面的字。语言不对？点「{retry}」。字不对？点「{edit}」。",
+    },
+    "card.draw_anyway": {
+        "en": "I'm only {confidence:.0%} sure I heard you right. Draw it anyway?",
+        "zh": "我只有 {confidence:.0%} 的把握听对了。还是要画吗？",
+    },
+    "button.draw_anyway": {"en": "✅ Yes, draw it", "zh": "✅ 是的，画吧"},
+    "language.other": {"en": "another language", "zh": "其他语言"},
     "card.expired": {
         "en": "This card has expired. Send the voice note again.",
         "zh": "这张卡片已过期，请重新发送语音。",
