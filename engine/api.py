@@ -15,8 +15,10 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import PlainSerializer
 
-#: Called with (stage, fraction 0..1); stages are "diffusion", "style", ...
+#: Called with (stage, fraction 0..1); stages are "diffusion", "style", ... and :data:`LOADING`.
 ProgressCallback = Callable[[str, float], None]
+#: The stage reported once before the drawing model loads (the first picture; it may download first).
+LOADING = "loading"
 #: Called with (stage, small JPEG of the picture so far): previews while "diffusion" runs, the sketch as "style" starts.
 PreviewCallback = Callable[[str, bytes], None]
 #: Returns True when the job should stop as soon as possible.

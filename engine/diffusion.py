@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from engine.api import CancelCheck, PreviewCallback, ProgressCallback
+from engine.api import LOADING, CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, DrawingModelUnavailableError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
@@ -732,6 +732,10 @@ class TextToImage:
             members.append(_Member(row, request, seed))
 
         if _poll_cancelled(members):
+            if self._pipe is None:  # the first picture waits for the model to load (and maybe download): say so
+                for member in members:
+                    if member.request.progress is not None:
+                        member.request.progress(LOADING, 0.0)
             pipe = self.pipeline  # loads (once); raises ModelUnavailableError
             assert self._shared is not None
             with self._shared.run_lock:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.api import (
+    LOADING,
     CancelCheck,
     JobCancelled,
     JobEvent,
@@ -92,6 +93,9 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
 
     def overall(stage: str, fraction: float) -> None:
         nonlocal reached
+        if stage == LOADING:  # before drawing: no part of the job is done yet
+            report(JobProgress(reached, stage))
+            return
         reached = max(reached, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
         report(JobProgress(reached, stage))
 

@@ -154,6 +154,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "queued": {"en": "⏳ In the queue… #{position}", "zh": "⏳ 排队中… 第 {position} 位"},
     "queued.waiting": {"en": "⏳ In the queue…", "zh": "⏳ 排队中…"},
     "generating": {"en": "🖌 Drawing… {percent}%", "zh": "🖌 作画中… {percent}%"},
+    "progress.loading": {
+        "en": "📦 Loading the drawing model… The first time it is downloaded (a few GB), which can take a while.",
+        "zh": "📦 正在加载作画模型……第一次需要下载（几 GB），可能要等一会儿。",
+    },
     "styling": {"en": "🎨 Applying the anime style…", "zh": "🎨 正在转换动漫风格…"},
     "progress.sending": {"en": "📤 Sending…", "zh": "📤 正在发送…"},
     "progress.done": {"en": "✅ Done — your picture is below.", "zh": "✅ 画好了，成品在下面。"},

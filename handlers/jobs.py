@@ -29,6 +29,7 @@ from db.records import RequestRecord
 from db.repository import Repository
 from db.states import RequestState
 from engine.api import (
+    LOADING,
     Engine,
     JobCancelled,
     JobFailed,
@@ -102,6 +103,8 @@ class StatusView:
     preview: bytes | None = None
     sketch: bool = False
     shown: bytes | None = None
+    #: The drawing model is loading (the first picture), so nothing is drawn yet.
+    loading: bool = False
 
     def advance(self, stage: str) -> bool:
         """Move on to ``stage`` unless the message is already past it; True when the stage changed."""
@@ -118,6 +121,8 @@ class StatusView:
         """The status as a reply; it carries the preview only when the message does not show it yet."""
         request_id, lang = self.request_id, self.lang
         new = self.preview if self.preview is not self.shown else None
+        if self.loading:
+            return cards.progress(request_id, lang, "progress.loading")
         if self.stage == "queued":
             return cards.progress(request_id, lang, "queued", position=self.position)
         if self.stage == "drawing":
@@ -300,7 +305,11 @@ class JobTracker:
                     case JobStarted():
                         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
                         await status.show(force=view.advance(first))
+                    case JobProgress(stage=step) if step == LOADING:
+                        view.loading = True
+                        await status.show(force=True)
                     case JobProgress(fraction=fraction, stage=step, preview=preview):
+                        view.loading = False
                         moved = view.advance("styling" if step == "style" else "drawing")
                         view.progress(fraction)
                         if preview is not None and self.previews:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from db import RequestState as S
 from engine.animegan import AnimeGAN
-from engine.api import JobEvent, JobFailed, JobHandle, JobSpec, Transcript
+from engine.api import LOADING, JobEvent, JobFailed, JobFinished, JobHandle, JobProgress, JobSpec, JobStarted, Transcript
 from engine.asr import AsrConfig, SpeechRecognizer
 from engine.audio import AudioLimits
 from engine.diffusion import DiffusionConfig, TextToImage
@@ -150,3 +151,43 @@ async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sql
     assert [s.job_id for s in engine.specs] == [spec.job_id, spec.job_id]
     assert engine.specs[1].seed == spec.seed and engine.specs[1].positive == spec.positive
     assert (await h.request(spec.job_id)).state is S.QUEUED
+
+
+async def test_the_first_picture_says_the_drawing_model_is_loading(tmp_path: Path, tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> None:
+    """The engine reports "loading" once, before the first drawing; later pictures go straight to drawing."""
+    text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2))
+    animegan = AnimeGAN(animegan_checkpoints_dir, backend="torch", download=False)
+    engine = LocalEngine(None, AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))  # type: ignore[arg-type]  # no speech here
+    await engine.start()
+    try:
+        first = await drain(await engine.submit(text_job("r1")))
+        second = await drain(await engine.submit(replace(text_job("r2"), seed=2)))
+    finally:
+        await engine.close()
+    stages = [event.stage for event in first if isinstance(event, JobProgress)]
+    assert stages[0] == LOADING and stages[1] == "diffusion" and stages.count(LOADING) == 1
+    assert LOADING not in [event.stage for event in second if isinstance(event, JobProgress)]
+    assert isinstance(first[-1], JobFinished) and isinstance(second[-1], JobFinished)
+
+
+async def test_the_status_says_loading_not_drawing_zero_percent(sqlite_url, make_harness) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.command("amy", "anime", "a girl with blue hair")
+    ref, card = h.messenger.last("card")
+    await h.press("amy", button(card, cards.CONFIRM), ref)
+    (spec,) = engine.specs
+    handle = engine.handles[spec.job_id]
+    handle.publish(JobStarted())
+    handle.publish(JobProgress(0.0, LOADING))
+    loading = "📦 Loading the drawing model… The first time it is downloaded (a few GB), which can take a while."
+    await shown(h, ref, lambda text: text == loading)
+    handle.publish(JobProgress(0.4, "diffusion"))
+    await shown(h, ref, lambda text: text.startswith("🖌 Drawing… "))
+
+
+async def shown(h, ref: str, check) -> None:
+    """Wait (at most 30 s) until message ``ref`` reads as ``check`` wants."""
+    async with asyncio.timeout(30):
+        while not check(h.messenger.messages[ref].text):
+            await asyncio.sleep(0.01)
