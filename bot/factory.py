@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from engine.pipeline import AnimePipeline
     from engine.policy import ChatPolicy
     from engine.policy_image import ContentCheck
+    from engine.styles import Style
     from handlers.flow import ConversationConfig
 
 # Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
@@ -301,17 +302,42 @@ def engine(settings: Settings) -> Engine:
     return distributed_engine(settings) if settings.engine == "redis" else local_engine(settings)
 
 
+def offered_styles(settings: Settings) -> list[Style]:
+    """The styles the pickers offer: every registered one, except (drawing here, downloads off) those without weights.
+
+    A style whose weights are missing while ``ANIME_DOWNLOAD`` is off could
+    only fail; when no style has weights, all are offered and each says what
+    to put where. Workers (``ENGINE=redis``) have their own checkpoints, so the
+    bot offers every style.
+    """
+    from engine.styles import CheckpointStore, StyleRegistry
+
+    styles = StyleRegistry.for_directory(settings.checkpoints_dir).styles
+    if settings.engine == "redis" or settings.anime_download:
+        return styles
+    store = CheckpointStore(settings.checkpoints_dir, download=False)
+    present = [style for style in styles if store.path(style).is_file()]
+    if present and len(present) < len(styles):
+        missing = ", ".join(style.name for style in styles if style not in present)
+        log.warning("styles without weights in %s are not offered (ANIME_DOWNLOAD is off): %s", settings.checkpoints_dir, missing)
+    return present or styles
+
+
 def conversation_config(settings: Settings) -> ConversationConfig:
-    """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (no weights needed)."""
+    """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (:func:`offered_styles`)."""
     from engine.styles import StyleRegistry
     from handlers.flow import ConversationConfig
     from handlers.i18n import LANGUAGES
 
     registry = StyleRegistry.for_directory(settings.checkpoints_dir)
+    styles = offered_styles(settings)
+    default = registry.get(settings.anime_style).name
+    if default not in {style.name for style in styles}:
+        default = styles[0].name  # ANIME_STYLE's weights are missing and will not be fetched: a style that works
     return ConversationConfig(
-        styles=tuple(style.name for style in registry.styles),
+        styles=tuple(style.name for style in styles),
         style_names={style.name: {lang: style.display_name(lang) for lang in LANGUAGES} for style in registry.styles},
-        default_style=registry.get(settings.anime_style).name,
+        default_style=default,
         card_ttl=timedelta(seconds=settings.card_ttl_seconds),
         progress_interval=settings.progress_interval_seconds,
         previews=settings.previews,
