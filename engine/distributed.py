@@ -1,4 +1,4 @@
-"""Scale-out engine: image jobs run on GPU workers fed through Redis Streams (taskiq + taskiq-redis).
+"""Scale-out engine: image jobs run on GPU workers fed through a Redis stream, under a protocol of our own.
 
 The bot process keeps speech recognition (a voice note's card should not wait
 behind minutes of diffusion, and the audio never needs to leave the bot) and
@@ -7,8 +7,9 @@ one per GPU, on any number of machines.
 
 Redis layout (every key starts with ``RedisConfig.prefix``)::
 
-    {p}:jobs                    taskiq stream (consumer group {p}:workers), one entry per
+    {p}:jobs                    the job stream (consumer group {p}:workers), one entry per
                                 job: just its id; trimmed to ~stream_maxlen on add
+                                (:mod:`engine.job_stream`)
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
                                 spec (msgpack JobSpec), kind (text|photo|restyle: what a
                                 batching worker peeks at), enqueued; TTL job_ttl,
@@ -37,34 +38,27 @@ unfinished requests) picks up results that arrived while it was down.
 
 How many pictures a user (or everyone) may have waiting is not checked here:
 the conversation enforces those caps atomically in its database before it
-submits. The stream broker needs a standalone Redis (or Sentinel), not Redis
-Cluster.
+submits. The job keys are not hash-tagged and the scripts touch several of them:
+this needs a standalone Redis (or Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from taskiq import AckableMessage
-from taskiq.kicker import AsyncKicker
-from taskiq_redis import RedisStreamBroker
 
 from engine.api import TERMINAL_EVENTS, JobCancelled, JobHandle, JobQueued, JobSpec
 from engine.asr import SpeechRecognizer
+from engine.job_stream import JobStream
 from engine.speech import RecognizerSpeech
 from engine.wire import pack_event, pack_spec, unpack_event
 
 log = logging.getLogger(__name__)
 
-#: The one taskiq task: run the job whose id is its only argument.
-TASK_NAME = "voice2anime.run_job"
 #: Approximate cap on events kept per job (progress is coalesced; the terminal event is always last).
 EVENTS_MAXLEN = 256
 
@@ -88,6 +82,11 @@ class RedisConfig:
     def lease_ms(self) -> int:
         """:attr:`lease` in milliseconds."""
         return max(1, int(self.lease * 1000))
+
+    @property
+    def read_block_ms(self) -> int:
+        """Milliseconds an idle worker's read of the job stream waits: half the lease, 0.1-2 s (far below the socket timeout)."""
+        return max(100, min(2000, self.lease_ms // 2))
 
 
 class Keys:
@@ -117,138 +116,10 @@ class Keys:
         return f"{self.job(job_id)}:cancel"
 
 
-class ReclaimingStreamBroker(RedisStreamBroker):
-    """taskiq-redis's stream broker, re-claiming abandoned entries on every round of :meth:`listen`.
-
-    taskiq-redis 1.2.4 runs XAUTOCLAIM only right after XREADGROUP returned new
-    entries, so an idle worker never takes over a dead worker's job, and guards
-    it with a lock that a killed worker can leave behind (taskiq-redis#131).
-    XAUTOCLAIM is atomic and its min-idle-time already lets one claimer win, so
-    this loop needs no lock: read up to ``xread_count`` new entries (waiting
-    ``xread_block`` ms), then re-claim up to ``unacknowledged_batch_size``
-    entries idle for ``idle_timeout`` ms, walking the pending list with a cursor.
-    """
-
-    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """Yield new and re-claimed entries forever; acknowledging is up to the task."""
-        cursor = "0-0"
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            while True:
-                fetched = await redis.xreadgroup(
-                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, count=self.count, block=self.block
-                )
-                for _, entries in fetched or []:
-                    for entry in entries:
-                        yield self._message(*entry)
-                cursor, claimed, *_ = await redis.xautoclaim(
-                    self.queue_name,
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    min_idle_time=self.idle_timeout,
-                    start_id=cursor,
-                    count=self.unacknowledged_batch_size,
-                )
-                for entry_id, fields in claimed:
-                    if fields:  # trimmed entries come back empty on Redis 6.2
-                        log.info("re-claimed stream entry %s", entry_id)
-                        yield self._message(entry_id, fields)
-
-    async def peek_new(self, count: int) -> list[bytes]:
-        """The task messages of the next ``count`` entries no consumer of the group has read yet (nothing is taken)."""
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            groups = await redis.xinfo_groups(self.queue_name)
-            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == self.consumer_group_name), None)
-            if last is None:
-                return []
-            entries = await redis.xrange(self.queue_name, min=f"({_text(last)}", max="+", count=count)
-        return [fields[b"data"] for _, fields in entries if b"data" in fields]
-
-    async def read_new(self, count: int) -> list[AckableMessage]:
-        """Take up to ``count`` new entries for this consumer now, without waiting (a batching worker topping up)."""
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            fetched = await redis.xreadgroup(self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, count=count)
-        return [self._message(*entry) for _, entries in fetched or [] for entry in entries]
-
-    def job_id(self, data: bytes) -> str | None:
-        """The job id a task message carries (its only argument), or None when it is not one of ours."""
-        try:
-            message = self.formatter.loads(message=data)
-        except Exception:  # not a taskiq message
-            return None
-        if message.task_name != TASK_NAME or len(message.args) != 1 or not isinstance(message.args[0], str):
-            return None
-        return message.args[0]
-
-    def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
-        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=entry_id, queue_name=self.queue_name))  # type: ignore[arg-type]
-
-
-#: What :class:`ReclaimingStreamBroker` uses of taskiq-redis's ``RedisStreamBroker`` beyond its public API.
-_BROKER_ATTRIBUTES = (
-    "connection_pool",
-    "queue_name",
-    "consumer_group_name",
-    "consumer_name",
-    "count",
-    "block",
-    "idle_timeout",
-    "unacknowledged_batch_size",
-)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def check_broker_compatible(broker: RedisStreamBroker) -> None:
-    """Fail with a clear error when the installed taskiq-redis lacks the internals :class:`ReclaimingStreamBroker` uses.
-
-    Called once when a worker starts: otherwise a renamed attribute would only
-    show up inside ``listen`` as an endless "receiving jobs failed; reconnecting".
-    """
-    missing = [name for name in _BROKER_ATTRIBUTES if not hasattr(broker, name)]
-    ack = getattr(broker, "_ack_generator", None)
-    if not callable(ack):
-        missing.append("_ack_generator()")
-    else:
-        try:
-            inspect.signature(ack).bind(id=b"0-0", queue_name="q")
-        except (TypeError, ValueError):
-            missing.append("_ack_generator(id, queue_name)")
-    if missing:
-        try:
-            installed = version("taskiq-redis")
-        except PackageNotFoundError:
-            installed = "unknown"
-        raise RuntimeError(
-            f"taskiq-redis {installed} is not compatible with voice2anime's stream broker: RedisStreamBroker has no "
-            f"{', '.join(missing)}. Install the version pinned in pyproject.toml (taskiq-redis>=1.2.4,<1.3)."
-        )
-
-
-def make_broker(config: RedisConfig, *, consumer_name: str | None = None) -> RedisStreamBroker:
-    """The taskiq Redis Streams broker for ``config``.
-
-    Workers read one entry at a time (``xread_count=1``) and re-claim at most
-    one abandoned entry per round (``unacknowledged_batch_size=1``) after
-    ``lease`` seconds of idleness, so a worker never hoards jobs it cannot
-    start. The consumer group starts at id 0: entries added before the first
-    worker ever connected are not skipped.
-    """
+def job_stream(redis: Redis, config: RedisConfig) -> JobStream:
+    """The job stream of ``config`` on the client ``redis``."""
     keys = Keys(config.prefix)
-    return ReclaimingStreamBroker(
-        config.url,
-        queue_name=keys.stream,
-        consumer_group_name=keys.group,
-        consumer_name=consumer_name,
-        consumer_id="0",
-        xread_block=max(100, min(2000, config.lease_ms // 2)),
-        xread_count=1,
-        maxlen=config.stream_maxlen,
-        approximate=True,
-        idle_timeout=config.lease_ms,
-        unacknowledged_batch_size=1,
-    )
+    return JobStream(redis, keys.stream, keys.group, maxlen=config.stream_maxlen)
 
 
 # KEYS: job, waiting, seq. ARGV: spec, ttl, job_id, kind.
@@ -304,8 +175,7 @@ class DistributedEngine(RecognizerSpeech):
         self.recognizer = recognizer
         self.config = config
         self.keys = Keys(config.prefix)
-        self._redis: Redis | None = None
-        self._broker: RedisStreamBroker | None = None
+        self._stream: JobStream | None = None
         self._reader: asyncio.Task[None] | None = None
         self._followed: dict[str, _Follow] = {}
         self._wake = asyncio.Event()
@@ -314,12 +184,16 @@ class DistributedEngine(RecognizerSpeech):
         """Connect to Redis, declare the consumer group and start reading job events (idempotent)."""
         if self._reader is not None:
             return
-        self._redis = Redis.from_url(self.config.url)
-        self._broker = make_broker(self.config)
-        await self._broker.startup()
-        self._submit_script = self._redis.register_script(_SUBMIT)
-        self._cancel_script = self._redis.register_script(_CANCEL)
-        self._kicker: AsyncKicker[[str], None] = AsyncKicker(TASK_NAME, self._broker, labels={})
+        redis = Redis.from_url(self.config.url)
+        stream = job_stream(redis, self.config)
+        try:
+            await stream.create_group()  # the first command: an unreachable Redis fails the start here
+        except BaseException:
+            await redis.aclose()
+            raise
+        self._stream = stream
+        self._submit_script = redis.register_script(_SUBMIT)
+        self._cancel_script = redis.register_script(_CANCEL)
         self._reader = asyncio.create_task(self._read_events(), name="voice2anime-job-events")
 
     async def close(self) -> None:
@@ -329,12 +203,9 @@ class DistributedEngine(RecognizerSpeech):
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
         self._followed.clear()
-        if self._broker is not None:
-            await self._broker.shutdown()
-            self._broker = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.redis.aclose()
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue ``spec`` for the workers, or follow it when a job with this id already exists.
@@ -343,7 +214,7 @@ class DistributedEngine(RecognizerSpeech):
         job twice: the handle replays the job's events from the beginning,
         including a result that arrived while nobody was listening.
         """
-        redis = self._connected()
+        stream = self._connected()
         keys, job_id = self.keys, spec.job_id
         reply = await self._submit_script(
             keys=[keys.job(job_id), keys.waiting, keys.seq],
@@ -352,8 +223,8 @@ class DistributedEngine(RecognizerSpeech):
         state = reply[0].decode()
         if state in ("new", "queued") and reply[1] == b"0":
             # Not (yet) in the stream: new, or the bot died between the two steps. A duplicate entry is harmless.
-            await self._kicker.with_task_id(job_id).kiq(job_id)
-            await redis.hset(keys.job(job_id), "enqueued", "1")
+            await stream.add(job_id)
+            await stream.redis.hset(keys.job(job_id), "enqueued", "1")
         handle = JobHandle(job_id, asyncio.get_running_loop())
         self._followed[job_id] = _Follow(handle)
         await self._publish_positions()
@@ -372,14 +243,14 @@ class DistributedEngine(RecognizerSpeech):
 
     # --- event reader ---------------------------------------------------------------
 
-    def _connected(self) -> Redis:
-        if self._redis is None:
+    def _connected(self) -> JobStream:
+        if self._stream is None:
             raise RuntimeError("DistributedEngine.start() was not called (or the engine is closed)")
-        return self._redis
+        return self._stream
 
     async def _read_events(self) -> None:
         """One loop for all followed jobs: XREAD their event streams, publish, then refresh queue positions."""
-        redis = self._connected()
+        redis = self._connected().redis
         block_ms = max(1, int(self.config.poll * 1000))
         while True:
             if not self._followed:
@@ -417,7 +288,7 @@ class DistributedEngine(RecognizerSpeech):
         follows = list(self._followed.items())
         if not follows:
             return
-        async with self._connected().pipeline(transaction=False) as pipe:
+        async with self._connected().redis.pipeline(transaction=False) as pipe:
             for job_id, _ in follows:
                 pipe.zrank(self.keys.waiting, job_id)
             ranks = await pipe.execute()

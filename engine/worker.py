@@ -1,8 +1,8 @@
 """``voice2anime worker``: one process per GPU running image jobs from Redis Streams.
 
-The process loads its models once, then runs a taskiq :class:`Receiver` over
-the :func:`engine.distributed.make_broker` stream broker with one job at a
-time and manual acknowledgement. For each delivery it claims the job's lease
+The process loads its models once, then takes entries from the job stream
+(:class:`engine.job_stream.StreamConsumer`) one at a time — a dead worker's
+abandoned entry first, else the next new one. For each entry it claims the job's lease
 (a Lua script that also checks the "done" marker and the cancel flag), runs
 the pipeline on its model thread while the event loop renews the lease every
 ``poll`` seconds, reads the cancel flag and publishes the latest progress
@@ -11,11 +11,14 @@ then stores the terminal event and acknowledges the entry — only while it
 still holds the lease, so a re-claimed duplicate never reports twice.
 
 With ``batch_max`` > 1 (``BATCH_MAX``) a text job brings the text jobs right
-behind it in the stream along (:meth:`ReclaimingStreamBroker.peek_new` /
-``read_new``): each is claimed as above, and they are drawn in one diffusion
+behind it in the stream along (:meth:`~engine.job_stream.StreamConsumer.peek_new`,
+then ``take_new``): each is claimed as above, and they are drawn in one diffusion
 call (:func:`engine.runner.run_batch`). Every job of the batch keeps its own
 lease, cancel flag, progress, terminal event and acknowledgement; a job
 cancelled or failing ends alone, at once, while the others go on.
+
+A Redis that cannot be reached when the worker starts stops it at once (the
+command line names ``REDIS_URL``); one that goes away later is waited for.
 
 Signals: the first SIGINT/SIGTERM lets the running job finish and stops; a
 second one stops the job at its next step (another worker re-runs it after
@@ -31,15 +34,12 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from taskiq import AcknowledgeType, Context, TaskiqDepends
-from taskiq.receiver import Receiver
 
 from engine.api import (
     JobCancelled,
@@ -50,15 +50,8 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.distributed import (
-    EVENTS_MAXLEN,
-    TASK_NAME,
-    Keys,
-    ReclaimingStreamBroker,
-    RedisConfig,
-    check_broker_compatible,
-    make_broker,
-)
+from engine.distributed import EVENTS_MAXLEN, Keys, RedisConfig, job_stream
+from engine.job_stream import Delivery
 from engine.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
 from engine.wire import WireError, pack_event, unpack_spec
 
@@ -178,11 +171,11 @@ class _NewestProgress:
 
 @dataclass
 class _Claimed:
-    """A job this worker holds the lease of: its spec, lease token and how to acknowledge its stream entry."""
+    """A job this worker holds the lease of: its spec, lease token and stream entry (acknowledged when it is over)."""
 
     spec: JobSpec
     token: str
-    ack: Callable[[], Awaitable[None]]
+    delivery: Delivery
     stop: threading.Event = field(default_factory=threading.Event)
     newest: _NewestProgress = field(default_factory=_NewestProgress)
     #: Its terminal event is stored (or dropped because the lease was lost).
@@ -204,39 +197,46 @@ class Worker:
         self._claim = self._redis.register_script(_CLAIM)
         self._renew = self._redis.register_script(_RENEW)
         self._finish = self._redis.register_script(_FINISH)
-        self._broker: ReclaimingStreamBroker | None = None
+        stream = job_stream(self._redis, config)
+        self._consumer = stream.consumer(self.name, block_ms=config.read_block_ms, idle_ms=config.lease_ms)
         self._batch_max: int | None = None
         self._stopping: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Take jobs until ``stop`` is set (the running job finishes first); survives Redis restarts."""
-        broker = make_broker(self.config, consumer_name=self.name)
-        check_broker_compatible(broker)  # a clear error now, not a reconnect loop later
-        broker.is_worker_process = True
-        self._broker = broker  # type: ignore[assignment]  # make_broker makes a ReclaimingStreamBroker
+        """Take jobs until ``stop`` is set (the running job finishes first); survives Redis restarts.
+
+        Declares the consumer group first: a Redis that cannot be reached at
+        start raises here rather than being retried for ever.
+        """
         self._stopping = stop
-
-        async def run_job(job_id: str, context: Context = TaskiqDepends()) -> None:
-            await self.run_job(job_id, context)
-
-        broker.register_task(run_job, task_name=TASK_NAME)  # taskiq renames the function: no bound methods
-        log.info("worker %s ready on stream %s", self.name, self.keys.stream)
         try:
+            await self._consumer.stream.create_group()  # an unreachable Redis fails the start here
+            log.info("worker %s ready on stream %s", self.name, self.keys.stream)
             while not stop.is_set():
-                receiver = Receiver(broker, max_async_tasks=1, max_prefetch=0, ack_type=AcknowledgeType.MANUAL)
                 try:
-                    await receiver.listen(stop)
-                except Exception as error:
+                    delivery = await self._consumer.take()
+                except RedisError as error:
                     log.warning("receiving jobs failed (%r); reconnecting", error)
                     await asyncio.sleep(1.0)
+                    continue
+                if delivery is not None:
+                    await self.handle(delivery)
         finally:
-            await broker.shutdown()
             await self._redis.aclose()
             self._model_thread.shutdown(wait=False, cancel_futures=True)
 
-    async def run_job(self, job_id: str, context: Context) -> None:
-        """The taskiq task: claim, run, report and acknowledge one job (idempotent per job id), batched with the text jobs behind it."""
-        claimed = await self._claim_job(job_id, context.ack)
+    async def handle(self, delivery: Delivery) -> None:
+        """Run the job of one stream entry; an error is logged and the entry left to be re-claimed after the lease."""
+        try:
+            await self.run_job(delivery)
+        except RedisError as error:
+            log.warning("job %s: Redis failed (%r); it is taken up again once its lease lapses", delivery.job_id, error)
+        except Exception:  # one job's bug must not stop the worker (logged with its traceback)
+            log.exception("job %s failed in the worker; it is taken up again once its lease lapses", delivery.job_id)
+
+    async def run_job(self, delivery: Delivery) -> None:
+        """Claim, run, report and acknowledge the job of ``delivery`` (idempotent per job id), batched with the text jobs behind it."""
+        claimed = await self._claim_job(delivery)
         if claimed is None:
             return
         jobs = [claimed]
@@ -262,8 +262,13 @@ class Worker:
             log.info("worker %s draws up to %d text jobs at once", self.name, self._batch_max)
         return self._batch_max
 
-    async def _claim_job(self, job_id: str, ack: Callable[[], Awaitable[None]]) -> _Claimed | None:
-        """Claim ``job_id``'s lease; the claimed job to run, or None when there is nothing to run (dealt with here)."""
+    async def _claim_job(self, delivery: Delivery) -> _Claimed | None:
+        """Claim the lease of ``delivery``'s job; the claimed job to run, or None when there is nothing to run (dealt with here)."""
+        job_id = delivery.job_id
+        if job_id is None:
+            log.warning("stream entry %s names no job; acknowledging it", delivery.entry_id.decode())
+            await self._ack(delivery)
+            return None
         keys, config, token = self.keys, self.config, f"{self.name}:{uuid.uuid4().hex}"
         reply = await self._claim(
             keys=[keys.job(job_id), keys.lease(job_id), keys.cancel(job_id), keys.waiting, keys.events(job_id)],
@@ -284,20 +289,20 @@ class Worker:
             return None  # not acknowledged: re-claimed again later should that worker die
         if outcome == "gone":
             log.warning("job %s expired in Redis before it ran; reported as lost", job_id)
-            await ack()
+            await self._ack(delivery)
             return None
         if outcome != "run":
             log.info("job %s is %s; acknowledging the duplicate delivery", job_id, outcome)
-            await ack()
+            await self._ack(delivery)
             return None
         log.info("job %s started", job_id)
         try:
             spec = unpack_spec(reply[1])
         except WireError as error:  # e.g. queued by a bot of an incompatible version: fail it, do not re-claim it forever
             log.error("job %s has an unreadable spec; reported as failed: %s", job_id, error)
-            await self._report(job_id, token, ack, JobFailed("error.generic", "unreadable job spec"))
+            await self._report(job_id, token, delivery, JobFailed("error.generic", "unreadable job spec"))
             return None
-        return _Claimed(spec, token, ack)
+        return _Claimed(spec, token, delivery)
 
     async def _conclude(self, job: _Claimed, event: JobEvent | None) -> None:
         """Store ``job``'s terminal event and acknowledge its entry (``None``: the lease was lost, nothing to store)."""
@@ -305,13 +310,24 @@ class Worker:
         if event is None or job.lost:
             log.warning("job %s: lost the lease to another worker; dropping this run", job.spec.job_id)
             return
-        await self._report(job.spec.job_id, job.token, job.ack, event)
+        await self._report(job.spec.job_id, job.token, job.delivery, event)
 
-    async def _report(self, job_id: str, token: str, ack: Callable[[], Awaitable[None]], event: JobEvent) -> None:
+    async def _report(self, job_id: str, token: str, delivery: Delivery, event: JobEvent) -> None:
         stored = await self._store(job_id, token, event)
         if stored:
-            await ack()
+            await self._ack(delivery)
         log.info("job %s %s", job_id, _TERMINAL_STATE[type(event)] if stored == 1 else "was already over")
+
+    async def _ack(self, delivery: Delivery) -> None:
+        """Acknowledge the stream entry of a job that is over.
+
+        Should Redis fail now, the entry stays pending: another worker re-claims
+        it after the lease, finds the job over and acknowledges it then.
+        """
+        try:
+            await self._consumer.ack(delivery)
+        except RedisError as error:
+            log.warning("job %s: acknowledging its stream entry failed (%s); it is acknowledged when re-claimed", delivery.job_id, error)
 
     async def _take_more(self, count: int) -> list[_Claimed]:
         """Claim up to ``count`` more jobs from the stream to draw with the one in hand: the text jobs right behind it.
@@ -322,11 +338,8 @@ class Worker:
         A job of another kind read anyway (another worker read in between) runs
         alone after the batch.
         """
-        broker = self._broker
-        if broker is None:
-            return []
         try:
-            job_ids = [broker.job_id(data) for data in await broker.peek_new(count)]
+            job_ids = await self._consumer.peek_new(count)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
                     pipe.hmget(self.keys.job(job_id or "?"), "state", "kind")
@@ -336,18 +349,13 @@ class Worker:
                 if job_id is None or (state == b"queued" and kind != b"text"):
                     break
                 take += 1
-            messages = await broker.read_new(take) if take else []
+            deliveries = await self._consumer.take_new(take) if take else []
         except RedisError as error:
             log.warning("could not look for jobs to batch (%s); running the job in hand alone", error)
             return []
         claimed = []
-        for message in messages:
-            job_id = broker.job_id(message.data)
-            if job_id is None:
-                log.warning("stream entry without a job id; acknowledging it")
-                await message.ack()  # type: ignore[misc]  # the stream broker's ack is a coroutine function
-                continue
-            job = await self._claim_job(job_id, message.ack)  # type: ignore[arg-type]  # an async ack, as above
+        for delivery in deliveries:
+            job = await self._claim_job(delivery)
             if job is not None:
                 claimed.append(job)
         return claimed

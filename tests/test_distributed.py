@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,11 +36,12 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.distributed import DistributedEngine, Keys, RedisConfig, check_broker_compatible, make_broker
+from engine.distributed import DistributedEngine, Keys, RedisConfig
+from engine.job_stream import JobStream
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
-from tests.support.workers import WorkerProcess, start_workers, worker_env
+from tests.support.workers import FAKE, WorkerProcess, start_workers, worker_env
 
 pytestmark = pytest.mark.slow  # real Redis servers and worker processes
 
@@ -269,18 +273,84 @@ async def test_cancel_before_start_says_so() -> None:
         await engine.cancel("x")
 
 
-def test_an_incompatible_taskiq_redis_is_refused_at_worker_start() -> None:
-    check_broker_compatible(make_broker(RedisConfig("redis://127.0.0.1:1/0")))  # the pinned version fits
+def test_a_worker_that_cannot_reach_redis_at_start_stops_naming_redis_url(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # released: nothing listens there
+    env = worker_env(f"redis://:sesame-{port}@127.0.0.1:{port}/0", PREFIX)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "worker", "--pipeline", FAKE], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: cannot reach Redis at ") and "(REDIS_URL)" in line and f"127.0.0.1:{port}" in line, line
+    assert "sesame" not in done.stderr and "ready on stream" not in done.stderr
 
-    renamed = make_broker(RedisConfig("redis://127.0.0.1:1/0"))
-    del renamed.idle_timeout
-    with pytest.raises(RuntimeError, match=r"taskiq-redis .* no idle_timeout\. Install .*<1\.3"):
-        check_broker_compatible(renamed)
 
-    changed = make_broker(RedisConfig("redis://127.0.0.1:1/0"))
-    changed._ack_generator = lambda message_id: None  # type: ignore[method-assign,assignment]
-    with pytest.raises(RuntimeError, match=r"_ack_generator\(id, queue_name\)"):
-        check_broker_compatible(changed)
+# --- the job stream ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+async def test_the_stream_hands_an_entry_to_one_consumer_and_an_abandoned_one_to_another(client):
+    keys = Keys(PREFIX)
+    stream = JobStream(client, keys.stream, keys.group, maxlen=100)
+    await stream.create_group()
+    await stream.create_group()  # idempotent
+    first = stream.consumer("first", block_ms=100, idle_ms=300)
+    second = stream.consumer("second", block_ms=100, idle_ms=300)
+    for job_id in ("a", "b", "c"):
+        await stream.add(job_id)
+
+    assert await first.peek_new(5) == ["a", "b", "c"] and await first.peek_new(1) == ["a"], "peeking takes nothing"
+    taken = await first.take()
+    assert taken is not None and taken.job_id == "a"
+    assert [d.job_id for d in await second.take_new(5)] == ["b", "c"]
+    assert await second.peek_new(5) == [] and await second.take() is None, "nothing new, nothing abandoned yet"
+
+    await asyncio.sleep(0.4)  # "first" died holding "a"; "second" has held "b" and "c" as long
+    reclaimed = await second.take()
+    assert reclaimed is not None and (reclaimed.entry_id, reclaimed.job_id) == (taken.entry_id, "a"), "the oldest first"
+    await second.ack(reclaimed)
+    pending = await client.xpending_range(keys.stream, keys.group, min="-", max="+", count=10)
+    assert [p["consumer"] for p in pending] == [b"second", b"second"]
+    assert taken.entry_id not in [p["message_id"] for p in pending], "acknowledged"
+
+
+async def test_entries_of_earlier_versions_and_foreign_entries(client, engine, fake_workers, tmp_path):
+    keys = Keys(PREFIX)
+    old = await engine.submit(text_job("queued-by-taskiq"))  # queued as before, then its entry replaced by the old format
+    await client.delete(keys.stream)
+    legacy = b'{"task_id":"queued-by-taskiq","task_name":"voice2anime.run_job","labels":{},"labels_types":{},"args":["queued-by-taskiq"],"kwargs":{}}'
+    await client.xadd(keys.stream, {"data": legacy})
+    await client.xadd(keys.stream, {"something": "else"})
+    await client.xadd(keys.stream, {"data": b"not json"})
+    await client.xgroup_create(keys.stream, keys.group, id="0")
+    fake_workers(1, step_seconds=0.01)
+
+    assert isinstance((await drain(old))[-1], JobFinished)
+    assert isinstance((await drain(await engine.submit(text_job("new"))))[-1], JobFinished)
+    assert [label for what, label, _ in runs(tmp_path / "runs.log") if what == "done"] == ["queued-by-taskiq", "new"]
+    async with asyncio.timeout(10):  # foreign entries are acknowledged, not re-claimed forever
+        while (await client.xpending(keys.stream, keys.group))["pending"]:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_lost_consumer_group_is_made_again(client, engine, fake_workers, tmp_path):
+    keys = Keys(PREFIX)
+    (worker,) = fake_workers(1, step_seconds=0.01)
+    assert isinstance((await drain(await engine.submit(text_job("before"))))[-1], JobFinished)
+    await client.xgroup_destroy(keys.stream, keys.group)  # what a Redis that lost its data does to the group
+    assert isinstance((await drain(await engine.submit(text_job("after"))))[-1], JobFinished)
+    assert [label for what, label, _ in runs(tmp_path / "runs.log") if what == "done"] == ["before", "after"], (
+        "the entry of the finished job, delivered again, did not run again"
+    )
+    assert "consumer group was gone; creating it again" in worker.log()
 
 
 # --- the real pipeline in a worker process ---------------------------------------------------
