@@ -1,10 +1,20 @@
-"""Durable file writes: the one way this project replaces a file (weights pins, ONNX caches, stored pictures)."""
+"""Files: the one way this project replaces a file (weights pins, ONNX caches, stored pictures) and checks one's hash."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file (read in 1 MiB chunks: weights are large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -42,7 +42,6 @@ behind a spoiler, as it does every flagged picture.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import ImageCheckUnavailableError
+from engine.files import sha256_file
 from engine.policy import ALLOWED, Finding, ImageCheck, Level, Verdict, checks_images, combine
 
 if TYPE_CHECKING:
@@ -222,21 +222,13 @@ def _hub_file(pinned: PinnedTagger, filename: str, models_dir: Path) -> Path:
             raise ImageCheckUnavailableError(
                 f"cannot download {pinned.repo_id} for the anime image check: {how_to_get(pinned, models_dir)}; {reason}"
             ) from error
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != pinned.sha256(filename):
         raise ImageCheckUnavailableError(
             f"{path} ({pinned.repo_id} {filename}) has sha256 {actual}, expected {pinned.sha256(filename)}: not used. "
             f"Delete it to download it again, or {how_to_get(pinned, models_dir)}"
         )
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ModelUnavailableError, StyleUnavailableError, UnknownStyleError
-from engine.files import atomic_write, fsync_directory
+from engine.files import atomic_write, fsync_directory, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +245,6 @@ def _parse_texts(where: str, field: str, value: object) -> tuple[tuple[str, str]
             raise StyleUnavailableError(f"{where}: {field!r} has language {lang!r} twice")
         pairs[key] = text.strip()
     return tuple(sorted(pairs.items()))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 #: Checks a candidate checkpoint file (e.g. that it is a loadable state_dict); raises to reject it.

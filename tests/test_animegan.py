@@ -22,8 +22,8 @@ from engine import animegan_model as gen
 from engine import styles
 from engine.animegan import NHWC_SIZE_MULTIPLE, ORT_ALLOW_SPINNING, AnimeGAN, onnx_providers, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
-from engine.files import atomic_write
-from engine.styles import BUNDLED_REGISTRY, StyleRegistry, sha256_file
+from engine.files import atomic_write, sha256_file
+from engine.styles import BUNDLED_REGISTRY, StyleRegistry
 from tests.support.animegan_weights import (
     official_layout,
     random_state_dict,
