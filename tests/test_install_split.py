@@ -62,7 +62,7 @@ def test_base_install_has_no_engine_and_the_extra_has_all_of_it() -> None:
     assert set(ENGINE_MODULES) <= engine, "what bot.startup_errors.require_engine checks comes with the extra"
     assert set(ENGINE_DISTRIBUTIONS) - {"triton"} <= engine
     assert extras["gpu"] == ["voice2anime[engine]"], "gpu is an alias of engine"
-    assert {"faster-whisper", "redis", "taskiq-redis", "sqlalchemy", "python-telegram-bot", "discord.py"} <= base
+    assert {"faster-whisper", "redis", "sqlalchemy", "python-telegram-bot", "discord.py"} <= base
 
 
 def test_setup_script_installs_torch_first_then_the_engine_extra() -> None:
@@ -151,7 +151,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     assert main(["prompt", "--json", "一个蓝色头发的女孩在樱花树下"]) == 0
 """
     loaded = _loaded_after(code, tmp_path)
-    heavy = {"numpy", "PIL", "faster_whisper", "ctranslate2", "av", "onnxruntime", "redis", "taskiq", "telegram", "discord"}
+    heavy = {"numpy", "PIL", "faster_whisper", "ctranslate2", "av", "onnxruntime", "redis", "telegram", "discord"}
     heavy |= {"aiohttp", "alembic"}
     assert not loaded & (ENGINE_IMPORTS | heavy), f"prompt loaded {sorted(loaded & (ENGINE_IMPORTS | heavy))}"
 
@@ -169,7 +169,7 @@ factory.conversation_config(settings)
 """
     loaded = _loaded_after(code, tmp_path)
     assert not loaded & ENGINE_IMPORTS, sorted(loaded & ENGINE_IMPORTS)
-    assert {"faster_whisper", "redis", "taskiq", "sqlalchemy"} <= loaded
+    assert {"faster_whisper", "redis", "sqlalchemy"} <= loaded
 
 
 # --- the CI step: a bot without torch, for real --------------------------------------------------------
