@@ -31,34 +31,20 @@ from PIL import Image
 from engine.local import LocalEngine
 from handlers import cards
 from handlers.i18n import t
+from tests.support.browser import CHROMIUM, PHONE, Page, chromium_args
+from tests.support.browser import open_page as open_browser_page
 from tests.support.conversation import CountingTextToImage
 from tests.support.speech import ENGLISH_TEXT
 from tests.support.web import Studio, studio_over
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright (the dev extra)")
 if not CHROMIUM.exists():
     pytest.skip("Chromium is not installed (scripts/setup.sh dev installs Debian's chromium)", allow_module_level=True)
 
 TIMEOUT_MS = 120_000
-PHONE = {"width": 390, "height": 844}
-
-
-def chromium_args(wav: Path) -> list[str]:
-    """Headless, no sandbox (root in CI), a fake microphone playing ``wav``, nothing fetched from the network."""
-    return [
-        "--headless",
-        "--no-sandbox",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-gpu",
-    ]
+VIEWPORT = {"width": 1000, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -91,31 +77,9 @@ async def chromium(microphone_wav: Path) -> AsyncIterator[Any]:
             await browser.close()
 
 
-class Page:
-    """A page with its console errors collected and numbered screenshots."""
-
-    def __init__(self, page: Any, shots: Path) -> None:
-        self.page = page
-        self.shots = shots
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
-        page.set_default_timeout(TIMEOUT_MS)
-
-    async def shot(self, name: str) -> Path:
-        path = self.shots / f"{len(list(self.shots.glob('*.png'))) + 1:02d}-{name}.png"
-        await self.page.screenshot(path=str(path))
-        return path
-
-    async def texts(self, selector: str) -> list[str]:
-        return await self.page.locator(selector).all_inner_texts()
-
-
 async def open_page(browser: Any, studio: Studio, shots: Path, *, locale: str, viewport: dict[str, int] | None = None) -> Page:
-    context = await browser.new_context(locale=locale, viewport=viewport or {"width": 1000, "height": 900}, accept_downloads=True)
-    page = Page(await context.new_page(), shots)
-    await page.page.goto(studio.adapter.url)
-    await page.page.wait_for_selector("body[data-connected='true']")
+    page = await open_browser_page(browser, studio, shots, locale=locale, viewport=viewport or VIEWPORT)
+    page.page.set_default_timeout(TIMEOUT_MS)
     return page
 
 
@@ -203,6 +167,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await page.dispatch_event("body", "drop", {"dataTransfer": dropped})
     await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image').length >= 2")
     assert await page.locator("#drop").is_hidden()
+    assert await page.locator(".msg.mine img").count() == 1, "the dropped photo is the user's own bubble in the feed"
     await en.shot("photo")
 
     # the gallery: both pictures, newest first; a tile shows its picture again in the studio, with its buttons
@@ -217,7 +182,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     assert await page.locator(".msg.kind-image").last.locator(f"button[data-action='{cards.REROLL}']").count() == 1
 
     # the language switch turns the page Chinese
-    await page.locator("#lang").click()
+    await page.locator("#lang").select_option("zh")
     assert await page.locator("#mic-label").inner_text() == "🎙 按住说话"
     assert en.errors == [], en.errors
 

@@ -4,13 +4,24 @@
 // (POST /upload/voice|photo); replies come back as messages keyed by a reference and are drawn
 // generically: text (line breaks kept), button rows, a picture. Every text is set with
 // textContent — nothing the server or a user wrote is ever parsed as HTML.
+//
+// A message that changes (a card becoming its status, progress, previews) is updated in place:
+// the same elements stay, so focus and scroll position survive every update.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const COMMANDS = ["settings", "style", "history", "help", "cancel"];
 const RECORDER_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
-// A press shorter than this is a click (record until the next click); longer is hold-to-talk.
+// A press shorter than this is a click (record until the next press); longer is hold-to-talk.
 const HOLD_MS = 450;
+// A recording shorter than this is a slip, not a voice note.
+const MIN_SECONDS = 0.6;
+// Button actions the page gives a meaning of its own (handlers/cards.py).
+const ACTIONS = { confirm: "ok", cancel: "x", reroll: "rr", restyleAs: "rsa", setLanguage: "lang" };
+// The page's languages (handlers/i18n.py LANGUAGES) and the locale each tells the server when the browser has none of its own.
+const LOCALES = { en: "en", zh: "zh-CN", "zh-Hant": "zh-TW" };
+// How long the page remembers descriptions of requests (for statuses and captions after a reload).
+const ABOUT_KEPT = 200;
 
 const state = {
   strings: {},
@@ -20,39 +31,79 @@ const state = {
   limits: { audio_bytes: 20 * 1024 * 1024, audio_seconds: 60, photo_bytes: 20 * 1024 * 1024 },
   elements: new Map(), // message ref -> <li>
   messages: new Map(), // message ref -> message
+  about: new Map(), // request id -> the description the user gave (what the card and the picture quote)
+  waiting: [], // descriptions of rerolls/restyles pressed, for the next new request
+  used: {}, // picker message ref -> the button data chosen (the picker is retired)
+  requestOf: {}, // message ref -> the request it was about
+  revealed: new Set(), // refs of flagged pictures the user chose to see
+  recent: [], // [text, time] of messages just shown (a toast repeating one is not shown)
+  stick: true, // the view follows the newest message
+  unseen: 0, // pictures finished while the tab was hidden
 };
 
 // ---------------------------------------------------------------- words
 
+// The chat's rule (engine/chinese.py script_for, handlers/i18n.py pick_language): Traditional for
+// zh-TW, zh-HK, zh-MO, zh-Hant and Cantonese; Simplified for zh, zh-CN, zh-SG, zh-Hans; null: not ours.
+function languageOf(tag) {
+  const parts = String(tag || "").replace(/_/g, "-").toLowerCase().split("-");
+  const rest = parts.slice(1);
+  if (parts[0] === "yue") return rest.includes("hans") ? "zh" : "zh-Hant";
+  if (parts[0] === "zh") {
+    if (rest.includes("hans")) return "zh";
+    return rest.some((part) => ["hant", "tw", "hk", "mo"].includes(part)) ? "zh-Hant" : "zh";
+  }
+  return parts[0] === "en" ? "en" : null;
+}
+
+function browserTags() {
+  return navigator.languages && navigator.languages.length ? [...navigator.languages] : [navigator.language || "en"];
+}
+
 function chooseLanguage() {
-  const saved = localStorage.getItem("v2a-lang");
-  if (saved === "zh" || saved === "en") return saved;
-  const wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
-  for (const tag of wanted) {
-    const code = String(tag).toLowerCase();
-    if (code.startsWith("zh")) return "zh";
-    if (code.startsWith("en")) return "en";
+  const chosen = readStored(localStorage, "v2a-lang");
+  if (chosen && Object.hasOwn(LOCALES, chosen)) return chosen;
+  for (const tag of browserTags()) {
+    const lang = languageOf(tag);
+    if (lang) return lang;
   }
   return "en";
 }
 
+// What the server is told: the browser's own tag when it reads this language (zh-HK stays zh-HK), else ours.
+function locale() {
+  return browserTags().find((tag) => languageOf(tag) === state.lang) || LOCALES[state.lang];
+}
+
+function touch() {
+  return window.matchMedia("(pointer: coarse)").matches;
+}
+
 function tr(key, params) {
   const words = state.strings[state.lang] || {};
-  let text = words[key] !== undefined ? words[key] : (state.strings.en || {})[key] || key;
+  const english = state.strings.en || {};
+  const touchKey = `${key}.touch`;
+  let text;
+  if (touch() && (words[touchKey] !== undefined || english[touchKey] !== undefined)) text = words[touchKey] ?? english[touchKey];
+  else text = words[key] ?? english[key] ?? key;
   for (const [name, value] of Object.entries(params || {})) text = text.split(`{${name}}`).join(String(value));
   return text;
 }
 
-function locale() {
-  return state.lang === "zh" ? "zh-CN" : "en";
+// Every language's version of a chat template (a reply may come in the language the chat chose).
+function chatTemplates(key) {
+  return Object.values(state.strings).map((words) => words[`chat.${key}`]).filter(Boolean);
 }
 
 function applyStrings() {
-  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
-  document.title = tr("title");
+  document.documentElement.lang = LOCALES[state.lang];
+  document.title = state.unseen ? tr("ready.title") : tr("title");
   for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = tr(element.dataset.i18n);
+  for (const element of document.querySelectorAll("[data-i18n-label]")) element.setAttribute("aria-label", tr(element.dataset.i18nLabel));
+  $("lang").value = state.lang;
   $("text").placeholder = tr("placeholder");
   $("text").setAttribute("aria-label", tr("placeholder"));
+  $("mic").title = touch() ? "" : tr("mic.keys");
   const commands = $("commands");
   commands.replaceChildren();
   for (const name of COMMANDS) {
@@ -66,11 +117,13 @@ function applyStrings() {
     commands.append(chip);
   }
   updateMic();
+  for (const message of state.messages.values()) put(message); // the page's own words in the feed (alt texts, Download)
 }
 
-function switchLanguage() {
-  state.lang = state.lang === "zh" ? "en" : "zh";
-  localStorage.setItem("v2a-lang", state.lang);
+function setLanguage(lang, remember) {
+  if (!Object.hasOwn(LOCALES, lang)) return;
+  state.lang = lang;
+  if (remember) store(localStorage, "v2a-lang", lang);
   applyStrings();
   send({ type: "locale", locale: locale() });
   if (!$("gallery").hidden) loadGallery();
@@ -78,12 +131,22 @@ function switchLanguage() {
 
 // ---------------------------------------------------------------- little helpers
 
+function element(tag, properties, ...children) {
+  const made = document.createElement(tag);
+  for (const [name, value] of Object.entries(properties || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "text") made.textContent = value;
+    else if (name === "dataset") Object.assign(made.dataset, value);
+    else made.setAttribute(name, value === true ? "" : String(value));
+  }
+  made.append(...children.filter(Boolean));
+  return made;
+}
+
 function toast(text, kind) {
-  const note = document.createElement("div");
-  note.className = `toast${kind ? ` ${kind}` : ""}`;
-  note.textContent = text;
+  const note = element("div", { class: `toast${kind ? ` ${kind}` : ""}`, text });
   $("toasts").append(note);
-  setTimeout(() => note.remove(), 5000);
+  setTimeout(() => note.remove(), kind === "error" ? 9000 : 5000);
 }
 
 function setStatus(text) {
@@ -96,15 +159,101 @@ function show(view) {
   $("composer").hidden = view === "login";
   $("tab-studio").setAttribute("aria-selected", String(view === "studio"));
   $("tab-gallery").setAttribute("aria-selected", String(view === "gallery"));
+  measure();
   if (view === "gallery") loadGallery();
+  if (view === "studio") follow();
 }
 
-function nearBottom() {
-  return window.innerHeight + window.scrollY >= document.body.scrollHeight - 160;
+// Storage may be off or full: the page then just forgets sooner.
+function store(storage, key, value) {
+  try {
+    if (value === null) storage.removeItem(key);
+    else storage.setItem(key, typeof value === "string" ? value : JSON.stringify(value));
+  } catch {
+    // nothing to do
+  }
+}
+
+function readStored(storage, key) {
+  try {
+    return storage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function saved(key, fallback) {
+  try {
+    return JSON.parse(readStored(sessionStorage, key) || readStored(localStorage, key) || "null") ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+// ---------------------------------------------------------------- layout and scrolling
+
+// The sizes of the sticky header and the fixed composer, as CSS variables: the feed leaves room for the
+// composer, and a finished picture is sized so it fits between them with its caption and buttons.
+function measure() {
+  const root = document.documentElement.style;
+  const bar = $("bar").getBoundingClientRect().height;
+  const composer = $("composer").hidden ? 0 : $("composer").getBoundingClientRect().height;
+  root.setProperty("--bar-h", `${Math.round(bar)}px`);
+  root.setProperty("--composer-h", `${Math.round(composer)}px`);
+  root.setProperty("--room", `${Math.max(240, Math.round(window.innerHeight - bar - composer))}px`);
+}
+
+function atBottom() {
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
 }
 
 function scrollDown() {
-  window.scrollTo({ top: document.body.scrollHeight });
+  window.scrollTo({ top: document.documentElement.scrollHeight, behavior: "instant" });
+}
+
+// Show the newest message from now on (also while its pictures load and it grows).
+function follow() {
+  state.stick = true;
+  scrollDown();
+}
+
+function setUpLayout() {
+  measure();
+  const watcher = new ResizeObserver(() => {
+    measure();
+    if (state.stick && !$("studio").hidden) scrollDown();
+  });
+  watcher.observe($("bar"));
+  watcher.observe($("composer"));
+  watcher.observe($("feed"));
+  window.addEventListener("resize", () => {
+    measure();
+    if (state.stick) scrollDown();
+  });
+  // Only the reader moves the view away from the newest message — wheel, touch, keys, the scrollbar —
+  // never a change of layout (a picture loading, a status folding away), however the scroll events fall.
+  let readerAt = 0;
+  const reader = () => {
+    readerAt = Date.now();
+  };
+  window.addEventListener("wheel", reader, { passive: true });
+  window.addEventListener("touchmove", reader, { passive: true });
+  window.addEventListener("keydown", (event) => {
+    const control = event.target.closest && event.target.closest("input, textarea, select, button, audio, [contenteditable]");
+    if (!control && ["PageUp", "PageDown", "ArrowUp", "ArrowDown", "Home", "End", " "].includes(event.key)) reader();
+  });
+  window.addEventListener("pointerdown", (event) => {
+    if (event.target === document.documentElement) reader(); // the page's scrollbar
+  });
+  window.addEventListener(
+    "scroll",
+    () => {
+      if (atBottom()) state.stick = true;
+      else if (Date.now() - readerAt < 1500) state.stick = false;
+    },
+    { passive: true },
+  );
+  window.matchMedia("(pointer: coarse)").addEventListener("change", applyStrings);
 }
 
 // ---------------------------------------------------------------- the socket
@@ -148,152 +297,420 @@ function connect() {
 
 function receive(message) {
   if (message.type === "hello") {
-    $("feed").replaceChildren();
-    state.elements.clear();
-    state.messages.clear();
-    for (const shown of message.feed || []) put(shown, false);
+    const shown = new Set();
+    for (const item of message.feed || []) {
+      put(item, "hello");
+      shown.add(item.ref);
+    }
+    for (const [ref, item] of state.elements) {
+      if (!shown.has(ref)) {
+        item.remove();
+        state.elements.delete(ref);
+        state.messages.delete(ref);
+      }
+    }
+    // What the page noted about messages the server no longer has (it restarted) would mislead new ones.
+    for (const [key, notes] of [["v2a-used", state.used], ["v2a-requests", state.requestOf]]) {
+      for (const ref of Object.keys(notes)) if (!shown.has(ref)) delete notes[ref];
+      store(sessionStorage, key, notes);
+    }
     updateEmpty();
-    scrollDown();
+    follow();
   } else if (message.type === "message") {
-    const follow = nearBottom() || message.op === "send";
-    put(message, true);
+    put(message, message.op);
+    state.recent.push([message.text, Date.now()]);
     updateEmpty();
-    if (follow) scrollDown();
+    if (message.op === "send") follow();
+    else if (state.stick) scrollDown();
+    if (message.op === "send" && message.kind === "image") pictureArrived(message);
   } else if (message.type === "notify") {
-    toast(message.text);
+    const now = Date.now();
+    state.recent = state.recent.filter(([, at]) => now - at < 5000);
+    // One confirmation: a toast that repeats what a message in the feed just said is not shown again.
+    if (!state.recent.some(([text]) => text === message.text)) toast(message.text);
   }
 }
 
 function updateEmpty() {
-  $("empty").hidden = state.elements.size > 0;
+  $("empty").hidden = $("feed").children.length > 0;
+}
+
+// ---------------------------------------------------------------- what the messages are about
+
+// The description a text quotes on a line of its own (the card's “…”, a picture's caption), else null.
+function quotedIn(text) {
+  for (const line of String(text || "").split("\n")) {
+    for (const quote of chatTemplates("card.quote")) {
+      const [open, close] = quote.split("{text}");
+      if (line.length > open.length + close.length && line.startsWith(open) && line.endsWith(close)) {
+        return line.slice(open.length, line.length - close.length).replace(/\[([^\]\n]*)\]/g, "$1");
+      }
+    }
+  }
+  return null;
+}
+
+function quote(text) {
+  return tr("chat.card.quote", { text });
+}
+
+function shorten(text, limit) {
+  const words = String(text).replace(/\s+/g, " ").trim();
+  if (words.length <= limit) return words;
+  let head = words.slice(0, limit - 1);
+  if (head.includes(" ") && /\w/.test(words[limit - 1] || "")) head = head.slice(0, head.lastIndexOf(" "));
+  return `${head.replace(/[\s,.;:，。]+$/, "")}…`;
+}
+
+function remember(requestId, description) {
+  if (!requestId || !description || state.about.get(requestId) === description) return;
+  state.about.delete(requestId);
+  state.about.set(requestId, description);
+  while (state.about.size > ABOUT_KEPT) state.about.delete(state.about.keys().next().value);
+  store(localStorage, "v2a-about", [...state.about]);
+}
+
+function learn(message, op) {
+  const requestId = message.request_id;
+  if (!requestId) return;
+  const said = message.kind === "card" || message.kind === "image" ? quotedIn(message.text) : null;
+  if (said) remember(requestId, said);
+  else if (op === "send" && !state.about.has(requestId) && state.waiting.length) remember(requestId, state.waiting.shift());
+}
+
+// A status at its end, "Done — your picture is below" (with the last preview, or none): the picture says it.
+// The sketch's own ending ("The sketch, before the anime style…") stays, small.
+function isDone(message) {
+  return message.kind === "text" && !(message.buttons || []).length && chatTemplates("progress.done").includes(message.text);
+}
+
+// A picker: every button does the same thing with a different value (a style, a language).
+function isPicker(message) {
+  const buttons = (message.buttons || []).flat();
+  if (message.kind !== "text" || buttons.length < 2) return false;
+  const actions = new Set(buttons.map((button) => button.data.split(":")[0]));
+  return actions.size === 1 && buttons.every((button) => button.data.split(":").length === 3);
 }
 
 // ---------------------------------------------------------------- drawing replies
 
-function put(message, live) {
+function put(message, op) {
+  // A status keeps the request it is about when its last words carry none ("Cancelled.", a failure).
+  const requestId = message.request_id || state.requestOf[message.ref];
+  if (requestId && !message.request_id) message = { ...message, request_id: requestId };
+  else if (requestId && state.requestOf[message.ref] !== requestId) {
+    state.requestOf[message.ref] = requestId;
+    store(sessionStorage, "v2a-requests", state.requestOf);
+  }
   state.messages.set(message.ref, message);
-  const element = render(message);
+  if (op) learn(message, op);
+  const fresh = render(message);
   const old = state.elements.get(message.ref);
-  if (old) old.replaceWith(element);
-  else $("feed").append(element);
-  state.elements.set(message.ref, element);
-  if (message.kind === "edit_prompt") placeEditor(message, element, live);
+  if (!old) {
+    $("feed").append(fresh);
+    state.elements.set(message.ref, fresh);
+  } else {
+    const focused = old.contains(document.activeElement) ? document.activeElement : null;
+    patch(old, fresh);
+    if (focused && !old.contains(document.activeElement)) keepFocus(old);
+  }
+  if (message.kind === "edit_prompt") placeEditor(message, state.elements.get(message.ref), op === "send");
+}
+
+// The focused control went away with an update: focus what took its place (the message's first
+// button, the message, or the picture it turned into) instead of letting focus fall to the page.
+function keepFocus(item) {
+  const target = (candidate) => candidate && !candidate.hidden && (candidate.querySelector(".actions button:not([aria-disabled='true'])") || candidate);
+  let next = item.hidden ? null : target(item);
+  if (!next) {
+    const sameRequest = [...$("feed").querySelectorAll(".msg:not([hidden])")].filter(
+      (other) => other.dataset.requestId && other.dataset.requestId === item.dataset.requestId,
+    );
+    next = target(sameRequest.pop()) || $("text");
+  }
+  next.focus({ preventScroll: true });
 }
 
 function render(message) {
-  const item = document.createElement("li");
-  item.className = `msg kind-${message.kind}`;
-  item.dataset.ref = message.ref;
-  item.dataset.kind = message.kind;
-  if (message.request_id) item.dataset.requestId = message.request_id;
-  if (message.image) {
-    const figure = document.createElement("figure");
-    const picture = document.createElement("img");
-    picture.src = message.image;
-    picture.alt = "";
-    picture.loading = "lazy";
-    picture.addEventListener("load", () => {
-      if (nearBottom()) scrollDown();
-    });
-    figure.append(picture);
-    if (message.spoiler) {
-      // The content policy flagged it: blurred until clicked, like a spoiler on Telegram or Discord.
-      figure.classList.add("spoiler");
-      figure.addEventListener("click", () => figure.classList.remove("spoiler"), { once: true });
+  const requestId = message.request_id || "";
+  const about = requestId ? state.about.get(requestId) : null;
+  // A picker the user chose from (while it still is that picker: an update may turn it into something else).
+  const chosen = state.used[message.ref];
+  const used = chosen && isPicker(message) && message.buttons.flat().some((button) => button.data === chosen) ? chosen : null;
+  // A picker the server then replaced with what was chosen ("Style set to …") stays as compact.
+  const settled = Boolean(chosen) && !(message.buttons || []).length && message.kind === "text";
+  const classes = ["msg", `kind-${message.kind}`];
+  if (message.image && message.kind !== "image") classes.push("with-preview");
+  if (used || settled) classes.push("used");
+  const item = element("li", {
+    class: classes.join(" "),
+    tabindex: -1,
+    hidden: isDone(message),
+    dataset: { ref: message.ref, kind: message.kind, ...(requestId ? { requestId } : {}) },
+  });
+
+  let text = message.text || "";
+  let heading = null;
+  if (message.kind === "image") {
+    const said = quotedIn(text);
+    if (said) {
+      heading = said;
+      text = text.split("\n").filter((line) => quotedIn(line) === null).join("\n");
+    } else {
+      heading = about; // a reroll or restyle: its caption does not repeat the description
     }
-    item.append(figure);
+  } else if (!["card", "edit_prompt"].includes(message.kind) && !isPicker(message) && !settled && !quotedIn(text)) {
+    heading = about; // a status, a cancelled or retired card: what it was about
   }
-  if (message.text) {
-    const text = document.createElement("p");
-    text.className = "text";
-    text.textContent = message.text;
-    item.append(text);
+
+  if (message.image) item.append(picture(message, heading || about));
+  if (heading) item.append(element("p", { class: "about", title: heading, text: quote(shorten(heading, 120)), dataset: { key: "about" } }));
+  if (text) item.append(element("p", { class: "text", text, dataset: { key: "text" } }));
+  const percent = message.kind === "progress" ? /(\d{1,3})\s*%/.exec(text) : null;
+  if (percent) {
+    item.append(
+      element("progress", { class: "bar", max: 100, value: Math.min(100, Number(percent[1])), "aria-label": heading || text, dataset: { key: "bar" } }),
+    );
   }
-  const rows = message.buttons || [];
-  if (rows.length || message.download) {
-    const actions = document.createElement("div");
-    actions.className = "actions";
-    for (const row of rows) {
-      const line = document.createElement("div");
-      line.className = "row";
-      for (const button of row) line.append(actionButton(button, message.ref));
-      actions.append(line);
+  const actions = element("div", { class: "actions", dataset: { key: "actions" } });
+  for (const [index, row] of (message.buttons || []).entries()) {
+    const line = element("div", { class: "row", dataset: { key: `row${index}` } });
+    for (const button of row) {
+      if (used && button.data !== used) continue; // a used picker keeps only its choice
+      line.append(
+        element("button", {
+          type: "button",
+          text: button.label,
+          "aria-pressed": used ? "true" : null,
+          "aria-disabled": used ? "true" : null,
+          dataset: { press: button.data, action: button.data.split(":", 1)[0], key: `b:${button.data}` },
+        }),
+      );
     }
-    if (message.download) {
-      const line = document.createElement("div");
-      line.className = "row";
-      const link = document.createElement("a");
-      link.className = "button download";
-      link.href = message.download;
-      link.download = "";
-      link.textContent = tr("download");
-      line.append(link);
-      actions.append(line);
-    }
-    item.append(actions);
+    if (line.children.length) actions.append(line);
   }
+  if (message.download) {
+    const link = element("a", { class: "button download", href: message.download, download: "", text: tr("download"), dataset: { key: "download" } });
+    (actions.lastElementChild || actions.appendChild(element("div", { class: "row", dataset: { key: "row-download" } }))).append(link);
+  }
+  if (actions.children.length) item.append(actions);
   return item;
 }
 
-function actionButton(button, ref) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.textContent = button.label;
-  element.dataset.action = button.data.split(":", 1)[0];
-  element.addEventListener("click", () => {
-    element.disabled = true;
-    setTimeout(() => (element.disabled = false), 800);
-    send({ type: "press", data: button.data, ref });
+function picture(message, description) {
+  const figure = element("figure", { dataset: { key: "figure" } });
+  const alt = description || (message.kind === "image" && !message.text ? tr("picture.alt") : message.text || tr("picture.alt"));
+  const image = element("img", { src: message.image, alt, loading: "lazy", decoding: "async", dataset: { key: "img" } });
+  figure.append(image);
+  if (message.spoiler && !state.revealed.has(message.ref)) {
+    // The content policy flagged it: blurred until chosen, like a spoiler on Telegram or Discord.
+    figure.classList.add("spoiler");
+    figure.setAttribute("role", "button");
+    figure.setAttribute("tabindex", "0");
+    figure.setAttribute("aria-label", tr("picture.reveal"));
+  }
+  return figure;
+}
+
+// Update ``from`` in place to look like ``to``: matching children (same tag and data-key) are kept and
+// updated, so a focused button or a loaded picture survives; an inline editor (data-keep) is left alone.
+function patch(from, to) {
+  for (const { name } of [...from.attributes]) {
+    if (name !== "style" && !to.hasAttribute(name)) from.removeAttribute(name);
+  }
+  for (const { name, value } of [...to.attributes]) {
+    if (from.getAttribute(name) !== value) from.setAttribute(name, value);
+  }
+  if (from instanceof HTMLProgressElement) from.value = to.value;
+  const kept = (node) => node && node.nodeType === Node.ELEMENT_NODE && node.dataset.keep !== undefined;
+  const same = (a, b) => a.nodeName === b.nodeName && (a.nodeType !== Node.ELEMENT_NODE || a.dataset.key === b.dataset.key);
+  let cursor = from.firstChild;
+  for (const node of [...to.childNodes]) {
+    while (kept(cursor)) cursor = cursor.nextSibling;
+    let match = cursor && same(cursor, node) ? cursor : null;
+    if (!match && node.nodeType === Node.ELEMENT_NODE && node.dataset.key !== undefined) {
+      match = [...from.children].find((child) => !kept(child) && same(child, node)) || null;
+    }
+    if (!match) {
+      from.insertBefore(node, cursor);
+      continue;
+    }
+    if (match === cursor) cursor = cursor.nextSibling;
+    else from.insertBefore(match, cursor);
+    if (node.nodeType === Node.ELEMENT_NODE) patch(match, node);
+    else if (match.nodeValue !== node.nodeValue) match.nodeValue = node.nodeValue;
+  }
+  while (cursor) {
+    const next = cursor.nextSibling;
+    if (!kept(cursor)) cursor.remove();
+    cursor = next;
+  }
+}
+
+function press(button) {
+  if (button.getAttribute("aria-disabled") === "true") return;
+  const item = button.closest(".msg");
+  const ref = item.dataset.ref;
+  const data = button.dataset.press;
+  const [action, requestId, value] = data.split(":");
+  if (!send({ type: "press", data, ref })) return;
+  // A second press of the same button is ignored for a moment (focus stays on it: no `disabled`).
+  button.setAttribute("aria-disabled", "true");
+  setTimeout(() => button.isConnected && !state.used[ref] && button.removeAttribute("aria-disabled"), 800);
+  const message = state.messages.get(ref);
+  if (message && isPicker(message)) {
+    state.used[ref] = data;
+    store(sessionStorage, "v2a-used", state.used);
+    put(message);
+  }
+  if ((action === ACTIONS.reroll || action === ACTIONS.restyleAs) && state.about.has(requestId)) {
+    state.waiting.push(state.about.get(requestId));
+  }
+  if (action === ACTIONS.confirm) askToNotify();
+  if (action === ACTIONS.setLanguage && value) {
+    // The chat's language chosen in /settings: the page follows it ("auto": the browser's again).
+    if (value === "auto") {
+      store(localStorage, "v2a-lang", null);
+      setLanguage(chooseLanguage(), false);
+    } else {
+      setLanguage(value, true);
+    }
+  }
+}
+
+function setUpFeed() {
+  const feed = $("feed");
+  feed.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-press]");
+    if (button) {
+      press(button);
+      return;
+    }
+    const figure = event.target.closest("figure.spoiler");
+    if (figure) reveal(figure);
   });
-  return element;
+  feed.addEventListener("keydown", (event) => {
+    const figure = event.target.closest && event.target.closest("figure.spoiler");
+    if (figure && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      reveal(figure);
+    }
+  });
+  // A picture's real shape, once known, sizes its box (before that it is square, like most pictures).
+  feed.addEventListener(
+    "load",
+    (event) => {
+      const image = event.target;
+      if (image instanceof HTMLImageElement && image.naturalWidth && image.naturalHeight) {
+        image.style.setProperty("--ratio", (image.naturalWidth / image.naturalHeight).toFixed(4));
+      }
+    },
+    true,
+  );
+}
+
+function reveal(figure) {
+  const item = figure.closest(".msg");
+  state.revealed.add(item.dataset.ref);
+  put(state.messages.get(item.dataset.ref));
+  item.focus({ preventScroll: true });
 }
 
 // "Edit": an inline text field in the card itself, filled with the current words.
-function placeEditor(message, element, live) {
+function placeEditor(message, item, live) {
   const card = [...document.querySelectorAll(".msg.kind-card")].find((c) => c.dataset.requestId === message.request_id);
-  if (!live && !card) {
-    element.hidden = true; // an old edit prompt whose card is gone: nothing to edit any more
-    return;
-  }
-  const form = document.createElement("form");
-  form.className = "editor";
-  const field = document.createElement("textarea");
+  item.hidden = true; // the prompt's words are the field's label; the card holds the field
+  if (!live || !card) return; // an old edit prompt (a reload): nothing to edit any more
+  const field = element("textarea", { rows: 3, maxlength: 2000, "aria-label": message.title || message.text });
   field.value = message.prefill || "";
-  field.rows = 3;
-  field.maxLength = 2000;
-  field.setAttribute("aria-label", message.title || message.text);
-  const row = document.createElement("div");
-  row.className = "row";
-  const save = document.createElement("button");
-  save.type = "submit";
-  save.className = "primary";
-  save.textContent = tr("edit.save");
-  const cancel = document.createElement("button");
-  cancel.type = "button";
-  cancel.textContent = tr("edit.cancel");
-  row.append(save, cancel);
-  form.append(field, row);
+  const save = element("button", { type: "submit", class: "primary", text: tr("edit.save") });
+  const cancel = element("button", { type: "button", text: tr("edit.cancel") });
+  const form = element("form", { class: "editor", dataset: { keep: "" } }, field, element("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", (submitted) => {
     submitted.preventDefault();
     const text = field.value.trim();
     if (!text) return;
-    if (send({ type: "text", text, request_id: message.request_id })) form.remove();
+    if (send({ type: "text", text, request_id: message.request_id })) {
+      form.remove();
+      keepFocus(card);
+    }
   });
   field.addEventListener("keydown", (key) => {
     if (key.key === "Enter" && !key.shiftKey) {
       key.preventDefault();
       form.requestSubmit();
+    } else if (key.key === "Escape") {
+      key.preventDefault();
+      cancel.click();
     }
   });
-  cancel.addEventListener("click", () => form.remove());
-  if (card) {
-    card.querySelectorAll("form.editor").forEach((other) => other.remove());
-    card.append(form);
-    element.hidden = true; // the prompt's words are the field's label; the card holds the field
-  } else {
-    element.append(form);
+  cancel.addEventListener("click", () => {
+    form.remove();
+    keepFocus(card);
+  });
+  card.querySelectorAll("form.editor").forEach((other) => other.remove());
+  card.append(form);
+  field.focus();
+}
+
+// The user's own voice note or photo, as their bubble in the feed (this tab only: a reload shows the replies).
+function addMine(kind, blob, seconds) {
+  const url = URL.createObjectURL(blob);
+  const label = tr(kind === "voice" ? "mine.voice" : "mine.photo");
+  const media =
+    kind === "voice"
+      ? element("audio", { controls: true, preload: "metadata", src: url, "aria-label": label })
+      : element("img", { src: url, alt: label });
+  const note = kind === "voice" && seconds ? element("p", { class: "text", text: `🎙 ${clock(seconds)}` }) : null;
+  const bubble = element("li", { class: `msg mine mine-${kind}`, tabindex: -1, "aria-label": label }, media, note);
+  $("feed").append(bubble);
+  updateEmpty();
+  follow();
+}
+
+// ---------------------------------------------------------------- background tabs
+
+function askToNotify() {
+  if (!("Notification" in window) || Notification.permission !== "default" || readStored(localStorage, "v2a-asked")) return;
+  store(localStorage, "v2a-asked", "1");
+  Notification.requestPermission().catch(() => {});
+}
+
+// A badge on the icon: a finished picture is waiting in this (hidden) tab.
+const READY_ICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#6d3ef5"/>' +
+  '<rect x="24" y="10" width="16" height="28" rx="8" fill="#fff"/><path d="M16 30a16 16 0 0 0 32 0" fill="none" stroke="#fff" stroke-width="4" stroke-linecap="round"/>' +
+  '<path d="M32 46v8" stroke="#fff" stroke-width="4" stroke-linecap="round"/><circle cx="50" cy="14" r="13" fill="#1f9d55" stroke="#fff" stroke-width="3"/>' +
+  '<path d="M44 14l4 4 8-8" fill="none" stroke="#fff" stroke-width="4" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+let readyIconUrl = null;
+
+function setIcon(ready) {
+  if (ready && !readyIconUrl) readyIconUrl = URL.createObjectURL(new Blob([READY_ICON], { type: "image/svg+xml" }));
+  $("favicon").href = ready ? readyIconUrl : "/static/icon.svg";
+}
+
+function pictureArrived(message) {
+  if (!document.hidden) return;
+  state.unseen += 1;
+  document.title = tr("ready.title");
+  setIcon(true);
+  if ("Notification" in window && Notification.permission === "granted") {
+    try {
+      const about = state.about.get(message.request_id);
+      new Notification(tr("ready.title"), { body: about ? quote(shorten(about, 120)) : tr("title"), icon: "/static/icon.svg", tag: "v2a" });
+    } catch {
+      // some browsers only notify from a service worker: the title and the icon still say it
+    }
   }
-  if (live) field.focus();
+}
+
+function setUpVisibility() {
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || !state.unseen) return;
+    state.unseen = 0;
+    document.title = tr("title");
+    setIcon(false);
+  });
 }
 
 // ---------------------------------------------------------------- typing
@@ -307,7 +724,10 @@ function submitText(submitted) {
   const event = command
     ? { type: "command", name: command[1].toLowerCase(), args: command[2] || "" }
     : { type: "command", name: "anime", args: value };
-  if (send(event)) input.value = "";
+  if (send(event)) {
+    input.value = "";
+    follow();
+  }
 }
 
 // ---------------------------------------------------------------- uploads
@@ -340,6 +760,7 @@ function uploadFile(file, forced) {
     return;
   }
   show("studio");
+  addMine(kind, file);
   upload(kind, file);
 }
 
@@ -370,118 +791,307 @@ function setUpDrop() {
 }
 
 // ---------------------------------------------------------------- the microphone
+//
+// Pointer or Space/Enter on the button: pressed and held = push to talk (letting go sends); a short
+// press starts a recording that the next press sends. Esc or ✖ discards it; "Listen first" stops it
+// for playback, then Send or Discard. At the length limit it stops for playback too.
 
-const mic = { recorder: null, stream: null, chunks: [], started: 0, downAt: 0, ignoreUp: false, timer: null, pending: false };
+const mic = {
+  phase: "idle", // idle | starting | recording | review | sending
+  mode: "hold", // hold | toggle
+  downAt: 0,
+  ignoreUp: false,
+  released: false, // let go (after a hold) while the microphone was still starting
+  keyAt: 0,
+  outcome: "send", // what the recording's stop leads to: send | review | discard
+  recorder: null,
+  stream: null,
+  chunks: [],
+  started: 0,
+  seconds: 0,
+  blob: null,
+  url: null,
+  timer: null,
+  audio: null, // { context, analyser, samples } for the level meter
+};
+
+function clock(seconds) {
+  const whole = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function setMode(mode) {
+  const composer = $("composer");
+  composer.dataset.mode = mode;
+  $("recorder").hidden = mode === "idle";
+  const review = mode === "review";
+  $("review").hidden = !review;
+  $("review-send").hidden = !review;
+  $("listen").hidden = review;
+  $("level").hidden = review;
+  $("elapsed").hidden = review;
+}
 
 function updateMic() {
   const button = $("mic");
-  const recording = Boolean(mic.recorder);
-  button.classList.toggle("recording", recording);
-  button.setAttribute("aria-pressed", String(recording));
-  $("mic-label").textContent = recording
-    ? tr("mic.recording", { seconds: Math.floor((Date.now() - mic.started) / 1000) })
-    : mic.pending
-      ? tr("mic.sending")
-      : tr("mic.idle");
-  $("mic-hint").hidden = recording || mic.pending;
+  const live = mic.phase === "recording" || mic.phase === "starting";
+  button.classList.toggle("recording", live);
+  button.setAttribute("aria-pressed", String(live));
+  const label = live ? (mic.mode === "hold" ? tr("mic.hold") : tr("mic.toggle")) : mic.phase === "sending" ? tr("mic.sending") : tr("mic.idle");
+  $("mic-label").textContent = label;
+  $("mic-hint").textContent = tr("mic.hint");
+  $("mic-hint").hidden = mic.phase !== "idle";
+  const limit = state.limits.audio_seconds;
+  $("elapsed").textContent = `${clock(live && mic.started ? (Date.now() - mic.started) / 1000 : mic.seconds)} / ${clock(limit)}`;
 }
 
-function micProblem(reason) {
-  toast(tr("mic.unavailable", { reason }), "error");
+function micProblem(error) {
+  const name = (error && error.name) || "";
+  if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") toast(tr("mic.denied"), "error");
+  else if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") toast(tr("mic.missing"), "error");
+  else if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") toast(tr("mic.busy"), "error");
+  else toast(tr("mic.unavailable", { reason: name || (error && error.message) || String(error) }), "error");
+}
+
+function startMeter(stream) {
+  try {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 1024;
+    context.createMediaStreamSource(stream).connect(analyser);
+    mic.audio = { context, analyser, samples: new Float32Array(analyser.fftSize) };
+  } catch {
+    mic.audio = null; // no meter, the recording works all the same
+  }
+}
+
+function showLevel() {
+  const meter = $("level");
+  let level = 0;
+  if (mic.audio) {
+    mic.audio.analyser.getFloatTimeDomainData(mic.audio.samples);
+    let sum = 0;
+    for (const sample of mic.audio.samples) sum += sample * sample;
+    level = Math.min(1, Math.sqrt(sum / mic.audio.samples.length) * 4);
+  }
+  meter.style.setProperty("--level", level.toFixed(3));
+  meter.dataset.level = level.toFixed(3);
+}
+
+function stopMeter() {
+  if (mic.audio) mic.audio.context.close().catch(() => {});
+  mic.audio = null;
+  $("level").style.setProperty("--level", "0");
 }
 
 async function startRecording() {
-  if (mic.recorder || mic.pending) return;
   if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    micProblem(tr("mic.insecure"));
+    toast(tr("mic.unavailable", { reason: tr("mic.insecure") }), "error");
     return;
   }
   if (typeof MediaRecorder === "undefined") {
-    micProblem("MediaRecorder");
+    toast(tr("mic.unavailable", { reason: "MediaRecorder" }), "error");
     return;
   }
-  mic.pending = true;
+  mic.phase = "starting";
+  mic.released = false;
+  mic.outcome = "send";
+  setMode("recording");
   updateMic();
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
   } catch (error) {
-    mic.pending = false;
+    mic.phase = "idle";
+    setMode("idle");
     updateMic();
-    micProblem(error.name || error.message || String(error));
+    micProblem(error);
     return;
   }
-  mic.pending = false;
+  if (mic.phase !== "starting") {
+    // discarded while the microphone was starting
+    for (const track of stream.getTracks()) track.stop();
+    return;
+  }
   const type = RECORDER_TYPES.find((candidate) => MediaRecorder.isTypeSupported(candidate));
   const recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
-  mic.recorder = recorder;
-  mic.stream = stream;
-  mic.chunks = [];
-  mic.started = Date.now();
+  Object.assign(mic, { recorder, stream, chunks: [], started: Date.now(), phase: "recording" });
   recorder.addEventListener("dataavailable", (event) => {
     if (event.data && event.data.size) mic.chunks.push(event.data);
   });
-  recorder.addEventListener("stop", () => finishRecording(recorder));
-  recorder.start();
+  recorder.addEventListener("stop", () => stopped(recorder));
+  recorder.start(250);
+  startMeter(stream);
   mic.timer = setInterval(() => {
     updateMic();
-    if (Date.now() - mic.started >= state.limits.audio_seconds * 1000) stopRecording();
-  }, 250);
+    showLevel();
+    if (Date.now() - mic.started >= state.limits.audio_seconds * 1000) {
+      toast(tr("recorder.limit", { seconds: Math.round(state.limits.audio_seconds) }));
+      finish("review");
+    }
+  }, 100);
   updateMic();
+  if (mic.released) finish("send"); // held and let go before the microphone was ready
 }
 
-function stopRecording() {
-  if (!mic.recorder) return;
+// End the recording: "send" it, stop it for "review", or "discard" it.
+function finish(outcome) {
+  if (mic.phase === "starting") {
+    if (outcome === "discard") {
+      mic.phase = "idle";
+      setMode("idle");
+      updateMic();
+    } else {
+      mic.released = true;
+    }
+    return;
+  }
+  if (mic.phase !== "recording") return;
+  mic.outcome = outcome;
+  mic.seconds = (Date.now() - mic.started) / 1000;
   clearInterval(mic.timer);
+  stopMeter();
   if (mic.recorder.state !== "inactive") mic.recorder.stop();
 }
 
-function finishRecording(recorder) {
-  const seconds = (Date.now() - mic.started) / 1000;
+function stopped(recorder) {
   const blob = new Blob(mic.chunks, { type: recorder.mimeType || "audio/webm" });
   for (const track of mic.stream.getTracks()) track.stop();
-  mic.recorder = null;
-  mic.stream = null;
-  mic.chunks = [];
-  updateMic();
-  if (seconds < 0.6 || !blob.size) {
+  Object.assign(mic, { recorder: null, stream: null, chunks: [], started: 0 });
+  const inComposer = $("composer").contains(document.activeElement);
+  if (mic.outcome === "discard") {
+    mic.phase = "idle";
+    setMode("idle");
+    toast(tr("recorder.discarded"));
+  } else if (mic.seconds < MIN_SECONDS || !blob.size) {
+    mic.phase = "idle";
+    setMode("idle");
     toast(tr("mic.too_short"));
+  } else if (mic.outcome === "review") {
+    mic.phase = "review";
+    mic.blob = blob;
+    mic.url = URL.createObjectURL(blob);
+    $("review").src = mic.url;
+    setMode("review");
+    updateMic();
+    $("review-send").focus({ preventScroll: true });
     return;
+  } else {
+    sendRecording(blob);
   }
-  mic.pending = true;
   updateMic();
+  if (inComposer && (document.activeElement === document.body || $("recorder").contains(document.activeElement) || !document.activeElement)) {
+    $("mic").focus({ preventScroll: true });
+  }
+}
+
+function sendRecording(blob) {
+  mic.phase = "sending";
+  setMode("idle");
+  updateMic();
+  addMine("voice", blob, mic.seconds);
   upload("voice", blob).finally(() => {
-    mic.pending = false;
+    mic.phase = "idle";
     updateMic();
   });
+}
+
+function endReview(sending) {
+  if (mic.phase !== "review") return;
+  const blob = mic.blob;
+  $("review").pause();
+  $("review").removeAttribute("src");
+  if (mic.url) URL.revokeObjectURL(mic.url);
+  Object.assign(mic, { blob: null, url: null });
+  if (sending) sendRecording(blob);
+  else {
+    mic.phase = "idle";
+    setMode("idle");
+    updateMic();
+    toast(tr("recorder.discarded"));
+  }
+  $("mic").focus({ preventScroll: true });
+}
+
+function discard() {
+  if (mic.phase === "review") endReview(false);
+  else finish("discard");
+}
+
+// A press of the button (pointer down, Space or Enter down).
+function pressDown() {
+  if (mic.phase === "recording" || mic.phase === "starting") {
+    if (mic.mode === "toggle") {
+      mic.ignoreUp = true; // this press ends a recording started by a short press
+      finish("send");
+    }
+    return;
+  }
+  if (mic.phase !== "idle") return;
+  mic.downAt = Date.now();
+  mic.mode = "hold";
+  mic.ignoreUp = false;
+  startRecording();
+}
+
+// Letting go of the button: after a hold it sends; after a short press the recording goes on.
+function pressUp() {
+  if (mic.ignoreUp) {
+    mic.ignoreUp = false;
+    return;
+  }
+  if ((mic.phase !== "recording" && mic.phase !== "starting") || mic.mode !== "hold") return;
+  if (Date.now() - mic.downAt >= HOLD_MS) finish("send");
+  else mic.mode = "toggle";
+  updateMic();
 }
 
 function setUpMic() {
   const button = $("mic");
+  const isKey = (event) => event.key === " " || event.key === "Enter";
   button.addEventListener("pointerdown", (event) => {
     if (event.button !== 0) return;
     event.preventDefault();
-    if (mic.recorder) {
-      mic.ignoreUp = true; // this press ends a click-started recording
-      stopRecording();
-      return;
+    button.focus({ preventScroll: true });
+    try {
+      button.setPointerCapture(event.pointerId); // letting go outside the button still counts
+    } catch {
+      // not capturable (a synthetic pointer): the release still reaches the button
     }
-    mic.downAt = Date.now();
-    startRecording();
+    pressDown();
   });
-  button.addEventListener("pointerup", () => {
-    if (mic.ignoreUp) {
-      mic.ignoreUp = false;
-      return;
-    }
-    if (Date.now() - mic.downAt >= HOLD_MS) stopRecording(); // hold-to-talk: releasing sends
-    // a short click: keep recording until the next click
-  });
+  button.addEventListener("pointerup", pressUp);
+  button.addEventListener("pointercancel", pressUp);
   button.addEventListener("contextmenu", (event) => event.preventDefault());
+  button.addEventListener("keydown", (event) => {
+    if (!isKey(event)) return;
+    event.preventDefault(); // no click from the key: the press is handled here
+    mic.keyAt = Date.now();
+    if (!event.repeat) pressDown();
+  });
+  button.addEventListener("keyup", (event) => {
+    if (!isKey(event)) return;
+    event.preventDefault();
+    mic.keyAt = Date.now();
+    pressUp();
+  });
   button.addEventListener("click", (event) => {
-    if (event.detail !== 0) return; // pointer clicks are handled above; this is the keyboard (Enter / Space)
-    if (mic.recorder) stopRecording();
-    else startRecording();
+    // Pointer and keys are handled above; a click with neither (assistive technology) starts or sends.
+    if (event.detail !== 0 || Date.now() - mic.keyAt < 1000) return;
+    if (mic.phase === "recording") finish("send");
+    else if (mic.phase === "idle") {
+      mic.mode = "toggle";
+      startRecording();
+    }
+  });
+  $("discard").addEventListener("click", discard);
+  $("listen").addEventListener("click", () => finish("review"));
+  $("review-send").addEventListener("click", () => endReview(true));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && mic.phase !== "idle" && mic.phase !== "sending") {
+      event.preventDefault();
+      discard();
+    }
   });
 }
 
@@ -499,34 +1109,16 @@ async function loadGallery() {
   grid.replaceChildren();
   $("gallery-empty").hidden = items.length > 0;
   for (const item of items) {
-    const tile = document.createElement("li");
-    tile.className = "tile";
-    tile.dataset.requestId = item.request_id;
-    const open = document.createElement("button");
-    open.type = "button";
-    open.className = "open";
-    open.title = tr("gallery.open");
-    const picture = document.createElement("img");
-    picture.src = item.image;
-    picture.alt = item.description || "";
-    picture.loading = "lazy";
-    open.append(picture);
-    if (item.spoiler) open.classList.add("spoiler"); // flagged by the content policy: blurred in the grid too
+    const open = element("button", { type: "button", class: `open${item.spoiler ? " spoiler" : ""}`, title: tr("gallery.open") });
+    open.append(element("img", { src: item.image, alt: item.description || tr("picture.alt"), loading: "lazy" }));
     open.addEventListener("click", () => {
       if (send({ type: "press", data: item.press, ref: "" })) show("studio");
     });
-    const caption = document.createElement("p");
-    caption.className = "caption";
     const style = (item.style && (item.style[state.lang] || item.style.en)) || "";
-    const date = item.created ? new Date(item.created).toLocaleDateString(locale()) : "";
-    caption.textContent = [item.description, style, date].filter(Boolean).join(" · ");
-    const link = document.createElement("a");
-    link.className = "button download";
-    link.href = item.download;
-    link.download = "";
-    link.textContent = tr("download");
-    tile.append(open, caption, link);
-    grid.append(tile);
+    const date = item.created ? new Date(item.created).toLocaleDateString(LOCALES[state.lang]) : "";
+    const caption = element("p", { class: "caption", text: [item.description, style, date].filter(Boolean).join(" · ") });
+    const link = element("a", { class: "button download", href: item.download, download: "", text: tr("download") });
+    grid.append(element("li", { class: "tile", dataset: { requestId: item.request_id } }, open, caption, link));
   }
 }
 
@@ -553,13 +1145,16 @@ async function signIn(submitted) {
 
 async function start() {
   state.lang = chooseLanguage();
+  state.about = new Map(saved("v2a-about", []));
+  state.used = saved("v2a-used", {});
+  state.requestOf = saved("v2a-requests", {});
   try {
     state.strings = await (await fetch("/strings.json")).json();
   } catch {
     state.strings = {};
   }
   applyStrings();
-  $("lang").addEventListener("click", switchLanguage);
+  $("lang").addEventListener("change", (event) => setLanguage(event.target.value, true));
   $("tab-studio").addEventListener("click", () => show("studio"));
   $("tab-gallery").addEventListener("click", () => show("gallery"));
   $("describe").addEventListener("submit", submitText);
@@ -572,10 +1167,14 @@ async function start() {
     uploadFile(event.target.files[0], "photo");
     event.target.value = "";
   });
+  setUpLayout();
+  setUpFeed();
   setUpDrop();
   setUpMic();
+  setUpVisibility();
   const session = await (await fetch("/api/session", { credentials: "same-origin" })).json();
   if (session.limits) state.limits = session.limits;
+  updateMic();
   if (!session.signed_in) {
     show("login");
     return;
