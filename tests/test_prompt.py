@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.api import ParsedDescription, Prompt
 from engine.errors import EmptyTextError
-from engine.lexicon import EN_INDEX, ZH_INDEX, Kind, plural_of
+from engine.lexicon import EN_INDEX, ZH_INDEX
 from engine.prompt import (
     CLIP_CONTENT_TOKENS,
     MAX_INPUT_CHARS,
@@ -148,10 +148,6 @@ def test_english_filler_words_and_typos() -> None:
     assert build_prompt("a fox spirit kinda floating over a lake").positive.startswith("a fox spirit floating, lake, ")
 
 
-def test_the_lexicon_reading_before_issue_13_is_kept_for_the_benchmark() -> None:
-    assert build_prompt("宇航员在月球上骑马", understanding="lexicon").positive.startswith("宇航员 riding 马")
-
-
 # --------------------------------------------------------------------------
 # English
 # --------------------------------------------------------------------------
@@ -276,14 +272,6 @@ def test_negative_prompt() -> None:
         "text",
     ):
         assert tag in negative
-
-
-def test_lexicon_indexes_are_consistent() -> None:
-    assert ZH_INDEX["頭髮"] == ZH_INDEX["头发"]
-    assert ZH_INDEX["嘅"].kind is Kind.STOP and ZH_INDEX["喺"].kind is Kind.LOCATIVE
-    assert ZH_INDEX["睇書"].english == "reading a book"
-    assert EN_INDEX[("children",)].is_plural
-    assert plural_of("old woman") == "old women"
 
 
 # --------------------------------------------------------------------------
