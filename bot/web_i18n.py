@@ -95,6 +95,11 @@ PAGE: dict[str, dict[str, str]] = {
     "edit.cancel": {"en": "Cancel", "zh": "取消"},
     "download": {"en": "⬇ Download", "zh": "⬇ 下载"},
     "picture.alt": {"en": "Your picture in anime style", "zh": "动漫风格的作品"},
+    "fix.title": {"en": "🛠 For you as this studio's operator — what to do:", "zh": "🛠 给这个工作室的管理员（就是你）——怎么做："},
+    "fix.after": {
+        "en": "Then press 🔁 Retry: nothing you said is lost. (Restart voice2anime run only if you changed a setting.)",
+        "zh": "然后点「🔁 重试」：你说的内容都还在。（只有改了设置才需要重启 voice2anime run。）",
+    },
     "picture.reveal": {"en": "Show the hidden picture", "zh": "显示被遮挡的图片"},
     "ready.title": {"en": "✅ Your picture is ready", "zh": "✅ 你的画好了"},
     "empty": {

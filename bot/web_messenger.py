@@ -170,6 +170,8 @@ class WebMessenger:
             "request_id": reply.request_id,
             "title": reply.title,
             "spoiler": reply.spoiler,
+            # The studio's user is its operator: a missing model's fix is shown to them, not hidden in the terminal.
+            "fix": reply.fix,
         }
 
     def _store_image(self, user: str, reply: Reply) -> str:

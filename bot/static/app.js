@@ -466,6 +466,7 @@ function render(message) {
   if (message.image) item.append(picture(message, heading || about));
   if (heading) item.append(element("p", { class: "about", title: heading, text: quote(shorten(heading, 120)), dataset: { key: "about" } }));
   if (text) item.append(element("p", { class: "text", text, dataset: { key: "text" } }));
+  if (message.fix) item.append(fixPanel(message.fix));
   const percent = message.kind === "progress" ? /(\d{1,3})\s*%/.exec(text) : null;
   if (percent) {
     item.append(
@@ -495,6 +496,15 @@ function render(message) {
   }
   if (actions.children.length) item.append(actions);
   return item;
+}
+
+// A model this studio needs is missing: what the operator (the person at this page) puts where, to copy.
+function fixPanel(fix) {
+  const panel = element("div", { class: "fix", role: "note", dataset: { key: "fix" } });
+  panel.append(element("p", { class: "fix-title", text: tr("fix.title") }));
+  panel.append(element("pre", { class: "fix-text", text: fix }));
+  panel.append(element("p", { class: "fix-after", text: tr("fix.after") }));
+  return panel;
 }
 
 function picture(message, description) {
