@@ -1,13 +1,9 @@
-"""Prompt understanding by hand: concept recall and CJK leakage, before and after issue 13, side by side.
+"""Prompt understanding by hand: concept recall and CJK leakage, one commit beside another.
 
-    python -m bench.prompt [--verbose]
+    python -m bench.prompt [--verbose] [--before REV [--after REV]]
 
 Runs :data:`CASES` — descriptions written for this benchmark, not the
-lexicon's own examples — through :func:`engine.prompt.build_prompt` twice:
-"before" (``understanding="lexicon"``: greedy longest match against the
-lexicon, unknown Chinese passed through — the behaviour before issue 13) and
-"after" (the default: jieba segmentation, CC-CEDICT, Cantonese, counts,
-negation, filler words and typos). Nothing else differs between the columns.
+lexicon's own examples — through :func:`engine.prompt.build_prompt` and scores:
 
 * **concept recall**: of all the concepts the descriptions ask for, the share
   found in the positive prompt (each concept is a regular expression of
@@ -15,21 +11,31 @@ negation, filler words and typos). Nothing else differs between the columns.
   negative prompt and *not* in the positive one);
 * **CJK leakage**: prompts whose positive side holds any CJK character;
 * **filler leaks**: prompts that kept an English filler word (um, like, basically, kinda...).
+
+``--before REV`` scores the code of commit ``REV`` the same way and prints it
+beside the working tree (or beside commit ``--after REV``): each commit is
+checked out with ``git worktree`` in a temporary directory and its
+``build_prompt`` runs in a fresh process (this file's cases and scoring, that
+tree's code), so nothing but the code differs between the columns. Every tree
+loads its dictionaries before the clock starts. The result that chose the
+current reading is in ``docs/decisions/prompt-reading.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from engine.prompt import STYLE_TAGS, build_prompt  # noqa: E402
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _FILLERS = re.compile(r"\b(um+|uh+|erm|basically|kinda|sorta|you know|literally|actually)\b")
@@ -97,6 +103,16 @@ CASES: tuple[Case, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Built:
+    """What one tree's ``build_prompt`` made of a case: the user's part of the positive prompt, the negative prompt."""
+
+    user: str
+    positive: str
+    negative: str
+    seconds: float
+
+
 @dataclass
 class Score:
     """Totals for one column."""
@@ -117,46 +133,112 @@ class Score:
         self.seconds += other.seconds
 
 
-def score(case: Case, understanding: str) -> tuple[Score, str, str, list[str]]:
-    """Build the prompt of ``case`` and score it; also return the user part, the negated part and the misses."""
-    started = time.perf_counter()
-    prompt = build_prompt(case.text, understanding=understanding)
-    seconds = time.perf_counter() - started
-    user = prompt.positive.removesuffix(STYLE_TAGS).removesuffix(", ").lower()
-    negative = prompt.negative.lower()
+def score(case: Case, built: Built) -> tuple[Score, list[str]]:
+    """Score the prompt built for ``case``; also return the concepts it missed (a negated one as ``-concept``)."""
+    user, negative = built.user.lower(), built.negative.lower()
     missed = [c for c in case.concepts if not re.search(c, user)]
     missed += [f"-{c}" for c in case.negated if not re.search(rf"\b{c}\b", negative) or re.search(rf"\b{c}\b", user)]
     total = len(case.concepts) + len(case.negated)
-    result = Score(total - len(missed), total, int(bool(_CJK.search(prompt.positive))), int(bool(_FILLERS.search(user))), 1, seconds)
-    return result, user, negative.split(", ")[-1], missed
+    cjk, filler = int(bool(_CJK.search(built.positive))), int(bool(_FILLERS.search(user)))
+    return Score(total - len(missed), total, cjk, filler, 1, built.seconds), missed
+
+
+def _build_here(tree: str) -> None:
+    """``--build TREE``: build every case's prompt with the ``engine`` of ``TREE``; print them as one JSON list."""
+    sys.path.insert(0, tree)
+    from engine.prompt import STYLE_TAGS, build_prompt
+
+    build_prompt("warm up 预热")  # loads the dictionaries once, outside the timings
+    built = []
+    for case in CASES:
+        started = time.perf_counter()
+        prompt = build_prompt(case.text)
+        seconds = time.perf_counter() - started
+        user = prompt.positive.removesuffix(STYLE_TAGS).removesuffix(", ")
+        built.append(Built(user, prompt.positive, prompt.negative, seconds).__dict__)
+    print(json.dumps(built, ensure_ascii=False))
+
+
+def _built_by(tree: Path) -> list[Built]:
+    """Every case's prompt as the code in ``tree`` builds it, in a fresh process."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--build", str(tree)]
+    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the prompts in {tree} failed:\n{done.stderr[-3000:]}")
+    return [Built(**fields) for fields in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+@contextmanager
+def _checked_out(revision: str) -> Iterator[Path]:
+    """Commit ``revision`` of this repository, checked out in a temporary ``git worktree`` (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="voice2anime-bench-prompt-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), revision], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def _short(revision: str) -> str:
+    """The abbreviated commit id of ``revision``."""
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _columns(before: str | None, after: str | None) -> dict[str, list[Built]]:
+    """Each column's prompts: commit ``before`` (if any), then commit ``after`` or the working tree."""
+    columns: dict[str, list[Built]] = {}
+    for revision in (before, after):
+        if revision is not None:
+            with _checked_out(revision) as tree:
+                columns[_short(revision)] = _built_by(tree)
+    if after is None:
+        columns["now"] = _built_by(ROOT)
+    return columns
+
+
+def _table(columns: dict[str, list[Built]], verbose: bool) -> None:
+    """Score every column; print the per-group table and, with ``verbose``, every prompt."""
+    groups: dict[str, dict[str, Score]] = {}
+    for index, case in enumerate(CASES):
+        for label, built in columns.items():
+            result, missed = score(case, built[index])
+            for group in (case.group, "all"):
+                groups.setdefault(group, {c: Score() for c in columns})[label].add(result)
+            if verbose:
+                flag = "  ok " if not missed else f"  miss {', '.join(missed)}"
+                negated = built[index].negative.lower().split(", ")[-1]
+                print(f"[{label:7}] {case.text}\n          + {built[index].user.lower()}\n          - {negated}\n        {flag}")
+    labels = list(columns)
+    width = 8 * len(labels)
+    print(f"{len(CASES)} descriptions; columns: {', '.join(labels)}\n")
+    print(f"{'group':7}{'n':>4}  {'concept recall':>{width}}  {'CJK leaks':>{width}}  {'filler leaks':>{width}}  {'ms / prompt':>{width}}")
+    print(" " * 11 + ("  " + "".join(f"{label:>8}" for label in labels)) * 4)
+    for name in ("zh", "yue", "en", "mixed", "all"):
+        scores = [groups[name][label] for label in labels]
+        print(
+            f"{name:7}{scores[0].prompts:>4}  "
+            + "".join(f"{s.found / s.total:>8.2f}" for s in scores) + "  "
+            + "".join(f"{s.cjk:>8}" for s in scores) + "  "
+            + "".join(f"{s.filler:>8}" for s in scores) + "  "
+            + "".join(f"{1000 * s.seconds / s.prompts:>8.2f}" for s in scores)
+        )
 
 
 def main() -> None:
-    """Score every case before and after; print the per-group table and, with --verbose, every prompt."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="print every prompt and what it missed")
+    parser.add_argument("--before", metavar="REV", help="also score commit REV (e.g. the one before a change), side by side")
+    parser.add_argument("--after", metavar="REV", help="with --before: score commit REV instead of the working tree")
+    parser.add_argument("--build", metavar="TREE", help=argparse.SUPPRESS)  # one tree's prompts, in its own process
     args = parser.parse_args()
-    build_prompt("warm up 预热", understanding="full")  # loads jieba and CC-CEDICT once, outside the timings
-    columns = ("lexicon", "full")
-    groups: dict[str, dict[str, Score]] = {}
-    for case in CASES:
-        for column in columns:
-            result, user, negated, missed = score(case, column)
-            groups.setdefault(case.group, {c: Score() for c in columns})[column].add(result)
-            groups.setdefault("all", {c: Score() for c in columns})[column].add(result)
-            if args.verbose:
-                flag = "  ok " if not missed else f"  miss {', '.join(missed)}"
-                print(f"[{column:7}] {case.text}\n          + {user}\n          - {negated}\n        {flag}")
-    print(f"{len(CASES)} descriptions; before = understanding='lexicon' (pre-issue-13), after = the default\n")
-    print(f"{'group':7}{'n':>4}  {'concept recall':>21}  {'CJK leaks':>15}  {'filler leaks':>15}  {'ms / prompt':>15}")
-    print(f"{'':11}  {'before':>10}{'after':>11}  {'before':>7}{'after':>8}  {'before':>7}{'after':>8}  {'before':>7}{'after':>8}")
-    for name in ("zh", "yue", "en", "mixed", "all"):
-        before, after = groups[name]["lexicon"], groups[name]["full"]
-        print(
-            f"{name:7}{before.prompts:>4}  {before.found / before.total:>10.2f}{after.found / after.total:>11.2f}  "
-            f"{before.cjk:>7}{after.cjk:>8}  {before.filler:>7}{after.filler:>8}  "
-            f"{1000 * before.seconds / before.prompts:>7.2f}{1000 * after.seconds / after.prompts:>8.2f}"
-        )
+    if args.build:
+        _build_here(args.build)
+        return
+    if args.after and not args.before:
+        parser.error("--after needs --before")
+    _table(_columns(args.before, args.after), args.verbose)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ Three steps, all rule-based and deterministic:
    :data:`STYLE_TAGS` it fits Stable Diffusion 1.5's 77-token CLIP window.
 
 Input is cut to :data:`MAX_INPUT_CHARS` before any work, so the cost is
-bounded whatever the caller passes in. ``understanding="lexicon"`` keeps the
-reading from before issue 13 (greedy lexicon match, unknown Chinese passed
-through) for ``bench/prompt.py``'s before/after comparison.
+bounded whatever the caller passes in.
 """
 
 from __future__ import annotations
@@ -48,8 +46,6 @@ from engine.lexicon import (
     EN_MAX_WORDS,
     HAIR_COLOR_NAMES,
     SCENE_KINDS,
-    ZH_INDEX,
-    ZH_MAX_LEN,
     Entry,
     Kind,
 )
@@ -68,8 +64,6 @@ __all__ = [
     "set_machine_translator",
 ]
 
-#: How a description is understood: "full" (the default) or "lexicon" (before issue 13; benchmarks only).
-Understanding = Literal["full", "lexicon"]
 #: A whole-sentence zh->en translator (``engine.translate.MachineTranslator.translate``).
 MachineTranslate = Callable[[str], str]
 
@@ -168,26 +162,6 @@ def _cut(text: str, limit: int) -> str:
     return head
 
 
-def _segment_zh(run: str) -> Iterator[_Token]:
-    """Greedy longest-match segmentation; unknown characters stay together."""
-    start = unknown_from = 0
-    while start < len(run):
-        for size in range(min(ZH_MAX_LEN, len(run) - start), 0, -1):
-            entry = ZH_INDEX.get(run[start : start + size])
-            if entry is not None:
-                break
-        else:
-            start += 1
-            continue
-        if unknown_from < start:
-            yield _Token(None, run[unknown_from:start])
-        yield _Token(entry.kind, entry.english, entry)
-        start += size
-        unknown_from = start
-    if unknown_from < len(run):
-        yield _Token(None, run[unknown_from:])
-
-
 def _match_words(words: Sequence[str]) -> Iterator[_Token]:
     """Longest phrase match over one run of words; unknown words stay together."""
     start = unknown_from = 0
@@ -259,7 +233,7 @@ def fix_typo(word: str) -> str:
     return matches[0] if len(matches) == 1 else word
 
 
-def _tokenize(text: str, full: bool = True) -> list[_Token]:
+def _tokenize(text: str) -> list[_Token]:
     """Split into lexicon tokens, unknown runs and breaks (see module doc)."""
     tokens: list[_Token] = []
     words: list[str] = []
@@ -273,10 +247,9 @@ def _tokenize(text: str, full: bool = True) -> list[_Token]:
         if gap and not gap.isspace() and tokens:
             tokens.append(_BREAK)
         if match.group("cjk"):
-            tokens.extend(_read_zh(match.group()) if full else _segment_zh(match.group()))
+            tokens.extend(_read_zh(match.group()))
         else:
-            word = match.group().lower()
-            words.append(fix_typo(word) if full else word)
+            words.append(fix_typo(match.group().lower()))
     tokens.extend(_match_words(words))
     return tokens
 
@@ -309,23 +282,14 @@ class _Parts:
     actions: list[str] = field(default_factory=list)
     scene: list[str] = field(default_factory=list)
     negated: list[str] = field(default_factory=list)
+    untranslated: list[str] = field(default_factory=list)
+    glossary: dict[str, str] = field(default_factory=dict)  #: dictionary translations: English -> Chinese as written
 
     def empty(self) -> bool:
         return not (self.subjects or self.attributes or self.actions or self.scene)
 
     def role(self, *roles: _Role) -> list[str]:
         return [text for role, text in self.attributes if role in roles]
-
-    untranslated: list[str] = field(default_factory=list)
-    glossary: dict[str, str] = field(default_factory=dict)  #: dictionary translations: English -> Chinese as written
-
-    def concepts(self) -> set[str]:
-        """The English words and phrases this parse understood (for cross-checking two readings).
-
-        Unknown non-Latin runs pass through untranslated, so they are left out.
-        """
-        found = {s.noun for s in self.subjects} | {text for _, text in self.attributes} | {*self.actions, *self.scene}
-        return {concept for concept in found if concept.isascii()}
 
     def words(self) -> set[str]:
         """Every English word of the parse (for checking a whole-sentence translation against it)."""
@@ -382,11 +346,16 @@ def plural_stem(word: str) -> str:
 
 
 class _Assembler:
-    """Walks the tokens once, keeping a little state (pending modifiers, number, ...)."""
+    """Walks the tokens once, keeping a little state (pending modifiers, number, ...).
 
-    def __init__(self, tokens: list[_Token], full: bool = True) -> None:
+    Each token is either set aside (:meth:`_aside`: it changes no context), a
+    break, a grammar word that sets context for what follows, a modifier of
+    the next noun, a negated word, or a content word put where it belongs
+    (:meth:`_content`).
+    """
+
+    def __init__(self, tokens: list[_Token]) -> None:
         self.tokens = tokens
-        self.full = full
         self.conjunction = False
         self.parts = _Parts()
         self.modifiers: list[str] = []
@@ -406,31 +375,50 @@ class _Assembler:
         return self._finish()
 
     def _step(self, index: int, token: _Token) -> None:
-        kind = token.kind
+        if self._aside(token):
+            return
+        self._read(index, token)
+        if token.kind is not Kind.STOP:
+            self.conjunction = False
+
+    def _aside(self, token: _Token) -> bool:
+        """Tokens that leave the conjunction as it is: untranslated words, "and", translated modifiers, a negated
+        unknown word. True when ``token`` was one of them (and is dealt with)."""
         if token.untranslated:
             self.parts.untranslated.append(token.source)
-            return
+            return True
         if token.translated:
             self.parts.glossary.setdefault(token.text, token.source)
-        if self.full and token.source in _CONJUNCTIONS or (self.full and token.latin and token.text == "and"):
+        if token.source in _CONJUNCTIONS or (token.latin and token.text == "and"):
             self.conjunction = True
-            return
-        if self.full and token.modifier:
+            return True
+        if token.modifier:
             self.modifiers.append(token.text)
-            return
-        if self.full and self.negate and kind is None and not token.is_break:
-            self.parts.negated.append(_split_article(_modify(Kind.OBJECT, token.text, self.modifiers))[1])
-            self.modifiers = []
-            self.negate = False
-            self._reset_context()
-            return
+            return True
+        if self.negate and token.kind is None and not token.is_break:
+            self._negated(Kind.OBJECT, token.text)
+            return True
+        return False
+
+    def _read(self, index: int, token: _Token) -> None:
         if token.is_break:
             self._flush_modifiers()
             self.number, self.negate = "", False
             self._reset_context()
-        elif kind is Kind.STOP:
+        elif self._grammar_word(token):
             pass
-        elif kind is Kind.ARTICLE:
+        elif token.kind is Kind.COLOR or (token.kind is None and token.latin and self._modifies_next(index)):
+            self.modifiers.append(token.text)
+        elif self.negate and token.kind is not None:
+            self._negated(token.kind, token.text)
+        else:
+            self.negate = False
+            self._content(token)
+
+    def _grammar_word(self, token: _Token) -> bool:
+        """A word that only sets context for what follows (article, 在/in, negation, number) or says nothing (filler)."""
+        kind = token.kind
+        if kind is Kind.ARTICLE:
             self.article = token.text
         elif kind is Kind.LOCATIVE:
             self.locative = True
@@ -438,87 +426,108 @@ class _Assembler:
             self.negate = True
         elif kind is Kind.NUMBER:
             self.number = token.text
-        elif kind is Kind.COLOR or (
-            kind is None and token.latin and self._modifies_next(index)
-        ):
-            self.modifiers.append(token.text)
-        elif self.negate and kind is not None:
-            self.parts.negated.append(
-                _split_article(_modify(kind, token.text, self.modifiers))[1]
-            )
-            self.modifiers = []
-            self.negate = False
-            self._reset_context()
         else:
-            self.negate = False
-            self._content(token)
-        if kind is not Kind.STOP:
-            self.conjunction = False
+            return kind is Kind.STOP
+        return True
+
+    def _negated(self, kind: Kind, text: str) -> None:
+        """A negated word (with its modifiers) goes to the negative prompt, without its article."""
+        self.parts.negated.append(_split_article(_modify(kind, text, self.modifiers))[1])
+        self.modifiers = []
+        self.negate = False
+        self._reset_context()
 
     def _modifies_next(self, index: int) -> bool:
         """An unknown English word right before a noun or colour modifies it ("sparkly dress")."""
         if index + 1 >= len(self.tokens):
             return False
         after = self.tokens[index + 1]
-        return after.latin and (after.kind is Kind.COLOR or after.kind in _MODIFIABLE or (self.full and after.kind is Kind.ADJECTIVE))
+        return after.latin and (after.kind is Kind.COLOR or after.kind in _MODIFIABLE or after.kind is Kind.ADJECTIVE)
 
     def _content(self, token: _Token) -> None:
-        kind, text, parts = token.kind, token.text, self.parts
-        transitive = False
-        if kind not in _MODIFIABLE:
+        """A content word: put where it belongs; then the context is spent (an action may await its object)."""
+        if token.kind not in _MODIFIABLE:
             self._flush_modifiers()
-        if kind is Kind.SUBJECT:
-            assert token.entry is not None
-            many = bool(self.number) or token.entry.is_plural
-            if self.full and self.awaiting_object and parts.actions:
-                noun = token.entry.plural if many else text
-                counted = f"{self.number} {noun}" if self.number else f"{_article(noun)} {noun}" if not many else noun
-                parts.actions[-1] = f"{parts.actions[-1]} {' '.join([*self.modifiers, counted])}" if not self.modifiers else (
-                    f"{parts.actions[-1]} {self.number or _article(self.modifiers[0])} {' '.join(self.modifiers)} {noun}"
-                )
-            elif self.full and parts.subjects:
-                parts.subjects.append(_Subject(token.entry.plural if many else text, self.number, not many, tuple(self.modifiers)))
-            else:
-                parts.attributes.extend(("pre", m) for m in self.modifiers)
-                parts.subjects.append(_Subject(token.entry.plural if many else text, self.number, not many))
-            self.number = ""
-        elif self.full and token.noun:
-            self._noun(token)
-        elif self.full and kind is None and token.latin and self._unknown_english(token):
-            pass
-        elif kind is Kind.ADJECTIVE:
-            parts.attributes.append(("pre", text))
-        elif kind in (Kind.HAIR, Kind.EYES):
-            phrase = _modify(kind, text, self.modifiers)
+        transitive = self._place(token)
+        self.modifiers = []
+        self._reset_context()
+        self.awaiting_object = transitive
+
+    def _place(self, token: _Token) -> bool:
+        """Put a content word in the parse; True for an action that takes an object."""
+        match token.kind:
+            case Kind.SUBJECT:
+                self._subject(token)
+            case Kind.ACTION:
+                assert token.entry is not None
+                self.parts.actions.append(token.text)
+                return token.entry.transitive
+            case Kind.ADJECTIVE:
+                self.parts.attributes.append(("pre", token.text))
+            case Kind.HAIR | Kind.EYES | Kind.FEATURE | Kind.CLOTHING | Kind.OBJECT as kind:
+                self._attribute(kind, token.text)
+            case Kind() as kind if kind in SCENE_KINDS:
+                self._scene(kind, token.text)
+            case _:
+                self._other(token)
+        return False
+
+    def _subject(self, token: _Token) -> None:
+        """A lexicon subject: the object of the action before it, another subject, or the subject."""
+        assert token.entry is not None
+        parts = self.parts
+        many = bool(self.number) or token.entry.is_plural
+        noun = token.entry.plural if many else token.text
+        if self.awaiting_object and parts.actions:
+            parts.actions[-1] = f"{parts.actions[-1]} {self._counted(noun, many)}"
+        elif parts.subjects:
+            parts.subjects.append(_Subject(noun, self.number, not many, tuple(self.modifiers)))
+        else:
+            parts.attributes.extend(("pre", m) for m in self.modifiers)
+            parts.subjects.append(_Subject(noun, self.number, not many))
+        self.number = ""
+
+    def _counted(self, noun: str, many: bool) -> str:
+        """``noun`` as an action's object, with its number or article and its modifiers ("a white cat", "two cats")."""
+        if self.modifiers:
+            return f"{self.number or _article(self.modifiers[0])} {' '.join(self.modifiers)} {noun}"
+        if self.number:
+            return f"{self.number} {noun}"
+        return noun if many else f"{_article(noun)} {noun}"
+
+    def _attribute(self, kind: Kind, text: str) -> None:
+        """Hair, eyes and features go "with ...", clothing "wearing ...", an object to the action awaiting it."""
+        parts = self.parts
+        phrase = _modify(kind, text, self.modifiers)
+        if kind in (Kind.HAIR, Kind.EYES):
             if phrase not in ("hair", "eyes"):  # a bare "hair" adds nothing
                 parts.attributes.append(("with", phrase))
-        elif kind is Kind.FEATURE:
-            parts.attributes.append(("with", _modify(kind, text, self.modifiers)))
         elif kind is Kind.CLOTHING:
-            parts.attributes.append(("wearing", _modify(kind, text, self.modifiers)))
-        elif kind is Kind.OBJECT:
-            phrase = _modify(kind, text, self.modifiers)
-            if self.awaiting_object:
-                parts.actions[-1] = f"{parts.actions[-1]} {phrase}"
-            else:
-                parts.attributes.append(("with", phrase))
-        elif kind is Kind.ACTION:
-            assert token.entry is not None
-            parts.actions.append(text)
-            transitive = token.entry.transitive
-        elif (
-            kind in SCENE_KINDS
-            and self.awaiting_object
-            and parts.actions[-1].endswith(" at")
-        ):
-            parts.actions[-1] = (
-                f"{parts.actions[-1]} the {_modify(kind, text, self.modifiers)}"
-            )
-        elif kind in SCENE_KINDS:
-            parts.scene.append(_modify(kind, text, self.modifiers))
+            parts.attributes.append(("wearing", phrase))
+        elif kind is Kind.OBJECT and self.awaiting_object:
+            parts.actions[-1] = f"{parts.actions[-1]} {phrase}"
+        else:
+            parts.attributes.append(("with", phrase))
+
+    def _scene(self, kind: Kind, text: str) -> None:
+        """A place, weather or time: the object of "looking at" and the like, else a scene tag."""
+        parts = self.parts
+        phrase = _modify(kind, text, self.modifiers)
+        if self.awaiting_object and parts.actions[-1].endswith(" at"):
+            parts.actions[-1] = f"{parts.actions[-1]} the {phrase}"
+        else:
+            parts.scene.append(phrase)
+
+    def _other(self, token: _Token) -> None:
+        """A word outside the lexicon: a translated noun, unknown English, an action's object, a place or an unknown."""
+        parts, text = self.parts, token.text
+        if token.noun:
+            self._noun(token)
+        elif token.kind is None and token.latin and self._unknown_english(token):
+            pass
         elif self.awaiting_object:
             obj = f"{self.article} {text}" if self.article and token.latin else text
-            if self.full and self.number:
+            if self.number:
                 obj = f"{self.number} {plural(text)}"
                 self.number = ""
             parts.actions[-1] = f"{parts.actions[-1]} {obj}"
@@ -526,9 +535,6 @@ class _Assembler:
             parts.scene.append(text)
         else:
             parts.attributes.append(("unknown", text))
-        self.modifiers = []
-        self._reset_context()
-        self.awaiting_object = transitive
 
     def _noun(self, token: _Token) -> None:
         """A translated noun outside the lexicon: an object, a place, the subject, another subject, or "with ..."."""
@@ -536,8 +542,7 @@ class _Assembler:
         noun = plural(token.text) if self.number else token.text
         phrase = " ".join([*self.modifiers, noun])
         if self.awaiting_object and parts.actions:
-            determiner = self.number or ("" if not self.full else "")
-            parts.actions[-1] = " ".join(filter(None, (parts.actions[-1], determiner, phrase)))
+            parts.actions[-1] = " ".join(filter(None, (parts.actions[-1], self.number, phrase)))
         elif self.locative:
             parts.scene.append(phrase)
         elif not parts.subjects or self.conjunction or self.number:
@@ -600,8 +605,8 @@ class _Assembler:
         return parts
 
 
-def _parse_parts(text: str, full: bool = True) -> _Parts:
-    return _Assembler(_tokenize(text, full), full).run()
+def _parse_parts(text: str) -> _Parts:
+    return _Assembler(_tokenize(text)).run()
 
 
 def _noun_phrase(subject: _Subject, adjectives: list[str]) -> str:
@@ -696,15 +701,16 @@ _USER_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(STYLE_TAGS) - 1
 _NEGATIVE_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(NEGATIVE_PROMPT) - 1
 
 
-def _render(parts: _Parts, full: bool = True) -> tuple[str, str]:
-    phrases = _phrases(parts)
-    if full:  # nothing CJK ever reaches the positive prompt: CLIP cannot read it
-        phrases = [p for p in (" ".join(_CJK_RE.sub(" ", phrase).split()) for phrase in phrases) if p]
-    user = _bounded_join(phrases, _USER_BUDGET, MAX_USER_CHARS)
+def _without_cjk(phrases: list[str]) -> list[str]:
+    """The phrases with every CJK character taken out (CLIP cannot read them), the empty ones dropped."""
+    return [p for p in (" ".join(_CJK_RE.sub(" ", phrase).split()) for phrase in phrases) if p]
+
+
+def _render(parts: _Parts) -> tuple[str, str]:
+    user = _bounded_join(_without_cjk(_phrases(parts)), _USER_BUDGET, MAX_USER_CHARS)
     positive = f"{user}, {STYLE_TAGS}" if user else STYLE_TAGS
-    negated = [" ".join(_CJK_RE.sub(" ", n).split()) for n in parts.negated] if full else parts.negated
-    negated_text = _bounded_join([n for n in negated if n], _NEGATIVE_BUDGET, MAX_USER_CHARS)
-    negative = f"{NEGATIVE_PROMPT}, {negated_text}" if negated_text else NEGATIVE_PROMPT
+    negated = _bounded_join(_without_cjk(parts.negated), _NEGATIVE_BUDGET, MAX_USER_CHARS)
+    negative = f"{NEGATIVE_PROMPT}, {negated}" if negated else NEGATIVE_PROMPT
     return positive, negative
 
 
@@ -721,7 +727,7 @@ def _has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-def parse_description(text: str, language: str, *, understanding: Understanding = "full") -> ParsedDescription:
+def parse_description(text: str, language: str) -> ParsedDescription:
     """Split a description into subject, attributes, action and scene (English phrases).
 
     ``language`` is the description's language code ("zh", "yue", "en", ...).
@@ -733,14 +739,18 @@ def parse_description(text: str, language: str, *, understanding: Understanding 
     :class:`~engine.errors.EmptyTextError` when nothing usable is left (empty,
     punctuation only, or only filler words such as "please draw").
     """
-    cleaned = _clean(text)
-    parts = _parse_parts(cleaned, understanding == "full") if _has_words(cleaned) else _Parts()
+    parts = _reading(_clean(text))
     if parts.empty():
         raise EmptyTextError()
     return _to_parsed(parts)
 
 
-def _choose_reading(original: _Parts, translated: _Parts, full: bool = True) -> _Parts:
+def _reading(cleaned: str) -> _Parts:
+    """The parse of a cleaned text; empty when it has no words."""
+    return _parse_parts(cleaned) if _has_words(cleaned) else _Parts()
+
+
+def _choose_reading(original: _Parts, translated: _Parts) -> _Parts:
     """A sentence translation's reading when it is usable and keeps everything the word reading understood.
 
     Small Whisper models translate Mandarin poorly and not even the same way
@@ -751,10 +761,8 @@ def _choose_reading(original: _Parts, translated: _Parts, full: bool = True) -> 
     of it, and everything negated — (it usually adds what the dictionaries
     do not know); otherwise the reading of the user's own words wins.
     """
-    if translated.empty() or (full and translated.has_cjk()):
+    if translated.empty() or translated.has_cjk():
         return original
-    if not full:
-        return translated if original.concepts() <= translated.concepts() else original
     keeps = original.words() <= translated.words() and set(original.negated) <= set(translated.negated)
     return translated if keeps else original
 
@@ -796,7 +804,16 @@ def _machine_reading(cleaned: str, machine: MachineTranslate | None, strict: boo
         log.warning("machine translation failed; using the dictionary reading", exc_info=True)
         return _Parts()
     english = _clean(english)
-    return _parse_parts(english) if _has_words(english) and english.isascii() else _Parts()
+    return _reading(english) if english.isascii() else _Parts()
+
+
+def _best_reading(cleaned: str, original: _Parts, translation: str | None, machine: MachineTranslate | None) -> _Parts:
+    """The reading to draw: ``original`` (the user's words), or a translation's that keeps all of it
+    (:func:`_choose_reading`): Whisper's ``translation`` first, else the machine translator's."""
+    parts = _choose_reading(original, _reading(_clean(translation or "")))
+    if parts is original and (machine is not None or _MACHINE is not None):
+        parts = _choose_reading(original, _machine_reading(cleaned, machine or _MACHINE, strict=machine is not None))
+    return parts
 
 
 def build_prompt(
@@ -804,7 +821,6 @@ def build_prompt(
     *,
     translation: str | None = None,
     language: str | None = None,
-    understanding: Understanding = "full",
     machine: MachineTranslate | None = None,
 ) -> Prompt:
     """Build the Stable Diffusion prompt for a description.
@@ -824,38 +840,32 @@ def build_prompt(
     anything the user negated ("no glasses", 不要帽子). Chinese words nothing
     could translate are listed in :attr:`Prompt.untranslated` (for the card).
     Deterministic: the same input gives the same prompt.
-    ``understanding="lexicon"`` is the reading before issue 13 (benchmarks).
 
     Raises :class:`~engine.errors.EmptyTextError` when the description has no
     usable words.
     """
     if machine is None and _MACHINE is None:  # pure: a card, its Draw and its job share one reading
-        return _remembered_prompt(description, translation, language, understanding)
-    return _build(description, translation, language, understanding, machine)
+        return _remembered_prompt(description, translation, language)
+    return _build(description, translation, language, machine)
 
 
 @lru_cache(maxsize=PROMPT_MEMORY)
-def _remembered_prompt(description: str, translation: str | None, language: str | None, understanding: Understanding) -> Prompt:
-    return _build(description, translation, language, understanding, None)
+def _remembered_prompt(description: str, translation: str | None, language: str | None) -> Prompt:
+    return _build(description, translation, language, None)
 
 
-def _build(
-    description: str, translation: str | None, language: str | None, understanding: Understanding, machine: MachineTranslate | None
-) -> Prompt:
-    full = understanding == "full"
+def _build(description: str, translation: str | None, language: str | None, machine: MachineTranslate | None) -> Prompt:
     cleaned = _clean(description)
     if not _has_words(cleaned):
         raise EmptyTextError()
-    translated = _clean(translation) if translation is not None else ""
-    original = _parse_parts(cleaned, full)
-    parts = _choose_reading(original, _parse_parts(translated, full) if _has_words(translated) else _Parts(), full)
-    if full and parts is original and (machine is not None or _MACHINE is not None):
-        parts = _choose_reading(original, _machine_reading(cleaned, machine or _MACHINE, strict=machine is not None))
-    untranslated = tuple(original.untranslated) if parts is original else ()
-    glossary = tuple(original.glossary.items()) if parts is original else ()
+    original = _parse_parts(cleaned)
+    parts = _best_reading(cleaned, original, translation, machine)
+    own = parts is original  # the user's own words are drawn: the card names what could not be translated
+    untranslated = tuple(original.untranslated) if own else ()
+    glossary = tuple(original.glossary.items()) if own else ()
     if parts.empty() and not untranslated:
         raise EmptyTextError()
-    positive, negative = _render(parts, full)
+    positive, negative = _render(parts)
     return Prompt(
         description=_cut(description.strip(), MAX_INPUT_CHARS).strip(),
         language=(language or "").strip().lower() or _detect_language(cleaned),
