@@ -5,9 +5,15 @@ interaction's :class:`Responder` in the context variable :data:`current`
 (tasks the conversation starts, such as job watchers, inherit it). The
 :class:`DiscordMessenger` then answers through the interaction — filling the
 "thinking…" placeholder first, follow-ups after — and edits messages through
-the interaction webhook. Interaction tokens live 15 minutes: once a message's
-interaction has expired, an edit is posted as a new channel message and the
-message reference is re-pointed to it, so later edits land there.
+the interaction webhook. A component interaction answered with a form (the
+Edit button's modal) has no message of its own: its message is edited the way
+it was before the press. Interaction tokens live 15 minutes: once a message's
+interaction has expired, an edit of a server channel's message is posted as a
+new channel message and the message reference is re-pointed to it, so later
+edits land there; a DM's message is edited as the bot's own message in the DM.
+An ephemeral message (someone's /settings, a picker) can only be changed
+through its interaction: once that has expired, an edit of it raises
+:class:`MessageGoneError` — it is never posted anew where everyone sees it.
 
 Message references are ``"<channel id>:<message id>"``; a reference the
 messenger does not track (e.g. after a restart) is edited as a plain bot
@@ -42,7 +48,7 @@ import logging
 import re
 from collections import OrderedDict
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
@@ -64,6 +70,10 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 #: A ``[`` or ``]`` not already escaped (preceded by an even number of backslashes).
 _UNESCAPED_BRACKET = re.compile(r"(?<!\\)((?:\\\\)*)([\[\]])")
+
+
+class MessageGoneError(LookupError):
+    """A message that can no longer be changed: ephemeral, and its interaction has expired (or is not known)."""
 
 
 def literal_content(text: str, limit: int = MAX_CONTENT) -> str:
@@ -91,6 +101,8 @@ class Responder:
         self.thinking = thinking
         self.ephemeral = ephemeral
         self._placeholder = False
+        #: Answered with a form: this interaction has no message of its own to edit.
+        self.showed_modal = False
         self._lock = asyncio.Lock()
 
     @property
@@ -126,6 +138,7 @@ class Responder:
             if not self.can_show_modal:
                 return False
             await self.interaction.response.send_modal(modal)
+            self.showed_modal = True
             return True
 
     async def send(self, payload: _Payload, *, ephemeral: bool = False) -> tuple[discord.Message, bool]:
@@ -188,7 +201,19 @@ class _Target:
     channel_id: int
     message_id: int
     responder: Responder | None = None
+    #: The message is the interaction's original response (for a component: the message it sits on).
     original: bool = False
+    #: Only its user sees it: only its interaction can change it.
+    ephemeral: bool = False
+    #: How it could be edited before a press re-pointed it (used when that press was answered with a form).
+    previous: _Target | None = None
+
+    def editable(self) -> _Target:
+        """The way to edit the message: never through an interaction answered with a form (it has no message)."""
+        target = self
+        while target.original and target.responder is not None and target.responder.showed_modal:
+            target = target.previous or _Target(target.channel_id, target.message_id, ephemeral=target.ephemeral)
+        return target
 
 
 def _administers(permissions: discord.Permissions) -> bool:
@@ -219,20 +244,31 @@ class DiscordMessenger:
             ref = await self._post(int(origin.chat_id), reply)
         else:
             payload = await self._render(reply, responder.interaction.filesize_limit)
-            message, original = await responder.send(payload, ephemeral=reply.private and origin.is_group)
-            ref = self._track(_Target(message.channel.id, message.id, responder, original))
+            ephemeral = reply.private and origin.is_group
+            message, original = await responder.send(payload, ephemeral=ephemeral)
+            ref = self._track(_Target(message.channel.id, message.id, responder, original, ephemeral))
         return ref
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
-        """Edit through the message's interaction while valid; after expiry post anew and re-point the ref."""
+        """Edit through the message's interaction while valid; after expiry see the module docstring.
+
+        Raises :class:`MessageGoneError` for an ephemeral message its interaction can no longer change.
+        """
         target = self._target(message_ref)
         if target is None:
             log.warning("edit of a message reference that is not ours: %r", message_ref)
             return
+        target = target.editable()
         responder = target.responder
         if responder is not None and responder.expired():
-            self._targets[message_ref] = await self._post_target(target.channel_id, reply)
-            return
+            if target.ephemeral:
+                raise MessageGoneError(f"ephemeral message {message_ref}: its interaction has expired")
+            if origin.is_group:
+                self._targets[message_ref] = await self._post_target(target.channel_id, reply)
+                return
+            responder = None  # a DM: the bot's own message there can be edited without the interaction
+        if target.ephemeral and responder is None:
+            raise MessageGoneError(f"ephemeral message {message_ref}: no interaction can change it")
         if responder is not None:
             payload = await self._render(reply, responder.interaction.filesize_limit)
             if target.original:
@@ -279,7 +315,10 @@ class DiscordMessenger:
         message = responder.interaction.message
         if message is None:
             return ""
-        return self._track(_Target(message.channel.id, message.id, responder, original=True))
+        known = self._targets.get(message_ref(message.channel.id, message.id))
+        previous = replace(known.editable(), previous=None) if known is not None else None
+        ephemeral = message.flags.ephemeral or (known is not None and known.ephemeral)
+        return self._track(_Target(message.channel.id, message.id, responder, True, ephemeral, previous))
 
     # --- internals --------------------------------------------------------------
 

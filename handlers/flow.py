@@ -170,6 +170,8 @@ class Conversation:
         self._request_locks = KeyedLock()
         #: The message showing each open card (request id -> message ref), so an older one can be retired.
         self._cards: OrderedDict[str, str] = OrderedDict()
+        #: The settings cards and pickers on screen ((platform, message ref) -> whose, which, what it shows), kept true.
+        self._settings_shown: OrderedDict[tuple[str, str], _SettingsView] = OrderedDict()
         self.jobs = JobTracker(
             repository,
             engine,
@@ -603,11 +605,11 @@ class Conversation:
             case "anime":
                 await self._on_anime(who, event.args, event.style)
             case "style":
-                await send(who.origin, self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style))
+                await self._send_settings(who, cards.DEFAULT_STYLE)
             case "history":
                 await self._show_history(who)
             case "settings":
-                await send(who.origin, await self._settings_card(who))
+                await self._send_settings(who)
             case "cancel":
                 await self._cancel_latest(who)
             case _:
@@ -626,6 +628,24 @@ class Conversation:
             name=who.origin.user_name or "👤",
             policy=who.policy,
         )
+
+    async def _settings_view(self, who: _Who, picker: str = "") -> Reply:
+        """What ``who``'s settings card (``picker`` empty) or settings picker (the action its choices carry) shows now."""
+        if not picker:
+            return await self._settings_card(who)
+        if picker == cards.DEFAULT_STYLE:
+            return self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style)
+        user = await self.repository.get_user_settings(who.user_id)
+        if picker == cards.SET_LANGUAGE:
+            return cards.language_choice_picker(who.lang, user.language)
+        entry = CHAT_SETTINGS_BY_ACTION[picker]
+        chat = await self.repository.get_chat_settings(who.chat_id) if who.origin.is_group else None
+        return cards.choice_picker(entry.action, who.lang, entry.question, entry.choices, entry.current(chat, user))
+
+    async def _send_settings(self, who: _Who, picker: str = "") -> None:
+        """Post ``who``'s settings card or a settings picker (see :meth:`_settings_view`), remembered to be kept true."""
+        reply = await self._settings_view(who, picker)
+        self._remember_settings(who.origin, await self.messenger.send(who.origin, reply), picker, reply)
 
     async def _show_history(self, who: _Who) -> None:
         records = await self.repository.history(who.user_id, self.config.history_limit)
@@ -797,6 +817,7 @@ class Conversation:
         await self.messenger.send(who.origin, cards.language_picker(record.id, who.lang))
 
     async def _on_retry_as(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
+        """Listen again in the language picked: the card is replaced at once, the picker becomes the status (no buttons left)."""
         audio = self._audio.get(record.id)
         if audio is None or press.value not in cards.RETRY_LANGUAGES:
             await self.messenger.notify(who.origin, t("card.expired", who.lang))
@@ -804,8 +825,9 @@ class Conversation:
         if not await self.repository.transition(record.id, S.TRANSCRIBING, from_states=[S.AWAITING_CONFIRMATION]):
             await self.messenger.notify(who.origin, t("already_handled", who.lang))
             return
-        ref = await self.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
-        await self._transcribe(replace(who, style=record.style or who.style), record.id, ref, audio, language=press.value)
+        await self._retire_card(who, record.id, "card.superseded")
+        ref = await self._put(who, press.message_ref or None, Reply(t("transcribing", who.lang), kind="progress"))
+        await self._transcribe(replace(who, style=record.style or who.style), record.id, ref or "", audio, language=press.value)
 
     async def _on_style(self, press: ButtonPress, who: _Who, record: RequestRecord) -> None:
         await self.messenger.send(who.origin, self._style_picker(who, record.id, cards.STYLE_SET, record.style))
@@ -978,8 +1000,7 @@ class Conversation:
         elif press.action == cards.SET_LANGUAGE:
             choice = next((c for c in LANGUAGE_CHOICES if c.token == press.value), None)
             if choice is None:
-                user = await self.repository.get_user_settings(who.user_id)
-                await self.messenger.send(who.origin, cards.language_choice_picker(who.lang, user.language))
+                await self._send_settings(who, cards.SET_LANGUAGE)
                 return
             await self.repository.update_user_settings(who.user_id, language=choice.value)  # type: ignore[arg-type]  # a choice of the language list: a str
             await self._settings_saved(who, press)
@@ -987,7 +1008,7 @@ class Conversation:
             await self.repository.update_user_settings(who.user_id, default_style=press.value)
             await self._settings_saved(who, press)
         elif press.action == cards.DEFAULT_STYLE:
-            await self.messenger.send(who.origin, self._style_picker(who, cards.NO_REQUEST, cards.DEFAULT_STYLE, who.style))
+            await self._send_settings(who, cards.DEFAULT_STYLE)
 
     async def _on_chat_setting(self, press: ButtonPress, who: _Who, entry: ChatSetting) -> None:
         """A chat-wide setting: in a group only its admins change it (others are told privately); a private chat is its user's."""
@@ -1007,8 +1028,7 @@ class Conversation:
                 return
             choice = entry.other(current)  # a toggle from before buttons carried the value they switch to
         if choice is None:
-            picker = cards.choice_picker(entry.action, who.lang, entry.question, entry.choices, current)
-            await self.messenger.send(who.origin, picker)
+            await self._send_settings(who, entry.action)
             return
         if entry.field == "content_policy" and choice.value == Level.OFF and not self._off_allowed(who.origin):
             await self.messenger.notify(who.origin, t("policy.off_not_allowed", who.lang))
@@ -1035,10 +1055,46 @@ class Conversation:
             return False
 
     async def _settings_saved(self, who: _Who, press: ButtonPress) -> None:
-        """Say so privately, and show the settings as they are now where the button was (the card, or the picker)."""
+        """Keep ``who``'s other settings cards and pickers true (:meth:`_refresh_settings`), say so privately, and show
+        the settings as they are now where the button was (the card, or the picker), in their language as it is now."""
         who = await self._who(who.origin)
+        await self._refresh_settings(who.origin, but=press.message_ref)
         await self.messenger.notify(who.origin, t("settings.saved", who.lang))
-        await self._put(who, press.message_ref or None, await self._settings_card(who))
+        card = await self._settings_card(who)
+        shown = await self._put(who, press.message_ref or None, card)
+        if shown is not None:
+            self._remember_settings(who.origin, shown, "", card)
+
+    def _remember_settings(self, origin: Origin, ref: str, picker: str, reply: Reply) -> None:
+        """Message ``ref`` shows ``origin``'s user their settings card (``picker`` empty) or a settings picker, as ``reply``."""
+        if not ref:
+            return
+        key = (origin.platform, ref)
+        self._settings_shown[key] = _SettingsView(origin, picker, reply)
+        self._settings_shown.move_to_end(key)
+        while len(self._settings_shown) > SETTINGS_REMEMBERED:
+            self._settings_shown.popitem(last=False)
+
+    async def _refresh_settings(self, origin: Origin, *, but: str = "") -> None:
+        """After a change: every other settings card and picker of ``origin``'s user (in any of their chats on the platform)
+        that no longer shows what is true is edited in place, in their language as it is now.
+
+        Only their own messages: someone else's card stays as its owner last saw it. A message
+        that can no longer be edited (deleted, or the platform no longer allows it) is forgotten.
+        """
+        mine = [
+            (key, view) for key, view in self._settings_shown.items()
+            if key[0] == origin.platform and key[1] != but and view.origin.user_id == origin.user_id
+        ]
+        for key, view in mine:
+            try:
+                reply = await self._settings_view(await self._who(view.origin), view.picker)
+                if reply != view.reply:
+                    await self.messenger.edit(view.origin, key[1], reply)
+                    self._remember_settings(view.origin, key[1], view.picker, reply)
+            except Exception:
+                log.info("could not update settings message %s", key[1], exc_info=True)
+                self._settings_shown.pop(key, None)
 
     def _remember_audio(self, request_id: str, audio: bytes) -> None:
         self._audio[request_id] = audio
@@ -1074,6 +1130,18 @@ POLICY_REFUSED = "policy.refused"
 
 #: Open cards whose message is remembered (to retire or update it); older ones just keep their buttons.
 OPEN_CARDS_REMEMBERED = 10_000
+#: Settings cards and pickers remembered to be kept true (the newest); older ones keep what they showed.
+SETTINGS_REMEMBERED = 4096
+
+
+@dataclass(frozen=True)
+class _SettingsView:
+    """A settings card or picker on screen: whose it is (their origin when it was shown), which one, and what it shows."""
+
+    origin: Origin
+    #: Empty for the /settings card, else the action its choices carry (a picker).
+    picker: str
+    reply: Reply
 
 
 def new_seed() -> int:

@@ -28,7 +28,7 @@ from handlers.i18n import t
 from handlers.replies import Reply
 from tests.support.conversation import config
 from tests.support.discord_sim import DiscordWorld, components, custom_id, send_voice_message
-from tests.support.scripted_engine import RED_SAN, ScriptedEngine
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
 
 pytestmark = pytest.mark.simcord(settle_timeout=240)
 
@@ -618,3 +618,90 @@ async def test_help_in_a_server_and_in_dms_in_english_simplified_and_traditional
         assert in_server.response.content == literal(cards.help_text(lang, group=True).text), lang
         assert in_server.response.ephemeral and not in_dm.response.ephemeral
         print(f"\n--- Discord /help {lang}, server ---\n{unescaped(in_server.response.content)}")
+
+
+# --- cards that stay true ---------------------------------------------------------------------
+
+
+def choose_language(user: Any, card: Any, lang: str) -> Any:
+    """Open the language picker on settings ``card`` and choose ``lang`` on it (``user`` in the card's channel)."""
+
+    async def choose() -> Any:
+        (picker,) = (await user.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))).followups
+        await user.select(picker.message, [lang], custom_id=custom_id(picker, SET_LANGUAGE))
+        return picker
+
+    return choose()
+
+
+async def test_a_settings_card_reads_the_language_chosen_on_its_picker(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    """In a server (ephemeral) and in a DM: the card the picker was opened from is edited in place, in the language chosen."""
+    channel, alice, _ = scene(simcord_env)
+    backend = simcord_env.backend
+    card = (await alice.slash(channel, "settings")).response
+    assert card is not None and card.ephemeral and "• Language: automatic (follows your app: English)" in card.content
+
+    picker = await choose_language(alice, card, "zh-Hant")
+
+    shown = backend.get_message(channel.id, card.id)
+    print(f"\n--- Discord /settings after choosing 中文（繁體） on its picker ---\n{unescaped(shown.content)}\n{labels(shown)}")
+    assert unescaped(shown.content).splitlines()[:4] == ["設定", "只對你（alice）生效：", "• 語言：中文（繁體）", "• 預設風格：人像（face paint v2）"]
+    assert labels(shown) == ["🌐 我的語言", "🎨 我的風格", "🌐 聊天語言", "切換作畫前確認", "🛡 內容尺度"]
+    assert backend.get_message(channel.id, picker.id).content == shown.content
+
+    carol = simcord_env.create_user("carol")
+    card = (await carol.slash("settings")).response
+    assert card is not None and not card.ephemeral
+    await choose_language(carol, card, "zh")
+    shown = backend.get_message(carol.dm_channel.id, card.id)
+    assert unescaped(shown.content).splitlines()[:2] == ["设置", "语言：中文（简体）"]
+    assert labels(shown)[1:] == ["🎨 风格", "切换作画前确认"]
+
+
+async def test_a_card_replaced_through_the_edit_form_has_no_buttons_left(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    """The Edit press was answered with the form, so its interaction has no message: the old card is edited as before."""
+    discord_world.conversation.engine = ScriptedEngine(
+        transcript=whisper_wrote([("a", 0.9), ("girl", 0.9), ("with", 0.9), ("blue", 0.9), ("hair", 0.9)], "en")
+    )
+    backend = simcord_env.backend
+    alice = simcord_env.create_user("alice")
+    await send_voice_message(simcord_env, alice, b"OggS")
+    voice_card = alice.dm_channel.last_message
+    channel, member, _ = scene(simcord_env)
+    typed_card = (await member.slash(channel, "anime", text="a cat in a hat")).response
+    assert typed_card is not None
+
+    for user, where, card in ((alice, alice.dm_channel, voice_card), (member, channel, typed_card)):
+        form = await user.click(card if card is voice_card else card.message, custom_id=custom_id(card, EDIT))
+        assert form.modal is not None
+        new_card = (await user.submit_modal(form, {"text": "a boy reading a book"})).response
+        assert new_card is not None and "a boy reading a book" in new_card.content and custom_id(new_card, CONFIRM)
+        old = backend.get_message(where.id, card.id)
+        assert unescaped(old.content) == t("card.superseded", "en"), where
+        assert not list(components(old)), f"the replaced card in {where} still has buttons"
+    assert not simcord_env.errors
+
+
+async def test_after_15_minutes_a_private_card_is_never_posted_for_everyone(
+    simcord_env: simcord.Env, discord_world: DiscordWorld
+) -> None:
+    """An ephemeral card whose interaction expired cannot be changed, so it is left as it is; a DM's card is edited in place."""
+    channel, alice, _ = scene(simcord_env)
+    backend = simcord_env.backend
+    old = (await alice.slash(channel, "settings")).response
+    carol = simcord_env.create_user("carol")
+    old_dm = (await carol.slash("settings")).response
+    assert old is not None and old_dm is not None
+    await simcord_env.advance_time(16 * 60)
+    public, in_dm = len(channel.history()), len(carol.dm_channel.history())
+
+    card = (await alice.slash(channel, "settings")).response
+    await choose_language(alice, card, "zh-Hant")
+    card_dm = (await carol.slash("settings")).response
+    await choose_language(carol, card_dm, "zh-Hant")
+
+    assert len(channel.history()) == public, "nothing of alice's was posted in the channel"
+    assert backend.get_message(channel.id, old.id).content == old.content
+    assert "• 語言：中文（繁體）" in unescaped(backend.get_message(channel.id, card.id).content)
+    assert "語言：中文（繁體）" in unescaped(backend.get_message(carol.dm_channel.id, old_dm.id).content).splitlines()
+    assert len(carol.dm_channel.history()) == in_dm + 2, "her new card and its picker; the old card changed in place"

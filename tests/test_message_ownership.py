@@ -68,11 +68,12 @@ async def test_a_press_on_someone_else_s_settings_never_changes_them_and_the_pre
     await h.command("bob", "settings", group=GROUP)
     assert "• 預設風格：紅辣椒 Paprika" in last(h)[1].text, "bob's choices were his own"
 
-    # alice's own presses still change her messages in place
+    # alice's own presses still change her messages in place: the picker, and her card that now reads otherwise
     mark = h.messenger.mark()
     await h.press("alice", button(picker, cards.SET_LANGUAGE, "en"), picker_ref, group=GROUP)
-    assert [(c.op, c.ref) for c in h.messenger.since(mark)] == [("notify", ""), ("edit", picker_ref)]
+    assert [(c.op, c.ref) for c in h.messenger.since(mark)] == [("edit", card_ref), ("notify", ""), ("edit", picker_ref)]
     assert "Just for you, Alice:" in h.messenger.messages[picker_ref].text
+    assert "• Language: English" in h.messenger.messages[card_ref].text
 
 
 async def test_a_press_naming_another_request_never_repurposes_the_message(sqlite_url, make_harness):

@@ -43,7 +43,7 @@ from handlers.i18n import t
 from handlers.replies import MAX_BUTTON_DATA, Button, Reply
 from tests.support.conversation import config
 from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
-from tests.support.scripted_engine import RED_SAN, ScriptedEngine
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TEXT = "a girl with blue hair under cherry blossoms at night"
@@ -358,6 +358,7 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
     key = (group["id"], picker["message_id"])
     mine = await server.wait_for(lambda: "只對你（Alice）生效：" in server.messages[key]["text"] and server.messages[key])
     assert "• 語言：中文（繁體）" in mine["text"]
+    assert server.messages[(group["id"], card["message_id"])]["text"] == mine["text"], "and so does the card it came from"
 
     # bob, an administrator, turns confirmation off for the group: his card changes in place
     asked = server.message(group, bob, text="/settings")
@@ -381,6 +382,68 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
         await server.push(asked)
         helped = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
         assert helped["text"] == cards.help_text(lang, group=True).text, lang
+
+
+async def test_a_settings_card_reads_the_language_chosen_on_its_picker(fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path) -> None:
+    """The card the picker was opened from is edited in place, in the language chosen (not left at "automatic")."""
+    server = fake_telegram
+    async with telegram_bot(server, ScriptedEngine(), sqlite_url, tmp_path / "data"):
+        alice = user(111, "Alice", "en")
+        chat = private_chat(alice)
+        await server.push(server.message(chat, alice, text="/settings"))
+        card = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE))
+        assert card["text"].splitlines()[:2] == ["Settings", "Language: automatic (follows your app: English)"]
+        await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+        picker = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE, after=card["message_id"]))
+
+        await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+
+        await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
+        shown = server.messages[(chat["id"], card["message_id"])]
+        print(f"\n--- Telegram /settings after choosing 中文（繁體） on its picker ---\n{shown['text']}\n{keyboard_labels(shown)}")
+        assert shown["text"].splitlines() == [
+            "設定",
+            "語言：中文（繁體）",
+            "預設風格：人像（face paint v2）",
+            "作畫前確認：開",
+            "這裡的內容尺度：嚴格——適合所有人；圖片會檢查",
+        ]
+        assert keyboard_labels(shown) == [[t("settings.language", "zh-Hant"), "🎨 風格"], ["切換作畫前確認"]]
+        assert server.messages[(chat["id"], picker["message_id"])]["text"] == shown["text"]
+
+
+#: An English voice note as the scripted engine hears it.
+BLUE_HAIR = whisper_wrote([("a", 0.9), ("girl", 0.9), ("with", 0.9), ("blue", 0.9), ("hair", 0.9)], "en")
+
+
+async def test_a_replaced_card_has_no_buttons_left(fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path) -> None:
+    """Edit, and Heard wrong language: only the newest card of a request keeps its keyboard; the used picker keeps none."""
+    server = fake_telegram
+    async with telegram_bot(server, ScriptedEngine(transcript=BLUE_HAIR), sqlite_url, tmp_path / "data"):
+        alice = user(111, "Alice", "en")
+        chat = private_chat(alice)
+        voice = server.add_file(b"OggS") | {"duration": 3, "mime_type": "audio/ogg"}
+        await server.push(server.message(chat, alice, voice=voice))
+        card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+        await server.push(server.press(alice, card, data_of(card, cards.EDIT)))
+        asked = await server.wait_for(lambda: next((m for m in server.sent(chat["id"]) if m["text"].startswith(t("edit.prompt", "en"))), None))
+        await server.push(server.message(chat, alice, text="a boy reading a book", reply_to=asked))
+        edited = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=asked["message_id"]))
+        old = server.messages[(chat["id"], card["message_id"])]
+        assert old["text"] == t("card.superseded", "en") and "reply_markup" not in old
+
+        await server.push(server.message(chat, alice, voice=voice))
+        card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=edited["message_id"]))
+        await server.push(server.press(alice, card, data_of(card, cards.RETRY)))
+        picker = await server.wait_for(with_button(server, chat["id"], cards.RETRY_AS))
+        await server.push(server.press(alice, picker, data_of(picker, cards.RETRY_AS)))
+        again = await server.wait_for(lambda: with_button(server, chat["id"], cards.CONFIRM, after=card["message_id"])())
+        assert again["message_id"] == picker["message_id"], "the picker became the status, then the new card"
+        assert again["text"].splitlines()[0] == t("card.heard", "en", language="English", confidence=0.97)
+        old = server.messages[(chat["id"], card["message_id"])]
+        assert old["text"] == t("card.superseded", "en") and "reply_markup" not in old
+        keyboards = [m["message_id"] for m in server.sent(chat["id"]) if m.get("reply_markup")]
+        assert keyboards == [edited["message_id"], picker["message_id"]], "the newest card of each request, nothing else"
 
 
 def touched(server: FakeTelegram, message: dict[str, Any]) -> list[str]:
