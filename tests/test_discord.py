@@ -20,6 +20,7 @@ from bot.settings import Settings
 from db import ChatKind, ImageRole
 from db.preferences import ChatOverrides
 from engine.api import JobHandle, JobSpec
+from engine.chinese import simplified, taiwan_phrasing, to_script
 from engine.diffusion import preview_jpeg
 from handlers import cards
 from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, KEEP_SAID, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
@@ -460,11 +461,15 @@ async def test_the_conversations_commands_are_synced_with_zh_descriptions(
     assert set(alice.available_commands(channel)) == set(COMMANDS)
     commands = {c["name"]: c for c in simcord_env.backend.visible_commands(user_id=alice.id, channel_id=channel.id)}
     assert set(commands) == set(COMMANDS)
-    for name, command in commands.items():
-        zh, zh_hant = t(f"command.{name}", "zh"), t(f"command.{name}", "zh-Hant")
-        assert command["description"] == t(f"command.{name}", "en")
-        assert command["description_localizations"] == {"zh-CN": zh, "zh-TW": zh_hant}
-        assert not command.get("name_localizations")  # /anime, /cancel ... as the help text names them
+    described = [(f"command.{name}", command) for name, command in commands.items()]
+    described += [(f"command.anime.{option['name']}", option) for option in commands["anime"]["options"]]
+    for key, item in described:
+        zh = t(key, "zh")
+        assert item["description"] == t(key, "en")
+        # zh-TW clients read the Traditional text OpenCC makes from the Simplified one (s2twp), with nothing Simplified left
+        assert item["description_localizations"] == {"zh-CN": zh, "zh-TW": taiwan_phrasing(zh)}, key
+        assert simplified(zh) == zh and to_script(taiwan_phrasing(zh), "zh-Hant") == taiwan_phrasing(zh), key
+        assert not item.get("name_localizations")  # /anime, /cancel ... as the help text names them
     options = {o["name"]: o for o in commands["anime"]["options"]}
     assert options["text"]["max_length"] == config().max_text_chars
     assert options["text"]["description_localizations"]["zh-CN"] == t("command.anime.text", "zh")
