@@ -64,8 +64,12 @@ class AnimePipeline:
     sketch (the drawing before the anime style); without, it makes none.
     ``image_check`` (an :class:`engine.policy_image.ContentCheck`, ``POLICY_IMAGE_*``,
     ``POLICY_ANIME_MODEL``) is the content policy's picture check: :func:`engine.runner.run_job`
-    checks this pipeline's pictures with it at each job's policy level.
+    checks this pipeline's pictures with it at each job's policy level. It draws
+    batches (:meth:`draw_batch`, then :meth:`from_drawing` for each job): an
+    :class:`engine.runner.BatchingPipeline`.
     """
+
+    draws_batches = True
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from engine.api import (
     LOADING,
@@ -17,6 +17,7 @@ from engine.api import (
     JobProgress,
     JobResult,
     JobSpec,
+    PreviewCallback,
     ProgressCallback,
 )
 from engine.errors import Cancelled, ModelUnavailableError, UserError
@@ -26,7 +27,8 @@ from engine.policy import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, 
 from engine.policy_image import PictureCheck, check_photo
 
 if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
-    from engine.pipeline import AnimeResult
+    from engine.diffusion import GeneratedImage
+    from engine.pipeline import AnimePipeline, AnimeResult, PromptJob
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,23 @@ ProgressReport = Callable[[JobProgress], None]
 
 
 class ImagePipeline(Protocol):
-    """What running a job needs from :class:`engine.pipeline.AnimePipeline` (fakes for tests and benchmarks fit too).
+    """What running a job needs from a pipeline: :class:`engine.pipeline.AnimePipeline`, or a stand-in (tests,
+    benchmarks, ``voice2anime worker --pipeline``), which declares the same three attributes."""
 
-    A pipeline that makes previews says so with a true ``previews`` attribute;
-    its ``from_prompt`` then also takes ``preview=`` (an
-    :data:`engine.api.PreviewCallback`). Pipelines without the attribute are
-    called without it. A pipeline with an ``image_check`` attribute (an
-    :class:`engine.policy_image.ContentCheck`) has its pictures checked (see :func:`run_job`).
-    """
+    @property
+    def previews(self) -> bool:
+        """Whether :meth:`from_prompt` makes previews: it is then called with ``preview=``, else without."""
+        ...
+
+    @property
+    def image_check(self) -> PictureCheck | None:
+        """The content policy's check of this pipeline's pictures (see :func:`run_job`); None: not checked."""
+        ...
+
+    @property
+    def draws_batches(self) -> bool:
+        """Whether this is a :class:`BatchingPipeline` (several text jobs drawn in one diffusion call)."""
+        ...
 
     def from_prompt(
         self,
@@ -57,11 +68,42 @@ class ImagePipeline(Protocol):
         seed: int | None,
         progress: ProgressCallback,
         cancelled: CancelCheck,
+        preview: PreviewCallback | None = None,
     ) -> AnimeResult: ...
 
     def from_photo(
         self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck
     ) -> AnimeResult: ...
+
+
+class BatchingPipeline(ImagePipeline, Protocol):
+    """A pipeline that draws several text jobs in one call, then finishes each drawing on its own (as
+    :class:`engine.pipeline.AnimePipeline` does); it says so with a true ``draws_batches``."""
+
+    def draw_batch(self, jobs: Sequence[PromptJob]) -> Sequence[GeneratedImage | Exception]:
+        """Each job's drawing, in order, or what stopped it."""
+        ...
+
+    def from_drawing(
+        self,
+        generated: GeneratedImage,
+        *,
+        style: str | None,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+        preview: PreviewCallback | None,
+    ) -> AnimeResult:
+        """A text job whose picture is drawn, finished: the sketch preview, then the style."""
+        ...
+
+
+if TYPE_CHECKING:  # the engine's own pipeline is one (mypy checks it here)
+    _ANIME_PIPELINE: type[BatchingPipeline] = AnimePipeline
+
+
+def _batching(pipeline: ImagePipeline) -> TypeGuard[BatchingPipeline]:
+    """A pipeline that declares ``draws_batches`` is a :class:`BatchingPipeline`."""
+    return pipeline.draws_batches
 
 
 def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck) -> JobResult:
@@ -88,7 +130,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
     """
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
     reached = 0.0
-    check = image_check_of(pipeline) if checks_images(spec.policy) else None
+    check = pipeline.image_check if checks_images(spec.policy) else None
     level = Level(spec.policy)
 
     def overall(stage: str, fraction: float) -> None:
@@ -109,7 +151,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
 
     drawn = spec.kind == "text"
     if drawn:
-        extra: dict[str, Any] = {"preview": preview} if getattr(pipeline, "previews", False) else {}
+        extra: dict[str, Any] = {"preview": preview} if pipeline.previews else {}
         result = pipeline.from_prompt(
             spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled, **extra
         )
@@ -138,14 +180,6 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
         timings=result.timings,
         flagged=tuple(str(finding) for finding in verdict.findings) if verdict is not None and verdict.spoiler else (),
     )
-
-
-def image_check_of(pipeline: object) -> PictureCheck | None:
-    """The pipeline's image check: its ``image_check``, or that of the pipeline it wraps (``.pipeline``), else None."""
-    check = getattr(pipeline, "image_check", None)
-    if check is None:
-        check = getattr(getattr(pipeline, "pipeline", None), "image_check", None)
-    return check
 
 
 def _seen(verdict: Verdict) -> str:
@@ -204,12 +238,12 @@ class BatchJob:
 def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
     """Whether ``spec`` may share one diffusion call with other jobs on ``pipeline``.
 
-    Text jobs on a pipeline that draws batches (``draw_batch``, as
+    Text jobs on a pipeline that draws batches (``draws_batches``, as
     :class:`engine.pipeline.AnimePipeline` does). Model, size, scheduler and
     steps are the engine's settings, not the job's, so any two text jobs of one
     engine are compatible; photo and restyle jobs draw nothing.
     """
-    return spec.kind == "text" and callable(getattr(pipeline, "draw_batch", None))
+    return spec.kind == "text" and pipeline.draws_batches
 
 
 def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
@@ -226,10 +260,10 @@ def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
     """
     batch = [job for job in jobs if can_batch(pipeline, job.spec)]
     rest = [job for job in jobs if not can_batch(pipeline, job.spec)]
-    if len(batch) < 2:
-        batch, rest = [], list(jobs)
-    if batch:
+    if len(batch) >= 2 and _batching(pipeline):
         _run_drawn_together(pipeline, batch)
+    else:
+        rest = list(jobs)
     for job in rest:
         _finish(job, run_job_event(pipeline, job.spec, job.report, job.cancelled))
 
@@ -263,11 +297,11 @@ class _BatchMember:
         return False
 
 
-def _run_drawn_together(pipeline: ImagePipeline, batch: list[BatchJob]) -> None:
-    from engine.pipeline import PromptJob  # the engine extra; only pipelines with draw_batch get here
+def _run_drawn_together(pipeline: BatchingPipeline, batch: list[BatchJob]) -> None:
+    from engine.pipeline import PromptJob  # the engine extra; only batching pipelines get here
 
     members = [_BatchMember(job, _preview_vetting(pipeline, job.spec)) for job in batch]
-    previews = getattr(pipeline, "previews", False)
+    previews = pipeline.previews
     requests = [
         PromptJob(
             m.job.spec.positive,
@@ -282,7 +316,7 @@ def _run_drawn_together(pipeline: ImagePipeline, batch: list[BatchJob]) -> None:
     ]
     log.info("drawing %d jobs in one batch: %s", len(batch), ", ".join(job.spec.job_id for job in batch))
     try:
-        outcomes: list[Any] = list(pipeline.draw_batch(requests))  # type: ignore[attr-defined]  # can_batch() checked
+        outcomes: list[GeneratedImage | Exception] = list(pipeline.draw_batch(requests))
     except Exception as error:  # draw_batch reports per job; this is a bug, and it fails every job
         log.exception("drawing a batch failed")
         outcomes = [error] * len(members)
@@ -302,7 +336,7 @@ def _preview_vetting(pipeline: ImagePipeline, spec: JobSpec) -> Callable[[bytes]
     a preview is shown only when the check passes it without a spoiler; else
     every preview is (None).
     """
-    check = image_check_of(pipeline) if checks_images(spec.policy) else None
+    check = pipeline.image_check if checks_images(spec.policy) else None
     if check is None:
         return None
     level = Level(spec.policy)
@@ -326,13 +360,16 @@ class _Drawn:
 
     ``from_prompt`` raises the job's failure (so :func:`run_job_event` turns
     it into the event it would be for a job drawn alone), or reports the
-    drawing complete and finishes it with ``AnimePipeline.from_drawing``.
+    drawing complete and finishes it with the pipeline's ``from_drawing``.
     """
 
-    def __init__(self, pipeline: ImagePipeline, outcome: Any) -> None:
+    draws_batches = False
+
+    def __init__(self, pipeline: BatchingPipeline, outcome: GeneratedImage | Exception) -> None:
         self.pipeline = pipeline
         self.outcome = outcome
-        self.previews = getattr(pipeline, "previews", False)
+        self.previews = pipeline.previews
+        self.image_check = pipeline.image_check
 
     def from_prompt(
         self,
@@ -343,14 +380,12 @@ class _Drawn:
         seed: int | None,
         progress: ProgressCallback,
         cancelled: CancelCheck,
-        preview: Any = None,
+        preview: PreviewCallback | None = None,
     ) -> AnimeResult:
         if isinstance(self.outcome, BaseException):
             raise self.outcome
         progress("diffusion", 1.0)
-        return self.pipeline.from_drawing(  # type: ignore[attr-defined]  # a batching pipeline (AnimePipeline) has it
-            self.outcome, style=style, progress=progress, cancelled=cancelled, preview=preview
-        )
+        return self.pipeline.from_drawing(self.outcome, style=style, progress=progress, cancelled=cancelled, preview=preview)
 
     def from_photo(self, photo: bytes, *, style: str | None, progress: ProgressCallback, cancelled: CancelCheck) -> AnimeResult:
         raise TypeError("a batch draws text jobs only")  # pragma: no cover - run_batch never sends others here

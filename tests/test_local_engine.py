@@ -29,6 +29,10 @@ PNG_SOURCE = b"\x89PNG fake source"
 class SlowPipeline:
     """Stands in for AnimePipeline: each photo job's ``style`` is its label; ``gate`` holds every run."""
 
+    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    image_check = None
+    draws_batches = False
+
     def __init__(self) -> None:
         self.order: list[str] = []
         self.gate = threading.Event()
@@ -148,6 +152,10 @@ async def test_a_photo_job_does_not_send_its_source_back(engine_and_pipeline):
 
 class CountingTextPipeline:
     """Draws a text job at once, counting runs; the picture's colour comes from the seed."""
+
+    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    image_check = None
+    draws_batches = False
 
     def __init__(self) -> None:
         self.runs: list[tuple[str, int | None, str | None]] = []

@@ -181,6 +181,8 @@ class PicturePipeline:
 
     image_check: Any
     drawing: Image.Image
+    previews = False
+    draws_batches = False
 
     def from_prompt(self, positive, negative, *, style, seed, progress, cancelled) -> AnimeResult:
         return AnimeResult(self.drawing, self.drawing, style or "s", seed, "m", ())

@@ -101,6 +101,7 @@ class ColourPipeline:
     previews_made: tuple[tuple[int, int, int], ...] = ()
     previews: bool = True
     photos: list[Image.Image] = field(default_factory=list)
+    draws_batches = False
 
     def from_prompt(self, positive, negative, *, style, seed, progress, cancelled, preview=None) -> AnimeResult:
         for colour in self.previews_made:

@@ -34,6 +34,10 @@ FAKE = "tests.support.workers:build_fake_pipeline"
 class FakePipeline:
     """Sleeps instead of drawing; see the module docstring."""
 
+    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    image_check = None
+    draws_batches = False
+
     def __init__(self, steps: int, step_seconds: float, log: Path | None) -> None:
         self.steps = steps
         self.step_seconds = step_seconds
