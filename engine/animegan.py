@@ -13,7 +13,7 @@ Backends for ``torch-state-dict`` styles (the ``.pt`` files):
 * ``onnx`` — ONNX Runtime; the graph is exported once from the loaded weights
   (dynamic height/width) and cached as ``<file stem>.<sha256[:12]>.onnx`` next
   to the checkpoint, so a changed checkpoint is re-exported. Session options:
-  :func:`onnx_session_options` (why each is set is measured there).
+  :func:`onnx_session_options` (why each is set: ``docs/decisions/animegan-onnx-*.md``).
 * ``auto`` — ``onnx`` on CPU when onnxruntime is importable, else ``torch``.
 
 ``onnx-nhwc`` styles (the AnimeGANv2 authors' TensorFlow generators exported
@@ -75,35 +75,8 @@ ORT_ALLOW_SPINNING = "session.intra_op.allow_spinning"
 def onnx_session_options(threads: int = 0):
     """ONNX Runtime options used for the generator (both formats): all graph optimisations, ``threads`` intra-op threads.
 
-    Measured with ``python -m bench.animegan`` on a shared 2-core machine (issue 16):
-
-    * Pool threads do not spin (``onnx`` vs ``onnx-spin`` in the bench): a
-      spinning thread burns a core that the machine's other work, or the other
-      pool thread, needs. At 2 threads under load (load average 5-10) this took
-      256 px from 0.71x to 0.56x of eager torch and 512 px from 0.85x to 0.68x;
-      on a quiet machine it makes no difference, and with 1 thread there is no
-      pool at all.
-    * The CPU memory arena stays off. With it a pass is 5-15% faster at 1
-      thread and up to ~35% at 2 threads (no page faults on fresh activation
-      buffers; bench backend ``onnx-arena``), but the largest activation set of
-      any image ever seen then stays allocated for the life of the process, per
-      style: +0.7 GB kept after one 512 px image, +3.5 GB after 1024 px (the
-      default ``max_side``); still +0.4 / +2 GB with the memory pattern off.
-      Shrinking the arena after each run gives the memory back and the speed too.
-    * Fixed-shape sessions per size (free-dimension overrides), denormals as
-      zero and a dynamic block base were no faster than this dynamic-shape
-      session, so there is one session per style.
-    * Raising glibc's mmap/trim thresholds (``mallopt``) for a run with
-      ``malloc_trim(0)`` after it, and I/O binding the output to a reused
-      buffer, were no faster (256-1024 px, 1 and 2 threads): the memory pattern
-      already gets a run's activations as one block, faulted in afresh each run
-      (82k minor faults per 512 px pass with or without the thresholds), and
-      keeping that block is what the arena does. The thresholds only help with
-      the memory pattern off (491k -> 100k faults, back to this session's
-      speed) and raise the peak at 1024 px from 1.7 to 3.2-3.8 GB. Eager torch,
-      the reference, swings 3.3-5.3 s at 512 px / 1 thread with glibc's dynamic
-      mmap threshold (165k-700k faults per pass; this session 3.4-3.7 s), so
-      its ratio to eager moves with it.
+    Pool threads do not spin and the CPU memory arena is off. Why each is set,
+    with the measurements: ``docs/decisions/animegan-onnx-*.md``.
     """
     import onnxruntime as ort
 
