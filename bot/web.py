@@ -114,9 +114,10 @@ class WebConfig:
     photo_max_bytes: int = 20 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if not is_loopback(self.host) and not self.password:
+        if not is_loopback(self.host) and not (self.password or "").strip():
+            blank = " (WEB_PASSWORD is blank)" if self.password else ""
             raise BadInputError(
-                f"WEB_HOST={self.host} would open the studio to the network without a password:"
+                f"WEB_HOST={self.host} would open the studio to the network without a password{blank}:"
                 " set WEB_PASSWORD too (or keep WEB_HOST=127.0.0.1)"
             )
 

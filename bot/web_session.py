@@ -86,7 +86,7 @@ class Signer:
 
     def __init__(self, secret: bytes, password: str | None = None) -> None:
         self._key = hmac.new(secret, b"voice2anime-web-cookie\0" + (password or "").encode(), hashlib.sha256).digest()
-        self._password = password or None
+        self._password = password if password and password.strip() else None  # a blank one is none, as an empty one
 
     @property
     def needs_password(self) -> bool:
