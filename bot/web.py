@@ -309,10 +309,10 @@ class WebAdapter:
         address = request.remote or "?"
         if not self._throttle.allowed(address):
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
-        try:
-            given = (await request.json()).get("password", "")
-        except (ValueError, AttributeError):
-            raise web.HTTPBadRequest(text="expected JSON with a password") from None
+        data = _loads(await request.read())
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(text="expected JSON with a password")
+        given = data.get("password", "")
         if not isinstance(given, str) or not self._signer.password_matches(given):
             self._throttle.failed(address)
             log.warning("wrong studio password from %s", address)
@@ -351,10 +351,7 @@ class WebAdapter:
 
     async def _on_message(self, user: str, socket: web.WebSocketResponse, raw: str) -> None:
         """One message of a tab: a neutral event for the conversation, or a new locale. Malformed ones are ignored."""
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
+        data = _loads(raw)
         if not isinstance(data, dict):
             log.info("ignored a studio message that is not a JSON object")
             return
@@ -366,7 +363,7 @@ class WebAdapter:
             return
         event = self._event(user, kind, data)
         if event is None:
-            log.info("ignored a studio message of type %r", str(kind)[:20])
+            log.info("ignored a studio message of type %r", kind[:20] if isinstance(kind, str) else type(kind).__name__)
             return
         await self._deliver(event)
 
@@ -486,6 +483,14 @@ class WebAdapter:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _loads(raw: str | bytes) -> object:
+    """``raw`` as JSON, or None when it is not JSON (nested too deep for the parser included)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _hostname(host: str) -> str:

@@ -12,18 +12,98 @@ Waits are bounded generously; nothing asserts how long something took.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.settings import Settings
+from handlers import cards
+from tests.support.scripted_engine import ScriptedEngine
+from tests.support.web import LiveClient, Studio, listening, live_browser, studio_over
 
 #: Bound on any wait in these tests (a generous one: a slow CI box must never fail them).
 WAIT = 60.0
 PASSWORD = "hunter2-of-the-studio"
+
+
+@asynccontextmanager
+async def running(sqlite_url: str, tmp_path: Path, engine: ScriptedEngine | None = None, **web: Any) -> AsyncIterator[Studio]:
+    """A listening studio over the scripted engine; ``web`` overrides :class:`bot.web.WebConfig` fields."""
+    async with studio_over(engine or ScriptedEngine(), sqlite_url, tmp_path / "data", **web) as studio:
+        await listening(studio)
+        yield studio
+
+
+async def raw_connection(studio: Studio, source: str = "127.0.0.1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to the studio from ``source`` (nothing sent yet)."""
+    assert studio.adapter.port is not None
+    return await asyncio.open_connection("127.0.0.1", studio.adapter.port, local_addr=(source, 0))
+
+
+async def closed_with(reader: asyncio.StreamReader) -> bytes:
+    """Everything the studio sends before it closes the connection (waits at most :data:`WAIT`)."""
+    return await asyncio.wait_for(reader.read(), WAIT)
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """ERROR (and worse) records and tracebacks logged so far."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def until(check: Callable[[], object]) -> None:
+    """Return once ``check()`` holds (polled; waits at most :data:`WAIT`)."""
+
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), WAIT)
+
+
+async def login(client: LiveClient, password: str, headers: dict[str, str] | None = None) -> int:
+    origin = str(client.make_url("/")).rstrip("/")
+    async with client.post("/api/login", json={"password": password}, headers={"Origin": origin} | (headers or {})) as response:
+        return response.status
+
+
+# --- hostile messages ---------------------------------------------------------------------------------
+
+
+async def test_deeply_nested_json_is_a_bad_message_not_a_dead_socket(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(sqlite_url, tmp_path) as studio, live_browser(studio) as alice:
+        assert alice.socket is not None
+        for nested in ("[" * 20_000, '{"type": ' + "[" * 20_000, '{"type": ' + "[" * 900 + "]" * 900 + "}"):
+            await alice.socket.send_str(nested)
+        await alice.command("help")
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+        assert not alice.socket.closed
+    assert errors_logged(caplog) == []
+
+
+async def test_deeply_nested_json_login_is_a_bad_request(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(sqlite_url, tmp_path, password=PASSWORD) as studio:
+        client = LiveClient(studio.adapter.url)
+        origin = str(client.make_url("/")).rstrip("/")
+        try:
+            body = "[" * 20_000
+            async with client.post("/api/login", data=body, headers={"Origin": origin}) as response:
+                assert response.status == 400
+            assert await login(client, PASSWORD) == 200
+        finally:
+            await client.close()
+    assert errors_logged(caplog) == []
 
 
 # --- starting ------------------------------------------------------------------------------------------------

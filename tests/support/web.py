@@ -7,6 +7,9 @@
   page, opens the WebSocket with the page's ``Origin``, sends what ``app.js`` sends and
   keeps the messages as the page shows them (by message reference; an edit without a
   picture keeps the picture).
+* :class:`LiveClient` / :func:`live_browser` — a browser on a studio that listens itself
+  (``WebAdapter.start``: its own connection guard, timeouts and caps), from a chosen loopback
+  source address (Linux routes all of 127.0.0.0/8 to loopback, so 127.0.0.2 is "another machine").
 * :func:`webm_voice_note` — speech as WebM/Opus written the way Chrome's MediaRecorder
   writes it (a live stream: no duration, no cues).
 """
@@ -24,6 +27,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from bot.web import WebAdapter, WebConfig
 from bot.web_gallery import RepositoryGallery
@@ -65,7 +69,7 @@ async def studio_over(engine: Any, url: str, data_dir: Path, **web: Any) -> Asyn
 class Browser:
     """One browser on the studio (see the module docstring)."""
 
-    client: TestClient
+    client: TestClient | LiveClient
     socket: aiohttp.ClientWebSocketResponse | None = None
     #: message ref -> the message as the page shows it now.
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -181,6 +185,55 @@ async def browsers(studio: Studio, count: int = 1) -> AsyncIterator[list[Browser
         for client in clients:
             await client.close()
         await server.close()
+
+
+class LiveClient:
+    """What a :class:`Browser` uses of aiohttp's ``TestClient``, over real connections to a listening studio.
+
+    ``source`` is the local address the connections come from (any 127.x.y.z on Linux).
+    """
+
+    def __init__(self, base_url: str, source: str = "127.0.0.1") -> None:
+        self.base = URL(base_url)
+        self.source = source
+        connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=False)
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector)
+
+    def make_url(self, path: str) -> URL:
+        return self.base.join(URL(path))
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.session.get(self.make_url(path), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.session.post(self.make_url(path), **kwargs)
+
+    def ws_connect(self, path: str, **kwargs: Any) -> Any:
+        return self.session.ws_connect(self.make_url(path), **kwargs)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def listening(studio: Studio) -> str:
+    """Start ``studio``'s own listener (on a free port) unless it listens already; its URL."""
+    if studio.adapter.port is None:
+        await studio.adapter.start(studio.conversation.handle)
+    return studio.adapter.url
+
+
+@asynccontextmanager
+async def live_browser(studio: Studio, source: str = "127.0.0.1", *, open_page: bool = True) -> AsyncIterator[Browser]:
+    """A browser from ``source`` on the listening ``studio`` (page loaded and socket open when ``open_page``)."""
+    client = LiveClient(await listening(studio), source)
+    browser = Browser(client)
+    try:
+        if open_page:
+            await browser.open()
+        yield browser
+    finally:
+        await browser.close()
+        await client.close()
 
 
 def webm_voice_note(source: Path, target: Path) -> Path:
