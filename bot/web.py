@@ -70,6 +70,8 @@ STOP_GRACE_SECONDS = 10.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
 _COMMAND = re.compile(r"[a-z_]{1,32}")
+#: UTF-16 surrogates: valid as JSON escapes, but alone they are no character (and cannot be stored or sent).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
@@ -370,20 +372,20 @@ class WebAdapter:
     def _event(self, user: str, kind: object, data: dict[str, Any]) -> Event | None:
         origin = self._origin(user)
         if kind == "command":
-            name, args = data.get("name"), data.get("args", "")
-            if isinstance(name, str) and _COMMAND.fullmatch(name) and isinstance(args, str):
+            name, args = _text(data.get("name")), _text(data.get("args", ""))
+            if name is not None and _COMMAND.fullmatch(name) and args is not None:
                 return Command(origin, name, args.strip())
         elif kind == "text":
-            text, request_id = data.get("text"), data.get("request_id", "")
-            if isinstance(text, str) and isinstance(request_id, str) and len(request_id) <= 64:
+            text, request_id = _text(data.get("text")), _text(data.get("request_id", ""))
+            if text is not None and request_id is not None and len(request_id) <= 64:
                 return TextMessage(origin, text.strip(), request_id)
         elif kind == "press":
-            payload, ref = data.get("data"), data.get("ref", "")
-            parsed = parse_button_data(payload) if isinstance(payload, str) else None
+            payload, ref = _text(data.get("data")), _text(data.get("ref", ""))
+            parsed = parse_button_data(payload) if payload is not None else None
             if parsed is not None:
                 action, request_id, value = parsed
                 # A message reference is passed on only when it is this browser's own message.
-                ref = ref if isinstance(ref, str) and self._messenger.owns(user, ref) else ""
+                ref = ref if ref is not None and self._messenger.owns(user, ref) else ""
                 return ButtonPress(origin, request_id, action, value, ref)
         return None
 
@@ -491,6 +493,11 @@ def _loads(raw: str | bytes) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return None
+
+
+def _text(value: object) -> str | None:
+    """A string of a page's message without lone surrogates (None when it is no string)."""
+    return _SURROGATES.sub("", value) if isinstance(value, str) else None
 
 
 def _hostname(host: str) -> str:

@@ -111,8 +111,10 @@ class Signer:
         """Constant-time comparison with ``WEB_PASSWORD`` (False when there is none)."""
         if self._password is None:
             return False
+        # surrogatepass: a lone surrogate (valid JSON, no character) is just a wrong password
         return hmac.compare_digest(
-            hashlib.sha256(given.encode()).digest(), hashlib.sha256(self._password.encode()).digest()
+            hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
+            hashlib.sha256(self._password.encode("utf-8", "surrogatepass")).digest(),
         )
 
     def _sign(self, user: str) -> str:

@@ -100,9 +100,32 @@ async def test_deeply_nested_json_login_is_a_bad_request(
             body = "[" * 20_000
             async with client.post("/api/login", data=body, headers={"Origin": origin}) as response:
                 assert response.status == 400
+            assert await login(client, "\ud800") == 403, "a lone surrogate is just a wrong password"
             assert await login(client, PASSWORD) == 200
         finally:
             await client.close()
+    assert errors_logged(caplog) == []
+
+
+async def test_a_lone_surrogate_in_a_description_is_dropped_and_the_conversation_goes_on(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A "\\ud800" escape is valid JSON but no character: it is left out, and the request is drawn as usual."""
+    engine = ScriptedEngine()
+    async with running(sqlite_url, tmp_path, engine) as studio, live_browser(studio) as alice:
+        await alice.command("anime", "a girl with \ud800blue hair")
+        card = await alice.wait_message(lambda m: m["kind"] == "card")
+        assert "a girl with blue hair" in card["text"]
+        await alice.press(card, cards.EDIT)
+        prompt = await alice.wait_message(lambda m: m["kind"] == "edit_prompt")
+        await alice.send({"type": "text", "text": "a cat\udfff on a roof", "request_id": prompt["request_id"]})
+        edited = await alice.wait_message(lambda m: m["kind"] == "card" and "a cat on a roof" in m["text"])
+        await alice.press(edited, cards.CONFIRM)
+        await until(lambda: engine.handles)
+        engine.finish(next(iter(engine.handles)))
+        finished = await alice.wait_message(lambda m: m["kind"] == "image")
+        assert finished["request_id"] == edited["request_id"]
+        assert not [m["text"] for m in alice.messages.values() if m["kind"] == "error"]
     assert errors_logged(caplog) == []
 
 
