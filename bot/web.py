@@ -309,16 +309,16 @@ class WebAdapter:
         if not _same_origin(request):
             raise web.HTTPForbidden(text="wrong origin")
         address = request.remote or "?"
-        if not self._throttle.allowed(address):
+        if not self._throttle.reserve(address):  # counted before the body is even read
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
         data = _loads(await request.read())
         if not isinstance(data, dict):
             raise web.HTTPBadRequest(text="expected JSON with a password")
         given = data.get("password", "")
         if not isinstance(given, str) or not self._signer.password_matches(given):
-            self._throttle.failed(address)
             log.warning("wrong studio password from %s", address)
             return web.json_response({"ok": False, "reason": "wrong"}, status=403)
+        self._throttle.release(address)
         response = web.json_response({"ok": True})
         self._set_cookie(request, response)
         return response

@@ -123,7 +123,12 @@ class Signer:
 
 
 class LoginThrottle:
-    """At most :data:`LOGIN_TRIES` failed password tries per address per :data:`LOGIN_WINDOW` seconds."""
+    """At most :data:`LOGIN_TRIES` password tries per address per :data:`LOGIN_WINDOW` seconds.
+
+    A try is counted when it starts (:meth:`reserve`), before its password is
+    read and checked, so any number of tries sent at once still get only
+    :data:`LOGIN_TRIES` checks; a right password gives its try back (:meth:`release`).
+    """
 
     def __init__(
         self, tries: int = LOGIN_TRIES, window: float = LOGIN_WINDOW, clock: Callable[[], float] = time.monotonic
@@ -131,22 +136,28 @@ class LoginThrottle:
         self._tries = tries
         self._window = window
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._recent_tries: dict[str, deque[float]] = {}
 
-    def allowed(self, address: str) -> bool:
-        """Whether ``address`` may try again now."""
-        failures = self._recent(address)
-        return len(failures) < self._tries
+    def reserve(self, address: str) -> bool:
+        """Count a try of ``address`` now; False (nothing counted) when its tries are used up."""
+        tries = self._recent(address)
+        if len(tries) >= self._tries:
+            return False
+        tries.append(self._clock())
+        if len(self._recent_tries) > 10_000:  # forget quiet addresses
+            for key in [k for k, v in self._recent_tries.items() if not v][:5_000]:
+                del self._recent_tries[key]
+        return True
 
-    def failed(self, address: str) -> None:
-        """Count a wrong password from ``address``."""
-        self._recent(address).append(self._clock())
-        if len(self._failures) > 10_000:  # forget quiet addresses
-            for key in [k for k, v in self._failures.items() if not v][:5_000]:
-                del self._failures[key]
+    def release(self, address: str) -> None:
+        """Give back the latest try of ``address`` (its password was right)."""
+        tries = self._recent_tries.get(address)
+        if tries:
+            tries.pop()
 
     def _recent(self, address: str) -> deque[float]:
-        failures = self._failures.setdefault(address, deque())
-        while failures and failures[0] < self._clock() - self._window:
-            failures.popleft()
-        return failures
+        tries = self._recent_tries.setdefault(address, deque())
+        while tries and tries[0] < self._clock() - self._window:
+            tries.popleft()
+        return tries
+

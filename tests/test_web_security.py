@@ -13,6 +13,7 @@ Waits are bounded generously; nothing asserts how long something took.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings
+from bot.web_session import LOGIN_TRIES
 from handlers import cards
 from tests.support.scripted_engine import ScriptedEngine
 from tests.support.web import LiveClient, Studio, listening, live_browser, studio_over
@@ -72,6 +74,58 @@ async def login(client: LiveClient, password: str, headers: dict[str, str] | Non
     origin = str(client.make_url("/")).rstrip("/")
     async with client.post("/api/login", json={"password": password}, headers={"Origin": origin} | (headers or {})) as response:
         return response.status
+
+
+# --- the password throttle --------------------------------------------------------------------------
+
+
+async def login_headers_taken(studio: Studio, body: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw login whose headers the studio has taken (it answered ``100 Continue``), its body not sent yet."""
+    reader, writer = await raw_connection(studio)
+    host = f"127.0.0.1:{studio.adapter.port}"
+    writer.write(
+        f"POST /api/login HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    return reader, writer
+
+
+async def test_concurrent_wrong_passwords_are_counted_before_they_are_checked(sqlite_url: str, tmp_path: Path) -> None:
+    """60 wrong passwords at once (every request in the studio's hands before any body arrives): at most LOGIN_TRIES
+    are checked (403), every other one is throttled (429)."""
+    body = json.dumps({"password": "a wrong guess"}).encode()
+    async with running(sqlite_url, tmp_path, password=PASSWORD) as studio:
+        tries = await asyncio.gather(*(login_headers_taken(studio, body) for _ in range(60)))
+        for _, writer in tries:
+            writer.write(body)
+        statuses = []
+        for reader, writer in tries:
+            status_line = await asyncio.wait_for(reader.readline(), WAIT)
+            statuses.append(int(status_line.split()[1]))
+            writer.close()
+        assert statuses.count(403) <= LOGIN_TRIES, statuses
+        assert statuses.count(403) + statuses.count(429) == 60, statuses
+        client = LiveClient(studio.adapter.url)
+        try:
+            assert await login(client, PASSWORD) == 429, "the right password waits too once the tries are used up"
+        finally:
+            await client.close()
+
+
+async def test_a_right_password_does_not_use_up_a_try(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(sqlite_url, tmp_path, password=PASSWORD) as studio:
+        client = LiveClient(studio.adapter.url)
+        try:
+            for _ in range(LOGIN_TRIES - 1):
+                assert await login(client, "wrong") == 403
+            for _ in range(3):
+                assert await login(client, PASSWORD) == 200
+            assert await login(client, "wrong") == 403
+            assert await login(client, "wrong") == 429
+        finally:
+            await client.close()
 
 
 # --- hostile messages ---------------------------------------------------------------------------------
