@@ -171,6 +171,11 @@ class Settings(BaseSettings):
         None, description="Key that signs the studio's browser cookies; empty = a random one kept in DATA_DIR/web_secret."
     )
     web_photo_max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest photo the studio accepts (bytes).")
+    web_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies in front of the studio: their X-Forwarded-For "
+        "names the client for the password throttle; empty = the header is ignored.",
+    )
 
     # --- scale-out (ENGINE=redis: taskiq over Redis Streams, `voice2anime worker` processes) ---
     engine: Literal["local", "redis"] = Field("local", description="local = in-process model thread; redis = GPU workers fed through Redis Streams.")
@@ -211,6 +216,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part for part in value.replace(" ", "").split(",") if part)
         return value
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """``"10.0.0.1, 192.168.0.0/24"`` (or any iterable) as normalised networks; a bad entry is named."""
+        from bot.web_session import networks  # the studio's own reading of them
+
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple | set | frozenset):
+            return value
+        return tuple(str(network) for network in networks(str(e) for e in entries if str(e).strip()))
 
     @field_validator("discord_guild_allowlist", mode="before")
     @classmethod

@@ -43,7 +43,17 @@ from bot.settings import Settings
 from bot.startup_errors import BadInputError
 from bot.web_i18n import page_strings
 from bot.web_messenger import WebMessenger, content_type_of
-from bot.web_session import COOKIE, COOKIE_MAX_AGE, LoginThrottle, Signer, is_loopback, load_secret
+from bot.web_session import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    LoginThrottle,
+    Signer,
+    address_key,
+    client_address,
+    is_loopback,
+    load_secret,
+    networks,
+)
 from engine.errors import AudioTooLargeError, ImageTooLargeError
 from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
@@ -114,6 +124,8 @@ class WebConfig:
     audio_max_bytes: int = 20 * 1024 * 1024
     audio_max_seconds: float = 60.0
     photo_max_bytes: int = 20 * 1024 * 1024
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed (addresses or CIDR networks).
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not (self.password or "").strip():
@@ -122,6 +134,10 @@ class WebConfig:
                 f"WEB_HOST={self.host} would open the studio to the network without a password{blank}:"
                 " set WEB_PASSWORD too (or keep WEB_HOST=127.0.0.1)"
             )
+        try:
+            networks(self.trusted_proxies)
+        except ValueError as error:
+            raise BadInputError(f"WEB_TRUSTED_PROXIES: {error}") from None
 
     @property
     def loopback(self) -> bool:
@@ -158,6 +174,7 @@ class WebAdapter:
         self._messenger = WebMessenger()
         self._signer = Signer(config.secret, config.password)
         self._throttle = LoginThrottle()
+        self._trusted = networks(config.trusted_proxies)
         self._cookie = f"{COOKIE}_{config.port}"
         self._locales: dict[str, str] = {}
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
@@ -181,6 +198,7 @@ class WebAdapter:
             audio_max_bytes=settings.audio_max_bytes,
             audio_max_seconds=settings.audio_max_seconds,
             photo_max_bytes=settings.web_photo_max_bytes,
+            trusted_proxies=settings.web_trusted_proxies,
         )  # checked before the secret file is touched
         return cls(replace(config, secret=load_secret(settings.data_dir, configured)))
 
@@ -262,6 +280,11 @@ class WebAdapter:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    def _address(self, request: web.Request) -> str:
+        """Who sent ``request`` as limits per address count it (the forwarded client behind a trusted proxy)."""
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return address_key(client_address(request.remote or "", forwarded, self._trusted))
+
     def _user(self, request: web.Request) -> str | None:
         return self._signer.user_of(request.cookies.get(self._cookie))
 
@@ -308,7 +331,7 @@ class WebAdapter:
     async def _login(self, request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
             raise web.HTTPForbidden(text="wrong origin")
-        address = request.remote or "?"
+        address = self._address(request)
         if not self._throttle.reserve(address):  # counted before the body is even read
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
         data = _loads(await request.read())

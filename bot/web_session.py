@@ -1,4 +1,4 @@
-"""Who is who in the web studio: signed cookies, the cookie secret, the password check.
+"""Who is who in the web studio: signed cookies, the cookie secret, the password check, where a request comes from.
 
 A browser is one user. Its cookie holds a random id and an HMAC-SHA256 of it;
 the key is derived from the studio's secret (``WEB_SECRET``, or a random one
@@ -6,6 +6,11 @@ made once and kept in ``DATA_DIR/web_secret``) and from ``WEB_PASSWORD`` — so
 changing the password signs every browser out, and a cookie made without a
 password is worthless once one is set. Nothing else about the user lives in
 the cookie: everything they made stays on the server, found by that id.
+
+Where a request comes from is its TCP peer, unless that peer is a reverse
+proxy listed in ``WEB_TRUSTED_PROXIES``: then its ``X-Forwarded-For`` names the
+client (:func:`client_address`). Limits per address count an IPv6 client by
+its /64 (one host may hold all of it; :func:`address_key`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import secrets
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from engine.files import fsync_directory
@@ -37,6 +42,8 @@ LOGIN_WINDOW = 60.0
 #: Name of the generated secret inside ``DATA_DIR``.
 SECRET_FILE = "web_secret"
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
@@ -46,6 +53,67 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``["10.0.0.1", "192.168.0.0/24"]`` as networks (a bare address is a network of one); ValueError names a bad entry."""
+    parsed = []
+    for entry in entries:
+        try:
+            parsed.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{entry.strip()[:60]!r} is not an IP address or network (like 10.0.0.1 or 10.0.0.0/8)") from None
+    return tuple(parsed)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an address (an IPv4-mapped IPv6 address as IPv4; a zone index dropped), or None."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_trusted(host: str, trusted: Sequence[Network]) -> bool:
+    """Whether ``host`` is one of the ``trusted`` proxies."""
+    ip = _ip(host)
+    return ip is not None and any(ip in network for network in trusted)
+
+
+def client_address(peer: str, forwarded: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The client of a request from ``peer`` with these ``X-Forwarded-For`` headers.
+
+    Only a trusted proxy's header is believed, read from its end: each trusted
+    proxy appends the address it got the request from, so the first address
+    from the right that is not a trusted proxy is the client (what a client
+    wrote in front of that is ignored). An entry that is not an address stops
+    the walk at the last trusted hop.
+    """
+    address = peer
+    if not is_trusted(peer, trusted):
+        return address
+    hops = [hop.strip() for header in forwarded for hop in header.split(",")]
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            break
+        address = str(ip)
+        if not any(ip in network for network in trusted):
+            break
+    return address
+
+
+def address_key(host: str) -> str:
+    """What limits per address count ``host`` as: the address itself, an IPv6 address's /64 network."""
+    ip = _ip(host)
+    if ip is None:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def load_secret(data_dir: Path, configured: str | None = None) -> bytes:

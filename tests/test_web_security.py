@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings
-from bot.web_session import LOGIN_TRIES
+from bot.web_session import LOGIN_TRIES, address_key, client_address, networks
 from handlers import cards
 from tests.support.scripted_engine import ScriptedEngine
 from tests.support.web import LiveClient, Studio, listening, live_browser, studio_over
@@ -126,6 +126,58 @@ async def test_a_right_password_does_not_use_up_a_try(sqlite_url: str, tmp_path:
             assert await login(client, "wrong") == 429
         finally:
             await client.close()
+
+
+# --- behind a reverse proxy ---------------------------------------------------------------------------
+
+
+async def test_forwarded_addresses_count_only_from_trusted_proxies(sqlite_url: str, tmp_path: Path) -> None:
+    """X-Forwarded-For from a listed proxy names the client for the throttle; from anyone else it is ignored."""
+    async with running(sqlite_url, tmp_path, password=PASSWORD, trusted_proxies=("127.0.0.1/32",)) as studio:
+        proxy, stranger = LiveClient(studio.adapter.url, "127.0.0.1"), LiveClient(studio.adapter.url, "127.0.0.2")
+        try:
+            # a client that is not a trusted proxy cannot dodge the throttle by naming other addresses
+            for n in range(LOGIN_TRIES):
+                assert await login(stranger, "wrong", {"X-Forwarded-For": f"203.0.113.{n}"}) == 403
+            assert await login(stranger, "wrong", {"X-Forwarded-For": "203.0.113.99"}) == 429
+
+            # behind the trusted proxy, each forwarded client has its own tries
+            behind = {"X-Forwarded-For": "198.51.100.7"}
+            for _ in range(LOGIN_TRIES):
+                assert await login(proxy, "wrong", behind) == 403
+            assert await login(proxy, "wrong", behind) == 429
+            # a forged hop added in front by the client itself is not believed: the proxy's own entry (the last) counts
+            assert await login(proxy, "wrong", {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}) == 429
+            assert await login(proxy, PASSWORD, {"X-Forwarded-For": "198.51.100.8"}) == 200
+            assert await login(proxy, "wrong") == 403, "the proxy's own requests (no header) are its own address"
+        finally:
+            await proxy.close()
+            await stranger.close()
+
+
+def test_who_a_request_is_from() -> None:
+    """The forwarded client only behind a trusted proxy, read from the right; an IPv6 client counts by its /64."""
+    proxies = networks(["10.0.0.0/8", "fd00::1"])
+    assert client_address("203.0.113.5", ["198.51.100.1"], proxies) == "203.0.113.5"
+    assert client_address("10.1.2.3", ["198.51.100.1"], proxies) == "198.51.100.1"
+    assert client_address("10.1.2.3", ["192.0.2.9, 198.51.100.1, 10.0.0.7"], proxies) == "198.51.100.1"
+    assert client_address("10.1.2.3", ["192.0.2.9", "198.51.100.1"], proxies) == "198.51.100.1"
+    assert client_address("10.1.2.3", ["garbage, 10.0.0.7"], proxies) == "10.0.0.7"
+    assert client_address("::ffff:10.1.2.3", ["2001:db8::5"], proxies) == "2001:db8::5"
+    assert client_address("10.1.2.3", [], proxies) == "10.1.2.3"
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_trusted_proxies_setting_takes_addresses_and_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/24,fd00::/8")
+    assert Settings().web_trusted_proxies == ("10.0.0.1/32", "192.168.0.0/24", "fd00::/8")
+    monkeypatch.delenv("WEB_TRUSTED_PROXIES")
+    assert Settings().web_trusted_proxies == ()
+    monkeypatch.setenv("WEB_TRUSTED_PROXIES", "10.0.0.1, proxy.lan")
+    with pytest.raises(ValueError, match="proxy.lan"):
+        Settings()
 
 
 # --- hostile messages ---------------------------------------------------------------------------------
