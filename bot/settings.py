@@ -174,7 +174,8 @@ class Settings(BaseSettings):
     web_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Comma-separated addresses or networks (CIDR) of reverse proxies in front of the studio: their X-Forwarded-For "
-        "names the client for the password throttle; empty = the header is ignored.",
+        "names the client for the password throttle and the upload caps, and their own connections count only towards the total; "
+        "empty = the header is ignored.",
     )
 
     # --- scale-out (ENGINE=redis: taskiq over Redis Streams, `voice2anime worker` processes) ---

@@ -20,6 +20,15 @@ every message, picture and button press is checked against it, so one browser
 never sees another's requests or images. The WebSocket and uploads must come
 from the page itself (``Origin`` = our host). A strict Content-Security-Policy
 allows only our own scripts, styles and images.
+
+At the network edge (:mod:`bot.web_session` counts by client address, behind
+``WEB_TRUSTED_PROXIES`` the forwarded one): a connection must send its request
+within :data:`IDLE_SECONDS`; open connections are capped per address and in
+total; an upload body must keep arriving and be done in time, and only a few
+are read at once, so unfinished uploads hold at most
+``UPLOADS_TOTAL x the size limit`` of memory; password tries are counted before
+they are checked. JSON nested too deep for the parser and text that is no
+Unicode (lone surrogates) are malformed input like any other.
 """
 
 from __future__ import annotations
@@ -41,11 +50,13 @@ from bot.adapter import EventHandler
 from bot.redact import add_secret
 from bot.settings import Settings
 from bot.startup_errors import BadInputError
-from bot.web_i18n import page_strings
+from bot.web_i18n import page_strings, page_word
 from bot.web_messenger import WebMessenger, content_type_of
 from bot.web_session import (
     COOKIE,
     COOKIE_MAX_AGE,
+    Caps,
+    ConnectionGuard,
     LoginThrottle,
     Signer,
     address_key,
@@ -76,6 +87,18 @@ WS_RATE, WS_BURST = 5.0, 20
 GALLERY_SIZE = 48
 #: How long :meth:`WebAdapter.stop` lets events being handled finish.
 STOP_GRACE_SECONDS = 10.0
+#: Seconds a new connection has to send its first request, and an idle kept-alive one its next (then it is closed).
+IDLE_SECONDS = 30.0
+#: Connections one client address may have open at once (a browser opens up to 6, plus a WebSocket per tab).
+CONNECTIONS_PER_ADDRESS = 32
+#: Connections open at once for everyone together (each holds a file descriptor).
+CONNECTIONS_TOTAL = 256
+#: Seconds an upload (or a login) body may send nothing before it is dropped.
+UPLOAD_STALL_SECONDS = 30.0
+#: Seconds a whole upload body may take (20 MB needs about 0.6 Mbit/s).
+UPLOAD_SECONDS = 300.0
+#: Upload bodies read at once per client address and for everyone (unfinished ones are held in memory).
+UPLOADS_PER_ADDRESS, UPLOADS_TOTAL = 2, 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
@@ -126,6 +149,13 @@ class WebConfig:
     photo_max_bytes: int = 20 * 1024 * 1024
     #: Reverse proxies whose ``X-Forwarded-For`` is believed (addresses or CIDR networks).
     trusted_proxies: tuple[str, ...] = ()
+    idle_seconds: float = IDLE_SECONDS
+    connections_per_address: int = CONNECTIONS_PER_ADDRESS
+    connections_total: int = CONNECTIONS_TOTAL
+    upload_stall_seconds: float = UPLOAD_STALL_SECONDS
+    upload_seconds: float = UPLOAD_SECONDS
+    uploads_per_address: int = UPLOADS_PER_ADDRESS
+    uploads_total: int = UPLOADS_TOTAL
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not (self.password or "").strip():
@@ -175,6 +205,9 @@ class WebAdapter:
         self._signer = Signer(config.secret, config.password)
         self._throttle = LoginThrottle()
         self._trusted = networks(config.trusted_proxies)
+        self._uploads = Caps(config.uploads_per_address, config.uploads_total)
+        self._connections: ConnectionGuard | None = None
+        self._server: asyncio.Server | None = None
         self._cookie = f"{COOKIE}_{config.port}"
         self._locales: dict[str, str] = {}
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
@@ -217,29 +250,52 @@ class WebAdapter:
             host = f"[{host}]"
         return f"http://{host}:{self.port or self.config.port}/"
 
+    @property
+    def connections_open(self) -> int:
+        """Connections to the studio's own listener open now."""
+        return len(self._connections) if self._connections is not None else 0
+
+    @property
+    def uploads_in_progress(self) -> int:
+        """Upload bodies being read now."""
+        return len(self._uploads)
+
     def attach(self, on_event: EventHandler) -> None:
         """Deliver events to ``on_event`` (:meth:`start` does this; tests serving :attr:`app` themselves call it)."""
         self._on_event = on_event
 
     async def start(self, on_event: EventHandler) -> None:
-        """Listen on ``WEB_HOST:WEB_PORT`` (port 0: any free port, see :attr:`port`)."""
+        """Listen on ``WEB_HOST:WEB_PORT`` (port 0: any free port, see :attr:`port`), connections guarded (module docstring)."""
         self.attach(on_event)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        config = self.config
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=config.idle_seconds)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        assert self._runner.server is not None
+        self._connections = ConnectionGuard(
+            self._runner.server,
+            per_address=config.connections_per_address,
+            total=config.connections_total,
+            first_request_seconds=config.idle_seconds,
+            trusted=self._trusted,
+            refusal=_refusal(),
+        )
         try:
-            await site.start()
+            self._server = await asyncio.get_running_loop().create_server(
+                self._connections, config.host, config.port, backlog=128
+            )
         except BaseException:
             await self._runner.cleanup()
             self._runner = None
             raise
-        server = site._server  # the port actually bound (WEB_PORT=0)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        sockets = self._server.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else config.port  # the port bound (WEB_PORT=0)
         log.info("web studio listening on %s", self.url)
 
     async def stop(self) -> None:
-        """Close the tabs' sockets, let events being handled finish (a while), stop listening."""
+        """Stop listening, close the tabs' sockets, let events being handled finish (a while)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         for socket in self._messenger.sockets():
             await socket.close(code=WSCloseCode.GOING_AWAY)
         tasks = [task for tasks in self._in_flight.values() for task in tasks]
@@ -270,6 +326,8 @@ class WebAdapter:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Loopback studios answer only requests for a loopback host; every answer gets the security headers."""
+        if self._connections is not None:
+            self._connections.request_started(request.transport)
         if self.config.loopback and not is_loopback(_hostname(request.host)):
             log.warning("refused a request for host %r (the studio listens on loopback only)", request.host[:80])
             return web.Response(status=421, text="This studio only answers http://127.0.0.1 / http://localhost.\n")
@@ -334,7 +392,11 @@ class WebAdapter:
         address = self._address(request)
         if not self._throttle.reserve(address):  # counted before the body is even read
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
-        data = _loads(await request.read())
+        try:
+            async with asyncio.timeout(self.config.upload_stall_seconds):
+                data = _loads(await request.read())
+        except TimeoutError:
+            return _closing(web.json_response({"ok": False, "reason": "timeout"}, status=408))
         if not isinstance(data, dict):
             raise web.HTTPBadRequest(text="expected JSON with a password")
         given = data.get("password", "")
@@ -456,7 +518,22 @@ class WebAdapter:
         if declared is not None and declared > limit:
             await self._deliver(Rejected(origin, too_big.of(declared, limit)))
             return web.json_response({"ok": False, "reason": "too_large"}, status=413)
-        data = await _read_at_most(request, limit)
+        address = self._address(request)
+        if not self._uploads.take(address):
+            log.warning("refused a studio upload from %s: %d being received", address, len(self._uploads))
+            await self._messenger.notify(origin, page_word("upload.busy", pick_language(None, origin.locale)))
+            return web.json_response({"ok": False, "reason": "busy"}, status=503)
+        try:
+            data = await _read_at_most(request, limit, self.config.upload_stall_seconds, self.config.upload_seconds)
+        except TimeoutError:
+            log.warning("dropped a studio upload from %s: it stopped arriving or took too long", address)
+            await self._messenger.notify(origin, page_word("upload.stalled", pick_language(None, origin.locale)))
+            return _closing(web.json_response({"ok": False, "reason": "timeout"}, status=408))
+        except (ConnectionError, web.RequestPayloadError):
+            log.info("a studio upload from %s broke off (the browser went away)", address)
+            return _closing(web.json_response({"ok": False, "reason": "incomplete"}, status=400))
+        finally:
+            self._uploads.give_back(address)
         if data is None:
             await self._deliver(Rejected(origin, too_big.of(limit + 1, limit)))
             return web.json_response({"ok": False, "reason": "too_large"}, status=413)
@@ -523,6 +600,23 @@ def _text(value: object) -> str | None:
     return _SURROGATES.sub("", value) if isinstance(value, str) else None
 
 
+def _closing(response: web.Response) -> web.Response:
+    """``response``, and the connection closed after it (its request body was not read to the end)."""
+    response.force_close()
+    return response
+
+
+def _refusal() -> bytes:
+    """What a connection over the caps gets before it is closed: a complete 503 in English and Chinese."""
+    text = "\n".join(page_word("connections.busy", lang) for lang in ("en", "zh")) + "\n"
+    body = text.encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nRetry-After: 10\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 def _hostname(host: str) -> str:
     """The host name of a ``Host`` header (``127.0.0.1:7860`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``)."""
     try:
@@ -542,16 +636,29 @@ def _same_origin(request: web.Request) -> bool:
         return False
 
 
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is longer than ``limit`` bytes (the rest is not read)."""
+async def _read_at_most(request: web.Request, limit: int, stall: float, deadline: float) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` bytes (the rest is not read).
+
+    Raises ``TimeoutError`` when nothing arrives for ``stall`` seconds or the whole takes over ``deadline``.
+    """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async with asyncio.timeout(deadline):
+            while True:
+                async with asyncio.timeout(stall):
+                    chunk = await request.content.readany()
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+    except BaseException:
+        # The error's traceback keeps this frame, and with it what was read, until Python's cycle
+        # collector happens to run (an idle studio may not run it for a long time).
+        chunks.clear()
+        raise
 
 
 def _picture_response(request: web.Request, data: bytes, content_type: str, filename: str) -> web.Response:

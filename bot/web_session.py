@@ -15,6 +15,7 @@ its /64 (one host may hold all of it; :func:`address_key`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -27,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 from engine.files import fsync_directory
 
@@ -39,6 +41,8 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 #: Failed password tries one address may make per :data:`LOGIN_WINDOW` seconds.
 LOGIN_TRIES = 10
 LOGIN_WINDOW = 60.0
+#: Least seconds between two log lines about refused connections.
+REPORT_EVERY = 60.0
 #: Name of the generated secret inside ``DATA_DIR``.
 SECRET_FILE = "web_secret"
 
@@ -229,3 +233,144 @@ class LoginThrottle:
             tries.popleft()
         return tries
 
+
+class Caps:
+    """Counts what each address holds at once (connections, uploads) and refuses one over a cap."""
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self._per_address = per_address
+        self._total = total
+        self._held: dict[str, int] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def take(self, key: str, *, exempt: bool = False) -> bool:
+        """Count one more for ``key``; False (nothing counted) over the total, or over the per-address cap unless ``exempt``."""
+        held = self._held.get(key, 0)
+        if self._count >= self._total or (not exempt and held >= self._per_address):
+            return False
+        self._held[key] = held + 1
+        self._count += 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        """One of ``key``'s is done."""
+        held = self._held.get(key, 0)
+        if held <= 1:
+            self._held.pop(key, None)
+        else:
+            self._held[key] = held - 1
+        self._count = max(0, self._count - 1)
+
+
+class ConnectionGuard:
+    """A protocol factory around aiohttp's: caps open connections per address and in total, closes silent ones.
+
+    Over a cap, a new connection gets ``refusal`` (a complete HTTP response)
+    and is closed before aiohttp sees it. A connection that has not sent a whole
+    request within ``first_request_seconds`` is closed (:meth:`request_started`
+    is told of each request; aiohttp's keep-alive timeout covers the time between
+    requests). Trusted proxies count only towards the total.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        *,
+        per_address: int,
+        total: int,
+        first_request_seconds: float,
+        trusted: Sequence[Network],
+        refusal: bytes,
+    ) -> None:
+        self._factory = factory
+        self._caps = Caps(per_address, total)
+        self._first_request_seconds = first_request_seconds
+        self._trusted = trusted
+        self._refusal = refusal
+        self._waiting: dict[asyncio.BaseTransport, asyncio.TimerHandle] = {}
+        self._refused = 0
+        self._last_report = -REPORT_EVERY
+
+    def __call__(self) -> asyncio.Protocol:
+        return _GuardedConnection(self, self._factory())
+
+    def __len__(self) -> int:
+        """Connections open now."""
+        return len(self._caps)
+
+    def request_started(self, transport: asyncio.BaseTransport | None) -> None:
+        """A whole request arrived on ``transport``: it no longer has to hurry."""
+        timer = self._waiting.pop(transport, None) if transport is not None else None
+        if timer is not None:
+            timer.cancel()
+
+    def _admit(self, transport: asyncio.BaseTransport) -> str | None:
+        """The connection's address key, or None when it is over a cap (then it was answered and closed)."""
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        key = address_key(host)
+        if not self._caps.take(key, exempt=is_trusted(host, self._trusted)):
+            self._refuse(transport, host)
+            return None
+        loop = asyncio.get_running_loop()
+        self._waiting[transport] = loop.call_later(self._first_request_seconds, self._too_slow, transport)
+        return key
+
+    def _refuse(self, transport: asyncio.BaseTransport, host: str) -> None:
+        cast(asyncio.Transport, transport).write(self._refusal)
+        transport.close()
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._last_report >= REPORT_EVERY:  # one line a minute at most, however many
+            log.warning(
+                "refused %d studio connection(s) over the caps (%d open; latest from %s)", self._refused, len(self), host
+            )
+            self._refused, self._last_report = 0, now
+
+    def _too_slow(self, transport: asyncio.BaseTransport) -> None:
+        self._waiting.pop(transport, None)
+        log.debug("closed a studio connection that sent no request in %s s", self._first_request_seconds)
+        transport.close()
+
+    def _closed(self, transport: asyncio.BaseTransport, key: str) -> None:
+        self.request_started(transport)
+        self._caps.give_back(key)
+
+
+class _GuardedConnection(asyncio.Protocol):
+    """One connection as :class:`ConnectionGuard` sees it; an admitted one is aiohttp's (``inner``) in every other way."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._key: str | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._key = self._guard._admit(transport)
+        if self._key is not None:
+            self._transport = transport
+            self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._key is not None and self._transport is not None:
+            self._guard._closed(self._transport, self._key)
+            self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._key is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._key is not None else None
+
+    def pause_writing(self) -> None:
+        if self._key is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._key is not None:
+            self._inner.resume_writing()

@@ -26,10 +26,11 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings
+from bot.web_i18n import page_word
 from bot.web_session import LOGIN_TRIES, address_key, client_address, networks
 from handlers import cards
 from tests.support.scripted_engine import ScriptedEngine
-from tests.support.web import LiveClient, Studio, listening, live_browser, studio_over
+from tests.support.web import Browser, LiveClient, Studio, listening, live_browser, studio_over
 
 #: Bound on any wait in these tests (a generous one: a slow CI box must never fail them).
 WAIT = 60.0
@@ -96,7 +97,7 @@ async def test_concurrent_wrong_passwords_are_counted_before_they_are_checked(sq
     """60 wrong passwords at once (every request in the studio's hands before any body arrives): at most LOGIN_TRIES
     are checked (403), every other one is throttled (429)."""
     body = json.dumps({"password": "a wrong guess"}).encode()
-    async with running(sqlite_url, tmp_path, password=PASSWORD) as studio:
+    async with running(sqlite_url, tmp_path, password=PASSWORD, connections_per_address=100) as studio:
         tries = await asyncio.gather(*(login_headers_taken(studio, body) for _ in range(60)))
         for _, writer in tries:
             writer.write(body)
@@ -178,6 +179,106 @@ def test_trusted_proxies_setting_takes_addresses_and_networks(monkeypatch: pytes
     monkeypatch.setenv("WEB_TRUSTED_PROXIES", "10.0.0.1, proxy.lan")
     with pytest.raises(ValueError, match="proxy.lan"):
         Settings()
+
+
+# --- timeouts and caps ------------------------------------------------------------------------------
+
+
+async def stalled_upload(
+    studio: Studio, browser: Browser, kind: str = "photo", size: int = 19 * 2**20
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw upload with ``browser``'s cookie that declares ``size`` bytes, sends a few and then nothing: its reader and writer."""
+    reader, writer = await raw_connection(studio)
+    cookies = "; ".join(f"{c.key}={c.value}" for c in browser.client.session.cookie_jar)
+    writer.write(
+        (
+            f"POST /upload/{kind}?locale=en-US HTTP/1.1\r\nHost: 127.0.0.1:{studio.adapter.port}\r\n"
+            f"Origin: {browser.origin}\r\nCookie: {cookies}\r\nContent-Type: image/png\r\nContent-Length: {size}\r\n\r\n"
+        ).encode()
+        + b"\x89PNG\r\n\x1a\n" * 128
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_a_stalled_upload_is_closed_and_said_so(sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with running(sqlite_url, tmp_path, upload_stall_seconds=1.0) as studio, live_browser(studio) as alice:
+        reader, writer = await stalled_upload(studio, alice)
+        answer = await closed_with(reader)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        writer.close()
+        await alice.wait_for(lambda: page_word("upload.stalled", "en") in alice.notes)  # the page is told why
+        # the studio goes on as before
+        await alice.command("help")
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+    assert errors_logged(caplog) == []
+
+
+async def test_a_connection_that_sends_nothing_or_half_a_request_is_closed(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(sqlite_url, tmp_path, idle_seconds=1.0) as studio:
+        silent_reader, silent = await raw_connection(studio)
+        slow_reader, slow = await raw_connection(studio)
+        slow.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await slow.drain()
+        assert await closed_with(silent_reader) == b""
+        assert not (await closed_with(slow_reader)).startswith(b"HTTP/1.1 200")
+        for writer in (silent, slow):
+            writer.close()
+
+
+async def test_connections_over_the_caps_are_refused_others_still_get_the_page(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(sqlite_url, tmp_path, connections_per_address=4, connections_total=6) as studio:
+        held = [await raw_connection(studio) for _ in range(4)]
+        await until(lambda: studio.adapter.connections_open == 4)
+        reader, writer = await raw_connection(studio)
+        refused = await closed_with(reader)
+        assert refused.startswith(b"HTTP/1.1 503 ") and "稍后再试".encode() in refused, refused[:300]
+        writer.close()
+
+        async with live_browser(studio, "127.0.0.2") as bob:  # another address still gets the page and a socket
+            await bob.command("help")
+            await bob.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+            room = 6 - studio.adapter.connections_open
+            filling = [await raw_connection(studio, "127.0.0.3") for _ in range(room)]
+            await until(lambda: studio.adapter.connections_open == 6)
+            reader, writer = await raw_connection(studio, "127.0.0.4")  # over the total
+            assert (await closed_with(reader)).startswith(b"HTTP/1.1 503 ")
+            for _, other in [*filling, (reader, writer)]:
+                other.close()
+
+        for _, held_writer in held:
+            held_writer.close()
+        await until(lambda: studio.adapter.connections_open == 0)
+        async with live_browser(studio) as alice:  # the address's connections were given back
+            assert alice.socket is not None and not alice.socket.closed
+
+
+async def test_a_trusted_proxy_counts_only_towards_the_total(sqlite_url: str, tmp_path: Path) -> None:
+    caps = {"connections_per_address": 2, "connections_total": 10, "trusted_proxies": ("127.0.0.1",)}
+    async with running(sqlite_url, tmp_path, **caps) as studio:
+        proxied = [await raw_connection(studio, "127.0.0.1") for _ in range(4)]
+        direct = [await raw_connection(studio, "127.0.0.2") for _ in range(2)]
+        await until(lambda: studio.adapter.connections_open == 6)
+        reader, writer = await raw_connection(studio, "127.0.0.2")
+        assert (await closed_with(reader)).startswith(b"HTTP/1.1 503 ")
+        for _, other in [*proxied, *direct, (reader, writer)]:
+            other.close()
+
+
+async def test_concurrent_uploads_of_one_address_are_capped(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(sqlite_url, tmp_path, uploads_per_address=2) as studio, live_browser(studio) as alice:
+        stalled = [await stalled_upload(studio, alice) for _ in range(2)]
+        await until(lambda: studio.adapter.uploads_in_progress == 2)
+        response = await alice.upload("photo", b"\x89PNG\r\n\x1a\n", "image/png")
+        assert response.status == 503 and (await response.json())["reason"] == "busy"
+        await alice.wait_for(lambda: page_word("upload.busy", "en") in alice.notes)
+        for _, writer in stalled:
+            writer.close()
+        await until(lambda: studio.adapter.uploads_in_progress == 0)
+        assert (await alice.upload("photo", b"not a picture", "image/png")).status == 202
+    assert errors_logged(caplog) == [], "a browser that went away mid-upload is no error"
 
 
 # --- hostile messages ---------------------------------------------------------------------------------
