@@ -412,9 +412,15 @@ def _scrub(text: str) -> str:
     return _SECRET.sub("<redacted>", text)
 
 
+#: Advice in the libraries' messages that does not apply here: no stack trace is shown, and going online is the fix's job.
+_MISLEADING_ADVICE = re.compile(
+    r"\s*(?:Please check out the root cause in the stacktrace above\.|To enable repo look-ups and downloads online, pass 'local_files_only=False' as input\.)"
+)
+
+
 def _cause(exc: BaseException) -> str:
     """The library's reason, whole, on one line (the message ends with it: nothing after it is cut off)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _MISLEADING_ADVICE.sub("", " ".join(str(exc).split())) or type(exc).__name__
     return _scrub(f"{type(exc).__name__}: {text}")
 
 

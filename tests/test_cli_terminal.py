@@ -99,6 +99,7 @@ def test_a_missing_model_is_one_whole_line_saying_what_to_put_where(tmp_path: Pa
     assert not line.endswith(("…", "...")), f"cut off: {line}"
     cause = line.split(" Cause: ", 1)[1]
     assert cause.endswith((".", ")")), f"the cause stops mid-sentence: {cause}"
+    assert "stacktrace above" not in line and "local_files_only=False" not in line  # no stack trace is shown; offline is the point
 
 
 # ----- stderr: the bot's own lines only, unless -v ------------------------------------------------------------
