@@ -2,7 +2,7 @@
 
 Run by hand from the repository root::
 
-    python -m bench.flow [--users 20] [--rounds 10] [--before REV [--after REV]] [--backends sqlite,postgresql]
+    python -m bench.flow [--users 20] [--rounds 10] [--before REV [--after REV]] [--repeat N] [--backends sqlite,postgresql]
 
 Each simulated user sends a voice note (each note of a run with different
 words, so no remembered reading serves another request), presses Confirm on
@@ -16,6 +16,9 @@ statements and transactions each took, SQLite next to PostgreSQL.
 run against that commit's ``db``, ``handlers`` and ``engine``, in a copy of the
 tree extracted with ``git archive``) and prints it beside the working tree
 (or beside commit ``--after REV``), one backend after the other: before, after.
+``--repeat N`` measures each tree N times, interleaved (before, after, after,
+before, ...) so that the machine's load falls on both alike, and pools the
+runs (the spread of events/s over them is printed too).
 Every measurement runs in a fresh process on a fresh database. The one-time
 loading of the prompt dictionaries and one warm-up cycle of one more user
 (connections, compiled statements) happen before the clock starts. "CPU ms per
@@ -157,18 +160,18 @@ class Cards:
 
 
 def _count_statements(tally: dict[str, Counter[str]]) -> None:
-    """Count every SQL statement and transaction under the event it served, whichever way it reached the driver.
+    """Count every SQL statement and transaction under the event it served, at the driver that ran it.
 
-    Statements SQLAlchemy executes fire its cursor events; ``db.compiled`` runs most statements on the driver
-    itself, past those events. So: on ``pysqlite`` the ``sqlite3`` trace callback sees every statement (a
-    ``BEGIN`` is a transaction); on ``asyncpg`` its ``Connection.fetch`` and ``Connection.execute``, wrapped
-    here, see what does not go through SQLAlchemy's prepared statements, and every ``BEGIN`` (a transaction) —
-    asyncpg's own query logger would do the same at several times the cost, timing every query; on
-    ``aiosqlite`` (whose ``BEGIN`` is implicit) SQLAlchemy's commit and rollback events mark the transactions.
+    Counting must not change what it measures: SQLAlchemy runs its execution events (a dispatch at each step
+    of every statement) only once an engine has listeners. So the drivers are watched instead: on
+    ``pysqlite`` the ``sqlite3`` trace callback sees every statement (a ``BEGIN`` is a transaction); on
+    ``asyncpg`` its ``PreparedStatement.fetch`` (SQLAlchemy's way in), ``Connection.fetch`` and
+    ``Connection.execute`` (older trees ran statements on the driver itself, and asyncpg's transactions say
+    ``BEGIN`` through it), wrapped here, see every statement and every ``BEGIN`` — asyncpg's own query
+    logger would do the same at several times the cost, timing every query. Only a tree from before
+    ``db.units`` ran statements on ``aiosqlite``, whose ``BEGIN`` is implicit: there SQLAlchemy's cursor
+    events count them, and its commit and rollback events mark the transactions.
     """
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     control = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
 
     def seen(sql: str) -> None:
@@ -178,24 +181,17 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
         elif not head.startswith(control):
             tally[_EVENT.get()]["statements"] += 1
 
-    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        if conn.dialect.driver != "pysqlite" and not sql.lstrip().upper().startswith(control):
-            tally[_EVENT.get()]["statements"] += 1
-
-    def ended(conn: Any) -> None:
-        if conn.dialect.driver == "aiosqlite":
-            tally[_EVENT.get()]["transactions"] += 1
-
     def connected(dbapi_connection: Any, _record: Any) -> None:
         if callable(getattr(dbapi_connection, "set_trace_callback", None)):  # pysqlite
             dbapi_connection.set_trace_callback(seen)
 
     try:
         import asyncpg
+        from asyncpg.prepared_stmt import PreparedStatement
     except ImportError:
         pass
     else:
-        fetch, execute = asyncpg.Connection.fetch, asyncpg.Connection.execute
+        fetch, execute, prepared_fetch = asyncpg.Connection.fetch, asyncpg.Connection.execute, PreparedStatement.fetch
 
         def counted_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
             seen(query)
@@ -205,12 +201,37 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
             seen(query)
             return execute(self, query, *args, **kwargs)
 
+        def counted_prepared_fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+            seen(self.get_query())
+            return prepared_fetch(self, *args, **kwargs)
+
         asyncpg.Connection.fetch, asyncpg.Connection.execute = counted_fetch, counted_execute  # type: ignore[method-assign]
+        PreparedStatement.fetch = counted_prepared_fetch  # type: ignore[method-assign]
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "connect", connected)  # a pool event: statements run as without it
+    if not (ROOT / "db" / "units.py").exists():
+        _count_on_aiosqlite(seen, tally)
+
+
+def _count_on_aiosqlite(seen: Any, tally: dict[str, Counter[str]]) -> None:
+    """SQLAlchemy's events count the statements and transactions of ``aiosqlite`` (trees from before ``db.units``)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if conn.dialect.driver == "aiosqlite":
+            seen(sql)
+
+    def ended(conn: Any) -> None:
+        if conn.dialect.driver == "aiosqlite":
+            tally[_EVENT.get()]["transactions"] += 1
 
     event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "commit", ended)
     event.listen(Engine, "rollback", ended)
-    event.listen(Engine, "connect", connected)
 
 
 async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
@@ -290,9 +311,10 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
 
 def _summary(result: dict[str, Any]) -> dict[str, str]:
     latencies, seconds = result["latencies"], result["seconds"]
-    handled = sum(len(latencies.get(k, ())) for k in ("voice", "confirm"))
-    rows = {
-        "events/s": f"{handled / seconds:,.0f}",
+    rows = {"events/s": f"{_events_per_second(result):,.0f}"}
+    if len(result.get("rates", ())) > 1:
+        rows["events/s of each run"] = f"{min(result['rates']):,.0f}-{max(result['rates']):,.0f}"
+    rows |= {
         "pictures/s": f"{len(latencies.get('delivery', ())) / seconds:,.1f}",
         "pictures delivered": f"{result['pictures']}/{result['expected']}",
         "CPU ms per picture": f"{result['cpu_seconds'] * 1000 / max(1, result['pictures']):.1f}",
@@ -330,6 +352,33 @@ def _short(repository: Path, revision: str) -> str:
     """The abbreviated commit id of ``revision``."""
     done = subprocess.run(["git", "-C", str(repository), "rev-parse", "--short", revision], check=True, capture_output=True, text=True)
     return done.stdout.strip()
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements of one tree as one: times, counts and latencies added up; events/s of each kept."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    errors: Counter[str] = Counter()
+    for run in runs:
+        for kind, values in run["latencies"].items():
+            latencies[kind] += values
+        for kind, counted in run["counts"].items():
+            counts[kind].update(counted)
+        errors.update(dict(run["errors"]))
+    added = {key: sum(run[key] for run in runs) for key in ("seconds", "cpu_seconds", "pictures", "expected", "failed")}
+    return added | {
+        "latencies": latencies,
+        "counts": {kind: dict(counted) for kind, counted in counts.items()},
+        "errors": errors.most_common(3),
+        "loop": runs[0]["loop"],
+        "load": statistics.mean(run["load"] for run in runs),
+        "rates": [_events_per_second(run) for run in runs],
+    }
+
+
+def _events_per_second(result: dict[str, Any]) -> float:
+    """Voice notes and Confirm presses handled per second."""
+    return sum(len(result["latencies"].get(kind, ())) for kind in ("voice", "confirm")) / result["seconds"]
 
 
 def _measure(tree: Path, url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
@@ -420,6 +469,7 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="also measure commit REV (e.g. the one before a change), side by side")
     parser.add_argument("--after", metavar="REV", help="measure commit REV instead of the working tree")
     parser.add_argument("--repo", type=Path, default=ROOT, help="the git repository of --before/--after (default: this one)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each tree N times, interleaved, and pool the runs")
     parser.add_argument("--backends", default="sqlite,postgresql", help="which databases (comma-separated)")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -440,14 +490,20 @@ def main() -> None:
         for backend in wanted:
             if backend == "postgresql" and not postgres:
                 continue
-            for label, tree in trees.items():
-                name = f"{backend}{label}"
-                if backend == "sqlite":
-                    url = f"sqlite+aiosqlite:///{tmp}/{name.replace(' ', '-')}.db"
-                else:
-                    url = asyncio.run(_create_database(postgres))  # type: ignore[arg-type]
-                results[name] = _measure(tree, url, Path(tmp) / name.replace(" ", "-"), args.users, args.rounds)
-    print(f"{args.users} users x {args.rounds} rounds (voice note -> Confirm -> picture), instant engine")
+            runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for turn in range(args.repeat):
+                order = list(trees.items())
+                for label, tree in order[::-1] if turn % 2 else order:  # before, after, after, before, ...
+                    name = f"{backend}{label}"
+                    run_name = f"{name.replace(' ', '-')}-{turn}"
+                    if backend == "sqlite":
+                        url = f"sqlite+aiosqlite:///{tmp}/{run_name}.db"
+                    else:
+                        url = asyncio.run(_create_database(postgres))  # type: ignore[arg-type]
+                    runs[name].append(_measure(tree, url, Path(tmp) / run_name, args.users, args.rounds))
+            results |= {name: _pooled(measured) for name, measured in runs.items()}
+    repeated = f", {args.repeat} runs of each interleaved and pooled" if args.repeat > 1 else ""
+    print(f"{args.users} users x {args.rounds} rounds (voice note -> Confirm -> picture), instant engine{repeated}")
     names = list(results)
     table = {
         name: _summary(result) | {"event loop": result["loop"], "load average": f"{result['load']:.1f}"}

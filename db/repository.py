@@ -1,9 +1,9 @@
 """Every read and write the bot makes to the history database, one method per use.
 
 Each method is one unit of work (``Database.run``, see ``db.units``): one short
-transaction — on SQLite one hop to the database's connection thread, on
-PostgreSQL one pooled connection — running statements built once
-(``db.statements``). Methods return plain values or immutable records
+transaction — on SQLite on the event loop, on PostgreSQL on one kept
+connection — running statements built once (``db.statements``) through
+SQLAlchemy's ``Connection.execute``. Methods return plain values or immutable records
 (``db.records``, ``db.preferences``), never live ORM objects. Writes that can
 race (two handlers, a redelivered job, two bot processes) are guarded single
 statements: ``INSERT ... ON CONFLICT`` for get-or-create and upserts,
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Row
+from sqlalchemy.engine import Connection
 
 from db import statements as sql
 from db.columns import utcnow
@@ -42,7 +43,6 @@ from db.records import ImageRecord, RequestAddress, RequestRecord
 from db.session import Database
 from db.statements import ADMISSION_LOCK_KEY
 from db.states import ACTIVE_STATES, INITIAL_STATES, TERMINAL_STATES, RequestState, allowed_sources
-from db.units import Executes
 
 __all__ = ["ADMISSION_LOCK_KEY", "TRANSITION_FIELDS", "Identified", "Repository"]
 
@@ -61,7 +61,7 @@ TRANSITION_FIELDS = frozenset(
     }
 )
 
-Work = Callable[[Executes], Any]
+Work = Callable[[Connection], Any]
 
 
 class SpokenWord(Protocol):
@@ -164,7 +164,7 @@ class Repository:
         generation = self._recent.generation
         keys = {"b_platform": platform, "b_user": platform_user_id, "b_chat": platform_chat_id}
 
-        def create(connection: Executes) -> Row[Any]:
+        def create(connection: Connection) -> Any:  # the IDENTIFY row
             self._user_in(connection, platform, platform_user_id, display_name)
             self._chat_in(connection, platform, platform_chat_id, kind)
             return connection.execute(sql.IDENTIFY, keys).one()
@@ -193,7 +193,7 @@ class Repository:
             return int(found.user_id)
         return await self._run(lambda connection: self._user_in(connection, platform, platform_user_id, display_name))
 
-    def _user_in(self, connection: Executes, platform: str, platform_user_id: str, display_name: str | None) -> int:
+    def _user_in(self, connection: Connection, platform: str, platform_user_id: str, display_name: str | None) -> int:
         """Get-or-create of a user inside a writing unit."""
         keys = {"b_platform": platform, "b_user": platform_user_id}
         found = connection.execute(sql.IDENTITY, keys).one_or_none()
@@ -228,7 +228,7 @@ class Repository:
             return int(chat_id)
         return await self._run(lambda connection: self._chat_in(connection, platform, platform_chat_id, kind))
 
-    def _chat_in(self, connection: Executes, platform: str, platform_chat_id: str, kind: ChatKind) -> int:
+    def _chat_in(self, connection: Connection, platform: str, platform_chat_id: str, kind: ChatKind) -> int:
         """Get-or-create of a chat inside a writing unit."""
         keys = {"b_platform": platform, "b_chat": platform_chat_id}
         chat_id = connection.execute(sql.CHAT, keys).scalar_one_or_none()
@@ -257,10 +257,10 @@ class Repository:
         changes = _changes(
             language=language, default_style=default_style, confirm_before_generate=confirm_before_generate
         )
-        upsert = self._upsert_settings(sql.US, "user_id", user_id, DEFAULT_PREFERENCES, changes)
+        upsert, row = self._upsert_settings(sql.US, "user_id", user_id, DEFAULT_PREFERENCES, changes)
 
-        def unit(connection: Executes) -> Preferences:
-            connection.execute(upsert)
+        def unit(connection: Connection) -> Preferences:
+            connection.execute(upsert, row)
             return _user_settings(connection, user_id)
 
         try:
@@ -290,10 +290,10 @@ class Repository:
             confirm_before_generate=confirm_before_generate,
             content_policy=content_policy,
         )
-        upsert = self._upsert_settings(sql.CS, "chat_id", chat_id, ChatOverrides(), changes)
+        upsert, row = self._upsert_settings(sql.CS, "chat_id", chat_id, ChatOverrides(), changes)
 
-        def unit(connection: Executes) -> ChatOverrides:
-            connection.execute(upsert)
+        def unit(connection: Connection) -> ChatOverrides:
+            connection.execute(upsert, row)
             return _chat_settings(connection, chat_id)
 
         try:
@@ -303,15 +303,11 @@ class Repository:
 
     def _upsert_settings(
         self, table: Any, key: str, key_value: int, defaults: Preferences | ChatOverrides, changes: dict[str, Any]
-    ) -> Any:
-        """The insert-or-update of a settings row (rare: built when needed)."""
-        now = self._clock()
+    ) -> tuple[Any, dict[str, Any]]:
+        """The insert-or-update of a settings row and its parameters: the defaults with ``changes`` applied."""
         settings = {name: getattr(defaults, name) for name in table.c.keys() if name not in (key, "updated_at")}
-        row = {key: key_value, **settings, "updated_at": now} | changes
-        statement = self._upserts.insert(table).values(**row)
-        if changes:
-            return statement.on_conflict_do_update(index_elements=[table.c[key]], set_=changes | {"updated_at": now})
-        return statement.on_conflict_do_nothing(index_elements=[table.c[key]])
+        row = {key: key_value, **settings, "updated_at": self._clock()} | changes
+        return self._upserts.settings(table, key, frozenset(changes)), row
 
     async def effective_settings(self, user_id: int, chat_id: int | None = None) -> Preferences:
         """The preferences that apply to ``user_id`` in ``chat_id`` (``db.preferences.effective_preferences``).
@@ -319,7 +315,7 @@ class Repository:
         Pass ``chat_id`` only for group chats; private chats have no overrides.
         """
 
-        def unit(connection: Executes) -> Preferences:
+        def unit(connection: Connection) -> Preferences:
             user = _user_settings(connection, user_id)
             chat = _chat_settings(connection, chat_id) if chat_id is not None else None
             return effective_preferences(user, chat)
@@ -379,7 +375,7 @@ class Repository:
             "error_key": None,
         }
 
-        def unit(connection: Executes) -> str:
+        def unit(connection: Connection) -> str:
             if caps is not None:
                 self._admit(connection, user_id, caps, new_request=True)
             connection.execute(sql.NEW_REQUEST, request)
@@ -388,7 +384,7 @@ class Repository:
         return await self._run(unit, exclusive=caps is not None)
 
     def _admit(
-        self, connection: Executes, user_id: int, caps: Caps, *, new_request: bool, moving_in: bool = False
+        self, connection: Connection, user_id: int, caps: Caps, *, new_request: bool, moving_in: bool = False
     ) -> None:
         """Take the admission lock in ``connection``'s transaction, then raise ``CapReached`` for the first cap hit.
 
@@ -450,7 +446,7 @@ class Repository:
         from_states: Iterable[RequestState] | None,
         caps: Caps | None,
         fields: dict[str, Any],
-    ) -> Callable[[Executes], bool]:
+    ) -> Callable[[Connection], bool]:
         """:meth:`transition` as a function of a connection in a writing unit (checked and prepared at once)."""
         to_state = RequestState(to_state)
         sources = allowed_sources(to_state, from_states)
@@ -467,7 +463,7 @@ class Repository:
         values["b_id"] = request_id
         states = tuple(sorted(s.value for s in sources))
 
-        def move(connection: Executes) -> bool:
+        def move(connection: Connection) -> bool:
             if caps is None:
                 return connection.execute(sql.update_request(states), values).rowcount == 1
             # Moved first, then counted with the move in (it is undone if that goes over a cap).
@@ -493,7 +489,7 @@ class Repository:
         move = self._move(request_id, RequestState.QUEUED, [RequestState.AWAITING_CONFIRMATION], caps, {"seed": seed})
         final = {"updated_at": self._clock(), "b_id": request_id}
 
-        def unit(connection: Executes) -> RequestRecord | None:
+        def unit(connection: Connection) -> RequestRecord | None:
             if not move(connection):
                 return None
             connection.execute(sql.FINAL_TEXT, final)
@@ -532,14 +528,14 @@ class Repository:
         """A request with its transcript and images, or None if there is no such request."""
         return await self._run(lambda connection: self._request_in(connection, request_id), write=False)
 
-    def _request_in(self, connection: Executes, request_id: str) -> RequestRecord | None:
+    def _request_in(self, connection: Connection, request_id: str) -> RequestRecord | None:
         rows = connection.execute(sql.REQUEST_BY_ID, {"b_id": request_id}).all()
         if not rows:
             return None
         images = [_Prefixed(row, "i_") for row in rows if row.i_id is not None]
         return RequestRecord.from_row(_Loaded(rows[0], images), self._images)  # type: ignore[arg-type]
 
-    def _load(self, connection: Executes, statement: Any, parameters: dict[str, Any]) -> list[RequestRecord]:
+    def _load(self, connection: Connection, statement: Any, parameters: dict[str, Any]) -> list[RequestRecord]:
         """The requests ``statement`` selects (``sql.REQUESTS...``) with their transcripts and images: two statements."""
         rows = connection.execute(statement, parameters).all()
         if not rows:
@@ -556,10 +552,7 @@ class Repository:
 
     async def requests_in_states(self, states: Iterable[RequestState], *, user_id: int | None = None) -> list[RequestRecord]:
         """Requests currently in ``states`` (of one user, or everyone's), oldest first (restart recovery, /cancel)."""
-        statement = sql.REQUESTS.where(sql.R.c.state.in_(sorted(RequestState(s).value for s in states)))
-        if user_id is not None:
-            statement = statement.where(sql.R.c.user_id == user_id)
-        statement = statement.order_by(sql.R.c.created_at, sql.R.c.id)
+        statement = sql.requests_in_states(sorted(RequestState(s).value for s in states), user_id)
         return await self._run(lambda connection: self._load(connection, statement, {}), write=False)
 
     async def count_active(self, user_id: int | None = None) -> int:
@@ -640,7 +633,7 @@ class Repository:
 
     def _image_row(
         self, request_id: str, role: ImageRole, stored: StoredImage, *, seed: int | None, model: str | None, style: str | None
-    ) -> Callable[[Executes], ImageRecord]:
+    ) -> Callable[[Connection], ImageRecord]:
         """The function of a writing unit that records the stored file ``stored`` as ``request_id``'s image with ``role``."""
         role = ImageRole(role)
         created_at = self._clock()
@@ -657,7 +650,7 @@ class Repository:
             "created_at": created_at,
         }
 
-        def unit(connection: Executes) -> ImageRecord:
+        def unit(connection: Connection) -> ImageRecord:
             return self._image_record(connection.execute(self._upserts.image, row).scalar_one(), row)
 
         return unit
@@ -689,7 +682,7 @@ class Repository:
         role = ImageRole(role)
         created_at = self._clock()
 
-        def unit(connection: Executes) -> ImageRecord | None:
+        def unit(connection: Connection) -> ImageRecord | None:
             found = connection.execute(sql.IMAGE_OF, {"b_id": from_request_id, "b_role": role.value}).one_or_none()
             if found is None:
                 return None
@@ -729,7 +722,7 @@ class Repository:
         finish = {"style": style, "b_now": self._clock(), "b_id": request_id}
         finish |= ({"seed": seed} if seed is not None else {}) | ({"error_key": error_key} if error_key is not None else {})
 
-        def unit(connection: Executes) -> RequestRecord | None:
+        def unit(connection: Connection) -> RequestRecord | None:
             for image in rows:
                 image(connection)
             if connection.execute(sql.FINISH_JOB, finish).rowcount != 1:
@@ -739,11 +732,11 @@ class Repository:
         return await self._run(unit)
 
 
-def _user_settings(connection: Executes, user_id: int) -> Preferences:
+def _user_settings(connection: Connection, user_id: int) -> Preferences:
     row = connection.execute(sql.USER_SETTINGS, {"b_id": user_id}).one_or_none()
     return DEFAULT_PREFERENCES if row is None else Preferences(*row)
 
 
-def _chat_settings(connection: Executes, chat_id: int) -> ChatOverrides:
+def _chat_settings(connection: Connection, chat_id: int) -> ChatOverrides:
     row = connection.execute(sql.CHAT_SETTINGS, {"b_id": chat_id}).one_or_none()
     return ChatOverrides() if row is None else ChatOverrides(*row)

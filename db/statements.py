@@ -6,11 +6,13 @@ bulk-persistence plugin, and the cache key is computed again), so the
 statements the conversation runs for every event are built once here, against
 the Core tables, with named parameters (``b_*`` in WHERE clauses; ``INSERT``
 and ``UPDATE`` take their columns from the parameters given, so one statement
-serves every combination of fields). Each is registered with
-:func:`db.compiled.prebuilt`: compiled once per set of parameter names, then
-run on the driver itself. Values sit in the SQL where they are fixed (the
+serves every combination of fields). A statement built once keeps its cache
+key, so SQLAlchemy's compiled cache serves it after its first run with each
+set of parameter names. Values are part of the statement where they are fixed (the
 states a guarded ``UPDATE`` moves from), never in expanding ``IN`` lists,
-which would have to be rendered again on every call.
+which would have to be rendered again on every call. The few statements that
+depend on a call's values (a list of ids or states) are built with
+``lambda_stmt``: their structure is cached, the values are bound.
 """
 
 from __future__ import annotations
@@ -19,10 +21,22 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    StatementLambdaElement,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    lambda_stmt,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from db.compiled import prebuilt
 from db.models import Chat, ChatSettings, Identity, Image, Request, Transcript, User, UserSettings
 from db.states import ACTIVE_STATES
 
@@ -120,8 +134,8 @@ CAP_COUNTS = select(
     _COUNT.where(R.c.user_id == bindparam("b_user"), _ACTIVE).scalar_subquery(),
     _COUNT.where(_ACTIVE).scalar_subquery(),
 )
-#: Taken with ``BEGIN`` by exclusive PostgreSQL units (``db.units``): one round trip for both.
-BEGIN_EXCLUSIVE = f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})"
+#: Taken right after ``BEGIN`` by exclusive PostgreSQL units (``db.units``); released when the transaction ends.
+ADMISSION_LOCK = select(func.pg_advisory_xact_lock(ADMISSION_LOCK_KEY))
 COUNT_ACTIVE = _COUNT.where(_ACTIVE)
 COUNT_ACTIVE_OF = COUNT_ACTIVE.where(R.c.user_id == bindparam("b_user"))
 COUNT_SINCE = _COUNT.where(R.c.user_id == bindparam("b_user"), R.c.created_at >= bindparam("b_since"))
@@ -147,9 +161,17 @@ FINAL_TEXT = (
 )
 
 
-def images_of(request_ids: list[str]) -> Any:
-    """The images of ``request_ids`` (a statement built per call: lists, /history, restart recovery)."""
-    return select(I).where(I.c.request_id.in_(request_ids)).order_by(I.c.id)
+def images_of(request_ids: list[str]) -> StatementLambdaElement:
+    """The images of ``request_ids`` (lists, /history, restart recovery), oldest first."""
+    return lambda_stmt(lambda: select(I).where(I.c.request_id.in_(request_ids)).order_by(I.c.id))
+
+
+def requests_in_states(states: list[str], user_id: int | None) -> StatementLambdaElement:
+    """``REQUESTS`` in one of ``states`` (of ``user_id``, or everyone's when None), oldest first."""
+    statement = lambda_stmt(lambda: REQUESTS.where(R.c.state.in_(states)))
+    if user_id is not None:
+        statement += lambda s: s.where(R.c.user_id == user_id)
+    return statement + (lambda s: s.order_by(R.c.created_at, R.c.id))
 
 
 @cache
@@ -158,13 +180,13 @@ def update_request(states: tuple[str, ...]) -> Any:
 
     One statement per set of states (a handful exist), so none is re-rendered per call as an expanding IN would be.
     """
-    return prebuilt(update(R).where(R.c.id == bindparam("b_id"), state_in(states)))
+    return update(R).where(R.c.id == bindparam("b_id"), state_in(states))
 
 
 @cache
 def update_request_returning_user(states: tuple[str, ...]) -> Any:
     """:func:`update_request` returning the request's ``user_id`` (no row: it was not in ``states``)."""
-    return prebuilt(update_request(states).returning(R.c.user_id))
+    return update_request(states).returning(R.c.user_id)
 
 
 _HEARD = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text", "updated_at")
@@ -180,33 +202,42 @@ class Upserts:
             raise ValueError(f"unsupported database {dialect!r}: use sqlite+aiosqlite or postgresql+asyncpg")
         self.insert = dialect_insert
         claim = dialect_insert(ID)
-        self.claim_identity = prebuilt(
-            claim.on_conflict_do_nothing(index_elements=[ID.c.platform, ID.c.platform_user_id]).returning(ID.c.id)
+        self.claim_identity = claim.on_conflict_do_nothing(index_elements=[ID.c.platform, ID.c.platform_user_id]).returning(
+            ID.c.id
         )
-        self.new_chat = prebuilt(dialect_insert(C).on_conflict_do_nothing(index_elements=[C.c.platform, C.c.platform_chat_id]))
+        self.new_chat = dialect_insert(C).on_conflict_do_nothing(index_elements=[C.c.platform, C.c.platform_chat_id])
         heard = dialect_insert(T)
         #: A transcript, replacing an earlier one (and its edits) of the same request.
-        self.transcript = prebuilt(
-            heard.on_conflict_do_update(index_elements=[T.c.request_id], set_={name: heard.excluded[name] for name in _HEARD})
+        self.transcript = heard.on_conflict_do_update(
+            index_elements=[T.c.request_id], set_={name: heard.excluded[name] for name in _HEARD}
         )
         image = dialect_insert(I)
         #: An image row, replacing the request's earlier one of the same role.
-        self.image = prebuilt(
-            image.on_conflict_do_update(
-                index_elements=[I.c.request_id, I.c.role], set_={name: image.excluded[name] for name in _IMAGE}
-            ).returning(I.c.id)
-        )
+        self.image = image.on_conflict_do_update(
+            index_elements=[I.c.request_id, I.c.role], set_={name: image.excluded[name] for name in _IMAGE}
+        ).returning(I.c.id)
+        self._settings: dict[tuple[str, frozenset[str]], Any] = {}
+
+    def settings(self, table: Table, key: str, changed: frozenset[str]) -> Any:
+        """A settings row of ``table`` (every column from the parameters), or on ``key``'s conflict ``changed`` set in it.
+
+        The row that exists keeps its other columns; ``updated_at`` goes with any change. No ``changed``: an
+        existing row stays as it is. One statement per table and set of changed columns (a handful exist).
+        """
+        found = self._settings.get((table.name, changed))
+        if found is None:
+            row = self.insert(table)
+            conflict = [table.c[key]]
+            if changed:
+                set_ = {name: row.excluded[name] for name in sorted(changed | {"updated_at"})}
+                found = row.on_conflict_do_update(index_elements=conflict, set_=set_)
+            else:
+                found = row.on_conflict_do_nothing(index_elements=conflict)
+            self._settings[(table.name, changed)] = found
+        return found
 
 
 @cache
 def upserts(dialect: str) -> Upserts:
     """The upserts for ``dialect`` (``sqlite`` or ``postgresql``), built once."""
     return Upserts(dialect)
-
-
-for _statement in (
-    REQUEST_BY_ID, HISTORY, IMAGE_OF, IDENTIFY, IDENTITY, RENAME, NEW_USER, DROP_USER, CHAT,
-    USER_SETTINGS, CHAT_SETTINGS, NEW_REQUEST, REQUEST_ADDRESS, CAP_COUNTS, COUNT_ACTIVE,
-    COUNT_ACTIVE_OF, COUNT_SINCE, UPDATE_TRANSCRIPT, FINAL_TEXT, FINISH_JOB,
-):  # fmt: skip
-    prebuilt(_statement)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from PIL import Image as PILImage
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from db import (
@@ -569,26 +570,61 @@ async def test_store_result_is_one_transaction_and_none_once_the_request_left_ru
     assert cancelled is not None and cancelled.state is S.CANCELLED and cancelled.seed == 5
 
 
-async def test_compiled_statements_return_what_sqlalchemy_returns(repo: Repository, database: Database, clock: Clock) -> None:
+@contextmanager
+def cursor_statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every statement SQLAlchemy sends to a driver meanwhile, with its execution context (any engine)."""
+    seen: list[tuple[str, Any]] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        seen.append((statement, context))
+
+    event.listen(Engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", listen)
+
+
+async def test_units_run_every_statement_through_sqlalchemy_and_its_compiled_cache(repo: Repository, database: Database) -> None:
     from db import statements as sql
 
     user_id, request_id = await make_request(repo)
-    words = [Word(" a", 0.0, 0.4, 0.9), Word(" cat", 0.4, 0.9, 0.3)]
-    await repo.save_transcript(request_id, heard_text="a cat", language="en", language_probability=0.9, words=words)
     await repo.add_image(request_id, ImageRole.ANIME, png((1, 2, 3)), seed=2**40, style="paprika")
-    await repo.update_user_settings(user_id, language="zh", confirm_before_generate=False)
-    checks: list[tuple[Any, dict[str, Any]]] = [
-        (sql.REQUEST_BY_ID, {"b_id": request_id}),
-        (sql.IDENTIFY, {"b_platform": "telegram", "b_user": "alice", "b_chat": "chat-alice"}),
-        (sql.CAP_COUNTS, {"b_user": user_id, "b_since": clock.now - timedelta(minutes=1)}),
-        (sql.USER_SETTINGS, {"b_id": user_id}),
-        (text("SELECT count(*) AS n, max(seed) AS seed FROM images WHERE request_id = :r"), {"r": request_id}),  # SQLAlchemy runs it
-    ]
-    for statement, parameters in checks:
-        async with database.engine.connect() as connection:
-            expected = [tuple(row) for row in (await connection.execute(statement, parameters)).all()]
-        found = await database.run(lambda s: [tuple(row) for row in s.execute(statement, parameters).all()], write=False)  # noqa: B023
-        assert found == expected and expected
+    count = text("SELECT count(*) AS n, max(seed) AS seed FROM images WHERE request_id = :r")
+    with cursor_statements() as seen:
+        for write in (False, True):  # a text() SELECT returns its rows in reading and in writing units
+            found = await database.run(lambda c: tuple(c.execute(count, {"r": request_id}).one()), write=write)
+            assert found == (1, 2**40)
+        record = await repo.get_request(request_id)
+        assert record is not None and record.image(ImageRole.ANIME) is not None
+        for ids in ([request_id], [request_id, "nothing", "else"]):  # a statement built per call (lambda_stmt)
+            rows = await database.run(lambda c: c.execute(sql.images_of(ids)).all(), write=False)  # noqa: B023
+            assert [row.request_id for row in rows] == [request_id]
+        assert [r.id for r in await repo.requests_in_states([S.TRANSCRIBING], user_id=user_id)] == [request_id]
+        assert await repo.requests_in_states([S.QUEUED], user_id=user_id) == []
+    assert any("FROM images" in statement and "count(" in statement for statement, _ in seen), "cursor events see them"
+    images = [context.compiled for statement, context in seen if "FROM images" in statement and " IN " in statement]
+    assert len(images) >= 2 and len({id(compiled) for compiled in images}) == 1, "one compiled form for every list of ids"
+    listed = [context.compiled for statement, context in seen if "FROM requests" in statement and " IN " in statement]
+    assert len(listed) == 2 and listed[0] is listed[1]
+
+
+async def test_postgresql_units_begin_only_where_a_unit_writes_several_statements(url: str, repo: Repository) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL-specific")
+    user_id, request_id = await make_request(repo)
+    chat_id = await repo.get_or_create_chat("telegram", "chat-alice", ChatKind.PRIVATE)
+    caps = Caps(requests_per_minute=100, active_per_user=100, active_total=100)
+
+    async def sent(call: Any) -> list[str]:
+        with cursor_statements() as seen:
+            await call
+        return [statement if statement.startswith("SELECT") else statement.split()[0] for statement, _ in seen]
+
+    assert "BEGIN" not in await sent(repo.get_request(request_id)), "a read runs without a transaction"
+    assert await sent(repo.update_in_state(request_id, [S.TRANSCRIBING], style="paprika")) == ["UPDATE"], "one statement"
+    capped = await sent(repo.create_request(user_id=user_id, chat_id=chat_id, kind=RequestKind.VOICE, caps=caps))
+    assert capped[0] == "BEGIN" and "pg_advisory_xact_lock" in capped[1] and capped[-2:] == ["INSERT", "COMMIT"]
 
 
 @pytest.mark.usefixtures("sqlite_only")
