@@ -503,6 +503,10 @@ class PromptChecker:
         # verdicts are immutable, so the same question is answered once (bounded; per checker, i.e. per term list).
         self._verdicts = lru_cache(maxsize=VERDICT_MEMORY)(self._judge)
         self._automaton = ahocorasick.Automaton()
+        from engine.policy_classifier import SecondCheck
+
+        #: The classifier behind the list (engine/policy_classifier.py): it refuses what the list lets through.
+        self.second_check = SecondCheck(self.terms)
         entries: dict[str, list[_Entry]] = {}
 
         def add(category: str, term: str) -> None:
@@ -652,6 +656,8 @@ class PromptChecker:
         sexual = [hit for hit in hits if hit.category in SEXUAL_CATEGORIES]
         if minors and sexual:
             blocking += [Hit(MINORS_CATEGORY, h.term, h.found, h.start, h.end, h.source) for h in (*minors, *sexual)]
+        if not blocking:  # what the list has no word for (its own words are its to judge)
+            blocking = self.second_check.hits(text, level, known=found)
         if not blocking:
             return ALLOWED[level]
         unique = {(h.category, h.found.casefold()): h for h in reversed(blocking)}
