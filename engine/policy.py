@@ -654,6 +654,9 @@ class PromptChecker:
             ]
         minors = [hit for hit in hits if hit.category == MINOR]
         sexual = [hit for hit in hits if hit.category in SEXUAL_CATEGORIES]
+        if minors and not sexual:  # a child, and no word of the list for sex: what the classifier reads as sexual counts
+            read = self.second_check.hits(text, Level.STRICT, known=found)
+            sexual = [hit for hit in read if hit.category in SEXUAL_CATEGORIES]
         if minors and sexual:
             blocking += [Hit(MINORS_CATEGORY, h.term, h.found, h.start, h.end, h.source) for h in (*minors, *sexual)]
         if not blocking:  # what the list has no word for (its own words are its to judge)
