@@ -9,7 +9,7 @@ Run by hand from the repository root::
 Backends: ``eager`` (torch, NCHW: the reference), ``channels_last`` (what the
 engine's torch backend runs), ``onnx`` (the engine's session options,
 ``engine.animegan.onnx_session_options``), ``onnx-spin`` (the same with pool
-threads spinning: the engine's options before issue 16, i.e. the "before"
+threads spinning: the engine's earlier options, i.e. the "before"
 beside ``onnx``'s "after") and, only when asked for, ``onnx-arena`` (the
 engine's options with the CPU memory arena on: faster, but see "kept RSS").
 

@@ -1,4 +1,4 @@
-"""Speech recognition by hand: what users are shown, before and after issue 13, with and without decoding hints.
+"""Speech recognition by hand: what users are shown, with and without the transcript review (corrections, unsure marks) and decoding hints.
 
     python bench/asr.py [--model DIR] [--threads 1] [--beam 2] [--split heldout|dev|all]
                         [--hints prompt|hotwords|both] [--prompt TEXT] [--hint-everything] [--voice espeak|piper]
@@ -24,7 +24,7 @@ the Whisper base test model (int8; language detected, as in the bot), twice:
   with ``language="zh"`` and the hints; other clips are decoded as before);
   ``--hint-everything`` gives them to every clip, English too. "hinted raw"
   is that transcript as Whisper wrote it, "hinted" the same finished for a
-  zh-Hans reader. (Measured for issue 13 with Whisper base: no hint helps.
+  zh-Hans reader. (Measured with Whisper base: no hint helps.
   The prompt makes Whisper write Simplified, which OpenCC already does, adds
   no accuracy on the dev clips and sends several clips into a repetition
   loop that costs ~25 s each; the lexicon hotwords make it recite the list.)
@@ -39,7 +39,7 @@ Reported per language and split (and both splits together):
 * **unsure recall / false marks**: of the words that are wrong as shown (not
   aligned to an identical reference span), the share marked unsure; of the
   right ones, the share marked. Raw transcripts are marked by probability
-  < 0.5 (the card's rule before issue 13);
+  < 0.5 (the card's rule before the transcript review);
 * **RTF**: recognition seconds / audio seconds (rows "before" and "hinted
   raw"); **review ms**: ``finish`` per clip (rows "after" and "hinted").
 """

@@ -48,6 +48,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.chinese import CJK_CLASS, CJK_RE
 from engine.errors import ImageCheckUnavailableError, UserError
 from engine.policy_ages import child_ages
 
@@ -327,16 +328,14 @@ _CONFUSABLES = str.maketrans(
 #: Leetspeak digits and symbols, read as letters inside a word.
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _LEET_CHARS = "0134578@$!|+"
-_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_CJK = re.compile(f"[{_CJK_CLASS}]")
 _LATIN = re.compile(r"[a-z0-9]")
 #: A word of Latin letters and digits, with leetspeak symbols inside it.
 _LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*")
 #: A Latin letter or digit, or a Chinese character: what the separator rules look at.
-_UNIT = re.compile(f"[a-z0-9]+|[{_CJK_CLASS}]+")
+_UNIT = re.compile(f"[a-z0-9]+|[{CJK_CLASS}]+")
 #: Separators removed inside a Latin word ("nu-de", "p.orn", "s_e_x") or between Chinese characters ("色.情"; not commas).
 _INNER_SEPARATORS = re.compile(
-    rf"(?<=[a-z0-9])[.\-_*·~/\\'`^:,;]{{1,3}}(?=[a-z0-9])|(?<=[{_CJK_CLASS}])[.\-_*·~/\\'`^|+]{{1,3}}(?=[{_CJK_CLASS}])"
+    rf"(?<=[a-z0-9])[.\-_*·~/\\'`^:,;]{{1,3}}(?=[a-z0-9])|(?<=[{CJK_CLASS}])[.\-_*·~/\\'`^|+]{{1,3}}(?=[{CJK_CLASS}])"
 )
 _STRETCHED = re.compile(r"([a-z])\1{2,}")
 
@@ -414,7 +413,7 @@ def _collapse(view: _View, *, keep_one_letter_words: bool = False) -> _View:
             run.pop(0)
         if keep_one_letter_words and len(run) >= 4 and run[-1].group() in _ONE_LETTER_WORDS:
             run.pop()
-        if run and len(run) >= (2 if _CJK.match(run[0].group()) else 3):
+        if run and len(run) >= (2 if CJK_RE.match(run[0].group()) else 3):
             for left, right in zip(run, run[1:], strict=False):
                 for i in range(left.end(), right.start()):
                     drop[i] = True
@@ -423,7 +422,7 @@ def _collapse(view: _View, *, keep_one_letter_words: bool = False) -> _View:
     for unit in units:
         single = len(unit.group()) == 1
         gap = text[run[-1].end() : unit.start()] if run else ""
-        same_kind = bool(run) and bool(_CJK.match(run[-1].group())) == bool(_CJK.match(unit.group()))
+        same_kind = bool(run) and bool(CJK_RE.match(run[-1].group())) == bool(CJK_RE.match(unit.group()))
         if single and run and same_kind and 0 < len(gap) <= 3 and not any(c.isalnum() for c in gap):
             run.append(unit)
             continue
@@ -607,13 +606,13 @@ class PromptChecker:
     @staticmethod
     def _word_boundary(text: str, position: int) -> bool:
         """Chinese segmentation (jieba, with the lexicon's words) puts a word boundary at ``position``."""
-        if position <= 0 or position >= len(text) or not _CJK.match(text[position]) or not _CJK.match(text[position - 1]):
+        if position <= 0 or position >= len(text) or not CJK_RE.match(text[position]) or not CJK_RE.match(text[position - 1]):
             return True
         run_start = position
-        while run_start > 0 and _CJK.match(text[run_start - 1]):
+        while run_start > 0 and CJK_RE.match(text[run_start - 1]):
             run_start -= 1
         run_end = position
-        while run_end < len(text) and _CJK.match(text[run_end]):
+        while run_end < len(text) and CJK_RE.match(text[run_end]):
             run_end += 1
         from engine.translate import reader
 

@@ -67,6 +67,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from engine.chinese import CJK_CLASS, CJK_RE
 from engine.policy import TERMS_FILE, Hit, Level, PromptChecker, TermList, normalise, views
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ L2 = 3e-4
 #: (a learned bias gave words the model has never seen a probability of about 0.7 of being refused).
 BIAS = -3.0
 
-_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_CJK = re.compile(f"[{_CJK_CLASS}]")
-_TOKEN = re.compile(f"[{_CJK_CLASS}]+|[^\\W_{_CJK_CLASS}]+")
+_TOKEN = re.compile(f"[{CJK_CLASS}]+|[^\\W_{CJK_CLASS}]+")
 #: What a description negates is not read: a negation and the word after it (Chinese: the two characters after it).
 _NEGATED = re.compile(
     r"\b(?:no|not|without|never|non)\b[\s-]*(?:[^\W\d_]+)?|(?:不要|不能|没有|沒有|没|沒|别|別)[\u4e00-\u9fff]{0,2}", re.IGNORECASE
@@ -216,7 +215,7 @@ def windows(text: str, *, every_view: bool = True) -> list[Window]:
     readings = views(text) if every_view else [_Identity(group_of(text))]
     for view in readings:
         tokens = list(_TOKEN.finditer(view.text))
-        latin = [not _CJK.match(token.group()) for token in tokens]
+        latin = [not CJK_RE.match(token.group()) for token in tokens]
         joined = [
             latin[i] and latin[i + 1] and not view.text[tokens[i].end() : tokens[i + 1].start()].strip()
             for i in range(len(tokens) - 1)
@@ -349,9 +348,9 @@ def training_examples(
             bare = _bare(term)
             if not bare or _NEGATION.search(bare):
                 continue
-            for template in exemplars.templates["zh" if _CJK.search(bare) else "en"]:
+            for template in exemplars.templates["zh" if CJK_RE.search(bare) else "en"]:
                 examples.append(Example(template.replace("{t}", bare), category, group_of(bare)))
-            if not _CJK.search(bare):
+            if not CJK_RE.search(bare):
                 words.update(word for word in re.split(r"[\s-]+", bare) if len(word) > 2)
     matcher = PromptChecker(terms)
     examples += [
@@ -690,7 +689,7 @@ def _weighty(assessment: Assessment, refusing: Sequence[str], limit: float) -> l
     solo = [sum(assessment.solo(i)[c] for c in refusing) for i in range(len(assessment.windows))]
     def rank(index: int) -> tuple[bool, int, float]:
         core = assessment.windows[index].key.split("|")[1]
-        return " " in core, len(core) if _CJK.match(core) else 0, -solo[index]
+        return " " in core, len(core) if CJK_RE.match(core) else 0, -solo[index]
 
     ranked = sorted(range(len(solo)), key=rank)
     chosen: list[Window] = []

@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Literal
 
 from engine.api import ParsedDescription, Prompt
+from engine.chinese import CJK_CLASS, CJK_RE
 from engine.errors import EmptyTextError
 from engine.lexicon import (
     EN_INDEX,
@@ -83,12 +84,10 @@ NEGATIVE_PROMPT = (
     "low quality, jpeg artifacts, watermark, signature, text, cropped, deformed"
 )
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 #: A run of CJK ideographs, or one word of any other script (letters/digits, inner ' or -).
 _TOKEN_RE = re.compile(
-    rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+(?:['-][^\W_{_CJK}]+)*)"
+    rf"(?P<cjk>[{CJK_CLASS}]+)|(?P<word>[^\W_{CJK_CLASS}]+(?:['-][^\W_{CJK_CLASS}]+)*)"
 )
-_CJK_RE = re.compile(f"[{_CJK}]")
 _ESTIMATE_RE = re.compile(r"[A-Za-z0-9]+|\S")
 
 #: Kinds a pending colour / English modifier attaches to.
@@ -149,7 +148,7 @@ def _clean(text: str) -> str:
     return text.replace("\u2019", "'").strip()
 
 
-_WORD_TAIL = re.compile(r"[^\W_" + _CJK + r"]+$")
+_WORD_TAIL = re.compile(r"[^\W_" + CJK_CLASS + r"]+$")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -298,7 +297,7 @@ class _Parts:
 
     def has_cjk(self) -> bool:
         found = [s.noun for s in self.subjects] + [t for _, t in self.attributes] + self.actions + self.scene
-        return any(_CJK_RE.search(phrase) for phrase in found)
+        return any(CJK_RE.search(phrase) for phrase in found)
 
 
 def _article(phrase: str) -> str:
@@ -703,7 +702,7 @@ _NEGATIVE_BUDGET = CLIP_CONTENT_TOKENS - estimate_clip_tokens(NEGATIVE_PROMPT) -
 
 def _without_cjk(phrases: list[str]) -> list[str]:
     """The phrases with every CJK character taken out (CLIP cannot read them), the empty ones dropped."""
-    return [p for p in (" ".join(_CJK_RE.sub(" ", phrase).split()) for phrase in phrases) if p]
+    return [p for p in (" ".join(CJK_RE.sub(" ", phrase).split()) for phrase in phrases) if p]
 
 
 def _render(parts: _Parts) -> tuple[str, str]:
@@ -720,7 +719,7 @@ def _render(parts: _Parts) -> tuple[str, str]:
 
 
 def _detect_language(text: str) -> str:
-    return "zh" if _CJK_RE.search(text) else "en"
+    return "zh" if CJK_RE.search(text) else "en"
 
 
 def _has_words(text: str) -> bool:
@@ -794,7 +793,7 @@ def set_machine_translator(translate: MachineTranslate | None) -> None:
 
 
 def _machine_reading(cleaned: str, machine: MachineTranslate | None, strict: bool) -> _Parts:
-    if machine is None or not _CJK_RE.search(cleaned):
+    if machine is None or not CJK_RE.search(cleaned):
         return _Parts()
     try:
         english = machine(cleaned)

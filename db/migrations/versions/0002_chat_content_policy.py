@@ -1,4 +1,4 @@
-"""A chat's content policy level, set by its admins (issue 15): chat_settings.content_policy.
+"""A chat's content policy level, set by its admins: chat_settings.content_policy.
 
 Revision ID: 0002
 Revises: 0001
