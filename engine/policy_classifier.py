@@ -562,7 +562,7 @@ def classifier() -> TextClassifier:
                 began = time.perf_counter()
                 examples = training_examples(TermList.load())
                 _MODEL = TextClassifier.train(examples)
-                log.info(
+                log.debug(  # every process that checks a description trains it: not news to the operator
                     "policy classifier: trained on %d examples, %d features in %.2f s",
                     len(examples),
                     len(_MODEL.vocabulary),
