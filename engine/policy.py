@@ -773,6 +773,24 @@ def resolve_model(path: Path | None) -> Path:
     return found_model
 
 
+def open_session(model: Path, threads: int, what: str, *, gpu: bool = False) -> Any:
+    """An ONNX Runtime session of ``model`` (``threads``: 0 = its default; ``gpu``: CUDA when onnxruntime-gpu has it).
+
+    Raises :class:`~engine.errors.ImageCheckUnavailableError` naming ``what`` when the file cannot be loaded.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if gpu else ("CPUExecutionProvider",)
+    available = onnxruntime.get_available_providers()
+    try:
+        return onnxruntime.InferenceSession(str(model), options, providers=[name for name in wanted if name in available])
+    except Exception as error:
+        raise ImageCheckUnavailableError(f"{what} {model} cannot be loaded: {error}") from error
+
+
 class ImageCheck:
     """An ONNX nudity detector with NudeNet's signature; loads on first use, thread-safe.
 
@@ -808,15 +826,7 @@ class ImageCheck:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            try:
-                session = onnxruntime.InferenceSession(str(self.model), options, providers=["CPUExecutionProvider"])
-            except Exception as error:
-                raise ImageCheckUnavailableError(f"the image check model {self.model} cannot be loaded: {error}") from error
+            session = open_session(self.model, self.threads, "the image check model")
             meta = session.get_modelmeta().custom_metadata_map
             names = _literal(meta.get("names"))
             if isinstance(names, dict) and names:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import ImageCheckUnavailableError
 from engine.files import sha256_file
-from engine.policy import ALLOWED, Finding, ImageCheck, Level, Verdict, checks_images, combine
+from engine.policy import ALLOWED, Finding, ImageCheck, Level, Verdict, checks_images, combine, open_session
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -303,19 +303,10 @@ class AnimeRatingCheck:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
-
             model, tags = self.source.files()
             ratings, rows = _rating_rows(tags)
-            options = onnxruntime.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            available = onnxruntime.get_available_providers()  # a GPU when onnxruntime-gpu is installed: ~3 s a picture on a small CPU
-            providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in available]
-            try:
-                session = onnxruntime.InferenceSession(str(model), options, providers=providers)
-            except Exception as error:
-                raise ImageCheckUnavailableError(f"the anime image check's model {model} cannot be loaded: {error}") from error
+            # a GPU when onnxruntime-gpu is installed: ~3 s a picture on a small CPU
+            session = open_session(model, self.threads, "the anime image check's model", gpu=True)
             (entry,), (exit_,) = session.get_inputs(), session.get_outputs()
             shape, width = list(entry.shape), exit_.shape[-1]
             if len(shape) != 4 or shape[-1] != 3 or (isinstance(width, int) and width != rows):
