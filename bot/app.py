@@ -27,6 +27,7 @@ from db import Repository, create_database
 from db.migrate import upgrade_async
 from engine.api import Engine
 from engine.asr import whisper_device
+from engine.policy import Level, PromptChecker
 from engine.prompt import warm_up
 from handlers.flow import Conversation
 
@@ -99,7 +100,8 @@ class BotApp:
                 await adapter.start(self.conversation.handle)
             log.info("%s adapter started", adapter.platform)
         await self.conversation.recover(leftovers)
-        self._warming = asyncio.create_task(_warm_up(), name="voice2anime-warm-up")
+        checker = self.conversation.config.policy.checker
+        self._warming = asyncio.create_task(_warm_up(checker), name="voice2anime-warm-up")
 
     def _database_step(self) -> AbstractContextManager[None]:
         url = self.settings.database_url
@@ -133,13 +135,15 @@ class BotApp:
         await self.database.dispose()
 
 
-async def _warm_up() -> None:
-    """:func:`engine.prompt.warm_up` in a thread, then what start-up loaded is frozen out of the GC (``bot.event_loop``).
+async def _warm_up(checker: PromptChecker) -> None:
+    """:func:`engine.prompt.warm_up` and the content policy's checks (its classifier trains on first use, ~1 s) in a
+    thread, then what start-up loaded is frozen out of the GC (``bot.event_loop``).
 
     A failure to load only means the first description loads (and reports) it.
     """
     try:
         await asyncio.to_thread(warm_up)
+        await asyncio.to_thread(checker.check_text, "a girl with blue hair", Level.STRICT)
     except Exception:
         log.warning("loading the dictionaries at start failed; the first description will try again", exc_info=True)
     frozen = event_loop.freeze_start_up_heap()
