@@ -9,7 +9,9 @@ Screenshots go to the test's tmp dir (and to ``$STUDIO_SCREENSHOTS`` when set).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bot.web_i18n import page_strings
+from bot.web_i18n import page_strings, page_word
 from handlers import cards
 from handlers.i18n import pick_language, t
 from tests.support.browser import (
@@ -616,3 +618,53 @@ async def test_text_contrast_is_at_least_4_5_to_1(served: Studio, engine: Script
     assert await p.evaluate(CONTRAST) == [], "while recording"
     await p.keyboard.press("Escape")
     assert page.errors == [], page.errors
+
+
+# ---------------------------------------------------------------- uploads the studio refuses
+
+
+@pytest.mark.parametrize("refusal", ["upload.busy", "upload.stalled"])
+async def test_an_upload_the_studio_refuses_with_a_notice_shows_only_the_notice(
+    engine: ScriptedEngine, chromium: Any, shots: Path, sqlite_url: str, tmp_path: Path, refusal: str
+) -> None:
+    """503 (too many uploads at once) and 408 (the body stopped arriving): the studio's own notice, not also "The upload
+    failed (503)". A browser cannot stall its own upload, so for the 408 the page's request is sent on by the test as
+    one that stops half-way, and the page gets the studio's real answer to it."""
+    web = {"uploads_per_address": 0} if refusal == "upload.busy" else {"upload_stall_seconds": 0.5}
+    async with studio_over(engine, sqlite_url, tmp_path / "data", **web) as studio:
+        await studio.adapter.start(studio.conversation.handle)
+        page = await open_page(chromium, studio, shots)
+        p = page.page
+        if refusal == "upload.stalled":
+            port = studio.adapter.port
+
+            async def stalled(route: Any) -> None:
+                cookie = "; ".join(f"{c['name']}={c['value']}" for c in await p.context.cookies())
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                host = f"127.0.0.1:{port}"
+                writer.write(
+                    f"POST /upload/photo?locale=en-US HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nCookie: {cookie}\r\n"
+                    f"Content-Type: image/png\r\nContent-Length: {len(PICTURE)}\r\n\r\n".encode() + PICTURE[:1000]
+                )
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)  # once the body stalled (read by length: it lingers)
+                length = re.search(rb"Content-Length: (\d+)", head)
+                assert length is not None, head
+                body = await asyncio.wait_for(reader.readexactly(int(length.group(1))), 30)
+                writer.close()
+                await route.fulfill(status=int(head.split()[1]), body=body, content_type="application/json; charset=utf-8")
+
+            await p.route("**/upload/photo**", stalled)
+        status = 503 if refusal == "upload.busy" else 408
+        async with p.expect_response(lambda response: "/upload/photo" in response.url) as answered:
+            await p.set_input_files("#photo-file", files=[{"name": "moon.png", "mimeType": "image/png", "buffer": PICTURE}])
+        assert (await answered.value).status == status
+        notice = page_word(refusal, "en")
+        await p.locator(".toast", has_text=notice).wait_for()
+        await p.wait_for_timeout(500)  # the page has read the answer
+        toasts = await page.texts(".toast")
+        assert toasts == [notice], toasts
+        failed = STRINGS["en"]["upload.failed"].split("(")[0].strip()
+        assert not any(failed in text for text in toasts)
+        # (the browser itself logs a failed request: not the page's error)
+        assert [e for e in page.errors if not e.startswith("Failed to load resource")] == [], page.errors

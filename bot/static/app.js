@@ -751,10 +751,29 @@ async function upload(kind, blob) {
       headers: { "Content-Type": blob.type || "application/octet-stream" },
       credentials: "same-origin",
     });
-    if (!response.ok && response.status !== 413) toast(tr("upload.failed", { reason: response.status }), "error");
+    if (!response.ok && response.status !== 413 && !(await toldWhy(response))) toast(tr("upload.failed", { reason: response.status }), "error");
   } catch (error) {
     toast(tr("upload.failed", { reason: error.message || error }), "error");
   }
+}
+
+// Whether the studio itself said why an upload was refused, so the page adds nothing: too big (413, in the
+// feed), stalled (408) or too many at once (503), told as a notice of its own; a 503 in plain words is the
+// studio turning away a connection over its caps, whose words the page has too.
+async function toldWhy(response) {
+  if (response.status !== 408 && response.status !== 503) return false;
+  let answer = null;
+  try {
+    answer = await response.json();
+  } catch {
+    answer = null;
+  }
+  if (answer && answer.reason) return true;
+  if (response.status === 503) {
+    toast(tr("connections.busy"), "error");
+    return true;
+  }
+  return false;
 }
 
 function uploadFile(file, forced) {
