@@ -10,7 +10,13 @@
 * ``POST /upload/voice`` and ``/upload/photo`` a recording or a file (the raw bytes as the body),
   at most ``AUDIO_MAX_BYTES`` / ``WEB_PHOTO_MAX_BYTES``; the conversation decides what it is;
 * ``GET /img/<id>`` a picture of this browser's messages, ``GET /api/gallery`` and
-  ``GET /gallery/<request id>`` its finished pictures from the history database.
+  ``GET /gallery/<request id>`` its finished pictures from the history database
+  (:data:`GALLERY_SIZE` at a time, newest first; ``?before=<request id>`` the next page).
+
+The feed a page gets when it connects is the conversation as the history database
+holds it: the messages the studio keeps in memory (a cache, see :mod:`bot.web_messenger`),
+and the newest requests it no longer holds (after a restart: all of them) shown
+again — see :meth:`WebAdapter._restore`.
 
 Safe by default: it listens on loopback only; any other ``WEB_HOST`` needs
 ``WEB_PASSWORD`` (the start is refused otherwise: one line, exit 2). On
@@ -69,7 +75,8 @@ from engine.errors import AudioTooLargeError, ImageTooLargeError
 from handlers import cards
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
 from handlers.i18n import pick_language, t
-from handlers.replies import Button, parse_button_data
+from handlers.keyed_lock import KeyedLock
+from handlers.replies import Button, Reply, parse_button_data
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +90,13 @@ MAX_WS_MESSAGE = 64 * 1024
 MAX_IN_FLIGHT = 8
 #: WebSocket messages per second a tab may send on average, and in a burst.
 WS_RATE, WS_BURST = 5.0, 20
-#: Finished pictures listed in the gallery.
+#: Finished pictures in one page of the gallery (the page asks for the next one with the last one's request id).
 GALLERY_SIZE = 48
+#: A browser's newest requests the feed shows when the page connects, from the history database where the
+#: studio's memory no longer holds them (after a restart): open cards, statuses of queued and running requests,
+#: delivered pictures. Bounded so a connect costs a few reads, and well within what the memory keeps
+#: (:data:`bot.web_messenger.FEED_LIMIT` messages), so shown requests are not dropped again at once.
+FEED_REQUESTS = 16
 #: How long :meth:`WebAdapter.stop` lets events being handled finish.
 STOP_GRACE_SECONDS = 10.0
 #: Seconds a new connection has to send its first request, and an idle kept-alive one its next (then it is closed).
@@ -103,6 +115,8 @@ UPLOADS_PER_ADDRESS, UPLOADS_TOTAL = 2, 8
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
 _COMMAND = re.compile(r"[a-z_]{1,32}")
+#: What a request id given back by the page (a gallery cursor) may look like.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: UTF-16 surrogates: valid as JSON escapes, but alone they are no character (and cannot be stored or sent).
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -126,14 +140,40 @@ class GalleryItem:
     spoiler: bool = False
 
 
-class Gallery(Protocol):
-    """Where the studio finds a browser's finished pictures (the history database, see :mod:`bot.web_gallery`)."""
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of a browser's finished pictures, newest first."""
 
-    async def pictures(self, user: str, limit: int) -> list[GalleryItem]:
-        """``user``'s delivered pictures, newest first."""
+    items: list[GalleryItem]
+    #: The request id to ask for the next (older) page with; None on the last page.
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class Recent:
+    """One of a browser's newest requests as the history database holds it, and how the feed shows it."""
+
+    request_id: str
+    #: The kinds of message (``Reply.kind``) that already show it: one of them in the feed and it is not shown again.
+    shown_as: frozenset[str]
+    #: The button whose press makes the conversation show it as it stands (an open card, a delivered picture) ...
+    press: Button | None = None
+    #: ... or, where no button does (a queued or running request), its status, standing in until the conversation
+    #: says something about the request (:meth:`bot.web_messenger.WebMessenger.stand_in`).
+    status: Reply | None = None
+
+
+class Gallery(Protocol):
+    """Where the studio reads a browser's history: the history database (see :mod:`bot.web_gallery`)."""
+
+    async def pictures(self, user: str, limit: int, before: str | None = None) -> GalleryPage:
+        """``user``'s delivered pictures, newest first, at most ``limit``: the newest, or those after request ``before``."""
 
     async def picture(self, user: str, request_id: str) -> bytes | None:
         """The finished picture of ``request_id`` when it is ``user``'s, else None."""
+
+    async def recent(self, user: str, limit: int, locale: str | None) -> list[Recent]:
+        """``user``'s newest requests (at most ``limit``) that the feed shows, oldest first (``locale``: the page's)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +251,8 @@ class WebAdapter:
         self._cookie = f"{COOKIE}_{config.port}"
         self._locales: dict[str, str] = {}
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        #: One restore of the feed at a time per browser (two tabs connecting at once show nothing twice).
+        self._restoring = KeyedLock()
         self._on_event: EventHandler | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -419,6 +461,13 @@ class WebAdapter:
             raise web.HTTPForbidden(text="wrong origin")
         socket = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, heartbeat=30.0)
         await socket.prepare(request)
+        locale = request.query.get("locale", "")
+        if _LOCALE.fullmatch(locale):  # the page's language, so what is shown again is in it
+            self._locales[user] = locale
+        try:
+            await self._restore(user)
+        except Exception:
+            log.exception("could not show a studio browser's requests again from the history database")
         self._messenger.connect(user, socket)
         bucket = _Bucket(WS_RATE, WS_BURST)
         try:
@@ -476,6 +525,41 @@ class WebAdapter:
 
     def _origin(self, user: str) -> Origin:
         return Origin(PLATFORM, user, user, "", self._locales.get(user))
+
+    async def _restore(self, user: str) -> None:
+        """Show again ``user``'s newest requests (:data:`FEED_REQUESTS`) that the feed in memory no longer holds.
+
+        The database holds the conversation; the feed in memory is a cache of it
+        (empty after a restart, its oldest messages dropped in a long session).
+        The conversation itself shows each missing request as it stands, asked
+        the way its buttons ask: an open card by its Details toggle (the same
+        card, with working buttons), a delivered picture as a Gallery tile asks
+        (with Restyle, Reroll, Original and Download). A queued or running
+        request, which no button shows, gets its status, replaced by the next
+        thing the conversation says about it (a resumed job's status, its
+        picture's end). Each goes where its request is among the others, so the
+        feed stays in order with the newest at the bottom.
+        """
+        if self.gallery is None or self._on_event is None:
+            return
+        async with self._restoring(user):
+            recent = await self.gallery.recent(user, FEED_REQUESTS, self._locales.get(user))
+            shown = self._messenger.shown(user)
+            origin = self._origin(user)
+            restored: list[str] = []
+            for entry in recent:
+                if shown.get(entry.request_id, frozenset()) & entry.shown_as:
+                    continue
+                before = set(self._messenger.about(user, entry.request_id))
+                if entry.press is not None:
+                    press = entry.press
+                    await self._on_event(ButtonPress(origin, press.request_id, press.action, press.value, ""))
+                elif entry.status is not None:
+                    await self._messenger.stand_in(origin, entry.status)
+                restored += [ref for ref in self._messenger.about(user, entry.request_id) if ref not in before]
+            if restored:
+                log.info("showed %d of a studio browser's requests again from the history database", len(restored))
+                self._messenger.place(user, restored, [entry.request_id for entry in recent])
 
     async def _deliver(self, event: Event) -> None:
         """Hand ``event`` to the conversation in the background (a transcription must not hold up the socket)."""
@@ -551,27 +635,29 @@ class WebAdapter:
         return _picture_response(request, stored.data, stored.content_type, stored.filename)
 
     async def _gallery(self, request: web.Request) -> web.StreamResponse:
+        """A page of this browser's finished pictures: ``{"items": [...], "next": request id | null}`` (``?before=``: the next)."""
         user = self._user(request)
         if user is None:
             raise web.HTTPUnauthorized()
-        items = [] if self.gallery is None else await self.gallery.pictures(user, GALLERY_SIZE)
-        return web.json_response(
-            [
-                {
-                    "request_id": item.request_id,
-                    "image": f"/gallery/{item.request_id}",
-                    "download": f"/gallery/{item.request_id}?download=1",
-                    "created": item.created,
-                    "style": dict(item.style),
-                    "description": item.description,
-                    "spoiler": item.spoiler,
-                    # Pressing it asks the conversation to show the picture again, with its buttons.
-                    "press": Button("", cards.RESEND, item.request_id).data,
-                }
-                for item in items
-            ],
-            dumps=_dumps,
-        )
+        before = request.query.get("before") or None
+        if before is not None and not _REQUEST_ID.fullmatch(before):
+            raise web.HTTPBadRequest(text="before: a request id")
+        page = GalleryPage([]) if self.gallery is None else await self.gallery.pictures(user, GALLERY_SIZE, before)
+        items = [
+            {
+                "request_id": item.request_id,
+                "image": f"/gallery/{item.request_id}",
+                "download": f"/gallery/{item.request_id}?download=1",
+                "created": item.created,
+                "style": dict(item.style),
+                "description": item.description,
+                "spoiler": item.spoiler,
+                # Pressing it asks the conversation to show the picture again, with its buttons.
+                "press": Button("", cards.RESEND, item.request_id).data,
+            }
+            for item in page.items
+        ]
+        return web.json_response({"items": items, "next": page.next}, dumps=_dumps)
 
     async def _gallery_picture(self, request: web.Request) -> web.StreamResponse:
         user = self._user(request)

@@ -1,7 +1,13 @@
-"""The studio's gallery: a browser's finished pictures, read from the history database.
+"""The studio's history: a browser's finished pictures and newest requests, read from the history database.
 
 A browser's cookie id is its platform user id on the ``web`` platform; only
-requests of that user are listed or served.
+requests of that user are listed or served. Nothing here writes: a browser
+that never asked for anything has no user yet, and an empty history.
+
+* :meth:`RepositoryGallery.pictures` — the Gallery, a page at a time (a cursor: the last request id shown);
+* :meth:`RepositoryGallery.recent` — what the feed shows of the newest requests when a page connects
+  (:meth:`bot.web.WebAdapter._restore`): an open card and a delivered picture as the conversation
+  shows them when their buttons are pressed, a queued or running request by its status.
 """
 
 from __future__ import annotations
@@ -9,14 +15,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from bot.web import PLATFORM, GalleryItem
+from bot.web import PLATFORM, GalleryItem, GalleryPage, Recent
 from db import Repository
-from db.enums import ImageRole
+from db.columns import utcnow
+from db.enums import ImageRole, RequestKind
 from db.records import RequestRecord
 from db.states import RequestState
+from handlers import cards
 from handlers.cards import style_name
-from handlers.i18n import LANGUAGES
-from handlers.jobs import POLICY_SPOILER
+from handlers.i18n import LANGUAGES, pick_language
+from handlers.jobs import POLICY_SPOILER, StatusView
+from handlers.replies import Button
+
+S = RequestState
+
+#: The states of the requests the feed shows: open cards, queued and running requests, delivered pictures.
+FEED_STATES = (S.AWAITING_CONFIRMATION, S.QUEUED, S.RUNNING, S.DELIVERED)
+#: Message kinds that show a queued or running request: its status, and what it became (cancelled, failed...).
+STATUS_KINDS = frozenset({"progress", "text", "error"})
 
 
 class RepositoryGallery:
@@ -26,14 +42,24 @@ class RepositoryGallery:
         self._repository = repository
         self._style_names = style_names or {}
 
-    async def _user_id(self, user: str) -> int:
-        return await self._repository.get_or_create_user(PLATFORM, user)
+    async def _user_id(self, user: str) -> int | None:
+        return await self._repository.find_user(PLATFORM, user)
 
-    async def pictures(self, user: str, limit: int) -> list[GalleryItem]:
-        """``user``'s delivered pictures, newest first (those whose file is gone are left out)."""
-        records = await self._repository.history(await self._user_id(user), limit)
+    async def pictures(self, user: str, limit: int, before: str | None = None) -> GalleryPage:
+        """``user``'s delivered pictures, newest first: the newest ``limit``, or the ``limit`` after request ``before``.
+
+        A picture whose file is gone is left out (the page is shorter; the cursor still moves on).
+        """
+        user_id = await self._user_id(user)
+        if user_id is None:
+            return GalleryPage([])
+        if before is None:
+            records = await self._repository.history(user_id, limit + 1)
+        else:
+            records = await self._repository.history_before(user_id, before, limit + 1)
+        page, more = records[:limit], len(records) > limit
         items = []
-        for record in records:
+        for record in page:
             anime = record.image(ImageRole.ANIME)
             if anime is None or not anime.path.exists():
                 continue
@@ -41,7 +67,7 @@ class RepositoryGallery:
             names = {lang: style_name(style, lang, self._style_names) for lang in LANGUAGES}
             words = _cut(await self._words(record), 80)
             items.append(GalleryItem(record.id, record.created_at.isoformat(), names, words, record.error_key == POLICY_SPOILER))
-        return items
+        return GalleryPage(items, page[-1].id if more else None)
 
     async def picture(self, user: str, request_id: str) -> bytes | None:
         """The finished picture of ``request_id`` when it is ``user``'s and delivered."""
@@ -52,6 +78,42 @@ class RepositoryGallery:
         if anime is None or not anime.path.exists():
             return None
         return await asyncio.to_thread(anime.path.read_bytes)
+
+    async def recent(self, user: str, limit: int, locale: str | None) -> list[Recent]:
+        """``user``'s newest ``limit`` requests in :data:`FEED_STATES`, oldest first, each with how the feed shows it.
+
+        An open card: its Details toggle (the conversation answers with the card, details folded);
+        one whose time ran out is left out (pressing it would only say so). A delivered picture: the
+        Gallery's button (the picture with its buttons); one whose file is gone is left out. A queued or
+        running request: its status as the job's status message starts (:class:`handlers.jobs.StatusView`),
+        in the user's language (their setting, else ``locale``). Cancelled, failed and expired requests
+        are not shown.
+        """
+        user_id = await self._user_id(user)
+        if user_id is None:
+            return []
+        records = await self._repository.recent_requests(user_id, FEED_STATES, limit)
+        now = utcnow()
+        lang: str | None = None
+        shown: list[Recent] = []
+        for record in reversed(records):
+            if record.state is S.AWAITING_CONFIRMATION:
+                if record.card_expires_at is not None and record.card_expires_at < now:
+                    continue
+                shown.append(Recent(record.id, frozenset({"card"}), press=Button("", cards.DETAILS, record.id, "0")))
+            elif record.state is S.DELIVERED:
+                anime = record.image(ImageRole.ANIME)
+                if anime is None or not anime.path.exists():
+                    continue
+                shown.append(Recent(record.id, frozenset({"image"}), press=Button("", cards.RESEND, record.id)))
+            else:
+                if lang is None:
+                    lang = pick_language((await self._repository.get_user_settings(user_id)).language, locale)
+                view = StatusView(record.id, lang)
+                if record.state is S.RUNNING:
+                    view.advance("styling" if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE) else "drawing")
+                shown.append(Recent(record.id, STATUS_KINDS, status=view.reply()))
+        return shown
 
     async def _words(self, record: RequestRecord) -> str:
         """What the picture was asked for (a restyle/reroll: its origin's words; a photo: nothing)."""

@@ -108,6 +108,7 @@ PAGE: dict[str, dict[str, str]] = {
     },
     "gallery.empty": {"en": "Your finished pictures will appear here.", "zh": "完成的作品会出现在这里。"},
     "gallery.open": {"en": "Show in the studio with its buttons", "zh": "在创作页显示（带按钮）"},
+    "gallery.more": {"en": "Show older pictures", "zh": "显示更早的作品"},
     "connection.lost": {"en": "Connection lost — reconnecting…", "zh": "连接已断开，正在重连…"},
     "login.title": {"en": "This studio needs a password.", "zh": "这个工作室需要密码。"},
     "login.password": {"en": "Password", "zh": "密码"},

@@ -1,8 +1,9 @@
 """Neutral replies -> the studio page: the :class:`WebMessenger`.
 
 Every reply becomes one JSON message on the user's WebSockets (every tab of
-that browser), keyed by a message reference ``w<n>`` so later edits replace
-it in place:
+that browser), keyed by a message reference ``w<run>-<n>`` (``run``: random per
+messenger, so a page never takes a message of the studio's next run for one it
+knew) so later edits replace it in place:
 
 ``{"type": "message", "op": "send"|"edit", "ref", "kind", "text", "buttons": [[{"label", "data"}]],
 "image", "download", "prefill", "request_id", "title"}``
@@ -16,8 +17,12 @@ then the sketch). Texts travel as plain strings and the page sets them with
 ``notify`` is ``{"type": "notify", "text"}`` (a toast). Each browser's last
 :data:`FEED_LIMIT` messages are kept (pictures up to :data:`IMAGE_CACHE_BYTES`
 for everyone together, oldest dropped first), so a reloaded page or a second
-tab shows the conversation as it is; a restart forgets them (the gallery
-reads finished pictures from the database).
+tab shows the conversation as it is. That is a cache of the history database:
+what it no longer holds (after a restart: everything) the adapter shows again
+from the database when a page connects (:meth:`bot.web.WebAdapter._restore`),
+placed where its request is (:meth:`WebMessenger.place`); a queued request's
+status shown that way is a stand-in, which the conversation's next message about
+the request replaces (:meth:`WebMessenger.stand_in`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +45,7 @@ from handlers.replies import Reply
 log = logging.getLogger(__name__)
 
 #: Messages remembered per browser (replayed to a new tab / a reloaded page).
-FEED_LIMIT = 60
+FEED_LIMIT = 80
 #: Bytes of pictures kept in memory for every browser together (oldest dropped first).
 IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 
@@ -69,27 +75,42 @@ class WebMessenger:
     def __init__(self, *, feed_limit: int = FEED_LIMIT, image_cache_bytes: int = IMAGE_CACHE_BYTES) -> None:
         self._feed_limit = feed_limit
         self._image_cache_bytes = image_cache_bytes
+        self._run = secrets.token_hex(3)
         self._numbers = itertools.count(1)
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         #: user -> ref -> the message as the page shows it now.
         self._feeds: dict[str, OrderedDict[str, dict[str, Any]]] = {}
         self._owners: dict[str, str] = {}
+        #: user -> request id -> the status standing in for the request's own (see :meth:`stand_in`).
+        self._stand_ins: dict[str, dict[str, str]] = {}
         self._images: OrderedDict[str, StoredImage] = OrderedDict()
         self._image_bytes = 0
 
     # --- the Messenger protocol ---------------------------------------------------------
 
     async def send(self, origin: Origin, reply: Reply) -> str:
-        """Show ``reply`` as a new message in every tab of the origin's browser; returns its reference."""
+        """Show ``reply`` as a new message in every tab of the origin's browser; returns its reference.
+
+        A reply about a request whose status stands in (:meth:`stand_in`) replaces that status instead,
+        unless it is a picture: the request's own message is where the stand-in was.
+        """
         user = origin.user_id
-        ref = f"w{next(self._numbers)}"
-        message = self._render(user, ref, reply, None)
         feed = self._feeds.setdefault(user, OrderedDict())
+        stand_ins = self._stand_ins.get(user, {})
+        if reply.request_id in stand_ins and reply.kind != "image":
+            ref = stand_ins.pop(reply.request_id)
+            if ref in feed:
+                await self.edit(origin, ref, reply)
+                return ref
+        ref = f"w{self._run}-{next(self._numbers)}"
+        message = self._render(user, ref, reply, None)
         feed[ref] = message
         self._owners[ref] = user
         while len(feed) > self._feed_limit:
-            old, _ = feed.popitem(last=False)
+            old, dropped = feed.popitem(last=False)
             self._owners.pop(old, None)
+            if stand_ins.get(dropped.get("request_id") or "") == old:
+                del stand_ins[dropped["request_id"]]
         await self._broadcast(user, {"type": "message", "op": "send", **message})
         return ref
 
@@ -105,6 +126,9 @@ class WebMessenger:
             raise LookupError(f"no message {message_ref!r} in this browser")
         message = self._render(user, message_ref, reply, feed[message_ref])
         feed[message_ref] = message
+        stand_ins = self._stand_ins.get(user, {})
+        for request_id in [r for r, ref in stand_ins.items() if ref == message_ref]:
+            del stand_ins[request_id]  # the conversation changed it: it is the request's own message now
         await self._broadcast(user, {"type": "message", "op": "edit", **message})
 
     async def notify(self, origin: Origin, text: str) -> None:
@@ -124,6 +148,51 @@ class WebMessenger:
     def feed(self, user: str) -> list[dict[str, Any]]:
         """``user``'s remembered messages, oldest first (their pictures may have been dropped since)."""
         return list(self._feeds.get(user, {}).values())
+
+    def shown(self, user: str) -> dict[str, frozenset[str]]:
+        """Request id -> the kinds of ``user``'s remembered messages about it (a card, a status, a picture...)."""
+        kinds: dict[str, set[str]] = {}
+        for message in self._feeds.get(user, {}).values():
+            if message.get("request_id"):
+                kinds.setdefault(message["request_id"], set()).add(message["kind"])
+        return {request_id: frozenset(found) for request_id, found in kinds.items()}
+
+    def about(self, user: str, request_id: str) -> list[str]:
+        """The references of ``user``'s remembered messages about request ``request_id``, oldest first."""
+        return [ref for ref, message in self._feeds.get(user, {}).items() if message.get("request_id") == request_id]
+
+    async def stand_in(self, origin: Origin, reply: Reply) -> str:
+        """Show ``reply``, a status of its request made from the history database, until the conversation speaks.
+
+        The next message the conversation sends about the request (a resumed job's status, "Cancelled", a
+        failure) replaces it in place, as does an edit of it; only a picture comes as a message of its own.
+        """
+        ref = await self.send(origin, reply)
+        if reply.request_id:
+            self._stand_ins.setdefault(origin.user_id, {})[reply.request_id] = ref
+        return ref
+
+    def place(self, user: str, refs: Sequence[str], order: Sequence[str]) -> None:
+        """Move ``user``'s messages ``refs`` to where their requests are in ``order`` (request ids, oldest first).
+
+        Each goes right before the first other message about a request that
+        comes later in ``order`` (at the end when there is none); messages about
+        other requests, or none, keep their places. Tabs see the new order when
+        they (re)connect (the page follows the order of its ``hello`` feed).
+        """
+        feed = self._feeds.get(user)
+        if not feed:
+            return
+        rank = {request_id: index for index, request_id in enumerate(order)}
+        moving = [ref for ref in refs if ref in feed]
+        items = [(ref, message) for ref, message in feed.items() if ref not in moving]
+        for ref in moving:
+            message = feed[ref]
+            own = rank.get(message.get("request_id") or "", -1)
+            later = (i for i, (_, other) in enumerate(items) if rank.get(other.get("request_id") or "", -1) > own)
+            items.insert(next(later, len(items)), (ref, message))
+        feed.clear()
+        feed.update(items)
 
     def image(self, user: str, image_id: str) -> StoredImage | None:
         """Picture ``image_id`` when it belongs to ``user`` (None otherwise, or once it was dropped)."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Row
+from sqlalchemy import Row, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 
 from db import statements as sql
@@ -731,6 +732,35 @@ class Repository:
 
         return await self._run(unit)
 
+    # --- reading a user's history (the studio's feed and gallery; read-only) ----------------------------
+
+    async def find_user(self, platform: str, platform_user_id: str) -> int | None:
+        """The user id behind a platform account, or None when it never made contact (nothing is created)."""
+        keys = {"b_platform": platform, "b_user": platform_user_id}
+        found = await self._run(lambda connection: connection.execute(sql.IDENTITY, keys).one_or_none(), write=False)
+        return None if found is None else int(found.user_id)
+
+    async def recent_requests(self, user_id: int, states: Iterable[RequestState], limit: int) -> list[RequestRecord]:
+        """A user's newest requests in ``states`` with their transcripts and images, newest first, at most ``limit``."""
+        statement = _recent_in(tuple(sorted(RequestState(s).value for s in states)))
+        keys = {"b_user": user_id, "b_limit": limit}
+        return await self._run(lambda connection: self._load(connection, statement, keys), write=False)
+
+    async def history_before(self, user_id: int, before: str, limit: int) -> list[RequestRecord]:
+        """The page of :meth:`history` after request ``before``: older delivered requests, newest first, at most ``limit``.
+
+        Ordered as :meth:`history` (creation time, then id), so pages neither
+        overlap nor skip. Empty when ``before`` is not one of the user's requests.
+        """
+
+        def unit(connection: Connection) -> list[RequestRecord]:
+            at = connection.execute(_CREATED_AT, {"b_id": before, "b_user": user_id}).scalar_one_or_none()
+            if at is None:
+                return []
+            return self._load(connection, _DELIVERED_BEFORE, {"b_user": user_id, "b_at": at, "b_id": before, "b_limit": limit})
+
+        return await self._run(unit, write=False)
+
 
 def _user_settings(connection: Connection, user_id: int) -> Preferences:
     row = connection.execute(sql.USER_SETTINGS, {"b_id": user_id}).one_or_none()
@@ -740,3 +770,33 @@ def _user_settings(connection: Connection, user_id: int) -> Preferences:
 def _chat_settings(connection: Connection, chat_id: int) -> ChatOverrides:
     row = connection.execute(sql.CHAT_SETTINGS, {"b_id": chat_id}).one_or_none()
     return ChatOverrides() if row is None else ChatOverrides(*row)
+
+
+# --- reading a user's history: the statements of the read-only methods above, built once -------------------
+
+
+@cache
+def _recent_in(states: tuple[str, ...]) -> Any:
+    """A user's (``b_user``) requests in ``states`` (sorted values), newest first, at most ``b_limit``.
+
+    One statement per set of states (a handful exist), so none is re-rendered per call.
+    """
+    return (
+        sql.REQUESTS.where(sql.R.c.user_id == bindparam("b_user"), sql.state_in(states))
+        .order_by(sql.R.c.created_at.desc(), sql.R.c.id.desc())
+        .limit(bindparam("b_limit"))
+    )
+
+
+#: When request ``b_id`` of user ``b_user`` was created (no row: there is no such request of theirs).
+_CREATED_AT = select(sql.R.c.created_at).where(sql.R.c.id == bindparam("b_id"), sql.R.c.user_id == bindparam("b_user"))
+#: ``sql.HISTORY`` after a request created at ``b_at`` with id ``b_id``: the delivered requests that come after it there.
+_DELIVERED_BEFORE = (
+    sql.REQUESTS.where(
+        sql.R.c.user_id == bindparam("b_user"),
+        sql.R.c.state == "delivered",
+        or_(sql.R.c.created_at < bindparam("b_at"), and_(sql.R.c.created_at == bindparam("b_at"), sql.R.c.id < bindparam("b_id"))),
+    )
+    .order_by(sql.R.c.created_at.desc(), sql.R.c.id.desc())
+    .limit(bindparam("b_limit"))
+)

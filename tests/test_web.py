@@ -118,8 +118,9 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert base["text"] == t("base_image", "en") and base["download"]
 
         # the gallery lists the finished pictures from the database, newest first
-        gallery = await (await alice.client.get("/api/gallery")).json()
-        assert len(gallery) == 3 and gallery[-1]["request_id"] == edited["request_id"]
+        page = await (await alice.client.get("/api/gallery")).json()
+        gallery = page["items"]
+        assert page["next"] is None and len(gallery) == 3 and gallery[-1]["request_id"] == edited["request_id"]
         assert gallery[-1]["description"] == "a girl with green hair reading a book"
         assert gallery[0]["style"]["zh"]
         stored = await alice.client.get(gallery[-1]["image"])
@@ -221,7 +222,7 @@ async def test_two_browsers_never_see_each_others_requests_or_pictures(studio: S
         await alice.upload("photo", photo_png(), "image/png")
         finished = await picture(alice)
         await studio.conversation.wait_idle()
-        alice_gallery = await (await alice.client.get("/api/gallery")).json()
+        alice_gallery = (await (await alice.client.get("/api/gallery")).json())["items"]
         assert len(alice_gallery) == 1
 
         # bob presses alice's buttons (he learned the payload and the message reference somehow)
@@ -239,7 +240,10 @@ async def test_two_browsers_never_see_each_others_requests_or_pictures(studio: S
         assert all(TEXT not in str(m) for m in bob.received)
         assert (await bob.client.get(finished["image"])).status == 404
         assert (await bob.client.get(alice_gallery[0]["image"])).status == 404
-        assert await (await bob.client.get("/api/gallery")).json() == []
+        assert await (await bob.client.get("/api/gallery")).json() == {"items": [], "next": None}
+        assert (await bob.client.get(f"/api/gallery?before={alice_gallery[0]['request_id']}")).status == 200
+        assert (await (await bob.client.get(f"/api/gallery?before={alice_gallery[0]['request_id']}")).json())["items"] == []
+        assert (await bob.client.get("/api/gallery?before=../x")).status == 400
         assert (await alice.client.get(finished["image"])).status == 200
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from bot.web import GALLERY_SIZE
 from bot.web_i18n import page_strings, page_word
+from bot.web_session import Signer
 from handlers import cards
 from handlers.i18n import pick_language, t
 from tests.support.browser import (
@@ -41,7 +43,8 @@ from tests.support.browser import (
 from tests.support.conversation import STYLE_NAMES
 from tests.support.scripted_engine import ScriptedEngine, whisper_wrote
 from tests.support.speech import ENGLISH_TEXT
-from tests.support.web import Studio, studio_over
+from tests.support.web import SECRET, Studio, studio_over
+from tests.test_web_history import free_port, seed_pictures
 
 pytestmark = pytest.mark.slow
 
@@ -617,6 +620,102 @@ async def test_text_contrast_is_at_least_4_5_to_1(served: Studio, engine: Script
     await p.wait_for_selector("#mic.recording")
     assert await p.evaluate(CONTRAST) == [], "while recording"
     await p.keyboard.press("Escape")
+    assert page.errors == [], page.errors
+
+
+# ---------------------------------------------------------------- the conversation kept
+
+
+async def test_after_a_restart_the_page_reconnects_to_its_card_status_and_picture_and_the_card_still_draws(
+    engine: ScriptedEngine, chromium: Any, shots: Path, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The studio stops and a new one starts (new adapter, conversation and engine; the same database, cookie secret and
+    port); the same page reconnects by itself and shows its requests as the database holds them, in order."""
+    data, port = tmp_path / "data", free_port()
+    async with studio_over(engine, sqlite_url, data, port=port) as first:
+        await first.adapter.start(first.conversation.handle)
+        page = await open_page(chromium, first, shots)
+        p = page.page
+        drawn = await draw(page, engine, DESCRIPTION)
+        delivered = await drawn.get_attribute("data-request-id")
+        still_open = await (await ask(page, "a red umbrella in the rain")).get_attribute("data-request-id")
+        waiting_card = await ask(page, "a cat on a piano")
+        waiting = await waiting_card.get_attribute("data-request-id")
+        await waiting_card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+        await next_spec(engine, 2)
+        await p.locator(f".msg.kind-progress[data-request-id='{waiting}']").wait_for()
+        await first.conversation.close()  # the process ends: the queued request stays queued in the database
+    await p.wait_for_selector("body[data-connected='false']")
+
+    second_engine = ScriptedEngine()
+    async with studio_over(second_engine, sqlite_url, data, port=port) as second:
+        leftovers = await second.conversation.unfinished()  # as `voice2anime run` starts: leftovers, listen, resume
+        await second.adapter.start(second.conversation.handle)
+        await second.conversation.recover(leftovers)
+        try:
+            await p.wait_for_selector("body[data-connected='true']")
+            shown = "() => [...document.querySelectorAll('#feed > .msg:not([hidden])')].map(m => [m.dataset.requestId, m.dataset.kind])"
+            await p.wait_for_function(f"() => ({shown})().length === 3")
+            assert await p.evaluate(shown) == [[delivered, "image"], [still_open, "card"], [waiting, "progress"]]
+            picture = await picture_of(page, delivered)
+            assert await picture.locator("button").evaluate_all("bs => bs.map(b => b.dataset.action)") == [
+                cards.RESTYLE, cards.REROLL, cards.BASE,
+            ]
+            assert await picture.locator("a.download").is_visible()
+            assert await picture.locator("img").get_attribute("alt") == DESCRIPTION
+            status = p.locator(f".msg.kind-progress[data-request-id='{waiting}']")
+            assert await status.locator(f"button[data-action='{cards.CANCEL}']").is_visible()
+            await page.shot("restarted")
+
+            # Draw on the card shown again queues its request; the card becomes its status
+            card = p.locator(f".msg.kind-card[data-request-id='{still_open}']")
+            await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+            await next_spec(second_engine, 2)
+            assert [spec.job_id for spec in second_engine.specs] == [waiting, still_open]  # resumed, then drawn
+            await p.locator(f".msg.kind-progress[data-request-id='{still_open}']").wait_for()
+            assert (await second.repository.get_request(still_open)).state.value == "queued"
+            # the picture's buttons work too
+            await picture.locator(f"button[data-action='{cards.RESTYLE}']").click()
+            await p.locator(".msg", has=p.locator(f"button[data-action='{cards.RESTYLE_AS}']")).wait_for()
+
+            # a reload opens at the newest message
+            await p.reload()
+            await p.wait_for_selector("body[data-connected='true']")
+            await p.wait_for_function(f"() => ({shown})().length === 4")
+            await picture_of(page, delivered)
+            assert await p.evaluate("() => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48")
+            boxes = await above_composer(page, "#feed > .msg:not([hidden]):last-of-type")
+            composer = await page.box("#composer")
+            assert composer["top"] - boxes[-1]["bottom"] < 40, "the newest message is right above the composer"
+        finally:
+            await second.conversation.close()
+    assert [e for e in page.errors if "WebSocket" not in e] == [], page.errors  # the socket failing while it was down is expected
+
+
+async def test_the_gallery_shows_every_picture_a_page_at_a_time(
+    served: Studio, chromium: Any, shots: Path, sqlite_url: str, tmp_path: Path
+) -> None:
+    page = await open_page(chromium, served, shots)
+    p = page.page
+    cookie = next(c for c in await p.context.cookies() if c["name"].startswith("v2a_studio"))
+    user = Signer(SECRET).user_of(cookie["value"])
+    assert user is not None
+    ids = await seed_pictures(sqlite_url, tmp_path / "data", user, 60)
+    await p.locator("#tab-gallery").click()
+    tiles = "() => [...document.querySelectorAll('#gallery-grid .tile')].map(t => t.dataset.requestId)"
+    await p.wait_for_function(f"() => ({tiles})().length === {GALLERY_SIZE}")
+    more = p.locator("#gallery-more")
+    assert await more.is_visible() and await more.inner_text() == STRINGS["en"]["gallery.more"]
+    await more.focus()
+    await p.keyboard.press("Enter")
+    await p.wait_for_function(f"() => ({tiles})().length === 60")
+    assert await p.evaluate(tiles) == ids[::-1], "every picture once, newest first"
+    assert await more.is_hidden()
+    assert await p.evaluate("() => document.activeElement.closest('.tile')?.dataset.requestId") == ids[-1 - GALLERY_SIZE]
+    await page.shot("gallery-paged", full_page=True)
+    # the oldest one's tile shows it in the studio with its buttons
+    await p.locator(f"#gallery-grid .tile[data-request-id='{ids[0]}'] button.open").click()
+    await picture_of(page, ids[0])
     assert page.errors == [], page.errors
 
 

@@ -39,6 +39,7 @@ const state = {
   recent: [], // [text, time] of messages just shown (a toast repeating one is not shown)
   stick: true, // the view follows the newest message
   unseen: 0, // pictures finished while the tab was hidden
+  gallery: { next: null, loading: false, shown: new Set() }, // the gallery's cursor (the next page's), and its tiles
 };
 
 // ---------------------------------------------------------------- words
@@ -269,7 +270,8 @@ function send(event) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(`${scheme}${location.host}/ws`);
+  // The locale goes along: what the studio shows again from its history is in the page's language.
+  const socket = new WebSocket(`${scheme}${location.host}/ws?locale=${encodeURIComponent(locale())}`);
   state.socket = socket;
   socket.addEventListener("open", () => {
     state.retry = 0;
@@ -309,6 +311,7 @@ function receive(message) {
         state.messages.delete(ref);
       }
     }
+    inFeedOrder(message.feed || []);
     // What the page noted about messages the server no longer has (it restarted) would mislead new ones.
     for (const [key, notes] of [["v2a-used", state.used], ["v2a-requests", state.requestOf]]) {
       for (const ref of Object.keys(notes)) if (!shown.has(ref)) delete notes[ref];
@@ -333,6 +336,15 @@ function receive(message) {
 
 function updateEmpty() {
   $("empty").hidden = $("feed").children.length > 0;
+}
+
+// The feed's messages in the server's order (requests it showed again from its history go where they
+// belong, not at the end). Only what is out of place moves; this tab's own bubbles stay where they are.
+function inFeedOrder(feed) {
+  const items = feed.map((message) => state.elements.get(message.ref)).filter(Boolean);
+  for (let i = items.length - 2; i >= 0; i -= 1) {
+    if (items[i].compareDocumentPosition(items[i + 1]) & Node.DOCUMENT_POSITION_PRECEDING) $("feed").insertBefore(items[i], items[i + 1]);
+  }
 }
 
 // ---------------------------------------------------------------- what the messages are about
@@ -1126,18 +1138,33 @@ function setUpMic() {
 
 // ---------------------------------------------------------------- gallery
 
-async function loadGallery() {
-  let items = [];
+// The newest pictures, then a page at a time with "More" (the cursor: the last request shown).
+async function loadGallery(more) {
+  const gallery = state.gallery;
+  if (more && (gallery.loading || !gallery.next)) return;
+  const cursor = more ? gallery.next : null;
+  gallery.loading = true;
+  let page = null;
   try {
-    const response = await fetch("/api/gallery", { credentials: "same-origin" });
-    if (response.ok) items = await response.json();
+    const response = await fetch(`/api/gallery${cursor ? `?before=${encodeURIComponent(cursor)}` : ""}`, { credentials: "same-origin" });
+    if (response.ok) page = await response.json();
   } catch {
-    return;
+    page = null;
+  } finally {
+    gallery.loading = false;
   }
+  if (!page || (more && gallery.next !== cursor)) return; // failed, or the gallery was loaded afresh meanwhile
   const grid = $("gallery-grid");
-  grid.replaceChildren();
-  $("gallery-empty").hidden = items.length > 0;
-  for (const item of items) {
+  if (!more) {
+    grid.replaceChildren();
+    gallery.shown.clear();
+  }
+  gallery.next = page.next || null;
+  moreButton().hidden = !gallery.next;
+  const count = grid.children.length;
+  for (const item of page.items || []) {
+    if (gallery.shown.has(item.request_id)) continue;
+    gallery.shown.add(item.request_id);
     const open = element("button", { type: "button", class: `open${item.spoiler ? " spoiler" : ""}`, title: tr("gallery.open") });
     open.append(element("img", { src: item.image, alt: item.description || tr("picture.alt"), loading: "lazy" }));
     open.addEventListener("click", () => {
@@ -1149,6 +1176,22 @@ async function loadGallery() {
     const link = element("a", { class: "button download", href: item.download, download: "", text: tr("download") });
     grid.append(element("li", { class: "tile", dataset: { requestId: item.request_id } }, open, caption, link));
   }
+  const firstNew = grid.children[count];
+  $("gallery-empty").hidden = grid.children.length > 0;
+  // "More" pressed for the last page went away: focus goes on to the first picture it brought, not to the page.
+  if (more && !gallery.next && document.activeElement === document.body) firstNew?.querySelector("button")?.focus();
+}
+
+// The gallery's "More" button, below its grid (made once).
+function moreButton() {
+  let button = $("gallery-more");
+  if (!button) {
+    button = element("button", { id: "gallery-more", type: "button", class: "more", hidden: true, text: tr("gallery.more") });
+    button.dataset.i18n = "gallery.more";
+    button.addEventListener("click", () => loadGallery(true));
+    $("gallery-grid").after(button);
+  }
+  return button;
 }
 
 // ---------------------------------------------------------------- start
