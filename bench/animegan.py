@@ -8,7 +8,7 @@ Run by hand from the repository root::
 
 Backends: ``eager`` (torch, NCHW: the reference), ``channels_last`` (what the
 engine's torch backend runs), ``onnx`` (the engine's session options,
-``engine.animegan.onnx_session_options``), ``onnx-spin`` (the same with pool
+``engine.image.animegan.onnx_session_options``), ``onnx-spin`` (the same with pool
 threads spinning: the engine's earlier options, i.e. the "before"
 beside ``onnx``'s "after") and, only when asked for, ``onnx-arena`` (the
 engine's options with the CPU memory arena on: faster, but see "kept RSS").
@@ -57,7 +57,7 @@ def _build(backend: str, size: int, threads: int):
     """A zero-argument callable running one forward pass of ``backend`` on a random size x size image."""
     import torch
 
-    from engine.animegan_model import build_generator, export_onnx
+    from engine.image.animegan_model import build_generator, export_onnx
     from tests.support.animegan_weights import random_state_dict
 
     model = build_generator(random_state_dict(0))
@@ -65,7 +65,7 @@ def _build(backend: str, size: int, threads: int):
     if backend.startswith("onnx"):
         import onnxruntime as ort
 
-        from engine.animegan import ORT_ALLOW_SPINNING, onnx_session_options
+        from engine.image.animegan import ORT_ALLOW_SPINNING, onnx_session_options
 
         options = onnx_session_options(threads)
         if backend == "onnx-spin":

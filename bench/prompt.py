@@ -3,7 +3,7 @@
     python -m bench.prompt [--verbose] [--before REV [--after REV]]
 
 Runs :data:`CASES` — descriptions written for this benchmark, not the
-lexicon's own examples — through :func:`engine.prompt.build_prompt` and scores:
+lexicon's own examples — through :func:`engine.language.prompt.build_prompt` and scores:
 
 * **concept recall**: of all the concepts the descriptions ask for, the share
   found in the positive prompt (each concept is a regular expression of
@@ -146,7 +146,7 @@ def score(case: Case, built: Built) -> tuple[Score, list[str]]:
 def _build_here(tree: str) -> None:
     """``--build TREE``: build every case's prompt with the ``engine`` of ``TREE``; print them as one JSON list."""
     sys.path.insert(0, tree)
-    from engine.prompt import STYLE_TAGS, build_prompt
+    from engine.language.prompt import STYLE_TAGS, build_prompt
 
     build_prompt("warm up 预热")  # loads the dictionaries once, outside the timings
     built = []

@@ -10,7 +10,7 @@ Every configuration runs the same model-free pipeline
 in 4 steps, like a GPU would be busy), so the numbers are about the queue,
 not the models: a throwaway password-protected redis-server on loopback,
 real ``voice2anime worker`` processes, the bot-side
-:class:`engine.distributed.DistributedEngine`, jobs from 8 users submitted at
+:class:`engine.jobs.distributed.RedisJobQueue`, jobs from 8 users submitted at
 once. "queue" is submit -> JobStarted, "total" is submit -> JobFinished (both
 as seen by the bot); ``0 s`` jobs measure the engine's own overhead.
 """
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from engine.api import JobFinished, JobHandle, JobSpec, JobStarted
-from engine.distributed import DistributedEngine, RedisConfig
-from engine.local import LocalEngine
+from engine.jobs.distributed import RedisConfig, RedisJobQueue
+from engine.jobs.local import LocalJobQueue
 from tests.support.redis_server import RedisServer
 from tests.support.workers import FakePipeline, start_workers, worker_env
 
@@ -47,7 +47,7 @@ async def _follow(handle: JobHandle, submitted: float) -> tuple[float, float]:
     return started - submitted, time.perf_counter() - submitted
 
 
-async def _run(engine: LocalEngine | DistributedEngine, jobs: int) -> dict[str, float]:
+async def _run(engine: LocalJobQueue | RedisJobQueue, jobs: int) -> dict[str, float]:
     await engine.start()
     try:
         began = time.perf_counter()
@@ -71,7 +71,7 @@ async def _run(engine: LocalEngine | DistributedEngine, jobs: int) -> dict[str, 
 
 async def _local(jobs: int, job_seconds: float) -> dict[str, float]:
     pipeline = FakePipeline(STEPS, job_seconds / STEPS, None)
-    return await _run(LocalEngine(None, pipeline), jobs)  # type: ignore[arg-type]
+    return await _run(LocalJobQueue(pipeline), jobs)
 
 
 async def _distributed(server: RedisServer, workers: int, jobs: int, job_seconds: float, log_dir: Path) -> dict[str, float]:
@@ -81,7 +81,7 @@ async def _distributed(server: RedisServer, workers: int, jobs: int, job_seconds
     processes = await asyncio.to_thread(start_workers, workers, env, log_dir / prefix)
     await asyncio.sleep(2.0)  # let the new processes settle (2 shared cores)
     try:
-        return await _run(DistributedEngine(None, RedisConfig(server.url, prefix=prefix)), jobs)  # type: ignore[arg-type]
+        return await _run(RedisJobQueue(RedisConfig(server.url, prefix=prefix)), jobs)
     finally:
         for process in processes:
             process.stop()

@@ -25,10 +25,11 @@ from bot.web import WebAdapter
 from bot.web_gallery import RepositoryGallery
 from db import Repository, create_database
 from db.migrate import upgrade_async
-from engine.api import Engine
-from engine.asr import whisper_device
-from engine.policy import Level, PromptChecker
-from engine.prompt import warm_up
+from engine.api import JobQueue, Transcriber
+from engine.language.prompt import warm_up
+from engine.policy.levels import Level
+from engine.policy.text import PromptChecker
+from engine.speech.asr import whisper_device
 from handlers.flow import Conversation
 
 log = logging.getLogger(__name__)
@@ -64,16 +65,17 @@ def adapters_from(settings: Settings) -> list[Adapter]:
 class BotApp:
     """Everything a running bot holds; :meth:`start` and :meth:`stop` bring it up and down."""
 
-    def __init__(self, settings: Settings, adapters: Sequence[Adapter], engine: Engine) -> None:
+    def __init__(self, settings: Settings, adapters: Sequence[Adapter], transcriber: Transcriber, jobs: JobQueue) -> None:
         self.settings = settings
         self.adapters = list(adapters)
-        self.engine = engine
+        self.transcriber = transcriber
+        self.jobs = jobs
         with self._database_step():
             self.database = create_database(settings.database_url)
         self.repository = Repository(self.database, settings.data_dir)
         router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
         config = factory.conversation_config(settings)
-        self.conversation = Conversation(self.repository, engine, router, config)
+        self.conversation = Conversation(self.repository, transcriber, jobs, router, config)
         self._warming: asyncio.Task[None] | None = None  # held: a task nobody references may be collected
         for adapter in self.adapters:
             if isinstance(adapter, WebAdapter) and adapter.gallery is None:
@@ -92,7 +94,7 @@ class BotApp:
         with self._database_step():
             await upgrade_async(self.settings.database_url)
         with self._engine_step():
-            await self.engine.start()
+            await self.jobs.start()
         with self._database_step():
             leftovers = await self.conversation.unfinished()
         for adapter in self.adapters:
@@ -131,12 +133,12 @@ class BotApp:
             except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
         await self.conversation.close()
-        await self.engine.close()
+        await self.jobs.close()
         await self.database.dispose()
 
 
 async def _warm_up(checker: PromptChecker) -> None:
-    """:func:`engine.prompt.warm_up` and the content policy's checks (its classifier trains on first use, ~1 s) in a
+    """:func:`engine.language.prompt.warm_up` and the content policy's checks (its classifier trains on first use, ~1 s) in a
     thread, then what start-up loaded is frozen out of the GC (``bot.event_loop``).
 
     A failure to load only means the first description loads (and reports) it.
@@ -161,7 +163,7 @@ async def run(settings: Settings, ready: Callable[[BotApp], None] | None = None)
             "WEB_ENABLED=false and no platform token: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN, or WEB_ENABLED"
         )
     await asyncio.to_thread(factory.use_machine_translator, settings)
-    app = BotApp(settings, adapters, factory.engine(settings))
+    app = BotApp(settings, adapters, factory.transcriber(settings), factory.job_queue(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

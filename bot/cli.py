@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot import cli_output
 from bot.redact import redacting
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from bot.app import BotApp
     from bot.settings import Settings
     from engine.api import Prompt, Transcript
-    from engine.policy import ChatPolicy, Level, Verdict
-    from engine.styles import CheckpointStore, Style
+    from engine.image.pipeline import AnimePipeline
+    from engine.image.styles import CheckpointStore, Style
+    from engine.policy.levels import Level, Verdict
+    from engine.policy.text import ChatPolicy
 
 # Heavier modules (settings, Pillow, numpy, sqlalchemy, the engine) are imported where they are used,
 # so `--help` and `prompt` start in well under a second and never load torch.
@@ -164,7 +166,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_prompt(args: argparse.Namespace, settings: Settings) -> int:
     """Turn a description into a Stable Diffusion prompt and print it, with the content policy's verdict at ``CONTENT_POLICY``."""
     from bot.factory import use_machine_translator
-    from engine.prompt import build_prompt
+    from engine.language.prompt import build_prompt
 
     use_machine_translator(settings)
     prompt = build_prompt(args.text)
@@ -187,9 +189,9 @@ def _policy(settings: Settings) -> ChatPolicy:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Voice, text or photo -> anime PNG (and optionally the base image)."""
     # Every argument is checked before torch is even imported: a typo costs a second, not a model load.
-    from engine.imageio import open_image
-    from engine.prompt import build_prompt
-    from engine.styles import StyleRegistry
+    from engine.image.imageio import open_image
+    from engine.image.styles import StyleRegistry
+    from engine.language.prompt import build_prompt
 
     voice = input_file(args.voice, "--voice") if args.voice else None
     photo = input_file(args.photo, "--photo") if args.photo else None
@@ -258,7 +260,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
     """Refuse (exit 2, the reasons on stderr) a description the content policy (``CONTENT_POLICY``) does not allow."""
-    from engine.policy import PromptRefusedError
+    from engine.policy.levels import PromptRefusedError
 
     verdict = policy.checker.check_prompt(prompt, policy.level)
     if not verdict.allowed:
@@ -267,8 +269,8 @@ def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
 
 def _check_pictures(pipeline: Any, result: Any, level: Level, *, drawn: bool) -> Verdict | None:
     """The image check on what ``generate`` made (``strict``: a flagged picture is not written, exit 2); None without one."""
-    from engine.policy import ImageFlaggedError, PhotoFlaggedError, checks_images, combine
-    from engine.policy_image import check_photo
+    from engine.policy.image_check import check_photo
+    from engine.policy.levels import ImageFlaggedError, PhotoFlaggedError, checks_images, combine
 
     check = pipeline.image_check
     if check is None or not checks_images(level):
@@ -307,7 +309,7 @@ def _style_json(style: Style, store: CheckpointStore, default: str | None) -> di
 
 def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
     """List the AnimeGANv2 styles of the registry: display names, description, format, whether the weights are here."""
-    from engine.styles import CheckpointStore, StyleRegistry
+    from engine.image.styles import CheckpointStore, StyleRegistry
 
     registry = StyleRegistry.for_directory(settings.checkpoints_dir)
     store = CheckpointStore(settings.checkpoints_dir, download=settings.anime_download)
@@ -356,12 +358,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _log_models(app: BotApp, settings: Settings) -> None:
     """Log which models the bot will use, which are here and which download on first use, with their sizes (no network)."""
-    from engine import models_report
+    from bot import factory
+    from engine.jobs import models_report
+    from engine.jobs.local import LocalJobQueue
 
     try:
-        models = models_report.engine_models(app.engine)
+        # ENGINE=local: the queue factory.local_job_queue built, over an AnimePipeline
+        pipeline = cast("AnimePipeline", app.jobs.pipeline) if isinstance(app.jobs, LocalJobQueue) else None
+        models = models_report.engine_models(factory.asr_config(settings), pipeline)
         if settings.mt_model:
-            from engine.translate import MachineTranslator
+            from engine.language.translate import MachineTranslator
 
             archive = MachineTranslator(settings.mt_model, settings.models_dir).archive
             models.append(models_report.translation_model(settings.mt_model, archive))
@@ -375,7 +381,7 @@ def _log_models(app: BotApp, settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run image jobs from Redis (ENGINE=redis bots) until SIGINT/SIGTERM; models load once, first."""
     from bot import event_loop, factory  # torch & co. load only when a command needs them
-    from engine.worker import serve
+    from engine.jobs.worker import serve
 
     if args.pipeline:
         module, _, name = args.pipeline.partition(":")

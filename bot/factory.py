@@ -14,17 +14,18 @@ from bot.startup_errors import require_engine
 
 if TYPE_CHECKING:
     from bot.settings import Settings
-    from engine.animegan import AnimeGAN
-    from engine.api import Engine
-    from engine.asr import SpeechRecognizer
-    from engine.audio import AudioLimits
-    from engine.diffusion import TextToImage
-    from engine.distributed import DistributedEngine, RedisConfig
-    from engine.local import LocalEngine
-    from engine.pipeline import AnimePipeline
-    from engine.policy import ChatPolicy
-    from engine.policy_image import ContentCheck
-    from engine.styles import Style
+    from engine.api import JobQueue
+    from engine.image.animegan import AnimeGAN
+    from engine.image.diffusion import TextToImage
+    from engine.image.pipeline import AnimePipeline
+    from engine.image.styles import Style
+    from engine.jobs.distributed import RedisConfig, RedisJobQueue
+    from engine.jobs.local import LocalJobQueue
+    from engine.policy.image_check import ContentCheck
+    from engine.policy.text import ChatPolicy
+    from engine.speech.asr import AsrConfig, SpeechRecognizer
+    from engine.speech.audio import AudioLimits
+    from engine.speech.transcriber import WhisperTranscriber
     from handlers.flow import ConversationConfig
 
 # Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
@@ -35,16 +36,16 @@ log = logging.getLogger(__name__)
 
 def audio_limits(settings: Settings) -> AudioLimits:
     """Audio intake limits from settings."""
-    from engine.audio import AudioLimits
+    from engine.speech.audio import AudioLimits
 
     return AudioLimits(max_bytes=settings.audio_max_bytes, max_seconds=settings.audio_max_seconds)
 
 
-def speech_recognizer(settings: Settings) -> SpeechRecognizer:
-    """A faster-whisper recognizer configured from settings (model loads on first use)."""
-    from engine.asr import AsrConfig, SpeechRecognizer
+def asr_config(settings: Settings) -> AsrConfig:
+    """Which Whisper model to use, and how, from settings."""
+    from engine.speech.asr import AsrConfig
 
-    config = AsrConfig(
+    return AsrConfig(
         model=settings.whisper_model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
@@ -55,7 +56,13 @@ def speech_recognizer(settings: Settings) -> SpeechRecognizer:
         language=settings.whisper_language or None,
         translate=settings.whisper_translate,
     )
-    return SpeechRecognizer(config, audio_limits(settings))
+
+
+def speech_recognizer(settings: Settings) -> SpeechRecognizer:
+    """A faster-whisper recognizer configured from settings (model loads on first use)."""
+    from engine.speech.asr import SpeechRecognizer
+
+    return SpeechRecognizer(asr_config(settings), audio_limits(settings))
 
 
 def use_machine_translator(settings: Settings) -> None:
@@ -68,8 +75,8 @@ def use_machine_translator(settings: Settings) -> None:
     """
     if not settings.mt_model:
         return
-    from engine.prompt import set_machine_translator
-    from engine.translate import MachineTranslator
+    from engine.language.prompt import set_machine_translator
+    from engine.language.translate import MachineTranslator
 
     translator = MachineTranslator(settings.mt_model, settings.models_dir)
     translator.load()
@@ -96,7 +103,7 @@ def few_steps_on_cpu(settings: Settings) -> bool:
         return True
     if settings.torch_device != "auto":
         return False
-    from engine.device import resolve_device
+    from engine.image.device import resolve_device
 
     return resolve_device("auto").type == "cpu"
 
@@ -119,7 +126,7 @@ def few_steps(settings: Settings) -> str | None:
 
 def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`."""
-    from engine.diffusion import DiffusionConfig, TextToImage
+    from engine.image.diffusion import DiffusionConfig, TextToImage
 
     preset = few_steps(settings)
     lora, scheduler = FEW_STEP_PRESETS[preset] if preset else (settings.sd_lora, settings.sd_scheduler)
@@ -157,14 +164,14 @@ def batch_max(settings: Settings, *, resolve: bool = True) -> int:
         return 1
     if not resolve:
         return 0
-    from engine.device import auto_batch_max
+    from engine.image.device import auto_batch_max
 
     return auto_batch_max(settings.torch_device)
 
 
 def animegan(settings: Settings) -> AnimeGAN:
     """The AnimeGANv2 style engine configured from settings."""
-    from engine.animegan import AnimeGAN
+    from engine.image.animegan import AnimeGAN
 
     return AnimeGAN(
         settings.checkpoints_dir,
@@ -183,7 +190,7 @@ def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", 
     (exit 3): "<needed_by> needs the image engine ... install voice2anime[engine]<hint>".
     """
     require_engine(needed_by, hint)
-    from engine.pipeline import AnimePipeline
+    from engine.image.pipeline import AnimePipeline
 
     return AnimePipeline(
         text_to_image(settings),
@@ -206,8 +213,8 @@ def image_check(settings: Settings) -> ContentCheck | None:
     pinned hub model, or there is no detector (``nudenet`` not installed and no
     ``POLICY_IMAGE_MODEL``).
     """
-    from engine.policy import ImageCheck, resolve_model
-    from engine.policy_image import PHOTO_THRESHOLDS, AnimeRatingCheck, ContentCheck, tagger_source
+    from engine.policy.image_check import PHOTO_THRESHOLDS, AnimeRatingCheck, ContentCheck, tagger_source
+    from engine.policy.photo_check import ImageCheck, resolve_model
 
     if not settings.policy_image_check:
         log.warning("POLICY_IMAGE_CHECK=false: pictures are sent without the content policy's image check")
@@ -224,7 +231,8 @@ def image_check(settings: Settings) -> ContentCheck | None:
 
 def chat_policy(settings: Settings) -> ChatPolicy:
     """The content policy the conversation applies (``CONTENT_POLICY``, ``POLICY_*``); the term list is read here, once."""
-    from engine.policy import ChatPolicy, Level, prompt_checker
+    from engine.policy.levels import Level
+    from engine.policy.text import ChatPolicy, prompt_checker
 
     policy = ChatPolicy(
         level=Level(settings.content_policy),
@@ -240,12 +248,12 @@ def chat_policy(settings: Settings) -> ChatPolicy:
 LOCAL_ENGINE_HINT = ", or set ENGINE=redis and run voice2anime worker where it is installed"
 
 
-def local_engine(settings: Settings) -> LocalEngine:
-    """The embedded engine: in-process queue and model thread (models load on first use); needs the engine extra."""
-    from engine.local import LocalEngine
+def local_job_queue(settings: Settings) -> LocalJobQueue:
+    """The embedded job queue: in-process queue and model thread (models load on first use); needs the engine extra."""
+    from engine.jobs.local import LocalJobQueue
 
     pipeline = anime_pipeline(settings, needed_by="ENGINE=local", hint=LOCAL_ENGINE_HINT)
-    return LocalEngine(speech_recognizer(settings), pipeline, batch_max=batch_max(settings))
+    return LocalJobQueue(pipeline, batch_max=batch_max(settings))
 
 
 def loaded_pipeline(settings: Settings) -> AnimePipeline:
@@ -278,7 +286,7 @@ def with_timeouts(
 
 def redis_config(settings: Settings) -> RedisConfig:
     """Where the distributed job queue lives (bot and workers); connecting gives up after 10 s, a reply after 15 s."""
-    from engine.distributed import RedisConfig
+    from engine.jobs.distributed import RedisConfig
 
     return RedisConfig(
         url=with_timeouts(settings.redis_url.get_secret_value()),
@@ -290,16 +298,23 @@ def redis_config(settings: Settings) -> RedisConfig:
     )
 
 
-def distributed_engine(settings: Settings) -> DistributedEngine:
-    """Speech in this process, images on ``voice2anime worker`` processes through Redis."""
-    from engine.distributed import DistributedEngine
+def redis_job_queue(settings: Settings) -> RedisJobQueue:
+    """Pictures made on ``voice2anime worker`` processes through Redis."""
+    from engine.jobs.distributed import RedisJobQueue
 
-    return DistributedEngine(speech_recognizer(settings), redis_config(settings))
+    return RedisJobQueue(redis_config(settings))
 
 
-def engine(settings: Settings) -> Engine:
-    """The engine ``ENGINE`` selects: ``local`` (in-process) or ``redis`` (workers)."""
-    return distributed_engine(settings) if settings.engine == "redis" else local_engine(settings)
+def job_queue(settings: Settings) -> JobQueue:
+    """The job queue ``ENGINE`` selects: ``local`` (in-process) or ``redis`` (workers)."""
+    return redis_job_queue(settings) if settings.engine == "redis" else local_job_queue(settings)
+
+
+def transcriber(settings: Settings) -> WhisperTranscriber:
+    """Speech, always in the bot process: faster-whisper on its own thread (the model loads on first use)."""
+    from engine.speech.transcriber import WhisperTranscriber
+
+    return WhisperTranscriber(speech_recognizer(settings))
 
 
 def offered_styles(settings: Settings) -> list[Style]:
@@ -310,7 +325,7 @@ def offered_styles(settings: Settings) -> list[Style]:
     to put where. Workers (``ENGINE=redis``) have their own checkpoints, so the
     bot offers every style.
     """
-    from engine.styles import CheckpointStore, StyleRegistry
+    from engine.image.styles import CheckpointStore, StyleRegistry
 
     styles = StyleRegistry.for_directory(settings.checkpoints_dir).styles
     if settings.engine == "redis" or settings.anime_download:
@@ -325,7 +340,7 @@ def offered_styles(settings: Settings) -> list[Style]:
 
 def conversation_config(settings: Settings) -> ConversationConfig:
     """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (:func:`offered_styles`)."""
-    from engine.styles import StyleRegistry
+    from engine.image.styles import StyleRegistry
     from handlers.flow import ConversationConfig
     from handlers.i18n import LANGUAGES
 

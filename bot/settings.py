@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: What TORCH_DEVICE accepts (as :class:`engine.diffusion.DiffusionConfig` does).
+#: What TORCH_DEVICE accepts (as :class:`engine.image.diffusion.DiffusionConfig` does).
 _TORCH_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         frozenset(), description="Comma-separated Telegram chat ids where the policy may be off (e.g. -1001234567890)."
     )
     policy_terms_file: Path | None = Field(
-        None, description="The operator's own term file (the format of engine/policy_terms.txt), added to the shipped list."
+        None, description="The operator's own term file (the format of engine/policy/terms.txt), added to the shipped list."
     )
     policy_image_check: bool = Field(
         True, description="Check pictures with the nudity detector (strict: flagged ones are not sent); false: send them unchecked."

@@ -127,7 +127,7 @@ class ChatSettings(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     default_style: Mapped[str | None] = mapped_column(String(64))
     confirm_before_generate: Mapped[bool | None]
-    #: The chat's content policy level (``engine.policy.Level``); NULL: the deployment's ``CONTENT_POLICY``.
+    #: The chat's content policy level (``engine.policy.levels.Level``); NULL: the deployment's ``CONTENT_POLICY``.
     content_policy: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

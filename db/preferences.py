@@ -47,7 +47,7 @@ class ChatOverrides:
     language: str | None = None
     default_style: str | None = None
     confirm_before_generate: bool | None = None
-    #: ``strict`` / ``standard`` / ``off`` (``engine.policy.Level``), chosen by the chat's admins.
+    #: ``strict`` / ``standard`` / ``off`` (``engine.policy.levels.Level``), chosen by the chat's admins.
     content_policy: str | None = None
 
 
@@ -81,7 +81,7 @@ def check_language(language: str | Keep | None) -> None:
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES} or None")
 
 
-#: Content policy levels a chat's admins can choose (``engine.policy.Level``; None = the deployment's).
+#: Content policy levels a chat's admins can choose (``engine.policy.levels.Level``; None = the deployment's).
 POLICY_LEVELS: tuple[str, ...] = ("strict", "standard", "off")
 
 

@@ -55,7 +55,7 @@ class TranscriptRecord:
         """What was heard with every corrected word put back as the recogniser wrote it ("Keep what I said").
 
         A translation that was the heard text itself (English speech, see
-        ``engine.asr.finish``) follows it; a user's edit is not touched.
+        ``engine.speech.asr.finish``) follows it; a user's edit is not touched.
         """
         text = uncorrected(self.heard_text, self.words)
         translation = text if self.translation == self.heard_text else self.translation

@@ -2,7 +2,7 @@
 
 The records are frozen dataclasses so results can be cached, logged and
 passed between threads/processes without surprises; :class:`JobHandle` (an
-event stream) and the :class:`Engine` protocol are the only behaviour here.
+event stream) and the :class:`Transcriber` and :class:`JobQueue` protocols are the only behaviour here.
 """
 
 from __future__ import annotations
@@ -149,11 +149,11 @@ class Prompt:
 #
 # JobSpec, JobResult and the JobEvent types are the job contract between the
 # conversation and an engine (in distributed mode it crosses Redis): the wire
-# format (engine.wire) is generated from these declarations, so every field is
+# format (engine.jobs.wire) is generated from these declarations, so every field is
 # a plain value (str, int, float, bool, None, bytes, tuples and mappings of them).
 
 JobKind = Literal["text", "photo", "restyle"]
-#: The values of :class:`engine.policy.Level` (the wire carries plain strings).
+#: The values of :class:`engine.policy.levels.Level` (the wire carries plain strings).
 PolicyLevel = Literal["strict", "standard", "off"]
 
 #: A value a :class:`JobFailed` parameter may hold.
@@ -170,7 +170,7 @@ class JobSpec:
     earlier picture) without diffusion. ``user_key`` identifies the requester
     for fair scheduling. Generation settings (model, steps, size) belong to the
     engine, not to the job. ``policy`` is the content policy level of the
-    requester's chat (:class:`engine.policy.Level`): it decides the image check
+    requester's chat (:class:`engine.policy.levels.Level`): it decides the image check
     (a job without one, from an older bot, is checked as ``strict``).
     """
 
@@ -236,7 +236,7 @@ class JobStarted:
 class JobProgress:
     """Overall progress of a running job, 0..1 (never falling), and the current stage ("diffusion", "style").
 
-    ``preview``, when set, is a small JPEG (at most ``engine.diffusion.SKETCH_SIDE``
+    ``preview``, when set, is a small JPEG (at most ``engine.image.diffusion.SKETCH_SIDE``
     pixels a side, a few KB) of the picture so far: the current latents while
     "diffusion" runs, the drawing before the anime style (the sketch) as
     "style" starts. Engines make previews only when asked to (``PREVIEWS``).
@@ -323,20 +323,24 @@ class JobHandle:
                 return
 
 
-class Engine(Protocol):
-    """What the conversation needs from the models, wherever they run."""
-
-    async def start(self) -> None:
-        """Start workers (idempotent)."""
-
-    async def close(self) -> None:
-        """Stop workers; running jobs are cancelled or handed back."""
+class Transcriber(Protocol):
+    """What the conversation needs to read voice notes (in the bot process)."""
 
     async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
         """Transcribe a voice note (raises AudioError subclasses for bad input).
 
         ``script`` is the reader's Chinese script ("zh-Hans" / "zh-Hant"; ``None``: as heard).
         """
+
+
+class JobQueue(Protocol):
+    """What the conversation needs to have pictures made, wherever the models run."""
+
+    async def start(self) -> None:
+        """Start workers (idempotent)."""
+
+    async def close(self) -> None:
+        """Stop workers; running jobs are cancelled or handed back."""
 
     async def submit(self, spec: JobSpec) -> JobHandle:
         """Queue an image job; its events arrive on the handle (caps are the conversation's, kept in the database)."""

@@ -16,9 +16,9 @@ from babel import Locale
 
 from db.preferences import ChatOverrides, Preferences
 from engine.api import ParsedDescription
-from engine.chinese import simplified
-from engine.lexicon import in_chinese
-from engine.policy import Level, Verdict
+from engine.language.chinese import simplified
+from engine.language.lexicon import in_chinese
+from engine.policy.levels import Level, Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
 from handlers.i18n import MESSAGES, error_text, in_script, is_chinese, t
 from handlers.replies import Button, Reply

@@ -39,7 +39,7 @@ typed ``/anime`` text it refuses fails at once with ``error_key``
 ``policy.refused``; a voice note's card (or an edited card) it refuses stays
 open without Draw, saying why (a misheard word can be fixed with Edit) and
 carrying ``policy.refused`` until an edit passes. Pictures are checked where
-they are made (:mod:`engine.runner`).
+they are made (:mod:`engine.jobs.runner`).
 The moves are :data:`db.states.TRANSITIONS` (a test checks this diagram
 against it); every move is a guarded transition in the database, so a
 duplicate button press or a redelivered event never applies twice. Which
@@ -65,9 +65,10 @@ from db.records import RequestRecord
 from db.repository import Repository
 from db.states import TERMINAL_STATES, RequestState
 from engine.api import (
-    Engine,
+    JobQueue,
     JobSpec,
     Prompt,
+    Transcriber,
     Transcript,
 )
 from engine.errors import (
@@ -78,10 +79,11 @@ from engine.errors import (
     UserError,
     UserQueueFullError,
 )
-from engine.imageio import open_image, png_bytes
+from engine.image.imageio import open_image, png_bytes
+from engine.language.prompt import build_prompt
 from engine.missing_models import is_unavailable, tell_operator, unavailable_key
-from engine.policy import ChatPolicy, Level, Verdict, off_allowed
-from engine.prompt import build_prompt
+from engine.policy.levels import Level, Verdict, off_allowed
+from engine.policy.text import ChatPolicy
 from handlers import cards
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
 from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting
@@ -151,7 +153,8 @@ class Conversation:
     def __init__(
         self,
         repository: Repository,
-        engine: Engine,
+        transcriber: Transcriber,
+        jobs: JobQueue,
         messenger: Messenger,
         config: ConversationConfig,
         *,
@@ -159,7 +162,7 @@ class Conversation:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repository = repository
-        self.engine = engine
+        self.transcriber = transcriber
         #: Every message goes out through this, which remembers whose each one is (see :meth:`_press_target`).
         self.messenger = OwnedMessages(messenger)
         self.config = config
@@ -174,7 +177,7 @@ class Conversation:
         self._settings_shown: OrderedDict[tuple[str, str], _SettingsView] = OrderedDict()
         self.jobs = JobTracker(
             repository,
-            engine,
+            jobs,
             self.messenger,
             default_style=config.default_style,
             style_names=config.style_names,
@@ -342,7 +345,7 @@ class Conversation:
         """Transcribe ``audio`` (in ``language`` when the user said which) in the script ``who`` reads, and offer the card."""
         script = reader_script(who.language_setting, who.origin.locale, spoken=language)
         try:
-            transcript = await self.engine.transcribe(audio, language=language, script=script)
+            transcript = await self.transcriber.transcribe(audio, language=language, script=script)
             prompt = build_prompt(transcript.text, translation=transcript.translation, language=transcript.language)
             await self.repository.save_transcript(
                 request_id,
@@ -888,7 +891,7 @@ class Conversation:
                     await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))
                 return
         elif record.state in (S.QUEUED, S.RUNNING):
-            if await self.engine.cancel(record.id):
+            if await self.jobs.queue.cancel(record.id):
                 return  # the job's watcher records the cancel and tells the user
             if await self.repository.transition(record.id, S.CANCELLED, from_states=[S.QUEUED, S.RUNNING]):
                 await self.messenger.send(who.origin, Reply(t("cancelled", who.lang)))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from engine.chinese import Script, script_for, taiwan_phrasing
+from engine.language.chinese import Script, script_for, taiwan_phrasing
 
 #: The UI languages: English, Chinese in Simplified characters ("zh") and in Traditional ones ("zh-Hant").
 LANGUAGES = ("en", "zh", "zh-Hant")

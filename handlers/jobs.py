@@ -30,13 +30,13 @@ from db.repository import Repository
 from db.states import RequestState
 from engine.api import (
     LOADING,
-    Engine,
     JobCancelled,
     JobFailed,
     JobFinished,
     JobHandle,
     JobKind,
     JobProgress,
+    JobQueue,
     JobQueued,
     JobResult,
     JobSpec,
@@ -44,7 +44,8 @@ from engine.api import (
 )
 from engine.errors import UserError
 from engine.missing_models import is_unavailable
-from engine.policy import ChatPolicy, ImageFlaggedError, Level
+from engine.policy.levels import ImageFlaggedError, Level
+from engine.policy.text import ChatPolicy
 from handlers import cards
 from handlers.events import Origin
 from handlers.i18n import error_text, t
@@ -180,7 +181,7 @@ class JobTracker:
     def __init__(
         self,
         repository: Repository,
-        engine: Engine,
+        queue: JobQueue,
         messenger: Messenger,
         *,
         default_style: str,
@@ -195,7 +196,7 @@ class JobTracker:
         self.policy = policy or ChatPolicy()
         self.reopen = reopen
         self.repository = repository
-        self.engine = engine
+        self.queue = queue
         self.messenger = messenger
         self.default_style = default_style
         self.style_names = style_names
@@ -267,7 +268,7 @@ class JobTracker:
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:
         """Hand ``spec`` to the engine and follow it, reporting in message ``ref`` (None: post one at the first update)."""
         try:
-            handle = await self.engine.submit(spec)
+            handle = await self.queue.submit(spec)
         except Exception as error:
             if not isinstance(error, UserError):
                 log.exception("submitting request %s failed", request_id)
@@ -332,7 +333,7 @@ class JobTracker:
                             await status.put(Reply(t("cancelled", lang)))
         except Exception:
             log.exception("watching request %s failed", request_id)
-            await self.engine.cancel(request_id)  # nobody would receive its result
+            await self.queue.cancel(request_id)  # nobody would receive its result
             if await self.repository.transition(
                 request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key="error.generic"
             ):

@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import animegan_model as gen
-from engine import styles
-from engine.animegan import NHWC_SIZE_MULTIPLE, ORT_ALLOW_SPINNING, AnimeGAN, onnx_providers, open_image
 from engine.errors import Cancelled, ImageError, ModelUnavailableError, UnknownStyleError, UserError
 from engine.files import atomic_write, sha256_file
-from engine.styles import BUNDLED_REGISTRY, StyleRegistry
+from engine.image import animegan_model as gen
+from engine.image import styles
+from engine.image.animegan import NHWC_SIZE_MULTIPLE, ORT_ALLOW_SPINNING, AnimeGAN, onnx_providers, open_image
+from engine.image.styles import BUNDLED_REGISTRY, StyleRegistry
 from tests.support.animegan_weights import (
     official_layout,
     random_state_dict,
@@ -751,7 +751,7 @@ def test_onnx_providers_prefer_cuda_on_a_cuda_device(monkeypatch) -> None:
 
 
 def test_nhwc_style_needs_onnxruntime(tmp_path: Path, monkeypatch) -> None:
-    from engine import animegan
+    from engine.image import animegan
 
     ckpts = _nhwc_dir(tmp_path)
     monkeypatch.setattr(animegan, "onnxruntime_available", lambda: False)

@@ -16,10 +16,7 @@ import time
 
 import pytest
 
-from engine import asr
 from engine.api import Transcript
-from engine.asr import AsrConfig, SpeechRecognizer
-from engine.audio import AudioLimits
 from engine.errors import (
     AudioTooLongError,
     EmptyAudioError,
@@ -27,7 +24,10 @@ from engine.errors import (
     NoSpeechError,
     UnsupportedAudioError,
 )
-from engine.prompt import build_prompt
+from engine.language.prompt import build_prompt
+from engine.speech import asr
+from engine.speech.asr import AsrConfig, SpeechRecognizer
+from engine.speech.audio import AudioLimits
 from tests.support.speech import char_errors, wer
 
 ENGLISH_WER_BOUND = 0.25

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio import SAMPLE_RATE, AudioLimits, DecodedAudio, load_audio
 from engine.errors import (
     AudioError,
     AudioTooLargeError,
@@ -17,6 +16,7 @@ from engine.errors import (
     EmptyAudioError,
     UnsupportedAudioError,
 )
+from engine.speech.audio import SAMPLE_RATE, AudioLimits, DecodedAudio, load_audio
 from handlers.i18n import error_text
 
 LIMITS = AudioLimits(max_bytes=2 * 1024 * 1024, max_seconds=30.0)
@@ -73,16 +73,16 @@ def test_empty_input(tmp_path, source):
     ],
 )
 def test_unreadable_or_non_audio_files(bad_audio_files, kind, error, caplog):
-    with caplog.at_level(logging.INFO, logger="engine.audio"), pytest.raises(error) as err:
+    with caplog.at_level(logging.INFO, logger="engine.speech.audio"), pytest.raises(error) as err:
         load_audio(bad_audio_files[kind], LIMITS)
     assert isinstance(err.value, AudioError)
     assert "OGG/MP3/M4A/WAV" in error_text(err.value.key, "en", err.value.params), "the user learns what to send"
-    assert any(r.name == "engine.audio" and "rejected" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "engine.speech.audio" and "rejected" in r.getMessage() for r in caplog.records)
 
 
 def test_truncated_stream_keeps_the_decoded_part(english_voice_notes, caplog):
     data = english_voice_notes["mp3"].path.read_bytes()
-    with caplog.at_level(logging.WARNING, logger="engine.audio"):
+    with caplog.at_level(logging.WARNING, logger="engine.speech.audio"):
         audio = load_audio(data[: len(data) // 4], LIMITS)
     assert 0.5 < audio.duration < 4.0
     assert "truncated" in caplog.text

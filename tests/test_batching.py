@@ -1,7 +1,7 @@
 """Dynamic batching: several text jobs drawn in one diffusion call, each as it would be alone.
 
 On the tiny test models (64x64, CPU): the diffusion engine's batches
-(:meth:`engine.diffusion.TextToImage.generate_each`), the fair queue's batch
+(:meth:`engine.image.diffusion.TextToImage.generate_each`), the fair queue's batch
 pick, the local engine, and a ``voice2anime worker`` process over a real
 redis-server (marked slow). Pictures are compared with
 :func:`tests.support.images.assert_images_close`: a batch of 4 and a batch of 1
@@ -34,10 +34,10 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.diffusion import DiffusionConfig, DrawRequest, GeneratedImage, TextToImage
 from engine.errors import Cancelled
-from engine.local import FairQueue, LocalEngine, _Job
-from engine.pipeline import AnimePipeline, PromptJob
+from engine.image.diffusion import DiffusionConfig, DrawRequest, GeneratedImage, TextToImage
+from engine.image.pipeline import AnimePipeline, PromptJob
+from engine.jobs.local import FairQueue, LocalJobQueue, _Job
 from tests.support.images import assert_images_close, assert_images_differ
 
 SIZE = 64
@@ -268,16 +268,16 @@ class Held:
 
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> AnimePipeline:
-    from engine.animegan import AnimeGAN
+    from engine.image.animegan import AnimeGAN
 
     animegan = AnimeGAN(animegan_checkpoints_dir, device="cpu", backend="torch", download=False)
     return AnimePipeline(make(tiny_sd_dir), animegan, default_style="face_paint_512_v2")
 
 
 @pytest.fixture
-async def held_engine(tiny_pipeline: AnimePipeline) -> AsyncIterator[tuple[LocalEngine, Held]]:
+async def held_engine(tiny_pipeline: AnimePipeline) -> AsyncIterator[tuple[LocalJobQueue, Held]]:
     held = Held(tiny_pipeline)
-    engine = LocalEngine(None, held, batch_max=4)  # type: ignore[arg-type]
+    engine = LocalJobQueue(held, batch_max=4)
     await engine.start()
     yield engine, held
     for event in (held.gate, held.resume, held.go_on):
@@ -309,7 +309,7 @@ def check_progress(events: list[JobEvent]) -> None:
     assert any(r.preview is not None and r.stage == "diffusion" for r in reports)
 
 
-async def hold(engine: LocalEngine, held: Held) -> JobHandle:
+async def hold(engine: LocalJobQueue, held: Held) -> JobHandle:
     handle = await engine.submit(JobSpec("hold", "zed", "photo", "paprika", source_png=source_png()))
     assert await asyncio.to_thread(held.holding.wait, 60)
     return handle
@@ -373,8 +373,8 @@ async def test_the_local_engine_cancels_one_job_of_a_batch(held_engine, tiny_pip
 
 
 def test_a_batch_shows_only_the_previews_the_image_check_passes(tiny_pipeline):
-    from engine.policy import Level, Verdict
-    from engine.runner import BatchJob, run_batch
+    from engine.jobs.runner import BatchJob, run_batch
+    from engine.policy.levels import Level, Verdict
 
     class FlagEverything:
         """Stands in for the content policy's nudity check: flags every picture it is shown."""
@@ -495,9 +495,9 @@ def batch_worker(batch_redis: Any, tiny_sd_dir: Path, animegan_checkpoints_dir: 
 
 @pytest.fixture
 async def batch_engine(batch_worker: Any, batch_redis: Any) -> AsyncIterator[Any]:
-    from engine.distributed import DistributedEngine, RedisConfig
+    from engine.jobs.distributed import RedisConfig, RedisJobQueue
 
-    engine = DistributedEngine(None, RedisConfig(batch_redis.url, prefix=PREFIX, lease=5.0))  # type: ignore[arg-type]
+    engine = RedisJobQueue(RedisConfig(batch_redis.url, prefix=PREFIX, lease=5.0))
     await engine.start()
     yield engine
     await engine.close()
@@ -558,7 +558,7 @@ async def test_a_redis_worker_draws_the_text_jobs_behind_the_first_in_one_batch(
 
     import redis.asyncio
 
-    from engine.distributed import Keys
+    from engine.jobs.distributed import Keys
 
     client = redis.asyncio.Redis.from_url(batch_redis.url)
     try:

@@ -2,7 +2,7 @@
 
 Through ``Conversation.handle`` with the real repository and a scripted
 engine whose transcripts are finished the way the speech engine finishes
-Whisper's (:func:`engine.asr.finish`: the reader's script, and with
+Whisper's (:func:`engine.speech.asr.finish`: the reader's script, and with
 ``review`` the corrections and unsure flags).
 """
 
@@ -13,9 +13,10 @@ from sqlalchemy import update
 
 from db import RequestState
 from db.models import Transcript as TranscriptRow
-from engine.asr import SpeechRecognizer
-from engine.prompt import build_prompt
-from engine.speech import RecognizerSpeech
+from engine.api import Transcript
+from engine.language.prompt import build_prompt
+from engine.speech.asr import SpeechRecognizer
+from engine.speech.transcriber import WhisperTranscriber
 from handlers import cards
 from handlers.replies import Button
 from tests.support.conversation import Harness, button
@@ -179,12 +180,15 @@ async def test_a_card_stored_before_the_flags_still_renders(any_db_url, make_har
     assert labels(shown)[0] == ["✅ 开始画", "✏️ 修改"]
 
 
-class HeardByWhisper(RecognizerSpeech, ScriptedEngine):
+class HeardByWhisper(ScriptedEngine):
     """Real speech recognition (Whisper base, the test model) in front of scripted pictures."""
 
     def __init__(self, recognizer: SpeechRecognizer) -> None:
         ScriptedEngine.__init__(self)
-        self.recognizer = recognizer
+        self.whisper = WhisperTranscriber(recognizer)
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
+        return await self.whisper.transcribe(audio, language=language, script=script)
 
 
 async def test_a_real_voice_note_corrected_then_kept(sqlite_url, make_harness, recognizer):

@@ -1,4 +1,4 @@
-"""Derived data kept on disk (engine.derived): built once per source file, rebuilt when anything about it changes."""
+"""Derived data kept on disk (engine.language.derived): built once per source file, rebuilt when anything about it changes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.derived import cache_dir, remembered
-from engine.translate import Cedict
+from engine.language.derived import cache_dir, remembered
+from engine.language.translate import Cedict
 
 
 @pytest.fixture(autouse=True)

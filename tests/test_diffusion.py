@@ -1,4 +1,4 @@
-"""engine/diffusion.py against a tiny random Stable Diffusion pipeline built on disk (no network)."""
+"""engine/image/diffusion.py against a tiny random Stable Diffusion pipeline built on disk (no network)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import diffusion
-from engine.diffusion import SCHEDULERS, DiffusionConfig, GeneratedImage, TextToImage
 from engine.errors import Cancelled, ModelUnavailableError
+from engine.image import diffusion
+from engine.image.diffusion import SCHEDULERS, DiffusionConfig, GeneratedImage, TextToImage
 from tests.support.images import assert_images_close, assert_images_differ
 
 SIZE = 64
@@ -487,8 +487,8 @@ def test_a_failing_preview_is_skipped_and_the_picture_still_comes(tiny_sd_dir, m
 
 @pytest.fixture
 def preview_pipeline(tiny_sd_dir, animegan_checkpoints_dir):
-    from engine.animegan import AnimeGAN
-    from engine.pipeline import AnimePipeline
+    from engine.image.animegan import AnimeGAN
+    from engine.image.pipeline import AnimePipeline
 
     def build(previews: bool) -> AnimePipeline:
         animegan = AnimeGAN(animegan_checkpoints_dir, device="cpu", backend="torch", download=False)
@@ -499,7 +499,7 @@ def preview_pipeline(tiny_sd_dir, animegan_checkpoints_dir):
 
 def test_a_text_job_reports_previews_then_the_sketch_with_monotonic_progress(preview_pipeline):
     from engine.api import JobProgress, JobSpec
-    from engine.runner import DIFFUSION_SHARE, run_job
+    from engine.jobs.runner import DIFFUSION_SHARE, run_job
 
     reports: list[JobProgress] = []
     spec = JobSpec("j1", "u1", "text", "face_paint_512_v2", positive="anime, a bird", seed=5)
@@ -520,7 +520,7 @@ def test_a_text_job_reports_previews_then_the_sketch_with_monotonic_progress(pre
 
 def test_previews_turned_off_make_none(preview_pipeline, monkeypatch):
     from engine.api import JobProgress, JobSpec
-    from engine.runner import run_job
+    from engine.jobs.runner import run_job
 
     decoded: list[int] = []
     real = diffusion.latent_preview
@@ -539,7 +539,7 @@ def test_fast_paths_sdpa_everywhere_channels_last_on_cuda_compile_on_request(tin
 
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    caplog.set_level(logging.INFO, logger="engine.diffusion")
+    caplog.set_level(logging.INFO, logger="engine.image.diffusion")
     pipe = make(tiny_sd_dir).pipeline
     for module in (pipe.unet, pipe.vae):
         assert all(isinstance(p, AttnProcessor2_0) for p in module.attn_processors.values())

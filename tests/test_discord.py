@@ -20,8 +20,8 @@ from bot.settings import Settings
 from db import ChatKind, ImageRole
 from db.preferences import ChatOverrides
 from engine.api import JobHandle, JobSpec
-from engine.chinese import simplified, taiwan_phrasing, to_script
-from engine.diffusion import preview_jpeg
+from engine.image.diffusion import preview_jpeg
+from engine.language.chinese import simplified, taiwan_phrasing, to_script
 from handlers import cards
 from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, KEEP_SAID, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
 from handlers.events import COMMANDS, Origin
@@ -122,7 +122,7 @@ async def test_voice_message_edit_modal_new_card_image(
 
 async def test_keep_what_i_said_round_trips(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
     """A corrected word's card carries "Keep what I said"; clicking it edits the card in place, without the button."""
-    discord_world.conversation.engine = ScriptedEngine(transcript=RED_SAN, review=True)
+    discord_world.conversation.transcriber = ScriptedEngine(transcript=RED_SAN, review=True)
     alice = simcord_env.create_user("alice")
     await send_voice_message(simcord_env, alice, b"OggS")
     card = alice.dm_channel.last_message
@@ -282,7 +282,7 @@ async def test_a_slow_engine_never_misses_the_three_second_deadline(
     simcord_env: simcord.Env, discord_world: DiscordWorld
 ) -> None:
     channel, alice, _ = scene(simcord_env)
-    discord_world.conversation.engine = SlowEngine(discord_world.engine)
+    discord_world.conversation.jobs.queue = SlowEngine(discord_world.engine)
     card = (await alice.slash(channel, "anime", text="a lighthouse in a storm")).response
     assert card is not None
 
@@ -665,7 +665,7 @@ async def test_a_settings_card_reads_the_language_chosen_on_its_picker(simcord_e
 
 async def test_a_card_replaced_through_the_edit_form_has_no_buttons_left(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
     """The Edit press was answered with the form, so its interaction has no message: the old card is edited as before."""
-    discord_world.conversation.engine = ScriptedEngine(
+    discord_world.conversation.transcriber = ScriptedEngine(
         transcript=whisper_wrote([("a", 0.9), ("girl", 0.9), ("with", 0.9), ("blue", 0.9), ("hair", 0.9)], "en")
     )
     backend = simcord_env.backend

@@ -36,8 +36,8 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.distributed import DistributedEngine, Keys, RedisConfig
-from engine.job_stream import JobStream
+from engine.jobs.distributed import Keys, RedisConfig, RedisJobQueue
+from engine.jobs.job_stream import JobStream
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
@@ -72,9 +72,9 @@ def terminal(events: list[JobEvent]) -> list[JobEvent]:
 
 
 @pytest.fixture
-async def engine(redis_server: RedisServer) -> AsyncIterator[DistributedEngine]:
+async def engine(redis_server: RedisServer) -> AsyncIterator[RedisJobQueue]:
     """A started bot-side engine (no speech recognizer) on the test's Redis."""
-    engine = DistributedEngine(None, RedisConfig(redis_server.url, prefix=PREFIX, lease=LEASE))  # type: ignore[arg-type]
+    engine = RedisJobQueue(RedisConfig(redis_server.url, prefix=PREFIX, lease=LEASE))
     await engine.start()
     yield engine
     await engine.close()
@@ -268,7 +268,7 @@ async def test_a_running_job_outlives_its_ttl(engine, fake_workers, redis_server
 
 
 async def test_cancel_before_start_says_so() -> None:
-    engine = DistributedEngine(None, RedisConfig("redis://127.0.0.1:1/0"))  # type: ignore[arg-type]
+    engine = RedisJobQueue(RedisConfig("redis://127.0.0.1:1/0"))
     with pytest.raises(RuntimeError, match=r"start\(\) was not called"):
         await engine.cancel("x")
 
@@ -391,8 +391,8 @@ def real_worker(real_worker_redis: RedisServer, tiny_sd_dir: Path, animegan_chec
 
 
 @pytest.fixture
-async def real_engine(real_worker: WorkerProcess, real_worker_redis: RedisServer) -> AsyncIterator[DistributedEngine]:
-    engine = DistributedEngine(None, RedisConfig(real_worker_redis.url, prefix=PREFIX, lease=5.0))  # type: ignore[arg-type]
+async def real_engine(real_worker: WorkerProcess, real_worker_redis: RedisServer) -> AsyncIterator[RedisJobQueue]:
+    engine = RedisJobQueue(RedisConfig(real_worker_redis.url, prefix=PREFIX, lease=5.0))
     await engine.start()
     yield engine
     await engine.close()

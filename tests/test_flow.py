@@ -1,7 +1,7 @@
 """The conversation end to end: neutral events in, recorded replies out.
 
 Everything goes through ``Conversation.handle`` with the real ``Repository``
-(SQLite; the main flow also on PostgreSQL) and the real ``LocalEngine`` on the
+(SQLite; the main flow also on PostgreSQL) and the real ``LocalJobQueue`` on the
 tiny models (Whisper base, tiny Stable Diffusion at 64x64, AnimeGANv2 test
 checkpoints). Fixtures live in ``tests/support/conversation.py``.
 """
@@ -17,11 +17,13 @@ import pytest
 from PIL import Image
 
 from db import ImageRole, RequestKind, RequestState
-from engine.local import LocalEngine
+from engine.jobs.local import LocalJobQueue
+from engine.speech.transcriber import WhisperTranscriber
 from handlers import cards
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
 from tests.support.conversation import STYLES, Harness, button, origin
+from tests.support.scripted_engine import SpeechAndJobs
 
 S = RequestState
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -431,7 +433,7 @@ async def test_restart_resumes_jobs_and_reports_lost_requests(
     seeds = {r: (await h1.request(r)).seed for r in (running, queued)}
     assert None not in seeds.values(), "the seed is fixed when the request is queued"
 
-    engine = LocalEngine(recognizer, anime_pipeline)
+    engine = SpeechAndJobs(WhisperTranscriber(recognizer), LocalJobQueue(anime_pipeline))
     await engine.start()
     try:
         h2 = await make_harness(sqlite_url, engine, clock=h1.clock)
@@ -612,7 +614,7 @@ def test_every_user_error_has_a_translatable_message():
     import string
 
     import engine.errors
-    import engine.styles
+    import engine.image.styles
     from handlers.flow import RateLimitedError
     from handlers.i18n import MESSAGES, error_text
 
@@ -620,7 +622,7 @@ def test_every_user_error_has_a_translatable_message():
         return {cls} | {s for sub in cls.__subclasses__() for s in subclasses(sub)}
 
     errors = subclasses(engine.errors.UserError)
-    assert {RateLimitedError, engine.styles.UnknownStyleError, engine.errors.NoSpeechError} <= errors
+    assert {RateLimitedError, engine.image.styles.UnknownStyleError, engine.errors.NoSpeechError} <= errors
     for error in errors:
         assert error.key in MESSAGES, error
         fields = {name for _, name, _, _ in string.Formatter().parse(MESSAGES[error.key]["en"]) if name}
@@ -703,7 +705,7 @@ async def test_the_status_message_moves_forward_with_previews_and_ends_in_one_li
         assert image.startswith(b"\xff\xd8") and len(image) < 8192
         assert Image.open(io.BytesIO(image)).size == (64, 64)
     record = await h.request(request_id)
-    from engine.diffusion import preview_jpeg
+    from engine.image.diffusion import preview_jpeg
 
     assert sketch[0] == preview_jpeg(Image.open(record.image(ImageRole.BASE).path), 64), "the sketch is the drawing"
     assert all(r.image_png is None for r in updates[stages.index("sending"):]), "the sketch is not uploaded again"

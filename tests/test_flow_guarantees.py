@@ -227,7 +227,7 @@ async def test_a_picture_that_could_not_be_stored_is_drawn_again_after_a_restart
     assert (await h.request(dropped)).state is S.CANCELLED, "nothing runs it: it is cancelled at once"
 
     images.unlink()
-    h.conversation = Conversation(h.repository, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
+    h.conversation = Conversation(h.repository, engine, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
     await h.conversation.recover()
     assert [s.job_id for s in engine.specs].count(kept) == 2, "resumed at the start"
     engine.finish(kept)

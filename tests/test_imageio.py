@@ -1,4 +1,4 @@
-"""engine.imageio.open_image against hostile and huge pictures: pixel limit from the header, reduced-scale decoding."""
+"""engine.image.imageio.open_image against hostile and huge pictures: pixel limit from the header, reduced-scale decoding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
 from engine.errors import ImageTooManyPixelsError
-from engine.imageio import DEFAULT_MAX_PIXELS, open_image
+from engine.image.imageio import DEFAULT_MAX_PIXELS, open_image
 from handlers.i18n import error_text
 
 

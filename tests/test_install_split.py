@@ -151,7 +151,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     assert main(["prompt", "--json", "一个蓝色头发的女孩在樱花树下"]) == 0
 """
     loaded = _loaded_after(code, tmp_path)
-    # numpy is not in the list: the content policy's second check (engine.policy_classifier) reads with it
+    # numpy is not in the list: the content policy's second check (engine.policy.classifier) reads with it
     heavy = {"PIL", "faster_whisper", "ctranslate2", "av", "onnxruntime", "redis", "telegram", "discord"}
     heavy |= {"aiohttp", "alembic"}
     assert not loaded & (ENGINE_IMPORTS | heavy), f"prompt loaded {sorted(loaded & (ENGINE_IMPORTS | heavy))}"
@@ -161,11 +161,11 @@ def test_the_redis_bot_and_speech_build_without_the_engine(tmp_path: Path) -> No
     code = """
 from bot import app, factory
 from bot.settings import Settings
-from engine import local, runner, worker
-from engine.distributed import DistributedEngine
+from engine.jobs import local, runner, worker
+from engine.jobs.distributed import RedisJobQueue
 settings = Settings(engine="redis")
-assert isinstance(factory.engine(settings), DistributedEngine)
-factory.speech_recognizer(settings)
+assert isinstance(factory.job_queue(settings), RedisJobQueue)
+factory.transcriber(settings)
 factory.conversation_config(settings)
 """
     loaded = _loaded_after(code, tmp_path)
@@ -303,3 +303,9 @@ async def test_the_bot_starts_and_transcribes_without_torch_installed(
     with capsys.disabled():
         shown_times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items())
         print(f"\n[torch-free bot, Python 3.12 venv {bot_venv}] {shown_times}")
+
+
+def test_the_engine_layers_import_nothing_heavy(tmp_path: Path) -> None:
+    code = "import engine, engine.language, engine.policy, engine.speech, engine.image, engine.jobs\n"
+    loaded = _loaded_after(code, tmp_path)
+    assert not loaded & (ENGINE_IMPORTS | {"faster_whisper", "PIL", "numpy"}), sorted(loaded)

@@ -1,4 +1,4 @@
-"""Tests for engine.lexicon: the vocabulary file, its checks, and the indexes built from it."""
+"""Tests for engine.language.lexicon: the vocabulary file, its checks, and the indexes built from it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from types import MappingProxyType
 
 import pytest
 
-import engine.lexicon as lexicon
-from engine.chinese import simplified
-from engine.lexicon import (
+import engine.language.lexicon as lexicon
+from engine.language.chinese import simplified
+from engine.language.lexicon import (
     COLUMNS,
     EN_INDEX,
     HAIR_COLOR_NAMES,
@@ -50,7 +50,7 @@ def vocabulary(tmp_path: Path, *rows: str) -> Path:
 
 
 def test_the_shipped_vocabulary_is_one_row_per_meaning() -> None:
-    assert LEXICON_FILE == ROOT / "engine" / "lexicon.tsv"
+    assert LEXICON_FILE == ROOT / "engine" / "language" / "lexicon.tsv"
     assert read_meanings() == MEANINGS and len(MEANINGS) > 200
     assert len({(m.kind, m.english) for m in MEANINGS}) == len(MEANINGS)
     assert {m.kind for m in MEANINGS} == WORD_KINDS
@@ -69,7 +69,7 @@ def test_the_file_format_is_documented_where_it_is_read() -> None:
 
 def test_the_vocabulary_is_shipped_as_package_data() -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert LEXICON_FILE.name in package_data["engine"]
+    assert LEXICON_FILE.name in package_data["engine.language"]
 
 
 def test_the_vocabulary_is_read_once_per_process() -> None:
@@ -77,7 +77,7 @@ def test_the_vocabulary_is_read_once_per_process() -> None:
         "import sys\n"
         "opened = []\n"
         "sys.addaudithook(lambda event, args: opened.append(args[0]) if event == 'open' and str(args[0]).endswith('lexicon.tsv') else None)\n"
-        "import engine.lexicon, engine.prompt, engine.correction, engine.translate\n"
+        "import engine.language.lexicon, engine.language.prompt, engine.speech.correction, engine.language.translate\n"
         "print(len(opened))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""LocalEngine scheduling with a model-free pipeline: fairness, positions, cancel, failures, the result cache."""
+"""LocalJobQueue scheduling with a model-free pipeline: fairness, positions, cancel, failures, the result cache."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from engine.api import (
     JobStarted,
 )
 from engine.errors import Cancelled, ImageError, UnknownStyleError
-from engine.local import FairQueue, LocalEngine, _Job
-from engine.pipeline import AnimeResult
+from engine.image.pipeline import AnimeResult
+from engine.jobs.local import FairQueue, LocalJobQueue, _Job
 
 PNG_SOURCE = b"\x89PNG fake source"
 
@@ -29,7 +29,7 @@ PNG_SOURCE = b"\x89PNG fake source"
 class SlowPipeline:
     """Stands in for AnimePipeline: each photo job's ``style`` is its label; ``gate`` holds every run."""
 
-    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    previews = False  # what engine.jobs.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
     image_check = None
     draws_batches = False
 
@@ -67,14 +67,14 @@ async def drain(handle: JobHandle) -> list[JobEvent]:
 @pytest.fixture
 async def engine_and_pipeline() -> Any:
     pipeline = SlowPipeline()
-    engine = LocalEngine(None, pipeline)  # type: ignore[arg-type]
+    engine = LocalJobQueue(pipeline)
     await engine.start()
     yield engine, pipeline
     pipeline.gate.set()
     await engine.close()
 
 
-async def hold_first(engine: LocalEngine, pipeline: SlowPipeline, job: JobSpec) -> JobHandle:
+async def hold_first(engine: LocalJobQueue, pipeline: SlowPipeline, job: JobSpec) -> JobHandle:
     """Submit ``job`` and wait until it runs (and blocks on the gate)."""
     handle = await engine.submit(job)
     assert await asyncio.to_thread(pipeline.started.wait, 10)
@@ -153,7 +153,7 @@ async def test_a_photo_job_does_not_send_its_source_back(engine_and_pipeline):
 class CountingTextPipeline:
     """Draws a text job at once, counting runs; the picture's colour comes from the seed."""
 
-    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    previews = False  # what engine.jobs.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
     image_check = None
     draws_batches = False
 
@@ -177,7 +177,7 @@ def text_spec(job_id: str, *, seed: int | None = 7, style: str = "paprika", user
 
 async def test_identical_text_jobs_are_served_from_the_cache():
     pipeline = CountingTextPipeline()
-    engine = LocalEngine(None, pipeline)  # type: ignore[arg-type]
+    engine = LocalJobQueue(pipeline)
     await engine.start()
     try:
         first = await drain(await engine.submit(text_spec("j1")))

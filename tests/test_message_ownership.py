@@ -121,7 +121,7 @@ async def test_after_a_restart_a_card_still_changes_in_place_but_settings_in_a_g
     private_ref, private = last(h)
 
     # a restart: the messages are no longer remembered
-    h.conversation = Conversation(h.repository, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
+    h.conversation = Conversation(h.repository, engine, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
     mark = h.messenger.mark()
     await h.press("bob", button(settings, cards.TOGGLE_CONFIRM), settings_ref, group=GROUP)  # not an admin
     await h.press("bob", Button("English", cards.SET_LANGUAGE, cards.NO_REQUEST, "en"), settings_ref, group=GROUP)

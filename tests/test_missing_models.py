@@ -1,6 +1,6 @@
 """A model that is not there: the job fails with its own kind, the operator is told once, never with a traceback.
 
-Through the real engine: a LocalEngine over the real AnimePipeline, with a drawing model directory that does not
+Through the real engine: a LocalJobQueue over the real AnimePipeline, with a drawing model directory that does not
 exist and a style whose weights are missing while downloads are off.
 """
 
@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from db import RequestState as S
-from engine.animegan import AnimeGAN
 from engine.api import LOADING, JobEvent, JobFailed, JobFinished, JobHandle, JobProgress, JobSpec, JobStarted, Transcript
-from engine.asr import AsrConfig, SpeechRecognizer
-from engine.audio import AudioLimits
-from engine.diffusion import DiffusionConfig, TextToImage
-from engine.local import LocalEngine
-from engine.pipeline import AnimePipeline
+from engine.image.animegan import AnimeGAN
+from engine.image.diffusion import DiffusionConfig, TextToImage
+from engine.image.pipeline import AnimePipeline
+from engine.jobs.local import LocalJobQueue
+from engine.speech.asr import AsrConfig, SpeechRecognizer
+from engine.speech.audio import AudioLimits
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.scripted_engine import ScriptedEngine, png
@@ -40,7 +40,7 @@ async def test_a_missing_drawing_model_fails_as_such_and_is_logged_once(tmp_path
     missing = tmp_path / "no-such-sd-model"
     text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2))
     animegan = AnimeGAN(tmp_path / "checkpoints", backend="torch", download=False)
-    engine = LocalEngine(None, AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))  # type: ignore[arg-type]  # no speech here
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
     caplog.set_level(logging.INFO)
     await engine.start()
     try:
@@ -64,7 +64,7 @@ async def test_a_missing_drawing_model_fails_as_such_and_is_logged_once(tmp_path
 async def test_missing_style_weights_with_downloads_off_fail_as_a_style(tmp_path: Path, tiny_sd_dir: Path) -> None:
     text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2))
     animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
-    engine = LocalEngine(None, AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))  # type: ignore[arg-type]  # no speech here
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
     await engine.start()
     try:
         photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
@@ -157,7 +157,7 @@ async def test_the_first_picture_says_the_drawing_model_is_loading(tmp_path: Pat
     """The engine reports "loading" once, before the first drawing; later pictures go straight to drawing."""
     text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2))
     animegan = AnimeGAN(animegan_checkpoints_dir, backend="torch", download=False)
-    engine = LocalEngine(None, AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))  # type: ignore[arg-type]  # no speech here
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
     await engine.start()
     try:
         first = await drain(await engine.submit(text_job("r1")))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from engine.models_report import Model, report, size_text
+from engine.jobs.models_report import Model, report, size_text
 from tests.support.animegan_weights import write_checkpoint
 
 #: The revision a hand-made hub cache entry claims.
@@ -120,7 +120,7 @@ def test_sizes_read_as_people_write_them(megabytes: float, text: str) -> None:
 
 
 def test_local_models_are_here_or_missing_and_hub_models_download(tmp_path: Path) -> None:
-    from engine.models_report import drawing_models, lora_model
+    from engine.jobs.models_report import drawing_models, lora_model
 
     class Config:
         model, cache_dir, lora = "stablediffusionapi/anything-v5", tmp_path, "latent-consistency/lcm-lora-sdv1-5"

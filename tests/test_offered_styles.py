@@ -9,7 +9,7 @@ import pytest
 
 from bot.factory import conversation_config
 from bot.settings import Settings
-from engine.styles import StyleRegistry
+from engine.image.styles import StyleRegistry
 from handlers import cards
 from tests.support.scripted_engine import ScriptedEngine
 

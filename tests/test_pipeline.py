@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.animegan import AnimeGAN
-from engine.diffusion import DiffusionConfig, TextToImage
 from engine.errors import Cancelled, UnknownStyleError
-from engine.pipeline import AnimePipeline
-from engine.prompt import build_prompt
+from engine.image.animegan import AnimeGAN
+from engine.image.diffusion import DiffusionConfig, TextToImage
+from engine.image.pipeline import AnimePipeline
+from engine.language.prompt import build_prompt
 from tests.support.images import assert_images_differ
 
 

@@ -11,19 +11,10 @@ import pytest
 from bench.prompt import CASES
 from bot.cli import main
 from engine.errors import UserError
-from engine.lexicon import EN_INDEX, ZH_INDEX
-from engine.policy import (
-    LEVELS,
-    ChatPolicy,
-    Level,
-    PromptChecker,
-    TermList,
-    TermListError,
-    effective_level,
-    off_allowed,
-    prompt_checker,
-)
-from engine.prompt import build_prompt
+from engine.language.lexicon import EN_INDEX, ZH_INDEX
+from engine.language.prompt import build_prompt
+from engine.policy.levels import LEVELS, Level, effective_level, off_allowed
+from engine.policy.text import ChatPolicy, PromptChecker, TermList, TermListError, prompt_checker
 
 FIXTURES = Path(__file__).parent / "fixtures" / "zh"
 

@@ -23,10 +23,10 @@ from PIL import Image, ImageDraw
 from bot.cli import main
 from engine.api import JobFailed, JobFinished, JobSpec
 from engine.errors import ImageCheckUnavailableError
-from engine.local import LocalEngine
-from engine.pipeline import AnimeResult
-from engine.policy import DEFAULT_THRESHOLDS, ChatPolicy, ImageCheck, Level, nudenet_model, resolve_model
-from engine.policy_image import (
+from engine.image.pipeline import AnimeResult
+from engine.jobs.local import LocalJobQueue
+from engine.jobs.runner import run_job_event
+from engine.policy.image_check import (
     PHOTO_THRESHOLDS,
     PINNED_TAGGERS,
     AnimeRatingCheck,
@@ -36,7 +36,9 @@ from engine.policy_image import (
     tagger_input,
     tagger_source,
 )
-from engine.runner import run_job_event
+from engine.policy.levels import Level
+from engine.policy.photo_check import DEFAULT_THRESHOLDS, ImageCheck, nudenet_model, resolve_model
+from engine.policy.text import ChatPolicy
 from handlers import cards
 from tests.support.conversation import button
 from tests.support.onnx_tagger import SIDE, expected_ratings, write_tagger
@@ -205,7 +207,7 @@ def test_a_users_picture_goes_through_both_checks(content_check: ContentCheck, c
     pipeline = PicturePipeline(content_check, cartoon_face())
     face = JobSpec("p1", "u1", "photo", "s", source_png=png(cartoon_face()))
     assert isinstance(run_job_event(pipeline, face, lambda r: None, lambda: False), JobFinished)
-    with caplog.at_level(logging.WARNING, logger="engine.runner"):
+    with caplog.at_level(logging.WARNING, logger="engine.jobs.runner"):
         red = run_job_event(pipeline, JobSpec("p2", "u1", "photo", "s", source_png=png(picture(RED))), lambda r: None, lambda: False)
     assert isinstance(red, JobFailed) and red.error_key == "policy.photo_flagged"
     assert "job p2: the image check flagged the photo (rating:explicit 1.00) at the strict content policy" in caplog.text
@@ -220,8 +222,8 @@ def text_job(policy: str = "strict") -> JobSpec:
 
 @pytest.fixture
 async def engine_drawing(content_check: ContentCheck) -> Any:
-    """A started LocalEngine whose pipeline draws ``engine.pipeline.drawing`` (the cartoon face unless changed)."""
-    engine = LocalEngine(None, PicturePipeline(content_check, cartoon_face()))  # type: ignore[arg-type]  # no voice here
+    """A started LocalJobQueue whose pipeline draws ``engine.image.pipeline.drawing`` (the cartoon face unless changed)."""
+    engine = LocalJobQueue(PicturePipeline(content_check, cartoon_face()))
     await engine.start()
     yield engine
     await engine.close()

@@ -1,7 +1,7 @@
-"""The content policy's second check: the classifier behind the term list (engine/policy_classifier.py).
+"""The content policy's second check: the classifier behind the term list (engine/policy/classifier.py).
 
 Through ``voice2anime prompt --json`` (what an operator runs), on held-out probes: misspellings and variants that
-are in no training data (engine/policy_probes.tsv), which the term list alone lets through.
+are in no training data (engine/policy/probes.tsv), which the term list alone lets through.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import engine.policy_classifier as policy_classifier
+import engine.policy.classifier as policy_classifier
 from bot.cli import main
-from engine.policy import LEVELS, Level, PromptChecker, TermList, prompt_checker
-from engine.policy_classifier import (
+from engine.policy.classifier import (
     TERM,
     Exemplars,
     SecondCheck,
@@ -26,8 +25,10 @@ from engine.policy_classifier import (
     skeleton,
     training_examples,
 )
+from engine.policy.levels import LEVELS, Level
+from engine.policy.text import PromptChecker, TermList, prompt_checker
 
-PROBES = Path(policy_classifier.__file__).with_name("policy_probes.tsv")
+PROBES = Path(policy_classifier.__file__).with_name("probes.tsv")
 
 
 def prompt_verdict(text: str, level: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
@@ -200,12 +201,12 @@ def test_missing_data_leaves_the_list_alone_to_check(caplog: pytest.LogCaptureFi
     """An install without the data files: the operator is told, and the list still refuses what it knows."""
 
     def missing() -> TextClassifier:
-        raise FileNotFoundError(tmp_path / "policy_exemplars.tsv")
+        raise FileNotFoundError(tmp_path / "exemplars.tsv")
 
     terms = TermList.load()
     checker = PromptChecker(terms)
     checker.second_check = SecondCheck(terms, model=missing)
-    with caplog.at_level("ERROR", logger="engine.policy_classifier"):
+    with caplog.at_level("ERROR", logger="engine.policy.classifier"):
         assert checker.check_text("nakked woman", "strict").allowed
     assert not checker.check_text("a nude woman", "strict").allowed
     assert "checked against the term list only" in caplog.text

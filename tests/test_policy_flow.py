@@ -10,7 +10,8 @@ from dataclasses import replace
 
 from db import RequestState
 from engine.api import JobFailed, JobFinished, JobResult, JobStarted, Segment, Transcript, Word
-from engine.policy import ChatPolicy, Level
+from engine.policy.levels import Level
+from engine.policy.text import ChatPolicy
 from handlers import cards
 from handlers.events import ButtonPress, Command, Origin, TextMessage
 from handlers.replies import Button

@@ -12,10 +12,11 @@ from PIL import Image, ImageDraw
 
 from engine.api import JobCancelled, JobFailed, JobFinished, JobProgress, JobSpec
 from engine.errors import ModelUnavailableError
-from engine.pipeline import AnimeResult
-from engine.policy import NUDENET_LABELS, ImageCheck, Level, nudenet_model, resolve_model
-from engine.runner import run_job_event
-from engine.wire import pack_spec, unpack_spec
+from engine.image.pipeline import AnimeResult
+from engine.jobs.runner import run_job_event
+from engine.jobs.wire import pack_spec, unpack_spec
+from engine.policy.levels import Level
+from engine.policy.photo_check import NUDENET_LABELS, ImageCheck, nudenet_model, resolve_model
 from tests.support.onnx_nudity import LABELS, SIDE, expected_scores, write_nudity_model
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -123,7 +124,7 @@ def text_job(policy: str = "strict") -> JobSpec:
 
 
 def test_a_flagged_drawing_is_not_delivered_at_strict(check: ImageCheck, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="engine.runner"):
+    with caplog.at_level(logging.WARNING, logger="engine.jobs.runner"):
         event, _ = run(ColourPipeline(check, drawing=RED), text_job())
     assert isinstance(event, JobFailed) and event.error_key == "policy.image_flagged"
     assert "job1: the image check flagged the picture (FEMALE_BREAST_EXPOSED 1.00)" in caplog.text

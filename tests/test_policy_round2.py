@@ -12,7 +12,8 @@ import json
 import pytest
 
 from bot.cli import main
-from engine.policy import LEVELS, ChatPolicy, Level
+from engine.policy.levels import LEVELS, Level
+from engine.policy.text import ChatPolicy
 from handlers.events import Command, Origin
 from tests.support.scripted_engine import ScriptedEngine
 

@@ -1,4 +1,4 @@
-"""Tests for engine.prompt: description (zh / yue / en) -> Stable Diffusion prompt."""
+"""Tests for engine.language.prompt: description (zh / yue / en) -> Stable Diffusion prompt."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from engine.api import ParsedDescription, Prompt
 from engine.errors import EmptyTextError
-from engine.lexicon import EN_INDEX, ZH_INDEX
-from engine.prompt import (
+from engine.language.lexicon import EN_INDEX, ZH_INDEX
+from engine.language.prompt import (
     CLIP_CONTENT_TOKENS,
     MAX_INPUT_CHARS,
     MAX_USER_CHARS,
@@ -378,10 +378,10 @@ def test_a_description_over_the_input_cap_is_cut_between_words(capsys: pytest.Ca
 
 def test_warm_up_loads_what_a_first_description_would_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bot warms up in a thread at start, so the first Chinese message does not hold up everyone's events."""
-    import engine.prompt
-    from engine.translate import ChineseReader
+    import engine.language.prompt
+    from engine.language.translate import ChineseReader
 
     fresh = ChineseReader()
-    monkeypatch.setattr(engine.prompt, "reader", lambda: fresh)
-    engine.prompt.warm_up()
+    monkeypatch.setattr(engine.language.prompt, "reader", lambda: fresh)
+    engine.language.prompt.warm_up()
     assert fresh._posseg is not None and fresh.cedict._vocabulary is not None and fresh.cedict._entries is not None

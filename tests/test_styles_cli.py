@@ -116,7 +116,7 @@ def test_styles_into_a_pipe_whose_reader_went_away_end_quietly(tmp_path: Path, a
     process.stdout.close()  # the reader is gone before the command writes anything
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, stderr
-    assert [line for line in stderr.splitlines() if " INFO engine.styles: " not in line] == [], stderr
+    assert [line for line in stderr.splitlines() if " INFO engine.image.styles: " not in line] == [], stderr
 
 
 def test_styles_piped_into_head(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_styles_piped_into_head(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0 and done.stdout.startswith("styles from ") and done.stdout.endswith(f"; weights in {tmp_path}\n")
-    assert [line for line in done.stderr.splitlines() if " INFO engine.styles: " not in line] == [], done.stderr
+    assert [line for line in done.stderr.splitlines() if " INFO engine.image.styles: " not in line] == [], done.stderr
 
 
 # ----- voice2anime generate --style hayao -------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The real python-telegram-bot client talks to the fake Bot API server of
 ``tests/support/fake_telegram.py``; behind the adapter run the real
-``Conversation``, ``Repository`` (SQLite) and ``LocalEngine`` on the tiny
+``Conversation``, ``Repository`` (SQLite) and ``LocalJobQueue`` on the tiny
 models (fixtures in ``tests/support/conversation.py``).
 """
 
@@ -34,8 +34,6 @@ from bot.telegram_inbound import Attachment, from_message
 from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
 from db import ChatKind, Repository, create_database
 from db.preferences import ChatOverrides
-from engine.api import Engine
-from engine.local import LocalEngine
 from handlers import cards
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
 from handlers.flow import Conversation
@@ -43,7 +41,7 @@ from handlers.i18n import t
 from handlers.replies import MAX_BUTTON_DATA, Button, Reply
 from tests.support.conversation import config
 from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
-from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs, whisper_wrote
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TEXT = "a girl with blue hair under cherry blossoms at night"
@@ -65,7 +63,7 @@ class RunningBot:
 
 @asynccontextmanager
 async def telegram_bot(
-    server: FakeTelegram, engine: Engine, url: str, data_dir: Path, **settings: Any
+    server: FakeTelegram, engine: SpeechAndJobs, url: str, data_dir: Path, **settings: Any
 ) -> AsyncIterator[RunningBot]:
     """Build the adapter from settings (as ``voice2anime run`` does), start it, stop everything afterwards."""
     database = create_database(url)
@@ -74,7 +72,7 @@ async def telegram_bot(
             telegram_bot_token=TOKEN, telegram_api_base_url=server.api_url, telegram_file_base_url=server.file_url, **settings
         )
     )
-    conversation = Conversation(Repository(database, data_dir), engine, adapter.messenger, config())
+    conversation = Conversation(Repository(database, data_dir), engine, engine, adapter.messenger, config())
     bot = RunningBot(server, adapter, conversation)
 
     async def on_event(event: Event) -> None:
@@ -92,7 +90,7 @@ async def telegram_bot(
 
 @pytest.fixture
 async def bot(
-    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path
+    fake_telegram: FakeTelegram, local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path
 ) -> AsyncIterator[RunningBot]:
     """The Telegram bot, polling the fake server."""
     async with telegram_bot(fake_telegram, local_engine, sqlite_url, tmp_path / "data") as running:
@@ -608,7 +606,7 @@ async def test_photo_largest_size_restyled_and_sent_as_file_when_telegram_reject
 
 
 async def test_token_never_logged_and_menus_published(
-    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    fake_telegram: FakeTelegram, local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server = fake_telegram
@@ -637,7 +635,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> None:
+async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path) -> None:
     server, port = fake_telegram, _free_port()
     hook = f"http://127.0.0.1:{port}/telegram-hook"
     settings = {
@@ -662,7 +660,7 @@ async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: LocalEngi
 
 
 async def test_webhook_without_a_configured_secret_makes_one_and_refuses_forged_updates(
-    fake_telegram: FakeTelegram, local_engine: LocalEngine, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    fake_telegram: FakeTelegram, local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server, port = fake_telegram, _free_port()

@@ -8,8 +8,8 @@ import pytest
 
 from bot.cli import main
 from engine.api import Word
-from engine.chinese import script_for, to_script
-from engine.correction import review
+from engine.language.chinese import script_for, to_script
+from engine.speech.correction import review
 from tests.support.speech import zh_clips
 
 

@@ -1,7 +1,7 @@
 """The web studio's protocol over aiohttp's test client: every action, browsers kept apart, limits, password mode.
 
 Behind the adapter run the real ``Conversation``, ``Repository`` (SQLite) and
-``LocalEngine`` on the tiny models (tests/support/conversation.py); each
+``LocalJobQueue`` on the tiny models (tests/support/conversation.py); each
 :class:`~tests.support.web.Browser` is a separate cookie jar speaking the
 page's protocol. The real page in a real browser: tests/test_web_browser.py.
 """
@@ -30,10 +30,9 @@ from bot.settings import Settings
 from bot.startup_errors import BadInputError
 from bot.web import WebConfig
 from bot.web_session import LOGIN_TRIES, Signer, load_secret
-from engine.local import LocalEngine
 from handlers import cards
 from handlers.i18n import error_text, t
-from tests.support.scripted_engine import RED_SAN, ScriptedEngine
+from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs
 from tests.support.web import SECRET, Browser, Studio, browsers, studio_over, webm_voice_note
 
 TEXT = "a girl with blue hair under cherry blossoms at night"
@@ -41,7 +40,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-async def studio(local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> Any:
+async def studio(local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path) -> Any:
     async with studio_over(local_engine, sqlite_url, tmp_path / "data") as running:
         yield running
 
@@ -251,7 +250,7 @@ async def test_two_browsers_never_see_each_others_requests_or_pictures(studio: S
 
 
 async def test_uploads_over_the_limits_and_bad_files_get_a_reason(
-    local_engine: LocalEngine, sqlite_url: str, tmp_path: Path, bad_audio_files: dict[str, Path]
+    local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path, bad_audio_files: dict[str, Path]
 ) -> None:
     limits = {"audio_max_bytes": 50_000, "photo_max_bytes": 40_000}
     async with studio_over(local_engine, sqlite_url, tmp_path / "data", **limits) as studio, browsers(studio) as (alice,):
@@ -343,7 +342,7 @@ async def test_cookie_origin_and_host_are_checked(studio: Studio) -> None:
         assert rebound.status == 421 and "Set-Cookie" not in rebound.headers
 
 
-async def test_password_mode(local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> None:
+async def test_password_mode(local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="WEB_PASSWORD"):
         WebConfig(secret=SECRET, host="0.0.0.0")
     async with studio_over(local_engine, sqlite_url, tmp_path / "data", host="0.0.0.0", password="hunter2") as studio:

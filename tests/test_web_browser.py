@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from engine.local import LocalEngine
 from handlers import cards
 from handlers.i18n import t
 from tests.support.browser import CHROMIUM, PHONE, Page, chromium_args
 from tests.support.browser import open_page as open_browser_page
 from tests.support.conversation import CountingTextToImage
+from tests.support.scripted_engine import SpeechAndJobs
 from tests.support.speech import ENGLISH_TEXT
 from tests.support.web import Studio, studio_over
 
@@ -58,7 +58,7 @@ def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def served(local_engine: LocalEngine, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Studio]:
+async def served(local_engine: SpeechAndJobs, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Studio]:
     """The studio listening on a free loopback port."""
     async with studio_over(local_engine, sqlite_url, tmp_path / "data") as studio:
         await studio.adapter.start(studio.conversation.handle)

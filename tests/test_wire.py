@@ -19,7 +19,7 @@ from engine.api import (
     JobStarted,
 )
 from engine.errors import UnknownStyleError
-from engine.wire import WireError, pack_event, pack_spec, unpack_event, unpack_spec
+from engine.jobs.wire import WireError, pack_event, pack_spec, unpack_event, unpack_spec
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\xff"
 TEXT = JobSpec("t1", "u1", "text", "paprika", positive="anime, a cat", negative="lowres", seed=7)
@@ -161,7 +161,7 @@ def test_a_progress_preview_crosses_the_wire_as_bytes_and_older_peers_still_read
 
 def test_a_worker_publishing_only_the_newest_progress_never_drops_a_preview() -> None:
     """Between two heartbeats the worker keeps one report: a preview rides along on a later report without one."""
-    from engine.worker import _NewestProgress
+    from engine.jobs.worker import _NewestProgress
 
     newest = _NewestProgress()
     assert newest.take() is None

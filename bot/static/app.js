@@ -44,7 +44,7 @@ const state = {
 
 // ---------------------------------------------------------------- words
 
-// The chat's rule (engine/chinese.py script_for, handlers/i18n.py pick_language): Traditional for
+// The chat's rule (engine/language/chinese.py script_for, handlers/i18n.py pick_language): Traditional for
 // zh-TW, zh-HK, zh-MO, zh-Hant and Cantonese; Simplified for zh, zh-CN, zh-SG, zh-Hans; null: not ours.
 function languageOf(tag) {
   const parts = String(tag || "").replace(/_/g, "-").toLowerCase().split("-");

@@ -1,7 +1,7 @@
 """AnimeGANv2 checkpoints for tests and benchmarks (pytest plugin module).
 
 Nothing is downloaded. The parameter layout of the official animegan2-pytorch
-``.pt`` files is spelled out here *independently* of ``engine.animegan_model``
+``.pt`` files is spelled out here *independently* of ``engine.image.animegan_model``
 (from the port's module nesting: ``ConvNormLReLU = [pad, conv, norm, lrelu]``,
 ``InvertedResBlock.layers = [expand, depthwise, project conv, norm]``), filled
 with seeded random values and written with ``torch.save`` as a plain

@@ -11,7 +11,7 @@
 
 Fixtures: ``flow_text_to_image``, ``anime_pipeline`` (session; tiny SD at
 64x64/2 steps + AnimeGANv2 test checkpoints), ``local_engine`` (a started
-``LocalEngine`` over them and the session Whisper ``recognizer``), and
+``LocalJobQueue`` over them and the session Whisper ``recognizer``), and
 ``sqlite_url`` (a migrated SQLite database in the test's tmp dir) and ``any_db_url`` (the same on
 SQLite and on PostgreSQL).
 """
@@ -30,14 +30,16 @@ import pytest
 from db import Repository, RequestRecord, create_database
 from db.migrate import upgrade
 from db.session import Database
-from engine.animegan import AnimeGAN
-from engine.asr import SpeechRecognizer
-from engine.diffusion import DiffusionConfig, GeneratedImage, TextToImage
-from engine.local import LocalEngine
-from engine.pipeline import AnimePipeline
+from engine.image.animegan import AnimeGAN
+from engine.image.diffusion import DiffusionConfig, GeneratedImage, TextToImage
+from engine.image.pipeline import AnimePipeline
+from engine.jobs.local import LocalJobQueue
+from engine.speech.asr import SpeechRecognizer
+from engine.speech.transcriber import WhisperTranscriber
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage, fetched
 from handlers.flow import Conversation, ConversationConfig
 from handlers.replies import Button, Reply
+from tests.support.scripted_engine import SpeechAndJobs
 
 STYLES = ("face_paint_512_v2", "paprika")
 STYLE_NAMES = {
@@ -228,9 +230,9 @@ def anime_pipeline(flow_text_to_image: CountingTextToImage, animegan_checkpoints
 
 
 @pytest.fixture
-async def local_engine(recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline) -> AsyncIterator[LocalEngine]:
-    """A started LocalEngine over the session models (closed afterwards)."""
-    engine = LocalEngine(recognizer, anime_pipeline)
+async def local_engine(recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline) -> AsyncIterator[SpeechAndJobs]:
+    """The session Whisper and a started LocalJobQueue over the session models (closed afterwards)."""
+    engine = SpeechAndJobs(WhisperTranscriber(recognizer), LocalJobQueue(anime_pipeline))
     await engine.start()
     yield engine
     anime_pipeline.text_to_image.release()  # type: ignore[attr-defined]
@@ -278,7 +280,7 @@ class Harness:
         self.messenger = RecordingMessenger()
         self.config = config
         self.conversation = Conversation(
-            self.repository, engine, self.messenger, config, clock=self.clock, monotonic=self.monotonic
+            self.repository, engine, engine, self.messenger, config, clock=self.clock, monotonic=self.monotonic
         )
         self.locales: dict[str, str | None] = {}
 

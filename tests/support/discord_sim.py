@@ -5,7 +5,7 @@ against an in-memory Discord: gateway events, REST routes, interaction
 tokens with the 3-second / 15-minute rules, components and modals.
 
 * :class:`DiscordWorld` — one SQLite database, the session's tiny-model
-  :class:`LocalEngine`, and a :class:`Stack` (adapter + conversation) that
+  :class:`LocalJobQueue`, and a :class:`Stack` (adapter + conversation) that
   :meth:`DiscordWorld.restart` replaces with a fresh one over the same
   database, as a bot restart would.
 * Fixtures: ``discord_world`` and ``simcord_bot`` (the current stack's
@@ -28,9 +28,9 @@ from pydantic import SecretStr
 from bot.discord import DiscordAdapter, DiscordConfig
 from db import Repository, create_database
 from db.session import Database
-from engine.api import Engine
 from handlers.flow import Conversation
 from tests.support.conversation import STYLES, config
+from tests.support.scripted_engine import SpeechAndJobs
 
 #: Discord's IS_VOICE_MESSAGE message flag.
 VOICE_MESSAGE_FLAG = 1 << 13
@@ -47,7 +47,7 @@ class Stack:
 class DiscordWorld:
     """Database + engine that outlive bot restarts, and the current :class:`Stack`."""
 
-    def __init__(self, database: Database, data_dir: Path, engine: Engine) -> None:
+    def __init__(self, database: Database, data_dir: Path, engine: SpeechAndJobs) -> None:
         self.database = database
         self.data_dir = data_dir
         self.engine = engine
@@ -59,7 +59,9 @@ class DiscordWorld:
         adapter = DiscordAdapter(
             DiscordConfig(token=SecretStr("simcord-token"), styles=STYLES, max_text_chars=conversation_config.max_text_chars)
         )
-        conversation = Conversation(Repository(self.database, self.data_dir), self.engine, adapter.messenger, conversation_config)
+        conversation = Conversation(
+            Repository(self.database, self.data_dir), self.engine, self.engine, adapter.messenger, conversation_config
+        )
         adapter.bind(conversation.handle)
         return Stack(adapter, conversation)
 
@@ -75,7 +77,7 @@ class DiscordWorld:
 
 
 @pytest.fixture
-async def discord_world(sqlite_url: str, local_engine: Engine, tmp_path: Path) -> AsyncIterator[DiscordWorld]:
+async def discord_world(sqlite_url: str, local_engine: SpeechAndJobs, tmp_path: Path) -> AsyncIterator[DiscordWorld]:
     """The shared database and engine, with a first bot stack."""
     database = create_database(sqlite_url)
     world = DiscordWorld(database, tmp_path / "data", local_engine)

@@ -38,7 +38,7 @@ MIN_MEAN_ABS_DIFFERENT = 1.0
 def pixels(image: Any) -> np.ndarray:
     """``image`` as a signed int16 array: a PIL image, an array, encoded bytes, a path, or anything with ``.image``."""
     if hasattr(image, "image") and not isinstance(image, (np.ndarray, Image.Image)):
-        image = image.image  # e.g. engine.diffusion.GeneratedImage
+        image = image.image  # e.g. engine.image.diffusion.GeneratedImage
     if isinstance(image, (bytes, bytearray)):
         image = Image.open(io.BytesIO(image))
     elif isinstance(image, (str, Path)):

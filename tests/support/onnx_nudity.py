@@ -4,7 +4,7 @@ NudeNet 3.4 ships ``320n.onnx``: one input ``images`` of shape ``batch x 3 x
 height x width`` (RGB in [0, 1], 320 x 320 in practice) and one output
 ``output0`` of shape ``batch x (4 + 18) x anchors``: per anchor a box (centre
 x, centre y, width, height) and one score per class, in the order of the
-model's metadata ``names`` (the same as ``engine.policy.NUDENET_LABELS``).
+model's metadata ``names`` (the same as ``engine.policy.photo_check.NUDENET_LABELS``).
 
 :func:`nudity_model` builds a stand-in with exactly that signature and
 metadata whose scores are known in closed form from the picture's mean

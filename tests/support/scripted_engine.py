@@ -13,9 +13,22 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from engine.api import JobCancelled, JobFinished, JobHandle, JobQueued, JobResult, JobSpec, JobStarted, Segment, Transcript, Word
-from engine.asr import finish
-from engine.chinese import SCRIPTS
+from engine.api import (
+    JobCancelled,
+    JobFinished,
+    JobHandle,
+    JobQueue,
+    JobQueued,
+    JobResult,
+    JobSpec,
+    JobStarted,
+    Segment,
+    Transcriber,
+    Transcript,
+    Word,
+)
+from engine.language.chinese import SCRIPTS
+from engine.speech.asr import finish
 
 
 def png(colour: tuple[int, int, int] = (90, 160, 220), size: tuple[int, int] = (16, 16)) -> bytes:
@@ -48,7 +61,7 @@ class ScriptedEngine:
     """Records every submitted :class:`JobSpec`; :meth:`finish` / :meth:`cancel` end them.
 
     :meth:`transcribe` answers :attr:`transcript` the way the speech engine
-    finishes Whisper's output (:func:`engine.asr.finish`): in the reader's
+    finishes Whisper's output (:func:`engine.speech.asr.finish`): in the reader's
     script, and reviewed (homophones corrected, unsure flags set) when
     :attr:`review` is on; without it the words keep the flags they were given.
     """
@@ -93,3 +106,26 @@ class ScriptedEngine:
         drawn = png() if spec.kind == "text" else None  # photo/restyle jobs return no base: the conversation has it
         result = JobResult(job_id, png((200, 80, 120)), spec.style, base_png=drawn, seed=spec.seed, model="scripted")
         handle.publish(JobFinished(result))
+
+
+class SpeechAndJobs:
+    """A transcriber and a job queue handed around the tests as one object (the conversation takes each separately)."""
+
+    def __init__(self, transcriber: Transcriber, jobs: JobQueue) -> None:
+        self.transcriber = transcriber
+        self.jobs = jobs
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
+        return await self.transcriber.transcribe(audio, language=language, script=script)
+
+    async def start(self) -> None:
+        await self.jobs.start()
+
+    async def close(self) -> None:
+        await self.jobs.close()
+
+    async def submit(self, spec: JobSpec) -> JobHandle:
+        return await self.jobs.submit(spec)
+
+    async def cancel(self, job_id: str) -> bool:
+        return await self.jobs.cancel(job_id)

@@ -3,7 +3,7 @@
 Nothing is downloaded: the UNet, VAE, CLIP text encoder and a byte-level CLIP
 BPE tokenizer are built from configs with fixed seeds and written with
 ``save_pretrained``, so the result is a real diffusers directory that the
-project's own loader (``engine.diffusion.TextToImage``) reads like any model.
+project's own loader (``engine.image.diffusion.TextToImage``) reads like any model.
 
 The VAE has four blocks (scale factor 8, like SD 1.5), so a 64x64 request is an
 8x8 latent and the decoded image is 64x64. The weights are random: images are

@@ -1,7 +1,7 @@
 """Web studio test kit: the studio over the real conversation, and "browsers" that talk to it like the page does.
 
 * :func:`studio_over` — a :class:`bot.web.WebAdapter` with the real ``Conversation``,
-  ``Repository`` (SQLite) and whatever engine the test gives (the ``LocalEngine`` on
+  ``Repository`` (SQLite) and whatever engine the test gives (the ``LocalJobQueue`` on
   the tiny models, usually), its gallery reading the same database.
 * :class:`Browser` — one browser (its own cookie jar) on aiohttp's test client: loads the
   page, opens the WebSocket with the page's ``Origin``, sends what ``app.js`` sends and
@@ -54,7 +54,7 @@ async def studio_over(engine: Any, url: str, data_dir: Path, **web: Any) -> Asyn
     database = create_database(url)
     repository = Repository(database, data_dir)
     adapter = WebAdapter(WebConfig(**({"secret": SECRET, "port": 0} | web)))
-    conversation = Conversation(repository, engine, adapter.messenger, config())
+    conversation = Conversation(repository, engine, engine, adapter.messenger, config())
     adapter.gallery = RepositoryGallery(repository, STYLE_NAMES)
     adapter.attach(conversation.handle)
     try:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.asr import AsrConfig, SpeechRecognizer
-from engine.audio import AudioLimits
+from engine.speech.asr import AsrConfig, SpeechRecognizer
+from engine.speech.audio import AudioLimits
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODEL_SIZE = 145_217_532

@@ -25,7 +25,7 @@ from PIL import Image
 
 from engine.api import CancelCheck, ProgressCallback
 from engine.errors import Cancelled
-from engine.pipeline import AnimeResult
+from engine.image.pipeline import AnimeResult
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "tests.support.workers:build_fake_pipeline"
@@ -34,7 +34,7 @@ FAKE = "tests.support.workers:build_fake_pipeline"
 class FakePipeline:
     """Sleeps instead of drawing; see the module docstring."""
 
-    previews = False  # what engine.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
+    previews = False  # what engine.jobs.runner.ImagePipeline asks of a pipeline: no previews, no picture check, one job at a time
     image_check = None
     draws_batches = False
 

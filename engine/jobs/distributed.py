@@ -1,15 +1,15 @@
-"""Scale-out engine: image jobs run on GPU workers fed through a Redis stream, under a protocol of our own.
+"""Scale-out job queue: image jobs run on GPU workers fed through a Redis stream, under a protocol of our own.
 
 The bot process keeps speech recognition (a voice note's card should not wait
 behind minutes of diffusion, and the audio never needs to leave the bot) and
-sends image jobs to ``voice2anime worker`` processes (:mod:`engine.worker`),
+sends image jobs to ``voice2anime worker`` processes (:mod:`engine.jobs.worker`),
 one per GPU, on any number of machines.
 
 Redis layout (every key starts with ``RedisConfig.prefix``)::
 
     {p}:jobs                    the job stream (consumer group {p}:workers), one entry per
                                 job: just its id; trimmed to ~stream_maxlen on add
-                                (:mod:`engine.job_stream`)
+                                (:mod:`engine.jobs.job_stream`)
     {p}:job:{id}                hash: state (queued|running|finished|failed|cancelled),
                                 spec (msgpack JobSpec), kind (text|photo|restyle: what a
                                 batching worker peeks at), enqueued; TTL job_ttl,
@@ -52,10 +52,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine.api import TERMINAL_EVENTS, JobCancelled, JobHandle, JobQueued, JobSpec
-from engine.asr import SpeechRecognizer
-from engine.job_stream import JobStream
-from engine.speech import RecognizerSpeech
-from engine.wire import pack_event, pack_spec, unpack_event
+from engine.jobs.job_stream import JobStream
+from engine.jobs.wire import pack_event, pack_spec, unpack_event
 
 log = logging.getLogger(__name__)
 
@@ -162,17 +160,15 @@ class _Follow:
     started: bool = False
 
 
-class DistributedEngine(RecognizerSpeech):
-    """:class:`engine.api.Engine` whose image jobs run on ``voice2anime worker`` processes.
+class RedisJobQueue:
+    """:class:`engine.api.JobQueue` whose image jobs run on ``voice2anime worker`` processes.
 
-    Speech is recognised in this process (on its own thread, like
-    :class:`engine.local.LocalEngine`). Queue order is first come, first
+    Speech stays in the bot process (:class:`engine.speech.transcriber.WhisperTranscriber`). Queue order is first come, first
     served across users. No result cache: identical requests run again
     (results stay in Redis only for the bot to collect them).
     """
 
-    def __init__(self, recognizer: SpeechRecognizer, config: RedisConfig) -> None:
-        self.recognizer = recognizer
+    def __init__(self, config: RedisConfig) -> None:
         self.config = config
         self.keys = Keys(config.prefix)
         self._stream: JobStream | None = None
@@ -245,7 +241,7 @@ class DistributedEngine(RecognizerSpeech):
 
     def _connected(self) -> JobStream:
         if self._stream is None:
-            raise RuntimeError("DistributedEngine.start() was not called (or the engine is closed)")
+            raise RuntimeError("RedisJobQueue.start() was not called (or the engine is closed)")
         return self._stream
 
     async def _read_events(self) -> None:

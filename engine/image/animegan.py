@@ -1,10 +1,10 @@
 """AnimeGANv2 style transfer: photo or generated image -> anime image.
 
 :class:`AnimeGAN` is the one entry point. It reads the style registry of the
-checkpoints directory (:mod:`engine.styles`), makes sure the checkpoint is
+checkpoints directory (:mod:`engine.image.styles`), makes sure the checkpoint is
 present and verified (downloading it on first use when allowed), loads the
-generator strictly (:mod:`engine.animegan_model`) and runs it on any image
-(:mod:`engine.imageio`).
+generator strictly (:mod:`engine.image.animegan_model`) and runs it on any image
+(:mod:`engine.image.imageio`).
 
 Backends for ``torch-state-dict`` styles (the ``.pt`` files):
 
@@ -42,13 +42,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import animegan_model as gen
 from engine.api import CancelCheck, ProgressCallback
-from engine.device import dtype_for, resolve_device
 from engine.errors import Cancelled, ModelUnavailableError, StyleUnavailableError, UnknownStyleError
 from engine.files import atomic_write
-from engine.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
-from engine.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry
+from engine.image import animegan_model as gen
+from engine.image.device import dtype_for, resolve_device
+from engine.image.imageio import ImageSource, crop, fit_within, open_image, pad_for_network, resize
+from engine.image.styles import ONNX_NHWC, CheckpointStore, Style, StyleRegistry
 
 __all__ = ["BACKENDS", "AnimeGAN", "Style", "UnknownStyleError", "onnx_session_options", "open_image"]
 

@@ -1,20 +1,21 @@
-"""Speech in an engine: both engines recognise voice notes in the bot process, the same way."""
+"""The bot's :class:`engine.api.Transcriber`: faster-whisper on its own speech thread, in the bot process."""
 
 from __future__ import annotations
 
 from engine.api import Transcript
-from engine.asr import SpeechRecognizer
-from engine.chinese import SCRIPTS
+from engine.language.chinese import SCRIPTS
+from engine.speech.asr import SpeechRecognizer
 
 
-class RecognizerSpeech:
-    """Engine mixin: :meth:`transcribe` on ``self.recognizer``'s speech thread.
+class WhisperTranscriber:
+    """Transcribes voice notes with ``recognizer`` on its speech thread.
 
     The recognizer has its own thread, so a voice note's card never waits
     behind pictures and the event loop stays free.
     """
 
-    recognizer: SpeechRecognizer
+    def __init__(self, recognizer: SpeechRecognizer) -> None:
+        self.recognizer = recognizer
 
     async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
         """Transcribe a voice note (raises AudioError subclasses for bad input).

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.animegan import AnimeGAN
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
-from engine.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
-from engine.imageio import open_image
-from engine.policy_image import PictureCheck
+from engine.image.animegan import AnimeGAN
+from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
+from engine.image.imageio import open_image
+from engine.policy.image_check import PictureCheck
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ class AnimePipeline:
     With ``previews`` (the ``PREVIEWS`` setting) :meth:`from_prompt` hands its
     ``preview`` callback a few small JPEGs of the picture forming and then the
     sketch (the drawing before the anime style); without, it makes none.
-    ``image_check`` (an :class:`engine.policy_image.ContentCheck`, ``POLICY_IMAGE_*``,
-    ``POLICY_ANIME_MODEL``) is the content policy's picture check: :func:`engine.runner.run_job`
+    ``image_check`` (an :class:`engine.policy.image_check.ContentCheck`, ``POLICY_IMAGE_*``,
+    ``POLICY_ANIME_MODEL``) is the content policy's picture check: :func:`engine.jobs.runner.run_job`
     checks this pipeline's pictures with it at each job's policy level. It draws
     batches (:meth:`draw_batch`, then :meth:`from_drawing` for each job): an
-    :class:`engine.runner.BatchingPipeline`.
+    :class:`engine.jobs.runner.BatchingPipeline`.
     """
 
     draws_batches = True
@@ -101,7 +101,7 @@ class AnimePipeline:
 
         ``preview`` (used when :attr:`previews` is on) gets ``("diffusion", jpeg)``
         previews while drawing, then ``("style", jpeg)``: the sketch, at most
-        :data:`engine.diffusion.SKETCH_SIDE` pixels a side, before the style runs.
+        :data:`engine.image.diffusion.SKETCH_SIDE` pixels a side, before the style runs.
         """
         style = style or self.default_style
         self.animegan.style(style)  # fail on an unknown style before minutes of diffusion
@@ -117,7 +117,7 @@ class AnimePipeline:
         Returns, in order, each job's drawing — to be finished with
         :meth:`from_drawing` — or what stopped it: an unknown style (checked
         before anything is drawn, like :meth:`from_prompt`), :class:`engine.errors.Cancelled`,
-        a failure of its own (see :meth:`engine.diffusion.TextToImage.generate_each`),
+        a failure of its own (see :meth:`engine.image.diffusion.TextToImage.generate_each`),
         or the model failing to load (every job).
         """
         outcomes: list[GeneratedImage | Exception | None] = [None] * len(jobs)

@@ -21,14 +21,14 @@ from engine.api import (
     ProgressCallback,
 )
 from engine.errors import Cancelled, ModelUnavailableError, UserError
-from engine.imageio import open_image, png_bytes
+from engine.image.imageio import open_image, png_bytes
 from engine.missing_models import tell_operator, unavailable_key
-from engine.policy import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
-from engine.policy_image import PictureCheck, check_photo
+from engine.policy.image_check import PictureCheck, check_photo
+from engine.policy.levels import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
 
-if TYPE_CHECKING:  # engine.pipeline needs torch (the engine extra); a worker with another pipeline does not
-    from engine.diffusion import GeneratedImage
-    from engine.pipeline import AnimePipeline, AnimeResult, PromptJob
+if TYPE_CHECKING:  # engine.image.pipeline needs torch (the engine extra); a worker with another pipeline does not
+    from engine.image.diffusion import GeneratedImage
+    from engine.image.pipeline import AnimePipeline, AnimeResult, PromptJob
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ ProgressReport = Callable[[JobProgress], None]
 
 
 class ImagePipeline(Protocol):
-    """What running a job needs from a pipeline: :class:`engine.pipeline.AnimePipeline`, or a stand-in (tests,
+    """What running a job needs from a pipeline: :class:`engine.image.pipeline.AnimePipeline`, or a stand-in (tests,
     benchmarks, ``voice2anime worker --pipeline``), which declares the same three attributes."""
 
     @property
@@ -78,7 +78,7 @@ class ImagePipeline(Protocol):
 
 class BatchingPipeline(ImagePipeline, Protocol):
     """A pipeline that draws several text jobs in one call, then finishes each drawing on its own (as
-    :class:`engine.pipeline.AnimePipeline` does); it says so with a true ``draws_batches``."""
+    :class:`engine.image.pipeline.AnimePipeline` does); it says so with a true ``draws_batches``."""
 
     def draw_batch(self, jobs: Sequence[PromptJob]) -> Sequence[GeneratedImage | Exception]:
         """Each job's drawing, in order, or what stopped it."""
@@ -119,12 +119,12 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
 
     **Image check** (the pipeline's ``image_check``, at the job's ``policy``
     level unless it is ``off``): a photo or restyle source is checked before
-    styling (a photo as a picture a user sent, :func:`engine.policy_image.check_photo`;
+    styling (a photo as a picture a user sent, :func:`engine.policy.image_check.check_photo`;
     a restyle's, the bot's own drawing or a photo checked when it came, as drawn),
     every preview before it is reported (a flagged one is dropped),
     and the drawing and the styled picture before the result is returned. At
-    ``strict`` a flagged picture raises :class:`~engine.policy.ImageFlaggedError`
-    (:class:`~engine.policy.PhotoFlaggedError` for a user's photo) and the
+    ``strict`` a flagged picture raises :class:`~engine.policy.levels.ImageFlaggedError`
+    (:class:`~engine.policy.levels.PhotoFlaggedError` for a user's photo) and the
     operator's log says what was seen; at ``standard`` the result lists it in
     ``flagged`` (the conversation shows it as a spoiler).
     """
@@ -239,7 +239,7 @@ def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
     """Whether ``spec`` may share one diffusion call with other jobs on ``pipeline``.
 
     Text jobs on a pipeline that draws batches (``draws_batches``, as
-    :class:`engine.pipeline.AnimePipeline` does). Model, size, scheduler and
+    :class:`engine.image.pipeline.AnimePipeline` does). Model, size, scheduler and
     steps are the engine's settings, not the job's, so any two text jobs of one
     engine are compatible; photo and restyle jobs draw nothing.
     """
@@ -298,7 +298,7 @@ class _BatchMember:
 
 
 def _run_drawn_together(pipeline: BatchingPipeline, batch: list[BatchJob]) -> None:
-    from engine.pipeline import PromptJob  # the engine extra; only batching pipelines get here
+    from engine.image.pipeline import PromptJob  # the engine extra; only batching pipelines get here
 
     members = [_BatchMember(job, _preview_vetting(pipeline, job.spec)) for job in batch]
     previews = pipeline.previews

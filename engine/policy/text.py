@@ -1,16 +1,7 @@
-"""Content policy: what may be drawn, one verdict type for the conversation, the CLI and the workers.
+"""Content policy for descriptions: the term list and the text matcher.
 
-Three levels (:class:`Level`): ``strict`` (the default: no sexual or
-suggestive content, no gore or graphic violence, no hate symbols; every
-picture checked), ``standard`` (suggestive words and graphic violence pass,
-explicit sexual content, gore and hate do not; a picture the image check flags
-is sent as a spoiler, or not at all) and ``off`` (nothing is checked — except
-sexual content with children, which is refused at every level). ``off`` is
-only for chats that allow it (:func:`effective_level`): Discord channels
-marked age-restricted and Telegram chats the operator lists.
-
-**Descriptions** (:class:`PromptChecker`) are checked before anything is
-queued, against a term list shipped as data (``engine/policy_terms.txt``, its
+Descriptions (:class:`PromptChecker`) are checked before anything is
+queued, against a term list shipped as data (``engine/policy/terms.txt``, its
 format is described at its top; operators add their own with
 ``POLICY_TERMS_FILE``). The text is normalised first and read in several
 *views*, each mapped back to the characters the user wrote, so a hit can be
@@ -24,179 +15,28 @@ whole words (the Scunthorpe problem: "analysis", "therapist", "Essex" are
 fine), Chinese terms anywhere or, marked ``~``, only where a word starts.
 What the description asks to leave out is checked too ("a girl without
 clothes" puts "clothes" in the negative prompt, which draws her nude).
-
-**Pictures** (:class:`ImageCheck`) are checked by an ONNX nudity detector
-with NudeNet's signature (YOLOv8: ``images`` 1x3xSxS RGB in [0, 1] ->
-``output0`` 1x(4+classes)xN), by default the 320n model inside the
-``nudenet`` wheel, read straight from the installed package (nudenet itself,
-and its OpenCV, are never imported). The check runs where pictures are made
-(:mod:`engine.runner`), so the local engine and Redis workers behave alike.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import logging
 import re
-import threading
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from engine.chinese import CJK_CLASS, CJK_RE
-from engine.errors import ImageCheckUnavailableError, UserError
-from engine.policy_ages import child_ages
+from engine.language.chinese import CJK_CLASS, CJK_RE
+from engine.policy.ages import child_ages
+from engine.policy.levels import ALLOWED, Hit, Level, Verdict, effective_level, off_allowed
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
 
     from engine.api import Prompt
 
 log = logging.getLogger(__name__)
-
-
-class Level(StrEnum):
-    """How much a chat allows (see the module docstring)."""
-
-    STRICT = "strict"
-    STANDARD = "standard"
-    OFF = "off"
-
-
-LEVELS: tuple[Level, ...] = (Level.STRICT, Level.STANDARD, Level.OFF)
-#: Where ``off`` is not allowed, a chat asking for it gets this.
-OFF_FALLBACK = Level.STANDARD
-
-
-def effective_level(default: Level | str, override: Level | str | None = None, *, off_allowed: bool = False) -> Level:
-    """The level that applies in a chat: its override (set by an admin), else the deployment's; ``off`` only where allowed."""
-    level = Level(override or default)
-    if level is Level.OFF and not off_allowed:
-        return OFF_FALLBACK
-    return level
-
-
-def off_allowed(platform: str, chat_id: str, *, age_restricted: bool, off_chats: Iterable[str]) -> bool:
-    """May ``off`` apply here? A Discord channel marked age-restricted, or a Telegram chat the operator listed."""
-    if platform == "discord":
-        return age_restricted
-    if platform == "telegram":
-        return chat_id in set(off_chats)
-    return False
-
-
-def checks_images(level: Level | str) -> bool:
-    """Pictures are checked at ``strict`` (flagged: not sent) and ``standard`` (flagged: a spoiler, or not sent)."""
-    return Level(level) is not Level.OFF
-
-
-@dataclass(frozen=True)
-class ChatPolicy:
-    """The deployment's policy as the conversation applies it (``CONTENT_POLICY`` and the ``POLICY_*`` settings).
-
-    ``spoilers``: at ``standard`` a picture the image check flags is sent
-    behind a spoiler (False: not sent, as at ``strict``).
-    """
-
-    level: Level = Level.STRICT
-    off_chats: frozenset[str] = frozenset()
-    spoilers: bool = True
-    terms_file: Path | None = None
-
-    @property
-    def checker(self) -> PromptChecker:
-        """The term matcher (built once per process and term file)."""
-        return prompt_checker(self.terms_file)
-
-    def level_for(self, platform: str, chat_id: str, *, age_restricted: bool = False, override: Level | str | None = None) -> Level:
-        """The level in one chat: the chat's ``override`` (set by its admins), else :attr:`level`; ``off`` only where allowed."""
-        allowed = off_allowed(platform, chat_id, age_restricted=age_restricted, off_chats=self.off_chats)
-        return effective_level(self.level, override, off_allowed=allowed)
-
-
-# --------------------------------------------------------------------------
-# Verdicts
-# --------------------------------------------------------------------------
-
-#: Where a prompt hit was found: the user's words, the English prompt made of them, or what they asked to leave out.
-HitSource = Literal["text", "prompt", "negated"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A term of the list found in a description: its category, the list's term and the words as the user wrote them.
-
-    ``start``/``end`` index the checked text (``source`` says which); ``found``
-    is ``text[start:end]``.
-    """
-
-    category: str
-    term: str
-    found: str
-    start: int
-    end: int
-    source: HitSource = "text"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What the image detector saw: a class label and its score (0..1)."""
-
-    label: str
-    score: float
-
-    def __str__(self) -> str:
-        return f"{self.label} {self.score:.2f}"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The policy's answer for one description or picture.
-
-    ``allowed`` False: refused, for the ``hits`` (prompt) or ``findings``
-    (image) that block at ``level``. ``spoiler``: allowed, but shown behind a
-    spoiler (``standard``, a flagged picture). :attr:`reasons` says why in
-    plain words (logs, the CLI); chat messages word it in the user's language
-    from ``hits``/``findings``.
-    """
-
-    allowed: bool
-    level: Level
-    hits: tuple[Hit, ...] = ()
-    findings: tuple[Finding, ...] = ()
-    spoiler: bool = False
-
-    @property
-    def reasons(self) -> tuple[str, ...]:
-        """One line per reason: ``sexual: "n.s.f.w"`` or ``image: FEMALE_BREAST_EXPOSED 0.83``."""
-        lines = [f'{hit.category}: "{hit.found}"' for hit in self.hits]
-        lines += [f"image: {finding}" for finding in self.findings]
-        return tuple(dict.fromkeys(lines))
-
-    @property
-    def categories(self) -> tuple[str, ...]:
-        """The categories behind a refusal, in order, each once."""
-        return tuple(dict.fromkeys(hit.category for hit in self.hits))
-
-    @property
-    def words(self) -> tuple[str, ...]:
-        """The words that triggered, as written, each once."""
-        return tuple(dict.fromkeys(hit.found for hit in self.hits))
-
-    def as_json(self) -> dict[str, Any]:
-        """``{"level", "allowed", "reasons"}`` (the CLI's ``"policy"``), plus ``"spoiler"`` when set."""
-        payload: dict[str, Any] = {"level": self.level.value, "allowed": self.allowed, "reasons": list(self.reasons)}
-        if self.spoiler:
-            payload["spoiler"] = True
-        return payload
-
-
-ALLOWED = {level: Verdict(True, level) for level in LEVELS}
 
 
 # --------------------------------------------------------------------------
@@ -204,7 +44,7 @@ ALLOWED = {level: Verdict(True, level) for level in LEVELS}
 # --------------------------------------------------------------------------
 
 #: The list shipped with the project.
-TERMS_FILE = Path(__file__).with_name("policy_terms.txt")
+TERMS_FILE = Path(__file__).with_name("terms.txt")
 #: Special sections of the term list.
 MINOR, BODY, ALLOW, NEGATED, NEGATIVE = "minor", "body", "allow", "negated", "negative"
 #: Sections that refuse nothing by themselves (children's words, body words, exceptions).
@@ -244,7 +84,7 @@ class TermList:
 
     @classmethod
     def parse(cls, text: str, source: str = "<terms>", base: TermList | None = None) -> TermList:
-        """Read a term file (see the format at the top of ``policy_terms.txt``), on top of ``base`` when given."""
+        """Read a term file (see the format at the top of ``terms.txt``), on top of ``base`` when given."""
         categories = {k: set(v) for k, v in (base.categories if base else {}).items()}
         terms: dict[str, list[str]] = {k: list(v) for k, v in (base.terms if base else {}).items()}
         allow = list(base.allow if base else ())
@@ -362,7 +202,7 @@ def _fold(char: str) -> str:
 
 
 def _base_view(text: str) -> _View:
-    from engine.chinese import simplified
+    from engine.language.chinese import simplified
 
     chars: list[str] = []
     index: list[int] = []
@@ -502,9 +342,9 @@ class PromptChecker:
         # verdicts are immutable, so the same question is answered once (bounded; per checker, i.e. per term list).
         self._verdicts = lru_cache(maxsize=VERDICT_MEMORY)(self._judge)
         self._automaton = ahocorasick.Automaton()
-        from engine.policy_classifier import SecondCheck
+        from engine.policy.classifier import SecondCheck
 
-        #: The classifier behind the list (engine/policy_classifier.py): it refuses what the list lets through.
+        #: The classifier behind the list (engine/policy/classifier.py): it refuses what the list lets through.
         self.second_check = SecondCheck(self.terms)
         entries: dict[str, list[_Entry]] = {}
 
@@ -614,7 +454,7 @@ class PromptChecker:
         run_end = position
         while run_end < len(text) and CJK_RE.match(text[run_end]):
             run_end += 1
-        from engine.translate import reader
+        from engine.language.translate import reader
 
         boundary = run_start
         for word, _ in reader().words(text[run_start:run_end]):
@@ -668,7 +508,7 @@ class PromptChecker:
 
     def check_prompt(self, prompt: Prompt, level: Level | str) -> Verdict:
         """The verdict on a built :class:`~engine.api.Prompt`: its description, its English prompt and what it negates."""
-        from engine.prompt import NEGATIVE_PROMPT
+        from engine.language.prompt import NEGATIVE_PROMPT
 
         negative = prompt.negative
         negated = negative[len(NEGATIVE_PROMPT) :].lstrip(", ") if negative.startswith(NEGATIVE_PROMPT) else negative
@@ -692,266 +532,25 @@ def prompt_checker(extra: Path | None = None) -> PromptChecker:
     return PromptChecker(TermList.load(extra))
 
 
-# --------------------------------------------------------------------------
-# Pictures
-# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChatPolicy:
+    """The deployment's policy as the conversation applies it (``CONTENT_POLICY`` and the ``POLICY_*`` settings).
 
-#: NudeNet 3.4's classes, in the order of its detector's outputs (the model's metadata "names" says the same).
-NUDENET_LABELS = (
-    "FEMALE_GENITALIA_COVERED",
-    "FACE_FEMALE",
-    "BUTTOCKS_EXPOSED",
-    "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED",
-    "MALE_BREAST_EXPOSED",
-    "ANUS_EXPOSED",
-    "FEET_EXPOSED",
-    "BELLY_COVERED",
-    "FEET_COVERED",
-    "ARMPITS_COVERED",
-    "ARMPITS_EXPOSED",
-    "FACE_MALE",
-    "BELLY_EXPOSED",
-    "MALE_GENITALIA_EXPOSED",
-    "ANUS_COVERED",
-    "FEMALE_BREAST_COVERED",
-    "BUTTOCKS_COVERED",
-)
-#: Least score that flags a picture, per class. Measured on harmless illustrations (README, "Content policy"):
-#: flat skin-coloured shapes score up to 0.51 as BUTTOCKS_EXPOSED (a peach emoji), the other classes stay under 0.05.
-DEFAULT_THRESHOLDS: Mapping[str, float] = {
-    "FEMALE_GENITALIA_EXPOSED": 0.4,
-    "MALE_GENITALIA_EXPOSED": 0.4,
-    "FEMALE_BREAST_EXPOSED": 0.4,
-    "ANUS_EXPOSED": 0.4,
-    "BUTTOCKS_EXPOSED": 0.6,
-}
-#: The detector's side when its metadata does not say (NudeNet's 320n).
-DEFAULT_SIDE = 320
-
-
-def nudenet_model() -> Path | None:
-    """The detector inside the installed ``nudenet`` wheel (``320n.onnx``), found without importing nudenet."""
-    try:
-        spec = importlib.util.find_spec("nudenet")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    for folder in spec.submodule_search_locations or ():
-        path = Path(folder) / "320n.onnx"
-        if path.is_file():
-            return path
-    return None
-
-
-def resolve_model(path: Path | None) -> Path:
-    """The ONNX file to use: ``path`` (a file, or a directory with ``model.onnx`` / one ``*.onnx``), else NudeNet's.
-
-    Raises :class:`~engine.errors.ModelUnavailableError` saying what to install or where to put what.
-    """
-    if path is not None:
-        path = Path(path)
-        if path.is_file():
-            return path
-        if path.is_dir():
-            named = path / "model.onnx"
-            if named.is_file():
-                return named
-            found = sorted(path.glob("*.onnx"))
-            if len(found) == 1:
-                return found[0]
-        raise ImageCheckUnavailableError(
-            f"POLICY_IMAGE_MODEL={path}: no ONNX detector there (a .onnx file, or a directory with model.onnx)"
-        )
-    found_model = nudenet_model()
-    if found_model is None:
-        raise ImageCheckUnavailableError(
-            "the image check needs a nudity detector: pip install nudenet (its wheel ships the model), "
-            "set POLICY_IMAGE_MODEL to an ONNX detector, or POLICY_IMAGE_CHECK=false to send pictures unchecked"
-        )
-    return found_model
-
-
-def open_session(model: Path, threads: int, what: str, *, gpu: bool = False) -> Any:
-    """An ONNX Runtime session of ``model`` (``threads``: 0 = its default; ``gpu``: CUDA when onnxruntime-gpu has it).
-
-    Raises :class:`~engine.errors.ImageCheckUnavailableError` naming ``what`` when the file cannot be loaded.
-    """
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if gpu else ("CPUExecutionProvider",)
-    available = onnxruntime.get_available_providers()
-    try:
-        return onnxruntime.InferenceSession(str(model), options, providers=[name for name in wanted if name in available])
-    except Exception as error:
-        raise ImageCheckUnavailableError(f"{what} {model} cannot be loaded: {error}") from error
-
-
-class ImageCheck:
-    """An ONNX nudity detector with NudeNet's signature; loads on first use, thread-safe.
-
-    Labels come from the model's metadata ("names"), else NudeNet's; a
-    picture is flagged when a class of ``thresholds`` reaches its score (per
-    anchor the best class counts, as NudeNet reports it); ``threshold`` sets
-    one score for all of them. Pixels go in as RGB, the order the detector was
-    trained in (Ultralytics); NudeNet 3.4.2's own ``detect`` hands it BGR (its
-    ``cvtColor`` and ``swapRB`` both swap), which moves scores by up to 0.15.
+    ``spoilers``: at ``standard`` a picture the image check flags is sent
+    behind a spoiler (False: not sent, as at ``strict``).
     """
 
-    def __init__(
-        self,
-        model: Path,
-        *,
-        thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
-        threshold: float | None = None,
-        threads: int = 0,
-    ) -> None:
-        self.model = Path(model)
-        self.thresholds = dict.fromkeys(thresholds, threshold) if threshold is not None else dict(thresholds)
-        self.threads = threads
-        self._session: Any = None
-        self._labels: tuple[str, ...] = NUDENET_LABELS
-        self._side = DEFAULT_SIDE
-        self._input = "images"
-        self._lock = threading.Lock()
+    level: Level = Level.STRICT
+    off_chats: frozenset[str] = frozenset()
+    spoilers: bool = True
+    terms_file: Path | None = None
 
-    def load(self) -> None:
-        """Open the ONNX session (once)."""
-        if self._session is not None:
-            return
-        with self._lock:
-            if self._session is not None:
-                return
-            session = open_session(self.model, self.threads, "the image check model")
-            meta = session.get_modelmeta().custom_metadata_map
-            names = _literal(meta.get("names"))
-            if isinstance(names, dict) and names:
-                self._labels = tuple(str(names[i]) for i in sorted(names))
-            size = _literal(meta.get("imgsz"))
-            if isinstance(size, list | tuple) and size and isinstance(size[0], int):
-                self._side = int(size[0])
-            self._input = session.get_inputs()[0].name
-            self._session = session
-            log.info("image check: %s (%d classes, %d px)", self.model.name, len(self._labels), self._side)
+    @property
+    def checker(self) -> PromptChecker:
+        """The term matcher (built once per process and term file)."""
+        return prompt_checker(self.terms_file)
 
-    def scores(self, image: Image) -> dict[str, float]:
-        """The best score of each class the detector reports in ``image`` (NudeNet's preprocessing, without OpenCV)."""
-        import numpy as np
-        from PIL import Image as PILImage
-
-        self.load()
-        rgb = image.convert("RGB")
-        side = max(rgb.size)
-        square = PILImage.new("RGB", (side, side))  # padded right and bottom with black, like NudeNet
-        square.paste(rgb, (0, 0))
-        pixels = _resize_linear(np.asarray(square, dtype=np.float32), self._side)
-        blob = (pixels / 255.0).transpose(2, 0, 1)[None].astype(np.float32)
-        (output,) = self._session.run(None, {self._input: blob})[:1]
-        rows = np.asarray(output)[0].T  # anchors x (4 + classes)
-        classes = rows[:, 4:]
-        if classes.size == 0:
-            return {}
-        best = classes.argmax(axis=1)
-        score = classes.max(axis=1)
-        found: dict[str, float] = {}
-        for index in np.unique(best):
-            label = self._labels[index] if index < len(self._labels) else f"class_{index}"
-            found[label] = float(score[best == index].max())
-        return found
-
-    def findings(self, image: Image) -> tuple[Finding, ...]:
-        """The flagged classes at or above their threshold, best first (shirtless men, feet and bellies never flag)."""
-        hits = [
-            Finding(label, score)
-            for label, score in self.scores(image).items()
-            if label in self.thresholds and score >= self.thresholds[label]
-        ]
-        return tuple(sorted(hits, key=lambda f: -f.score))
-
-    def check(self, image: Image, level: Level | str) -> Verdict:
-        """The verdict on a picture: ``strict`` refuses a flagged one, ``standard`` allows it as a spoiler; ``off`` does not look."""
-        level = Level(level)
-        if not checks_images(level):
-            return ALLOWED[level]
-        findings = self.findings(image)
-        if not findings:
-            return ALLOWED[level]
-        if level is Level.STANDARD:
-            return Verdict(True, level, findings=findings, spoiler=True)
-        return Verdict(False, level, findings=findings)
-
-
-def _resize_linear(pixels: Any, side: int) -> Any:
-    """``pixels`` (H x W x 3) resized to ``side`` x ``side`` the way OpenCV's INTER_LINEAR does (no antialiasing).
-
-    NudeNet (``cv2.dnn.blobFromImage``) and the YOLOv8 training it comes from
-    resize like this; Pillow's bilinear filter averages over the whole
-    footprint when shrinking, which moves scores by up to 0.1.
-    """
-    import numpy as np
-
-    def axis(size: int) -> tuple[Any, Any, Any]:
-        position = np.clip((np.arange(side) + 0.5) * (size / side) - 0.5, 0, size - 1)
-        low = np.floor(position).astype(np.intp)
-        high = np.minimum(low + 1, size - 1)
-        return low, high, (position - low).astype(np.float32)
-
-    top, bottom, dy = axis(pixels.shape[0])
-    left, right, dx = axis(pixels.shape[1])
-    rows = pixels[top] * (1 - dy)[:, None, None] + pixels[bottom] * dy[:, None, None]
-    return rows[:, left] * (1 - dx)[None, :, None] + rows[:, right] * dx[None, :, None]
-
-
-def _literal(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return None
-
-
-def combine(verdicts: Iterable[Verdict], level: Level | str) -> Verdict:
-    """One verdict for several pictures of a job: refused if any is, a spoiler if any is."""
-    level = Level(level)
-    allowed, spoiler = True, False
-    findings: list[Finding] = []
-    for verdict in verdicts:
-        allowed &= verdict.allowed
-        spoiler |= verdict.spoiler
-        findings.extend(f for f in verdict.findings if f not in findings)
-    if allowed and not spoiler:
-        return ALLOWED[level]
-    return Verdict(allowed, level, findings=tuple(findings), spoiler=spoiler and allowed)
-
-
-# --------------------------------------------------------------------------
-# Errors (user-facing words: handlers/i18n.py)
-# --------------------------------------------------------------------------
-
-
-class PromptRefusedError(UserError):
-    """A description the content policy refuses (``reasons``: :attr:`Verdict.reasons`, joined; ``level``)."""
-
-    key = "policy.refused"
-
-    @classmethod
-    def of(cls, verdict: Verdict) -> PromptRefusedError:
-        """The error for a refused ``verdict``."""
-        return cls(", ".join(verdict.reasons), level=verdict.level.value, reasons="; ".join(verdict.reasons))
-
-
-class ImageFlaggedError(UserError):
-    """The image check flagged a drawn picture: it is not sent (the operator's log names the findings)."""
-
-    key = "policy.image_flagged"
-
-
-class PhotoFlaggedError(ImageFlaggedError):
-    """The image check flagged a photo a user sent (before styling)."""
-
-    key = "policy.photo_flagged"
+    def level_for(self, platform: str, chat_id: str, *, age_restricted: bool = False, override: Level | str | None = None) -> Level:
+        """The level in one chat: the chat's ``override`` (set by its admins), else :attr:`level`; ``off`` only where allowed."""
+        allowed = off_allowed(platform, chat_id, age_restricted=age_restricted, off_chats=self.off_chats)
+        return effective_level(self.level, override, off_allowed=allowed)

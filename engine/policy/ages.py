@@ -7,7 +7,7 @@ number words ("12 year old", "10-year-old", "twelve-year-old", "aged 9",
 "age: 9", "12yo", "12 y/o", "15 yrs old", "16 years of age", "8 months old",
 "a girl of 11", "5th grader", "grade 5"), Chinese numerals and digits (12岁, 十岁, 十二周岁,
 两岁, 十几岁, 几岁, 五年级). The text is read as the matcher reads it
-(:func:`engine.policy.views`: case and width folded, Traditional as
+(:func:`engine.policy.text.views`: case and width folded, Traditional as
 Simplified), so 12歲 and ｔｗｅｌｖｅ count too.
 """
 

@@ -3,7 +3,7 @@
 The stream only says which job to run next: one entry ``{job: <job id>}`` per
 submitted job, in submission order (XADD, trimmed to about ``maxlen``). The
 job itself — spec, state, lease, cancel flag, events — lives in keys of its own
-(:mod:`engine.distributed`), so this module knows nothing of them.
+(:mod:`engine.jobs.distributed`), so this module knows nothing of them.
 
 The workers form one consumer group. A :class:`StreamConsumer` takes one entry
 at a time: first an entry another consumer took and left unacknowledged for

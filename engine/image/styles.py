@@ -21,7 +21,7 @@ shows its id.
 
 * ``torch-state-dict`` — a ``torch.save``d generator ``state_dict`` in the
   animegan2-pytorch layout (the ``.pt`` files); runs on torch or on ONNX
-  Runtime through a cached export (:mod:`engine.animegan`).
+  Runtime through a cached export (:mod:`engine.image.animegan`).
 * ``onnx-nhwc`` — an ONNX model with the I/O of the AnimeGANv2 authors'
   TensorFlow exports: one float32 input ``1 x H x W x 3`` (RGB, ``[-1, 1]``,
   dynamic sides, multiples of 32), one output of the same shape in
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 REGISTRY_FILE = "styles.json"
 #: Used when the checkpoints directory has no ``styles.json`` of its own.
-BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "checkpoints" / REGISTRY_FILE
+BUNDLED_REGISTRY = Path(__file__).resolve().parents[2] / "checkpoints" / REGISTRY_FILE
 #: Official checkpoints are ~8.6 MB; anything far larger is not a generator.
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0

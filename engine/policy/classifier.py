@@ -2,7 +2,7 @@
 
 A hand list always has holes: a word it does not have, or a spelling of one it
 does ("nakked", "hentaii", "decapitaded"), passes it. This check reads a
-description the way the list's matcher does (:func:`engine.policy.views`:
+description the way the list's matcher does (:func:`engine.policy.text.views`:
 case, width, accents, look-alike letters, Traditional -> Simplified, leetspeak,
 separators, stretched letters) and scores it with a linear model over
 *windows* of it:
@@ -25,7 +25,7 @@ lying on a bed" teaches "naked", not "bed"); a softmax over those scores and
 "harmless" (0) gives each category's probability. At a level, the
 probabilities of the categories the term list refuses there add up, and above
 the level's threshold the description is refused, as its own
-:class:`~engine.policy.Hit` (term ``"classifier"``) naming the windows that
+:class:`~engine.policy.levels.Hit` (term ``"classifier"``) naming the windows that
 weigh most. It is only asked when the list refuses nothing, and it does not
 read what the description negates ("no gore", 不要血腥), the words the list
 found in it (the list judges those: "sexy" passes at ``standard``), the
@@ -34,17 +34,17 @@ the terms an operator removed (``-term`` in ``POLICY_TERMS_FILE``). It never
 refuses at ``off``; children are the list's.
 
 **Trained at first use, not shipped as weights.** The data are text files
-written for this project: ``policy_exemplars.tsv`` (short descriptions per
+written for this project: ``exemplars.tsv`` (short descriptions per
 category and harmless ones, in English and Chinese), the term list's terms
-(``policy_terms.txt``, each a refused example of its category; the words of a
+(``terms.txt``, each a refused example of its category; the words of a
 term of several words harmless alone, its ``[allow]`` phrases harmless) and
-every word and rendering of the lexicon (:mod:`engine.lexicon`, harmless).
+every word and rendering of the lexicon (:mod:`engine.language.lexicon`, harmless).
 Training (numpy, Adam, full batch) takes under a second once per process
 (:func:`classifier`), so a word added to the lexicon or the list teaches the
 model at the next start, with no weights to regenerate and none in git. The
 thresholds are the one thing computed offline: ``python -m bench.policy
 --write`` chooses them from cross-validated scores of our harmless
-descriptions and sentences and writes ``policy_thresholds.tsv`` (figures in
+descriptions and sentences and writes ``thresholds.tsv`` (figures in
 the README, "Content policy").
 
 It reads spelling, not meaning: a word unlike anything in its data
@@ -67,20 +67,21 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from engine.chinese import CJK_CLASS, CJK_RE
-from engine.policy import TERMS_FILE, Hit, Level, PromptChecker, TermList, normalise, views
+from engine.language.chinese import CJK_CLASS, CJK_RE
+from engine.policy.levels import Hit, Level
+from engine.policy.text import TERMS_FILE, PromptChecker, TermList, normalise, views
 
 log = logging.getLogger(__name__)
 
 #: The training examples written for this check (format at its top).
-EXEMPLARS_FILE = Path(__file__).with_name("policy_exemplars.tsv")
+EXEMPLARS_FILE = Path(__file__).with_name("exemplars.tsv")
 #: The thresholds per level (written by ``python -m bench.policy --write``).
-THRESHOLDS_FILE = Path(__file__).with_name("policy_thresholds.tsv")
+THRESHOLDS_FILE = Path(__file__).with_name("thresholds.tsv")
 #: The categories the classifier tells apart (the term list's), after "harmless".
 CATEGORIES: tuple[str, ...] = ("sexual", "suggestive", "gore", "violence", "hate")
 HARMLESS = "harmless"
 LABELS: tuple[str, ...] = (HARMLESS, *CATEGORIES)
-#: The term of a classifier's :class:`~engine.policy.Hit`.
+#: The term of a classifier's :class:`~engine.policy.levels.Hit`.
 TERM = "classifier"
 #: At most this many windows are named in a refusal.
 MAX_FOUND = 3
@@ -272,7 +273,7 @@ class Example:
 
 @dataclass(frozen=True)
 class Exemplars:
-    """``policy_exemplars.tsv``: the written examples, the templates the term list's terms go in, and ``allow``:
+    """``exemplars.tsv``: the written examples, the templates the term list's terms go in, and ``allow``:
     harmless phrases that hold a word of a refused category ("a blood orange"), never read (and learned as harmless)."""
 
     examples: tuple[Example, ...]
@@ -312,7 +313,7 @@ def group_of(text: str) -> str:
 
 def harmless_lexicon() -> list[str]:
     """Every word and rendering of the lexicon: Chinese words, English word sequences, English renderings."""
-    from engine.lexicon import EN_INDEX, ZH_INDEX
+    from engine.language.lexicon import EN_INDEX, ZH_INDEX
 
     words = set(ZH_INDEX) | {" ".join(words) for words in EN_INDEX}
     words |= {entry.english for entry in ZH_INDEX.values()} | {entry.english for entry in EN_INDEX.values()}
@@ -716,7 +717,7 @@ _UNREAD = "unread"
 
 def _unread_matcher(terms: TermList) -> PromptChecker | None:
     """A matcher for what the classifier does not read: the list's exceptions ("a murder of crows", 杀人鲸), its own
-    (``allow`` in ``policy_exemplars.tsv``: "a blood orange") and the shipped terms an operator removed (``-term``:
+    (``allow`` in ``exemplars.tsv``: "a blood orange") and the shipped terms an operator removed (``-term``:
     they allow it, so the classifier does too)."""
     shipped = _shipped_terms()
     removed = [

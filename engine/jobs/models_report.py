@@ -7,7 +7,7 @@ Hugging Face cache is read with ``huggingface_hub.try_to_load_from_cache``
 (Whisper's with faster-whisper's ``download_model(local_files_only=True)``).
 
 The models are read off the engine's own objects — the recogniser's
-:class:`~engine.asr.AsrConfig`, the diffusion config, the style registry and
+:class:`~engine.speech.asr.AsrConfig`, the diffusion config, the style registry and
 store, the picture check's sources — so the report names exactly what the
 engine will load. Sizes come from :data:`APPROX_MB`, the one table of them
 (a pinned WD tagger's from its own record, with its revision and hashes).
@@ -18,7 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from engine.image.pipeline import AnimePipeline
+    from engine.speech.asr import AsrConfig
 
 #: About how much each model weighs when downloaded (MB, from its Hugging Face repository or release file), by part and
 #: by the name its setting gives it. A model missing here is reported without a size.
@@ -36,7 +40,7 @@ APPROX_MB: Mapping[str, Mapping[str, float]] = {
     # Every AnimeGANv2 style of the bundled registry (.pt state dicts and the Hayao/Shinkai ONNX exports alike).
     "style": {"AnimeGANv2": 8.6},
     # NudeNet's detector inside its wheel. (The WD taggers of POLICY_ANIME_MODEL carry their size in their pinned
-    # records, engine.policy_image.PINNED_TAGGERS, with their revision and hashes.)
+    # records, engine.policy.image_check.PINNED_TAGGERS, with their revision and hashes.)
     "picture check": {"NudeNet 320n": 12},
 }
 
@@ -92,7 +96,7 @@ def _cache_name(cache_dir: Path | str | None) -> str:
 
 
 def speech_model(config: Any) -> Model:
-    """Whisper (an :class:`~engine.asr.AsrConfig`): a local CTranslate2 directory or a size name / hub id in ``download_root``."""
+    """Whisper (an :class:`~engine.speech.asr.AsrConfig`): a local CTranslate2 directory or a size name / hub id in ``download_root``."""
     name, root = str(config.model), config.download_root
     local = Path(name).expanduser()
     if local.is_dir() or name.startswith((".", "/", "~")):
@@ -112,8 +116,8 @@ def speech_model(config: Any) -> Model:
 
 
 def drawing_models(config: Any) -> list[Model]:
-    """Stable Diffusion and its LoRA (a :class:`~engine.diffusion.DiffusionConfig`), told apart as the loader does."""
-    from engine.diffusion import _HUB_ID, _is_single_file, _looks_like_path
+    """Stable Diffusion and its LoRA (a :class:`~engine.image.diffusion.DiffusionConfig`), told apart as the loader does."""
+    from engine.image.diffusion import _HUB_ID, _is_single_file, _looks_like_path
 
     name, cache = str(config.model), config.cache_dir
     size = _approx("drawing", name)
@@ -136,9 +140,9 @@ def drawing_models(config: Any) -> list[Model]:
 def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
     """A LoRA: a local file or directory, one file of a hub repository, or a diffusers-format hub repository.
 
-    Told apart as :func:`engine.diffusion._apply_lora` does (its patterns are used).
+    Told apart as :func:`engine.image.diffusion._apply_lora` does (its patterns are used).
     """
-    from engine.diffusion import _HUB_FILE, _HUB_ID, _looks_like_path
+    from engine.image.diffusion import _HUB_FILE, _HUB_ID, _looks_like_path
 
     name, size = f"LoRA {lora}", _approx("lora", lora)
     local = Path(lora).expanduser()
@@ -157,7 +161,7 @@ def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
 
 
 def style_models(animegan: Any) -> list[Model]:
-    """The AnimeGANv2 styles of the registry (an :class:`~engine.animegan.AnimeGAN`): here, downloadable or missing."""
+    """The AnimeGANv2 styles of the registry (an :class:`~engine.image.animegan.AnimeGAN`): here, downloadable or missing."""
     store, size = animegan.store, _approx("style", "AnimeGANv2")
     here: list[str] = []
     download: list[str] = []
@@ -181,8 +185,8 @@ def picture_check_models(check: Any) -> list[Model]:
     """The content policy's picture check: the WD tagger for drawings, NudeNet (or another detector) for photos."""
     if check is None:
         return []
-    from engine.policy import nudenet_model
-    from engine.policy_image import MODEL_FILE
+    from engine.policy.image_check import MODEL_FILE
+    from engine.policy.photo_check import nudenet_model
 
     models = []
     drawn = getattr(check, "drawn", None)
@@ -217,10 +221,9 @@ def translation_model(source: str, archive: Path) -> Model:
     return Model("translation", source, "download", str(archive.parent))
 
 
-def engine_models(engine: Any) -> list[Model]:
-    """What ``engine`` will load: its recogniser's Whisper, and — when it draws here — its pipeline's models."""
-    models = [speech_model(engine.recognizer.config)]
-    pipeline = getattr(engine, "pipeline", None)
+def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None) -> list[Model]:
+    """What the bot will load: Whisper (``speech``), and — when it draws here — ``pipeline``'s models."""
+    models = [speech_model(speech)]
     if pipeline is not None:
         models += drawing_models(pipeline.text_to_image.config)
         models += style_models(pipeline.animegan)

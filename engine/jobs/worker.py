@@ -1,7 +1,7 @@
 """``voice2anime worker``: one process per GPU running image jobs from Redis Streams.
 
 The process loads its models once, then takes entries from the job stream
-(:class:`engine.job_stream.StreamConsumer`) one at a time — a dead worker's
+(:class:`engine.jobs.job_stream.StreamConsumer`) one at a time — a dead worker's
 abandoned entry first, else the next new one. For each entry it claims the job's lease
 (a Lua script that also checks the "done" marker and the cancel flag), runs
 the pipeline on its model thread while the event loop renews the lease every
@@ -11,9 +11,9 @@ then stores the terminal event and acknowledges the entry — only while it
 still holds the lease, so a re-claimed duplicate never reports twice.
 
 With ``batch_max`` > 1 (``BATCH_MAX``) a text job brings the text jobs right
-behind it in the stream along (:meth:`~engine.job_stream.StreamConsumer.peek_new`,
+behind it in the stream along (:meth:`~engine.jobs.job_stream.StreamConsumer.peek_new`,
 then ``take_new``): each is claimed as above, and they are drawn in one diffusion
-call (:func:`engine.runner.run_batch`). Every job of the batch keeps its own
+call (:func:`engine.jobs.runner.run_batch`). Every job of the batch keeps its own
 lease, cancel flag, progress, terminal event and acknowledgement; a job
 cancelled or failing ends alone, at once, while the others go on.
 
@@ -50,10 +50,10 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.distributed import EVENTS_MAXLEN, Keys, RedisConfig, job_stream
-from engine.job_stream import Delivery
-from engine.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
-from engine.wire import WireError, pack_event, unpack_spec
+from engine.jobs.distributed import EVENTS_MAXLEN, Keys, RedisConfig, job_stream
+from engine.jobs.job_stream import Delivery
+from engine.jobs.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
+from engine.jobs.wire import WireError, pack_event, unpack_spec
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class Worker:
             if self.config.batch_max:
                 self._batch_max = self.config.batch_max
             else:
-                from engine.device import auto_batch_max  # torch: only a worker whose pipeline draws batches asks
+                from engine.image.device import auto_batch_max  # torch: only a worker whose pipeline draws batches asks
 
                 self._batch_max = auto_batch_max()
             log.info("worker %s draws up to %d text jobs at once", self.name, self._batch_max)

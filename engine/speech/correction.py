@@ -31,10 +31,10 @@ from dataclasses import replace
 from functools import lru_cache
 
 from engine.api import Word
-from engine.chinese import CJK_RE, Script, simplified, syllables, to_script
-from engine.lexicon import EN_INDEX, ZH_INDEX, Kind
-from engine.policy import prompt_checker
-from engine.translate import reader
+from engine.language.chinese import CJK_RE, Script, simplified, syllables, to_script
+from engine.language.lexicon import EN_INDEX, ZH_INDEX, Kind
+from engine.language.translate import reader
+from engine.policy.text import prompt_checker
 
 #: Below this probability a word is unsure whatever else is known.
 LOW = 0.5

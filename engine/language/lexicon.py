@@ -1,4 +1,4 @@
-"""The bilingual word list behind :mod:`engine.prompt`: vocabulary read from a data file, grammar words, indexes.
+"""The bilingual word list behind :mod:`engine.language.prompt`: vocabulary read from a data file, grammar words, indexes.
 
 The vocabulary is ``lexicon.tsv`` next to this module (shipped as package
 data, like the policy's files): one *meaning* a row, tab-separated, under a

@@ -1,6 +1,6 @@
 """Which check judges which picture: drawn pictures by their anime rating, a picture a user sends by the photo detector too.
 
-NudeNet (:class:`engine.policy.ImageCheck`) is trained on photographs. On
+NudeNet (:class:`engine.policy.photo_check.ImageCheck`) is trained on photographs. On
 flat drawn shapes it sees body parts: a cartoon face — a skin-coloured oval
 with two dots — scores up to 0.81 as exposed buttocks and 0.44 as an exposed
 breast (``bench/policy_image.py``; README, "Content policy"). So:
@@ -51,7 +51,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import ImageCheckUnavailableError
 from engine.files import sha256_file
-from engine.policy import ALLOWED, Finding, ImageCheck, Level, Verdict, checks_images, combine, open_session
+from engine.policy.levels import ALLOWED, Finding, Level, Verdict, checks_images, combine
+from engine.policy.photo_check import ImageCheck, open_session
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 
 
 class PictureCheck(Protocol):
-    """What the job runner and ``generate`` need of an image check (:class:`ContentCheck`, :class:`~engine.policy.ImageCheck`)."""
+    """What the job runner and ``generate`` need of an image check (:class:`ContentCheck`, :class:`~engine.policy.photo_check.ImageCheck`)."""
 
     def load(self) -> None:
         """Load the model (once)."""

@@ -227,7 +227,7 @@ def clear_cache() -> None:
 
 
 def _load_key(config: DiffusionConfig) -> tuple:
-    from engine.device import resolve_device
+    from engine.image.device import resolve_device
 
     return (
         str(config.model),
@@ -261,7 +261,7 @@ def _dtype_kwarg() -> str:
 def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     from diffusers import StableDiffusionPipeline
 
-    from engine.device import dtype_for, resolve_device
+    from engine.image.device import dtype_for, resolve_device
 
     device = resolve_device(config.device)
     dtype = dtype_for(device)

@@ -34,9 +34,7 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
-from engine.asr import SpeechRecognizer
-from engine.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
-from engine.speech import RecognizerSpeech
+from engine.jobs.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class FairQueue:
     "Served" counts from the moment a job is popped, so a user whose job is
     running waits behind everyone who has not had a turn yet, even if their
     queue emptied and refilled meanwhile. Not thread-safe by itself;
-    :class:`LocalEngine` guards it with its lock.
+    :class:`LocalJobQueue` guards it with its lock.
     """
 
     def __init__(self) -> None:
@@ -141,19 +139,18 @@ class FairQueue:
         return min(waiting, key=lambda user: served.get(user, 0))
 
 
-class LocalEngine(RecognizerSpeech):
-    """In-process :class:`engine.api.Engine` over a speech recognizer and an anime pipeline.
+class LocalJobQueue:
+    """In-process :class:`engine.api.JobQueue` over an anime pipeline (one model thread).
 
     ``batch_max`` (``BATCH_MAX``): how many waiting text jobs the model thread
     may draw in one diffusion call (1: one job at a time).
     """
 
     def __init__(
-        self, recognizer: SpeechRecognizer, pipeline: ImagePipeline, *, cache_size: int = 64, batch_max: int = 1
+        self, pipeline: ImagePipeline, *, cache_size: int = 64, batch_max: int = 1
     ) -> None:
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
-        self.recognizer = recognizer
         self.pipeline = pipeline
         self.batch_max = batch_max
         self._cache: OrderedDict[tuple[object, ...], JobResult] = OrderedDict()

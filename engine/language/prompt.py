@@ -3,12 +3,12 @@
 Three steps, all rule-based and deterministic:
 
 1. **Tokenise.** The text is cut into script runs. Chinese runs are read by
-   :class:`engine.translate.ChineseReader` (jieba segmentation with the
+   :class:`engine.language.translate.ChineseReader` (jieba segmentation with the
    lexicon's words, counts with any measure word, CC-CEDICT for words outside
    the lexicon); a Chinese word nothing can translate is reported in
    :attr:`engine.api.Prompt.untranslated` and never reaches the prompt. Space
    separated words (English, or any other alphabet) are matched as phrases of
-   up to :data:`engine.lexicon.EN_MAX_WORDS` words, after fixing obvious typos
+   up to :data:`engine.language.lexicon.EN_MAX_WORDS` words, after fixing obvious typos
    of lexicon words ("gril" -> "girl"); filler words (um, basically, kinda)
    are dropped. Punctuation is a break.
 2. **Assemble** the tokens into subject, attributes, action and scene
@@ -40,9 +40,9 @@ from functools import lru_cache
 from typing import Literal
 
 from engine.api import ParsedDescription, Prompt
-from engine.chinese import CJK_CLASS, CJK_RE
 from engine.errors import EmptyTextError
-from engine.lexicon import (
+from engine.language.chinese import CJK_CLASS, CJK_RE
+from engine.language.lexicon import (
     EN_INDEX,
     EN_MAX_WORDS,
     HAIR_COLOR_NAMES,
@@ -50,7 +50,7 @@ from engine.lexicon import (
     Entry,
     Kind,
 )
-from engine.translate import gerund, plural, reader
+from engine.language.translate import gerund, plural, reader
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ __all__ = [
     "set_machine_translator",
 ]
 
-#: A whole-sentence zh->en translator (``engine.translate.MachineTranslator.translate``).
+#: A whole-sentence zh->en translator (``engine.language.translate.MachineTranslator.translate``).
 MachineTranslate = Callable[[str], str]
 
 #: Characters of a description (or translation) that are looked at at all.

@@ -10,7 +10,7 @@ After recognition a transcript is *reviewed* (``review=True``, the default):
 Chinese text is written in the reader's ``script`` ("zh-Hans" / "zh-Hant",
 OpenCC; Whisper base writes Mandarin mostly in Traditional), homophones of
 lexicon words are corrected and every word gets an honest ``unsure`` flag
-(:mod:`engine.correction`). ``review=False`` and ``script=None`` give the
+(:mod:`engine.speech.correction`). ``review=False`` and ``script=None`` give the
 transcript exactly as Whisper wrote it (what ``bench/asr.py`` compares with).
 """
 
@@ -30,9 +30,9 @@ from faster_whisper import WhisperModel, download_model
 from faster_whisper.transcribe import Segment as WhisperSegment
 
 from engine.api import Segment, Transcript, Word
-from engine.audio import AudioLimits, DecodedAudio, load_audio
-from engine.chinese import CJK_RE, Script, to_script
 from engine.errors import NoSpeechError, SpeechModelUnavailableError
+from engine.language.chinese import CJK_RE, Script, to_script
+from engine.speech.audio import AudioLimits, DecodedAudio, load_audio
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,8 @@ def _in_script(segment: Segment, script: Script | None, *, cantonese: bool) -> S
 
 
 def _reviewed(segments: tuple[Segment, ...], language: str, script: Script | None) -> tuple[Segment, ...]:
-    """Segments with corrected homophones and unsure flags (:func:`engine.correction.review`)."""
-    from engine.correction import review
+    """Segments with corrected homophones and unsure flags (:func:`engine.speech.correction.review`)."""
+    from engine.speech.correction import review
 
     out = []
     for segment in segments:

@@ -4,7 +4,7 @@
 what each one is in English:
 
 1. **Segmenting** uses jieba (its own dictionary plus every multi-character
-   form of :mod:`engine.lexicon`, so 长头发, 樱花树, 花田 stay whole and 熊猫,
+   form of :mod:`engine.language.lexicon`, so 长头发, 樱花树, 花田 stay whole and 熊猫,
    雪人, 月球 are never read as bear + cat, snow + person, moon + ball).
 2. **Each word** is, in this order: a lexicon form (its meaning and role);
    a word the lexicon covers completely (白猫 = white + cat, 红伞 = red + umbrella);
@@ -21,7 +21,7 @@ dictionary. Both load lazily and are shared by every caller (thread-safe).
 :class:`MachineTranslator` is the optional whole-sentence zh->en model (an
 Argos Translate package: a CTranslate2 model plus a SentencePiece model),
 downloaded on first use into ``MODELS_DIR`` and sha256-pinned like the other
-models; :func:`engine.prompt.build_prompt` uses its sentence only when it keeps
+models; :func:`engine.language.prompt.build_prompt` uses its sentence only when it keeps
 every concept the word-by-word reading found.
 """
 
@@ -42,11 +42,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from engine.chinese import simplified
-from engine.derived import remembered
 from engine.errors import ModelUnavailableError
 from engine.files import atomic_write
-from engine.lexicon import ZH_INDEX, Entry, Kind
+from engine.language.chinese import simplified
+from engine.language.derived import remembered
+from engine.language.lexicon import ZH_INDEX, Entry, Kind
 
 log = logging.getLogger(__name__)
 

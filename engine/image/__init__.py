@@ -1,0 +1,1 @@
+"""Pictures: device choice, image files, Stable Diffusion (diffusers), AnimeGANv2 styles and the pipeline joining them."""

@@ -1,0 +1,1 @@
+"""Reading a description: Chinese scripts, the lexicon, translation to English and the prompt built from it."""

@@ -1,0 +1,1 @@
+"""Content policy: levels and verdicts, the term list and its text matcher, the classifier, the picture checks."""

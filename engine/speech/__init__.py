@@ -1,0 +1,1 @@
+"""Speech: audio intake, faster-whisper recognition, homophone correction, the bot's transcriber."""
