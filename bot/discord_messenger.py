@@ -46,12 +46,12 @@ import asyncio
 import io
 import logging
 import re
-from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
+from cachetools import LRUCache
 
 from bot.discord_media import Upload, fit_image
 from bot.discord_views import edit_again_button, edit_modal, view_for
@@ -231,7 +231,7 @@ class DiscordMessenger:
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
-        self._targets: OrderedDict[str, _Target] = OrderedDict()
+        self._targets: LRUCache[str, _Target] = LRUCache(maxsize=MAX_TRACKED)
 
     # --- Messenger ------------------------------------------------------------
 
@@ -372,9 +372,6 @@ class DiscordMessenger:
     def _track(self, target: _Target) -> str:
         ref = message_ref(target.channel_id, target.message_id)
         self._targets[ref] = target
-        self._targets.move_to_end(ref)
-        while len(self._targets) > MAX_TRACKED:
-            self._targets.popitem(last=False)
         return ref
 
     def _target(self, ref: str) -> _Target | None:

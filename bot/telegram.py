@@ -26,13 +26,13 @@ import json
 import logging
 import re
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import tornado.httpserver
 import tornado.web
+from cachetools import LRUCache
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import (
@@ -144,7 +144,7 @@ class TelegramAdapter:
         self.webhook = webhook
         self._messenger = TelegramMessenger(application.bot)
         self._on_event: EventHandler | None = None
-        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+        self._seen: LRUCache[Hashable, None] = LRUCache(maxsize=SEEN_IDS)
         self._webhook_server: tornado.httpserver.HTTPServer | None = None
         # Not blocking: a long transcription must not hold up button presses or /cancel behind it.
         application.add_handler(CallbackQueryHandler(self._on_callback, block=False))
@@ -316,8 +316,6 @@ class TelegramAdapter:
         if key in self._seen:
             return False
         self._seen[key] = None
-        while len(self._seen) > SEEN_IDS:
-            self._seen.popitem(last=False)
         return True
 
     # --- files ------------------------------------------------------------------

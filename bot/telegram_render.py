@@ -41,10 +41,10 @@ import contextvars
 import io
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from cachetools import LRUCache, TTLCache
 from PIL import Image
 from telegram import Bot, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction, ChatMemberStatus, FileSizeLimit, MessageLimit, ReplyLimit
@@ -162,13 +162,13 @@ class TelegramMessenger:
         self.bot = bot
         self._monotonic = monotonic
         self._tasks: set[asyncio.Task[bool]] = set()
-        #: (chat id, user id) -> (trusted until, is admin).
-        self._admins: OrderedDict[tuple[int, int], tuple[float, bool]] = OrderedDict()
+        #: (chat id, user id) -> is admin, trusted for ADMIN_TTL seconds.
+        self._admins: TTLCache[tuple[int, int], bool] = TTLCache(maxsize=ADMINS_REMEMBERED, ttl=ADMIN_TTL, timer=monotonic)
         self._asking: dict[tuple[int, int], asyncio.Future[bool]] = {}
         #: Our messages that show a picture (their text is a caption), newest last.
-        self._pictures: OrderedDict[str, None] = OrderedDict()
+        self._pictures: LRUCache[str, None] = LRUCache(maxsize=REMEMBERED)
         #: Status messages posted anew as a photo: old reference -> the photo's.
-        self._moved: OrderedDict[str, str] = OrderedDict()
+        self._moved: LRUCache[str, str] = LRUCache(maxsize=REMEMBERED)
 
     async def send(self, origin: Origin, reply: Reply) -> str:
         """Post ``reply``; returns ``"chat_id:message_id"``."""
@@ -247,9 +247,6 @@ class TelegramMessenger:
         moved = self._remember_picture(message_ref(message.chat_id, message.message_id))
         for old in {ref, current}:
             self._moved[old] = moved
-            self._moved.move_to_end(old)
-        while len(self._moved) > REMEMBERED:
-            self._moved.popitem(last=False)
         try:
             await self.bot.delete_message(chat_id, message_id)
         except TelegramError as error:  # e.g. already deleted by the user
@@ -265,9 +262,6 @@ class TelegramMessenger:
 
     def _remember_picture(self, ref: str) -> str:
         self._pictures[ref] = None
-        self._pictures.move_to_end(ref)
-        while len(self._pictures) > REMEMBERED:
-            self._pictures.popitem(last=False)
         return ref
 
     async def notify(self, origin: Origin, text: str) -> None:
@@ -290,8 +284,8 @@ class TelegramMessenger:
             return True
         key = (int(origin.chat_id), int(origin.user_id))
         known = self._admins.get(key)
-        if known is not None and known[0] > self._monotonic():
-            return known[1]
+        if known is not None:
+            return known
         asking = self._asking.get(key)
         if asking is None:  # presses handled at the same time share one question
             asking = self._asking[key] = asyncio.ensure_future(self._ask_admin(key))
@@ -316,10 +310,7 @@ class TelegramMessenger:
 
     def _remember_admin(self, key: tuple[int, int], status: str) -> bool:
         admin = status in ADMIN_STATUSES
-        self._admins[key] = (self._monotonic() + ADMIN_TTL, admin)
-        self._admins.move_to_end(key)
-        while len(self._admins) > ADMINS_REMEMBERED:
-            self._admins.popitem(last=False)
+        self._admins[key] = admin
         return admin
 
     @contextmanager

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from cachetools import LRUCache
 
 from handlers.events import Origin
 from handlers.replies import Reply
@@ -69,12 +70,15 @@ def content_type_of(data: bytes) -> tuple[str, str]:
     return "image/png", "png"
 
 
+def _image_size(image: StoredImage) -> int:
+    return len(image.data)
+
+
 class WebMessenger:
     """The :class:`handlers.replies.Messenger` for the studio's browsers (see the module docstring)."""
 
     def __init__(self, *, feed_limit: int = FEED_LIMIT, image_cache_bytes: int = IMAGE_CACHE_BYTES) -> None:
         self._feed_limit = feed_limit
-        self._image_cache_bytes = image_cache_bytes
         self._run = secrets.token_hex(3)
         self._numbers = itertools.count(1)
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
@@ -83,8 +87,7 @@ class WebMessenger:
         self._owners: dict[str, str] = {}
         #: user -> request id -> the status standing in for the request's own (see :meth:`stand_in`).
         self._stand_ins: dict[str, dict[str, str]] = {}
-        self._images: OrderedDict[str, StoredImage] = OrderedDict()
-        self._image_bytes = 0
+        self._images: LRUCache[str, StoredImage] = LRUCache(maxsize=image_cache_bytes, getsizeof=_image_size)
 
     # --- the Messenger protocol ---------------------------------------------------------
 
@@ -199,7 +202,6 @@ class WebMessenger:
         stored = self._images.get(image_id)
         if stored is None or stored.user != user:
             return None
-        self._images.move_to_end(image_id)
         return stored
 
     def connect(self, user: str, socket: web.WebSocketResponse) -> None:
@@ -248,11 +250,8 @@ class WebMessenger:
         content_type, extension = content_type_of(reply.image_png)
         stem = reply.file_name or "voice2anime"
         image_id = secrets.token_urlsafe(12)
-        self._images[image_id] = StoredImage(user, reply.image_png, content_type, f"{stem}.{extension}")
-        self._image_bytes += len(reply.image_png)
-        while self._image_bytes > self._image_cache_bytes and len(self._images) > 1:
-            _, dropped = self._images.popitem(last=False)
-            self._image_bytes -= len(dropped.data)
+        stored = StoredImage(user, reply.image_png, content_type, f"{stem}.{extension}")
+        self._images[image_id] = stored
         return image_id
 
     async def _broadcast(self, user: str, payload: dict[str, Any]) -> None:

@@ -18,9 +18,10 @@ users or chats); a new display name goes to the database as before.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cachetools import TTLCache
 
 from db.preferences import Preferences
 
@@ -52,10 +53,9 @@ class RecentIdentities:
         at_most: int = REMEMBER_AT_MOST,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._seconds = seconds
-        self._at_most = at_most
-        self._monotonic = monotonic
-        self._entries: OrderedDict[SenderKey, tuple[float, str | None, Identified]] = OrderedDict()
+        self._entries: TTLCache[SenderKey, tuple[str | None, Identified]] = TTLCache(
+            maxsize=at_most, ttl=seconds, timer=monotonic
+        )
         self._generation = 0
 
     @property
@@ -68,30 +68,23 @@ class RecentIdentities:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        until, name, identified = entry
-        if until <= self._monotonic():
-            del self._entries[key]
-            return None
+        name, identified = entry
         if display_name is not None and display_name != name:
             return None  # renamed: the database stores the new name
-        self._entries.move_to_end(key)
         return identified
 
     def remember(self, key: SenderKey, display_name: str | None, identified: Identified, generation: int) -> None:
         """Keep ``identified`` (as read from the database) unless settings changed since ``generation`` was taken."""
         if generation != self._generation:
             return
-        self._entries[key] = (self._monotonic() + self._seconds, display_name, identified)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._at_most:
-            self._entries.popitem(last=False)
+        self._entries[key] = (display_name, identified)
 
     def forget(self, *, user_id: int | None = None, chat_id: int | None = None) -> None:
         """Settings of ``user_id`` or ``chat_id`` are changing: forget every sender they apply to."""
         self._generation += 1
         stale = [
             key
-            for key, (_, _, known) in self._entries.items()
+            for key, (_, known) in self._entries.items()
             if known.user_id == user_id or known.chat_id == chat_id
         ]
         for key in stale:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from cachetools import LRUCache
+
 from engine.api import (
     JobCancelled,
     JobEvent,
@@ -153,8 +155,7 @@ class LocalJobQueue:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
         self.pipeline = pipeline
         self.batch_max = batch_max
-        self._cache: OrderedDict[tuple[object, ...], JobResult] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[tuple[object, ...], JobResult] = LRUCache(maxsize=cache_size)
         self._queue = FairQueue()
         #: Jobs on the model thread now (several when a batch runs), by id.
         self._running: dict[str, _Job] = {}
@@ -269,7 +270,6 @@ class LocalJobQueue:
             hit = self._cache.get(key)
             if hit is None:
                 return None
-            self._cache.move_to_end(key)
         log.info("job %s served from cache", spec.job_id)
         return replace(hit, job_id=spec.job_id, timings=())
 
@@ -279,6 +279,3 @@ class LocalJobQueue:
             return
         with self._lock:
             self._cache[key] = result
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
