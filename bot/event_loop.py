@@ -3,15 +3,14 @@
 uvloop (a dependency on Linux and macOS) does the loop's own work — socket
 reads and writes, readiness polling, callbacks — in C on libuv. The bot's
 events are mostly small database round trips (``db.units``), each costing
-a write, a poll and a read: ``python -m bench.flow`` measures its share.
-Without uvloop (Windows, or ``pip uninstall uvloop``) the same code runs on
+a write, a poll and a read. Without uvloop (Windows, or ``pip uninstall uvloop``) the same code runs on
 asyncio's loop. The bot and the image worker run on :func:`run`.
 
 What start-up loads (jieba, CC-CEDICT, the content policy's terms, the
 libraries) is about half a million containers that live as long as the
-process; every full garbage collection walked all of them — 60-80 ms here in
-which no event was handled.
-:func:`freeze_start_up_heap` leaves them out of collections from then on.
+process; every full garbage collection walked all of them, and no event was
+handled meanwhile. :func:`freeze_start_up_heap` leaves them out of collections
+from then on (``docs/decisions/event-loop-gc-freeze.md``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Data derived from a shipped file (a parsed dictionary), kept on disk so the next process loads it instead.
 
-Parsing CC-CEDICT takes about a second of CPU and listing its English words
-1.7 s more; loading the same data back with :mod:`marshal` takes 0.4 s and
-0.01 s. The copy lives in ``$XDG_CACHE_HOME/voice2anime`` (default
+Parsing CC-CEDICT and listing its English words take seconds; loading the
+same data back with :mod:`marshal` a fraction of that
+(``docs/decisions/derived-data-cache.md``). The copy lives in ``$XDG_CACHE_HOME/voice2anime`` (default
 ``~/.cache/voice2anime``), named by what it was made from: the source file's
 path, size and modification time, the Python version and ``name``. A changed
 source, another Python or a damaged copy simply builds again; a cache that
