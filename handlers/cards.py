@@ -20,7 +20,8 @@ from engine.language.chinese import simplified
 from engine.language.lexicon import in_chinese
 from engine.policy.levels import Level, Verdict
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
-from handlers.i18n import MESSAGES, error_text, in_script, is_chinese, t
+from handlers.i18n import error_text, has_message, in_script, is_chinese, t
+from handlers.locales.catalogs import LOCALES
 from handlers.replies import Button, Reply
 
 #: Action names carried in button payloads (short: Telegram allows 64 bytes).
@@ -55,16 +56,14 @@ _CJK = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\
 DOUBTFUL_BELOW = 0.5
 #: Whisper's codes that are not the standard ones (Babel knows the standard ones).
 _WHISPER_CODES = {"jw": "jv", "iw": "he"}
-#: The Babel locale whose language names each UI language reads.
-_NAME_LOCALES = {"en": "en", "zh": "zh_Hans", "zh-Hant": "zh_Hant"}
 
 
 def language_name(code: str, lang: str) -> str:
     """Human name of a language code in ``lang``: ours for the languages we speak, else Babel's (never the bare code)."""
     key = f"language.{code}"
-    if key in MESSAGES:
+    if has_message(key):
         return t(key, lang)
-    name = Locale.parse(_NAME_LOCALES.get(lang, "en")).languages.get(_WHISPER_CODES.get(code, code))
+    name = Locale.parse(LOCALES.get(lang, "en")).languages.get(_WHISPER_CODES.get(code, code))
     return name or t("language.other", lang)
 
 
