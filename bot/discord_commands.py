@@ -26,7 +26,7 @@ CommandRunner = Callable[[discord.Interaction, str, str, str | None], Awaitable[
 #: Discord's limit on a string option's length.
 MAX_OPTION_LENGTH = 6000
 #: Discord locales with descriptions of their own -> the UI language they are written in.
-TRANSLATED = {discord.Locale.chinese: "zh", discord.Locale.taiwan_chinese: "zh-Hant"}
+TRANSLATED = {discord.Locale.chinese: "zh-Hans", discord.Locale.taiwan_chinese: "zh-Hant"}
 
 
 def described(key: str) -> locale_str:

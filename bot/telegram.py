@@ -53,7 +53,7 @@ from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_messa
 from bot.telegram_render import TelegramMessenger
 from engine.errors import AudioTooLargeError, ImageTooLargeError, UserError
 from handlers.events import COMMANDS, Event, PhotoMessage, Rejected, VoiceMessage
-from handlers.i18n import LANGUAGES, t
+from handlers.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ RATE_LIMIT_RETRIES = 3
 ANSWER_WITHIN = 5.0
 #: How many recent update / callback query ids are remembered to drop redeliveries.
 SEEN_IDS = 2048
-#: UI languages the "/" menu is published in: Telegram knows only two-letter codes (no "zh-Hant").
-MENU_LANGUAGES = tuple(lang for lang in LANGUAGES if len(lang) == 2)
+#: UI languages the "/" menu is published in -> the language code Telegram takes for it (two letters only, so no
+#: "zh-Hant"; None: the default menu).
+MENU_LANGUAGES = {"en": None, "zh-Hans": "zh"}
 #: One byte count per "MB" as the conversation's messages count them.
 
 def _without_credentials(url: str) -> str:
@@ -354,13 +355,13 @@ class TelegramAdapter:
         """The "/" menu in English (default) and Chinese; a failure only costs the menu.
 
         setMyCommands takes only two-letter ISO 639-1 language codes, so there is no menu for zh-Hant:
-        "zh" (Simplified) is what every Chinese client gets; the bot's answers still follow the
+        "zh" (the zh-Hans texts) is what every Chinese client gets; the bot's answers still follow the
         user's locale or /settings, Traditional included.
         """
         bot = self.application.bot
         try:
-            for lang in MENU_LANGUAGES:
+            for lang, code in MENU_LANGUAGES.items():
                 commands = [BotCommand(name, t(f"command.{name}", lang)) for name in COMMANDS]
-                await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+                await bot.set_my_commands(commands, language_code=code)
         except TelegramError as error:
             log.warning("could not publish the command menu: %s", error)

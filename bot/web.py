@@ -694,7 +694,7 @@ def _closing(response: web.Response) -> web.Response:
 
 def _refusal() -> bytes:
     """What a connection over the caps gets before it is closed: a complete 503 in English and Chinese."""
-    text = "\n".join(page_word("connections.busy", lang) for lang in ("en", "zh")) + "\n"
+    text = "\n".join(page_word("connections.busy", lang) for lang in ("en", "zh-Hans")) + "\n"
     body = text.encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 #: Interface languages a user or group can choose (None = platform locale); ``handlers.i18n.LANGUAGES``.
-LANGUAGES: tuple[str, ...] = ("zh", "en", "zh-Hant")
+LANGUAGES: tuple[str, ...] = ("zh-Hans", "en", "zh-Hant")
 
 
 class Keep(Enum):

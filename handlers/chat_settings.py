@@ -6,7 +6,7 @@ column of ``chat_settings``) plus one :class:`ChatSetting` in
 its button, the button toggles it (two choices) or opens a picker (more), and
 the conversation lets only the chat's admins change it and answers everyone
 else privately. Adding one (e.g. a content-policy level) is one more entry
-here, its words in :mod:`handlers.i18n` and its column.
+here, its words in the catalogs of :mod:`handlers.locales` and its column.
 
 Personal settings (a user's language and default style) are not here: anyone
 changes their own, for themselves (:mod:`handlers.flow`).
@@ -31,6 +31,17 @@ class Choice:
     label: str
     #: i18n key of how the /settings card shows it, when not the label.
     shown: str = ""
+    #: Tokens buttons sent earlier carried for it (still in chats), e.g. "zh" for "zh-Hans".
+    legacy: tuple[str, ...] = ()
+
+    def named_by(self, token: str) -> bool:
+        """Does a button's ``token`` name this choice (its token now or one it had)?"""
+        return token == self.token or token in self.legacy
+
+
+def choice_for(choices: tuple[Choice, ...], token: str) -> Choice | None:
+    """The one of ``choices`` a button's ``token`` names, or None."""
+    return next((c for c in choices if c.named_by(token)), None)
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class ChatSetting:
 
     def choice_for(self, token: str) -> Choice | None:
         """The choice a button's ``token`` names, or None."""
-        return next((c for c in self.choices if c.token == token), None)
+        return choice_for(self.choices, token)
 
     def other(self, value: object) -> Choice:
         """For a toggle: the choice that is not ``value``."""
@@ -83,7 +94,7 @@ class ChatSetting:
 LANGUAGE_CHOICES = (
     Choice("auto", None, "settings.auto"),
     Choice("en", "en", "ui_language.en"),
-    Choice("zh", "zh", "ui_language.zh"),
+    Choice("zh-Hans", "zh-Hans", "ui_language.zh-Hans", legacy=("zh",)),
     Choice("zh-Hant", "zh-Hant", "ui_language.zh-Hant"),
 )
 

@@ -86,7 +86,7 @@ from engine.policy.levels import Level, Verdict, off_allowed
 from engine.policy.text import ChatPolicy
 from handlers import cards
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
-from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting
+from handlers.chat_settings import LANGUAGE_CHOICES, ChatSetting, choice_for
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import error_text, pick_language, reader_script, t
 from handlers.jobs import POLICY_SPOILER, JobTracker, delivered_reply
@@ -1001,7 +1001,7 @@ class Conversation:
         if entry is not None:
             await self._on_chat_setting(press, who, entry)
         elif press.action == cards.SET_LANGUAGE:
-            choice = next((c for c in LANGUAGE_CHOICES if c.token == press.value), None)
+            choice = choice_for(LANGUAGE_CHOICES, press.value)
             if choice is None:
                 await self._send_settings(who, cards.SET_LANGUAGE)
                 return

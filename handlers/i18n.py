@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from engine.language.chinese import Script, script_for, taiwan_phrasing
 from handlers.locales.catalogs import LOCALES, index, translations
 
-#: The UI languages: English, Chinese in Simplified characters ("zh") and in Traditional ones ("zh-Hant").
+#: The UI languages: English, Chinese in Simplified characters ("zh-Hans") and in Traditional ones ("zh-Hant"),
+#: the script names of :data:`engine.language.chinese.SCRIPTS`.
 LANGUAGES = tuple(LOCALES)
 #: The count :func:`template` picks a plural message's form for when given none: "several".
 SEVERAL = 2
@@ -25,20 +26,17 @@ def pick_language(setting: str | None, locale: str | None) -> str:
     """The chosen UI language, else the platform locale's, else English.
 
     zh-TW, zh-HK, zh-MO, zh-Hant and Cantonese (yue) read Traditional ("zh-Hant");
-    zh, zh-CN, zh-SG and zh-Hans Simplified ("zh").
+    zh, zh-CN, zh-SG and zh-Hans Simplified ("zh-Hans").
     """
     if setting in LANGUAGES:
         return setting
-    script = script_for(locale)
-    if script == "zh-Hant":
-        return "zh-Hant"
-    return "zh" if script == "zh-Hans" else "en"
+    return script_for(locale) or "en"
 
 
 def reader_script(setting: str | None, locale: str | None, *, spoken: str | None = None) -> Script | None:
     """The Chinese script a user reads transcripts in: their chosen language's, else their platform locale's.
 
-    A chosen Chinese UI ("zh", "zh-Hant") decides; any other choice (or none)
+    A chosen Chinese UI ("zh-Hans", "zh-Hant") decides; any other choice (or none)
     leaves it to the locale, where ``spoken`` (the language asked for) decides
     only for a bare "zh" (Cantonese: Traditional). ``None``: not a Chinese
     reader, the transcript stays as heard.
@@ -48,7 +46,7 @@ def reader_script(setting: str | None, locale: str | None, *, spoken: str | None
 
 def is_chinese(lang: str) -> bool:
     """True for both Chinese UIs (Simplified and Traditional)."""
-    return lang in ("zh", "zh-Hant")
+    return lang in ("zh-Hans", "zh-Hant")
 
 
 def in_script(text: str, lang: str) -> str:

@@ -41,7 +41,7 @@ async def test_a_member_cannot_change_chat_wide_settings_and_is_told_privately(s
 
     await h.press("alice", button(card, cards.TOGGLE_CONFIRM), ref, group=GROUP)
     await h.press("alice", button(card, cards.CHAT_LANGUAGE), ref, group=GROUP)
-    await h.press("alice", Button("forged", cards.CHAT_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)  # the picker's
+    await h.press("alice", Button("forged", cards.CHAT_LANGUAGE, cards.NO_REQUEST, "zh-Hans"), ref, group=GROUP)  # the picker's
 
     refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
     calls = h.messenger.since(mark)
@@ -66,7 +66,7 @@ async def test_admins_change_the_chat_for_everyone_members_their_own_settings_fo
     await h.press("bob", button(card, cards.CHAT_LANGUAGE), ref, group=GROUP)
     picker_ref, picker = h.messenger.calls[-1].ref, h.messenger.calls[-1].reply
     assert picker.private and picker.text == t("settings.choose_chat_language", "en")
-    await h.press("bob", button(picker, cards.CHAT_LANGUAGE, "zh"), picker_ref, group=GROUP)
+    await h.press("bob", button(picker, cards.CHAT_LANGUAGE, "zh-Hans"), picker_ref, group=GROUP)
     assert h.messenger.calls[-1].ref == picker_ref and "• 聊天语言：中文（简体）" in h.messenger.calls[-1].reply.text
 
     # alice (a member) chooses her own language: it applies to her, in the group and everywhere, and to nobody else
@@ -79,7 +79,7 @@ async def test_admins_change_the_chat_for_everyone_members_their_own_settings_fo
     await h.command("alice", "help", group=GROUP)
     assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=True).text, "her own choice wins over the chat's"
     await h.command("carol", "help", group=GROUP)
-    assert h.messenger.calls[-1].reply.text == cards.help_text("zh", group=True).text, "carol chose nothing: the chat's"
+    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hans", group=True).text, "carol chose nothing: the chat's"
     await h.command("alice", "help")
     assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=False).text, "and in her private chat"
 
@@ -125,9 +125,21 @@ def test_every_chat_wide_setting_is_one_entry():
     assert [b.action for b in card.buttons[1]] == actions
 
 
+async def test_buttons_sent_when_simplified_chinese_was_zh_still_choose_it(sqlite_url, make_harness):
+    h = await group_harness(sqlite_url, make_harness, admins={"bob"})
+    ref, card = await settings_card(h, "bob")
+    await h.press("bob", Button("sent before", cards.SET_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
+    await h.press("bob", Button("sent before", cards.CHAT_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
+    user_id = await h.repository.get_or_create_user("telegram", "bob")
+    chat_id = await h.repository.get_or_create_chat("telegram", GROUP, ChatKind.GROUP)
+    assert (await h.repository.get_user_settings(user_id)).language == "zh-Hans"
+    assert (await h.repository.get_chat_settings(chat_id)).language == "zh-Hans"
+    assert h.messenger.calls[-1].reply.text.startswith(t("settings.heading", "zh-Hans"))
+
+
 async def test_help_names_the_real_buttons_and_how_to_call_the_bot_in_groups(sqlite_url, make_harness):
     h = await make_harness(sqlite_url, ScriptedEngine())
-    for lang, locale in (("en", "en-US"), ("zh", "zh-CN"), ("zh-Hant", "zh-TW")):
+    for lang, locale in (("en", "en-US"), ("zh-Hans", "zh-CN"), ("zh-Hant", "zh-TW")):
         user = f"u-{lang}"
         h.locales[user] = locale
         await h.command(user, "help")
@@ -139,25 +151,25 @@ async def test_help_names_the_real_buttons_and_how_to_call_the_bot_in_groups(sql
         assert t("help.group", lang) not in private.text and group.text.endswith(t("help.group", lang))
         assert private.private and group.private
     assert "✅ Draw it, ✏️ Edit or ✖️ Cancel" in cards.help_text("en", group=False).text
-    assert "✅ 开始画、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh", group=False).text
+    assert "✅ 开始画、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hans", group=False).text
     assert "✅ 開始畫、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hant", group=False).text
     assert "mention me (@ and my name) or reply to one of my messages" in cards.help_text("en", group=True).text
     assert "在群組和伺服器頻道裡" in cards.help_text("zh-Hant", group=True).text
 
 
 def test_traditional_chinese_is_chosen_from_the_locale():
-    assert LANGUAGES == ("en", "zh", "zh-Hant")
+    assert LANGUAGES == ("en", "zh-Hans", "zh-Hant")
     for locale in ("zh-TW", "zh-HK", "zh-MO", "zh-Hant", "zh_TW", "zh-hant"):
         assert pick_language(None, locale) == "zh-Hant", locale
     for locale in ("zh-CN", "zh-SG", "zh", "zh-Hans", "zh-hans"):
-        assert pick_language(None, locale) == "zh", locale
+        assert pick_language(None, locale) == "zh-Hans", locale
     assert pick_language(None, "en-GB") == pick_language(None, None) == "en"
     assert pick_language("zh-Hant", "en-US") == "zh-Hant" and pick_language("en", "zh-TW") == "en"
     # generated with OpenCC s2twp (Taiwan wording), reviewed: a few as they read
     assert t("command.settings", "zh-Hant") == "語言、風格、作畫前確認"
     assert t("settings.saved", "zh-Hant") == "已儲存。"
     assert t("audio.unreadable", "zh-Hant") == "無法讀取這個音訊檔案。請傳送語音訊息或 OGG/MP3/M4A/WAV 檔案。"
-    assert t("ui_language.zh", "zh-Hant") == "中文（简体）", "a language's own name is not converted"
+    assert t("ui_language.zh-Hans", "zh-Hant") == "中文（简体）", "a language's own name is not converted"
 
 
 async def test_the_card_speaks_traditional_chinese_to_taiwan(sqlite_url, make_harness):

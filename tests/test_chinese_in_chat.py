@@ -45,8 +45,8 @@ async def choose_language(h: Harness, user: str, language: str) -> None:
         ("zh-CN", None, "zh-Hans", SIMPLIFIED),
         ("zh-TW", None, "zh-Hant", TRADITIONAL),
         ("zh-Hant", None, "zh-Hant", TRADITIONAL),
-        ("en-US", "zh", "zh-Hans", SIMPLIFIED),
-        ("zh-TW", "zh", "zh-Hans", SIMPLIFIED),
+        ("en-US", "zh-Hans", "zh-Hans", SIMPLIFIED),
+        ("zh-TW", "zh-Hans", "zh-Hans", SIMPLIFIED),
         ("zh-CN", "zh-Hant", "zh-Hant", TRADITIONAL),
         ("zh-TW", "en", "zh-Hant", TRADITIONAL),  # an English UI says nothing about the script: the locale does
         ("en-US", None, None, TRADITIONAL),  # not a Chinese reader: as heard

@@ -168,6 +168,28 @@ def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
     assert "requests" in asyncio.run(table_names(url))
 
 
+async def test_the_simplified_chinese_ui_language_was_zh_and_is_migrated_to_zh_hans(
+    url: str, repo: Repository, database: Database
+) -> None:
+    amy = await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)
+    await repo.update_user_settings(amy.user_id, language="zh-Hans")
+    await repo.update_chat_settings(amy.chat_id, language="zh-Hans")
+    bo = await repo.identify("telegram", "8", "Bo", "8", ChatKind.PRIVATE)
+    await repo.update_user_settings(bo.user_id, language="zh-Hant")
+
+    async def stored() -> list[tuple[str, str | None]]:
+        async with database.engine.connect() as connection:
+            users = await connection.execute(text("SELECT language FROM user_settings ORDER BY user_id"))
+            chats = await connection.execute(text("SELECT language FROM chat_settings"))
+            return [("user", language) for (language,) in users] + [("chat", language) for (language,) in chats]
+
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0002")
+    assert await stored() == [("user", "zh"), ("user", "zh-Hant"), ("chat", "zh")], "as the choice was stored before"
+    await upgrade_async(url)
+    assert await stored() == [("user", "zh-Hans"), ("user", "zh-Hant"), ("chat", "zh-Hans")]
+    assert (await repo.effective_settings(amy.user_id, amy.chat_id)).language == "zh-Hans"
+
+
 @pytest.mark.usefixtures("sqlite_only")
 async def test_sqlite_pragmas_are_set_on_every_connection(database: Database) -> None:
     async def pragmas() -> tuple[object, ...]:
@@ -436,10 +458,10 @@ async def test_settings_precedence_personal_over_chat_and_chat_wide_from_the_cha
     assert await repo.effective_settings(user_id, group) == Preferences(None, None, True)
 
     # the group's language and style apply to members who chose none; confirmation is the group's
-    assert await repo.update_chat_settings(group, language="zh", default_style="paprika", confirm_before_generate=False) == (
-        ChatOverrides("zh", "paprika", False)
+    assert await repo.update_chat_settings(group, language="zh-Hans", default_style="paprika", confirm_before_generate=False) == (
+        ChatOverrides("zh-Hans", "paprika", False)
     )
-    assert await repo.effective_settings(user_id, group) == Preferences("zh", "paprika", False)
+    assert await repo.effective_settings(user_id, group) == Preferences("zh-Hans", "paprika", False)
 
     # a member's own language and style win over the group's, for them; confirmation stays the group's
     assert await repo.update_user_settings(user_id, language="zh-Hant", default_style="hayao", confirm_before_generate=True) == (
@@ -450,7 +472,7 @@ async def test_settings_precedence_personal_over_chat_and_chat_wide_from_the_cha
 
     await repo.update_chat_settings(group, confirm_before_generate=None)  # not set: the default
     await repo.update_user_settings(user_id, language=None, confirm_before_generate=False)
-    assert await repo.effective_settings(user_id, group) == Preferences("zh", "hayao", True)
+    assert await repo.effective_settings(user_id, group) == Preferences("zh-Hans", "hayao", True)
     assert await repo.get_user_settings(user_id) == Preferences(None, "hayao", False)
 
 
@@ -469,11 +491,11 @@ async def test_identify_is_get_or_create_and_effective_settings_in_one(repo: Rep
     assert first.chat_id == await repo.get_or_create_chat("telegram", "-5", ChatKind.GROUP)
     assert first.preferences == Preferences()
 
-    await repo.update_chat_settings(first.chat_id, language="zh", confirm_before_generate=False)
+    await repo.update_chat_settings(first.chat_id, language="zh-Hans", confirm_before_generate=False)
     await repo.update_user_settings(first.user_id, default_style="paprika")
     again = await repo.identify("telegram", "7", "Amy B.", "-5", ChatKind.GROUP)
     assert (again.user_id, again.chat_id) == (first.user_id, first.chat_id)
-    assert again.preferences == await repo.effective_settings(first.user_id, first.chat_id) == Preferences("zh", "paprika", False)
+    assert again.preferences == await repo.effective_settings(first.user_id, first.chat_id) == Preferences("zh-Hans", "paprika", False)
     private = await repo.identify("telegram", "7", None, "7", ChatKind.PRIVATE)
     assert private.user_id == first.user_id and private.preferences == await repo.effective_settings(first.user_id)
     async with database.sessions() as session:
@@ -502,8 +524,8 @@ async def test_identify_answers_a_repeat_from_memory_and_sees_its_own_settings_c
     assert await repo.identify("telegram", "7", None, "-5", ChatKind.GROUP) == first, "no name given: the same sender"
     assert ran == before, "a repeat within seconds is answered from memory"
 
-    await repo.update_user_settings(first.user_id, language="zh")
-    assert (await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)).preferences.language == "zh"
+    await repo.update_user_settings(first.user_id, language="zh-Hans")
+    assert (await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)).preferences.language == "zh-Hans"
     await repo.update_chat_settings(first.chat_id, confirm_before_generate=False)
     assert (await repo.identify("telegram", "7", "Amy", "-5", ChatKind.GROUP)).preferences.confirm_before_generate is False
     renamed = ran

@@ -464,7 +464,7 @@ async def test_the_conversations_commands_are_synced_with_zh_descriptions(
     described = [(f"command.{name}", command) for name, command in commands.items()]
     described += [(f"command.anime.{option['name']}", option) for option in commands["anime"]["options"]]
     for key, item in described:
-        zh = t(key, "zh")
+        zh = t(key, "zh-Hans")
         assert item["description"] == t(key, "en")
         # zh-TW clients read the Traditional text OpenCC makes from the Simplified one (s2twp), with nothing Simplified left
         assert item["description_localizations"] == {"zh-CN": zh, "zh-TW": taiwan_phrasing(zh)}, key
@@ -472,7 +472,7 @@ async def test_the_conversations_commands_are_synced_with_zh_descriptions(
         assert not item.get("name_localizations")  # /anime, /cancel ... as the help text names them
     options = {o["name"]: o for o in commands["anime"]["options"]}
     assert options["text"]["max_length"] == config().max_text_chars
-    assert options["text"]["description_localizations"]["zh-CN"] == t("command.anime.text", "zh")
+    assert options["text"]["description_localizations"]["zh-CN"] == t("command.anime.text", "zh-Hans")
     assert options["text"]["description_localizations"]["zh-TW"] == "要畫什麼，例如：櫻花樹下藍色頭髮的女孩"
     assert commands["settings"]["description_localizations"]["zh-TW"] == "語言、風格、作畫前確認"
     assert [c["value"] for c in options["style"]["choices"]] == ["face_paint_512_v2", "paprika"]
@@ -578,7 +578,7 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     (picker,) = opened.followups
     assert picker.ephemeral
     (select,) = [c for c in components(picker) if c["type"] == discord.ComponentType.select.value]
-    assert [o["value"] for o in select["options"]] == ["auto", "en", "zh", "zh-Hant"]
+    assert [o["value"] for o in select["options"]] == ["auto", "en", "zh-Hans", "zh-Hant"]
     picked = await alice.select(picker.message, ["zh-Hant"], custom_id=custom_id(picker, SET_LANGUAGE))
     assert [f.content for f in picked.followups] == [t("settings.saved", "zh-Hant")] and picked.followups[0].ephemeral
     assert "• 語言：中文（繁體）" in unescaped(simcord_env.backend.get_message(channel.id, picker.id).content)
@@ -610,7 +610,7 @@ async def test_help_in_a_server_and_in_dms_in_english_simplified_and_traditional
 ) -> None:
     guild = simcord_env.create_guild()
     channel = guild.create_text_channel("art")
-    for name, lang in (("ann", "en"), ("bo", "zh"), ("cy", "zh-Hant")):
+    for name, lang in (("ann", "en"), ("bo", "zh-Hans"), ("cy", "zh-Hant")):
         user = simcord_env.create_user(name)
         member = guild.add_member(user)
         if lang != "en":  # simcord's clients are en-US: the language comes from /settings
@@ -657,7 +657,7 @@ async def test_a_settings_card_reads_the_language_chosen_on_its_picker(simcord_e
     carol = simcord_env.create_user("carol")
     card = (await carol.slash("settings")).response
     assert card is not None and not card.ephemeral
-    await choose_language(carol, card, "zh")
+    await choose_language(carol, card, "zh-Hans")
     shown = backend.get_message(carol.dm_channel.id, card.id)
     assert unescaped(shown.content).splitlines()[:2] == ["设置", "语言：中文（简体）"]
     assert labels(shown)[1:] == ["🎨 风格", "切换作画前确认"]

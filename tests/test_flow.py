@@ -183,7 +183,7 @@ async def test_mandarin_voice_with_chinese_interface(sqlite_url, local_engine, m
     h.locales["li"] = "zh-CN"
     clip = next(c for c in zh_voice_notes if c.path.stem == "blue_hair_girl")
     await h.voice("li", clip.path.read_bytes())
-    assert h.messenger.calls[0].reply.text == t("transcribing", "zh")
+    assert h.messenger.calls[0].reply.text == t("transcribing", "zh-Hans")
     ref, card = h.messenger.last("card")
     assert "我听到的是（普通话" in card.text and "要开始画吗？" in card.text
     # What we understood is shown in Chinese, with Chinese punctuation.
@@ -257,9 +257,9 @@ async def test_a_group_s_language_applies_to_members_who_chose_none(sqlite_url, 
     h.messenger.admins.add("bob")
     bob_in_group, alice_in_group = origin("bob", chat="g1", group=True), origin("alice", chat="g1", group=True)
     await h.send(Command(bob_in_group, "settings"))
-    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.CHAT_LANGUAGE, "zh"))
+    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.CHAT_LANGUAGE, "zh-Hans"))
     await h.send(Command(alice_in_group, "help"))
-    assert h.messenger.calls[-1].shown == cards.help_text("zh", group=True).text, "the group's language applies to every member"
+    assert h.messenger.calls[-1].shown == cards.help_text("zh-Hans", group=True).text, "the group's language applies to every member"
     await h.command("alice", "help")
     assert h.messenger.calls[-1].shown == cards.help_text("en", group=False).text, "alice's own chat keeps her language"
 
@@ -596,9 +596,9 @@ def test_every_message_exists_in_english_and_chinese():
     used = _keys_used_in_handlers() | {f"language.{code}" for code in cards.RETRY_LANGUAGES}
     assert {"transcribing", "queued", "generating", "styling", "job.lost", "card.heard"} <= used
     assert used - set(message_keys()) == set()
-    same = ("settings.language", "ui_language.en", "ui_language.zh", "ui_language.zh-Hant")
+    same = ("settings.language", "ui_language.en", "ui_language.zh-Hans", "ui_language.zh-Hant")
     for key in message_keys():
-        english, chinese = template(key, "en"), template(key, "zh")
+        english, chinese = template(key, "en"), template(key, "zh-Hans")
         assert all(template(key, lang) for lang in LANGUAGES), key
         assert chinese != english or "{" in english or key in same, key
         # every language takes the same parameters
@@ -628,17 +628,17 @@ def test_every_user_error_has_a_translatable_message():
         assert has_message(error.key), error
         fields = {name for _, name, _, _ in string.Formatter().parse(template(error.key, "en")) if name}
         instance = error(**dict.fromkeys(fields, 2.5))  # the words live once, in i18n
-        for lang in ("en", "zh"):
+        for lang in ("en", "zh-Hans"):
             text = t(error.key, lang, **instance.params)  # raises if the translation wants other parameters
             assert "{" not in text and text != t("error.generic", lang) or error.key == "error.generic", (error, lang)
             assert error_text(error.key, lang, instance.params) == text
-    assert error_text("audio.too_long", "zh") == t("error.generic", "zh"), "missing parameters degrade, never crash"
+    assert error_text("audio.too_long", "zh-Hans") == t("error.generic", "zh-Hans"), "missing parameters degrade, never crash"
     assert error_text("no.such.key", "en") == t("error.generic", "en")
 
 
 @pytest.mark.parametrize(
     ("setting", "locale", "expected"),
-    [("zh", "en-US", "zh"), ("en", "zh-CN", "en"), (None, "zh-CN", "zh"), (None, "zh_TW", "zh-Hant"), (None, "yue", "zh-Hant"),
+    [("zh-Hans", "en-US", "zh-Hans"), ("en", "zh-CN", "en"), (None, "zh-CN", "zh-Hans"), (None, "zh", "zh-Hans"), (None, "zh_TW", "zh-Hant"), (None, "yue", "zh-Hant"),
      (None, "zh-HK", "zh-Hant"), ("zh-Hant", "zh-CN", "zh-Hant"), (None, "en-GB", "en"), (None, None, "en"), (None, "fr", "en")],
 )
 def test_interface_language(setting, locale, expected):
@@ -675,12 +675,12 @@ async def _status_of_new_request(h: Harness, user: str, text: str = TEXT) -> tup
     return first.reply.request_id, first.ref
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("lang", ["en", "zh-Hans"])
 async def test_the_status_message_moves_forward_with_previews_and_ends_in_one_line(
     sqlite_url, local_engine, make_harness, lang
 ):
     h = await make_harness(sqlite_url, local_engine)
-    h.locales["pia"] = "zh-CN" if lang == "zh" else "en-US"
+    h.locales["pia"] = "zh-CN" if lang == "zh-Hans" else "en-US"
     await turn_confirmation_off(h, "pia")
     request_id, ref = await _status_of_new_request(h, "pia")
     updates = [c.reply for c in h.messenger.status_edits(ref)]

@@ -41,7 +41,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(no_decoding: None) -> N
     error = raised.value
     assert error_text(error.key, "en", error.params) == "That picture is too large (9000×9000 px). Send one up to 40 megapixels."
     assert error.params == {"width": 9000, "height": 9000, "limit_mp": 40.0}
-    assert error_text(error.key, "zh", error.params) == "图片尺寸太大（9000×9000 像素），请发送不超过 40 百万像素的图片。"
+    assert error_text(error.key, "zh-Hans", error.params) == "图片尺寸太大（9000×9000 像素），请发送不超过 40 百万像素的图片。"
 
 
 def test_the_limit_is_a_parameter(no_decoding: None) -> None:

@@ -32,9 +32,9 @@ def test_the_studio_words_come_from_the_catalogs() -> None:
     strings = page_strings()
     assert set(strings) == set(LANGUAGES)
     assert strings["en"]["mic.idle"] == page_word("mic.idle", "en") == "🎙 Hold to talk"
-    assert strings["zh"]["mic.idle"] == "🎙 按住说话" and strings["zh-Hant"]["mic.idle"] == "🎙 按住說話"
+    assert strings["zh-Hans"]["mic.idle"] == "🎙 按住说话" and strings["zh-Hant"]["mic.idle"] == "🎙 按住說話"
     assert strings["en"]["recorder.limit"].count("{seconds}") == 1, "placeholders are left for the page"
-    assert strings["zh"]["placeholder"] == t("command.anime.text", "zh")
+    assert strings["zh-Hans"]["placeholder"] == t("command.anime.text", "zh-Hans")
     assert not any(key.startswith("studio.") for words in strings.values() for key in words)
 
 
@@ -45,7 +45,7 @@ def test_plural_forms_follow_the_count() -> None:
     assert "(1 character)" in t("text.too_long", "en", length=1, limit=500)
     assert "(501 characters)" in t("text.too_long", "en", length=501, limit=500)
     # Chinese has one form for every count
-    assert t("queue.user_full", "zh", limit=1) == "你已经有 1 张图片在排队了，请先等待（或用 /cancel 取消）。"
+    assert t("queue.user_full", "zh-Hans", limit=1) == "你已经有 1 张图片在排队了，请先等待（或用 /cancel 取消）。"
     assert t("queue.user_full", "zh-Hant", limit=5) == "你已經有 5 張圖片在排隊了，請先等待（或用 /cancel 取消）。"
     # an error that crossed a process without its count degrades to the generic message
     assert error_text("queue.user_full", "en") == t("error.generic", "en")
@@ -65,12 +65,12 @@ def test_the_traditional_catalog_is_regenerated_without_a_diff() -> None:
 def test_traditional_texts_are_converted_except_the_overrides() -> None:
     simplified, traditional = _texts("zh_Hans"), _texts("zh_Hant")
     overridden = {m.id for m in read_catalog(build.OVERRIDES, "zh_Hant") if m.id}
-    assert {"ui_language.zh", "help.group"} <= overridden
+    assert {"ui_language.zh-Hans", "help.group"} <= overridden
     for key, text in simplified.items():
         if key in overridden:
             continue
         assert traditional[key] == (taiwan_phrasing(text) if isinstance(text, str) else tuple(map(taiwan_phrasing, text)))
-    assert traditional["ui_language.zh"] == "中文（简体）", "a language's own name is not converted"
+    assert traditional["ui_language.zh-Hans"] == "中文（简体）", "a language's own name is not converted"
     assert t("settings.heading", "zh-Hant") == "設定"
     assert "頻道裡" in t("help.group", "zh-Hant")
 

@@ -293,9 +293,9 @@ async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: 
     await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
     picker = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE, after=card["message_id"]))
     await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh"))
-    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh")))
+    await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hans")))
     await server.push(server.message(chat, alice, voice=huge | {"file_id": "also-never-fetched"}))
-    zh = t("audio.too_large", "zh", size_mb=25.0, limit_mb=20.0)
+    zh = t("audio.too_large", "zh-Hans", size_mb=25.0, limit_mb=20.0)
     await server.wait_for(lambda: server.called("sendMessage", text=zh))
     assert not server.called("getFile")
 
@@ -514,7 +514,7 @@ async def test_a_demoted_administrator_loses_the_group_s_settings_at_once(bot: R
 async def test_help_in_a_group_and_in_private_in_english_simplified_and_traditional(bot: RunningBot) -> None:
     server = bot.server
     group = group_chat()
-    for user_id, (code, lang) in enumerate((("en", "en"), ("zh-hans", "zh"), ("zh-hant", "zh-Hant"), ("zh-TW", "zh-Hant")), 300):
+    for user_id, (code, lang) in enumerate((("en", "en"), ("zh-hans", "zh-Hans"), ("zh-hant", "zh-Hant"), ("zh-TW", "zh-Hant")), 300):
         sender = user(user_id, f"U{user_id}", code)
         await server.push(server.message(private_chat(sender), sender, text="/help"))
         private = await server.wait_for(lambda s=sender: server.sent(s["id"]))
@@ -614,9 +614,9 @@ async def test_token_never_logged_and_menus_published(
         logging.getLogger("httpx").setLevel(logging.DEBUG)  # even request lines, which carry the URL
         li = user(222, "Li", "zh-CN")
         await server.push(server.message(private_chat(li), li, text="/start"))
-        await server.wait_for(lambda: server.called("sendMessage", text=t("start", "zh", name="Li")))
+        await server.wait_for(lambda: server.called("sendMessage", text=t("start", "zh-Hans", name="Li")))
         await server.push(server.message(private_chat(li), li, text="/nonsense"))
-        await server.wait_for(lambda: server.called("sendMessage", text=t("unknown_command", "zh")))
+        await server.wait_for(lambda: server.called("sendMessage", text=t("unknown_command", "zh-Hans")))
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     secret = TOKEN.split(":")[1]
@@ -625,7 +625,7 @@ async def test_token_never_logged_and_menus_published(
     menus = {c.params.get("language_code"): c.json("commands") for c in server.called("setMyCommands")}
     assert set(menus) == {None, "zh"}
     assert [c["command"] for c in menus["zh"]] == ["start", "help", "anime", "style", "history", "settings", "cancel"]
-    assert menus["zh"][0]["description"] == t("command.start", "zh")
+    assert menus["zh"][0]["description"] == t("command.start", "zh-Hans")
     assert menus[None][0]["description"] == t("command.start", "en")
 
 

@@ -121,7 +121,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         gallery = page["items"]
         assert page["next"] is None and len(gallery) == 3 and gallery[-1]["request_id"] == edited["request_id"]
         assert gallery[-1]["description"] == "a girl with green hair reading a book"
-        assert gallery[0]["style"]["zh"]
+        assert gallery[0]["style"]["zh-Hans"]
         stored = await alice.client.get(gallery[-1]["image"])
         assert (await stored.read()).startswith(PNG)
         saved = await alice.client.get(gallery[-1]["download"])
@@ -187,12 +187,12 @@ async def test_commands_settings_and_language(studio: Studio) -> None:
 
         await alice.send({"type": "locale", "locale": "zh-CN"})
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hans", group=False).text)
 
         await alice.command("settings")
         settings = await alice.wait_message(alice.with_button(cards.SET_LANGUAGE))
         await alice.press(settings, cards.SET_LANGUAGE)  # opens the picker
-        picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh"))
+        picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh-Hans"))
         await alice.press(picker, cards.SET_LANGUAGE, "zh-Hant")
         await alice.wait_for(lambda: t("settings.saved", "zh-Hant") in alice.notes)
         await alice.wait_for(lambda: alice.messages[picker["ref"]]["text"].startswith("設定\n語言：中文（繁體）"))
@@ -320,7 +320,7 @@ async def test_cookie_origin_and_host_are_checked(studio: Studio) -> None:
         assert (await client.get("/static/../web.py")).status == 404
         assert (await client.get("/static/index.html")).status == 404
         strings = await (await client.get("/strings.json")).json()
-        assert set(strings) == {"en", "zh", "zh-Hant"} and set(strings["en"]) == set(strings["zh"]) == set(strings["zh-Hant"])
+        assert set(strings) == {"en", "zh-Hans", "zh-Hant"} and set(strings["en"]) == set(strings["zh-Hans"]) == set(strings["zh-Hant"])
         assert strings["zh-Hant"]["mic.idle"] == "🎙 按住說話"
 
         # a page on another site cannot open a socket or upload with this browser's cookie

@@ -182,7 +182,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     assert await page.locator(".msg.kind-image").last.locator(f"button[data-action='{cards.REROLL}']").count() == 1
 
     # the language switch turns the page Chinese
-    await page.locator("#lang").select_option("zh")
+    await page.locator("#lang").select_option("zh-Hans")
     assert await page.locator("#mic-label").inner_text() == "🎙 按住说话"
     assert en.errors == [], en.errors
 
@@ -198,14 +198,14 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await zh.page.locator("#mic").click()
     heard_card = zh.page.locator(".msg.kind-card").last
     await heard_card.wait_for()
-    assert t("card.understood", "zh") in await heard_card.inner_text()
+    assert t("card.understood", "zh-Hans") in await heard_card.inner_text()
     retry = heard_card.locator(f"button[data-action='{cards.RETRY}']")
     assert await retry.count() == 1, "a voice card offers 'Heard wrong language'"
     await zh.page.locator("#text").fill("樱花树下蓝色头发的女孩")
     await zh.page.locator("#send").click()
     zh_card = zh.page.locator(".msg.kind-card", has_text="樱花树下蓝色头发的女孩")
     await zh_card.wait_for()
-    assert t("card.understood", "zh") in await zh_card.inner_text()
+    assert t("card.understood", "zh-Hans") in await zh_card.inner_text()
     assert await zh.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "nothing wider than a phone"
     await zh.shot("zh-phone")
     assert zh.errors == [], zh.errors

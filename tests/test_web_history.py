@@ -205,7 +205,7 @@ async def test_the_feed_after_a_restart_holds_the_newest_requests_in_order_in_th
     feed = hello["feed"]
     assert [m["request_id"] for m in feed] == ids[-FEED_REQUESTS:], "the newest requests, oldest first, the newest at the bottom"
     assert all(m["kind"] == "image" and actions(m) == [cards.RESTYLE, cards.REROLL, cards.BASE] for m in feed)
-    assert t("delivered", "zh", style=STYLE_NAMES["paprika"]["zh"], seed=len(ids) - 1) in feed[-1]["text"], feed[-1]["text"]
+    assert t("delivered", "zh-Hans", style=STYLE_NAMES["paprika"]["zh"], seed=len(ids) - 1) in feed[-1]["text"], feed[-1]["text"]
     await client.close()
 
 

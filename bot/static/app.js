@@ -19,7 +19,9 @@ const MIN_SECONDS = 0.6;
 // Button actions the page gives a meaning of its own (handlers/cards.py).
 const ACTIONS = { confirm: "ok", cancel: "x", reroll: "rr", restyleAs: "rsa", setLanguage: "lang" };
 // The page's languages (handlers/i18n.py LANGUAGES) and the locale each tells the server when the browser has none of its own.
-const LOCALES = { en: "en", zh: "zh-CN", "zh-Hant": "zh-TW" };
+const LOCALES = { en: "en", "zh-Hans": "zh-CN", "zh-Hant": "zh-TW" };
+// What a language was called before (a choice stored by an earlier page, a button sent by an earlier studio).
+const LEGACY = { zh: "zh-Hans" };
 // How long the page remembers descriptions of requests (for statuses and captions after a reload).
 const ABOUT_KEPT = 200;
 
@@ -49,10 +51,10 @@ const state = {
 function languageOf(tag) {
   const parts = String(tag || "").replace(/_/g, "-").toLowerCase().split("-");
   const rest = parts.slice(1);
-  if (parts[0] === "yue") return rest.includes("hans") ? "zh" : "zh-Hant";
+  if (parts[0] === "yue") return rest.includes("hans") ? "zh-Hans" : "zh-Hant";
   if (parts[0] === "zh") {
-    if (rest.includes("hans")) return "zh";
-    return rest.some((part) => ["hant", "tw", "hk", "mo"].includes(part)) ? "zh-Hant" : "zh";
+    if (rest.includes("hans")) return "zh-Hans";
+    return rest.some((part) => ["hant", "tw", "hk", "mo"].includes(part)) ? "zh-Hant" : "zh-Hans";
   }
   return parts[0] === "en" ? "en" : null;
 }
@@ -62,7 +64,8 @@ function browserTags() {
 }
 
 function chooseLanguage() {
-  const chosen = readStored(localStorage, "v2a-lang");
+  const stored = readStored(localStorage, "v2a-lang");
+  const chosen = (stored && LEGACY[stored]) || stored;
   if (chosen && Object.hasOwn(LOCALES, chosen)) return chosen;
   for (const tag of browserTags()) {
     const lang = languageOf(tag);
@@ -595,7 +598,7 @@ function press(button) {
       store(localStorage, "v2a-lang", null);
       setLanguage(chooseLanguage(), false);
     } else {
-      setLanguage(value, true);
+      setLanguage(LEGACY[value] || value, true);
     }
   }
 }

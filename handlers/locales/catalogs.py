@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent
 #: The gettext domain (file name) of every catalog.
 DOMAIN = "messages"
 #: UI language -> the locale of its catalog (also the CLDR locale it reads language names in).
-LOCALES: Mapping[str, str] = {"en": "en", "zh": "zh_Hans", "zh-Hant": "zh_Hant"}
+LOCALES: Mapping[str, str] = {"en": "en", "zh-Hans": "zh_Hans", "zh-Hant": "zh_Hant"}
 #: The catalog every other one falls back to; its msgids are the messages there are.
 SOURCE = "en"
 #: The flag of a message with plural forms that names the parameter it counts: ``#, count:limit``.
