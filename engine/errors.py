@@ -2,7 +2,7 @@
 
 A :class:`UserError` is something the person in the chat caused and can fix
 (bad audio, too long, nothing heard). It carries a stable message ``key``
-plus parameters; the words live once, in ``handlers/i18n.py`` (every UI
+plus parameters; the words live once, in the catalogs of ``handlers/locales/`` (every UI
 language, English for the CLI). Anything else is an internal/operator error.
 """
 

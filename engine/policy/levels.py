@@ -161,7 +161,7 @@ def combine(verdicts: Iterable[Verdict], level: Level | str) -> Verdict:
 
 
 # --------------------------------------------------------------------------
-# Errors (user-facing words: handlers/i18n.py)
+# Errors (user-facing words: the catalogs in handlers/locales/)
 # --------------------------------------------------------------------------
 
 
