@@ -1,4 +1,4 @@
-"""The ``voice2anime`` command line: run, worker, migrate, transcribe, prompt, generate, styles.
+"""The ``voice2anime`` command line: run, worker, migrate, transcribe, say, prompt, generate, styles.
 
 Exit codes: 0 ok, 2 the input or a setting was rejected (the reason is
 printed), 3 a model, checkpoint, device or service is unavailable (what to put
@@ -52,6 +52,8 @@ log = logging.getLogger("voice2anime")
 STYLE_LANGUAGES = ("en", "zh")
 #: Seeds ``--seed`` accepts: the range the bot draws from (``handlers.flow.new_seed``) and stores.
 SEED_MAX = 2**32 - 1
+#: File names ``say`` writes its OGG/Opus voice note as.
+VOICE_EXTENSIONS = (".ogg", ".opus", ".oga")
 
 
 def _print_json(payload: Any) -> None:
@@ -121,6 +123,11 @@ def check_output(path: Path, option: str) -> None:
         raise BadInputError(
             f"{option} {path}: unknown image extension ({suffix}); use .png, .jpg or .webp"
         ) from None
+    check_writable(path, option)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fail unless ``path`` can be written: a parent that is (or can be made) a writable directory, not a read-only file."""
     parent = path.parent
     ancestor = parent
     while not ancestor.exists() and ancestor != ancestor.parent:
@@ -135,6 +142,16 @@ def check_output(path: Path, option: str) -> None:
         raise BadInputError(f"{option} {path}: cannot write in {parent} ({exc.strerror or exc})") from exc
     if path.exists() and not os.access(path, os.W_OK):
         raise BadInputError(f"{option} {path}: the existing file is read-only")
+
+
+def check_voice_output(path: Path, option: str) -> None:
+    """Fail before anything is read aloud when ``path`` cannot be written as an OGG/Opus voice note."""
+    if path.is_dir():
+        raise BadInputError(f"{option} {path}: is a directory; give a file name such as {path / 'reply.ogg'}")
+    if path.suffix.lower() not in VOICE_EXTENSIONS:
+        suffix = repr(path.suffix) if path.suffix else "none"
+        raise BadInputError(f"{option} {path}: a voice note is OGG/Opus; use .ogg or .opus (got {suffix})")
+    check_writable(path, option)
 
 
 def save_image(image: Image.Image, path: Path, option: str) -> None:
@@ -160,6 +177,30 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[language {transcript.language} p={transcript.language_probability:.2f}, {transcript.duration:.1f} s]")
         if transcript.translation and transcript.translation != transcript.text:
             print(f"[english] {transcript.translation}")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace, settings: Settings) -> int:
+    """Read a text aloud into an OGG/Opus voice note, as the bot's voice replies are."""
+    from bot import factory
+    from engine.speech.tts import guess_language, language_of
+
+    text = args.text.strip()
+    if not text:
+        raise BadInputError("say: give a text to read aloud")
+    try:
+        language = language_of(args.language) if args.language else guess_language(text)
+    except ValueError as exc:
+        raise BadInputError(f"--language: {exc}") from None
+    check_voice_output(args.output, "-o")
+    cli_output.status.show("reading aloud")
+    note = factory.narrator(settings).voice_note(text, language)
+    cli_output.status.clear()
+    try:
+        args.output.write_bytes(note)
+    except OSError as exc:
+        raise BadInputError(f"-o {args.output}: cannot be written ({exc.strerror or exc})") from exc
+    print(f"saved {args.output} ({language}, {len(note) // 1024} KB)")
     return 0
 
 
@@ -423,6 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output (words carry unsure / corrected_from)")
     p.set_defaults(handler=cmd_transcribe)
+
+    p = sub.add_parser("say", help="read a text aloud (en/zh/yue) into an OGG/Opus voice note")
+    p.add_argument("text")
+    p.add_argument(
+        "--language",
+        help="en, zh (= zh-Hans), zh-Hans, zh-Hant or yue (Mandarin unless TTS_MODEL_YUE is set); default: from the text",
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="where to write the voice note (.ogg)")
+    p.set_defaults(handler=cmd_say)
 
     p = sub.add_parser("prompt", help="turn a description (zh/en) into a Stable Diffusion prompt")
     p.add_argument("text")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from engine.speech.asr import AsrConfig, SpeechRecognizer
     from engine.speech.audio import AudioLimits
     from engine.speech.transcriber import WhisperTranscriber
+    from engine.speech.tts import Narrator, TtsConfig
     from handlers.flow import ConversationConfig
 
 # Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
@@ -63,6 +64,25 @@ def speech_recognizer(settings: Settings) -> SpeechRecognizer:
     from engine.speech.asr import SpeechRecognizer
 
     return SpeechRecognizer(asr_config(settings), audio_limits(settings))
+
+
+def tts_config(settings: Settings) -> TtsConfig:
+    """Which voices read replies aloud, and how, from settings."""
+    from engine.speech.tts import TtsConfig
+
+    return TtsConfig(
+        model=settings.tts_model,
+        cantonese_model=settings.tts_model_yue or None,
+        models_dir=settings.models_dir,
+        threads=settings.tts_threads,
+    )
+
+
+def narrator(settings: Settings) -> Narrator:
+    """The voice that reads replies aloud (its models load on first use)."""
+    from engine.speech.tts import Narrator
+
+    return Narrator(tts_config(settings))
 
 
 def use_machine_translator(settings: Settings) -> None:

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
         "empty = the CC-CEDICT dictionary only.",
     )
 
+    # --- voice replies (sherpa-onnx text to speech) ---
+    tts_model: str = Field(
+        "vits-melo-tts-zh_en",
+        description="Voice that reads replies aloud (Mandarin and English): vits-melo-tts-zh_en | kokoro-int8-multi-lang-v1_1 "
+        "(downloaded into MODELS_DIR on first use, sha256-pinned) or a local sherpa-onnx TTS model directory.",
+    )
+    tts_model_yue: str | None = Field(
+        None, description="Optional Cantonese voice: a local sherpa-onnx TTS model directory; empty = Cantonese is read in Mandarin."
+    )
+    tts_threads: int = Field(2, ge=1, le=16, description="CPU threads for one voice reply.")
+    voice_replies: Literal["off", "voice", "always"] = Field(
+        "voice", description="Read replies aloud: off | voice (after a voice note) | always (coming: not yet used by the chat)."
+    )
+
     # --- audio intake ---
     audio_max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted audio file in bytes.")
     audio_max_seconds: float = Field(60.0, gt=0, description="Longest accepted voice note in seconds.")

@@ -22,7 +22,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from engine.errors import EmptyTextError
-from engine.language.chinese import simplified
+from engine.language.chinese import CJK_RE, script_of, simplified
 from engine.speech.opus import ogg_opus
 from engine.speech.sentences import sentences
 from engine.speech.tts_models import VoiceFiles, catalogue, model_directory
@@ -49,6 +49,13 @@ def language_of(tag: str) -> Language:
     if key in ALIASES:
         return ALIASES[key]  # type: ignore[return-value]
     raise ValueError(f"unknown language {tag!r}: use en, zh, zh-Hans, zh-Hant or yue")
+
+
+def guess_language(text: str) -> Language:
+    """The language ``text`` is most likely read in: English without Chinese characters, else its script."""
+    if not CJK_RE.search(text):
+        return "en"
+    return script_of(text) or "zh-Hans"
 
 
 @dataclass(frozen=True)
