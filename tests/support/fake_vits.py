@@ -32,16 +32,18 @@ LEXICON = {
     "好": ("h", "ao"),
     "世": ("sh", "i"),
     "界": ("i", "e"),
+    "说": ("sh", "o"),
 }
 PUNCTUATION = (",", ".", "!", "?", "，", "。", "！", "？")
 
 
-def build(directory: Path, *, language: str = "English") -> Path:
+def build(directory: Path, *, language: str = "English", sample_rate: int = SAMPLE_RATE) -> Path:
     """Write a fake VITS voice (``model.onnx``, ``lexicon.txt``, ``tokens.txt``) into ``directory`` and return it.
 
     ``language`` is the sherpa metadata ``language``: ``Chinese`` reads text
     character by character (with ``sil``/``eos`` around sentences), anything
-    else word by word with a space token between words.
+    else word by word with a space token between words. ``sample_rate`` is
+    what the voice says it speaks at (the samples are the same).
     """
     directory.mkdir(parents=True, exist_ok=True)
     symbols = (" ", *PHONES, *PUNCTUATION)
@@ -49,16 +51,11 @@ def build(directory: Path, *, language: str = "English") -> Path:
     (directory / "lexicon.txt").write_text(
         "".join(f"{word} {' '.join(phones)}\n" for word, phones in LEXICON.items()), encoding="utf-8"
     )
-    onnx.save(_graph(language), directory / "model.onnx")
+    onnx.save(_graph(language, sample_rate), directory / "model.onnx")
     return directory
 
 
-def tokens_of(words: list[str]) -> int:
-    """How many tokens sherpa's English lexicon frontend makes of ``words`` (phones plus one space between words)."""
-    return sum(len(LEXICON[w]) for w in words) + len(words) - 1
-
-
-def _graph(language: str) -> onnx.ModelProto:
+def _graph(language: str, sample_rate: int) -> onnx.ModelProto:
     wave = (0.1 * np.sin(2 * np.pi * 220 * np.arange(HOP) / SAMPLE_RATE) + 0.2).astype(np.float32).reshape(1, 1, HOP)
     nodes = [
         helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
@@ -94,7 +91,7 @@ def _graph(language: str) -> onnx.ModelProto:
         "model_type": "vits",
         "comment": "fake",
         "language": language,
-        "sample_rate": str(SAMPLE_RATE),
+        "sample_rate": str(sample_rate),
         "add_blank": "0",
         "n_speakers": "1",
         "punctuation": " ".join(PUNCTUATION),
