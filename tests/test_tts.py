@@ -178,7 +178,7 @@ def test_say_without_the_voice_offline_says_what_to_put_where(
     err = capsys.readouterr().err
     archive = tmp_path / "models" / "tts" / "vits-melo-tts-zh_en.tar.bz2"
     assert err.startswith("error: cannot fetch the voice model vits-melo-tts-zh_en (URLError:")
-    assert f"/vits-melo-tts-zh_en.tar.bz2 (163 MB, sha256 e58351ed" in err
+    assert "/vits-melo-tts-zh_en.tar.bz2 (163 MB, sha256 e58351ed" in err
     assert f"put it at {archive}, or unpack it and set TTS_MODEL to that directory" in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "r.ogg").exists()
