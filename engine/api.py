@@ -172,6 +172,9 @@ class JobSpec:
     engine, not to the job. ``policy`` is the content policy level of the
     requester's chat (:class:`engine.policy.levels.Level`): it decides the image check
     (a job without one, from an older bot, is checked as ``strict``).
+    ``transcript`` and ``language`` are the words a text job was asked for with
+    (what was heard in the voice note, or typed) and their language code; the
+    picture's PNG carries them (:mod:`engine.image.png_info`), empty: not told.
     """
 
     job_id: str
@@ -183,6 +186,8 @@ class JobSpec:
     seed: int | None = None
     source_png: bytes | None = None
     policy: PolicyLevel = "strict"
+    transcript: str = ""
+    language: str = ""
 
     def __post_init__(self) -> None:
         if self.kind == "text":

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from engine.errors import ImageError, ImageTooManyPixelsError
+from engine.image.png_info import PictureParameters, png_info
 
 ImageSource = Image.Image | bytes | bytearray | memoryview | str | os.PathLike
 
@@ -235,8 +236,8 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, _RESAMPLE)
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """``image`` encoded as PNG."""
+def png_bytes(image: Image.Image, parameters: PictureParameters | None = None) -> bytes:
+    """``image`` encoded as PNG, carrying ``parameters`` (how it was made) in its text chunks when given."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=png_info(parameters) if parameters is not None else None)
     return buffer.getvalue()

@@ -19,6 +19,7 @@ from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.image.animegan import AnimeGAN
 from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.image.imageio import open_image
+from engine.image.png_info import PictureParameters
 from engine.policy.image_check import PictureCheck
 
 
@@ -28,6 +29,9 @@ class AnimeResult:
 
     ``seed``/``model`` are ``None`` for photos (no diffusion ran).
     ``timings`` maps stage name ("diffusion", "style") to seconds.
+    ``parameters`` is what the picture was made with, as its PNG carries it
+    (:mod:`engine.image.png_info`): the drawing's prompt, sampler, steps,
+    guidance, seed, size and model, and the style; a photo's size and style.
     """
 
     anime_image: Image.Image
@@ -36,6 +40,7 @@ class AnimeResult:
     seed: int | None
     model: str | None
     timings: tuple[tuple[str, float], ...]
+    parameters: PictureParameters | None = None
 
     @property
     def seconds(self) -> float:
@@ -168,11 +173,27 @@ class AnimePipeline:
         if preview is not None:
             preview("style", preview_jpeg(generated.image, min(SKETCH_SIDE, max(generated.image.size))))
         result = self._stylize(generated.image, style, progress, cancelled)
+        config = self.text_to_image.config
+        parameters = PictureParameters(
+            prompt=generated.prompt,
+            negative=generated.negative,
+            steps=generated.steps,
+            scheduler=generated.scheduler,
+            guidance=generated.guidance,
+            seed=generated.seed,
+            width=generated.width,
+            height=generated.height,
+            model=generated.model,
+            lora=config.lora,
+            lora_scale=config.lora_scale if config.lora else None,
+            style=result.style,
+        )
         return replace(
             result,
             seed=generated.seed,
             model=generated.model,
             timings=(("diffusion", generated.seconds), *result.timings),
+            parameters=parameters,
         )
 
     def from_photo(
@@ -196,7 +217,8 @@ class AnimePipeline:
     ) -> AnimeResult:
         """Apply another style to ``previous.base_image``; diffusion does not run again."""
         result = self._stylize(previous.base_image, style, progress, cancelled)
-        return replace(result, seed=previous.seed, model=previous.model)
+        parameters = replace(previous.parameters, style=result.style) if previous.parameters else result.parameters
+        return replace(result, seed=previous.seed, model=previous.model, parameters=parameters)
 
     def _stylize(
         self,
@@ -207,11 +229,13 @@ class AnimePipeline:
     ) -> AnimeResult:
         started = time.perf_counter()
         anime = self.animegan.stylize(base, style, progress=progress, cancelled=cancelled)
+        name = self.animegan.style(style).name
         return AnimeResult(
             anime_image=anime,
             base_image=base,
-            style=self.animegan.style(style).name,
+            style=name,
             seed=None,
             model=None,
             timings=(("style", time.perf_counter() - started),),
+            parameters=PictureParameters(width=base.width, height=base.height, style=name),
         )

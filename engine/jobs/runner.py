@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from engine.api import (
@@ -21,7 +21,9 @@ from engine.api import (
     ProgressCallback,
 )
 from engine.errors import Cancelled, ModelUnavailableError, UserError
+from engine.image import png_info
 from engine.image.imageio import open_image, png_bytes
+from engine.image.png_info import PictureParameters
 from engine.missing_models import tell_operator, unavailable_key
 from engine.policy.image_check import PictureCheck, check_photo
 from engine.policy.levels import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
@@ -170,16 +172,33 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
         _refuse_flagged(spec, verdict, ImageFlaggedError if drawn else PhotoFlaggedError, "the picture")
         if verdict.spoiler:
             log.warning("job %s: the image check flagged the picture (%s); it is sent behind a spoiler (%s)", spec.job_id, _seen(verdict), level)
+    parameters = _parameters(spec, result)
     return JobResult(
         job_id=spec.job_id,
-        anime_png=png_bytes(result.anime_image),
+        anime_png=png_bytes(result.anime_image, parameters),
         style=result.style,
-        base_png=png_bytes(result.base_image) if drawn else None,
+        base_png=png_bytes(result.base_image, replace(parameters, style=None) if parameters else None) if drawn else None,
         seed=result.seed,
         model=result.model,
         timings=result.timings,
         flagged=tuple(str(finding) for finding in verdict.findings) if verdict is not None and verdict.spoiler else (),
     )
+
+
+def _parameters(spec: JobSpec, result: AnimeResult) -> PictureParameters | None:
+    """What the job's picture was made with, for its PNG: the pipeline's account, with the job's transcript.
+
+    A restyled picture keeps how its source was drawn (the source's own
+    chunks, when the bot made it) under its new style. ``None`` when the
+    pipeline does not say (a stand-in's result).
+    """
+    if spec.kind == "restyle" and spec.source_png is not None:
+        drawn = png_info.read(spec.source_png, ours_only=True)
+        if drawn is not None:
+            return replace(drawn, style=result.style, upscale=None, upscaler=None)
+    if result.parameters is None or spec.kind != "text":
+        return result.parameters
+    return replace(result.parameters, transcript=spec.transcript or None, language=spec.language or None)
 
 
 def _seen(verdict: Verdict) -> str:
