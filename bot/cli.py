@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from engine.api import Prompt, Transcript
     from engine.image.pipeline import AnimePipeline
+    from engine.image.png_info import PictureParameters
     from engine.image.styles import CheckpointStore, Style
     from engine.policy.levels import Level, Verdict
     from engine.policy.text import ChatPolicy
@@ -154,10 +155,15 @@ def check_voice_output(path: Path, option: str) -> None:
     check_writable(path, option)
 
 
-def save_image(image: Image.Image, path: Path, option: str) -> None:
-    """Write ``image`` to ``path``; a failure (disk full, ...) is one line, not a traceback."""
+def save_image(image: Image.Image, path: Path, option: str, parameters: PictureParameters | None = None) -> None:
+    """Write ``image`` to ``path`` (a PNG carries ``parameters``); a failure (disk full, ...) is one line, not a traceback."""
+    from PIL import Image
+
+    from engine.image.png_info import png_info
+
+    as_png = Image.registered_extensions().get(path.suffix.lower()) == "PNG"
     try:
-        image.save(path)
+        image.save(path, pnginfo=png_info(parameters) if as_png and parameters is not None else None)
     except OSError as exc:
         raise BadInputError(f"{option} {path}: cannot be written ({exc.strerror or exc})") from exc
 
@@ -228,7 +234,7 @@ def _policy(settings: Settings) -> ChatPolicy:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    """Voice, text or photo -> anime PNG (and optionally the base image)."""
+    """Voice, text, photo or an earlier picture's parameters -> anime PNG (optionally upscaled, and the base image)."""
     # Every argument is checked before torch is even imported: a typo costs a second, not a model load.
     from engine.image.imageio import open_image
     from engine.image.styles import StyleRegistry
@@ -236,31 +242,47 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
     voice = input_file(args.voice, "--voice") if args.voice else None
     photo = input_file(args.photo, "--photo") if args.photo else None
-    check_seed(args.seed)
+    again = _drawn_before(input_file(args.again, "--from")) if args.again else None
+    style = args.style or (again.style if again else None)
+    seed = args.seed if args.seed is not None or again is None else again.seed
+    check_seed(seed)
     check_output(args.output, "-o")
     if args.base_output:
         check_output(args.base_output, "--base-output")
-    if args.style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
-        StyleRegistry.for_directory(settings.checkpoints_dir).get(args.style)
+    if style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
+        StyleRegistry.for_directory(settings.checkpoints_dir).get(style)
+    if again is not None:
+        settings = _drawing_settings(settings, again, args.again)
     policy = _policy(settings)
     level = policy.level
-    if photo is None:
+    if photo is None and again is None:
         from bot.factory import use_machine_translator
 
         use_machine_translator(settings)
     if args.text is not None:  # a refused description costs no model load
         _check_description(policy, build_prompt(args.text))
+    if again is not None:
+        _check_drawn_prompt(policy, again)
     picture = None
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
     from bot import factory
 
+    upscaler = factory.upscaler(settings) if args.upscale else None
+    if upscaler is not None:  # a missing upscaling model stops the command before minutes of drawing
+        cli_output.status.show("loading the upscaling model")
+        upscaler.load()
     pipeline = factory.anime_pipeline(settings)
     progress = cli_output.Progress(steps=pipeline.text_to_image.config.resolved_steps)  # on a terminal only
     transcript = None
     prompt: Prompt | None = None
+    heard: tuple[str | None, str | None] = (None, None)  # the words asked for, and their language
     if picture is not None:
-        result = pipeline.from_photo(picture, style=args.style, progress=progress)
+        result = pipeline.from_photo(picture, style=style, progress=progress)
+    elif again is not None:
+        heard = (again.transcript, again.language)
+        cli_output.status.show("loading the drawing model")
+        result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress)
     else:
         if voice is not None:
             cli_output.status.show(f"listening to {voice.name}")
@@ -269,22 +291,30 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             _check_description(policy, prompt)
         else:
             prompt = build_prompt(args.text)
+        heard = (prompt.description, prompt.language)
         negative = policy.checker.with_negative(prompt.negative, level)
         cli_output.status.show("loading the drawing model")
-        result = pipeline.from_prompt(prompt.positive, negative, style=args.style, seed=args.seed, progress=progress)
+        result = pipeline.from_prompt(prompt.positive, negative, style=style, seed=seed, progress=progress)
     if pipeline.image_check is not None:
         cli_output.status.show("checking the picture")
     image_verdict = _check_pictures(pipeline, result, level, drawn=photo is None)
+    parameters = dataclasses.replace(result.parameters, transcript=heard[0], language=heard[1]) if result.parameters else None
+    anime = result.anime_image
+    if upscaler is not None:
+        anime = upscaler.upscale(anime, args.upscale, progress=lambda _, done: cli_output.status.show(f"upscaling {done:.0%}"))
+        parameters = parameters.upscaled(args.upscale, upscaler.name) if parameters else None
     cli_output.status.clear()
-    save_image(result.anime_image, args.output, "-o")
+    save_image(anime, args.output, "-o", parameters)
     if args.base_output:
-        save_image(result.base_image, args.base_output, "--base-output")
+        save_image(result.base_image, args.base_output, "--base-output", _without_style(parameters))
     summary = {
         "output": str(args.output),
         "base_output": str(args.base_output) if args.base_output else None,
         "style": result.style,
         "seed": result.seed,
         "model": result.model,
+        "upscale": args.upscale,
+        "size": list(anime.size),
         "prompt": _prompt_json(prompt) if prompt else None,
         "transcript": transcript.text if transcript else None,
         "timings": dict(result.timings),
@@ -294,9 +324,75 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(summary)
     else:
-        seed = f", seed {result.seed}" if result.seed is not None else ""  # a photo is restyled, not drawn: no seed
-        print(f"saved {args.output} (style {result.style}{seed}, {result.seconds:.1f} s)")
+        seed_note = f", seed {result.seed}" if result.seed is not None else ""  # a photo is restyled, not drawn: no seed
+        print(f"saved {args.output} (style {result.style}{seed_note}, {result.seconds:.1f} s)")
     return 0
+
+
+def _drawn_before(path: Path) -> PictureParameters:
+    """The drawing parameters a picture carries (``--from``), or :class:`BadInputError` saying why there are none."""
+    from PIL import Image
+
+    from engine.image.png_info import SAMPLERS, read
+
+    try:
+        with Image.open(path) as image:
+            parameters = read(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise BadInputError(f"--from {path}: not a picture voice2anime can read") from None
+    if parameters is None:
+        raise BadInputError(f"--from {path}: this picture carries no drawing parameters (no 'parameters' text in the PNG)")
+    if not parameters.drawn:
+        raise BadInputError(f"--from {path}: this picture was restyled from a photo, not drawn: there is nothing to draw again")
+    if parameters.scheduler is None:
+        ours = ", ".join(" ".join(filter(None, names)) for names in SAMPLERS.values())
+        raise BadInputError(f"--from {path}: drawn with the sampler {parameters.sampler!r}, which voice2anime does not have ({ours})")
+    return parameters
+
+
+def _drawing_settings(settings: Settings, again: PictureParameters, source: str) -> Settings:
+    """``settings`` drawing as ``again`` was drawn: its model, sampler, steps, guidance, size and LoRA."""
+    from engine.image.diffusion import DiffusionConfig
+
+    try:  # the values a picture carries are checked as the drawing model checks its settings
+        config = DiffusionConfig(
+            model=again.model or settings.sd_model,
+            scheduler=again.scheduler or settings.sd_scheduler,
+            steps=again.steps,
+            guidance=again.guidance,
+            width=again.width or settings.sd_width,
+            height=again.height or settings.sd_height,
+            lora=again.lora,
+            lora_scale=again.lora_scale if again.lora_scale is not None else settings.sd_lora_scale,
+        )
+    except ValueError as error:
+        raise BadInputError(f"--from {source}: {error}") from None
+    drawing = {
+        "sd_model": config.model,
+        "sd_scheduler": config.scheduler,
+        "sd_steps": config.steps,
+        "sd_guidance": config.guidance,
+        "sd_width": config.width,
+        "sd_height": config.height,
+        "sd_lora": config.lora,
+        "sd_lora_scale": config.lora_scale,
+        "sd_few_steps": "off",
+    }
+    return settings.model_copy(update=drawing)
+
+
+def _without_style(parameters: PictureParameters | None) -> PictureParameters | None:
+    """The base image's parameters: the drawing's, before any style or upscale."""
+    return dataclasses.replace(parameters, style=None, upscale=None, upscaler=None) if parameters else None
+
+
+def _check_drawn_prompt(policy: ChatPolicy, parameters: PictureParameters) -> None:
+    """Refuse (exit 2) drawing again a prompt the content policy (``CONTENT_POLICY``) does not allow."""
+    from engine.policy.levels import PromptRefusedError
+
+    verdict = policy.checker.check_text(parameters.transcript or "", policy.level, prompt=parameters.prompt)
+    if not verdict.allowed:
+        raise PromptRefusedError.of(verdict)
 
 
 def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
@@ -484,11 +580,21 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--voice", help="audio file to transcribe and draw")
     source.add_argument("--text", help="description to draw")
     source.add_argument("--photo", help="photo to restyle")
+    source.add_argument(
+        "--from",
+        dest="again",
+        metavar="PICTURE",
+        help="draw a picture again from the parameters its PNG carries (prompt, negative, seed, sampler, steps, "
+        "guidance, size, model, style; --style and --seed override them)",
+    )
     p.add_argument("--style", help="AnimeGANv2 style id or alias (default: ANIME_STYLE; `voice2anime styles` lists them)")
     p.add_argument("--seed", type=int, help="seed for reproducible results")
     p.add_argument("--language", help="force the spoken language for --voice")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the anime PNG")
     p.add_argument("--base-output", type=Path, help="also write the base (pre-style) image here")
+    p.add_argument(
+        "--upscale", type=int, choices=(2, 4), help="upscale the result 2 or 4 times with Real-ESRGAN (UPSCALE_MODEL)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from engine.image.diffusion import TextToImage
     from engine.image.pipeline import AnimePipeline
     from engine.image.styles import Style
+    from engine.image.upscale import Upscaler
     from engine.jobs.distributed import RedisConfig, RedisJobQueue
     from engine.jobs.local import LocalJobQueue
     from engine.policy.image_check import ContentCheck
@@ -201,6 +202,17 @@ def animegan(settings: Settings) -> AnimeGAN:
         download=settings.anime_download,
         threads=settings.torch_threads,
     )
+
+
+def upscaler(settings: Settings) -> Upscaler:
+    """Real-ESRGAN upscaling configured from settings (``UPSCALE_*``; the model loads, and downloads, on first use)."""
+    require_engine("upscaling a picture")
+    from engine.image.upscale import UpscaleConfig, Upscaler
+
+    config = UpscaleConfig(
+        model=settings.upscale_model, models_dir=settings.models_dir, device=settings.torch_device, tile=settings.upscale_tile
+    )
+    return Upscaler(config)
 
 
 def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", hint: str = "") -> AnimePipeline:

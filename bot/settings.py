@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     anime_backend: Literal["auto", "onnx", "torch"] = Field("auto", description="auto | onnx | torch (auto picks the fastest available).")
     anime_download: bool = Field(True, description="Download missing AnimeGANv2 weights from their official URL on first use.")
 
+    # --- upscaling (Real-ESRGAN) ---
+    upscale_model: str = Field(
+        "realesr-animevideov3",
+        min_length=1,
+        description="Upscaling model: realesr-animevideov3 (Real-ESRGAN's anime model, downloaded into MODELS_DIR on first use, "
+        "sha256-pinned) or the path of a Real-ESRGAN SRVGGNetCompact .pth.",
+    )
+    upscale_tile: int = Field(
+        256, ge=32, le=4096, description="Side of the tiles a picture is upscaled in (input pixels): smaller uses less memory."
+    )
+
     # --- conversation and limits ---
     card_ttl_seconds: float = Field(600, gt=0, description="How long a confirmation card can be answered.")
     progress_interval_seconds: float = Field(2.0, ge=0, description="Least time between two progress edits of a message.")

@@ -170,3 +170,9 @@ class ImageTooManyPixelsError(ImageError):
     """The photo has more pixels than allowed (``PHOTO_MAX_PIXELS``), read from its header before decoding."""
 
     key = "image.too_many_pixels"
+
+
+class UpscaleModelUnavailableError(ModelUnavailableError):
+    """The upscaling model (Real-ESRGAN, ``UPSCALE_MODEL``) cannot be loaded or fetched."""
+
+    model = "upscale"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from bot.cli import main
 from engine.api import JobSpec
 from engine.image.imageio import png_bytes
 from engine.image.png_info import OWN_CHUNK, PARAMETERS_CHUNK, PictureParameters, parse, png_info, read
 from engine.jobs.runner import run_job
+from tests.support.images import assert_images_close
+from tests.test_cli import engine_env  # noqa: F401  (a fixture)
 
 DRAWN = PictureParameters(
     prompt="a girl, cherry blossoms: at night\nsecond line, with commas",
@@ -126,10 +130,10 @@ class _Pipeline:
                                          model="m", style="paprika"),
         )
 
-    def from_prompt(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def from_prompt(self, *args, **kwargs):
         return self.result
 
-    def from_photo(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def from_photo(self, *args, **kwargs):
         from dataclasses import replace
 
         return replace(self.result, style="hayao", parameters=PictureParameters(width=8, height=8, style="hayao"))
@@ -152,3 +156,31 @@ def test_a_job_writes_its_parameters_and_transcript_into_both_pngs() -> None:
     photo = JobSpec("p", "u", "photo", "hayao", source_png=png_bytes(Image.new("RGB", (8, 8))), policy="off")
     made = read(run_job(pipeline, photo, lambda _: None, lambda: False).anime_png)  # type: ignore[arg-type]
     assert made == PictureParameters(width=8, height=8, style="hayao")
+
+
+def test_generate_from_a_picture_draws_it_again(engine_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    first = tmp_path / "first.png"
+    assert main(["generate", "--text", "一只猫在海边", "--style", "paprika", "--seed", "11", "-o", str(first)]) == 0
+    made = read(Image.open(first))
+    assert made is not None and made.drawn and (made.style, made.seed, made.steps) == ("paprika", 11, 2)
+    assert (made.transcript, made.language, made.width) == ("一只猫在海边", "zh", 64)
+
+    again = tmp_path / "again.png"
+    assert main(["generate", "--from", str(first), "-o", str(again)]) == 0
+    assert read(Image.open(again)) == made
+    assert_images_close(Image.open(first), Image.open(again))
+    capsys.readouterr()
+
+
+def test_generate_from_a_picture_without_parameters_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    assert main(["generate", "--from", str(plain), "-o", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err == f"error: --from {plain}: this picture carries no drawing parameters (no 'parameters' text in the PNG)\n"
+
+
+def test_generate_from_a_picture_keeps_the_content_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refused = tmp_path / "refused.png"
+    Image.new("RGB", (8, 8)).save(refused, pnginfo=png_info(PictureParameters(prompt="a nude girl", seed=1, steps=2, scheduler="lcm")))
+    assert main(["generate", "--from", str(refused), "-o", str(tmp_path / "x.png")]) == 2
+    assert "does not allow" in capsys.readouterr().err
