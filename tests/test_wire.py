@@ -59,6 +59,7 @@ def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
     assert plain(pack_spec(TEXT)) == {
         "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
         "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None, "policy": "strict",
+        "transcript": "", "language": "",
     }
     assert plain(pack_spec(PHOTO))["source_png"] == PNG
     assert plain(pack_event(JobFinished(STYLED))) == {
