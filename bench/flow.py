@@ -38,6 +38,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import importlib
+import inspect
 import io
 import itertools
 import json
@@ -234,13 +236,24 @@ def _count_on_aiosqlite(seen: Any, tally: dict[str, Counter[str]]) -> None:
     event.listen(Engine, "rollback", ended)
 
 
+def _conversation_api() -> tuple[Any, Any, str]:
+    """The tree's ``Conversation``, ``ConversationConfig`` and Draw action, wherever that tree keeps them."""
+    try:
+        from handlers.actions import Action
+        from handlers.conversation import Conversation, ConversationConfig
+    except ImportError:  # a tree from before handlers.conversation
+        flow, cards = importlib.import_module("handlers.flow"), importlib.import_module("handlers.cards")
+        return flow.Conversation, flow.ConversationConfig, cards.CONFIRM
+    return Conversation, ConversationConfig, Action.CONFIRM
+
+
 async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, Any]:
     """Latencies (seconds) per event type and statement counts for ``users`` x ``rounds`` voice -> confirm -> picture cycles."""
     from db import Repository, create_database
     from db.migrate import upgrade_async
-    from handlers import cards
     from handlers.events import ButtonPress, Origin, VoiceMessage, fetched
-    from handlers.flow import Conversation, ConversationConfig
+
+    Conversation, ConversationConfig, confirm = _conversation_api()
 
     await upgrade_async(url)
     database = create_database(url)
@@ -250,7 +263,9 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
         requests_per_minute=10**6, max_active_per_user=10**6, max_active_total=10**6,
     )
     engine = InstantEngine()
-    conversation = Conversation(Repository(database, data_dir), engine, engine, messenger, config)
+    # Speech and the job queue apart (a transcriber and a queue), or one engine in a tree from before they were.
+    speech_and_jobs = (engine, engine) if "transcriber" in inspect.signature(Conversation).parameters else (engine,)
+    conversation = Conversation(Repository(database, data_dir), *speech_and_jobs, messenger, config)
     latencies: dict[str, list[float]] = defaultdict(list)
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     _count_statements(tally)
@@ -274,7 +289,7 @@ async def run(url: str, data_dir: Path, users: int, rounds: int) -> dict[str, An
                 failed += 1
                 continue
             ref, card = messenger.card[origin.user_id]
-            await timed("confirm", ButtonPress(origin, card.request_id, cards.CONFIRM, "", ref))
+            await timed("confirm", ButtonPress(origin, card.request_id, confirm, "", ref))
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(messenger.delivered[origin.user_id].wait(), 30)

@@ -30,7 +30,7 @@ from engine.language.prompt import warm_up
 from engine.policy.levels import Level
 from engine.policy.text import PromptChecker
 from engine.speech.asr import whisper_device
-from handlers.flow import Conversation
+from handlers.conversation import Conversation
 
 log = logging.getLogger(__name__)
 

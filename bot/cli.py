@@ -51,7 +51,7 @@ log = logging.getLogger("voice2anime")
 
 #: UI languages whose style names and descriptions ``voice2anime styles`` shows.
 STYLE_LANGUAGES = ("en", "zh")
-#: Seeds ``--seed`` accepts: the range the bot draws from (``handlers.flow.new_seed``) and stores.
+#: Seeds ``--seed`` accepts: the range the bot draws from (``handlers.conversation.lifecycle.new_seed``) and stores.
 SEED_MAX = 2**32 - 1
 #: File names ``say`` writes its OGG/Opus voice note as.
 VOICE_EXTENSIONS = (".ogg", ".opus", ".oga")

@@ -49,9 +49,9 @@ from bot.discord_views import DYNAMIC_ITEMS, is_ours, modal_submission
 from bot.settings import Settings
 from bot.startup_errors import BadInputError
 from engine.errors import MEGABYTE, AudioTooLargeError, ImageTooLargeError
-from handlers.cards import EDIT
+from handlers.actions import Action, Payload
+from handlers.conversation.routes import BY_COMMAND
 from handlers.events import (
-    PRIVATE_COMMANDS,
     ButtonPress,
     Command,
     Event,
@@ -62,7 +62,7 @@ from handlers.events import (
     VoiceMessage,
 )
 from handlers.i18n import pick_language, t
-from handlers.replies import Messenger, parse_button_data
+from handlers.replies import Messenger
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,8 @@ class DiscordAdapter:
             await _refuse(interaction)
             return
         # The answers that are only the asker's (help, settings ...) are ephemeral in servers from the "thinking…" on.
-        private = name in PRIVATE_COMMANDS and interaction.guild_id is not None
+        route = BY_COMMAND.get(name)
+        private = route is not None and route.private and interaction.guild_id is not None
         responder = Responder(interaction, thinking=True, ephemeral=private)
         origin = _interaction_origin(interaction)
         await self._answer(responder, Command(origin, name, text, style=style or ""))
@@ -245,15 +246,14 @@ class DiscordAdapter:
         if not self.allows(interaction.guild_id):
             await _refuse(interaction)
             return
-        parsed = parse_button_data(data)
-        if parsed is None:
+        payload = Payload.unpack(data)
+        if payload is None:
             await _acknowledge(interaction)
             return
-        action, request_id, value = parsed
         responder = Responder(interaction, thinking=False)
         ref = self._messenger.track_source(responder)
-        press = ButtonPress(_interaction_origin(interaction), request_id, action, value, ref)
-        await self._answer(responder, press, modal=action == EDIT)
+        press = ButtonPress(_interaction_origin(interaction), payload.request_id, payload.action, payload.value, ref)
+        await self._answer(responder, press, modal=payload.action is Action.EDIT)
 
     async def on_modal_text(self, interaction: discord.Interaction, request_id: str, text: str) -> None:
         """The edit modal's text -> :class:`TextMessage` for the request the form was opened for."""

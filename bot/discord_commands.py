@@ -1,4 +1,4 @@
-"""The slash commands: :data:`handlers.events.COMMANDS`, described in English and Chinese.
+"""The slash commands: :data:`handlers.conversation.routes.COMMANDS`, described in English and Chinese.
 
 Command names are the same everywhere (``/anime``, ``/cancel``, ... — the
 ones the help text names). Descriptions come from ``handlers.i18n``
@@ -11,13 +11,15 @@ its name and text to a :data:`CommandRunner`; the conversation does the rest.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
-from handlers.events import COMMANDS
+from handlers.conversation.routes import COMMANDS, CommandRoute
 from handlers.i18n import t
 
 #: ``runner(interaction, command name, text argument, style option)``.
@@ -50,28 +52,36 @@ class CommandTranslator(app_commands.Translator):
 def build_commands(
     styles: Sequence[str], run: CommandRunner, *, max_text_chars: int
 ) -> list[app_commands.Command[None, ..., None]]:
-    """One command per name in ``COMMANDS``; ``/anime`` takes ``text`` (up to ``max_text_chars``) and ``style``."""
-    return [anime_command(styles, run, max_text_chars) if name == "anime" else simple_command(name, run) for name in COMMANDS]
+    """One command per route of :data:`~handlers.conversation.routes.COMMANDS`, with its options:
+    ``text`` up to ``max_text_chars`` and ``style`` choosing from ``styles`` (Discord allows 25)."""
+    return [_command(route, styles, run, max_text_chars) for route in COMMANDS]
 
 
-def simple_command(name: str, run: CommandRunner) -> app_commands.Command[None, ..., None]:
-    """A command without options."""
+def _command(
+    route: CommandRoute, styles: Sequence[str], run: CommandRunner, max_text_chars: int
+) -> app_commands.Command[None, ..., None]:
+    """The command of ``route``: its callback's signature lists the route's options, which discord.py makes typed options."""
 
-    async def callback(interaction: discord.Interaction) -> None:
-        await run(interaction, name, "", None)
+    async def callback(interaction: discord.Interaction, **options: str | None) -> None:
+        await run(interaction, route.name, options.get("text") or "", options.get("style"))
 
-    return app_commands.Command(name=name, description=described(f"command.{name}"), callback=callback)
-
-
-def anime_command(styles: Sequence[str], run: CommandRunner, max_text_chars: int) -> app_commands.Command[None, ..., None]:
-    """``/anime text [style]``; the styles become the style option's choices (Discord allows 25)."""
-
-    async def anime(interaction: discord.Interaction, text: str, style: str | None = None) -> None:
-        await run(interaction, "anime", text, style)
-
-    # The length limit is a setting, so the annotation is made here rather than written in the signature.
-    anime.__annotations__["text"] = app_commands.Range[str, 1, min(max_text_chars, MAX_OPTION_LENGTH)]
-    command = app_commands.Command(name="anime", description=described("command.anime"), callback=anime)
-    command = app_commands.describe(text=described("command.anime.text"), style=described("command.anime.style"))(command)
-    choices = [app_commands.Choice(name=style, value=style) for style in styles[:25]]
-    return app_commands.choices(style=choices)(command)
+    parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
+    for option in route.options:
+        # The length limit is a setting, so the annotation is made here rather than written in a signature.
+        kind: Any = app_commands.Range[str, 1, min(max_text_chars, MAX_OPTION_LENGTH)] if option.name == "text" else str
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=kind if option.required else kind | None,
+                default=inspect.Parameter.empty if option.required else None,
+            )
+        )
+    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # read by inspect.signature
+    command = app_commands.Command(name=route.name, description=described(route.description), callback=callback)
+    if route.options:
+        descriptions = {option.name: described(f"{route.description}.{option.name}") for option in route.options}
+        command = app_commands.describe(**descriptions)(command)
+    if any(option.name == "style" for option in route.options):
+        command = app_commands.choices(style=[app_commands.Choice(name=style, value=style) for style in styles[:25]])(command)
+    return command

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import discord
 
-from handlers.cards import EDIT
+from handlers.actions import Action
 from handlers.replies import Button, Reply
 
 BUTTON_PREFIX = "v2a:"
@@ -103,14 +103,9 @@ def is_ours(custom_id: str) -> bool:
     return any(re.fullmatch(pattern, custom_id) for pattern in (_BUTTON_ID, _SELECT_ID))
 
 
-def is_picker(reply: Reply) -> bool:
-    """True when every button picks a value for the same action and request: shown as a select."""
-    buttons = [b for row in reply.buttons for b in row]
-    return (
-        1 < len(buttons) <= MAX_OPTIONS
-        and all(b.value for b in buttons)
-        and len({(b.action, b.request_id) for b in buttons}) == 1
-    )
+def shown_as_select(reply: Reply) -> bool:
+    """A picker (its buttons pick a value for one action and request) of 2 to :data:`MAX_OPTIONS` choices is a select."""
+    return reply.kind == "picker" and 1 < sum(len(row) for row in reply.buttons) <= MAX_OPTIONS
 
 
 def view_for(reply: Reply) -> discord.ui.View | None:
@@ -118,7 +113,7 @@ def view_for(reply: Reply) -> discord.ui.View | None:
     if not reply.buttons:
         return None
     view = discord.ui.View(timeout=None)
-    if is_picker(reply):
+    if shown_as_select(reply):
         buttons = [b for row in reply.buttons for b in row]
         first = buttons[0]
         options = [discord.SelectOption(label=b.label[:100], value=b.value) for b in buttons]
@@ -174,5 +169,5 @@ def modal_submission(interaction: discord.Interaction) -> ModalSubmission | None
 def edit_again_button(reply: Reply, label: str) -> discord.ui.View:
     """Fallback when the modal can no longer be the response: a button whose press opens it."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ReplyButton(Button(label, EDIT, reply.request_id).data, label))
+    view.add_item(ReplyButton(Button(label, Action.EDIT, reply.request_id).data, label))
     return view

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from engine.speech.audio import AudioLimits
     from engine.speech.transcriber import WhisperTranscriber
     from engine.speech.tts import Narrator, TtsConfig
-    from handlers.flow import ConversationConfig
+    from handlers.conversation import ConversationConfig
 
 # Every engine module is imported where it is used: the image engine (torch, diffusers, onnx) is the
 # optional ``voice2anime[engine]`` extra, which a bot with ENGINE=redis, ``transcribe`` and ``prompt`` do without.
@@ -373,7 +373,7 @@ def offered_styles(settings: Settings) -> list[Style]:
 def conversation_config(settings: Settings) -> ConversationConfig:
     """Conversation limits and timings from settings; styles from the AnimeGANv2 registry (:func:`offered_styles`)."""
     from engine.image.styles import StyleRegistry
-    from handlers.flow import ConversationConfig
+    from handlers.conversation import ConversationConfig
     from handlers.i18n import LANGUAGES
 
     registry = StyleRegistry.for_directory(settings.checkpoints_dir)

@@ -52,7 +52,8 @@ from bot.startup_errors import BadInputError, DependencyError, reaching
 from bot.telegram_inbound import PLATFORM, Attachment, from_callback, from_message
 from bot.telegram_render import TelegramMessenger
 from engine.errors import AudioTooLargeError, ImageTooLargeError, UserError
-from handlers.events import COMMANDS, Event, PhotoMessage, Rejected, VoiceMessage
+from handlers.conversation.routes import COMMANDS
+from handlers.events import Event, PhotoMessage, Rejected, VoiceMessage
 from handlers.i18n import t
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,7 @@ class TelegramAdapter:
         bot = self.application.bot
         try:
             for lang, code in MENU_LANGUAGES.items():
-                commands = [BotCommand(name, t(f"command.{name}", lang)) for name in COMMANDS]
+                commands = [BotCommand(route.name, t(route.description, lang)) for route in COMMANDS]
                 await bot.set_my_commands(commands, language_code=code)
         except TelegramError as error:
             log.warning("could not publish the command menu: %s", error)

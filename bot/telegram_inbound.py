@@ -19,8 +19,9 @@ from typing import Literal
 
 from telegram import CallbackQuery, Chat, Message, MessageEntity, User
 
-from handlers.events import COMMANDS, ButtonPress, Command, Event, Origin, TextMessage
-from handlers.replies import parse_button_data
+from handlers.actions import Payload
+from handlers.conversation.routes import BY_COMMAND
+from handlers.events import ButtonPress, Command, Event, Origin, TextMessage
 
 PLATFORM = "telegram"
 
@@ -88,13 +89,12 @@ def from_message(message: Message, me: User) -> Event | Attachment | None:
 
 def from_callback(query: CallbackQuery) -> ButtonPress | None:
     """The press on one of our buttons, or None when the data is not ours or the message is unknown."""
-    parsed = parse_button_data(query.data or "")
-    if parsed is None or query.message is None:
+    payload = Payload.unpack(query.data or "")
+    if payload is None or query.message is None:
         return None
-    action, request_id, value = parsed
     chat = query.message.chat
     return ButtonPress(
-        origin_of(chat, query.from_user), request_id, action, value, message_ref(chat.id, query.message.message_id)
+        origin_of(chat, query.from_user), payload.request_id, payload.action, payload.value, message_ref(chat.id, query.message.message_id)
     )
 
 
@@ -106,7 +106,7 @@ def _command(text: str, me: User, origin: Origin) -> Command | None:
     name, target, args = match.group(1).lower(), match.group(2), (match.group(3) or "").strip()
     if target is not None and target.lower() != (me.username or "").lower():
         return None
-    if origin.is_group and target is None and name not in COMMANDS:
+    if origin.is_group and target is None and name not in BY_COMMAND:
         return None
     return Command(origin, name, args)
 

@@ -73,10 +73,12 @@ from bot.web_session import (
 )
 from engine.errors import AudioTooLargeError, ImageTooLargeError
 from handlers import cards
+from handlers.actions import Action, Payload
+from handlers.conversation.routes import STUDIO_CHIPS
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
 from handlers.i18n import pick_language, t
 from handlers.keyed_lock import KeyedLock
-from handlers.replies import Button, Reply, parse_button_data
+from handlers.replies import Button, Reply
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +413,7 @@ class WebAdapter:
         return web.json_response(page_strings(), dumps=_dumps)
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
-        """Whether this browser is in, and the limits the page checks before uploading."""
+        """Whether this browser is in, the limits the page checks before uploading and its command chips."""
         user = self._user(request)
         response = web.json_response(
             {
@@ -422,6 +424,7 @@ class WebAdapter:
                     "audio_seconds": self.config.audio_max_seconds,
                     "photo_bytes": self.config.photo_max_bytes,
                 },
+                "commands": STUDIO_CHIPS,
             }
         )
         if user is None and not self._signer.needs_password:
@@ -515,12 +518,11 @@ class WebAdapter:
                 return TextMessage(origin, text.strip(), request_id)
         elif kind == "press":
             payload, ref = _text(data.get("data")), _text(data.get("ref", ""))
-            parsed = parse_button_data(payload) if payload is not None else None
-            if parsed is not None:
-                action, request_id, value = parsed
+            pressed = Payload.unpack(payload) if payload is not None else None
+            if pressed is not None:
                 # A message reference is passed on only when it is this browser's own message.
                 ref = ref if ref is not None and self._messenger.owns(user, ref) else ""
-                return ButtonPress(origin, request_id, action, value, ref)
+                return ButtonPress(origin, pressed.request_id, pressed.action, pressed.value, ref)
         return None
 
     def _origin(self, user: str) -> Origin:
@@ -653,7 +655,7 @@ class WebAdapter:
                 "description": item.description,
                 "spoiler": item.spoiler,
                 # Pressing it asks the conversation to show the picture again, with its buttons.
-                "press": Button("", cards.RESEND, item.request_id).data,
+                "press": Button("", Action.RESEND, item.request_id).data,
             }
             for item in page.items
         ]

@@ -21,7 +21,7 @@ from db.columns import utcnow
 from db.enums import ImageRole, RequestKind
 from db.records import RequestRecord
 from db.states import RequestState
-from handlers import cards
+from handlers.actions import Action
 from handlers.cards import style_name
 from handlers.i18n import LANGUAGES, pick_language
 from handlers.jobs import POLICY_SPOILER, StatusView
@@ -100,12 +100,12 @@ class RepositoryGallery:
             if record.state is S.AWAITING_CONFIRMATION:
                 if record.card_expires_at is not None and record.card_expires_at < now:
                     continue
-                shown.append(Recent(record.id, frozenset({"card"}), press=Button("", cards.DETAILS, record.id, "0")))
+                shown.append(Recent(record.id, frozenset({"card"}), press=Button("", Action.DETAILS, record.id, "0")))
             elif record.state is S.DELIVERED:
                 anime = record.image(ImageRole.ANIME)
                 if anime is None or not anime.path.exists():
                     continue
-                shown.append(Recent(record.id, frozenset({"image"}), press=Button("", cards.RESEND, record.id)))
+                shown.append(Recent(record.id, frozenset({"image"}), press=Button("", Action.RESEND, record.id)))
             else:
                 if lang is None:
                     lang = pick_language((await self._repository.get_user_settings(user_id)).language, locale)

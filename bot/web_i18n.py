@@ -15,7 +15,7 @@ A key ending in ``.touch`` is the wording for touch screens (``pointer: coarse``
 
 from __future__ import annotations
 
-from handlers.events import COMMANDS
+from handlers.conversation.routes import COMMANDS
 from handlers.i18n import LANGUAGES, has_message, message_keys, t, template
 
 #: The catalog key of page word ``key`` is this followed by ``key``.
@@ -37,10 +37,9 @@ def page_strings() -> dict[str, dict[str, str]]:
         words = {key: page_word(key, lang) for key in page_keys}
         words |= {key: t(source, lang) for key, source in FROM_CHAT.items()}
         words |= {f"chat.{key}": template(key, lang) for key in CHAT_TEMPLATES}
-        for name in COMMANDS:
-            key = f"command.{name}"
-            if has_message(key):
-                words[key] = t(key, lang)
+        for route in COMMANDS:
+            if has_message(route.description):
+                words[route.description] = t(route.description, lang)
         strings[lang] = words
     return strings
 

@@ -2,7 +2,7 @@
 
 :data:`TRANSITIONS` is the single source of truth for which moves exist; the
 state diagram (with the event behind each move) lives beside the conversation
-in ``handlers/flow.py`` and a test checks that the two agree. The database
+in ``handlers/conversation/routes.py`` and a test checks that the two agree. The database
 applies every transition as a guarded ``UPDATE ... WHERE state IN (allowed
 sources)``; asking for a move that is not in the table is a programming error.
 """

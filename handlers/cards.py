@@ -19,28 +19,14 @@ from engine.api import ParsedDescription
 from engine.language.chinese import simplified
 from engine.language.lexicon import in_chinese
 from engine.policy.levels import Level, Verdict
+from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
 from handlers.i18n import error_text, has_message, in_script, is_chinese, t
 from handlers.locales.catalogs import LOCALES
 from handlers.replies import Button, Reply
 
-#: Action names carried in button payloads (short: Telegram allows 64 bytes).
-CONFIRM, EDIT, RETRY, RETRY_AS, STYLE, STYLE_SET, CANCEL, DETAILS = "ok", "ed", "rl", "ra", "st", "ss", "x", "dt"
-#: "Keep what I said": put back the words the engine corrected.
-KEEP_SAID = "kp"
-RESTYLE, RESTYLE_AS, REROLL, BASE, RESEND = "rs", "rsa", "rr", "b", "h"
-#: Run again a job whose finished picture could not be stored.
-TRY_AGAIN = "ag"
-#: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).
-RETRY_MISSING = "rm"
 #: Draw's value on a doubtful card (ask once more first), and on the card that asked (draw).
 DRAW_ASK, DRAW_SURE = "ask", "sure"
-#: Personal settings: the user's language and default style (a value sets it, none opens the picker).
-SET_LANGUAGE, DEFAULT_STYLE = "lang", "ds"
-#: Chat-wide settings' actions are their entries' (:data:`handlers.chat_settings.CHAT_SETTINGS`), e.g. these two.
-TOGGLE_CONFIRM = next(entry.action for entry in CHAT_SETTINGS if entry.field == "confirm_before_generate")
-CHAT_LANGUAGE = next(entry.action for entry in CHAT_SETTINGS if entry.field == "language")
-CHAT_POLICY = next(entry.action for entry in CHAT_SETTINGS if entry.field == "content_policy")
 #: Request id placeholder for buttons that are not about one request.
 NO_REQUEST = "-"
 RETRY_LANGUAGES = ("zh", "en", "yue")
@@ -197,7 +183,7 @@ def confirmation_card(
     lines = [header, t("card.quote", lang, text=said)]
     if has_unsure:
         lines.append(t("card.unsure", lang))
-    keep = Button(t("button.keep_said", lang), KEEP_SAID, request_id) if corrections else None
+    keep = Button(t("button.keep_said", lang), Action.KEEP_SAID, request_id) if corrections else None
     if keep is not None:
         changes = separator.join(
             t("card.correction", lang, heard=heard.strip(_PUNCTUATION), meant=meant.strip(_PUNCTUATION)) for heard, meant in corrections
@@ -219,17 +205,17 @@ def confirmation_card(
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))
     if details:
         lines += ["", t("card.field", lang, label=t("card.prompt", lang), value=prompt)]
-    retry = Button(t("button.retry_language", lang), RETRY, request_id)
-    edit = Button(t("button.edit", lang), EDIT, request_id)
+    retry = Button(t("button.retry_language", lang), Action.RETRY, request_id)
+    edit = Button(t("button.edit", lang), Action.EDIT, request_id)
     lines += ["", *refusal] if refusal else ["", missing or _question(lang, doubtful, asking, confidence, retry, edit)]
-    toggle = Button(t("button.hide_details" if details else "button.details", lang), DETAILS, request_id, "0" if details else "1")
-    second_row = [Button(t("button.style", lang), STYLE, request_id), toggle, Button(t("button.cancel", lang), CANCEL, request_id)]
+    toggle = Button(t("button.hide_details" if details else "button.details", lang), Action.DETAILS, request_id, "0" if details else "1")
+    second_row = [Button(t("button.style", lang), Action.STYLE, request_id), toggle, Button(t("button.cancel", lang), Action.CANCEL, request_id)]
     if missing:
-        draw = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id)
+        draw = Button(t("button.retry_missing", lang), Action.RETRY_MISSING, request_id)
     elif asking:
-        draw = Button(t("button.draw_anyway", lang), CONFIRM, request_id, DRAW_SURE)
+        draw = Button(t("button.draw_anyway", lang), Action.CONFIRM, request_id, DRAW_SURE)
     else:
-        draw = Button(t("button.confirm", lang), CONFIRM, request_id, DRAW_ASK if doubtful else "")
+        draw = Button(t("button.confirm", lang), Action.CONFIRM, request_id, DRAW_ASK if doubtful else "")
     if doubtful and not asking and not missing:  # what was heard is doubtful: fixing it comes first, drawing second
         first_row, second_row = [retry, edit], [draw, *second_row]
     else:
@@ -253,8 +239,8 @@ def _question(lang: str, doubtful: bool, asking: bool, confidence: float, retry:
 
 def waiting_for_model(request_id: str, lang: str, key: str, *, fix: str = "") -> Reply:
     """A voice note that could not be listened to yet: which model is missing, with Retry and Cancel (``fix``: the studio's)."""
-    retry = Button(t("button.retry_missing", lang), RETRY_MISSING, request_id)
-    cancel = Button(t("button.cancel", lang), CANCEL, request_id)
+    retry = Button(t("button.retry_missing", lang), Action.RETRY_MISSING, request_id)
+    cancel = Button(t("button.cancel", lang), Action.CANCEL, request_id)
     return Reply(error_text(key, lang), kind="card", buttons=((retry, cancel),), request_id=request_id, fix=fix)
 
 
@@ -309,7 +295,7 @@ def retired_card(request_id: str, lang: str, key: str) -> Reply:
 
 
 def style_picker(
-    request_id: str, action: str, styles: Sequence[str], lang: str, names: StyleNames, current: str | None = None
+    request_id: str, action: Action, styles: Sequence[str], lang: str, names: StyleNames, current: str | None = None
 ) -> Reply:
     """One button per style (by display name), two per row; ``action`` says what picking does."""
     buttons = []
@@ -317,13 +303,13 @@ def style_picker(
         label = style_name(style, lang, names)
         buttons.append(Button(t("button.on", lang, label=label) if style == current else label, action, request_id, style))
     rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-    return Reply(t("style.choose", lang), buttons=rows, request_id=request_id, private=request_id == NO_REQUEST)
+    return Reply(t("style.choose", lang), kind="picker", buttons=rows, request_id=request_id, private=request_id == NO_REQUEST)
 
 
 def language_picker(request_id: str, lang: str) -> Reply:
     """Which language was spoken, for re-transcribing."""
-    row = tuple(Button(language_name(code, lang), RETRY_AS, request_id, code) for code in RETRY_LANGUAGES)
-    return Reply(t("retry.choose", lang), buttons=(row,), request_id=request_id)
+    row = tuple(Button(language_name(code, lang), Action.RETRY_AS, request_id, code) for code in RETRY_LANGUAGES)
+    return Reply(t("retry.choose", lang), kind="picker", buttons=(row,), request_id=request_id)
 
 
 def progress(request_id: str, lang: str, key: str, *, preview: bytes | None = None, **params: object) -> Reply:
@@ -333,7 +319,7 @@ def progress(request_id: str, lang: str, key: str, *, preview: bytes | None = No
     """
     if key == "queued" and params.get("position") is None:
         key = "queued.waiting"
-    cancel = Button(t("button.cancel", lang), CANCEL, request_id)
+    cancel = Button(t("button.cancel", lang), Action.CANCEL, request_id)
     return Reply(t(key, lang, **params), kind="progress", buttons=((cancel,),), image_png=preview, request_id=request_id)
 
 
@@ -342,9 +328,9 @@ def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int |
     caption = t("delivered", lang, style=style, seed=seed) if seed is not None and drawn else t("delivered.photo", lang, style=style)
     if description:
         caption = t("card.quote", lang, text=shorten(description, 200)) + "\n" + caption
-    row = [Button(t("button.restyle", lang), RESTYLE, request_id), Button(t("button.base", lang), BASE, request_id)]
+    row = [Button(t("button.restyle", lang), Action.RESTYLE, request_id), Button(t("button.base", lang), Action.BASE, request_id)]
     if drawn:
-        row.insert(1, Button(t("button.reroll", lang), REROLL, request_id))
+        row.insert(1, Button(t("button.reroll", lang), Action.REROLL, request_id))
     return Reply(
         caption, kind="image", image_png=png, buttons=(tuple(row),), request_id=request_id, file_name=file_name(request_id)
     )
@@ -387,8 +373,8 @@ def settings_card(
         lines = [t("settings.heading", lang)]
         lines += [t("settings.row", lang, label=t(label, lang), value=value) for label, value in personal + chat_lines]
         mine = (
-            Button(t("settings.language", lang), SET_LANGUAGE, NO_REQUEST),
-            Button(t("button.style", lang), DEFAULT_STYLE, NO_REQUEST),
+            Button(t("settings.language", lang), Action.SET_LANGUAGE, NO_REQUEST),
+            Button(t("button.style", lang), Action.DEFAULT_STYLE, NO_REQUEST),
         )
     else:
         lines = [t("settings.heading", lang), t("settings.yours", lang, name=name)]
@@ -396,8 +382,8 @@ def settings_card(
         lines += ["", t("settings.chat", lang)]
         lines += [t("card.field", lang, label=t(label, lang), value=value) for label, value in chat_lines]
         mine = (
-            Button(t("settings.my_language", lang), SET_LANGUAGE, NO_REQUEST),
-            Button(t("settings.my_style", lang), DEFAULT_STYLE, NO_REQUEST),
+            Button(t("settings.my_language", lang), Action.SET_LANGUAGE, NO_REQUEST),
+            Button(t("settings.my_style", lang), Action.DEFAULT_STYLE, NO_REQUEST),
         )
     if policy is not None:  # the level that applies here (a chat's "off" where it may not be is "standard")
         row = "settings.row" if chat is None else "card.field"
@@ -416,7 +402,7 @@ def _setting_button(entry: ChatSetting, value: object, lang: str) -> Button:
     return Button(t(entry.button, lang), entry.action, NO_REQUEST, token)
 
 
-def choice_picker(action: str, lang: str, question: str, choices: Sequence[Choice], current: object) -> Reply:
+def choice_picker(action: Action, lang: str, question: str, choices: Sequence[Choice], current: object) -> Reply:
     """A setting's choices (the current one ticked), two per row; picking one sets it."""
     buttons = []
     for choice in choices:
@@ -424,12 +410,12 @@ def choice_picker(action: str, lang: str, question: str, choices: Sequence[Choic
         shown = t("button.on", lang, label=label) if choice.value == current else label
         buttons.append(Button(shown, action, NO_REQUEST, choice.token))
     rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-    return Reply(t(question, lang), buttons=rows, private=True)
+    return Reply(t(question, lang), kind="picker", buttons=rows, private=True)
 
 
 def language_choice_picker(lang: str, current: str | None) -> Reply:
     """The user's own language: automatic, English, Simplified or Traditional Chinese."""
-    return choice_picker(SET_LANGUAGE, lang, "settings.choose_language", LANGUAGE_CHOICES, current)
+    return choice_picker(Action.SET_LANGUAGE, lang, "settings.choose_language", LANGUAGE_CHOICES, current)
 
 
 @dataclass(frozen=True)
@@ -461,21 +447,21 @@ def history_list(lang: str, entries: Sequence[HistoryEntry]) -> Reply:
     for i, entry in enumerate(entries, start=1):
         description = t("card.quote", lang, text=shorten(entry.description, 40)) if entry.description else t("history.photo", lang)
         lines.append(t("history.entry", lang, index=i, description=description, style=entry.style, date=entry.created.date().isoformat()))
-    buttons = [Button(t("button.resend", lang, index=i), RESEND, entry.request_id) for i, entry in enumerate(entries, 1)]
+    buttons = [Button(t("button.resend", lang, index=i), Action.RESEND, entry.request_id) for i, entry in enumerate(entries, 1)]
     rows = tuple(tuple(buttons[i : i + 5]) for i in range(0, len(buttons), 5))
     return Reply("\n".join(lines), buttons=rows, private=True)
 
 
 def delivery_failed(request_id: str, lang: str) -> Reply:
     """The picture is drawn but every upload failed: say so, with a button to try again."""
-    retry = Button(t("button.send_again", lang), RESEND, request_id)
+    retry = Button(t("button.send_again", lang), Action.RESEND, request_id)
     return Reply(t("delivery.failed", lang), kind="error", buttons=((retry,),), request_id=request_id)
 
 
 def not_stored(request_id: str, lang: str) -> Reply:
     """A finished picture that could not be stored (a server problem): it waits, with Try again and Cancel."""
-    again = Button(t("button.try_again", lang), TRY_AGAIN, request_id)
-    cancel = Button(t("button.cancel", lang), CANCEL, request_id)
+    again = Button(t("button.try_again", lang), Action.TRY_AGAIN, request_id)
+    cancel = Button(t("button.cancel", lang), Action.CANCEL, request_id)
     return Reply(t("job.not_stored", lang), kind="error", buttons=((again, cancel),), request_id=request_id)
 
 

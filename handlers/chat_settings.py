@@ -9,7 +9,7 @@ else privately. Adding one (e.g. a content-policy level) is one more entry
 here, its words in the catalogs of :mod:`handlers.locales` and its column.
 
 Personal settings (a user's language and default style) are not here: anyone
-changes their own, for themselves (:mod:`handlers.flow`).
+changes their own, for themselves (:mod:`handlers.conversation.settings`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from db.preferences import DEFAULT_PREFERENCES, ChatOverrides, Preferences
+from handlers.actions import Action
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class ChatSetting:
 
     #: The :class:`~db.preferences.ChatOverrides` field (and ``chat_settings`` column).
     field: str
-    #: Button action (short: it travels in 64-byte button payloads).
-    action: str
+    #: Its button's action.
+    action: Action
     #: i18n key of its name on the card.
     label: str
     #: i18n key of its button.
@@ -102,7 +103,7 @@ LANGUAGE_CHOICES = (
 CHAT_SETTINGS: tuple[ChatSetting, ...] = (
     ChatSetting(
         "language",
-        "cl",
+        Action.CHAT_LANGUAGE,
         "settings.chat_language_label",
         "settings.chat_language_button",
         (Choice("auto", None, "settings.auto", shown="settings.chat_language_auto"), *LANGUAGE_CHOICES[1:]),
@@ -111,7 +112,7 @@ CHAT_SETTINGS: tuple[ChatSetting, ...] = (
     ),
     ChatSetting(
         "confirm_before_generate",
-        "conf",
+        Action.TOGGLE_CONFIRM,
         "settings.confirm_label",
         "settings.toggle_confirm",
         (Choice("on", True, "settings.confirm_on"), Choice("off", False, "settings.confirm_off")),
@@ -119,7 +120,7 @@ CHAT_SETTINGS: tuple[ChatSetting, ...] = (
     ),
     ChatSetting(
         "content_policy",
-        "pol",
+        Action.CHAT_POLICY,
         "settings.policy_label",
         "settings.policy_button",
         (

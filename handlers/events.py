@@ -10,14 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.errors import UserError
+from handlers.actions import Action
 
 #: Downloads an upload's bytes; raises a ``UserError`` when the platform refuses (e.g. over its size limit).
 Fetch = Callable[[], Awaitable[bytes]]
 
-#: The commands every adapter offers (descriptions: ``handlers.i18n`` keys ``command.<name>``).
-COMMANDS = ("start", "help", "anime", "style", "history", "settings", "cancel")
-#: Commands whose answer is for the asker only (a ``private`` reply: Discord defers these ephemerally in servers).
-PRIVATE_COMMANDS = ("help", "style", "history", "settings")
 
 
 @dataclass(frozen=True)
@@ -79,6 +76,8 @@ class PhotoMessage:
 class Command:
     """A slash command without the slash, e.g. ``Command(o, "anime", "a girl with blue hair")``.
 
+    The commands every adapter offers are :data:`handlers.conversation.routes.COMMANDS`.
+
     ``style`` is ``/anime``'s optional style (platforms with typed command options).
     """
 
@@ -90,14 +89,14 @@ class Command:
 
 @dataclass(frozen=True)
 class ButtonPress:
-    """A press on one of our buttons (decoded from :attr:`handlers.replies.Button.data`).
+    """A press on one of our buttons (decoded with :meth:`handlers.actions.Payload.unpack`).
 
     ``message_ref`` is the message the button sits on, so the flow can edit it.
     """
 
     origin: Origin
     request_id: str
-    action: str
+    action: Action
     value: str = ""
     message_ref: str = ""
 

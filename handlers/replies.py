@@ -30,7 +30,7 @@ every platform (a toast, an ephemeral message).
 Every message belongs to the user it was sent for (their card, status,
 picture, settings, a picker they opened): :class:`OwnedMessages` remembers
 whose each one is and which requests its buttons name, so a press on it by
-anyone else never edits it (see :mod:`handlers.flow`).
+anyone else never edits it (see :mod:`handlers.conversation.dispatcher`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from handlers.actions import Action, Payload
 from handlers.events import Origin
 
-ReplyKind = Literal["text", "card", "progress", "image", "edit_prompt", "error"]
-
-#: Button payloads must fit Telegram's 64-byte callback_data.
-MAX_BUTTON_DATA = 64
+#: What a reply is, so each platform can show it in its own way: ``card`` a confirmation card, ``picker`` a choice of
+#: one value (every button the same action on the same request, e.g. a style: Discord shows a select), ``progress``
+#: a status, ``image`` a picture, ``edit_prompt`` a request for corrected words, ``error`` a failure, ``text`` the rest.
+ReplyKind = Literal["text", "card", "picker", "progress", "image", "edit_prompt", "error"]
 
 
 @dataclass(frozen=True)
@@ -52,25 +53,14 @@ class Button:
     """One button; state lives server-side, the payload only names request and action."""
 
     label: str
-    action: str
+    action: Action
     request_id: str
     value: str = ""
 
     @property
     def data(self) -> str:
-        """Compact payload ``action:request_id[:value]`` (at most 64 bytes)."""
-        data = f"{self.action}:{self.request_id}" + (f":{self.value}" if self.value else "")
-        if len(data.encode()) > MAX_BUTTON_DATA:
-            raise ValueError(f"button data over {MAX_BUTTON_DATA} bytes: {data!r}")
-        return data
-
-
-def parse_button_data(data: str) -> tuple[str, str, str] | None:
-    """Inverse of :attr:`Button.data`: (action, request_id, value), or None if it is not ours."""
-    parts = data.split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        return None
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+        """Compact payload ``action:request_id[:value]`` (:meth:`handlers.actions.Payload.pack`)."""
+        return Payload(self.action, self.request_id, self.value).pack()
 
 
 @dataclass(frozen=True)

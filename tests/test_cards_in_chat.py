@@ -10,6 +10,7 @@ from __future__ import annotations
 from db import RequestState
 from engine.api import Segment, Transcript, Word
 from handlers import cards
+from handlers.actions import Action
 from handlers.events import Command
 from handlers.i18n import t
 from tests.support.conversation import button
@@ -57,10 +58,10 @@ async def test_a_re_transcribed_card_retires_the_old_one(sqlite_url, make_harnes
     h = await make_harness(sqlite_url, engine)
     await h.voice("ben", b"ogg")
     first_ref, first = h.messenger.last("card")
-    await h.press("ben", button(first, cards.RETRY), first_ref)
+    await h.press("ben", button(first, Action.RETRY), first_ref)
     picker = h.messenger.calls[-1].reply
     engine.transcript = MANDARIN
-    await h.press("ben", button(picker, cards.RETRY_AS, "zh"))
+    await h.press("ben", button(picker, Action.RETRY_AS, "zh"))
     second_ref, second = h.messenger.last("card")
     assert second_ref != first_ref and second.request_id == first.request_id
     assert h.messenger.messages[first_ref] == cards.retired_card(first.request_id, "en", "card.superseded")
@@ -81,7 +82,7 @@ async def test_an_expired_card_says_so_in_place(sqlite_url, make_harness):
     await h.command("dan", "anime", "a fox spirit on a mossy rock")
     ref, card = h.messenger.last("card")
     h.clock.advance(hours=1)
-    await h.press("dan", button(card, cards.CONFIRM), ref)
+    await h.press("dan", button(card, Action.CONFIRM), ref)
     assert h.messenger.messages[ref].text == t("card.expired", "en") and h.messenger.messages[ref].buttons == ()
 
 
@@ -90,13 +91,13 @@ async def test_history_lists_descriptions_styles_and_dates_cut_between_words(sql
     h = await make_harness(sqlite_url, engine)
     await h.command("eve", "anime", "a fox spirit sitting on a mossy rock beside a waterfall at dawn")
     ref, card = h.messenger.last("card")
-    await h.press("eve", button(card, cards.CONFIRM), ref)
+    await h.press("eve", button(card, Action.CONFIRM), ref)
     engine.finish(card.request_id)
     await h.settle()
     (picture,) = h.messenger.images("eve")
     h.clock.advance(days=1)
-    await h.press("eve", button(picture.reply, cards.RESTYLE))
-    await h.press("eve", button(h.messenger.calls[-1].reply, cards.RESTYLE_AS, "paprika"))
+    await h.press("eve", button(picture.reply, Action.RESTYLE))
+    await h.press("eve", button(h.messenger.calls[-1].reply, Action.RESTYLE_AS, "paprika"))
     engine.finish(engine.specs[-1].job_id)
     h.clock.advance(minutes=1)
     await h.photo("eve", png())
@@ -130,10 +131,10 @@ async def test_settings_explain_automatic_language_in_both_languages(sqlite_url,
     assert h.messenger.calls[-1].reply.text.splitlines()[:3] == [
         "设置", "语言：自动（跟随应用：中文（简体））", "默认风格：人像（face paint v2）"
     ]
-    await h.press("gus", button(h.messenger.calls[-1].reply, cards.SET_LANGUAGE))  # opens the picker
+    await h.press("gus", button(h.messenger.calls[-1].reply, Action.SET_LANGUAGE))  # opens the picker
     picker = h.messenger.calls[-1].reply
     assert [b.label for row in picker.buttons for b in row] == ["✅ 自动", "English", "中文（简体）", "中文（繁體）"]
-    await h.press("gus", button(picker, cards.SET_LANGUAGE, "en"))
+    await h.press("gus", button(picker, Action.SET_LANGUAGE, "en"))
     assert "Language: English" in h.messenger.calls[-1].reply.text
     h.locales["hui"] = "zh-TW"
     await h.command("hui", "settings")

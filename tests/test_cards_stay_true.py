@@ -9,6 +9,7 @@ through the real adapters: ``test_telegram.py`` (fake Bot API) and
 from __future__ import annotations
 
 from handlers import cards
+from handlers.actions import Action
 from handlers.i18n import t
 from handlers.replies import Reply
 from tests.support.conversation import Harness, button
@@ -38,10 +39,10 @@ async def test_a_language_chosen_on_the_picker_shows_on_the_settings_card_in_tha
     await h.command("alice", "settings")
     card_ref, card = last(h)
     assert card.text.splitlines()[1] == "Language: automatic (follows your app: English)"
-    await h.press("alice", button(card, cards.SET_LANGUAGE), card_ref)
+    await h.press("alice", button(card, Action.SET_LANGUAGE), card_ref)
     picker_ref, picker = last(h)
 
-    await h.press("alice", button(picker, cards.SET_LANGUAGE, "zh-Hant"), picker_ref)
+    await h.press("alice", button(picker, Action.SET_LANGUAGE, "zh-Hant"), picker_ref)
 
     card = h.messenger.messages[card_ref]
     assert card.text.splitlines() == [
@@ -55,7 +56,7 @@ async def test_a_language_chosen_on_the_picker_shows_on_the_settings_card_in_tha
     assert h.messenger.messages[picker_ref] == card, "the picker shows the settings as they are now too"
 
     # a change made on either card shows on both
-    await h.press("alice", button(card, cards.TOGGLE_CONFIRM), picker_ref)
+    await h.press("alice", button(card, Action.TOGGLE_CONFIRM), picker_ref)
     for ref in (card_ref, picker_ref):
         assert "作畫前確認：關" in h.messenger.messages[ref].text.splitlines(), ref
 
@@ -70,10 +71,10 @@ async def test_every_settings_message_of_the_chooser_follows_and_nobody_else_s(s
     styles_ref, styles = last(h)
     await h.command("bob", "settings", group=GROUP)
     bob_ref, bob_card = last(h)
-    await h.press("alice", button(card, cards.SET_LANGUAGE), card_ref, group=GROUP)
+    await h.press("alice", button(card, Action.SET_LANGUAGE), card_ref, group=GROUP)
     picker_ref, picker = last(h)
 
-    await h.press("alice", button(picker, cards.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
+    await h.press("alice", button(picker, Action.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
 
     messages = h.messenger.messages
     assert "• 語言：中文（繁體）" in messages[card_ref].text.splitlines(), "her card in the group"
@@ -85,7 +86,7 @@ async def test_every_settings_message_of_the_chooser_follows_and_nobody_else_s(s
 
     # her default style, picked on the open picker: every card of hers reads it, and only what changed is edited
     mark = h.messenger.mark()
-    await h.press("alice", button(styles, cards.DEFAULT_STYLE, "paprika"), styles_ref, group=GROUP)
+    await h.press("alice", button(styles, Action.DEFAULT_STYLE, "paprika"), styles_ref, group=GROUP)
     for ref in (card_ref, private_ref, picker_ref, styles_ref):
         assert any(line.endswith("預設風格：紅辣椒 Paprika") for line in messages[ref].text.splitlines()), ref
     edited = [c.ref for c in h.messenger.since(mark) if c.op == "edit"]
@@ -99,7 +100,7 @@ async def test_a_card_replaced_by_a_newer_one_has_no_buttons_left(sqlite_url, ma
     card_ref, card = h.messenger.last("card")
 
     # Edit: the corrected words come as a new card, the old one says so, without buttons
-    await h.press("alice", button(card, cards.EDIT), card_ref)
+    await h.press("alice", button(card, Action.EDIT), card_ref)
     await h.text("alice", "a boy reading a book")
     new_ref, new = h.messenger.last("card")
     assert new_ref != card_ref and "a boy reading a book" in new.text
@@ -109,9 +110,9 @@ async def test_a_card_replaced_by_a_newer_one_has_no_buttons_left(sqlite_url, ma
     # Heard wrong language: that card is replaced at once, the picker becomes the status and then the new card
     await h.voice("alice", b"ogg")
     card_ref, card = h.messenger.last("card")
-    await h.press("alice", button(card, cards.RETRY), card_ref)
+    await h.press("alice", button(card, Action.RETRY), card_ref)
     picker_ref, picker = last(h)
-    await h.press("alice", button(picker, cards.RETRY_AS, "zh"), picker_ref)
+    await h.press("alice", button(picker, Action.RETRY_AS, "zh"), picker_ref)
     assert h.messenger.messages[card_ref] == cards.retired_card(card.request_id, "en", "card.superseded")
     assert [c.shown for c in h.messenger.calls if c.ref == picker_ref][-2] == t("transcribing", "en")
     assert h.messenger.last("card") == (picker_ref, h.messenger.messages[picker_ref])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from db import ChatKind, RequestState
 from db.preferences import ChatOverrides, Preferences
 from handlers import cards
+from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
 from handlers.i18n import LANGUAGES, pick_language, t
 from handlers.replies import Button
@@ -39,9 +40,9 @@ async def test_a_member_cannot_change_chat_wide_settings_and_is_told_privately(s
     ref, card = await settings_card(h, "alice")
     mark = h.messenger.mark()
 
-    await h.press("alice", button(card, cards.TOGGLE_CONFIRM), ref, group=GROUP)
-    await h.press("alice", button(card, cards.CHAT_LANGUAGE), ref, group=GROUP)
-    await h.press("alice", Button("forged", cards.CHAT_LANGUAGE, cards.NO_REQUEST, "zh-Hans"), ref, group=GROUP)  # the picker's
+    await h.press("alice", button(card, Action.TOGGLE_CONFIRM), ref, group=GROUP)
+    await h.press("alice", button(card, Action.CHAT_LANGUAGE), ref, group=GROUP)
+    await h.press("alice", Button("forged", Action.CHAT_LANGUAGE, cards.NO_REQUEST, "zh-Hans"), ref, group=GROUP)  # the picker's
 
     refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
     calls = h.messenger.since(mark)
@@ -57,24 +58,24 @@ async def test_a_member_cannot_change_chat_wide_settings_and_is_told_privately(s
 async def test_admins_change_the_chat_for_everyone_members_their_own_settings_for_themselves(sqlite_url, make_harness):
     h = await group_harness(sqlite_url, make_harness, admins={"bob"})
     ref, card = await settings_card(h, "bob")
-    await h.press("bob", button(card, cards.TOGGLE_CONFIRM), ref, group=GROUP)
+    await h.press("bob", button(card, Action.TOGGLE_CONFIRM), ref, group=GROUP)
     assert h.messenger.calls[-2].text == t("settings.saved", "en") and h.messenger.calls[-2].op == "notify"
     assert (h.messenger.calls[-1].op, h.messenger.calls[-1].ref) == ("edit", ref), "the card shows the change in place"
     assert "• Confirm before drawing: off" in h.messenger.calls[-1].reply.text and h.messenger.calls[-1].reply.private
 
     # the chat's language: a picker (private), then the choice; members who chose nothing follow it
-    await h.press("bob", button(card, cards.CHAT_LANGUAGE), ref, group=GROUP)
+    await h.press("bob", button(card, Action.CHAT_LANGUAGE), ref, group=GROUP)
     picker_ref, picker = h.messenger.calls[-1].ref, h.messenger.calls[-1].reply
     assert picker.private and picker.text == t("settings.choose_chat_language", "en")
-    await h.press("bob", button(picker, cards.CHAT_LANGUAGE, "zh-Hans"), picker_ref, group=GROUP)
+    await h.press("bob", button(picker, Action.CHAT_LANGUAGE, "zh-Hans"), picker_ref, group=GROUP)
     assert h.messenger.calls[-1].ref == picker_ref and "• 聊天语言：中文（简体）" in h.messenger.calls[-1].reply.text
 
     # alice (a member) chooses her own language: it applies to her, in the group and everywhere, and to nobody else
     ref, card = await settings_card(h, "alice")
     assert "• 语言：自动（跟随这里的设置：中文（简体））" in card.text
-    await h.press("alice", button(card, cards.SET_LANGUAGE), ref, group=GROUP)
+    await h.press("alice", button(card, Action.SET_LANGUAGE), ref, group=GROUP)
     picker_ref, picker = h.messenger.calls[-1].ref, h.messenger.calls[-1].reply
-    await h.press("alice", button(picker, cards.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
+    await h.press("alice", button(picker, Action.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
     assert "• 語言：中文（繁體）" in h.messenger.calls[-1].reply.text
     await h.command("alice", "help", group=GROUP)
     assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=True).text, "her own choice wins over the chat's"
@@ -94,10 +95,10 @@ async def test_admins_change_the_chat_for_everyone_members_their_own_settings_fo
 async def test_personal_style_is_its_owner_s_and_chat_settings_are_not_offered_in_private_chats(sqlite_url, make_harness):
     h = await group_harness(sqlite_url, make_harness, admins=set())
     ref, card = await settings_card(h, "alice")
-    await h.press("alice", button(card, cards.DEFAULT_STYLE), ref, group=GROUP)
+    await h.press("alice", button(card, Action.DEFAULT_STYLE), ref, group=GROUP)
     picker_ref, picker = h.messenger.calls[-1].ref, h.messenger.calls[-1].reply
     assert picker.private
-    await h.press("alice", button(picker, cards.DEFAULT_STYLE, "paprika"), picker_ref, group=GROUP)
+    await h.press("alice", button(picker, Action.DEFAULT_STYLE, "paprika"), picker_ref, group=GROUP)
     assert "• Default style: Paprika" in h.messenger.calls[-1].reply.text
     _, bob_card = await settings_card(h, "bob")
     assert "• Default style: Portrait (face paint v2)" in bob_card.text
@@ -110,13 +111,13 @@ async def test_personal_style_is_its_owner_s_and_chat_settings_are_not_offered_i
         "Confirm before drawing: on",
         "Content policy here: strict — for everyone; pictures are checked",
     ]
-    assert [b.action for row in private.buttons for b in row] == [cards.SET_LANGUAGE, cards.DEFAULT_STYLE, cards.TOGGLE_CONFIRM]
+    assert [b.action for row in private.buttons for b in row] == [Action.SET_LANGUAGE, Action.DEFAULT_STYLE, Action.TOGGLE_CONFIRM]
     assert not h.messenger.admin_checks, "nobody is asked about a private chat"
 
 
 def test_every_chat_wide_setting_is_one_entry():
     actions = [entry.action for entry in CHAT_SETTINGS]
-    assert len(set(actions)) == len(actions) and not set(actions) & {cards.SET_LANGUAGE, cards.DEFAULT_STYLE}
+    assert len(set(actions)) == len(actions) and not set(actions) & {Action.SET_LANGUAGE, Action.DEFAULT_STYLE}
     for entry in CHAT_SETTINGS:
         assert entry.toggles or entry.question, entry.field
         for choice in entry.choices:
@@ -128,8 +129,8 @@ def test_every_chat_wide_setting_is_one_entry():
 async def test_buttons_sent_when_simplified_chinese_was_zh_still_choose_it(sqlite_url, make_harness):
     h = await group_harness(sqlite_url, make_harness, admins={"bob"})
     ref, card = await settings_card(h, "bob")
-    await h.press("bob", Button("sent before", cards.SET_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
-    await h.press("bob", Button("sent before", cards.CHAT_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
+    await h.press("bob", Button("sent before", Action.SET_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
+    await h.press("bob", Button("sent before", Action.CHAT_LANGUAGE, cards.NO_REQUEST, "zh"), ref, group=GROUP)
     user_id = await h.repository.get_or_create_user("telegram", "bob")
     chat_id = await h.repository.get_or_create_chat("telegram", GROUP, ChatKind.GROUP)
     assert (await h.repository.get_user_settings(user_id)).language == "zh-Hans"
@@ -187,12 +188,12 @@ async def test_pictures_are_uploaded_under_names_that_say_what_they_are(sqlite_u
     h = await make_harness(sqlite_url, engine)
     await h.command("ivy", "anime", TEXT)
     _, card = h.messenger.last("card")
-    await h.press("ivy", button(card, cards.CONFIRM))
+    await h.press("ivy", button(card, Action.CONFIRM))
     engine.finish(card.request_id)
     await h.settle()
     (picture,) = h.messenger.images("ivy")
     short = card.request_id[: cards.SHORT_ID]
     assert picture.reply.file_name == f"voice2anime-{short}"
-    await h.press("ivy", button(picture.reply, cards.BASE))
+    await h.press("ivy", button(picture.reply, Action.BASE))
     original = h.messenger.calls[-1].reply
     assert original.kind == "image" and original.file_name == f"voice2anime-{short}-original"

@@ -18,6 +18,7 @@ from engine.language.prompt import build_prompt
 from engine.speech.asr import SpeechRecognizer
 from engine.speech.transcriber import WhisperTranscriber
 from handlers import cards
+from handlers.actions import Action
 from handlers.replies import Button
 from tests.support.conversation import Harness, button
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
@@ -36,7 +37,7 @@ TRADITIONAL = "“一個長頭髮的女孩在雨中撐著紅傘”"
 
 async def choose_language(h: Harness, user: str, language: str) -> None:
     """``user`` picks their language in /settings."""
-    await h.press(user, Button("", cards.SET_LANGUAGE, cards.NO_REQUEST, language))
+    await h.press(user, Button("", Action.SET_LANGUAGE, cards.NO_REQUEST, language))
 
 
 @pytest.mark.parametrize(
@@ -71,8 +72,8 @@ async def test_cantonese_asked_for_by_a_bare_zh_reader_is_written_in_traditional
     await h.voice("wai", b"ogg")
     ref, card = h.messenger.last("card")
     assert card.text.splitlines()[1] == SIMPLIFIED
-    await h.press("wai", button(card, cards.RETRY), ref)
-    await h.press("wai", button(h.messenger.calls[-1].reply, cards.RETRY_AS, "yue"))
+    await h.press("wai", button(card, Action.RETRY), ref)
+    await h.press("wai", button(h.messenger.calls[-1].reply, Action.RETRY_AS, "yue"))
     _, card = h.messenger.last("card")
     assert engine.scripts == ["zh-Hans", "zh-Hant"]
     assert "長頭髮" in card.text and "紅傘" in card.text
@@ -106,7 +107,7 @@ async def test_a_corrected_word_is_shown_and_keep_what_i_said_puts_it_back(sqlit
     assert labels(card)[0] == ["✅ 开始画", "✏️ 修改", "↩️ 保留原话"]
     assert "umbrella" in (await h.request(card.request_id)).prompt_positive
 
-    await h.press("li", button(card, cards.KEEP_SAID), ref)
+    await h.press("li", button(card, Action.KEEP_SAID), ref)
     kept_ref, kept = h.messenger.last("card")
     assert kept_ref == ref  # updated in place
     assert kept.text.splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
@@ -114,7 +115,7 @@ async def test_a_corrected_word_is_shown_and_keep_what_i_said_puts_it_back(sqlit
     assert labels(kept)[0] == ["✅ 开始画", "✏️ 修改"]
     said = build_prompt("一个长头发的女孩在雨中撑着红散", language="zh")
 
-    await h.press("li", button(kept, cards.CONFIRM), ref)
+    await h.press("li", button(kept, Action.CONFIRM), ref)
     (spec,) = engine.specs
     assert spec.positive == said.positive and "umbrella" not in spec.positive
     record = await h.request(card.request_id)
@@ -134,7 +135,7 @@ async def test_an_english_near_miss_kept_as_said_in_english(sqlite_url, make_har
         "I changed fuck → fox. Not what you said? Press ↩️ Keep what I said.",
     ]
     assert labels(card)[0] == ["✅ Draw it", "✏️ Edit", "↩️ Keep what I said"]
-    await h.press("amy", button(card, cards.KEEP_SAID), ref)
+    await h.press("amy", button(card, Action.KEEP_SAID), ref)
     kept = h.messenger.messages[ref]
     assert kept.text.splitlines()[1] == "“A fuck spirit in the forest.”"
     assert "🚫 I can't draw that in this chat: “fuck” (sexual content)." in kept.text
@@ -157,7 +158,7 @@ async def test_keep_what_i_said_twice_changes_nothing_more(sqlite_url, make_harn
     h.locales["li"] = "zh-CN"
     await h.voice("li", b"ogg")
     ref, card = h.messenger.last("card")
-    keep = button(card, cards.KEEP_SAID)
+    keep = button(card, Action.KEEP_SAID)
     await h.press("li", keep, ref)
     mark = h.messenger.mark()
     await h.press("li", keep, ref)  # a stale button (another device, a double tap)
@@ -174,7 +175,7 @@ async def test_a_card_stored_before_the_flags_still_renders(any_db_url, make_har
     old_words = [{"text": w.text, "probability": w.probability} for w in (await h.request(card.request_id)).transcript.words]
     async with h.database.engine.begin() as connection:
         await connection.execute(update(TranscriptRow).values(words=old_words))
-    await h.press("li", button(card, cards.DETAILS, "1"), ref)
+    await h.press("li", button(card, Action.DETAILS, "1"), ref)
     shown = h.messenger.messages[ref]
     assert shown.text.splitlines()[1:3] == ["“一个长头发的女孩在雨中撑着红伞”", ""]
     assert labels(shown)[0] == ["✅ 开始画", "✏️ 修改"]
@@ -202,10 +203,10 @@ async def test_a_real_voice_note_corrected_then_kept(sqlite_url, make_harness, r
     said, corrected = card.text.splitlines()[1], card.text.splitlines()[3]
     assert "[雨中]" in said and "[伞]" in said and "長" not in said  # Simplified, the corrections marked
     assert "“一中”改成了“雨中”" in corrected and "“散”改成了“伞”" in corrected
-    await h.press("li", button(card, cards.KEEP_SAID), ref)
+    await h.press("li", button(card, Action.KEEP_SAID), ref)
     kept = h.messenger.messages[ref]
     assert "一中" in kept.text.splitlines()[1] and "散" in kept.text.splitlines()[1]
-    assert not any(b.action == cards.KEEP_SAID for row in kept.buttons for b in row)
+    assert not any(b.action == Action.KEEP_SAID for row in kept.buttons for b in row)
     record = await h.request(card.request_id)
     assert "一中" in record.transcript.heard_text and not record.transcript.corrections
 
@@ -217,7 +218,7 @@ async def test_words_nothing_could_translate_are_named_on_a_typed_card(sqlite_ur
     ref, card = h.messenger.last("card")
     assert card.text.splitlines()[2] == "“皮卡丘”我没能翻译，不会画进去。可以点“✏️ 修改”换个说法。"
     assert "皮卡丘" not in (await h.request(card.request_id)).prompt_positive
-    await h.press("li", button(card, cards.DETAILS, "1"), ref)  # shown again from what the database holds
+    await h.press("li", button(card, Action.DETAILS, "1"), ref)  # shown again from what the database holds
     assert "“皮卡丘”我没能翻译" in h.messenger.messages[ref].text
 
     await h.command("amy", "anime", "王麗華在海邊")  # named as written, in Traditional
@@ -232,11 +233,11 @@ async def test_an_edit_nothing_could_translate_is_named_and_rephrasing_clears_it
     await h.command("amy", "anime", "a cat on the grass")
     ref, card = h.messenger.last("card")
     assert "could not translate" not in card.text
-    await h.press("amy", button(card, cards.EDIT), ref)
+    await h.press("amy", button(card, Action.EDIT), ref)
     await h.text("amy", "小明的猫在草地上")
     _, card = h.messenger.last("card")
     assert "I could not translate “小明”" in card.text
-    await h.press("amy", button(card, cards.EDIT))
+    await h.press("amy", button(card, Action.EDIT))
     await h.text("amy", "一个男孩的猫在草地上")
     _, card = h.messenger.last("card")
     assert "could not translate" not in card.text

@@ -23,8 +23,9 @@ from engine.api import JobHandle, JobSpec
 from engine.image.diffusion import preview_jpeg
 from engine.language.chinese import simplified, taiwan_phrasing, to_script
 from handlers import cards
-from handlers.cards import CHAT_LANGUAGE, CONFIRM, EDIT, KEEP_SAID, SET_LANGUAGE, STYLE, STYLE_SET, TOGGLE_CONFIRM
-from handlers.events import COMMANDS, Origin
+from handlers.actions import Action
+from handlers.conversation.routes import BY_COMMAND
+from handlers.events import Origin
 from handlers.i18n import t
 from handlers.replies import Reply
 from tests.support.conversation import config
@@ -71,7 +72,7 @@ async def test_anime_command_card_confirm_progress_and_image(simcord_env: simcor
 
     edits_before = len(webhook_edits(simcord_env))
     request_id = request_of(card)
-    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+    pressed = await alice.click(card.message, custom_id=custom_id(card, Action.CONFIRM))
 
     assert pressed.acknowledged and callback_types(simcord_env) == [5, 6]
     progress = channel.history()[-2]
@@ -105,7 +106,7 @@ async def test_voice_message_edit_modal_new_card_image(
 
     card = alice.dm_channel.last_message
     assert card is not None and "I heard" in card.content and "blue hair" in card.content.lower()
-    shown = await alice.click(card, custom_id=custom_id(card, EDIT))
+    shown = await alice.click(card, custom_id=custom_id(card, Action.EDIT))
     assert shown.modal is not None, "Edit must answer with the modal itself"
     (text_input,) = [c for row in shown.modal["components"] for c in row.get("components", [row.get("component", {})])]
     assert "blue hair" in text_input["value"].lower()  # prefilled with the transcript
@@ -115,29 +116,29 @@ async def test_voice_message_edit_modal_new_card_image(
     assert submitted.acknowledged
     new_card = submitted.response
     assert new_card is not None and "a boy with glasses reading a book" in new_card.content
-    pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, CONFIRM))
+    pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, Action.CONFIRM))
     (picture,) = pressed.followups
     assert picture.attachments and picture.attachments[0].filename.endswith(".png")
 
 
 async def test_keep_what_i_said_round_trips(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
     """A corrected word's card carries "Keep what I said"; clicking it edits the card in place, without the button."""
-    discord_world.conversation.transcriber = ScriptedEngine(transcript=RED_SAN, review=True)
+    discord_world.conversation.context.transcriber = ScriptedEngine(transcript=RED_SAN, review=True)
     alice = simcord_env.create_user("alice")
     await send_voice_message(simcord_env, alice, b"OggS")
     card = alice.dm_channel.last_message
     assert card is not None and "I changed 散 → " in card.content
     assert "↩️ Keep what I said" in {c.get("label") for c in components(card)}
-    pressed = await alice.click(card, custom_id=custom_id(card, KEEP_SAID))
+    pressed = await alice.click(card, custom_id=custom_id(card, Action.KEEP_SAID))
     assert pressed.acknowledged
     kept = alice.dm_channel.last_message
     assert kept.id == card.id and kept.content.splitlines()[1] == "“一個長頭髮的女孩在雨中撐著紅散”"  # as heard: not a Chinese UI
-    assert KEEP_SAID not in {str(c.get("custom_id", "")).split(":")[1] for c in components(kept) if c.get("custom_id")}
+    assert Action.KEEP_SAID not in {str(c.get("custom_id", "")).split(":")[1] for c in components(kept) if c.get("custom_id")}
 
 
 def request_of(message: Any) -> str:
     """The request id a card's buttons name."""
-    return custom_id(message, CONFIRM).split(":")[2]
+    return custom_id(message, Action.CONFIRM).split(":")[2]
 
 
 async def test_the_edit_form_names_its_card_across_a_restart_and_with_two_forms_open(
@@ -147,8 +148,8 @@ async def test_the_edit_form_names_its_card_across_a_restart_and_with_two_forms_
     first = (await alice.slash(channel, "anime", text="a cat in a hat")).response
     second = (await alice.slash(channel, "anime", text="a dog on a skateboard")).response
     assert first is not None and second is not None
-    first_form = await alice.click(first.message, custom_id=custom_id(first, EDIT))
-    second_form = await alice.click(second.message, custom_id=custom_id(second, EDIT))  # the newer pending edit
+    first_form = await alice.click(first.message, custom_id=custom_id(first, Action.EDIT))
+    second_form = await alice.click(second.message, custom_id=custom_id(second, Action.EDIT))  # the newer pending edit
     assert first_form.modal is not None and second_form.modal is not None
 
     await discord_world.restart(simcord_env)  # the conversation's memory of pending edits is gone
@@ -170,7 +171,7 @@ async def test_the_edit_form_title_comes_from_the_reply(
     channel, alice, _ = scene(simcord_env)
     card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
     assert card is not None
-    titled = await alice.click(card.message, custom_id=custom_id(card, EDIT))
+    titled = await alice.click(card.message, custom_id=custom_id(card, Action.EDIT))
     assert titled.modal is not None and titled.modal["title"] == t("edit.title", "en")
 
     send = DiscordMessenger.send
@@ -179,7 +180,7 @@ async def test_the_edit_form_title_comes_from_the_reply(
         return await send(self, origin, replace(reply, title="") if reply.kind == "edit_prompt" else reply)
 
     monkeypatch.setattr(DiscordMessenger, "send", untitled)
-    shown = await alice.click(card.message, custom_id=custom_id(card, EDIT))
+    shown = await alice.click(card.message, custom_id=custom_id(card, Action.EDIT))
     assert shown.modal is not None and shown.modal["title"] == t("button.edit", "en")
 
 
@@ -188,14 +189,14 @@ async def test_other_users_are_refused_ephemerally(simcord_env: simcord.Env, dis
     card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
     assert card is not None
 
-    confirm = await bob.click(card.message, custom_id=custom_id(card, CONFIRM))
-    edit = await bob.click(card.message, custom_id=custom_id(card, EDIT))
+    confirm = await bob.click(card.message, custom_id=custom_id(card, Action.CONFIRM))
+    edit = await bob.click(card.message, custom_id=custom_id(card, Action.EDIT))
 
     (refusal,) = confirm.followups
     assert refusal.ephemeral and "Only the person who asked" in refusal.content
     assert edit.modal is None and edit.ephemeral and "Only the person who asked" in edit.response.content
     assert channel.history()[-1].content == card.content  # the card is untouched
-    request_id = custom_id(card, CONFIRM).split(":")[2]
+    request_id = custom_id(card, Action.CONFIRM).split(":")[2]
     assert (await discord_world.conversation.repository.get_request(request_id)).state.value == "awaiting_confirmation"
 
 
@@ -207,25 +208,25 @@ async def test_a_press_never_changes_someone_else_s_message(simcord_env: simcord
     settings = (await alice.slash(channel, "settings")).response
     assert settings is not None and settings.ephemeral
     with pytest.raises(simcord.SetupError, match="not visible"):
-        await bob.click(settings.message, custom_id=custom_id(settings, SET_LANGUAGE))
+        await bob.click(settings.message, custom_id=custom_id(settings, Action.SET_LANGUAGE))
 
     # her card and the style picker it opened are public: bob's choice is refused privately and neither changes
     card = (await alice.slash(channel, "anime", text="a cat in a hat")).response
     assert card is not None
-    (picker,) = (await alice.click(card.message, custom_id=custom_id(card, STYLE))).followups
-    refused = await bob.select(picker.message, ["paprika"], custom_id=custom_id(picker, STYLE_SET))
+    (picker,) = (await alice.click(card.message, custom_id=custom_id(card, Action.STYLE))).followups
+    refused = await bob.select(picker.message, ["paprika"], custom_id=custom_id(picker, Action.STYLE_SET))
     (refusal,) = refused.followups
     assert refusal.ephemeral and "Only the person who asked" in refusal.content
     assert backend.get_message(channel.id, picker.id).content == picker.content
     assert backend.get_message(channel.id, card.id).content == card.content
-    request_id = custom_id(card, CONFIRM).split(":")[2]
+    request_id = custom_id(card, Action.CONFIRM).split(":")[2]
     assert (await discord_world.conversation.repository.get_request(request_id)).style == "face_paint_512_v2"
 
     # a press naming her request on bob's card cannot be made: Discord takes only the components a message carries
     bob_card = (await bob.slash(channel, "anime", text="a red fox in the snow")).response
     assert bob_card is not None
     with pytest.raises(simcord.SetupError, match="No matching component"):
-        await alice.click(bob_card.message, custom_id=custom_id(card, CONFIRM))
+        await alice.click(bob_card.message, custom_id=custom_id(card, Action.CONFIRM))
     assert backend.get_message(channel.id, bob_card.id).content == bob_card.content
 
 
@@ -235,7 +236,7 @@ async def test_buttons_survive_a_restart(simcord_env: simcord.Env, discord_world
     assert card is not None
 
     await discord_world.restart(simcord_env)
-    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+    pressed = await alice.click(card.message, custom_id=custom_id(card, Action.CONFIRM))
 
     assert pressed.acknowledged
     (picture,) = pressed.followups
@@ -250,13 +251,13 @@ async def test_style_picker_is_a_select_and_the_anime_style_option_applies(
     shown = await alice.slash(channel, "anime", text="a dragon over a castle", style="paprika")
 
     card = shown.response
-    request_id = custom_id(card, CONFIRM).split(":")[2]
+    request_id = custom_id(card, Action.CONFIRM).split(":")[2]
     assert (await discord_world.conversation.repository.get_request(request_id)).style == "paprika"
-    picked = await alice.click(card.message, custom_id=custom_id(card, STYLE))
+    picked = await alice.click(card.message, custom_id=custom_id(card, Action.STYLE))
     (picker,) = picked.followups
     (select,) = [c for c in _flat(picker.components) if c["type"] == discord.ComponentType.select.value]
     assert [o["value"] for o in select["options"]] == ["face_paint_512_v2", "paprika"]
-    await alice.select(picker.message, ["face_paint_512_v2"], custom_id=custom_id(picker, STYLE_SET))
+    await alice.select(picker.message, ["face_paint_512_v2"], custom_id=custom_id(picker, Action.STYLE_SET))
     assert (await discord_world.conversation.repository.get_request(request_id)).style == "face_paint_512_v2"
 
 
@@ -286,7 +287,7 @@ async def test_a_slow_engine_never_misses_the_three_second_deadline(
     card = (await alice.slash(channel, "anime", text="a lighthouse in a storm")).response
     assert card is not None
 
-    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+    pressed = await alice.click(card.message, custom_id=custom_id(card, Action.CONFIRM))
     assert pressed.acknowledged  # deferred at once; the engine is still "submitting"
     await simcord_env.advance_time(10)  # simcord rejects any first response after 3 s
 
@@ -312,7 +313,7 @@ async def test_a_picture_over_the_reported_limit_is_re_encoded(
 
     monkeypatch.setattr(simcord.interactions, "base_payload", small_limit)
 
-    pressed = await alice.click(card.message, custom_id=custom_id(card, CONFIRM))
+    pressed = await alice.click(card.message, custom_id=custom_id(card, Action.CONFIRM))
 
     (picture,) = pressed.followups
     attachment = picture.attachments[0]
@@ -458,9 +459,9 @@ async def test_the_conversations_commands_are_synced_with_zh_descriptions(
     simcord_env: simcord.Env, discord_world: DiscordWorld
 ) -> None:
     channel, alice, _ = scene(simcord_env)
-    assert set(alice.available_commands(channel)) == set(COMMANDS)
+    assert set(alice.available_commands(channel)) == set(BY_COMMAND)
     commands = {c["name"]: c for c in simcord_env.backend.visible_commands(user_id=alice.id, channel_id=channel.id)}
-    assert set(commands) == set(COMMANDS)
+    assert set(commands) == set(BY_COMMAND)
     described = [(f"command.{name}", command) for name, command in commands.items()]
     described += [(f"command.anime.{option['name']}", option) for option in commands["anime"]["options"]]
     for key, item in described:
@@ -565,7 +566,7 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     public = len(channel.history())
 
     # ... so are the refusals of the channel's settings
-    for action in (TOGGLE_CONFIRM, CHAT_LANGUAGE):
+    for action in (Action.TOGGLE_CONFIRM, Action.CHAT_LANGUAGE):
         refused = await alice.click(card.message, custom_id=custom_id(card, action))
         (refusal,) = refused.followups
         assert refusal.ephemeral and unescaped(refusal.content) == t(
@@ -574,12 +575,12 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     assert await chat_settings_of(discord_world, channel) == ChatOverrides(), "nothing changed"
 
     # her own language: a select (ephemeral), and the card again in Traditional Chinese
-    opened = await alice.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))
+    opened = await alice.click(card.message, custom_id=custom_id(card, Action.SET_LANGUAGE))
     (picker,) = opened.followups
     assert picker.ephemeral
     (select,) = [c for c in components(picker) if c["type"] == discord.ComponentType.select.value]
     assert [o["value"] for o in select["options"]] == ["auto", "en", "zh-Hans", "zh-Hant"]
-    picked = await alice.select(picker.message, ["zh-Hant"], custom_id=custom_id(picker, SET_LANGUAGE))
+    picked = await alice.select(picker.message, ["zh-Hant"], custom_id=custom_id(picker, Action.SET_LANGUAGE))
     assert [f.content for f in picked.followups] == [t("settings.saved", "zh-Hant")] and picked.followups[0].ephemeral
     assert "• 語言：中文（繁體）" in unescaped(simcord_env.backend.get_message(channel.id, picker.id).content)
     assert len(channel.history()) == public, "nothing public was posted"
@@ -588,7 +589,7 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     shown = await bob.slash(channel, "settings")
     card = shown.response
     assert card is not None and card.ephemeral
-    toggled = await bob.click(card.message, custom_id=custom_id(card, TOGGLE_CONFIRM))
+    toggled = await bob.click(card.message, custom_id=custom_id(card, Action.TOGGLE_CONFIRM))
     assert [f.content for f in toggled.followups] == [t("settings.saved", "en")]
     after = simcord_env.backend.get_message(channel.id, card.id).content
     print(f"--- Discord /settings, admin, after turning confirmation off ---\n{after}")
@@ -615,8 +616,8 @@ async def test_help_in_a_server_and_in_dms_in_english_simplified_and_traditional
         member = guild.add_member(user)
         if lang != "en":  # simcord's clients are en-US: the language comes from /settings
             card = (await user.slash("settings")).response
-            picker = (await user.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))).followups[0]
-            await user.select(picker.message, [lang], custom_id=custom_id(picker, SET_LANGUAGE))
+            picker = (await user.click(card.message, custom_id=custom_id(card, Action.SET_LANGUAGE))).followups[0]
+            await user.select(picker.message, [lang], custom_id=custom_id(picker, Action.SET_LANGUAGE))
         in_dm = await user.slash("help")
         in_server = await member.slash(channel, "help")
         assert in_dm.response.content == literal(cards.help_text(lang, group=False).text), lang
@@ -632,8 +633,8 @@ def choose_language(user: Any, card: Any, lang: str) -> Any:
     """Open the language picker on settings ``card`` and choose ``lang`` on it (``user`` in the card's channel)."""
 
     async def choose() -> Any:
-        (picker,) = (await user.click(card.message, custom_id=custom_id(card, SET_LANGUAGE))).followups
-        await user.select(picker.message, [lang], custom_id=custom_id(picker, SET_LANGUAGE))
+        (picker,) = (await user.click(card.message, custom_id=custom_id(card, Action.SET_LANGUAGE))).followups
+        await user.select(picker.message, [lang], custom_id=custom_id(picker, Action.SET_LANGUAGE))
         return picker
 
     return choose()
@@ -665,7 +666,7 @@ async def test_a_settings_card_reads_the_language_chosen_on_its_picker(simcord_e
 
 async def test_a_card_replaced_through_the_edit_form_has_no_buttons_left(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
     """The Edit press was answered with the form, so its interaction has no message: the old card is edited as before."""
-    discord_world.conversation.transcriber = ScriptedEngine(
+    discord_world.conversation.context.transcriber = ScriptedEngine(
         transcript=whisper_wrote([("a", 0.9), ("girl", 0.9), ("with", 0.9), ("blue", 0.9), ("hair", 0.9)], "en")
     )
     backend = simcord_env.backend
@@ -677,10 +678,10 @@ async def test_a_card_replaced_through_the_edit_form_has_no_buttons_left(simcord
     assert typed_card is not None
 
     for user, where, card in ((alice, alice.dm_channel, voice_card), (member, channel, typed_card)):
-        form = await user.click(card if card is voice_card else card.message, custom_id=custom_id(card, EDIT))
+        form = await user.click(card if card is voice_card else card.message, custom_id=custom_id(card, Action.EDIT))
         assert form.modal is not None
         new_card = (await user.submit_modal(form, {"text": "a boy reading a book"})).response
-        assert new_card is not None and "a boy reading a book" in new_card.content and custom_id(new_card, CONFIRM)
+        assert new_card is not None and "a boy reading a book" in new_card.content and custom_id(new_card, Action.CONFIRM)
         old = backend.get_message(where.id, card.id)
         assert unescaped(old.content) == t("card.superseded", "en"), where
         assert not list(components(old)), f"the replaced card in {where} still has buttons"

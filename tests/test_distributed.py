@@ -38,7 +38,7 @@ from engine.api import (
 )
 from engine.jobs.distributed import Keys, RedisConfig, RedisJobQueue
 from engine.jobs.job_stream import JobStream
-from handlers import cards
+from handlers.actions import Action
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
 from tests.support.workers import FAKE, WorkerProcess, start_workers, worker_env
@@ -424,7 +424,7 @@ async def test_conversation_on_postgresql_over_the_distributed_engine(postgres_d
     await upgrade_async(postgres_database_url)
     h = await make_harness(postgres_database_url, real_engine)
     await h.command("zoe", "settings")
-    await h.press("zoe", button(h.messenger.calls[-1].reply, cards.TOGGLE_CONFIRM))
+    await h.press("zoe", button(h.messenger.calls[-1].reply, Action.TOGGLE_CONFIRM))
     mark = h.messenger.mark()
     await h.command("zoe", "anime", "a girl with blue hair under cherry blossoms")
     request_id = next(c.reply.request_id for c in h.messenger.since(mark, "zoe") if c.reply and c.reply.request_id)

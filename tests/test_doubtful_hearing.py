@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from db import RequestState as S
 from engine.api import Segment, Transcript, Word
-from handlers import cards
+from handlers.actions import Action
 from tests.support.conversation import button
 from tests.support.scripted_engine import ScriptedEngine
 
@@ -36,14 +36,14 @@ async def test_thai_at_31_percent_asks_before_drawing(sqlite_url, make_harness):
     assert labels(card)[0] == ["🔁 Heard wrong language", "✏️ Edit"]  # fixing it comes first
     assert labels(card)[1][0] == "✅ Draw it"
 
-    await h.press("amy", button(card, cards.CONFIRM), ref)
+    await h.press("amy", button(card, Action.CONFIRM), ref)
     assert engine.specs == []  # asked once more, nothing queued
     ref_again, asking = h.messenger.last("card")
     assert ref_again == ref
     assert asking.text.splitlines()[-1] == "I'm only 31% sure I heard you right. Draw it anyway?"
     assert labels(asking)[0] == ["✅ Yes, draw it", "✏️ Edit"]
 
-    await h.press("amy", button(asking, cards.CONFIRM), ref)
+    await h.press("amy", button(asking, Action.CONFIRM), ref)
     assert len(engine.specs) == 1
     assert (await h.request(card.request_id)).state is S.QUEUED
 
@@ -55,7 +55,7 @@ async def test_a_sure_hearing_in_an_expected_language_draws_at_one_press(sqlite_
     _, card = h.messenger.last("card")
     assert labels(card)[0] == ["✅ Draw it", "✏️ Edit"]
     assert card.text.splitlines()[-1] == "Shall I draw it?"
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     assert len(engine.specs) == 1
 
 

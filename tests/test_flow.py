@@ -20,6 +20,7 @@ from db import ImageRole, RequestKind, RequestState
 from engine.jobs.local import LocalJobQueue
 from engine.speech.transcriber import WhisperTranscriber
 from handlers import cards
+from handlers.actions import Action
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
 from tests.support.conversation import STYLES, Harness, button, origin
@@ -73,7 +74,7 @@ async def anime_without_card(h: Harness, user: str, text: str = TEXT) -> str:
 
 async def turn_confirmation_off(h: Harness, user: str) -> None:
     await h.command(user, "settings")
-    await h.press(user, button(h.messenger.calls[-1].reply, cards.TOGGLE_CONFIRM))
+    await h.press(user, button(h.messenger.calls[-1].reply, Action.TOGGLE_CONFIRM))
 
 
 # --- the main flow ----------------------------------------------------------------------------
@@ -95,14 +96,14 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert "anime style" not in card.text and "face_paint_512_v2" not in card.text, "no prompt tags, no style ids"
     request_id = card.request_id
     record = await h.request(request_id)
-    actions = {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL}
-    kept = {cards.KEEP_SAID} if record.transcript.corrections else set()  # Whisper base: "at the height" -> "hat"
+    actions = {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL}
+    kept = {Action.KEEP_SAID} if record.transcript.corrections else set()  # Whisper base: "at the height" -> "hat"
     assert {b.action for row in card.buttons for b in row} == actions | kept
     assert record.state is S.AWAITING_CONFIRMATION and record.kind is RequestKind.VOICE
     assert record.transcript.language == "en" and "blue hair" in record.transcript.heard_text.lower()
 
     # Edit -> corrected text -> a new card.
-    await h.press("alice", button(card, cards.EDIT), ref)
+    await h.press("alice", button(card, Action.EDIT), ref)
     ask = h.messenger.calls[-1].reply
     assert ask.kind == "edit_prompt" and ask.prefill == record.transcript.heard_text
     await h.text("alice", "a boy with green hair riding a bicycle in the rain")
@@ -113,9 +114,9 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert old_card.buttons == () and old_card.text == t("card.superseded", "en"), "the replaced card cannot be pressed"
 
     # Details shows the English prompt on the same card; pressing again hides it.
-    await h.press("alice", button(card2, cards.DETAILS), ref2)
+    await h.press("alice", button(card2, Action.DETAILS), ref2)
     assert "Prompt for the model (English): a boy with green hair" in h.messenger.messages[ref2].text
-    await h.press("alice", button(h.messenger.messages[ref2], cards.DETAILS), ref2)
+    await h.press("alice", button(h.messenger.messages[ref2], Action.DETAILS), ref2)
     card2 = h.messenger.messages[ref2]
     assert "Prompt for the model" not in card2.text
     record = await h.request(request_id)
@@ -124,7 +125,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
 
     # Confirm -> queue position -> progress -> picture.
     runs = flow_text_to_image.calls
-    await h.press("alice", button(card2, cards.CONFIRM), ref2)
+    await h.press("alice", button(card2, Action.CONFIRM), ref2)
     await h.settle()
     assert flow_text_to_image.calls == runs + 1
     status = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == ref2 and c.reply.kind == "progress"]
@@ -149,13 +150,13 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     await h.command("alice", "history")
     listing = h.messenger.calls[-1].reply
     assert "#1 “a boy with green hair riding a bicycle…” · Portrait (face paint v2) · 2025-01-01" in listing.text
-    await h.press("alice", button(listing, cards.RESEND))
+    await h.press("alice", button(listing, Action.RESEND))
     assert h.messenger.images("alice")[-1].reply.image_png == image.image_png
 
     # Restyle: another style on the same base picture, no diffusion.
-    await h.press("alice", button(image, cards.RESTYLE))
+    await h.press("alice", button(image, Action.RESTYLE))
     picker = h.messenger.calls[-1].reply
-    await h.press("alice", button(picker, cards.RESTYLE_AS, "paprika"))
+    await h.press("alice", button(picker, Action.RESTYLE_AS, "paprika"))
     await h.settle()
     assert flow_text_to_image.calls == runs + 1, "restyle must not run diffusion again"
     restyled = h.messenger.images("alice")[-1].reply
@@ -165,7 +166,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert child.image(ImageRole.BASE).sha256 == record.image(ImageRole.BASE).sha256
 
     # Reroll: same prompt, new seed, another picture.
-    await h.press("alice", button(image, cards.REROLL))
+    await h.press("alice", button(image, Action.REROLL))
     await h.settle()
     assert flow_text_to_image.calls == runs + 2
     rerolled = h.messenger.images("alice")[-1].reply
@@ -195,7 +196,7 @@ async def test_mandarin_voice_with_chinese_interface(sqlite_url, local_engine, m
     # Whisper base's translation of this clip is wrong and varies; the lexicon reading of what was heard carries the prompt.
     assert record.prompt_positive.startswith("a girl with blue hair") and "cherry blossom" in record.prompt_positive
     assert any("\u4e00" <= ch <= "\u9fff" for ch in record.transcript.heard_text)
-    await h.press("li", button(card, cards.CONFIRM), ref)
+    await h.press("li", button(card, Action.CONFIRM), ref)
     await h.settle()
     (picture,) = h.messenger.images("li")
     assert "\n风格：人像（face paint v2） · 种子" in picture.reply.text
@@ -209,7 +210,7 @@ async def test_retry_in_another_language_and_style_on_the_card(sqlite_url, local
     ref, card = h.messenger.last("card")
     assert "(Mandarin" in card.text
 
-    await h.press("mei", button(card, cards.RETRY), ref)
+    await h.press("mei", button(card, Action.RETRY), ref)
     picker = h.messenger.calls[-1].reply
     assert [b.value for row in picker.buttons for b in row] == list(cards.RETRY_LANGUAGES)
     await h.press("mei", next(b for row in picker.buttons for b in row if b.value == "yue"))
@@ -218,14 +219,14 @@ async def test_retry_in_another_language_and_style_on_the_card(sqlite_url, local
     record = await h.request(card.request_id)
     assert record.state is S.AWAITING_CONFIRMATION and record.transcript.language == "yue"
 
-    await h.press("mei", button(again, cards.STYLE))
+    await h.press("mei", button(again, Action.STYLE))
     styles = h.messenger.calls[-1].reply
     assert [b.label for row in styles.buttons for b in row] == ["✅ Portrait (face paint v2)", "Paprika"], "display names"
     card_ref = h.messenger.last("card", "mei")[0]
     await h.press("mei", next(b for row in styles.buttons for b in row if b.value == "paprika"))
     assert h.messenger.calls[-1].shown == t("style.set", "en", style="Paprika")
     assert "• Style: Paprika" in h.messenger.messages[card_ref].text, "the card itself shows the new style"
-    await h.press("mei", button(again, cards.CONFIRM))
+    await h.press("mei", button(again, Action.CONFIRM))
     await h.settle()
     (picture,) = h.messenger.images("mei")
     assert "Style: Paprika · seed" in picture.reply.text
@@ -239,7 +240,7 @@ async def test_anime_text_without_confirmation_goes_straight_to_the_queue(sqlite
     await h.command("bob", "settings")
     settings = h.messenger.calls[-1].reply
     assert "Confirm before drawing: on" in settings.text
-    await h.press("bob", button(settings, cards.TOGGLE_CONFIRM))
+    await h.press("bob", button(settings, Action.TOGGLE_CONFIRM))
     assert h.messenger.calls[-2].shown == t("settings.saved", "en")
     assert "Confirm before drawing: off" in h.messenger.calls[-1].reply.text
 
@@ -257,7 +258,7 @@ async def test_a_group_s_language_applies_to_members_who_chose_none(sqlite_url, 
     h.messenger.admins.add("bob")
     bob_in_group, alice_in_group = origin("bob", chat="g1", group=True), origin("alice", chat="g1", group=True)
     await h.send(Command(bob_in_group, "settings"))
-    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, cards.CHAT_LANGUAGE, "zh-Hans"))
+    await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, Action.CHAT_LANGUAGE, "zh-Hans"))
     await h.send(Command(alice_in_group, "help"))
     assert h.messenger.calls[-1].shown == cards.help_text("zh-Hans", group=True).text, "the group's language applies to every member"
     await h.command("alice", "help")
@@ -269,7 +270,7 @@ async def test_anime_command_style_option(sqlite_url, local_engine, make_harness
     await h.send(Command(h.origin("cai"), "anime", "a cat on the beach", style="paprika"))
     ref, card = h.messenger.last("card", "cai")
     assert "Style: Paprika" in card.text
-    await h.press("cai", button(card, cards.CONFIRM), ref)
+    await h.press("cai", button(card, Action.CONFIRM), ref)
     await h.settle()
     (picture,) = h.messenger.images("cai")
     assert "Paprika" in picture.reply.text
@@ -288,7 +289,7 @@ async def test_photo_is_restyled_directly_with_throttled_progress(sqlite_url, lo
     (picture,) = h.messenger.images("carol")
     assert picture.reply.text == "Style: Portrait (face paint v2)"
     assert Image.open(io.BytesIO(picture.reply.image_png)).size == (48, 40)
-    assert {b.action for b in picture.reply.buttons[0]} == {cards.RESTYLE, cards.BASE}
+    assert {b.action for b in picture.reply.buttons[0]} == {Action.RESTYLE, Action.BASE}
     record = await h.request(picture.reply.request_id)
     assert record.kind is RequestKind.PHOTO and record.state is S.DELIVERED and record.seed is None
     # Throttled: queue position and start are always shown, the steps in between are not (clock stands still).
@@ -296,7 +297,7 @@ async def test_photo_is_restyled_directly_with_throttled_progress(sqlite_url, lo
     edits = [c.reply.text for c in h.messenger.calls if c.op == "edit" and c.ref == status_ref]
     assert edits == [t("queued", "en", position=1), t("styling", "en"), t("progress.sending", "en"), t("progress.done", "en")]
     # The original picture button sends the photo back.
-    await h.press("carol", button(picture.reply, cards.BASE))
+    await h.press("carol", button(picture.reply, Action.BASE))
     assert h.messenger.calls[-1].reply.image_png == record.image(ImageRole.BASE).path.read_bytes()
 
 
@@ -319,7 +320,7 @@ async def test_cancel_while_queued_and_while_running(sqlite_url, local_engine, m
 
     await until(shows_position)
 
-    await h.press("dave", button(queued_status, cards.CANCEL), queued_ref)
+    await h.press("dave", button(queued_status, Action.CANCEL), queued_ref)
     await in_state(h, queued, S.CANCELLED)
     await h.command("dave", "cancel")  # the newest open request is now the running one
     flow_text_to_image.release()
@@ -340,10 +341,10 @@ async def test_expired_card(sqlite_url, local_engine, make_harness):
     await h.command("erin", "anime", TEXT)
     ref, card = h.messenger.last("card")
     h.clock.advance(minutes=11)
-    await h.press("erin", button(card, cards.CONFIRM), ref)
+    await h.press("erin", button(card, Action.CONFIRM), ref)
     assert h.messenger.calls[-1].shown == t("card.expired", "en")
     assert (await h.request(card.request_id)).state is S.EXPIRED
-    await h.press("erin", button(card, cards.EDIT), ref)
+    await h.press("erin", button(card, Action.EDIT), ref)
     assert h.messenger.calls[-1].shown == t("card.expired", "en")
 
 
@@ -352,13 +353,13 @@ async def test_duplicate_presses_make_one_job(sqlite_url, local_engine, make_har
     runs = flow_text_to_image.calls
     await h.command("frank", "anime", TEXT)
     ref, card = h.messenger.last("card")
-    await h.press("frank", button(card, cards.CONFIRM), ref)
-    await h.press("frank", button(card, cards.CONFIRM), ref)
+    await h.press("frank", button(card, Action.CONFIRM), ref)
+    await h.press("frank", button(card, Action.CONFIRM), ref)
     assert h.messenger.calls[-1].shown == t("already_handled", "en")
 
     await h.command("frank", "anime", "a cat sleeping on a sofa")
     ref2, card2 = h.messenger.last("card")
-    await asyncio.gather(*(h.press("frank", button(card2, cards.CONFIRM), ref2) for _ in range(3)))
+    await asyncio.gather(*(h.press("frank", button(card2, Action.CONFIRM), ref2) for _ in range(3)))
     await h.settle()
     assert flow_text_to_image.calls == runs + 2
     assert sorted(c.reply.request_id for c in h.messenger.images("frank")) == sorted([card.request_id, card2.request_id])
@@ -369,7 +370,7 @@ async def test_someone_else_cannot_press_my_buttons(sqlite_url, local_engine, ma
     h = await make_harness(sqlite_url, local_engine)
     await h.command("gina", "anime", TEXT)
     ref, card = h.messenger.last("card")
-    for action in (cards.CONFIRM, cards.CANCEL, cards.EDIT):
+    for action in (Action.CONFIRM, Action.CANCEL, Action.EDIT):
         await h.press("mallory", button(card, action), ref)
         assert h.messenger.calls[-1].shown == t("not_yours", "en")
     assert (await h.request(card.request_id)).state is S.AWAITING_CONFIRMATION
@@ -389,12 +390,12 @@ async def test_limits_are_explained(sqlite_url, local_engine, make_harness, flow
     assert h.messenger.calls[-1].reply.text == t("queue.user_full", "en", limit=1)
     await h.command("ivy", "anime", "another picture for ivy")
     assert h.messenger.calls[-1].reply.text == t("queue.full", "en", limit=1)
-    await h.press("ivy", button(card, cards.CONFIRM), ref)
+    await h.press("ivy", button(card, Action.CONFIRM), ref)
     assert h.messenger.calls[-1].reply.text == t("queue.full", "en", limit=1)
     assert (await h.request(card.request_id)).state is S.AWAITING_CONFIRMATION, "the card can be confirmed later"
     flow_text_to_image.release()
     await h.settle()
-    await h.press("ivy", button(card, cards.CONFIRM), ref)
+    await h.press("ivy", button(card, Action.CONFIRM), ref)
     await h.settle()
     assert len(h.messenger.images("ivy")) == 1
     for text in ("a third picture", "a fourth picture"):  # refused requests were never made: 3 this minute
@@ -483,7 +484,7 @@ async def test_recovery_goes_on_past_a_user_it_cannot_reach(sqlite_url, local_en
     await h.conversation.close()  # as if the process had died with both requests queued
     ids = {}
     for user in ("kim", "lou"):
-        who = await h.conversation._who(h.origin(user))
+        who = await h.conversation.context.who(h.origin(user))
         ids[user] = await h.repository.create_request(
             user_id=who.user_id, chat_id=who.chat_id, kind=RequestKind.TEXT, state=S.QUEUED,
             style="paprika", seed=1, prompt_positive="a cat, anime style", prompt_negative="lowres",
@@ -552,7 +553,7 @@ async def test_bad_text_and_photo(sqlite_url, local_engine, make_harness):
     # A too-long edit keeps the edit pending: the next message is the edit.
     await h.command("leo", "anime", TEXT)
     ref, card = h.messenger.last("card")
-    await h.press("leo", button(card, cards.EDIT), ref)
+    await h.press("leo", button(card, Action.EDIT), ref)
     await h.text("leo", "y" * 150)
     assert h.messenger.calls[-1].reply.text == t("text.too_long", "en", length=150, limit=100)
     await h.text("leo", "a small robot watering flowers")
@@ -563,12 +564,14 @@ async def test_bad_text_and_photo(sqlite_url, local_engine, make_harness):
 
 
 def _keys_used_in_handlers() -> set[str]:
-    """Message keys named literally in handlers/*.py: t()/error_text() arguments, progress keys, ``key = ...``, error_key=."""
+    """Message keys named literally in handlers/*.py and handlers/conversation/*.py: t()/error_text() arguments,
+    progress keys, ``key = ...``, error_key=."""
     import ast
     import re
 
     keys: set[str] = set()
-    for path in Path(cards.__file__).parent.glob("*.py"):
+    handlers = Path(cards.__file__).parent
+    for path in [*handlers.glob("*.py"), *(handlers / "conversation").glob("*.py")]:
         if path.name == "i18n.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -616,7 +619,7 @@ def test_every_user_error_has_a_translatable_message():
 
     import engine.errors
     import engine.image.styles
-    from handlers.flow import RateLimitedError
+    from handlers.conversation.lifecycle import RateLimitedError
     from handlers.i18n import error_text, has_message, template
 
     def subclasses(cls: type) -> set[type]:

@@ -17,8 +17,9 @@ from PIL import Image
 
 from db import ImageRole, RequestState
 from handlers import cards
+from handlers.actions import Action
+from handlers.conversation import Conversation
 from handlers.events import ButtonPress, Command, PhotoMessage, TextMessage
-from handlers.flow import Conversation
 from handlers.i18n import t
 from tests.support.conversation import Harness, button
 from tests.support.scripted_engine import ScriptedEngine, png
@@ -34,7 +35,7 @@ async def card_for(h: Harness, user: str, text: str = "a cat on a roof") -> str:
 
 
 def draw(h: Harness, user: str, request_id: str) -> ButtonPress:
-    return ButtonPress(h.origin(user), request_id, cards.CONFIRM, "", "")
+    return ButtonPress(h.origin(user), request_id, Action.CONFIRM, "", "")
 
 
 async def states(h: Harness) -> list[S]:
@@ -157,7 +158,7 @@ async def test_a_picture_that_cannot_be_uploaded_is_kept_and_sent_again_on_reque
     ref, notice = h.messenger.last("error", "joe")
     assert notice.text == t("delivery.failed", "en")
 
-    await h.press("joe", button(notice, cards.RESEND), ref)
+    await h.press("joe", button(notice, Action.RESEND), ref)
     assert (await h.request(request_id)).state is S.DELIVERED
     assert [c.reply.request_id for c in h.messenger.images("joe")] == [request_id]
 
@@ -193,11 +194,11 @@ async def test_a_picture_that_cannot_be_stored_says_so_and_is_drawn_again_on_try
         assert record.state is S.QUEUED and record.image(ImageRole.ANIME) is None, "not failed: it waits to be tried again"
         shown = h.messenger.messages[status_ref]
         assert (shown.kind, shown.text) == ("error", t("job.not_stored", "en")), "the status says it ended, no live progress"
-        assert [b.action for row in shown.buttons for b in row] == [cards.TRY_AGAIN, cards.CANCEL]
+        assert [b.action for row in shown.buttons for b in row] == [Action.TRY_AGAIN, Action.CANCEL]
         (warning,) = warnings_of(caplog)
         assert warning.exc_info is None and request_id in warning.getMessage() and str(images) in warning.getMessage()
         assert not h.messenger.images("kim")
-        await h.press("kim", button(shown, cards.TRY_AGAIN), status_ref)
+        await h.press("kim", button(shown, Action.TRY_AGAIN), status_ref)
         assert len(engine.specs) == attempt + 1 and h.messenger.messages[status_ref].kind == "progress"
 
     images.unlink()  # the operator made room
@@ -223,7 +224,7 @@ async def test_a_picture_that_could_not_be_stored_is_drawn_again_after_a_restart
     assert [(await h.request(r)).state for r in (kept, dropped)] == [S.QUEUED, S.QUEUED]
 
     ref, notice = next((c.ref, c.reply) for c in reversed(h.messenger.calls) if c.reply and c.reply.request_id == dropped)
-    await h.press("lou", button(notice, cards.CANCEL), ref)
+    await h.press("lou", button(notice, Action.CANCEL), ref)
     assert (await h.request(dropped)).state is S.CANCELLED, "nothing runs it: it is cancelled at once"
 
     images.unlink()
@@ -241,7 +242,7 @@ async def test_edit_and_draw_pressed_together_draw_the_stored_prompt(sqlite_url,
     h = await make_harness(sqlite_url, engine, requests_per_minute=100)
     for round_ in range(4):
         request_id = await card_for(h, "kit", "a cat on a roof")
-        await h.press("kit", button(h.messenger.last("card", "kit")[1], cards.EDIT))
+        await h.press("kit", button(h.messenger.last("card", "kit")[1], Action.EDIT))
         edit = TextMessage(h.origin("kit"), f"a dog in the snow {round_}")
         press = draw(h, "kit", request_id)
         pair = (edit, press) if round_ % 2 else (press, edit)
@@ -260,7 +261,7 @@ async def test_reroll_on_an_unconfirmed_card_does_not_draw(sqlite_url, make_harn
     engine = ScriptedEngine()
     h = await make_harness(sqlite_url, engine)
     request_id = await card_for(h, "lee")
-    await h.send(ButtonPress(h.origin("lee"), request_id, cards.REROLL))
+    await h.send(ButtonPress(h.origin("lee"), request_id, Action.REROLL))
     assert engine.specs == []
     assert h.messenger.calls[-1].shown == t("not_ready", "en")
     assert (await h.request(request_id)).state is S.AWAITING_CONFIRMATION

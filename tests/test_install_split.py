@@ -33,7 +33,7 @@ import pytest
 
 from bot.cli import main
 from bot.startup_errors import ENGINE_MODULES, MissingExtraError, require_engine
-from handlers import cards
+from handlers.actions import Action
 from tests.support.fake_telegram import TOKEN, FakeTelegram, private_chat, user
 from tests.support.redis_server import RedisServer
 from tests.test_python312_speech import ENGINE_DISTRIBUTIONS, REPORT_NAME, engine_distributions_in, find_python312, speech_venv
@@ -285,7 +285,7 @@ async def test_the_bot_starts_and_transcribes_without_torch_installed(
             def card() -> dict | None:
                 for message in fake_telegram.sent(chat["id"]):
                     data = [b["callback_data"] for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
-                    if any(d.startswith(f"{cards.CONFIRM}:") for d in data):
+                    if any(d.startswith(f"{Action.CONFIRM}:") for d in data):
                         return message
                 return None
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from db import RequestState
 from handlers import cards
-from handlers.flow import Conversation
+from handlers.actions import Action
+from handlers.conversation import Conversation
 from handlers.i18n import t
 from handlers.replies import Button, Reply
 from tests.support.conversation import Call, Harness, button
@@ -37,7 +38,7 @@ async def test_a_press_on_someone_else_s_settings_never_changes_them_and_the_pre
     h.messenger.admins.add("carol")
     await h.command("alice", "settings", group=GROUP)
     card_ref, card = last(h)
-    await h.press("alice", button(card, cards.SET_LANGUAGE), card_ref, group=GROUP)
+    await h.press("alice", button(card, Action.SET_LANGUAGE), card_ref, group=GROUP)
     picker_ref, picker = last(h)
     await h.command("alice", "style", group=GROUP)
     styles_ref, styles = last(h)
@@ -45,7 +46,7 @@ async def test_a_press_on_someone_else_s_settings_never_changes_them_and_the_pre
     mark = h.messenger.mark()
 
     # bob chooses a language on alice's picker: his own language, told privately, in a card of his own
-    await h.press("bob", button(picker, cards.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
+    await h.press("bob", button(picker, Action.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
     calls = h.messenger.since(mark)
     assert [(c.op, c.origin.user_id) for c in calls] == [("notify", "bob"), ("send", "bob")]
     assert calls[0].text == t("settings.saved", "zh-Hant")
@@ -53,11 +54,11 @@ async def test_a_press_on_someone_else_s_settings_never_changes_them_and_the_pre
     assert bob_card is not None and bob_card.private and "只對你（Bob）生效：" in bob_card.text and calls[1].ref not in shown
 
     # ... a default style on her /style picker, and the chat's confirmation (carol, an admin) on her card
-    await h.press("bob", button(styles, cards.DEFAULT_STYLE, "paprika"), styles_ref, group=GROUP)
-    await h.press("carol", button(card, cards.TOGGLE_CONFIRM), card_ref, group=GROUP)
+    await h.press("bob", button(styles, Action.DEFAULT_STYLE, "paprika"), styles_ref, group=GROUP)
+    await h.press("carol", button(card, Action.TOGGLE_CONFIRM), card_ref, group=GROUP)
     # ... and buttons that open a picker: the picker is a new message, theirs
-    await h.press("bob", button(card, cards.DEFAULT_STYLE), card_ref, group=GROUP)
-    await h.press("carol", button(card, cards.CHAT_LANGUAGE), card_ref, group=GROUP)
+    await h.press("bob", button(card, Action.DEFAULT_STYLE), card_ref, group=GROUP)
+    await h.press("carol", button(card, Action.CHAT_LANGUAGE), card_ref, group=GROUP)
 
     calls = h.messenger.since(mark)
     assert not changes_of(calls, *shown), "alice's messages were changed by someone else's press"
@@ -70,7 +71,7 @@ async def test_a_press_on_someone_else_s_settings_never_changes_them_and_the_pre
 
     # alice's own presses still change her messages in place: the picker, and her card that now reads otherwise
     mark = h.messenger.mark()
-    await h.press("alice", button(picker, cards.SET_LANGUAGE, "en"), picker_ref, group=GROUP)
+    await h.press("alice", button(picker, Action.SET_LANGUAGE, "en"), picker_ref, group=GROUP)
     assert [(c.op, c.ref) for c in h.messenger.since(mark)] == [("edit", card_ref), ("notify", ""), ("edit", picker_ref)]
     assert "Just for you, Alice:" in h.messenger.messages[picker_ref].text
     assert "• Language: English" in h.messenger.messages[card_ref].text
@@ -90,10 +91,10 @@ async def test_a_press_naming_another_request_never_repurposes_the_message(sqlit
 
     # alice's first request named in presses on bob's settings card and on her own second card
     for on in (bob_ref, second_ref):
-        await h.press("alice", Button("forged", cards.DETAILS, request_id, "1"), on, group=GROUP)
-        await h.press("alice", Button("forged", cards.STYLE_SET, request_id, "paprika"), on, group=GROUP)
-        await h.press("alice", Button("forged", cards.KEEP_SAID, request_id), on, group=GROUP)
-    await h.press("alice", Button("forged", cards.CONFIRM, request_id), bob_ref, group=GROUP)
+        await h.press("alice", Button("forged", Action.DETAILS, request_id, "1"), on, group=GROUP)
+        await h.press("alice", Button("forged", Action.STYLE_SET, request_id, "paprika"), on, group=GROUP)
+        await h.press("alice", Button("forged", Action.KEEP_SAID, request_id), on, group=GROUP)
+    await h.press("alice", Button("forged", Action.CONFIRM, request_id), bob_ref, group=GROUP)
     engine.finish(request_id)
     await h.settle()
 
@@ -123,16 +124,16 @@ async def test_after_a_restart_a_card_still_changes_in_place_but_settings_in_a_g
     # a restart: the messages are no longer remembered
     h.conversation = Conversation(h.repository, engine, engine, h.messenger, h.config, clock=h.clock, monotonic=h.monotonic)
     mark = h.messenger.mark()
-    await h.press("bob", button(settings, cards.TOGGLE_CONFIRM), settings_ref, group=GROUP)  # not an admin
-    await h.press("bob", Button("English", cards.SET_LANGUAGE, cards.NO_REQUEST, "en"), settings_ref, group=GROUP)
-    await h.press("bob", button(card, cards.CONFIRM), card_ref, group=GROUP)
+    await h.press("bob", button(settings, Action.TOGGLE_CONFIRM), settings_ref, group=GROUP)  # not an admin
+    await h.press("bob", Button("English", Action.SET_LANGUAGE, cards.NO_REQUEST, "en"), settings_ref, group=GROUP)
+    await h.press("bob", button(card, Action.CONFIRM), card_ref, group=GROUP)
     assert not changes_of(h.messenger.since(mark), settings_ref, card_ref)
     assert [c.op for c in h.messenger.since(mark)] == ["notify", "notify", "send", "notify"], "bob got a card of his own"
     assert h.messenger.since(mark)[3].text == t("not_yours", "en")
 
     # her card is hers: its request's owner presses it
-    await h.press("alice", button(card, cards.DETAILS, "1"), card_ref, group=GROUP)
+    await h.press("alice", button(card, Action.DETAILS, "1"), card_ref, group=GROUP)
     assert h.messenger.calls[-1].op == "edit" and h.messenger.calls[-1].ref == card_ref
     # a private chat's messages are its user's
-    await h.press("bob", Button("Paprika", cards.DEFAULT_STYLE, cards.NO_REQUEST, "paprika"), private_ref)
+    await h.press("bob", Button("Paprika", Action.DEFAULT_STYLE, cards.NO_REQUEST, "paprika"), private_ref)
     assert h.messenger.calls[-1].op == "edit" and h.messenger.calls[-1].ref == private_ref

@@ -22,7 +22,7 @@ from engine.image.pipeline import AnimePipeline
 from engine.jobs.local import LocalJobQueue
 from engine.speech.asr import AsrConfig, SpeechRecognizer
 from engine.speech.audio import AudioLimits
-from handlers import cards
+from handlers.actions import Action
 from tests.support.conversation import button
 from tests.support.scripted_engine import ScriptedEngine, png
 
@@ -119,10 +119,10 @@ async def test_a_voice_note_waits_for_the_speech_model_and_retry_listens_again(
     assert not any(r.exc_info for r in caplog.records)
 
     shutil.copytree(whisper_model_dir, model_dir)  # the operator puts the model in place
-    await h.press("amy", button(card, cards.RETRY_MISSING), ref)
+    await h.press("amy", button(card, Action.RETRY_MISSING), ref)
     ref_after, heard = h.messenger.last("card")
     assert ref_after == ref and heard.text.startswith("I heard (English, ")
-    assert cards.CONFIRM in actions(heard)
+    assert Action.CONFIRM in actions(heard)
     record = await h.request(card.request_id)
     assert record.state is S.AWAITING_CONFIRMATION and record.error_key is None
 
@@ -132,7 +132,7 @@ async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sql
     h = await make_harness(sqlite_url, engine)
     await h.command("amy", "anime", "a girl with blue hair")
     _, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     (spec,) = engine.specs
     engine.handles.pop(spec.job_id).publish(
         JobFailed("model.unavailable.drawing", "SD_MODEL=/models/sd: put a diffusers model there", {"model": "drawing"})
@@ -142,12 +142,12 @@ async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sql
     lines = again.text.splitlines()
     assert lines[1] == "“a girl with blue hair”"  # the card keeps its words
     assert lines[-1] == "The drawing model isn't installed on this server yet; the operator has been told how to add it."
-    assert actions(again)[0] == cards.RETRY_MISSING and cards.CONFIRM not in actions(again)
+    assert actions(again)[0] == Action.RETRY_MISSING and Action.CONFIRM not in actions(again)
     assert again.fix == "SD_MODEL=/models/sd: put a diffusers model there"
     record = await h.request(spec.job_id)
     assert (record.state, record.error_key) == (S.AWAITING_CONFIRMATION, "model.unavailable.drawing")
 
-    await h.press("amy", button(again, cards.RETRY_MISSING), ref)  # the operator added it: Retry draws the same card
+    await h.press("amy", button(again, Action.RETRY_MISSING), ref)  # the operator added it: Retry draws the same card
     assert [s.job_id for s in engine.specs] == [spec.job_id, spec.job_id]
     assert engine.specs[1].seed == spec.seed and engine.specs[1].positive == spec.positive
     assert (await h.request(spec.job_id)).state is S.QUEUED
@@ -175,7 +175,7 @@ async def test_the_status_says_loading_not_drawing_zero_percent(sqlite_url, make
     h = await make_harness(sqlite_url, engine)
     await h.command("amy", "anime", "a girl with blue hair")
     ref, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM), ref)
+    await h.press("amy", button(card, Action.CONFIRM), ref)
     (spec,) = engine.specs
     handle = engine.handles[spec.job_id]
     handle.publish(JobStarted())

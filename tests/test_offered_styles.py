@@ -10,7 +10,7 @@ import pytest
 from bot.factory import conversation_config
 from bot.settings import Settings
 from engine.image.styles import StyleRegistry
-from handlers import cards
+from handlers.actions import Action
 from tests.support.scripted_engine import ScriptedEngine
 
 
@@ -19,7 +19,7 @@ def settings(checkpoints: Path, **values: object) -> Settings:
 
 
 def style_buttons(reply) -> list[str]:
-    return [b.value for row in reply.buttons for b in row if b.action == cards.DEFAULT_STYLE or b.action == cards.STYLE_SET]
+    return [b.value for row in reply.buttons for b in row if b.action == Action.DEFAULT_STYLE or b.action == Action.STYLE_SET]
 
 
 async def test_only_styles_with_weights_are_offered_when_downloads_are_off(

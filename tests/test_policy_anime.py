@@ -39,7 +39,7 @@ from engine.policy.image_check import (
 from engine.policy.levels import Level
 from engine.policy.photo_check import DEFAULT_THRESHOLDS, ImageCheck, nudenet_model, resolve_model
 from engine.policy.text import ChatPolicy
-from handlers import cards
+from handlers.actions import Action
 from tests.support.conversation import button
 from tests.support.onnx_tagger import SIDE, expected_ratings, write_tagger
 
@@ -232,7 +232,7 @@ async def engine_drawing(content_check: ContentCheck) -> Any:
 async def draw(h: Any, user: str, text: str) -> None:
     await h.command(user, "anime", text)
     _, card = h.messenger.last("card")
-    await h.press(user, button(card, cards.CONFIRM))
+    await h.press(user, button(card, Action.CONFIRM))
     await h.settle()
 
 

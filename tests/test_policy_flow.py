@@ -13,6 +13,7 @@ from engine.api import JobFailed, JobFinished, JobResult, JobStarted, Segment, T
 from engine.policy.levels import Level
 from engine.policy.text import ChatPolicy
 from handlers import cards
+from handlers.actions import Action
 from handlers.events import ButtonPress, Command, Origin, TextMessage
 from handlers.replies import Button
 from tests.support.conversation import button
@@ -75,17 +76,17 @@ async def test_a_misheard_word_is_shown_on_the_card_and_edit_fixes_it(sqlite_url
         "🚫 I can't draw that in this chat: “fuck” (sexual content).",
         "If I misheard you, press ✏️ Edit and correct it.",
     ]
-    assert cards.CONFIRM not in actions(card) and cards.EDIT in actions(card)
+    assert Action.CONFIRM not in actions(card) and Action.EDIT in actions(card)
     request_id = card.request_id
     assert (await h.request(request_id)).error_key == "policy.refused"
 
-    await h.press("amy", button(card, cards.EDIT), ref)
+    await h.press("amy", button(card, Action.EDIT), ref)
     await h.send(TextMessage(h.origin("amy"), "fox spirit in the forest"))
     _, card = h.messenger.last("card")
-    assert cards.CONFIRM in actions(card) and "🚫" not in card.text
+    assert Action.CONFIRM in actions(card) and "🚫" not in card.text
     assert (await h.request(request_id)).error_key is None
 
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     (spec,) = engine.specs
     assert spec.policy == "strict"
     assert spec.negative.startswith("nsfw, nude, naked")  # the policy's negative terms go first
@@ -96,7 +97,7 @@ async def test_a_stale_draw_button_is_refused_too(sqlite_url, make_harness):
     h = await make_harness(sqlite_url, engine)
     await h.voice("amy", b"ogg")
     ref, card = h.messenger.last("card")
-    await h.press("amy", Button("old", cards.CONFIRM, card.request_id), ref)
+    await h.press("amy", Button("old", Action.CONFIRM, card.request_id), ref)
     assert engine.specs == []
     assert (await h.request(card.request_id)).state is S.AWAITING_CONFIRMATION
     assert "🚫" in h.messenger.messages[ref].text
@@ -109,7 +110,7 @@ async def test_with_confirmation_off_a_refused_voice_note_still_shows_its_card(s
     await h.repository.update_user_settings(h_user, confirm_before_generate=False)
     await h.voice("amy", b"ogg")
     _, card = h.messenger.last("card")
-    assert engine.specs == [] and cards.CONFIRM not in actions(card)
+    assert engine.specs == [] and Action.CONFIRM not in actions(card)
 
 
 async def test_the_level_is_the_chats(sqlite_url, make_harness):
@@ -118,7 +119,7 @@ async def test_the_level_is_the_chats(sqlite_url, make_harness):
     h = await make_harness(sqlite_url, engine, policy=ChatPolicy(level=Level.STANDARD))
     await h.command("amy", "anime", "a sexy nurse")
     _, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     (spec,) = engine.specs
     assert spec.policy == "standard" and spec.negative.startswith("nsfw, nude, naked, nipples, genitals")
     strict = await make_harness(sqlite_url, ScriptedEngine())
@@ -144,12 +145,12 @@ async def test_a_reroll_is_checked_again(sqlite_url, make_harness):
     h = await make_harness(sqlite_url, engine, policy=ChatPolicy(level=Level.STANDARD))
     await h.command("amy", "anime", "a sexy nurse")
     _, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     finish(engine, engine.specs[0].job_id)
     await h.settle()
     _, picture = h.messenger.last("image")
-    h.conversation.config = replace(h.conversation.config, policy=ChatPolicy(level=Level.STRICT))  # the chat got stricter
-    await h.press("amy", button(picture, cards.REROLL))
+    h.conversation.context.config = replace(h.conversation.config, policy=ChatPolicy(level=Level.STRICT))  # the chat got stricter
+    await h.press("amy", button(picture, Action.REROLL))
     assert len(engine.specs) == 1
     assert h.messenger.calls[-1].reply.text == "🚫 I can't draw that in this chat: “sexy” (suggestive content)."
     refused = [r for r in await h.repository.requests_in_states([S.FAILED]) if r.error_key == "policy.refused"]
@@ -161,17 +162,17 @@ async def test_a_flagged_picture_comes_behind_a_spoiler_and_stays_there(sqlite_u
     h = await make_harness(sqlite_url, engine, policy=ChatPolicy(level=Level.STANDARD))
     await h.command("amy", "anime", "a girl at the beach")
     _, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     finish(engine, engine.specs[0].job_id, flagged=("BUTTOCKS_EXPOSED 0.71",))
     await h.settle()
     (sent,) = h.messenger.images("amy")
     assert sent.reply.spoiler and sent.reply.text.startswith("⚠️ The content check flagged this picture")
     record = await h.request(sent.reply.request_id)
     assert record.state is S.DELIVERED and record.error_key == "policy.spoiler"
-    await h.press("amy", button(sent.reply, cards.BASE))
+    await h.press("amy", button(sent.reply, Action.BASE))
     assert h.messenger.calls[-1].reply.spoiler  # the original too
     await h.command("amy", "history")
-    await h.press("amy", button(h.messenger.calls[-1].reply, cards.RESEND))
+    await h.press("amy", button(h.messenger.calls[-1].reply, Action.RESEND))
     assert h.messenger.calls[-1].reply.spoiler  # and when sent again
 
 
@@ -180,7 +181,7 @@ async def test_without_spoilers_a_flagged_picture_is_not_sent(sqlite_url, make_h
     h = await make_harness(sqlite_url, engine, policy=ChatPolicy(level=Level.STANDARD, spoilers=False))
     await h.command("amy", "anime", "a girl at the beach")
     _, card = h.messenger.last("card")
-    await h.press("amy", button(card, cards.CONFIRM))
+    await h.press("amy", button(card, Action.CONFIRM))
     finish(engine, engine.specs[0].job_id, flagged=("BUTTOCKS_EXPOSED 0.71",))
     await h.settle()
     assert h.messenger.images("amy") == []
@@ -213,10 +214,10 @@ async def choose_level(h, user: str, token: str, *, group: str = GROUP) -> None:
     """/settings in the group, then the content policy button's picker, then ``token``'s choice."""
     await h.command(user, "settings", group=group)
     card = h.messenger.calls[-1].reply
-    await h.press(user, button(card, cards.CHAT_POLICY), group=group)
+    await h.press(user, button(card, Action.CHAT_POLICY), group=group)
     picker = h.messenger.calls[-1].reply
-    if picker.buttons and any(b.action == cards.CHAT_POLICY for row in picker.buttons for b in row):
-        await h.press(user, button(picker, cards.CHAT_POLICY, token), group=group)
+    if picker.buttons and any(b.action == Action.CHAT_POLICY for row in picker.buttons for b in row):
+        await h.press(user, button(picker, Action.CHAT_POLICY, token), group=group)
 
 
 async def chat_level(h, group: str = GROUP, platform: str = "telegram") -> str | None:
@@ -248,8 +249,8 @@ async def test_only_admins_change_the_level(sqlite_url, make_harness):
     mark = h.messenger.mark()
     await h.command("amy", "settings", group=GROUP)
     card = h.messenger.calls[-1].reply
-    await h.press("amy", button(card, cards.CHAT_POLICY), group=GROUP)
-    await h.press("amy", Button("forged", cards.CHAT_POLICY, cards.NO_REQUEST, "off"), group=GROUP)
+    await h.press("amy", button(card, Action.CHAT_POLICY), group=GROUP)
+    await h.press("amy", Button("forged", Action.CHAT_POLICY, cards.NO_REQUEST, "off"), group=GROUP)
     refusals = [c for c in h.messenger.since(mark) if c.op == "notify"]
     assert len(refusals) == 2 and all("admin" in c.text for c in refusals)
     assert await chat_level(h) is None
@@ -269,7 +270,7 @@ async def test_off_in_an_age_restricted_discord_channel(sqlite_url, make_harness
     adult = Origin("discord", "300", "bob", "Bob", "en-US", is_group=True, age_restricted=True)
     await h.send(Command(adult, "settings"))
     card = h.messenger.calls[-1].reply
-    await h.send(ButtonPress(adult, cards.NO_REQUEST, cards.CHAT_POLICY, "off"))
+    await h.send(ButtonPress(adult, cards.NO_REQUEST, Action.CHAT_POLICY, "off"))
     assert await chat_level(h, "300", "discord") == "off"
     await h.send(Command(adult, "anime", "a nude model"))
     assert h.messenger.calls[-1].reply.kind == "card"

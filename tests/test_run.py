@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from handlers import cards
+from handlers.actions import Action
 from tests.support.database import _admin as postgres_admin
 from tests.support.fake_telegram import TOKEN, FakeTelegram, private_chat, user
 
@@ -89,8 +89,8 @@ def card_of(server: FakeTelegram, chat_id: int, after: int) -> Any:
         for message in server.sent(chat_id):
             keyboard = message.get("reply_markup", {}).get("inline_keyboard", [])
             data = [b["callback_data"] for row in keyboard for b in row]
-            if message["message_id"] > after and any(d.startswith(f"{cards.CONFIRM}:") for d in data):
-                return message, next(d for d in data if d.startswith(f"{cards.CONFIRM}:"))
+            if message["message_id"] > after and any(d.startswith(f"{Action.CONFIRM}:") for d in data):
+                return message, next(d for d in data if d.startswith(f"{Action.CONFIRM}:"))
         return None
 
     return check
@@ -122,7 +122,7 @@ async def test_run_answers_stops_gracefully_and_resumes_after_restart(
     async with bot_process(env | {"SD_STEPS": "2", "SD_WIDTH": "64", "SD_HEIGHT": "64"}, tmp_path, "second") as second:
         await started(server, second, 2)
         # The first sendPhoto may be a preview (the text status cannot gain a photo); the picture carries Restyle.
-        pictures = await server.wait_for(lambda: [c for c in server.called("sendPhoto") if any(d.startswith(f"{cards.RESTYLE}:") for d in c.callback_data())], timeout=120)
+        pictures = await server.wait_for(lambda: [c for c in server.called("sendPhoto") if any(d.startswith(f"{Action.RESTYLE}:") for d in c.callback_data())], timeout=120)
         assert pictures[0].params["chat_id"] == str(chat["id"])
         assert await stop(second) == 0
     assert states(tmp_path / "bot.db") == ["delivered"]

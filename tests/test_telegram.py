@@ -35,10 +35,11 @@ from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, 
 from db import ChatKind, Repository, create_database
 from db.preferences import ChatOverrides
 from handlers import cards
+from handlers.actions import MAX_BUTTON_DATA, Action
+from handlers.conversation import Conversation
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
-from handlers.flow import Conversation
 from handlers.i18n import t
-from handlers.replies import MAX_BUTTON_DATA, Button, Reply
+from handlers.replies import Button, Reply
 from tests.support.conversation import config
 from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs, whisper_wrote
@@ -117,12 +118,12 @@ def with_button(server: FakeTelegram, chat_id: int, action: str, after: int = 0)
 
 def delivered_photos(server: FakeTelegram) -> list[Any]:
     """The sendPhoto calls of finished pictures (they carry follow-up buttons; a status photo carries Cancel)."""
-    return [c for c in server.called("sendPhoto") if any(d.startswith(f"{cards.RESTYLE}:") for d in c.callback_data())]
+    return [c for c in server.called("sendPhoto") if any(d.startswith(f"{Action.RESTYLE}:") for d in c.callback_data())]
 
 
 def photo_message_id(server: FakeTelegram, chat_id: int) -> int:
     """The message id of the finished picture in ``chat_id`` (the photo with follow-up buttons)."""
-    pictures = [m for m in server.sent(chat_id) if "photo" in m and f"{cards.RESTYLE}:" in str(m.get("reply_markup"))]
+    pictures = [m for m in server.sent(chat_id) if "photo" in m and f"{Action.RESTYLE}:" in str(m.get("reply_markup"))]
     return pictures[0]["message_id"]
 
 
@@ -133,7 +134,7 @@ def data_of(message: dict[str, Any], action: str) -> str:
 async def anime_card(server: FakeTelegram, chat: dict[str, Any], sender: dict[str, Any], text: str = TEXT) -> dict[str, Any]:
     """Send ``/anime text`` and wait for the confirmation card."""
     await server.push(server.message(chat, sender, text=f"/anime {text}"))
-    return await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+    return await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
 
 
 def assert_callback_data_fits(server: FakeTelegram) -> None:
@@ -152,24 +153,24 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     voice = server.add_file(english_voice_notes["ogg"].path.read_bytes()) | {"duration": 7, "mime_type": "audio/ogg"}
     await server.push(server.message(chat, alice, voice=voice))
 
-    card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+    card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
     assert "girl with blue hair" in card["text"].splitlines()[1].lower(), "the transcript line keeps its spaces"
     assert "• Style: Portrait (face paint v2)" in card["text"] and t("card.question", "en") in card["text"]
     assert "anime style" not in card["text"], "the prompt hides behind Details"
     assert len(server.called("getFile", file_id=voice["file_id"])) == 1 and server.called("download")
     assert server.called("sendChatAction", action="typing")
-    kept = {cards.KEEP_SAID} if t("button.keep_said", "en") in card["text"] else set()  # a word the engine corrected
-    assert {d.split(":")[0] for d in buttons(card)} == {cards.CONFIRM, cards.EDIT, cards.RETRY, cards.STYLE, cards.DETAILS, cards.CANCEL} | kept
+    kept = {Action.KEEP_SAID} if t("button.keep_said", "en") in card["text"] else set()  # a word the engine corrected
+    assert {d.split(":")[0] for d in buttons(card)} == {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL} | kept
 
     server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
-    press = server.press(alice, card, data_of(card, cards.CONFIRM))
+    press = server.press(alice, card, data_of(card, Action.CONFIRM))
     await server.push(press)
     photo = await server.wait_for(lambda: delivered_photos(server))
     await bot.conversation.wait_idle()
 
     assert photo[0].files["photo"].startswith(PNG)
     assert "Style: " in photo[0].params["caption"]
-    assert {d.split(":")[0] for d in photo[0].callback_data()} == {cards.RESTYLE, cards.REROLL, cards.BASE}
+    assert {d.split(":")[0] for d in photo[0].callback_data()} == {Action.RESTYLE, Action.REROLL, Action.BASE}
     assert server.called("sendChatAction", action="upload_photo")
     assert len(server.called("answerCallbackQuery", callback_query_id=press["callback_query"]["id"])) == 1
 
@@ -184,7 +185,7 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     assert shown[:3] == [t("queued.waiting", "en"), t("queued", "en", position=1), t("generating", "en", percent=0)]
     # ... until the first preview: a text message cannot gain a photo, so the status was posted anew as one
     assert (chat["id"], card["message_id"]) in server.deleted
-    (posted,) = [c for c in server.called("sendPhoto") if [d.split(":")[0] for d in c.callback_data()] == [cards.CANCEL]]
+    (posted,) = [c for c in server.called("sendPhoto") if [d.split(":")[0] for d in c.callback_data()] == [Action.CANCEL]]
     assert posted.params["caption"].startswith("🖌 Drawing… ") and posted.files["photo"].startswith(b"\xff\xd8")
     status = next(m for m in server.sent(chat["id"]) if m.get("caption") == t("progress.done_sketch", "en"))
     assert status["message_id"] < photo_message_id(server, chat["id"]), "the status stays above the picture"
@@ -205,7 +206,7 @@ async def test_edit_with_force_reply(bot: RunningBot) -> None:
     chat = private_chat(alice)
     card = await anime_card(server, chat, alice)
 
-    await server.push(server.press(alice, card, data_of(card, cards.EDIT)))
+    await server.push(server.press(alice, card, data_of(card, Action.EDIT)))
     prompt = await server.wait_for(lambda: server.called("sendMessage", text=f"{t('edit.prompt', 'en')}\n\n{TEXT}"))
     markup = prompt[0].json("reply_markup")
     assert markup["force_reply"] is True and markup["input_field_placeholder"] == TEXT[:64]
@@ -213,7 +214,7 @@ async def test_edit_with_force_reply(bot: RunningBot) -> None:
     asked = next(m for m in server.sent(chat["id"]) if m["text"] == prompt[0].params["text"])
     corrected = "a boy with glasses reading a book"
     await server.push(server.message(chat, alice, text=corrected, reply_to=asked))
-    new_card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=asked["message_id"]))
+    new_card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM, after=asked["message_id"]))
     assert corrected in new_card["text"]
     assert TextMessage(bot.events[-1].origin, corrected) == bot.events[-1]
     assert_callback_data_fits(server)
@@ -243,10 +244,10 @@ async def test_group_chat_only_listens_when_addressed(bot: RunningBot, english_v
     assert not server.called("getFile") and not server.called("sendMessage")
 
     await server.push(server.message(group, alice, voice=voice, caption=MENTION))
-    card = await server.wait_for(with_button(server, group["id"], cards.CONFIRM))
+    card = await server.wait_for(with_button(server, group["id"], Action.CONFIRM))
     assert card["text"].startswith("我听到的是")  # the user's Telegram language
     await server.push(server.message(group, alice, text=f"/anime@{BOT['username']} {TEXT}"))
-    await server.wait_for(with_button(server, group["id"], cards.CONFIRM, after=card["message_id"]))
+    await server.wait_for(with_button(server, group["id"], Action.CONFIRM, after=card["message_id"]))
     assert [e.name for e in bot.events if isinstance(e, Command)] == ["anime"]
     assert_callback_data_fits(server)
 
@@ -260,15 +261,15 @@ async def test_keep_what_i_said_round_trips(fake_telegram: FakeTelegram, sqlite_
         chat = private_chat(li)
         voice = server.add_file(b"OggS") | {"duration": 3, "mime_type": "audio/ogg"}
         await server.push(server.message(chat, li, voice=voice))
-        card = await server.wait_for(with_button(server, chat["id"], cards.KEEP_SAID))
+        card = await server.wait_for(with_button(server, chat["id"], Action.KEEP_SAID))
         assert card["text"].splitlines()[1] == "“一个长头发的女孩在雨中撑着红[伞]”"
         assert keyboard_labels(card)[0] == ["✅ 开始画", "✏️ 修改", "↩️ 保留原话"]
-        await server.push(server.press(li, card, data_of(card, cards.KEEP_SAID)))
+        await server.push(server.press(li, card, data_of(card, Action.KEEP_SAID)))
         kept = await server.wait_for(
             lambda: next((m for m in server.sent(chat["id"]) if m["message_id"] == card["message_id"] and "红散" in m["text"]), None)
         )
         assert kept["text"].splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
-        assert cards.KEEP_SAID not in {d.split(":")[0] for d in buttons(kept)}
+        assert Action.KEEP_SAID not in {d.split(":")[0] for d in buttons(kept)}
 
 
 async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: RunningBot) -> None:
@@ -289,10 +290,10 @@ async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: 
 
     # The refusal comes from the conversation, so it follows the user's /settings language, not the app's.
     await server.push(server.message(chat, alice, text="/settings"))
-    card = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE))
-    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
-    picker = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE, after=card["message_id"]))
-    await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh"))
+    card = await server.wait_for(with_button(server, chat["id"], Action.SET_LANGUAGE))
+    await server.push(server.press(alice, card, data_of(card, Action.SET_LANGUAGE)))
+    picker = await server.wait_for(with_button(server, chat["id"], Action.SET_LANGUAGE, after=card["message_id"]))
+    await server.push(server.press(alice, picker, f"{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh"))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hans")))
     await server.push(server.message(chat, alice, voice=huge | {"file_id": "also-never-fetched"}))
     zh = t("audio.too_large", "zh-Hans", size_mb=25.0, limit_mb=20.0)
@@ -339,7 +340,7 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
     # the group's settings are not hers: each press is refused in a toast only she sees; nothing changes
     posted = len(server.called("sendMessage"))
     refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
-    for action in (cards.TOGGLE_CONFIRM, cards.CHAT_LANGUAGE):
+    for action in (Action.TOGGLE_CONFIRM, Action.CHAT_LANGUAGE):
         await server.push(server.press(alice, card, data_of(card, action)))
     await server.wait_for(lambda: len(server.called("answerCallbackQuery", text=refusal)) == 2)
     assert len(server.called("sendMessage")) == posted and not server.called("editMessageText")
@@ -348,10 +349,10 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
     assert await bot.conversation.repository.get_chat_settings(chat_id) == ChatOverrides()
 
     # her own language: a picker under the card, which then shows her settings in Traditional Chinese
-    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    await server.push(server.press(alice, card, data_of(card, Action.SET_LANGUAGE)))
     picker = await server.wait_for(replying_to(server, group["id"], card["message_id"]))
     assert keyboard_labels(picker) == [["✅ Automatic", "English"], ["中文（简体）", "中文（繁體）"]]
-    await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+    await server.push(server.press(alice, picker, f"{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
     key = (group["id"], picker["message_id"])
     mine = await server.wait_for(lambda: "只對你（Alice）生效：" in server.messages[key]["text"] and server.messages[key])
@@ -363,7 +364,7 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
     await server.push(asked)
     bob_card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
     assert bob_card["text"] == MEMBER_CARD.replace("Alice", "Bob")
-    await server.push(server.press(bob, bob_card, data_of(bob_card, cards.TOGGLE_CONFIRM)))
+    await server.push(server.press(bob, bob_card, data_of(bob_card, Action.TOGGLE_CONFIRM)))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "en")))
     after = await server.wait_for(
         lambda: "drawing: off" in server.messages[(group["id"], bob_card["message_id"])]["text"]
@@ -389,12 +390,12 @@ async def test_a_settings_card_reads_the_language_chosen_on_its_picker(fake_tele
         alice = user(111, "Alice", "en")
         chat = private_chat(alice)
         await server.push(server.message(chat, alice, text="/settings"))
-        card = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE))
+        card = await server.wait_for(with_button(server, chat["id"], Action.SET_LANGUAGE))
         assert card["text"].splitlines()[:2] == ["Settings", "Language: automatic (follows your app: English)"]
-        await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
-        picker = await server.wait_for(with_button(server, chat["id"], cards.SET_LANGUAGE, after=card["message_id"]))
+        await server.push(server.press(alice, card, data_of(card, Action.SET_LANGUAGE)))
+        picker = await server.wait_for(with_button(server, chat["id"], Action.SET_LANGUAGE, after=card["message_id"]))
 
-        await server.push(server.press(alice, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+        await server.push(server.press(alice, picker, f"{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
 
         await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
         shown = server.messages[(chat["id"], card["message_id"])]
@@ -422,20 +423,20 @@ async def test_a_replaced_card_has_no_buttons_left(fake_telegram: FakeTelegram, 
         chat = private_chat(alice)
         voice = server.add_file(b"OggS") | {"duration": 3, "mime_type": "audio/ogg"}
         await server.push(server.message(chat, alice, voice=voice))
-        card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
-        await server.push(server.press(alice, card, data_of(card, cards.EDIT)))
+        card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
+        await server.push(server.press(alice, card, data_of(card, Action.EDIT)))
         asked = await server.wait_for(lambda: next((m for m in server.sent(chat["id"]) if m["text"].startswith(t("edit.prompt", "en"))), None))
         await server.push(server.message(chat, alice, text="a boy reading a book", reply_to=asked))
-        edited = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=asked["message_id"]))
+        edited = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM, after=asked["message_id"]))
         old = server.messages[(chat["id"], card["message_id"])]
         assert old["text"] == t("card.superseded", "en") and "reply_markup" not in old
 
         await server.push(server.message(chat, alice, voice=voice))
-        card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM, after=edited["message_id"]))
-        await server.push(server.press(alice, card, data_of(card, cards.RETRY)))
-        picker = await server.wait_for(with_button(server, chat["id"], cards.RETRY_AS))
-        await server.push(server.press(alice, picker, data_of(picker, cards.RETRY_AS)))
-        again = await server.wait_for(lambda: with_button(server, chat["id"], cards.CONFIRM, after=card["message_id"])())
+        card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM, after=edited["message_id"]))
+        await server.push(server.press(alice, card, data_of(card, Action.RETRY)))
+        picker = await server.wait_for(with_button(server, chat["id"], Action.RETRY_AS))
+        await server.push(server.press(alice, picker, data_of(picker, Action.RETRY_AS)))
+        again = await server.wait_for(lambda: with_button(server, chat["id"], Action.CONFIRM, after=card["message_id"])())
         assert again["message_id"] == picker["message_id"], "the picker became the status, then the new card"
         assert again["text"].splitlines()[0] == t("card.heard", "en", language="English", confidence=0.97)
         old = server.messages[(chat["id"], card["message_id"])]
@@ -463,9 +464,9 @@ async def test_a_press_never_changes_someone_else_s_message(bot: RunningBot) -> 
     asked = server.message(group, alice, text="/settings")
     await server.push(asked)
     card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
-    await server.push(server.press(alice, card, data_of(card, cards.SET_LANGUAGE)))
+    await server.push(server.press(alice, card, data_of(card, Action.SET_LANGUAGE)))
     picker = await server.wait_for(replying_to(server, group["id"], card["message_id"]))
-    await server.push(server.press(bob, picker, f"{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
+    await server.push(server.press(bob, picker, f"{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
     his_or_hers = replying_to(server, group["id"], picker["message_id"])
     await server.wait_for(lambda: his_or_hers() or touched(server, picker))
@@ -477,8 +478,8 @@ async def test_a_press_never_changes_someone_else_s_message(bot: RunningBot) -> 
     await server.push(asked)
     bob_card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
     alice_card = await anime_card(server, group, alice)
-    request_id = data_of(alice_card, cards.CONFIRM).split(":")[1]
-    for data in (f"{cards.DETAILS}:{request_id}:1", f"{cards.STYLE_SET}:{request_id}:paprika", f"{cards.CONFIRM}:{request_id}"):
+    request_id = data_of(alice_card, Action.CONFIRM).split(":")[1]
+    for data in (f"{Action.DETAILS}:{request_id}:1", f"{Action.STYLE_SET}:{request_id}:paprika", f"{Action.CONFIRM}:{request_id}"):
         await server.push(server.press(alice, bob_card, data))
     await server.wait_for(lambda: delivered_photos(server))
     await bot.conversation.wait_idle()
@@ -497,11 +498,11 @@ async def test_a_demoted_administrator_loses_the_group_s_settings_at_once(bot: R
     asked = server.message(group, bob, text="/settings")
     await server.push(asked)
     card = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
-    await server.push(server.press(bob, card, data_of(card, cards.TOGGLE_CONFIRM)))
+    await server.push(server.press(bob, card, data_of(card, Action.TOGGLE_CONFIRM)))
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "en")))
 
     await server.push(server.member_update(group, bob, "member", by=owner))
-    await server.push(server.press(bob, card, data_of(card, cards.TOGGLE_CONFIRM)))
+    await server.push(server.press(bob, card, data_of(card, Action.TOGGLE_CONFIRM)))
     refusal = t("settings.admins_only", "en", language="🌐 My language", style="🎨 My style")
     await server.wait_for(lambda: server.called("answerCallbackQuery", text=refusal) or len(server.called("answerCallbackQuery")) > 1)
     assert server.called("answerCallbackQuery", text=refusal), "still an administrator after the demotion"
@@ -569,10 +570,10 @@ async def test_duplicate_updates_and_presses_are_handled_once(bot: RunningBot) -
     chat = private_chat(alice)
     command = server.message(chat, alice, text=f"/anime {TEXT}")
     await server.push(command, command)  # the same update delivered twice
-    card = await server.wait_for(with_button(server, chat["id"], cards.CONFIRM))
+    card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
 
-    press = server.press(alice, card, data_of(card, cards.CONFIRM))
-    again = server.press(alice, card, data_of(card, cards.CONFIRM))  # a second tap: new query, same button
+    press = server.press(alice, card, data_of(card, Action.CONFIRM))
+    again = server.press(alice, card, data_of(card, Action.CONFIRM))  # a second tap: new query, same button
     await server.push(press, press, again)
     await server.wait_for(lambda: delivered_photos(server))
     await bot.conversation.wait_idle()

@@ -31,6 +31,7 @@ from bot.startup_errors import BadInputError
 from bot.web import WebConfig
 from bot.web_session import LOGIN_TRIES, Signer, load_secret
 from handlers import cards
+from handlers.actions import Action
 from handlers.i18n import error_text, t
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs
 from tests.support.web import SECRET, Browser, Studio, browsers, studio_over, webm_voice_note
@@ -73,7 +74,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         response = await alice.upload("voice", webm.read_bytes(), "audio/webm;codecs=opus")
         assert response.status == 202
 
-        card = await alice.wait_message(alice.with_button(cards.CONFIRM))
+        card = await alice.wait_message(alice.with_button(Action.CONFIRM))
         assert card["kind"] == "card" and "girl with blue hair" in card["text"].lower()
         assert "\n" in card["text"], "the card's lines travel as they are (the page keeps the line breaks)"
         transcribing = next(m for m in alice.received if m.get("op") == "send")
@@ -81,7 +82,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert transcribing["ref"] == card["ref"], "the 'listening' message became the card in place"
 
         # Edit: an edit prompt for this card, prefilled with what was heard
-        await alice.press(card, cards.EDIT)
+        await alice.press(card, Action.EDIT)
         prompt = await alice.wait_message(lambda m: m["kind"] == "edit_prompt")
         assert prompt["request_id"] == card["request_id"] and "blue hair" in prompt["prefill"].lower()
         await alice.send({"type": "text", "text": "a girl with green hair reading a book", "request_id": prompt["request_id"]})
@@ -90,29 +91,29 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert alice.messages[card["ref"]]["buttons"] == []
 
         # Draw it: progress (with previews) in one message, then the picture with its buttons and a download link
-        await alice.press(edited, cards.CONFIRM)
+        await alice.press(edited, Action.CONFIRM)
         finished = await picture(alice)
         status = await alice.wait_for(lambda: (m := alice.messages[edited["ref"]])["kind"] != "progress" and m)
         progress = [m for m in alice.received if m.get("ref") == edited["ref"] and m["kind"] == "progress"]
         assert progress, "the card became the status message"
         assert any(m["image"] for m in progress), "a preview of the picture forming was shown"
         assert status["buttons"] == [], "no Cancel left once delivered"
-        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {cards.RESTYLE, cards.REROLL, cards.BASE}
+        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE}
         image = await alice.client.get(finished["image"])
         assert image.status == 200 and image.headers["Content-Type"] == "image/png" and (await image.read()).startswith(PNG)
         download = await alice.client.get(finished["download"])
         assert download.headers["Content-Disposition"] == f'attachment; filename="voice2anime-{edited["request_id"][:8]}.png"'
 
         # Restyle -> a style picker -> another style
-        await alice.press(finished, cards.RESTYLE)
-        picker = await alice.wait_message(alice.with_button(cards.RESTYLE_AS))
-        await alice.press(picker, cards.RESTYLE_AS, "paprika")
+        await alice.press(finished, Action.RESTYLE)
+        picker = await alice.wait_message(alice.with_button(Action.RESTYLE_AS))
+        await alice.press(picker, Action.RESTYLE_AS, "paprika")
         restyled = await picture(alice, 2)
         assert "Paprika" in restyled["text"]
         # Reroll and Original
-        await alice.press(finished, cards.REROLL)
+        await alice.press(finished, Action.REROLL)
         await picture(alice, 3)
-        await alice.press(finished, cards.BASE)
+        await alice.press(finished, Action.BASE)
         base = await picture(alice, 4)
         assert base["text"] == t("base_image", "en") and base["download"]
 
@@ -140,27 +141,27 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
 async def test_heard_wrong_language_style_details_cancel(studio: Studio, english_voice_notes) -> None:
     async with browsers(studio) as (alice,):
         await alice.upload("voice", english_voice_notes["ogg"].path.read_bytes(), "audio/ogg")
-        card = await alice.wait_message(alice.with_button(cards.CONFIRM))
+        card = await alice.wait_message(alice.with_button(Action.CONFIRM))
 
-        await alice.press(card, cards.RETRY)
-        picker = await alice.wait_message(alice.with_button(cards.RETRY_AS))
+        await alice.press(card, Action.RETRY)
+        picker = await alice.wait_message(alice.with_button(Action.RETRY_AS))
         before = len(alice.received)
-        await alice.press(picker, cards.RETRY_AS, "en")
+        await alice.press(picker, Action.RETRY_AS, "en")
         again = await alice.wait_for(
             lambda: next(
                 (m for m in alice.received[before:] if m.get("kind") == "card" and m["request_id"] == card["request_id"]), None
             )
         )
 
-        await alice.press(again, cards.STYLE)
-        styles = await alice.wait_message(alice.with_button(cards.STYLE_SET))
-        await alice.press(styles, cards.STYLE_SET, "paprika")
+        await alice.press(again, Action.STYLE)
+        styles = await alice.wait_message(alice.with_button(Action.STYLE_SET))
+        await alice.press(styles, Action.STYLE_SET, "paprika")
         await alice.wait_for(lambda: t("style.set", "en", style="Paprika") in alice.notes)
         current = await alice.wait_message(lambda m: m["kind"] == "card" and "Paprika" in m["text"])
 
-        await alice.press(current, cards.DETAILS, "1")
+        await alice.press(current, Action.DETAILS, "1")
         detailed = await alice.wait_message(lambda m: m["kind"] == "card" and t("card.prompt", "en") in m["text"])
-        await alice.press(detailed, cards.CANCEL)
+        await alice.press(detailed, Action.CANCEL)
         await alice.wait_for(lambda: alice.messages[detailed["ref"]]["text"] == t("cancelled", "en"))
         assert alice.messages[detailed["ref"]]["buttons"] == []
 
@@ -170,12 +171,12 @@ async def test_keep_what_i_said_round_trips(sqlite_url: str, tmp_path: Path) -> 
     engine = ScriptedEngine(transcript=RED_SAN, review=True)
     async with studio_over(engine, sqlite_url, tmp_path / "data") as studio, browsers(studio) as (alice,):
         await alice.upload("voice", b"OggS", "audio/ogg")
-        card = await alice.wait_message(alice.with_button(cards.KEEP_SAID))
+        card = await alice.wait_message(alice.with_button(Action.KEEP_SAID))
         assert "I changed 散 → " in card["text"]
-        await alice.press(card, cards.KEEP_SAID)
+        await alice.press(card, Action.KEEP_SAID)
         kept = await alice.wait_for(lambda: "紅散" in alice.messages[card["ref"]]["text"] and alice.messages[card["ref"]])
         assert kept["text"].splitlines()[1] == "“一個長頭髮的女孩在雨中撐著紅散”"
-        assert not alice.with_button(cards.KEEP_SAID)(kept) and alice.with_button(cards.CONFIRM)(kept)
+        assert not alice.with_button(Action.KEEP_SAID)(kept) and alice.with_button(Action.CONFIRM)(kept)
 
 
 async def test_commands_settings_and_language(studio: Studio) -> None:
@@ -190,17 +191,17 @@ async def test_commands_settings_and_language(studio: Studio) -> None:
         await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hans", group=False).text)
 
         await alice.command("settings")
-        settings = await alice.wait_message(alice.with_button(cards.SET_LANGUAGE))
-        await alice.press(settings, cards.SET_LANGUAGE)  # opens the picker
+        settings = await alice.wait_message(alice.with_button(Action.SET_LANGUAGE))
+        await alice.press(settings, Action.SET_LANGUAGE)  # opens the picker
         picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh-Hans"))
-        await alice.press(picker, cards.SET_LANGUAGE, "zh-Hant")
+        await alice.press(picker, Action.SET_LANGUAGE, "zh-Hant")
         await alice.wait_for(lambda: t("settings.saved", "zh-Hant") in alice.notes)
         await alice.wait_for(lambda: alice.messages[picker["ref"]]["text"].startswith("設定\n語言：中文（繁體）"))
         await alice.command("help")
         await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hant", group=False).text)
-        await alice.press(alice.messages[picker["ref"]], cards.SET_LANGUAGE)
+        await alice.press(alice.messages[picker["ref"]], Action.SET_LANGUAGE)
         picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh-Hant"))
-        await alice.press(picker, cards.SET_LANGUAGE, "en")
+        await alice.press(picker, Action.SET_LANGUAGE, "en")
         await alice.wait_for(lambda: t("settings.saved", "en") in alice.notes)
         await alice.command("nonsense")
         await alice.wait_message(lambda m: m["text"] == t("unknown_command", "en"))
@@ -211,7 +212,7 @@ async def test_photo_upload_becomes_an_anime_picture(studio: Studio) -> None:
         response = await alice.upload("photo", photo_png(), "image/png")
         assert response.status == 202
         finished = await picture(alice)
-        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {cards.RESTYLE, cards.BASE}
+        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.BASE}
         assert (await (await alice.client.get(finished["image"])).read()).startswith(PNG)
 
 
@@ -225,8 +226,8 @@ async def test_two_browsers_never_see_each_others_requests_or_pictures(studio: S
         assert len(alice_gallery) == 1
 
         # bob presses alice's buttons (he learned the payload and the message reference somehow)
-        await bob.press(card, cards.CONFIRM)
-        await bob.press(finished, cards.RESTYLE)
+        await bob.press(card, Action.CONFIRM)
+        await bob.press(finished, Action.RESTYLE)
         await bob.send({"type": "text", "text": "mine now", "request_id": card["request_id"]})
         await bob.wait_for(lambda: bob.notes.count(t("not_yours", "en")) >= 2)
         await asyncio.sleep(0.2)

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from handlers import cards
+from handlers.actions import Action
 from handlers.i18n import t
 from tests.support.browser import CHROMIUM, PHONE, Page, chromium_args
 from tests.support.browser import open_page as open_browser_page
@@ -109,11 +109,11 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await card.wait_for()
     heard = await card.locator(".text").inner_text()
     assert "blue hair" in heard.lower() and "\n" in heard, heard
-    assert await card.locator(f"button[data-action='{cards.CONFIRM}']").count() == 1
+    assert await card.locator(f"button[data-action='{Action.CONFIRM}']").count() == 1
     await en.shot("card")
 
     # Edit in place: a text field inside the card, filled with what was heard
-    await card.locator(f"button[data-action='{cards.EDIT}']").click()
+    await card.locator(f"button[data-action='{Action.EDIT}']").click()
     field = card.locator("form.editor textarea")
     await field.wait_for()
     assert "blue hair" in (await field.input_value()).lower()
@@ -126,10 +126,10 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
 
     # Draw it: the card becomes the status (held at the first step for its screenshot), then the picture
     flow_text_to_image.hold()
-    await edited.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await edited.locator(f"button[data-action='{Action.CONFIRM}']").click()
     status = page.locator(".msg.kind-progress").last
     await status.wait_for()
-    assert await status.locator(f"button[data-action='{cards.CANCEL}']").count() == 1, "progress has a Cancel button"
+    assert await status.locator(f"button[data-action='{Action.CANCEL}']").count() == 1, "progress has a Cancel button"
     await en.shot("progress")
     await page.evaluate(
         """() => { window.previews = 0; new MutationObserver(() => {
@@ -142,7 +142,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await page.wait_for_function("() => document.querySelector('.msg.kind-image img').naturalWidth > 0")
     assert await page.evaluate("window.previews") > 0, "a preview of the picture forming was shown"
     actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
-    assert set(actions) == {cards.RESTYLE, cards.REROLL, cards.BASE}
+    assert set(actions) == {Action.RESTYLE, Action.REROLL, Action.BASE}
     await en.shot("picture")
     async with page.expect_download() as download_info:
         await finished.locator("a.download").click()
@@ -179,7 +179,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await page.locator("#gallery-grid .tile button.open").last.click()
     await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image').length >= 3")
     assert await page.locator("#studio").is_visible()
-    assert await page.locator(".msg.kind-image").last.locator(f"button[data-action='{cards.REROLL}']").count() == 1
+    assert await page.locator(".msg.kind-image").last.locator(f"button[data-action='{Action.REROLL}']").count() == 1
 
     # the language switch turns the page Chinese
     await page.locator("#lang").select_option("zh-Hans")
@@ -199,7 +199,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     heard_card = zh.page.locator(".msg.kind-card").last
     await heard_card.wait_for()
     assert t("card.understood", "zh-Hans") in await heard_card.inner_text()
-    retry = heard_card.locator(f"button[data-action='{cards.RETRY}']")
+    retry = heard_card.locator(f"button[data-action='{Action.RETRY}']")
     assert await retry.count() == 1, "a voice card offers 'Heard wrong language'"
     await zh.page.locator("#text").fill("樱花树下蓝色头发的女孩")
     await zh.page.locator("#send").click()

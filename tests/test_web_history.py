@@ -28,7 +28,7 @@ from bot.web_session import COOKIE, Signer
 from db import Repository, create_database
 from db.enums import ChatKind, ImageRole, RequestKind
 from db.states import RequestState
-from handlers import cards
+from handlers.actions import Action
 from handlers.i18n import t
 from tests.support.browser import next_spec
 from tests.support.conversation import STYLE_NAMES
@@ -112,12 +112,12 @@ async def test_after_a_restart_the_page_gets_the_card_the_status_and_the_picture
         alice = Browser(client)
         await alice.open()
         drawn = await card(alice, "a girl with blue hair")
-        await alice.press(drawn, cards.CONFIRM)
+        await alice.press(drawn, Action.CONFIRM)
         first.finish((await next_spec(first, 1)).job_id)
         await alice.wait_message(lambda m: m["kind"] == "image")
         still_open = await card(alice, "a red umbrella in the rain")
         waiting = await card(alice, "a cat on a piano")
-        await alice.press(waiting, cards.CONFIRM)
+        await alice.press(waiting, Action.CONFIRM)
         await next_spec(first, 2)
         await alice.wait_for(lambda: alice.messages[waiting["ref"]]["kind"] == "progress")
         await alice.close()
@@ -136,14 +136,14 @@ async def test_after_a_restart_the_page_gets_the_card_the_status_and_the_picture
                 (waiting["request_id"], "progress"),
             ], "each request once, in order, the newest at the bottom"
         picture, open_card, status = (alice.messages[m["ref"]] for m in feed)
-        assert actions(picture) == [cards.RESTYLE, cards.REROLL, cards.BASE] and picture["download"]
+        assert actions(picture) == [Action.RESTYLE, Action.REROLL, Action.BASE] and picture["download"]
         assert "a girl with blue hair" in picture["text"]
         async with client.get(picture["image"]) as image:
             assert image.status == 200 and (await image.read()).startswith(b"\x89PNG")
         async with client.get(picture["download"]) as download:
             assert download.headers["Content-Disposition"].startswith('attachment; filename="voice2anime-')
-        assert "a red umbrella in the rain" in open_card["text"] and actions(open_card)[0] == cards.CONFIRM
-        assert status["text"] == t("queued.waiting", "en") and actions(status) == [cards.CANCEL]
+        assert "a red umbrella in the rain" in open_card["text"] and actions(open_card)[0] == Action.CONFIRM
+        assert status["text"] == t("queued.waiting", "en") and actions(status) == [Action.CANCEL]
 
         # the queued job is resumed (as `voice2anime run` does after a start): its status is the one shown, not a second
         await studio.conversation.recover()
@@ -153,13 +153,13 @@ async def test_after_a_restart_the_page_gets_the_card_the_status_and_the_picture
         assert [m["ref"] for m in about] == [status["ref"]] and about[0]["kind"] == "progress", about
 
         # the card shown again works: Draw queues its request, and the card becomes its status
-        await alice.press(open_card, cards.CONFIRM)
+        await alice.press(open_card, Action.CONFIRM)
         assert (await next_spec(second, 2)).job_id == still_open["request_id"]
         assert (await studio.repository.get_request(still_open["request_id"])).state is S.QUEUED
         await alice.wait_for(lambda: alice.messages[open_card["ref"]]["kind"] == "progress")
         # and so do the picture's buttons
-        await alice.press(picture, cards.RESTYLE)
-        await alice.wait_message(alice.with_button(cards.RESTYLE_AS))
+        await alice.press(picture, Action.RESTYLE)
+        await alice.wait_message(alice.with_button(Action.RESTYLE_AS))
 
         # a reload: the same messages in the same order, nothing shown twice
         shown = list(alice.messages)
@@ -204,7 +204,7 @@ async def test_the_feed_after_a_restart_holds_the_newest_requests_in_order_in_th
     assert hello["type"] == "hello"
     feed = hello["feed"]
     assert [m["request_id"] for m in feed] == ids[-FEED_REQUESTS:], "the newest requests, oldest first, the newest at the bottom"
-    assert all(m["kind"] == "image" and actions(m) == [cards.RESTYLE, cards.REROLL, cards.BASE] for m in feed)
+    assert all(m["kind"] == "image" and actions(m) == [Action.RESTYLE, Action.REROLL, Action.BASE] for m in feed)
     assert t("delivered", "zh-Hans", style=STYLE_NAMES["paprika"]["zh"], seed=len(ids) - 1) in feed[-1]["text"], feed[-1]["text"]
     await client.close()
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from engine.api import JobFailed
-from handlers import cards
+from handlers.actions import Action
 from tests.support.browser import CHROMIUM, Page, chromium_args, next_spec, open_page
 from tests.support.web import Studio, studio_over
 from tests.test_missing_models import WhisperNotYetHere
@@ -70,19 +70,19 @@ async def test_no_models_the_page_says_what_to_put_where_and_retry_finds_the_wor
 
     # the operator puts the model there; Retry listens again, and the words are there
     shutil.copytree(whisper_model_dir, tmp_path / "whisper-base")
-    await card.locator(f"button[data-action='{cards.RETRY_MISSING}']").click()
+    await card.locator(f"button[data-action='{Action.RETRY_MISSING}']").click()
     heard = p.locator(".msg.kind-card", has_text="I heard (English").last
     await heard.wait_for(timeout=120_000)
 
     # Draw: the drawing model is missing; the card comes back with its words, the fix and Retry
     jobs = len(engine.specs)
-    await heard.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await heard.locator(f"button[data-action='{Action.CONFIRM}']").click()
     spec = await next_spec(engine, jobs + 1)
     engine.handles.pop(spec.job_id).publish(JobFailed("model.unavailable.drawing", SD_FIX, {"model": "drawing"}))
     again = p.locator(".msg.kind-card", has_text="The drawing model isn't installed on this server yet").last
     await again.wait_for()
     assert "girl with blue hair" in (await again.inner_text()).lower()
     assert await again.locator(".fix .fix-text").inner_text() == SD_FIX
-    assert await again.locator(f"button[data-action='{cards.RETRY_MISSING}']").is_visible()
+    assert await again.locator(f"button[data-action='{Action.RETRY_MISSING}']").is_visible()
     await page.shot("no-drawing-model")
     assert page.errors == []

@@ -24,6 +24,7 @@ from bot.web import GALLERY_SIZE
 from bot.web_i18n import page_strings, page_word
 from bot.web_session import Signer
 from handlers import cards
+from handlers.actions import Action
 from handlers.i18n import pick_language, t
 from tests.support.browser import (
     CHROMIUM,
@@ -127,7 +128,7 @@ async def draw(page: Page, engine: ScriptedEngine, description: str, *, steps: t
     """Ask for ``description``, press Draw, let the engine finish; the picture's message once its picture loaded."""
     card = await ask(page, description)
     jobs = len(engine.specs)
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
     spec = await next_spec(engine, jobs + 1)
     finish_job(engine, spec.job_id, PICTURE, steps)
     return await picture_of(page, spec.job_id)
@@ -193,7 +194,7 @@ async def test_the_finished_picture_and_its_buttons_are_in_view_and_a_reload_ope
     await p.keyboard.up("Space")
     card = p.locator(".msg.kind-card", has_text=said).last
     await card.wait_for()
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
     spec = await next_spec(engine, 3)
     start_job(engine, spec.job_id)
     progress(engine, spec.job_id, 0.5, shown=preview())
@@ -205,7 +206,7 @@ async def test_the_finished_picture_and_its_buttons_are_in_view_and_a_reload_ope
     await above_composer(page, f".msg.kind-image[data-request-id='{spec.job_id}']")
     await above_composer(page, f".msg.kind-image[data-request-id='{spec.job_id}'] :is(img, button, a.download, .about)")
     actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
-    assert actions == [cards.RESTYLE, cards.REROLL, cards.BASE]
+    assert actions == [Action.RESTYLE, Action.REROLL, Action.BASE]
     assert await finished.locator("img").get_attribute("alt") == said, "the picture's alt text is the description"
     await page.shot(f"picture-{name}")
 
@@ -231,12 +232,12 @@ async def test_focus_stays_through_draw_and_progress_and_statuses_keep_the_descr
     page = await open_page(chromium, served, shots)
     p = page.page
     card = await ask(page, DESCRIPTION)
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").focus()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").focus()
     await p.keyboard.press("Enter")
     spec = await next_spec(engine, 1)
     status = p.locator(f".msg[data-request-id='{spec.job_id}']").first
     # Draw turned the card into its status: focus moved to the status's Cancel, it did not fall to the page
-    await p.wait_for_function(f"() => document.activeElement.dataset.action === '{cards.CANCEL}'")
+    await p.wait_for_function(f"() => document.activeElement.dataset.action === '{Action.CANCEL}'")
     await p.evaluate("() => { window.focused = document.activeElement; }")
     start_job(engine, spec.job_id)
     for fraction, shown in ((0.1, None), (0.4, preview()), (0.7, preview((90, 140, 200)))):
@@ -251,16 +252,16 @@ async def test_focus_stays_through_draw_and_progress_and_statuses_keep_the_descr
     finished = await picture_of(page, spec.job_id)
     # the status is done (and out of the way); focus went on to the picture's first button
     focused = await p.evaluate("() => [document.activeElement.dataset.action, document.activeElement.closest('.msg')?.dataset.kind]")
-    assert focused == [cards.RESTYLE, "image"], focused
+    assert focused == [Action.RESTYLE, "image"], focused
     assert await finished.locator("img").get_attribute("alt") == DESCRIPTION
 
     # Cancel from the keyboard: the status says what was cancelled, and focus stays on it
     other = "a red umbrella in the rain"
     card = await ask(page, other)
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").focus()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").focus()
     await p.keyboard.press("Enter")
     spec = await next_spec(engine, 2)
-    await p.wait_for_function(f"() => document.activeElement.dataset.action === '{cards.CANCEL}'")
+    await p.wait_for_function(f"() => document.activeElement.dataset.action === '{Action.CANCEL}'")
     await p.keyboard.press("Enter")
     cancelled = p.locator(f".msg[data-request-id='{spec.job_id}']", has_text=t("cancelled", "en")).first
     await cancelled.wait_for()
@@ -428,8 +429,8 @@ async def test_a_traditional_chinese_browser_reads_traditional_and_the_page_foll
 
     # 繁體 chosen in the chat's /settings: the page follows the chat's language
     await p.locator("#commands button[data-command='settings']").click()
-    await p.locator(f"button[data-press='{cards.SET_LANGUAGE}:{cards.NO_REQUEST}']").last.click()
-    await p.locator(f"button[data-press='{cards.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant']").last.click()
+    await p.locator(f"button[data-press='{Action.SET_LANGUAGE}:{cards.NO_REQUEST}']").last.click()
+    await p.locator(f"button[data-press='{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant']").last.click()
     await p.wait_for_function("() => document.documentElement.lang === 'zh-TW'")
     assert await p.locator("#mic-label").inner_text() == hant["mic.idle"]
     assert await p.locator("#lang").input_value() == "zh-Hant"
@@ -480,7 +481,7 @@ async def test_a_picture_finished_in_a_background_tab_changes_the_title_and_icon
                 constructor(title, options) { window.notes.push([title, options.body]); } }; }"""
     )
     card = await ask(page, DESCRIPTION)
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
     spec = await next_spec(engine, 1)
     await p.evaluate(HIDE, True)
     finish_job(engine, spec.job_id, PICTURE)
@@ -507,8 +508,8 @@ async def test_used_pickers_retire_one_style_confirmation_no_empty_done_a_small_
     card = await ask(page, DESCRIPTION)
 
     # the card's Style: choosing from the picker retires it and says so once (not a bubble and a toast)
-    await card.locator(f"button[data-action='{cards.STYLE}']").click()
-    picker = p.locator(".msg", has=p.locator(f"button[data-action='{cards.STYLE_SET}']")).last
+    await card.locator(f"button[data-action='{Action.STYLE}']").click()
+    picker = p.locator(".msg", has=p.locator(f"button[data-action='{Action.STYLE_SET}']")).last
     await picker.locator("button[data-press$=':paprika']").click()
     style_set = t("style.set", "en", style=STYLE_NAMES["paprika"]["en"])
     await p.locator(".msg", has_text=style_set).wait_for()
@@ -518,7 +519,7 @@ async def test_used_pickers_retire_one_style_confirmation_no_empty_done_a_small_
     assert await p.locator(".msg", has_text=style_set).count() == 1
 
     # Draw: the status keeps the description; the sketch stays, small, once the picture is there
-    await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
     spec = await next_spec(engine, 1)
     start_job(engine, spec.job_id)
     progress(engine, spec.job_id, 0.4, shown=preview())
@@ -535,8 +536,8 @@ async def test_used_pickers_retire_one_style_confirmation_no_empty_done_a_small_
 
     # Restyle: its picker retires after the choice; the restyled picture's caption keeps the description;
     # no empty "Done" bubble is left behind
-    await finished.locator(f"button[data-action='{cards.RESTYLE}']").click()
-    restyle = p.locator(".msg", has=p.locator(f"button[data-action='{cards.RESTYLE_AS}']")).last
+    await finished.locator(f"button[data-action='{Action.RESTYLE}']").click()
+    restyle = p.locator(".msg", has=p.locator(f"button[data-action='{Action.RESTYLE_AS}']")).last
     await restyle.locator("button[data-press$=':face_paint_512_v2']").click()
     await p.wait_for_function(
         "() => [...document.querySelectorAll('.msg.used')].some(m => m.querySelectorAll('button').length === 1)"
@@ -552,7 +553,7 @@ async def test_used_pickers_retire_one_style_confirmation_no_empty_done_a_small_
     assert await p.evaluate(shown, done) == 0, "no empty “Done” bubble"
 
     # Reroll: its status and its picture keep the description too
-    await restyled.locator(f"button[data-action='{cards.REROLL}']").click()
+    await restyled.locator(f"button[data-action='{Action.REROLL}']").click()
     spec = await next_spec(engine, 3)
     queued = p.locator(f".msg.kind-progress[data-request-id='{spec.job_id}']")
     await queued.wait_for()
@@ -641,7 +642,7 @@ async def test_after_a_restart_the_page_reconnects_to_its_card_status_and_pictur
         still_open = await (await ask(page, "a red umbrella in the rain")).get_attribute("data-request-id")
         waiting_card = await ask(page, "a cat on a piano")
         waiting = await waiting_card.get_attribute("data-request-id")
-        await waiting_card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+        await waiting_card.locator(f"button[data-action='{Action.CONFIRM}']").click()
         await next_spec(engine, 2)
         await p.locator(f".msg.kind-progress[data-request-id='{waiting}']").wait_for()
         await first.conversation.close()  # the process ends: the queued request stays queued in the database
@@ -659,24 +660,24 @@ async def test_after_a_restart_the_page_reconnects_to_its_card_status_and_pictur
             assert await p.evaluate(shown) == [[delivered, "image"], [still_open, "card"], [waiting, "progress"]]
             picture = await picture_of(page, delivered)
             assert await picture.locator("button").evaluate_all("bs => bs.map(b => b.dataset.action)") == [
-                cards.RESTYLE, cards.REROLL, cards.BASE,
+                Action.RESTYLE, Action.REROLL, Action.BASE,
             ]
             assert await picture.locator("a.download").is_visible()
             assert await picture.locator("img").get_attribute("alt") == DESCRIPTION
             status = p.locator(f".msg.kind-progress[data-request-id='{waiting}']")
-            assert await status.locator(f"button[data-action='{cards.CANCEL}']").is_visible()
+            assert await status.locator(f"button[data-action='{Action.CANCEL}']").is_visible()
             await page.shot("restarted")
 
             # Draw on the card shown again queues its request; the card becomes its status
             card = p.locator(f".msg.kind-card[data-request-id='{still_open}']")
-            await card.locator(f"button[data-action='{cards.CONFIRM}']").click()
+            await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
             await next_spec(second_engine, 2)
             assert [spec.job_id for spec in second_engine.specs] == [waiting, still_open]  # resumed, then drawn
             await p.locator(f".msg.kind-progress[data-request-id='{still_open}']").wait_for()
             assert (await second.repository.get_request(still_open)).state.value == "queued"
             # the picture's buttons work too
-            await picture.locator(f"button[data-action='{cards.RESTYLE}']").click()
-            await p.locator(".msg", has=p.locator(f"button[data-action='{cards.RESTYLE_AS}']")).wait_for()
+            await picture.locator(f"button[data-action='{Action.RESTYLE}']").click()
+            await p.locator(".msg", has=p.locator(f"button[data-action='{Action.RESTYLE_AS}']")).wait_for()
 
             # a reload opens at the newest message
             await p.reload()

@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.web_i18n import page_word
 from bot.web_session import LOGIN_TRIES, address_key, client_address, networks
 from handlers import cards
+from handlers.actions import Action
 from tests.support.scripted_engine import ScriptedEngine
 from tests.support.web import Browser, LiveClient, Studio, listening, live_browser, studio_over
 
@@ -323,11 +324,11 @@ async def test_a_lone_surrogate_in_a_description_is_dropped_and_the_conversation
         await alice.command("anime", "a girl with \ud800blue hair")
         card = await alice.wait_message(lambda m: m["kind"] == "card")
         assert "a girl with blue hair" in card["text"]
-        await alice.press(card, cards.EDIT)
+        await alice.press(card, Action.EDIT)
         prompt = await alice.wait_message(lambda m: m["kind"] == "edit_prompt")
         await alice.send({"type": "text", "text": "a cat\udfff on a roof", "request_id": prompt["request_id"]})
         edited = await alice.wait_message(lambda m: m["kind"] == "card" and "a cat on a roof" in m["text"])
-        await alice.press(edited, cards.CONFIRM)
+        await alice.press(edited, Action.CONFIRM)
         await until(lambda: engine.handles)
         engine.finish(next(iter(engine.handles)))
         finished = await alice.wait_message(lambda m: m["kind"] == "image")

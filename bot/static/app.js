@@ -10,13 +10,12 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const COMMANDS = ["settings", "style", "history", "help", "cancel"];
 const RECORDER_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
 // A press shorter than this is a click (record until the next press); longer is hold-to-talk.
 const HOLD_MS = 450;
 // A recording shorter than this is a slip, not a voice note.
 const MIN_SECONDS = 0.6;
-// Button actions the page gives a meaning of its own (handlers/cards.py).
+// Button actions the page gives a meaning of its own (handlers/actions.py).
 const ACTIONS = { confirm: "ok", cancel: "x", reroll: "rr", restyleAs: "rsa", setLanguage: "lang" };
 // The page's languages (handlers/i18n.py LANGUAGES) and the locale each tells the server when the browser has none of its own.
 const LOCALES = { en: "en", "zh-Hans": "zh-CN", "zh-Hant": "zh-TW" };
@@ -28,6 +27,7 @@ const ABOUT_KEPT = 200;
 const state = {
   strings: {},
   lang: "en",
+  commands: [], // the command chips, from the server (handlers/conversation/routes.py)
   socket: null,
   retry: 0,
   limits: { audio_bytes: 20 * 1024 * 1024, audio_seconds: 60, photo_bytes: 20 * 1024 * 1024 },
@@ -108,9 +108,15 @@ function applyStrings() {
   $("text").placeholder = tr("placeholder");
   $("text").setAttribute("aria-label", tr("placeholder"));
   $("mic").title = touch() ? "" : tr("mic.keys");
+  showCommands();
+  updateMic();
+  for (const message of state.messages.values()) put(message); // the page's own words in the feed (alt texts, Download)
+}
+
+function showCommands() {
   const commands = $("commands");
   commands.replaceChildren();
-  for (const name of COMMANDS) {
+  for (const name of state.commands) {
     const chip = document.createElement("button");
     chip.type = "button";
     chip.className = "chip";
@@ -120,8 +126,6 @@ function applyStrings() {
     chip.addEventListener("click", () => send({ type: "command", name, args: "" }));
     commands.append(chip);
   }
-  updateMic();
-  for (const message of state.messages.values()) put(message); // the page's own words in the feed (alt texts, Download)
 }
 
 function setLanguage(lang, remember) {
@@ -399,12 +403,9 @@ function isDone(message) {
   return message.kind === "text" && !(message.buttons || []).length && chatTemplates("progress.done").includes(message.text);
 }
 
-// A picker: every button does the same thing with a different value (a style, a language).
+// A picker (the server says so): every button does the same thing with a different value (a style, a language).
 function isPicker(message) {
-  const buttons = (message.buttons || []).flat();
-  if (message.kind !== "text" || buttons.length < 2) return false;
-  const actions = new Set(buttons.map((button) => button.data.split(":")[0]));
-  return actions.size === 1 && buttons.every((button) => button.data.split(":").length === 3);
+  return message.kind === "picker" && (message.buttons || []).flat().length > 1;
 }
 
 // ---------------------------------------------------------------- drawing replies
@@ -1249,6 +1250,8 @@ async function start() {
   setUpVisibility();
   const session = await (await fetch("/api/session", { credentials: "same-origin" })).json();
   if (session.limits) state.limits = session.limits;
+  state.commands = session.commands || [];
+  showCommands();
   updateMic();
   if (!session.signed_in) {
     show("login");

@@ -36,8 +36,8 @@ from engine.image.pipeline import AnimePipeline
 from engine.jobs.local import LocalJobQueue
 from engine.speech.asr import SpeechRecognizer
 from engine.speech.transcriber import WhisperTranscriber
+from handlers.conversation import Conversation, ConversationConfig
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage, fetched
-from handlers.flow import Conversation, ConversationConfig
 from handlers.replies import Button, Reply
 from tests.support.scripted_engine import SpeechAndJobs
 

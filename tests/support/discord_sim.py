@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from bot.discord import DiscordAdapter, DiscordConfig
 from db import Repository, create_database
 from db.session import Database
-from handlers.flow import Conversation
+from handlers.conversation import Conversation
 from tests.support.conversation import STYLES, config
 from tests.support.scripted_engine import SpeechAndJobs
 

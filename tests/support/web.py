@@ -32,7 +32,7 @@ from yarl import URL
 from bot.web import WebAdapter, WebConfig
 from bot.web_gallery import RepositoryGallery
 from db import Repository, create_database
-from handlers.flow import Conversation
+from handlers.conversation import Conversation
 from tests.support.conversation import STYLE_NAMES, config
 
 SECRET = b"test-secret-test-secret-test-secret-!"

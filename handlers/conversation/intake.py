@@ -1,0 +1,135 @@
+"""What comes in: a voice note, typed ``/anime`` text, the corrected words after Edit, a photo."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from db.enums import ImageRole, RequestKind
+from db.states import RequestState
+from engine.api import JobSpec
+from engine.errors import TextTooLongError, UnknownStyleError
+from engine.image.imageio import open_image, png_bytes
+from engine.language.prompt import build_prompt
+from handlers import cards
+from handlers.conversation.card_view import card_for, card_is_open, show_card
+from handlers.conversation.context import Context, Who
+from handlers.conversation.lifecycle import create, fail, refuse
+from handlers.conversation.queueing import present
+from handlers.conversation.readings import verdict_on, write_reading
+from handlers.conversation.transcription import transcribe
+from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
+from handlers.i18n import t
+from handlers.replies import Reply
+
+S = RequestState
+
+
+async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
+    """A voice note: admitted first, then downloaded and listened to."""
+    request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style)
+    ref: str | None = None
+    try:
+        ref = await ctx.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
+        audio = await event.fetch()  # downloaded only now: the request was admitted
+    except Exception as error:
+        await fail(ctx, who, request_id, ref, error, from_states=[S.TRANSCRIBING])
+        return
+    ctx.remember_audio(request_id, audio)
+    await transcribe(ctx, who, request_id, ref, audio, language=None)
+
+
+async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
+    """Text: the corrected words of the card being edited; else, in a private chat, a hint."""
+    key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
+    request_id = event.request_id or ctx.pending_edits.get(key)
+    if request_id is not None:
+        async with ctx.request_locks(request_id):
+            await _apply_edit(ctx, who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
+        if ctx.pending_edits.get(key) == request_id:
+            del ctx.pending_edits[key]
+    elif not who.origin.is_group:
+        await ctx.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
+
+
+async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> None:
+    """The user's own words replace what the card reads, if the card is theirs and still open."""
+    text = text.strip()
+    _check_length(ctx, text)
+    prompt = build_prompt(text)
+    record = await ctx.repository.get_request(request_id)
+    if record is None:
+        await ctx.messenger.send(who.origin, Reply(t("card.expired", who.lang)))
+        return
+    if record.user_id != who.user_id:
+        await ctx.messenger.notify(who.origin, t("not_yours", who.lang))
+        return
+    if not await card_is_open(ctx, who, record):
+        return
+    if not await write_reading(ctx, who, request_id, prompt):
+        return
+    await ctx.repository.record_edit(request_id, text)
+    await show_card(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+
+
+async def on_anime(ctx: Context, who: Who, command: Command) -> None:
+    """``/anime <text> [style]``: typed words open a card at once (refused outright when the policy says no)."""
+    text = command.args.strip()
+    if not text:
+        await ctx.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
+        return
+    _check_length(ctx, text)
+    if command.style:
+        if command.style not in ctx.config.styles:
+            raise UnknownStyleError(style=command.style, styles=", ".join(ctx.config.styles))
+        who = replace(who, style=command.style)
+    prompt = build_prompt(text)
+    verdict = verdict_on(ctx, who, prompt)
+    request_id = await create(
+        ctx,
+        who,
+        kind=RequestKind.TEXT,
+        state=S.AWAITING_CONFIRMATION,
+        style=who.style,
+        prompt_positive=prompt.positive,
+        prompt_negative=prompt.negative,
+        source_language=prompt.language,
+        card_expires_at=ctx.clock() + ctx.config.card_ttl,
+    )
+    try:
+        await ctx.repository.save_transcript(request_id, heard_text=text, language=prompt.language, language_probability=1.0)
+    except Exception as error:
+        await fail(ctx, who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
+        return
+    if not verdict.allowed:  # typed words are what the user meant: refused at once, and kept as refused
+        await refuse(ctx, who, request_id, None, verdict, from_states=[S.AWAITING_CONFIRMATION])
+        return
+    await present(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+
+
+async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
+    """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued."""
+    request_id = await create(ctx, who, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style)
+    ref: str | None = None
+    try:
+        ref = await ctx.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued"))
+        data = await event.fetch()
+        limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
+        png = await asyncio.to_thread(lambda: png_bytes(open_image(data, **limits)))
+        await ctx.repository.add_image(request_id, ImageRole.BASE, png)
+    except Exception as error:
+        await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED])
+        return
+    spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
+    await ctx.jobs.submit(who.origin, who.lang, request_id, spec, ref)
+
+
+async def on_rejected(ctx: Context, who: Who, event: Rejected) -> None:
+    """Something the platform would not hand over (e.g. over its download limit): the user is told why."""
+    raise event.error
+
+
+def _check_length(ctx: Context, text: str) -> None:
+    """Refuse words longer than ``MAX_TEXT_CHARS``."""
+    if len(text) > ctx.config.max_text_chars:
+        raise TextTooLongError(length=len(text), limit=ctx.config.max_text_chars)

@@ -1,0 +1,80 @@
+"""Which words a request means, and writing a new reading of them onto its card.
+
+A voice note means what was heard (with Whisper's translation and the
+language it heard) until the user edits it; an edit, or typed ``/anime``
+text, means what was written. "Keep what I said" makes the words as said
+the heard ones. The content policy judges the prompt built from those words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from db.enums import RequestKind
+from db.records import RequestRecord, TranscriptRecord
+from db.states import RequestState
+from engine.api import Prompt
+from engine.language.prompt import build_prompt
+from engine.policy.levels import Verdict
+from handlers.conversation.context import Context, Who
+from handlers.conversation.lifecycle import POLICY_REFUSED
+
+S = RequestState
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The words a request means and the prompt made of them; ``heard``: as the recogniser heard them."""
+
+    text: str
+    prompt: Prompt
+    heard: bool
+
+
+def heard(text: str, *, translation: str | None, language: str) -> Prompt:
+    """The prompt of words as heard: Whisper's English translation and the language it heard go with them."""
+    return build_prompt(text, translation=translation, language=language)
+
+
+def reading_of(kind: RequestKind, transcript: TranscriptRecord) -> Reading:
+    """What a request's words mean now: a voice note's as heard until edited, else the edit (or the typed text)."""
+    if kind is RequestKind.VOICE and not transcript.edited_text:
+        text = transcript.heard_text
+        return Reading(text, heard(text, translation=transcript.translation, language=transcript.language), heard=True)
+    text = transcript.edited_text or transcript.heard_text
+    return Reading(text, build_prompt(text), heard=False)
+
+
+def verdict_on(ctx: Context, who: Who, prompt: Prompt) -> Verdict:
+    """The content policy's verdict on ``prompt`` in ``who``'s chat."""
+    return ctx.config.policy.checker.check_prompt(prompt, who.policy)
+
+
+def verdict_on_stored(ctx: Context, who: Who, record: RequestRecord) -> Verdict:
+    """The verdict on a stored request: its words as the card reads them, else (a reroll of a reroll) its prompt."""
+    if record.transcript is None:
+        checker = ctx.config.policy.checker
+        return checker.check_text("", who.policy, prompt=record.prompt_positive or "", negated=record.prompt_negative or "")
+    return verdict_on(ctx, who, reading_of(record.kind, record.transcript).prompt)
+
+
+async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, opening: bool = False, renew: bool = True) -> bool:
+    """Store ``prompt`` as what the card of ``request_id`` draws; False when the card is no longer open.
+
+    A prompt the content policy refuses is stored too, marked ``policy.refused``
+    (the card says why; Edit can fix it). ``opening``: the card opens now (a
+    voice note was understood), else it is open already; ``renew``: it expires
+    a full ``card_ttl`` from now.
+    """
+    fields: dict[str, Any] = {
+        "prompt_positive": prompt.positive,
+        "prompt_negative": prompt.negative,
+        "source_language": prompt.language,
+        "error_key": None if verdict_on(ctx, who, prompt).allowed else POLICY_REFUSED,
+    }
+    if renew:
+        fields["card_expires_at"] = ctx.clock() + ctx.config.card_ttl
+    if opening:
+        return await ctx.repository.transition(request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], **fields)
+    return await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], **fields)

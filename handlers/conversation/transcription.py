@@ -1,0 +1,51 @@
+"""Listening to a voice note: the transcript is stored and its card opens (or waits for a missing speech model)."""
+
+from __future__ import annotations
+
+from db.states import RequestState
+from engine.errors import ModelUnavailableError
+from engine.missing_models import tell_operator, unavailable_key
+from handlers import cards
+from handlers.conversation.card_view import card_for, show_card
+from handlers.conversation.context import Context, Who
+from handlers.conversation.lifecycle import fail
+from handlers.conversation.queueing import present
+from handlers.conversation.readings import heard, write_reading
+from handlers.i18n import reader_script
+
+S = RequestState
+
+
+async def transcribe(ctx: Context, who: Who, request_id: str, ref: str, audio: bytes, language: str | None) -> None:
+    """Transcribe ``audio`` (in ``language`` when the user said which) in the script ``who`` reads, and offer the card."""
+    script = reader_script(who.language_setting, who.origin.locale, spoken=language)
+    try:
+        transcript = await ctx.transcriber.transcribe(audio, language=language, script=script)
+        prompt = heard(transcript.text, translation=transcript.translation, language=transcript.language)
+        await ctx.repository.save_transcript(
+            request_id,
+            heard_text=transcript.text,
+            language=transcript.language,
+            language_probability=transcript.language_probability,
+            translation=transcript.translation,
+            words=transcript.words,
+        )
+    except ModelUnavailableError as error:
+        await wait_for_model(ctx, who, request_id, ref, error)
+        return
+    except Exception as error:
+        await fail(ctx, who, request_id, ref, error, from_states=[S.TRANSCRIBING])
+        return
+    if await write_reading(ctx, who, request_id, prompt, opening=True):  # understood: the card is open from now on
+        doubtful = cards.is_doubtful(transcript.language, transcript.language_probability)
+        await present(ctx, who, request_id, ref, await card_for(ctx, who, request_id), doubtful=doubtful)
+
+
+async def wait_for_model(ctx: Context, who: Who, request_id: str, ref: str, error: ModelUnavailableError) -> None:
+    """The speech model is missing: the voice note waits, its card saying so with Retry, instead of failing."""
+    tell_operator(error)
+    key = unavailable_key(error)
+    if await ctx.repository.transition(
+        request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], error_key=key, card_expires_at=ctx.clock() + ctx.config.card_ttl
+    ):
+        await show_card(ctx, who, request_id, ref, cards.waiting_for_model(request_id, who.lang, key, fix=error.fix))
