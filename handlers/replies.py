@@ -35,9 +35,10 @@ anyone else never edits it (see :mod:`handlers.conversation.dispatcher`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from cachetools import LRUCache
 
 from handlers.actions import Action, Payload
 from handlers.events import Origin
@@ -148,21 +149,20 @@ class OwnedMessages:
 
     def __init__(self, messenger: Messenger, *, remembered: int = MESSAGES_REMEMBERED) -> None:
         self.inner = messenger
-        self._remembered = remembered
-        self._owners: OrderedDict[tuple[str, str], MessageOwner] = OrderedDict()
+        self._owners: LRUCache[tuple[str, str], MessageOwner] = LRUCache(maxsize=remembered)
 
     async def send(self, origin: Origin, reply: Reply) -> str:
         """Post ``reply`` for ``origin``'s user: the new message is theirs."""
         ref = await self.inner.send(origin, reply)
         if ref:  # a Discord form opened instead of a message has none
-            self._remember(origin.platform, ref, MessageOwner(origin.user_id, requests_of(reply)))
+            self._owners[(origin.platform, ref)] = MessageOwner(origin.user_id, requests_of(reply))
         return ref
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
         """Replace message ``message_ref``; it stays its owner's and now names ``reply``'s requests."""
         await self.inner.edit(origin, message_ref, reply)
         known = self.owner(origin.platform, message_ref)
-        self._remember(origin.platform, message_ref, MessageOwner(known.user_id if known else origin.user_id, requests_of(reply)))
+        self._owners[(origin.platform, message_ref)] = MessageOwner(known.user_id if known else origin.user_id, requests_of(reply))
 
     async def notify(self, origin: Origin, text: str) -> None:
         """The platform's private answer to a press (nothing to remember)."""
@@ -175,10 +175,3 @@ class OwnedMessages:
     def owner(self, platform: str, message_ref: str) -> MessageOwner | None:
         """Whose message ``message_ref`` on ``platform`` is, when it is remembered."""
         return self._owners.get((platform, message_ref))
-
-    def _remember(self, platform: str, ref: str, owner: MessageOwner) -> None:
-        key = (platform, ref)
-        self._owners[key] = owner
-        self._owners.move_to_end(key)
-        while len(self._owners) > self._remembered:
-            self._owners.popitem(last=False)
