@@ -122,15 +122,22 @@ def file_name(request_id: str, what: str = "") -> str:
     return f"voice2anime-{request_id[:SHORT_ID]}" + (f"-{what}" if what else "")
 
 
-def help_text(lang: str, *, group: bool) -> Reply:
-    """/help: the buttons by their real labels, and in groups how to call the bot there."""
+def help_text(lang: str, *, group: bool, commands: Sequence[str]) -> Reply:
+    """/help: the buttons by their real labels, a line for each of ``commands`` that has one
+    (``help.<command>``, in groups ``help.<command>_group`` where there is one), and in groups how to call the bot there.
+    """
+    lines = []
+    for command in commands:
+        key = f"help.{command}_group" if group and has_message(f"help.{command}_group") else f"help.{command}"
+        if has_message(key):
+            lines.append("• " + t(key, lang))
     text = t(
         "help",
         lang,
         confirm=t("button.confirm", lang),
         edit=t("button.edit", lang),
         cancel=t("button.cancel", lang),
-        settings=t("help.settings_group" if group else "help.settings", lang),
+        commands="\n".join(lines),
     )
     if group:
         text += "\n\n" + t("help.group", lang)

@@ -13,6 +13,7 @@ from db.preferences import ChatOverrides, Preferences
 from handlers import cards
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
+from handlers.conversation.routes import COMMAND_NAMES
 from handlers.i18n import LANGUAGES, pick_language, t
 from handlers.replies import Button
 from tests.support.conversation import Harness, button
@@ -78,11 +79,11 @@ async def test_admins_change_the_chat_for_everyone_members_their_own_settings_fo
     await h.press("alice", button(picker, Action.SET_LANGUAGE, "zh-Hant"), picker_ref, group=GROUP)
     assert "• 語言：中文（繁體）" in h.messenger.calls[-1].reply.text
     await h.command("alice", "help", group=GROUP)
-    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=True).text, "her own choice wins over the chat's"
+    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=True, commands=COMMAND_NAMES).text, "her own choice wins over the chat's"
     await h.command("carol", "help", group=GROUP)
-    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hans", group=True).text, "carol chose nothing: the chat's"
+    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hans", group=True, commands=COMMAND_NAMES).text, "carol chose nothing: the chat's"
     await h.command("alice", "help")
-    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=False).text, "and in her private chat"
+    assert h.messenger.calls[-1].reply.text == cards.help_text("zh-Hant", group=False, commands=COMMAND_NAMES).text, "and in her private chat"
 
     # chat-wide: confirmation is off for every member here; alice's private chat is hers (on)
     mark = h.messenger.mark()
@@ -151,11 +152,19 @@ async def test_help_names_the_real_buttons_and_how_to_call_the_bot_in_groups(sql
             assert t(label, lang) in private.text and t(label, lang) in group.text
         assert t("help.group", lang) not in private.text and group.text.endswith(t("help.group", lang))
         assert private.private and group.private
-    assert "✅ Draw it, ✏️ Edit or ✖️ Cancel" in cards.help_text("en", group=False).text
-    assert "✅ 开始画、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hans", group=False).text
-    assert "✅ 開始畫、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hant", group=False).text
-    assert "mention me (@ and my name) or reply to one of my messages" in cards.help_text("en", group=True).text
-    assert "在群組和伺服器頻道裡" in cards.help_text("zh-Hant", group=True).text
+        if lang == "en":
+            english = (private.text, group.text)
+    assert "✅ Draw it, ✏️ Edit or ✖️ Cancel" in cards.help_text("en", group=False, commands=COMMAND_NAMES).text
+    assert "✅ 开始画、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hans", group=False, commands=COMMAND_NAMES).text
+    assert "✅ 開始畫、✏️ 修改 或 ✖️ 取消" in cards.help_text("zh-Hant", group=False, commands=COMMAND_NAMES).text
+    assert "mention me (@ and my name) or reply to one of my messages" in cards.help_text("en", group=True, commands=COMMAND_NAMES).text
+    assert "在群組和伺服器頻道裡" in cards.help_text("zh-Hant", group=True, commands=COMMAND_NAMES).text
+
+    # the commands' lines come from the routes' table, in its order, the group's /settings line in groups
+    lines = [line for line in english[0].splitlines() if line.startswith("• /")]
+    assert lines == ["• /style — pick your default style", "• /history — your last pictures",
+                     "• /settings — language, default style, confirm before drawing", "• /cancel — stop what is running"]
+    assert "• /settings — your own language and style; for admins also this chat's language" in english[1]
 
 
 def test_traditional_chinese_is_chosen_from_the_locale():

@@ -24,7 +24,7 @@ from engine.image.diffusion import preview_jpeg
 from engine.language.chinese import simplified, taiwan_phrasing, to_script
 from handlers import cards
 from handlers.actions import Action
-from handlers.conversation.routes import BY_COMMAND
+from handlers.conversation.routes import BY_COMMAND, COMMAND_NAMES
 from handlers.events import Origin
 from handlers.i18n import t
 from handlers.replies import Reply
@@ -598,8 +598,8 @@ async def test_in_a_server_members_change_only_their_own_settings_and_admins_the
     assert len(channel.history()) == public
 
     # personal settings stay their owner's: bob still reads English, alice Traditional Chinese
-    assert (await bob.slash(channel, "help")).response.content == literal(cards.help_text("en", group=True).text)
-    assert (await alice.slash(channel, "help")).response.content == literal(cards.help_text("zh-Hant", group=True).text)
+    assert (await bob.slash(channel, "help")).response.content == literal(cards.help_text("en", group=True, commands=COMMAND_NAMES).text)
+    assert (await alice.slash(channel, "help")).response.content == literal(cards.help_text("zh-Hant", group=True, commands=COMMAND_NAMES).text)
 
 
 def literal(text: str) -> str:
@@ -620,8 +620,8 @@ async def test_help_in_a_server_and_in_dms_in_english_simplified_and_traditional
             await user.select(picker.message, [lang], custom_id=custom_id(picker, Action.SET_LANGUAGE))
         in_dm = await user.slash("help")
         in_server = await member.slash(channel, "help")
-        assert in_dm.response.content == literal(cards.help_text(lang, group=False).text), lang
-        assert in_server.response.content == literal(cards.help_text(lang, group=True).text), lang
+        assert in_dm.response.content == literal(cards.help_text(lang, group=False, commands=COMMAND_NAMES).text), lang
+        assert in_server.response.content == literal(cards.help_text(lang, group=True, commands=COMMAND_NAMES).text), lang
         assert in_server.response.ephemeral and not in_dm.response.ephemeral
         print(f"\n--- Discord /help {lang}, server ---\n{unescaped(in_server.response.content)}")
 

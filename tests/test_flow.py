@@ -21,6 +21,7 @@ from engine.jobs.local import LocalJobQueue
 from engine.speech.transcriber import WhisperTranscriber
 from handlers import cards
 from handlers.actions import Action
+from handlers.conversation.routes import COMMAND_NAMES
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
 from tests.support.conversation import STYLES, Harness, button, origin
@@ -260,9 +261,9 @@ async def test_a_group_s_language_applies_to_members_who_chose_none(sqlite_url, 
     await h.send(Command(bob_in_group, "settings"))
     await h.send(ButtonPress(bob_in_group, cards.NO_REQUEST, Action.CHAT_LANGUAGE, "zh-Hans"))
     await h.send(Command(alice_in_group, "help"))
-    assert h.messenger.calls[-1].shown == cards.help_text("zh-Hans", group=True).text, "the group's language applies to every member"
+    assert h.messenger.calls[-1].shown == cards.help_text("zh-Hans", group=True, commands=COMMAND_NAMES).text, "the group's language applies to every member"
     await h.command("alice", "help")
-    assert h.messenger.calls[-1].shown == cards.help_text("en", group=False).text, "alice's own chat keeps her language"
+    assert h.messenger.calls[-1].shown == cards.help_text("en", group=False, commands=COMMAND_NAMES).text, "alice's own chat keeps her language"
 
 
 async def test_anime_command_style_option(sqlite_url, local_engine, make_harness):

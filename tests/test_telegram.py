@@ -37,6 +37,7 @@ from db.preferences import ChatOverrides
 from handlers import cards
 from handlers.actions import MAX_BUTTON_DATA, Action
 from handlers.conversation import Conversation
+from handlers.conversation.routes import COMMAND_NAMES
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
 from handlers.i18n import t
 from handlers.replies import Button, Reply
@@ -380,7 +381,7 @@ async def test_in_a_group_members_change_only_their_own_settings_and_admins_the_
         asked = server.message(group, sender, text="/help")
         await server.push(asked)
         helped = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
-        assert helped["text"] == cards.help_text(lang, group=True).text, lang
+        assert helped["text"] == cards.help_text(lang, group=True, commands=COMMAND_NAMES).text, lang
 
 
 async def test_a_settings_card_reads_the_language_chosen_on_its_picker(fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path) -> None:
@@ -519,11 +520,11 @@ async def test_help_in_a_group_and_in_private_in_english_simplified_and_traditio
         sender = user(user_id, f"U{user_id}", code)
         await server.push(server.message(private_chat(sender), sender, text="/help"))
         private = await server.wait_for(lambda s=sender: server.sent(s["id"]))
-        assert private[0]["text"] == cards.help_text(lang, group=False).text, code
+        assert private[0]["text"] == cards.help_text(lang, group=False, commands=COMMAND_NAMES).text, code
         asked = server.message(group, sender, text=f"/help@{BOT['username']}")
         await server.push(asked)
         helped = await server.wait_for(replying_to(server, group["id"], asked["message"]["message_id"]))
-        assert helped["text"] == cards.help_text(lang, group=True).text, code
+        assert helped["text"] == cards.help_text(lang, group=True, commands=COMMAND_NAMES).text, code
         print(f"\n--- Telegram /help {code}, group ---\n{helped['text']}")
 
 
@@ -656,7 +657,7 @@ async def test_webhook_mode(fake_telegram: FakeTelegram, local_engine: SpeechAnd
                 assert response.status == 403
             async with http.post(hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}) as response:
                 assert response.status == 200
-        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False).text))
+        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False, commands=COMMAND_NAMES).text))
         assert len(server.called("sendMessage")) == 1
 
 
@@ -683,7 +684,7 @@ async def test_webhook_without_a_configured_secret_makes_one_and_refuses_forged_
             genuine = server.message(private_chat(alice), alice, text="/help")
             async with http.post(hook, json=genuine, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as response:
                 assert response.status == 200
-        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False).text))
+        await server.wait_for(lambda: server.called("sendMessage", text=cards.help_text("en", group=False, commands=COMMAND_NAMES).text))
         assert len(bot.events) == 1
     refusals = [r.getMessage() for r in caplog.records if "refused a webhook request" in r.getMessage()]
     assert len(refusals) == 3 and all(r.levelno == logging.WARNING for r in caplog.records if "refused a webhook" in r.getMessage())

@@ -32,6 +32,7 @@ from bot.web import WebConfig
 from bot.web_session import LOGIN_TRIES, Signer, load_secret
 from handlers import cards
 from handlers.actions import Action
+from handlers.conversation.routes import COMMAND_NAMES
 from handlers.i18n import error_text, t
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs
 from tests.support.web import SECRET, Browser, Studio, browsers, studio_over, webm_voice_note
@@ -182,13 +183,13 @@ async def test_keep_what_i_said_round_trips(sqlite_url: str, tmp_path: Path) -> 
 async def test_commands_settings_and_language(studio: Studio) -> None:
     async with browsers(studio) as (alice,):
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False, commands=COMMAND_NAMES).text)
         await alice.command("history")
         await alice.wait_message(lambda m: m["text"] == t("history.empty", "en"))
 
         await alice.send({"type": "locale", "locale": "zh-CN"})
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hans", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hans", group=False, commands=COMMAND_NAMES).text)
 
         await alice.command("settings")
         settings = await alice.wait_message(alice.with_button(Action.SET_LANGUAGE))
@@ -198,7 +199,7 @@ async def test_commands_settings_and_language(studio: Studio) -> None:
         await alice.wait_for(lambda: t("settings.saved", "zh-Hant") in alice.notes)
         await alice.wait_for(lambda: alice.messages[picker["ref"]]["text"].startswith("設定\n語言：中文（繁體）"))
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hant", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("zh-Hant", group=False, commands=COMMAND_NAMES).text)
         await alice.press(alice.messages[picker["ref"]], Action.SET_LANGUAGE)
         picker = await alice.wait_message(lambda m: m["text"] == t("settings.choose_language", "zh-Hant"))
         await alice.press(picker, Action.SET_LANGUAGE, "en")
@@ -288,7 +289,7 @@ async def test_malformed_socket_messages_are_ignored_and_floods_closed(studio: S
                      '{"type": "locale", "locale": "<script>"}', '{"type": "teleport"}'):
             await alice.socket.send_str(junk)
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False, commands=COMMAND_NAMES).text)
         assert not alice.socket.closed
 
         for _ in range(60):  # far over the rate a page sends

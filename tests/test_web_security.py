@@ -30,6 +30,7 @@ from bot.web_i18n import page_word
 from bot.web_session import LOGIN_TRIES, address_key, client_address, networks
 from handlers import cards
 from handlers.actions import Action
+from handlers.conversation.routes import COMMAND_NAMES
 from tests.support.scripted_engine import ScriptedEngine
 from tests.support.web import Browser, LiveClient, Studio, listening, live_browser, studio_over
 
@@ -211,7 +212,7 @@ async def test_a_stalled_upload_is_closed_and_said_so(sqlite_url: str, tmp_path:
         await alice.wait_for(lambda: page_word("upload.stalled", "en") in alice.notes)  # the page is told why
         # the studio goes on as before
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False, commands=COMMAND_NAMES).text)
     assert errors_logged(caplog) == []
 
 
@@ -238,7 +239,7 @@ async def test_connections_over_the_caps_are_refused_others_still_get_the_page(s
 
         async with live_browser(studio, "127.0.0.2") as bob:  # another address still gets the page and a socket
             await bob.command("help")
-            await bob.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+            await bob.wait_message(lambda m: m["text"] == cards.help_text("en", group=False, commands=COMMAND_NAMES).text)
             room = 6 - studio.adapter.connections_open
             filling = [await raw_connection(studio, "127.0.0.3") for _ in range(room)]
             await until(lambda: studio.adapter.connections_open == 6)
@@ -293,7 +294,7 @@ async def test_deeply_nested_json_is_a_bad_message_not_a_dead_socket(
         for nested in ("[" * 20_000, '{"type": ' + "[" * 20_000, '{"type": ' + "[" * 900 + "]" * 900 + "}"):
             await alice.socket.send_str(nested)
         await alice.command("help")
-        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False).text)
+        await alice.wait_message(lambda m: m["text"] == cards.help_text("en", group=False, commands=COMMAND_NAMES).text)
         assert not alice.socket.closed
     assert errors_logged(caplog) == []
 

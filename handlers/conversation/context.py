@@ -73,6 +73,8 @@ class Context:
     messenger: OwnedMessages
     config: ConversationConfig
     clock: Callable[[], datetime]
+    #: The commands, in the order the menus show them (:data:`handlers.conversation.routes.COMMANDS`), for /help.
+    commands: tuple[str, ...] = ()
     #: Voice notes of open cards, for "Heard wrong language" and Retry (at most ``config.audio_cache_bytes``).
     audio: LRUCache[str, bytes] = field(init=False)
     #: The message showing each open card (request id -> message ref), so an older one can be retired.

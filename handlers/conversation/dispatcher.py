@@ -23,6 +23,7 @@ from handlers.conversation.routes import (
     BUTTONS,
     BY_COMMAND,
     CARD_STATES,
+    COMMAND_NAMES,
     EVENTS,
     SETTINGS_BUTTONS,
     UNKNOWN_COMMAND,
@@ -71,7 +72,7 @@ class Conversation:
             reopen=self._reopen_for_model,
         )
         #: What every handler is given.
-        self.context = Context(repository, transcriber, tracker, owned, config, clock)
+        self.context = Context(repository, transcriber, tracker, owned, config, clock, COMMAND_NAMES)
 
     @property
     def repository(self) -> Repository:

@@ -122,6 +122,8 @@ COMMANDS: tuple[CommandRoute, ...] = (
     CommandRoute("settings", settings.on_settings, private=True),
     CommandRoute("cancel", recovery.on_cancel_command),
 )
+#: The commands' names, in the order the menus show them (/help lists them so).
+COMMAND_NAMES = tuple(route.name for route in COMMANDS)
 #: Command name -> its route.
 BY_COMMAND = {route.name: route for route in COMMANDS}
 #: The studio's command chips, in the order the page shows them (its text box is ``/anime``; ``/start`` is for chats).

@@ -16,7 +16,8 @@ async def on_start(ctx: Context, who: Who, command: Command) -> None:
 
 async def on_help(ctx: Context, who: Who, command: Command) -> None:
     """/help: the buttons by their labels, and in groups how to call the bot there."""
-    await ctx.messenger.send(who.origin, cards.help_text(who.lang, group=who.origin.is_group))
+    help_text = cards.help_text(who.lang, group=who.origin.is_group, commands=ctx.commands)
+    await ctx.messenger.send(who.origin, help_text)
 
 
 async def on_unknown(ctx: Context, who: Who, command: Command) -> None:
