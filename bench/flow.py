@@ -416,7 +416,10 @@ def _measure_here(url: str, data_dir: str, users: int, rounds: int) -> None:
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)  # a failed event is counted, not printed
-    from engine.language.prompt import build_prompt
+    try:
+        from engine.language.prompt import build_prompt
+    except ImportError:  # a tree from before the engine's layers
+        build_prompt = importlib.import_module("engine.prompt").build_prompt
 
     build_prompt(SENTENCE)  # the dictionaries load once per process: not part of any event
     if (ROOT / "bot" / "event_loop.py").exists():  # the event loop this tree's bot runs on
