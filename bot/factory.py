@@ -146,7 +146,10 @@ def few_steps(settings: Settings) -> str | None:
 
 
 def text_to_image(settings: Settings) -> TextToImage:
-    """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`."""
+    """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`.
+
+    ``SD_VAE=auto`` is the engine's ``auto`` (the tiny decoder on a CPU) when drawing in few steps, else ``full``.
+    """
     from engine.image.diffusion import DiffusionConfig, TextToImage
 
     preset = few_steps(settings)
@@ -164,6 +167,8 @@ def text_to_image(settings: Settings) -> TextToImage:
         cache_dir=settings.models_dir,
         compile=settings.torch_compile,
         vae_tiling_above=settings.sd_vae_tiling_above,
+        vae=settings.sd_vae if settings.sd_vae != "auto" or preset else "full",
+        tiny_vae=settings.sd_tiny_vae,
     )
     if preset and settings.sd_few_steps is None:
         log.info("no GPU: drawing in %d steps with %s (set SD_SCHEDULER to choose)", config.resolved_steps, CPU_LCM_LORA)

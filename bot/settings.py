@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         "(Hyper-SD 1.5 8-step LoRA, DDIM trailing, no guidance) | off; empty = lcm without a GPU when no SD_* model or "
         "sampler setting is given, else off. SD_LORA, when set, replaces the preset's LoRA (e.g. a local copy).",
     )
+    sd_vae: Literal["auto", "full", "tiny"] = Field(
+        "auto",
+        description="Decoder that turns the drawing into pixels: tiny (TAESD, SD_TINY_VAE; a tenth of the time on a CPU, a "
+        "little softer) | full (the model's own VAE) | auto: tiny when drawing on the CPU in few steps (SD_FEW_STEPS; "
+        "the default without a GPU), else full.",
+    )
+    sd_tiny_vae: str = Field("madebyollin/taesd", description="The tiny decoder (SD_VAE): Hugging Face id or local AutoencoderTiny directory.")
     sd_vae_tiling_above: int = Field(
         1024, ge=0, le=4096, description="Decode pictures whose longest side is above this in tiles (less memory); 0 = never."
     )

@@ -22,6 +22,8 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
   ``callback_on_step_end``; a cancelled run raises :class:`engine.errors.Cancelled`.
 * CUDA fast paths: fp16, scaled-dot-product attention, channels_last, optional
   ``torch.compile`` of the UNet; the VAE decodes in tiles above a size.
+* CPU fast path: the tiny decoder (TAESD, :mod:`engine.image.tiny_vae`) instead
+  of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU).
 * Live previews (optional): every few steps the same callback turns the
   current latents into a small JPEG with a fixed linear latent -> RGB map
   (:func:`latent_preview`; no VAE, no extra weights).
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.api import LOADING, CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, DrawingModelUnavailableError
+from engine.image.tiny_vae import TINY_VAE, VAE_CHOICES
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
     import torch
@@ -130,6 +133,10 @@ class DiffusionConfig:
     compile: bool = False
     #: Decode in tiles (less memory, seams blended) when the picture's longest side is above this; 0 = never.
     vae_tiling_above: int = 1024
+    #: Decoder: ``full`` (the model's VAE), ``tiny`` (``tiny_vae``), ``auto`` (tiny on a CPU, full on a GPU).
+    vae: str = "full"
+    #: The tiny decoder: a Hugging Face id or a local ``AutoencoderTiny`` directory.
+    tiny_vae: str = TINY_VAE
 
     def __post_init__(self) -> None:
         if not str(self.model).strip():
@@ -149,6 +156,10 @@ class DiffusionConfig:
             raise ValueError(f"lora_scale must be between 0 and 4, got {self.lora_scale}")
         if not isinstance(self.vae_tiling_above, int) or self.vae_tiling_above < 0:
             raise ValueError(f"vae_tiling_above must be 0 (never) or a side in pixels, got {self.vae_tiling_above!r}")
+        if self.vae not in VAE_CHOICES:
+            raise ValueError(f"vae must be one of {', '.join(VAE_CHOICES)}, got {self.vae!r}")
+        if not str(self.tiny_vae).strip():
+            raise ValueError("tiny_vae must name a Hugging Face id or a local AutoencoderTiny directory")
 
     @property
     def resolved_steps(self) -> int:
@@ -236,6 +247,8 @@ def _load_key(config: DiffusionConfig) -> tuple:
         str(resolve_device(config.device)),
         None if config.cache_dir is None else str(config.cache_dir),
         config.compile,
+        config.vae,
+        str(config.tiny_vae) if config.vae != "full" else None,
     )
 
 
@@ -262,6 +275,7 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     from diffusers import StableDiffusionPipeline
 
     from engine.image.device import dtype_for, resolve_device
+    from engine.image.tiny_vae import uses_tiny_vae
 
     device = resolve_device(config.device)
     dtype = dtype_for(device)
@@ -275,6 +289,9 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     if config.cache_dir is not None:
         kwargs["cache_dir"] = str(config.cache_dir)
     started = time.perf_counter()
+    if uses_tiny_vae(config.vae, device):
+        # Passed as the pipeline's VAE, so the model's own VAE is never loaded.
+        kwargs["vae"] = _load_tiny_vae(config, dtype)
     try:
         if _is_single_file(model):
             pipe = StableDiffusionPipeline.from_single_file(str(Path(model).expanduser()), **kwargs)
@@ -311,9 +328,12 @@ def _fast_paths(pipe: StableDiffusionPipeline, device: torch.device, *, compile:
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     for module in (pipe.unet, pipe.vae):
-        if any(not isinstance(p, AttnProcessor2_0) for p in module.attn_processors.values()):
+        processors = getattr(module, "attn_processors", {})  # the tiny decoder has no attention
+        if any(not isinstance(p, AttnProcessor2_0) for p in processors.values()):
             module.set_attn_processor(AttnProcessor2_0())
     paths = ["sdpa"]
+    if not hasattr(pipe.vae, "attn_processors"):
+        paths.append("tiny decoder")
     if device.type == "cuda":
         paths.insert(0, "fp16")
         # Convolutions in NHWC use the tensor cores without layout transposes.
@@ -367,6 +387,20 @@ def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
         pipe.unload_lora_weights()
     except _load_errors() + (RuntimeError, KeyError) as exc:
         raise DrawingModelUnavailableError(_lora_message(lora, str(config.model), exc)) from exc
+
+
+def _load_tiny_vae(config: DiffusionConfig, dtype: torch.dtype) -> Any:
+    """The tiny decoder of ``config`` in ``dtype``; a failure is a :class:`DrawingModelUnavailableError` saying what to do."""
+    from engine.image.tiny_vae import load_tiny_vae
+
+    load_kwargs: dict[str, Any] = {_dtype_kwarg(): dtype}
+    if config.cache_dir is not None:
+        load_kwargs["cache_dir"] = str(config.cache_dir)
+    source = str(config.tiny_vae)
+    try:
+        return load_tiny_vae(source, load_kwargs=load_kwargs)
+    except _load_errors() as exc:
+        raise DrawingModelUnavailableError(_tiny_vae_message(source, exc)) from exc
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:
@@ -495,6 +529,24 @@ def _lora_message(lora: str, model: str, exc: BaseException) -> str:
         what = f"{shown} is not a local path and could not be fetched from the Hugging Face hub (offline or not cached?)"
         todo = f"{_download_hint(lora, setting='SD_LORA')}; or unset SD_LORA"
     return f"LoRA {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
+
+
+def _tiny_vae_message(source: str, exc: BaseException) -> str:
+    shown = _display(source)
+    local = Path(source).expanduser()
+    if local.is_dir():
+        what = f"the directory {shown} is not a complete AutoencoderTiny (config.json, diffusion_pytorch_model.safetensors)"
+        todo = f"download it again: {_download_hint(source, setting='SD_TINY_VAE')}"
+    elif _looks_like_path(source) or not _HUB_ID.match(source):
+        what = f"the local directory {shown} does not exist"
+        todo = f"check SD_TINY_VAE, or {_download_hint(TINY_VAE, setting='SD_TINY_VAE')}"
+    else:
+        what = f"{shown} is not a local directory and could not be fetched from the Hugging Face hub (offline or not cached?)"
+        todo = _download_hint(source, setting="SD_TINY_VAE")
+    return (
+        f"Tiny decoder {shown!r} (TAESD, which turns the drawing into pixels on the CPU) could not be loaded: {what}. "
+        f"To fix: {todo}; or set SD_VAE=full to decode with the model's own VAE (slower on a CPU). Cause: {_cause(exc)}"
+    )
 
 
 # --------------------------------------------------------------------------- previews

@@ -15,9 +15,11 @@ Fixtures:
 * ``tiny_lora_dir`` (session) — a diffusers-format LoRA for that UNet
   (``pytorch_lora_weights.safetensors``) whose weights are non-zero, so loading
   it changes the output.
+* ``tiny_taesd_dir`` (session) — a tiny ``AutoencoderTiny`` (the TAESD
+  architecture, scale factor 8) that decodes the same latents.
 
-Plain functions ``build_tiny_sd(dest)`` and ``build_tiny_lora(dest)`` do the same
-for other tests and ``bench/``.
+Plain functions ``build_tiny_sd(dest)``, ``build_tiny_lora(dest)`` and
+``build_tiny_taesd(dest)`` do the same for other tests and ``bench/``.
 """
 
 from __future__ import annotations
@@ -171,6 +173,23 @@ def build_tiny_lora(dest: Path, *, rank: int = 4) -> Path:
     return dest
 
 
+def build_tiny_taesd(dest: Path) -> Path:
+    """Save a tiny, deterministic ``AutoencoderTiny`` (four blocks, 16 channels) to ``dest``; returns ``dest``."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    dest = Path(dest)
+    torch.manual_seed(0)
+    AutoencoderTiny(
+        encoder_block_out_channels=(16,) * 4,
+        decoder_block_out_channels=(16,) * 4,
+        num_encoder_blocks=(1,) * 4,
+        num_decoder_blocks=(1,) * 4,
+        latent_channels=4,
+    ).save_pretrained(str(dest))
+    return dest
+
+
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny diffusers Stable Diffusion directory, built once per test session."""
@@ -181,3 +200,9 @@ def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny LoRA (diffusers format) matching ``tiny_sd_dir``'s UNet."""
     return build_tiny_lora(tmp_path_factory.mktemp("tiny-lora") / "lora")
+
+
+@pytest.fixture(scope="session")
+def tiny_taesd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny TAESD-architecture decoder (``AutoencoderTiny``) for ``tiny_sd_dir``'s latents."""
+    return build_tiny_taesd(tmp_path_factory.mktemp("tiny-taesd") / "taesd")

@@ -1,0 +1,67 @@
+"""Drawing on a CPU from settings: SD_VAE (and the CPU defaults) through the factory and `voice2anime generate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot import factory
+from bot.cli import main
+from bot.settings import Settings
+from engine.image import diffusion
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    diffusion.clear_cache()
+    yield
+    diffusion.clear_cache()
+
+
+@pytest.fixture
+def drawing_env(monkeypatch: pytest.MonkeyPatch, tiny_sd_dir: Path, animegan_checkpoints_dir: Path, tmp_path: Path) -> None:
+    """Settings pointing at the tiny drawing model and the test styles, on the CPU."""
+    for name, value in {
+        "SD_MODEL": str(tiny_sd_dir),
+        "SD_WIDTH": "64",
+        "SD_HEIGHT": "64",
+        "SD_STEPS": "2",
+        "CHECKPOINTS_DIR": str(animegan_checkpoints_dir),
+        "ANIME_DOWNLOAD": "false",
+        "TORCH_THREADS": "1",
+        "TORCH_DEVICE": "cpu",
+        "MODELS_DIR": str(tmp_path / "models"),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_cpu_default_decodes_with_the_tiny_decoder_and_a_chosen_model_keeps_its_vae() -> None:
+    cpu_default = factory.text_to_image(Settings(torch_device="cpu")).config
+    assert (cpu_default.vae, cpu_default.tiny_vae) == ("auto", "madebyollin/taesd")
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine")).config.vae == "full"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine", sd_vae="tiny")).config.vae == "tiny"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_vae="full")).config.vae == "full"
+    assert factory.text_to_image(Settings(torch_device="cuda")).config.vae == "full"
+
+
+def test_generate_draws_with_the_tiny_decoder(
+    drawing_env: None, monkeypatch: pytest.MonkeyPatch, tiny_taesd_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SD_VAE", "tiny")
+    monkeypatch.setenv("SD_TINY_VAE", str(tiny_taesd_dir))
+    assert main(["generate", "--text", "a cat", "--seed", "7", "-o", str(tmp_path / "a.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 7
+    assert Image.open(tmp_path / "a.png").size == (64, 64)
+
+
+def test_generate_without_the_tiny_decoder_says_what_to_put_where(
+    drawing_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SD_VAE", "tiny")
+    monkeypatch.setenv("SD_TINY_VAE", str(tmp_path / "taesd"))
+    assert main(["generate", "--text", "a cat", "-o", str(tmp_path / "x.png")]) == 3
+    err = capsys.readouterr().err
+    assert "Tiny decoder" in err and "SD_TINY_VAE" in err and "SD_VAE=full" in err
