@@ -148,7 +148,8 @@ def few_steps(settings: Settings) -> str | None:
 def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`.
 
-    ``SD_VAE=auto`` is the engine's ``auto`` (the tiny decoder on a CPU) when drawing in few steps, else ``full``.
+    ``SD_VAE=auto`` and ``SD_BACKEND=auto`` are the engine's ``auto`` (the tiny decoder, the ONNX Runtime UNet on a
+    CPU) when drawing in few steps, else ``full`` and ``torch``.
     """
     from engine.image.diffusion import DiffusionConfig, TextToImage
 
@@ -169,6 +170,7 @@ def text_to_image(settings: Settings) -> TextToImage:
         vae_tiling_above=settings.sd_vae_tiling_above,
         vae=settings.sd_vae if settings.sd_vae != "auto" or preset else "full",
         tiny_vae=settings.sd_tiny_vae,
+        backend=settings.sd_backend if settings.sd_backend != "auto" or preset else "torch",
     )
     if preset and settings.sd_few_steps is None:
         log.info("no GPU: drawing in %d steps with %s (set SD_SCHEDULER to choose)", config.resolved_steps, CPU_LCM_LORA)

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "the default without a GPU), else full.",
     )
     sd_tiny_vae: str = Field("madebyollin/taesd", description="The tiny decoder (SD_VAE): Hugging Face id or local AutoencoderTiny directory.")
+    sd_backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="Where the UNet runs: onnx (ONNX Runtime on the CPU, exported once into MODELS_DIR; about twice as fast "
+        "as torch there) | torch | auto: onnx when drawing on the CPU in few steps (SD_FEW_STEPS; the default without a "
+        "GPU), else torch.",
+    )
     sd_vae_tiling_above: int = Field(
         1024, ge=0, le=4096, description="Decode pictures whose longest side is above this in tiles (less memory); 0 = never."
     )

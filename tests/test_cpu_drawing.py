@@ -65,3 +65,19 @@ def test_generate_without_the_tiny_decoder_says_what_to_put_where(
     assert main(["generate", "--text", "a cat", "-o", str(tmp_path / "x.png")]) == 3
     err = capsys.readouterr().err
     assert "Tiny decoder" in err and "SD_TINY_VAE" in err and "SD_VAE=full" in err
+
+
+def test_the_cpu_default_runs_the_unet_on_onnx_runtime_and_a_chosen_model_on_torch() -> None:
+    assert factory.text_to_image(Settings(torch_device="cpu")).config.backend == "auto"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine")).config.backend == "torch"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine", sd_backend="onnx")).config.backend == "onnx"
+    assert factory.text_to_image(Settings(torch_device="cuda")).config.backend == "torch"
+
+
+def test_generate_draws_with_the_onnx_unet_and_caches_it_in_models_dir(
+    drawing_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SD_BACKEND", "onnx")
+    assert main(["generate", "--text", "a cat", "--seed", "7", "-o", str(tmp_path / "a.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 7
+    assert [p.name for p in (tmp_path / "models" / "onnx").iterdir()][0].startswith("unet-")

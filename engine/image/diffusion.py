@@ -22,8 +22,10 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
   ``callback_on_step_end``; a cancelled run raises :class:`engine.errors.Cancelled`.
 * CUDA fast paths: fp16, scaled-dot-product attention, channels_last, optional
   ``torch.compile`` of the UNet; the VAE decodes in tiles above a size.
-* CPU fast path: the tiny decoder (TAESD, :mod:`engine.image.tiny_vae`) instead
-  of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU).
+* CPU fast paths: the tiny decoder (TAESD, :mod:`engine.image.tiny_vae`) instead
+  of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU); the UNet on ONNX
+  Runtime (:mod:`engine.image.onnx_unet`; ``backend="onnx"``, or ``"auto"`` on
+  a CPU), exported once after the LoRA is fused and cached next to the models.
 * Live previews (optional): every few steps the same callback turns the
   current latents into a small JPEG with a fixed linear latent -> RGB map
   (:func:`latent_preview`; no VAE, no extra weights).
@@ -91,6 +93,9 @@ SD15_LATENT_RGB = (
     (-0.2120, -0.2616, -0.7177),
 )
 
+#: Where the UNet runs: ``torch``, ``onnx`` (ONNX Runtime, CPU only) or ``auto`` (onnx on a CPU, torch elsewhere).
+BACKENDS = ("auto", "torch", "onnx")
+
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
@@ -137,6 +142,8 @@ class DiffusionConfig:
     vae: str = "full"
     #: The tiny decoder: a Hugging Face id or a local ``AutoencoderTiny`` directory.
     tiny_vae: str = TINY_VAE
+    #: Where the UNet runs: one of :data:`BACKENDS`.
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not str(self.model).strip():
@@ -160,6 +167,8 @@ class DiffusionConfig:
             raise ValueError(f"vae must be one of {', '.join(VAE_CHOICES)}, got {self.vae!r}")
         if not str(self.tiny_vae).strip():
             raise ValueError("tiny_vae must name a Hugging Face id or a local AutoencoderTiny directory")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
     @property
     def resolved_steps(self) -> int:
@@ -249,6 +258,7 @@ def _load_key(config: DiffusionConfig) -> tuple:
         config.compile,
         config.vae,
         str(config.tiny_vae) if config.vae != "full" else None,
+        config.backend,
     )
 
 
@@ -305,15 +315,56 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     pipe.to(device)
     if config.lora:
         _apply_lora(pipe, config)
+    onnx = _uses_onnx(config, device, pipe.unet.config)
+    if onnx:
+        pipe.unet = _onnx_unet(pipe, config)
     # Attention slicing would only slow SDPA down. Decode a batch one image at a time (less VRAM, and
     # each image decodes exactly as it would alone).
     pipe.vae.enable_slicing()
     pipe.set_progress_bar_config(disable=True)
-    paths = _fast_paths(pipe, device, compile=config.compile)
+    paths = _fast_paths(pipe, device, compile=config.compile and not onnx)
+    if onnx:
+        paths.insert(0, "onnxruntime unet")
     log.info(
         "loaded %s on %s (%s; %s) in %.1f s", _display(model), device, dtype, ", ".join(paths), time.perf_counter() - started
     )
     return pipe
+
+
+def _uses_onnx(config: DiffusionConfig, device: torch.device, unet_config: Any) -> bool:
+    """Whether the UNet runs on ONNX Runtime: ``onnx``, or ``auto`` on a CPU, for a UNet the export covers."""
+    from engine.image.onnx_unet import SIDE_MULTIPLE, exportable
+
+    if config.backend == "torch" or (config.backend == "auto" and device.type != "cpu"):
+        return False
+    if device.type != "cpu":
+        raise ValueError(f"the onnx backend runs on the CPU, not {device}: set TORCH_DEVICE=cpu or SD_BACKEND=torch")
+    if not exportable(unet_config):
+        log.warning("%s has a UNet with extra conditioning the ONNX export does not cover; it runs on torch", _display(str(config.model)))
+        return False
+    if config.width % SIDE_MULTIPLE or config.height % SIDE_MULTIPLE:
+        log.warning("%dx%d is not a multiple of %d on both sides, which the ONNX UNet needs; it runs on torch", config.width, config.height, SIDE_MULTIPLE)
+        return False
+    return True
+
+
+def _onnx_unet(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> Any:
+    """The pipeline's UNet (LoRA fused) on ONNX Runtime, from the cache in the models directory or exported into it."""
+    import torch
+
+    from engine.image.onnx_unet import export_key, load_or_export
+
+    key = export_key(str(config.model), config.lora, config.lora_scale, pipe.unet.config)
+    return load_or_export(pipe.unet, _onnx_cache_root(config), key, threads=torch.get_num_threads())
+
+
+def _onnx_cache_root(config: DiffusionConfig) -> Path:
+    """Where ONNX exports are kept: the models directory, else ``$XDG_CACHE_HOME/voice2anime``."""
+    import os
+
+    if config.cache_dir is not None:
+        return Path(config.cache_dir).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "voice2anime"
 
 
 def _fast_paths(pipe: StableDiffusionPipeline, device: torch.device, *, compile: bool) -> list[str]:
