@@ -138,6 +138,10 @@ FEW_STEP_PRESETS: dict[str, tuple[str, str]] = {
 }
 
 
+#: LCM steps with ``SD_SPEED=fast`` (LCM's default is 4).
+FAST_LCM_STEPS = 2
+
+
 def few_steps(settings: Settings) -> str | None:
     """The few-step preset drawing uses: ``SD_FEW_STEPS`` when set (``off``: none), else ``lcm`` when :func:`few_steps_on_cpu`."""
     if settings.sd_few_steps is not None:
@@ -149,16 +153,20 @@ def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`.
 
     ``SD_VAE=auto`` and ``SD_BACKEND=auto`` are the engine's ``auto`` (the tiny decoder, the ONNX Runtime UNet on a
-    CPU) when drawing in few steps, else ``full`` and ``torch``.
+    CPU) when drawing in few steps, else ``full`` and ``torch``. ``SD_SPEED=fast`` draws LCM in :data:`FAST_LCM_STEPS`
+    steps unless ``SD_STEPS`` says how many.
     """
     from engine.image.diffusion import DiffusionConfig, TextToImage
 
     preset = few_steps(settings)
     lora, scheduler = FEW_STEP_PRESETS[preset] if preset else (settings.sd_lora, settings.sd_scheduler)
+    steps = settings.sd_steps
+    if steps is None and settings.sd_speed == "fast" and scheduler == "lcm":
+        steps = FAST_LCM_STEPS
     config = DiffusionConfig(
         model=settings.sd_model,
         scheduler=scheduler,
-        steps=settings.sd_steps,
+        steps=steps,
         guidance=settings.sd_guidance,
         width=settings.sd_width,
         height=settings.sd_height,

@@ -81,3 +81,30 @@ def test_generate_draws_with_the_onnx_unet_and_caches_it_in_models_dir(
     assert main(["generate", "--text", "a cat", "--seed", "7", "-o", str(tmp_path / "a.png"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["seed"] == 7
     assert [p.name for p in (tmp_path / "models" / "onnx").iterdir()][0].startswith("unet-")
+
+
+def test_fast_speed_draws_lcm_in_two_steps_unless_the_steps_are_set() -> None:
+    assert factory.text_to_image(Settings(torch_device="cpu")).config.resolved_steps == 4
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_speed="fast")).config.resolved_steps == factory.FAST_LCM_STEPS == 2
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_speed="fast", sd_steps=3)).config.resolved_steps == 3
+    assert factory.text_to_image(Settings(torch_device="cuda", sd_speed="fast")).config.resolved_steps == 25  # not LCM
+
+
+def test_generate_in_fast_mode_takes_two_steps(
+    drawing_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SD_STEPS")
+    monkeypatch.setenv("SD_SCHEDULER", "lcm")
+    monkeypatch.setenv("SD_SPEED", "fast")
+    drawn: list[int] = []
+    real = diffusion.TextToImage.generate_each
+
+    def recording(self, requests, **kwargs):  # type: ignore[no-untyped-def]
+        outcomes = real(self, requests, **kwargs)
+        drawn.extend(outcome.steps for outcome in outcomes)
+        return outcomes
+
+    monkeypatch.setattr(diffusion.TextToImage, "generate_each", recording)
+    assert main(["generate", "--text", "a cat", "--seed", "7", "-o", str(tmp_path / "a.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 7
+    assert drawn == [2]
