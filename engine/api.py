@@ -15,10 +15,13 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import PlainSerializer
 
-#: Called with (stage, fraction 0..1); stages are "diffusion", "style", ... and :data:`LOADING`.
+#: Called with (stage, fraction 0..1); stages are "diffusion", "style", ... and :data:`LOADING` / :data:`PREPARING`.
 ProgressCallback = Callable[[str, float], None]
 #: The stage reported once before the drawing model loads (the first picture; it may download first).
 LOADING = "loading"
+#: The stage reported once, after :data:`LOADING`, when the drawing model is being converted for this computer
+#: first (the ONNX export of its UNet on a CPU: minutes, once per model).
+PREPARING = "preparing"
 #: Called with (stage, small JPEG of the picture so far): previews while "diffusion" runs, the sketch as "style" starts.
 PreviewCallback = Callable[[str, bytes], None]
 #: Returns True when the job should stop as soon as possible.

@@ -30,6 +30,7 @@ from db.repository import Repository
 from db.states import RequestState
 from engine.api import (
     LOADING,
+    PREPARING,
     JobCancelled,
     JobFailed,
     JobFinished,
@@ -104,8 +105,8 @@ class StatusView:
     preview: bytes | None = None
     sketch: bool = False
     shown: bytes | None = None
-    #: The drawing model is loading (the first picture), so nothing is drawn yet.
-    loading: bool = False
+    #: The drawing model is loading (the first picture) or being prepared, so nothing is drawn yet: the words saying so.
+    loading: str | None = None
 
     def advance(self, stage: str) -> bool:
         """Move on to ``stage`` unless the message is already past it; True when the stage changed."""
@@ -123,7 +124,7 @@ class StatusView:
         request_id, lang = self.request_id, self.lang
         new = self.preview if self.preview is not self.shown else None
         if self.loading:
-            return cards.progress(request_id, lang, "progress.loading")
+            return cards.progress(request_id, lang, self.loading)
         if self.stage == "queued":
             return cards.progress(request_id, lang, "queued", position=self.position)
         if self.stage == "drawing":
@@ -306,11 +307,11 @@ class JobTracker:
                     case JobStarted():
                         await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
                         await status.show(force=view.advance(first))
-                    case JobProgress(stage=step) if step == LOADING:
-                        view.loading = True
+                    case JobProgress(stage=step) if step in (LOADING, PREPARING):
+                        view.loading = "progress.preparing" if step == PREPARING else "progress.loading"
                         await status.show(force=True)
                     case JobProgress(fraction=fraction, stage=step, preview=preview):
-                        view.loading = False
+                        view.loading = None
                         moved = view.advance("styling" if step == "style" else "drawing")
                         view.progress(fraction)
                         if preview is not None and self.previews:

@@ -39,17 +39,18 @@ operator's responsibility.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from engine.api import LOADING, CancelCheck, PreviewCallback, ProgressCallback
+from engine.api import LOADING, PREPARING, CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, DrawingModelUnavailableError
 from engine.image.tiny_vae import TINY_VAE, VAE_CHOICES
 
@@ -233,6 +234,8 @@ class _Loaded:
 
 
 _LOAD_LOCK = threading.Lock()
+#: Called, in the thread that loads, just before a one-time conversion of the model (the ONNX export) starts.
+_PREPARING: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("preparing", default=None)
 _LOADED: dict[tuple, _Loaded] = {}
 
 
@@ -355,7 +358,7 @@ def _onnx_unet(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> Any:
     from engine.image.onnx_unet import export_key, load_or_export
 
     key = export_key(str(config.model), config.lora, config.lora_scale, pipe.unet.config)
-    return load_or_export(pipe.unet, _onnx_cache_root(config), key, threads=torch.get_num_threads())
+    return load_or_export(pipe.unet, _onnx_cache_root(config), key, threads=torch.get_num_threads(), preparing=_PREPARING.get())
 
 
 def _onnx_cache_root(config: DiffusionConfig) -> Path:
@@ -842,10 +845,12 @@ class TextToImage:
 
         if _poll_cancelled(members):
             if self._pipe is None:  # the first picture waits for the model to load (and maybe download): say so
-                for member in members:
-                    if member.request.progress is not None:
-                        member.request.progress(LOADING, 0.0)
-            pipe = self.pipeline  # loads (once); raises ModelUnavailableError
+                _tell(members, LOADING)
+            told = _PREPARING.set(lambda: _tell(members, PREPARING))  # and when it is converted for this CPU first
+            try:
+                pipe = self.pipeline  # loads (once); raises ModelUnavailableError
+            finally:
+                _PREPARING.reset(told)
             assert self._shared is not None
             with self._shared.run_lock:
                 live = _poll_cancelled(members)
@@ -989,6 +994,13 @@ class _Member:
         self.outcome: Exception | None = None
         self.image: Image | None = None
         self.seconds = 0.0
+
+
+def _tell(members: list[_Member], stage: str) -> None:
+    """Report ``stage`` (:data:`LOADING`, :data:`PREPARING`) with no progress to every member that listens."""
+    for member in members:
+        if member.request.progress is not None:
+            member.request.progress(stage, 0.0)
 
 
 def _poll_cancelled(members: list[_Member]) -> list[_Member]:

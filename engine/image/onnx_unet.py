@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,13 +155,19 @@ def load_or_export(
     key: Mapping[str, Any],
     *,
     threads: int,
+    preparing: Callable[[], None] | None = None,
 ) -> OnnxUNet:
-    """An :class:`OnnxUNet` for ``unet`` from the cache under ``root``, exporting it first when the cache has no ``key``."""
+    """An :class:`OnnxUNet` for ``unet`` from the cache under ``root``, exporting it first when the cache has no ``key``.
+
+    ``preparing()`` is called just before an export starts.
+    """
     import onnxruntime as ort
 
     directory = cache_path(root, key)
     graph = directory / _GRAPH
     if not graph.is_file():
+        if preparing is not None:
+            preparing()
         _export(unet, directory, key)
     started = time.perf_counter()
     session = ort.InferenceSession(str(graph), _session_options(threads), providers=["CPUExecutionProvider"])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from engine.api import (
     LOADING,
+    PREPARING,
     CancelCheck,
     JobCancelled,
     JobEvent,
@@ -137,7 +138,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
 
     def overall(stage: str, fraction: float) -> None:
         nonlocal reached
-        if stage == LOADING:  # before drawing: no part of the job is done yet
+        if stage in (LOADING, PREPARING):  # before drawing: no part of the job is done yet
             report(JobProgress(reached, stage))
             return
         reached = max(reached, min(1.0, fraction * share if stage == "diffusion" else share + fraction * (1 - share)))
