@@ -152,8 +152,9 @@ def few_steps(settings: Settings) -> str | None:
 def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`.
 
-    ``SD_VAE=auto`` and ``SD_BACKEND=auto`` are the engine's ``auto`` (the tiny decoder, the ONNX Runtime UNet on a
-    CPU) when drawing in few steps, else ``full`` and ``torch``. ``SD_SPEED=fast`` draws LCM in :data:`FAST_LCM_STEPS`
+    ``SD_VAE``, ``SD_BACKEND`` and ``SD_CPU_DTYPE`` ``auto`` are the engine's ``auto`` (on a CPU: the tiny decoder;
+    bfloat16 where the CPU computes it, else the ONNX Runtime UNet) when drawing in few steps, else ``full``, ``torch``
+    and ``float32``. ``SD_SPEED=fast`` draws LCM in :data:`FAST_LCM_STEPS`
     steps unless ``SD_STEPS`` says how many.
     """
     from engine.image.diffusion import DiffusionConfig, TextToImage
@@ -179,6 +180,7 @@ def text_to_image(settings: Settings) -> TextToImage:
         vae=settings.sd_vae if settings.sd_vae != "auto" or preset else "full",
         tiny_vae=settings.sd_tiny_vae,
         backend=settings.sd_backend if settings.sd_backend != "auto" or preset else "torch",
+        cpu_dtype=settings.sd_cpu_dtype if settings.sd_cpu_dtype != "auto" or preset else "float32",
     )
     if preset and settings.sd_few_steps is None:
         log.info("no GPU: drawing in %d steps with %s (set SD_SCHEDULER to choose)", config.resolved_steps, CPU_LCM_LORA)

@@ -83,6 +83,13 @@ def test_generate_draws_with_the_onnx_unet_and_caches_it_in_models_dir(
     assert [p.name for p in (tmp_path / "models" / "onnx").iterdir()][0].startswith("unet-")
 
 
+def test_the_cpu_default_may_use_bfloat16_and_a_chosen_model_keeps_float32() -> None:
+    assert factory.text_to_image(Settings(torch_device="cpu")).config.cpu_dtype == "auto"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine")).config.cpu_dtype == "float32"
+    chosen = Settings(torch_device="cpu", sd_model="models/mine", sd_cpu_dtype="bfloat16")
+    assert factory.text_to_image(chosen).config.cpu_dtype == "bfloat16"
+
+
 def test_fast_speed_draws_lcm_in_two_steps_unless_the_steps_are_set() -> None:
     assert factory.text_to_image(Settings(torch_device="cpu")).config.resolved_steps == 4
     assert factory.text_to_image(Settings(torch_device="cpu", sd_speed="fast")).config.resolved_steps == factory.FAST_LCM_STEPS == 2

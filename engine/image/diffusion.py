@@ -8,7 +8,7 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
   the SD 1.5 component configs, fetched from the hub or its cache).
 * Weights are loaded once per process, lazily, under a lock, and shared by every
   ``TextToImage`` with the same model/LoRA/device; each instance only owns its
-  scheduler. CUDA runs in fp16, CPU always in fp32.
+  scheduler. CUDA runs in fp16, a CPU in fp32 (bfloat16: below).
 * Reproducible: every image has its own CPU ``torch.Generator`` seeded
   ``seed + i``; the seed used is reported on the result, and asking again with
   that seed, prompt and settings gives the same picture (up to floating-point
@@ -23,9 +23,11 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
 * CUDA fast paths: fp16, scaled-dot-product attention, channels_last, optional
   ``torch.compile`` of the UNet; the VAE decodes in tiles above a size.
 * CPU fast paths: the tiny decoder (TAESD, :mod:`engine.image.tiny_vae`) instead
-  of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU); the UNet on ONNX
-  Runtime (:mod:`engine.image.onnx_unet`; ``backend="onnx"``, or ``"auto"`` on
-  a CPU), exported once after the LoRA is fused and cached next to the models.
+  of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU); bfloat16 on a CPU
+  that computes it in hardware (``cpu_dtype="bfloat16"``, or ``"auto"`` there);
+  else the UNet on ONNX Runtime (:mod:`engine.image.onnx_unet`; ``backend="onnx"``,
+  or ``"auto"`` on such a CPU), exported once after the LoRA is fused and cached
+  next to the models.
 * Live previews (optional): every few steps the same callback turns the
   current latents into a small JPEG with a fixed linear latent -> RGB map
   (:func:`latent_preview`; no VAE, no extra weights).
@@ -94,8 +96,11 @@ SD15_LATENT_RGB = (
     (-0.2120, -0.2616, -0.7177),
 )
 
-#: Where the UNet runs: ``torch``, ``onnx`` (ONNX Runtime, CPU only) or ``auto`` (onnx on a CPU, torch elsewhere).
+#: Where the UNet runs: ``torch``, ``onnx`` (ONNX Runtime, CPU only) or ``auto`` (onnx on a CPU without bfloat16
+#: arithmetic, torch elsewhere).
 BACKENDS = ("auto", "torch", "onnx")
+#: The dtype on a CPU: ``float32``, ``bfloat16`` or ``auto`` (bfloat16 when the CPU computes it in hardware).
+CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
@@ -145,6 +150,8 @@ class DiffusionConfig:
     tiny_vae: str = TINY_VAE
     #: Where the UNet runs: one of :data:`BACKENDS`.
     backend: str = "torch"
+    #: The dtype on a CPU (one of :data:`CPU_DTYPES`); the ONNX UNet always runs in float32.
+    cpu_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not str(self.model).strip():
@@ -170,6 +177,8 @@ class DiffusionConfig:
             raise ValueError("tiny_vae must name a Hugging Face id or a local AutoencoderTiny directory")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.cpu_dtype not in CPU_DTYPES:
+            raise ValueError(f"cpu_dtype must be one of {', '.join(CPU_DTYPES)}, got {self.cpu_dtype!r}")
 
     @property
     def resolved_steps(self) -> int:
@@ -262,6 +271,7 @@ def _load_key(config: DiffusionConfig) -> tuple:
         config.vae,
         str(config.tiny_vae) if config.vae != "full" else None,
         config.backend,
+        config.cpu_dtype,
     )
 
 
@@ -285,13 +295,15 @@ def _dtype_kwarg() -> str:
 
 
 def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
+    import torch
     from diffusers import StableDiffusionPipeline
 
     from engine.image.device import dtype_for, resolve_device
     from engine.image.tiny_vae import uses_tiny_vae
 
     device = resolve_device(config.device)
-    dtype = dtype_for(device)
+    bf16 = _cpu_bf16(config, device)
+    dtype = torch.bfloat16 if bf16 else dtype_for(device)
     model = str(config.model)
     kwargs: dict[str, Any] = {
         _dtype_kwarg(): dtype,
@@ -318,7 +330,7 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     pipe.to(device)
     if config.lora:
         _apply_lora(pipe, config)
-    onnx = _uses_onnx(config, device, pipe.unet.config)
+    onnx = _uses_onnx(config, device, pipe.unet.config, bf16=bf16)
     if onnx:
         pipe.unet = _onnx_unet(pipe, config)
     # Attention slicing would only slow SDPA down. Decode a batch one image at a time (less VRAM, and
@@ -334,11 +346,23 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     return pipe
 
 
-def _uses_onnx(config: DiffusionConfig, device: torch.device, unet_config: Any) -> bool:
-    """Whether the UNet runs on ONNX Runtime: ``onnx``, or ``auto`` on a CPU, for a UNet the export covers."""
+def _cpu_bf16(config: DiffusionConfig, device: torch.device) -> bool:
+    """Whether the pipeline runs in bfloat16 on the CPU: ``cpu_dtype`` says so, or ``auto`` on a CPU that computes it.
+
+    Not with ``backend="onnx"``: the ONNX UNet is float32, and so is everything around it.
+    """
+    from engine.image.device import cpu_computes_bf16
+
+    if device.type != "cpu" or config.backend == "onnx" or config.cpu_dtype == "float32":
+        return False
+    return config.cpu_dtype == "bfloat16" or cpu_computes_bf16()
+
+
+def _uses_onnx(config: DiffusionConfig, device: torch.device, unet_config: Any, *, bf16: bool) -> bool:
+    """Whether the UNet runs on ONNX Runtime: ``onnx``, or ``auto`` on a CPU in float32, for a UNet the export covers."""
     from engine.image.onnx_unet import SIDE_MULTIPLE, exportable
 
-    if config.backend == "torch" or (config.backend == "auto" and device.type != "cpu"):
+    if config.backend == "torch" or (config.backend == "auto" and (device.type != "cpu" or bf16)):
         return False
     if device.type != "cpu":
         raise ValueError(f"the onnx backend runs on the CPU, not {device}: set TORCH_DEVICE=cpu or SD_BACKEND=torch")
