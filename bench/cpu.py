@@ -1,4 +1,4 @@
-"""One picture on the CPU: today's eager path beside the tiny decoder, the ONNX Runtime UNet and the fast mode.
+"""One picture on the CPU: today's eager path beside the tiny decoder, the ONNX Runtime UNet, bfloat16 and the fast mode.
 
 Run by hand from the repository root::
 
@@ -16,10 +16,14 @@ costs; the pictures are noise.
 
 Paths (all LCM, guidance 1 = no classifier-free guidance, the CPU default's sampler):
 
-* ``eager`` — today's CPU default: 4 steps, torch UNet, the model's full VAE.
+* ``eager`` — the previous CPU default: 4 steps, torch UNet in float32, the model's full VAE.
 * ``tiny`` — the same with the tiny decoder (``SD_VAE=tiny``).
-* ``onnx`` — the new CPU default: 4 steps, ONNX Runtime UNet, tiny decoder.
-* ``fast`` — ``SD_SPEED=fast``: the ``onnx`` path in 2 steps.
+* ``onnx`` — 4 steps, ONNX Runtime UNet, tiny decoder: the new default on a CPU without bfloat16 arithmetic.
+* ``bf16`` — 4 steps, torch in bfloat16, tiny decoder: the new default on a CPU with it (AMX, AVX-512 BF16).
+* ``fast`` — ``SD_SPEED=fast``: this CPU's default in 2 steps.
+
+The last line compares this CPU's default (``bf16`` or ``onnx``, as
+``SD_CPU_DTYPE=auto`` decides here) and ``fast`` with ``eager``.
 
 Each path runs in its own process (so its peak RSS, ``ru_maxrss``, is its
 own, loading included), rounds interleave the paths, and the ONNX export is
@@ -46,15 +50,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: name -> (SD backend, decoder, steps)
-PATHS: dict[str, tuple[str, str, int]] = {
-    "eager": ("torch", "full", 4),
-    "tiny": ("torch", "tiny", 4),
-    "onnx": ("onnx", "tiny", 4),
-    "fast": ("onnx", "tiny", 2),
+#: name -> (SD backend, decoder, steps, CPU dtype); ``auto`` is the engine's choice on this CPU.
+PATHS: dict[str, tuple[str, str, int, str]] = {
+    "eager": ("torch", "full", 4, "float32"),
+    "tiny": ("torch", "tiny", 4, "float32"),
+    "onnx": ("onnx", "tiny", 4, "float32"),
+    "bf16": ("torch", "tiny", 4, "bfloat16"),
+    "fast": ("auto", "tiny", 2, "auto"),
 }
-DEFAULT_PATH = "onnx"
 FAST_PATH = "fast"
+
+
+def default_path() -> str:
+    """The path that is the default on this CPU: ``bf16`` where it computes bfloat16, else ``onnx``."""
+    from engine.image.device import cpu_computes_bf16
+
+    return "bf16" if cpu_computes_bf16() else "onnx"
 PROMPT = "a girl with blue hair under cherry blossoms at night, anime style"
 
 
@@ -128,7 +139,7 @@ def build_model(workdir: Path) -> None:
 def _text_to_image(workdir: Path, path: str, size: int) -> Any:
     from engine.image.diffusion import DiffusionConfig, TextToImage
 
-    backend, vae, steps = PATHS[path]
+    backend, vae, steps, cpu_dtype = PATHS[path]
     return TextToImage(
         DiffusionConfig(
             model=str(workdir / "sd"),
@@ -142,6 +153,7 @@ def _text_to_image(workdir: Path, path: str, size: int) -> Any:
             vae=vae,
             tiny_vae=str(workdir / "taesd"),
             backend=backend,
+            cpu_dtype=cpu_dtype,
         )
     )
 
@@ -155,7 +167,7 @@ def _peak_rss_gb() -> float:
 def child_prepare(workdir: Path, size: int) -> dict[str, Any]:
     """Load the ONNX path once (exporting when the cache is empty); its time and peak RSS."""
     started = time.perf_counter()
-    _text_to_image(workdir, DEFAULT_PATH, size).load()
+    _text_to_image(workdir, "onnx", size).load()
     return {"seconds": time.perf_counter() - started, "rss_gb": _peak_rss_gb()}
 
 
@@ -238,12 +250,17 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     rounds = 1 if args.quick else args.rounds
-    print(f"# {args.size}x{args.size}, {args.threads} threads, {rounds} round(s), model in {args.workdir}", flush=True)
+    print(
+        f"# {args.size}x{args.size}, {args.threads} threads, {rounds} round(s), model in {args.workdir}; "
+        f"this CPU's default: {default_path()}",
+        flush=True,
+    )
     if not (args.workdir / "sd" / "model_index.json").is_file():
         started = time.perf_counter()
         _child(args, "--child", "build")
         print(f"# built the random SD 1.5-sized model in {time.perf_counter() - started:.0f} s", flush=True)
-    if any(PATHS[p][0] == "onnx" for p in args.paths):
+    default = default_path()
+    if "onnx" in args.paths or (FAST_PATH in args.paths and default == "onnx"):
         prepared = _child(args, "--child", "prepare")
         print(f"# ONNX path load (export when not cached): {prepared['seconds']:.0f} s, peak RSS {prepared['rss_gb']:.2f} GB", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}
@@ -255,10 +272,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'path':<6} {'text':>5} {'UNet steps (s)':<24} {'decode':>6} {'wall':>6} {'cpu s':>6} {'RSS GB':>6} {'1st':>6}")
     for path in args.paths:
         print(_row(path, runs[path]))
-    if {"eager", DEFAULT_PATH, FAST_PATH} <= set(args.paths):
-        eager, default, fast = (statistics.median(r["wall"] for r in runs[p]) for p in ("eager", DEFAULT_PATH, FAST_PATH))
+    if {"eager", default, FAST_PATH} <= set(args.paths):
+        eager, picture, fast = (statistics.median(r["wall"] for r in runs[p]) for p in ("eager", default, FAST_PATH))
         print(
-            f"default CPU picture: {default:.1f} s vs eager {eager:.1f} s (ratio {default / eager:.2f}); "
+            f"default CPU picture: {picture:.1f} s vs eager {eager:.1f} s (ratio {picture / eager:.2f}); "
             f"fast mode: {fast:.1f} s (ratio {fast / eager:.2f})"
         )
 
