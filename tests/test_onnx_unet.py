@@ -125,3 +125,18 @@ def test_auto_is_onnx_on_a_cpu(tiny_sd_dir, tmp_path):
     assert isinstance(make(tiny_sd_dir, tmp_path / "models", backend="auto").pipeline.unet, OnnxUNet)
     with pytest.raises(ValueError, match="backend"):
         DiffusionConfig(backend="tensorrt")
+
+
+def test_weights_replaced_at_the_same_path_are_exported_again(tiny_sd_dir, tmp_path):
+    import os
+    import shutil
+
+    model = tmp_path / "sd"
+    shutil.copytree(tiny_sd_dir, model)
+    models = tmp_path / "models"
+    make(model, models, backend="onnx").load()
+    diffusion.clear_cache()
+    weights = next((model / "unet").glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    make(model, models, backend="onnx").load()
+    assert len(list((models / "onnx").iterdir())) == 2

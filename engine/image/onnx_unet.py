@@ -10,7 +10,8 @@ signature that hands each call to an ONNX Runtime session.
   prompt length dynamic; an SD 1.5 UNet takes a few minutes and is written as
   ``unet.onnx`` plus its weights as external data (over the 2 GB protobuf limit).
 * The cache is a directory per :func:`export_key` (model, LoRA and scale,
-  UNet config, torch/diffusers/onnx versions, the exported signature), made
+  local weights' sizes and times, UNet config, torch/diffusers/onnx versions,
+  the exported signature), made
   under a temporary name and renamed when complete, so a crash leaves no
   half-written cache. A second start loads it without exporting.
 * After the switch the torch UNet is dropped: its weights live in the session.
@@ -61,7 +62,11 @@ def exportable(unet_config: Mapping[str, Any]) -> bool:
 
 
 def export_key(model: str, lora: str | None, lora_scale: float | None, unet_config: Mapping[str, Any]) -> dict[str, Any]:
-    """What an export depends on: the same key means the cached graph can be used as it is."""
+    """What an export depends on: the same key means the cached graph can be used as it is.
+
+    Local weights count by their files' sizes and modification times, so a model
+    or LoRA replaced at the same path is exported again.
+    """
     import diffusers
     import onnx
     import torch
@@ -71,13 +76,27 @@ def export_key(model: str, lora: str | None, lora_scale: float | None, unet_conf
         "opset": ONNX_OPSET,
         "inputs": list(_INPUTS),
         "model": model,
+        "model_files": _local_files(Path(model).expanduser() / "unet", Path(model).expanduser()),
         "lora": lora,
+        "lora_files": _local_files(Path(lora).expanduser()) if lora else None,
         "lora_scale": lora_scale if lora else None,
         "unet": {k: v for k, v in unet_config.items() if not k.startswith("_")},
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "onnx": onnx.__version__,
     }
+
+
+def _local_files(*candidates: Path) -> list[tuple[str, int, int]] | None:
+    """(name, size, mtime_ns) of the weights at the first candidate that exists locally (a file or a directory's files)."""
+    for candidate in candidates:
+        if candidate.is_file():
+            stat = candidate.stat()
+            return [(candidate.name, stat.st_size, stat.st_mtime_ns)]
+        if candidate.is_dir():
+            files = sorted(f for f in candidate.iterdir() if f.is_file())
+            return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return None
 
 
 def cache_path(root: Path, key: Mapping[str, Any]) -> Path:
