@@ -86,11 +86,12 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
             hub.accept()  # nobody connected to the hub
     assert process.returncode == 0, stderr
     assert model_lines(stderr) == [
-        "models: 4 here, 7 downloaded on first use (about 4.7 GB in all); nothing is fetched now",
+        "models: 4 here, 8 downloaded on first use (about 4.7 GB in all); nothing is fetched now",
         f"  speech: Whisper {whisper_model_dir}: here ({whisper_model_dir})",
         f"  drawing: stablediffusionapi/anything-v5: downloaded on first use into {models} (about 4.3 GB)",
         "  drawing: LoRA latent-consistency/lcm-lora-sdv1-5: here "
         f"({models}/models--latent-consistency--lcm-lora-sdv1-5/snapshots/{REVISION}, about 135 MB)",
+        f"  drawing: tiny decoder madebyollin/taesd: downloaded on first use into {models} (about 10 MB)",
         f"  style: AnimeGANv2 face_paint_512_v2: here ({checkpoints}, about 8.6 MB)",
         "  style: 5 AnimeGANv2 styles (face_paint_512_v1, celeba_distill, paprika, hayao, shinkai): "
         f"downloaded on first use into {checkpoints} (about 8.6 MB each)",
@@ -124,10 +125,16 @@ def test_local_models_are_here_or_missing_and_hub_models_download(tmp_path: Path
 
     class Config:
         model, cache_dir, lora = "stablediffusionapi/anything-v5", tmp_path, "latent-consistency/lcm-lora-sdv1-5"
+        vae, device, tiny_vae = "auto", "cpu", "madebyollin/taesd"
 
     assert [(m.name, m.state) for m in drawing_models(Config())] == [
-        ("stablediffusionapi/anything-v5", "download"), ("LoRA latent-consistency/lcm-lora-sdv1-5", "download")
+        ("stablediffusionapi/anything-v5", "download"), ("LoRA latent-consistency/lcm-lora-sdv1-5", "download"),
+        ("tiny decoder madebyollin/taesd", "download"),
     ]
+    Config.vae = "full"
+    assert "tiny decoder madebyollin/taesd" not in [m.name for m in drawing_models(Config())]
+    Config.vae, Config.tiny_vae = "tiny", str(tmp_path / "taesd")
+    assert drawing_models(Config())[-1].state == "missing"
     assert lora_model(str(tmp_path / "nowhere.safetensors"), tmp_path).state == "missing"
     (tmp_path / "mine.safetensors").write_bytes(b"weights")
     assert lora_model(str(tmp_path / "mine.safetensors"), tmp_path).state == "here"

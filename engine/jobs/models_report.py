@@ -36,6 +36,7 @@ APPROX_MB: Mapping[str, Mapping[str, float]] = {
     # SD_MODEL: the files diffusers fetches (fp32 safetensors: UNet 3.44 GB, text encoder 492 MB, VAE 335 MB, configs).
     "drawing": {"stablediffusionapi/anything-v5": 4300},
     # SD_FEW_STEPS / SD_LORA.
+    "tiny decoder": {"madebyollin/taesd": 10},
     "lora": {"latent-consistency/lcm-lora-sdv1-5": 135, "ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors": 257},
     # Every AnimeGANv2 style of the bundled registry (.pt state dicts and the Hayao/Shinkai ONNX exports alike).
     "style": {"AnimeGANv2": 8.6},
@@ -117,7 +118,9 @@ def speech_model(config: Any) -> Model:
 
 def drawing_models(config: Any) -> list[Model]:
     """Stable Diffusion and its LoRA (a :class:`~engine.image.diffusion.DiffusionConfig`), told apart as the loader does."""
+    from engine.image.device import resolve_device
     from engine.image.diffusion import _HUB_ID, _is_single_file, _looks_like_path
+    from engine.image.tiny_vae import uses_tiny_vae
 
     name, cache = str(config.model), config.cache_dir
     size = _approx("drawing", name)
@@ -134,7 +137,24 @@ def drawing_models(config: Any) -> list[Model]:
     models = [model]
     if config.lora:
         models.append(lora_model(str(config.lora), cache))
+    if uses_tiny_vae(config.vae, resolve_device(config.device)):
+        models.append(tiny_vae_model(str(config.tiny_vae), cache))
     return models
+
+
+def tiny_vae_model(source: str, cache_dir: Path | str | None) -> Model:
+    """The tiny decoder (``SD_TINY_VAE``): a local ``AutoencoderTiny`` directory or a hub id."""
+    from engine.image.diffusion import _looks_like_path
+
+    name, size = f"tiny decoder {source}", _approx("tiny decoder", source)
+    local = Path(source).expanduser()
+    if local.is_dir() or _looks_like_path(source):
+        if (local / "config.json").is_file():
+            return Model("drawing", name, "here", str(local), size)
+        return Model("drawing", name, "missing", f"no AutoencoderTiny at {local} (SD_TINY_VAE)")
+    if found := _cached(source, "config.json", cache_dir):
+        return Model("drawing", name, "here", str(Path(found).parent), size)
+    return Model("drawing", name, "download", _cache_name(cache_dir), size)
 
 
 def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
