@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -86,13 +87,26 @@ def test_a_missing_local_tiny_decoder_says_what_to_put_where(tiny_sd_dir, tmp_pa
     assert "hf download madebyollin/taesd" in message
 
 
-def test_an_unreachable_hub_tiny_decoder_offline_says_how_to_get_it(tiny_sd_dir, tmp_path, monkeypatch):
+def test_an_unreachable_hub_tiny_decoder_offline_says_how_to_get_it_and_draws_with_the_full_vae(
+    tiny_sd_dir, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t2i = TextToImage(
         DiffusionConfig(model=str(tiny_sd_dir), width=SIZE, height=SIZE, device="cpu", vae="auto", cache_dir=tmp_path)
     )
+    with caplog.at_level(logging.WARNING, logger="engine.image.diffusion"):
+        (picture,) = t2i.generate("a cat", seed=1)
+    assert picture.image.size == (SIZE, SIZE)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "'madebyollin/taesd'" in warning and "the model's own VAE decodes" in warning
+    assert "hf download madebyollin/taesd --local-dir models/taesd" in warning and "SD_TINY_VAE=models/taesd" in warning
+
+
+def test_a_missing_model_is_named_before_a_missing_tiny_decoder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t2i = TextToImage(
+        DiffusionConfig(model=str(tmp_path / "no-model"), width=SIZE, height=SIZE, device="cpu", vae="tiny", cache_dir=tmp_path)
+    )
     with pytest.raises(ModelUnavailableError) as caught:
         t2i.generate("a cat", seed=1)
-    message = str(caught.value)
-    assert "'madebyollin/taesd'" in message
-    assert "hf download madebyollin/taesd --local-dir models/taesd" in message and "SD_TINY_VAE=models/taesd" in message
+    assert "no-model" in str(caught.value) and "taesd" not in str(caught.value)

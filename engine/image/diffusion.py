@@ -314,9 +314,13 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     if config.cache_dir is not None:
         kwargs["cache_dir"] = str(config.cache_dir)
     started = time.perf_counter()
+    tiny_missing: DrawingModelUnavailableError | None = None
     if uses_tiny_vae(config.vae, device):
-        # Passed as the pipeline's VAE, so the model's own VAE is never loaded.
-        kwargs["vae"] = _load_tiny_vae(config, dtype)
+        try:
+            # Passed as the pipeline's VAE, so the model's own VAE is never loaded.
+            kwargs["vae"] = _load_tiny_vae(config, dtype)
+        except DrawingModelUnavailableError as error:
+            tiny_missing = error  # the model itself is checked first: a missing model is what to fix first
     try:
         if _is_single_file(model):
             pipe = StableDiffusionPipeline.from_single_file(str(Path(model).expanduser()), **kwargs)
@@ -326,6 +330,10 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
             pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
     except _load_errors() as exc:
         raise DrawingModelUnavailableError(_model_message(model, exc)) from exc
+    if tiny_missing is not None:
+        if config.vae == "tiny":
+            raise tiny_missing
+        log.warning("%s Meanwhile the model's own VAE decodes (slower on a CPU).", tiny_missing)
 
     pipe.to(device)
     if config.lora:
