@@ -178,6 +178,8 @@ class JobSpec:
     ``transcript`` and ``language`` are the words a text job was asked for with
     (what was heard in the voice note, or typed) and their language code; the
     picture's PNG carries them (:mod:`engine.image.png_info`), empty: not told.
+    ``seeds`` makes a text job a variations job: one picture per seed, all
+    drawn in one diffusion call (``seed`` is then unused); empty: one picture.
     """
 
     job_id: str
@@ -191,8 +193,11 @@ class JobSpec:
     policy: PolicyLevel = "strict"
     transcript: str = ""
     language: str = ""
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.seeds and (self.kind != "text" or len(self.seeds) < 2):
+            raise ValueError("variations (seeds) are two or more pictures of a text job")
         if self.kind == "text":
             if not self.positive:
                 raise ValueError("a text job needs a positive prompt")
@@ -200,6 +205,15 @@ class JobSpec:
                 raise ValueError("a text job draws its picture: it takes no source_png")
         elif self.source_png is None:
             raise ValueError(f"a {self.kind} job needs source_png")
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One picture of a variations job: the anime PNG, its drawing before the style, and its seed."""
+
+    anime_png: bytes
+    base_png: bytes
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,9 @@ class JobResult:
     ``flagged`` lists what the image check found ("BUTTOCKS_EXPOSED 0.71") in
     a picture it let through at ``standard``: it is shown behind a spoiler
     (``strict`` never returns a flagged picture).
+    ``variations`` are the pictures of a variations job (``JobSpec.seeds``), in
+    the order of its seeds; ``anime_png`` is then all of them in one grid
+    (:func:`engine.image.grid.grid`), ``seed`` the first one's.
     """
 
     job_id: str
@@ -223,6 +240,7 @@ class JobResult:
     model: str | None = None
     timings: tuple[tuple[str, float], ...] = ()
     flagged: tuple[str, ...] = ()
+    variations: tuple[Variation, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,13 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
     (:class:`~engine.policy.levels.PhotoFlaggedError` for a user's photo) and the
     operator's log says what was seen; at ``standard`` the result lists it in
     ``flagged`` (the conversation shows it as a spoiler).
+
+    A variations job (``spec.seeds``) is run by :func:`engine.jobs.variations.run_variations`.
     """
+    if spec.seeds:
+        from engine.jobs.variations import run_variations  # it builds on this module
+
+        return run_variations(pipeline, spec, report, cancelled)
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
     reached = 0.0
     check = pipeline.image_check if checks_images(spec.policy) else None
@@ -261,9 +267,10 @@ def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
     Text jobs on a pipeline that draws batches (``draws_batches``, as
     :class:`engine.image.pipeline.AnimePipeline` does). Model, size, scheduler and
     steps are the engine's settings, not the job's, so any two text jobs of one
-    engine are compatible; photo and restyle jobs draw nothing.
+    engine are compatible; photo and restyle jobs draw nothing. A variations
+    job (``seeds``) is a batch of its own.
     """
-    return spec.kind == "text" and pipeline.draws_batches
+    return spec.kind == "text" and not spec.seeds and pipeline.draws_batches
 
 
 def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
