@@ -14,7 +14,7 @@ under an admission lock in the same transaction as the write they guard.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from db import statements as sql
 from db.columns import utcnow
-from db.enums import DERIVED_KINDS, ChatKind, ImageRole, RequestKind
+from db.enums import DERIVED_KINDS, STYLED_ROLES, ChatKind, ImageRole, RequestKind
 from db.files import ImageStore, StoredImage
 from db.identities import Identified, RecentIdentities
 from db.limits import Cap, CapReached, Caps
@@ -672,15 +672,19 @@ class Repository:
             created_at=row["created_at"],
         )
 
-    async def link_image(self, from_request_id: str, to_request_id: str, role: ImageRole) -> ImageRecord | None:
+    async def link_image(
+        self, from_request_id: str, to_request_id: str, role: ImageRole, *, as_role: ImageRole | None = None
+    ) -> ImageRecord | None:
         """Record ``from_request_id``'s image with ``role`` for ``to_request_id`` too; None when it has none.
 
         The new row points at the same stored file (same path and sha256, no
         bytes read or written), with the same seed, model and style: e.g. a
-        restyle's base image is its parent's. Idempotent per (request, role)
-        like :meth:`add_image`.
+        restyle's base image is its parent's. It has ``role`` again, or
+        ``as_role`` (a kept variation's ``v2`` is its ``anime``). Idempotent
+        per (request, role) like :meth:`add_image`.
         """
         role = ImageRole(role)
+        target = ImageRole(as_role or role)
         created_at = self._clock()
 
         def unit(connection: Connection) -> ImageRecord | None:
@@ -688,7 +692,7 @@ class Repository:
             if found is None:
                 return None
             copied = {name: getattr(found, name) for name in ("path", "sha256", "width", "height", "seed", "model", "style")}
-            row = copied | {"request_id": to_request_id, "role": role.value, "created_at": created_at}
+            row = copied | {"request_id": to_request_id, "role": target.value, "created_at": created_at}
             return self._image_record(connection.execute(self._upserts.image, row).scalar_one(), row)
 
         return await self._run(unit)
@@ -704,8 +708,11 @@ class Repository:
         model: str | None,
         style: str,
         error_key: str | None = None,
+        image_seeds: Mapping[ImageRole, int] | None = None,
     ) -> RequestRecord | None:
         """What a finished job made, in one transaction; the request as stored, or None when it is not running.
+
+        ``image_seeds`` gives images a seed of their own (a variation's), else they have ``seed``.
 
         The files are written first (by content, as :meth:`add_image`), then
         in one transaction: the image rows (``style`` on the anime image
@@ -717,7 +724,14 @@ class Repository:
         """
         stored = await asyncio.to_thread(lambda: [self._images.put_png(png) for _, png in images])
         rows = [
-            self._image_row(request_id, role, file, seed=seed, model=model, style=style if role == ImageRole.ANIME else None)
+            self._image_row(
+                request_id,
+                role,
+                file,
+                seed=(image_seeds or {}).get(role, seed),
+                model=model,
+                style=style if role in STYLED_ROLES else None,
+            )
             for (role, _), file in zip(images, stored, strict=True)
         ]
         finish = {"style": style, "b_now": self._clock(), "b_id": request_id}

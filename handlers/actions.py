@@ -47,6 +47,10 @@ class Action(StrEnum):
     BASE = "b"
     #: Send a picture again (/history, a failed upload).
     RESEND = "h"
+    #: Four pictures of a delivered picture's words with new seeds, in one job (a grid) ...
+    VARIATIONS = "vr"
+    #: ... of which the value ("1" .. "4") keeps one: a picture of its own.
+    KEEP = "vk"
     #: Run again a job whose finished picture could not be stored.
     TRY_AGAIN = "ag"
     #: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).

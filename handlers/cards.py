@@ -336,10 +336,29 @@ def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int |
     if description:
         caption = t("card.quote", lang, text=shorten(description, 200)) + "\n" + caption
     row = [Button(t("button.restyle", lang), Action.RESTYLE, request_id), Button(t("button.base", lang), Action.BASE, request_id)]
+    rows: tuple[tuple[Button, ...], ...] = (tuple(row),)
     if drawn:
         row.insert(1, Button(t("button.reroll", lang), Action.REROLL, request_id))
+        rows = (tuple(row), (Button(t("button.variations", lang), Action.VARIATIONS, request_id),))
+    return Reply(caption, kind="image", image_png=png, buttons=rows, request_id=request_id, file_name=file_name(request_id))
+
+
+def variations(
+    request_id: str, lang: str, grid_png: bytes, *, tiles: Sequence[bytes], style: str, seeds: Sequence[int], description: str | None
+) -> Reply:
+    """Variations of a picture: the grid of them (``tiles``, in order), their style and seeds, and V1 .. Vn to keep one."""
+    caption = t("variations.delivered", lang, style=style, first=seeds[0], last=seeds[-1]) if seeds else ""
+    if description:
+        caption = t("card.quote", lang, text=shorten(description, 200)) + "\n" + caption
+    keep = tuple(Button(t("button.keep", lang, number=n), Action.KEEP, request_id, str(n)) for n in range(1, len(tiles) + 1))
     return Reply(
-        caption, kind="image", image_png=png, buttons=(tuple(row),), request_id=request_id, file_name=file_name(request_id)
+        caption,
+        kind="image",
+        image_png=grid_png,
+        buttons=(keep,),
+        request_id=request_id,
+        file_name=file_name(request_id, "variations"),
+        tiles=tuple(tiles),
     )
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from db.enums import ImageRole, RequestKind
+from db.enums import VARIATIONS, ImageRole, RequestKind, variation_roles
 from db.records import RequestRecord
 from db.repository import Repository
 from db.states import RequestState
@@ -67,12 +67,27 @@ POLICY_SPOILER = "policy.spoiler"
 HANDOVER_GRACE = 30.0
 
 
-def delivered_reply(record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames) -> Reply:
-    """The picture card of a delivered request (also used to re-send it from /history); behind a spoiler when flagged."""
+def delivered_reply(
+    record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames, tiles: Sequence[bytes] = ()
+) -> Reply:
+    """The picture card of a delivered request (also used to re-send it from /history); behind a spoiler when flagged.
+
+    A variations request's card is its grid (``png``) of ``tiles`` with a button to keep each.
+    """
     transcript = record.transcript
     description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
     if record.error_key == POLICY_SPOILER:
-        return cards.as_spoiler(delivered_reply(replace(record, error_key=None), lang, png, style_names), lang)
+        return cards.as_spoiler(delivered_reply(replace(record, error_key=None), lang, png, style_names, tiles), lang)
+    if record.kind is RequestKind.VARIATIONS:
+        return cards.variations(
+            record.id,
+            lang,
+            png,
+            tiles=tiles,
+            style=cards.style_name(record.style or "", lang, style_names),
+            seeds=variation_seeds(record.seed or 0)[: len(tiles)],
+            description=description,
+        )
     return cards.delivered(
         record.id,
         lang,
@@ -82,6 +97,29 @@ def delivered_reply(record: RequestRecord, lang: str, png: bytes, style_names: c
         description=description,
         drawn=bool(record.prompt_positive),
     )
+
+
+def variation_seeds(seed: int) -> tuple[int, ...]:
+    """The seeds of a variations request whose seed is ``seed``: it and the next ones (as batch seeds go elsewhere)."""
+    return tuple((seed + offset) % 2**32 for offset in range(VARIATIONS))
+
+
+async def variation_tiles(record: RequestRecord) -> tuple[bytes, ...]:
+    """The stored pictures of a variations request, in order (those still on disk)."""
+    paths = [image.path for n in range(1, VARIATIONS + 1) if (image := record.image(variation_roles(n)[0])) is not None]
+    return tuple(await asyncio.to_thread(lambda: [path.read_bytes() for path in paths if path.exists()]))
+
+
+async def described_by(repository: Repository, record: RequestRecord) -> RequestRecord:
+    """The request whose words ``record`` draws: itself, or for a restyle, reroll or variation the first one up with a transcript."""
+    seen = {record.id}
+    while record.transcript is None and record.parent_id and record.parent_id not in seen:
+        parent = await repository.get_request(record.parent_id)
+        if parent is None:
+            break
+        seen.add(parent.id)
+        record = parent
+    return record
 
 
 #: The stages of a status message, in the order it goes through them (never back).
@@ -255,6 +293,8 @@ class JobTracker:
             return JobSpec(record.id, user_key, kind, style, source_png=source, policy=policy.value)
         if not record.prompt_positive:
             return None
+        words = (await described_by(self.repository, record)).transcript
+        variations = record.kind is RequestKind.VARIATIONS and record.seed is not None
         return JobSpec(
             record.id,
             user_key,
@@ -264,6 +304,9 @@ class JobTracker:
             negative=self.policy.checker.with_negative(record.prompt_negative or "", policy),
             seed=record.seed,
             policy=policy.value,
+            transcript=(words.final_text or words.edited_text or words.heard_text) if words else "",
+            language=(words.language if words else None) or record.source_language or "",
+            seeds=variation_seeds(record.seed) if variations and record.seed is not None else (),
         )
 
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:
@@ -355,6 +398,11 @@ class JobTracker:
                 await status.put(Reply(t(ImageFlaggedError.key, lang), kind="error"))
             return
         images = [(ImageRole.BASE, result.base_png)] if result.base_png is not None else []
+        seeds: dict[ImageRole, int] = {}
+        for number, variation in enumerate(result.variations, start=1):
+            anime, base = variation_roles(number)
+            images += [(anime, variation.anime_png), (base, variation.base_png)]
+            seeds |= {anime: variation.seed, base: variation.seed}
         try:
             # One transaction: the images, queued -> running (a cached result may finish without ever "starting"), style,
             # seed, and a flagged picture's spoiler mark (kept, so a resend shows it behind the spoiler too).
@@ -365,6 +413,7 @@ class JobTracker:
                 model=result.model,
                 style=result.style,
                 error_key=POLICY_SPOILER if result.flagged else None,
+                image_seeds=seeds,
             )
         except OSError as error:  # the disk is full, the image directory cannot be written ...
             await self._not_stored(lang, request_id, error, status)
@@ -373,7 +422,8 @@ class JobTracker:
             return  # cancelled, or a duplicate result of a request that is already delivered
         status.view.advance("sending")
         await status.show(force=True)
-        if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref):
+        tiles = tuple(variation.anime_png for variation in result.variations)
+        if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref, tiles=tiles):
             await status.put(cards.progress_done(request_id, lang, sketch=status.view.shows_sketch))
 
     async def _not_stored(self, lang: str, request_id: str, error: OSError, status: _StatusMessage) -> None:
@@ -396,24 +446,25 @@ class JobTracker:
         await status.put(cards.not_stored(request_id, lang))
 
     async def send_picture(
-        self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None
+        self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None, tiles: Sequence[bytes] = ()
     ) -> bool:
         """Upload a drawn picture, retrying with backoff; the request becomes delivered only once the platform took it.
 
         After the last failed try the user is told (with a "Send again"
         button; in the ``status`` message when there is one) and the request
         stays running with its images stored, so a restart resends it. A second
-        call for a picture being sent is a no-op.
+        call for a picture being sent is a no-op. ``tiles``: the pictures of a variations grid.
         """
         if record.id in self._sending:
             return False
         self._sending.add(record.id)
+        tiles = tuple(tiles) or await variation_tiles(record)
         try:
             for delay in (0.0, *self.retry_delays):
                 await asyncio.sleep(delay)
                 # One attempt runs to its end even when shutdown cancels this task: a picture the platform
                 # took is recorded as delivered (close() waits for it), never resent after the restart.
-                handover = asyncio.ensure_future(self._hand_over(origin, lang, record, png))
+                handover = asyncio.ensure_future(self._hand_over(origin, lang, record, png, tiles))
                 self._handing_over.add(handover)
                 handover.add_done_callback(self._handing_over.discard)
                 if await asyncio.shield(handover):
@@ -424,10 +475,10 @@ class JobTracker:
         finally:
             self._sending.discard(record.id)
 
-    async def _hand_over(self, origin: Origin, lang: str, record: RequestRecord, png: bytes) -> bool:
+    async def _hand_over(self, origin: Origin, lang: str, record: RequestRecord, png: bytes, tiles: Sequence[bytes]) -> bool:
         """One upload of a picture; once the platform took it, the request becomes delivered. False if it failed."""
         try:
-            await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names))
+            await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names, tiles))
         except Exception:
             log.warning("sending the picture of request %s failed", record.id, exc_info=True)
             return False

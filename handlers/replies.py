@@ -73,6 +73,8 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
     #: A picture (PNG, or JPEG for previews): sent with the text as its caption.
     image_png: bytes | None = None
+    #: The pictures ``image_png`` is a grid of (variations, in their buttons' order): the studio shows them as tiles.
+    tiles: tuple[bytes, ...] = ()
     #: For ``edit_prompt``: the text to prefill (Discord Modal).
     prefill: str = ""
     #: For ``edit_prompt``/``card``: which request it belongs to.

@@ -15,7 +15,7 @@ from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, s
 from handlers.conversation.readings import verdict_on_stored
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
-from handlers.jobs import POLICY_SPOILER, delivered_reply
+from handlers.jobs import POLICY_SPOILER, delivered_reply, variation_tiles
 
 S = RequestState
 
@@ -87,7 +87,8 @@ async def on_resend(ctx: Context, who: Who, press: ButtonPress, record: RequestR
     if record.state is S.RUNNING:  # drawn, but every upload failed so far
         await ctx.jobs.send_picture(who.origin, who.lang, record, png)
         return
-    await ctx.messenger.send(who.origin, delivered_reply(record, who.lang, png, ctx.config.style_names))
+    tiles = await variation_tiles(record)
+    await ctx.messenger.send(who.origin, delivered_reply(record, who.lang, png, ctx.config.style_names, tiles))
 
 
 async def on_history(ctx: Context, who: Who, command: Command) -> None:

@@ -4,7 +4,7 @@
 stateDiagram-v2
     [*] --> transcribing: voice note
     [*] --> awaiting_confirmation: /anime text
-    [*] --> queued: photo, Restyle, Reroll
+    [*] --> queued: photo, Restyle, Reroll, Variations, keeping a variation (V1..V4)
     transcribing --> awaiting_confirmation: card shown, the speech model is missing (Retry)
     transcribing --> failed: bad audio, nothing heard
     awaiting_confirmation --> queued: Draw it (at once when confirmation is off)
@@ -12,7 +12,7 @@ stateDiagram-v2
     awaiting_confirmation --> cancelled: Cancel, /cancel
     awaiting_confirmation --> expired: pressed after CARD_TTL
     awaiting_confirmation --> failed: the card cannot be stored or shown, /anime text the content policy refuses
-    queued --> running: a worker picks it up
+    queued --> running: a worker picks it up, a kept variation (no job)
     queued --> cancelled: Cancel, /cancel
     queued --> failed: inputs gone, engine refused, a reroll the policy refuses, a flagged photo
     queued --> awaiting_confirmation: a model the drawing needs is missing (the card again, with Retry)
@@ -60,7 +60,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
-from handlers.conversation import card, followups, intake, recovery, settings, welcome
+from handlers.conversation import card, followups, intake, recovery, settings, variations, welcome
 from handlers.conversation.context import Context, Who
 from handlers.events import ButtonPress, Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 
@@ -160,6 +160,8 @@ BUTTONS: dict[Action, ButtonRoute] = {
     Action.RESTYLE_AS: ButtonRoute(followups.on_restyle_as, DONE_STATES),
     Action.REROLL: ButtonRoute(followups.on_reroll, DONE_STATES),
     Action.BASE: ButtonRoute(followups.on_base, DONE_STATES),
+    Action.VARIATIONS: ButtonRoute(variations.on_variations, DONE_STATES),
+    Action.KEEP: ButtonRoute(variations.on_keep, DONE_STATES),
     Action.RESEND: ButtonRoute(followups.on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
     Action.TRY_AGAIN: ButtonRoute(recovery.on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
     Action.RETRY_MISSING: ButtonRoute(recovery.on_retry_missing, CARD_STATES),  # waited for a missing model

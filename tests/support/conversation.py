@@ -188,6 +188,7 @@ class CountingTextToImage(TextToImage):
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
         self.calls = 0
+        self.batches: list[int] = []
         self.running = threading.Event()
         self._gate = threading.Event()
         self._gate.set()
@@ -211,6 +212,13 @@ class CountingTextToImage(TextToImage):
                 progress(stage, fraction)
 
         return super().generate(prompts, progress=gated, **kwargs)
+
+    def generate_each(self, requests: Any, **kwargs: Any) -> Any:
+        """Every run ends here: ``batches`` is how many pictures each drew; a batch drawn directly is a run too."""
+        self.batches.append(len(requests))
+        if not kwargs:  # generate() passes its settings and counted its run already
+            self.calls += 1
+        return super().generate_each(requests, **kwargs)
 
 
 @pytest.fixture(scope="session")

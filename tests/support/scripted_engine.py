@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
@@ -25,6 +25,7 @@ from engine.api import (
     Segment,
     Transcriber,
     Transcript,
+    Variation,
     Word,
 )
 from engine.language.chinese import SCRIPTS
@@ -105,6 +106,9 @@ class ScriptedEngine:
         handle.publish(JobStarted())
         drawn = png() if spec.kind == "text" else None  # photo/restyle jobs return no base: the conversation has it
         result = JobResult(job_id, png((200, 80, 120)), spec.style, base_png=drawn, seed=spec.seed, model="scripted")
+        if spec.seeds:  # a variations job: a picture and a drawing per seed, and their grid
+            pictures = tuple(Variation(png((200, 80, 10 * n)), png((10 * n, 160, 220)), seed) for n, seed in enumerate(spec.seeds))
+            result = replace(result, anime_png=png((200, 80, 120), (32, 32)), base_png=None, seed=spec.seeds[0], variations=pictures)
         handle.publish(JobFinished(result))
 
 
