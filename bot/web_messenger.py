@@ -6,7 +6,10 @@ messenger, so a page never takes a message of the studio's next run for one it
 knew) so later edits replace it in place:
 
 ``{"type": "message", "op": "send"|"edit", "ref", "kind", "text", "buttons": [[{"label", "data"}]],
-"image", "download", "prefill", "request_id", "title"}``
+"image", "download", "prefill", "request_id", "title", "tiles": [{"image", "download", "keep"}]}``
+
+``tiles`` are the pictures of a variations grid, each with the payload of
+the button that keeps it (the page shows four tiles instead of the grid).
 
 ``image`` is the URL of the reply's picture (``/img/<random id>``, served
 only to the browser it was made for; ``download`` adds ``?download=1``). An
@@ -40,6 +43,7 @@ from typing import Any
 from aiohttp import web
 from cachetools import LRUCache
 
+from handlers.actions import Action
 from handlers.events import Origin
 from handlers.replies import Reply
 
@@ -243,14 +247,25 @@ class WebMessenger:
             "spoiler": reply.spoiler,
             # The studio's user is its operator: a missing model's fix is shown to them, not hidden in the terminal.
             "fix": reply.fix,
+            # Variations: each picture of the grid as a tile of its own, with the button that keeps it.
+            "tiles": [self._tile(user, reply, index, png) for index, png in enumerate(reply.tiles)],
         }
+
+    def _tile(self, user: str, reply: Reply, index: int, png: bytes) -> dict[str, Any]:
+        """Picture ``index`` of a grid (``reply.tiles``): its address, its download and its keep button's payload."""
+        image_id = self._store_png(user, png, f"{reply.file_name or 'voice2anime'}-v{index + 1}")
+        keep = next((b.data for row in reply.buttons for b in row if b.action is Action.KEEP and b.value == str(index + 1)), None)
+        return {"image": f"/img/{image_id}", "download": f"/img/{image_id}?download=1", "keep": keep}
 
     def _store_image(self, user: str, reply: Reply) -> str:
         assert reply.image_png is not None
-        content_type, extension = content_type_of(reply.image_png)
-        stem = reply.file_name or "voice2anime"
+        return self._store_png(user, reply.image_png, reply.file_name or "voice2anime")
+
+    def _store_png(self, user: str, png: bytes, stem: str) -> str:
+        """Keep picture ``png`` of ``user`` to be fetched as ``stem``.<its type>; its id."""
+        content_type, extension = content_type_of(png)
         image_id = secrets.token_urlsafe(12)
-        stored = StoredImage(user, reply.image_png, content_type, f"{stem}.{extension}")
+        stored = StoredImage(user, png, content_type, f"{stem}.{extension}")
         self._images[image_id] = stored
         return image_id
 

@@ -479,7 +479,9 @@ function render(message) {
     heading = about; // a status, a cancelled or retired card: what it was about
   }
 
-  if (message.image) item.append(picture(message, heading || about));
+  const tiles = message.tiles || [];
+  if (message.image && !tiles.length) item.append(picture(message, heading || about));
+  if (tiles.length) item.append(tileGrid(message, heading || about));
   if (heading) item.append(element("p", { class: "about", title: heading, text: quote(shorten(heading, 120)), dataset: { key: "about" } }));
   if (text) item.append(element("p", { class: "text", text, dataset: { key: "text" } }));
   if (message.fix) item.append(fixPanel(message.fix));
@@ -494,6 +496,7 @@ function render(message) {
     const line = element("div", { class: "row", dataset: { key: `row${index}` } });
     for (const button of row) {
       if (used && button.data !== used) continue; // a used picker keeps only its choice
+      if (tiles.some((tile) => tile.keep === button.data)) continue; // it sits under its tile
       line.append(
         element("button", {
           type: "button",
@@ -521,6 +524,26 @@ function fixPanel(fix) {
   panel.append(element("pre", { class: "fix-text", text: fix }));
   panel.append(element("p", { class: "fix-after", text: tr("fix.after") }));
   return panel;
+}
+
+// Variations: each picture of the grid as a tile with the button that keeps it (V1 .. V4) and its own download.
+function tileGrid(message, description) {
+  const grid = element("div", { class: "tiles", dataset: { key: "tiles" } });
+  const buttons = (message.buttons || []).flat();
+  for (const [index, tile] of message.tiles.entries()) {
+    const keep = buttons.find((button) => button.data === tile.keep);
+    const label = keep ? keep.label : `V${index + 1}`;
+    const cell = element("figure", { class: "tile", dataset: { key: `tile${index}` } });
+    cell.append(element("img", { src: tile.image, alt: `${description || tr("picture.alt")} · ${label}`, loading: "lazy", decoding: "async" }));
+    const row = element("div", { class: "row" });
+    if (keep) {
+      row.append(element("button", { type: "button", text: label, dataset: { press: keep.data, action: keep.data.split(":", 1)[0], key: `b:${keep.data}` } }));
+    }
+    row.append(element("a", { class: "button download", href: tile.download, download: "", text: tr("download") }));
+    cell.append(row);
+    grid.append(cell);
+  }
+  return grid;
 }
 
 function picture(message, description) {
