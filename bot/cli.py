@@ -249,6 +249,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     check_output(args.output, "-o")
     if args.base_output:
         check_output(args.base_output, "--base-output")
+    if args.variations is not None:
+        _check_variations(args)
     if style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
         StyleRegistry.for_directory(settings.checkpoints_dir).get(style)
     if again is not None:
@@ -282,6 +284,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     elif again is not None:
         heard = (again.transcript, again.language)
         cli_output.status.show("loading the drawing model")
+        if args.variations is not None:
+            return _variations(args, pipeline, again.prompt, again.negative, style, seed, heard, level, progress)
         result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress)
     else:
         if voice is not None:
@@ -294,6 +298,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         heard = (prompt.description, prompt.language)
         negative = policy.checker.with_negative(prompt.negative, level)
         cli_output.status.show("loading the drawing model")
+        if args.variations is not None:
+            return _variations(args, pipeline, prompt.positive, negative, style, seed, heard, level, progress)
         result = pipeline.from_prompt(prompt.positive, negative, style=style, seed=seed, progress=progress)
     if pipeline.image_check is not None:
         cli_output.status.show("checking the picture")
@@ -402,6 +408,47 @@ def _check_description(policy: ChatPolicy, prompt: Prompt) -> None:
     verdict = policy.checker.check_prompt(prompt, policy.level)
     if not verdict.allowed:
         raise PromptRefusedError.of(verdict)
+
+
+def _check_variations(args: argparse.Namespace) -> None:
+    """``--variations`` draws a description, and every picture it writes can be written."""
+    from bot.cli_variations import MOST, outputs
+
+    if not 2 <= args.variations <= MOST:
+        raise BadInputError(f"--variations must be between 2 and {MOST}, got {args.variations}")
+    if args.photo or args.upscale or args.base_output:
+        raise BadInputError("--variations draws a description (--text, --voice, --from): not with --photo, --upscale or --base-output")
+    for path in outputs(args.output, args.variations):
+        check_output(path, "-o")
+
+
+def _variations(
+    args: argparse.Namespace,
+    pipeline: Any,
+    positive: str,
+    negative: str,
+    style: str | None,
+    seed: int | None,
+    heard: tuple[str | None, str | None],
+    level: Level,
+    progress: Any,
+) -> int:
+    """``generate --variations N``: the grid to ``-o`` and each picture beside it (:mod:`bot.cli_variations`)."""
+    from bot import cli_variations
+
+    asked = cli_variations.Asked(positive, negative, style, seed, heard[0], heard[1])
+    result = cli_variations.draw(pipeline, asked, args.variations, level, progress)
+    cli_output.status.clear()
+    try:
+        paths = cli_variations.write(result, args.output)
+    except OSError as exc:
+        raise BadInputError(f"-o {args.output}: cannot be written ({exc.strerror or exc})") from exc
+    if args.json:
+        _print_json(cli_variations.summary(result, args.output, paths))
+    else:
+        seeds = ", ".join(str(v.seed) for v in result.variations)
+        print(f"saved {args.output} (a grid) and {', '.join(str(p) for p in paths)} (style {result.style}, seeds {seeds})")
+    return 0
 
 
 def _check_pictures(pipeline: Any, result: Any, level: Level, *, drawn: bool) -> Verdict | None:
@@ -594,6 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-output", type=Path, help="also write the base (pre-style) image here")
     p.add_argument(
         "--upscale", type=int, choices=(2, 4), help="upscale the result 2 or 4 times with Real-ESRGAN (UPSCALE_MODEL)"
+    )
+    p.add_argument(
+        "--variations",
+        type=int,
+        metavar="N",
+        help="draw N pictures (e.g. 4) with consecutive seeds in one batch: the grid to -o, each as <name>-v1.png .. beside it",
     )
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
