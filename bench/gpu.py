@@ -24,7 +24,10 @@ diffusion call (its wall time divided by the batch size; "per batch" is the
 call); AnimeGAN one style pass; encode the two PNGs a text job returns. On
 CUDA, "peak VRAM" is ``torch.cuda.max_memory_allocated`` during the batch size's
 runs. The published reference points (A100, SD 1.5 512x512, 50 steps, batch 1)
-are printed beside our own figure for that setting.
+are printed beside our own figure for that setting. Last, the variations
+section: one variations job (the chat's 🔀 Variations, four seeds in one
+diffusion call, each styled, and the grid) against four single jobs of the
+same description, one after another: pictures/s and the speed-up.
 
 Without CUDA (or with ``--tiny``) the same runs use the tiny test models
 (:func:`tests.support.tiny_sd.build_tiny_sd`, 64x64; its random LoRA stands in
@@ -259,6 +262,68 @@ def measure(setup: Setup, name: str, batches: list[int], jobs: int) -> dict[int,
     return rows
 
 
+@dataclass
+class VariationsRow:
+    """One variations job (``count`` seeds, one diffusion call) against ``count`` single jobs drawn one after another."""
+
+    count: int
+    batched: float = float("nan")
+    singles: float = float("nan")
+    failed: str = ""
+
+
+def run_variations_job(pipeline: Any, count: int, tag: str) -> float:
+    """Seconds for one variations job of ``count`` seeds (what the Variations button runs), end to end."""
+    from engine.api import JobFinished, JobSpec
+    from engine.jobs.runner import run_job_event
+
+    spec = JobSpec(tag, "user", "text", pipeline.default_style, positive=PROMPTS[0], negative=NEGATIVE, seeds=tuple(range(count)))
+    started = time.perf_counter()
+    event = run_job_event(pipeline, spec, lambda _e: None, lambda: False)
+    seconds = time.perf_counter() - started
+    if not isinstance(event, JobFinished):
+        raise RuntimeError(f"the variations job failed: {event}")
+    return seconds
+
+
+def run_single_jobs(pipeline: Any, count: int, tag: str) -> float:
+    """Seconds for ``count`` text jobs of the same description with seeds 0 .. count-1, one after another."""
+    from engine.api import JobFinished, JobSpec
+    from engine.jobs.runner import run_job_event
+
+    started = time.perf_counter()
+    for seed in range(count):
+        spec = JobSpec(f"{tag}-{seed}", "user", "text", pipeline.default_style, positive=PROMPTS[0], negative=NEGATIVE, seed=seed)
+        event = run_job_event(pipeline, spec, lambda _e: None, lambda: False)
+        if not isinstance(event, JobFinished):
+            raise RuntimeError(f"a single job failed: {event}")
+    return time.perf_counter() - started
+
+
+def measure_variations(setup: Setup, count: int = 4, repeats: int = 2) -> VariationsRow:
+    """The default setting: a variations job of ``count`` pictures vs ``count`` single jobs (medians of ``repeats``)."""
+    pipeline = setup.pipelines["default"]()
+    row = VariationsRow(count)
+    try:
+        run_variations_job(pipeline, count, "warm-variations")  # loading, this batch shape
+        run_single_jobs(pipeline, 1, "warm-single")
+        row.batched = median([run_variations_job(pipeline, count, f"variations-{n}") for n in range(repeats)])
+        row.singles = median([run_single_jobs(pipeline, count, f"singles-{n}") for n in range(repeats)])
+    except Exception as error:  # e.g. out of memory for the batch: say so
+        row.failed = f"{type(error).__name__}: {str(error).splitlines()[0][:60]}"
+    return row
+
+
+def print_variations(row: VariationsRow) -> None:
+    print(f"\nvariations (default setting): {row.count} pictures of one description, whole jobs (SD + AnimeGAN + PNGs + grid)")
+    if row.failed:
+        print(f"  failed: {row.failed}")
+        return
+    print(f"  {'one variations job (one diffusion call)':<52}{fmt(row.batched):>10}   {row.count / row.batched:6.2f} pictures/s")
+    print(f"  {f'{row.count} single jobs, one after another':<52}{fmt(row.singles):>10}   {row.count / row.singles:6.2f} pictures/s")
+    print(f"  {'variations job speed-up':<52}{row.singles / row.batched:>9.2f}x")
+
+
 def measure_asr(setup: Setup, repeats: int = 3) -> list[float]:
     if setup.recognizer is None:
         return []
@@ -391,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=8, help="jobs timed per batch size (at least one batch)")
     parser.add_argument("--compile", action="store_true", help="TORCH_COMPILE=true")
     parser.add_argument("--no-reference", action="store_true", help="skip our 50-step figure")
+    parser.add_argument("--variations", type=int, default=4, help="pictures of the variations job measured against single jobs")
+    parser.add_argument("--no-variations", action="store_true", help="skip the variations section")
     parser.add_argument(
         "--threads",
         type=int,
@@ -426,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         asr = measure_asr(setup)
         rows = {name: measure(setup, name, args.batches, args.jobs) for name in names}
         ours_50 = None if args.no_reference else measure_reference(setup)
+        variations = None if args.no_variations else measure_variations(setup, args.variations)
         print_report(setup, names, args.batches, rows, asr, ours_50, args)
+        if variations is not None:
+            print_variations(variations)
     del torch
     return 0
 
