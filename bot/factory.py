@@ -247,6 +247,7 @@ def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", 
         default_style=settings.anime_style,
         previews=settings.previews,
         image_check=image_check(settings),
+        upscaler=upscaler(settings),
     )
 
 

@@ -350,7 +350,7 @@ class TelegramMessenger:
         name = f"{reply.file_name or 'voice2anime'}.{extension}"
         if reply.spoiler and not fits_as_photo(image):  # a file cannot be hidden behind a spoiler; a smaller photo can
             image, name = await asyncio.to_thread(spoiler_photo, image), f"{reply.file_name or 'voice2anime'}.jpg"
-        if fits_as_photo(image):
+        if fits_as_photo(image) and not reply.as_file:  # a file is never recompressed (an upscaled picture)
             await self._chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
             try:
                 return await self.bot.send_photo(

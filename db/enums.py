@@ -17,7 +17,8 @@ class RequestKind(StrEnum):
 
     ``variations`` draws a delivered picture's words again with four new seeds
     (one job, a grid of four); ``kept`` is the one of them the user kept, a
-    picture of its own (its images are the variation's, no job runs).
+    picture of its own (its images are the variation's, no job runs);
+    ``upscale`` makes a delivered picture 2 or 4 times larger (sent as a file).
     """
 
     VOICE = "voice"
@@ -27,11 +28,12 @@ class RequestKind(StrEnum):
     REROLL = "reroll"
     VARIATIONS = "variations"
     KEPT = "kept"
+    UPSCALE = "upscale"
 
 
 #: Kinds that must name the request they derive from (``parent_id``).
 DERIVED_KINDS: frozenset[RequestKind] = frozenset(
-    {RequestKind.RESTYLE, RequestKind.REROLL, RequestKind.VARIATIONS, RequestKind.KEPT}
+    {RequestKind.RESTYLE, RequestKind.REROLL, RequestKind.VARIATIONS, RequestKind.KEPT, RequestKind.UPSCALE}
 )
 
 

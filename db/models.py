@@ -153,6 +153,8 @@ class Request(Base):
     prompt_positive: Mapped[str | None] = mapped_column(Text)
     prompt_negative: Mapped[str | None] = mapped_column(Text)
     source_language: Mapped[str | None] = mapped_column(String(16))
+    #: An upscale request's factor (2 or 4); NULL for every other kind.
+    upscale: Mapped[int | None] = mapped_column()
     error_key: Mapped[str | None] = mapped_column(String(64))
     card_expires_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

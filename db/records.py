@@ -134,6 +134,8 @@ class RequestRecord:
     finished_at: datetime | None
     transcript: TranscriptRecord | None
     images: tuple[ImageRecord, ...]
+    #: An upscale request's factor (2 or 4); None for every other kind.
+    upscale: int | None = None
 
     def image(self, role: ImageRole) -> ImageRecord | None:
         """The image with ``role``, if there is one."""
@@ -162,6 +164,7 @@ class RequestRecord:
             finished_at=row.finished_at,
             transcript=TranscriptRecord.from_row(row.transcript) if row.transcript is not None else None,
             images=tuple(ImageRecord.from_row(img, store) for img in row.images),
+            upscale=row.upscale,
         )
 
 

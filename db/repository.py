@@ -340,6 +340,7 @@ class Repository:
         source_language: str | None = None,
         card_expires_at: datetime | None = None,
         caps: Caps | None = None,
+        upscale: int | None = None,
     ) -> str:
         """Record a new request and return its id.
 
@@ -369,6 +370,7 @@ class Repository:
             "prompt_negative": prompt_negative,
             "source_language": source_language,
             "card_expires_at": card_expires_at,
+            "upscale": upscale,
             "created_at": now,
             "updated_at": now,
             "started_at": None,

@@ -155,7 +155,7 @@ class Prompt:
 # format (engine.jobs.wire) is generated from these declarations, so every field is
 # a plain value (str, int, float, bool, None, bytes, tuples and mappings of them).
 
-JobKind = Literal["text", "photo", "restyle"]
+JobKind = Literal["text", "photo", "restyle", "upscale"]
 #: The values of :class:`engine.policy.levels.Level` (the wire carries plain strings).
 PolicyLevel = Literal["strict", "standard", "off"]
 
@@ -180,6 +180,8 @@ class JobSpec:
     picture's PNG carries them (:mod:`engine.image.png_info`), empty: not told.
     ``seeds`` makes a text job a variations job: one picture per seed, all
     drawn in one diffusion call (``seed`` is then unused); empty: one picture.
+    An ``upscale`` job makes ``source_png`` (a delivered picture) ``scale``
+    (2 or 4) times larger with the engine's upscaler (Real-ESRGAN).
     """
 
     job_id: str
@@ -194,8 +196,11 @@ class JobSpec:
     transcript: str = ""
     language: str = ""
     seeds: tuple[int, ...] = ()
+    scale: int = 0
 
     def __post_init__(self) -> None:
+        if (self.kind == "upscale") != (self.scale in (2, 4)):
+            raise ValueError("an upscale job, and only one, has a scale of 2 or 4")
         if self.seeds and (self.kind != "text" or len(self.seeds) < 2):
             raise ValueError("variations (seeds) are two or more pictures of a text job")
         if self.kind == "text":

@@ -51,6 +51,8 @@ class Action(StrEnum):
     VARIATIONS = "vr"
     #: ... of which the value ("1" .. "4") keeps one: a picture of its own.
     KEEP = "vk"
+    #: A delivered picture made larger: opens the ×2 / ×4 picker, whose value ("2", "4") upscales it.
+    UPSCALE = "up"
     #: Run again a job whose finished picture could not be stored.
     TRY_AGAIN = "ag"
     #: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).

@@ -336,11 +336,26 @@ def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int |
     if description:
         caption = t("card.quote", lang, text=shorten(description, 200)) + "\n" + caption
     row = [Button(t("button.restyle", lang), Action.RESTYLE, request_id), Button(t("button.base", lang), Action.BASE, request_id)]
-    rows: tuple[tuple[Button, ...], ...] = (tuple(row),)
+    more = [Button(t("button.upscale", lang), Action.UPSCALE, request_id)]
     if drawn:
         row.insert(1, Button(t("button.reroll", lang), Action.REROLL, request_id))
-        rows = (tuple(row), (Button(t("button.variations", lang), Action.VARIATIONS, request_id),))
+        more.insert(0, Button(t("button.variations", lang), Action.VARIATIONS, request_id))
+    rows = (tuple(row), tuple(more))
     return Reply(caption, kind="image", image_png=png, buttons=rows, request_id=request_id, file_name=file_name(request_id))
+
+
+def upscale_picker(request_id: str, lang: str) -> Reply:
+    """How many times larger a picture should be: ×2 or ×4."""
+    choices = tuple(Button(t("button.upscale_by", lang, scale=scale), Action.UPSCALE, request_id, str(scale)) for scale in (2, 4))
+    return Reply(t("upscale.choose", lang), kind="picker", buttons=(choices,), request_id=request_id)
+
+
+def upscaled(request_id: str, lang: str, png: bytes, *, scale: int, size: tuple[int, int]) -> Reply:
+    """An upscaled picture, sent as a file (a photo would be recompressed): its factor and size."""
+    caption = t("upscaled", lang, scale=scale, width=size[0], height=size[1])
+    return Reply(
+        caption, kind="image", image_png=png, request_id=request_id, file_name=file_name(request_id, f"x{scale}"), as_file=True
+    )
 
 
 def variations(

@@ -78,6 +78,9 @@ def delivered_reply(
     description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
     if record.error_key == POLICY_SPOILER:
         return cards.as_spoiler(delivered_reply(replace(record, error_key=None), lang, png, style_names, tiles), lang)
+    anime = record.image(ImageRole.ANIME)
+    if record.kind is RequestKind.UPSCALE and anime is not None:
+        return cards.upscaled(record.id, lang, png, scale=record.upscale or 0, size=(anime.width, anime.height))
     if record.kind is RequestKind.VARIATIONS:
         return cards.variations(
             record.id,
@@ -282,6 +285,12 @@ class JobTracker:
         """
         style = record.style or self.default_style
         user_key = str(record.user_id)
+        if record.kind is RequestKind.UPSCALE:  # its base is the picture to upscale (its parent's, linked)
+            picture = record.image(ImageRole.BASE)
+            if picture is None or not picture.path.exists() or record.upscale not in (2, 4):
+                return None
+            png = await asyncio.to_thread(picture.path.read_bytes)
+            return JobSpec(record.id, user_key, "upscale", style, source_png=png, policy=policy.value, scale=record.upscale)
         if record.kind in (RequestKind.PHOTO, RequestKind.RESTYLE):
             base = record.image(ImageRole.BASE)
             if base is None and record.kind is RequestKind.RESTYLE and record.parent_id:

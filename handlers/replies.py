@@ -75,6 +75,8 @@ class Reply:
     image_png: bytes | None = None
     #: The pictures ``image_png`` is a grid of (variations, in their buttons' order): the studio shows them as tiles.
     tiles: tuple[bytes, ...] = ()
+    #: Send the picture as a file, never as a photo the platform recompresses (an upscaled picture).
+    as_file: bool = False
     #: For ``edit_prompt``: the text to prefill (Discord Modal).
     prefill: str = ""
     #: For ``edit_prompt``/``card``: which request it belongs to.

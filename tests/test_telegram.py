@@ -171,7 +171,7 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
 
     assert photo[0].files["photo"].startswith(PNG)
     assert "Style: " in photo[0].params["caption"]
-    assert {d.split(":")[0] for d in photo[0].callback_data()} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS}
+    assert {d.split(":")[0] for d in photo[0].callback_data()} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
     assert server.called("sendChatAction", action="upload_photo")
     assert len(server.called("answerCallbackQuery", callback_query_id=press["callback_query"]["id"])) == 1
 

@@ -99,7 +99,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert progress, "the card became the status message"
         assert any(m["image"] for m in progress), "a preview of the picture forming was shown"
         assert status["buttons"] == [], "no Cancel left once delivered"
-        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS}
+        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
         image = await alice.client.get(finished["image"])
         assert image.status == 200 and image.headers["Content-Type"] == "image/png" and (await image.read()).startswith(PNG)
         download = await alice.client.get(finished["download"])
@@ -213,7 +213,7 @@ async def test_photo_upload_becomes_an_anime_picture(studio: Studio) -> None:
         response = await alice.upload("photo", photo_png(), "image/png")
         assert response.status == 202
         finished = await picture(alice)
-        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.BASE}
+        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.BASE, Action.UPSCALE}
         assert (await (await alice.client.get(finished["image"])).read()).startswith(PNG)
 
 

@@ -46,7 +46,17 @@ def plain(data: bytes) -> object:
     return msgpack.unpackb(data, raw=False)
 
 
-@pytest.mark.parametrize("spec", [TEXT, PHOTO, RESTYLE, JobSpec("t2", "u1", "text", "paprika", positive="anime")])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TEXT,
+        PHOTO,
+        RESTYLE,
+        JobSpec("t2", "u1", "text", "paprika", positive="anime"),
+        JobSpec("v1", "u1", "text", "paprika", positive="anime", seeds=(7, 8, 9, 10)),
+        JobSpec("x1", "u1", "upscale", "paprika", source_png=PNG, scale=4),
+    ],
+)
 def test_specs_round_trip(spec: JobSpec) -> None:
     assert unpack_spec(pack_spec(spec)) == spec
 
@@ -59,13 +69,13 @@ def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
     assert plain(pack_spec(TEXT)) == {
         "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
         "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None, "policy": "strict",
-        "transcript": "", "language": "",
+        "transcript": "", "language": "", "seeds": [], "scale": 0,
     }
     assert plain(pack_spec(PHOTO))["source_png"] == PNG
     assert plain(pack_event(JobFinished(STYLED))) == {
         "type": "finished",
         "result": {"job_id": "p1", "anime_png": b"\x89anime", "style": "paprika", "base_png": None, "seed": None,
-                   "model": None, "timings": [["style", 0.25]], "flagged": []},
+                   "model": None, "timings": [["style", 0.25]], "flagged": [], "variations": []},
     }
     assert plain(pack_event(JobQueued(3))) == {"type": "queued", "position": 3}
     for event in EVENTS:
@@ -135,7 +145,7 @@ def test_a_malformed_event_raises_a_clear_error(data: bytes, message: str) -> No
     ("value", "message"),
     [
         ({"job_id": "x", "user_key": "u", "kind": "photo", "style": "s"}, "a photo job needs source_png"),
-        ({"job_id": "x", "user_key": "u", "kind": "exec", "style": "s", "positive": "a"}, "'text', 'photo' or 'restyle'"),
+        ({"job_id": "x", "user_key": "u", "kind": "exec", "style": "s", "positive": "a"}, "'text', 'photo', 'restyle' or 'upscale'"),
         ({"job_id": "x", "user_key": "u", "kind": "text", "style": "s", "positive": "a", "seed": [1]}, "seed"),
         ({"job_id": "x", "kind": "text", "style": "s", "positive": "a"}, "user_key"),
     ],

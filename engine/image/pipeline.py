@@ -20,6 +20,7 @@ from engine.image.animegan import AnimeGAN
 from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.image.imageio import open_image
 from engine.image.png_info import PictureParameters
+from engine.image.upscale import Upscaler
 from engine.policy.image_check import PictureCheck
 
 
@@ -84,12 +85,15 @@ class AnimePipeline:
         default_style: str,
         previews: bool = True,
         image_check: PictureCheck | None = None,
+        upscaler: Upscaler | None = None,
     ) -> None:
         self.text_to_image = text_to_image
         self.animegan = animegan
         self.default_style = default_style
         self.previews = previews
         self.image_check = image_check
+        #: Real-ESRGAN for upscale jobs (:mod:`engine.jobs.upscaling`); None: this pipeline upscales nothing.
+        self.upscaler = upscaler
 
     def from_prompt(
         self,

@@ -131,12 +131,17 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
     operator's log says what was seen; at ``standard`` the result lists it in
     ``flagged`` (the conversation shows it as a spoiler).
 
-    A variations job (``spec.seeds``) is run by :func:`engine.jobs.variations.run_variations`.
+    A variations job (``spec.seeds``) is run by :func:`engine.jobs.variations.run_variations`,
+    an upscale job by :func:`engine.jobs.upscaling.run_upscale`.
     """
     if spec.seeds:
         from engine.jobs.variations import run_variations  # it builds on this module
 
         return run_variations(pipeline, spec, report, cancelled)
+    if spec.kind == "upscale":
+        from engine.jobs.upscaling import run_upscale
+
+        return run_upscale(pipeline, spec, report, cancelled)
     share = DIFFUSION_SHARE if spec.kind == "text" else 0.0
     reached = 0.0
     check = pipeline.image_check if checks_images(spec.policy) else None

@@ -13,17 +13,18 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from db.enums import ChatKind, ImageRole
+from db.enums import ChatKind, ImageRole, RequestKind
 from db.records import RequestRecord
 from db.states import RequestState
+from handlers.actions import Action
 from handlers.conversation.card_view import card_for, retire_card, show_card
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import job_for, submit
 from handlers.conversation.queueing import confirm
 from handlers.conversation.transcription import transcribe
 from handlers.events import ButtonPress, Command, Origin
-from handlers.i18n import t
-from handlers.replies import Reply
+from handlers.i18n import error_text, t
+from handlers.replies import Button, Reply
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ async def reopen_for_model(ctx: Context, origin: Origin, request_id: str, ref: s
     photo, restyle or reroll fails as usual, saying which model is missing.
     """
     record = await ctx.repository.get_request(request_id)
+    if record is not None and record.kind is RequestKind.UPSCALE and record.parent_id:
+        await _upscale_waits(ctx, origin, record, ref, key, fix)
+        return True
     if record is None or record.transcript is None:
         return False
     who = await ctx.who(origin)
@@ -109,6 +113,16 @@ async def reopen_for_model(ctx: Context, origin: Origin, request_id: str, ref: s
     ):
         await show_card(ctx, who, request_id, ref, await card_for(ctx, who, request_id, fix=fix))
     return True
+
+
+async def _upscale_waits(ctx: Context, origin: Origin, record: RequestRecord, ref: str | None, key: str, fix: str) -> None:
+    """An upscale whose model is missing fails saying which part and what the operator must do, with Retry (the same factor)."""
+    who = await ctx.who(origin)
+    if not await ctx.repository.transition(record.id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=key):
+        return
+    assert record.parent_id is not None
+    retry = Button(t("button.retry_missing", who.lang), Action.UPSCALE, record.parent_id, str(record.upscale or ""))
+    await ctx.put(who, ref, Reply(error_text(key, who.lang), kind="error", buttons=((retry,),), request_id=record.id, fix=fix))
 
 
 async def resume(ctx: Context, record: RequestRecord) -> None:

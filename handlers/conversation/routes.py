@@ -4,7 +4,7 @@
 stateDiagram-v2
     [*] --> transcribing: voice note
     [*] --> awaiting_confirmation: /anime text
-    [*] --> queued: photo, Restyle, Reroll, Variations, keeping a variation (V1..V4)
+    [*] --> queued: photo, Restyle, Reroll, Variations, keeping a variation (V1..V4), Upscale
     transcribing --> awaiting_confirmation: card shown, the speech model is missing (Retry)
     transcribing --> failed: bad audio, nothing heard
     awaiting_confirmation --> queued: Draw it (at once when confirmation is off)
@@ -60,7 +60,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
-from handlers.conversation import card, followups, intake, recovery, settings, variations, welcome
+from handlers.conversation import card, followups, intake, recovery, settings, upscaling, variations, welcome
 from handlers.conversation.context import Context, Who
 from handlers.events import ButtonPress, Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 
@@ -162,6 +162,7 @@ BUTTONS: dict[Action, ButtonRoute] = {
     Action.BASE: ButtonRoute(followups.on_base, DONE_STATES),
     Action.VARIATIONS: ButtonRoute(variations.on_variations, DONE_STATES),
     Action.KEEP: ButtonRoute(variations.on_keep, DONE_STATES),
+    Action.UPSCALE: ButtonRoute(upscaling.on_upscale, DONE_STATES),
     Action.RESEND: ButtonRoute(followups.on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
     Action.TRY_AGAIN: ButtonRoute(recovery.on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
     Action.RETRY_MISSING: ButtonRoute(recovery.on_retry_missing, CARD_STATES),  # waited for a missing model

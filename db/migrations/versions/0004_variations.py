@@ -1,7 +1,8 @@
-"""Variations: requests of kind "variations" and "kept", images of roles "v1" .. "v4" and "v1b" .. "v4b".
+"""Variations and upscaling: requests of kind "variations", "kept" and "upscale", images "v1" .. "v4", "v1b" .. "v4b".
 
 Widens the CHECK constraints on requests.kind and images.role (SQLite
-rebuilds the tables in batch mode).
+rebuilds the tables in batch mode) and adds requests.upscale (an upscale
+request's factor).
 
 Revision ID: 0004
 Revises: 0003
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
@@ -21,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 #: (table, column, the values before, the values added).
 CHECKS = (
-    ("requests", "kind", ("voice", "text", "photo", "restyle", "reroll"), ("variations", "kept")),
+    ("requests", "kind", ("voice", "text", "photo", "restyle", "reroll"), ("variations", "kept", "upscale")),
     ("images", "role", ("base", "anime"), ("v1", "v2", "v3", "v4", "v1b", "v2b", "v3b", "v4b")),
 )
 
@@ -35,12 +37,15 @@ def _allow(table: str, column: str, values: Sequence[str]) -> None:
 
 
 def upgrade() -> None:
-    """Allow the new kinds and roles."""
+    """Allow the new kinds and roles; add the upscale factor."""
     for table, column, before, added in CHECKS:
         _allow(table, column, (*before, *added))
+    op.add_column("requests", sa.Column("upscale", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    """Back to the old kinds and roles (variations requests and their images must be deleted first)."""
+    """Back to the old kinds and roles (variations and upscale requests and their images must be deleted first)."""
+    with op.batch_alter_table("requests") as batch:
+        batch.drop_column("upscale")
     for table, column, before, _ in CHECKS:
         _allow(table, column, before)
