@@ -8,11 +8,13 @@ missing-model path: which part, what the operator must do, and Retry.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import simcord
 from PIL import Image
 
 from db import ImageRole, RequestKind, RequestState
@@ -21,16 +23,21 @@ from engine.image.upscale import UpscaleConfig, Upscaler
 from handlers.actions import Action
 from handlers.i18n import t
 from handlers.replies import Button
-from tests import test_telegram
+from tests import test_telegram, test_web
 from tests.support.conversation import Harness, button
+from tests.support.discord_sim import DiscordWorld, custom_id
 from tests.support.fake_telegram import private_chat, user
+from tests.support.scripted_engine import ScriptedEngine
+from tests.support.web import browsers
 from tests.test_telegram import anime_card, data_of, with_button
 from tests.test_upscale import random_compact
 
 S = RequestState
 TEXT = "a girl with blue hair under cherry blossoms at night"
 
+# The adapters' own fixtures: the Telegram bot polling the fake server, the studio.
 bot = test_telegram.bot
+studio = test_web.studio
 
 
 @pytest.fixture
@@ -117,3 +124,55 @@ async def test_telegram_sends_the_upscaled_picture_as_a_document(bot, upscaling)
     (document,) = server.called("sendDocument")
     assert size(document.files["document"]) == (128, 128)
     assert document.params["caption"] == t("upscaled", "en", scale=2, width=128, height=128)
+
+
+@pytest.mark.simcord(settle_timeout=240)
+async def test_discord_picks_x4_from_a_select_and_attaches_the_upscaled_picture_as_it_is(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, upscaling
+) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    card = (await alice.slash(channel, "anime", text="a girl with blue hair")).response
+    (picture,) = (await alice.click(card.message, custom_id=custom_id(card, Action.CONFIRM))).followups
+    (picker,) = (await alice.click(picture.message, custom_id=custom_id(picture, Action.UPSCALE))).followups
+    pressed = await alice.select(picker.message, ["4"], custom_id=custom_id(picker, Action.UPSCALE))
+    (upscaled,) = [m for m in pressed.followups if m.attachments and m.attachments[0].filename.endswith("-x4.png")]
+    assert size(await upscaled.attachments[0].read()) == (256, 256)
+    assert upscaled.content == t("upscaled", "en", scale=4, width=256, height=256)
+
+
+async def test_the_studio_offers_the_upscaled_picture_as_a_download(studio, upscaling) -> None:
+    async with browsers(studio) as (alice,):
+        card = await test_web.card_for(alice)
+        await alice.press(card, Action.CONFIRM)
+        finished = await test_web.picture(alice)
+        await alice.press(finished, Action.UPSCALE)
+        picker = await alice.wait_message(lambda m: m["kind"] == "picker" and m["request_id"] == finished["request_id"])
+        await alice.press(picker, Action.UPSCALE, "2")
+        upscaled = await alice.wait_message(lambda m: m["kind"] == "image" and m["text"].startswith("Upscaled"))
+        async with alice.client.get(upscaled["download"]) as download:
+            assert download.headers["Content-Disposition"].endswith('-x2.png"')
+            assert size(await download.read()) == (128, 128)
+
+
+async def test_simultaneous_upscale_presses_never_pass_the_caps(any_db_url, make_harness):
+    engine = ScriptedEngine()
+    h = await make_harness(any_db_url, engine, max_active_per_user=1, max_active_total=2, requests_per_minute=100)
+    pictures = {}
+    for name in ("ann", "ben", "cat"):
+        await h.command(name, "anime", f"{TEXT} for {name}")
+        ref, card = h.messenger.last("card", name)
+        await h.press(name, button(card, Action.CONFIRM), ref)
+        engine.finish(engine.specs[-1].job_id)
+        await h.settle()
+        pictures[name] = h.messenger.images(name)[-1].reply
+    before = len(engine.specs)
+    await asyncio.gather(
+        *(h.press(name, Button("×4", Action.UPSCALE, pictures[name].request_id, "4")) for name in pictures for _ in range(4))
+    )
+    jobs = engine.specs[before:]
+    assert len(jobs) == 2 and all(spec.kind == "upscale" and spec.scale == 4 for spec in jobs), "a press is one request"
+    assert len({spec.user_key for spec in jobs}) == 2
+    told = [c for c in h.messenger.calls if c.reply and c.reply.kind == "error"]
+    assert len(told) == 10 and all("waiting" in c.shown or "busy" in c.shown for c in told)
