@@ -533,7 +533,7 @@ function tileGrid(message, description) {
   for (const [index, tile] of message.tiles.entries()) {
     const keep = buttons.find((button) => button.data === tile.keep);
     const label = keep ? keep.label : `V${index + 1}`;
-    const cell = element("figure", { class: "tile", dataset: { key: `tile${index}` } });
+    const cell = element("div", { class: "tile", dataset: { key: `tile${index}` } });
     cell.append(element("img", { src: tile.image, alt: `${description || tr("picture.alt")} · ${label}`, loading: "lazy", decoding: "async" }));
     const row = element("div", { class: "row" });
     if (keep) {
