@@ -134,8 +134,6 @@ CAP_COUNTS = select(
     _COUNT.where(R.c.user_id == bindparam("b_user"), _ACTIVE).scalar_subquery(),
     _COUNT.where(_ACTIVE).scalar_subquery(),
 )
-#: Taken right after ``BEGIN`` by exclusive PostgreSQL units (``db.units``); released when the transaction ends.
-ADMISSION_LOCK = select(func.pg_advisory_xact_lock(ADMISSION_LOCK_KEY))
 COUNT_ACTIVE = _COUNT.where(_ACTIVE)
 COUNT_ACTIVE_OF = COUNT_ACTIVE.where(R.c.user_id == bindparam("b_user"))
 COUNT_SINCE = _COUNT.where(R.c.user_id == bindparam("b_user"), R.c.created_at >= bindparam("b_since"))

@@ -41,7 +41,8 @@ once per set of parameter names and served from the compiled cache after.
   ``BEGIN``/``COMMIT`` (at READ COMMITTED a transaction gives statements no
   common snapshot anyway; one statement is atomic by itself), every round
   trip counts; a writing unit of several statements says ``BEGIN`` and
-  ``COMMIT`` itself. Connections are not pinged: a unit whose connection
+  ``COMMIT`` itself, as ``asyncpg``'s simple queries (an exclusive unit's
+  ``BEGIN`` takes the admission lock in the same round trip). Connections are not pinged: a unit whose connection
   turns out to be dead (a restarted server) runs again on another one, at
   worst a new one, unless it failed while committing (then it is unknown
   whether the commit happened, and the error is raised).
@@ -62,7 +63,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from db.statements import ADMISSION_LOCK
+from db.statements import ADMISSION_LOCK_KEY
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -87,8 +88,8 @@ class Units(Protocol):
         ``write=False`` promises that ``work`` only reads; ``single=True`` that it runs one statement
         (atomic by itself, so PostgreSQL needs no ``BEGIN``/``COMMIT`` round trips around it).
         ``exclusive=True``: no other exclusive unit of any process runs meanwhile (the admission lock of
-        ``db.limits``: PostgreSQL's advisory lock, taken right after ``BEGIN``; SQLite's write lock,
-        which every writing unit holds from its ``BEGIN IMMEDIATE``).
+        ``db.limits``: PostgreSQL's advisory lock, taken with ``BEGIN`` in one round trip; SQLite's write
+        lock, which every writing unit holds from its ``BEGIN IMMEDIATE``).
         """
         ...
 
@@ -302,29 +303,50 @@ class EngineUnits:
 def _in_unit(connection: Connection, work: Work[T], begin: bool, exclusive: bool, stage: list[str]) -> T:
     """``work`` on an ``AUTOCOMMIT`` connection: in a transaction it begins itself, or statement by statement.
 
-    ``exclusive``: the admission lock is taken right after ``BEGIN``. ``stage[0]`` becomes ``"commit"`` once
-    ``COMMIT`` was sent (a failure from then on may have committed).
+    ``exclusive``: the admission lock is taken with ``BEGIN``, in the same round trip. ``stage[0]`` becomes
+    ``"commit"`` once ``COMMIT`` was sent (a failure from then on may have committed).
     """
-    driver: Any = connection.connection.driver_connection  # asyncpg's: is a transaction open on the server?
+    adapted: Any = connection.connection.dbapi_connection  # SQLAlchemy's adapter of the asyncpg connection
+    driver: Any = adapted.driver_connection  # asyncpg's: is a transaction open on the server?
     try:
         if not begin:  # a read, or one statement: atomic by itself
             return work(connection)
-        connection.exec_driver_sql("BEGIN")
+        _control(connection, adapted, driver, _BEGIN_LOCKED if exclusive else "BEGIN")
         try:
-            if exclusive:
-                connection.execute(ADMISSION_LOCK)
             value = work(connection)
         except BaseException:
             _roll_back(connection, driver)
             raise
         stage[0] = "commit"
-        connection.exec_driver_sql("COMMIT")
+        _control(connection, adapted, driver, "COMMIT")
         return value
     finally:
         if connection.in_transaction():
             connection.rollback()  # ends SQLAlchemy's record of the unit (AUTOCOMMIT: nothing reaches the server)
         if not connection.invalidated and (driver.is_closed() or driver.is_in_transaction()):
             connection.invalidate()  # never keep, or hand back, a connection in a transaction
+
+
+#: An exclusive unit's start: its transaction and the admission lock (``db.limits``) in one round trip.
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})"
+
+
+def _control(connection: Connection, adapted: Any, driver: Any, command: str) -> None:
+    """``BEGIN`` (with the lock) or ``COMMIT``, sent by ``asyncpg`` itself as a simple query: one round trip.
+
+    Through SQLAlchemy's ``AdaptedConnection.run_async`` (its public way to the driver's coroutines): a
+    statement through SQLAlchemy is a prepared one, which holds one command, and costs a cursor and a
+    result; these commands take no parameters and return nothing. A failure is raised as SQLAlchemy would
+    (``DBAPIError``); when the connection is gone it is invalidated first (``connection_invalidated``),
+    so that a unit that failed to begin runs again on another connection (``EngineUnits.run``).
+    """
+    try:
+        adapted.run_async(lambda pg: pg.execute(command))
+    except Exception as error:
+        lost = bool(driver.is_closed())
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError(command, None, error, connection_invalidated=lost) from error
 
 
 def _roll_back(connection: Connection, driver: Any) -> None:

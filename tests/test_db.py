@@ -631,22 +631,70 @@ async def test_units_run_every_statement_through_sqlalchemy_and_its_compiled_cac
     assert len(listed) == 2 and listed[0] is listed[1]
 
 
-async def test_postgresql_units_begin_only_where_a_unit_writes_several_statements(url: str, repo: Repository) -> None:
+async def test_postgresql_units_begin_only_where_a_unit_writes_several_statements(
+    url: str, repo: Repository, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not url.startswith("postgresql"):
         pytest.skip("PostgreSQL-specific")
+    import asyncpg
+
+    from db.statements import ADMISSION_LOCK_KEY
+
     user_id, request_id = await make_request(repo)
     chat_id = await repo.get_or_create_chat("telegram", "chat-alice", ChatKind.PRIVATE)
     caps = Caps(requests_per_minute=100, active_per_user=100, active_total=100)
+    simple: list[str] = []  # what asyncpg sends as simple queries (BEGIN, COMMIT: no statement of SQLAlchemy's)
+    execute = asyncpg.Connection.execute
+
+    def recorded(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        simple.append(query)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recorded)
 
     async def sent(call: Any) -> list[str]:
+        simple.clear()
         with cursor_statements() as seen:
             await call
-        return [statement if statement.startswith("SELECT") else statement.split()[0] for statement, _ in seen]
+        return simple + [statement if statement.startswith("SELECT") else statement.split()[0] for statement, _ in seen]
 
-    assert "BEGIN" not in await sent(repo.get_request(request_id)), "a read runs without a transaction"
+    assert not any(s.startswith("BEGIN") for s in await sent(repo.get_request(request_id))), "a read runs without a transaction"
     assert await sent(repo.update_in_state(request_id, [S.TRANSCRIBING], style="paprika")) == ["UPDATE"], "one statement"
     capped = await sent(repo.create_request(user_id=user_id, chat_id=chat_id, kind=RequestKind.VOICE, caps=caps))
-    assert capped[0] == "BEGIN" and "pg_advisory_xact_lock" in capped[1] and capped[-2:] == ["INSERT", "COMMIT"]
+    # BEGIN and the admission lock in one round trip, then the counts and the insert, then COMMIT.
+    assert capped[0] == f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})" and capped[1] == "COMMIT"
+    assert capped[2].startswith("SELECT") and "count" in capped[2] and capped[3:] == ["INSERT"]
+    assert (await sent(repo.store_result(request_id, [], seed=None, model=None, style="x")))[:2] == ["BEGIN", "COMMIT"]
+
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = :k")
+    locks = lambda connection: connection.execute(held, {"k": ADMISSION_LOCK_KEY}).scalar_one()  # noqa: E731
+    assert await database.run(locks, exclusive=True) == 1, "an exclusive unit holds the admission lock"
+    assert await database.run(locks) == 0 and await database.run(locks, write=False) == 0
+    assert await database.run(locks, exclusive=True) == 1, "and lets it go when its transaction ends"
+
+
+async def test_postgresql_writing_units_begin_again_on_a_server_that_dropped_every_connection(url: str, repo: Repository) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL-specific")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    user_id, request_id = await make_request(repo)
+    chat_id = await repo.get_or_create_chat("telegram", "chat-alice", ChatKind.PRIVATE)
+    await asyncio.gather(*(repo.get_request(request_id) for _ in range(5)))  # several pooled connections
+    address = make_url(url)
+    admin = await asyncpg.connect(address.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            address.database,
+        )
+    finally:
+        await admin.close()
+    caps = Caps(requests_per_minute=100, active_per_user=100, active_total=100)
+    created = await repo.create_request(user_id=user_id, chat_id=chat_id, kind=RequestKind.VOICE, caps=caps)  # BEGIN + lock
+    found = await repo.get_request(created)
+    assert found is not None and found.state is S.TRANSCRIBING
 
 
 @pytest.mark.usefixtures("sqlite_only")
