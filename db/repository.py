@@ -379,9 +379,11 @@ class Repository:
         }
 
         def unit(connection: Connection) -> str:
-            if caps is not None:
-                self._admit(connection, user_id, caps, new_request=True)
-            connection.execute(sql.NEW_REQUEST, request)
+            if caps is None:
+                connection.execute(sql.NEW_REQUEST, request)
+            elif connection.execute(sql.ADMIT_REQUEST, request | _limits(caps, user_id, now)).rowcount != 1:
+                self._admit(connection, user_id, caps, new_request=True)  # which cap is full: raises CapReached
+                raise RuntimeError("a request was refused by caps its admission finds room in")
             return str(request["id"])
 
         return await self._run(unit, exclusive=caps is not None)
@@ -389,16 +391,16 @@ class Repository:
     def _admit(
         self, connection: Connection, user_id: int, caps: Caps, *, new_request: bool, moving_in: bool = False
     ) -> None:
-        """Take the admission lock in ``connection``'s transaction, then raise ``CapReached`` for the first cap hit.
+        """Raise ``CapReached`` for the first cap that is full: why an admitting statement wrote nothing.
 
         The unit is exclusive (``Database.run(exclusive=True)``): on
         PostgreSQL it took a transaction-scoped advisory lock with its
-        ``BEGIN`` (the counts run after it, so they see every admission
+        ``BEGIN`` (the statements run after it, so they see every admission
         committed before); on SQLite it began with ``BEGIN IMMEDIATE`` and
-        holds the database's write lock. Either way the counts and the write
-        they guard see no concurrent admission in between. ``moving_in``: the
-        transaction already moved the request into an active state (it counts
-        itself; raising undoes the move).
+        holds the database's write lock. Either way these counts are those the
+        admitting statement (``sql.ADMIT_REQUEST``, ``sql.update_request_admitted``)
+        saw: no concurrent admission in between. ``moving_in``: the request
+        being moved is active itself (its own count is left out, as there).
         """
         since = self._clock() - sql.PER_MINUTE
         recent, mine, everyone = connection.execute(sql.CAP_COUNTS, {"b_user": user_id, "b_since": since}).one()
@@ -469,12 +471,14 @@ class Repository:
         def move(connection: Connection) -> bool:
             if caps is None:
                 return connection.execute(sql.update_request(states), values).rowcount == 1
-            # Moved first, then counted with the move in (it is undone if that goes over a cap).
-            moved = connection.execute(sql.update_request_returning_user(states), values).one_or_none()
-            if moved is None:
-                return False
-            self._admit(connection, moved.user_id, caps, new_request=False, moving_in=to_state in ACTIVE_STATES)
-            return True
+            # The move and the active caps' counts in one statement; when nothing moved, was a cap full?
+            if connection.execute(sql.update_request_admitted(states), values | _limits(caps)).rowcount == 1:
+                return True
+            found = connection.execute(sql.REQUEST_STATE, {"b_id": request_id}).one_or_none()
+            if found is None or found.state not in states:
+                return False  # not in a source state: a duplicate or late event
+            self._admit(connection, found.user_id, caps, new_request=False, moving_in=found.state in _ACTIVE)
+            raise RuntimeError(f"request {request_id} was refused by caps its admission finds room in")
 
         return move
 
@@ -638,20 +642,7 @@ class Repository:
         self, request_id: str, role: ImageRole, stored: StoredImage, *, seed: int | None, model: str | None, style: str | None
     ) -> Callable[[Connection], ImageRecord]:
         """The function of a writing unit that records the stored file ``stored`` as ``request_id``'s image with ``role``."""
-        role = ImageRole(role)
-        created_at = self._clock()
-        row = {
-            "request_id": request_id,
-            "role": role.value,
-            "path": str(stored.relative_path),
-            "sha256": stored.sha256,
-            "width": stored.width,
-            "height": stored.height,
-            "seed": seed,
-            "model": model,
-            "style": style,
-            "created_at": created_at,
-        }
+        row = _image_values(request_id, ImageRole(role), stored, seed, model, style, self._clock())
 
         def unit(connection: Connection) -> ImageRecord:
             return self._image_record(connection.execute(self._upserts.image, row).scalar_one(), row)
@@ -725,14 +716,16 @@ class Repository:
         image rows are stored all the same).
         """
         stored = await asyncio.to_thread(lambda: [self._images.put_png(png) for _, png in images])
+        created_at = self._clock()
         rows = [
-            self._image_row(
+            _image_values(
                 request_id,
-                role,
+                ImageRole(role),
                 file,
-                seed=(image_seeds or {}).get(role, seed),
-                model=model,
-                style=style if role in STYLED_ROLES else None,
+                (image_seeds or {}).get(role, seed),
+                model,
+                style if role in STYLED_ROLES else None,
+                created_at,
             )
             for (role, _), file in zip(images, stored, strict=True)
         ]
@@ -740,8 +733,8 @@ class Repository:
         finish |= ({"seed": seed} if seed is not None else {}) | ({"error_key": error_key} if error_key is not None else {})
 
         def unit(connection: Connection) -> RequestRecord | None:
-            for image in rows:
-                image(connection)
+            if rows:  # one statement for every row (SQLAlchemy's "insertmanyvalues": one INSERT of several VALUES)
+                connection.execute(self._upserts.image, rows).all()
             if connection.execute(sql.FINISH_JOB, finish).rowcount != 1:
                 return None
             return self._request_in(connection, request_id)
@@ -776,6 +769,35 @@ class Repository:
             return self._load(connection, _DELIVERED_BEFORE, {"b_user": user_id, "b_at": at, "b_id": before, "b_limit": limit})
 
         return await self._run(unit, write=False)
+
+
+_ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
+
+
+def _image_values(
+    request_id: str, role: ImageRole, stored: StoredImage, seed: int | None, model: str | None, style: str | None, at: datetime
+) -> dict[str, Any]:
+    """The columns of an image row recording the stored file ``stored`` as ``request_id``'s image with ``role``."""
+    return {
+        "request_id": request_id,
+        "role": role.value,
+        "path": str(stored.relative_path),
+        "sha256": stored.sha256,
+        "width": stored.width,
+        "height": stored.height,
+        "seed": seed,
+        "model": model,
+        "style": style,
+        "created_at": at,
+    }
+
+
+def _limits(caps: Caps, user_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """The parameters of the caps in ``sql.ADMIT_REQUEST`` (with the user and the time) and ``sql.update_request_admitted``."""
+    limits: dict[str, Any] = {"b_mine": caps.limit(Cap.ACTIVE_PER_USER), "b_everyone": caps.limit(Cap.ACTIVE_TOTAL)}
+    if user_id is not None and now is not None:
+        limits |= {"b_user": user_id, "b_since": now - sql.PER_MINUTE, "b_per_minute": caps.limit(Cap.PER_MINUTE)}
+    return limits
 
 
 def _user_settings(connection: Connection, user_id: int) -> Preferences:

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     StatementLambdaElement,
     Table,
     bindparam,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     lambda_stmt,
-    or_,
+    literal_column,
     select,
     update,
 )
@@ -55,11 +56,18 @@ ADMISSION_LOCK_KEY = 0x76326100
 PER_MINUTE = timedelta(minutes=1)
 
 
-def state_in(states: tuple[str, ...]) -> ColumnElement[bool]:
-    """``requests.state`` is one of ``states``, with the values in the statement (not an expanding ``IN``)."""
+def state_in(states: tuple[str, ...], table: FromClause = R) -> ColumnElement[bool]:
+    """``state`` of ``table`` (``requests`` or an alias) is one of ``states``, the values written into the statement.
+
+    Neither bound parameters (each would be processed at every execution) nor an expanding ``IN`` (rendered
+    again at every execution): the states are this module's own words (``db.states``), never a user's.
+    """
+    for state in states:
+        if not state.replace("_", "").isalpha():
+            raise ValueError(f"not a request state: {state!r}")
     if len(states) == 1:
-        return R.c.state == states[0]
-    return or_(*(R.c.state == state for state in states))
+        return table.c.state == literal_column(f"'{states[0]}'")
+    return table.c.state.in_([literal_column(f"'{state}'") for state in states])
 
 
 _ACTIVE = state_in(tuple(sorted(s.value for s in ACTIVE_STATES)))
@@ -134,6 +142,29 @@ CAP_COUNTS = select(
     _COUNT.where(R.c.user_id == bindparam("b_user"), _ACTIVE).scalar_subquery(),
     _COUNT.where(_ACTIVE).scalar_subquery(),
 )
+#: ``requests`` as the caps count them beside a request being written.
+_OTHER = R.alias("other")
+_OTHER_ACTIVE = state_in(tuple(sorted(s.value for s in ACTIVE_STATES)), _OTHER)
+
+
+def _count_other(*where: ColumnElement[bool]) -> Any:
+    return select(func.count()).select_from(_OTHER).where(*where).scalar_subquery()
+
+
+#: A new request (the parameters: every column) only while user ``b_user`` made fewer than ``b_per_minute``
+#: requests since ``b_since`` and has fewer than ``b_mine`` active ones, and everyone fewer than ``b_everyone``:
+#: the caps' counts and the insert in one statement (no row inserted: a cap is full).
+ADMIT_REQUEST = insert(R).from_select(
+    [c.name for c in R.c],
+    select(*(bindparam(c.name, type_=c.type) for c in R.c)).where(
+        _count_other(_OTHER.c.user_id == bindparam("b_user"), _OTHER.c.created_at >= bindparam("b_since"))
+        < bindparam("b_per_minute"),
+        _count_other(_OTHER.c.user_id == bindparam("b_user"), _OTHER_ACTIVE) < bindparam("b_mine"),
+        _count_other(_OTHER_ACTIVE) < bindparam("b_everyone"),
+    ),
+)
+#: The state and user of request ``b_id``.
+REQUEST_STATE = select(R.c.state, R.c.user_id).where(R.c.id == bindparam("b_id"))
 COUNT_ACTIVE = _COUNT.where(_ACTIVE)
 COUNT_ACTIVE_OF = COUNT_ACTIVE.where(R.c.user_id == bindparam("b_user"))
 COUNT_SINCE = _COUNT.where(R.c.user_id == bindparam("b_user"), R.c.created_at >= bindparam("b_since"))
@@ -182,9 +213,17 @@ def update_request(states: tuple[str, ...]) -> Any:
 
 
 @cache
-def update_request_returning_user(states: tuple[str, ...]) -> Any:
-    """:func:`update_request` returning the request's ``user_id`` (no row: it was not in ``states``)."""
-    return update_request(states).returning(R.c.user_id)
+def update_request_admitted(states: tuple[str, ...]) -> Any:
+    """:func:`update_request` only while the request's user has fewer than ``b_mine`` other active requests and
+    everyone fewer than ``b_everyone``: the active caps' counts and the move in one statement.
+
+    The counts leave the request itself out, so they are the same before and after its move.
+    """
+    others = _OTHER.c.id != R.c.id
+    return update_request(states).where(
+        _count_other(others, _OTHER.c.user_id == R.c.user_id, _OTHER_ACTIVE) < bindparam("b_mine"),
+        _count_other(others, _OTHER_ACTIVE) < bindparam("b_everyone"),
+    )
 
 
 _HEARD = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text", "updated_at")

@@ -577,6 +577,64 @@ async def test_queue_is_the_move_the_seed_and_the_final_text_at_once(repo: Repos
     assert stays is not None and stays.state is S.AWAITING_CONFIRMATION and stays.seed is None, "refused: nothing changed"
 
 
+async def test_caps_are_checked_in_the_statement_that_admits(repo: Repository, clock: Clock) -> None:
+    from db.limits import Cap
+
+    alice, first = await make_request(repo, state=S.QUEUED)
+    chat = await repo.get_or_create_chat("telegram", "chat-alice", ChatKind.PRIVATE)
+    bob, bobs = await make_request(repo, user="bob", state=S.QUEUED)
+    assert await repo.transition(bobs, S.RUNNING)
+
+    def create(user_id: int, caps: Caps, state: RequestState = S.TRANSCRIBING) -> Any:
+        return repo.create_request(user_id=user_id, chat_id=chat, kind=RequestKind.VOICE, state=state, caps=caps)
+
+    roomy = 100
+    with pytest.raises(CapReached) as per_minute:  # alice made 1 request this minute
+        await create(alice, Caps(requests_per_minute=1, active_per_user=roomy, active_total=roomy))
+    assert per_minute.value.cap is Cap.PER_MINUTE
+    with pytest.raises(CapReached) as mine:  # alice has 1 active request
+        await create(alice, Caps(requests_per_minute=roomy, active_per_user=1, active_total=roomy))
+    assert mine.value.cap is Cap.ACTIVE_PER_USER
+    with pytest.raises(CapReached) as everyone:  # 2 are active in all
+        await create(alice, Caps(requests_per_minute=roomy, active_per_user=roomy, active_total=2))
+    assert everyone.value.cap is Cap.ACTIVE_TOTAL
+    assert len(await repo.requests_in_states(list(S), user_id=alice)) == 1, "nothing was created"
+    created = await create(alice, Caps(requests_per_minute=2, active_per_user=2, active_total=3), S.QUEUED)
+    assert (await repo.get_request(created)) is not None
+    clock.advance(120)
+    assert await create(bob, Caps(requests_per_minute=1, active_per_user=2, active_total=roomy)), "the minute is over"
+
+    # A move counts every other active request, never the moved one itself (active before its move or not).
+    tight = Caps(requests_per_minute=roomy, active_per_user=2, active_total=roomy)
+    assert await repo.transition(first, S.RUNNING, caps=tight), "queued -> running: alice's other active one is 1 < 2"
+    assert not await repo.transition(first, S.RUNNING, caps=tight), "not in a source state: False, no cap raised"
+    _, opened = await make_request(repo, state=S.AWAITING_CONFIRMATION)
+    with pytest.raises(CapReached) as moving:  # alice has 2 active already
+        await repo.queue(opened, seed=1, caps=tight)
+    assert moving.value.cap is Cap.ACTIVE_PER_USER
+    assert (await repo.get_request(opened)).state is S.AWAITING_CONFIRMATION  # type: ignore[union-attr]
+    with pytest.raises(CapReached) as total:
+        await repo.queue(opened, seed=1, caps=Caps(requests_per_minute=roomy, active_per_user=roomy, active_total=3))
+    assert total.value.cap is Cap.ACTIVE_TOTAL
+    assert await repo.queue(opened, seed=1, caps=Caps(requests_per_minute=roomy, active_per_user=3, active_total=4))
+
+
+async def test_concurrent_admissions_never_go_over_a_cap(repo: Repository) -> None:
+    user_id, _ = await make_request(repo)
+    chat = await repo.get_or_create_chat("telegram", "chat-alice", ChatKind.PRIVATE)
+    caps = Caps(requests_per_minute=100, active_per_user=3, active_total=100)
+
+    async def attempt() -> bool:
+        try:
+            await repo.create_request(user_id=user_id, chat_id=chat, kind=RequestKind.VOICE, state=S.QUEUED, caps=caps)
+        except CapReached:
+            return False
+        return True
+
+    assert sum(await asyncio.gather(*(attempt() for _ in range(12)))) == 3
+    assert await repo.count_active(user_id) == 3
+
+
 async def test_store_result_is_one_transaction_and_none_once_the_request_left_running(repo: Repository) -> None:
     _, request_id = await make_request(repo, state=S.QUEUED)
     images = [(ImageRole.BASE, png((1, 1, 1))), (ImageRole.ANIME, png((2, 2, 2)))]
@@ -661,9 +719,8 @@ async def test_postgresql_units_begin_only_where_a_unit_writes_several_statement
     assert not any(s.startswith("BEGIN") for s in await sent(repo.get_request(request_id))), "a read runs without a transaction"
     assert await sent(repo.update_in_state(request_id, [S.TRANSCRIBING], style="paprika")) == ["UPDATE"], "one statement"
     capped = await sent(repo.create_request(user_id=user_id, chat_id=chat_id, kind=RequestKind.VOICE, caps=caps))
-    # BEGIN and the admission lock in one round trip, then the counts and the insert, then COMMIT.
-    assert capped[0] == f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})" and capped[1] == "COMMIT"
-    assert capped[2].startswith("SELECT") and "count" in capped[2] and capped[3:] == ["INSERT"]
+    # BEGIN and the admission lock in one round trip, the insert with the caps' counts in it, COMMIT.
+    assert capped == [f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})", "COMMIT", "INSERT"]
     assert (await sent(repo.store_result(request_id, [], seed=None, model=None, style="x")))[:2] == ["BEGIN", "COMMIT"]
 
     held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = :k")
