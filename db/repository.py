@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +41,7 @@ from db.preferences import (
     check_policy,
     effective_preferences,
 )
-from db.records import ImageRecord, RequestAddress, RequestRecord
+from db.records import ImageRecord, RequestAddress, RequestRecord, TranscriptRecord, WordRecord
 from db.session import Database
 from db.statements import ADMISSION_LOCK_KEY
 from db.states import ACTIVE_STATES, INITIAL_STATES, TERMINAL_STATES, RequestState, allowed_sources
@@ -92,31 +93,59 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise ValueError(f"transition cannot set {sorted(unknown)}")
 
 
-class _Prefixed:
-    """The prefixed columns of a joined row read as a table's own (``t_heard_text`` as ``heard_text``)."""
+class _Shape:
+    """Where a request's, its transcript's and its image's columns are in the rows of one statement.
 
-    __slots__ = ("_prefix", "_row")
+    A record is built from a row's values by position (``Row._fields``: the statement's column names), with no
+    lookup by name per column: ``sql.REQUESTS`` rows hold a request and, prefixed ``t_``, its transcript;
+    ``sql.REQUEST_BY_ID`` rows an image too, prefixed ``i_``; ``sql.images_of`` rows an image unprefixed.
+    """
 
-    def __init__(self, row: Row[Any], prefix: str) -> None:
-        self._row = row
-        self._prefix = prefix
+    __slots__ = ("has_image", "has_transcript", "image", "request", "transcript")
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, self._prefix + name)
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        at = {name: i for i, name in enumerate(fields)}
+        is_request = "kind" in at  # else an image row of its own
+        self.request = itemgetter(*(at[name] for name in _REQUEST_FIELDS)) if is_request else None
+        self.has_transcript = at.get("t_request_id")
+        self.transcript = itemgetter(*(at["t_" + name] for name in _TRANSCRIPT_FIELDS)) if self.has_transcript else None
+        prefix = "i_" if is_request else ""
+        self.has_image = at.get(prefix + "id")
+        self.image = itemgetter(*(at[prefix + name] for name in _IMAGE_FIELDS)) if prefix + "role" in at else None
 
 
-class _Loaded:
-    """A ``requests`` row with its transcript and images, shaped as ``RequestRecord.from_row`` reads an ORM row."""
+#: The columns behind each field of the records (``db.records``), in the records' order.
+_REQUEST_FIELDS = (
+    "id", "user_id", "chat_id", "kind", "parent_id", "state", "style", "seed", "prompt_positive", "prompt_negative",
+    "source_language", "error_key", "card_expires_at", "created_at", "updated_at", "started_at", "finished_at",
+)  # fmt: skip
+_TRANSCRIPT_FIELDS = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text")
+_IMAGE_FIELDS = ("id", "request_id", "role", "path", "sha256", "width", "height", "seed", "model", "style", "created_at")
 
-    __slots__ = ("_row", "images", "transcript")
 
-    def __init__(self, row: Row[Any], images: list[Any]) -> None:
-        self._row = row
-        self.transcript = _Prefixed(row, "t_") if row.t_request_id is not None else None
-        self.images = images
+@cache
+def _shape(fields: tuple[str, ...]) -> _Shape:
+    return _Shape(fields)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
+
+def _image_record(shape: _Shape, row: Row[Any], store: ImageStore) -> ImageRecord:
+    assert shape.image is not None
+    id_, request_id, role, path, sha256, width, height, seed, model, style, created_at = shape.image(row)
+    return ImageRecord(id_, request_id, ImageRole(role), store.path_of(path), sha256, width, height, seed, model, style, created_at)
+
+
+def _request_record(shape: _Shape, row: Row[Any], images: tuple[ImageRecord, ...]) -> RequestRecord:
+    """The record of a request row of ``shape`` (with its transcript's columns) and its ``images``."""
+    assert shape.request is not None
+    transcript = None
+    if shape.transcript is not None and shape.has_transcript is not None and row[shape.has_transcript] is not None:
+        heard, language, probability, translation, words, edited, final = shape.transcript(row)
+        said = tuple(WordRecord(w["text"], w["probability"], w.get("unsure", False), w.get("corrected_from")) for w in words)
+        transcript = TranscriptRecord(heard, language, probability, translation, said, edited, final)
+    values = list(shape.request(row))
+    values[3], values[5] = RequestKind(values[3]), RequestState(values[5])
+    values += (transcript, images)
+    return RequestRecord(*values)  # the fields in order (_REQUEST_FIELDS)
 
 
 class Repository:
@@ -539,18 +568,24 @@ class Repository:
         rows = connection.execute(sql.REQUEST_BY_ID, {"b_id": request_id}).all()
         if not rows:
             return None
-        images = [_Prefixed(row, "i_") for row in rows if row.i_id is not None]
-        return RequestRecord.from_row(_Loaded(rows[0], images), self._images)  # type: ignore[arg-type]
+        shape = _shape(rows[0]._fields)
+        found = (row for row in rows if shape.has_image is not None and row[shape.has_image] is not None)
+        images = tuple(_image_record(shape, row, self._images) for row in found)
+        return _request_record(shape, rows[0], images)
 
     def _load(self, connection: Connection, statement: Any, parameters: dict[str, Any]) -> list[RequestRecord]:
         """The requests ``statement`` selects (``sql.REQUESTS...``) with their transcripts and images: two statements."""
         rows = connection.execute(statement, parameters).all()
         if not rows:
             return []
-        images: dict[str, list[Row[Any]]] = {row.id: [] for row in rows}
-        for image in connection.execute(sql.images_of(list(images))):
-            images[image.request_id].append(image)
-        return [RequestRecord.from_row(_Loaded(row, images[row.id]), self._images) for row in rows]  # type: ignore[arg-type]
+        images: dict[str, list[ImageRecord]] = {row.id: [] for row in rows}
+        found = connection.execute(sql.images_of(list(images))).all()
+        if found:
+            image_shape = _shape(found[0]._fields)
+            for image in found:
+                images[image.request_id].append(_image_record(image_shape, image, self._images))
+        shape = _shape(rows[0]._fields)
+        return [_request_record(shape, row, tuple(images[row.id])) for row in rows]
 
     async def history(self, user_id: int, limit: int = 10) -> list[RequestRecord]:
         """A user's delivered requests with their images, newest first, at most ``limit``."""

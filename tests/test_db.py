@@ -635,6 +635,19 @@ async def test_concurrent_admissions_never_go_over_a_cap(repo: Repository) -> No
     assert await repo.count_active(user_id) == 3
 
 
+def test_records_are_built_from_rows_in_the_order_of_their_fields() -> None:
+    import dataclasses
+
+    from db import repository
+    from db.records import ImageRecord, RequestRecord, TranscriptRecord
+
+    def names(record: type) -> tuple[str, ...]:
+        return tuple(field.name for field in dataclasses.fields(record))
+
+    assert (*repository._REQUEST_FIELDS, "transcript", "images") == names(RequestRecord)
+    assert repository._TRANSCRIPT_FIELDS == names(TranscriptRecord) and repository._IMAGE_FIELDS == names(ImageRecord)
+
+
 async def test_store_result_is_one_transaction_and_none_once_the_request_left_running(repo: Repository) -> None:
     _, request_id = await make_request(repo, state=S.QUEUED)
     images = [(ImageRole.BASE, png((1, 1, 1))), (ImageRole.ANIME, png((2, 2, 2)))]
