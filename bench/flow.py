@@ -167,9 +167,10 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
     Counting must not change what it measures: SQLAlchemy runs its execution events (a dispatch at each step
     of every statement) only once an engine has listeners. So the drivers are watched instead: on
     ``pysqlite`` the ``sqlite3`` trace callback sees every statement (a ``BEGIN`` is a transaction); on
-    ``asyncpg`` its ``PreparedStatement.fetch`` (SQLAlchemy's way in), ``Connection.fetch`` and
-    ``Connection.execute`` (older trees ran statements on the driver itself, and asyncpg's transactions say
-    ``BEGIN`` through it), wrapped here, see every statement and every ``BEGIN`` — asyncpg's own query
+    ``asyncpg`` its ``PreparedStatement.fetch`` (SQLAlchemy's way in), ``Connection.executemany`` (a
+    statement per row), ``Connection.fetch`` and ``Connection.execute`` (older trees ran statements on the
+    driver itself, and transactions say ``BEGIN`` through it: an exclusive unit's ``BEGIN`` takes the
+    admission lock in the same round trip), wrapped here, see every statement and every ``BEGIN`` — asyncpg's own query
     logger would do the same at several times the cost, timing every query. Only a tree from before
     ``db.units`` ran statements on ``aiosqlite``, whose ``BEGIN`` is implicit: there SQLAlchemy's cursor
     events count them, and its commit and rollback events mark the transactions.
@@ -194,6 +195,7 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
         pass
     else:
         fetch, execute, prepared_fetch = asyncpg.Connection.fetch, asyncpg.Connection.execute, PreparedStatement.fetch
+        executemany = asyncpg.Connection.executemany
 
         def counted_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
             seen(query)
@@ -203,11 +205,18 @@ def _count_statements(tally: dict[str, Counter[str]]) -> None:
             seen(query)
             return execute(self, query, *args, **kwargs)
 
+        def counted_executemany(self: Any, query: str, args: Any, *rest: Any, **kwargs: Any) -> Any:
+            args = list(args)
+            for _ in args:  # one execution per row, in one round trip (pysqlite's executemany is traced per row too)
+                seen(query)
+            return executemany(self, query, args, *rest, **kwargs)
+
         def counted_prepared_fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
             seen(self.get_query())
             return prepared_fetch(self, *args, **kwargs)
 
         asyncpg.Connection.fetch, asyncpg.Connection.execute = counted_fetch, counted_execute  # type: ignore[method-assign]
+        asyncpg.Connection.executemany = counted_executemany  # type: ignore[method-assign]
         PreparedStatement.fetch = counted_prepared_fetch  # type: ignore[method-assign]
 
     from sqlalchemy import event

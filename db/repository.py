@@ -768,8 +768,8 @@ class Repository:
         finish |= ({"seed": seed} if seed is not None else {}) | ({"error_key": error_key} if error_key is not None else {})
 
         def unit(connection: Connection) -> RequestRecord | None:
-            if rows:  # one statement for every row (SQLAlchemy's "insertmanyvalues": one INSERT of several VALUES)
-                connection.execute(self._upserts.image, rows).all()
+            if rows:  # one execution for every row
+                connection.execute(self._upserts.images, rows)
             if connection.execute(sql.FINISH_JOB, finish).rowcount != 1:
                 return None
             return self._request_in(connection, request_id)

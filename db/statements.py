@@ -249,10 +249,13 @@ class Upserts:
             index_elements=[T.c.request_id], set_={name: heard.excluded[name] for name in _HEARD}
         )
         image = dialect_insert(I)
-        #: An image row, replacing the request's earlier one of the same role.
-        self.image = image.on_conflict_do_update(
+        #: Image rows, each replacing the request's earlier one of the same role (one execution for several rows:
+        #: the driver's ``executemany``, or several ``VALUES`` in one statement where SQLAlchemy does that).
+        self.images = image.on_conflict_do_update(
             index_elements=[I.c.request_id, I.c.role], set_={name: image.excluded[name] for name in _IMAGE}
-        ).returning(I.c.id)
+        )
+        #: An image row as :attr:`images`, returning its id.
+        self.image = self.images.returning(I.c.id)
         self._settings: dict[tuple[str, frozenset[str]], Any] = {}
 
     def settings(self, table: Table, key: str, changed: frozenset[str]) -> Any:
