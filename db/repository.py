@@ -114,10 +114,10 @@ class _Shape:
         self.image = itemgetter(*(at[prefix + name] for name in _IMAGE_FIELDS)) if prefix + "role" in at else None
 
 
-#: The columns behind each field of the records (``db.records``), in the records' order.
+#: The columns behind the fields of the records (``db.records``); a transcript's and an image's in their records' order.
 _REQUEST_FIELDS = (
     "id", "user_id", "chat_id", "kind", "parent_id", "state", "style", "seed", "prompt_positive", "prompt_negative",
-    "source_language", "error_key", "card_expires_at", "created_at", "updated_at", "started_at", "finished_at",
+    "source_language", "error_key", "card_expires_at", "created_at", "updated_at", "started_at", "finished_at", "upscale",
 )  # fmt: skip
 _TRANSCRIPT_FIELDS = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text")
 _IMAGE_FIELDS = ("id", "request_id", "role", "path", "sha256", "width", "height", "seed", "model", "style", "created_at")
@@ -142,10 +142,9 @@ def _request_record(shape: _Shape, row: Row[Any], images: tuple[ImageRecord, ...
         heard, language, probability, translation, words, edited, final = shape.transcript(row)
         said = tuple(WordRecord(w["text"], w["probability"], w.get("unsure", False), w.get("corrected_from")) for w in words)
         transcript = TranscriptRecord(heard, language, probability, translation, said, edited, final)
-    values = list(shape.request(row))
-    values[3], values[5] = RequestKind(values[3]), RequestState(values[5])
-    values += (transcript, images)
-    return RequestRecord(*values)  # the fields in order (_REQUEST_FIELDS)
+    values = dict(zip(_REQUEST_FIELDS, shape.request(row), strict=True))
+    values["kind"], values["state"] = RequestKind(values["kind"]), RequestState(values["state"])
+    return RequestRecord(**values, transcript=transcript, images=images)
 
 
 class Repository:
