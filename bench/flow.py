@@ -151,6 +151,9 @@ class Cards:
         """Nobody changes chat settings here."""
         return False
 
+    async def send_voice(self, origin: Any, voice: Any) -> None:
+        """No voice replies are measured here."""
+
     def _remember(self, origin: Any, ref: str, reply: Any) -> None:
         if reply.kind == "card":
             self.card[origin.user_id] = (ref, reply)

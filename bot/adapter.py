@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from handlers.events import Event, Origin
-from handlers.replies import Messenger, Reply
+from handlers.replies import Messenger, Reply, VoiceNote
 
 EventHandler = Callable[[Event], Awaitable[None]]
 
@@ -54,3 +54,7 @@ class PlatformRouter:
     async def is_admin(self, origin: Origin) -> bool:
         """Whether the origin's user administers its chat, as the origin's platform says."""
         return await self._for(origin).is_admin(origin)
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """A voice note through the origin's platform."""
+        await self._for(origin).send_voice(origin, voice)

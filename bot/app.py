@@ -75,7 +75,8 @@ class BotApp:
         self.repository = Repository(self.database, settings.data_dir)
         router = PlatformRouter({adapter.platform: adapter.messenger for adapter in self.adapters})
         config = factory.conversation_config(settings)
-        self.conversation = Conversation(self.repository, transcriber, jobs, router, config)
+        narrator = factory.narrator(settings) if settings.voice_replies != "off" else None  # its voices load on first use
+        self.conversation = Conversation(self.repository, transcriber, jobs, router, config, narrator=narrator)
         self._warming: asyncio.Task[None] | None = None  # held: a task nobody references may be collected
         for adapter in self.adapters:
             if isinstance(adapter, WebAdapter) and adapter.gallery is None:

@@ -414,4 +414,5 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         photo_max_pixels=settings.photo_max_pixels,
         photo_max_side=settings.anime_max_side,
         policy=chat_policy(settings),
+        voice_replies=settings.voice_replies,
     )

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     )
     tts_threads: int = Field(2, ge=1, le=16, description="CPU threads for one voice reply.")
     voice_replies: Literal["off", "voice", "always"] = Field(
-        "voice", description="Read replies aloud: off | voice (after a voice note) | always (coming: not yet used by the chat)."
+        "voice",
+        description="Spoken replies: off (none, for anyone) | voice (the default: a voice note's card is read back) | always "
+        "(also typed cards and a line when a picture is ready); each user may choose otherwise in /settings.",
     )
 
     # --- audio intake ---

@@ -115,6 +115,8 @@ class UserSettings(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     default_style: Mapped[str | None] = mapped_column(String(64))
     confirm_before_generate: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: ``off`` / ``voice`` / ``always`` (``db.preferences.VOICE_MODES``); NULL: the deployment's ``VOICE_REPLIES``.
+    voice_replies: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -129,6 +131,8 @@ class ChatSettings(Base):
     confirm_before_generate: Mapped[bool | None]
     #: The chat's content policy level (``engine.policy.levels.Level``); NULL: the deployment's ``CONTENT_POLICY``.
     content_policy: Mapped[str | None] = mapped_column(String(16))
+    #: False: no voice replies in this group; NULL: each member's own setting.
+    voice_replies: Mapped[bool | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

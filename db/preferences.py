@@ -1,14 +1,17 @@
 """User preferences, group settings, and how they combine.
 
 Settings are of two kinds. *Personal* ones — the language the bot speaks to a
-user and their default style — are the user's, wherever they are: a user's own
+user, their default style and their voice replies — are the user's, wherever they are: a user's own
 choice wins over a group's default for their own cards; the group's applies
 where they chose nothing. *Chat-wide* ones — "confirm before drawing" (and
 later settings like it) — belong to the chat, and only its admins change them
 (the conversation checks who may): in a group the group's value, else the
 default; a private chat is its user's, so there the user's own value counts.
 ``language=None`` means "follow the platform locale"; ``default_style=None``
-means "the server's configured style".
+means "the server's configured style"; ``voice_replies=None`` means "the
+server's ``VOICE_REPLIES``". A group's admins may turn voice replies off for
+everyone in it (``ChatOverrides.voice_replies=False``), which wins over a
+member's own choice there.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Preferences:
     confirm_before_generate: bool = True
     #: The chat's content policy level (effective settings in a group only; None: the deployment's).
     content_policy: str | None = None
+    #: Voice replies: ``off`` / ``voice`` (after voice notes) / ``always`` (:data:`VOICE_MODES`); None: the deployment's.
+    voice_replies: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class ChatOverrides:
     confirm_before_generate: bool | None = None
     #: ``strict`` / ``standard`` / ``off`` (``engine.policy.levels.Level``), chosen by the chat's admins.
     content_policy: str | None = None
+    #: False: no voice replies in this group, whatever its members chose; None: each member's own setting.
+    voice_replies: bool | None = None
 
 
 #: What a user who never changed anything gets.
@@ -60,6 +67,7 @@ def effective_preferences(user: Preferences, chat: ChatOverrides | None) -> Pref
 
     Personal settings (language, default style): the user's own, else the group's default.
     Chat-wide ones (confirm before drawing): the group's, else the default; in a private chat the user's.
+    Voice replies are the user's own unless the group turned them off.
     """
     if chat is None:
         return user
@@ -72,6 +80,7 @@ def effective_preferences(user: Preferences, chat: ChatOverrides | None) -> Pref
             else DEFAULT_PREFERENCES.confirm_before_generate
         ),
         content_policy=chat.content_policy,
+        voice_replies="off" if chat.voice_replies is False else user.voice_replies,
     )
 
 
@@ -89,3 +98,13 @@ def check_policy(level: str | Keep | None) -> None:
     """Raise ``ValueError`` unless ``level`` is a content policy level, ``None`` or ``KEEP``."""
     if level is not None and level is not KEEP and level not in POLICY_LEVELS:
         raise ValueError(f"unsupported content policy {level!r}; expected one of {POLICY_LEVELS} or None")
+
+
+#: Voice replies a user can choose (None = the deployment's ``VOICE_REPLIES``): none, after their voice notes, always.
+VOICE_MODES: tuple[str, ...] = ("off", "voice", "always")
+
+
+def check_voice_mode(mode: str | Keep | None) -> None:
+    """Raise ``ValueError`` unless ``mode`` is one of :data:`VOICE_MODES`, ``None`` or ``KEEP``."""
+    if mode is not None and mode is not KEEP and mode not in VOICE_MODES:
+        raise ValueError(f"unsupported voice replies {mode!r}; expected one of {VOICE_MODES} or None")

@@ -39,6 +39,7 @@ from db.preferences import (
     Preferences,
     check_language,
     check_policy,
+    check_voice_mode,
     effective_preferences,
 )
 from db.records import ImageRecord, RequestAddress, RequestRecord, TranscriptRecord, WordRecord
@@ -203,8 +204,8 @@ class Repository:
             row = await self._run(create)
         user = DEFAULT_PREFERENCES
         if row.u_confirm is not None:  # NOT NULL in the table: None means the user has no settings row
-            user = Preferences(row.u_language, row.u_style, row.u_confirm)
-        chat = ChatOverrides(row.c_language, row.c_style, row.c_confirm, row.c_policy) if kind is ChatKind.GROUP else None
+            user = Preferences(row.u_language, row.u_style, row.u_confirm, voice_replies=row.u_voice)
+        chat = ChatOverrides(row.c_language, row.c_style, row.c_confirm, row.c_policy, row.c_voice) if kind is ChatKind.GROUP else None
         known = Identified(row.user_id, row.chat_id, effective_preferences(user, chat))
         self._recent.remember(sender, row.display_name, known, generation)
         return known
@@ -280,11 +281,16 @@ class Repository:
         language: str | Keep | None = KEEP,
         default_style: str | Keep | None = KEEP,
         confirm_before_generate: bool | Keep = KEEP,
+        voice_replies: str | Keep | None = KEEP,
     ) -> Preferences:
         """Change some of a user's preferences (``KEEP`` = unchanged, ``None`` = back to default)."""
         check_language(language)
+        check_voice_mode(voice_replies)
         changes = _changes(
-            language=language, default_style=default_style, confirm_before_generate=confirm_before_generate
+            language=language,
+            default_style=default_style,
+            confirm_before_generate=confirm_before_generate,
+            voice_replies=voice_replies,
         )
         upsert, row = self._upsert_settings(sql.US, "user_id", user_id, DEFAULT_PREFERENCES, changes)
 
@@ -309,6 +315,7 @@ class Repository:
         default_style: str | Keep | None = KEEP,
         confirm_before_generate: bool | Keep | None = KEEP,
         content_policy: str | Keep | None = KEEP,
+        voice_replies: bool | Keep | None = KEEP,
     ) -> ChatOverrides:
         """Change some of a group's overrides (``KEEP`` = unchanged, ``None`` = no override)."""
         check_language(language)
@@ -318,6 +325,7 @@ class Repository:
             default_style=default_style,
             confirm_before_generate=confirm_before_generate,
             content_policy=content_policy,
+            voice_replies=voice_replies,
         )
         upsert, row = self._upsert_settings(sql.CS, "chat_id", chat_id, ChatOverrides(), changes)
 
@@ -836,7 +844,9 @@ def _limits(caps: Caps, user_id: int | None = None, now: datetime | None = None)
 
 def _user_settings(connection: Connection, user_id: int) -> Preferences:
     row = connection.execute(sql.USER_SETTINGS, {"b_id": user_id}).one_or_none()
-    return DEFAULT_PREFERENCES if row is None else Preferences(*row)
+    if row is None:
+        return DEFAULT_PREFERENCES
+    return Preferences(row.language, row.default_style, row.confirm_before_generate, voice_replies=row.voice_replies)
 
 
 def _chat_settings(connection: Connection, chat_id: int) -> ChatOverrides:

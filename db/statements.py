@@ -99,10 +99,12 @@ IDENTIFY = (
         US.c.language.label("u_language"),
         US.c.default_style.label("u_style"),
         US.c.confirm_before_generate.label("u_confirm"),
+        US.c.voice_replies.label("u_voice"),
         CS.c.language.label("c_language"),
         CS.c.default_style.label("c_style"),
         CS.c.confirm_before_generate.label("c_confirm"),
         CS.c.content_policy.label("c_policy"),
+        CS.c.voice_replies.label("c_voice"),
     )
     .select_from(
         ID.outerjoin(C, (C.c.platform == ID.c.platform) & (C.c.platform_chat_id == bindparam("b_chat")))
@@ -123,8 +125,10 @@ NEW_USER = insert(U).returning(U.c.id)
 DROP_USER = delete(U).where(U.c.id == bindparam("b_id"))
 CHAT = select(C.c.id).where(C.c.platform == bindparam("b_platform"), C.c.platform_chat_id == bindparam("b_chat"))
 
-USER_SETTINGS = select(US.c.language, US.c.default_style, US.c.confirm_before_generate).where(US.c.user_id == bindparam("b_id"))
-CHAT_SETTINGS = select(CS.c.language, CS.c.default_style, CS.c.confirm_before_generate, CS.c.content_policy).where(
+USER_SETTINGS = select(US.c.language, US.c.default_style, US.c.confirm_before_generate, US.c.voice_replies).where(
+    US.c.user_id == bindparam("b_id")
+)
+CHAT_SETTINGS = select(CS.c.language, CS.c.default_style, CS.c.confirm_before_generate, CS.c.content_policy, CS.c.voice_replies).where(
     CS.c.chat_id == bindparam("b_id")
 )
 

@@ -61,10 +61,13 @@ class Action(StrEnum):
     SET_LANGUAGE = "lang"
     #: The user's default style (a value sets it, none opens the picker).
     DEFAULT_STYLE = "ds"
+    #: The user's voice replies (a value sets it, none opens the picker).
+    VOICE_REPLIES = "vr"
     #: Chat-wide settings (:data:`handlers.chat_settings.CHAT_SETTINGS`).
     CHAT_LANGUAGE = "cl"
     TOGGLE_CONFIRM = "conf"
     CHAT_POLICY = "pol"
+    CHAT_VOICE = "cv"
 
 
 @dataclass(frozen=True)

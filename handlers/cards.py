@@ -20,7 +20,7 @@ from engine.language.chinese import simplified
 from engine.language.lexicon import in_chinese
 from engine.policy.levels import Level, Verdict
 from handlers.actions import Action
-from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, ChatSetting, Choice
+from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, VOICE_CHOICES, ChatSetting, Choice
 from handlers.i18n import error_text, has_message, in_script, is_chinese, t
 from handlers.locales.catalogs import LOCALES
 from handlers.replies import Button, Reply
@@ -391,8 +391,12 @@ def settings_card(
     app_language: str,
     name: str = "",
     policy: Level | None = None,
+    voice_default: str | None = None,
 ) -> Reply:
     """The /settings view: the user's own settings and, in a group (``chat`` given), the chat's.
+
+    ``voice_default`` is what a user who chose no voice replies hears (the operator's ``VOICE_REPLIES``);
+    None: the deployment speaks no replies, and the card does not offer them.
 
     ``user``/``chat`` are the stored settings (``None``: not set), ``style`` the default style's
     display name, ``app_language`` the language the platform locale picks. In a private chat the
@@ -406,14 +410,19 @@ def settings_card(
     else:
         language = t("settings.language_auto", lang, current=t(f"ui_language.{app_language}", lang))
     personal = [("settings.language_label", language), ("settings.style_label", style)]
-    shared = [entry for entry in CHAT_SETTINGS if chat is not None or entry.in_private]
+    if voice_default is not None:
+        personal.append(("settings.voice_label", _voice_shown(user.voice_replies, voice_default, lang)))
+    shared = [
+        entry for entry in CHAT_SETTINGS
+        if (chat is not None or entry.in_private) and (voice_default is not None or entry.field != "voice_replies")
+    ]
     values = {entry.field: entry.current(chat, user) for entry in shared}
     chat_lines = [(entry.label, _shown(entry.choice_of(values[entry.field]), lang)) for entry in shared]
     chat_buttons = tuple(_setting_button(entry, values[entry.field], lang) for entry in shared)
     if chat is None:
         lines = [t("settings.heading", lang)]
         lines += [t("settings.row", lang, label=t(label, lang), value=value) for label, value in personal + chat_lines]
-        mine = (
+        mine: tuple[Button, ...] = (
             Button(t("settings.language", lang), Action.SET_LANGUAGE, NO_REQUEST),
             Button(t("button.style", lang), Action.DEFAULT_STYLE, NO_REQUEST),
         )
@@ -426,11 +435,25 @@ def settings_card(
             Button(t("settings.my_language", lang), Action.SET_LANGUAGE, NO_REQUEST),
             Button(t("settings.my_style", lang), Action.DEFAULT_STYLE, NO_REQUEST),
         )
+    if voice_default is not None:
+        mine += (Button(t("settings.voice_button" if chat is None else "settings.my_voice", lang), Action.VOICE_REPLIES, NO_REQUEST),)
     if policy is not None:  # the level that applies here (a chat's "off" where it may not be is "standard")
         row = "settings.row" if chat is None else "card.field"
         lines.append(t(row, lang, label=t("settings.policy_here", lang), value=t(POLICY_LEVELS[policy], lang)))
     buttons = (mine, chat_buttons) if chat_buttons else (mine,)
     return Reply("\n".join(lines), buttons=buttons, private=True)
+
+
+def _voice_shown(mode: str | None, default: str, lang: str) -> str:
+    """A user's voice replies as /settings shows them: their choice, else the default, said to be one."""
+    if mode is not None:
+        return t(f"voice.mode.{mode}", lang)
+    return t("settings.voice_default", lang, current=t(f"voice.mode.{default}", lang))
+
+
+def voice_choice_picker(lang: str, current: str) -> Reply:
+    """The user's voice replies: off, after voice notes, always (``current`` ticked)."""
+    return choice_picker(Action.VOICE_REPLIES, lang, "settings.choose_voice", VOICE_CHOICES, current)
 
 
 def _shown(choice: Choice, lang: str) -> str:

@@ -8,8 +8,9 @@ the conversation lets only the chat's admins change it and answers everyone
 else privately. Adding one (e.g. a content-policy level) is one more entry
 here, its words in the catalogs of :mod:`handlers.locales` and its column.
 
-Personal settings (a user's language and default style) are not here: anyone
-changes their own, for themselves (:mod:`handlers.conversation.settings`).
+Personal settings (a user's language, default style and voice replies) are not
+here: anyone changes their own, for themselves (:mod:`handlers.conversation.settings`);
+their choices are :data:`LANGUAGE_CHOICES` and :data:`VOICE_CHOICES`.
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ LANGUAGE_CHOICES = (
     Choice("zh-Hant", "zh-Hant", "ui_language.zh-Hant"),
 )
 
+#: A user's voice replies: none, after their voice notes, always (the operator's ``VOICE_REPLIES`` until chosen).
+VOICE_CHOICES = (
+    Choice("off", "off", "voice.mode.off"),
+    Choice("voice", "voice", "voice.mode.voice"),
+    Choice("always", "always", "voice.mode.always"),
+)
+
 #: Every chat-wide setting, in the order the /settings card shows them.
 CHAT_SETTINGS: tuple[ChatSetting, ...] = (
     ChatSetting(
@@ -131,6 +139,14 @@ CHAT_SETTINGS: tuple[ChatSetting, ...] = (
         ),
         question="settings.choose_policy",
         in_private=False,  # a private chat follows CONTENT_POLICY (/settings shows the level there too)
+    ),
+    ChatSetting(
+        "voice_replies",
+        Action.CHAT_VOICE,
+        "settings.chat_voice_label",
+        "settings.chat_voice_button",
+        (Choice("on", None, "settings.chat_voice_on"), Choice("off", False, "settings.chat_voice_off")),
+        in_private=False,  # a private chat's voice replies are its user's own
     ),
 )
 

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 #: Puts a request whose job failed for a missing model back to its card: (origin, request id, the status message,
 #: the ``model.unavailable.*`` key, the operator's fix) -> whether it could (a photo or a restyle has no card).
 Reopen = Callable[[Origin, str, str | None, str, str], Awaitable[bool]]
+#: Told that a request's picture was delivered: (origin, request id).
+Delivered = Callable[[Origin, str], Awaitable[None]]
 
 S = RequestState
 
@@ -215,6 +217,7 @@ class JobTracker:
     With ``previews`` off, preview images the engine sends are not shown.
     ``reopen`` is asked first when a job fails for a missing model: it puts
     the request's card back (see :data:`Reopen`); a request without one fails.
+    ``delivered`` is told of every picture a job delivered (not of a resend).
     ``policy`` (the deployment's content policy) adds its negative prompt terms
     to every text job and decides what happens to a picture the image check
     flagged at ``standard``: a spoiler, or (``spoilers`` off) not sent.
@@ -234,9 +237,11 @@ class JobTracker:
         previews: bool = True,
         policy: ChatPolicy | None = None,
         reopen: Reopen | None = None,
+        delivered: Delivered | None = None,
     ) -> None:
         self.policy = policy or ChatPolicy()
         self.reopen = reopen
+        self.delivered = delivered
         self.repository = repository
         self.queue = queue
         self.messenger = messenger
@@ -434,6 +439,8 @@ class JobTracker:
         tiles = tuple(variation.anime_png for variation in result.variations)
         if await self.send_picture(origin, lang, record, result.anime_png, status=status.ref, tiles=tiles):
             await status.put(cards.progress_done(request_id, lang, sketch=status.view.shows_sketch))
+            if self.delivered is not None:
+                await self.delivered(origin, request_id)
 
     async def _not_stored(self, lang: str, request_id: str, error: OSError, status: _StatusMessage) -> None:
         """The finished picture could not be written: the request waits, queued, for "Try again" or the next start.

@@ -27,6 +27,12 @@ it belongs to); in private chats and the studio it is an ordinary reply.
 Answers to a button press through :meth:`Messenger.notify` are private on
 every platform (a toast, an ephemeral message).
 
+A spoken reply (:class:`VoiceNote`, :meth:`Messenger.send_voice`) is a message
+of its own, never edited, after the text it reads: Telegram a voice message,
+Discord an ``.ogg`` attachment, the studio an audio player under the card of
+its request. A platform or user that does not take voice messages raises
+:class:`VoiceRefusedError`: the conversation sends no more there.
+
 Every message belongs to the user it was sent for (their card, status,
 picture, settings, a picker they opened): :class:`OwnedMessages` remembers
 whose each one is and which requests its buttons name, so a press on it by
@@ -95,6 +101,23 @@ class Reply:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class VoiceNote:
+    """A spoken reply: OGG/Opus audio, how long it lasts, and the words it says (the platforms' alt text)."""
+
+    ogg: bytes
+    seconds: float
+    text: str
+    #: The request it is about (the studio plays it under that request's card); empty for none.
+    request_id: str = ""
+    #: What to call it when it is uploaded as a file, without extension (e.g. ``voice2anime-1a2b3c4d``).
+    file_name: str = ""
+
+
+class VoiceRefusedError(Exception):
+    """The chat does not take voice messages (a Telegram user who allows none: ``Voice_messages_forbidden``)."""
+
+
 class Messenger(Protocol):
     """What the conversation needs from a platform adapter."""
 
@@ -111,6 +134,9 @@ class Messenger(Protocol):
 
     async def notify(self, origin: Origin, text: str) -> None:
         """A short, unobtrusive answer to a button press (toast/ephemeral), or a plain message."""
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """Post a voice note in the origin's chat; :class:`VoiceRefusedError` when the chat takes none."""
 
     async def is_admin(self, origin: Origin) -> bool:
         """Whether the origin's user may change the chat's own settings (asked for group origins only).
@@ -175,6 +201,10 @@ class OwnedMessages:
     async def is_admin(self, origin: Origin) -> bool:
         """Asked of the platform."""
         return await self.inner.is_admin(origin)
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """A voice note (no buttons: nothing to remember)."""
+        await self.inner.send_voice(origin, voice)
 
     def owner(self, platform: str, message_ref: str) -> MessageOwner | None:
         """Whose message ``message_ref`` on ``platform`` is, when it is remembered."""

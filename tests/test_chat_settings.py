@@ -118,12 +118,14 @@ async def test_personal_style_is_its_owner_s_and_chat_settings_are_not_offered_i
 
 def test_every_chat_wide_setting_is_one_entry():
     actions = [entry.action for entry in CHAT_SETTINGS]
-    assert len(set(actions)) == len(actions) and not set(actions) & {Action.SET_LANGUAGE, Action.DEFAULT_STYLE}
+    assert len(set(actions)) == len(actions) and not set(actions) & {Action.SET_LANGUAGE, Action.DEFAULT_STYLE, Action.VOICE_REPLIES}
     for entry in CHAT_SETTINGS:
         assert entry.toggles or entry.question, entry.field
         for choice in entry.choices:
             assert ":" not in choice.token and t(choice.label, "en"), choice
-    card = cards.settings_card("en", user=Preferences(), chat=ChatOverrides(), style="Paprika", app_language="en", name="Ann")
+    card = cards.settings_card(
+        "en", user=Preferences(), chat=ChatOverrides(), style="Paprika", app_language="en", name="Ann", voice_default="voice"
+    )
     assert [b.action for b in card.buttons[1]] == actions
 
 

@@ -27,3 +27,16 @@ def ogg_opus(samples: np.ndarray, sample_rate: int) -> bytes:
             container.mux(stream.encode(chunk))
         container.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+def seconds_of(ogg: bytes) -> float:
+    """How long an OGG/Opus file lasts: its last page's granule position less the pre-skip, at 48 kHz (read, not decoded)."""
+    position = pre_skip = granule = 0
+    while ogg.startswith(b"OggS", position) and position + 27 <= len(ogg):
+        segments = ogg[position + 26]
+        body = position + 27 + segments
+        if position == 0 and ogg.startswith(b"OpusHead", body):
+            pre_skip = int.from_bytes(ogg[body + 10 : body + 12], "little")
+        granule = max(granule, int.from_bytes(ogg[position + 6 : position + 14], "little", signed=True))
+        position = body + sum(ogg[position + 27 : body])
+    return max(0, granule - pre_skip) / OPUS_RATE

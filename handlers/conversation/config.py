@@ -37,6 +37,8 @@ class ConversationConfig:
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
     #: The content policy (``CONTENT_POLICY``, ``POLICY_*``): levels, where ``off`` may apply, the term list.
     policy: ChatPolicy = ChatPolicy()
+    #: Spoken replies (``VOICE_REPLIES``): ``off`` for none, else what a user who chose nothing hears (``voice``, ``always``).
+    voice_replies: str = "voice"
 
     @property
     def caps(self) -> Caps:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
@@ -27,6 +28,9 @@ from handlers.i18n import pick_language
 from handlers.jobs import JobTracker
 from handlers.keyed_lock import KeyedLock
 from handlers.replies import OwnedMessages, Reply
+
+if TYPE_CHECKING:
+    from handlers.conversation.voice import VoiceReplies
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class Who:
     language_setting: str | None
     #: The content policy level of this chat.
     policy: Level = Level.STRICT
+    #: Their voice replies as they apply in this chat (``off`` in a group that turned them off); None: the operator's.
+    voice_replies: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ class Context:
     pending_edits: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
     request_locks: KeyedLock = field(default_factory=KeyedLock)
+    #: Spoken replies (:mod:`handlers.conversation.voice`); None when the deployment has none.
+    voice: VoiceReplies | None = None
 
     def __post_init__(self) -> None:
         self.audio = LRUCache(maxsize=self.config.audio_cache_bytes, getsizeof=len)
@@ -106,6 +114,7 @@ class Context:
             policy=self.config.policy.level_for(
                 origin.platform, origin.chat_id, age_restricted=origin.age_restricted, override=prefs.content_policy
             ),
+            voice_replies=prefs.voice_replies,
         )
 
     async def put(self, who: Who, ref: str | None, reply: Reply) -> str | None:

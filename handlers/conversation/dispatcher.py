@@ -15,7 +15,7 @@ from db.states import TERMINAL_STATES, RequestState
 from engine.api import JobQueue, Transcriber
 from engine.errors import UserError
 from handlers import cards
-from handlers.conversation import recovery
+from handlers.conversation import recovery, voice
 from handlers.conversation.card_view import card_is_open
 from handlers.conversation.config import ConversationConfig
 from handlers.conversation.context import Context, Who
@@ -43,7 +43,9 @@ class Conversation:
     """Handles every neutral event; replies go out through the :class:`Messenger`.
 
     Speech goes to ``transcriber``; queued requests to ``jobs``, followed by a
-    :class:`~handlers.jobs.JobTracker` to their end.
+    :class:`~handlers.jobs.JobTracker` to their end. With a ``narrator`` (and
+    ``config.voice_replies`` not ``off``) replies are also spoken
+    (:mod:`handlers.conversation.voice`).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Conversation:
         *,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        narrator: voice.Narrator | None = None,
     ) -> None:
         owned = OwnedMessages(messenger)  # remembers whose each message is (see _press_target)
         tracker = JobTracker(
@@ -70,9 +73,12 @@ class Conversation:
             previews=config.previews,
             policy=config.policy,
             reopen=self._reopen_for_model,
+            delivered=self._picture_delivered,
         )
         #: What every handler is given.
         self.context = Context(repository, transcriber, tracker, owned, config, clock, COMMAND_NAMES)
+        if narrator is not None and config.voice_replies != "off":
+            self.context.voice = voice.VoiceReplies(narrator, owned, default=config.voice_replies, style_names=config.style_names)
 
     @property
     def repository(self) -> Repository:
@@ -114,8 +120,10 @@ class Conversation:
                 log.exception("could not tell the user about the failure")
 
     async def wait_idle(self) -> None:
-        """Wait until every running job watcher has finished (tests, shutdown)."""
+        """Wait until every running job watcher has finished, and every voice reply been sent (tests, shutdown)."""
         await self.jobs.wait_idle()
+        if self.context.voice is not None:
+            await self.context.voice.wait_idle()
 
     async def finish_handovers(self) -> None:
         """Shutdown, before the adapters disconnect: let pictures being uploaded be taken and marked delivered."""
@@ -124,6 +132,8 @@ class Conversation:
     async def close(self) -> None:
         """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
         await self.jobs.close()
+        if self.context.voice is not None:
+            await self.context.voice.close()
 
     async def unfinished(self) -> list[RequestRecord]:
         """Requests a previous run left transcribing, queued or running (take this before events flow)."""
@@ -147,6 +157,10 @@ class Conversation:
     async def _reopen_for_model(self, origin: Origin, request_id: str, ref: str | None, key: str, fix: str) -> bool:
         """The job tracker's :data:`~handlers.jobs.Reopen`: see :func:`handlers.conversation.recovery.reopen_for_model`."""
         return await recovery.reopen_for_model(self.context, origin, request_id, ref, key, fix)
+
+    async def _picture_delivered(self, origin: Origin, request_id: str) -> None:
+        """The job tracker's :data:`~handlers.jobs.Delivered`: see :func:`handlers.conversation.voice.speak_picture`."""
+        await voice.speak_picture(self.context, origin, request_id)
 
     # --- dispatch -------------------------------------------------------------
 

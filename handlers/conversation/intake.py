@@ -18,6 +18,7 @@ from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on, write_reading
 from handlers.conversation.transcription import transcribe
+from handlers.conversation.voice import speak_card
 from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 from handlers.i18n import t
 from handlers.replies import Reply
@@ -105,6 +106,7 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
         await refuse(ctx, who, request_id, None, verdict, from_states=[S.AWAITING_CONFIRMATION])
         return
     await present(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+    await speak_card(ctx, who, request_id)
 
 
 async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:

@@ -173,5 +173,6 @@ BUTTONS: dict[Action, ButtonRoute] = {
 SETTINGS_BUTTONS: dict[Action, SettingsButtonHandler] = {
     Action.SET_LANGUAGE: settings.on_language,
     Action.DEFAULT_STYLE: settings.on_default_style,
+    Action.VOICE_REPLIES: settings.on_voice_replies,
     **{entry.action: settings.on_chat_setting for entry in CHAT_SETTINGS},
 }

@@ -14,7 +14,7 @@ from engine.policy.levels import Level, off_allowed
 from handlers import cards
 from handlers.actions import Action
 from handlers.chat_settings import BY_ACTION as CHAT_SETTINGS_BY_ACTION
-from handlers.chat_settings import LANGUAGE_CHOICES, choice_for
+from handlers.chat_settings import LANGUAGE_CHOICES, VOICE_CHOICES, choice_for
 from handlers.conversation.card_view import style_picker
 from handlers.conversation.context import Context, SettingsView, Who
 from handlers.events import ButtonPress, Command, Origin
@@ -50,6 +50,18 @@ async def on_default_style(ctx: Context, who: Who, press: ButtonPress) -> None:
         await _send_settings(ctx, who, Action.DEFAULT_STYLE)
         return
     await ctx.repository.update_user_settings(who.user_id, default_style=press.value)
+    await _saved(ctx, who, press)
+
+
+async def on_voice_replies(ctx: Context, who: Who, press: ButtonPress) -> None:
+    """The user's own voice replies: a choice sets it, else its picker opens (nothing where none are spoken)."""
+    if ctx.voice is None:
+        return
+    choice = choice_for(VOICE_CHOICES, press.value)
+    if choice is None:
+        await _send_settings(ctx, who, Action.VOICE_REPLIES)
+        return
+    await ctx.repository.update_user_settings(who.user_id, voice_replies=choice.value)  # type: ignore[arg-type]  # a choice of the voice list: a str
     await _saved(ctx, who, press)
 
 
@@ -113,6 +125,7 @@ async def _settings_card(ctx: Context, who: Who) -> Reply:
         app_language=pick_language(None, who.origin.locale),
         name=who.origin.user_name or "👤",
         policy=who.policy,
+        voice_default=ctx.voice.default if ctx.voice is not None else None,
     )
 
 
@@ -125,6 +138,8 @@ async def _settings_view(ctx: Context, who: Who, picker: Action | None = None) -
     user = await ctx.repository.get_user_settings(who.user_id)
     if picker == Action.SET_LANGUAGE:
         return cards.language_choice_picker(who.lang, user.language)
+    if picker == Action.VOICE_REPLIES and ctx.voice is not None:
+        return cards.voice_choice_picker(who.lang, ctx.voice.mode(user.voice_replies))
     entry = CHAT_SETTINGS_BY_ACTION[picker]
     chat = await ctx.repository.get_chat_settings(who.chat_id) if who.origin.is_group else None
     return cards.choice_picker(entry.action, who.lang, entry.question, entry.choices, entry.current(chat, user))

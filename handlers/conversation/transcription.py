@@ -11,6 +11,7 @@ from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import fail
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import heard, write_reading
+from handlers.conversation.voice import speak_card
 from handlers.i18n import reader_script
 
 S = RequestState
@@ -39,6 +40,7 @@ async def transcribe(ctx: Context, who: Who, request_id: str, ref: str, audio: b
     if await write_reading(ctx, who, request_id, prompt, opening=True):  # understood: the card is open from now on
         doubtful = cards.is_doubtful(transcript.language, transcript.language_probability)
         await present(ctx, who, request_id, ref, await card_for(ctx, who, request_id), doubtful=doubtful)
+        await speak_card(ctx, who, request_id)  # after the card, never before it
 
 
 async def wait_for_model(ctx: Context, who: Who, request_id: str, ref: str, error: ModelUnavailableError) -> None:

@@ -38,7 +38,7 @@ from engine.speech.asr import SpeechRecognizer
 from engine.speech.transcriber import WhisperTranscriber
 from handlers.conversation import Conversation, ConversationConfig
 from handlers.events import ButtonPress, Command, Event, Origin, PhotoMessage, TextMessage, VoiceMessage, fetched
-from handlers.replies import Button, Reply
+from handlers.replies import Button, Reply, VoiceNote, VoiceRefusedError
 from tests.support.scripted_engine import SpeechAndJobs
 
 STYLES = ("face_paint_512_v2", "paprika")
@@ -53,13 +53,14 @@ STYLE_NAMES = {
 
 @dataclass(frozen=True)
 class Call:
-    """One call the conversation made: ``send``/``edit`` carry a reply, ``notify`` a text."""
+    """One call the conversation made: ``send``/``edit`` carry a reply, ``notify`` a text, ``voice`` a voice note."""
 
     op: str
     origin: Origin
     ref: str
     reply: Reply | None = None
     text: str = ""
+    voice: VoiceNote | None = None
 
     @property
     def shown(self) -> str:
@@ -83,6 +84,8 @@ class RecordingMessenger:
     admins: set[str] = field(default_factory=set)
     #: Every ``is_admin`` question asked, as (chat id, user id).
     admin_checks: list[tuple[str, str]] = field(default_factory=list)
+    #: Users who take no voice messages (``send_voice`` raises :class:`VoiceRefusedError`, like Telegram's).
+    no_voice: set[str] = field(default_factory=set)
 
     def _maybe_fail(self, reply: Reply) -> None:
         if self.failures.get(reply.kind, 0) > 0:
@@ -114,6 +117,15 @@ class RecordingMessenger:
     async def is_admin(self, origin: Origin) -> bool:
         self.admin_checks.append((origin.chat_id, origin.user_id))
         return not origin.is_group or origin.user_id in self.admins
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        self.calls.append(Call("voice-refused" if origin.user_id in self.no_voice else "voice", origin, "", text=voice.text, voice=voice))
+        if origin.user_id in self.no_voice:
+            raise VoiceRefusedError(f"{origin.user_id} takes no voice messages")
+
+    def voices(self, user: str | None = None) -> list[VoiceNote]:
+        """Every voice note sent (to ``user``)."""
+        return [c.voice for c in self.calls if c.op == "voice" and c.voice and (user is None or c.origin.user_id == user)]
 
     def mark(self) -> int:
         """A position in :attr:`calls`, for :meth:`since`."""
@@ -278,7 +290,14 @@ class Harness:
     """Everything a conversation test needs, with helpers that speak as a user."""
 
     def __init__(
-        self, database: Database, data_dir: Path, engine: Any, config: ConversationConfig, *, clock: Clock | None = None
+        self,
+        database: Database,
+        data_dir: Path,
+        engine: Any,
+        config: ConversationConfig,
+        *,
+        clock: Clock | None = None,
+        narrator: Any = None,
     ) -> None:
         self.database = database
         self.clock = clock or Clock()
@@ -288,7 +307,7 @@ class Harness:
         self.messenger = RecordingMessenger()
         self.config = config
         self.conversation = Conversation(
-            self.repository, engine, engine, self.messenger, config, clock=self.clock, monotonic=self.monotonic
+            self.repository, engine, engine, self.messenger, config, clock=self.clock, monotonic=self.monotonic, narrator=narrator
         )
         self.locales: dict[str, str | None] = {}
 
@@ -336,13 +355,13 @@ def config(**overrides: Any) -> ConversationConfig:
 
 @pytest.fixture
 async def make_harness(tmp_path: Path) -> AsyncIterator[Any]:
-    """``await make_harness(url, engine, clock=..., **config)`` -> :class:`Harness`; databases disposed afterwards."""
+    """``await make_harness(url, engine, clock=..., narrator=..., **config)`` -> :class:`Harness`; databases disposed afterwards."""
     databases: list[Database] = []
 
-    async def make(url: str, engine: Any, *, clock: Clock | None = None, **overrides: Any) -> Harness:
+    async def make(url: str, engine: Any, *, clock: Clock | None = None, narrator: Any = None, **overrides: Any) -> Harness:
         database = create_database(url)
         databases.append(database)
-        return Harness(database, tmp_path / "data", engine, config(**overrides), clock=clock)
+        return Harness(database, tmp_path / "data", engine, config(**overrides), clock=clock, narrator=narrator)
 
     yield make
     for database in databases:
