@@ -22,7 +22,10 @@
   the answer for :data:`ADMIN_TTL` seconds — or until a ``chat_member`` update says the member's
   status changed (:meth:`TelegramMessenger.member_changed`; Telegram sends those only to a bot that
   administers the group);
-* pictures sent as files are named from :attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``).
+* pictures sent as files are named from :attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``);
+* a :class:`~handlers.replies.VoiceNote` -> ``send_voice`` (OGG/Opus, its duration). A user who allows
+  nobody to send them voice messages makes Telegram answer ``Voice_messages_forbidden``: that is
+  :class:`~handlers.replies.VoiceRefusedError` (the conversation sends that chat none again).
 
 Message references are ``"chat_id:message_id"``. Rate limits (429 + ``retry_after``) are handled
 by the bot's ``AIORateLimiter``. Which of our messages are photos, and which were re-posted where,
@@ -40,6 +43,7 @@ import asyncio
 import contextvars
 import io
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -52,7 +56,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.telegram_inbound import message_ref, parse_message_ref
 from handlers.events import Origin
-from handlers.replies import Reply
+from handlers.replies import Reply, VoiceNote, VoiceRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ PHOTO_MAX_RATIO = 20
 _NOT_MODIFIED = "message is not modified"
 #: What Telegram answers editMessageText on a photo message.
 _NO_TEXT = "there is no text in the message to edit"
+#: What Telegram answers sendVoice to a user who takes no voice messages (``Bad Request: VOICE_MESSAGES_FORBIDDEN``).
+_VOICE_FORBIDDEN = "voice_messages_forbidden"
 #: Photo messages and re-posted messages remembered (the newest ones).
 REMEMBERED = 4096
 #: Seconds a getChatMember answer is trusted: a demoted admin loses the right within this time, at once
@@ -274,6 +280,19 @@ class TelegramMessenger:
             await self.bot.send_message(int(origin.chat_id), text)
         else:
             await self.bot.send_message(int(origin.chat_id), text, reply_parameters=thread)
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """A voice message (``sendVoice``: OGG/Opus, its whole seconds); :class:`VoiceRefusedError` for a user who takes none."""
+        chat_id = int(origin.chat_id)
+        await self._chat_action(chat_id, ChatAction.RECORD_VOICE)
+        try:
+            await self.bot.send_voice(
+                chat_id, voice.ogg, duration=max(1, math.ceil(voice.seconds)), filename=f"{voice.file_name or 'voice2anime'}.ogg"
+            )
+        except BadRequest as error:
+            if _VOICE_FORBIDDEN in error.message.lower():
+                raise VoiceRefusedError(error.message) from error
+            raise
 
     async def is_admin(self, origin: Origin) -> bool:
         """True for the creator and administrators of a group (getChatMember, trusted for :data:`ADMIN_TTL` s).

@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import av
 import pytest
 from PIL import Image
 from telegram import ForceReply, InlineKeyboardMarkup, Message, User
@@ -34,6 +36,7 @@ from bot.telegram_inbound import Attachment, from_message
 from bot.telegram_render import TelegramMessenger, fits_as_photo, message_text, reply_markup
 from db import ChatKind, Repository, create_database
 from db.preferences import ChatOverrides
+from engine.speech.tts import Narrator, TtsConfig
 from handlers import cards
 from handlers.actions import MAX_BUTTON_DATA, Action
 from handlers.conversation import Conversation
@@ -41,6 +44,7 @@ from handlers.conversation.routes import COMMAND_NAMES
 from handlers.events import Command, Event, Origin, Rejected, TextMessage
 from handlers.i18n import t
 from handlers.replies import Button, Reply
+from tests.support import fake_vits
 from tests.support.conversation import config
 from tests.support.fake_telegram import BOT, TOKEN, FakeTelegram, group_chat, private_chat, user
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, SpeechAndJobs, whisper_wrote
@@ -65,16 +69,19 @@ class RunningBot:
 
 @asynccontextmanager
 async def telegram_bot(
-    server: FakeTelegram, engine: SpeechAndJobs, url: str, data_dir: Path, **settings: Any
+    server: FakeTelegram, engine: SpeechAndJobs, url: str, data_dir: Path, *, narrator: Any = None, **settings: Any
 ) -> AsyncIterator[RunningBot]:
-    """Build the adapter from settings (as ``voice2anime run`` does), start it, stop everything afterwards."""
+    """Build the adapter from settings (as ``voice2anime run`` does), start it, stop everything afterwards.
+
+    ``narrator``: the voice of spoken replies (none by default).
+    """
     database = create_database(url)
     adapter = TelegramAdapter.from_settings(
         Settings(
             telegram_bot_token=TOKEN, telegram_api_base_url=server.api_url, telegram_file_base_url=server.file_url, **settings
         )
     )
-    conversation = Conversation(Repository(database, data_dir), engine, engine, adapter.messenger, config())
+    conversation = Conversation(Repository(database, data_dir), engine, engine, adapter.messenger, config(), narrator=narrator)
     bot = RunningBot(server, adapter, conversation)
 
     async def on_event(event: Event) -> None:
@@ -271,6 +278,44 @@ async def test_keep_what_i_said_round_trips(fake_telegram: FakeTelegram, sqlite_
         )
         assert kept["text"].splitlines()[1] == "“一个长头发的女孩在雨中撑着红散”"
         assert Action.KEEP_SAID not in {d.split(":")[0] for d in buttons(kept)}
+
+
+async def test_a_voice_note_is_answered_with_a_voice_message_and_a_refusal_remembered(
+    fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path
+) -> None:
+    """sendVoice with OGG/Opus after the card; a user who takes no voice messages gets the text only, and no more tries."""
+    server = fake_telegram
+    narrator = Narrator(TtsConfig(model=str(fake_vits.build(tmp_path / "voice")), threads=1))
+    engine = ScriptedEngine(transcript=whisper_wrote([("hello", 0.9), ("world", 0.9)], "en"))
+    async with telegram_bot(server, engine, sqlite_url, tmp_path / "data", narrator=narrator) as running:
+        amy, bo = user(333, "Amy"), user(444, "Bo")
+        server.no_voice.add(bo["id"])
+        for who in (amy, bo, bo):
+            cards_before = len(cards_in(server, who["id"]))
+            voice = server.add_file(b"OggS") | {"duration": 2, "mime_type": "audio/ogg"}
+            await server.push(server.message(private_chat(who), who, voice=voice))
+            await server.wait_for(lambda who=who, n=cards_before: len(cards_in(server, who["id"])) > n)
+            await running.conversation.wait_idle()  # and its voice reply
+
+        [(key, note)] = server.voices.items()
+        assert key[0] == amy["id"]
+        message = server.messages[key]
+        card = with_button(server, amy["id"], Action.CONFIRM)()
+        assert card["message_id"] < message["message_id"], "the card first, then the voice"
+        with av.open(io.BytesIO(note)) as container:
+            stream = container.streams.audio[0]
+            assert (container.format.name, stream.codec_context.name) == ("ogg", "opus")
+            heard = sum(frame.samples for frame in container.decode(stream)) / stream.rate
+        assert message["voice"]["duration"] == math.ceil(heard) and heard > 0
+
+        tries = [c for c in server.calls if c.method == "sendVoice" and c.params.get("chat_id") == str(bo["id"])]
+        assert [c.status for c in tries] == [400], "refused once, then remembered: no second try"
+        assert len(server.sent(bo["id"])) == len(cards_in(server, bo["id"])) == 2, "two cards, nothing else (no error)"
+
+
+def cards_in(server: FakeTelegram, chat_id: int) -> list[dict[str, Any]]:
+    """The bot's messages in ``chat_id`` that show a card (a Draw it button)."""
+    return [m for m in server.sent(chat_id) if any(d.startswith(f"{Action.CONFIRM}:") for d in buttons(m))]
 
 
 async def test_voice_over_the_download_limit_is_refused_before_downloading(bot: RunningBot) -> None:

@@ -16,8 +16,10 @@ unless :meth:`~FakeTelegram.set_status` says otherwise; the chat's creator
 and administrators as Telegram describes them), the
 20 MB download limit, and text as Telegram shows it: plain unless the call
 sets ``parse_mode``, with which Markdown ``[label](url)`` / HTML ``<a href>``
-become ``text_link`` entities (clickable text hiding its URL). Every API
-call is recorded (:attr:`FakeTelegram.calls`).
+become ``text_link`` entities (clickable text hiding its URL), ``sendVoice``
+(the audio kept in :attr:`FakeTelegram.voices`; ``VOICE_MESSAGES_FORBIDDEN`` for
+a chat in :attr:`FakeTelegram.no_voice`, like a user who allows nobody to
+send them voice messages). Every API call is recorded (:attr:`FakeTelegram.calls`).
 
 Tests script it: :meth:`~FakeTelegram.push` updates built with
 :meth:`~FakeTelegram.message` / :meth:`~FakeTelegram.press`,
@@ -150,6 +152,10 @@ class FakeTelegram:
     deleted: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     #: Chat member statuses by (chat id, user id): "creator", "administrator", "member" (the default), "left" ...
     statuses: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: The audio of each voice message the bot sent, by (chat id, message id).
+    voices: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    #: Private chats whose user takes no voice messages (sendVoice fails with VOICE_MESSAGES_FORBIDDEN).
+    no_voice: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -425,6 +431,19 @@ class FakeTelegram:
         n = next(self._ids)
         document = {"file_id": f"doc-{n}", "file_unique_id": f"d{n}", "file_size": len(files["document"])}
         return self._new_message(params, document=document, caption=params.get("caption"))
+
+    async def _m_sendVoice(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
+        audio = files.get("voice")
+        if audio is None:
+            raise ApiError(400, "Bad Request: there is no voice in the request")
+        if int(params.get("chat_id", 0)) in self.no_voice:
+            raise ApiError(400, "Bad Request: VOICE_MESSAGES_FORBIDDEN")
+        n = next(self._ids)
+        voice = {"file_id": f"voice-{n}", "file_unique_id": f"v{n}", "duration": int(params.get("duration", 0)),
+                 "mime_type": "audio/ogg", "file_size": len(audio)}
+        message = self._new_message(params, voice=voice, caption=params.get("caption"))
+        self.voices[(message["chat"]["id"], message["message_id"])] = audio
+        return message
 
     async def _m_editMessageText(self, params: dict[str, str], files: dict[str, bytes]) -> Any:
         key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
