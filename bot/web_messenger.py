@@ -17,7 +17,11 @@ edit without a picture keeps the one the message shows (a progress preview,
 then the sketch). Texts travel as plain strings and the page sets them with
 ``textContent``: nothing a user typed is ever parsed as HTML.
 
-``notify`` is ``{"type": "notify", "text"}`` (a toast). Each browser's last
+``notify`` is ``{"type": "notify", "text"}`` (a toast). A voice note is
+``{"type": "voice", "request_id", "audio", "text", "seconds"}``: ``audio`` a URL
+like a picture's (``/img/<random id>``, OGG/Opus), played under the newest
+message about the request; it is not kept in the feed (a reloaded page does
+not speak again). Each browser's last
 :data:`FEED_LIMIT` messages are kept (pictures up to :data:`IMAGE_CACHE_BYTES`
 for everyone together, oldest dropped first), so a reloaded page or a second
 tab shows the conversation as it is. That is a cache of the history database:
@@ -45,7 +49,7 @@ from cachetools import LRUCache
 
 from handlers.actions import Action
 from handlers.events import Origin
-from handlers.replies import Reply
+from handlers.replies import Reply, VoiceNote
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class StoredImage:
-    """A picture one browser may fetch."""
+    """A picture (or a voice note) one browser may fetch."""
 
     user: str
     data: bytes
@@ -141,6 +145,13 @@ class WebMessenger:
     async def notify(self, origin: Origin, text: str) -> None:
         """A toast in every tab of the origin's browser."""
         await self._broadcast(origin.user_id, {"type": "notify", "text": text})
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """Play ``voice`` under its request's message in every tab of the origin's browser (see the module docstring)."""
+        audio_id = secrets.token_urlsafe(12)
+        self._images[audio_id] = StoredImage(origin.user_id, voice.ogg, "audio/ogg", f"{voice.file_name or 'voice2anime'}.ogg")
+        payload = {"type": "voice", "request_id": voice.request_id, "audio": f"/img/{audio_id}", "text": voice.text, "seconds": voice.seconds}
+        await self._broadcast(origin.user_id, payload)
 
     async def is_admin(self, origin: Origin) -> bool:
         """Always: each browser is a private chat of its own (``private`` replies need nothing special here either)."""

@@ -42,6 +42,7 @@ const state = {
   stick: true, // the view follows the newest message
   unseen: 0, // pictures finished while the tab was hidden
   gallery: { next: null, loading: false, shown: new Set() }, // the gallery's cursor (the next page's), and its tiles
+  gesture: false, // the user pressed a key or the pointer on the page: spoken replies may play by themselves
 };
 
 // ---------------------------------------------------------------- words
@@ -333,12 +334,53 @@ function receive(message) {
     if (message.op === "send") follow();
     else if (state.stick) scrollDown();
     if (message.op === "send" && message.kind === "image") pictureArrived(message);
+  } else if (message.type === "voice") {
+    speak(message);
   } else if (message.type === "notify") {
     const now = Date.now();
     state.recent = state.recent.filter(([, at]) => now - at < 5000);
     // One confirmation: a toast that repeats what a message in the feed just said is not shown again.
     if (!state.recent.some(([text]) => text === message.text)) toast(message.text);
   }
+}
+
+// ---------------------------------------------------------------- voice replies
+
+// Browsers let a page make sounds only after the user's gesture (a key, a press; not a drop or a script):
+// until then a spoken reply waits for its 🔊 button.
+function setUpSound() {
+  const used = (event) => {
+    if (event.isTrusted && event.key !== "Escape") state.gesture = true;
+  };
+  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, used, { capture: true, passive: true });
+}
+
+// A spoken reply: a player under the newest message about its request (kept there through updates: data-keep),
+// with a 🔊 button that plays it again. It plays at once after the user's gesture (setUpSound).
+async function speak(message) {
+  const items = [...$("feed").querySelectorAll(".msg:not([hidden])")].filter((item) => item.dataset.requestId === message.request_id);
+  const item = items.pop();
+  if (!item) return;
+  let blob;
+  try {
+    const response = await fetch(message.audio);
+    if (!response.ok) return;
+    blob = await response.blob();
+  } catch {
+    return; // the text is there; the voice is a bonus
+  }
+  for (const old of item.querySelectorAll(".voice")) {
+    URL.revokeObjectURL(old.querySelector("audio").src);
+    old.remove();
+  }
+  const audio = element("audio", { src: URL.createObjectURL(blob), preload: "auto", "aria-label": tr("voice.label"), title: message.text });
+  const replay = element("button", { type: "button", class: "button replay", text: tr("voice.replay"), title: message.text });
+  replay.addEventListener("click", () => {
+    audio.currentTime = 0;
+    audio.play().catch(() => {});
+  });
+  item.append(element("div", { class: "voice", dataset: { keep: "" } }, audio, replay));
+  if (state.gesture) audio.play().catch(() => {});
 }
 
 function updateEmpty() {
@@ -1271,6 +1313,7 @@ async function start() {
   setUpDrop();
   setUpMic();
   setUpVisibility();
+  setUpSound();
   const session = await (await fetch("/api/session", { credentials: "same-origin" })).json();
   if (session.limits) state.limits = session.limits;
   state.commands = session.commands || [];

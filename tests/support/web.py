@@ -49,12 +49,12 @@ class Studio:
 
 
 @asynccontextmanager
-async def studio_over(engine: Any, url: str, data_dir: Path, **web: Any) -> AsyncIterator[Studio]:
-    """The studio over the real conversation and ``engine``; ``web`` overrides :class:`WebConfig` fields."""
+async def studio_over(engine: Any, url: str, data_dir: Path, *, narrator: Any = None, **web: Any) -> AsyncIterator[Studio]:
+    """The studio over the real conversation and ``engine`` (``narrator``: spoken replies); ``web`` overrides :class:`WebConfig` fields."""
     database = create_database(url)
     repository = Repository(database, data_dir)
     adapter = WebAdapter(WebConfig(**({"secret": SECRET, "port": 0} | web)))
-    conversation = Conversation(repository, engine, engine, adapter.messenger, config())
+    conversation = Conversation(repository, engine, engine, adapter.messenger, config(), narrator=narrator)
     adapter.gallery = RepositoryGallery(repository, STYLE_NAMES)
     adapter.attach(conversation.handle)
     try:
