@@ -33,6 +33,13 @@ else from the member as the guild has them. Pictures are uploaded under
 :attr:`Reply.file_name` (``voice2anime-1a2b3c4d.png``; a status message's
 preview stays ``preview.jpg``).
 
+A voice reply (:meth:`DiscordMessenger.send_voice`) is an ``.ogg`` attachment,
+which Discord shows with a player, its words as the attachment's description
+(alt text). Not a Discord voice message: that needs the attachment's
+``duration_secs`` and ``waveform`` and the message flag ``IS_VOICE_MESSAGE``,
+none of which discord.py 2.7 can send (``Messageable.send`` takes no flags,
+``File`` no duration: discord.py#10165) short of its private HTTP layer.
+
 A reply's text is plain text (see :class:`handlers.replies.Reply`), and much
 of it is the user's (a description, a transcript, a prompt):
 :func:`literal_content` escapes all of it so Discord shows it literally — no
@@ -57,7 +64,7 @@ from bot.discord_media import Upload, fit_image
 from bot.discord_views import edit_again_button, edit_modal, view_for
 from handlers.events import Origin
 from handlers.i18n import pick_language, t
-from handlers.replies import Reply
+from handlers.replies import Reply, VoiceNote
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,8 @@ MAX_CONTENT = 2000
 MAX_TRACKED = 2048
 #: Nobody is ever pinged by the bot's messages (user text can say "@everyone").
 NO_MENTIONS = discord.AllowedMentions.none()
+#: Longest description (alt text) of an attachment.
+MAX_DESCRIPTION = 1024
 
 #: A ``[`` or ``]`` not already escaped (preceded by an even number of backslashes).
 _UNESCAPED_BRACKET = re.compile(r"(?<!\\)((?:\\\\)*)([\[\]])")
@@ -173,9 +182,11 @@ class _Payload:
     content: str
     view: discord.ui.View | None
     upload: Upload | None
+    #: The upload's description (alt text).
+    description: str | None = None
 
     def _file(self) -> discord.File | None:
-        return discord.File(io.BytesIO(self.upload.data), self.upload.filename) if self.upload else None
+        return discord.File(io.BytesIO(self.upload.data), self.upload.filename, description=self.description) if self.upload else None
 
     def send_kwargs(self) -> dict[str, Any]:
         """Arguments for ``send``/``send_message``/``followup.send``."""
@@ -289,6 +300,16 @@ class DiscordMessenger:
             await self._post(int(origin.chat_id), Reply(text))
             return
         await responder.send(_Payload(literal_content(text), None, None), ephemeral=True)
+
+    async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
+        """An ``.ogg`` attachment (see the module docstring), through the current interaction or in the channel."""
+        upload = Upload(voice.ogg, f"{voice.file_name or 'voice2anime'}.ogg")
+        payload = _Payload("", None, upload, voice.text[:MAX_DESCRIPTION])
+        responder = self._responder(origin)
+        if responder is None:
+            await self._messageable(int(origin.chat_id)).send(**payload.send_kwargs())
+        else:
+            await responder.send(payload)
 
     async def is_admin(self, origin: Origin) -> bool:
         """Manage Server or Manage Channels in the origin's channel; a DM is its user's."""

@@ -8,6 +8,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+import av
 import discord
 import pytest
 import simcord
@@ -22,12 +23,15 @@ from db.preferences import ChatOverrides
 from engine.api import JobHandle, JobSpec
 from engine.image.diffusion import preview_jpeg
 from engine.language.chinese import simplified, taiwan_phrasing, to_script
+from engine.speech.tts import Narrator, TtsConfig
 from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.routes import BY_COMMAND, COMMAND_NAMES
+from handlers.conversation.voice import VoiceReplies
 from handlers.events import Origin
 from handlers.i18n import t
 from handlers.replies import Reply
+from tests.support import fake_vits
 from tests.support.conversation import config
 from tests.support.discord_sim import DiscordWorld, components, custom_id, send_voice_message
 from tests.support.scripted_engine import RED_SAN, ScriptedEngine, whisper_wrote
@@ -119,6 +123,28 @@ async def test_voice_message_edit_modal_new_card_image(
     pressed = await alice.click(new_card.message, custom_id=custom_id(new_card, Action.CONFIRM))
     (picture,) = pressed.followups
     assert picture.attachments and picture.attachments[0].filename.endswith(".png")
+
+
+async def test_a_voice_message_is_answered_with_an_ogg_attachment_after_the_card(
+    simcord_env: simcord.Env, discord_world: DiscordWorld, tmp_path: Any
+) -> None:
+    """The card, then the spoken reply as an .ogg attachment (Discord's player) whose description is its words."""
+    context = discord_world.conversation.context
+    context.transcriber = ScriptedEngine(transcript=whisper_wrote([("hello", 0.9), ("world", 0.9)], "en"))
+    narrator = Narrator(TtsConfig(model=str(fake_vits.build(tmp_path / "voice")), threads=1))
+    context.voice = VoiceReplies(narrator, context.messenger, default="voice", style_names={})
+    alice = simcord_env.create_user("alice")
+    await send_voice_message(simcord_env, alice, b"OggS")
+    await context.voice.wait_idle()
+
+    *_, card, spoken = alice.dm_channel.history()
+    assert "I heard" in card.content and not spoken.content
+    (attachment,) = spoken.attachments
+    assert attachment.filename == f"{cards.file_name(request_of(card), 'voice')}.ogg"
+    assert attachment.description == "I heard: hello world. Shall I draw it?"
+    with av.open(io.BytesIO(await attachment.read())) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+    assert not spoken.flags.voice, "discord.py 2.7 cannot send a voice message: an attachment it is"
 
 
 async def test_keep_what_i_said_round_trips(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
