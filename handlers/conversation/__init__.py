@@ -15,8 +15,8 @@ with the state diagram of a request); the feature modules hold small
 They share :mod:`.context` (what a handler needs), :mod:`.lifecycle`
 (creating, queuing and failing requests), :mod:`.readings` (which words a
 request means), :mod:`.card_view` (the card on screen), :mod:`.queueing`
-(from a card to a job) and :mod:`.transcription` (from a voice note to a
-card). :class:`Conversation` (:mod:`.dispatcher`) is the entry: it hands
+(from a card to a job), :mod:`.transcription` (from a voice note to a
+card) and :mod:`.voice` (the spoken replies after a card or a picture). :class:`Conversation` (:mod:`.dispatcher`) is the entry: it hands
 each event to its route.
 """
 
