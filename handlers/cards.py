@@ -20,7 +20,7 @@ from engine.language.chinese import simplified
 from engine.language.lexicon import in_chinese
 from engine.policy.levels import Level, Verdict
 from handlers.actions import Action
-from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, VOICE_CHOICES, ChatSetting, Choice
+from handlers.chat_settings import CHAT_SETTINGS, LANGUAGE_CHOICES, VOICE_CHOICES, ChatSetting, Choice, choice_for
 from handlers.i18n import error_text, has_message, in_script, is_chinese, t
 from handlers.locales.catalogs import LOCALES
 from handlers.replies import Button, Reply
@@ -446,9 +446,13 @@ def settings_card(
 
 def _voice_shown(mode: str | None, default: str, lang: str) -> str:
     """A user's voice replies as /settings shows them: their choice, else the default, said to be one."""
-    if mode is not None:
-        return t(f"voice.mode.{mode}", lang)
-    return t("settings.voice_default", lang, current=t(f"voice.mode.{default}", lang))
+    shown = t(_voice_choice(mode or default).label, lang)
+    return shown if mode is not None else t("settings.voice_default", lang, current=shown)
+
+
+def _voice_choice(mode: str) -> Choice:
+    """The choice of voice replies ``mode`` names (the first, off, for one no longer offered)."""
+    return choice_for(VOICE_CHOICES, mode) or VOICE_CHOICES[0]
 
 
 def voice_choice_picker(lang: str, current: str) -> Reply:
