@@ -62,7 +62,7 @@ class Action(StrEnum):
     #: The user's default style (a value sets it, none opens the picker).
     DEFAULT_STYLE = "ds"
     #: The user's voice replies (a value sets it, none opens the picker).
-    VOICE_REPLIES = "vr"
+    VOICE_REPLIES = "vc"
     #: Chat-wide settings (:data:`handlers.chat_settings.CHAT_SETTINGS`).
     CHAT_LANGUAGE = "cl"
     TOGGLE_CONFIRM = "conf"

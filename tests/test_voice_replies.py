@@ -162,6 +162,11 @@ async def test_off_in_settings_sends_none_and_the_picker_changes_it(sqlite_url, 
     assert [c.value for c in VOICE_CHOICES] == ["off", "voice", "always"]
 
 
+def test_the_voice_buttons_have_codes_of_their_own():
+    assert len(Action.__members__) == len(set(Action)), "no action is another's alias"
+    assert {Action.VOICE_REPLIES.value, Action.CHAT_VOICE.value} == {"vc", "cv"}
+
+
 async def test_the_operators_off_means_none_and_no_setting(sqlite_url, make_harness, narrator):
     h = await make_harness(sqlite_url, ScriptedEngine(transcript=heard("hello world", "en")), narrator=narrator, voice_replies="off")
     await voice_note(h)
