@@ -444,6 +444,10 @@ async def test_a_settings_card_reads_the_language_chosen_on_its_picker(fake_tele
         await server.push(server.press(alice, picker, f"{Action.SET_LANGUAGE}:{cards.NO_REQUEST}:zh-Hant"))
 
         await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "zh-Hant")))
+        # the toast answers the press; the card and the picker are edited just after it
+        await server.wait_for(
+            lambda: all(server.messages[(chat["id"], m["message_id"])]["text"].startswith("設定") for m in (card, picker))
+        )
         shown = server.messages[(chat["id"], card["message_id"])]
         print(f"\n--- Telegram /settings after choosing 中文（繁體） on its picker ---\n{shown['text']}\n{keyboard_labels(shown)}")
         assert shown["text"].splitlines() == [
@@ -474,8 +478,8 @@ async def test_a_replaced_card_has_no_buttons_left(fake_telegram: FakeTelegram, 
         asked = await server.wait_for(lambda: next((m for m in server.sent(chat["id"]) if m["text"].startswith(t("edit.prompt", "en"))), None))
         await server.push(server.message(chat, alice, text="a boy reading a book", reply_to=asked))
         edited = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM, after=asked["message_id"]))
-        old = server.messages[(chat["id"], card["message_id"])]
-        assert old["text"] == t("card.superseded", "en") and "reply_markup" not in old
+        old = await superseded(server, card)
+        assert "reply_markup" not in old
 
         await server.push(server.message(chat, alice, voice=voice))
         card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM, after=edited["message_id"]))
@@ -485,10 +489,18 @@ async def test_a_replaced_card_has_no_buttons_left(fake_telegram: FakeTelegram, 
         again = await server.wait_for(lambda: with_button(server, chat["id"], Action.CONFIRM, after=card["message_id"])())
         assert again["message_id"] == picker["message_id"], "the picker became the status, then the new card"
         assert again["text"].splitlines()[0] == t("card.heard", "en", language="English", confidence=0.97)
-        old = server.messages[(chat["id"], card["message_id"])]
-        assert old["text"] == t("card.superseded", "en") and "reply_markup" not in old
+        old = await superseded(server, card)
+        assert "reply_markup" not in old
         keyboards = [m["message_id"] for m in server.sent(chat["id"]) if m.get("reply_markup")]
         assert keyboards == [edited["message_id"], picker["message_id"]], "the newest card of each request, nothing else"
+
+
+async def superseded(server: FakeTelegram, card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` once it says it was replaced (the new card is posted first, the old one edited just after)."""
+    key = (card["chat"]["id"], card["message_id"])
+    return await server.wait_for(
+        lambda: server.messages[key] if server.messages[key]["text"] == t("card.superseded", "en") else None, timeout=10
+    )
 
 
 def touched(server: FakeTelegram, message: dict[str, Any]) -> list[str]:
