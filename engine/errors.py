@@ -176,3 +176,9 @@ class UpscaleModelUnavailableError(ModelUnavailableError):
     """The upscaling model (Real-ESRGAN, ``UPSCALE_MODEL``) cannot be loaded or fetched."""
 
     model = "upscale"
+
+
+class ControlModelUnavailableError(ModelUnavailableError):
+    """A ControlNet (``CONTROLNET_*``: keeping a photo's composition, drawing from a sketch) cannot be loaded or fetched."""
+
+    model = "control"

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.whisper_model",
     "tests.support.speech",
     "tests.support.tiny_sd",
+    "tests.support.tiny_controlnet",
     "tests.support.animegan_weights",
     "tests.support.database",
     "tests.support.redis_server",

@@ -760,6 +760,13 @@ class TextToImage:
             return self._pipe
 
     @property
+    def run_lock(self) -> threading.Lock:
+        """Held while these weights denoise (one run at a time per model copy); loads the model first."""
+        self.pipeline  # noqa: B018  # loads (once)
+        assert self._shared is not None
+        return self._shared.run_lock
+
+    @property
     def pipeline(self) -> StableDiffusionPipeline:
         """The diffusers pipeline (loaded on first access; the same object afterwards)."""
         return self._pipe if self._pipe is not None else self.load()
