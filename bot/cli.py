@@ -31,6 +31,7 @@ from bot import cli_output
 from bot.redact import redacting
 from bot.startup_errors import BadInputError, classify, database_location, reaching, settings_message, url_location
 from engine.errors import ModelUnavailableError, UnknownStyleError, UserError
+from engine.image.control import CONTROL_KINDS
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -268,6 +269,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     picture = None
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
+    composition = _control_picture(args, settings)
+    if composition is not None and settings.sd_backend == "auto":  # a ControlNet needs the UNet on torch
+        settings = settings.model_copy(update={"sd_backend": "torch"})
     from bot import factory
 
     upscaler = factory.upscaler(settings) if args.upscale else None
@@ -300,7 +304,13 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         cli_output.status.show("loading the drawing model")
         if args.variations is not None:
             return _variations(args, pipeline, prompt.positive, negative, style, seed, heard, level, progress)
-        result = pipeline.from_prompt(prompt.positive, negative, style=style, seed=seed, progress=progress)
+        if composition is not None:
+            _check_control_picture(pipeline, composition, level)
+            result = pipeline.from_control(
+                prompt.positive, negative, control=args.control, control_png=composition, style=style, seed=seed, progress=progress
+            )
+        else:
+            result = pipeline.from_prompt(prompt.positive, negative, style=style, seed=seed, progress=progress)
     if pipeline.image_check is not None:
         cli_output.status.show("checking the picture")
     image_verdict = _check_pictures(pipeline, result, level, drawn=photo is None)
@@ -333,6 +343,34 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         seed_note = f", seed {result.seed}" if result.seed is not None else ""  # a photo is restyled, not drawn: no seed
         print(f"saved {args.output} (style {result.style}{seed_note}, {result.seconds:.1f} s)")
     return 0
+
+
+def _control_picture(args: argparse.Namespace, settings: Settings) -> Any:
+    """The picture whose composition ``--control`` keeps (``--control-image``), read within the photo caps; None without one."""
+    from engine.image.imageio import open_image
+
+    if (args.control is None) != (args.control_image is None):
+        raise BadInputError("--control and --control-image go together: what to keep, and of which picture")
+    if args.control is None:
+        return None
+    if args.text is None and args.voice is None:
+        raise BadInputError("--control draws a description: give it with --text or --voice")
+    if args.variations is not None:
+        raise BadInputError("--control draws one picture: not with --variations")
+    path = input_file(args.control_image, "--control-image")
+    return open_image(path, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
+
+
+def _check_control_picture(pipeline: Any, picture: Any, level: Level) -> None:
+    """The image check on the picture whose composition is kept, as on a photo a user sends (flagged: exit 2)."""
+    from engine.policy.image_check import check_photo
+    from engine.policy.levels import PhotoFlaggedError, checks_images
+
+    if pipeline.image_check is None or not checks_images(level):
+        return
+    verdict = check_photo(pipeline.image_check)(picture, level)
+    if not verdict.allowed:
+        raise PhotoFlaggedError("; ".join(verdict.reasons))
 
 
 def _drawn_before(path: Path) -> PictureParameters:
@@ -648,6 +686,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="draw N pictures (e.g. 4) with consecutive seeds in one batch: the grid to -o, each as <name>-v1.png .. beside it",
     )
+    p.add_argument(
+        "--control",
+        choices=CONTROL_KINDS,
+        help="keep the composition of --control-image: lineart (its outline), canny (its edges), pose (an OpenPose "
+        "skeleton picture), scribble (a sketch's strokes); with --text or --voice",
+    )
+    p.add_argument("--control-image", type=Path, help="the picture whose composition --control keeps")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from engine.api import JobQueue
     from engine.image.animegan import AnimeGAN
+    from engine.image.control import ControlNets
     from engine.image.diffusion import TextToImage
     from engine.image.pipeline import AnimePipeline
     from engine.image.styles import Style
@@ -248,7 +249,21 @@ def anime_pipeline(settings: Settings, *, needed_by: str = "drawing a picture", 
         previews=settings.previews,
         image_check=image_check(settings),
         upscaler=upscaler(settings),
+        control=control_nets(settings),
     )
+
+
+def control_nets(settings: Settings) -> ControlNets:
+    """The ControlNets from settings (``CONTROLNET_*``; each loads, and downloads into ``MODELS_DIR``, on first use)."""
+    from engine.image.control import ControlConfig, ControlNets
+
+    models = {
+        "lineart": settings.controlnet_lineart,
+        "canny": settings.controlnet_canny,
+        "pose": settings.controlnet_pose,
+        "scribble": settings.controlnet_scribble,
+    }
+    return ControlNets(ControlConfig(models=models, scale=settings.controlnet_scale, cache_dir=settings.models_dir))
 
 
 def image_check(settings: Settings) -> ContentCheck | None:

@@ -139,6 +139,29 @@ class Settings(BaseSettings):
         256, ge=32, le=4096, description="Side of the tiles a picture is upscaled in (input pixels): smaller uses less memory."
     )
 
+    # --- keeping a picture's composition (ControlNet) ---
+    controlnet_lineart: str = Field(
+        "lllyasviel/control_v11p_sd15s2_lineart_anime",
+        min_length=1,
+        description="ControlNet that keeps a photo's outline (anime line art, run with CLIP skip 2): Hugging Face id "
+        "(downloaded into MODELS_DIR on first use) or local diffusers directory.",
+    )
+    controlnet_canny: str = Field(
+        "lllyasviel/control_v11p_sd15_canny", min_length=1, description="ControlNet that keeps a photo's edges (Canny): hub id or directory."
+    )
+    controlnet_pose: str = Field(
+        "lllyasviel/control_v11p_sd15_openpose",
+        min_length=1,
+        description="ControlNet that keeps a pose given as an OpenPose skeleton picture: hub id or directory.",
+    )
+    controlnet_scribble: str = Field(
+        "lllyasviel/control_v11p_sd15_scribble", min_length=1, description="ControlNet that draws from a sketch: hub id or directory."
+    )
+    controlnet_scale: float = Field(1.0, ge=0, le=2, description="How strongly the kept composition steers the drawing (0: not at all).")
+    control_photo: Literal["lineart", "canny"] = Field(
+        "lineart", description="What a photo sent with a description keeps: lineart (its outline) | canny (its edges)."
+    )
+
     # --- conversation and limits ---
     card_ttl_seconds: float = Field(600, gt=0, description="How long a confirmation card can be answered.")
     progress_interval_seconds: float = Field(2.0, ge=0, description="Least time between two progress edits of a message.")

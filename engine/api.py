@@ -156,6 +156,8 @@ class Prompt:
 # a plain value (str, int, float, bool, None, bytes, tuples and mappings of them).
 
 JobKind = Literal["text", "photo", "restyle", "upscale"]
+#: What a text job's control image keeps (:data:`engine.image.control.CONTROL_KINDS`); "": no control image.
+ControlKind = Literal["", "lineart", "canny", "pose", "scribble"]
 #: The values of :class:`engine.policy.levels.Level` (the wire carries plain strings).
 PolicyLevel = Literal["strict", "standard", "off"]
 
@@ -182,6 +184,9 @@ class JobSpec:
     drawn in one diffusion call (``seed`` is then unused); empty: one picture.
     An ``upscale`` job makes ``source_png`` (a delivered picture) ``scale``
     (2 or 4) times larger with the engine's upscaler (Real-ESRGAN).
+    ``control`` and ``control_png``: a text job drawn keeping the composition
+    of a picture (a photo's outline or edges, a sketch's strokes, a pose) with
+    a ControlNet; ``""`` and ``None`` (the defaults) draw from the words alone.
     """
 
     job_id: str
@@ -197,12 +202,18 @@ class JobSpec:
     language: str = ""
     seeds: tuple[int, ...] = ()
     scale: int = 0
+    control: ControlKind = ""
+    control_png: bytes | None = None
 
     def __post_init__(self) -> None:
         if (self.kind == "upscale") != (self.scale in (2, 4)):
             raise ValueError("an upscale job, and only one, has a scale of 2 or 4")
         if self.seeds and (self.kind != "text" or len(self.seeds) < 2):
             raise ValueError("variations (seeds) are two or more pictures of a text job")
+        if bool(self.control) != (self.control_png is not None):
+            raise ValueError("control and control_png go together")
+        if self.control and (self.kind != "text" or self.seeds):
+            raise ValueError("only a text job of one picture draws with a control image")
         if self.kind == "text":
             if not self.positive:
                 raise ValueError("a text job needs a positive prompt")

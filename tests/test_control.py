@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
+from engine.api import JobEvent, JobFailed, JobFinished, JobSpec
 from engine.errors import Cancelled, ControlModelUnavailableError
+from engine.image.animegan import AnimeGAN
 from engine.image.control import ControlConfig, ControlNets, control_image, drawing_size, is_sketch
 from engine.image.diffusion import DiffusionConfig, TextToImage
+from engine.image.pipeline import AnimePipeline
+from engine.jobs.local import LocalJobQueue
 from tests.support.images import assert_images_close, assert_images_differ
 
 
@@ -81,3 +86,49 @@ def test_a_sketch_is_told_from_a_photo() -> None:
 def test_drawing_size_keeps_proportions() -> None:
     assert drawing_size(1024, 512, 512 * 512) == (728, 360)
     assert drawing_size(64, 64, 64 * 64) == (64, 64)
+
+
+async def drained(pipeline: AnimePipeline, spec: JobSpec) -> list[JobEvent]:
+    engine = LocalJobQueue(pipeline)
+    await engine.start()
+    try:
+        handle = await engine.submit(spec)
+        return [event async for event in handle.events()]
+    finally:
+        await engine.close()
+
+
+def png_of(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_a_job_with_a_control_image_draws_keeping_it(
+    text_to_image: TextToImage, nets: ControlNets, animegan_checkpoints_dir: Path
+) -> None:
+    pipeline = AnimePipeline(
+        text_to_image, AnimeGAN(animegan_checkpoints_dir, backend="torch", download=False), default_style="paprika", control=nets
+    )
+    spec = JobSpec("c1", "u1", "text", "paprika", positive="a cat", seed=3, control="scribble", control_png=png_of(sketch()))
+    events = await drained(pipeline, spec)
+    finished = events[-1]
+    assert isinstance(finished, JobFinished), events
+    assert finished.result.seed == 3 and finished.result.base_png is not None
+    assert Image.open(io.BytesIO(finished.result.base_png)).size == (80, 64)
+    plain = await drained(pipeline, JobSpec("t1", "u1", "text", "paprika", positive="a cat", seed=3))
+    assert isinstance(plain[-1], JobFinished) and plain[-1].result.base_png is not None
+    assert_images_differ(Image.open(io.BytesIO(plain[-1].result.base_png)).resize((80, 64)), Image.open(io.BytesIO(finished.result.base_png)))
+
+
+async def test_a_job_whose_controlnet_is_missing_fails_as_a_missing_model(
+    text_to_image: TextToImage, animegan_checkpoints_dir: Path, tmp_path: Path
+) -> None:
+    nets = ControlNets(ControlConfig(models={"lineart": str(tmp_path / "none")}))
+    pipeline = AnimePipeline(
+        text_to_image, AnimeGAN(animegan_checkpoints_dir, backend="torch", download=False), default_style="paprika", control=nets
+    )
+    spec = JobSpec("c2", "u1", "text", "paprika", positive="a cat", control="lineart", control_png=png_of(sketch()))
+    failed = (await drained(pipeline, spec))[-1]
+    assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.control"
+    assert "CONTROLNET_LINEART" in failed.detail

@@ -46,12 +46,16 @@ def plain(data: bytes) -> object:
     return msgpack.unpackb(data, raw=False)
 
 
+CONTROLLED = JobSpec("c1", "u1", "text", "paprika", positive="anime, a cat", control="lineart", control_png=PNG)
+
+
 @pytest.mark.parametrize(
     "spec",
     [
         TEXT,
         PHOTO,
         RESTYLE,
+        CONTROLLED,
         JobSpec("t2", "u1", "text", "paprika", positive="anime"),
         JobSpec("v1", "u1", "text", "paprika", positive="anime", seeds=(7, 8, 9, 10)),
         JobSpec("x1", "u1", "upscale", "paprika", source_png=PNG, scale=4),
@@ -69,7 +73,7 @@ def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
     assert plain(pack_spec(TEXT)) == {
         "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
         "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None, "policy": "strict",
-        "transcript": "", "language": "", "seeds": [], "scale": 0,
+        "transcript": "", "language": "", "seeds": [], "scale": 0, "control": "", "control_png": None,
     }
     assert plain(pack_spec(PHOTO))["source_png"] == PNG
     assert plain(pack_event(JobFinished(STYLED))) == {
@@ -187,3 +191,15 @@ def test_a_worker_publishing_only_the_newest_progress_never_drops_a_preview() ->
     newest.put(JobProgress(0.97, "style"))
     newest.restore(taken)  # publishing it failed: its preview is not lost, the newer fraction stays
     assert newest.take() == JobProgress(0.97, "style", preview=b"sketch")
+
+
+def test_a_spec_from_an_older_bot_draws_without_a_control_image() -> None:
+    old = {k: v for k, v in plain(pack_spec(TEXT)).items() if k not in ("control", "control_png")}  # type: ignore[union-attr]
+    assert unpack_spec(msgpack.packb(old)) == TEXT
+
+
+def test_a_control_image_goes_with_what_it_keeps() -> None:
+    with pytest.raises(ValueError):
+        JobSpec("c2", "u1", "text", "paprika", positive="anime", control="canny")
+    with pytest.raises(ValueError):
+        JobSpec("c3", "u1", "photo", "paprika", source_png=PNG, control="canny", control_png=PNG)

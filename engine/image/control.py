@@ -124,7 +124,7 @@ def is_sketch(picture: Image, *, white: float = 0.8, ink: float = 0.01) -> bool:
 def drawing_size(width: int, height: int, area: int) -> tuple[int, int]:
     """A size with the proportions of ``width`` x ``height`` and about ``area`` pixels, both sides multiples of 8 (64..2048)."""
     scale = (area / (width * height)) ** 0.5
-    return tuple(min(2048, max(64, round(side * scale / 8) * 8)) for side in (width, height))  # type: ignore[return-value]
+    return tuple(min(2048, max(64, round(side * scale / 8) * 8)) for side in (width, height))
 
 
 class ControlNets:

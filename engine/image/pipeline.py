@@ -17,6 +17,7 @@ from PIL import Image
 
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.image.animegan import AnimeGAN
+from engine.image.control import ControlNets
 from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.image.imageio import open_image
 from engine.image.png_info import PictureParameters
@@ -86,8 +87,10 @@ class AnimePipeline:
         previews: bool = True,
         image_check: PictureCheck | None = None,
         upscaler: Upscaler | None = None,
+        control: ControlNets | None = None,
     ) -> None:
         self.text_to_image = text_to_image
+        self.control = control or ControlNets()
         self.animegan = animegan
         self.default_style = default_style
         self.previews = previews
@@ -199,6 +202,38 @@ class AnimePipeline:
             timings=(("diffusion", generated.seconds), *result.timings),
             parameters=parameters,
         )
+
+    def from_control(
+        self,
+        positive: str,
+        negative: str = "",
+        *,
+        control: str,
+        control_png: bytes | Path | Image.Image,
+        style: str | None = None,
+        seed: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
+    ) -> AnimeResult:
+        """Draw ``positive`` keeping ``control_png``'s composition as ``control`` says (a ControlNet), then style it.
+
+        ``control``: one of :data:`engine.image.control.CONTROL_KINDS`. The
+        style is checked before anything is drawn; the drawing goes on as a
+        text job's does (:meth:`from_drawing`).
+        """
+        self.animegan.style(style or self.default_style)
+        generated = self.control.draw(
+            self.text_to_image,
+            control,
+            open_image(control_png),
+            positive,
+            negative,
+            seed=seed,
+            progress=progress,
+            cancelled=cancelled,
+        )
+        return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
 
     def from_photo(
         self,

@@ -257,8 +257,8 @@ class LocalJobQueue:
 
     @staticmethod
     def _cache_key(spec: JobSpec) -> tuple[object, ...] | None:
-        if spec.kind != "text" or spec.seed is None:
-            return None  # photos are one-off; no seed means "surprise me"
+        if spec.kind != "text" or spec.seed is None or spec.control:
+            return None  # photos (and drawings kept to one) are one-off; no seed means "surprise me"
         # The model is implied: this engine's pipeline (and so its model) never changes.
         return (spec.positive, spec.negative, spec.seed, spec.style, spec.policy)  # a picture passed at one level may not at another
 

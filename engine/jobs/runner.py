@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 from engine.api import (
     LOADING,
@@ -21,7 +21,7 @@ from engine.api import (
     PreviewCallback,
     ProgressCallback,
 )
-from engine.errors import Cancelled, ModelUnavailableError, UserError
+from engine.errors import Cancelled, ControlModelUnavailableError, ModelUnavailableError, UserError
 from engine.image import png_info
 from engine.image.imageio import open_image, png_bytes
 from engine.image.png_info import PictureParameters
@@ -79,6 +79,27 @@ class ImagePipeline(Protocol):
     ) -> AnimeResult: ...
 
 
+class ControlPipeline(ImagePipeline, Protocol):
+    """A pipeline that draws a description keeping a picture's composition (a text job with ``control``), as
+    :class:`engine.image.pipeline.AnimePipeline` does."""
+
+    def from_control(
+        self,
+        positive: str,
+        negative: str,
+        *,
+        control: str,
+        control_png: bytes,
+        style: str | None,
+        seed: int | None,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+        preview: PreviewCallback | None = None,
+    ) -> AnimeResult:
+        """Draw ``positive`` keeping what ``control`` says of ``control_png``, then style it."""
+        ...
+
+
 class BatchingPipeline(ImagePipeline, Protocol):
     """A pipeline that draws several text jobs in one call, then finishes each drawing on its own (as
     :class:`engine.image.pipeline.AnimePipeline` does); it says so with a true ``draws_batches``."""
@@ -102,6 +123,7 @@ class BatchingPipeline(ImagePipeline, Protocol):
 
 if TYPE_CHECKING:  # the engine's own pipeline is one (mypy checks it here)
     _ANIME_PIPELINE: type[BatchingPipeline] = AnimePipeline
+    _ANIME_CONTROL: type[ControlPipeline] = AnimePipeline
 
 
 def _batching(pipeline: ImagePipeline) -> TypeGuard[BatchingPipeline]:
@@ -164,8 +186,23 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
         report(JobProgress(reached, stage, preview=image))
 
     drawn = spec.kind == "text"
-    if drawn:
-        extra: dict[str, Any] = {"preview": preview} if pipeline.previews else {}
+    extra: dict[str, Any] = {"preview": preview} if pipeline.previews else {}
+    if drawn and spec.control_png is not None:
+        if check is not None:  # the picture whose composition is kept is one a user sent
+            _refuse_flagged(spec, check_photo(check)(open_image(spec.control_png), level), PhotoFlaggedError, "the photo")
+        result = _controlled(pipeline).from_control(
+            spec.positive,
+            spec.negative,
+            control=spec.control,
+            control_png=spec.control_png,
+            style=spec.style,
+            seed=spec.seed,
+            progress=overall,
+            cancelled=cancelled,
+            **extra,
+        )
+        checked = [result.base_image, result.anime_image]
+    elif drawn:
         result = pipeline.from_prompt(
             spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled, **extra
         )
@@ -195,6 +232,13 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
         timings=result.timings,
         flagged=tuple(str(finding) for finding in verdict.findings) if verdict is not None and verdict.spoiler else (),
     )
+
+
+def _controlled(pipeline: ImagePipeline) -> ControlPipeline:
+    """``pipeline`` as one that draws with a control image; a pipeline without ControlNets makes the job fail as a missing model."""
+    if not hasattr(pipeline, "from_control"):
+        raise ControlModelUnavailableError(f"{type(pipeline).__name__} draws no control images: run the image engine's AnimePipeline")
+    return cast("ControlPipeline", pipeline)
 
 
 def _parameters(spec: JobSpec, result: AnimeResult) -> PictureParameters | None:
@@ -273,9 +317,9 @@ def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
     :class:`engine.image.pipeline.AnimePipeline` does). Model, size, scheduler and
     steps are the engine's settings, not the job's, so any two text jobs of one
     engine are compatible; photo and restyle jobs draw nothing. A variations
-    job (``seeds``) is a batch of its own.
+    job (``seeds``) is a batch of its own, and a job with a control image draws alone.
     """
-    return spec.kind == "text" and not spec.seeds and pipeline.draws_batches
+    return spec.kind == "text" and not spec.seeds and not spec.control and pipeline.draws_batches
 
 
 def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
