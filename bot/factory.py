@@ -428,6 +428,7 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         history_limit=settings.history_limit,
         photo_max_pixels=settings.photo_max_pixels,
         photo_max_side=settings.anime_max_side,
+        control_photo=settings.control_photo,
         policy=chat_policy(settings),
         voice_replies=settings.voice_replies,
     )

@@ -330,7 +330,7 @@ class TelegramAdapter:
         async def fetch() -> bytes:
             return await self._download(attachment)
 
-        return VoiceMessage(attachment.origin, fetch) if attachment.kind == "voice" else PhotoMessage(attachment.origin, fetch)
+        return VoiceMessage(attachment.origin, fetch) if attachment.kind == "voice" else PhotoMessage(attachment.origin, fetch, attachment.caption)
 
     async def _download(self, attachment: Attachment) -> bytes:
         """The file's bytes (size checked again from getFile); raises the ``UserError`` to show otherwise."""

@@ -39,6 +39,8 @@ class Attachment:
     file_id: str
     #: Size as announced in the update (None when Telegram did not say).
     file_size: int | None
+    #: A photo's caption (our mention stripped): words to draw keeping its composition.
+    caption: str = ""
 
 
 def message_ref(chat_id: int, message_id: int) -> str:
@@ -76,7 +78,7 @@ def from_message(message: Message, me: User) -> Event | Attachment | None:
             return command
     if origin.is_group and not (_replies_to(message, me) or _our_mentions(message, me)):
         return None
-    attachment = _attachment(message, origin)
+    attachment = _attachment(message, origin, _strip_mentions(message, me))
     if attachment is not None or message.text is None:
         return attachment
     text = _strip_mentions(message, me) if origin.is_group else message.text.strip()
@@ -130,14 +132,15 @@ def _our_mentions(message: Message, me: User) -> list[str]:
 
 
 def _strip_mentions(message: Message, me: User) -> str:
-    text = message.text or ""
+    """The message's text (or caption) without our mentions."""
+    text = message.text or message.caption or ""
     for mention in _our_mentions(message, me):
         text = text.replace(mention, " ", 1)
     return " ".join(text.split())
 
 
-def _attachment(message: Message, origin: Origin) -> Attachment | None:
-    """The voice/audio or photo file the message carries, if any."""
+def _attachment(message: Message, origin: Origin, caption: str) -> Attachment | None:
+    """The voice/audio or photo file the message carries, if any (a photo with its ``caption``)."""
     document = message.document
     mime = (document.mime_type or "") if document else ""
     voice = message.voice or message.audio or (document if mime.startswith("audio/") else None)
@@ -145,5 +148,5 @@ def _attachment(message: Message, origin: Origin) -> Attachment | None:
         return Attachment(origin, "voice", voice.file_id, voice.file_size)
     photo = message.photo[-1] if message.photo else (document if mime.startswith("image/") else None)
     if photo is not None:
-        return Attachment(origin, "photo", photo.file_id, photo.file_size)
+        return Attachment(origin, "photo", photo.file_id, photo.file_size, caption)
     return None

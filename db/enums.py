@@ -38,7 +38,8 @@ DERIVED_KINDS: frozenset[RequestKind] = frozenset(
 
 
 class ImageRole(StrEnum):
-    """``base``: the Stable Diffusion picture (or the user's photo); ``anime``: the styled result.
+    """``base``: the Stable Diffusion picture (or the user's photo); ``anime``: the styled result;
+    ``control``: the picture whose composition a drawing keeps (a photo sent with a description, a sketch).
 
     A variations request's ``anime`` is the grid of its pictures; each picture
     is ``v1`` .. ``v4`` (styled) with its drawing ``v1b`` .. ``v4b``
@@ -55,6 +56,7 @@ class ImageRole(StrEnum):
     V2_BASE = "v2b"
     V3_BASE = "v3b"
     V4_BASE = "v4b"
+    CONTROL = "control"
 
 
 #: The roles of styled pictures (they record their style; drawings and photos do not).

@@ -165,6 +165,8 @@ class Request(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: What a text request's drawing keeps of its ``control`` image (``engine.api.ControlKind``); NULL: none.
+    control: Mapped[str | None] = mapped_column(String(16))
 
     transcript: Mapped[Transcript | None] = relationship(lazy="raise", passive_deletes=True)
     images: Mapped[list[Image]] = relationship(lazy="raise", passive_deletes=True, order_by="Image.id")

@@ -136,6 +136,8 @@ class RequestRecord:
     images: tuple[ImageRecord, ...]
     #: An upscale request's factor (2 or 4); None for every other kind.
     upscale: int | None = None
+    #: What the drawing keeps of the request's ``control`` image (lineart, canny, pose, scribble); None: none.
+    control: str | None = None
 
     def image(self, role: ImageRole) -> ImageRecord | None:
         """The image with ``role``, if there is one."""
@@ -165,6 +167,7 @@ class RequestRecord:
             transcript=TranscriptRecord.from_row(row.transcript) if row.transcript is not None else None,
             images=tuple(ImageRecord.from_row(img, store) for img in row.images),
             upscale=row.upscale,
+            control=row.control,
         )
 
 

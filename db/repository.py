@@ -61,6 +61,7 @@ TRANSITION_FIELDS = frozenset(
         "card_expires_at",
         "started_at",
         "finished_at",
+        "control",
     }
 )
 
@@ -377,11 +378,13 @@ class Repository:
         card_expires_at: datetime | None = None,
         caps: Caps | None = None,
         upscale: int | None = None,
+        control: str | None = None,
     ) -> str:
         """Record a new request and return its id.
 
         ``state`` must be an initial state (transcribing, awaiting_confirmation
         or queued). Restyle and reroll requests must name their ``parent_id``.
+        ``control``: what a text request's drawing keeps of its ``control`` image.
         With ``caps`` the request is only created while the user made fewer
         than ``requests_per_minute`` requests in the last minute and the active
         caps leave room, checked atomically with the insert (raises
@@ -412,6 +415,7 @@ class Repository:
             "started_at": None,
             "finished_at": None,
             "error_key": None,
+            "control": control,
         }
 
         def unit(connection: Connection) -> str:

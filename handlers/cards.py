@@ -163,8 +163,12 @@ def confirmation_card(
     missing: str = "",
     fix: str = "",
     asking: bool = False,
+    keeps: str | None = None,
 ) -> Reply:
     """What was heard (or typed), what we understood in the user's language, the style by name, and the actions.
+
+    ``keeps``: what the drawing keeps of a picture sent with the words (a
+    ``control.*`` kind: lineart, canny, pose, scribble), named under the style.
 
     ``corrections`` are the words the engine changed, as (heard, meant): the
     card names them and offers "Keep what I said" to put them back.
@@ -210,6 +214,8 @@ def confirmation_card(
         if shown:
             lines.append(t("card.field", lang, label=t(key, lang), value=shown))
     lines.append(t("card.field", lang, label=t("card.style", lang), value=style))
+    if keeps:
+        lines.append(t("card.field", lang, label=t("card.keeps", lang), value=t(f"control.{keeps}", lang)))
     if details:
         lines += ["", t("card.field", lang, label=t("card.prompt", lang), value=prompt)]
     retry = Button(t("button.retry_language", lang), Action.RETRY, request_id)

@@ -66,10 +66,15 @@ class TextMessage:
 
 @dataclass(frozen=True)
 class PhotoMessage:
-    """A photo to restyle; ``fetch`` downloads it once the request is admitted (nothing is decoded before)."""
+    """A photo to restyle; ``fetch`` downloads it once the request is admitted (nothing is decoded before).
+
+    ``caption``: words sent with it (a caption, a text or voice note replying
+    to it, ``/anime`` with it attached): draw them keeping the photo's composition.
+    """
 
     origin: Origin
     fetch: Fetch
+    caption: str = ""
 
 
 @dataclass(frozen=True)

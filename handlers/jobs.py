@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from db.enums import VARIATIONS, ImageRole, RequestKind, variation_roles
 from db.records import RequestRecord
@@ -309,6 +310,12 @@ class JobTracker:
             return None
         words = (await described_by(self.repository, record)).transcript
         variations = record.kind is RequestKind.VARIATIONS and record.seed is not None
+        control: dict[str, Any] = {}
+        if record.control:  # the picture whose composition the drawing keeps
+            image = record.image(ImageRole.CONTROL)
+            if image is None or not image.path.exists():
+                return None
+            control = {"control": record.control, "control_png": await asyncio.to_thread(image.path.read_bytes)}
         return JobSpec(
             record.id,
             user_key,
@@ -321,6 +328,7 @@ class JobTracker:
             transcript=(words.final_text or words.edited_text or words.heard_text) if words else "",
             language=(words.language if words else None) or record.source_language or "",
             seeds=variation_seeds(record.seed) if variations and record.seed is not None else (),
+            **control,
         )
 
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:

@@ -53,6 +53,7 @@ async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = F
         missing=error_text(missing, who.lang) if missing else "",
         fix=fix,
         asking=asking,
+        keeps=record.control,
     )
 
 

@@ -8,11 +8,12 @@ from dataclasses import replace
 from db.enums import ImageRole, RequestKind
 from db.states import RequestState
 from engine.api import JobSpec
-from engine.errors import TextTooLongError, UnknownStyleError
+from engine.errors import UnknownStyleError
 from engine.image.imageio import open_image, png_bytes
 from engine.language.prompt import build_prompt
 from handlers import cards
 from handlers.conversation.card_view import card_for, card_is_open, show_card
+from handlers.conversation.composition import check_length, on_described_photo
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
@@ -56,7 +57,7 @@ async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
 async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> None:
     """The user's own words replace what the card reads, if the card is theirs and still open."""
     text = text.strip()
-    _check_length(ctx, text)
+    check_length(ctx, text)
     prompt = build_prompt(text)
     record = await ctx.repository.get_request(request_id)
     if record is None:
@@ -79,7 +80,7 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
     if not text:
         await ctx.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
         return
-    _check_length(ctx, text)
+    check_length(ctx, text)
     if command.style:
         if command.style not in ctx.config.styles:
             raise UnknownStyleError(style=command.style, styles=", ".join(ctx.config.styles))
@@ -110,7 +111,13 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
 
 
 async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
-    """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued."""
+    """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued.
+
+    A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead.
+    """
+    if event.caption.strip():
+        await on_described_photo(ctx, who, event)
+        return
     request_id = await create(ctx, who, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style)
     ref: str | None = None
     try:
@@ -129,9 +136,3 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
 async def on_rejected(ctx: Context, who: Who, event: Rejected) -> None:
     """Something the platform would not hand over (e.g. over its download limit): the user is told why."""
     raise event.error
-
-
-def _check_length(ctx: Context, text: str) -> None:
-    """Refuse words longer than ``MAX_TEXT_CHARS``."""
-    if len(text) > ctx.config.max_text_chars:
-        raise TextTooLongError(length=len(text), limit=ctx.config.max_text_chars)

@@ -1,0 +1,73 @@
+"""A photo with words: draw the words keeping the photo's composition (its outline or edges; a sketch's strokes).
+
+The request is a typed description with a control image: admitted first, its
+card opens at once (it says what will be kept), then the photo is downloaded,
+read within the photo caps and stored; a drawing (mostly white with dark
+strokes) is kept as a sketch. Draw queues a text job carrying the image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from db.enums import ImageRole, RequestKind
+from db.states import RequestState
+from engine.errors import TextTooLongError
+from engine.image.control import is_sketch
+from engine.image.imageio import open_image, png_bytes
+from engine.language.prompt import build_prompt
+from handlers.conversation.card_view import card_for
+from handlers.conversation.context import Context, Who
+from handlers.conversation.lifecycle import create, fail, refuse
+from handlers.conversation.queueing import present
+from handlers.conversation.readings import verdict_on
+from handlers.events import PhotoMessage
+
+S = RequestState
+
+
+async def on_described_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
+    """Open a card for the photo's words that keeps its composition (refused outright when the policy says no)."""
+    text = event.caption.strip()
+    check_length(ctx, text)
+    prompt = build_prompt(text)
+    verdict = verdict_on(ctx, who, prompt)
+    request_id = await create(
+        ctx,
+        who,
+        kind=RequestKind.TEXT,
+        state=S.AWAITING_CONFIRMATION,
+        style=who.style,
+        prompt_positive=prompt.positive,
+        prompt_negative=prompt.negative,
+        source_language=prompt.language,
+        card_expires_at=ctx.clock() + ctx.config.card_ttl,
+        control=ctx.config.control_photo,
+    )
+    try:
+        await ctx.repository.save_transcript(request_id, heard_text=text, language=prompt.language, language_probability=1.0)
+        if not verdict.allowed:
+            await refuse(ctx, who, request_id, None, verdict, from_states=[S.AWAITING_CONFIRMATION])
+            return
+        data = await event.fetch()
+        limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
+        png, sketch = await asyncio.to_thread(_read, data, limits)
+        await ctx.repository.add_image(request_id, ImageRole.CONTROL, png)
+        if sketch:
+            await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], control="scribble")
+    except Exception as error:
+        await fail(ctx, who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
+        return
+    await present(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+
+
+def _read(data: bytes, limits: dict[str, int]) -> tuple[bytes, bool]:
+    """The photo as PNG (pixel caps checked from its header before decoding) and whether it is a sketch."""
+    picture = open_image(data, **limits)
+    return png_bytes(picture), is_sketch(picture)
+
+
+def check_length(ctx: Context, text: str) -> None:
+    """Refuse words longer than ``MAX_TEXT_CHARS``."""
+    if len(text) > ctx.config.max_text_chars:
+        raise TextTooLongError(length=len(text), limit=ctx.config.max_text_chars)
