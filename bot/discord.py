@@ -229,8 +229,11 @@ class DiscordAdapter:
         if event is not None:
             await self._deliver(event)
 
-    async def on_command(self, interaction: discord.Interaction, name: str, text: str, style: str | None) -> None:
-        """A slash command; ``/anime``'s style option is applied to the request it creates."""
+    async def on_command(
+        self, interaction: discord.Interaction, name: str, text: str, style: str | None, image: discord.Attachment | None = None
+    ) -> None:
+        """A slash command; ``/anime``'s style option is applied to the request it creates, and with an ``image``
+        attached its text is drawn keeping the picture's composition (a :class:`PhotoMessage` with the text as caption)."""
         if not self.allows(interaction.guild_id):
             await _refuse(interaction)
             return
@@ -239,6 +242,9 @@ class DiscordAdapter:
         private = route is not None and route.private and interaction.guild_id is not None
         responder = Responder(interaction, thinking=True, ephemeral=private)
         origin = _interaction_origin(interaction)
+        if image is not None:
+            await self._answer(responder, self._attachment_event(origin, image, audio=False, caption=text))
+            return
         await self._answer(responder, Command(origin, name, text, style=style or ""))
 
     async def on_press(self, interaction: discord.Interaction, data: str) -> None:
@@ -281,13 +287,15 @@ class DiscordAdapter:
             await responder.finish()
             current.reset(token)
 
-    def _attachment_event(self, origin: Origin, attachment: discord.Attachment, *, audio: bool) -> Event:
-        """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit."""
+    def _attachment_event(self, origin: Origin, attachment: discord.Attachment, *, audio: bool, caption: str = "") -> Event:
+        """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit.
+
+        ``caption``: words sent with a photo (``/anime`` with an image attached)."""
         limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
         if attachment.size > limit:
             error = (AudioTooLargeError if audio else ImageTooLargeError).of(attachment.size, limit)
             return Rejected(origin, error)
-        return VoiceMessage(origin, attachment.read) if audio else PhotoMessage(origin, attachment.read)
+        return VoiceMessage(origin, attachment.read) if audio else PhotoMessage(origin, attachment.read, caption)
 
     async def _deliver(self, event: Event) -> None:
         if self._on_event is None:

@@ -22,8 +22,8 @@ from discord.app_commands import locale_str
 from handlers.conversation.routes import COMMANDS, CommandRoute
 from handlers.i18n import t
 
-#: ``runner(interaction, command name, text argument, style option)``.
-CommandRunner = Callable[[discord.Interaction, str, str, str | None], Awaitable[None]]
+#: ``runner(interaction, command name, text argument, style option, image option)``.
+CommandRunner = Callable[[discord.Interaction, str, str, str | None, discord.Attachment | None], Awaitable[None]]
 
 #: Discord's limit on a string option's length.
 MAX_OPTION_LENGTH = 6000
@@ -62,13 +62,16 @@ def _command(
 ) -> app_commands.Command[None, ..., None]:
     """The command of ``route``: its callback's signature lists the route's options, which discord.py makes typed options."""
 
-    async def callback(interaction: discord.Interaction, **options: str | None) -> None:
-        await run(interaction, route.name, options.get("text") or "", options.get("style"))
+    async def callback(interaction: discord.Interaction, **options: Any) -> None:
+        await run(interaction, route.name, options.get("text") or "", options.get("style"), options.get("image"))
 
     parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
     for option in route.options:
         # The length limit is a setting, so the annotation is made here rather than written in a signature.
-        kind: Any = app_commands.Range[str, 1, min(max_text_chars, MAX_OPTION_LENGTH)] if option.name == "text" else str
+        kind: Any = {
+            "text": app_commands.Range[str, 1, min(max_text_chars, MAX_OPTION_LENGTH)],
+            "image": discord.Attachment,
+        }.get(option.name, str)
         parameters.append(
             inspect.Parameter(
                 option.name,

@@ -88,11 +88,12 @@ EVENTS: dict[type, EventHandler] = {
 class CommandOption:
     """A typed option of a command where the platform has them (Discord); elsewhere the words after the command.
 
-    ``text`` is :attr:`~handlers.events.Command.args`; ``style`` is :attr:`~handlers.events.Command.style`, one of the styles.
-    Its description is the i18n key ``command.<command>.<option>``.
+    ``text`` is :attr:`~handlers.events.Command.args`; ``style`` is :attr:`~handlers.events.Command.style`, one of the styles;
+    ``image`` is a picture sent with the command (the command becomes a :class:`~handlers.events.PhotoMessage` with the
+    text as its caption: drawn keeping the picture's composition). Its description is the i18n key ``command.<command>.<option>``.
     """
 
-    name: Literal["text", "style"]
+    name: Literal["text", "style", "image"]
     required: bool = False
 
 
@@ -116,7 +117,7 @@ class CommandRoute:
 COMMANDS: tuple[CommandRoute, ...] = (
     CommandRoute("start", welcome.on_start),
     CommandRoute("help", welcome.on_help, private=True),
-    CommandRoute("anime", intake.on_anime, options=(CommandOption("text", required=True), CommandOption("style"))),
+    CommandRoute("anime", intake.on_anime, options=(CommandOption("text", required=True), CommandOption("style"), CommandOption("image"))),
     CommandRoute("style", settings.on_style, private=True),
     CommandRoute("history", followups.on_history, private=True),
     CommandRoute("settings", settings.on_settings, private=True),
