@@ -7,7 +7,8 @@
 * ``GET /`` the page (``bot/static/``: plain HTML, JS and CSS; no build step, nothing from a CDN);
 * ``GET /ws`` a WebSocket: the page sends neutral events as JSON (``command``, ``text``,
   ``press``, ``locale``) and gets the replies (:mod:`bot.web_messenger`);
-* ``POST /upload/voice`` and ``/upload/photo`` a recording or a file (the raw bytes as the body),
+* ``POST /upload/voice`` and ``/upload/photo`` a recording or a file (the raw bytes as the body; a photo's
+  ``?caption=`` words are drawn keeping its composition, ``&sketch=1`` from the sketch pad),
   at most ``AUDIO_MAX_BYTES`` / ``WEB_PHOTO_MAX_BYTES``; the conversation decides what it is;
 * ``GET /img/<id>`` a picture of this browser's messages, ``GET /api/gallery`` and
   ``GET /gallery/<request id>`` its finished pictures from the history database
@@ -623,7 +624,10 @@ class WebAdapter:
         if data is None:
             await self._deliver(Rejected(origin, too_big.of(limit + 1, limit)))
             return web.json_response({"ok": False, "reason": "too_large"}, status=413)
-        event = VoiceMessage(origin, fetched(data)) if kind == "voice" else PhotoMessage(origin, fetched(data))
+        if kind == "voice":
+            event: Event = VoiceMessage(origin, fetched(data))
+        else:  # words sent with a photo, or a sketch from the pad: drawn keeping the picture's composition
+            event = PhotoMessage(origin, fetched(data), request.query.get("caption", ""), sketch=request.query.get("sketch") == "1")
         await self._deliver(event)
         return web.json_response({"ok": True}, status=202)
 

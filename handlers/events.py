@@ -70,11 +70,13 @@ class PhotoMessage:
 
     ``caption``: words sent with it (a caption, a text or voice note replying
     to it, ``/anime`` with it attached): draw them keeping the photo's composition.
+    ``sketch``: the picture is a drawing made to be drawn from (the studio's sketch pad).
     """
 
     origin: Origin
     fetch: Fetch
     caption: str = ""
+    sketch: bool = False
 
 
 @dataclass(frozen=True)

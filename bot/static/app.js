@@ -824,9 +824,11 @@ function submitText(submitted) {
 // ---------------------------------------------------------------- uploads
 
 // Over its limit an upload is refused at once (from Content-Length) and the conversation says why.
-async function upload(kind, blob) {
+// ``extra``: a photo's ``caption`` (words drawn keeping its composition) and ``sketch: "1"`` for the sketch pad's drawing.
+async function upload(kind, blob, extra) {
   try {
-    const response = await fetch(`/upload/${kind}?locale=${encodeURIComponent(locale())}`, {
+    const query = new URLSearchParams({ locale: locale(), ...(extra || {}) });
+    const response = await fetch(`/upload/${kind}?${query}`, {
       method: "POST",
       body: blob,
       headers: { "Content-Type": blob.type || "application/octet-stream" },
@@ -871,7 +873,10 @@ function uploadFile(file, forced) {
   }
   show("studio");
   addMine(kind, file);
-  upload(kind, file);
+  // A photo sent with words typed in the box: draw the words keeping the photo's composition.
+  const caption = kind === "photo" ? $("text").value.trim() : "";
+  if (caption) $("text").value = "";
+  upload(kind, file, caption ? { caption } : undefined);
 }
 
 function setUpDrop() {
@@ -898,6 +903,125 @@ function setUpDrop() {
     overlay.hidden = true;
     for (const file of event.dataTransfer.files) uploadFile(file);
   });
+}
+
+// ---------------------------------------------------------------- the sketch pad
+//
+// Strokes (pen or eraser, pointer events: mouse, pen and touch alike) on a white canvas, kept as lists of
+// points so Undo can take the last one back; the picture goes as a PNG with its description and the
+// conversation draws it with the scribble ControlNet.
+
+const pad = { strokes: [], current: null, eraser: false };
+const PEN_WIDTH = 5;
+const ERASER_WIDTH = 28;
+
+function padContext() {
+  const context = $("sketch-canvas").getContext("2d");
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  return context;
+}
+
+function paintPad() {
+  const canvas = $("sketch-canvas");
+  const context = padContext();
+  context.fillStyle = "#fff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  for (const stroke of pad.strokes) {
+    stroke.points.forEach((point, index) => paintSegment(context, stroke, stroke.points[index - 1] || point, point));
+  }
+  $("sketch-undo").disabled = $("sketch-clear").disabled = !pad.strokes.length;
+}
+
+function paintSegment(context, stroke, from, to) {
+  context.strokeStyle = stroke.eraser ? "#fff" : "#000";
+  context.lineWidth = stroke.eraser ? ERASER_WIDTH : PEN_WIDTH;
+  context.beginPath();
+  context.moveTo(from.x, from.y);
+  context.lineTo(to.x + (from === to ? 0.01 : 0), to.y);
+  context.stroke();
+}
+
+function padPoint(event) {
+  const canvas = $("sketch-canvas");
+  const box = canvas.getBoundingClientRect();
+  return { x: ((event.clientX - box.left) * canvas.width) / box.width, y: ((event.clientY - box.top) * canvas.height) / box.height };
+}
+
+function setEraser(on) {
+  pad.eraser = on;
+  $("sketch-pen").setAttribute("aria-pressed", String(!on));
+  $("sketch-eraser").setAttribute("aria-pressed", String(on));
+}
+
+function sendSketch(submitted) {
+  submitted.preventDefault();
+  const words = $("sketch-text").value.trim();
+  if (!pad.strokes.some((stroke) => !stroke.eraser)) {
+    toast(tr("sketch.empty"), "error");
+    return;
+  }
+  if (!words) {
+    toast(tr("sketch.describe"), "error");
+    $("sketch-text").focus();
+    return;
+  }
+  $("sketch-canvas").toBlob((blob) => {
+    if (!blob) return;
+    $("sketch").close();
+    show("studio");
+    addMine("photo", blob);
+    upload("photo", blob, { caption: words, sketch: "1" });
+    pad.strokes = [];
+    $("sketch-text").value = "";
+  }, "image/png");
+}
+
+function setUpSketch() {
+  const dialog = $("sketch");
+  const canvas = $("sketch-canvas");
+  $("sketch-open").addEventListener("click", () => {
+    paintPad();
+    $("sketch-text").placeholder = tr("sketch.placeholder");
+    $("sketch-text").setAttribute("aria-label", tr("sketch.placeholder"));
+    if (!$("sketch-text").value) $("sketch-text").value = $("text").value.trim();
+    dialog.showModal();
+  });
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    const point = padPoint(event);
+    pad.current = { eraser: pad.eraser, points: [point] };
+    pad.strokes.push(pad.current);
+    paintSegment(padContext(), pad.current, point, point);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!pad.current) return;
+    const points = pad.current.points;
+    const point = padPoint(event);
+    paintSegment(padContext(), pad.current, points[points.length - 1], point);
+    points.push(point);
+  });
+  const finish = () => {
+    if (!pad.current) return;
+    pad.current = null;
+    $("sketch-undo").disabled = $("sketch-clear").disabled = false;
+  };
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+  $("sketch-pen").addEventListener("click", () => setEraser(false));
+  $("sketch-eraser").addEventListener("click", () => setEraser(true));
+  $("sketch-undo").addEventListener("click", () => {
+    pad.strokes.pop();
+    paintPad();
+  });
+  $("sketch-clear").addEventListener("click", () => {
+    pad.strokes = [];
+    paintPad();
+  });
+  $("sketch-close").addEventListener("click", () => dialog.close());
+  $("sketch-form").addEventListener("submit", sendSketch);
 }
 
 // ---------------------------------------------------------------- the microphone
@@ -1311,6 +1435,7 @@ async function start() {
   setUpLayout();
   setUpFeed();
   setUpDrop();
+  setUpSketch();
   setUpMic();
   setUpVisibility();
   setUpSound();

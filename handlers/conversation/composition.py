@@ -53,7 +53,7 @@ async def on_described_photo(ctx: Context, who: Who, event: PhotoMessage) -> Non
         limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
         png, sketch = await asyncio.to_thread(_read, data, limits)
         await ctx.repository.add_image(request_id, ImageRole.CONTROL, png)
-        if sketch:
+        if sketch or event.sketch:
             await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], control="scribble")
     except Exception as error:
         await fail(ctx, who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
