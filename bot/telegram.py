@@ -330,7 +330,17 @@ class TelegramAdapter:
         async def fetch() -> bytes:
             return await self._download(attachment)
 
-        return VoiceMessage(attachment.origin, fetch) if attachment.kind == "voice" else PhotoMessage(attachment.origin, fetch, attachment.caption)
+        if attachment.kind == "photo":
+            return PhotoMessage(attachment.origin, fetch, attachment.caption)
+        photo = attachment.photo
+        if photo is None:
+            return VoiceMessage(attachment.origin, fetch)
+
+        async def fetch_photo() -> bytes:  # the photo the voice note replies to
+            assert photo is not None
+            return await self._download(photo)
+
+        return VoiceMessage(attachment.origin, fetch, photo=fetch_photo)
 
     async def _download(self, attachment: Attachment) -> bytes:
         """The file's bytes (size checked again from getFile); raises the ``UserError`` to show otherwise."""

@@ -39,8 +39,10 @@ class Attachment:
     file_id: str
     #: Size as announced in the update (None when Telegram did not say).
     file_size: int | None
-    #: A photo's caption (our mention stripped): words to draw keeping its composition.
+    #: A photo's caption (our mention stripped), or the text replying to it: words to draw keeping its composition.
     caption: str = ""
+    #: A voice note replying to a photo: that photo (its words are drawn keeping the photo's composition).
+    photo: Attachment | None = None
 
 
 def message_ref(chat_id: int, message_id: int) -> str:
@@ -79,9 +81,14 @@ def from_message(message: Message, me: User) -> Event | Attachment | None:
     if origin.is_group and not (_replies_to(message, me) or _our_mentions(message, me)):
         return None
     attachment = _attachment(message, origin, _strip_mentions(message, me))
+    replied = _replied_photo(message, origin, me)
+    if attachment is not None and attachment.kind == "voice" and replied is not None:
+        return Attachment(origin, "voice", attachment.file_id, attachment.file_size, photo=replied)
     if attachment is not None or message.text is None:
         return attachment
     text = _strip_mentions(message, me) if origin.is_group else message.text.strip()
+    if replied is not None and text:  # words replying to a photo: draw them keeping its composition
+        return Attachment(origin, "photo", replied.file_id, replied.file_size, text)
     if origin.is_group:
         command = _command(text, me, origin)
         if command is not None:
@@ -137,6 +144,15 @@ def _strip_mentions(message: Message, me: User) -> str:
     for mention in _our_mentions(message, me):
         text = text.replace(mention, " ", 1)
     return " ".join(text.split())
+
+
+def _replied_photo(message: Message, origin: Origin, me: User) -> Attachment | None:
+    """The photo a user's message replies to (one a person sent, not our pictures), if any."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id == me.id:
+        return None
+    found = _attachment(replied, origin, "")
+    return found if found is not None and found.kind == "photo" else None
 
 
 def _attachment(message: Message, origin: Origin, caption: str) -> Attachment | None:

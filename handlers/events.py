@@ -45,10 +45,15 @@ def fetched(data: bytes) -> Fetch:
 
 @dataclass(frozen=True)
 class VoiceMessage:
-    """A voice note or audio file; the conversation calls ``fetch`` only once the request is admitted (rate limits)."""
+    """A voice note or audio file; the conversation calls ``fetch`` only once the request is admitted (rate limits).
+
+    ``photo``: the photo the voice note replies to (fetched once admitted too): what it says is drawn keeping
+    the photo's composition.
+    """
 
     origin: Origin
     fetch: Fetch
+    photo: Fetch | None = None
 
 
 @dataclass(frozen=True)

@@ -63,17 +63,19 @@ async def control_bot(
         await engine.close()
 
 
-async def send_photo(server: FakeTelegram, data: bytes, caption: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def send_photo(server: FakeTelegram, data: bytes, caption: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Alice sends a photo (with ``caption``); returns her, the chat and her message."""
     alice = user()
     chat = private_chat(alice)
     sizes = [server.add_file(data, kind="photo", ext="jpg") | {"width": 96, "height": 64}]
-    await server.push(server.message(chat, alice, photo=sizes, caption=caption))
-    return alice, chat
+    update = server.message(chat, alice, photo=sizes, caption=caption or None)
+    await server.push(update)
+    return alice, chat, update["message"]
 
 
 async def test_a_photo_with_a_caption_is_drawn_keeping_its_outline(control_bot: RunningBot) -> None:
     server = control_bot.server
-    alice, chat = await send_photo(server, photo_jpeg(), "a cat in the rain")
+    alice, chat, _ = await send_photo(server, photo_jpeg(), "a cat in the rain")
     card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
     assert "a cat in the rain" in card["text"]
     keeps = t("card.field", "en", label=t("card.keeps", "en"), value=t("control.lineart", "en"))
@@ -87,7 +89,7 @@ async def test_a_photo_with_a_caption_is_drawn_keeping_its_outline(control_bot: 
 
 async def test_a_sent_drawing_is_kept_as_a_sketch(control_bot: RunningBot) -> None:
     server = control_bot.server
-    _, chat = await send_photo(server, png_of(sketch()), "a house")
+    _, chat, _ = await send_photo(server, png_of(sketch()), "a house")
     card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
     assert t("control.scribble", "en") in card["text"]
 
@@ -108,7 +110,7 @@ async def test_a_missing_controlnet_keeps_the_card_with_retry(
     try:
         async with telegram_bot(fake_telegram, engine, sqlite_url, tmp_path / "data") as running:
             server = running.server
-            alice, chat = await send_photo(server, photo_jpeg(), "a cat")
+            alice, chat, _ = await send_photo(server, photo_jpeg(), "a cat")
             card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
             await server.push(server.press(alice, card, data_of(card, Action.CONFIRM)))
             retry = await server.wait_for(with_button(server, chat["id"], Action.RETRY_MISSING))
@@ -124,3 +126,28 @@ def test_a_group_photo_caption_loses_our_mention() -> None:
     message = Message.de_json(server.message(group_chat(), user(), document=image_doc, caption=f"{MENTION} a  cat")["message"], None)
     attachment = from_message(message, me)
     assert isinstance(attachment, Attachment) and attachment.caption == "a cat"
+
+
+async def test_words_replying_to_a_photo_are_drawn_keeping_it(control_bot: RunningBot) -> None:
+    server = control_bot.server
+    alice, chat, photo_message = await send_photo(server, photo_jpeg(), "")
+    await server.wait_for(lambda: delivered_photos(server))  # the photo alone: restyled, as before
+    await control_bot.conversation.wait_idle()
+    await server.push(server.message(chat, alice, text="a robot in a field", reply_to=photo_message))
+    card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
+    assert "a robot in a field" in card["text"] and t("control.lineart", "en") in card["text"]
+
+
+async def test_a_voice_note_replying_to_a_photo_keeps_it(control_bot: RunningBot, english_voice_notes: dict[str, Any]) -> None:
+    server = control_bot.server
+    alice, chat, photo_message = await send_photo(server, photo_jpeg(), "")
+    await server.wait_for(lambda: delivered_photos(server))
+    await control_bot.conversation.wait_idle()
+    voice = server.add_file(english_voice_notes["ogg"].path.read_bytes()) | {"duration": 7, "mime_type": "audio/ogg"}
+    await server.push(server.message(chat, alice, voice=voice, reply_to=photo_message))
+    card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
+    assert "blue hair" in card["text"].lower() and t("control.lineart", "en") in card["text"]
+    await server.push(server.press(alice, card, data_of(card, Action.CONFIRM)))
+    await server.wait_for(lambda: len(delivered_photos(server)) == 2)
+    await control_bot.conversation.wait_idle()
+    assert Image.open(io.BytesIO(delivered_photos(server)[-1].files["photo"])).size == (80, 64)

@@ -1,6 +1,8 @@
 """A photo with words: draw the words keeping the photo's composition (its outline or edges; a sketch's strokes).
 
-The request is a typed description with a control image: admitted first, its
+A photo's caption, a text replying to it or ``/anime`` with it attached is a
+typed description with a control image (a voice note replying to a photo is
+a voice request with one: :func:`keep_composition`). It is admitted first, its
 card opens at once (it says what will be kept), then the photo is downloaded,
 read within the photo caps and stored; a drawing (mostly white with dark
 strokes) is kept as a sketch. Draw queues a text job carrying the image.
@@ -49,16 +51,23 @@ async def on_described_photo(ctx: Context, who: Who, event: PhotoMessage) -> Non
         if not verdict.allowed:
             await refuse(ctx, who, request_id, None, verdict, from_states=[S.AWAITING_CONFIRMATION])
             return
-        data = await event.fetch()
-        limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
-        png, sketch = await asyncio.to_thread(_read, data, limits)
-        await ctx.repository.add_image(request_id, ImageRole.CONTROL, png)
-        if sketch or event.sketch:
-            await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], control="scribble")
+        await keep_composition(ctx, request_id, await event.fetch(), S.AWAITING_CONFIRMATION, sketch=event.sketch)
     except Exception as error:
         await fail(ctx, who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
         return
     await present(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+
+
+async def keep_composition(ctx: Context, request_id: str, data: bytes, state: S, *, sketch: bool = False) -> None:
+    """Store ``data`` (read within the photo caps) as the picture whose composition ``request_id`` keeps.
+
+    A drawing (``sketch``, or a picture that looks like one) is kept as a sketch.
+    """
+    limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
+    png, drawn = await asyncio.to_thread(_read, data, limits)
+    await ctx.repository.add_image(request_id, ImageRole.CONTROL, png)
+    if sketch or drawn:
+        await ctx.repository.update_in_state(request_id, [state], control="scribble")
 
 
 def _read(data: bytes, limits: dict[str, int]) -> tuple[bytes, bool]:

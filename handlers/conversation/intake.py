@@ -13,7 +13,7 @@ from engine.image.imageio import open_image, png_bytes
 from engine.language.prompt import build_prompt
 from handlers import cards
 from handlers.conversation.card_view import card_for, card_is_open, show_card
-from handlers.conversation.composition import check_length, on_described_photo
+from handlers.conversation.composition import check_length, keep_composition, on_described_photo
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
@@ -28,11 +28,14 @@ S = RequestState
 
 
 async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
-    """A voice note: admitted first, then downloaded and listened to."""
-    request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style)
+    """A voice note: admitted first, then downloaded and listened to (with the photo it replies to, as its control image)."""
+    control = ctx.config.control_photo if event.photo is not None else None
+    request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style, control=control)
     ref: str | None = None
     try:
         ref = await ctx.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
+        if event.photo is not None:
+            await keep_composition(ctx, request_id, await event.photo(), S.TRANSCRIBING)
         audio = await event.fetch()  # downloaded only now: the request was admitted
     except Exception as error:
         await fail(ctx, who, request_id, ref, error, from_states=[S.TRANSCRIBING])
