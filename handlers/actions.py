@@ -57,6 +57,8 @@ class Action(StrEnum):
     TRY_AGAIN = "ag"
     #: Try again a request that waited for a missing model (transcribe the voice note, or draw the card).
     RETRY_MISSING = "rm"
+    #: A drawing sent as a photo: draw from it as a sketch (the next words or voice note say what it is).
+    USE_SKETCH = "usk"
     #: The user's own language (a value sets it, none opens the picker).
     SET_LANGUAGE = "lang"
     #: The user's default style (a value sets it, none opens the picker).

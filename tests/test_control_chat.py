@@ -151,3 +151,29 @@ async def test_a_voice_note_replying_to_a_photo_keeps_it(control_bot: RunningBot
     await server.wait_for(lambda: len(delivered_photos(server)) == 2)
     await control_bot.conversation.wait_idle()
     assert Image.open(io.BytesIO(delivered_photos(server)[-1].files["photo"])).size == (80, 64)
+
+
+async def test_a_drawing_sent_alone_is_offered_as_a_sketch(control_bot: RunningBot) -> None:
+    server = control_bot.server
+    alice, chat, _ = await send_photo(server, png_of(sketch()), "")
+    offer = await server.wait_for(with_button(server, chat["id"], Action.USE_SKETCH))
+    assert offer["text"] == t("sketch.offer", "en")
+    await server.wait_for(lambda: delivered_photos(server))  # restyled meanwhile, as any photo
+    await control_bot.conversation.wait_idle()
+    await server.push(server.press(alice, offer, data_of(offer, Action.USE_SKETCH)))
+    await server.wait_for(lambda: server.called("sendMessage", text=t("sketch.ask", "en")))
+    await server.push(server.message(chat, alice, text="a castle on a hill"))
+    card = await server.wait_for(with_button(server, chat["id"], Action.CONFIRM))
+    assert "a castle on a hill" in card["text"] and t("control.scribble", "en") in card["text"]
+    await server.push(server.press(alice, card, data_of(card, Action.CONFIRM)))
+    await server.wait_for(lambda: len(delivered_photos(server)) == 2)
+    await control_bot.conversation.wait_idle()
+    assert Image.open(io.BytesIO(delivered_photos(server)[-1].files["photo"])).size == (80, 64)
+
+
+async def test_a_photo_is_not_offered_as_a_sketch(control_bot: RunningBot) -> None:
+    server = control_bot.server
+    _, chat, _ = await send_photo(server, photo_jpeg(), "")
+    await server.wait_for(lambda: delivered_photos(server))
+    await control_bot.conversation.wait_idle()
+    assert not with_button(server, chat["id"], Action.USE_SKETCH)()

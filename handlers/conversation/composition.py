@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 
 from db.enums import ImageRole, RequestKind
+from db.records import RequestRecord
 from db.states import RequestState
 from engine.errors import TextTooLongError
 from engine.image.control import is_sketch
 from engine.image.imageio import open_image, png_bytes
 from engine.language.prompt import build_prompt
+from handlers.actions import Action
 from handlers.conversation.card_view import card_for
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on
-from handlers.events import PhotoMessage
+from handlers.events import ButtonPress, PhotoMessage, fetched
+from handlers.i18n import t
+from handlers.replies import Button, Reply
 
 S = RequestState
 
@@ -64,16 +68,51 @@ async def keep_composition(ctx: Context, request_id: str, data: bytes, state: S,
     A drawing (``sketch``, or a picture that looks like one) is kept as a sketch.
     """
     limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
-    png, drawn = await asyncio.to_thread(_read, data, limits)
+    png, drawn = await asyncio.to_thread(read_photo, data, limits)
     await ctx.repository.add_image(request_id, ImageRole.CONTROL, png)
     if sketch or drawn:
         await ctx.repository.update_in_state(request_id, [state], control="scribble")
 
 
-def _read(data: bytes, limits: dict[str, int]) -> tuple[bytes, bool]:
-    """The photo as PNG (pixel caps checked from its header before decoding) and whether it is a sketch."""
+def read_photo(data: bytes, limits: dict[str, int]) -> tuple[bytes, bool]:
+    """The photo as PNG (pixel caps checked from its header before decoding) and whether it is a drawing (a sketch)."""
     picture = open_image(data, **limits)
     return png_bytes(picture), is_sketch(picture)
+
+
+async def offer_sketch(ctx: Context, who: Who, request_id: str) -> None:
+    """A drawing sent without words: offer to draw from it as a sketch (it is restyled meanwhile, as any photo)."""
+    button = Button(t("button.use_sketch", who.lang), Action.USE_SKETCH, request_id)
+    await ctx.messenger.send(who.origin, Reply(t("sketch.offer", who.lang), buttons=((button,),), request_id=request_id))
+
+
+async def on_use_sketch(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
+    """"Use as a sketch": the user's next words (typed, or a voice note) say what the drawing is."""
+    base = record.image(ImageRole.BASE)
+    if base is None or not base.path.exists():
+        await ctx.messenger.notify(who.origin, t("card.expired", who.lang))
+        return
+    ctx.pending_sketches[_key(who)] = record.id
+    await ctx.messenger.send(who.origin, Reply(t("sketch.ask", who.lang), request_id=record.id))
+
+
+async def pending_sketch(ctx: Context, who: Who) -> bytes | None:
+    """The drawing ``who`` chose to use as a sketch and has not said what it is yet (taken: asked once), if any."""
+    request_id = ctx.pending_sketches.pop(_key(who), None)
+    record = None if request_id is None else await ctx.repository.get_request(request_id)
+    base = None if record is None else record.image(ImageRole.BASE)
+    if base is None or not base.path.exists():
+        return None
+    return await asyncio.to_thread(base.path.read_bytes)
+
+
+async def on_sketch_words(ctx: Context, who: Who, drawing: bytes, text: str) -> None:
+    """The words saying what a chosen sketch is: a card that draws them from the sketch."""
+    await on_described_photo(ctx, who, PhotoMessage(who.origin, fetched(drawing), text, sketch=True))
+
+
+def _key(who: Who) -> tuple[str, str, str]:
+    return (who.origin.platform, who.origin.chat_id, who.origin.user_id)
 
 
 def check_length(ctx: Context, text: str) -> None:

@@ -89,6 +89,8 @@ class Context:
     settings_shown: LRUCache[tuple[str, str], SettingsView] = field(default_factory=lambda: LRUCache(maxsize=SETTINGS_REMEMBERED))
     #: Whose next text is the corrected words of which card ((platform, chat, user) -> request id), after Edit.
     pending_edits: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Whose next words (or voice note) say what the drawing of which photo request is, after "Use as a sketch".
+    pending_sketches: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
     request_locks: KeyedLock = field(default_factory=KeyedLock)
     #: Spoken replies (:mod:`handlers.conversation.voice`); None when the deployment has none.

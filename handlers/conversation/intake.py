@@ -9,18 +9,25 @@ from db.enums import ImageRole, RequestKind
 from db.states import RequestState
 from engine.api import JobSpec
 from engine.errors import UnknownStyleError
-from engine.image.imageio import open_image, png_bytes
 from engine.language.prompt import build_prompt
 from handlers import cards
 from handlers.conversation.card_view import card_for, card_is_open, show_card
-from handlers.conversation.composition import check_length, keep_composition, on_described_photo
+from handlers.conversation.composition import (
+    check_length,
+    keep_composition,
+    offer_sketch,
+    on_described_photo,
+    on_sketch_words,
+    pending_sketch,
+    read_photo,
+)
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on, write_reading
 from handlers.conversation.transcription import transcribe
 from handlers.conversation.voice import speak_card
-from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
+from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
 from handlers.i18n import t
 from handlers.replies import Reply
 
@@ -29,6 +36,9 @@ S = RequestState
 
 async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
     """A voice note: admitted first, then downloaded and listened to (with the photo it replies to, as its control image)."""
+    drawing = await pending_sketch(ctx, who)  # after "Use as a sketch", the voice note says what the drawing is
+    if drawing is not None:
+        event = replace(event, photo=fetched(drawing))
     control = ctx.config.control_photo if event.photo is not None else None
     request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style, control=control)
     ref: str | None = None
@@ -53,6 +63,8 @@ async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
             await _apply_edit(ctx, who, request_id, event.text)  # a UserError (too long...) keeps the edit pending
         if ctx.pending_edits.get(key) == request_id:
             del ctx.pending_edits[key]
+    elif (drawing := await pending_sketch(ctx, who)) is not None:
+        await on_sketch_words(ctx, who, drawing, event.text)
     elif not who.origin.is_group:
         await ctx.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
 
@@ -127,13 +139,15 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
         ref = await ctx.messenger.send(who.origin, cards.progress(request_id, who.lang, "queued"))
         data = await event.fetch()
         limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
-        png = await asyncio.to_thread(lambda: png_bytes(open_image(data, **limits)))
+        png, drawing = await asyncio.to_thread(read_photo, data, limits)
         await ctx.repository.add_image(request_id, ImageRole.BASE, png)
     except Exception as error:
         await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED])
         return
     spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
     await ctx.jobs.submit(who.origin, who.lang, request_id, spec, ref)
+    if drawing:
+        await offer_sketch(ctx, who, request_id)
 
 
 async def on_rejected(ctx: Context, who: Who, event: Rejected) -> None:

@@ -60,7 +60,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
-from handlers.conversation import card, followups, intake, recovery, settings, upscaling, variations, welcome
+from handlers.conversation import card, composition, followups, intake, recovery, settings, upscaling, variations, welcome
 from handlers.conversation.context import Context, Who
 from handlers.events import ButtonPress, Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 
@@ -167,6 +167,7 @@ BUTTONS: dict[Action, ButtonRoute] = {
     Action.RESEND: ButtonRoute(followups.on_resend, DONE_STATES | {S.RUNNING}),  # running: drawn, upload failed
     Action.TRY_AGAIN: ButtonRoute(recovery.on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
     Action.RETRY_MISSING: ButtonRoute(recovery.on_retry_missing, CARD_STATES),  # waited for a missing model
+    Action.USE_SKETCH: ButtonRoute(composition.on_use_sketch, frozenset({S.QUEUED, S.RUNNING, S.DELIVERED, S.FAILED, S.CANCELLED})),
 }
 
 #: Settings buttons (their request is ``handlers.cards.NO_REQUEST``): personal ones for whoever presses,
