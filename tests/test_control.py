@@ -132,3 +132,20 @@ async def test_a_job_whose_controlnet_is_missing_fails_as_a_missing_model(
     failed = (await drained(pipeline, spec))[-1]
     assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.control"
     assert "CONTROLNET_LINEART" in failed.detail
+
+
+def test_the_tiny_decoder_and_bfloat16_draw_with_a_controlnet(
+    tiny_sd_dir: Path, tiny_taesd_dir: Path, nets: ControlNets
+) -> None:
+    text_to_image = TextToImage(
+        DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2, vae="tiny", tiny_vae=str(tiny_taesd_dir), cpu_dtype="bfloat16")
+    )
+    result = nets.draw(text_to_image, "scribble", sketch(), "a cat", seed=1)
+    assert result.image.size == (80, 64)
+
+
+def test_an_onnx_unet_says_a_controlnet_needs_torch(tiny_sd_dir: Path, nets: ControlNets, tmp_path: Path) -> None:
+    text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2, backend="onnx", cache_dir=tmp_path))
+    with pytest.raises(ControlModelUnavailableError) as raised:
+        nets.draw(text_to_image, "scribble", sketch(), "a cat", seed=1)
+    assert "SD_BACKEND=torch" in raised.value.fix

@@ -223,7 +223,8 @@ class ControlNets:
                         "to draw from a photo's composition or a sketch"
                     )
                 controlnet = self._controlnet(kind, dtype=base.unet.dtype, device=base.unet.device)
-                pipe = StableDiffusionControlNetPipeline.from_pipe(base, controlnet=controlnet)
+                # The VAE is passed on by hand: from_pipe drops one of another class than the pipeline declares (the tiny decoder).
+                pipe = StableDiffusionControlNetPipeline.from_pipe(base, controlnet=controlnet, vae=base.vae)
                 pipe.set_progress_bar_config(disable=True)
                 self._loaded[key] = pipe
             return pipe
