@@ -22,7 +22,7 @@ from handlers.i18n import t
 from tests.support.conversation import SpeechAndJobs
 from tests.support.fake_telegram import BOT, FakeTelegram, group_chat, private_chat, user
 from tests.test_control import sketch
-from tests.test_telegram import MENTION, RunningBot, data_of, delivered_photos, telegram_bot, with_button
+from tests.test_telegram import MENTION, RunningBot, buttons, data_of, delivered_photos, telegram_bot, with_button
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -85,6 +85,12 @@ async def test_a_photo_with_a_caption_is_drawn_keeping_its_outline(control_bot: 
     await control_bot.conversation.wait_idle()
     assert photo[0].files["photo"].startswith(PNG)
     assert Image.open(io.BytesIO(photo[0].files["photo"])).size == (80, 64)  # drawn at the photo's proportions
+    picture = next(m for m in server.sent(chat["id"]) if any(d.startswith(f"{Action.REROLL}:") for d in buttons(m)))
+    await server.push(server.press(alice, picture, data_of(picture, Action.REROLL)))
+    await server.wait_for(lambda: len(delivered_photos(server)) == 2)
+    await control_bot.conversation.wait_idle()
+    rerolled = Image.open(io.BytesIO(delivered_photos(server)[-1].files["photo"]))
+    assert rerolled.size == (80, 64), "Reroll keeps the composition"
 
 
 async def test_a_sent_drawing_is_kept_as_a_sketch(control_bot: RunningBot) -> None:

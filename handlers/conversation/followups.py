@@ -43,7 +43,8 @@ async def on_reroll(ctx: Context, who: Who, press: ButtonPress, record: RequestR
 
 
 async def _derive(ctx: Context, who: Who, parent: RequestRecord, kind: RequestKind, *, style: str) -> None:
-    """A restyle (same base image, new style) or reroll (same prompt, new seed) of ``parent``."""
+    """A restyle (same base image, new style) or reroll (same prompt, new seed, the same composition kept) of ``parent``."""
+    control = parent.control if kind is RequestKind.REROLL else None
     request_id = await create(
         ctx,
         who,
@@ -55,7 +56,10 @@ async def _derive(ctx: Context, who: Who, parent: RequestRecord, kind: RequestKi
         prompt_positive=parent.prompt_positive,
         prompt_negative=parent.prompt_negative,
         source_language=parent.source_language,
+        control=control,
     )
+    if control:  # the picture whose composition the parent kept (the same file)
+        await ctx.repository.link_image(parent.id, request_id, ImageRole.CONTROL)
     if kind is RequestKind.REROLL:  # the same words again: the chat's level may have changed since
         verdict = verdict_on_stored(ctx, who, parent)
         if not verdict.allowed:
