@@ -15,6 +15,7 @@ from engine.image.control import ControlConfig, ControlNets, control_image, draw
 from engine.image.diffusion import DiffusionConfig, TextToImage
 from engine.image.pipeline import AnimePipeline
 from engine.jobs.local import LocalJobQueue
+from engine.policy.levels import Finding, Level, Verdict
 from tests.support.images import assert_images_close, assert_images_differ
 
 
@@ -149,3 +150,39 @@ def test_an_onnx_unet_says_a_controlnet_needs_torch(tiny_sd_dir: Path, nets: Con
     with pytest.raises(ControlModelUnavailableError) as raised:
         nets.draw(text_to_image, "scribble", sketch(), "a cat", seed=1)
     assert "SD_BACKEND=torch" in raised.value.fix
+
+
+class FlagsDarkPictures:
+    """A picture check that flags a picture whose top-left pixel is dark (the test photo), counting what it saw."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def check(self, image: Image.Image, level: Level | str) -> Verdict:
+        self.seen += 1
+        dark = sum(image.convert("RGB").getpixel((0, 0))) < 100  # type: ignore[arg-type]
+        findings = (Finding("EXPOSED", 0.9),) if dark else ()
+        return Verdict(allowed=not dark, level=Level(level), findings=findings)
+
+
+async def test_a_flagged_photo_is_refused_before_anything_is_drawn(
+    text_to_image: TextToImage, nets: ControlNets, animegan_checkpoints_dir: Path
+) -> None:
+    check = FlagsDarkPictures()
+    pipeline = AnimePipeline(
+        text_to_image,
+        AnimeGAN(animegan_checkpoints_dir, backend="torch", download=False),
+        default_style="paprika",
+        control=nets,
+        image_check=check,
+        previews=False,
+    )
+    dark = Image.new("RGB", (64, 64), "black")
+    spec = JobSpec("c3", "u1", "text", "paprika", positive="a cat", control="canny", control_png=png_of(dark))
+    failed = (await drained(pipeline, spec))[-1]
+    assert isinstance(failed, JobFailed) and failed.error_key == "policy.photo_flagged"
+    assert check.seen == 1, "checked once, as a photo, and nothing drawn"
+    allowed = JobSpec("c4", "u1", "text", "paprika", positive="a cat", seed=1, control="scribble", control_png=png_of(sketch()))
+    finished = (await drained(pipeline, allowed))[-1]
+    assert isinstance(finished, JobFinished)
+    assert check.seen == 4, "the photo, the drawing and the styled picture"
