@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 import yaml
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from db import RequestState
 from db.migrate import upgrade_async
@@ -365,7 +365,9 @@ def real_worker_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redi
 
 
 @pytest.fixture(scope="module")
-def real_worker(real_worker_redis: RedisServer, tiny_sd_dir: Path, animegan_checkpoints_dir: Path, tmp_path_factory) -> Iterator[WorkerProcess]:
+def real_worker(
+    real_worker_redis: RedisServer, tiny_sd_dir: Path, tiny_controlnet_dir: Path, animegan_checkpoints_dir: Path, tmp_path_factory
+) -> Iterator[WorkerProcess]:
     """One worker process running the real pipeline on the tiny test models (64x64, 2 steps, CPU)."""
     log_dir = tmp_path_factory.mktemp("real-worker")
     env = worker_env(
@@ -384,6 +386,7 @@ def real_worker(real_worker_redis: RedisServer, tiny_sd_dir: Path, animegan_chec
         ANIME_DOWNLOAD="false",
         ANIME_STYLE="face_paint_512_v2",
         MODELS_DIR=str(log_dir / "models"),
+        CONTROLNET_SCRIBBLE=str(tiny_controlnet_dir),
     )
     (worker,) = start_workers(1, env, log_dir, pipeline=None)
     yield worker
@@ -414,6 +417,17 @@ async def test_real_tiny_models_run_in_a_worker_process(real_engine):
     photo = await drain(await real_engine.submit(photo_job))
     assert isinstance(photo[-1], JobFinished) and png_size(photo[-1].result.anime_png) == (64, 64)
     assert photo[-1].result.base_png is None, "the source is not sent back"
+
+    sketch = io.BytesIO()
+    drawing = Image.new("RGB", (96, 64), "white")
+    ImageDraw.Draw(drawing).ellipse((10, 10, 50, 50), outline="black", width=3)
+    drawing.save(sketch, "PNG")
+    kept = JobSpec(
+        "real-sketch", "u1", "text", "paprika", positive="anime, a cat", seed=3, control="scribble", control_png=sketch.getvalue()
+    )
+    drawn = await drain(await real_engine.submit(kept))
+    assert isinstance(drawn[-1], JobFinished) and drawn[-1].result.base_png is not None
+    assert png_size(drawn[-1].result.base_png) == (80, 64), "drawn from the sketch, at its proportions"
 
     bad = await drain(await real_engine.submit(JobSpec("real-bad", "u1", "photo", "no-such-style", source_png=result.base_png)))
     assert bad[-1] == JobFailed("style.unknown", bad[-1].detail, bad[-1].params)
