@@ -17,7 +17,8 @@ from tests.support.browser import CHROMIUM
 from tests.support.browser import open_page as open_browser_page
 from tests.support.conversation import SpeechAndJobs
 from tests.support.web import Studio, browsers, studio_over
-from tests.test_control_chat import engine_with, photo_jpeg
+from tests.test_control import sketch
+from tests.test_control_chat import engine_with, photo_jpeg, png_of
 
 KEEPS = t("card.keeps", "en")
 
@@ -53,6 +54,19 @@ async def test_a_photo_with_a_description_keeps_its_outline(studio: Studio) -> N
         await browser.press(card, Action.CONFIRM)
         picture = await browser.wait_message(lambda m: m["kind"] == "image")
         assert picture["buttons"]
+
+
+async def test_a_sketch_sent_without_words_waits_for_a_voice_note(studio: Studio, english_voice_notes: dict[str, Any]) -> None:
+    async with browsers(studio) as (browser,):
+        response = await browser.client.post(
+            "/upload/photo?locale=en-US&sketch=1", data=png_of(sketch()), headers={"Origin": browser.origin, "Content-Type": "image/png"}
+        )
+        assert response.status == 202
+        await browser.wait_message(lambda m: m["text"] == t("sketch.ask", "en"))
+        assert (await browser.upload("voice", english_voice_notes["ogg"].path.read_bytes(), "audio/ogg")).status == 202
+        card = await browser.wait_message(browser.with_button(Action.CONFIRM))
+        assert "blue hair" in card["text"].lower()
+        assert t("card.field", "en", label=KEEPS, value=t("control.scribble", "en")) in card["text"]
 
 
 @pytest.mark.slow
@@ -98,14 +112,15 @@ async def test_the_sketch_pad_in_chromium(studio: Studio, tmp_path: Path) -> Non
             await page.locator("#sketch-undo").click()
             assert abs(await ink() - one) < 1e-3, "Undo took the last stroke back"
             await shown.shot("sketch")
-            await page.locator("#sketch-send").click()
-            assert await page.locator("#sketch").evaluate("dialog => dialog.open"), "no description yet: the pad stays open"
-            await page.locator("#sketch-text").fill("a house with a garden")
-            await page.locator("#sketch-send").click()
+            await page.locator("#sketch-send").click()  # no words yet: the studio asks what it is
+            await page.locator(".msg", has_text=t("sketch.ask", "en")).wait_for()
+            assert not await page.locator("#sketch").evaluate("dialog => dialog.open")
+            assert await page.locator(".msg.mine-photo img").count() == 1, "the sketch shows as the user's own picture"
+            await page.locator("#text").fill("a house with a garden")
+            await page.locator("#text").press("Enter")
             card = page.locator(".msg.kind-card", has_text="a house with a garden")
             await card.wait_for()
             assert t("control.scribble", "en") in await card.inner_text()
-            assert await page.locator(".msg.mine-photo img").count() == 1, "the sketch shows as the user's own picture"
             await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
             finished = page.locator(".msg.kind-image").last
             await finished.wait_for()

@@ -961,17 +961,13 @@ function sendSketch(submitted) {
     toast(tr("sketch.empty"), "error");
     return;
   }
-  if (!words) {
-    toast(tr("sketch.describe"), "error");
-    $("sketch-text").focus();
-    return;
-  }
   $("sketch-canvas").toBlob((blob) => {
     if (!blob) return;
     $("sketch").close();
     show("studio");
     addMine("photo", blob);
-    upload("photo", blob, { caption: words, sketch: "1" });
+    // Without words the studio asks what it is: the next description, typed or said, draws it.
+    upload("photo", blob, words ? { caption: words, sketch: "1" } : { sketch: "1" });
     pad.strokes = [];
     $("sketch-text").value = "";
   }, "image/png");

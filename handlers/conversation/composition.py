@@ -92,18 +92,18 @@ async def on_use_sketch(ctx: Context, who: Who, press: ButtonPress, record: Requ
     if base is None or not base.path.exists():
         await ctx.messenger.notify(who.origin, t("card.expired", who.lang))
         return
-    ctx.pending_sketches[_key(who)] = record.id
-    await ctx.messenger.send(who.origin, Reply(t("sketch.ask", who.lang), request_id=record.id))
+    await ask_what_it_is(ctx, who, await asyncio.to_thread(base.path.read_bytes))
+
+
+async def ask_what_it_is(ctx: Context, who: Who, drawing: bytes) -> None:
+    """Keep ``drawing`` until ``who``'s next words or voice note say what it is, and ask."""
+    ctx.pending_sketches[_key(who)] = drawing
+    await ctx.messenger.send(who.origin, Reply(t("sketch.ask", who.lang)))
 
 
 async def pending_sketch(ctx: Context, who: Who) -> bytes | None:
-    """The drawing ``who`` chose to use as a sketch and has not said what it is yet (taken: asked once), if any."""
-    request_id = ctx.pending_sketches.pop(_key(who), None)
-    record = None if request_id is None else await ctx.repository.get_request(request_id)
-    base = None if record is None else record.image(ImageRole.BASE)
-    if base is None or not base.path.exists():
-        return None
-    return await asyncio.to_thread(base.path.read_bytes)
+    """The drawing ``who`` is to say what it is (taken: asked once), if any."""
+    return ctx.pending_sketches.pop(_key(who), None)
 
 
 async def on_sketch_words(ctx: Context, who: Who, drawing: bytes, text: str) -> None:

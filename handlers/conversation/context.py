@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Open cards whose message is remembered (to retire or update it); older ones just keep their buttons.
 OPEN_CARDS_REMEMBERED = 10_000
+#: Drawings waiting to be told what they are, kept in memory up to this many bytes in all.
+SKETCHES_KEPT_BYTES = 64 * 1024 * 1024
 #: Settings cards and pickers remembered to be kept true (the newest); older ones keep what they showed.
 SETTINGS_REMEMBERED = 4096
 
@@ -89,8 +91,11 @@ class Context:
     settings_shown: LRUCache[tuple[str, str], SettingsView] = field(default_factory=lambda: LRUCache(maxsize=SETTINGS_REMEMBERED))
     #: Whose next text is the corrected words of which card ((platform, chat, user) -> request id), after Edit.
     pending_edits: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    #: Whose next words (or voice note) say what the drawing of which photo request is, after "Use as a sketch".
-    pending_sketches: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Whose next words (or voice note) say what which drawing is ((platform, chat, user) -> the drawing's bytes), after
+    #: "Use as a sketch" or a sketch sent from the studio's pad without words (least recently used dropped first).
+    pending_sketches: LRUCache[tuple[str, str, str], bytes] = field(
+        default_factory=lambda: LRUCache(maxsize=SKETCHES_KEPT_BYTES, getsizeof=len)
+    )
     #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
     request_locks: KeyedLock = field(default_factory=KeyedLock)
     #: Spoken replies (:mod:`handlers.conversation.voice`); None when the deployment has none.

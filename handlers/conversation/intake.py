@@ -13,6 +13,7 @@ from engine.language.prompt import build_prompt
 from handlers import cards
 from handlers.conversation.card_view import card_for, card_is_open, show_card
 from handlers.conversation.composition import (
+    ask_what_it_is,
     check_length,
     keep_composition,
     offer_sketch,
@@ -90,7 +91,8 @@ async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> Non
 
 
 async def on_anime(ctx: Context, who: Who, command: Command) -> None:
-    """``/anime <text> [style]``: typed words open a card at once (refused outright when the policy says no)."""
+    """``/anime <text> [style]``: typed words open a card at once (refused outright when the policy says no);
+    words a drawing waits for ("Use as a sketch", the studio's pad) draw it."""
     text = command.args.strip()
     if not text:
         await ctx.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
@@ -100,6 +102,9 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
         if command.style not in ctx.config.styles:
             raise UnknownStyleError(style=command.style, styles=", ".join(ctx.config.styles))
         who = replace(who, style=command.style)
+    if (drawing := await pending_sketch(ctx, who)) is not None:  # the words a drawing waited for
+        await on_sketch_words(ctx, who, drawing, text)
+        return
     prompt = build_prompt(text)
     verdict = verdict_on(ctx, who, prompt)
     request_id = await create(
@@ -128,10 +133,14 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
 async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
     """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued.
 
-    A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead.
+    A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead;
+    a sketch from the studio's pad without words waits for them (the next text or voice note).
     """
     if event.caption.strip():
         await on_described_photo(ctx, who, event)
+        return
+    if event.sketch:  # from the studio's pad, without words yet: they come next, typed or said
+        await ask_what_it_is(ctx, who, await event.fetch())
         return
     request_id = await create(ctx, who, kind=RequestKind.PHOTO, state=S.QUEUED, style=who.style)
     ref: str | None = None
