@@ -216,16 +216,18 @@ class DiscordAdapter:
         origin = _origin(message.author, message.channel.id, locale, is_group=message.guild is not None)
         origin = replace(origin, age_restricted=age_restricted(message.channel))
         event: Event | None = None
+        replied = _replied_image(message)
         for attachment in message.attachments:
             kind = (attachment.content_type or "").split("/")[0]
             if message.flags.voice or kind == "audio":
-                event = self._attachment_event(origin, attachment, audio=True)
+                event = self._attachment_event(origin, attachment, audio=True, photo=replied)
                 break
             if kind == "image":
                 event = self._attachment_event(origin, attachment, audio=False)
                 break
         if event is None and (text := self._without_mention(message.content)):
-            event = TextMessage(origin, text)
+            # words replying to a user's picture: drawn keeping its composition
+            event = self._attachment_event(origin, replied, audio=False, caption=text) if replied else TextMessage(origin, text)
         if event is not None:
             await self._deliver(event)
 
@@ -287,15 +289,28 @@ class DiscordAdapter:
             await responder.finish()
             current.reset(token)
 
-    def _attachment_event(self, origin: Origin, attachment: discord.Attachment, *, audio: bool, caption: str = "") -> Event:
+    def _attachment_event(
+        self,
+        origin: Origin,
+        attachment: discord.Attachment,
+        *,
+        audio: bool,
+        caption: str = "",
+        photo: discord.Attachment | None = None,
+    ) -> Event:
         """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit.
 
-        ``caption``: words sent with a photo (``/anime`` with an image attached)."""
+        ``caption``: words sent with a photo (``/anime`` with an image attached, a reply to a picture);
+        ``photo``: the picture a voice message replies to."""
         limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
         if attachment.size > limit:
             error = (AudioTooLargeError if audio else ImageTooLargeError).of(attachment.size, limit)
             return Rejected(origin, error)
-        return VoiceMessage(origin, attachment.read) if audio else PhotoMessage(origin, attachment.read, caption)
+        if photo is not None and photo.size > self.config.image_max_bytes:
+            return Rejected(origin, ImageTooLargeError.of(photo.size, self.config.image_max_bytes))
+        if audio:
+            return VoiceMessage(origin, attachment.read, photo=photo.read if photo is not None else None)
+        return PhotoMessage(origin, attachment.read, caption)
 
     async def _deliver(self, event: Event) -> None:
         if self._on_event is None:
@@ -320,6 +335,15 @@ async def _acknowledge(interaction: discord.Interaction) -> None:
             await interaction.response.defer()
         except discord.HTTPException as error:
             log.warning("could not acknowledge an interaction: %s", error)
+
+
+def _replied_image(message: discord.Message) -> discord.Attachment | None:
+    """The picture a user's message replies to (one a person sent, not the bot's), if any."""
+    reference = message.reference
+    replied = reference.resolved if reference is not None else None
+    if not isinstance(replied, discord.Message) or replied.author.bot:
+        return None
+    return next((a for a in replied.attachments if (a.content_type or "").startswith("image/")), None)
 
 
 async def _refuse(interaction: discord.Interaction) -> None:

@@ -49,3 +49,17 @@ async def test_anime_with_an_image_keeps_its_outline(simcord_env: simcord.Env, d
     message: discord.Message = picture.message
     image = Image.open(io.BytesIO(await message.attachments[0].read()))
     assert image.size == (80, 64)  # drawn at the photo's proportions
+
+
+async def test_words_replying_to_a_picture_keep_its_outline(simcord_env: simcord.Env, discord_world: DiscordWorld) -> None:
+    """In a DM (in a server the bot sees a picture's attachments only when the message is addressed to it)."""
+    alice = simcord_env.create_user("alice")
+    channel = alice.dm_channel
+    attachments = simcord_env.backend.store_attachments(channel.id, [("cat.jpg", photo_jpeg())])
+    photo = await alice.send_dm("", attachments=attachments)  # restyled, as any photo
+    reference = {"channel_id": str(channel.id), "message_id": str(photo.id)}
+
+    await alice.send_dm("a tiger in the jungle", reference=reference)
+
+    card = next(m for m in reversed(channel.history()) if "a tiger in the jungle" in m.content and m.author.bot)
+    assert t("card.field", "en", label=t("card.keeps", "en"), value=t("control.lineart", "en")) in card.content
