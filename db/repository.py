@@ -120,6 +120,7 @@ class _Shape:
 _REQUEST_FIELDS = (
     "id", "user_id", "chat_id", "kind", "parent_id", "state", "style", "seed", "prompt_positive", "prompt_negative",
     "source_language", "error_key", "card_expires_at", "created_at", "updated_at", "started_at", "finished_at", "upscale",
+    "control",
 )  # fmt: skip
 _TRANSCRIPT_FIELDS = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text")
 _IMAGE_FIELDS = ("id", "request_id", "role", "path", "sha256", "width", "height", "seed", "model", "style", "created_at")
