@@ -25,6 +25,7 @@ from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on
+from handlers.conversation.voice import speak_card
 from handlers.events import ButtonPress, PhotoMessage, fetched
 from handlers.i18n import t
 from handlers.replies import Button, Reply
@@ -60,6 +61,7 @@ async def on_described_photo(ctx: Context, who: Who, event: PhotoMessage) -> Non
         await fail(ctx, who, request_id, None, error, from_states=[S.AWAITING_CONFIRMATION])
         return
     await present(ctx, who, request_id, None, await card_for(ctx, who, request_id))
+    await speak_card(ctx, who, request_id)
 
 
 async def keep_composition(ctx: Context, request_id: str, data: bytes, state: S, *, sketch: bool = False) -> None:
