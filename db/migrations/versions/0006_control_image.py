@@ -1,7 +1,7 @@
 """Drawing keeping a picture's composition: requests.control and the ``control`` image role.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06
 """
 
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0004"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The image roles before this revision (0004's).
+#: The image roles before this revision (as 0004 left them; 0005 did not change them).
 ROLES = ("base", "anime", "v1", "v2", "v3", "v4", "v1b", "v2b", "v3b", "v4b")
 
 
