@@ -310,7 +310,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
                 prompt.positive, negative, control=args.control, control_png=composition, style=style, seed=seed, progress=progress
             )
         else:
-            result = pipeline.from_prompt(prompt.positive, negative, style=style, seed=seed, progress=progress)
+            width, height = _shape_size(args.aspect or prompt.aspect)  # --aspect, else a shape word in the description
+            result = pipeline.from_prompt(
+                prompt.positive, negative, style=style, seed=seed, progress=progress, width=width, height=height
+            )
     if pipeline.image_check is not None:
         cli_output.status.show("checking the picture")
     image_verdict = _check_pictures(pipeline, result, level, drawn=photo is None)
@@ -371,6 +374,16 @@ def _check_control_picture(pipeline: Any, picture: Any, level: Level) -> None:
     verdict = check_photo(pipeline.image_check)(picture, level)
     if not verdict.allowed:
         raise PhotoFlaggedError("; ".join(verdict.reasons))
+
+
+def _shape_size(aspect: str | None) -> tuple[int | None, int | None]:
+    """The picture size (width, height) of a shape (``square``, ``portrait``, ``landscape``); none: the settings' size."""
+    from engine.language.aspect import aspects
+
+    if aspect is None:
+        return None, None
+    shape = aspects()[aspect]
+    return shape.width, shape.height
 
 
 def _drawn_before(path: Path) -> PictureParameters:
@@ -674,6 +687,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--style", help="AnimeGANv2 style id or alias (default: ANIME_STYLE; `voice2anime styles` lists them)")
     p.add_argument("--seed", type=int, help="seed for reproducible results")
+    p.add_argument(
+        "--aspect",
+        choices=("square", "portrait", "landscape"),
+        help="the picture's shape for --text/--voice: 512x512, 512x768 (2:3) or 768x512 (3:2); default: SD_WIDTH x SD_HEIGHT, "
+        "or a shape word in the description (landscape, portrait, 横版, 竖版)",
+    )
     p.add_argument("--language", help="force the spoken language for --voice")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the anime PNG")
     p.add_argument("--base-output", type=Path, help="also write the base (pre-style) image here")

@@ -18,7 +18,7 @@ for commands and modal submissions, a deferred update for components), so
 slow work never misses Discord's 3-second deadline; interactions the bot
 does not serve (a guild off the allow-list, a component or form it cannot
 read) are acknowledged too, so the user never sees "interaction failed".
-The one exception is the Edit button: a modal can only be the *first*
+The one exception is the Edit and Remix buttons: a modal can only be the *first*
 response, so that press is forwarded without deferring and the conversation's ``edit_prompt`` reply is
 answered with the modal (:meth:`DiscordMessenger.send`); if the conversation
 has not answered within :data:`MODAL_BUDGET` seconds the press is deferred
@@ -261,7 +261,7 @@ class DiscordAdapter:
         responder = Responder(interaction, thinking=False)
         ref = self._messenger.track_source(responder)
         press = ButtonPress(_interaction_origin(interaction), payload.request_id, payload.action, payload.value, ref)
-        await self._answer(responder, press, modal=payload.action is Action.EDIT)
+        await self._answer(responder, press, modal=payload.action in (Action.EDIT, Action.REMIX))  # both ask for words: a modal
 
     async def on_modal_text(self, interaction: discord.Interaction, request_id: str, text: str) -> None:
         """The edit modal's text -> :class:`TextMessage` for the request the form was opened for."""

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 
 import discord
 
-from handlers.actions import Action
 from handlers.replies import Button, Reply
 
 BUTTON_PREFIX = "v2a:"
@@ -169,5 +168,5 @@ def modal_submission(interaction: discord.Interaction) -> ModalSubmission | None
 def edit_again_button(reply: Reply, label: str) -> discord.ui.View:
     """Fallback when the modal can no longer be the response: a button whose press opens it."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ReplyButton(Button(label, Action.EDIT, reply.request_id).data, label))
+    view.add_item(ReplyButton(Button(label, reply.asks_again, reply.request_id).data, label))
     return view

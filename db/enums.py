@@ -29,11 +29,13 @@ class RequestKind(StrEnum):
     VARIATIONS = "variations"
     KEPT = "kept"
     UPSCALE = "upscale"
+    #: A delivered picture drawn again over itself with new words (img2img).
+    REMIX = "remix"
 
 
 #: Kinds that must name the request they derive from (``parent_id``).
 DERIVED_KINDS: frozenset[RequestKind] = frozenset(
-    {RequestKind.RESTYLE, RequestKind.REROLL, RequestKind.VARIATIONS, RequestKind.KEPT, RequestKind.UPSCALE}
+    {RequestKind.RESTYLE, RequestKind.REROLL, RequestKind.VARIATIONS, RequestKind.KEPT, RequestKind.UPSCALE, RequestKind.REMIX}
 )
 
 

@@ -167,6 +167,14 @@ class Request(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     #: What a text request's drawing keeps of its ``control`` image (``engine.api.ControlKind``); NULL: none.
     control: Mapped[str | None] = mapped_column(String(16))
+    #: The picture's size (NULL: the deployment's); portrait and landscape pictures set it.
+    width: Mapped[int | None] = mapped_column()
+    height: Mapped[int | None] = mapped_column()
+    #: A remix: how far (0..1) it moves from its parent's picture towards the new words (NULL: not a remix).
+    strength: Mapped[float | None] = mapped_column(Float)
+    #: Drawing steps and guidance of its own (a picture drawn again as its PNG says; NULL: the deployment's).
+    steps: Mapped[int | None] = mapped_column()
+    guidance: Mapped[float | None] = mapped_column(Float)
 
     transcript: Mapped[Transcript | None] = relationship(lazy="raise", passive_deletes=True)
     images: Mapped[list[Image]] = relationship(lazy="raise", passive_deletes=True, order_by="Image.id")

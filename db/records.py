@@ -138,6 +138,14 @@ class RequestRecord:
     upscale: int | None = None
     #: What the drawing keeps of the request's ``control`` image (lineart, canny, pose, scribble); None: none.
     control: str | None = None
+    #: The picture's size (``None``: the deployment's).
+    width: int | None = None
+    height: int | None = None
+    #: A remix's strength (``None``: not a remix).
+    strength: float | None = None
+    #: Its own drawing steps and guidance (``None``: the deployment's).
+    steps: int | None = None
+    guidance: float | None = None
 
     def image(self, role: ImageRole) -> ImageRecord | None:
         """The image with ``role``, if there is one."""
@@ -168,6 +176,11 @@ class RequestRecord:
             images=tuple(ImageRecord.from_row(img, store) for img in row.images),
             upscale=row.upscale,
             control=row.control,
+            width=row.width,
+            height=row.height,
+            strength=row.strength,
+            steps=row.steps,
+            guidance=row.guidance,
         )
 
 

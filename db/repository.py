@@ -62,6 +62,11 @@ TRANSITION_FIELDS = frozenset(
         "started_at",
         "finished_at",
         "control",
+        "width",
+        "height",
+        "strength",
+        "steps",
+        "guidance",
     }
 )
 
@@ -121,6 +126,7 @@ _REQUEST_FIELDS = (
     "id", "user_id", "chat_id", "kind", "parent_id", "state", "style", "seed", "prompt_positive", "prompt_negative",
     "source_language", "error_key", "card_expires_at", "created_at", "updated_at", "started_at", "finished_at", "upscale",
     "control",
+    "width", "height", "strength", "steps", "guidance",
 )  # fmt: skip
 _TRANSCRIPT_FIELDS = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text")
 _IMAGE_FIELDS = ("id", "request_id", "role", "path", "sha256", "width", "height", "seed", "model", "style", "created_at")
@@ -380,6 +386,11 @@ class Repository:
         caps: Caps | None = None,
         upscale: int | None = None,
         control: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        strength: float | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
     ) -> str:
         """Record a new request and return its id.
 
@@ -417,6 +428,11 @@ class Repository:
             "finished_at": None,
             "error_key": None,
             "control": control,
+            "width": width,
+            "height": height,
+            "strength": strength,
+            "steps": steps,
+            "guidance": guidance,
         }
 
         def unit(connection: Connection) -> str:

@@ -146,6 +146,8 @@ class Prompt:
     untranslated: tuple[str, ...] = ()
     #: (English, Chinese as written) for the words translated with the dictionary: the card shows them in Chinese.
     glossary: tuple[tuple[str, str], ...] = ()
+    #: The picture shape the description asked for ("landscape", 竖版: :mod:`engine.language.aspect`), its words not drawn.
+    aspect: str | None = None
 
 
 # --- image jobs -------------------------------------------------------------
@@ -187,6 +189,12 @@ class JobSpec:
     ``control`` and ``control_png``: a text job drawn keeping the composition
     of a picture (a photo's outline or edges, a sketch's strokes, a pose) with
     a ControlNet; ``""`` and ``None`` (the defaults) draw from the words alone.
+    ``width``/``height`` are a text job's picture size (``None``: the engine's;
+    portrait and landscape pictures). ``init_png`` with ``strength`` makes a text
+    job a remix: ``positive`` drawn over that picture (img2img), moving
+    ``strength`` (0..1) of the way towards a new picture; ``None``: drawn from noise.
+    ``steps``/``guidance`` draw a text job with its own (a picture drawn again
+    as its PNG says it was drawn); ``None``: the engine's.
     """
 
     job_id: str
@@ -204,6 +212,12 @@ class JobSpec:
     scale: int = 0
     control: ControlKind = ""
     control_png: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    init_png: bytes | None = None
+    strength: float | None = None
+    steps: int | None = None
+    guidance: float | None = None
 
     def __post_init__(self) -> None:
         if (self.kind == "upscale") != (self.scale in (2, 4)):
@@ -214,11 +228,17 @@ class JobSpec:
             raise ValueError("control and control_png go together")
         if self.control and (self.kind != "text" or self.seeds):
             raise ValueError("only a text job of one picture draws with a control image")
+        if (self.init_png is None) != (self.strength is None):
+            raise ValueError("a remix needs both init_png and strength")
+        if self.init_png is not None and self.seeds:
+            raise ValueError("a remix draws one picture over its own: it takes no seeds")
         if self.kind == "text":
             if not self.positive:
                 raise ValueError("a text job needs a positive prompt")
             if self.source_png is not None:
                 raise ValueError("a text job draws its picture: it takes no source_png")
+        elif self.init_png is not None:
+            raise ValueError(f"a {self.kind} job draws nothing: it takes no init_png")
         elif self.source_png is None:
             raise ValueError(f"a {self.kind} job needs source_png")
 

@@ -70,6 +70,14 @@ class Action(StrEnum):
     TOGGLE_CONFIRM = "conf"
     CHAT_POLICY = "pol"
     CHAT_VOICE = "cv"
+    #: A delivered picture drawn again over itself with new words: asks for them.
+    REMIX = "rx"
+    #: A remix card's strength (the value: subtle / strong).
+    REMIX_STRENGTH = "rxs"
+    #: A card's picture shape (the value: square / portrait / landscape).
+    ASPECT = "ar"
+    #: A picture that carries its drawing parameters, drawn again with them.
+    DRAW_AGAIN = "da"
 
 
 @dataclass(frozen=True)

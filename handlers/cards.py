@@ -346,6 +346,7 @@ def delivered(request_id: str, lang: str, png: bytes, *, style: str, seed: int |
     if drawn:
         row.insert(1, Button(t("button.reroll", lang), Action.REROLL, request_id))
         more.insert(0, Button(t("button.variations", lang), Action.VARIATIONS, request_id))
+        more.append(Button(t("button.remix", lang), Action.REMIX, request_id))
     rows = (tuple(row), tuple(more))
     return Reply(caption, kind="image", image_png=png, buttons=rows, request_id=request_id, file_name=file_name(request_id))
 

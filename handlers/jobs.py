@@ -316,6 +316,17 @@ class JobTracker:
             if image is None or not image.path.exists():
                 return None
             control = {"control": record.control, "control_png": await asyncio.to_thread(image.path.read_bytes)}
+        remix: dict[str, Any] = {}
+        if record.kind is RequestKind.REMIX:  # drawn over its picture's drawing
+            parent = await self.repository.get_request(record.parent_id) if record.parent_id else None
+            drawing = parent.image(ImageRole.BASE) if parent is not None else None
+            if drawing is None or not drawing.path.exists() or record.strength is None:
+                return None
+            remix = {"init_png": await asyncio.to_thread(drawing.path.read_bytes), "strength": record.strength}
+        else:
+            if record.width is not None and record.height is not None:
+                remix = {"width": record.width, "height": record.height}
+            remix.update({name: value for name, value in (("steps", record.steps), ("guidance", record.guidance)) if value is not None})
         return JobSpec(
             record.id,
             user_key,
@@ -329,6 +340,7 @@ class JobTracker:
             language=(words.language if words else None) or record.source_language or "",
             seeds=variation_seeds(record.seed) if variations and record.seed is not None else (),
             **control,
+            **remix,
         )
 
     async def submit(self, origin: Origin, lang: str, request_id: str, spec: JobSpec, ref: str | None) -> None:

@@ -99,6 +99,9 @@ class Reply:
     #: What the operator does about a missing model (``ModelUnavailableError.fix``): the studio, whose user is its
     #: operator, shows it in a panel; the chat platforms leave it out (their operators read it in the log).
     fix: str = ""
+    #: For ``edit_prompt``: the button that asks for the words again where the platform's form could not open
+    #: at once (Discord): Edit for a card, Remix for a picture.
+    asks_again: Action = Action.EDIT
 
 
 @dataclass(frozen=True)

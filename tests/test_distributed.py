@@ -434,6 +434,16 @@ async def test_real_tiny_models_run_in_a_worker_process(real_engine):
     assert bad[-1].params["style"] == "no-such-style" and "paprika" in bad[-1].params["styles"]
 
 
+async def test_a_remix_and_a_shaped_picture_run_in_a_worker_process(real_engine):
+    drawn = await drain(await real_engine.submit(JobSpec("real-tall", "u1", "text", "paprika", positive="a fox", seed=5, width=64, height=96)))
+    tall = drawn[-1].result
+    assert png_size(tall.anime_png) == (64, 96)
+    remix = JobSpec("real-remix", "u1", "text", "paprika", positive="a fox in the snow", seed=5, init_png=tall.base_png, strength=0.65)
+    events = await drain(await real_engine.submit(remix))
+    assert isinstance(events[-1], JobFinished) and png_size(events[-1].result.anime_png) == (64, 96)
+    assert events[-1].result.base_png != tall.base_png, "drawn over, not returned"
+
+
 async def test_conversation_on_postgresql_over_the_distributed_engine(postgres_database_url, real_engine, make_harness):
     await upgrade_async(postgres_database_url)
     h = await make_harness(postgres_database_url, real_engine)

@@ -97,7 +97,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert "anime style" not in card.text and "face_paint_512_v2" not in card.text, "no prompt tags, no style ids"
     request_id = card.request_id
     record = await h.request(request_id)
-    actions = {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL}
+    actions = {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL, Action.ASPECT}
     kept = {Action.KEEP_SAID} if record.transcript.corrections else set()  # Whisper base: "at the height" -> "hat"
     assert {b.action for row in card.buttons for b in row} == actions | kept
     assert record.state is S.AWAITING_CONFIRMATION and record.kind is RequestKind.VOICE

@@ -168,7 +168,7 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
     assert len(server.called("getFile", file_id=voice["file_id"])) == 1 and server.called("download")
     assert server.called("sendChatAction", action="typing")
     kept = {Action.KEEP_SAID} if t("button.keep_said", "en") in card["text"] else set()  # a word the engine corrected
-    assert {d.split(":")[0] for d in buttons(card)} == {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL} | kept
+    assert {d.split(":")[0] for d in buttons(card)} == {Action.CONFIRM, Action.EDIT, Action.RETRY, Action.STYLE, Action.DETAILS, Action.CANCEL, Action.ASPECT} | kept
 
     server.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
     press = server.press(alice, card, data_of(card, Action.CONFIRM))
@@ -178,7 +178,7 @@ async def test_voice_note_to_picture(bot: RunningBot, english_voice_notes) -> No
 
     assert photo[0].files["photo"].startswith(PNG)
     assert "Style: " in photo[0].params["caption"]
-    assert {d.split(":")[0] for d in photo[0].callback_data()} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+    assert {d.split(":")[0] for d in photo[0].callback_data()} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}
     assert server.called("sendChatAction", action="upload_photo")
     assert len(server.called("answerCallbackQuery", callback_query_id=press["callback_query"]["id"])) == 1
 

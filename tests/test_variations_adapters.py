@@ -54,7 +54,7 @@ async def test_telegram_shows_the_grid_with_v1_to_v4_and_keeps_v3_as_a_picture_w
     await server.push(server.press(alice, grid, third))
     kept = await server.wait_for(with_button(server, chat["id"], Action.VARIATIONS, after=grid["message_id"]))
     await bot.conversation.wait_idle()
-    assert {d.split(":")[0] for d in buttons(kept)} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+    assert {d.split(":")[0] for d in buttons(kept)} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}
     record = await bot.conversation.repository.get_request(third.split(":")[1])
     (upload,) = [c for c in server.called("sendPhoto") if c.params.get("caption") == kept.get("caption")]
     assert upload.files["photo"] == record.image("v3").path.read_bytes()
@@ -95,7 +95,7 @@ async def test_the_studio_shows_four_tiles_each_with_its_keep_button(studio, tmp
         await alice.press(grid, Action.KEEP, "4")
         kept = await test_web.picture(alice, 3)
         assert {b["data"].split(":")[0] for row in kept["buttons"] for b in row} == {
-            Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE,
+            Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX,
         }
         async with alice.client.get(kept["image"]) as image, alice.client.get(grid["tiles"][3]["image"]) as tile:
             assert await image.read() == await tile.read()

@@ -46,4 +46,4 @@ async def test_variations_are_four_tiles_and_v3_is_kept(served: Studio, chromium
     kept = page.locator(".msg.kind-image:not(:has(.tiles))").last
     await page.wait_for_function("() => document.querySelectorAll('.msg.kind-image:not(:has(.tiles))').length === 2")
     actions = await kept.locator("button").evaluate_all("bs => bs.map(b => b.dataset.action)")
-    assert set(actions) == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+    assert set(actions) == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}

@@ -43,7 +43,7 @@ async def test_variations_are_one_job_shown_as_a_grid_and_v2_is_kept_with_its_ow
 ):
     h = await make_harness(any_db_url, local_engine)
     picture = await delivered_picture(h, "alice")
-    assert [b.label for b in picture.buttons[-1]] == [t("button.variations", "en"), t("button.upscale", "en")]
+    assert [b.label for b in picture.buttons[-1]] == [t("button.variations", "en"), t("button.upscale", "en"), t("button.remix", "en")]
     runs = flow_text_to_image.calls
 
     mark = h.messenger.mark()
@@ -70,7 +70,7 @@ async def test_variations_are_one_job_shown_as_a_grid_and_v2_is_kept_with_its_ow
     await h.press("alice", button(grid, Action.KEEP, "2"))
     kept = h.messenger.images("alice")[-1].reply
     assert kept.image_png == grid.tiles[1] and f"seed {seeds[1]}" in kept.text
-    assert {b.action for row in kept.buttons for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+    assert {b.action for row in kept.buttons for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}
     child = await h.request(kept.request_id)
     assert (child.kind, child.parent_id, child.state, child.seed) == (RequestKind.KEPT, record.id, S.DELIVERED, seeds[1])
     assert child.image(ImageRole.BASE).sha256 == record.image(ImageRole.V2_BASE).sha256

@@ -99,7 +99,7 @@ async def test_voice_note_recorded_as_webm_edit_draw_restyle_reroll_original_dow
         assert progress, "the card became the status message"
         assert any(m["image"] for m in progress), "a preview of the picture forming was shown"
         assert status["buttons"] == [], "no Cancel left once delivered"
-        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+        assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}
         image = await alice.client.get(finished["image"])
         assert image.status == 200 and image.headers["Content-Type"] == "image/png" and (await image.read()).startswith(PNG)
         download = await alice.client.get(finished["download"])

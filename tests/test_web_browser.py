@@ -142,7 +142,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     await page.wait_for_function("() => document.querySelector('.msg.kind-image img').naturalWidth > 0")
     assert await page.evaluate("window.previews") > 0, "a preview of the picture forming was shown"
     actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
-    assert set(actions) == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE}
+    assert set(actions) == {Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX}
     await en.shot("picture")
     async with page.expect_download() as download_info:
         await finished.locator("a.download").click()

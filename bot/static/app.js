@@ -710,8 +710,11 @@ function reveal(figure) {
 // "Edit": an inline text field in the card itself, filled with the current words.
 function placeEditor(message, item, live) {
   const card = [...document.querySelectorAll(".msg.kind-card")].find((c) => c.dataset.requestId === message.request_id);
-  item.hidden = true; // the prompt's words are the field's label; the card holds the field
-  if (!live || !card) return; // an old edit prompt (a reload): nothing to edit any more
+  // Edit: the card holds the field, the prompt's words are its label. Without a card (Remix: new words for a
+  // picture) the prompt itself holds it. An old prompt (a reload): nothing to edit any more.
+  const host = card || item;
+  item.hidden = Boolean(card) || !live;
+  if (!live) return;
   const field = element("textarea", { rows: 3, maxlength: 2000, "aria-label": message.title || message.text });
   field.value = message.prefill || "";
   const save = element("button", { type: "submit", class: "primary", text: tr("edit.save") });
@@ -723,7 +726,7 @@ function placeEditor(message, item, live) {
     if (!text) return;
     if (send({ type: "text", text, request_id: message.request_id })) {
       form.remove();
-      keepFocus(card);
+      keepFocus(host);
     }
   });
   field.addEventListener("keydown", (key) => {
@@ -737,10 +740,10 @@ function placeEditor(message, item, live) {
   });
   cancel.addEventListener("click", () => {
     form.remove();
-    keepFocus(card);
+    keepFocus(host);
   });
-  card.querySelectorAll("form.editor").forEach((other) => other.remove());
-  card.append(form);
+  host.querySelectorAll("form.editor").forEach((other) => other.remove());
+  host.append(form);
   field.focus();
 }
 

@@ -20,6 +20,7 @@ from engine.image.animegan import AnimeGAN
 from engine.image.control import ControlNets
 from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.image.imageio import open_image
+from engine.image.img2img import ImageToImage, RedrawRequest
 from engine.image.png_info import PictureParameters
 from engine.image.upscale import Upscaler
 from engine.policy.image_check import PictureCheck
@@ -61,6 +62,9 @@ class PromptJob:
     progress: ProgressCallback | None = field(default=None, compare=False)
     cancelled: CancelCheck | None = field(default=None, compare=False)
     preview: PreviewCallback | None = field(default=None, compare=False)
+    #: The picture's size (``None``: the engine's); every job of one batch has the same.
+    width: int | None = None
+    height: int | None = None
 
 
 class AnimePipeline:
@@ -97,6 +101,7 @@ class AnimePipeline:
         self.image_check = image_check
         #: Real-ESRGAN for upscale jobs (:mod:`engine.jobs.upscaling`); None: this pipeline upscales nothing.
         self.upscaler = upscaler
+        self.image_to_image = ImageToImage(text_to_image)
 
     def from_prompt(
         self,
@@ -108,10 +113,16 @@ class AnimePipeline:
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
         preview: PreviewCallback | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
     ) -> AnimeResult:
         """Draw ``positive`` (steering away from ``negative``) with Stable Diffusion, then restyle the drawing.
 
-        ``preview`` (used when :attr:`previews` is on) gets ``("diffusion", jpeg)``
+        ``width``/``height`` (``None``: the engine's size) are the picture's
+        (portrait and landscape pictures); ``steps``/``guidance`` (``None``: the
+        engine's) draw a picture again as it was drawn. ``preview`` (used when :attr:`previews` is on) gets ``("diffusion", jpeg)``
         previews while drawing, then ``("style", jpeg)``: the sketch, at most
         :data:`engine.image.diffusion.SKETCH_SIDE` pixels a side, before the style runs.
         """
@@ -119,7 +130,8 @@ class AnimePipeline:
         self.animegan.style(style)  # fail on an unknown style before minutes of diffusion
         preview = preview if self.previews else None
         (generated,) = self.text_to_image.generate(
-            positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled, preview=preview
+            positive, negative=negative, seed=seed, progress=progress, cancelled=cancelled, preview=preview, width=width, height=height,
+            steps=steps, guidance=guidance,
         )
         return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
 
@@ -153,13 +165,44 @@ class AnimePipeline:
                 )
             )
         if requests:
+            sizes = {(jobs[index].width, jobs[index].height) for index in drawn}
+            if len(sizes) > 1:
+                raise ValueError("the jobs of one batch must have one size")
+            ((width, height),) = sizes
+            size = {"width": width, "height": height} if width is not None and height is not None else {}
             try:
-                results: list[GeneratedImage | Exception] = list(self.text_to_image.generate_each(requests))
+                results: list[GeneratedImage | Exception] = list(self.text_to_image.generate_each(requests, **size))
             except Exception as error:  # e.g. the model cannot be loaded: every drawn job fails with it
                 results = [error] * len(requests)
             for index, result in zip(drawn, results, strict=True):
                 outcomes[index] = result
         return outcomes  # type: ignore[return-value]  # every slot is filled
+
+    def remix(
+        self,
+        init_png: bytes,
+        positive: str,
+        negative: str = "",
+        *,
+        strength: float,
+        style: str | None = None,
+        seed: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
+    ) -> AnimeResult:
+        """Draw ``positive`` over the picture ``init_png`` (img2img, ``strength`` 0..1 of the way to new noise), then restyle it.
+
+        The picture keeps ``init_png``'s size; progress, previews and cancel as in :meth:`from_prompt`.
+        """
+        style = style or self.default_style
+        self.animegan.style(style)
+        preview = preview if self.previews else None
+        request = RedrawRequest(
+            open_image(init_png), positive, negative, seed, strength, progress=progress, cancelled=cancelled, preview=preview
+        )
+        generated = self.image_to_image.redraw(request)
+        return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
 
     def from_drawing(
         self,

@@ -202,7 +202,13 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
             **extra,
         )
         checked = [result.base_image, result.anime_image]
+    elif drawn and spec.init_png is not None and spec.strength is not None:
+        result = _remix(pipeline, spec, overall, cancelled, extra)
     elif drawn:
+        if spec.width is not None and spec.height is not None:
+            extra.update(width=spec.width, height=spec.height)
+        if spec.steps is not None or spec.guidance is not None:
+            extra.update(steps=spec.steps, guidance=spec.guidance)
         result = pipeline.from_prompt(
             spec.positive, spec.negative, style=spec.style, seed=spec.seed, progress=overall, cancelled=cancelled, **extra
         )
@@ -239,6 +245,26 @@ def _controlled(pipeline: ImagePipeline) -> ControlPipeline:
     if not hasattr(pipeline, "from_control"):
         raise ControlModelUnavailableError(f"{type(pipeline).__name__} draws no control images: run the image engine's AnimePipeline")
     return cast("ControlPipeline", pipeline)
+
+
+def _remix(pipeline: ImagePipeline, spec: JobSpec, progress: ProgressCallback, cancelled: CancelCheck, extra: dict[str, Any]) -> AnimeResult:
+    """A remix job on ``pipeline``: its ``remix`` (img2img), which a stand-in pipeline may not have (then it fails plainly)."""
+    remix = getattr(pipeline, "remix", None)
+    if remix is None:
+        raise TypeError(f"{type(pipeline).__name__} cannot remix a picture")
+    assert spec.init_png is not None and spec.strength is not None
+    result: AnimeResult = remix(
+        spec.init_png,
+        spec.positive,
+        spec.negative,
+        strength=spec.strength,
+        style=spec.style,
+        seed=spec.seed,
+        progress=progress,
+        cancelled=cancelled,
+        **extra,
+    )
+    return result
 
 
 def _parameters(spec: JobSpec, result: AnimeResult) -> PictureParameters | None:
@@ -313,13 +339,15 @@ class BatchJob:
 def can_batch(pipeline: ImagePipeline, spec: JobSpec) -> bool:
     """Whether ``spec`` may share one diffusion call with other jobs on ``pipeline``.
 
-    Text jobs on a pipeline that draws batches (``draws_batches``, as
-    :class:`engine.image.pipeline.AnimePipeline` does). Model, size, scheduler and
-    steps are the engine's settings, not the job's, so any two text jobs of one
-    engine are compatible; photo and restyle jobs draw nothing. A variations
-    job (``seeds``) is a batch of its own, and a job with a control image draws alone.
+    Text jobs drawn from noise on a pipeline that draws batches (``draws_batches``, as
+    :class:`engine.image.pipeline.AnimePipeline` does). Model, scheduler and
+    steps are the engine's settings, not the job's; :func:`run_batch` draws
+    jobs of one size together. Photo and restyle jobs draw nothing; a remix
+    starts from its own picture; a job with its own steps or guidance, or with
+    a control image, is drawn alone; a variations job (``seeds``) is a batch of its own.
     """
-    return spec.kind == "text" and not spec.seeds and not spec.control and pipeline.draws_batches
+    own = spec.init_png is not None or spec.steps is not None or spec.guidance is not None
+    return spec.kind == "text" and not spec.seeds and not spec.control and not own and pipeline.draws_batches
 
 
 def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
@@ -334,12 +362,19 @@ def run_batch(pipeline: ImagePipeline, jobs: Sequence[BatchJob]) -> None:
     alone, and a job that fails fails alone. Jobs that :func:`can_batch` refuses
     run one after another afterwards.
     """
-    batch = [job for job in jobs if can_batch(pipeline, job.spec)]
-    rest = [job for job in jobs if not can_batch(pipeline, job.spec)]
-    if len(batch) >= 2 and _batching(pipeline):
-        _run_drawn_together(pipeline, batch)
-    else:
-        rest = list(jobs)
+    sizes: dict[tuple[int | None, int | None], list[BatchJob]] = {}
+    rest: list[BatchJob] = []
+    for job in jobs:
+        if can_batch(pipeline, job.spec):
+            sizes.setdefault((job.spec.width, job.spec.height), []).append(job)
+        else:
+            rest.append(job)
+    for together in sizes.values():
+        if len(together) >= 2 and _batching(pipeline):
+            _run_drawn_together(pipeline, together)
+        else:
+            rest.extend(together)
+    rest.sort(key=jobs.index)
     for job in rest:
         _finish(job, run_job_event(pipeline, job.spec, job.report, job.cancelled))
 
@@ -387,6 +422,8 @@ def _run_drawn_together(pipeline: BatchingPipeline, batch: list[BatchJob]) -> No
             progress=m.progress,
             cancelled=m.cancelled,
             preview=m.preview if previews else None,
+            width=m.job.spec.width,
+            height=m.job.spec.height,
         )
         for m in members
     ]

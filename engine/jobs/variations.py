@@ -101,7 +101,17 @@ def run_variations(pipeline: ImagePipeline, spec: JobSpec, report: ProgressRepor
         from engine.image.pipeline import PromptJob  # the engine extra; only batching pipelines get here
 
         jobs = [
-            PromptJob(spec.positive, spec.negative, spec.style, seed, progress=bar.drawing(i), cancelled=cancelled, **previews(i))
+            PromptJob(
+                spec.positive,
+                spec.negative,
+                spec.style,
+                seed,
+                progress=bar.drawing(i),
+                cancelled=cancelled,
+                width=spec.width,
+                height=spec.height,
+                **previews(i),
+            )
             for i, seed in enumerate(spec.seeds)
         ]
         log.info("job %s: drawing %d variations in one batch", spec.job_id, len(jobs))

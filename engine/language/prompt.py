@@ -41,6 +41,7 @@ from typing import Literal
 
 from engine.api import ParsedDescription, Prompt
 from engine.errors import EmptyTextError
+from engine.language.aspect import split_aspect
 from engine.language.chinese import CJK_CLASS, CJK_RE
 from engine.language.lexicon import (
     EN_INDEX,
@@ -854,7 +855,10 @@ def _remembered_prompt(description: str, translation: str | None, language: str 
 
 
 def _build(description: str, translation: str | None, language: str | None, machine: MachineTranslate | None) -> Prompt:
-    cleaned = _clean(description)
+    drawn, aspect = split_aspect(description)
+    if translation:
+        translation, _ = split_aspect(translation)
+    cleaned = _clean(drawn)
     if not _has_words(cleaned):
         raise EmptyTextError()
     original = _parse_parts(cleaned)
@@ -873,4 +877,5 @@ def _build(description: str, translation: str | None, language: str | None, mach
         negative=negative,
         untranslated=untranslated,
         glossary=glossary,
+        aspect=aspect,
     )

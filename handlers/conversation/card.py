@@ -32,6 +32,7 @@ async def on_confirm(ctx: Context, who: Who, press: ButtonPress, record: Request
 async def on_edit(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
     """Ask for the corrected words (the user's next text, or the platform's form), prefilled with the current ones."""
     ctx.pending_edits[(who.origin.platform, who.origin.chat_id, who.origin.user_id)] = record.id
+    ctx.pending_remixes.pop((who.origin.platform, who.origin.chat_id, who.origin.user_id), None)
     transcript = record.transcript
     current = (transcript.edited_text or transcript.heard_text) if transcript else ""
     await ctx.messenger.send(

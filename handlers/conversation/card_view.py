@@ -11,6 +11,7 @@ from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
 from handlers.conversation.readings import reading_of, verdict_on
+from handlers.conversation.shape_view import with_shape_and_strength
 from handlers.i18n import error_text, t
 from handlers.replies import Reply
 
@@ -35,7 +36,7 @@ async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = F
     heard, text, prompt = reading.heard, reading.text, reading.prompt
     said = cards.mark_unsure(transcript.words) if heard and transcript.words else text
     verdict = verdict_on(ctx, who, prompt)
-    return cards.confirmation_card(
+    card = cards.confirmation_card(
         request_id,
         who.lang,
         said=said,
@@ -55,6 +56,7 @@ async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = F
         asking=asking,
         keeps=record.control,
     )
+    return with_shape_and_strength(card, record, who.lang)
 
 
 async def show_card(ctx: Context, who: Who, request_id: str, ref: str | None, card: Reply) -> None:

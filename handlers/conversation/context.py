@@ -96,6 +96,8 @@ class Context:
     pending_sketches: LRUCache[tuple[str, str, str], bytes] = field(
         default_factory=lambda: LRUCache(maxsize=SKETCHES_KEPT_BYTES, getsizeof=len)
     )
+    #: (platform, chat, user) -> the delivered picture whose Remix they pressed: their next words remix it.
+    pending_remixes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
     request_locks: KeyedLock = field(default_factory=KeyedLock)
     #: Spoken replies (:mod:`handlers.conversation.voice`); None when the deployment has none.

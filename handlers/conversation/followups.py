@@ -57,6 +57,8 @@ async def _derive(ctx: Context, who: Who, parent: RequestRecord, kind: RequestKi
         prompt_negative=parent.prompt_negative,
         source_language=parent.source_language,
         control=control,
+        width=parent.width,
+        height=parent.height,
     )
     if control:  # the picture whose composition the parent kept (the same file)
         await ctx.repository.link_image(parent.id, request_id, ImageRole.CONTROL)

@@ -23,9 +23,12 @@ from handlers.conversation.composition import (
     read_photo,
 )
 from handlers.conversation.context import Context, Who
+from handlers.conversation.dropped import drawn_parameters, offer
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on, write_reading
+from handlers.conversation.remix import pending_remix, remix_request
+from handlers.conversation.shape_view import shape_size
 from handlers.conversation.transcription import transcribe
 from handlers.conversation.voice import speak_card
 from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
@@ -36,12 +39,20 @@ S = RequestState
 
 
 async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
-    """A voice note: admitted first, then downloaded and listened to (with the photo it replies to, as its control image)."""
-    drawing = await pending_sketch(ctx, who)  # after "Use as a sketch", the voice note says what the drawing is
-    if drawing is not None:
-        event = replace(event, photo=fetched(drawing))
-    control = ctx.config.control_photo if event.photo is not None else None
-    request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style, control=control)
+    """A voice note: admitted first, then downloaded and listened to (with the photo it replies to, as its control image;
+    after Remix, the new words of the picture being remixed)."""
+    remixed = pending_remix(ctx, who)
+    if remixed is not None:
+        remix_id = await remix_request(ctx, who, remixed, S.TRANSCRIBING)
+        if remix_id is None:
+            return
+        request_id = remix_id
+    else:
+        drawing = await pending_sketch(ctx, who)  # after "Use as a sketch", the voice note says what the drawing is
+        if drawing is not None:
+            event = replace(event, photo=fetched(drawing))
+        control = ctx.config.control_photo if event.photo is not None else None
+        request_id = await create(ctx, who, kind=RequestKind.VOICE, state=S.TRANSCRIBING, style=who.style, control=control)
     ref: str | None = None
     try:
         ref = await ctx.messenger.send(who.origin, Reply(t("transcribing", who.lang), kind="progress"))
@@ -56,7 +67,11 @@ async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
 
 
 async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
-    """Text: the corrected words of the card being edited; else, in a private chat, a hint."""
+    """Text: the new words of a picture being remixed, the corrected words of the card being edited; else, in a private chat, a hint."""
+    remixed = pending_remix(ctx, who, event.request_id)
+    if remixed is not None:
+        await _typed_card(ctx, who, event.text.strip(), remix_of=remixed)
+        return
     key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
     request_id = event.request_id or ctx.pending_edits.get(key)
     if request_id is not None:
@@ -105,19 +120,28 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
     if (drawing := await pending_sketch(ctx, who)) is not None:  # the words a drawing waited for
         await on_sketch_words(ctx, who, drawing, text)
         return
+    await _typed_card(ctx, who, text)
+
+
+async def _typed_card(ctx: Context, who: Who, text: str, *, remix_of: str | None = None) -> None:
+    """Typed words open a card at once (refused outright when the policy says no): a new picture, or a remix of ``remix_of``."""
+    check_length(ctx, text)
     prompt = build_prompt(text)
     verdict = verdict_on(ctx, who, prompt)
-    request_id = await create(
-        ctx,
-        who,
-        kind=RequestKind.TEXT,
-        state=S.AWAITING_CONFIRMATION,
-        style=who.style,
-        prompt_positive=prompt.positive,
-        prompt_negative=prompt.negative,
-        source_language=prompt.language,
-        card_expires_at=ctx.clock() + ctx.config.card_ttl,
-    )
+    fields: dict[str, object] = {
+        "prompt_positive": prompt.positive,
+        "prompt_negative": prompt.negative,
+        "source_language": prompt.language,
+        "card_expires_at": ctx.clock() + ctx.config.card_ttl,
+    }
+    if remix_of is not None:
+        made = await remix_request(ctx, who, remix_of, S.AWAITING_CONFIRMATION, **fields)
+        if made is None:
+            return
+        request_id = made
+    else:
+        shape = shape_size(prompt.aspect) if prompt.aspect else {}
+        request_id = await create(ctx, who, kind=RequestKind.TEXT, state=S.AWAITING_CONFIRMATION, style=who.style, **fields, **shape)
     try:
         await ctx.repository.save_transcript(request_id, heard_text=text, language=prompt.language, language_probability=1.0)
     except Exception as error:
@@ -150,8 +174,12 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
         limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
         png, drawing = await asyncio.to_thread(read_photo, data, limits)
         await ctx.repository.add_image(request_id, ImageRole.BASE, png)
+        drawn = await asyncio.to_thread(drawn_parameters, data)  # read after the checked decode: a picture of ours
+        if drawn is not None:
+            await offer(ctx, who, request_id, ref, png, drawn)
+            return
     except Exception as error:
-        await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED])
+        await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED, S.RUNNING])
         return
     spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
     await ctx.jobs.submit(who.origin, who.lang, request_id, spec, ref)

@@ -19,6 +19,7 @@ from engine.language.prompt import build_prompt
 from engine.policy.levels import Verdict
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import POLICY_REFUSED
+from handlers.conversation.shape_view import shape_size
 
 S = RequestState
 
@@ -39,7 +40,8 @@ def heard(text: str, *, translation: str | None, language: str) -> Prompt:
 
 def reading_of(kind: RequestKind, transcript: TranscriptRecord) -> Reading:
     """What a request's words mean now: a voice note's as heard until edited, else the edit (or the typed text)."""
-    if kind is RequestKind.VOICE and not transcript.edited_text:
+    spoken = kind is RequestKind.VOICE or (kind is RequestKind.REMIX and bool(transcript.words))  # a remix said in a voice note
+    if spoken and not transcript.edited_text:
         text = transcript.heard_text
         return Reading(text, heard(text, translation=transcript.translation, language=transcript.language), heard=True)
     text = transcript.edited_text or transcript.heard_text
@@ -73,6 +75,8 @@ async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt,
         "source_language": prompt.language,
         "error_key": None if verdict_on(ctx, who, prompt).allowed else POLICY_REFUSED,
     }
+    if prompt.aspect is not None:  # "landscape", 竖版 in the words: the card's shape follows them
+        fields.update(shape_size(prompt.aspect))
     if renew:
         fields["card_expires_at"] = ctx.clock() + ctx.config.card_ttl
     if opening:

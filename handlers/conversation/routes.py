@@ -60,7 +60,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
-from handlers.conversation import card, composition, followups, intake, recovery, settings, upscaling, variations, welcome
+from handlers.conversation import card, composition, dropped, followups, intake, recovery, remix, settings, upscaling, variations, welcome
 from handlers.conversation.context import Context, Who
 from handlers.events import ButtonPress, Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 
@@ -168,6 +168,10 @@ BUTTONS: dict[Action, ButtonRoute] = {
     Action.TRY_AGAIN: ButtonRoute(recovery.on_try_again, frozenset({S.QUEUED})),  # drawn, but could not be stored
     Action.RETRY_MISSING: ButtonRoute(recovery.on_retry_missing, CARD_STATES),  # waited for a missing model
     Action.USE_SKETCH: ButtonRoute(composition.on_use_sketch, frozenset({S.QUEUED, S.RUNNING, S.DELIVERED, S.FAILED, S.CANCELLED})),
+    Action.REMIX: ButtonRoute(remix.on_remix, DONE_STATES),
+    Action.REMIX_STRENGTH: ButtonRoute(remix.on_strength, CARD_STATES),
+    Action.ASPECT: ButtonRoute(remix.on_aspect, CARD_STATES),
+    Action.DRAW_AGAIN: ButtonRoute(dropped.on_draw_again, DONE_STATES),
 }
 
 #: Settings buttons (their request is ``handlers.cards.NO_REQUEST``): personal ones for whoever presses,
