@@ -60,7 +60,19 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.chat_settings import CHAT_SETTINGS
-from handlers.conversation import card, composition, dropped, followups, intake, recovery, remix, settings, upscaling, variations, welcome
+from handlers.conversation import (
+    card,
+    composition,
+    dropped,
+    followups,
+    intake,
+    recovery,
+    remix,
+    settings,
+    upscaling,
+    variations,
+    welcome,
+)
 from handlers.conversation.context import Context, Who
 from handlers.events import ButtonPress, Command, PhotoMessage, Rejected, TextMessage, VoiceMessage
 
