@@ -204,6 +204,7 @@ def run_job(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, canc
         checked = [result.base_image, result.anime_image]
     elif drawn and spec.init_png is not None and spec.strength is not None:
         result = _remix(pipeline, spec, overall, cancelled, extra)
+        checked = [result.base_image, result.anime_image]
     elif drawn:
         if spec.width is not None and spec.height is not None:
             extra.update(width=spec.width, height=spec.height)
