@@ -136,7 +136,7 @@ async def test_after_a_restart_the_page_gets_the_card_the_status_and_the_picture
                 (waiting["request_id"], "progress"),
             ], "each request once, in order, the newest at the bottom"
         picture, open_card, status = (alice.messages[m["ref"]] for m in feed)
-        assert actions(picture) == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE] and picture["download"]
+        assert actions(picture) == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX] and picture["download"]
         assert "a girl with blue hair" in picture["text"]
         async with client.get(picture["image"]) as image:
             assert image.status == 200 and (await image.read()).startswith(b"\x89PNG")
@@ -204,7 +204,7 @@ async def test_the_feed_after_a_restart_holds_the_newest_requests_in_order_in_th
     assert hello["type"] == "hello"
     feed = hello["feed"]
     assert [m["request_id"] for m in feed] == ids[-FEED_REQUESTS:], "the newest requests, oldest first, the newest at the bottom"
-    assert all(m["kind"] == "image" and actions(m) == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE] for m in feed)
+    assert all(m["kind"] == "image" and actions(m) == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX] for m in feed)
     assert t("delivered", "zh-Hans", style=STYLE_NAMES["paprika"]["zh"], seed=len(ids) - 1) in feed[-1]["text"], feed[-1]["text"]
     await client.close()
 

@@ -206,7 +206,7 @@ async def test_the_finished_picture_and_its_buttons_are_in_view_and_a_reload_ope
     await above_composer(page, f".msg.kind-image[data-request-id='{spec.job_id}']")
     await above_composer(page, f".msg.kind-image[data-request-id='{spec.job_id}'] :is(img, button, a.download, .about)")
     actions = await finished.locator("button").evaluate_all("buttons => buttons.map(b => b.dataset.action)")
-    assert actions == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE]
+    assert actions == [Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX]
     assert await finished.locator("img").get_attribute("alt") == said, "the picture's alt text is the description"
     await page.shot(f"picture-{name}")
 
@@ -660,7 +660,7 @@ async def test_after_a_restart_the_page_reconnects_to_its_card_status_and_pictur
             assert await p.evaluate(shown) == [[delivered, "image"], [still_open, "card"], [waiting, "progress"]]
             picture = await picture_of(page, delivered)
             assert await picture.locator("button").evaluate_all("bs => bs.map(b => b.dataset.action)") == [
-                Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE,
+                Action.RESTYLE, Action.REROLL, Action.BASE, Action.VARIATIONS, Action.UPSCALE, Action.REMIX,
             ]
             assert await picture.locator("a.download").is_visible()
             assert await picture.locator("img").get_attribute("alt") == DESCRIPTION
