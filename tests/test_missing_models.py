@@ -153,6 +153,29 @@ async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sql
     assert (await h.request(spec.job_id)).state is S.QUEUED
 
 
+async def test_a_photo_without_its_model_waits_with_retry_and_retry_restyles_it(sqlite_url, make_harness) -> None:
+    """A photo has no card, yet it is not lost either: it says which part is missing with Retry and Cancel."""
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.photo("amy", png())
+    (spec,) = engine.specs
+    engine.handles.pop(spec.job_id).publish(
+        JobFailed("model.unavailable.image_check", "POLICY_ANIME_MODEL=/models/wd: put the tagger there", {"model": "image_check"})
+    )
+    await h.settle()
+    ref, waiting = h.messenger.last("card")
+    assert waiting.text == "The picture check isn't installed on this server yet; the operator has been told how to add it."
+    assert [b.label for row in waiting.buttons for b in row] == ["🔁 Retry", "✖️ Cancel"]
+    assert waiting.fix == "POLICY_ANIME_MODEL=/models/wd: put the tagger there"  # the studio shows the operator's fix
+    record = await h.request(spec.job_id)
+    assert (record.state, record.error_key) == (S.AWAITING_CONFIRMATION, "model.unavailable.image_check")
+
+    await h.press("amy", button(waiting, Action.RETRY_MISSING), ref)  # the operator added it: Retry restyles the same photo
+    assert [s.job_id for s in engine.specs] == [spec.job_id, spec.job_id]
+    assert engine.specs[1].kind == "photo" and engine.specs[1].source_png == spec.source_png
+    assert (await h.request(spec.job_id)).state is S.QUEUED
+
+
 async def test_the_first_picture_says_the_drawing_model_is_loading(tmp_path: Path, tiny_sd_dir: Path, animegan_checkpoints_dir: Path) -> None:
     """The engine reports "loading" once, before the first drawing; later pictures go straight to drawing."""
     text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2))

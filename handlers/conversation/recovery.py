@@ -16,6 +16,7 @@ from dataclasses import replace
 from db.enums import ChatKind, ImageRole, RequestKind
 from db.records import RequestRecord
 from db.states import RequestState
+from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.card_view import card_for, retire_card, show_card
 from handlers.conversation.context import Context, Who
@@ -32,8 +33,8 @@ S = RequestState
 
 
 async def on_retry_missing(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
-    """Retry a request that waited for a missing model: draw its card, or listen to its voice note again."""
-    if record.transcript is not None:
+    """Retry a request that waited for a missing model: draw it (its card, photo, ...), or listen to its voice note again."""
+    if record.transcript is not None or record.kind is not RequestKind.VOICE:
         await ctx.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], error_key=None)
         await confirm(ctx, who, record.id, press.message_ref or None, record)
         return
@@ -92,17 +93,18 @@ async def _cancel(ctx: Context, who: Who, record: RequestRecord) -> None:
 
 
 async def reopen_for_model(ctx: Context, origin: Origin, request_id: str, ref: str | None, key: str, fix: str) -> bool:
-    """A job failed for a missing model: its card comes back (in the status message) saying so, with Retry.
+    """A job failed for a missing model: the request waits (in the status message) saying which part, with Retry.
 
-    Only a request with a card (a voice note or typed text) can wait; a
-    photo, restyle or reroll fails as usual, saying which model is missing.
+    A request with words (a voice note or typed text) gets its card back; a
+    photo, restyle, reroll or variations says which model is missing with
+    Retry and Cancel; an upscale fails with Retry (a new upscale of the picture).
     """
     record = await ctx.repository.get_request(request_id)
-    if record is not None and record.kind is RequestKind.UPSCALE and record.parent_id:
+    if record is None:
+        return False
+    if record.kind is RequestKind.UPSCALE and record.parent_id:
         await _upscale_waits(ctx, origin, record, ref, key, fix)
         return True
-    if record is None or record.transcript is None:
-        return False
     who = await ctx.who(origin)
     if await ctx.repository.transition(
         request_id,
@@ -111,7 +113,11 @@ async def reopen_for_model(ctx: Context, origin: Origin, request_id: str, ref: s
         error_key=key,
         card_expires_at=ctx.clock() + ctx.config.card_ttl,
     ):
-        await show_card(ctx, who, request_id, ref, await card_for(ctx, who, request_id, fix=fix))
+        if record.transcript is None:
+            card = cards.waiting_for_model(request_id, who.lang, key, fix=fix)
+        else:
+            card = await card_for(ctx, who, request_id, fix=fix)
+        await show_card(ctx, who, request_id, ref, card)
     return True
 
 
