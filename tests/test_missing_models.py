@@ -76,6 +76,25 @@ async def test_missing_style_weights_with_downloads_off_fail_as_a_style(tmp_path
     assert "face_paint_512_v2" in failed.detail
 
 
+async def test_the_fix_also_names_the_other_models_not_here_yet(tmp_path: Path) -> None:
+    """A newcomer with nothing installed learns every missing model at once, not one per failed request."""
+    missing = tmp_path / "no-such-sd-model"
+    text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2))
+    animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
+    await engine.start()
+    try:
+        photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
+        (*_, failed) = await drain(await engine.submit(photo))
+    finally:
+        await engine.close()
+    assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.style"
+    fix, rest = failed.detail.split("\n\nAlso not on this machine yet (each is fetched on first use when it can be):\n")
+    assert "face_paint_512_v2" in fix, failed.detail
+    assert rest.splitlines()[0] == f"• drawing: {missing}: no Stable Diffusion model at {missing} (SD_MODEL)"
+    assert any(line.startswith("• style: ") and "AnimeGANv2 styles" in line for line in rest.splitlines())
+
+
 class WhisperNotYetHere(ScriptedEngine):
     """The scripted job queue, with the real speech recognizer pointed at a Whisper model directory (missing at first)."""
 

@@ -25,6 +25,7 @@ from engine.errors import Cancelled, ControlModelUnavailableError, ModelUnavaila
 from engine.image import png_info
 from engine.image.imageio import open_image, png_bytes
 from engine.image.png_info import PictureParameters
+from engine.jobs.still_missing import fix_with_the_rest
 from engine.missing_models import tell_operator, unavailable_key
 from engine.policy.image_check import PictureCheck, check_photo
 from engine.policy.levels import ImageFlaggedError, Level, PhotoFlaggedError, Verdict, checks_images, combine
@@ -298,15 +299,18 @@ def _refuse_flagged(spec: JobSpec, verdict: Verdict, error: type[ImageFlaggedErr
     raise error(_seen(verdict))
 
 
-def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck) -> JobEvent:
+def run_job_event(
+    pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck, *, engine: ImagePipeline | None = None
+) -> JobEvent:
     """Run ``spec`` like :func:`run_job` and turn its outcome into the job's terminal event; never raises.
 
     ``JobFinished`` with the result; ``JobCancelled``; ``JobFailed`` with a
     :class:`UserError`'s key, detail and params; a missing model is
-    ``JobFailed("model.unavailable.<which>", <the operator's fix>, {"model": <which>})``,
+    ``JobFailed("model.unavailable.<which>", <the operator's fix, then the other models not here yet>, {"model": <which>})``,
     told to the operator once (:func:`engine.missing_models.tell_operator`); any other exception is
     logged with its traceback and becomes ``JobFailed("error.generic", <exception type>)``
-    (a failed job must never take the model thread or the worker down).
+    (a failed job must never take the model thread or the worker down). ``engine``: the pipeline whose
+    models the fix lists (default ``pipeline``).
     """
     try:
         return JobFinished(run_job(pipeline, spec, report, cancelled))
@@ -317,7 +321,7 @@ def run_job_event(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport
         return JobFailed(error.key, error.detail or "", error.params)
     except ModelUnavailableError as error:
         tell_operator(error)
-        return JobFailed(unavailable_key(error), error.fix, {"model": error.model})
+        return JobFailed(unavailable_key(error), fix_with_the_rest(engine or pipeline, error), {"model": error.model})
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)
@@ -440,7 +444,7 @@ def _run_drawn_together(pipeline: BatchingPipeline, batch: list[BatchJob]) -> No
         if not member.finished:
             member.finished = True
             job = member.job
-            _finish(job, run_job_event(_Drawn(pipeline, outcome), job.spec, job.report, job.cancelled))
+            _finish(job, run_job_event(_Drawn(pipeline, outcome), job.spec, job.report, job.cancelled, engine=pipeline))
 
 
 def _preview_vetting(pipeline: ImagePipeline, spec: JobSpec) -> Callable[[bytes], bool] | None:
