@@ -8,10 +8,33 @@ language, English for the CLI). Anything else is an internal/operator error.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: Bytes in a megabyte, as the size messages count them.
 MEGABYTE = 1024 * 1024
+
+#: What looks like a credential in a library's message: a Hugging Face token, a bearer token, ``token=``, a URL's password.
+_SECRET = re.compile(r"(hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+\S+|(?i:token)=\S+|://[^/\s:@]+:[^/\s@]+@)")
+
+#: Advice in the libraries' messages that does not apply here: no stack trace is shown, and going online is the fix's job.
+_MISLEADING_ADVICE = re.compile(
+    r"\s*(?:Please check out the root cause in the stacktrace above\.|To enable repo look-ups and downloads online, pass 'local_files_only=False' as input\.)"
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced by ``<redacted>``."""
+    return _SECRET.sub("<redacted>", text)
+
+
+def library_reason(exc: BaseException) -> str:
+    """Why a library failed, for an operator's fix: its exception's type and message, whole, on one line, no secrets.
+
+    Whole, so a fix that ends with it never stops mid-sentence.
+    """
+    text = _MISLEADING_ADVICE.sub("", " ".join(str(exc).split())) or type(exc).__name__
+    return scrub_secrets(f"{type(exc).__name__}: {text}")
 
 
 class UserError(Exception):

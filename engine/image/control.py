@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.api import CancelCheck, ProgressCallback
-from engine.errors import Cancelled, ControlModelUnavailableError
+from engine.errors import Cancelled, ControlModelUnavailableError, library_reason
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -266,7 +266,7 @@ def _penultimate(pipe: Any, text: str) -> Any:
 def _missing(kind: str, model: str, exc: BaseException) -> str:
     """What to put where when the ControlNet of ``kind`` cannot be loaded."""
     setting = f"CONTROLNET_{kind.upper()}"
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = library_reason(exc)
     if _HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from engine.api import LOADING, PREPARING, CancelCheck, PreviewCallback, ProgressCallback
-from engine.errors import Cancelled, DrawingModelUnavailableError
+from engine.errors import Cancelled, DrawingModelUnavailableError, library_reason, scrub_secrets
 from engine.image.tiny_vae import TINY_VAE, VAE_CHOICES
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
@@ -524,28 +524,8 @@ def _looks_like_path(model: str) -> bool:
     )
 
 
-_SECRET = re.compile(r"(hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+\S+|(?i:token)=\S+|://[^/\s:@]+:[^/\s@]+@)")
-
-
-def _scrub(text: str) -> str:
-    """Remove anything that looks like a credential from an error text."""
-    return _SECRET.sub("<redacted>", text)
-
-
-#: Advice in the libraries' messages that does not apply here: no stack trace is shown, and going online is the fix's job.
-_MISLEADING_ADVICE = re.compile(
-    r"\s*(?:Please check out the root cause in the stacktrace above\.|To enable repo look-ups and downloads online, pass 'local_files_only=False' as input\.)"
-)
-
-
-def _cause(exc: BaseException) -> str:
-    """The library's reason, whole, on one line (the message ends with it: nothing after it is cut off)."""
-    text = _MISLEADING_ADVICE.sub("", " ".join(str(exc).split())) or type(exc).__name__
-    return _scrub(f"{type(exc).__name__}: {text}")
-
-
 def _display(model: str) -> str:
-    return _scrub(model)
+    return scrub_secrets(model)
 
 
 def _download_hint(model: str, *, setting: str = "SD_MODEL") -> str:
@@ -593,7 +573,7 @@ def _model_message(model: str, exc: BaseException) -> str:
             "private or gated, or no such repository)"
         )
         todo = _download_hint(model)
-    return f"Stable Diffusion model {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
+    return f"Stable Diffusion model {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {library_reason(exc)}"
 
 
 def _lora_message(lora: str, model: str, exc: BaseException) -> str:
@@ -614,7 +594,7 @@ def _lora_message(lora: str, model: str, exc: BaseException) -> str:
     else:
         what = f"{shown} is not a local path and could not be fetched from the Hugging Face hub (offline or not cached?)"
         todo = f"{_download_hint(lora, setting='SD_LORA')}; or unset SD_LORA"
-    return f"LoRA {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {_cause(exc)}"
+    return f"LoRA {shown!r} could not be loaded: {what}. To fix: {todo}. Cause: {library_reason(exc)}"
 
 
 def _tiny_vae_message(source: str, exc: BaseException) -> str:
@@ -631,7 +611,7 @@ def _tiny_vae_message(source: str, exc: BaseException) -> str:
         todo = _download_hint(source, setting="SD_TINY_VAE")
     return (
         f"Tiny decoder {shown!r} (TAESD, which turns the drawing into pixels on the CPU) could not be loaded: {what}. "
-        f"To fix: {todo}; or set SD_VAE=full to decode with the model's own VAE (slower on a CPU). Cause: {_cause(exc)}"
+        f"To fix: {todo}; or set SD_VAE=full to decode with the model's own VAE (slower on a CPU). Cause: {library_reason(exc)}"
     )
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import ImageCheckUnavailableError
+from engine.errors import ImageCheckUnavailableError, library_reason
 from engine.files import sha256_file
 from engine.policy.levels import ALLOWED, Finding, Level, Verdict, checks_images, combine
 from engine.policy.photo_check import ImageCheck, open_session
@@ -219,7 +219,7 @@ def _hub_file(pinned: PinnedTagger, filename: str, models_dir: Path) -> Path:
         try:
             path = fetch(cached=False)
         except Exception as error:
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            reason = library_reason(error)
             raise ImageCheckUnavailableError(
                 f"cannot download {pinned.repo_id} for the anime image check: {how_to_get(pinned, models_dir)}; {reason}"
             ) from error

@@ -30,7 +30,7 @@ from faster_whisper import WhisperModel, download_model
 from faster_whisper.transcribe import Segment as WhisperSegment
 
 from engine.api import Segment, Transcript, Word
-from engine.errors import NoSpeechError, SpeechModelUnavailableError
+from engine.errors import NoSpeechError, SpeechModelUnavailableError, library_reason
 from engine.language.chinese import CJK_RE, Script, to_script
 from engine.speech.audio import AudioLimits, DecodedAudio, load_audio
 
@@ -346,7 +346,7 @@ def _model_path(config: AsrConfig) -> Path:
         raise SpeechModelUnavailableError(
             f"Whisper model '{config.model}' could not be downloaded (offline?). Put a CTranslate2 Whisper model "
             f"directory (model.bin, config.json, tokenizer.json, vocabulary.*) at {target} and set "
-            f"WHISPER_MODEL={target}. Cause: {type(exc).__name__}: {exc}"
+            f"WHISPER_MODEL={target}. Cause: {library_reason(exc)}"
         ) from exc
 
 
