@@ -22,6 +22,8 @@ LOADING = "loading"
 #: The stage reported once, after :data:`LOADING`, when the drawing model is being converted for this computer
 #: first (the ONNX export of its UNet on a CPU: minutes, once per model).
 PREPARING = "preparing"
+#: The stage of an upscale job: its fraction is the share of the picture's tiles made larger so far.
+UPSCALING = "upscale"
 #: Called with (stage, small JPEG of the picture so far): previews while "diffusion" runs, the sketch as "style" starts.
 PreviewCallback = Callable[[str, bytes], None]
 #: Returns True when the job should stop as soon as possible.

@@ -6,10 +6,10 @@ transitions, so a redelivered or duplicate result is sent once at most.
 
 The status message only moves forward: ⏳ queued (#n once the position is
 known) → 🖌 drawing n% (the highest percentage reached; text jobs) → 🎨 styling
-→ 📤 sending, then one final line without buttons once the picture is
-delivered (or the failure notice with "Send again"; a picture that could not
-be stored: the notice with "Try again", the request queued again, see
-:meth:`JobTracker._not_stored`). Stage changes and queue
+(an upscale job: ⬆️ making it bigger n%, over its tiles) → 📤 sending, then
+one final line without buttons once the picture is delivered (or the failure
+notice with "Send again"; a picture that could not be stored: the notice with
+"Try again", the request queued again, see :meth:`JobTracker._not_stored`). Stage changes and queue
 positions are shown at once, percentages and previews at most every
 ``progress_interval`` seconds. With previews the message also shows the
 newest picture the engine sent: the picture forming while drawing, then the
@@ -32,6 +32,7 @@ from db.states import RequestState
 from engine.api import (
     LOADING,
     PREPARING,
+    UPSCALING,
     JobCancelled,
     JobFailed,
     JobFinished,
@@ -128,8 +129,10 @@ async def described_by(repository: Repository, record: RequestRecord) -> Request
     return record
 
 
-#: The stages of a status message, in the order it goes through them (never back).
-STAGES = ("queued", "drawing", "styling", "sending")
+#: The stages of a status message, in the order it goes through them (never back); an upscale job's is "upscaling".
+STAGES = ("queued", "drawing", "styling", "upscaling", "sending")
+#: The status stage an engine stage moves the message to (any other: "drawing").
+_STATUS_OF = {"style": "styling", UPSCALING: "upscaling"}
 
 
 @dataclass
@@ -137,8 +140,8 @@ class StatusView:
     """What the status message of one job shows; every change only moves it forward.
 
     ``percent`` is the highest overall percentage reached (shown while
-    drawing), ``preview`` the newest picture of the job (``sketch``: it is the
-    drawing before styling) and ``shown`` the picture the message shows now.
+    drawing or upscaling), ``preview`` the newest picture of the job (``sketch``:
+    it is the drawing before styling) and ``shown`` the picture the message shows now.
     """
 
     request_id: str
@@ -175,6 +178,8 @@ class StatusView:
             return cards.progress(request_id, lang, "generating", percent=self.percent, preview=new)
         if self.stage == "styling":
             return cards.progress(request_id, lang, "styling", preview=new)
+        if self.stage == "upscaling":
+            return cards.progress(request_id, lang, "progress.upscaling", percent=self.percent)
         return cards.progress(request_id, lang, "progress.sending", preview=new)
 
     @property
@@ -354,7 +359,7 @@ class JobTracker:
             await self.repository.transition(request_id, S.FAILED, from_states=[S.QUEUED], error_key=key)
             await self._edit_status(origin, ref, Reply(error_text(key, lang, params), kind="error"), request_id)
             return
-        first = "drawing" if spec.kind == "text" else "styling"
+        first = {"text": "drawing", "upscale": "upscaling"}.get(spec.kind, "styling")
         task = asyncio.create_task(self._watch(origin, lang, request_id, handle, ref, first), name=f"watch-{request_id}")
         self._watchers.add(task)
         self._following.add(request_id)
@@ -370,7 +375,8 @@ class JobTracker:
     ) -> None:
         """Follow one job: queue position, stages and progress (see the module docstring), then the result.
 
-        ``first`` is the stage the job starts with: "drawing" for text jobs, "styling" for photos and restyles.
+        ``first`` is the stage the job starts with: "drawing" for text jobs, "upscaling" for upscale jobs, "styling"
+        for photos and restyles.
         """
         status = _StatusMessage(self, origin, request_id, lang, ref)
         view = status.view
@@ -389,7 +395,7 @@ class JobTracker:
                         await status.show(force=True)
                     case JobProgress(fraction=fraction, stage=step, preview=preview):
                         view.loading = None
-                        moved = view.advance("styling" if step == "style" else "drawing")
+                        moved = view.advance(_STATUS_OF.get(step, "drawing"))
                         view.progress(fraction)
                         if preview is not None and self.previews:
                             view.preview, view.sketch = preview, step == "style"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.api import CancelCheck, ProgressCallback
+from engine.api import UPSCALING, CancelCheck, ProgressCallback
 from engine.errors import Cancelled, UpscaleModelUnavailableError
 from engine.files import atomic_write, sha256_file
 from engine.image.device import dtype_for, resolve_device
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 #: The factors a picture can be upscaled by.
 SCALES = (2, 4)
-#: The progress stage of upscaling.
-STAGE = "upscale"
 #: Default side of a tile, in input pixels: 256 (plus margins) keeps a tile's activations near 25 MB each on CPU.
 DEFAULT_TILE = 256
 #: Largest download accepted for a model (the known ones are a few MB).
@@ -220,5 +218,5 @@ def upscale_tiled(
             rgb = (core.float().clamp_(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             out[top * scale : bottom * scale, left * scale : right * scale] = rgb
             if progress is not None:
-                progress(STAGE, done / len(squares))
+                progress(UPSCALING, done / len(squares))
     return out

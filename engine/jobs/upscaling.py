@@ -4,7 +4,7 @@ The pipeline that runs jobs carries the upscaler (``upscaler``: an
 :class:`engine.image.upscale.Upscaler`, whose model loads, and downloads, on
 first use); a pipeline without one (a stand-in) or a model that cannot be had
 is the missing-model path (:class:`~engine.errors.UpscaleModelUnavailableError`).
-Progress is one bar over the tiles (stage ``upscale``); cancel stops between tiles.
+Progress is one bar over the tiles (stage :data:`~engine.api.UPSCALING`); cancel stops between tiles.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from engine.api import CancelCheck, JobProgress, JobResult, JobSpec
+from engine.api import UPSCALING, CancelCheck, JobProgress, JobResult, JobSpec
 from engine.errors import Cancelled, UpscaleModelUnavailableError
 from engine.image import png_info
 from engine.image.imageio import open_image, png_bytes
 from engine.jobs.runner import ImagePipeline, ProgressReport
 
 log = logging.getLogger(__name__)
-
-#: The stage an upscale job reports.
-STAGE = "upscale"
 
 
 def run_upscale(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, cancelled: CancelCheck) -> JobResult:
@@ -31,13 +28,13 @@ def run_upscale(pipeline: ImagePipeline, spec: JobSpec, report: ProgressReport, 
         raise UpscaleModelUnavailableError("this engine has no upscaler: run the jobs where the image engine (voice2anime[engine]) is")
     assert spec.source_png is not None  # JobSpec guarantees it
     image = open_image(spec.source_png)
-    report(JobProgress(0.0, STAGE))
+    report(JobProgress(0.0, UPSCALING))
     reached = 0.0
 
     def progress(_stage: str, fraction: float) -> None:
         nonlocal reached
         reached = max(reached, min(1.0, fraction))
-        report(JobProgress(reached, STAGE))
+        report(JobProgress(reached, UPSCALING))
 
     larger = upscaler.upscale(image, spec.scale, progress=progress, cancelled=cancelled)
     if cancelled():
