@@ -165,6 +165,12 @@ ControlKind = Literal["", "lineart", "canny", "pose", "scribble"]
 #: The values of :class:`engine.policy.levels.Level` (the wire carries plain strings).
 PolicyLevel = Literal["strict", "standard", "off"]
 
+#: What a job may need of a worker beyond drawing from words or restyling a picture (:attr:`JobSpec.needs`): each
+#: names fields of the spec a worker must act on to make the picture asked for. A new one goes here with its rule in
+#: :meth:`JobSpec.features`; a worker refuses a job that needs a feature it does not know (queued by a newer bot)
+#: instead of ignoring fields it cannot read and drawing something else (:mod:`engine.jobs.compat`).
+FEATURES = frozenset({"upscale", "variations", "control", "remix", "size", "steps"})
+
 #: A value a :class:`JobFailed` parameter may hold.
 PlainValue = str | int | float | bool | None
 
@@ -197,6 +203,8 @@ class JobSpec:
     ``strength`` (0..1) of the way towards a new picture; ``None``: drawn from noise.
     ``steps``/``guidance`` draw a text job with its own (a picture drawn again
     as its PNG says it was drawn); ``None``: the engine's.
+    ``needs`` lists the :data:`FEATURES` the job uses (always at least :meth:`features`; a newer
+    bot may send names this version does not know, which its workers then refuse).
     """
 
     job_id: str
@@ -220,6 +228,7 @@ class JobSpec:
     strength: float | None = None
     steps: int | None = None
     guidance: float | None = None
+    needs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.kind == "upscale") != (self.scale in (2, 4)):
@@ -243,6 +252,21 @@ class JobSpec:
             raise ValueError(f"a {self.kind} job draws nothing: it takes no init_png")
         elif self.source_png is None:
             raise ValueError(f"a {self.kind} job needs source_png")
+        needs = tuple(sorted({*self.needs, *self.features()}))
+        if needs != self.needs:
+            object.__setattr__(self, "needs", needs)
+
+    def features(self) -> tuple[str, ...]:
+        """The :data:`FEATURES` this job's fields use: a worker must know each of them to make the picture asked for."""
+        used = {
+            "upscale": self.kind == "upscale",
+            "variations": bool(self.seeds),
+            "control": bool(self.control),
+            "remix": self.init_png is not None,
+            "size": self.width is not None or self.height is not None,
+            "steps": self.steps is not None or self.guidance is not None,
+        }
+        return tuple(name for name, on in used.items() if on)
 
 
 @dataclass(frozen=True)

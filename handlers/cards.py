@@ -540,6 +540,13 @@ def not_stored(request_id: str, lang: str) -> Reply:
     return Reply(t("job.not_stored", lang), kind="error", buttons=((again, cancel),), request_id=request_id)
 
 
+def worker_outdated(request_id: str, lang: str) -> Reply:
+    """No worker could make the picture yet (the picture server is being updated): it waits, with Try again and Cancel."""
+    again = Button(t("button.try_again", lang), Action.TRY_AGAIN, request_id)
+    cancel = Button(t("button.cancel", lang), Action.CANCEL, request_id)
+    return Reply(t("worker.outdated", lang), kind="error", buttons=((again, cancel),), request_id=request_id)
+
+
 def progress_done(request_id: str, lang: str, *, sketch: bool) -> Reply:
     """The status message once the picture is delivered: one line, no buttons (``sketch``: it shows the drawing)."""
     return Reply(t("progress.done_sketch" if sketch else "progress.done", lang), request_id=request_id)

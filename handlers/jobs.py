@@ -8,10 +8,11 @@ The status message only moves forward: ⏳ queued (#n once the position is
 known) → 🖌 drawing n% (the highest percentage reached; text jobs) → 🎨 styling
 (an upscale job: ⬆️ making it bigger n%, over its tiles) → 📤 sending, then
 one final line without buttons once the picture is delivered (or the failure
-notice with "Send again"; a picture that could not be stored: the notice with
-"Try again", the request queued again, see :meth:`JobTracker._not_stored`). Stage changes and queue
-positions are shown at once, percentages and previews at most every
-``progress_interval`` seconds. With previews the message also shows the
+notice with "Send again"; a picture that could not be stored, or a job the
+workers are too old for: the notice with "Try again", the request queued
+again, see :meth:`JobTracker._not_stored` and :meth:`JobTracker._outdated`).
+Stage changes and queue positions are shown at once, percentages and previews
+at most every ``progress_interval`` seconds. With previews the message also shows the
 newest picture the engine sent: the picture forming while drawing, then the
 sketch (the drawing before the anime style), which stays above the picture.
 """
@@ -46,6 +47,7 @@ from engine.api import (
     JobStarted,
 )
 from engine.errors import UserError
+from engine.jobs.compat import is_outdated
 from engine.missing_models import is_unavailable
 from engine.policy.levels import ImageFlaggedError, Level
 from engine.policy.text import ChatPolicy
@@ -406,6 +408,8 @@ class JobTracker:
                         await self.reopen(origin, request_id, status.ref, error_key, detail)
                     ):
                         pass  # the card is back, saying which model is missing, with Retry
+                    case JobFailed() if is_outdated(event):
+                        await self._outdated(lang, request_id, event, status)
                     case JobFailed(error_key=error_key, params=params):
                         await self.repository.transition(
                             request_id, S.FAILED, from_states=[S.QUEUED, S.RUNNING], error_key=error_key
@@ -468,6 +472,29 @@ class JobTracker:
             if self.delivered is not None:
                 await self.delivered(origin, request_id)
 
+    async def _outdated(self, lang: str, request_id: str, event: JobFailed, status: _StatusMessage) -> None:
+        """A worker older than this bot could not read the job or run it as asked: the request waits, queued, for Try again.
+
+        Nothing the user did is wrong and the operator's update fixes it, so
+        the request stays retryable as in :meth:`_not_stored` (the status says
+        the picture server is being updated, with "Try again" and Cancel; a
+        restart resumes it), and the operator gets one warning line naming the cause.
+        """
+        log.warning(
+            "request %s: a worker could not run its job (%s); update the workers to this bot's version. "
+            "The request waits, queued, for Try again or the next start",
+            request_id, event.detail,
+        )
+        if await self._queued_again(request_id):
+            await status.put(cards.worker_outdated(request_id, lang))
+
+    async def _queued_again(self, request_id: str) -> bool:
+        """Put a request whose job ended without its picture back to queued; False when it was cancelled meanwhile."""
+        if await self.repository.transition(request_id, S.QUEUED, from_states=[S.RUNNING]):
+            return True
+        record = await self.repository.get_request(request_id)
+        return record is not None and record.state is S.QUEUED
+
     async def _not_stored(self, lang: str, request_id: str, error: OSError, status: _StatusMessage) -> None:
         """The finished picture could not be written: the request waits, queued, for "Try again" or the next start.
 
@@ -481,11 +508,8 @@ class JobTracker:
             "request %s: the finished picture could not be stored (%s: %s); it waits, queued, for Try again or the next start",
             request_id, type(error).__name__, error,
         )
-        if not await self.repository.transition(request_id, S.QUEUED, from_states=[S.RUNNING]):
-            record = await self.repository.get_request(request_id)
-            if record is None or record.state is not S.QUEUED:  # cancelled meanwhile: nothing to try again
-                return
-        await status.put(cards.not_stored(request_id, lang))
+        if await self._queued_again(request_id):
+            await status.put(cards.not_stored(request_id, lang))
 
     async def send_picture(
         self, origin: Origin, lang: str, record: RequestRecord, png: bytes, *, status: str | None = None, tiles: Sequence[bytes] = ()

@@ -74,7 +74,7 @@ def test_the_wire_holds_plain_maps_of_only_what_the_worker_needs() -> None:
         "job_id": "t1", "user_key": "u1", "kind": "text", "style": "paprika",
         "positive": "anime, a cat", "negative": "lowres", "seed": 7, "source_png": None, "policy": "strict",
         "transcript": "", "language": "", "seeds": [], "scale": 0, "control": "", "control_png": None, "width": None,
-        "height": None, "init_png": None, "strength": None, "steps": None, "guidance": None,
+        "height": None, "init_png": None, "strength": None, "steps": None, "guidance": None, "needs": [],
     }
     older = {k: v for k, v in plain(pack_spec(TEXT)).items() if k not in ("width", "height", "init_png", "strength", "steps", "guidance")}
     assert unpack_spec(msgpack.packb(older, use_bin_type=True)) == TEXT  # a bot from before sizes and remixes

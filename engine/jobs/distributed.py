@@ -31,7 +31,8 @@ on its own, exactly as if it had run alone.
 Delivery is at least once: a worker that dies leaves its stream entry
 un-acknowledged and its lease lapses; another worker's XAUTOCLAIM re-claims the
 entry and, finding no live lease, runs the job again. The job hash is the
-"done" marker: a terminal job is never run or reported again, and a worker
+"done" marker: a finished or cancelled job is never run or reported again (a
+failed one runs again only when the bot submits it again: a retry), and a worker
 only publishes a result while it holds the lease. The bot side follows each
 job's event stream from the start, so a bot restart (which re-submits its
 unfinished requests) picks up results that arrived while it was down.
@@ -120,11 +121,13 @@ def job_stream(redis: Redis, config: RedisConfig) -> JobStream:
     return JobStream(redis, keys.stream, keys.group, maxlen=config.stream_maxlen)
 
 
-# KEYS: job, waiting, seq. ARGV: spec, ttl, job_id, kind.
-# Returns {state, enqueued} of an existing job, else {"new", "0"}.
+# KEYS: job, waiting, seq, events, cancel. ARGV: spec, ttl, job_id, kind.
+# Returns {state, enqueued} of an existing job, else {"new", "0"}. A failed job is queued again as new, its old events
+# dropped: submitting it again is a retry (Retry, Try again, a restart's recovery).
 _SUBMIT = """
 local job = redis.call('HMGET', KEYS[1], 'state', 'enqueued')
-if job[1] then return {job[1], job[2] or '0'} end
+if job[1] and job[1] ~= 'failed' then return {job[1], job[2] or '0'} end
+redis.call('DEL', KEYS[4], KEYS[5])
 local seq = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'spec', ARGV[1], 'kind', ARGV[4], 'enqueued', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -208,12 +211,14 @@ class RedisJobQueue:
 
         Submitting an id again (the bot's restart recovery does) never runs the
         job twice: the handle replays the job's events from the beginning,
-        including a result that arrived while nobody was listening.
+        including a result that arrived while nobody was listening. A job that
+        failed is the exception: submitted again, it runs again (a retry: the
+        missing model may be there now, the workers updated).
         """
         stream = self._connected()
         keys, job_id = self.keys, spec.job_id
         reply = await self._submit_script(
-            keys=[keys.job(job_id), keys.waiting, keys.seq],
+            keys=[keys.job(job_id), keys.waiting, keys.seq, keys.events(job_id), keys.cancel(job_id)],
             args=[pack_spec(spec), self.config.job_ttl, job_id, spec.kind],
         )
         state = reply[0].decode()

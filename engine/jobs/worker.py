@@ -8,7 +8,9 @@ the pipeline on its model thread while the event loop renews the lease every
 ``poll`` seconds, reads the cancel flag and publishes the latest progress
 (with the newest preview, a few KB of JPEG, when the pipeline makes them),
 then stores the terminal event and acknowledges the entry — only while it
-still holds the lease, so a re-claimed duplicate never reports twice.
+still holds the lease, so a re-claimed duplicate never reports twice. A job
+it cannot read or run as asked (queued by a newer bot) fails at once as
+``worker.outdated`` (:mod:`engine.jobs.compat`).
 
 With ``batch_max`` > 1 (``BATCH_MAX``) a text job brings the text jobs right
 behind it in the stream along (:meth:`~engine.jobs.job_stream.StreamConsumer.peek_new`,
@@ -50,6 +52,7 @@ from engine.api import (
     JobSpec,
     JobStarted,
 )
+from engine.jobs.compat import refusal, unreadable
 from engine.jobs.distributed import EVENTS_MAXLEN, Keys, RedisConfig, job_stream
 from engine.jobs.job_stream import Delivery
 from engine.jobs.runner import BatchJob, ImagePipeline, can_batch, run_batch, run_job_event
@@ -298,9 +301,14 @@ class Worker:
         log.info("job %s started", job_id)
         try:
             spec = unpack_spec(reply[1])
-        except WireError as error:  # e.g. queued by a bot of an incompatible version: fail it, do not re-claim it forever
-            log.error("job %s has an unreadable spec; reported as failed: %s", job_id, error)
-            await self._report(job_id, token, delivery, JobFailed("error.generic", "unreadable job spec"))
+        except WireError as error:  # e.g. queued by a newer bot: fail it (the user may try again), do not re-claim it forever
+            refused = unreadable(error)
+            log.error("job %s cannot be read by this worker (%s): update the workers to the bot's version", job_id, refused.detail)
+            await self._report(job_id, token, delivery, refused)
+            return None
+        if (refusing := refusal(spec)) is not None:  # it would run, but not as asked
+            log.error("job %s %s, which this worker does not know: update the workers to the bot's version", job_id, refusing.detail)
+            await self._report(job_id, token, delivery, refusing)
             return None
         return _Claimed(spec, token, delivery)
 
