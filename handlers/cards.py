@@ -327,7 +327,7 @@ def language_picker(request_id: str, lang: str) -> Reply:
 
 def progress(request_id: str, lang: str, key: str, *, preview: bytes | None = None, **params: object) -> Reply:
     """A picture's status: ``key`` names the stage ("queued" with its ``position`` — or none yet —,
-    "generating" with its ``percent``, "styling", "progress.sending"), with a Cancel button and,
+    "generating" and "progress.upscaling" with its ``percent``, "styling", "progress.sending"), with a Cancel button and,
     when given, a new ``preview`` image of the picture so far (an edit without one keeps the shown picture).
     """
     if key == "queued" and params.get("position") is None:
