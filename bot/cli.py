@@ -600,7 +600,8 @@ def _log_models(app: BotApp, settings: Settings) -> None:
     try:
         # ENGINE=local: the queue factory.local_job_queue built, over an AnimePipeline
         pipeline = cast("AnimePipeline", app.jobs.pipeline) if isinstance(app.jobs, LocalJobQueue) else None
-        models = models_report.engine_models(factory.asr_config(settings), pipeline)
+        voice = factory.tts_config(settings) if settings.voice_replies != "off" else None
+        models = models_report.engine_models(factory.asr_config(settings), pipeline, voice)
         if settings.mt_model:
             from engine.language.translate import MachineTranslator
 

@@ -20,6 +20,7 @@ import pytest
 
 from bot.settings import Settings
 from engine.jobs.models_report import Model, report, size_text
+from tests.support import fake_vits
 from tests.support.animegan_weights import write_checkpoint
 
 #: The revision a hand-made hub cache entry claims.
@@ -43,14 +44,11 @@ def model_lines(stderr: str) -> list[str]:
     return messages[start:]
 
 
-@pytest.mark.slow  # a `voice2anime run` process
-def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
-    tmp_path: Path, whisper_model_dir: Path
-) -> None:
-    models, checkpoints = tmp_path / "models", tmp_path / "checkpoints"
-    cache_hub_file(models, "latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors")
-    checkpoints.mkdir()
-    write_checkpoint(checkpoints / "face_paint_512_v2.pt")  # one of the six bundled styles is here
+def run_report(tmp_path: Path, whisper_model_dir: Path, **settings: str) -> list[str]:
+    """Start ``voice2anime run`` (the studio) with a newcomer's defaults plus ``settings``, stop it, return its report.
+
+    The hub endpoint is a local socket: the test fails if anything connected to it.
+    """
     names = {name.upper() for name in Settings.model_fields}
     with socket.socket() as hub:
         hub.bind(("127.0.0.1", 0))
@@ -59,14 +57,14 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
             "HF_ENDPOINT": f"http://127.0.0.1:{hub.getsockname()[1]}",  # any hub request would connect here
             "HF_HOME": str(tmp_path / "hf-home"),
             "OMP_NUM_THREADS": "1",
-            "MODELS_DIR": str(models),
-            "CHECKPOINTS_DIR": str(checkpoints),
+            "MODELS_DIR": str(tmp_path / "models"),
+            "CHECKPOINTS_DIR": str(tmp_path / "checkpoints"),
             "WHISPER_MODEL": str(whisper_model_dir),
             "TORCH_DEVICE": "cpu",  # no GPU: the default model draws with the LCM-LoRA
             "WEB_PORT": "0",
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
             "DATA_DIR": str(tmp_path / "data"),
-        }
+        } | settings
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -85,9 +83,23 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
         with pytest.raises(BlockingIOError):
             hub.accept()  # nobody connected to the hub
     assert process.returncode == 0, stderr
-    assert model_lines(stderr) == [
-        "models: 4 here, 8 downloaded on first use (about 4.7 GB in all); nothing is fetched now",
+    return model_lines(stderr)
+
+
+@pytest.mark.slow  # a `voice2anime run` process
+def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
+    tmp_path: Path, whisper_model_dir: Path
+) -> None:
+    models, checkpoints = tmp_path / "models", tmp_path / "checkpoints"
+    cache_hub_file(models, "latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors")
+    checkpoints.mkdir()
+    write_checkpoint(checkpoints / "face_paint_512_v2.pt")  # one of the six bundled styles is here
+    cantonese = fake_vits.build(tmp_path / "cantonese-voice")
+    assert run_report(tmp_path, whisper_model_dir, TTS_MODEL_YUE=str(cantonese)) == [
+        "models: 5 here, 9 downloaded on first use (about 4.9 GB in all); nothing is fetched now",
         f"  speech: Whisper {whisper_model_dir}: here ({whisper_model_dir})",
+        f"  voice replies: vits-melo-tts-zh_en: downloaded on first use into {models}/tts (about 163 MB, MIT)",
+        f"  voice replies in Cantonese: {cantonese}: here ({cantonese})",
         f"  drawing: stablediffusionapi/anything-v5: downloaded on first use into {models} (about 4.3 GB)",
         "  drawing: LoRA latent-consistency/lcm-lora-sdv1-5: here "
         f"({models}/models--latent-consistency--lcm-lora-sdv1-5/snapshots/{REVISION}, about 135 MB)",
@@ -98,6 +110,23 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
         f"  picture check of drawings: SmilingWolf/wd-vit-tagger-v3: downloaded on first use into {models} (about 379 MB)",
         "  picture check of photos: NudeNet 320n: here (inside the nudenet package, about 12 MB)",
     ]
+
+
+@pytest.mark.slow  # a `voice2anime run` process
+def test_a_bot_without_voice_replies_lists_no_voice_and_a_put_archive_counts_as_here(
+    tmp_path: Path, whisper_model_dir: Path
+) -> None:
+    assert not any("voice replies" in line for line in run_report(tmp_path, whisper_model_dir, VOICE_REPLIES="off"))
+    archive = tmp_path / "models" / "tts" / "kokoro-int8-multi-lang-v1_1.tar.bz2"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"the release archive, put here by hand")  # checked and unpacked by the first reply, not now
+    lines = run_report(tmp_path, whisper_model_dir, TTS_MODEL="kokoro-int8-multi-lang-v1_1", TTS_MODEL_YUE=str(tmp_path / "nowhere"))
+    assert f"  voice replies: kokoro-int8-multi-lang-v1_1: here ({archive}, unpacked on first use, about 140 MB, Apache-2.0)" in lines
+    assert (
+        f"  voice replies in Cantonese: {tmp_path / 'nowhere'}: missing — no sherpa-onnx voice (tokens.txt) in "
+        f"{tmp_path / 'nowhere'}: set TTS_MODEL_YUE to vits-melo-tts-zh_en, kokoro-int8-multi-lang-v1_1 or a directory"
+    ) in lines
+    assert archive.read_bytes() == b"the release archive, put here by hand"
 
 
 def test_a_bot_whose_pictures_are_drawn_by_workers_says_so() -> None:

@@ -7,10 +7,12 @@ Hugging Face cache is read with ``huggingface_hub.try_to_load_from_cache``
 (Whisper's with faster-whisper's ``download_model(local_files_only=True)``).
 
 The models are read off the engine's own objects — the recogniser's
-:class:`~engine.speech.asr.AsrConfig`, the diffusion config, the style registry and
+:class:`~engine.speech.asr.AsrConfig`, the voice replies'
+:class:`~engine.speech.tts.TtsConfig`, the diffusion config, the style registry and
 store, the picture check's sources — so the report names exactly what the
 engine will load. Sizes come from :data:`APPROX_MB`, the one table of them
-(a pinned WD tagger's from its own record, with its revision and hashes).
+(a pinned WD tagger's from its own record, with its revision and hashes; a
+catalogued voice's from the voice catalogue, with its licence).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from engine.image.pipeline import AnimePipeline
     from engine.speech.asr import AsrConfig
+    from engine.speech.tts import TtsConfig
 
 #: About how much each model weighs when downloaded (MB, from its Hugging Face repository or release file), by part and
 #: by the name its setting gives it. A model missing here is reported without a size.
@@ -59,7 +62,7 @@ class Model:
     downloads into when it is not, or what to do when it is missing and
     cannot be downloaded. ``megabytes`` is its approximate size (None:
     unknown); ``count`` says how many files of the kind this line stands for
-    (the styles).
+    (the styles); ``licence`` is said beside the size when it is known.
     """
 
     part: str
@@ -68,6 +71,7 @@ class Model:
     where: str
     megabytes: float | None = None
     count: int = 1
+    licence: str | None = None
 
 
 def size_text(megabytes: float) -> str:
@@ -241,9 +245,46 @@ def translation_model(source: str, archive: Path) -> Model:
     return Model("translation", source, "download", str(archive.parent))
 
 
-def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None) -> list[Model]:
-    """What the bot will load: Whisper (``speech``), and — when it draws here — ``pipeline``'s models."""
+def voice_models(config: Any) -> list[Model]:
+    """The voice replies' sherpa-onnx voices (a :class:`~engine.speech.tts.TtsConfig`): ``TTS_MODEL``, and ``TTS_MODEL_YUE`` when set."""
+    models = [voice_model("voice replies", str(config.model), config.models_dir, "TTS_MODEL")]
+    if config.cantonese_model:
+        models.append(voice_model("voice replies in Cantonese", str(config.cantonese_model), config.models_dir, "TTS_MODEL_YUE"))
+    return models
+
+
+def voice_model(part: str, source: str, models_dir: Path, setting: str) -> Model:
+    """One voice: a model of the catalogue, unpacked (or its archive put) in ``models_dir/tts``, or a local directory.
+
+    Told apart as :func:`engine.speech.tts_models.model_directory` does.
+    """
+    from engine.speech.tts_models import catalogue
+
+    known = catalogue().get(source)
+    if known is None:
+        local = Path(source).expanduser()
+        if (local / "tokens.txt").is_file():
+            return Model(part, source, "here", str(local))
+        names = ", ".join(catalogue())
+        return Model(part, source, "missing", f"no sherpa-onnx voice (tokens.txt) in {local}: set {setting} to {names} or a directory")
+    directory = Path(models_dir) / "tts"
+    unpacked, archive = directory / known.name, directory / f"{known.name}.tar.bz2"
+    size, licence = float(known.size_mb), known.licence
+    if unpacked.is_dir():
+        return Model(part, known.name, "here", str(unpacked), size, licence=licence)
+    if archive.is_file():
+        return Model(part, known.name, "here", f"{archive}, unpacked on first use", size, licence=licence)
+    return Model(part, known.name, "download", str(directory), size, licence=licence)
+
+
+def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None, voice: TtsConfig | None = None) -> list[Model]:
+    """What the bot will load: Whisper, the voice replies' voices (``voice``; None: replies are off), ``pipeline``'s models.
+
+    ``pipeline`` is None when pictures are drawn elsewhere (Redis workers).
+    """
     models = [speech_model(speech)]
+    if voice is not None:
+        models += voice_models(voice)
     if pipeline is not None:
         models += drawing_models(pipeline.text_to_image.config)
         models += style_models(pipeline.animegan)
@@ -256,6 +297,8 @@ def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None) -> list[Mod
 
 def _line(model: Model) -> str:
     size = f"about {size_text(model.megabytes)}" if model.megabytes is not None else ""
+    if model.licence:
+        size = f"{size}, {model.licence}" if size else model.licence
     each = f"{size} each" if size and model.count > 1 else size
     if model.count > 1:
         what = f"{model.part}: {model.count} AnimeGANv2 styles ({model.name})"
