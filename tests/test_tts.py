@@ -149,6 +149,25 @@ def test_say_writes_an_ogg_opus_voice_note(
     assert capsys.readouterr().out.startswith(f"saved {out} (en,")
 
 
+def test_a_word_the_voice_does_not_know_is_skipped_and_sherpa_onnx_still_says_so_on_stderr(
+    english_voice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A known limitation, pinned (docs/decisions/tts-oov-stderr.md): sherpa-onnx's C++ lexicons print each word
+    outside the lexicon straight to the process's stderr, ``debug=False`` or not, with no switch or callback.
+
+    When this fails because the line is gone, a newer sherpa-onnx keeps quiet: drop the note and this test.
+    """
+    monkeypatch.setenv("TTS_MODEL", str(english_voice))
+    monkeypatch.setenv("TTS_THREADS", "1")
+    out = tmp_path / "reply.ogg"
+    assert main(["say", "Hello zebra world.", "--language", "en", "-o", str(out)]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.startswith(f"saved {out} (en,")
+    assert "OOV zebra. Ignore it!" in captured.err
+    expected = Narrator(TtsConfig(model=str(english_voice), threads=1)).read("Hello world.", "en")
+    assert decoded(out.read_bytes())[2] == pytest.approx(expected.seconds, abs=0.03)  # the unknown word is not heard
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
