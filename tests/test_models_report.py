@@ -83,6 +83,7 @@ def run_report(tmp_path: Path, whisper_model_dir: Path, **settings: str) -> list
         with pytest.raises(BlockingIOError):
             hub.accept()  # nobody connected to the hub
     assert process.returncode == 0, stderr
+    assert "styles.json" not in stderr  # no registry of the operator's: the shipped styles, without a word
     return model_lines(stderr)
 
 

@@ -116,18 +116,30 @@ def test_styles_into_a_pipe_whose_reader_went_away_end_quietly(tmp_path: Path, a
     process.stdout.close()  # the reader is gone before the command writes anything
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, stderr
-    assert [line for line in stderr.splitlines() if " INFO engine.image.styles: " not in line] == [], stderr
+    assert stderr == ""
 
 
 def test_styles_piped_into_head(tmp_path: Path) -> None:
-    """The shell's own pipe: the first line, and nothing on stderr but the registry's log line."""
+    """The shell's own pipe: the first line, and nothing on stderr (the shipped styles are no news)."""
     env = {**os.environ, "CHECKPOINTS_DIR": str(tmp_path)}
     done = subprocess.run(
         ["bash", "-c", f"{sys.executable} -m bot styles | head -1"], env=env, cwd=tmp_path,
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0 and done.stdout.startswith("styles from ") and done.stdout.endswith(f"; weights in {tmp_path}\n")
-    assert [line for line in done.stderr.splitlines() if " INFO engine.image.styles: " not in line] == [], done.stderr
+    assert done.stderr == ""
+
+
+def test_an_operators_broken_styles_json_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHECKPOINTS_DIR", str(tmp_path))
+    (tmp_path / "styles.json").write_text('{"styles": ', encoding="utf-8")
+    assert main(["styles"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: AnimeGANv2 style registry {tmp_path / 'styles.json'} is unreadable: ")
+    assert captured.err.count("\n") == 1
 
 
 # ----- voice2anime generate --style hayao -------------------------------------------------------

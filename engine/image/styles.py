@@ -166,11 +166,16 @@ class StyleRegistry:
 
     @classmethod
     def for_directory(cls, checkpoints_dir: Path) -> StyleRegistry:
-        """The registry of ``checkpoints_dir``, else the one bundled with the repository."""
+        """The operator's registry in ``checkpoints_dir`` when there is one, else the one shipped with the code.
+
+        The shipped styles are the normal case and say nothing (a DEBUG line);
+        an operator's file that cannot be read, or no registry at all, raises
+        :class:`~engine.errors.StyleUnavailableError` with what to do.
+        """
         own = checkpoints_dir / REGISTRY_FILE
         if own.is_file() or not BUNDLED_REGISTRY.is_file():
             return cls.load(own)
-        log.info("no %s in %s; using the bundled registry %s", REGISTRY_FILE, checkpoints_dir, BUNDLED_REGISTRY)
+        log.debug("no %s in %s: the shipped styles of %s", REGISTRY_FILE, checkpoints_dir, BUNDLED_REGISTRY)
         return cls.load(BUNDLED_REGISTRY)
 
     @property
