@@ -18,10 +18,11 @@ then the sketch). Texts travel as plain strings and the page sets them with
 ``textContent``: nothing a user typed is ever parsed as HTML.
 
 ``notify`` is ``{"type": "notify", "text"}`` (a toast). A voice note is
-``{"type": "voice", "request_id", "audio", "text", "seconds"}``: ``audio`` a URL
-like a picture's (``/img/<random id>``, OGG/Opus), played under the newest
-message about the request; it is not kept in the feed (a reloaded page does
-not speak again). Each browser's last
+``{"type": "voice", "request_id", "ref", "audio", "text", "seconds"}``: ``audio`` a URL
+like a picture's (``/img/<random id>``, OGG/Opus), played under message ``ref``,
+the newest about the request. The message keeps it as ``"voice": {"audio",
+"text", "seconds"}`` (through its edits too), so a reloaded page or a second
+tab puts the player back under it, without playing it. Each browser's last
 :data:`FEED_LIMIT` messages are kept (pictures up to :data:`IMAGE_CACHE_BYTES`
 for everyone together, oldest dropped first), so a reloaded page or a second
 tab shows the conversation as it is. That is a cache of the history database:
@@ -148,10 +149,15 @@ class WebMessenger:
 
     async def send_voice(self, origin: Origin, voice: VoiceNote) -> None:
         """Play ``voice`` under its request's message in every tab of the origin's browser (see the module docstring)."""
+        user = origin.user_id
         audio_id = secrets.token_urlsafe(12)
-        self._images[audio_id] = StoredImage(origin.user_id, voice.ogg, "audio/ogg", f"{voice.file_name or 'voice2anime'}.ogg")
-        payload = {"type": "voice", "request_id": voice.request_id, "audio": f"/img/{audio_id}", "text": voice.text, "seconds": voice.seconds}
-        await self._broadcast(origin.user_id, payload)
+        self._images[audio_id] = StoredImage(user, voice.ogg, "audio/ogg", f"{voice.file_name or 'voice2anime'}.ogg")
+        spoken = {"audio": f"/img/{audio_id}", "text": voice.text, "seconds": voice.seconds}
+        about = self.about(user, voice.request_id) if voice.request_id else []
+        ref = about[-1] if about else None
+        if ref is not None:
+            self._feeds[user][ref]["voice"] = spoken  # a reloaded page shows the player again
+        await self._broadcast(user, {"type": "voice", "request_id": voice.request_id, "ref": ref, **spoken})
 
     async def is_admin(self, origin: Origin) -> bool:
         """Always: each browser is a private chat of its own (``private`` replies need nothing special here either)."""
@@ -260,6 +266,8 @@ class WebMessenger:
             "fix": reply.fix,
             # Variations: each picture of the grid as a tile of its own, with the button that keeps it.
             "tiles": [self._tile(user, reply, index, png) for index, png in enumerate(reply.tiles)],
+            # The spoken reply played under this message (send_voice), kept through its edits.
+            "voice": shown.get("voice") if shown is not None else None,
         }
 
     def _tile(self, user: str, reply: Reply, index: int, png: bytes) -> dict[str, Any]:

@@ -98,3 +98,31 @@ async def test_without_a_gesture_nothing_plays_until_the_button_is_pressed(
     await replay.click()
     await p.wait_for_function("() => window.plays === 1")
     assert page.errors == [], page.errors
+
+
+async def test_a_reloaded_page_puts_the_cards_player_back_without_playing_it(
+    served: Studio, chromium: Any, recording: Path, tmp_path: Path
+) -> None:
+    page = await open_page(chromium, served, tmp_path / "shots")
+    p = page.page
+    await p.add_init_script(f"({COUNT_PLAYS})()")  # counted on every load of the page
+    await p.reload()
+    await p.locator("#text").click()
+    await p.locator("#audio-file").set_input_files(str(recording))
+    await p.locator(".msg.kind-card .voice").last.wait_for(state="attached")
+    await p.wait_for_function("() => window.plays === 1")
+
+    await p.reload()
+    card = p.locator(".msg.kind-card").last
+    await card.wait_for()
+    player = card.locator(".voice")
+    await player.wait_for(state="attached")
+    assert await p.locator(".voice").count() == 1
+    assert await player.locator("audio").get_attribute("title") == "I heard: hello world. Shall I draw it?"
+    await p.wait_for_timeout(500)
+    assert await p.evaluate("window.plays") == 0  # a reload does not speak again
+    await player.locator("button.replay").click()
+    await p.wait_for_function("() => window.plays === 1")
+    assert 0 < await player.locator("audio").evaluate("a => a.duration") < 10
+    await page.shot("spoken-card-after-reload")
+    assert page.errors == [], page.errors

@@ -320,6 +320,7 @@ function receive(message) {
       }
     }
     inFeedOrder(message.feed || []);
+    for (const item of message.feed || []) if (item.voice) restoreVoice(item);
     // What the page noted about messages the server no longer has (it restarted) would mislead new ones.
     for (const [key, notes] of [["v2a-used", state.used], ["v2a-requests", state.requestOf]]) {
       for (const ref of Object.keys(notes)) if (!shown.has(ref)) delete notes[ref];
@@ -355,11 +356,25 @@ function setUpSound() {
   for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, used, { capture: true, passive: true });
 }
 
-// A spoken reply: a player under the newest message about its request (kept there through updates: data-keep),
-// with a 🔊 button that plays it again. It plays at once after the user's gesture (setUpSound).
-async function speak(message) {
-  const items = [...$("feed").querySelectorAll(".msg:not([hidden])")].filter((item) => item.dataset.requestId === message.request_id);
-  const item = items.pop();
+// Where a spoken reply's player goes: under message `ref` (the newest about the request when it was spoken),
+// else under the newest shown message about the request.
+function voiceHome(requestId, ref) {
+  const own = ref ? state.elements.get(ref) : null;
+  if (own && !own.hidden) return own;
+  const items = [...$("feed").querySelectorAll(".msg:not([hidden])")].filter((item) => item.dataset.requestId === requestId);
+  return items.pop() || null;
+}
+
+// A message the server says was spoken (its feed after a reload, or a second tab): its player again, not playing.
+function restoreVoice(message) {
+  const item = voiceHome(message.request_id, message.ref);
+  if (item && !item.querySelector(".voice")) speak({ request_id: message.request_id, ref: message.ref, ...message.voice }, false);
+}
+
+// A spoken reply: a player under its message (kept there through updates: data-keep), with a 🔊 button that
+// plays it again. A new one plays at once after the user's gesture (setUpSound); a restored one waits for 🔊.
+async function speak(message, play = true) {
+  const item = voiceHome(message.request_id, message.ref);
   if (!item) return;
   let blob;
   try {
@@ -380,7 +395,7 @@ async function speak(message) {
     audio.play().catch(() => {});
   });
   item.append(element("div", { class: "voice", dataset: { keep: "" } }, audio, replay));
-  if (state.gesture) audio.play().catch(() => {});
+  if (play && state.gesture) audio.play().catch(() => {});
 }
 
 function updateEmpty() {
