@@ -104,6 +104,8 @@ class Chat(Base):
     platform_chat_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the chat refused a voice message (a Telegram user who takes none); NULL: it takes them.
+    voice_refused_at: Mapped[datetime | None] = mapped_column()
 
 
 class UserSettings(Base):

@@ -276,6 +276,17 @@ class Repository:
             chat_id = connection.execute(sql.CHAT, keys).scalar_one()
         return int(chat_id)
 
+    async def voice_refused(self, platform: str, platform_chat_id: str) -> bool:
+        """Whether the chat refused a voice message (a Telegram user who takes none), remembered across restarts."""
+        keys = {"b_platform": platform, "b_chat": platform_chat_id}
+        refused = await self._run(lambda connection: connection.execute(sql.VOICE_REFUSED, keys).scalar_one_or_none(), write=False)
+        return refused is not None
+
+    async def set_voice_refused(self, platform: str, platform_chat_id: str, refused: bool) -> None:
+        """Remember that the chat refuses voice messages (``refused``), or forget it; an unknown chat is left alone."""
+        keys = {"b_platform": platform, "b_chat": platform_chat_id, "b_at": self._clock() if refused else None}
+        await self._run(lambda connection: connection.execute(sql.SET_VOICE_REFUSED, keys))
+
     # --- settings --------------------------------------------------------------------------
 
     async def get_user_settings(self, user_id: int) -> Preferences:

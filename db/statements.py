@@ -124,6 +124,14 @@ RENAME = (
 NEW_USER = insert(U).returning(U.c.id)
 DROP_USER = delete(U).where(U.c.id == bindparam("b_id"))
 CHAT = select(C.c.id).where(C.c.platform == bindparam("b_platform"), C.c.platform_chat_id == bindparam("b_chat"))
+#: When chat ``b_chat`` of ``b_platform`` refused a voice message (NULL: it takes them; no row: an unknown chat).
+VOICE_REFUSED = select(C.c.voice_refused_at).where(C.c.platform == bindparam("b_platform"), C.c.platform_chat_id == bindparam("b_chat"))
+#: Remember (``b_at``: when) or forget (NULL) that chat ``b_chat`` of ``b_platform`` refuses voice messages.
+SET_VOICE_REFUSED = (
+    update(C)
+    .where(C.c.platform == bindparam("b_platform"), C.c.platform_chat_id == bindparam("b_chat"))
+    .values(voice_refused_at=bindparam("b_at"))
+)
 
 USER_SETTINGS = select(US.c.language, US.c.default_style, US.c.confirm_before_generate, US.c.voice_replies).where(
     US.c.user_id == bindparam("b_id")

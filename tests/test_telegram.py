@@ -313,6 +313,50 @@ async def test_a_voice_note_is_answered_with_a_voice_message_and_a_refusal_remem
         assert len(server.sent(bo["id"])) == len(cards_in(server, bo["id"])) == 2, "two cards, nothing else (no error)"
 
 
+async def test_a_refusal_of_voice_messages_outlives_a_restart_until_the_user_chooses_voice_replies_again(
+    fake_telegram: FakeTelegram, sqlite_url: str, tmp_path: Path
+) -> None:
+    server = fake_telegram
+    narrator = Narrator(TtsConfig(model=str(fake_vits.build(tmp_path / "voice")), threads=1))
+    bo = user(444, "Bo")
+    chat = private_chat(bo)
+    server.no_voice.add(bo["id"])
+
+    async def voice_note(running: RunningBot) -> None:
+        cards_before = len(cards_in(server, bo["id"]))
+        voice = server.add_file(b"OggS") | {"duration": 2, "mime_type": "audio/ogg"}
+        await server.push(server.message(chat, bo, voice=voice))
+        await server.wait_for(lambda: len(cards_in(server, bo["id"])) > cards_before)
+        await running.conversation.wait_idle()  # and its voice reply
+
+    def tries() -> list[int]:
+        return [c.status for c in server.calls if c.method == "sendVoice" and c.params.get("chat_id") == str(bo["id"])]
+
+    def bot() -> Any:
+        engine = ScriptedEngine(transcript=whisper_wrote([("hello", 0.9), ("world", 0.9)], "en"))
+        return telegram_bot(server, engine, sqlite_url, tmp_path / "data", narrator=narrator)
+
+    async with bot() as running:
+        await voice_note(running)
+    assert tries() == [400]
+
+    async with bot() as running:  # a restart: nothing in memory, the same database
+        await voice_note(running)
+        assert tries() == [400], "remembered across the restart: no second try"
+
+        server.no_voice.discard(bo["id"])  # Bo allows voice messages now, and asks for voice replies again
+        await server.push(server.message(chat, bo, text="/settings"))
+        card = await server.wait_for(with_button(server, chat["id"], Action.VOICE_REPLIES))
+        await server.push(server.press(bo, card, data_of(card, Action.VOICE_REPLIES)))
+        picker = await server.wait_for(with_button(server, chat["id"], Action.VOICE_REPLIES, after=card["message_id"]))
+        voice_choice = next(d for d in buttons(picker) if d.startswith(f"{Action.VOICE_REPLIES}:") and d.endswith(":voice"))
+        await server.push(server.press(bo, picker, voice_choice))
+        await server.wait_for(lambda: server.called("answerCallbackQuery", text=t("settings.saved", "en")))
+        await voice_note(running)
+    assert tries() == [400, 200], "tried again once the user chose voice replies"
+    assert [key[0] for key in server.voices] == [bo["id"]]
+
+
 def cards_in(server: FakeTelegram, chat_id: int) -> list[dict[str, Any]]:
     """The bot's messages in ``chat_id`` that show a card (a Draw it button)."""
     return [m for m in server.sent(chat_id) if any(d.startswith(f"{Action.CONFIRM}:") for d in buttons(m))]

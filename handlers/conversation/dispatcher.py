@@ -78,7 +78,9 @@ class Conversation:
         #: What every handler is given.
         self.context = Context(repository, transcriber, tracker, owned, config, clock, COMMAND_NAMES)
         if narrator is not None and config.voice_replies != "off":
-            self.context.voice = voice.VoiceReplies(narrator, owned, default=config.voice_replies, style_names=config.style_names)
+            self.context.voice = voice.VoiceReplies(
+                narrator, owned, default=config.voice_replies, style_names=config.style_names, refusals=repository
+            )
 
     @property
     def repository(self) -> Repository:

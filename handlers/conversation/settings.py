@@ -62,6 +62,8 @@ async def on_voice_replies(ctx: Context, who: Who, press: ButtonPress) -> None:
         await _send_settings(ctx, who, Action.VOICE_REPLIES)
         return
     await ctx.repository.update_user_settings(who.user_id, voice_replies=choice.value)  # type: ignore[arg-type]  # a choice of the voice list: a str
+    if choice.value != "off":  # they may have allowed voice messages since their chat refused one
+        await ctx.voice.accept_again(who.origin)
     await _saved(ctx, who, press)
 
 

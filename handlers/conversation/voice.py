@@ -20,8 +20,10 @@ card is shown, and synthesis runs off the event loop. A reply that cannot be
 made never fails the request: a missing voice is told to the operator once
 (:func:`engine.missing_models.tell_operator`), any other failure is one log
 line, and the user keeps the text. A chat that does not take voice messages
-(:class:`~handlers.replies.VoiceRefusedError`) is remembered and gets none
-from then on (in memory: after a restart it is tried once more).
+(:class:`~handlers.replies.VoiceRefusedError`) is remembered in the database
+(:class:`RefusedChats`, across restarts) and gets none from then on, until
+its user chooses voice replies again in /settings (they may have allowed
+voice messages since).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 S = RequestState
 
-#: Chats known not to take voice messages (the newest remembered).
+#: Chats known not to take voice messages, kept in memory too (the newest remembered; the database has them all).
 REFUSALS_REMEMBERED = 10_000
 #: Punctuation around words that the spoken line puts its own after.
 _TRAILING = " \t\n.,;:!?。，、；：！？…"
@@ -66,6 +68,16 @@ class Narrator(Protocol):
 
     def phrase(self, text: str, language: str) -> bytes:
         """The voice note of a fixed phrase, cached (blocking)."""
+
+
+class RefusedChats(Protocol):
+    """Where chats that refuse voice messages are remembered (:class:`db.repository.Repository`)."""
+
+    async def voice_refused(self, platform: str, platform_chat_id: str) -> bool:
+        """Whether the chat refused a voice message."""
+
+    async def set_voice_refused(self, platform: str, platform_chat_id: str, refused: bool) -> None:
+        """Remember that the chat refuses voice messages, or forget it."""
 
 
 @dataclass(frozen=True)
@@ -147,14 +159,24 @@ class VoiceReplies:
     """Spoken replies, each on a task of its own (see the module docstring).
 
     ``default`` is the operator's ``VOICE_REPLIES`` (``voice`` or ``always``;
-    with ``off`` there is no :class:`VoiceReplies` at all).
+    with ``off`` there is no :class:`VoiceReplies` at all). ``refusals``
+    remembers the chats that take no voice messages (None: in memory only).
     """
 
-    def __init__(self, narrator: Narrator, messenger: OwnedMessages, *, default: str, style_names: cards.StyleNames) -> None:
+    def __init__(
+        self,
+        narrator: Narrator,
+        messenger: OwnedMessages,
+        *,
+        default: str,
+        style_names: cards.StyleNames,
+        refusals: RefusedChats | None = None,
+    ) -> None:
         self.narrator = narrator
         self.messenger = messenger
         self.default = default
         self.style_names = style_names
+        self.refusals = refusals
         self._tasks: set[asyncio.Task[None]] = set()
         #: (platform, chat id) of chats that refused a voice note.
         self._refused: LRUCache[tuple[str, str], None] = LRUCache(maxsize=REFUSALS_REMEMBERED)
@@ -181,6 +203,11 @@ class VoiceReplies:
         if line is not None:
             text, spoken = line
             self._start(origin, record.id, self._phrase(text, spoken))
+
+    async def accept_again(self, origin: Origin) -> None:
+        """Try voice messages in the origin's chat again (its user chose voice replies): forget a refusal."""
+        self._refused.pop((origin.platform, origin.chat_id), None)
+        await self._remember(origin, refused=False)
 
     async def wait_idle(self) -> None:
         """Wait until every voice reply being made has been sent (or given up)."""
@@ -212,8 +239,35 @@ class VoiceReplies:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _refuses(self, origin: Origin) -> bool:
+        """Whether the origin's chat is known to take no voice messages (in memory, else in the database)."""
+        chat = (origin.platform, origin.chat_id)
+        if chat in self._refused:
+            return True
+        if self.refusals is None:
+            return False
+        try:
+            refused = await self.refusals.voice_refused(*chat)
+        except Exception as error:  # the voice is a bonus: without the database's word it is tried
+            log.warning("%s chat %s: could not read whether it takes voice messages (%s: %s)", *chat, type(error).__name__, error)
+            return False
+        if refused:
+            self._refused[chat] = None
+        return refused
+
+    async def _remember(self, origin: Origin, *, refused: bool) -> None:
+        """Store in the database that the origin's chat refuses voice messages, or no longer does (a failure is one log line)."""
+        if self.refusals is None:
+            return
+        try:
+            await self.refusals.set_voice_refused(origin.platform, origin.chat_id, refused)
+        except Exception as error:
+            log.warning("%s chat %s: could not store its voice messages refusal (%s: %s)", origin.platform, origin.chat_id, type(error).__name__, error)
+
     async def _speak(self, origin: Origin, request_id: str, make: Making) -> None:
         """Make the voice note and send it; a failure only costs the voice (see the module docstring)."""
+        if await self._refuses(origin):
+            return
         try:
             text, ogg = await make()
         except ModelUnavailableError as error:
@@ -228,6 +282,7 @@ class VoiceReplies:
         except VoiceRefusedError:
             log.info("%s chat %s takes no voice messages: text only from now on", origin.platform, origin.chat_id)
             self._refused[(origin.platform, origin.chat_id)] = None
+            await self._remember(origin, refused=True)
         except Exception as error:
             log.warning("request %s: the voice reply could not be sent (%s: %s)", request_id, type(error).__name__, error)
 
