@@ -6,6 +6,7 @@ engine (the image check itself runs in the engine: ``test_policy_image.py``).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from db import RequestState
@@ -275,3 +276,29 @@ async def test_off_in_an_age_restricted_discord_channel(sqlite_url, make_harness
     await h.send(Command(adult, "anime", "a nude model"))
     assert h.messenger.calls[-1].reply.kind == "card"
     assert "Content policy" in card.text
+
+
+async def test_the_classifier_refuses_what_it_refused_from_a_worker_thread(sqlite_url, make_harness, monkeypatch):
+    """A word outside the list ("nakked") is the classifier's to refuse: on the card, and on a stale Draw, as before,
+    each time scored on a worker thread, never on the event loop."""
+    engine = ScriptedEngine(transcript=heard([(" a", 0.9), (" nakked", 0.9), (" elf", 0.9), (" by", 0.9), (" the", 0.9), (" pond", 0.9)]))
+    h = await make_harness(sqlite_url, engine)
+    second_check = h.conversation.config.policy.checker.second_check
+    scored_on: list[int] = []
+    score = second_check.hits
+
+    def hits(*args, **kwargs):
+        scored_on.append(threading.get_ident())
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(second_check, "hits", hits)
+    await h.voice("amy", b"ogg")
+    ref, card = h.messenger.last("card")
+    assert card.text.splitlines()[-2] == "🚫 I can't draw that in this chat: “nakked” (sexual content)."
+    assert Action.CONFIRM not in actions(card)
+    assert (await h.request(card.request_id)).error_key == "policy.refused"
+
+    await h.press("amy", Button("old", Action.CONFIRM, card.request_id), ref)
+    assert engine.specs == []
+    assert (await h.request(card.request_id)).state is S.AWAITING_CONFIRMATION
+    assert scored_on and threading.get_ident() not in scored_on

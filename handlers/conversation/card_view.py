@@ -10,7 +10,7 @@ from engine.missing_models import is_unavailable
 from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
-from handlers.conversation.readings import reading_of, verdict_on
+from handlers.conversation.readings import judge, reading_of
 from handlers.conversation.shape_view import with_shape_and_strength
 from handlers.i18n import error_text, t
 from handlers.replies import Reply
@@ -35,7 +35,7 @@ async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = F
     reading = reading_of(record.kind, transcript)
     heard, text, prompt = reading.heard, reading.text, reading.prompt
     said = cards.mark_unsure(transcript.words) if heard and transcript.words else text
-    verdict = verdict_on(ctx, who, prompt)
+    verdict = await judge(ctx, who, prompt)
     card = cards.confirmation_card(
         request_id,
         who.lang,

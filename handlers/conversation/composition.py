@@ -24,7 +24,7 @@ from handlers.conversation.card_view import card_for
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
-from handlers.conversation.readings import verdict_on
+from handlers.conversation.readings import judge
 from handlers.conversation.voice import speak_card
 from handlers.events import ButtonPress, PhotoMessage, fetched
 from handlers.i18n import t
@@ -38,7 +38,7 @@ async def on_described_photo(ctx: Context, who: Who, event: PhotoMessage) -> Non
     text = event.caption.strip()
     check_length(ctx, text)
     prompt = build_prompt(text)
-    verdict = verdict_on(ctx, who, prompt)
+    verdict = await judge(ctx, who, prompt)
     request_id = await create(
         ctx,
         who,

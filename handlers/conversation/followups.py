@@ -12,7 +12,7 @@ from handlers.actions import Action
 from handlers.conversation.card_view import style_picker
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, submit
-from handlers.conversation.readings import verdict_on_stored
+from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
 from handlers.jobs import POLICY_SPOILER, delivered_reply, variation_tiles
@@ -63,7 +63,7 @@ async def _derive(ctx: Context, who: Who, parent: RequestRecord, kind: RequestKi
     if control:  # the picture whose composition the parent kept (the same file)
         await ctx.repository.link_image(parent.id, request_id, ImageRole.CONTROL)
     if kind is RequestKind.REROLL:  # the same words again: the chat's level may have changed since
-        verdict = verdict_on_stored(ctx, who, parent)
+        verdict = await judge_stored(ctx, who, parent)
         if not verdict.allowed:
             await refuse(ctx, who, request_id, None, verdict, from_states=[S.QUEUED])
             return

@@ -9,7 +9,7 @@ from engine.errors import UserError
 from handlers.conversation.card_view import card_for, show_card
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import POLICY_REFUSED, cap_error, job_for, new_seed, submit
-from handlers.conversation.readings import verdict_on_stored
+from handlers.conversation.readings import judge_stored
 from handlers.i18n import t
 from handlers.replies import Reply
 
@@ -41,7 +41,7 @@ async def confirm(ctx: Context, who: Who, request_id: str, ref: str | None, reco
     if record is None:
         record = await ctx.repository.get_request(request_id)
         assert record is not None
-    if not verdict_on_stored(ctx, who, record).allowed:  # the policy (or the chat's level) says no now: the card says why
+    if not (await judge_stored(ctx, who, record)).allowed:  # the policy (or the chat's level) says no now: the card says why
         await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], error_key=POLICY_REFUSED)
         await show_card(ctx, who, request_id, ref or ctx.cards.get(request_id), await card_for(ctx, who, request_id))
         return

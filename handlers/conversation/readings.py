@@ -3,11 +3,15 @@
 A voice note means what was heard (with Whisper's translation and the
 language it heard) until the user edits it; an edit, or typed ``/anime``
 text, means what was written. "Keep what I said" makes the words as said
-the heard ones. The content policy judges the prompt built from those words.
+the heard ones. The content policy judges the prompt built from those words:
+:func:`judge` and :func:`judge_stored` off the event loop (its classifier
+scores each description, a few milliseconds of CPU), the same verdict as
+:func:`verdict_on` and :func:`verdict_on_stored`, which block.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,16 +53,29 @@ def reading_of(kind: RequestKind, transcript: TranscriptRecord) -> Reading:
 
 
 def verdict_on(ctx: Context, who: Who, prompt: Prompt) -> Verdict:
-    """The content policy's verdict on ``prompt`` in ``who``'s chat."""
+    """The content policy's verdict on ``prompt`` in ``who``'s chat (blocking: async code awaits :func:`judge`)."""
     return ctx.config.policy.checker.check_prompt(prompt, who.policy)
 
 
 def verdict_on_stored(ctx: Context, who: Who, record: RequestRecord) -> Verdict:
-    """The verdict on a stored request: its words as the card reads them, else (a reroll of a reroll) its prompt."""
+    """The verdict on a stored request: its words as the card reads them, else (a reroll of a reroll) its prompt.
+
+    Blocking: async code awaits :func:`judge_stored`.
+    """
     if record.transcript is None:
         checker = ctx.config.policy.checker
         return checker.check_text("", who.policy, prompt=record.prompt_positive or "", negated=record.prompt_negative or "")
     return verdict_on(ctx, who, reading_of(record.kind, record.transcript).prompt)
+
+
+async def judge(ctx: Context, who: Who, prompt: Prompt) -> Verdict:
+    """:func:`verdict_on` on a worker thread, off the event loop."""
+    return await asyncio.to_thread(verdict_on, ctx, who, prompt)
+
+
+async def judge_stored(ctx: Context, who: Who, record: RequestRecord) -> Verdict:
+    """:func:`verdict_on_stored` on a worker thread, off the event loop."""
+    return await asyncio.to_thread(verdict_on_stored, ctx, who, record)
 
 
 async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, opening: bool = False, renew: bool = True) -> bool:
@@ -73,7 +90,7 @@ async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt,
         "prompt_positive": prompt.positive,
         "prompt_negative": prompt.negative,
         "source_language": prompt.language,
-        "error_key": None if verdict_on(ctx, who, prompt).allowed else POLICY_REFUSED,
+        "error_key": None if (await judge(ctx, who, prompt)).allowed else POLICY_REFUSED,
     }
     if prompt.aspect is not None:  # "landscape", 竖版 in the words: the card's shape follows them
         fields.update(shape_size(prompt.aspect))

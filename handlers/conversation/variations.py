@@ -19,7 +19,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, submit
-from handlers.conversation.readings import verdict_on_stored
+from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress
 from handlers.i18n import t
 
@@ -45,7 +45,7 @@ async def on_variations(ctx: Context, who: Who, press: ButtonPress, record: Requ
         prompt_negative=record.prompt_negative,
         source_language=record.source_language,
     )
-    verdict = verdict_on_stored(ctx, who, record)  # the same words again: the chat's level may have changed since
+    verdict = await judge_stored(ctx, who, record)  # the same words again: the chat's level may have changed since
     if not verdict.allowed:
         await refuse(ctx, who, request_id, None, verdict, from_states=[S.QUEUED])
         return
