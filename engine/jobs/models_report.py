@@ -43,6 +43,10 @@ APPROX_MB: Mapping[str, Mapping[str, float]] = {
     "lora": {"latent-consistency/lcm-lora-sdv1-5": 135, "ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors": 257},
     # Every AnimeGANv2 style of the bundled registry (.pt state dicts and the Hayao/Shinkai ONNX exports alike).
     "style": {"AnimeGANv2": 8.6},
+    # CONTROLNET_*: a ControlNet v1.1 for SD 1.5 in diffusers format (fp32 safetensors, 1.45 GB), fetched when first used.
+    "composition": {"lllyasviel": 1445},
+    # UPSCALE_MODEL: Real-ESRGAN's SRVGGNetCompact for anime (the release's .pth).
+    "upscale": {"realesr-animevideov3": 2.4},
     # NudeNet's detector inside its wheel. (The WD taggers of POLICY_ANIME_MODEL carry their size in their pinned
     # records, engine.policy.image_check.PINNED_TAGGERS, with their revision and hashes.)
     "picture check": {"NudeNet 320n": 12},
@@ -72,6 +76,8 @@ class Model:
     megabytes: float | None = None
     count: int = 1
     licence: str | None = None
+    #: Fetched only when a user first asks for what it does (a photo's composition, an upscale), not for a first picture.
+    on_demand: bool = False
 
 
 def size_text(megabytes: float) -> str:
@@ -277,6 +283,57 @@ def voice_model(part: str, source: str, models_dir: Path, setting: str) -> Model
     return Model(part, known.name, "download", str(directory), size, licence=licence)
 
 
+def control_models(config: Any) -> list[Model]:
+    """The ControlNet of each kind (a :class:`~engine.image.control.ControlConfig`): a local directory, cached, or fetched when first used."""
+    from engine.image.control import CONTROL_KINDS
+    from engine.image.diffusion import _HUB_ID
+
+    models = []
+    for kind in CONTROL_KINDS:
+        name = config.model(kind)
+        local = Path(name).expanduser()
+        part, size = f"composition ({kind})", _approx("composition", name.split("/", 1)[0])
+        if local.exists() or not _HUB_ID.match(name):
+            state: State = "here" if (local / "config.json").is_file() else "missing"
+            where = str(local) if state == "here" else f"no diffusers ControlNet (config.json) in {local} (CONTROLNET_{kind.upper()})"
+            models.append(Model(part, name, state, where, on_demand=True))
+        elif found := _cached(name, "config.json", config.cache_dir):
+            models.append(Model(part, name, "here", str(Path(found).parent), size, on_demand=True))
+        else:
+            models.append(Model(part, name, "download", _cache_name(config.cache_dir), size, on_demand=True))
+    return models
+
+
+def upscale_model(upscaler: Any) -> list[Model]:
+    """Real-ESRGAN (an :class:`~engine.image.upscale.Upscaler`, or None: this engine upscales nothing)."""
+    if upscaler is None:
+        return []
+    from engine.image.upscale import KNOWN_MODELS
+
+    config = upscaler.config
+    known = KNOWN_MODELS.get(config.model)
+    if known is None:
+        path = Path(config.model).expanduser()
+        state: State = "here" if path.is_file() else "missing"
+        return [Model("upscale", str(path), state, str(path) if path.is_file() else f"no file at {path} (UPSCALE_MODEL)", on_demand=True)]
+    path = Path(config.models_dir) / known.file
+    size = _approx("upscale", known.name)
+    if path.is_file():
+        return [Model("upscale", known.name, "here", str(path), size, licence="BSD-3-Clause", on_demand=True)]
+    return [Model("upscale", known.name, "download", str(config.models_dir), size, licence="BSD-3-Clause", on_demand=True)]
+
+
+def pipeline_models(pipeline: AnimePipeline) -> list[Model]:
+    """The image engine's models: drawing, styles, the picture check, then what is fetched only when used."""
+    return [
+        *drawing_models(pipeline.text_to_image.config),
+        *style_models(pipeline.animegan),
+        *picture_check_models(pipeline.image_check),
+        *control_models(pipeline.control.config),
+        *upscale_model(pipeline.upscaler),
+    ]
+
+
 def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None, voice: TtsConfig | None = None) -> list[Model]:
     """What the bot will load: Whisper, the voice replies' voices (``voice``; None: replies are off), ``pipeline``'s models.
 
@@ -286,9 +343,7 @@ def engine_models(speech: AsrConfig, pipeline: AnimePipeline | None, voice: TtsC
     if voice is not None:
         models += voice_models(voice)
     if pipeline is not None:
-        models += drawing_models(pipeline.text_to_image.config)
-        models += style_models(pipeline.animegan)
-        models += picture_check_models(pipeline.image_check)
+        models += pipeline_models(pipeline)
     return models
 
 
@@ -318,10 +373,14 @@ def report(models: Sequence[Model], *, drawn_elsewhere: bool = False) -> list[st
 
     ``drawn_elsewhere``: pictures are drawn by workers (``ENGINE=redis``), whose models are on their machines.
     """
-    counted = _downloads(models)
+    counted = _downloads(m for m in models if not m.on_demand)
+    later = _downloads(m for m in models if m.on_demand)
     head = f"models: {_count(models, 'here')} here, {_count(models, 'download')} downloaded on first use"
-    if counted:
+    if counted and not later:
         head += f" (about {size_text(counted)} in all)"
+    elif later:
+        first = f"about {size_text(counted)} for the first pictures, " if counted else ""
+        head += f" ({first}{size_text(later)} more only when composition or upscaling is first used)"
     missing = _count(models, "missing")
     if missing:
         head += f", {missing} missing"

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from engine.errors import ModelUnavailableError
-from engine.jobs.models_report import Model, drawing_models, picture_check_models, size_text, style_models
+from engine.jobs.models_report import Model, pipeline_models, size_text
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,7 @@ def _models(pipeline: Any) -> list[Model]:
 
     if not isinstance(pipeline, AnimePipeline):
         return []
-    return [
-        *drawing_models(pipeline.text_to_image.config),
-        *style_models(pipeline.animegan),
-        *picture_check_models(pipeline.image_check),
-    ]
+    return [model for model in pipeline_models(pipeline) if not model.on_demand]
 
 
 def _line(model: Model) -> str:
