@@ -262,8 +262,16 @@ def control_nets(settings: Settings) -> ControlNets:
         "canny": settings.controlnet_canny,
         "pose": settings.controlnet_pose,
         "scribble": settings.controlnet_scribble,
+        "depth": settings.controlnet_depth,
     }
-    return ControlNets(ControlConfig(models=models, scale=settings.controlnet_scale, cache_dir=settings.models_dir))
+    return ControlNets(
+        ControlConfig(
+            models=models,
+            scale=settings.controlnet_scale,
+            cache_dir=settings.models_dir,
+            depth_estimator=settings.controlnet_depth_estimator,
+        )
+    )
 
 
 def image_check(settings: Settings) -> ContentCheck | None:

@@ -157,9 +157,20 @@ class Settings(BaseSettings):
     controlnet_scribble: str = Field(
         "lllyasviel/control_v11p_sd15_scribble", min_length=1, description="ControlNet that draws from a sketch: hub id or directory."
     )
+    controlnet_depth: str = Field(
+        "lllyasviel/control_v11f1p_sd15_depth", min_length=1, description="ControlNet that keeps a photo's depth (near and far): hub id or directory."
+    )
+    controlnet_depth_estimator: str = Field(
+        "depth-anything/Depth-Anything-V2-Small-hf",
+        min_length=1,
+        description="Model that makes a photo's depth map for CONTROLNET_DEPTH (Depth Anything V2 Small, Apache-2.0, ~100 MB): "
+        "Hugging Face id (downloaded into MODELS_DIR on first use) or local transformers directory.",
+    )
     controlnet_scale: float = Field(1.0, ge=0, le=2, description="How strongly the kept composition steers the drawing (0: not at all).")
-    control_photo: Literal["lineart", "canny"] = Field(
-        "lineart", description="What a photo sent with a description keeps: lineart (its outline) | canny (its edges)."
+    control_photo: Literal["lineart", "canny", "depth"] = Field(
+        "lineart",
+        description="What a photo sent with a description keeps unless the card's choice says otherwise: lineart (its outline) | "
+        "canny (its edges) | depth (its near and far).",
     )
 
     # --- conversation and limits ---

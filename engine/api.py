@@ -161,7 +161,7 @@ class Prompt:
 
 JobKind = Literal["text", "photo", "restyle", "upscale"]
 #: What a text job's control image keeps (:data:`engine.image.control.CONTROL_KINDS`); "": no control image.
-ControlKind = Literal["", "lineart", "canny", "pose", "scribble"]
+ControlKind = Literal["", "lineart", "canny", "pose", "scribble", "depth"]
 #: The values of :class:`engine.policy.levels.Level` (the wire carries plain strings).
 PolicyLevel = Literal["strict", "standard", "off"]
 

@@ -205,3 +205,7 @@ class ControlModelUnavailableError(ModelUnavailableError):
     """A ControlNet (``CONTROLNET_*``: keeping a photo's composition, drawing from a sketch) cannot be loaded or fetched."""
 
     model = "control"
+
+
+class DepthModelUnavailableError(ControlModelUnavailableError):
+    """The depth estimator (``CONTROLNET_DEPTH_ESTIMATOR``: a photo's depth map for the depth ControlNet) cannot be loaded or fetched."""

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.support.speech",
     "tests.support.tiny_sd",
     "tests.support.tiny_controlnet",
+    "tests.support.tiny_depth",
     "tests.support.animegan_weights",
     "tests.support.database",
     "tests.support.redis_server",

@@ -5,7 +5,8 @@ One entry point: ``ControlNets(config).draw(text_to_image, kind, image, prompt, 
 * Kinds (:data:`CONTROL_KINDS`): ``lineart`` keeps a photo's outline (the anime
   line-art ControlNet, trained with CLIP skip 2 and run so), ``canny`` its edges,
   ``scribble`` a drawing's strokes, ``pose`` an OpenPose skeleton given as the
-  control image (no pose detector is loaded: see :func:`control_image`).
+  control image (no pose detector is loaded: see :func:`control_image`),
+  ``depth`` a photo's near and far (a depth map by :mod:`engine.image.depth`).
 * The control image is made with OpenCV (no extra weights): edges for
   ``canny``, an ink-line extraction for ``lineart``, the dark strokes of a
   sketch for ``scribble``; every ControlNet gets white lines on black.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.api import CancelCheck, ProgressCallback
 from engine.errors import Cancelled, ControlModelUnavailableError, library_reason
+from engine.image.depth import DEFAULT_ESTIMATOR, DepthEstimator
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -40,13 +42,14 @@ if TYPE_CHECKING:  # heavy imports stay lazy
 log = logging.getLogger(__name__)
 
 #: What a control image can keep: the ``--control`` choices and the ``JobSpec.control`` values.
-CONTROL_KINDS = ("lineart", "canny", "pose", "scribble")
+CONTROL_KINDS = ("lineart", "canny", "pose", "scribble", "depth")
 #: The ControlNet of each kind when the settings name none (Hugging Face ids; SD 1.5 ControlNet v1.1).
 DEFAULT_MODELS: dict[str, str] = {
     "lineart": "lllyasviel/control_v11p_sd15s2_lineart_anime",
     "canny": "lllyasviel/control_v11p_sd15_canny",
     "pose": "lllyasviel/control_v11p_sd15_openpose",
     "scribble": "lllyasviel/control_v11p_sd15_scribble",
+    "depth": "lllyasviel/control_v11f1p_sd15_depth",
 }
 #: Kinds whose ControlNet was trained with the text encoder's penultimate layer (CLIP skip 2).
 CLIP_SKIP_2 = frozenset({"lineart"})
@@ -59,11 +62,15 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 @dataclass(frozen=True)
 class ControlConfig:
-    """Which ControlNet each kind uses (hub id or local diffusers directory), how strongly, and where downloads go."""
+    """Which ControlNet each kind uses (hub id or local diffusers directory), how strongly, and where downloads go.
+
+    ``depth_estimator``: the model making a photo's depth map for ``depth`` (hub id or local directory).
+    """
 
     models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     scale: float = 1.0
     cache_dir: str | Path | None = None
+    depth_estimator: str = DEFAULT_ESTIMATOR
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - set(CONTROL_KINDS)
@@ -92,12 +99,15 @@ def control_image(kind: str, picture: Image) -> Image:
     learned line-art detector (whose weights would be another 200 MB).
     ``scribble``: the dark strokes of a sketch on a light ground, thickened a
     little. ``pose``: the picture is taken as an OpenPose skeleton as it is.
+    ``depth`` needs a model: :meth:`ControlNets.condition` makes it.
     """
     import cv2
     import numpy as np
     from PIL import Image as PILImage
 
     check_kind(kind)
+    if kind == "depth":
+        raise ValueError("a depth map is made by a model: ControlNets.condition")
     rgb = picture.convert("RGB")
     if kind == "pose":
         return rgb
@@ -134,6 +144,13 @@ class ControlNets:
         self.config = config or ControlConfig()
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, Any, Any], Any] = {}
+        self.depth = DepthEstimator(self.config.depth_estimator, cache_dir=self.config.cache_dir)
+
+    def condition(self, kind: str, picture: Image, *, device: Any = "cpu") -> Image:
+        """The ControlNet input of ``kind`` made from ``picture`` (a depth map by the depth estimator, on ``device``)."""
+        if kind == "depth":
+            return self.depth.depth_map(picture, device=device)
+        return control_image(kind, picture)
 
     def draw(
         self,
@@ -155,13 +172,14 @@ class ControlNets:
         """
         import torch
 
+        from engine.image.device import resolve_device
         from engine.image.diffusion import GeneratedImage
 
         check_kind(kind)
         cfg = text_to_image.config
         seed = secrets.randbelow(2**32) if seed is None else seed
         width, height = drawing_size(picture.width, picture.height, cfg.width * cfg.height)
-        condition = control_image(kind, picture).resize((width, height))
+        condition = self.condition(kind, picture, device=resolve_device(cfg.device)).resize((width, height))
         base = text_to_image.pipeline  # loads the drawing model (once); raises DrawingModelUnavailableError
         pipe = self._pipeline(base, kind)
         steps, guidance = cfg.resolved_steps, cfg.resolved_guidance
