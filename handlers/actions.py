@@ -78,6 +78,8 @@ class Action(StrEnum):
     ASPECT = "ar"
     #: A picture that carries its drawing parameters, drawn again with them.
     DRAW_AGAIN = "da"
+    #: A photo's card: what the drawing keeps of the photo (the value: lineart / depth / canny).
+    KEEPS = "cmp"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from engine.missing_models import is_unavailable
 from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
+from handlers.conversation.keeps_view import with_keep_choice
 from handlers.conversation.readings import judge, reading_of
 from handlers.conversation.shape_view import with_shape_and_strength
 from handlers.i18n import error_text, t
@@ -56,7 +57,7 @@ async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = F
         asking=asking,
         keeps=record.control,
     )
-    return with_shape_and_strength(card, record, who.lang)
+    return with_keep_choice(with_shape_and_strength(card, record, who.lang), record, who.lang, ctx.config.control_photo)
 
 
 async def show_card(ctx: Context, who: Who, request_id: str, ref: str | None, card: Reply) -> None:

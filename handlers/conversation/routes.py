@@ -66,6 +66,7 @@ from handlers.conversation import (
     dropped,
     followups,
     intake,
+    keeps,
     recovery,
     remix,
     settings,
@@ -184,6 +185,7 @@ BUTTONS: dict[Action, ButtonRoute] = {
     Action.REMIX_STRENGTH: ButtonRoute(remix.on_strength, CARD_STATES),
     Action.ASPECT: ButtonRoute(remix.on_aspect, CARD_STATES),
     Action.DRAW_AGAIN: ButtonRoute(dropped.on_draw_again, DONE_STATES),
+    Action.KEEPS: ButtonRoute(keeps.on_keeps, CARD_STATES),
 }
 
 #: Settings buttons (their request is ``handlers.cards.NO_REQUEST``): personal ones for whoever presses,
