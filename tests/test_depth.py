@@ -17,6 +17,7 @@ from engine.image.control import ControlConfig, ControlNets, control_image
 from engine.image.depth import DepthEstimator
 from engine.image.diffusion import DiffusionConfig, TextToImage
 from engine.image.pipeline import AnimePipeline
+from engine.jobs.wire import pack_spec, unpack_spec
 from tests.support.images import assert_images_close, assert_images_differ
 from tests.test_control import drained, png_of
 from tests.test_control_chat import photo_jpeg
@@ -102,3 +103,8 @@ def test_generate_keeps_a_photos_depth(
     assert main([*argv, "-o", str(tmp_path / "x.png")]) == 3
     err = capsys.readouterr().err
     assert "no-depth" in err and "CONTROLNET_DEPTH_ESTIMATOR" in err and "Traceback" not in err
+
+
+def test_a_depth_job_crosses_the_wire() -> None:
+    spec = JobSpec("d3", "u1", "text", "paprika", positive="a cat", control="depth", control_png=photo_jpeg())
+    assert unpack_spec(pack_spec(spec)) == spec
