@@ -14,7 +14,7 @@ from engine.api import JobFailed, JobFinished, JobSpec
 from engine.errors import ControlModelUnavailableError, DepthModelUnavailableError
 from engine.image.animegan import AnimeGAN
 from engine.image.control import ControlConfig, ControlNets, control_image
-from engine.image.depth import DepthEstimator
+from engine.image.depth import DepthEstimator, grey
 from engine.image.diffusion import DiffusionConfig, TextToImage
 from engine.image.pipeline import AnimePipeline
 from engine.jobs.wire import pack_spec, unpack_spec
@@ -44,6 +44,15 @@ def test_the_depth_map_is_grey_at_the_photos_size_and_spans_the_range(tiny_depth
     red, green, blue = depth.split()
     assert red.tobytes() == green.tobytes() == blue.tobytes()
     assert red.getextrema() == (0, 255)
+
+
+def test_near_is_light_for_relative_and_metric_models() -> None:
+    import numpy as np
+
+    disparity = np.array([[1.0, 2.0, 3.0]])  # relative inverse depth: the last is nearest
+    distance = np.array([[3.0, 2.0, 1.0]])  # metres: the last is nearest
+    assert grey(disparity).tolist() == grey(distance, metric=True).tolist() == [[0, 128, 255]]
+    assert grey(np.ones((2, 2))).tolist() == [[0, 0], [0, 0]]
 
 
 def test_the_depth_controlnet_draws_from_the_map(text_to_image: TextToImage, nets: ControlNets) -> None:

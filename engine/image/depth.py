@@ -11,7 +11,8 @@ convention the ``control_v11f1p_sd15_depth`` ControlNet was trained with).
   process on first use (a hub id downloads into the models directory) and a
   failure is a :class:`~engine.errors.DepthModelUnavailableError` saying what to put where.
 * Depth Anything predicts relative inverse depth (larger: nearer); the map is
-  that, stretched to 0..255 per picture.
+  that, stretched to 0..255 per picture. A metric checkpoint (distances, e.g.
+  ``Depth-Anything-V2-Metric-Indoor-Small-hf``) is inverted to the same convention.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ class DepthEstimator:
 
         ``device``: where the model runs (the drawing model's device).
         """
-        import numpy as np
         import torch
         from PIL import Image as PILImage
 
@@ -61,11 +61,8 @@ class DepthEstimator:
         with self._lock, torch.inference_mode():
             outputs = model(**inputs)
         depth = processor.post_process_depth_estimation(outputs, target_sizes=[(rgb.height, rgb.width)])[0]["predicted_depth"]
-        values = depth.float().cpu().numpy()
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        grey = PILImage.fromarray((scaled * 255).round().astype(np.uint8))
-        return grey.convert("RGB")
+        metric = getattr(model.config, "depth_estimation_type", "relative") == "metric"
+        return PILImage.fromarray(grey(depth.float().cpu().numpy(), metric=metric)).convert("RGB")
 
     def _model(self, device: Any) -> tuple[Any, Any]:
         """The processor and the model on ``device`` (loaded on the first call)."""
@@ -92,6 +89,15 @@ class DepthEstimator:
         model.eval()
         log.info("loaded the depth estimator %s in %.1f s", self.model, time.perf_counter() - started)
         return processor, model
+
+
+def grey(values: Any, *, metric: bool = False) -> Any:
+    """A model's depth output as 0..255 (uint8), nearest lightest: relative inverse depth as it is, ``metric`` distances inverted."""
+    import numpy as np
+
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return ((1 - scaled if metric else scaled) * 255).round().astype(np.uint8)
 
 
 def missing(model: str, exc: BaseException) -> str:
