@@ -710,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--control",
         choices=CONTROL_KINDS,
         help="keep the composition of --control-image: lineart (its outline), canny (its edges), pose (an OpenPose "
-        "skeleton picture), scribble (a sketch's strokes), depth (its near and far: a depth map by "
+        "skeleton picture, or a photo whose pose CONTROLNET_POSE_DETECTOR finds), scribble (a sketch's strokes), depth (its near and far: a depth map by "
         "CONTROLNET_DEPTH_ESTIMATOR); with --text or --voice",
     )
     p.add_argument("--control-image", type=Path, help="the picture whose composition --control keeps")

@@ -270,6 +270,7 @@ def control_nets(settings: Settings) -> ControlNets:
             scale=settings.controlnet_scale,
             cache_dir=settings.models_dir,
             depth_estimator=settings.controlnet_depth_estimator,
+            pose_detector=settings.controlnet_pose_detector,
         )
     )
 

@@ -166,11 +166,17 @@ class Settings(BaseSettings):
         description="Model that makes a photo's depth map for CONTROLNET_DEPTH (Depth Anything V2 Small, Apache-2.0, ~100 MB): "
         "Hugging Face id (downloaded into MODELS_DIR on first use) or local transformers directory.",
     )
+    controlnet_pose_detector: str = Field(
+        "yzd-v/DWPose",
+        min_length=1,
+        description="Where a photo's pose is found for CONTROLNET_POSE (DWPose: yolox_l.onnx and dw-ll_ucoco_384.onnx, "
+        "Apache-2.0, 351 MB): Hugging Face repo (downloaded into MODELS_DIR on first use) or a local directory holding both files.",
+    )
     controlnet_scale: float = Field(1.0, ge=0, le=2, description="How strongly the kept composition steers the drawing (0: not at all).")
-    control_photo: Literal["lineart", "canny", "depth"] = Field(
+    control_photo: Literal["lineart", "canny", "depth", "pose"] = Field(
         "lineart",
         description="What a photo sent with a description keeps unless the card's choice says otherwise: lineart (its outline) | "
-        "canny (its edges) | depth (its near and far).",
+        "canny (its edges) | depth (its near and far) | pose (its people's pose).",
     )
 
     # --- conversation and limits ---

@@ -209,3 +209,13 @@ class ControlModelUnavailableError(ModelUnavailableError):
 
 class DepthModelUnavailableError(ControlModelUnavailableError):
     """The depth estimator (``CONTROLNET_DEPTH_ESTIMATOR``: a photo's depth map for the depth ControlNet) cannot be loaded or fetched."""
+
+
+class PoseModelUnavailableError(ControlModelUnavailableError):
+    """The pose detector (``CONTROLNET_POSE_DETECTOR``: DWPose, a photo's skeleton for the pose ControlNet) cannot be loaded or fetched."""
+
+
+class NoPoseFoundError(ImageError):
+    """Keeping a photo's pose, but no person's pose was found in it."""
+
+    key = "control.no_pose"

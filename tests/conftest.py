@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.tiny_sd",
     "tests.support.tiny_controlnet",
     "tests.support.tiny_depth",
+    "tests.support.tiny_pose",
     "tests.support.animegan_weights",
     "tests.support.database",
     "tests.support.redis_server",

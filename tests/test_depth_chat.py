@@ -54,17 +54,19 @@ class CountingDepth(DepthEstimator):
         return super().depth_map(picture, device=device)
 
 
-def depth_nets(controlnet: Path, estimator: str) -> ControlNets:
-    nets = ControlNets(ControlConfig(models={kind: str(controlnet) for kind in ("lineart", "scribble", "depth")}, depth_estimator=estimator))
+def depth_nets(controlnet: Path, estimator: str, pose_detector: str) -> ControlNets:
+    """The tiny ControlNet for every kind, ``estimator`` (counted) for depth, ``pose_detector`` for pose."""
+    models = {kind: str(controlnet) for kind in ("lineart", "scribble", "depth", "pose")}
+    nets = ControlNets(ControlConfig(models=models, depth_estimator=estimator, pose_detector=pose_detector))
     nets.depth = CountingDepth(estimator)
     return nets
 
 
 @pytest.fixture
 async def depth_engine(
-    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path
+    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path, tiny_pose_dir: Path
 ) -> AsyncIterator[SpeechAndJobs]:
-    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir)))
+    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir), str(tiny_pose_dir)))
     yield engine
     await engine.close()
 
@@ -74,12 +76,12 @@ async def test_depth_chosen_on_the_card_is_drawn_and_kept_by_reroll(sqlite_url, 
     await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a cat in the rain"))
     ref, card = h.messenger.last("card", "alice")
     assert keeps_line("lineart") in card.text
-    assert choice(card) == [t("button.on", "en", label="✏️ Outline"), "🏔 Depth"]
+    assert choice(card) == [t("button.on", "en", label="✏️ Outline"), "🏔 Depth", "🧍 Pose"]
 
     await h.press("alice", button(card, Action.KEEPS, "depth"), ref)
     card = h.messenger.messages[ref]
     assert keeps_line("depth") in card.text and keeps_line("lineart") not in card.text
-    assert choice(card) == ["✏️ Outline", t("button.on", "en", label="🏔 Depth")]
+    assert choice(card) == ["✏️ Outline", t("button.on", "en", label="🏔 Depth"), "🧍 Pose"]
     assert (await h.request(card.request_id)).control == "depth"
 
     made = CountingDepth.made
@@ -115,7 +117,7 @@ async def test_a_sketch_gets_no_choice_and_a_stale_press_changes_nothing(sqlite_
 async def test_a_missing_depth_model_keeps_the_card_and_outline_still_draws(  # type: ignore[no-untyped-def]
     sqlite_url, recognizer, anime_pipeline, tiny_controlnet_dir, tmp_path, make_harness
 ):
-    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tmp_path / "no-depth")))
+    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tmp_path / "no-depth"), str(tmp_path / "no-pose")))
     try:
         h = await make_harness(sqlite_url, engine)
         await h.send(PhotoMessage(h.origin("carol"), fetched(photo_jpeg()), "a fox"))
@@ -125,7 +127,7 @@ async def test_a_missing_depth_model_keeps_the_card_and_outline_still_draws(  # 
         await h.settle()
         _, card = h.messenger.last("card", "carol")
         assert t("model.unavailable.control", "en") in card.text and button(card, Action.RETRY_MISSING)
-        assert choice(card) == ["✏️ Outline", t("button.on", "en", label="🏔 Depth")], "the choice stays on the card"
+        assert choice(card) == ["✏️ Outline", t("button.on", "en", label="🏔 Depth"), "🧍 Pose"], "the choice stays on the card"
         ref, _ = h.messenger.last("card", "carol")
         await h.press("carol", button(card, Action.KEEPS, "lineart"), ref)
         await h.press("carol", button(h.messenger.messages[ref], Action.RETRY_MISSING), ref)

@@ -24,10 +24,10 @@ pytestmark = pytest.mark.simcord(settle_timeout=240)
 
 @pytest.fixture
 async def local_engine(
-    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path
+    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path, tiny_pose_dir: Path
 ) -> AsyncIterator[SpeechAndJobs]:
     """The session models with the tiny ControlNets and depth estimator (this module's bot draws with them)."""
-    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir)))
+    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir), str(tiny_pose_dir)))
     yield engine
     await engine.close()
 

@@ -18,10 +18,10 @@ from tests.test_depth_chat import CountingDepth, depth_nets, keeps_line
 
 @pytest.fixture
 async def studio(
-    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path,
+    recognizer: SpeechRecognizer, anime_pipeline: AnimePipeline, tiny_controlnet_dir: Path, tiny_depth_dir: Path, tiny_pose_dir: Path,
     sqlite_url: str, tmp_path: Path,
 ) -> AsyncIterator[Studio]:
-    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir)))
+    engine = await engine_with(recognizer, anime_pipeline, depth_nets(tiny_controlnet_dir, str(tiny_depth_dir), str(tiny_pose_dir)))
     try:
         async with studio_over(engine, sqlite_url, tmp_path / "data") as made:
             yield made
@@ -40,7 +40,7 @@ async def test_a_photo_with_a_description_keeps_its_depth(studio: Studio) -> Non
         card = await browser.wait_message(browser.with_button(Action.KEEPS))
         assert keeps_line("lineart") in card["text"]
         labels = [b["label"] for row in card["buttons"] for b in row if b["data"].startswith(f"{Action.KEEPS}:")]
-        assert labels == [t("button.on", "en", label="✏️ Outline"), "🏔 Depth"]
+        assert labels == [t("button.on", "en", label="✏️ Outline"), "🏔 Depth", "🧍 Pose"]
         await browser.press(card, Action.KEEPS, "depth")
         card = await browser.wait_message(lambda m: keeps_line("depth") in m["text"])
         made = CountingDepth.made

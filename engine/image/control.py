@@ -5,7 +5,7 @@ One entry point: ``ControlNets(config).draw(text_to_image, kind, image, prompt, 
 * Kinds (:data:`CONTROL_KINDS`): ``lineart`` keeps a photo's outline (the anime
   line-art ControlNet, trained with CLIP skip 2 and run so), ``canny`` its edges,
   ``scribble`` a drawing's strokes, ``pose`` an OpenPose skeleton given as the
-  control image (no pose detector is loaded: see :func:`control_image`),
+  control image or found in a photo (by :mod:`engine.image.pose`),
   ``depth`` a photo's near and far (a depth map by :mod:`engine.image.depth`).
 * The control image is made with OpenCV (no extra weights): edges for
   ``canny``, an ink-line extraction for ``lineart``, the dark strokes of a
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from engine.api import CancelCheck, ProgressCallback
 from engine.errors import Cancelled, ControlModelUnavailableError, library_reason
 from engine.image.depth import DEFAULT_ESTIMATOR, DepthEstimator
+from engine.image.pose import DEFAULT_DETECTOR, PoseDetector
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -64,13 +65,15 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 class ControlConfig:
     """Which ControlNet each kind uses (hub id or local diffusers directory), how strongly, and where downloads go.
 
-    ``depth_estimator``: the model making a photo's depth map for ``depth`` (hub id or local directory).
+    ``depth_estimator``: the model making a photo's depth map for ``depth`` (hub id or local directory);
+    ``pose_detector``: the models finding a photo's pose for ``pose`` (hub repo or local directory).
     """
 
     models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     scale: float = 1.0
     cache_dir: str | Path | None = None
     depth_estimator: str = DEFAULT_ESTIMATOR
+    pose_detector: str = DEFAULT_DETECTOR
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - set(CONTROL_KINDS)
@@ -131,6 +134,14 @@ def is_sketch(picture: Image, *, white: float = 0.8, ink: float = 0.01) -> bool:
     return float((grey > 220).mean()) >= white and float((grey < INK).mean()) >= ink
 
 
+def is_skeleton(picture: Image, *, black: float = 0.7) -> bool:
+    """Whether ``picture`` looks like an OpenPose skeleton: mostly black (``black`` of its pixels), a few coloured limbs."""
+    import numpy as np
+
+    grey = np.asarray(picture.convert("L").resize((128, 128)))
+    return float((grey < 20).mean()) >= black
+
+
 def drawing_size(width: int, height: int, area: int) -> tuple[int, int]:
     """A size with the proportions of ``width`` x ``height`` and about ``area`` pixels, both sides multiples of 8 (64..2048)."""
     scale = (area / (width * height)) ** 0.5
@@ -145,11 +156,15 @@ class ControlNets:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, Any, Any], Any] = {}
         self.depth = DepthEstimator(self.config.depth_estimator, cache_dir=self.config.cache_dir)
+        self.pose = PoseDetector(self.config.pose_detector, cache_dir=self.config.cache_dir)
 
     def condition(self, kind: str, picture: Image, *, device: Any = "cpu") -> Image:
-        """The ControlNet input of ``kind`` made from ``picture`` (a depth map by the depth estimator, on ``device``)."""
+        """The ControlNet input of ``kind`` made from ``picture``: a depth map by the depth estimator (on ``device``),
+        a photo's skeleton by the pose detector (a skeleton picture is taken as it is), else :func:`control_image`."""
         if kind == "depth":
             return self.depth.depth_map(picture, device=device)
+        if kind == "pose" and not is_skeleton(picture):
+            return self.pose.skeleton(picture, device=device)
         return control_image(kind, picture)
 
     def draw(

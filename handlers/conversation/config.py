@@ -33,7 +33,7 @@ class ConversationConfig:
     photo_max_pixels: int = 40_000_000
     #: Photos are decoded scaled down to this longest side (what the anime style is applied at).
     photo_max_side: int = 1024
-    #: What a photo sent with a description keeps (``CONTROL_PHOTO``): ``lineart`` (its outline), ``canny`` (its edges) or ``depth``.
+    #: What a photo sent with a description keeps (``CONTROL_PHOTO``): ``lineart`` (its outline), ``canny`` (its edges), ``depth`` or ``pose``.
     control_photo: str = "lineart"
     #: Waits (seconds) before each new try of a picture upload that failed.
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)

@@ -18,7 +18,7 @@ S = RequestState
 
 
 async def on_keeps(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
-    """Keep the photo's outline or its depth: stored with the request, the card shows it at once."""
+    """Keep the photo's outline, its depth or its pose: stored with the request, the card shows it at once."""
     offered = choices(ctx.config.control_photo)
     if press.value not in offered or record.control not in offered:  # a sketch, or a card without a photo
         await ctx.messenger.notify(who.origin, t("already_handled", who.lang))

@@ -1,4 +1,4 @@
-"""What a photo's card adds for what the drawing keeps of the photo: a row choosing ✏️ Outline or 🏔 Depth.
+"""What a photo's card adds for what the drawing keeps of the photo: a row choosing ✏️ Outline, 🏔 Depth or 🧍 Pose.
 
 The card's "Keeps" line already says the choice (:func:`handlers.cards.confirmation_card`).
 A sketch (kept as its strokes) and a card without a photo get no choice.
@@ -14,7 +14,7 @@ from handlers.i18n import t
 from handlers.replies import Button, Reply
 
 #: What a photo's card offers to keep, in the order of its buttons (``CONTROL_PHOTO`` comes first when it is another).
-PHOTO_KEEPS = ("lineart", "depth")
+PHOTO_KEEPS = ("lineart", "depth", "pose")
 
 
 def choices(default: str) -> tuple[str, ...]:
