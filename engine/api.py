@@ -169,7 +169,7 @@ PolicyLevel = Literal["strict", "standard", "off"]
 #: names fields of the spec a worker must act on to make the picture asked for. A new one goes here with its rule in
 #: :meth:`JobSpec.features`; a worker refuses a job that needs a feature it does not know (queued by a newer bot)
 #: instead of ignoring fields it cannot read and drawing something else (:mod:`engine.jobs.compat`).
-FEATURES = frozenset({"upscale", "variations", "control", "remix", "size", "steps"})
+FEATURES = frozenset({"upscale", "variations", "control", "remix", "size", "steps", "depth", "pose_detection"})
 
 #: A value a :class:`JobFailed` parameter may hold.
 PlainValue = str | int | float | bool | None
@@ -265,6 +265,8 @@ class JobSpec:
             "remix": self.init_png is not None,
             "size": self.width is not None or self.height is not None,
             "steps": self.steps is not None or self.guidance is not None,
+            "depth": self.control == "depth",
+            "pose_detection": self.control == "pose",  # a photo's pose found (an older worker takes it as a skeleton)
         }
         return tuple(name for name, on in used.items() if on)
 

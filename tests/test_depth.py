@@ -117,3 +117,6 @@ def test_generate_keeps_a_photos_depth(
 def test_a_depth_job_crosses_the_wire() -> None:
     spec = JobSpec("d3", "u1", "text", "paprika", positive="a cat", control="depth", control_png=photo_jpeg())
     assert unpack_spec(pack_spec(spec)) == spec
+    assert {"control", "depth"} <= set(spec.needs), "a worker that does not know depth refuses it"
+    posed = JobSpec("p1", "u1", "text", "paprika", positive="a cat", control="pose", control_png=photo_jpeg())
+    assert "pose_detection" in posed.needs, "an older worker would take the photo as a skeleton"

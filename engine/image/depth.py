@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import DepthModelUnavailableError
+from engine.errors import DepthModelUnavailableError, library_reason
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -102,15 +102,15 @@ def grey(values: Any, *, metric: bool = False) -> Any:
 
 def missing(model: str, exc: BaseException) -> str:
     """What to put where when the depth estimator ``model`` cannot be loaded."""
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = library_reason(exc)
     if _HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (
-            f"the depth estimator {model} could not be loaded ({type(exc).__name__}: {reason}); on a machine with "
+            f"the depth estimator {model} could not be loaded ({reason}); on a machine with "
             f"internet access run `hf download {model} --local-dir models/{name}`, copy models/{name} here and set "
             f"{SETTING}=models/{name} (or let it download into MODELS_DIR)"
         )
     return (
-        f"the depth estimator at {model} could not be loaded ({type(exc).__name__}: {reason}); put a transformers "
+        f"the depth estimator at {model} could not be loaded ({reason}); put a transformers "
         f"depth-estimation directory there (config.json, model.safetensors and preprocessor_config.json) or point {SETTING} at one"
     )

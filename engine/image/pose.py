@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import NoPoseFoundError, PoseModelUnavailableError
+from engine.errors import NoPoseFoundError, PoseModelUnavailableError, library_reason
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -211,13 +211,13 @@ def _openpose(points: Any, scores: Any) -> list[tuple[float, float] | None]:
 
 def missing(model: str, exc: BaseException) -> str:
     """What to put where when the pose detector ``model`` cannot be loaded."""
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = library_reason(exc)
     files = " and ".join(FILES)
     if _HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (
-            f"the pose detector {model} could not be loaded ({type(exc).__name__}: {reason}); on a machine with internet "
+            f"the pose detector {model} could not be loaded ({reason}); on a machine with internet "
             f"access run `hf download {model} {' '.join(FILES)} --local-dir models/{name}`, copy models/{name} here and set "
             f"{SETTING}=models/{name} (or let it download into MODELS_DIR)"
         )
-    return f"the pose detector at {model} could not be loaded ({type(exc).__name__}: {reason}); put {files} there or point {SETTING} at them"
+    return f"the pose detector at {model} could not be loaded ({reason}); put {files} there or point {SETTING} at them"
