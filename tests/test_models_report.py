@@ -97,8 +97,8 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
     write_checkpoint(checkpoints / "face_paint_512_v2.pt")  # one of the six bundled styles is here
     cantonese = fake_vits.build(tmp_path / "cantonese-voice")
     assert run_report(tmp_path, whisper_model_dir, TTS_MODEL_YUE=str(cantonese)) == [
-        "models: 5 here, 14 downloaded on first use (about 4.9 GB for the first pictures, "
-        "5.8 GB more only when composition or upscaling is first used); nothing is fetched now",
+        "models: 5 here, 17 downloaded on first use (about 4.9 GB for the first pictures, "
+        "7.7 GB more only when composition or upscaling is first used); nothing is fetched now",
         f"  speech: Whisper {whisper_model_dir}: here ({whisper_model_dir})",
         f"  voice replies: vits-melo-tts-zh_en: downloaded on first use into {models}/tts (about 163 MB, MIT)",
         f"  voice replies in Cantonese: {cantonese}: here ({cantonese})",
@@ -114,9 +114,16 @@ def test_run_logs_which_models_are_here_and_what_the_first_picture_downloads(
         *(
             f"  composition ({kind}): lllyasviel/control_v11{version}_sd15{suffix}: downloaded on first use into {models} (about 1.4 GB)"
             for kind, version, suffix in (
-                ("lineart", "p", "s2_lineart_anime"), ("canny", "p", "_canny"), ("pose", "p", "_openpose"), ("scribble", "p", "_scribble")
+                ("lineart", "p", "s2_lineart_anime"),
+                ("canny", "p", "_canny"),
+                ("pose", "p", "_openpose"),
+                ("scribble", "p", "_scribble"),
+                ("depth", "f1p", "_depth"),
             )
         ),
+        "  composition (depth from a photo): depth-anything/Depth-Anything-V2-Small-hf: "
+        f"downloaded on first use into {models} (about 99 MB, Apache-2.0)",
+        f"  composition (pose from a photo): yzd-v/DWPose: downloaded on first use into {models} (about 351 MB, Apache-2.0)",
         f"  upscale: realesr-animevideov3: downloaded on first use into {models} (about 2.4 MB, BSD-3-Clause)",
     ]
 

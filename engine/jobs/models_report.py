@@ -45,6 +45,8 @@ APPROX_MB: Mapping[str, Mapping[str, float]] = {
     "style": {"AnimeGANv2": 8.6},
     # CONTROLNET_*: a ControlNet v1.1 for SD 1.5 in diffusers format (fp32 safetensors, 1.45 GB), fetched when first used.
     "composition": {"lllyasviel": 1445},
+    # CONTROLNET_DEPTH_ESTIMATOR (model.safetensors, Apache-2.0) and CONTROLNET_POSE_DETECTOR (yolox_l + dw-ll_ucoco_384 ONNX).
+    "detector": {"depth-anything/Depth-Anything-V2-Small-hf": 99, "yzd-v/DWPose": 351},
     # UPSCALE_MODEL: Real-ESRGAN's SRVGGNetCompact for anime (the release's .pth).
     "upscale": {"realesr-animevideov3": 2.4},
     # NudeNet's detector inside its wheel. (The WD taggers of POLICY_ANIME_MODEL carry their size in their pinned
@@ -301,7 +303,27 @@ def control_models(config: Any) -> list[Model]:
             models.append(Model(part, name, "here", str(Path(found).parent), size, on_demand=True))
         else:
             models.append(Model(part, name, "download", _cache_name(config.cache_dir), size, on_demand=True))
-    return models
+    return models + [_detector("depth", config.depth_estimator, "config.json", config.cache_dir), _pose_detector(config)]
+
+
+def _detector(kind: str, name: str, marker: str, cache_dir: Path | str | None) -> Model:
+    """A photo's depth estimator or pose detector: a local directory with ``marker``, cached, or fetched when first used."""
+    from engine.image.diffusion import _HUB_ID
+
+    part, local = f"composition ({kind} from a photo)", Path(name).expanduser()
+    if local.exists() or not _HUB_ID.match(name):
+        here = (local / marker).is_file()
+        return Model(part, name, "here" if here else "missing", str(local) if here else f"no {marker} in {local}", on_demand=True)
+    size = _approx("detector", name)
+    if found := _cached(name, marker, cache_dir):
+        return Model(part, name, "here", str(Path(found).parent), size, licence="Apache-2.0", on_demand=True)
+    return Model(part, name, "download", _cache_name(cache_dir), size, licence="Apache-2.0", on_demand=True)
+
+
+def _pose_detector(config: Any) -> Model:
+    from engine.image.pose import FILES
+
+    return _detector("pose", config.pose_detector, FILES[-1], config.cache_dir)
 
 
 def upscale_model(upscaler: Any) -> list[Model]:
