@@ -3,7 +3,8 @@
 A PNG this project (or another Stable Diffusion tool) made says how it was
 drawn: its prompt, negative prompt, seed and size, and our style. Sent as a
 photo (the studio's drop, a file), it is kept as a finished picture of its
-own, the drawing it describes, and the user is offered **Draw again** (the
+own, the drawing it describes, once it passed the check any photo gets
+(a refused one is never stored), and the user is offered **Draw again** (the
 same prompt, seed, steps, guidance, size and style: a new request like
 Reroll, but with the picture's own seed) or **Remix** (new words drawn over it:
 :mod:`handlers.conversation.remix`). A picture without the chunk is a photo
@@ -21,7 +22,8 @@ from db.states import RequestState
 from engine.image.png_info import PictureParameters, read
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
-from handlers.conversation.lifecycle import create, job_for, refuse, submit
+from handlers.conversation.lifecycle import create, fail, job_for, refuse, submit
+from handlers.conversation.photo_checking import photo_passes
 from handlers.conversation.readings import verdict_on_stored
 from handlers.events import ButtonPress
 from handlers.i18n import t
@@ -46,7 +48,18 @@ def drawn_parameters(data: bytes) -> PictureParameters | None:
     return parameters if parameters is not None and parameters.drawn else None
 
 
-async def offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, parameters: PictureParameters) -> None:
+async def offer_checked(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, parameters: PictureParameters) -> None:
+    """Check ``png`` as any photo (:mod:`~handlers.conversation.photo_checking`); when it passes, keep the photo request
+    ``request_id`` as the drawing ``parameters`` describe and offer Draw again / Remix (a refused one is never stored)."""
+    if not await photo_passes(ctx, who, request_id, ref, png):
+        return
+    try:
+        await _offer(ctx, who, request_id, ref, png, parameters)
+    except Exception as error:
+        await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED, S.RUNNING])
+
+
+async def _offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, parameters: PictureParameters) -> None:
     """Keep the photo request ``request_id`` (its picture stored) as the drawing ``parameters`` describe, and offer Draw again / Remix."""
     sized = parameters.width in _SIDES and parameters.height in _SIDES
     fields: dict[str, Any] = {
@@ -59,6 +72,7 @@ async def offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: b
         "steps": parameters.steps if parameters.steps in _STEPS else None,
         "guidance": parameters.guidance if parameters.guidance is not None and 0 <= parameters.guidance <= 30 else None,
     }
+    await ctx.repository.add_image(request_id, ImageRole.BASE, png)
     await ctx.repository.add_image(request_id, ImageRole.ANIME, png)
     if not (
         await ctx.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])

@@ -23,7 +23,7 @@ from handlers.conversation.composition import (
     read_photo,
 )
 from handlers.conversation.context import Context, Who
-from handlers.conversation.dropped import drawn_parameters, offer
+from handlers.conversation.dropped import drawn_parameters, offer_checked
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
 from handlers.conversation.readings import verdict_on, write_reading
@@ -173,13 +173,14 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
         data = await event.fetch()
         limits = {"max_pixels": ctx.config.photo_max_pixels, "max_side": ctx.config.photo_max_side}
         png, drawing = await asyncio.to_thread(read_photo, data, limits)
-        await ctx.repository.add_image(request_id, ImageRole.BASE, png)
         drawn = await asyncio.to_thread(drawn_parameters, data)  # read after the checked decode: a picture of ours
-        if drawn is not None:
-            await offer(ctx, who, request_id, ref, png, drawn)
-            return
+        if drawn is None:
+            await ctx.repository.add_image(request_id, ImageRole.BASE, png)
     except Exception as error:
         await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED, S.RUNNING])
+        return
+    if drawn is not None:  # checked as any photo before it is kept or offered
+        await offer_checked(ctx, who, request_id, ref, png, drawn)
         return
     spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
     await ctx.jobs.submit(who.origin, who.lang, request_id, spec, ref)
