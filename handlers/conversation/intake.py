@@ -40,13 +40,14 @@ S = RequestState
 
 async def on_voice(ctx: Context, who: Who, event: VoiceMessage) -> None:
     """A voice note: admitted first, then downloaded and listened to (with the photo it replies to, as its control image;
-    after Remix, the new words of the picture being remixed)."""
+    after Remix, the new words of the picture being remixed, whatever the voice note replies to)."""
     remixed = pending_remix(ctx, who)
     if remixed is not None:
         remix_id = await remix_request(ctx, who, remixed, S.TRANSCRIBING)
         if remix_id is None:
             return
         request_id = remix_id
+        event = replace(event, photo=None)  # the words asked for are the remix's: drawn over its picture, not a photo's composition
     else:
         drawing = await pending_sketch(ctx, who)  # after "Use as a sketch", the voice note says what the drawing is
         if drawing is not None:
@@ -83,6 +84,12 @@ async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
         await on_sketch_words(ctx, who, drawing, event.text)
     elif not who.origin.is_group:
         await ctx.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
+
+
+def awaits_words(ctx: Context, who: Who) -> bool:
+    """Whether ``who`` was asked for words: the new words of a Remix, the corrected words of an Edit."""
+    key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
+    return key in ctx.pending_remixes or key in ctx.pending_edits
 
 
 async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> None:
@@ -157,9 +164,13 @@ async def _typed_card(ctx: Context, who: Who, text: str, *, remix_of: str | None
 async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
     """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued.
 
-    A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead;
+    A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead,
+    unless the user was asked for words (Remix, Edit): then the words are the answer, as typed text would be;
     a sketch from the studio's pad without words waits for them (the next text or voice note).
     """
+    if event.caption.strip() and not event.sketch and awaits_words(ctx, who):
+        await on_text(ctx, who, TextMessage(who.origin, event.caption))
+        return
     if event.caption.strip():
         await on_described_photo(ctx, who, event)
         return
