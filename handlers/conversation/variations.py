@@ -44,6 +44,8 @@ async def on_variations(ctx: Context, who: Who, press: ButtonPress, record: Requ
         prompt_positive=record.prompt_positive,
         prompt_negative=record.prompt_negative,
         source_language=record.source_language,
+        width=record.width,  # the picture's shape
+        height=record.height,
     )
     verdict = await judge_stored(ctx, who, record)  # the same words again: the chat's level may have changed since
     if not verdict.allowed:
@@ -78,6 +80,8 @@ async def on_keep(ctx: Context, who: Who, press: ButtonPress, record: RequestRec
         prompt_positive=record.prompt_positive,
         prompt_negative=record.prompt_negative,
         source_language=record.source_language,
+        width=record.width,  # a Reroll or Remix of the kept one keeps its shape
+        height=record.height,
     )
     await ctx.repository.link_image(record.id, request_id, roles[0], as_role=ImageRole.ANIME)
     await ctx.repository.link_image(record.id, request_id, roles[1], as_role=ImageRole.BASE)

@@ -1,0 +1,59 @@
+"""Creative control as a user goes through it (the conversation harness): the shape a picture keeps through
+Variations, V1..V4, Reroll and a remix's Edit, and Retry of a spoken remix that waited for the speech model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from db import RequestKind, RequestState
+from db.enums import variation_roles
+from engine.api import Transcript
+from engine.errors import SpeechModelUnavailableError
+from handlers.actions import Action
+from handlers.i18n import t
+from tests.support.conversation import button
+from tests.support.scripted_engine import ScriptedEngine, whisper_wrote
+
+S = RequestState
+LANDSCAPE = (768, 512)
+
+
+def size(png: bytes | None) -> tuple[int, int]:
+    assert png is not None
+    return Image.open(io.BytesIO(png)).size
+
+
+async def drawn(h: Any, user: str, text: str) -> Any:
+    """``user`` types ``/anime text`` and presses Draw: the delivered picture's reply."""
+    await h.command(user, "anime", text)
+    ref, card = h.messenger.last("card", user)
+    await h.press(user, button(card, Action.CONFIRM), ref)
+    await h.settle()
+    return h.messenger.images(user)[-1].reply
+
+
+async def test_variations_a_kept_one_and_its_reroll_keep_the_pictures_shape(sqlite_url: str, local_engine: Any, make_harness: Any) -> None:
+    h = await make_harness(sqlite_url, local_engine)
+    picture = await drawn(h, "alice", "a castle on a hill, landscape")
+    assert size(picture.image_png) == LANDSCAPE
+
+    await h.press("alice", button(picture, Action.VARIATIONS))
+    await h.settle()
+    grid = h.messenger.images("alice")[-1].reply
+    assert t("variations.delivered", "en", style="", first="", last="").split("·")[0] in grid.text
+    record = await h.request(grid.request_id)
+    assert record.kind is RequestKind.VARIATIONS and (record.width, record.height) == LANDSCAPE
+    tiles = [image for number in range(1, 5) for image in record.images if image.role in variation_roles(number)]
+    assert len(tiles) == 8 and all(size(tile.path.read_bytes()) == LANDSCAPE for tile in tiles), "four landscape pictures"
+
+    await h.press("alice", button(grid, Action.KEEP, "2"))
+    await h.settle()
+    kept = h.messenger.images("alice")[-1].reply
+    assert size(kept.image_png) == LANDSCAPE and Action.REROLL in {b.action for row in kept.buttons for b in row}
+    await h.press("alice", button(kept, Action.REROLL))
+    await h.settle()
+    assert size(h.messenger.images("alice")[-1].reply.image_png) == LANDSCAPE, "a Reroll of the kept one is landscape too"
