@@ -57,3 +57,23 @@ async def test_variations_a_kept_one_and_its_reroll_keep_the_pictures_shape(sqli
     await h.press("alice", button(kept, Action.REROLL))
     await h.settle()
     assert size(h.messenger.images("alice")[-1].reply.image_png) == LANDSCAPE, "a Reroll of the kept one is landscape too"
+
+
+async def test_a_shape_word_in_a_remixs_edit_keeps_the_pictures_shape(sqlite_url: str, local_engine: Any, make_harness: Any) -> None:
+    h = await make_harness(sqlite_url, local_engine)
+    picture = await drawn(h, "bob", "a cat in a garden, landscape")
+    await h.press("bob", button(picture, Action.REMIX))
+    await h.text("bob", "a cat in the snow")
+    ref, card = h.messenger.last("card", "bob")
+    await h.press("bob", button(card, Action.EDIT), ref)
+    await h.text("bob", "a cat in the snow, portrait")
+    ref, card = h.messenger.last("card", "bob")
+    assert "portrait" in card.text and "Remix of your picture: Subtle" in card.text
+    assert not any(b.action is Action.ASPECT for row in card.buttons for b in row)
+    await h.press("bob", button(card, Action.CONFIRM), ref)
+    await h.settle()
+    remixed = h.messenger.images("bob")[-1].reply
+    assert size(remixed.image_png) == LANDSCAPE
+    await h.press("bob", button(remixed, Action.REROLL))
+    await h.settle()
+    assert size(h.messenger.images("bob")[-1].reply.image_png) == LANDSCAPE, "the remix's Reroll keeps the picture's shape"

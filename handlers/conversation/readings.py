@@ -78,9 +78,16 @@ async def judge_stored(ctx: Context, who: Who, record: RequestRecord) -> Verdict
     return await asyncio.to_thread(verdict_on_stored, ctx, who, record)
 
 
+async def _keeps_its_shape(ctx: Context, request_id: str) -> bool:
+    """Whether ``request_id`` is drawn at its picture's shape whatever its words say (a remix, drawn over its picture)."""
+    record = await ctx.repository.get_request(request_id)
+    return record is not None and record.kind is RequestKind.REMIX
+
+
 async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, opening: bool = False, renew: bool = True) -> bool:
     """Store ``prompt`` as what the card of ``request_id`` draws; False when the card is no longer open.
 
+    A shape word in the words ("landscape", 竖版) picks the card's shape, except a remix's (its picture's).
     A prompt the content policy refuses is stored too, marked ``policy.refused``
     (the card says why; Edit can fix it). ``opening``: the card opens now (a
     voice note was understood), else it is open already; ``renew``: it expires
@@ -92,7 +99,7 @@ async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt,
         "source_language": prompt.language,
         "error_key": None if (await judge(ctx, who, prompt)).allowed else POLICY_REFUSED,
     }
-    if prompt.aspect is not None:  # "landscape", 竖版 in the words: the card's shape follows them
+    if prompt.aspect is not None and not await _keeps_its_shape(ctx, request_id):  # "landscape", 竖版: the card's shape follows
         fields.update(shape_size(prompt.aspect))
     if renew:
         fields["card_expires_at"] = ctx.clock() + ctx.config.card_ttl
