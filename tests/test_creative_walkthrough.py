@@ -77,3 +77,39 @@ async def test_a_shape_word_in_a_remixs_edit_keeps_the_pictures_shape(sqlite_url
     await h.press("bob", button(remixed, Action.REROLL))
     await h.settle()
     assert size(h.messenger.images("bob")[-1].reply.image_png) == LANDSCAPE, "the remix's Reroll keeps the picture's shape"
+
+
+class SpeechModelLater(ScriptedEngine):
+    """The scripted engine whose speech model is missing until :attr:`installed`."""
+
+    installed: bool = False
+
+    async def transcribe(self, audio: bytes, *, language: str | None = None, script: str | None = None) -> Transcript:
+        if not self.installed:
+            raise SpeechModelUnavailableError("put the Whisper model in /models/whisper")
+        return await super().transcribe(audio, language=language, script=script)
+
+
+async def test_retry_of_a_spoken_remix_that_waited_for_the_speech_model_listens_again(
+    sqlite_url: str, make_harness: Any, tmp_path: Path
+) -> None:
+    engine = SpeechModelLater(transcript=whisper_wrote([("a", 0.9), ("fox", 0.9), ("in", 0.9), ("the", 0.9), ("snow", 0.9)], "en"))
+    h = await make_harness(sqlite_url, engine)
+    await h.command("amy", "anime", "a fox under the moon")
+    ref, card = h.messenger.last("card", "amy")
+    await h.press("amy", button(card, Action.CONFIRM), ref)
+    engine.finish(card.request_id)
+    await h.settle()
+    picture = h.messenger.images("amy")[-1].reply
+    await h.press("amy", button(picture, Action.REMIX))
+
+    await h.voice("amy", b"OggS voice note")
+    ref, waiting = h.messenger.last("card", "amy")
+    assert waiting.text == t("model.unavailable.speech", "en")
+    engine.installed = True
+    await h.press("amy", button(waiting, Action.RETRY_MISSING), ref)
+    ref_after, remix = h.messenger.last("card", "amy")
+    assert ref_after == ref and "a fox in the snow" in remix.text and "Remix of your picture: Subtle" in remix.text
+    record = await h.request(remix.request_id)
+    assert record.kind is RequestKind.REMIX and record.state is S.AWAITING_CONFIRMATION and record.error_key is None
+    assert len(engine.specs) == 1, "nothing drawn before the words were heard"

@@ -34,7 +34,7 @@ S = RequestState
 
 async def on_retry_missing(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
     """Retry a request that waited for a missing model: draw it (its card, photo, ...), or listen to its voice note again."""
-    if record.transcript is not None or record.kind is not RequestKind.VOICE:
+    if record.transcript is not None or record.kind not in (RequestKind.VOICE, RequestKind.REMIX):  # a remix without words was said
         await ctx.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], error_key=None)
         await confirm(ctx, who, record.id, press.message_ref or None, record)
         return
