@@ -113,3 +113,22 @@ async def test_retry_of_a_spoken_remix_that_waited_for_the_speech_model_listens_
     record = await h.request(remix.request_id)
     assert record.kind is RequestKind.REMIX and record.state is S.AWAITING_CONFIRMATION and record.error_key is None
     assert len(engine.specs) == 1, "nothing drawn before the words were heard"
+
+
+async def test_anime_words_after_remix_are_the_remixs_words(sqlite_url: str, make_harness: Any) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.command("amy", "anime", "a fox under the moon")
+    ref, card = h.messenger.last("card", "amy")
+    await h.press("amy", button(card, Action.CONFIRM), ref)
+    engine.finish(card.request_id)
+    await h.settle()
+    await h.press("amy", button(h.messenger.images("amy")[-1].reply, Action.REMIX))
+    await h.command("amy", "anime", "a fox in the snow")
+    _, remix = h.messenger.last("card", "amy")
+    assert "a fox in the snow" in remix.text and "Remix of your picture: Subtle" in remix.text
+    assert (await h.request(remix.request_id)).kind is RequestKind.REMIX
+
+    await h.command("amy", "anime", "a castle on a hill")  # asked once: the next words are a new picture
+    _, card = h.messenger.last("card", "amy")
+    assert "a castle on a hill" in card.text and "Remix of your picture" not in card.text

@@ -114,7 +114,7 @@ async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> Non
 
 async def on_anime(ctx: Context, who: Who, command: Command) -> None:
     """``/anime <text> [style]``: typed words open a card at once (refused outright when the policy says no);
-    words a drawing waits for ("Use as a sketch", the studio's pad) draw it."""
+    after Remix they are the remix's new words; words a drawing waits for ("Use as a sketch", the studio's pad) draw it."""
     text = command.args.strip()
     if not text:
         await ctx.messenger.send(who.origin, Reply(t("anime.usage", who.lang)))
@@ -124,6 +124,9 @@ async def on_anime(ctx: Context, who: Who, command: Command) -> None:
         if command.style not in ctx.config.styles:
             raise UnknownStyleError(style=command.style, styles=", ".join(ctx.config.styles))
         who = replace(who, style=command.style)
+    if (remixed := pending_remix(ctx, who)) is not None:  # the words Remix asked for
+        await _typed_card(ctx, who, text, remix_of=remixed)
+        return
     if (drawing := await pending_sketch(ctx, who)) is not None:  # the words a drawing waited for
         await on_sketch_words(ctx, who, drawing, text)
         return
