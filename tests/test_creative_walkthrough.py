@@ -14,7 +14,9 @@ from db.enums import variation_roles
 from engine.api import Transcript
 from engine.errors import SpeechModelUnavailableError
 from handlers.actions import Action
+from handlers.events import PhotoMessage, fetched
 from handlers.i18n import t
+from handlers.replies import Button
 from tests.support.conversation import button
 from tests.support.scripted_engine import ScriptedEngine, whisper_wrote
 
@@ -132,3 +134,20 @@ async def test_anime_words_after_remix_are_the_remixs_words(sqlite_url: str, mak
     await h.command("amy", "anime", "a castle on a hill")  # asked once: the next words are a new picture
     _, card = h.messenger.last("card", "amy")
     assert "a castle on a hill" in card.text and "Remix of your picture" not in card.text
+
+
+async def test_a_card_keeping_a_photos_composition_offers_no_shape_it_would_not_draw(sqlite_url: str, make_harness: Any) -> None:
+    h = await make_harness(sqlite_url, ScriptedEngine())
+    photo = io.BytesIO()
+    Image.new("RGB", (96, 64), (90, 160, 220)).save(photo, "PNG")
+    await h.send(PhotoMessage(h.origin("amy"), fetched(photo.getvalue()), "a robot in a field, portrait"))
+    ref, card = h.messenger.last("card", "amy")
+    assert t("card.field", "en", label=t("card.keeps", "en"), value=t("control.lineart", "en")) in card.text
+    assert t("card.shape", "en") not in card.text, "drawn in the photo's shape: no shape line"
+    assert not any(b.action is Action.ASPECT for row in card.buttons for b in row), "no shape buttons that would do nothing"
+    await h.press("amy", Button("", Action.ASPECT, card.request_id, "landscape"), ref)  # an old client's button
+    await h.press("amy", button(card, Action.EDIT), ref)
+    await h.text("amy", "a robot in a field, landscape")
+    _, card = h.messenger.last("card", "amy")
+    record = await h.request(card.request_id)
+    assert t("card.shape", "en") not in card.text and (record.width, record.height) == (None, None)

@@ -79,15 +79,16 @@ async def judge_stored(ctx: Context, who: Who, record: RequestRecord) -> Verdict
 
 
 async def _keeps_its_shape(ctx: Context, request_id: str) -> bool:
-    """Whether ``request_id`` is drawn at its picture's shape whatever its words say (a remix, drawn over its picture)."""
+    """Whether ``request_id`` is drawn at its picture's shape whatever its words say (a remix, drawn over its picture;
+    a photo's composition, drawn in the photo's shape)."""
     record = await ctx.repository.get_request(request_id)
-    return record is not None and record.kind is RequestKind.REMIX
+    return record is not None and (record.kind is RequestKind.REMIX or bool(record.control))
 
 
 async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, opening: bool = False, renew: bool = True) -> bool:
     """Store ``prompt`` as what the card of ``request_id`` draws; False when the card is no longer open.
 
-    A shape word in the words ("landscape", 竖版) picks the card's shape, except a remix's (its picture's).
+    A shape word in the words ("landscape", 竖版) picks the card's shape, except a remix's or a kept composition's (its picture's).
     A prompt the content policy refuses is stored too, marked ``policy.refused``
     (the card says why; Edit can fix it). ``opening``: the card opens now (a
     voice note was understood), else it is open already; ``renew``: it expires

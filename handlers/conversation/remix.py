@@ -92,7 +92,7 @@ async def on_strength(ctx: Context, who: Who, press: ButtonPress, record: Reques
 
 async def on_aspect(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
     """A card's picture shape: the card shows it at once."""
-    if press.value not in aspects() or record.strength is not None:  # a remix keeps its picture's shape
+    if press.value not in aspects() or record.strength is not None or record.control:  # a remix keeps its picture's shape, a photo's composition its photo's
         return
     if await ctx.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], **shape_size(press.value)):
         await show_card(ctx, who, record.id, press.message_ref or ctx.cards.get(record.id), await card_for(ctx, who, record.id))

@@ -32,9 +32,12 @@ def strength_name(strength: float | None) -> str | None:
 def with_shape_and_strength(card: Reply, record: RequestRecord, lang: str) -> Reply:
     """``card`` with the shape (a new picture) or the remix's strength (a remix keeps its picture's shape) and their buttons.
 
+    A card that keeps a photo's composition has neither: it is drawn in the photo's shape.
     The line goes under the card's style line; the buttons are a row of their own.
     """
     strength = strength_name(record.strength)
+    if strength is None and record.control:
+        return card
     if strength is not None:
         line = t("card.field", lang, label=t("card.remix", lang), value=t(f"remix.{strength}", lang))
         row = tuple(_ticked(t(f"remix.{name}", lang), name == strength, lang, Action.REMIX_STRENGTH, record.id, name) for name in STRENGTHS)
