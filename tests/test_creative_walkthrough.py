@@ -1,5 +1,6 @@
 """Creative control as a user goes through it (the conversation harness): the shape a picture keeps through
-Variations, V1..V4, Reroll and a remix's Edit, and Retry of a spoken remix that waited for the speech model."""
+Variations, V1..V4, Reroll and a remix's Edit, Retry of a spoken remix that waited for the speech model,
+/anime words after Remix, a photo composition card's shape, and a dropped PNG waiting for its check."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from db import RequestKind, RequestState
 from db.enums import variation_roles
 from engine.api import Transcript
 from engine.errors import SpeechModelUnavailableError
+from engine.image.imageio import png_bytes
+from engine.image.png_info import PictureParameters
 from handlers.actions import Action
 from handlers.events import PhotoMessage, fetched
 from handlers.i18n import t
@@ -151,3 +154,35 @@ async def test_a_card_keeping_a_photos_composition_offers_no_shape_it_would_not_
     _, card = h.messenger.last("card", "amy")
     record = await h.request(card.request_id)
     assert t("card.shape", "en") not in card.text and (record.width, record.height) == (None, None)
+
+
+def dropped_png() -> bytes:
+    """A PNG carrying the parameters chunk of a drawing, as voice2anime writes it."""
+    drawn = PictureParameters(
+        prompt="a red fox, anime style", negative="lowres", steps=3, scheduler="dpmpp", guidance=1.5, seed=1234,
+        width=64, height=96, model="tiny", style="paprika", transcript="a red fox", language="en",
+    )
+    return png_bytes(Image.new("RGB", (64, 96), (200, 90, 40)), drawn)
+
+
+async def test_a_dropped_png_waits_for_its_check_without_holding_the_chat_and_cancel_ends_it(
+    sqlite_url: str, make_harness: Any
+) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.photo("amy", dropped_png())  # returns while the check's job waits in the queue
+    (spec,) = engine.specs
+    assert spec.kind == "photo", "checked as any photo"
+    ref, status = h.messenger.last("progress", "amy")
+    assert status.text == t("queued.waiting", "en")
+    await h.command("amy", "cancel")
+    await h.settle()
+    assert h.messenger.messages[ref].text == t("cancelled", "en")
+    record = await h.request(spec.job_id)
+    assert record.state is S.CANCELLED and not record.images
+
+    await h.photo("amy", dropped_png())
+    engine.finish(engine.specs[-1].job_id)
+    await h.settle()
+    ref, offer = h.messenger.last("text", "amy")
+    assert t("dropped.offer", "en") in offer.text and [b.action for row in offer.buttons for b in row] == [Action.DRAW_AGAIN, Action.REMIX]

@@ -8,6 +8,7 @@ messenger, config, clock and the bounded memory of messages on screen),
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
@@ -100,6 +101,8 @@ class Context:
     pending_remixes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: One handler at a time per request (an Edit and a Draw pressed together never interleave).
     request_locks: KeyedLock = field(default_factory=KeyedLock)
+    #: Sent pictures being checked before they are kept (:mod:`handlers.conversation.photo_checking`), one task each.
+    checks: set[asyncio.Task[None]] = field(default_factory=set)
     #: Spoken replies (:mod:`handlers.conversation.voice`); None when the deployment has none.
     voice: VoiceReplies | None = None
 

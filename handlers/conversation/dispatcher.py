@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -122,7 +123,9 @@ class Conversation:
                 log.exception("could not tell the user about the failure")
 
     async def wait_idle(self) -> None:
-        """Wait until every running job watcher has finished, and every voice reply been sent (tests, shutdown)."""
+        """Wait until every running job watcher and picture check has finished, and every voice reply been sent (tests, shutdown)."""
+        while self.context.checks:
+            await asyncio.gather(*list(self.context.checks), return_exceptions=True)
         await self.jobs.wait_idle()
         if self.context.voice is not None:
             await self.context.voice.wait_idle()
@@ -133,6 +136,9 @@ class Conversation:
 
     async def close(self) -> None:
         """Stop following jobs (shutdown) without touching their state: :meth:`recover` resumes them."""
+        for check in list(self.context.checks):
+            check.cancel()
+        await asyncio.gather(*list(self.context.checks), return_exceptions=True)
         await self.jobs.close()
         if self.context.voice is not None:
             await self.context.voice.close()

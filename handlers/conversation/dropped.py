@@ -23,7 +23,7 @@ from engine.image.png_info import PictureParameters, read
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, job_for, refuse, submit
-from handlers.conversation.photo_checking import photo_passes
+from handlers.conversation.photo_checking import check_photo
 from handlers.conversation.readings import verdict_on_stored
 from handlers.events import ButtonPress
 from handlers.i18n import t
@@ -51,12 +51,14 @@ def drawn_parameters(data: bytes) -> PictureParameters | None:
 async def offer_checked(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, parameters: PictureParameters) -> None:
     """Check ``png`` as any photo (:mod:`~handlers.conversation.photo_checking`); when it passes, keep the photo request
     ``request_id`` as the drawing ``parameters`` describe and offer Draw again / Remix (a refused one is never stored)."""
-    if not await photo_passes(ctx, who, request_id, ref, png):
-        return
-    try:
-        await _offer(ctx, who, request_id, ref, png, parameters)
-    except Exception as error:
-        await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED, S.RUNNING])
+
+    async def passed() -> None:
+        try:
+            await _offer(ctx, who, request_id, ref, png, parameters)
+        except Exception as error:
+            await fail(ctx, who, request_id, ref, error, from_states=[S.QUEUED, S.RUNNING])
+
+    await check_photo(ctx, who, request_id, ref, png, passed)
 
 
 async def _offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, parameters: PictureParameters) -> None:
