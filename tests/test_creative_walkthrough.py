@@ -186,3 +186,18 @@ async def test_a_dropped_png_waits_for_its_check_without_holding_the_chat_and_ca
     await h.settle()
     ref, offer = h.messenger.last("text", "amy")
     assert t("dropped.offer", "en") in offer.text and [b.action for row in offer.buttons for b in row] == [Action.DRAW_AGAIN, Action.REMIX]
+
+
+async def test_a_dropped_pngs_words_are_prefilled_by_remix_and_listed_by_history(sqlite_url: str, make_harness: Any) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.photo("amy", dropped_png())
+    engine.finish(engine.specs[-1].job_id)
+    await h.settle()
+    _, offer = h.messenger.last("text", "amy")
+    await h.press("amy", button(offer, Action.REMIX))
+    _, ask = h.messenger.last("edit_prompt", "amy")
+    assert ask.text == t("remix.prompt", "en") and ask.prefill == "a red fox"
+    await h.command("amy", "history")
+    _, listed = h.messenger.last("text", "amy")
+    assert "“a red fox”" in listed.text and t("history.photo", "en") not in listed.text

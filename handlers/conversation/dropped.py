@@ -20,6 +20,7 @@ from db.enums import ImageRole, RequestKind
 from db.records import RequestRecord
 from db.states import RequestState
 from engine.image.png_info import PictureParameters, read
+from engine.language.prompt import build_prompt
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, job_for, refuse, submit
@@ -74,6 +75,11 @@ async def _offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: 
         "steps": parameters.steps if parameters.steps in _STEPS else None,
         "guidance": parameters.guidance if parameters.guidance is not None and 0 <= parameters.guidance <= 30 else None,
     }
+    words = parameters.transcript or parameters.prompt
+    if words:  # what it shows: quoted on its picture and in /history, prefilled by Remix
+        language = parameters.language or build_prompt(words).language
+        fields["source_language"] = language
+        await ctx.repository.save_transcript(request_id, heard_text=words, language=language, language_probability=1.0)
     await ctx.repository.add_image(request_id, ImageRole.BASE, png)
     await ctx.repository.add_image(request_id, ImageRole.ANIME, png)
     if not (
@@ -87,8 +93,8 @@ async def _offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: 
         Button(t("button.remix", who.lang), Action.REMIX, request_id),
     )
     text = t("dropped.offer", who.lang)
-    if parameters.transcript or parameters.prompt:
-        text = t("card.quote", who.lang, text=parameters.transcript or parameters.prompt) + "\n" + text
+    if words:
+        text = t("card.quote", who.lang, text=words) + "\n" + text
     await ctx.put(who, ref, Reply(text, buttons=(row,), request_id=request_id))
 
 
