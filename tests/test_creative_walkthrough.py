@@ -16,6 +16,8 @@ from engine.api import Transcript
 from engine.errors import SpeechModelUnavailableError
 from engine.image.imageio import png_bytes
 from engine.image.png_info import PictureParameters
+from engine.policy.levels import Level
+from engine.policy.text import ChatPolicy
 from handlers.actions import Action
 from handlers.events import PhotoMessage, fetched
 from handlers.i18n import t
@@ -201,3 +203,11 @@ async def test_a_dropped_pngs_words_are_prefilled_by_remix_and_listed_by_history
     await h.command("amy", "history")
     _, listed = h.messenger.last("text", "amy")
     assert "“a red fox”" in listed.text and t("history.photo", "en") not in listed.text
+
+
+async def test_where_pictures_are_not_checked_a_dropped_png_is_offered_at_once(sqlite_url: str, make_harness: Any) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine, policy=ChatPolicy(level=Level.OFF, off_chats=frozenset({"chat-amy"})))
+    await h.photo("amy", dropped_png())
+    _, offer = h.messenger.last("text", "amy")
+    assert t("dropped.offer", "en") in offer.text and not engine.specs, "offered without a job: the chat checks no pictures"

@@ -8,7 +8,8 @@ passes when the job finishes with nothing flagged; the styled picture the job
 made is not used. A refused picture fails its request with the refusal a photo
 gets; a job that fails otherwise (a missing check model...) fails it saying
 why; a cancelled one is cancelled. The request stays ``queued`` meanwhile, so
-the caps and /cancel hold as for any photo. The job is followed on a task of
+the caps and /cancel hold as for any photo. In a chat whose content policy is
+``off`` no picture is checked, and no job runs. The job is followed on a task of
 its own (:attr:`Context.checks`): the handler does not wait while it queues.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from db.states import RequestState
 from engine.api import JobCancelled, JobFailed, JobFinished, JobHandle, JobSpec
-from engine.policy.levels import PhotoFlaggedError
+from engine.policy.levels import PhotoFlaggedError, checks_images
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import fail
 from handlers.i18n import error_text, t
@@ -37,6 +38,9 @@ Passed = Callable[[], Awaitable[None]]
 async def check_photo(ctx: Context, who: Who, request_id: str, ref: str | None, png: bytes, passed: Passed) -> None:
     """Check ``png``, sent by ``who`` for the queued request ``request_id``, as a photo (see the module docstring), and
     call ``passed`` once it passes; when it does not, the request ends and the user is told why in message ``ref``."""
+    if not checks_images(who.policy):  # a chat whose level is off checks no pictures: no job to run
+        await passed()
+        return
     spec = JobSpec(request_id, str(who.user_id), "photo", who.style, source_png=png, policy=who.policy.value)
     try:
         handle = await ctx.jobs.queue.submit(spec)
