@@ -211,3 +211,20 @@ async def test_where_pictures_are_not_checked_a_dropped_png_is_offered_at_once(s
     await h.photo("amy", dropped_png())
     _, offer = h.messenger.last("text", "amy")
     assert t("dropped.offer", "en") in offer.text and not engine.specs, "offered without a job: the chat checks no pictures"
+
+
+async def test_an_edit_left_unanswered_before_draw_does_not_swallow_a_photo_with_words(sqlite_url: str, make_harness: Any) -> None:
+    engine = ScriptedEngine()
+    h = await make_harness(sqlite_url, engine)
+    await h.command("amy", "anime", "a fox under the moon")
+    ref, card = h.messenger.last("card", "amy")
+    await h.press("amy", button(card, Action.EDIT), ref)
+    await h.press("amy", button(card, Action.CONFIRM), ref)  # drawn as it was: the Edit was not answered
+    engine.finish(card.request_id)
+    await h.settle()
+    photo = io.BytesIO()
+    Image.new("RGB", (96, 64), (90, 160, 220)).save(photo, "PNG")
+    await h.send(PhotoMessage(h.origin("amy"), fetched(photo.getvalue()), "a robot in a field"))
+    _, composed = h.messenger.last("card", "amy")
+    assert composed.request_id != card.request_id and "a robot in a field" in composed.text
+    assert t("card.field", "en", label=t("card.keeps", "en"), value=t("control.lineart", "en")) in composed.text

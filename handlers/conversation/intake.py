@@ -86,10 +86,20 @@ async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
         await ctx.messenger.send(who.origin, Reply(t("text.hint", who.lang)))
 
 
-def awaits_words(ctx: Context, who: Who) -> bool:
-    """Whether ``who`` was asked for words: the new words of a Remix, the corrected words of an Edit."""
+async def awaits_words(ctx: Context, who: Who) -> bool:
+    """Whether ``who`` was asked for words: the new words of a Remix, the corrected words of an Edit whose card is
+    still open (an Edit left unanswered before Draw or Cancel is forgotten)."""
     key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
-    return key in ctx.pending_remixes or key in ctx.pending_edits
+    if key in ctx.pending_remixes:
+        return True
+    edited = ctx.pending_edits.get(key)
+    if edited is None:
+        return False
+    record = await ctx.repository.get_request(edited)
+    if record is not None and record.state is S.AWAITING_CONFIRMATION:
+        return True
+    ctx.pending_edits.pop(key, None)
+    return False
 
 
 async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> None:
@@ -171,7 +181,7 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
     unless the user was asked for words (Remix, Edit): then the words are the answer, as typed text would be;
     a sketch from the studio's pad without words waits for them (the next text or voice note).
     """
-    if event.caption.strip() and not event.sketch and awaits_words(ctx, who):
+    if event.caption.strip() and not event.sketch and await awaits_words(ctx, who):
         await on_text(ctx, who, TextMessage(who.origin, event.caption))
         return
     if event.caption.strip():
