@@ -186,8 +186,10 @@ class VoiceReplies:
         return voice_replies or self.default
 
     def after_card(self, origin: Origin, ui: str, voice_replies: str | None, record: RequestRecord) -> None:
-        """Read ``record``'s card aloud (just shown): a voice note's for ``voice`` and ``always``, typed words' for ``always``."""
-        wanted = ("voice", "always") if record.kind is RequestKind.VOICE else ("always",)
+        """Read ``record``'s card aloud (just shown): a voice note's (a remix's said ones too) for ``voice`` and ``always``,
+        typed words' for ``always``."""
+        said = record.kind is RequestKind.VOICE or (record.kind is RequestKind.REMIX and bool(record.transcript and record.transcript.words))
+        wanted = ("voice", "always") if said else ("always",)  # a remix's words said in a voice note are read as any
         if self.mode(voice_replies) not in wanted:
             return
         line = card_line(record, ui)
