@@ -25,7 +25,7 @@ from handlers.actions import Action
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create, fail, job_for, refuse, submit
 from handlers.conversation.photo_checking import check_photo
-from handlers.conversation.readings import verdict_on_stored
+from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress
 from handlers.i18n import t
 from handlers.replies import Button, Reply
@@ -119,7 +119,7 @@ async def on_draw_again(ctx: Context, who: Who, press: ButtonPress, record: Requ
         steps=record.steps,
         guidance=record.guidance,
     )
-    verdict = verdict_on_stored(ctx, who, record)
+    verdict = await judge_stored(ctx, who, record)
     if not verdict.allowed:
         await refuse(ctx, who, request_id, None, verdict, from_states=[S.QUEUED])
         return

@@ -26,7 +26,7 @@ from handlers.conversation.context import Context, Who
 from handlers.conversation.dropped import drawn_parameters, offer_checked
 from handlers.conversation.lifecycle import create, fail, refuse
 from handlers.conversation.queueing import present
-from handlers.conversation.readings import verdict_on, write_reading
+from handlers.conversation.readings import judge, write_reading
 from handlers.conversation.remix import pending_remix, remix_request
 from handlers.conversation.shape_view import shape_size
 from handlers.conversation.transcription import transcribe
@@ -147,7 +147,7 @@ async def _typed_card(ctx: Context, who: Who, text: str, *, remix_of: str | None
     """Typed words open a card at once (refused outright when the policy says no): a new picture, or a remix of ``remix_of``."""
     check_length(ctx, text)
     prompt = build_prompt(text)
-    verdict = verdict_on(ctx, who, prompt)
+    verdict = await judge(ctx, who, prompt)
     fields: dict[str, object] = {
         "prompt_positive": prompt.positive,
         "prompt_negative": prompt.negative,
