@@ -227,7 +227,7 @@ class DiscordAdapter:
                 break
         if event is None and (text := self._without_mention(message.content)):
             # words replying to a user's picture: drawn keeping its composition
-            event = self._attachment_event(origin, replied, audio=False, caption=text) if replied else TextMessage(origin, text)
+            event = self._attachment_event(origin, replied, audio=False, caption=text, replying=True) if replied else TextMessage(origin, text)
         if event is not None:
             await self._deliver(event)
 
@@ -297,11 +297,12 @@ class DiscordAdapter:
         audio: bool,
         caption: str = "",
         photo: discord.Attachment | None = None,
+        replying: bool = False,
     ) -> Event:
         """A voice/photo event that downloads once the conversation admits it, or :class:`Rejected` when over its limit.
 
         ``caption``: words sent with a photo (``/anime`` with an image attached, a reply to a picture);
-        ``photo``: the picture a voice message replies to."""
+        ``photo``: the picture a voice message replies to; ``replying``: ``caption`` is a reply to the picture, sent before."""
         limit = self.config.audio_max_bytes if audio else self.config.image_max_bytes
         if attachment.size > limit:
             error = (AudioTooLargeError if audio else ImageTooLargeError).of(attachment.size, limit)
@@ -310,7 +311,7 @@ class DiscordAdapter:
             return Rejected(origin, ImageTooLargeError.of(photo.size, self.config.image_max_bytes))
         if audio:
             return VoiceMessage(origin, attachment.read, photo=photo.read if photo is not None else None)
-        return PhotoMessage(origin, attachment.read, caption)
+        return PhotoMessage(origin, attachment.read, caption, replying=replying)
 
     async def _deliver(self, event: Event) -> None:
         if self._on_event is None:

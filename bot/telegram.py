@@ -331,7 +331,7 @@ class TelegramAdapter:
             return await self._download(attachment)
 
         if attachment.kind == "photo":
-            return PhotoMessage(attachment.origin, fetch, attachment.caption)
+            return PhotoMessage(attachment.origin, fetch, attachment.caption, replying=attachment.replying)
         photo = attachment.photo
         if photo is None:
             return VoiceMessage(attachment.origin, fetch)

@@ -43,6 +43,8 @@ class Attachment:
     caption: str = ""
     #: A voice note replying to a photo: that photo (its words are drawn keeping the photo's composition).
     photo: Attachment | None = None
+    #: A photo sent before, which ``caption`` (a text message) replies to.
+    replying: bool = False
 
 
 def message_ref(chat_id: int, message_id: int) -> str:
@@ -88,7 +90,7 @@ def from_message(message: Message, me: User) -> Event | Attachment | None:
         return attachment
     text = _strip_mentions(message, me) if origin.is_group else message.text.strip()
     if replied is not None and text:  # words replying to a photo: draw them keeping its composition
-        return Attachment(origin, "photo", replied.file_id, replied.file_size, text)
+        return Attachment(origin, "photo", replied.file_id, replied.file_size, text, replying=True)
     if origin.is_group:
         command = _command(text, me, origin)
         if command is not None:

@@ -76,12 +76,14 @@ class PhotoMessage:
     ``caption``: words sent with it (a caption, a text or voice note replying
     to it, ``/anime`` with it attached): draw them keeping the photo's composition.
     ``sketch``: the picture is a drawing made to be drawn from (the studio's sketch pad).
+    ``replying``: the photo was sent before, and ``caption`` is words replying to it (not a new photo with its caption).
     """
 
     origin: Origin
     fetch: Fetch
     caption: str = ""
     sketch: bool = False
+    replying: bool = False
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,19 @@ async def test_text_replying_to_a_photo_answers_a_pending_remix(control_bot: Run
     await control_bot.conversation.wait_idle()
 
 
+async def test_a_new_photo_with_a_caption_is_a_new_picture_even_while_a_remix_waits(control_bot: RunningBot) -> None:  # noqa: F811
+    server = control_bot.server
+    alice, chat, _, asked = await picture_to_remix(server)
+    sizes = [server.add_file(photo_jpeg(), kind="photo", ext="jpg") | {"width": 96, "height": 64}]
+    await server.push(server.message(chat, alice, photo=sizes, caption="a castle in the clouds"))
+    card = await server.wait_for(lambda: next((m for m in server.sent(chat["id"]) if "a castle in the clouds" in m.get("text", "")), None))
+    assert t("control.lineart", "en") in card["text"] and "Remix" not in card["text"]
+    await server.push(server.message(chat, alice, text="a fox in the snow"))  # the remix still waits for its words
+    card = await server.wait_for(with_button(server, chat["id"], Action.REMIX_STRENGTH, after=asked["message_id"]))
+    assert "a fox in the snow" in card["text"] and "Remix of your picture: Subtle" in card["text"]
+    await control_bot.conversation.wait_idle()
+
+
 async def test_in_the_harness_a_voice_note_with_a_photo_answers_a_pending_remix(
     sqlite_url: str, local_engine: Any, make_harness: Any, english_voice_notes: dict[str, Any]
 ) -> None:
@@ -90,14 +103,17 @@ async def test_in_the_harness_words_with_a_photo_answer_a_pending_remix_or_edit(
     await h.press("alice", button(card, Action.CONFIRM), ref)
     await h.settle()
     await h.press("alice", button(h.messenger.images("alice")[-1].reply, Action.REMIX))
-    await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a fox in the snow"))
+    await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a castle in the clouds"))  # a new photo: a new picture
+    _, composed = h.messenger.last("card", "alice")
+    assert "a castle in the clouds" in composed.text and KEEPS in composed.text and "Remix" not in composed.text
+    await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a fox in the snow", replying=True))
     _, remix = h.messenger.last("card", "alice")
     assert "a fox in the snow" in remix.text and "Remix of your picture: Subtle" in remix.text and KEEPS not in remix.text
 
     await h.command("alice", "anime", "a castle on a hill")
     ref, card = h.messenger.last("card", "alice")
     await h.press("alice", button(card, Action.EDIT), ref)
-    await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a castle by the sea"))
+    await h.send(PhotoMessage(h.origin("alice"), fetched(photo_jpeg()), "a castle by the sea", replying=True))
     _, edited = h.messenger.last("card", "alice")
     assert edited.request_id == card.request_id and "a castle by the sea" in edited.text and KEEPS not in edited.text
     record = await h.request(card.request_id)

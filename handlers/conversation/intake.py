@@ -178,10 +178,11 @@ async def on_photo(ctx: Context, who: Who, event: PhotoMessage) -> None:
     """A photo to restyle: admitted (rate limit, caps) before anything is downloaded or decoded, then queued.
 
     A photo with words (:attr:`PhotoMessage.caption`) is a description to draw keeping its composition instead,
-    unless the user was asked for words (Remix, Edit): then the words are the answer, as typed text would be;
+    unless they reply to a photo sent before while the user was asked for words (Remix, Edit): then the words are
+    the answer, as typed text would be (a new photo is a new picture, whatever was asked);
     a sketch from the studio's pad without words waits for them (the next text or voice note).
     """
-    if event.caption.strip() and not event.sketch and await awaits_words(ctx, who):
+    if event.caption.strip() and event.replying and not event.sketch and await awaits_words(ctx, who):
         await on_text(ctx, who, TextMessage(who.origin, event.caption))
         return
     if event.caption.strip():
