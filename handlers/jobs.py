@@ -74,16 +74,21 @@ HANDOVER_GRACE = 30.0
 
 
 def delivered_reply(
-    record: RequestRecord, lang: str, png: bytes, style_names: cards.StyleNames, tiles: Sequence[bytes] = ()
+    record: RequestRecord,
+    lang: str,
+    png: bytes,
+    style_names: cards.StyleNames,
+    tiles: Sequence[bytes] = (),
+    description: str | None = None,
 ) -> Reply:
     """The picture card of a delivered request (also used to re-send it from /history); behind a spoiler when flagged.
 
-    A variations request's card is its grid (``png``) of ``tiles`` with a button to keep each.
+    A variations request's card is its grid (``png``) of ``tiles`` with a button to keep each; ``description``
+    (:func:`description_of`) quotes the words it draws.
     """
-    transcript = record.transcript
-    description = (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
     if record.error_key == POLICY_SPOILER:
-        return cards.as_spoiler(delivered_reply(replace(record, error_key=None), lang, png, style_names, tiles), lang)
+        unmarked = replace(record, error_key=None)
+        return cards.as_spoiler(delivered_reply(unmarked, lang, png, style_names, tiles, description), lang)
     anime = record.image(ImageRole.ANIME)
     if record.kind is RequestKind.UPSCALE and anime is not None:
         return cards.upscaled(record.id, lang, png, scale=record.upscale or 0, size=(anime.width, anime.height))
@@ -106,6 +111,12 @@ def delivered_reply(
         description=description,
         drawn=bool(record.prompt_positive),
     )
+
+
+async def description_of(repository: Repository, record: RequestRecord) -> str | None:
+    """The words a picture draws, as the user gave them: its own, else (a restyle, reroll, variation ...) its parent's."""
+    transcript = (await described_by(repository, record)).transcript
+    return (transcript.final_text or transcript.edited_text or transcript.heard_text) if transcript else None
 
 
 def variation_seeds(seed: int) -> tuple[int, ...]:
@@ -544,7 +555,8 @@ class JobTracker:
     async def _hand_over(self, origin: Origin, lang: str, record: RequestRecord, png: bytes, tiles: Sequence[bytes]) -> bool:
         """One upload of a picture; once the platform took it, the request becomes delivered. False if it failed."""
         try:
-            await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names, tiles))
+            description = await description_of(self.repository, record)
+            await self.messenger.send(origin, delivered_reply(record, lang, png, self.style_names, tiles, description))
         except Exception:
             log.warning("sending the picture of request %s failed", record.id, exc_info=True)
             return False

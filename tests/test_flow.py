@@ -162,6 +162,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert flow_text_to_image.calls == runs + 1, "restyle must not run diffusion again"
     restyled = h.messenger.images("alice")[-1].reply
     assert "Paprika" in restyled.text and restyled.image_png != image.image_png
+    assert restyled.text.splitlines()[0] == image.text.splitlines()[0], "a restyle quotes the words it draws"
     child = await h.request(restyled.request_id)
     assert (child.kind, child.parent_id, child.state, child.seed) == (RequestKind.RESTYLE, request_id, S.DELIVERED, record.seed)
     assert child.image(ImageRole.BASE).sha256 == record.image(ImageRole.BASE).sha256
@@ -175,6 +176,7 @@ async def test_voice_to_picture_and_follow_ups(any_db_url, local_engine, make_ha
     assert again.kind is RequestKind.REROLL and again.state is S.DELIVERED
     assert again.seed != record.seed and again.prompt_positive == record.prompt_positive
     assert rerolled.image_png != image.image_png
+    assert rerolled.text.splitlines()[0] == image.text.splitlines()[0], "so does a reroll"
 
     await h.command("alice", "history")
     assert h.messenger.calls[-1].reply.text.count("\n#") == 3

@@ -15,7 +15,7 @@ from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, s
 from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
-from handlers.jobs import POLICY_SPOILER, delivered_reply, variation_tiles
+from handlers.jobs import POLICY_SPOILER, delivered_reply, description_of, variation_tiles
 
 S = RequestState
 
@@ -94,7 +94,8 @@ async def on_resend(ctx: Context, who: Who, press: ButtonPress, record: RequestR
         await ctx.jobs.send_picture(who.origin, who.lang, record, png)
         return
     tiles = await variation_tiles(record)
-    await ctx.messenger.send(who.origin, delivered_reply(record, who.lang, png, ctx.config.style_names, tiles))
+    description = await description_of(ctx.repository, record)
+    await ctx.messenger.send(who.origin, delivered_reply(record, who.lang, png, ctx.config.style_names, tiles, description))
 
 
 async def on_history(ctx: Context, who: Who, command: Command) -> None:
