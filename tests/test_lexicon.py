@@ -107,6 +107,7 @@ def test_flags_and_colours_of_the_shipped_vocabulary() -> None:
     assert ZH_INDEX["两只"] == Entry("two", Kind.NUMBER) and ZH_INDEX["一只"].kind is Kind.STOP
     assert ZH_NAMES["girls"] == ZH_NAMES["girl"] == "女孩" and ZH_NAMES["two"] == "两个"
     assert in_chinese("two girls wearing a hat with cat ears") == "两个女孩戴着帽子有猫耳"
+    assert in_chinese("deep snow") == "deep snow" and in_chinese("old castle") == "old castle"  # never half translated
 
 
 # --------------------------------------------------------------------------

@@ -420,7 +420,11 @@ _ZH_NAMES_MAX_WORDS = max(len(name.split()) for name in ZH_NAMES)
 
 
 def in_chinese(phrase: str) -> str:
-    """An English phrase built from the lexicon, in Chinese: longest known word groups first, unknown words kept."""
+    """An English phrase built from the lexicon, in Chinese: longest known word groups first.
+
+    A phrase with a word the lexicon does not know stays as it is, in English
+    ("deep snow", not "deep下雪"): half a translation reads as a mistake.
+    """
     words = phrase.split()
     pieces: list[str] = []
     start = 0
@@ -433,7 +437,10 @@ def in_chinese(phrase: str) -> str:
                 break
         else:
             end = start + 1
-            pieces.append(_GLUE_ZH.get(words[start].lower(), words[start]))
+            glue = _GLUE_ZH.get(words[start].lower())
+            if glue is None:
+                return phrase
+            pieces.append(glue)
         start = end
     text = ""
     for piece in filter(None, pieces):
