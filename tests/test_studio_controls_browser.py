@@ -19,7 +19,7 @@ from engine.api import UPSCALING, JobFinished, JobProgress, JobResult, JobStarte
 from handlers.actions import Action
 from handlers.i18n import t
 from tests import test_web_page
-from tests.support.browser import Page, illustration, next_spec, open_page
+from tests.support.browser import PHONE, Page, illustration, next_spec, open_page
 from tests.support.scripted_engine import ScriptedEngine
 from tests.support.web import Studio
 from tests.test_web_page import ask, picture_of
@@ -100,4 +100,75 @@ async def test_the_status_bar_fills_to_its_percentage_for_a_drawing_and_an_upsca
         await upscaled.locator("a.download").click()
     download = await download_info.value
     assert download.suggested_filename.endswith("-x2.png"), download.suggested_filename
+    assert page.errors == [], page.errors
+
+
+async def finger(page: Page, points: list[tuple[float, float]]) -> None:
+    """A finger put down on the first point, moved through the others and lifted (Chromium's own touch input, over CDP)."""
+    cdp = await page.page.context.new_cdp_session(page.page)
+    touch = [{"x": x, "y": y, "id": 1} for x, y in points]
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [touch[0]]})
+    for point in touch[1:]:
+        await cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await cdp.detach()
+    await page.page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )  # handled and painted
+
+
+INKED = """([x, y]) => { const c = document.getElementById('sketch-canvas'); const r = c.getBoundingClientRect();
+    const px = c.getContext('2d').getImageData(Math.round((x - r.left) * c.width / r.width), Math.round((y - r.top) * c.height / r.height), 1, 1).data;
+    return px[0] < 128; }"""
+
+
+async def test_a_finger_draws_on_the_sketch_pad_without_scrolling_the_page_and_the_card_keeps_the_sketch(
+    served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path
+) -> None:
+    page = await open_page(chromium, served, shots, locale="zh-CN", viewport=PHONE, has_touch=True, is_mobile=True)
+    p = page.page
+    for i in range(3):  # a feed long enough to scroll
+        await ask(page, f"a girl with blue hair under cherry blossoms #{i}")
+    await p.locator("#sketch-open").tap()
+    dialog = await page.box("#sketch")
+    assert (
+        dialog["top"] >= 0 and dialog["bottom"] <= PHONE["height"] and dialog["left"] >= 0 and dialog["right"] <= PHONE["width"]
+    )
+    assert await p.locator("#sketch-form button[type='submit']").is_visible()
+    canvas = await page.box("#sketch-canvas")
+    assert canvas["right"] - canvas["left"] >= 0.7 * PHONE["width"], "the canvas takes most of the phone's width"
+    scrolled = "() => [window.scrollY, document.getElementById('sketch').scrollTop]"
+    before = await p.evaluate(scrolled)
+
+    left, top = canvas["left"] + 20, canvas["top"] + 20
+    stroke = [(left + i * 8, top + i * 10) for i in range(20)]  # down and to the right: a scroll gesture anywhere else
+    await finger(page, stroke)
+    assert await p.evaluate(scrolled) == before, "drawing with a finger does not scroll the page or the dialog"
+    assert all([await p.evaluate(INKED, list(point)) for point in stroke[2:-2]]), "the finger's stroke is on the canvas"
+    await page.shot("finger-stroke")
+
+    # the tools by mouse: in headless Chromium a tap right after a finger stroke on the canvas gives no click
+    await p.locator("#sketch-eraser").click()
+    await p.locator("#sketch-eraser[aria-pressed='true']").wait_for()
+    await finger(page, [stroke[10], (stroke[10][0] + 1, stroke[10][1] + 1)])
+    assert not await p.evaluate(INKED, list(stroke[10])), "the eraser takes the ink away"
+    await p.locator("#sketch-undo").click()
+    assert await p.evaluate(INKED, list(stroke[10])), "Undo takes the eraser's stroke back"
+    await p.locator("#sketch-clear").click()
+    assert not await p.evaluate(INKED, list(stroke[5]))
+    assert await p.locator("#sketch-undo").is_disabled() and await p.locator("#sketch-clear").is_disabled()
+    await p.locator("#sketch-pen").click()
+    await p.locator("#sketch-pen[aria-pressed='true']").wait_for()
+    await finger(page, stroke)
+    await p.locator("#sketch-text").fill("屋顶上的猫")
+    await page.shot("finger-sketch")
+    await p.locator("#sketch-form button[type='submit']").click()
+    card = p.locator(".msg.kind-card", has_text="屋顶上的猫").last
+    await card.wait_for()
+    keeps = t("card.field", "zh-Hans", label=t("card.keeps", "zh-Hans"), value=t("control.scribble", "zh-Hans"))
+    assert keeps in await card.inner_text()
+    await page.shot("sketch-card")
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
+    spec = await next_spec(engine, 1)
+    assert spec.control is not None
     assert page.errors == [], page.errors
