@@ -46,7 +46,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -141,6 +141,8 @@ class GalleryItem:
     description: str
     #: The content policy flagged it: the tile is blurred until clicked.
     spoiler: bool = False
+    #: What kind of picture it is by UI language ("🔀 Four variations", "⬆️ Upscaled ×2"...); empty: a plain drawing.
+    kind: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -658,6 +660,7 @@ class WebAdapter:
                 "style": dict(item.style),
                 "description": item.description,
                 "spoiler": item.spoiler,
+                "kind": dict(item.kind),
                 # Pressing it asks the conversation to show the picture again, with its buttons.
                 "press": Button("", Action.RESEND, item.request_id).data,
             }

@@ -23,7 +23,7 @@ from db.records import RequestRecord
 from db.states import RequestState
 from handlers.actions import Action
 from handlers.cards import style_name
-from handlers.i18n import LANGUAGES, pick_language
+from handlers.i18n import LANGUAGES, pick_language, t
 from handlers.jobs import POLICY_SPOILER, StatusView
 from handlers.replies import Button
 
@@ -66,7 +66,9 @@ class RepositoryGallery:
             style = record.style or ""
             names = {lang: style_name(style, lang, self._style_names) for lang in LANGUAGES}
             words = _cut(await self._words(record), 80)
-            items.append(GalleryItem(record.id, record.created_at.isoformat(), names, words, record.error_key == POLICY_SPOILER))
+            kind = {lang: label for lang in LANGUAGES if (label := kind_label(record, lang))}
+            spoiler = record.error_key == POLICY_SPOILER
+            items.append(GalleryItem(record.id, record.created_at.isoformat(), names, words, spoiler, kind))
         return GalleryPage(items, page[-1].id if more else None)
 
     async def picture(self, user: str, request_id: str) -> bytes | None:
@@ -126,6 +128,26 @@ class RepositoryGallery:
         if transcript is None:
             return ""
         return transcript.final_text or transcript.edited_text or transcript.heard_text
+
+
+#: The gallery's label of each kind of request that is more than a drawing of its words (the page's ``studio.gallery.kind.*``).
+_KIND_LABELS = {
+    RequestKind.VARIATIONS: "variations",
+    RequestKind.KEPT: "kept",
+    RequestKind.UPSCALE: "upscale",
+    RequestKind.REMIX: "remix",
+    RequestKind.PHOTO: "photo",
+}
+
+
+def kind_label(record: RequestRecord, lang: str) -> str:
+    """What kind of picture ``record`` is, in ``lang`` ("🔀 Four variations", "✏️ From your sketch"...); "" for a plain drawing."""
+    kind = _KIND_LABELS.get(record.kind)
+    if kind is None and record.control:  # words drawn keeping a sketch's strokes or a photo's outline
+        kind = "sketch" if record.control == "scribble" else "photo"
+    if kind is None:
+        return ""
+    return t(f"studio.gallery.kind.{kind}", lang, scale=record.upscale or 0)
 
 
 def _cut(text: str, limit: int) -> str:

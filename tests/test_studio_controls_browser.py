@@ -172,3 +172,54 @@ async def test_a_finger_draws_on_the_sketch_pad_without_scrolling_the_page_and_t
     spec = await next_spec(engine, 1)
     assert spec.control is not None
     assert page.errors == [], page.errors
+
+
+async def test_the_gallery_says_which_pictures_are_variations_a_kept_one_an_upscale_and_a_sketch(
+    served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path
+) -> None:
+    page = await open_page(chromium, served, shots)
+    p = page.page
+    card = await ask(page, "a girl with blue hair under cherry blossoms")
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
+    engine.finish((await next_spec(engine, 1)).job_id)
+    picture = p.locator(".msg.kind-image").last
+    await picture.locator(f"button[data-action='{Action.VARIATIONS}']").click()
+    engine.finish((await next_spec(engine, 2)).job_id)
+    grid = p.locator(".msg.kind-image:has(.tiles)")
+    await grid.locator(f"button[data-action='{Action.KEEP}']").nth(2).click()
+    kept = p.locator(".msg.kind-image:not(:has(.tiles))").nth(1)
+    await kept.locator(f"button[data-action='{Action.UPSCALE}']").click()
+    await p.locator(f".msg button[data-action='{Action.UPSCALE}'][data-press$=':2']").last.click()
+    engine.finish((await next_spec(engine, 3)).job_id)
+    await p.locator(".msg.kind-image", has_text=t("upscaled", "en", scale=2, width=16, height=16)).wait_for()
+
+    await p.locator("#sketch-open").click()
+    canvas = await page.box("#sketch-canvas")
+    await p.mouse.move(canvas["left"] + 30, canvas["top"] + 30)
+    await p.mouse.down()
+    await p.mouse.move(canvas["left"] + 200, canvas["top"] + 120, steps=8)
+    await p.mouse.up()
+    await p.locator("#sketch-text").fill("a cat on a roof")
+    await p.locator("#sketch-form button[type='submit']").click()
+    sketched = p.locator(".msg.kind-card", has_text="a cat on a roof").last
+    await sketched.locator(f"button[data-action='{Action.CONFIRM}']").click()
+    engine.finish((await next_spec(engine, 4)).job_id)
+    await p.locator(".msg.kind-image", has_text="a cat on a roof").wait_for()
+
+    await p.locator("#tab-gallery").click()
+    await p.wait_for_function("() => document.querySelectorAll('#gallery-grid .tile').length === 5")
+    captions = await page.texts("#gallery-grid .tile .caption")
+    kinds = [t(f"studio.gallery.kind.{kind}", "en", scale=2) for kind in ("sketch", "upscale", "kept", "variations")]
+    for caption, kind in zip(captions, [*kinds, None], strict=True):  # newest first
+        assert caption.startswith(kind + " · ") if kind else not caption.startswith(tuple(kinds)), (caption, kind)
+    assert kinds[0] == "✏️ From your sketch" and kinds[1] == "⬆️ Upscaled ×2"
+    await page.shot("gallery-kinds")
+
+    await p.locator("#lang").select_option("zh-Hans")
+    await p.locator("#tab-gallery").click()
+    await p.wait_for_function(
+        "label => document.querySelector('#gallery-grid .tile .caption').innerText.startsWith(label)",
+        arg=t("studio.gallery.kind.sketch", "zh-Hans"),
+    )
+    await page.shot("gallery-kinds-zh")
+    assert page.errors == [], page.errors

@@ -1379,7 +1379,8 @@ async function loadGallery(more) {
     });
     const style = (item.style && (item.style[state.lang] || item.style.en)) || "";
     const date = item.created ? new Date(item.created).toLocaleDateString(LOCALES[state.lang]) : "";
-    const caption = element("p", { class: "caption", text: [item.description, style, date].filter(Boolean).join(" · ") });
+    const kind = (item.kind && (item.kind[state.lang] || item.kind.en)) || "";
+    const caption = element("p", { class: "caption", text: [kind, item.description, style, date].filter(Boolean).join(" · ") });
     const link = element("a", { class: "button download", href: item.download, download: "", text: tr("download") });
     grid.append(element("li", { class: "tile", dataset: { requestId: item.request_id } }, open, caption, link));
   }
