@@ -223,3 +223,27 @@ async def test_the_gallery_says_which_pictures_are_variations_a_kept_one_an_upsc
     )
     await page.shot("gallery-kinds-zh")
     assert page.errors == [], page.errors
+
+
+async def test_a_reload_while_an_upscale_runs_shows_it_making_the_picture_bigger_not_drawing(
+    served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path
+) -> None:
+    page = await open_page(chromium, served, shots, locale="zh-CN", viewport=PHONE)
+    p = page.page
+    card = await ask(page, "a girl with blue hair under cherry blossoms")
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").click()
+    engine.finish((await next_spec(engine, 1)).job_id)
+    await p.locator(".msg.kind-image").last.locator(f"button[data-action='{Action.UPSCALE}']").click()
+    await p.locator(f".msg button[data-action='{Action.UPSCALE}'][data-press$=':4']").last.click()
+    spec = await next_spec(engine, 2)
+    engine.handles[spec.job_id].publish(JobStarted())  # running, no tile done yet
+    status = p.locator(f".msg.kind-progress[data-request-id='{spec.job_id}']")
+    await status.wait_for()
+    await reload(page)
+    await status.wait_for()
+    bigger = t("progress.upscaling", "zh-Hans", percent=0)
+    assert bigger in await status.inner_text(), await status.inner_text()
+    await page.shot("upscale-running-reloaded")
+    engine.handles[spec.job_id].publish(JobProgress(0.5, UPSCALING))
+    await status.filter(has_text=t("progress.upscaling", "zh-Hans", percent=50)).wait_for()
+    assert page.errors == [], page.errors
