@@ -247,3 +247,30 @@ async def test_a_reload_while_an_upscale_runs_shows_it_making_the_picture_bigger
     engine.handles[spec.job_id].publish(JobProgress(0.5, UPSCALING))
     await status.filter(has_text=t("progress.upscaling", "zh-Hans", percent=50)).wait_for()
     assert page.errors == [], page.errors
+
+
+@pytest.mark.parametrize(
+    "screen", [{"width": 844, "height": 390}, {"width": 390, "height": 480}, PHONE], ids=["sideways", "keyboard-up", "phone"]
+)
+async def test_the_whole_sketch_pad_fits_a_short_phone_screen(
+    served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path, screen: dict[str, int]
+) -> None:
+    """A phone held sideways, or upright with its keyboard taking half the screen: the pad, its tools, the words and
+    Draw it / Close are all on the screen at once, nothing to scroll to."""
+    page = await open_page(chromium, served, shots, viewport=screen, has_touch=True)
+    p = page.page
+    await p.locator("#sketch-open").tap()
+    await p.locator("#sketch-text").focus()
+    for part in (
+        "#sketch-title",
+        "#sketch-canvas",
+        "#sketch-clear",
+        "#sketch-text",
+        "#sketch-close",
+        "#sketch-form button[type='submit']",
+    ):
+        box = await page.box(part)
+        assert box["top"] >= 0 and box["bottom"] <= screen["height"], (part, box, screen)
+    assert await p.evaluate("() => { const d = document.getElementById('sketch'); return d.scrollHeight <= d.clientHeight + 1; }")
+    assert (await page.box("#sketch-canvas"))["height"] >= 140, "still room to draw"
+    await page.shot(f"sketch-{screen['width']}x{screen['height']}")
