@@ -274,3 +274,27 @@ async def test_the_whole_sketch_pad_fits_a_short_phone_screen(
     assert await p.evaluate("() => { const d = document.getElementById('sketch'); return d.scrollHeight <= d.clientHeight + 1; }")
     assert (await page.box("#sketch-canvas"))["height"] >= 140, "still room to draw"
     await page.shot(f"sketch-{screen['width']}x{screen['height']}")
+
+
+async def test_a_photo_sent_with_words_on_a_phone_is_a_card_that_keeps_the_photos_outline(
+    served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path
+) -> None:
+    page = await open_page(chromium, served, shots, locale="zh-TW", viewport=PHONE, has_touch=True)
+    p = page.page
+    photo = io.BytesIO()
+    Image.new("RGB", (120, 90), (240, 170, 120)).save(photo, format="PNG")
+    await p.locator("#text").fill("黃昏的城堡")
+    await p.locator("#photo-file").set_input_files(
+        files=[{"name": "castle.png", "mimeType": "image/png", "buffer": photo.getvalue()}]
+    )
+    assert await p.locator("#text").input_value() == "", "the words went with the photo"
+    await p.locator(".msg.mine img").wait_for()
+    card = p.locator(".msg.kind-card").last
+    await card.wait_for()
+    keeps = t("card.field", "zh-Hant", label=t("card.keeps", "zh-Hant"), value=t("control.lineart", "zh-Hant"))
+    assert keeps in await card.inner_text()
+    await page.shot("photo-card")
+    await card.locator(f"button[data-action='{Action.CONFIRM}']").tap()
+    spec = await next_spec(engine, 1)
+    assert spec.kind == "text" and spec.control == "lineart" and spec.control_png
+    assert page.errors == [], page.errors
