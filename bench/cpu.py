@@ -1,4 +1,4 @@
-"""One picture on the CPU: today's eager path beside the tiny decoder, the ONNX Runtime UNet, bfloat16 and the fast mode.
+"""One picture on the CPU: the eager path beside the tiny decoder, the ONNX Runtime UNet, bfloat16 and the fast mode.
 
 Run by hand from the repository root::
 
@@ -17,12 +17,12 @@ costs; the pictures are noise.
 Paths (all LCM, guidance 1 = no classifier-free guidance, the CPU default's sampler):
 
 * ``eager`` — the previous CPU default: 4 steps, torch UNet in float32, the model's full VAE.
-* ``tiny`` — the same with the tiny decoder (``SD_VAE=tiny``).
-* ``onnx`` — 4 steps, ONNX Runtime UNet, tiny decoder: the new default on a CPU without bfloat16 arithmetic.
-* ``bf16`` — 4 steps, torch in bfloat16, tiny decoder: the new default on a CPU with it (AMX, AVX-512 BF16).
+* ``tiny`` — the same with the tiny decoder (``SD_VAE=tiny``): the default on a CPU without bfloat16 arithmetic.
+* ``onnx`` — 4 steps, ONNX Runtime UNet, tiny decoder: ``SD_BACKEND=onnx`` (no ControlNet; never the default).
+* ``bf16`` — 4 steps, torch in bfloat16, tiny decoder: the default on a CPU with it (AMX, AVX-512 BF16).
 * ``fast`` — ``SD_SPEED=fast``: this CPU's default in 2 steps.
 
-The last line compares this CPU's default (``bf16`` or ``onnx``, as
+The last line compares this CPU's default (``bf16`` or ``tiny``, as
 ``SD_CPU_DTYPE=auto`` decides here) and ``fast`` with ``eager``.
 
 Each path runs in its own process (so its peak RSS, ``ru_maxrss``, is its
@@ -62,10 +62,10 @@ FAST_PATH = "fast"
 
 
 def default_path() -> str:
-    """The path that is the default on this CPU: ``bf16`` where it computes bfloat16, else ``onnx``."""
+    """The path that is the default on this CPU: ``bf16`` where it computes bfloat16, else ``tiny`` (torch in float32)."""
     from engine.image.device import cpu_computes_bf16
 
-    return "bf16" if cpu_computes_bf16() else "onnx"
+    return "bf16" if cpu_computes_bf16() else "tiny"
 PROMPT = "a girl with blue hair under cherry blossoms at night, anime style"
 
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(args, "--child", "build")
         print(f"# built the random SD 1.5-sized model in {time.perf_counter() - started:.0f} s", flush=True)
     default = default_path()
-    if "onnx" in args.paths or (FAST_PATH in args.paths and default == "onnx"):
+    if "onnx" in args.paths:
         prepared = _child(args, "--child", "prepare")
         print(f"# ONNX path load (export when not cached): {prepared['seconds']:.0f} s, peak RSS {prepared['rss_gb']:.2f} GB", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}

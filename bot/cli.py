@@ -270,8 +270,6 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
     composition = _control_picture(args, settings)
-    if composition is not None and settings.sd_backend == "auto":  # a ControlNet needs the UNet on torch
-        settings = settings.model_copy(update={"sd_backend": "torch"})
     from bot import factory
 
     upscaler = factory.upscaler(settings) if args.upscale else None

@@ -153,10 +153,10 @@ def few_steps(settings: Settings) -> str | None:
 def text_to_image(settings: Settings) -> TextToImage:
     """A diffusers text-to-image engine configured from settings (loads on first use); see :func:`few_steps`.
 
-    ``SD_VAE``, ``SD_BACKEND`` and ``SD_CPU_DTYPE`` ``auto`` are the engine's ``auto`` (on a CPU: the tiny decoder;
-    bfloat16 where the CPU computes it, else the ONNX Runtime UNet) when drawing in few steps, else ``full``, ``torch``
-    and ``float32``. ``SD_SPEED=fast`` draws LCM in :data:`FAST_LCM_STEPS`
-    steps unless ``SD_STEPS`` says how many.
+    ``SD_VAE`` and ``SD_CPU_DTYPE`` ``auto`` are the engine's ``auto`` (on a CPU: the tiny decoder; bfloat16 where
+    the CPU computes it) when drawing in few steps, else ``full`` and ``float32``. ``SD_BACKEND=auto`` is torch
+    everywhere (ControlNets need it); ONNX Runtime only with ``SD_BACKEND=onnx``. ``SD_SPEED=fast`` draws LCM in
+    :data:`FAST_LCM_STEPS` steps unless ``SD_STEPS`` says how many.
     """
     from engine.image.diffusion import DiffusionConfig, TextToImage
 
@@ -180,7 +180,7 @@ def text_to_image(settings: Settings) -> TextToImage:
         vae_tiling_above=settings.sd_vae_tiling_above,
         vae=settings.sd_vae if settings.sd_vae != "auto" or preset else "full",
         tiny_vae=settings.sd_tiny_vae,
-        backend=settings.sd_backend if settings.sd_backend != "auto" or preset else "torch",
+        backend=settings.sd_backend,
         cpu_dtype=settings.sd_cpu_dtype if settings.sd_cpu_dtype != "auto" or preset else "float32",
     )
     if preset and settings.sd_few_steps is None:

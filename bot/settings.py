@@ -95,9 +95,9 @@ class Settings(BaseSettings):
     sd_tiny_vae: str = Field("madebyollin/taesd", description="The tiny decoder (SD_VAE): Hugging Face id or local AutoencoderTiny directory.")
     sd_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        description="Where the UNet runs: onnx (ONNX Runtime on the CPU, exported once into MODELS_DIR; about twice as fast "
-        "as torch there) | torch | auto: onnx when drawing on the CPU in few steps (SD_FEW_STEPS; the default without a "
-        "GPU), else torch.",
+        description="Where the UNet runs: onnx (ONNX Runtime on the CPU, exported once into MODELS_DIR; a few per cent "
+        "faster per step than torch in float32 at 512x512, more on smaller pictures, but no ControlNet: photos with words "
+        "and sketches cannot be drawn) | torch | auto: torch.",
     )
     sd_cpu_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",

@@ -20,7 +20,7 @@ ProgressCallback = Callable[[str, float], None]
 #: The stage reported once before the drawing model loads (the first picture; it may download first).
 LOADING = "loading"
 #: The stage reported once, after :data:`LOADING`, when the drawing model is being converted for this computer
-#: first (the ONNX export of its UNet on a CPU: minutes, once per model).
+#: first (the ONNX export of its UNet with ``SD_BACKEND=onnx``: minutes, once per model).
 PREPARING = "preparing"
 #: The stage of an upscale job: its fraction is the share of the picture's tiles made larger so far.
 UPSCALING = "upscale"

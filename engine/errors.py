@@ -219,3 +219,12 @@ class NoPoseFoundError(ImageError):
     """Keeping a photo's pose, but no person's pose was found in it."""
 
     key = "control.no_pose"
+
+
+class ControlNeedsTorchError(ControlModelUnavailableError):
+    """The ControlNets cannot steer the drawing model: its UNet runs on ONNX Runtime (``SD_BACKEND=onnx``).
+
+    Nothing is missing: the fix is a setting, which the user's message names.
+    """
+
+    model = "control_backend"

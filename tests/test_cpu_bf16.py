@@ -56,14 +56,14 @@ def test_bfloat16_draws_the_float32_picture_with_progress_previews_and_cancel(ti
         t2i.generate("a cat", seed=4, cancelled=lambda: len(progress) >= 5, progress=lambda s, f: progress.append(f))
 
 
-def test_auto_is_bfloat16_on_a_cpu_that_computes_it_and_float32_on_onnx_elsewhere(tiny_sd_dir, tmp_path, monkeypatch):
+def test_auto_is_bfloat16_on_a_cpu_that_computes_it_and_float32_on_torch_elsewhere(tiny_sd_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(device, "cpu_computes_bf16", lambda: True)
     native = make(tiny_sd_dir, tmp_path, cpu_dtype="auto", backend="auto")
     assert native.pipeline.unet.dtype == torch.bfloat16 and not isinstance(native.pipeline.unet, OnnxUNet)
     diffusion.clear_cache()
     monkeypatch.setattr(device, "cpu_computes_bf16", lambda: False)
     emulated = make(tiny_sd_dir, tmp_path, cpu_dtype="auto", backend="auto")
-    assert isinstance(emulated.pipeline.unet, OnnxUNet) and emulated.pipeline.text_encoder.dtype == torch.float32
+    assert not isinstance(emulated.pipeline.unet, OnnxUNet) and emulated.pipeline.unet.dtype == torch.float32
     diffusion.clear_cache()
     monkeypatch.setattr(device, "cpu_computes_bf16", lambda: True)
     onnx = make(tiny_sd_dir, tmp_path, cpu_dtype="auto", backend="onnx")  # the ONNX UNet is float32, and so is the rest

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from bot import factory
 from bot.cli import main
 from bot.settings import Settings
-from engine.image import diffusion
+from engine.image import device, diffusion
+from engine.image.onnx_unet import OnnxUNet
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +69,16 @@ def test_generate_without_the_tiny_decoder_says_what_to_put_where(
     assert "Tiny decoder" in err and "SD_TINY_VAE" in err and "SD_VAE=full" in err
 
 
-def test_the_cpu_default_runs_the_unet_on_onnx_runtime_and_a_chosen_model_on_torch() -> None:
-    assert factory.text_to_image(Settings(torch_device="cpu")).config.backend == "auto"
-    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine")).config.backend == "torch"
-    assert factory.text_to_image(Settings(torch_device="cpu", sd_model="models/mine", sd_backend="onnx")).config.backend == "onnx"
-    assert factory.text_to_image(Settings(torch_device="cuda")).config.backend == "torch"
+def test_the_cpu_default_runs_the_unet_on_torch_and_onnx_runtime_only_when_asked(
+    drawing_env: None, monkeypatch: pytest.MonkeyPatch, tiny_lora_dir: Path, tiny_taesd_dir: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(device, "cpu_computes_bf16", lambda: False)  # a CPU without bfloat16: float32
+    cpu_default = Settings(sd_few_steps="lcm", sd_lora=str(tiny_lora_dir), sd_tiny_vae=str(tiny_taesd_dir))
+    pipe = factory.text_to_image(cpu_default).pipeline
+    assert not isinstance(pipe.unet, OnnxUNet) and pipe.unet.dtype == torch.float32
+    assert not (tmp_path / "models" / "onnx").exists(), "nothing exported"
+    assert factory.text_to_image(Settings(torch_device="cpu", sd_backend="onnx")).config.backend == "onnx"
+    assert factory.text_to_image(Settings(torch_device="cuda")).config.backend == "auto"
 
 
 def test_generate_draws_with_the_onnx_unet_and_caches_it_in_models_dir(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.errors import Cancelled
-from engine.image import diffusion, onnx_unet
+from engine.image import device, diffusion, onnx_unet
 from engine.image.diffusion import DiffusionConfig, TextToImage
 from engine.image.onnx_unet import OnnxUNet
 from tests.support.images import assert_images_close, assert_images_differ
@@ -114,15 +115,20 @@ def test_a_half_written_export_is_not_a_cache(tiny_sd_dir, tmp_path, monkeypatch
 
 def test_pictures_the_export_cannot_draw_and_unets_it_does_not_cover_stay_on_torch(tiny_sd_dir, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="engine.image.diffusion"):
-        odd = make(tiny_sd_dir, tmp_path / "models", backend="auto", width=96, height=64)
+        odd = make(tiny_sd_dir, tmp_path / "models", backend="onnx", width=96, height=64)
         assert not isinstance(odd.pipeline.unet, OnnxUNet)
     assert "multiple of 64" in caplog.text
     assert not onnx_unet.exportable({"time_cond_proj_dim": 256})
     assert onnx_unet.exportable({"time_cond_proj_dim": None, "cross_attention_dim": 768})
 
 
-def test_auto_is_onnx_on_a_cpu(tiny_sd_dir, tmp_path):
-    assert isinstance(make(tiny_sd_dir, tmp_path / "models", backend="auto").pipeline.unet, OnnxUNet)
+def test_auto_is_torch_on_a_cpu_without_bfloat16_and_onnx_only_when_asked(tiny_sd_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(device, "cpu_computes_bf16", lambda: False)
+    auto = make(tiny_sd_dir, tmp_path / "models", backend="auto", cpu_dtype="auto")
+    assert not isinstance(auto.pipeline.unet, OnnxUNet) and auto.pipeline.unet.dtype == torch.float32
+    assert not (tmp_path / "models" / "onnx").exists(), "nothing exported"
+    diffusion.clear_cache()
+    assert isinstance(make(tiny_sd_dir, tmp_path / "models", backend="onnx").pipeline.unet, OnnxUNet)
     with pytest.raises(ValueError, match="backend"):
         DiffusionConfig(backend="tensorrt")
 

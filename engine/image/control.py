@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.api import CancelCheck, ProgressCallback
-from engine.errors import Cancelled, ControlModelUnavailableError, library_reason
+from engine.errors import Cancelled, ControlModelUnavailableError, ControlNeedsTorchError, library_reason
 from engine.image.depth import DEFAULT_ESTIMATOR, DepthEstimator
 from engine.image.pose import DEFAULT_DETECTOR, PoseDetector
 
@@ -251,9 +251,9 @@ class ControlNets:
             pipe = self._loaded.get(key)
             if pipe is None:
                 if not hasattr(base.unet, "parameters"):
-                    raise ControlModelUnavailableError(
-                        "the drawing model's UNet runs on ONNX Runtime, which takes no ControlNet: set SD_BACKEND=torch "
-                        "to draw from a photo's composition or a sketch"
+                    raise ControlNeedsTorchError(
+                        "the drawing model's UNet runs on ONNX Runtime (SD_BACKEND=onnx), which takes no ControlNet: set "
+                        "SD_BACKEND=torch (or auto, the default) and restart to draw from a photo's composition or a sketch"
                     )
                 controlnet = self._controlnet(kind, dtype=base.unet.dtype, device=base.unet.device)
                 # The VAE is passed on by hand: from_pipe drops one of another class than the pipeline declares (the tiny decoder).

@@ -25,9 +25,12 @@ One entry point: ``TextToImage(config).generate(prompts, ...) -> list[GeneratedI
 * CPU fast paths: the tiny decoder (TAESD, :mod:`engine.image.tiny_vae`) instead
   of the model's VAE (``vae="tiny"``, or ``"auto"`` on a CPU); bfloat16 on a CPU
   that computes it in hardware (``cpu_dtype="bfloat16"``, or ``"auto"`` there);
-  else the UNet on ONNX Runtime (:mod:`engine.image.onnx_unet`; ``backend="onnx"``,
-  or ``"auto"`` on such a CPU), exported once after the LoRA is fused and cached
-  next to the models.
+  the UNet on ONNX Runtime only when asked (:mod:`engine.image.onnx_unet`;
+  ``backend="onnx"``), exported once after the LoRA is fused and cached next
+  to the models. ``backend="auto"`` is torch everywhere: ControlNets
+  (:mod:`engine.image.control`) need the torch UNet, and ONNX Runtime's float32
+  step is only a few per cent faster than torch's
+  (``docs/decisions/cpu-drawing.md``).
 * Live previews (optional): every few steps the same callback turns the
   current latents into a small JPEG with a fixed linear latent -> RGB map
   (:func:`latent_preview`; no VAE, no extra weights).
@@ -96,8 +99,8 @@ SD15_LATENT_RGB = (
     (-0.2120, -0.2616, -0.7177),
 )
 
-#: Where the UNet runs: ``torch``, ``onnx`` (ONNX Runtime, CPU only) or ``auto`` (onnx on a CPU without bfloat16
-#: arithmetic, torch elsewhere).
+#: Where the UNet runs: ``torch``, ``onnx`` (ONNX Runtime, CPU only) or ``auto`` (torch: what ControlNets need;
+#: ONNX Runtime is the operator's explicit choice).
 BACKENDS = ("auto", "torch", "onnx")
 #: The dtype on a CPU: ``float32``, ``bfloat16`` or ``auto`` (bfloat16 when the CPU computes it in hardware).
 CPU_DTYPES = ("auto", "float32", "bfloat16")
@@ -338,7 +341,7 @@ def _load_pipeline(config: DiffusionConfig) -> StableDiffusionPipeline:
     pipe.to(device)
     if config.lora:
         _apply_lora(pipe, config)
-    onnx = _uses_onnx(config, device, pipe.unet.config, bf16=bf16)
+    onnx = _uses_onnx(config, device, pipe.unet.config)
     if onnx:
         pipe.unet = _onnx_unet(pipe, config)
     # Attention slicing would only slow SDPA down. Decode a batch one image at a time (less VRAM, and
@@ -366,11 +369,15 @@ def _cpu_bf16(config: DiffusionConfig, device: torch.device) -> bool:
     return config.cpu_dtype == "bfloat16" or cpu_computes_bf16()
 
 
-def _uses_onnx(config: DiffusionConfig, device: torch.device, unet_config: Any, *, bf16: bool) -> bool:
-    """Whether the UNet runs on ONNX Runtime: ``onnx``, or ``auto`` on a CPU in float32, for a UNet the export covers."""
+def _uses_onnx(config: DiffusionConfig, device: torch.device, unet_config: Any) -> bool:
+    """Whether the UNet runs on ONNX Runtime: only with ``backend="onnx"``, for a UNet and size the export covers.
+
+    ``auto`` is torch on every device and dtype: a ControlNet cannot steer an
+    ONNX UNet, and in float32 the two are within a few per cent of each other per step.
+    """
     from engine.image.onnx_unet import SIDE_MULTIPLE, exportable
 
-    if config.backend == "torch" or (config.backend == "auto" and (device.type != "cpu" or bf16)):
+    if config.backend != "onnx":
         return False
     if device.type != "cpu":
         raise ValueError(f"the onnx backend runs on the CPU, not {device}: set TORCH_DEVICE=cpu or SD_BACKEND=torch")
