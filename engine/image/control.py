@@ -17,6 +17,8 @@ One entry point: ``ControlNets(config).draw(text_to_image, kind, image, prompt, 
   failure is a :class:`~engine.errors.ControlModelUnavailableError` saying what to put where.
 * The picture keeps the control image's proportions at about the configured
   drawing size (sides a multiple of 8).
+* Progress, cooperative cancel and live previews (:func:`engine.image.diffusion.latent_preview`
+  every few steps) go through ``callback_on_step_end``, as for a text picture.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.api import CancelCheck, ProgressCallback
+from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, ControlModelUnavailableError, ControlNeedsTorchError, library_reason
 from engine.image.depth import DEFAULT_ESTIMATOR, DepthEstimator
 from engine.image.pose import DEFAULT_DETECTOR, PoseDetector
@@ -179,16 +181,20 @@ class ControlNets:
         scale: float | None = None,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
+        preview: PreviewCallback | None = None,
     ) -> GeneratedImage:
         """Draw ``positive`` keeping ``picture``'s composition as ``kind`` says; raises Cancelled, ControlModelUnavailableError.
 
         ``scale`` (default: the config's) is how strongly the control image
-        steers the drawing; 0 draws as if there were none.
+        steers the drawing; 0 draws as if there were none. ``preview`` gets
+        ``("diffusion", jpeg)`` every ``ceil(steps / PREVIEWS_PER_RUN)`` steps
+        but the last, as :meth:`engine.image.diffusion.TextToImage.generate`
+        sends them; one that cannot be made is logged and skipped.
         """
         import torch
 
         from engine.image.device import resolve_device
-        from engine.image.diffusion import GeneratedImage
+        from engine.image.diffusion import GeneratedImage, _preview_steps
 
         check_kind(kind)
         cfg = text_to_image.config
@@ -200,8 +206,11 @@ class ControlNets:
         steps, guidance = cfg.resolved_steps, cfg.resolved_guidance
 
         def on_step_end(p: Any, i: int, t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            total = getattr(p, "_num_timesteps", None) or steps
             if progress is not None:
-                progress("diffusion", min(1.0, (i + 1) / (getattr(p, "_num_timesteps", None) or steps)))
+                progress("diffusion", min(1.0, (i + 1) / total))
+            if preview is not None and (i + 1) % _preview_steps(total) == 0 and i + 1 < total:
+                _preview(p, callback_kwargs.get("latents"), width, height, preview)
             if cancelled is not None and cancelled():
                 p._interrupt = True
             return callback_kwargs
@@ -277,6 +286,20 @@ class ControlNets:
             raise ControlModelUnavailableError(_missing(kind, model, exc)) from exc
         log.info("loaded the %s ControlNet %s in %.1f s", kind, model, time.perf_counter() - started)
         return controlnet.to(device)
+
+
+def _preview(pipe: Any, latents: Any, width: int, height: int, preview: PreviewCallback) -> None:
+    """Hand ``preview`` a JPEG of the picture forming; making it may fail (logged, skipped), ``preview`` may raise."""
+    from engine.image.diffusion import _denoised, latent_preview
+
+    if latents is None:
+        return
+    try:
+        image = latent_preview(_denoised(pipe, latents), width, height)
+    except Exception:  # a preview is a nicety: the drawing goes on without it
+        log.warning("could not make a preview of a drawing with a ControlNet", exc_info=True)
+        return
+    preview("diffusion", image)
 
 
 def _penultimate(pipe: Any, text: str) -> Any:

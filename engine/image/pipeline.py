@@ -262,10 +262,12 @@ class AnimePipeline:
         """Draw ``positive`` keeping ``control_png``'s composition as ``control`` says (a ControlNet), then style it.
 
         ``control``: one of :data:`engine.image.control.CONTROL_KINDS`. The
-        style is checked before anything is drawn; the drawing goes on as a
-        text job's does (:meth:`from_drawing`).
+        style is checked before anything is drawn; previews (when :attr:`previews`
+        is on) come as a text job's do, and the drawing goes on as a text job's
+        does (:meth:`from_drawing`).
         """
         self.animegan.style(style or self.default_style)
+        preview = preview if self.previews else None
         generated = self.control.draw(
             self.text_to_image,
             control,
@@ -275,6 +277,7 @@ class AnimePipeline:
             seed=seed,
             progress=progress,
             cancelled=cancelled,
+            preview=preview,
         )
         return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
 
