@@ -269,7 +269,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     picture = None
     if photo is not None:  # pixel count checked from the header; big photos decoded at reduced scale
         picture = open_image(photo, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
-    composition = _control_picture(args, settings)
+    kept = _control_picture(args, settings, _control_kind(args, again))  # (what it keeps, of which picture)
     from bot import factory
 
     upscaler = factory.upscaler(settings) if args.upscale else None
@@ -288,7 +288,15 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         cli_output.status.show("loading the drawing model")
         if args.variations is not None:
             return _variations(args, pipeline, again.prompt, again.negative, style, seed, heard, level, progress)
-        result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress)
+        if kept is not None:
+            control, composition = kept
+            _check_control_picture(pipeline, composition, level)
+            result = pipeline.from_control(  # at the picture's size, its control image fitted to it as it was
+                again.prompt, again.negative, control=control, control_png=composition, style=style, seed=seed, progress=progress,
+                width=again.width, height=again.height, crop=again.control_cropped,
+            )
+        else:
+            result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress)
     else:
         if voice is not None:
             cli_output.status.show(f"listening to {voice.name}")
@@ -302,10 +310,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         cli_output.status.show("loading the drawing model")
         if args.variations is not None:
             return _variations(args, pipeline, prompt.positive, negative, style, seed, heard, level, progress)
-        if composition is not None:
+        if kept is not None:
+            control, composition = kept
             _check_control_picture(pipeline, composition, level)
             result = pipeline.from_control(
-                prompt.positive, negative, control=args.control, control_png=composition, style=style, seed=seed, progress=progress
+                prompt.positive, negative, control=control, control_png=composition, style=style, seed=seed, progress=progress
             )
         else:
             width, height = _shape_size(args.aspect or prompt.aspect)  # --aspect, else a shape word in the description
@@ -346,20 +355,43 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _control_picture(args: argparse.Namespace, settings: Settings) -> Any:
-    """The picture whose composition ``--control`` keeps (``--control-image``), read within the photo caps; None without one."""
+def _control_kind(args: argparse.Namespace, again: PictureParameters | None) -> str | None:
+    """What ``--control-image`` keeps: ``--control``, else the ControlNet a ``--from`` picture was drawn with.
+
+    A picture drawn with a ControlNet cannot be drawn again without the
+    picture whose composition it kept, which its PNG does not hold: it needs
+    ``--control-image`` (:class:`BadInputError` saying so).
+    """
+    if again is None or not again.controlled:
+        return args.control
+    if args.control_image is None:
+        what = f"the {again.control} ControlNet" if again.control else f"the ControlNet {again.control_model}"
+        raise BadInputError(
+            f"--from {args.again}: drawn keeping the composition of another picture ({what}), which the PNG does not hold: "
+            "give that picture with --control-image to draw it again"
+        )
+    if args.control is None and again.control is None:
+        raise BadInputError(
+            f"--from {args.again}: drawn with the ControlNet {again.control_model}, which voice2anime does not have: "
+            f"say which of ours keeps the composition with --control ({', '.join(CONTROL_KINDS)})"
+        )
+    return args.control or again.control
+
+
+def _control_picture(args: argparse.Namespace, settings: Settings, control: str | None) -> tuple[str, Image.Image] | None:
+    """``control`` and the picture whose composition it keeps (``--control-image``, read within the photo caps); None without."""
     from engine.image.imageio import open_image
 
-    if (args.control is None) != (args.control_image is None):
+    if (control is None) != (args.control_image is None):
         raise BadInputError("--control and --control-image go together: what to keep, and of which picture")
-    if args.control is None:
+    if control is None:
         return None
-    if args.text is None and args.voice is None:
-        raise BadInputError("--control draws a description: give it with --text or --voice")
+    if args.text is None and args.voice is None and args.again is None:
+        raise BadInputError("--control draws a description: give it with --text or --voice (or draw a picture again with --from)")
     if args.variations is not None:
         raise BadInputError("--control draws one picture: not with --variations")
     path = input_file(args.control_image, "--control-image")
-    return open_image(path, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
+    return control, open_image(path, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
 
 
 def _check_control_picture(pipeline: Any, picture: Any, level: Level) -> None:
@@ -406,7 +438,7 @@ def _drawn_before(path: Path) -> PictureParameters:
 
 
 def _drawing_settings(settings: Settings, again: PictureParameters, source: str) -> Settings:
-    """``settings`` drawing as ``again`` was drawn: its model, sampler, steps, guidance, size and LoRA."""
+    """``settings`` drawing as ``again`` was drawn: its model, sampler, steps, guidance, size, LoRA and ControlNet weight."""
     from engine.image.diffusion import DiffusionConfig
 
     try:  # the values a picture carries are checked as the drawing model checks its settings
@@ -433,6 +465,10 @@ def _drawing_settings(settings: Settings, again: PictureParameters, source: str)
         "sd_lora_scale": config.lora_scale,
         "sd_few_steps": "off",
     }
+    if again.control_weight is not None:  # the strength its ControlNet kept the composition with
+        if not 0 <= again.control_weight <= 2:
+            raise BadInputError(f"--from {source}: a ControlNet weight of {again.control_weight} (0..2 here)")
+        drawing["controlnet_scale"] = again.control_weight
     return settings.model_copy(update=drawing)
 
 
@@ -682,7 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="again",
         metavar="PICTURE",
         help="draw a picture again from the parameters its PNG carries (prompt, negative, seed, sampler, steps, "
-        "guidance, size, model, style; --style and --seed override them)",
+        "guidance, size, model, style, ControlNet; --style and --seed override them); a picture drawn keeping another "
+        "picture's composition needs that picture too: --control-image",
     )
     p.add_argument("--style", help="AnimeGANv2 style id or alias (default: ANIME_STYLE; `voice2anime styles` lists them)")
     p.add_argument("--seed", type=int, help="seed for reproducible results")
@@ -709,9 +746,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CONTROL_KINDS,
         help="keep the composition of --control-image: lineart (its outline), canny (its edges), pose (an OpenPose "
         "skeleton picture, or a photo whose pose CONTROLNET_POSE_DETECTOR finds), scribble (a sketch's strokes), depth (its near and far: a depth map by "
-        "CONTROLNET_DEPTH_ESTIMATOR); with --text or --voice",
+        "CONTROLNET_DEPTH_ESTIMATOR); with --text, --voice or --from",
     )
-    p.add_argument("--control-image", type=Path, help="the picture whose composition --control keeps")
+    p.add_argument(
+        "--control-image", type=Path, help="the picture whose composition --control (or the --from picture's ControlNet) keeps"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(handler=cmd_generate)
 

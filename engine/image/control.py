@@ -16,7 +16,9 @@ One entry point: ``ControlNets(config).draw(text_to_image, kind, image, prompt, 
   process on first use (a hub id downloads into the models directory) and a
   failure is a :class:`~engine.errors.ControlModelUnavailableError` saying what to put where.
 * The picture keeps the control image's proportions at about the configured
-  drawing size (sides a multiple of 8).
+  drawing size (sides a multiple of 8), or is drawn at a size of the caller's:
+  the control image is then resized to it, or cropped (centred) to its
+  proportions first (A1111's "Just Resize" and "Crop and Resize").
 * Progress, cooperative cancel and live previews (:func:`engine.image.diffusion.latent_preview`
   every few steps) go through ``callback_on_step_end``, as for a text picture.
 """
@@ -60,6 +62,20 @@ CLIP_SKIP_2 = frozenset({"lineart"})
 CANNY_LOW, CANNY_HIGH = 100, 200
 #: A pixel darker than this (0..255) is a stroke of a sketch.
 INK = 128
+#: The preprocessor of each kind as AUTOMATIC1111's ControlNet extension names its nearest one, for a PNG's
+#: ``ControlNet 0`` infotext (:mod:`engine.image.png_info`): Canny; a model-free line extraction from dark lines on a
+#: light ground; the strokes of a sketch turned white on black; DWPose; Depth Anything V2.
+A1111_MODULES: dict[str, str] = {
+    "canny": "canny",
+    "lineart": "lineart_standard (from white bg & black line)",
+    "scribble": "invert (from white bg & black line)",
+    "pose": "dw_openpose_full",
+    "depth": "depth_anything_v2",
+}
+#: A1111's preprocessor of a control image used as it is (a pose given as a skeleton picture).
+AS_IT_IS = "none"
+#: Words in an A1111 ControlNet model's name that say its kind (``control_v11p_sd15_openpose [cab727d4]``).
+MODEL_HINTS: dict[str, str] = {"lineart": "lineart", "canny": "canny", "openpose": "pose", "scribble": "scribble", "depth": "depth"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 
@@ -128,6 +144,36 @@ def control_image(kind: str, picture: Image) -> Image:
     return PILImage.fromarray(cv2.cvtColor(lines, cv2.COLOR_GRAY2RGB))
 
 
+def model_name(model: str) -> str:
+    """A ControlNet's name as A1111 shows one: the last part of a hub id or local path (no comma or colon)."""
+    name = model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model
+    return re.sub(r"[,:\s]+", "_", name)
+
+
+def a1111_module(kind: str, picture: Image) -> str:
+    """The A1111 preprocessor that makes what ``kind`` makes of ``picture`` (:data:`A1111_MODULES`; a skeleton: as it is)."""
+    check_kind(kind)
+    return AS_IT_IS if kind == "pose" and is_skeleton(picture) else A1111_MODULES[kind]
+
+
+def kind_of(module: str | None, model: str | None) -> str | None:
+    """The kind of a ControlNet an infotext names: by its model's name, else by its preprocessor; None: none of ours."""
+    lowered = (model or "").lower()
+    hinted = next((kind for hint, kind in MODEL_HINTS.items() if hint in lowered), None)
+    return hinted or next((kind for kind, name in A1111_MODULES.items() if module == name), None)
+
+
+def fitted(picture: Image, size: tuple[int, int], *, crop: bool) -> Image:
+    """``picture`` at ``size``: resized as it is, or (``crop``) cut to ``size``'s proportions around its centre first."""
+    width, height = picture.size
+    if crop:
+        scale = min(width / size[0], height / size[1])
+        cut_w, cut_h = round(size[0] * scale), round(size[1] * scale)
+        left, top = (width - cut_w) // 2, (height - cut_h) // 2
+        picture = picture.crop((left, top, left + cut_w, top + cut_h))
+    return picture.resize(size)
+
+
 def is_sketch(picture: Image, *, white: float = 0.8, ink: float = 0.01) -> bool:
     """Whether ``picture`` looks like a drawing: mostly white (``white`` of its pixels) with some dark strokes (``ink``)."""
     import numpy as np
@@ -179,6 +225,8 @@ class ControlNets:
         *,
         seed: int | None = None,
         scale: float | None = None,
+        size: tuple[int, int] | None = None,
+        crop: bool = False,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
         preview: PreviewCallback | None = None,
@@ -186,7 +234,10 @@ class ControlNets:
         """Draw ``positive`` keeping ``picture``'s composition as ``kind`` says; raises Cancelled, ControlModelUnavailableError.
 
         ``scale`` (default: the config's) is how strongly the control image
-        steers the drawing; 0 draws as if there were none. ``preview`` gets
+        steers the drawing; 0 draws as if there were none. ``size`` (width,
+        height; default: ``picture``'s proportions at about the configured
+        drawing size) is the picture's; the control image is resized to it, or
+        with ``crop`` cut to its proportions first (:func:`fitted`). ``preview`` gets
         ``("diffusion", jpeg)`` every ``ceil(steps / PREVIEWS_PER_RUN)`` steps
         but the last, as :meth:`engine.image.diffusion.TextToImage.generate`
         sends them; one that cannot be made is logged and skipped.
@@ -194,13 +245,15 @@ class ControlNets:
         import torch
 
         from engine.image.device import resolve_device
-        from engine.image.diffusion import GeneratedImage, _preview_steps
+        from engine.image.diffusion import GeneratedImage, _check_size, _preview_steps
 
         check_kind(kind)
         cfg = text_to_image.config
         seed = secrets.randbelow(2**32) if seed is None else seed
-        width, height = drawing_size(picture.width, picture.height, cfg.width * cfg.height)
-        condition = self.condition(kind, picture, device=resolve_device(cfg.device)).resize((width, height))
+        if size is not None:
+            _check_size(*size)
+        width, height = size or drawing_size(picture.width, picture.height, cfg.width * cfg.height)
+        condition = fitted(self.condition(kind, picture, device=resolve_device(cfg.device)), (width, height), crop=crop)
         base = text_to_image.pipeline  # loads the drawing model (once); raises DrawingModelUnavailableError
         pipe = self._pipeline(base, kind)
         steps, guidance = cfg.resolved_steps, cfg.resolved_guidance

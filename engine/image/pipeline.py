@@ -17,11 +17,11 @@ from PIL import Image
 
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.image.animegan import AnimeGAN
-from engine.image.control import ControlNets
+from engine.image.control import ControlNets, a1111_module, model_name
 from engine.image.diffusion import SKETCH_SIDE, DrawRequest, GeneratedImage, TextToImage, preview_jpeg
 from engine.image.imageio import open_image
 from engine.image.img2img import ImageToImage, RedrawRequest
-from engine.image.png_info import PictureParameters
+from engine.image.png_info import CROP_AND_RESIZE, JUST_RESIZE, PictureParameters
 from engine.image.upscale import Upscaler
 from engine.policy.image_check import PictureCheck
 
@@ -258,28 +258,49 @@ class AnimePipeline:
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
         preview: PreviewCallback | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        crop: bool = False,
     ) -> AnimeResult:
         """Draw ``positive`` keeping ``control_png``'s composition as ``control`` says (a ControlNet), then style it.
+
+        ``width``/``height`` (``None``: ``control_png``'s proportions at about
+        the engine's size) are the picture's; ``crop`` cuts the control image
+        to their proportions (centred) before it is resized to them.
 
         ``control``: one of :data:`engine.image.control.CONTROL_KINDS`. The
         style is checked before anything is drawn; previews (when :attr:`previews`
         is on) come as a text job's do, and the drawing goes on as a text job's
-        does (:meth:`from_drawing`).
+        does (:meth:`from_drawing`). Its parameters name the ControlNet (kind,
+        preprocessor, model, weight), as A1111's ControlNet extension writes them.
         """
         self.animegan.style(style or self.default_style)
         preview = preview if self.previews else None
+        picture = open_image(control_png)
         generated = self.control.draw(
             self.text_to_image,
             control,
-            open_image(control_png),
+            picture,
             positive,
             negative,
             seed=seed,
             progress=progress,
             cancelled=cancelled,
             preview=preview,
+            size=(width, height) if width is not None and height is not None else None,
+            crop=crop,
         )
-        return self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
+        result = self.from_drawing(generated, style=style, progress=progress, cancelled=cancelled, preview=preview)
+        assert result.parameters is not None  # from_drawing always says how the picture was drawn
+        kept = replace(
+            result.parameters,
+            control=control,
+            control_module=a1111_module(control, picture),
+            control_model=model_name(self.control.config.model(control)),
+            control_weight=self.control.config.scale,
+            control_resize=CROP_AND_RESIZE if crop else JUST_RESIZE,
+        )
+        return replace(result, parameters=kept)
 
     def from_photo(
         self,

@@ -10,7 +10,11 @@ tab, ComfyUI loaders and image hosts read::
 Values holding a comma, colon or newline are JSON-quoted, as A1111 does. Keys
 of our own (``Style``, ``Lora``, ``Lora weight``) follow the standard ones;
 an upscaled picture says so with A1111's ``Postprocess upscale by`` and
-``Postprocess upscaler``. The transcript a picture was drawn from and its
+``Postprocess upscaler``. A picture drawn keeping another picture's
+composition carries the unit as A1111's ControlNet extension writes it
+(``ControlNet 0: "Module: canny, Model: control_v11p_sd15_canny, Weight: 1.0, …"``,
+plus ``Clip skip: 2`` for the line-art ControlNet, run so); the control
+image itself is not in the PNG. The transcript a picture was drawn from and its
 language go in a chunk of our own, ``voice2anime`` (UTF-8 JSON), so the
 infotext stays exactly what other tools expect. Pillow writes each chunk as
 ``tEXt`` when it is Latin-1 and as ``iTXt`` (UTF-8) otherwise.
@@ -25,6 +29,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image, PngImagePlugin
+
+from engine.image.control import A1111_MODULES, AS_IT_IS, CANNY_HIGH, CANNY_LOW, CLIP_SKIP_2, kind_of
 
 #: The chunk AUTOMATIC1111 writes its infotext to (and other tools read).
 PARAMETERS_CHUNK = "parameters"
@@ -47,6 +53,10 @@ _NEGATIVE = "Negative prompt:"
 #: One ``Key: value`` of the last line (A1111's ``re_param``): a value is JSON-quoted or runs to the next comma.
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
+#: The infotext key of the (one) ControlNet unit, as A1111's ControlNet extension numbers them.
+CONTROLNET_UNIT = "ControlNet 0"
+#: A1111's resize modes of a control image: resized to the picture's size as it is, or cut to its proportions first.
+JUST_RESIZE, CROP_AND_RESIZE = "Just Resize", "Crop and Resize"
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,25 @@ class PictureParameters:
     upscaler: str | None = None
     transcript: str | None = None
     language: str | None = None
+    #: The ControlNet that kept another picture's composition: its kind (``engine.image.control.CONTROL_KINDS``;
+    #: ``None`` when the infotext names one we do not have), the A1111 preprocessor that made its control image, its
+    #: model's name, its weight and how its image was fitted to the picture (:data:`JUST_RESIZE`,
+    #: :data:`CROP_AND_RESIZE`); ``None``: no ControlNet.
+    control: str | None = None
+    control_module: str | None = None
+    control_model: str | None = None
+    control_weight: float | None = None
+    control_resize: str | None = None
+
+    @property
+    def control_cropped(self) -> bool:
+        """Whether the control image was cut to the picture's proportions (A1111's default) rather than only resized."""
+        return self.control_resize != JUST_RESIZE
+
+    @property
+    def controlled(self) -> bool:
+        """Whether the picture was drawn keeping another picture's composition (a ControlNet), which the PNG does not hold."""
+        return self.control_model is not None
 
     @property
     def drawn(self) -> bool:
@@ -97,6 +126,8 @@ class PictureParameters:
             ("Seed", self.seed),
             ("Size", size),
             ("Model", self.model),
+            ("Clip skip", 2 if self.control in CLIP_SKIP_2 else None),
+            (CONTROLNET_UNIT, self._control_unit()),
             ("Lora", self.lora),
             ("Lora weight", self.lora_scale if self.lora else None),
             ("Style", self.style),
@@ -108,6 +139,21 @@ class PictureParameters:
         if self.negative:
             lines.append(f"{_NEGATIVE} {self.negative}")
         return "\n".join([*lines, line])
+
+    def _control_unit(self) -> str | None:
+        """The ControlNet unit as A1111's extension serialises one (``Key: value, …``, no value with a comma or colon)."""
+        if self.control_model is None:
+            return None
+        fields: list[tuple[str, Any]] = [
+            ("Module", self.control_module or A1111_MODULES.get(self.control or "", AS_IT_IS)),
+            ("Model", self.control_model),
+            ("Weight", self.control_weight if self.control_weight is not None else 1.0),
+            ("Resize Mode", self.control_resize or CROP_AND_RESIZE),
+        ]
+        if self.control == "canny":
+            fields += [("Threshold A", float(CANNY_LOW)), ("Threshold B", float(CANNY_HIGH))]
+        fields += [("Guidance Start", 0.0), ("Guidance End", 1.0), ("Control Mode", "Balanced")]
+        return ", ".join(f"{key}: {value}" for key, value in fields)
 
 
 def parse(infotext: str, own: str | None = None) -> PictureParameters:
@@ -134,6 +180,7 @@ def parse(infotext: str, own: str | None = None) -> PictureParameters:
         sampler, schedule = _LEGACY_SAMPLERS[sampler]
     scheduler = _scheduler(sampler, schedule)
     width, height = _size(values.get("Size"))
+    unit = _unit(values.get(CONTROLNET_UNIT))
     extra = json.loads(own) if own else {}
     return PictureParameters(
         prompt="\n".join(prompt),
@@ -153,7 +200,21 @@ def parse(infotext: str, own: str | None = None) -> PictureParameters:
         upscaler=values.get("Postprocess upscaler"),
         transcript=extra.get("transcript") if isinstance(extra, dict) else None,
         language=extra.get("language") if isinstance(extra, dict) else None,
+        control=kind_of(unit.get("Module"), unit.get("Model")) if unit else None,
+        control_module=unit.get("Module") if unit else None,
+        control_model=(unit.get("Model") or unit.get("Module") or CONTROLNET_UNIT) if unit else None,
+        control_weight=_float(unit.get("Weight")) if unit else None,
+        control_resize=unit.get("Resize Mode") if unit else None,
     )
+
+
+def _unit(text: str | None) -> dict[str, str]:
+    """The ``Key: value`` pairs of a ControlNet unit's infotext (empty: none, or a unit that is switched off)."""
+    if not text:
+        return {}
+    pairs = (item.strip().partition(": ") for item in text.split(","))
+    unit = {key.strip(): value.strip() for key, sep, value in pairs if sep}
+    return {} if unit.get("Enabled") == "False" else unit
 
 
 def png_info(parameters: PictureParameters) -> PngImagePlugin.PngInfo:
