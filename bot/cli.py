@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from bot.app import BotApp
     from bot.settings import Settings
     from engine.api import Prompt, Transcript
-    from engine.image.pipeline import AnimePipeline
+    from engine.image.pipeline import AnimePipeline, AnimeResult
     from engine.image.png_info import PictureParameters
     from engine.image.styles import CheckpointStore, Style
     from engine.policy.levels import Level, Verdict
@@ -252,6 +252,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         check_output(args.base_output, "--base-output")
     if args.variations is not None:
         _check_variations(args)
+    _check_aspect(args)
     if style:  # an unknown style fails here, before any model loads (no torch needed to read the registry)
         StyleRegistry.for_directory(settings.checkpoints_dir).get(style)
     if again is not None:
@@ -286,17 +287,15 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     elif again is not None:
         heard = (again.transcript, again.language)
         cli_output.status.show("loading the drawing model")
+        shape = _shape_size(args.aspect)  # --aspect: drawn again in another shape; else the picture's own size
         if args.variations is not None:
-            return _variations(args, pipeline, again.prompt, again.negative, style, seed, heard, level, progress)
-        if kept is not None:
-            control, composition = kept
-            _check_control_picture(pipeline, composition, level)
-            result = pipeline.from_control(  # at the picture's size, its control image fitted to it as it was
-                again.prompt, again.negative, control=control, control_png=composition, style=style, seed=seed, progress=progress,
-                width=again.width, height=again.height, crop=again.control_cropped,
-            )
+            return _variations(args, pipeline, again.prompt, again.negative, style, seed, heard, level, progress, shape)
+        if kept is not None:  # at the picture's size, its control image fitted to it as it was; or cut to --aspect
+            size, crop = (shape, True) if args.aspect else ((again.width, again.height), again.control_cropped)
+            result = _draw_kept(pipeline, kept, again.prompt, again.negative, style, seed, level, progress, size, crop=crop)
         else:
-            result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress)
+            width, height = shape
+            result = pipeline.from_prompt(again.prompt, again.negative, style=style, seed=seed, progress=progress, width=width, height=height)
     else:
         if voice is not None:
             cli_output.status.show(f"listening to {voice.name}")
@@ -308,16 +307,13 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         heard = (prompt.description, prompt.language)
         negative = policy.checker.with_negative(prompt.negative, level)
         cli_output.status.show("loading the drawing model")
+        shape = _shape_size(args.aspect or prompt.aspect)  # --aspect, else a shape word in the description
         if args.variations is not None:
-            return _variations(args, pipeline, prompt.positive, negative, style, seed, heard, level, progress)
-        if kept is not None:
-            control, composition = kept
-            _check_control_picture(pipeline, composition, level)
-            result = pipeline.from_control(
-                prompt.positive, negative, control=control, control_png=composition, style=style, seed=seed, progress=progress
-            )
+            return _variations(args, pipeline, prompt.positive, negative, style, seed, heard, level, progress, shape)
+        if kept is not None:  # a shape asked for: the control image is cut to it; else the picture keeps its proportions
+            result = _draw_kept(pipeline, kept, prompt.positive, negative, style, seed, level, progress, shape, crop=True)
         else:
-            width, height = _shape_size(args.aspect or prompt.aspect)  # --aspect, else a shape word in the description
+            width, height = shape
             result = pipeline.from_prompt(
                 prompt.positive, negative, style=style, seed=seed, progress=progress, width=width, height=height
             )
@@ -392,6 +388,35 @@ def _control_picture(args: argparse.Namespace, settings: Settings, control: str 
         raise BadInputError("--control draws one picture: not with --variations")
     path = input_file(args.control_image, "--control-image")
     return control, open_image(path, max_pixels=settings.photo_max_pixels, max_side=settings.anime_max_side)
+
+
+def _draw_kept(
+    pipeline: AnimePipeline,
+    kept: tuple[str, Image.Image],
+    positive: str,
+    negative: str,
+    style: str | None,
+    seed: int | None,
+    level: Level,
+    progress: Any,
+    size: tuple[int | None, int | None],
+    *,
+    crop: bool,
+) -> AnimeResult:
+    """Draw keeping ``kept``'s composition (checked first, as a photo), at ``size`` (none: its proportions), ``crop``: cut to it."""
+    control, composition = kept
+    _check_control_picture(pipeline, composition, level)
+    width, height = size
+    return pipeline.from_control(
+        positive, negative, control=control, control_png=composition, style=style, seed=seed, progress=progress,
+        width=width, height=height, crop=crop,
+    )
+
+
+def _check_aspect(args: argparse.Namespace) -> None:
+    """``--aspect`` shapes a drawing: a restyled photo keeps its own shape."""
+    if args.aspect is not None and args.photo is not None:
+        raise BadInputError("--aspect shapes a drawing (--text, --voice, --from): a restyled --photo keeps its own shape")
 
 
 def _check_control_picture(pipeline: Any, picture: Any, level: Level) -> None:
@@ -517,11 +542,13 @@ def _variations(
     heard: tuple[str | None, str | None],
     level: Level,
     progress: Any,
+    shape: tuple[int | None, int | None],
 ) -> int:
-    """``generate --variations N``: the grid to ``-o`` and each picture beside it (:mod:`bot.cli_variations`)."""
+    """``generate --variations N``: the grid to ``-o`` and each picture beside it (:mod:`bot.cli_variations`), ``shape`` (width,
+    height; none: the drawing settings' size) each."""
     from bot import cli_variations
 
-    asked = cli_variations.Asked(positive, negative, style, seed, heard[0], heard[1])
+    asked = cli_variations.Asked(positive, negative, style, seed, heard[0], heard[1], *shape)
     result = cli_variations.draw(pipeline, asked, args.variations, level, progress)
     cli_output.status.clear()
     try:
@@ -726,8 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--aspect",
         choices=("square", "portrait", "landscape"),
-        help="the picture's shape for --text/--voice: 512x512, 512x768 (2:3) or 768x512 (3:2); default: SD_WIDTH x SD_HEIGHT, "
-        "or a shape word in the description (landscape, portrait, 横版, 竖版)",
+        help="the picture's shape for --text/--voice/--from: 512x512, 512x768 (2:3) or 768x512 (3:2), each picture of "
+        "--variations, the --control-image cut (centred) to it; default: a shape word in the description (landscape, portrait, "
+        "横版, 竖版), else SD_WIDTH x SD_HEIGHT (--from: the picture's size; --control: the control image's proportions); "
+        "not with --photo",
     )
     p.add_argument("--language", help="force the spoken language for --voice")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the anime PNG")

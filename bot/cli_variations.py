@@ -31,7 +31,7 @@ def outputs(output: Path, count: int) -> list[Path]:
 
 @dataclass(frozen=True)
 class Asked:
-    """What to draw: the prompt, its words and their language (for the PNG), the style and the first seed."""
+    """What to draw: the prompt, its words and their language (for the PNG), the style, the first seed and the size."""
 
     positive: str
     negative: str
@@ -39,6 +39,9 @@ class Asked:
     seed: int | None
     transcript: str | None
     language: str | None
+    #: Each picture's size (``--aspect``); ``None``: the drawing settings'.
+    width: int | None = None
+    height: int | None = None
 
 
 def draw(pipeline: ImagePipeline, asked: Asked, count: int, level: Level, progress: ProgressCallback) -> JobResult:
@@ -57,6 +60,8 @@ def draw(pipeline: ImagePipeline, asked: Asked, count: int, level: Level, progre
         policy=level.value,
         transcript=asked.transcript or "",
         language=asked.language or "",
+        width=asked.width,
+        height=asked.height,
     )
     return run_variations(pipeline, spec, lambda event: progress(event.stage, event.fraction), lambda: False)
 

@@ -298,7 +298,7 @@ class AnimePipeline:
             control_module=a1111_module(control, picture),
             control_model=model_name(self.control.config.model(control)),
             control_weight=self.control.config.scale,
-            control_resize=CROP_AND_RESIZE if crop else JUST_RESIZE,
+            control_resize=CROP_AND_RESIZE if crop and width is not None and height is not None else JUST_RESIZE,
         )
         return replace(result, parameters=kept)
 
