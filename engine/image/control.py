@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.api import CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, ControlModelUnavailableError, ControlNeedsTorchError, library_reason
+from engine.hub import HUB_ID
 from engine.image.depth import DEFAULT_ESTIMATOR, DepthEstimator
 from engine.image.pose import DEFAULT_DETECTOR, PoseDetector
 
@@ -76,7 +77,6 @@ A1111_MODULES: dict[str, str] = {
 AS_IT_IS = "none"
 #: Words in an A1111 ControlNet model's name that say its kind (``control_v11p_sd15_openpose [cab727d4]``).
 MODEL_HINTS: dict[str, str] = {"lineart": "lineart", "canny": "canny", "openpose": "pose", "scribble": "scribble", "depth": "depth"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ def _missing(kind: str, model: str, exc: BaseException) -> str:
     """What to put where when the ControlNet of ``kind`` cannot be loaded."""
     setting = f"CONTROLNET_{kind.upper()}"
     reason = library_reason(exc)
-    if _HUB_ID.match(model) and not Path(model).expanduser().exists():
+    if HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (
             f"the {kind} ControlNet {model} could not be loaded ({type(exc).__name__}: {reason}); on a machine with "

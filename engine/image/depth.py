@@ -18,13 +18,13 @@ convention the ``control_v11f1p_sd15_depth`` ControlNet was trained with).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import DepthModelUnavailableError, library_reason
+from engine.hub import HUB_ID
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ESTIMATOR = "depth-anything/Depth-Anything-V2-Small-hf"
 #: The setting that names it.
 SETTING = "CONTROLNET_DEPTH_ESTIMATOR"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 
 class DepthEstimator:
@@ -103,7 +102,7 @@ def grey(values: Any, *, metric: bool = False) -> Any:
 def missing(model: str, exc: BaseException) -> str:
     """What to put where when the depth estimator ``model`` cannot be loaded."""
     reason = library_reason(exc)
-    if _HUB_ID.match(model) and not Path(model).expanduser().exists():
+    if HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (
             f"the depth estimator {model} could not be loaded ({reason}); on a machine with "

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.api import LOADING, PREPARING, CancelCheck, PreviewCallback, ProgressCallback
 from engine.errors import Cancelled, DrawingModelUnavailableError, library_reason, scrub_secrets
+from engine.hub import HUB_ID
 from engine.image.tiny_vae import TINY_VAE, VAE_CHOICES
 
 if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be cheap
@@ -107,7 +108,6 @@ CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts 0 .. 2**64-1
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 #: One weights file in a hub repository (``org/repo/file.safetensors``), e.g. one of the Hyper-SD LoRAs.
 _HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_])/([\w.-]+\.safetensors)$")
 _ADAPTER = "voice2anime"
@@ -462,7 +462,7 @@ def _apply_lora(pipe: StableDiffusionPipeline, config: DiffusionConfig) -> None:
                 )
             )
             pipe.load_lora_weights(str(local.parent), weight_name=local.name, adapter_name=_ADAPTER)
-        elif _looks_like_path(lora) or not _HUB_ID.match(lora):
+        elif _looks_like_path(lora) or not HUB_ID.match(lora):
             raise FileNotFoundError(f"no such file or directory: {lora}")
         else:
             # Resolve the repo to local files first: diffusers cannot guess the weight
@@ -537,7 +537,7 @@ def _display(model: str) -> str:
 
 def _download_hint(model: str, *, setting: str = "SD_MODEL") -> str:
     """How to get ``model`` onto an offline machine (hub id when we know it, a placeholder otherwise)."""
-    if _looks_like_path(model) and not _HUB_ID.match(model):
+    if _looks_like_path(model) and not HUB_ID.match(model):
         local = _display(model)
         return (
             f"on a machine with internet access run `hf download <hub-id> --local-dir {local}` "
@@ -595,7 +595,7 @@ def _lora_message(lora: str, model: str, exc: BaseException) -> str:
             f"on a machine with internet access run `hf download {_display(hub_file[1])} {hub_file[2]} --local-dir models/lora`, "
             f"copy models/lora/{hub_file[2]} here and set SD_LORA=models/lora/{hub_file[2]}; or unset SD_LORA"
         )
-    elif _looks_like_path(lora) or not _HUB_ID.match(lora):
+    elif _looks_like_path(lora) or not HUB_ID.match(lora):
         what = f"the LoRA file/directory {shown} does not exist"
         todo = "check SD_LORA, or unset it"
     else:
@@ -610,7 +610,7 @@ def _tiny_vae_message(source: str, exc: BaseException) -> str:
     if local.is_dir():
         what = f"the directory {shown} is not a complete AutoencoderTiny (config.json, diffusion_pytorch_model.safetensors)"
         todo = f"download it again: {_download_hint(source, setting='SD_TINY_VAE')}"
-    elif _looks_like_path(source) or not _HUB_ID.match(source):
+    elif _looks_like_path(source) or not HUB_ID.match(source):
         what = f"the local directory {shown} does not exist"
         todo = f"check SD_TINY_VAE, or {_download_hint(TINY_VAE, setting='SD_TINY_VAE')}"
     else:

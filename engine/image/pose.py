@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NoPoseFoundError, PoseModelUnavailableError, library_reason
+from engine.hub import HUB_ID
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from PIL.Image import Image
@@ -59,7 +59,6 @@ COLOURS = (
     (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
 )
 STICK = 4
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]$")
 
 
 class PoseDetector:
@@ -111,7 +110,7 @@ class PoseDetector:
 
     def _file(self, name: str) -> Path:
         local = Path(self.model).expanduser()
-        if local.is_dir() or not _HUB_ID.match(self.model):
+        if local.is_dir() or not HUB_ID.match(self.model):
             path = local / name
             if not path.is_file():
                 raise PoseModelUnavailableError(missing(self.model, FileNotFoundError(f"no {path}")))
@@ -213,7 +212,7 @@ def missing(model: str, exc: BaseException) -> str:
     """What to put where when the pose detector ``model`` cannot be loaded."""
     reason = library_reason(exc)
     files = " and ".join(FILES)
-    if _HUB_ID.match(model) and not Path(model).expanduser().exists():
+    if HUB_ID.match(model) and not Path(model).expanduser().exists():
         name = model.rsplit("/", 1)[-1]
         return (
             f"the pose detector {model} could not be loaded ({reason}); on a machine with internet "

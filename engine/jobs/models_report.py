@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.hub import HUB_ID
+
 if TYPE_CHECKING:
     from engine.image.pipeline import AnimePipeline
     from engine.speech.asr import AsrConfig
@@ -131,13 +133,13 @@ def speech_model(config: Any) -> Model:
 def drawing_models(config: Any) -> list[Model]:
     """Stable Diffusion and its LoRA (a :class:`~engine.image.diffusion.DiffusionConfig`), told apart as the loader does."""
     from engine.image.device import resolve_device
-    from engine.image.diffusion import _HUB_ID, _is_single_file, _looks_like_path
+    from engine.image.diffusion import _is_single_file, _looks_like_path
     from engine.image.tiny_vae import uses_tiny_vae
 
     name, cache = str(config.model), config.cache_dir
     size = _approx("drawing", name)
     local = Path(name).expanduser()
-    if _is_single_file(name) or local.is_dir() or _looks_like_path(name) or not _HUB_ID.match(name):
+    if _is_single_file(name) or local.is_dir() or _looks_like_path(name) or not HUB_ID.match(name):
         if local.is_file() or (local / "model_index.json").is_file():
             model = Model("drawing", name, "here", str(local), size)
         else:
@@ -174,7 +176,7 @@ def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
 
     Told apart as :func:`engine.image.diffusion._apply_lora` does (its patterns are used).
     """
-    from engine.image.diffusion import _HUB_FILE, _HUB_ID, _looks_like_path
+    from engine.image.diffusion import _HUB_FILE, _looks_like_path
 
     name, size = f"LoRA {lora}", _approx("lora", lora)
     local = Path(lora).expanduser()
@@ -183,7 +185,7 @@ def lora_model(lora: str, cache_dir: Path | str | None) -> Model:
     hub_file = _HUB_FILE.match(lora)
     if hub_file:
         found = _cached(hub_file[1], hub_file[2], cache_dir)
-    elif _HUB_ID.match(lora) and not _looks_like_path(lora):
+    elif HUB_ID.match(lora) and not _looks_like_path(lora):
         found = _cached(lora, LORA_WEIGHTS, cache_dir)
     else:
         return Model("drawing", name, "missing", f"no such file or directory: {local} (SD_LORA)")
@@ -288,14 +290,13 @@ def voice_model(part: str, source: str, models_dir: Path, setting: str) -> Model
 def control_models(config: Any) -> list[Model]:
     """The ControlNet of each kind (a :class:`~engine.image.control.ControlConfig`): a local directory, cached, or fetched when first used."""
     from engine.image.control import CONTROL_KINDS
-    from engine.image.diffusion import _HUB_ID
 
     models = []
     for kind in CONTROL_KINDS:
         name = config.model(kind)
         local = Path(name).expanduser()
         part, size = f"composition ({kind})", _approx("composition", name.split("/", 1)[0])
-        if local.exists() or not _HUB_ID.match(name):
+        if local.exists() or not HUB_ID.match(name):
             state: State = "here" if (local / "config.json").is_file() else "missing"
             where = str(local) if state == "here" else f"no diffusers ControlNet (config.json) in {local} (CONTROLNET_{kind.upper()})"
             models.append(Model(part, name, state, where, on_demand=True))
@@ -308,10 +309,9 @@ def control_models(config: Any) -> list[Model]:
 
 def _detector(kind: str, name: str, marker: str, cache_dir: Path | str | None) -> Model:
     """A photo's depth estimator or pose detector: a local directory with ``marker``, cached, or fetched when first used."""
-    from engine.image.diffusion import _HUB_ID
 
     part, local = f"composition ({kind} from a photo)", Path(name).expanduser()
-    if local.exists() or not _HUB_ID.match(name):
+    if local.exists() or not HUB_ID.match(name):
         here = (local / marker).is_file()
         return Model(part, name, "here" if here else "missing", str(local) if here else f"no {marker} in {local}", on_demand=True)
     size = _approx("detector", name)
