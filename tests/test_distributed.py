@@ -41,7 +41,7 @@ from engine.jobs.job_stream import JobStream
 from handlers.actions import Action
 from tests.support.conversation import button
 from tests.support.redis_server import RedisServer
-from tests.support.workers import FAKE, WorkerProcess, start_workers, worker_env
+from tests.support.workers import FAKE, WorkerProcess, start_workers, tiny_pipeline_env, worker_env
 
 pytestmark = pytest.mark.slow  # real Redis servers and worker processes
 
@@ -371,24 +371,10 @@ def real_worker(
 ) -> Iterator[WorkerProcess]:
     """One worker process running the real pipeline on the tiny test models (64x64, 2 steps, CPU)."""
     log_dir = tmp_path_factory.mktemp("real-worker")
-    env = worker_env(
-        real_worker_redis.url,
-        PREFIX,
-        lease=5.0,
-        SD_MODEL=str(tiny_sd_dir),
-        SD_SCHEDULER="dpmpp",
-        SD_STEPS="2",
-        SD_GUIDANCE="1.0",
-        SD_WIDTH="64",
-        SD_HEIGHT="64",
-        TORCH_DEVICE="cpu",
-        CHECKPOINTS_DIR=str(animegan_checkpoints_dir),
-        ANIME_BACKEND="torch",
-        ANIME_DOWNLOAD="false",
-        ANIME_STYLE="face_paint_512_v2",
-        MODELS_DIR=str(log_dir / "models"),
-        CONTROLNET_SCRIBBLE=str(tiny_controlnet_dir),
+    pipeline = tiny_pipeline_env(
+        tiny_sd_dir, animegan_checkpoints_dir, log_dir / "models", CONTROLNET_SCRIBBLE=str(tiny_controlnet_dir)
     )
+    env = worker_env(real_worker_redis.url, PREFIX, lease=5.0, **pipeline)
     (worker,) = start_workers(1, env, log_dir, pipeline=None)
     yield worker
     assert worker.stop() == 0, worker.log()[-3000:]

@@ -23,7 +23,7 @@ from handlers.i18n import t
 from handlers.replies import Button
 from tests.support.conversation import Harness, button
 from tests.support.redis_server import RedisServer
-from tests.support.workers import WorkerProcess, start_workers, worker_env
+from tests.support.workers import WorkerProcess, start_workers, tiny_pipeline_env, worker_env
 from tests.test_upscale import random_compact
 
 pytestmark = pytest.mark.slow  # a real Redis server and a worker process on the tiny models
@@ -52,25 +52,10 @@ def upscaling_worker(
 ) -> Iterator[WorkerProcess]:
     """One worker process with the real pipeline on the tiny models and ``UPSCALE_MODEL`` at :func:`upscale_model`."""
     log_dir = tmp_path_factory.mktemp("upscale-worker")
-    env = worker_env(
-        redis_for_upscale.url,
-        PREFIX,
-        lease=5.0,
-        SD_MODEL=str(tiny_sd_dir),
-        SD_SCHEDULER="dpmpp",
-        SD_STEPS="2",
-        SD_GUIDANCE="1.0",
-        SD_WIDTH="64",
-        SD_HEIGHT="64",
-        TORCH_DEVICE="cpu",
-        CHECKPOINTS_DIR=str(animegan_checkpoints_dir),
-        ANIME_BACKEND="torch",
-        ANIME_DOWNLOAD="false",
-        ANIME_STYLE="face_paint_512_v2",
-        MODELS_DIR=str(log_dir / "models"),
-        UPSCALE_MODEL=str(upscale_model),
-        UPSCALE_TILE="32",
+    pipeline = tiny_pipeline_env(
+        tiny_sd_dir, animegan_checkpoints_dir, log_dir / "models", UPSCALE_MODEL=str(upscale_model), UPSCALE_TILE="32"
     )
+    env = worker_env(redis_for_upscale.url, PREFIX, lease=5.0, **pipeline)
     (worker,) = start_workers(1, env, log_dir, pipeline=None)
     yield worker
     assert worker.stop() == 0, worker.log()[-3000:]

@@ -98,6 +98,24 @@ def worker_env(redis_url: str, prefix: str, *, lease: float = 1.5, **extra: str)
     } | extra
 
 
+def tiny_pipeline_env(tiny_sd_dir: Path, animegan_checkpoints_dir: Path, models_dir: Path, **extra: str) -> dict[str, str]:
+    """The variables of a worker drawing with the real pipeline on the tiny test models (64x64, 2 steps, CPU)."""
+    return {
+        "SD_MODEL": str(tiny_sd_dir),
+        "SD_SCHEDULER": "dpmpp",
+        "SD_STEPS": "2",
+        "SD_GUIDANCE": "1.0",
+        "SD_WIDTH": "64",
+        "SD_HEIGHT": "64",
+        "TORCH_DEVICE": "cpu",
+        "CHECKPOINTS_DIR": str(animegan_checkpoints_dir),
+        "ANIME_BACKEND": "torch",
+        "ANIME_DOWNLOAD": "false",
+        "ANIME_STYLE": "face_paint_512_v2",
+        "MODELS_DIR": str(models_dir),
+    } | extra
+
+
 class WorkerProcess:
     """One ``python -m bot worker`` subprocess; its stderr goes to ``log_path``."""
 
