@@ -95,6 +95,26 @@ async def test_the_fix_also_names_the_other_models_not_here_yet(tmp_path: Path) 
     assert any(line.startswith("• style: ") and "AnimeGANv2 styles" in line for line in rest.splitlines())
 
 
+async def test_the_fix_names_what_a_composition_needs_too(tmp_path: Path) -> None:
+    """Models fetched only when asked for are named when the job asks for them: a photo's depth needs its ControlNet and estimator."""
+    missing = tmp_path / "no-such-sd-model"
+    text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2, cache_dir=tmp_path / "models"))
+    animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
+    await engine.start()
+    try:
+        depth = JobSpec("d1", "amy", "text", "face_paint_512_v2", positive="a castle", seed=1, control="depth", control_png=png())
+        (*_, failed) = await drain(await engine.submit(depth))
+    finally:
+        await engine.close()
+    assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.control"  # the depth map comes first
+    fix, rest = failed.detail.split("Also not on this machine yet")
+    assert "depth-anything/Depth-Anything-V2-Small-hf" in fix and "Depth-Anything" not in rest
+    assert f"• drawing: {missing}: no Stable Diffusion model at {missing} (SD_MODEL)" in rest
+    assert "• composition (depth): lllyasviel/control_v11f1p_sd15_depth (about 1.4 GB)" in rest
+    assert "lineart" not in rest and "upscale" not in rest  # not what this picture needs
+
+
 class WhisperNotYetHere(ScriptedEngine):
     """The scripted job queue, with the real speech recognizer pointed at a Whisper model directory (missing at first)."""
 

@@ -321,7 +321,7 @@ def run_job_event(
         return JobFailed(error.key, error.detail or "", error.params)
     except ModelUnavailableError as error:
         tell_operator(error)
-        return JobFailed(unavailable_key(error), fix_with_the_rest(engine or pipeline, error), {"model": error.model})
+        return JobFailed(unavailable_key(error), fix_with_the_rest(engine or pipeline, error, spec), {"model": error.model})
     except Exception as error:
         log.exception("job %s failed", spec.job_id)
         return JobFailed("error.generic", type(error).__name__)

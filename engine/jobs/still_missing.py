@@ -13,16 +13,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine.api import JobSpec
 from engine.errors import ModelUnavailableError
 from engine.jobs.models_report import Model, pipeline_models, size_text
 
 log = logging.getLogger(__name__)
 
 
-def fix_with_the_rest(pipeline: Any, error: ModelUnavailableError) -> str:
-    """``error``'s fix, followed by the pipeline's other models that are not here yet (when it is the image engine's)."""
+def fix_with_the_rest(pipeline: Any, error: ModelUnavailableError, spec: JobSpec) -> str:
+    """``error``'s fix, followed by the pipeline's other models that are not here yet (when it is the image engine's).
+
+    Models fetched only when asked for are named when ``spec`` needs them (its ControlNet and detector, the upscaler).
+    """
     try:
-        rest = [model for model in _models(pipeline) if model.state != "here" and model.name not in error.fix]
+        rest = [model for model in _models(pipeline, spec) if model.state != "here" and model.name not in error.fix]
     except Exception:  # a report that cannot be made must not hide the fix itself
         log.debug("could not list the other models", exc_info=True)
         return error.fix
@@ -31,12 +35,15 @@ def fix_with_the_rest(pipeline: Any, error: ModelUnavailableError) -> str:
     return "\n".join([error.fix, "", "Also not on this machine yet (each is fetched on first use when it can be):", *map(_line, rest)])
 
 
-def _models(pipeline: Any) -> list[Model]:
+def _models(pipeline: Any, spec: JobSpec) -> list[Model]:
     from engine.image.pipeline import AnimePipeline
 
     if not isinstance(pipeline, AnimePipeline):
         return []
-    return [model for model in pipeline_models(pipeline) if not model.on_demand]
+    wanted = {"upscale"} if spec.kind == "upscale" else set()
+    if spec.control:
+        wanted |= {f"composition ({spec.control})", f"composition ({spec.control} from a photo)"}
+    return [model for model in pipeline_models(pipeline) if not model.on_demand or model.part in wanted]
 
 
 def _line(model: Model) -> str:
