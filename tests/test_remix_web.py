@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from engine.image.control import A1111_MODULES
 from engine.image.imageio import png_bytes
 from engine.image.png_info import PictureParameters, read
 from handlers.actions import Action
@@ -28,7 +29,7 @@ def drawn_png(**parameters: Any) -> bytes:
     """A picture carrying the parameters chunk of a drawing, as voice2anime writes it."""
     drawn = PictureParameters(
         prompt="a red fox, anime style", negative="lowres", steps=3, scheduler="dpmpp", guidance=1.5, seed=1234,
-        width=64, height=96, model="tiny", style="paprika", transcript="a red fox", language="en",
+        width=64, height=96, model="tiny", style="paprika", transcript="a red fox", language="en", **parameters,
     )
     return png_bytes(Image.new("RGB", (64, 96), (200, 90, 40)), drawn)
 
@@ -64,6 +65,24 @@ async def test_a_dropped_png_with_parameters_offers_draw_again_and_remix(studio:
         remixed = await pictures(alice, 2)
         png = await (await alice.client.get(remixed["image"])).read()
         assert Image.open(io.BytesIO(png)).size == (64, 96) and read(png).seed == 1234
+
+
+@pytest.mark.parametrize(("control", "offer_key"), [("lineart", "dropped.offer_photo"), ("scribble", "dropped.offer_sketch")])
+async def test_a_dropped_png_drawn_with_a_controlnet_says_draw_again_goes_without_its_composition(
+    studio: Any, control: str, offer_key: str
+) -> None:
+    kept = {"control": control, "control_module": A1111_MODULES[control], "control_model": f"control_{control}"}
+    async with browsers(studio) as (alice,):
+        assert (await alice.upload("photo", drawn_png(**kept), "image/png")).status == 202
+        offer = await alice.wait_message(alice.with_button(Action.DRAW_AGAIN))
+        assert t(offer_key, "en") in offer["text"] and "a red fox" in offer["text"]
+        assert "Draw again draws your words without it" in offer["text"] and "Remix keeps this picture's composition" in offer["text"]
+
+        await alice.press(offer, Action.DRAW_AGAIN)
+        again = await pictures(alice, 1)
+        drawn = read(await (await alice.client.get(again["image"])).read())
+        assert drawn is not None and drawn.seed == 1234 and drawn.prompt.startswith("a red fox")
+        assert not drawn.controlled, "drawn from the words alone"
 
 
 async def test_a_png_without_parameters_is_restyled_as_before(studio: Any) -> None:

@@ -6,7 +6,9 @@ photo (the studio's drop, a file), it is kept as a finished picture of its
 own, the drawing it describes, once it passed the check any photo gets
 (a refused one is never stored), and the user is offered **Draw again** (the
 same prompt, seed, steps, guidance, size and style: a new request like
-Reroll, but with the picture's own seed) or **Remix** (new words drawn over it:
+Reroll, but with the picture's own seed; a picture drawn keeping a photo's or
+a sketch's composition is drawn from its words alone, as the offer says, for
+that picture is not in the PNG) or **Remix** (new words drawn over it:
 :mod:`handlers.conversation.remix`). A picture without the chunk is a photo
 to restyle, as before.
 """
@@ -92,10 +94,18 @@ async def _offer(ctx: Context, who: Who, request_id: str, ref: str | None, png: 
         Button(t("button.draw_again", who.lang), Action.DRAW_AGAIN, request_id),
         Button(t("button.remix", who.lang), Action.REMIX, request_id),
     )
-    text = t("dropped.offer", who.lang)
+    text = t(_offer_key(parameters), who.lang)
     if words:
         text = t("card.quote", who.lang, text=words) + "\n" + text
     await ctx.put(who, ref, Reply(text, buttons=(row,), request_id=request_id))
+
+
+def _offer_key(parameters: PictureParameters) -> str:
+    """The offer's message: a picture drawn keeping a sketch's or a photo's composition says Draw again goes without it
+    (the control image is not in the PNG), while Remix, drawn over the picture itself, keeps its composition."""
+    if not parameters.controlled:
+        return "dropped.offer"
+    return "dropped.offer_sketch" if parameters.control == "scribble" else "dropped.offer_photo"
 
 
 async def on_draw_again(ctx: Context, who: Who, press: ButtonPress, record: RequestRecord) -> None:
