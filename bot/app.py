@@ -81,6 +81,8 @@ class BotApp:
         for adapter in self.adapters:
             if isinstance(adapter, WebAdapter) and adapter.gallery is None:
                 adapter.gallery = RepositoryGallery(self.repository, config.style_names)
+            if isinstance(adapter, WebAdapter):
+                adapter.remixing = self.conversation.remixing
 
     async def start(self) -> None:
         """Migrate, start the engine, connect the adapters, then resume what the last run left unfinished.

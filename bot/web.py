@@ -17,7 +17,8 @@
 The feed a page gets when it connects is the conversation as the history database
 holds it: the messages the studio keeps in memory (a cache, see :mod:`bot.web_messenger`),
 and the newest requests it no longer holds (after a restart: all of them) shown
-again — see :meth:`WebAdapter._restore`.
+again — see :meth:`WebAdapter._restore`. A Remix prompt still waiting for its words is
+marked ``live`` in it (its field is shown again).
 
 Safe by default: it listens on loopback only; any other ``WEB_HOST`` needs
 ``WEB_PASSWORD`` (the start is refused otherwise: one line, exit 2). On
@@ -246,6 +247,9 @@ class WebAdapter:
     def __init__(self, config: WebConfig, *, gallery: Gallery | None = None) -> None:
         self.config = config
         self.gallery = gallery
+        #: The picture whose Remix words a user was asked for and has not given yet (the conversation knows): its
+        #: prompt is shown live again, with its field, on a reloaded page or a new tab.
+        self.remixing: Callable[[Origin], str | None] | None = None
         self._messenger = WebMessenger()
         self._signer = Signer(config.secret, config.password)
         self._throttle = LoginThrottle()
@@ -477,7 +481,8 @@ class WebAdapter:
         self._messenger.connect(user, socket)
         bucket = _Bucket(WS_RATE, WS_BURST)
         try:
-            await socket.send_str(_dumps({"type": "hello", "feed": self._messenger.feed(user)}))
+            awaited = self.remixing(self._origin(user)) if self.remixing is not None else None
+            await socket.send_str(_dumps({"type": "hello", "feed": self._messenger.feed(user, awaiting=awaited)}))
             async for message in socket:
                 if message.type != WSMsgType.TEXT:
                     await socket.close(code=WSCloseCode.UNSUPPORTED_DATA)

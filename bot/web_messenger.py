@@ -7,6 +7,7 @@ knew) so later edits replace it in place:
 
 ``{"type": "message", "op": "send"|"edit", "ref", "kind", "text", "buttons": [[{"label", "data"}]],
 "image", "download", "prefill", "request_id", "title", "tiles": [{"image", "download", "keep"}]}``
+(and, in the feed a page gets when it connects, ``"live": true`` on a prompt still waiting for its words).
 
 ``tiles`` are the pictures of a variations grid, each with the payload of
 the button that keeps it (the page shows four tiles instead of the grid).
@@ -169,9 +170,17 @@ class WebMessenger:
         """Whether ``message_ref`` is one of ``user``'s messages."""
         return self._owners.get(message_ref) == user
 
-    def feed(self, user: str) -> list[dict[str, Any]]:
-        """``user``'s remembered messages, oldest first (their pictures may have been dropped since)."""
-        return list(self._feeds.get(user, {}).values())
+    def feed(self, user: str, *, awaiting: str | None = None) -> list[dict[str, Any]]:
+        """``user``'s remembered messages, oldest first (their pictures may have been dropped since).
+
+        The newest prompt for words (``edit_prompt``) about request ``awaiting``, the one the conversation
+        still waits for, is marked ``"live": true``: the page shows its field again; older ones stay answered.
+        """
+        messages = list(self._feeds.get(user, {}).values())
+        waiting = [i for i, m in enumerate(messages) if awaiting and m["kind"] == "edit_prompt" and m.get("request_id") == awaiting]
+        if waiting:
+            messages[waiting[-1]] = {**messages[waiting[-1]], "live": True}
+        return messages
 
     def shown(self, user: str) -> dict[str, frozenset[str]]:
         """Request id -> the kinds of ``user``'s remembered messages about it (a card, a status, a picture...)."""

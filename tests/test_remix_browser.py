@@ -75,3 +75,45 @@ async def test_a_dropped_drawing_offers_draw_again_and_remix_in_the_page(served:
             await opened.shot("remixed")
         finally:
             await browser.close()
+
+
+async def test_a_remix_prompt_still_waiting_for_its_words_is_live_again_after_a_reload(served: Studio, tmp_path: Path) -> None:
+    drawn = PictureParameters(prompt="a red fox, anime style", steps=2, scheduler="dpmpp", guidance=1.0, seed=77, width=64, height=64, style="paprika")
+    picture = png_bytes(Image.new("RGB", (64, 64), (200, 90, 40)), drawn)
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=chromium_args(None), timeout=60_000)
+        try:
+            shots = tmp_path / "screenshots"
+            shots.mkdir()
+            opened = await open_browser_page(browser, served, shots, locale="en-US", viewport={"width": 1000, "height": 900})
+            page: Any = opened.page
+            page.set_default_timeout(120_000)
+            files = await page.evaluate_handle(
+                """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                             const files = new DataTransfer();
+                             files.items.add(new File([bytes], "fox.png", {type: "image/png"}));
+                             return files; }""",
+                base64.b64encode(picture).decode(),
+            )
+            await page.dispatch_event("body", "drop", {"dataTransfer": files})
+            offer = page.locator(f".msg:has(button[data-action='{Action.DRAW_AGAIN}'])").last
+            await offer.locator(f"button[data-action='{Action.REMIX}']").click()
+            await page.locator("form.editor textarea").last.wait_for()
+
+            await page.reload()
+            field = page.locator(".msg.kind-edit_prompt:not([hidden]) form.editor textarea")
+            await field.wait_for()
+            assert t("remix.prompt", "en") in await page.locator(".msg.kind-edit_prompt:not([hidden])").inner_text()
+            assert await field.input_value() == "a red fox, anime style", "prefilled with the picture's words, as before the reload"
+            await opened.shot("remix-prompt-reloaded")
+            await field.fill("a red fox in the snow")
+            await field.press("Enter")
+            card = page.locator(".msg.kind-card").last
+            await card.wait_for()
+            assert "in the snow" in await card.inner_text() and "Remix of your picture: Subtle" in await card.inner_text()
+
+            await page.reload()
+            await page.locator(".msg.kind-card").last.wait_for()
+            assert await page.locator("form.editor").count() == 0, "answered: the prompt is an old one now"
+        finally:
+            await browser.close()

@@ -101,3 +101,26 @@ async def test_the_shape_buttons_on_the_studio_card(studio: Any) -> None:
         assert "Shape: ▯ Portrait" in card["text"]
         await alice.press(card, Action.ASPECT, "square")
         await alice.wait_for(lambda: "Shape: ⬜ Square" in alice.messages[card["ref"]]["text"])
+
+
+async def test_a_reconnecting_page_gets_the_remix_prompt_still_waiting_for_its_words_live(studio: Any) -> None:
+    async def reconnect(browser: Browser) -> list[dict[str, Any]]:
+        await browser.close()
+        browser.received.clear()
+        await browser.connect()
+        return [m for m in browser.messages.values() if m["kind"] == "edit_prompt"]
+
+    async with browsers(studio) as (alice,):
+        assert (await alice.upload("photo", drawn_png(), "image/png")).status == 202
+        offer = await alice.wait_message(alice.with_button(Action.DRAW_AGAIN))
+        await alice.press(offer, Action.REMIX)
+        await alice.wait_message(lambda m: m["kind"] == "edit_prompt")
+        await alice.press(offer, Action.REMIX)  # asked again: only the newest prompt waits
+        await alice.wait_for(lambda: len(alice.of_kind("edit_prompt")) == 2)
+
+        prompts = await reconnect(alice)
+        assert [bool(m.get("live")) for m in prompts] == [False, True]
+        await alice.send({"type": "text", "text": "a red fox in the snow", "request_id": prompts[-1]["request_id"]})
+        await alice.wait_message(lambda m: m["kind"] == "card" and "in the snow" in m["text"])
+
+        assert not any(m.get("live") for m in await reconnect(alice)), "answered: no prompt waits any more"

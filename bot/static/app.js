@@ -487,7 +487,7 @@ function put(message, op) {
     patch(old, fresh);
     if (focused && !old.contains(document.activeElement)) keepFocus(old);
   }
-  if (message.kind === "edit_prompt") placeEditor(message, state.elements.get(message.ref), op === "send");
+  if (message.kind === "edit_prompt") placeEditor(message, state.elements.get(message.ref), op === "send" || (op === "hello" && message.live), op === "hello");
 }
 
 // The focused control went away with an update: focus what took its place (the message's first
@@ -723,13 +723,14 @@ function reveal(figure) {
 }
 
 // "Edit": an inline text field in the card itself, filled with the current words.
-function placeEditor(message, item, live) {
+function placeEditor(message, item, live, restored) {
   const card = [...document.querySelectorAll(".msg.kind-card")].find((c) => c.dataset.requestId === message.request_id);
   // Edit: the card holds the field, the prompt's words are its label. Without a card (Remix: new words for a
-  // picture) the prompt itself holds it. An old prompt (a reload): nothing to edit any more.
+  // picture) the prompt itself holds it. An old prompt (a reload): nothing to edit any more, unless the server
+  // says it still waits for its words (live): its field again, or the one this tab already shows (a reconnect).
   const host = card || item;
   item.hidden = Boolean(card) || !live;
-  if (!live) return;
+  if (!live || (restored && host.querySelector("form.editor"))) return;
   const field = element("textarea", { rows: 3, maxlength: 2000, "aria-label": message.title || message.text });
   field.value = message.prefill || "";
   const save = element("button", { type: "submit", class: "primary", text: tr("edit.save") });

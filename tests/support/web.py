@@ -56,6 +56,7 @@ async def studio_over(engine: Any, url: str, data_dir: Path, *, narrator: Any = 
     adapter = WebAdapter(WebConfig(**({"secret": SECRET, "port": 0} | web)))
     conversation = Conversation(repository, engine, engine, adapter.messenger, config(), narrator=narrator)
     adapter.gallery = RepositoryGallery(repository, STYLE_NAMES)
+    adapter.remixing = conversation.remixing
     adapter.attach(conversation.handle)
     try:
         yield Studio(adapter, conversation, repository)
