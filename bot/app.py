@@ -82,7 +82,7 @@ class BotApp:
             if isinstance(adapter, WebAdapter) and adapter.gallery is None:
                 adapter.gallery = RepositoryGallery(self.repository, config.style_names)
             if isinstance(adapter, WebAdapter):
-                adapter.remixing = self.conversation.remixing
+                adapter.awaited_words = self.conversation.awaited_words
 
     async def start(self) -> None:
         """Migrate, start the engine, connect the adapters, then resume what the last run left unfinished.

@@ -17,8 +17,8 @@
 The feed a page gets when it connects is the conversation as the history database
 holds it: the messages the studio keeps in memory (a cache, see :mod:`bot.web_messenger`),
 and the newest requests it no longer holds (after a restart: all of them) shown
-again — see :meth:`WebAdapter._restore`. A Remix prompt still waiting for its words is
-marked ``live`` in it (its field is shown again).
+again — see :meth:`WebAdapter._restore`. A prompt still waiting for its words (a Remix's,
+an Edit's whose card is still open) is marked ``live`` in it (its field is shown again).
 
 Safe by default: it listens on loopback only; any other ``WEB_HOST`` needs
 ``WEB_PASSWORD`` (the start is refused otherwise: one line, exit 2). On
@@ -247,9 +247,9 @@ class WebAdapter:
     def __init__(self, config: WebConfig, *, gallery: Gallery | None = None) -> None:
         self.config = config
         self.gallery = gallery
-        #: The picture whose Remix words a user was asked for and has not given yet (the conversation knows): its
-        #: prompt is shown live again, with its field, on a reloaded page or a new tab.
-        self.remixing: Callable[[Origin], str | None] | None = None
+        #: The request whose words a user was asked for and has not given yet (the conversation knows: a Remix's
+        #: picture, an open card's Edit): its prompt is shown live again, with its field, on a reloaded page or a new tab.
+        self.awaited_words: Callable[[Origin], Awaitable[str | None]] | None = None
         self._messenger = WebMessenger()
         self._signer = Signer(config.secret, config.password)
         self._throttle = LoginThrottle()
@@ -481,7 +481,7 @@ class WebAdapter:
         self._messenger.connect(user, socket)
         bucket = _Bucket(WS_RATE, WS_BURST)
         try:
-            awaited = self.remixing(self._origin(user)) if self.remixing is not None else None
+            awaited = await self._awaited(user)
             await socket.send_str(_dumps({"type": "hello", "feed": self._messenger.feed(user, awaiting=awaited)}))
             async for message in socket:
                 if message.type != WSMsgType.TEXT:
@@ -495,6 +495,16 @@ class WebAdapter:
         finally:
             self._messenger.disconnect(user, socket)
         return socket
+
+    async def _awaited(self, user: str) -> str | None:
+        """The request whose words ``user`` was asked for and has not given yet (None: none, or it cannot be known)."""
+        if self.awaited_words is None:
+            return None
+        try:
+            return await self.awaited_words(self._origin(user))
+        except Exception:
+            log.exception("could not tell whether a studio browser's prompt still waits for its words")
+            return None
 
     async def _on_message(self, user: str, socket: web.WebSocketResponse, raw: str) -> None:
         """One message of a tab: a neutral event for the conversation, or a new locale. Malformed ones are ignored."""

@@ -105,10 +105,8 @@ async def test_the_shape_buttons_on_the_studio_card(studio: Any) -> None:
 
 async def test_a_reconnecting_page_gets_the_remix_prompt_still_waiting_for_its_words_live(studio: Any) -> None:
     async def reconnect(browser: Browser) -> list[dict[str, Any]]:
-        await browser.close()
-        browser.received.clear()
-        await browser.connect()
-        return [m for m in browser.messages.values() if m["kind"] == "edit_prompt"]
+        await browser.reconnect()
+        return browser.of_kind("edit_prompt")
 
     async with browsers(studio) as (alice,):
         assert (await alice.upload("photo", drawn_png(), "image/png")).status == 202

@@ -446,3 +446,27 @@ async def test_run_without_a_token_serves_the_studio_and_prints_its_address(tmp_
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_reconnecting_page_gets_the_edit_prompt_of_an_open_card_live(studio: Studio) -> None:
+    async def live_prompts(browser: Browser) -> list[bool]:
+        await browser.reconnect()
+        return [bool(m.get("live")) for m in browser.of_kind("edit_prompt")]
+
+    async with browsers(studio) as (alice,):
+        card = await card_for(alice)
+        await alice.press(card, Action.EDIT)
+        await alice.wait_message(lambda m: m["kind"] == "edit_prompt")
+        await alice.press(card, Action.EDIT)  # asked again: only the newest prompt waits
+        await alice.wait_for(lambda: len(alice.of_kind("edit_prompt")) == 2)
+        assert await live_prompts(alice) == [False, True]
+
+        await alice.send({"type": "text", "text": "a girl with green hair", "request_id": card["request_id"]})
+        edited = await alice.wait_message(lambda m: m["kind"] == "card" and "green hair" in m["text"])
+        assert await live_prompts(alice) == [False, False], "answered: no prompt waits any more"
+
+        await alice.press(edited, Action.EDIT)
+        await alice.wait_for(lambda: len(alice.of_kind("edit_prompt")) == 3)
+        await alice.press(edited, Action.CONFIRM)
+        await picture(alice)
+        assert await live_prompts(alice) == [False, False, False], "drawn: the card is no longer open, its Edit is forgotten"

@@ -16,7 +16,7 @@ from db.states import TERMINAL_STATES, RequestState
 from engine.api import JobQueue, Transcriber
 from engine.errors import UserError
 from handlers import cards
-from handlers.conversation import recovery, remix, voice
+from handlers.conversation import intake, recovery, voice
 from handlers.conversation.card_view import card_is_open
 from handlers.conversation.config import ConversationConfig
 from handlers.conversation.context import Context, Who
@@ -105,9 +105,10 @@ class Conversation:
 
     # --- entry points -------------------------------------------------------
 
-    def remixing(self, origin: Origin) -> str | None:
-        """The picture whose new words ``origin``'s user was asked for by Remix and has not given yet (None: none)."""
-        return remix.remixing(self.context, origin)
+    async def awaited_words(self, origin: Origin) -> str | None:
+        """The request whose words ``origin``'s user was asked for and has not given yet: the picture of a Remix,
+        the card of an Edit still open (None: none)."""
+        return await intake.awaited_words(self.context, origin)
 
     async def handle(self, event: Event) -> None:
         """Process one event. Never raises: users get a message, operators a log line."""

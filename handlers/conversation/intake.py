@@ -31,7 +31,7 @@ from handlers.conversation.remix import pending_remix, remix_request
 from handlers.conversation.shape_view import shape_size
 from handlers.conversation.transcription import transcribe
 from handlers.conversation.voice import speak_card
-from handlers.events import Command, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
+from handlers.events import Command, Origin, PhotoMessage, Rejected, TextMessage, VoiceMessage, fetched
 from handlers.i18n import t
 from handlers.replies import Reply
 
@@ -87,19 +87,25 @@ async def on_text(ctx: Context, who: Who, event: TextMessage) -> None:
 
 
 async def awaits_words(ctx: Context, who: Who) -> bool:
-    """Whether ``who`` was asked for words: the new words of a Remix, the corrected words of an Edit whose card is
-    still open (an Edit left unanswered before Draw or Cancel is forgotten)."""
-    key = (who.origin.platform, who.origin.chat_id, who.origin.user_id)
-    if key in ctx.pending_remixes:
-        return True
+    """Whether ``who`` was asked for words and has not given them yet (see :func:`awaited_words`)."""
+    return await awaited_words(ctx, who.origin) is not None
+
+
+async def awaited_words(ctx: Context, origin: Origin) -> str | None:
+    """The request whose words ``origin``'s user was asked for and has not given yet: the picture of a Remix, the card
+    of an Edit still open (an Edit left unanswered before Draw or Cancel is forgotten); None when none waits."""
+    key = (origin.platform, origin.chat_id, origin.user_id)
+    remixed = ctx.pending_remixes.get(key)
+    if remixed is not None:
+        return remixed
     edited = ctx.pending_edits.get(key)
     if edited is None:
-        return False
+        return None
     record = await ctx.repository.get_request(edited)
     if record is not None and record.state is S.AWAITING_CONFIRMATION:
-        return True
+        return edited
     ctx.pending_edits.pop(key, None)
-    return False
+    return None
 
 
 async def _apply_edit(ctx: Context, who: Who, request_id: str, text: str) -> None:

@@ -18,7 +18,7 @@ from handlers.conversation.card_view import card_for, show_card
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import create
 from handlers.conversation.shape_view import DEFAULT_STRENGTH, STRENGTHS, shape_size
-from handlers.events import ButtonPress, Origin
+from handlers.events import ButtonPress
 from handlers.i18n import t
 from handlers.replies import Reply
 
@@ -49,11 +49,6 @@ async def on_remix(ctx: Context, who: Who, press: ButtonPress, record: RequestRe
             asks_again=Action.REMIX,
         ),
     )
-
-
-def remixing(ctx: Context, origin: Origin) -> str | None:
-    """The picture whose new words ``origin``'s user was asked for (Remix) and has not given yet; None when no Remix waits."""
-    return ctx.pending_remixes.get((origin.platform, origin.chat_id, origin.user_id))
 
 
 def pending_remix(ctx: Context, who: Who, request_id: str = "") -> str | None:

@@ -56,7 +56,7 @@ async def studio_over(engine: Any, url: str, data_dir: Path, *, narrator: Any = 
     adapter = WebAdapter(WebConfig(**({"secret": SECRET, "port": 0} | web)))
     conversation = Conversation(repository, engine, engine, adapter.messenger, config(), narrator=narrator)
     adapter.gallery = RepositoryGallery(repository, STYLE_NAMES)
-    adapter.remixing = conversation.remixing
+    adapter.awaited_words = conversation.awaited_words
     adapter.attach(conversation.handle)
     try:
         yield Studio(adapter, conversation, repository)
@@ -94,6 +94,12 @@ class Browser:
         self.socket = await self.client.ws_connect("/ws", headers={"Origin": self.origin})
         self._reader = asyncio.create_task(self._read())
         await self.wait_for(lambda: any(m.get("type") == "hello" for m in self.received))
+
+    async def reconnect(self) -> None:
+        """A reload: the socket closed and opened again; what the page shows is the feed it gets then."""
+        await self.close()
+        self.received.clear()
+        await self.connect()
 
     async def close(self) -> None:
         if self.socket is not None:
