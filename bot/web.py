@@ -9,7 +9,8 @@
   ``press``, ``locale``) and gets the replies (:mod:`bot.web_messenger`);
 * ``POST /upload/voice`` and ``/upload/photo`` a recording or a file (the raw bytes as the body; a photo's
   ``?caption=`` words are drawn keeping its composition, ``&sketch=1`` from the sketch pad),
-  at most ``AUDIO_MAX_BYTES`` / ``WEB_PHOTO_MAX_BYTES``; the conversation decides what it is;
+  at most ``AUDIO_MAX_BYTES`` / ``WEB_PHOTO_MAX_BYTES``; the conversation decides what it is
+  (a photo is kept in the feed as the user's own bubble: the answer's ``ref``);
 * ``GET /img/<id>`` a picture of this browser's messages, ``GET /api/gallery`` and
   ``GET /gallery/<request id>`` its finished pictures from the history database
   (:data:`GALLERY_SIZE` at a time, newest first; ``?before=<request id>`` the next page).
@@ -641,12 +642,14 @@ class WebAdapter:
         if data is None:
             await self._deliver(Rejected(origin, too_big.of(limit + 1, limit)))
             return web.json_response({"ok": False, "reason": "too_large"}, status=413)
+        mine: dict[str, str] = {}
         if kind == "voice":
             event: Event = VoiceMessage(origin, fetched(data))
         else:  # words sent with a photo, or a sketch from the pad: drawn keeping the picture's composition
             event = PhotoMessage(origin, fetched(data), request.query.get("caption", ""), sketch=request.query.get("sketch") == "1")
+            mine = {"ref": self._messenger.keep_mine(user, data)}  # in the feed before the replies about it
         await self._deliver(event)
-        return web.json_response({"ok": True}, status=202)
+        return web.json_response({"ok": True, **mine}, status=202)
 
     # --- pictures -------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ edit without a picture keeps the one the message shows (a progress preview,
 then the sketch). Texts travel as plain strings and the page sets them with
 ``textContent``: nothing a user typed is ever parsed as HTML.
 
+The user's own photo or sketch is kept too, as a message of kind ``mine`` whose
+``image`` is that picture (:meth:`WebMessenger.keep_mine`; a voice note is not).
+
 ``notify`` is ``{"type": "notify", "text"}`` (a toast). A voice note is
 ``{"type": "voice", "request_id", "ref", "audio", "text", "seconds"}``: ``audio`` a URL
 like a picture's (``/img/<random id>``, OGG/Opus), played under message ``ref``,
@@ -119,12 +122,25 @@ class WebMessenger:
         message = self._render(user, ref, reply, None)
         feed[ref] = message
         self._owners[ref] = user
-        while len(feed) > self._feed_limit:
-            old, dropped = feed.popitem(last=False)
-            self._owners.pop(old, None)
-            if stand_ins.get(dropped.get("request_id") or "") == old:
-                del stand_ins[dropped["request_id"]]
+        self._trim(user, feed)
         await self._broadcast(user, {"type": "message", "op": "send", **message})
+        return ref
+
+    def keep_mine(self, user: str, picture: bytes) -> str:
+        """Keep the photo or sketch ``user`` sent as their own bubble in their feed (``"kind": "mine"``); its reference.
+
+        Not sent to the tabs: the one that sent it shows it already (the reference lets it be that message); a
+        reloaded page or a new tab gets it in the feed, in its place before the replies about it.
+        """
+        feed = self._feeds.setdefault(user, OrderedDict())
+        ref = f"w{self._run}-{next(self._numbers)}"
+        image_id = self._store_png(user, picture, "mine")
+        feed[ref] = {
+            "ref": ref, "kind": "mine", "text": "", "buttons": [], "image": f"/img/{image_id}", "download": None,
+            "prefill": "", "request_id": "", "title": "", "spoiler": False, "fix": None, "tiles": [], "voice": None,
+        }
+        self._owners[ref] = user
+        self._trim(user, feed)
         return ref
 
     async def edit(self, origin: Origin, message_ref: str, reply: Reply) -> None:
@@ -249,6 +265,15 @@ class WebMessenger:
     def sockets(self) -> list[web.WebSocketResponse]:
         """Every connected socket (to close them at shutdown)."""
         return [socket for sockets in self._sockets.values() for socket in sockets]
+
+    def _trim(self, user: str, feed: OrderedDict[str, dict[str, Any]]) -> None:
+        """Forget ``user``'s oldest messages beyond the feed's limit."""
+        stand_ins = self._stand_ins.get(user, {})
+        while len(feed) > self._feed_limit:
+            old, dropped = feed.popitem(last=False)
+            self._owners.pop(old, None)
+            if stand_ins.get(dropped.get("request_id") or "") == old:
+                del stand_ins[dropped["request_id"]]
 
     # --- rendering ------------------------------------------------------------------------
 

@@ -276,7 +276,7 @@ async def test_the_whole_sketch_pad_fits_a_short_phone_screen(
     await page.shot(f"sketch-{screen['width']}x{screen['height']}")
 
 
-async def test_a_photo_sent_with_words_on_a_phone_is_a_card_that_keeps_the_photos_outline(
+async def test_a_photo_sent_with_words_on_a_phone_is_a_card_that_keeps_the_photos_outline_shown_under_it_after_a_reload(
     served: Studio, engine: ScriptedEngine, chromium: Any, shots: Path
 ) -> None:
     page = await open_page(chromium, served, shots, locale="zh-TW", viewport=PHONE, has_touch=True)
@@ -294,6 +294,20 @@ async def test_a_photo_sent_with_words_on_a_phone_is_a_card_that_keeps_the_photo
     keeps = t("card.field", "zh-Hant", label=t("card.keeps", "zh-Hant"), value=t("control.lineart", "zh-Hant"))
     assert keeps in await card.inner_text()
     await page.shot("photo-card")
+    await p.locator(".msg.mine[data-ref]").wait_for()  # the studio kept it: this bubble is that message of the feed
+
+    await reload(page)
+    mine = p.locator(".msg.mine img")
+    await mine.wait_for()
+    await p.wait_for_function("() => document.querySelector('.msg.mine img').naturalWidth === 120", polling=100)
+    assert await mine.count() == 1, "the photo once, as the studio kept it"
+    card = p.locator(".msg.kind-card").last
+    assert keeps in await card.inner_text()
+    assert await p.evaluate(
+        "() => Boolean(document.querySelector('.msg.mine').compareDocumentPosition(document.querySelector('.msg.kind-card'))"
+        " & Node.DOCUMENT_POSITION_FOLLOWING)"
+    ), "the photo above the card about it"
+    await page.shot("photo-card-reloaded")
     await card.locator(f"button[data-action='{Action.CONFIRM}']").tap()
     spec = await next_spec(engine, 1)
     assert spec.kind == "text" and spec.control == "lineart" and spec.control_png

@@ -208,13 +208,21 @@ async def test_commands_settings_and_language(studio: Studio) -> None:
         await alice.wait_message(lambda m: m["text"] == t("unknown_command", "en"))
 
 
-async def test_photo_upload_becomes_an_anime_picture(studio: Studio) -> None:
-    async with browsers(studio) as (alice,):
+async def test_photo_upload_becomes_an_anime_picture_under_the_photo_kept_in_the_feed(studio: Studio) -> None:
+    async with browsers(studio, 2) as (alice, bob):
         response = await alice.upload("photo", photo_png(), "image/png")
         assert response.status == 202
         finished = await picture(alice)
         assert {b["data"].split(":")[0] for row in finished["buttons"] for b in row} == {Action.RESTYLE, Action.BASE, Action.UPSCALE}
         assert (await (await alice.client.get(finished["image"])).read()).startswith(PNG)
+
+        kept = (await response.json())["ref"]
+        assert kept not in alice.messages, "not sent to the tab that shows it already"
+        await alice.reconnect()
+        feed = list(alice.messages.values())
+        assert feed[0]["ref"] == kept and feed[0]["kind"] == "mine", "the user's photo first, above the replies about it"
+        assert await (await alice.client.get(feed[0]["image"])).read() == photo_png()
+        assert (await bob.client.get(feed[0]["image"])).status == 404, "only its sender's browser gets it"
 
 
 async def test_two_browsers_never_see_each_others_requests_or_pictures(studio: Studio) -> None:

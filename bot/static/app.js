@@ -505,6 +505,7 @@ function keepFocus(item) {
 }
 
 function render(message) {
+  if (message.kind === "mine") return mineBubble("photo", message.image, 0, message.ref);
   const requestId = message.request_id || "";
   const about = requestId ? state.about.get(requestId) : null;
   // A picker the user chose from (while it still is that picker: an update may turn it into something else).
@@ -763,19 +764,35 @@ function placeEditor(message, item, live, restored) {
   field.focus();
 }
 
-// The user's own voice note or photo, as their bubble in the feed (this tab only: a reload shows the replies).
+// The user's own voice note or photo, as their bubble in the feed. A photo or sketch the studio kept (the upload's
+// answer names it) is that message of the feed: a reload or a new tab shows it too; a voice note is this tab's only.
 function addMine(kind, blob, seconds) {
-  const url = URL.createObjectURL(blob);
+  const bubble = mineBubble(kind, URL.createObjectURL(blob), seconds);
+  $("feed").append(bubble);
+  updateEmpty();
+  follow();
+  return bubble;
+}
+
+function mineBubble(kind, url, seconds, ref) {
   const label = tr(kind === "voice" ? "mine.voice" : "mine.photo");
   const media =
     kind === "voice"
       ? element("audio", { controls: true, preload: "metadata", src: url, "aria-label": label })
       : element("img", { src: url, alt: label });
   const note = kind === "voice" && seconds ? element("p", { class: "text", text: `🎙 ${clock(seconds)}` }) : null;
-  const bubble = element("li", { class: `msg mine mine-${kind}`, tabindex: -1, "aria-label": label }, media, note);
-  $("feed").append(bubble);
-  updateEmpty();
-  follow();
+  return element("li", { class: `msg mine mine-${kind}`, tabindex: -1, "aria-label": label, dataset: ref ? { ref } : {} }, media, note);
+}
+
+// The studio kept the photo this tab shows as message ``ref``: the bubble is that message from now on.
+function adopt(bubble, ref) {
+  if (state.elements.has(ref)) {
+    bubble.remove(); // the feed came first (a reconnect): it shows the kept one
+    return;
+  }
+  bubble.dataset.ref = ref;
+  state.elements.set(ref, bubble);
+  state.messages.set(ref, { ref, kind: "mine", text: "", buttons: [], image: bubble.querySelector("img").src });
 }
 
 // ---------------------------------------------------------------- background tabs
@@ -844,7 +861,7 @@ function submitText(submitted) {
 
 // Over its limit an upload is refused at once (from Content-Length) and the conversation says why.
 // ``extra``: a photo's ``caption`` (words drawn keeping its composition) and ``sketch: "1"`` for the sketch pad's drawing.
-async function upload(kind, blob, extra) {
+async function upload(kind, blob, extra, bubble) {
   try {
     const query = new URLSearchParams({ locale: locale(), ...(extra || {}) });
     const response = await fetch(`/upload/${kind}?${query}`, {
@@ -854,6 +871,8 @@ async function upload(kind, blob, extra) {
       credentials: "same-origin",
     });
     if (!response.ok && response.status !== 413 && !(await toldWhy(response))) toast(tr("upload.failed", { reason: response.status }), "error");
+    const kept = response.ok && bubble ? (await response.json()).ref : null;
+    if (kept) adopt(bubble, kept);
   } catch (error) {
     toast(tr("upload.failed", { reason: error.message || error }), "error");
   }
@@ -891,11 +910,11 @@ function uploadFile(file, forced) {
     return;
   }
   show("studio");
-  addMine(kind, file);
+  const bubble = addMine(kind, file);
   // A photo sent with words typed in the box: draw the words keeping the photo's composition.
   const caption = kind === "photo" ? $("text").value.trim() : "";
   if (caption) $("text").value = "";
-  upload(kind, file, caption ? { caption } : undefined);
+  upload(kind, file, caption ? { caption } : undefined, bubble);
 }
 
 function setUpDrop() {
@@ -984,9 +1003,9 @@ function sendSketch(submitted) {
     if (!blob) return;
     $("sketch").close();
     show("studio");
-    addMine("photo", blob);
+    const bubble = addMine("photo", blob);
     // Without words the studio asks what it is: the next description, typed or said, draws it.
-    upload("photo", blob, words ? { caption: words, sketch: "1" } : { sketch: "1" });
+    upload("photo", blob, words ? { caption: words, sketch: "1" } : { sketch: "1" }, bubble);
     pad.strokes = [];
     $("sketch-text").value = "";
   }, "image/png");
