@@ -524,16 +524,7 @@ class Repository:
         to_state = RequestState(to_state)
         sources = allowed_sources(to_state, from_states)
         _check_fields(fields)
-        now = self._clock()
-        values: dict[str, Any] = {"state": to_state.value, "updated_at": now}
-        if to_state is RequestState.RUNNING:
-            values["started_at"] = now
-        elif to_state is RequestState.QUEUED:
-            values["started_at"] = None
-        elif to_state in TERMINAL_STATES:
-            values["finished_at"] = now
-        values |= fields
-        values["b_id"] = request_id
+        values = self._move_values(request_id, to_state, fields)
         states = tuple(sorted(s.value for s in sources))
 
         def move(connection: Connection) -> bool:
@@ -549,6 +540,41 @@ class Repository:
             raise RuntimeError(f"request {request_id} was refused by caps its admission finds room in")
 
         return move
+
+    async def transition_read(
+        self, request_id: str, to_state: RequestState, *, from_states: Iterable[RequestState] | None = None, **fields: Any
+    ) -> RequestRecord | None:
+        """:meth:`transition` (without caps) returning the request as stored after the move; None if it did not move.
+
+        One statement on PostgreSQL (the guarded ``UPDATE`` a CTE of the read, ``sql.update_request_read``); on
+        SQLite, whose ``UPDATE`` cannot be a CTE, the ``UPDATE`` and the read in one transaction.
+        """
+        to_state = RequestState(to_state)
+        sources = tuple(sorted(s.value for s in allowed_sources(to_state, from_states)))
+        _check_fields(fields)
+        values = self._move_values(request_id, to_state, fields)
+        if self._db.dialect == "postgresql":
+            statement = sql.update_request_read(sources, frozenset(values) - {"b_id"})
+            return await self._run(lambda connection: self._record_of(connection.execute(statement, values).all()), single=True)
+
+        def unit(connection: Connection) -> RequestRecord | None:
+            if connection.execute(sql.update_request(sources), values).rowcount != 1:
+                return None
+            return self._request_in(connection, request_id)
+
+        return await self._run(unit)
+
+    def _move_values(self, request_id: str, to_state: RequestState, fields: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of the guarded ``UPDATE`` moving ``request_id`` to ``to_state`` with ``fields`` (checked)."""
+        now = self._clock()
+        values: dict[str, Any] = {"state": to_state.value, "updated_at": now}
+        if to_state is RequestState.RUNNING:
+            values["started_at"] = now
+        elif to_state is RequestState.QUEUED:
+            values["started_at"] = None
+        elif to_state in TERMINAL_STATES:
+            values["finished_at"] = now
+        return values | fields | {"b_id": request_id}
 
     async def queue(self, request_id: str, *, seed: int, caps: Caps | None = None) -> RequestRecord | None:
         """Draw it: an open card's request moves to ``queued``, in one transaction with what goes with it.
@@ -604,7 +630,10 @@ class Repository:
         return await self._run(lambda connection: self._request_in(connection, request_id), write=False)
 
     def _request_in(self, connection: Connection, request_id: str) -> RequestRecord | None:
-        rows = connection.execute(sql.REQUEST_BY_ID, {"b_id": request_id}).all()
+        return self._record_of(connection.execute(sql.REQUEST_BY_ID, {"b_id": request_id}).all())
+
+    def _record_of(self, rows: Sequence[Row[Any]]) -> RequestRecord | None:
+        """The request of rows shaped as ``sql.REQUEST_BY_ID``'s (a row per image), or None without any."""
         if not rows:
             return None
         shape = _shape(rows[0]._fields)
@@ -805,10 +834,14 @@ class Repository:
         ]
         finish = {"style": style, "b_now": self._clock(), "b_id": request_id}
         finish |= ({"seed": seed} if seed is not None else {}) | ({"error_key": error_key} if error_key is not None else {})
+        read_back = self._db.dialect == "postgresql"  # the move and the read in one statement there
+        finish_read = sql.finish_job_read(frozenset(finish) - {"b_now", "b_id"}) if read_back else None
 
         def unit(connection: Connection) -> RequestRecord | None:
             if rows:  # one execution for every row
                 connection.execute(self._upserts.images, rows)
+            if finish_read is not None:
+                return self._record_of(connection.execute(finish_read, finish).all())
             if connection.execute(sql.FINISH_JOB, finish).rowcount != 1:
                 return None
             return self._request_in(connection, request_id)

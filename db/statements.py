@@ -238,6 +238,40 @@ def update_request_admitted(states: tuple[str, ...]) -> Any:
     )
 
 
+def _bound(fields: frozenset[str]) -> dict[str, Any]:
+    """``fields`` of ``requests`` set from the parameters of the same names."""
+    return {name: bindparam(name, type_=R.c[name].type) for name in sorted(fields)}
+
+
+def _read_back(statement: Any) -> Any:
+    """``statement`` (an ``UPDATE`` of one request, PostgreSQL) and the request as it is then, in one statement.
+
+    Rows as :data:`REQUEST_BY_ID`'s (none: nothing was updated): the ``UPDATE``, a data-modifying CTE, returns
+    the row as it wrote it, and the transcript and images are joined to that.
+    """
+    moved = statement.returning(*R.c).cte("moved")
+    return (
+        select(*moved.c, *(c.label(f"t_{c.name}") for c in T.c), *(c.label(f"i_{c.name}") for c in I.c))
+        .select_from(moved.outerjoin(T, T.c.request_id == moved.c.id).outerjoin(I, I.c.request_id == moved.c.id))
+        .order_by(I.c.id)
+    )
+
+
+@cache
+def update_request_read(states: tuple[str, ...], fields: frozenset[str]) -> Any:
+    """:func:`update_request` setting ``fields``, and the request as it is then (PostgreSQL; see :func:`_read_back`).
+
+    One statement per set of states and of fields (a handful exist).
+    """
+    return _read_back(update_request(states).values(_bound(fields)))
+
+
+@cache
+def finish_job_read(fields: frozenset[str]) -> Any:
+    """:data:`FINISH_JOB` setting ``fields`` too, and the request as it is then (PostgreSQL; see :func:`_read_back`)."""
+    return _read_back(FINISH_JOB.values(_bound(fields)))
+
+
 _HEARD = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text", "updated_at")
 _IMAGE = ("path", "sha256", "width", "height", "seed", "model", "style", "created_at")
 

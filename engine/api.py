@@ -399,10 +399,20 @@ class JobHandle:
         self.job_id = job_id
         self._loop = loop
         self._queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._ended = False
 
     def publish(self, event: JobEvent) -> None:
         """Deliver ``event`` to the consumer; safe to call from any thread."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        self._loop.call_soon_threadsafe(self._arrived, event)
+
+    def _arrived(self, event: JobEvent) -> None:
+        self._ended = self._ended or isinstance(event, TERMINAL_EVENTS)
+        self._queue.put_nowait(event)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job's terminal event has arrived, consumed or not (an event being handled may be out of date)."""
+        return self._ended
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Yield events in order until (and including) the terminal one."""

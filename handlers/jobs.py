@@ -401,7 +401,8 @@ class JobTracker:
                             view.position = position
                             await status.show(force=True)
                     case JobStarted():
-                        await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
+                        if not handle.ended:  # else its end moves it (a result: queued -> running as it is stored)
+                            await self.repository.transition(request_id, S.RUNNING, from_states=[S.QUEUED])
                         await status.show(force=view.advance(first))
                     case JobProgress(stage=step) if step in (LOADING, PREPARING):
                         view.loading = "progress.preparing" if step == PREPARING else "progress.loading"

@@ -663,6 +663,25 @@ async def test_store_result_is_one_transaction_and_none_once_the_request_left_ru
     assert cancelled is not None and cancelled.state is S.CANCELLED and cancelled.seed == 5
 
 
+async def test_a_move_that_reads_back_returns_the_request_as_stored_then(repo: Repository) -> None:
+    _, request_id = await make_request(repo)
+    await repo.save_transcript(request_id, heard_text="a cat", language="en", language_probability=0.9)
+    control = await repo.add_image(request_id, ImageRole.CONTROL, png((3, 3, 3)))
+
+    opened = await repo.transition_read(request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], prompt_positive="cat")
+    assert opened is not None and opened.state is S.AWAITING_CONFIRMATION and opened.prompt_positive == "cat"
+    assert opened.transcript is not None and opened.transcript.heard_text == "a cat"
+    assert opened.images == (control,)
+    assert opened == await repo.get_request(request_id), "what a read would find"
+    assert await repo.transition_read(request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING]) is None, "moved once"
+
+    assert await repo.transition_read(request_id, S.FAILED, from_states=[S.TRANSCRIBING]) is None, "guarded like transition"
+    unchanged = await repo.get_request(request_id)
+    assert unchanged is not None and unchanged.state is S.AWAITING_CONFIRMATION
+    with pytest.raises(ValueError):
+        await repo.transition_read(request_id, S.DELIVERED, from_states=[S.AWAITING_CONFIRMATION])
+
+
 @contextmanager
 def cursor_statements() -> Iterator[list[tuple[str, Any]]]:
     """Every statement SQLAlchemy sends to a driver meanwhile, with its execution context (any engine)."""
@@ -735,6 +754,8 @@ async def test_postgresql_units_begin_only_where_a_unit_writes_several_statement
     # BEGIN and the admission lock in one round trip, the insert with the caps' counts in it, COMMIT.
     assert capped == [f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})", "COMMIT", "INSERT"]
     assert (await sent(repo.store_result(request_id, [], seed=None, model=None, style="x")))[:2] == ["BEGIN", "COMMIT"]
+    # A move that returns the request: one statement, the UPDATE a CTE of the read.
+    assert await sent(repo.transition_read(request_id, S.FAILED, from_states=[S.RUNNING], error_key="e")) == ["WITH"]
 
     held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = :k")
     locks = lambda connection: connection.execute(held, {"k": ADMISSION_LOCK_KEY}).scalar_one()  # noqa: E731

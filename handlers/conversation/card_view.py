@@ -21,12 +21,22 @@ log = logging.getLogger(__name__)
 S = RequestState
 
 
-async def card_for(ctx: Context, who: Who, request_id: str, *, details: bool = False, fix: str = "", asking: bool = False) -> Reply:
+async def card_for(
+    ctx: Context,
+    who: Who,
+    request_id: str,
+    *,
+    details: bool = False,
+    fix: str = "",
+    asking: bool = False,
+    stored: RequestRecord | None = None,
+) -> Reply:
     """The confirmation card of a request, rendered from what the database holds (so every update shows the same).
 
+    ``stored``: the request as the write that changed it just returned it (else it is read).
     A request waiting for a missing model says so, with Retry (``fix``: the operator's, for the studio).
     """
-    record = await ctx.repository.get_request(request_id)
+    record = stored or await ctx.repository.get_request(request_id)
     assert record is not None
     missing = record.error_key if is_unavailable(record.error_key) else None
     if record.transcript is None:

@@ -85,15 +85,29 @@ async def _keeps_its_shape(ctx: Context, request_id: str) -> bool:
     return record is not None and (record.kind is RequestKind.REMIX or bool(record.control))
 
 
-async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, opening: bool = False, renew: bool = True) -> bool:
-    """Store ``prompt`` as what the card of ``request_id`` draws; False when the card is no longer open.
+async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, renew: bool = True) -> bool:
+    """Store ``prompt`` as what the open card of ``request_id`` draws; False when the card is no longer open.
 
     A shape word in the words ("landscape", 竖版) picks the card's shape, except a remix's or a kept composition's (its picture's).
     A prompt the content policy refuses is stored too, marked ``policy.refused``
-    (the card says why; Edit can fix it). ``opening``: the card opens now (a
-    voice note was understood), else it is open already; ``renew``: it expires
-    a full ``card_ttl`` from now.
+    (the card says why; Edit can fix it). ``renew``: the card expires a full ``card_ttl`` from now.
     """
+    fields = await _reading_fields(ctx, who, request_id, prompt, renew=renew)
+    return await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], **fields)
+
+
+async def open_with_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt) -> RequestRecord | None:
+    """A voice note was understood: its card opens drawing ``prompt`` (as :func:`write_reading` stores it).
+
+    The request as stored then (what the card shows), in the same round trip; None when it was no longer
+    being transcribed (cancelled meanwhile).
+    """
+    fields = await _reading_fields(ctx, who, request_id, prompt, renew=True)
+    return await ctx.repository.transition_read(request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], **fields)
+
+
+async def _reading_fields(ctx: Context, who: Who, request_id: str, prompt: Prompt, *, renew: bool) -> dict[str, Any]:
+    """The columns that make ``prompt`` what the card of ``request_id`` draws (see :func:`write_reading`)."""
     fields: dict[str, Any] = {
         "prompt_positive": prompt.positive,
         "prompt_negative": prompt.negative,
@@ -104,6 +118,4 @@ async def write_reading(ctx: Context, who: Who, request_id: str, prompt: Prompt,
         fields.update(shape_size(prompt.aspect))
     if renew:
         fields["card_expires_at"] = ctx.clock() + ctx.config.card_ttl
-    if opening:
-        return await ctx.repository.transition(request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], **fields)
-    return await ctx.repository.update_in_state(request_id, [S.AWAITING_CONFIRMATION], **fields)
+    return fields

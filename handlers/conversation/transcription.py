@@ -10,7 +10,7 @@ from handlers.conversation.card_view import card_for, show_card
 from handlers.conversation.context import Context, Who
 from handlers.conversation.lifecycle import fail
 from handlers.conversation.queueing import present
-from handlers.conversation.readings import heard, write_reading
+from handlers.conversation.readings import heard, open_with_reading
 from handlers.conversation.voice import speak_card
 from handlers.i18n import reader_script
 
@@ -37,9 +37,9 @@ async def transcribe(ctx: Context, who: Who, request_id: str, ref: str, audio: b
     except Exception as error:
         await fail(ctx, who, request_id, ref, error, from_states=[S.TRANSCRIBING])
         return
-    if await write_reading(ctx, who, request_id, prompt, opening=True):  # understood: the card is open from now on
+    if stored := await open_with_reading(ctx, who, request_id, prompt):  # understood: the card is open from now on
         doubtful = cards.is_doubtful(transcript.language, transcript.language_probability)
-        await present(ctx, who, request_id, ref, await card_for(ctx, who, request_id), doubtful=doubtful)
+        await present(ctx, who, request_id, ref, await card_for(ctx, who, request_id, stored=stored), doubtful=doubtful)
         await speak_card(ctx, who, request_id)  # after the card, never before it
 
 
