@@ -533,13 +533,18 @@ class Repository:
             # The move and the active caps' counts in one statement; when nothing moved, was a cap full?
             if connection.execute(sql.update_request_admitted(states), values | _limits(caps)).rowcount == 1:
                 return True
-            found = connection.execute(sql.REQUEST_STATE, {"b_id": request_id}).one_or_none()
-            if found is None or found.state not in states:
-                return False  # not in a source state: a duplicate or late event
-            self._admit(connection, found.user_id, caps, new_request=False, moving_in=found.state in _ACTIVE)
-            raise RuntimeError(f"request {request_id} was refused by caps its admission finds room in")
+            return self._not_admitted(connection, request_id, states, caps)
 
         return move
+
+    def _not_admitted(self, connection: Connection, request_id: str, states: tuple[str, ...], caps: Caps) -> bool:
+        """Why a move with ``caps`` out of ``states`` moved nothing: False when the request was not in them, else
+        :class:`~db.limits.CapReached` for the cap that is full (in the exclusive unit of the move, see :meth:`_admit`)."""
+        found = connection.execute(sql.REQUEST_STATE, {"b_id": request_id}).one_or_none()
+        if found is None or found.state not in states:
+            return False  # not in a source state: a duplicate or late event
+        self._admit(connection, found.user_id, caps, new_request=False, moving_in=found.state in _ACTIVE)
+        raise RuntimeError(f"request {request_id} was refused by caps its admission finds room in")
 
     async def transition_read(
         self, request_id: str, to_state: RequestState, *, from_states: Iterable[RequestState] | None = None, **fields: Any
@@ -587,6 +592,8 @@ class Repository:
         now (what gets drawn), or None when it was not awaiting confirmation
         (a second press).
         """
+        if self._db.dialect == "postgresql":
+            return await self._queue_read(request_id, seed, caps)
         move = self._move(request_id, RequestState.QUEUED, [RequestState.AWAITING_CONFIRMATION], caps, {"seed": seed})
         final = {"updated_at": self._clock(), "b_id": request_id}
 
@@ -597,6 +604,21 @@ class Repository:
             return self._request_in(connection, request_id)
 
         return await self._run(unit, exclusive=caps is not None)
+
+    async def _queue_read(self, request_id: str, seed: int, caps: Caps | None) -> RequestRecord | None:
+        """:meth:`queue` on PostgreSQL: the move, the final text and the read in one statement (``sql.queue_read``)."""
+        states = (RequestState.AWAITING_CONFIRMATION.value,)
+        values = self._move_values(request_id, RequestState.QUEUED, {"seed": seed})
+        statement = sql.queue_read(frozenset(values) - {"b_id"}, capped=caps is not None)
+        parameters = values | {"b_final_at": self._clock()} | (_limits(caps) if caps is not None else {})
+
+        def unit(connection: Connection) -> RequestRecord | None:
+            record = self._record_of(connection.execute(statement, parameters).all())
+            if record is None and caps is not None:
+                self._not_admitted(connection, request_id, states, caps)
+            return record
+
+        return await self._run(unit, single=caps is None, exclusive=caps is not None)
 
     async def update_in_state(self, request_id: str, in_states: Iterable[RequestState], **fields: Any) -> bool:
         """Set ``fields`` (see :data:`TRANSITION_FIELDS`) only while the request is in ``in_states``.

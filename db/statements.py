@@ -243,16 +243,29 @@ def _bound(fields: frozenset[str]) -> dict[str, Any]:
     return {name: bindparam(name, type_=R.c[name].type) for name in sorted(fields)}
 
 
-def _read_back(statement: Any) -> Any:
+def _read_back(statement: Any, *, final_text: bool = False) -> Any:
     """``statement`` (an ``UPDATE`` of one request, PostgreSQL) and the request as it is then, in one statement.
 
     Rows as :data:`REQUEST_BY_ID`'s (none: nothing was updated): the ``UPDATE``, a data-modifying CTE, returns
-    the row as it wrote it, and the transcript and images are joined to that.
+    the row as it wrote it, and the transcript and images are joined to that. ``final_text``: the moved
+    request's transcript gets its final text too (as :data:`FINAL_TEXT`, ``b_final_at`` its time), in a
+    second CTE whose returned row is the transcript joined.
     """
     moved = statement.returning(*R.c).cte("moved")
+    transcript: Any = T
+    if final_text:
+        transcript = (
+            update(T)
+            .where(T.c.request_id.in_(select(moved.c.id)))
+            .values(final_text=func.coalesce(func.nullif(T.c.edited_text, ""), T.c.heard_text), updated_at=bindparam("b_final_at"))
+            .returning(*T.c)
+            .cte("final")
+        )
     return (
-        select(*moved.c, *(c.label(f"t_{c.name}") for c in T.c), *(c.label(f"i_{c.name}") for c in I.c))
-        .select_from(moved.outerjoin(T, T.c.request_id == moved.c.id).outerjoin(I, I.c.request_id == moved.c.id))
+        select(*moved.c, *(c.label(f"t_{c.name}") for c in transcript.c), *(c.label(f"i_{c.name}") for c in I.c))
+        .select_from(
+            moved.outerjoin(transcript, transcript.c.request_id == moved.c.id).outerjoin(I, I.c.request_id == moved.c.id)
+        )
         .order_by(I.c.id)
     )
 
@@ -270,6 +283,15 @@ def update_request_read(states: tuple[str, ...], fields: frozenset[str]) -> Any:
 def finish_job_read(fields: frozenset[str]) -> Any:
     """:data:`FINISH_JOB` setting ``fields`` too, and the request as it is then (PostgreSQL; see :func:`_read_back`)."""
     return _read_back(FINISH_JOB.values(_bound(fields)))
+
+
+@cache
+def queue_read(fields: frozenset[str], *, capped: bool) -> Any:
+    """Draw it (PostgreSQL): awaiting_confirmation -> queued setting ``fields`` (``capped``: only while the active
+    caps leave room, as :func:`update_request_admitted`), the transcript's final text, and the request as it is
+    then, in one statement (see :func:`_read_back`)."""
+    guarded = update_request_admitted if capped else update_request
+    return _read_back(guarded(("awaiting_confirmation",)).values(_bound(fields)), final_text=True)
 
 
 _HEARD = ("heard_text", "language", "language_probability", "translation", "words", "edited_text", "final_text", "updated_at")

@@ -756,6 +756,11 @@ async def test_postgresql_units_begin_only_where_a_unit_writes_several_statement
     assert (await sent(repo.store_result(request_id, [], seed=None, model=None, style="x")))[:2] == ["BEGIN", "COMMIT"]
     # A move that returns the request: one statement, the UPDATE a CTE of the read.
     assert await sent(repo.transition_read(request_id, S.FAILED, from_states=[S.RUNNING], error_key="e")) == ["WITH"]
+    _, card = await make_request(repo, state=S.AWAITING_CONFIRMATION)
+    _, other = await make_request(repo, state=S.AWAITING_CONFIRMATION)
+    # Draw: the move (with the caps' counts), the final text and the read in one statement.
+    assert await sent(repo.queue(card, seed=1)) == ["WITH"]
+    assert await sent(repo.queue(other, seed=1, caps=caps)) == [f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})", "COMMIT", "WITH"]
 
     held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = :k")
     locks = lambda connection: connection.execute(held, {"k": ADMISSION_LOCK_KEY}).scalar_one()  # noqa: E731
