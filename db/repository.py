@@ -46,6 +46,7 @@ from db.records import ImageRecord, RequestAddress, RequestRecord, TranscriptRec
 from db.session import Database
 from db.statements import ADMISSION_LOCK_KEY
 from db.states import ACTIVE_STATES, INITIAL_STATES, TERMINAL_STATES, RequestState, allowed_sources
+from db.waiting_audio import WaitingAudio
 
 __all__ = ["ADMISSION_LOCK_KEY", "TRANSITION_FIELDS", "Identified", "Repository"]
 
@@ -159,16 +160,25 @@ def _request_record(shape: _Shape, row: Row[Any], images: tuple[ImageRecord, ...
 class Repository:
     """The history database as the bot uses it.
 
-    ``data_dir`` holds the image files (``<data_dir>/images/...``); ``clock``
-    supplies timestamps (timezone-aware UTC) and is replaceable in tests.
+    ``data_dir`` holds the image files (``<data_dir>/images/...``) and the voice notes waiting for the speech
+    model (:mod:`db.waiting_audio`); ``clock`` supplies timestamps (timezone-aware UTC) and is replaceable in tests.
     """
 
     def __init__(self, database: Database, data_dir: Path, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = database
         self._upserts = sql.upserts(database.dialect)
         self._images = ImageStore(data_dir)
+        self._waiting_audio = WaitingAudio(data_dir)
         self._clock = clock
         self._recent = RecentIdentities()
+
+    async def keep_waiting_audio(self, request_id: str, audio: bytes) -> None:
+        """Keep the recording of a voice note that waits for the speech model, across restarts."""
+        await asyncio.to_thread(self._waiting_audio.keep, request_id, audio)
+
+    async def take_waiting_audio(self, request_id: str) -> bytes | None:
+        """The recording kept for ``request_id`` (gone from the disk once taken), or None."""
+        return await asyncio.to_thread(self._waiting_audio.take, request_id)
 
     async def _run(self, work: Work, *, write: bool = True, single: bool = False, exclusive: bool = False) -> Any:
         return await self._db.run(work, write=write, single=single, exclusive=exclusive)

@@ -166,6 +166,24 @@ async def test_a_voice_note_waits_for_the_speech_model_and_retry_listens_again(
     assert record.state is S.AWAITING_CONFIRMATION and record.error_key is None
 
 
+async def test_a_voice_note_waiting_for_the_speech_model_survives_a_restart(
+    sqlite_url, make_harness, tmp_path: Path, english_voice_notes, whisper_model_dir: Path
+) -> None:
+    """The fix (WHISPER_MODEL) takes a restart: Retry after it still listens to the voice note, not "it is gone"."""
+    model_dir = tmp_path / "whisper-base"
+    before = await make_harness(sqlite_url, WhisperNotYetHere(model_dir))
+    await before.voice("amy", english_voice_notes["ogg"].path.read_bytes())
+    ref, card = before.messenger.last("card")
+    assert card.text == "The speech model isn't installed on this server yet; the operator has been told how to add it."
+
+    shutil.copytree(whisper_model_dir, model_dir)  # the operator puts the model in place and restarts
+    after = await make_harness(sqlite_url, WhisperNotYetHere(model_dir))
+    await after.press("amy", button(card, Action.RETRY_MISSING), ref)
+    _, heard = after.messenger.last("card")
+    assert heard.text.startswith("I heard (English, ") and "blue hair" in heard.text.lower()
+    assert not list((tmp_path / "data" / "waiting-audio").iterdir()), "the recording is not kept once listened to"
+
+
 async def test_a_drawing_without_the_drawing_model_keeps_its_card_with_retry(sqlite_url, make_harness) -> None:
     engine = ScriptedEngine()
     h = await make_harness(sqlite_url, engine)

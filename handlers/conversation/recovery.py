@@ -38,7 +38,8 @@ async def on_retry_missing(ctx: Context, who: Who, press: ButtonPress, record: R
         await ctx.repository.update_in_state(record.id, [S.AWAITING_CONFIRMATION], error_key=None)
         await confirm(ctx, who, record.id, press.message_ref or None, record)
         return
-    audio = ctx.audio.get(record.id)
+    kept = await ctx.repository.take_waiting_audio(record.id)  # what survived a restart
+    audio = ctx.audio.get(record.id) or kept
     if audio is None:
         await ctx.messenger.notify(who.origin, t("voice.gone", who.lang))
         return
@@ -78,6 +79,7 @@ async def _cancel(ctx: Context, who: Who, record: RequestRecord) -> None:
     if record.state is S.AWAITING_CONFIRMATION:
         if await ctx.repository.transition(record.id, S.CANCELLED, from_states=[S.AWAITING_CONFIRMATION]):
             ctx.audio.pop(record.id, None)
+            await ctx.repository.take_waiting_audio(record.id)
             if record.id in ctx.cards:
                 await retire_card(ctx, who, record.id, "cancelled")
             else:

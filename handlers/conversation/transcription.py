@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from db.states import RequestState
 from engine.errors import ModelUnavailableError
 from engine.missing_models import tell_operator, unavailable_key
@@ -13,6 +15,8 @@ from handlers.conversation.queueing import present
 from handlers.conversation.readings import heard, open_with_reading
 from handlers.conversation.voice import speak_card
 from handlers.i18n import reader_script
+
+log = logging.getLogger(__name__)
 
 S = RequestState
 
@@ -32,7 +36,7 @@ async def transcribe(ctx: Context, who: Who, request_id: str, ref: str, audio: b
             words=transcript.words,
         )
     except ModelUnavailableError as error:
-        await wait_for_model(ctx, who, request_id, ref, error)
+        await wait_for_model(ctx, who, request_id, ref, error, audio)
         return
     except Exception as error:
         await fail(ctx, who, request_id, ref, error, from_states=[S.TRANSCRIBING])
@@ -43,10 +47,18 @@ async def transcribe(ctx: Context, who: Who, request_id: str, ref: str, audio: b
         await speak_card(ctx, who, request_id)  # after the card, never before it
 
 
-async def wait_for_model(ctx: Context, who: Who, request_id: str, ref: str, error: ModelUnavailableError) -> None:
-    """The speech model is missing: the voice note waits, its card saying so with Retry, instead of failing."""
+async def wait_for_model(ctx: Context, who: Who, request_id: str, ref: str, error: ModelUnavailableError, audio: bytes) -> None:
+    """The speech model is missing: the voice note waits, its card saying so with Retry, instead of failing.
+
+    Its recording is kept on disk too: the operator's fix (``WHISPER_MODEL``) takes a restart, and Retry after it
+    still listens to it.
+    """
     tell_operator(error)
     key = unavailable_key(error)
+    try:
+        await ctx.repository.keep_waiting_audio(request_id, audio)
+    except OSError:
+        log.warning("request %s: could not keep its voice note on disk; a restart loses it", request_id, exc_info=True)
     if await ctx.repository.transition(
         request_id, S.AWAITING_CONFIRMATION, from_states=[S.TRANSCRIBING], error_key=key, card_expires_at=ctx.clock() + ctx.config.card_ttl
     ):
