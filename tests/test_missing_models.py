@@ -36,6 +36,19 @@ def text_job(job_id: str) -> JobSpec:
     return JobSpec(job_id, "amy", "text", "face_paint_512_v2", positive="a girl with blue hair", negative="", seed=1)
 
 
+async def last_event(model: Path, checkpoints: Path, spec: JobSpec) -> JobEvent:
+    """The terminal event of ``spec`` on the real engine with drawing model ``model`` and style weights in ``checkpoints``
+    (downloads off)."""
+    text_to_image = TextToImage(DiffusionConfig(model=str(model), width=64, height=64, steps=2))
+    animegan = AnimeGAN(checkpoints, backend="torch", download=False)
+    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
+    await engine.start()
+    try:
+        return (await drain(await engine.submit(spec)))[-1]
+    finally:
+        await engine.close()
+
+
 async def test_a_missing_drawing_model_fails_as_such_and_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     missing = tmp_path / "no-such-sd-model"
     text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2))
@@ -62,15 +75,8 @@ async def test_a_missing_drawing_model_fails_as_such_and_is_logged_once(tmp_path
 
 
 async def test_missing_style_weights_with_downloads_off_fail_as_a_style(tmp_path: Path, tiny_sd_dir: Path) -> None:
-    text_to_image = TextToImage(DiffusionConfig(model=str(tiny_sd_dir), width=64, height=64, steps=2))
-    animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
-    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
-    await engine.start()
-    try:
-        photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
-        (*_, failed) = await drain(await engine.submit(photo))
-    finally:
-        await engine.close()
+    photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
+    failed = await last_event(tiny_sd_dir, tmp_path / "empty-checkpoints", photo)
     assert isinstance(failed, JobFailed)
     assert (failed.error_key, dict(failed.params)) == ("model.unavailable.style", {"model": "style"})
     assert "face_paint_512_v2" in failed.detail
@@ -79,15 +85,8 @@ async def test_missing_style_weights_with_downloads_off_fail_as_a_style(tmp_path
 async def test_the_fix_also_names_the_other_models_not_here_yet(tmp_path: Path) -> None:
     """A newcomer with nothing installed learns every missing model at once, not one per failed request."""
     missing = tmp_path / "no-such-sd-model"
-    text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2))
-    animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
-    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
-    await engine.start()
-    try:
-        photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
-        (*_, failed) = await drain(await engine.submit(photo))
-    finally:
-        await engine.close()
+    photo = JobSpec("p1", "amy", "photo", "face_paint_512_v2", source_png=png())
+    failed = await last_event(missing, tmp_path / "empty-checkpoints", photo)
     assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.style"
     fix, rest = failed.detail.split("\n\nAlso not on this machine yet (each is fetched on first use when it can be):\n")
     assert "face_paint_512_v2" in fix, failed.detail
@@ -98,15 +97,8 @@ async def test_the_fix_also_names_the_other_models_not_here_yet(tmp_path: Path) 
 async def test_the_fix_names_what_a_composition_needs_too(tmp_path: Path) -> None:
     """Models fetched only when asked for are named when the job asks for them: a photo's depth needs its ControlNet and estimator."""
     missing = tmp_path / "no-such-sd-model"
-    text_to_image = TextToImage(DiffusionConfig(model=str(missing), width=64, height=64, steps=2, cache_dir=tmp_path / "models"))
-    animegan = AnimeGAN(tmp_path / "empty-checkpoints", backend="torch", download=False)
-    engine = LocalJobQueue(AnimePipeline(text_to_image, animegan, default_style="face_paint_512_v2"))
-    await engine.start()
-    try:
-        depth = JobSpec("d1", "amy", "text", "face_paint_512_v2", positive="a castle", seed=1, control="depth", control_png=png())
-        (*_, failed) = await drain(await engine.submit(depth))
-    finally:
-        await engine.close()
+    depth = JobSpec("d1", "amy", "text", "face_paint_512_v2", positive="a castle", seed=1, control="depth", control_png=png())
+    failed = await last_event(missing, tmp_path / "empty-checkpoints", depth)
     assert isinstance(failed, JobFailed) and failed.error_key == "model.unavailable.control"  # the depth map comes first
     fix, rest = failed.detail.split("Also not on this machine yet")
     assert "depth-anything/Depth-Anything-V2-Small-hf" in fix and "Depth-Anything" not in rest

@@ -3,7 +3,6 @@ and Remix's words are typed in a field under its prompt (there is no card to hol
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from engine.image.imageio import png_bytes
 from engine.image.png_info import PictureParameters
 from handlers.actions import Action
 from handlers.i18n import t
-from tests.support.browser import CHROMIUM, chromium_args
+from tests.support.browser import CHROMIUM, chromium_args, dropped_files
 from tests.support.browser import open_page as open_browser_page
 from tests.support.scripted_engine import SpeechAndJobs
 from tests.support.web import Studio, studio_over
@@ -44,13 +43,7 @@ async def test_a_dropped_drawing_offers_draw_again_and_remix_in_the_page(served:
             opened = await open_browser_page(browser, served, shots, locale="en-US", viewport={"width": 1000, "height": 900})
             page: Any = opened.page
             page.set_default_timeout(120_000)
-            files = await page.evaluate_handle(
-                """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-                             const files = new DataTransfer();
-                             files.items.add(new File([bytes], "fox.png", {type: "image/png"}));
-                             return files; }""",
-                base64.b64encode(picture).decode(),
-            )
+            files = await dropped_files(page, picture, "fox.png")
             await page.dispatch_event("body", "dragenter", {"dataTransfer": files})
             await page.dispatch_event("body", "drop", {"dataTransfer": files})
             offer = page.locator(f".msg:has(button[data-action='{Action.DRAW_AGAIN}'])").last
@@ -88,13 +81,7 @@ async def test_a_remix_prompt_still_waiting_for_its_words_is_live_again_after_a_
             opened = await open_browser_page(browser, served, shots, locale="en-US", viewport={"width": 1000, "height": 900})
             page: Any = opened.page
             page.set_default_timeout(120_000)
-            files = await page.evaluate_handle(
-                """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-                             const files = new DataTransfer();
-                             files.items.add(new File([bytes], "fox.png", {type: "image/png"}));
-                             return files; }""",
-                base64.b64encode(picture).decode(),
-            )
+            files = await dropped_files(page, picture, "fox.png")
             await page.dispatch_event("body", "drop", {"dataTransfer": files})
             offer = page.locator(f".msg:has(button[data-action='{Action.DRAW_AGAIN}'])").last
             await offer.locator(f"button[data-action='{Action.REMIX}']").click()

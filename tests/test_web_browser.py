@@ -16,7 +16,6 @@ Playwright never downloads a browser here: it drives ``/usr/bin/chromium``
 
 from __future__ import annotations
 
-import base64
 import io
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from PIL import Image
 
 from handlers.actions import Action
 from handlers.i18n import t
-from tests.support.browser import CHROMIUM, PHONE, Page, chromium_args
+from tests.support.browser import CHROMIUM, PHONE, Page, chromium_args, dropped_files
 from tests.support.browser import open_page as open_browser_page
 from tests.support.conversation import CountingTextToImage
 from tests.support.scripted_engine import SpeechAndJobs
@@ -155,13 +154,7 @@ async def test_voice_edit_draw_download_photo_gallery_and_the_chinese_page(
     # a photo dropped on the page -> an anime picture
     photo = io.BytesIO()
     Image.new("RGB", (120, 90), (240, 170, 120)).save(photo, format="PNG")
-    dropped = await page.evaluate_handle(
-        """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-                     const files = new DataTransfer();
-                     files.items.add(new File([bytes], "holiday.png", {type: "image/png"}));
-                     return files; }""",
-        base64.b64encode(photo.getvalue()).decode(),
-    )
+    dropped = await dropped_files(page, photo.getvalue(), "holiday.png")
     await page.dispatch_event("body", "dragenter", {"dataTransfer": dropped})
     assert await page.locator("#drop").is_visible(), "dragging a file over the page shows where to drop it"
     await page.dispatch_event("body", "drop", {"dataTransfer": dropped})

@@ -25,7 +25,7 @@ from engine.image.png_info import PictureParameters, read
 from engine.language.prompt import build_prompt
 from handlers.actions import Action
 from handlers.conversation.context import Context, Who
-from handlers.conversation.lifecycle import create, fail, job_for, refuse, submit
+from handlers.conversation.lifecycle import create, drawn_like, fail, job_for, refuse, submit
 from handlers.conversation.photo_checking import check_photo
 from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress
@@ -121,11 +121,7 @@ async def on_draw_again(ctx: Context, who: Who, press: ButtonPress, record: Requ
         parent_id=record.id,
         style=record.style or who.style,
         seed=record.seed,
-        prompt_positive=record.prompt_positive,
-        prompt_negative=record.prompt_negative,
-        source_language=record.source_language,
-        width=record.width,
-        height=record.height,
+        **drawn_like(record),
         steps=record.steps,
         guidance=record.guidance,
     )

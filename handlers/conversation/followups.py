@@ -11,7 +11,7 @@ from handlers import cards
 from handlers.actions import Action
 from handlers.conversation.card_view import style_picker
 from handlers.conversation.context import Context, Who
-from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, submit
+from handlers.conversation.lifecycle import create, drawn_like, job_for, new_seed, refuse, submit
 from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress, Command
 from handlers.i18n import t
@@ -53,12 +53,8 @@ async def _derive(ctx: Context, who: Who, parent: RequestRecord, kind: RequestKi
         parent_id=parent.id,
         style=style,
         seed=parent.seed if kind is RequestKind.RESTYLE else new_seed(),
-        prompt_positive=parent.prompt_positive,
-        prompt_negative=parent.prompt_negative,
-        source_language=parent.source_language,
         control=control,
-        width=parent.width,
-        height=parent.height,
+        **drawn_like(parent),
     )
     if control:  # the picture whose composition the parent kept (the same file)
         await ctx.repository.link_image(parent.id, request_id, ImageRole.CONTROL)

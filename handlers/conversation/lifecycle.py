@@ -52,6 +52,17 @@ def new_seed() -> int:
     return secrets.randbelow(2**32)
 
 
+def drawn_like(parent: RequestRecord) -> dict[str, object]:
+    """The fields a request derived from ``parent`` draws with as it did: its words (prompt, negative, language) and shape."""
+    return {
+        "prompt_positive": parent.prompt_positive,
+        "prompt_negative": parent.prompt_negative,
+        "source_language": parent.source_language,
+        "width": parent.width,
+        "height": parent.height,
+    }
+
+
 async def create(ctx: Context, who: Who, **fields: object) -> str:
     """A new request of ``who``, created only while their caps leave room (checked atomically)."""
     try:

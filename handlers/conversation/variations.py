@@ -18,7 +18,7 @@ from db.enums import VARIATIONS, ImageRole, RequestKind, variation_roles
 from db.records import RequestRecord
 from db.states import RequestState
 from handlers.conversation.context import Context, Who
-from handlers.conversation.lifecycle import create, job_for, new_seed, refuse, submit
+from handlers.conversation.lifecycle import create, drawn_like, job_for, new_seed, refuse, submit
 from handlers.conversation.readings import judge_stored
 from handlers.events import ButtonPress
 from handlers.i18n import t
@@ -41,11 +41,7 @@ async def on_variations(ctx: Context, who: Who, press: ButtonPress, record: Requ
         parent_id=record.id,
         style=record.style or who.style,
         seed=new_seed(),
-        prompt_positive=record.prompt_positive,
-        prompt_negative=record.prompt_negative,
-        source_language=record.source_language,
-        width=record.width,  # the picture's shape
-        height=record.height,
+        **drawn_like(record),  # the picture's words and shape
     )
     verdict = await judge_stored(ctx, who, record)  # the same words again: the chat's level may have changed since
     if not verdict.allowed:
@@ -77,11 +73,7 @@ async def on_keep(ctx: Context, who: Who, press: ButtonPress, record: RequestRec
         parent_id=record.id,
         style=record.style,
         seed=anime.seed,
-        prompt_positive=record.prompt_positive,
-        prompt_negative=record.prompt_negative,
-        source_language=record.source_language,
-        width=record.width,  # a Reroll or Remix of the kept one keeps its shape
-        height=record.height,
+        **drawn_like(record),  # a Reroll or Remix of the kept one keeps its shape
     )
     await ctx.repository.link_image(record.id, request_id, roles[0], as_role=ImageRole.ANIME)
     await ctx.repository.link_image(record.id, request_id, roles[1], as_role=ImageRole.BASE)

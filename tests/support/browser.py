@@ -15,6 +15,7 @@ installs it); the browser tests skip with a reason without it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import math
 import random
@@ -75,6 +76,17 @@ class Page:
         return await self.page.locator(selector).first.evaluate(
             "e => { const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height}; }"
         )
+
+
+async def dropped_files(page: Any, data: bytes, name: str) -> Any:
+    """A ``DataTransfer`` holding one PNG file ``name`` with ``data``, for ``dragenter``/``drop`` events on the page."""
+    return await page.evaluate_handle(
+        """([b64, name]) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                             const files = new DataTransfer();
+                             files.items.add(new File([bytes], name, {type: "image/png"}));
+                             return files; }""",
+        [base64.b64encode(data).decode(), name],
+    )
 
 
 async def open_page(
